@@ -1,0 +1,98 @@
+//! One consumer loop for every service: receive, handle, settle by what the handler says.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use proto::Envelope;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{RetryOutcome, Subscription};
+
+/// What a handler tells the loop to do with a message it could not handle.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// May pass later (database busy, deadlock, downstream down): retry with back-off.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Can never be handled (malformed payload, unknown tenant): park it now.
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// Runs `handler` on every delivery of `sub`, up to `concurrency` at once, until `shutdown`.
+///
+/// `Ok` acks, `Transient` retries (parking after the last attempt), `Invalid` parks. A handler
+/// that panics leaves its delivery unsettled, so it is redelivered.
+pub async fn run_consumer<H, F>(
+    name: &'static str,
+    mut sub: Subscription,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Envelope) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            d = sub.recv() => match d {
+                Some(d) => d,
+                None => break,
+            },
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let handler = handler.clone();
+        let span = tracing::info_span!(
+            "consume",
+            consumer = name,
+            message_id = %delivery.envelope.id,
+            r#type = %delivery.envelope.kind,
+            tenant_id = %delivery.envelope.tenant_id,
+            trace_id = %delivery.envelope.trace_id,
+            attempt = delivery.attempt,
+        );
+        let task = async move {
+            let _permit = permit;
+            let outcome = handler(delivery.envelope.clone()).await;
+            let settled = match outcome {
+                Ok(()) => {
+                    metrics::counter!("scrm_consumer_handled_total", "consumer" => name)
+                        .increment(1);
+                    delivery.ack().await
+                }
+                Err(HandlerError::Transient(reason)) => {
+                    metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "transient").increment(1);
+                    match delivery.retry(&reason).await {
+                        Ok(RetryOutcome::Scheduled(delay)) => {
+                            tracing::warn!(error = %reason, retry_in = ?delay, "Handler failed; will retry");
+                            Ok(())
+                        }
+                        Ok(RetryOutcome::Parked) => {
+                            tracing::error!(error = %reason, "Handler failed on the last attempt; message parked");
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(HandlerError::Invalid(reason)) => {
+                    metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "invalid").increment(1);
+                    tracing::error!(error = %reason, "Message cannot be handled; parked");
+                    delivery.park(&reason).await
+                }
+            };
+            if let Err(e) = settled {
+                tracing::warn!(error = %e, "Could not settle message; it will be redelivered");
+            }
+        };
+        tokio::spawn(task.instrument(span));
+    }
+    // Wait for in-flight handlers so their settlements go out before shutdown completes.
+    let _ = permits.acquire_many(concurrency.max(1) as u32).await;
+}

@@ -1,0 +1,306 @@
+//! The event bus: one trait, two implementations with the same semantics.
+//!
+//! - [`AmqpBus`]: RabbitMQ through lapin — a durable topic exchange, one durable queue per consumer
+//!   group, persistent messages, publisher confirms, manual ack, bounded prefetch, retry with growing
+//!   delay through per-delay queues that dead-letter back into the group's queue, a parking queue
+//!   after the last attempt, and reconnection with back-off for publishers and consumers.
+//! - [`MemoryBus`]: in-process, for embedded mode and tests: the same topic patterns (`*`, `#`),
+//!   at-least-once delivery, redelivery of unacked messages, the same retry and parking policy.
+//!
+//! Delivery contract (both): a [`Delivery`] must be settled with [`Delivery::ack`],
+//! [`Delivery::retry`] or [`Delivery::park`]; one dropped unsettled (a consumer that died
+//! mid-message) is redelivered.
+
+mod amqp;
+mod consumer;
+mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use proto::Envelope;
+
+pub use amqp::AmqpBus;
+pub use consumer::{run_consumer, HandlerError};
+pub use memory::MemoryBus;
+
+use crate::config::{BusConfig, BusKind};
+
+/// Why a bus operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The broker could not be reached (or the connection dropped and did not come back in time).
+    #[error("message broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the message (publisher confirm nack).
+    #[error("message broker refused the message (nack)")]
+    Nacked,
+    /// The operation did not finish within its time budget.
+    #[error("bus operation timed out after {0:?}")]
+    Timeout(Duration),
+    /// A protocol or topology error (bad queue arguments, unknown group, …).
+    #[error("bus error: {0}")]
+    Protocol(String),
+}
+
+impl BusError {
+    /// Worth retrying later (the broker may come back).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, BusError::Protocol(_))
+    }
+}
+
+/// Retry policy of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Deliveries before a message is parked, the first one included.
+    pub max_attempts: u32,
+    /// Delay before the n-th retry (index n-1); the last one repeats.
+    pub delays: Vec<Duration>,
+}
+
+impl RetryPolicy {
+    /// Delay before retrying a message whose `attempt`-th delivery failed, or `None` to park it.
+    pub fn next_delay(&self, attempt: u32) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let idx = (attempt.saturating_sub(1) as usize).min(self.delays.len().saturating_sub(1));
+        Some(
+            self.delays
+                .get(idx)
+                .copied()
+                .unwrap_or(Duration::from_secs(1)),
+        )
+    }
+}
+
+/// A consumer group: one durable queue that every subscriber of the group competes on.
+#[derive(Debug, Clone)]
+pub struct GroupSpec {
+    /// Group name, e.g. `identity`. The queue is named `<exchange>.<group>`.
+    pub group: String,
+    /// Routing-key patterns (`*` one word, `#` any number of words).
+    pub bindings: Vec<String>,
+    /// Unacknowledged deliveries a subscriber holds at once.
+    pub prefetch: u16,
+    /// Retry and parking.
+    pub retry: RetryPolicy,
+}
+
+impl GroupSpec {
+    /// A group with the retry policy and prefetch from `cfg`.
+    pub fn new(group: impl Into<String>, bindings: &[&str], cfg: &BusConfig) -> Self {
+        GroupSpec {
+            group: group.into(),
+            bindings: bindings.iter().map(|b| b.to_string()).collect(),
+            prefetch: cfg.prefetch,
+            retry: RetryPolicy {
+                max_attempts: cfg.max_attempts,
+                delays: cfg.retry_delays(),
+            },
+        }
+    }
+}
+
+/// The bus every role publishes to and consumes from.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes under the envelope's type; returns once the broker has confirmed it durable.
+    async fn publish(&self, envelope: &Envelope) -> Result<(), BusError>;
+
+    /// Publishes several envelopes in order; returns once all are confirmed. On error some may
+    /// have been confirmed (publish again: consumers are idempotent).
+    async fn publish_batch(&self, envelopes: &[Envelope]) -> Result<(), BusError> {
+        for e in envelopes {
+            self.publish(e).await?;
+        }
+        Ok(())
+    }
+
+    /// Declares a group's queues and bindings (idempotent). Messages published after this are kept
+    /// for the group even while no subscriber is connected.
+    async fn declare(&self, spec: &GroupSpec) -> Result<(), BusError>;
+
+    /// Declares the group and starts receiving its messages.
+    async fn subscribe(&self, spec: &GroupSpec) -> Result<Subscription, BusError>;
+
+    /// Messages parked for a group (failed every attempt).
+    async fn parked_count(&self, group: &str) -> Result<u64, BusError>;
+
+    /// Moves every parked message of a group back to its queue with a fresh attempt count.
+    async fn replay_parked(&self, group: &str) -> Result<u64, BusError>;
+
+    /// Checks the broker is reachable (readiness).
+    async fn ping(&self) -> Result<(), BusError>;
+
+    /// Short name for logs and readiness output.
+    fn kind(&self) -> &'static str;
+}
+
+/// Builds the bus a config asks for.
+pub async fn connect(cfg: &BusConfig) -> Result<std::sync::Arc<dyn Bus>, BusError> {
+    Ok(match cfg.kind {
+        BusKind::Memory => std::sync::Arc::new(MemoryBus::new()),
+        BusKind::Amqp => std::sync::Arc::new(AmqpBus::connect(cfg).await?),
+    })
+}
+
+/// A stream of deliveries for one subscriber of a group. Dropping it stops delivery; unsettled
+/// messages go back to the queue.
+pub struct Subscription {
+    rx: tokio::sync::mpsc::Receiver<Delivery>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        rx: tokio::sync::mpsc::Receiver<Delivery>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Subscription {
+            rx,
+            _stop: stop.drop_guard(),
+        }
+    }
+
+    /// The next delivery; `None` once the bus has shut the subscription down.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+}
+
+/// How a delivery is settled with the implementation it came from.
+#[async_trait]
+pub(crate) trait Settle: Send {
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+    /// Schedules another attempt after `delay`.
+    async fn retry(
+        self: Box<Self>,
+        envelope: &Envelope,
+        next_attempt: u32,
+        delay: Duration,
+        reason: &str,
+    ) -> Result<(), BusError>;
+    async fn park(
+        self: Box<Self>,
+        envelope: &Envelope,
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), BusError>;
+    /// Unsettled drop: put the message back for immediate redelivery.
+    fn release(self: Box<Self>);
+}
+
+/// One message handed to a consumer.
+pub struct Delivery {
+    /// The message.
+    pub envelope: Envelope,
+    /// Which delivery attempt this is (1 for the first).
+    pub attempt: u32,
+    /// The broker delivered this message before without it being settled.
+    pub redelivered: bool,
+    retry: RetryPolicy,
+    settle: Option<Box<dyn Settle>>,
+}
+
+/// What [`Delivery::retry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// Will be delivered again after this delay.
+    Scheduled(Duration),
+    /// Attempts are used up; the message is in the parking queue.
+    Parked,
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        envelope: Envelope,
+        attempt: u32,
+        redelivered: bool,
+        retry: RetryPolicy,
+        settle: Box<dyn Settle>,
+    ) -> Self {
+        Delivery {
+            envelope,
+            attempt,
+            redelivered,
+            retry,
+            settle: Some(settle),
+        }
+    }
+
+    fn take(&mut self) -> Box<dyn Settle> {
+        // Every settling method consumes `self`, so the settle handle is always present here.
+        self.settle.take().expect("delivery settled twice")
+    }
+
+    /// The message is handled; remove it from the queue.
+    pub async fn ack(mut self) -> Result<(), BusError> {
+        self.take().ack().await
+    }
+
+    /// Handling failed for a reason that may pass: deliver again after the policy's delay, or
+    /// park the message when its attempts are used up.
+    pub async fn retry(mut self, reason: &str) -> Result<RetryOutcome, BusError> {
+        let settle = self.take();
+        match self.retry.next_delay(self.attempt) {
+            Some(delay) => {
+                settle
+                    .retry(&self.envelope, self.attempt + 1, delay, reason)
+                    .await?;
+                metrics::counter!("scrm_bus_retried_total").increment(1);
+                Ok(RetryOutcome::Scheduled(delay))
+            }
+            None => {
+                settle.park(&self.envelope, self.attempt, reason).await?;
+                metrics::counter!("scrm_bus_parked_total").increment(1);
+                Ok(RetryOutcome::Parked)
+            }
+        }
+    }
+
+    /// The message can never be handled (invalid): park it now.
+    pub async fn park(mut self, reason: &str) -> Result<(), BusError> {
+        let settle = self.take();
+        settle.park(&self.envelope, self.attempt, reason).await?;
+        metrics::counter!("scrm_bus_parked_total").increment(1);
+        Ok(())
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(settle) = self.settle.take() {
+            settle.release();
+        }
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("id", &self.envelope.id)
+            .field("type", &self.envelope.kind)
+            .field("attempt", &self.attempt)
+            .field("redelivered", &self.redelivered)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policy_grows_then_parks() {
+        let p = RetryPolicy {
+            max_attempts: 4,
+            delays: vec![Duration::from_millis(10), Duration::from_millis(50)],
+        };
+        assert_eq!(p.next_delay(1), Some(Duration::from_millis(10)));
+        assert_eq!(p.next_delay(2), Some(Duration::from_millis(50)));
+        assert_eq!(p.next_delay(3), Some(Duration::from_millis(50)));
+        assert_eq!(p.next_delay(4), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! Idempotent consumption: a message's id is recorded in the same transaction as its effect, so a
+//! redelivered message is recognised and its effect is never applied twice.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::migrations::BusInbox;
+
+/// A future borrowing the transaction the effect runs in.
+pub type TxFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
+
+/// Outcome of [`process_once`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Processed<T> {
+    /// The effect ran and was committed together with the inbox record.
+    Done(T),
+    /// This consumer had already processed the message; nothing ran.
+    Duplicate,
+}
+
+/// Runs `effect` in a transaction that also records (`consumer`, `message_id`); commits both or
+/// neither. Concurrent deliveries of one message serialise on the inbox row: the second waits for
+/// the first and then sees a duplicate.
+pub async fn process_once<T, E, F>(
+    db: &DatabaseConnection,
+    consumer: &str,
+    message_id: Uuid,
+    effect: F,
+) -> Result<Processed<T>, E>
+where
+    E: From<DbErr>,
+    F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxFuture<'c, T, E>,
+{
+    let txn = db.begin().await?;
+    let insert = Query::insert()
+        .into_table(BusInbox::Table)
+        .columns([
+            BusInbox::Consumer,
+            BusInbox::MessageId,
+            BusInbox::ProcessedAt,
+        ])
+        .values_panic([
+            consumer.into(),
+            message_id.to_string().into(),
+            Utc::now().into(),
+        ])
+        .to_owned();
+    let backend = txn.get_database_backend();
+    match txn.execute(backend.build(&insert)).await {
+        Ok(_) => {}
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            txn.rollback().await?;
+            metrics::counter!("scrm_inbox_duplicates_total").increment(1);
+            return Ok(Processed::Duplicate);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let value = effect(&txn).await?;
+    txn.commit().await?;
+    Ok(Processed::Done(value))
+}
+
+/// Has `consumer` processed `message_id`?
+pub async fn seen<C: ConnectionTrait>(
+    db: &C,
+    consumer: &str,
+    message_id: Uuid,
+) -> Result<bool, DbErr> {
+    let q = Query::select()
+        .expr(Expr::val(1))
+        .from(BusInbox::Table)
+        .and_where(Expr::col(BusInbox::Consumer).eq(consumer))
+        .and_where(Expr::col(BusInbox::MessageId).eq(message_id.to_string()))
+        .to_owned();
+    let backend = db.get_database_backend();
+    Ok(db.query_one(backend.build(&q)).await?.is_some())
+}
+
+/// Forgets inbox records older than `age` (keep it longer than the longest redelivery horizon).
+pub async fn prune(db: &DatabaseConnection, age: Duration) -> Result<u64, DbErr> {
+    let cutoff = Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::days(30));
+    let q = Query::delete()
+        .from_table(BusInbox::Table)
+        .and_where(Expr::col(BusInbox::ProcessedAt).lt(cutoff))
+        .to_owned();
+    let backend = db.get_database_backend();
+    Ok(db.execute(backend.build(&q)).await?.rows_affected())
+}

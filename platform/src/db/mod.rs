@@ -1,0 +1,214 @@
+//! Database plumbing: sea-orm connections to MySQL/MariaDB or SQLite, the migrations every service
+//! includes (inbox and outbox tables), and the inbox/outbox helpers.
+//!
+//! Each service owns its own database (its own SQLite file in embedded mode, its own schema on the
+//! MySQL server in production) and its own migrator; no service reads another's tables.
+
+pub mod inbox;
+pub mod migrations;
+pub mod outbox;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
+
+use crate::config::DbConfig;
+
+/// Why a database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error(transparent)]
+    Query(#[from] DbErr),
+}
+
+/// Connects (creating the SQLite file, or the MySQL database when `create_database` is set).
+pub async fn connect(cfg: &DbConfig, create_database: bool) -> Result<DatabaseConnection, DbError> {
+    let url = cfg.url.expose();
+    if let Some(path) = sqlite_path(url) {
+        if let Some(dir) = Path::new(&path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    DbError::Connect(format!("cannot create directory {}: {e}", dir.display()))
+                })?;
+            }
+        }
+    } else if create_database {
+        create_mysql_database(cfg).await?;
+    }
+    let mut opts = ConnectOptions::new(sqlite_create_url(url));
+    opts.max_connections(cfg.max_connections)
+        .min_connections(0)
+        .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        .acquire_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    let db = Database::connect(opts)
+        .await
+        .map_err(|e| DbError::Connect(redact(&e.to_string(), url)))?;
+    db.ping()
+        .await
+        .map_err(|e| DbError::Connect(redact(&e.to_string(), url)))?;
+    Ok(db)
+}
+
+/// `sqlite:///abs/path.db`, `sqlite://rel.db` or `sqlite:rel.db` → the file path.
+pub fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(path.to_string())
+    }
+}
+
+fn sqlite_create_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_string()
+    }
+}
+
+/// Splits `mysql://…/dbname?x` into (server URL, dbname).
+pub fn split_mysql_url(url: &str) -> Option<(String, String)> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://")? + 3;
+    let slash = base[scheme_end..].find('/')? + scheme_end;
+    let name = &base[slash + 1..];
+    if name.is_empty() {
+        return None;
+    }
+    let mut server = base[..slash].to_string();
+    if let Some(q) = query {
+        server.push('?');
+        server.push_str(q);
+    }
+    Some((server, name.to_string()))
+}
+
+/// Creates the database a MySQL URL names, if it does not exist.
+pub async fn create_mysql_database(cfg: &DbConfig) -> Result<(), DbError> {
+    let url = cfg.url.expose();
+    let Some((server, name)) = split_mysql_url(url) else {
+        return Err(DbError::Connect("the MySQL URL names no database".into()));
+    };
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DbError::Connect(format!(
+            "database name `{name}` may only hold letters, digits and `_`"
+        )));
+    }
+    let mut opts = ConnectOptions::new(server.clone());
+    opts.max_connections(1)
+        .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        .sqlx_logging(false);
+    let admin = Database::connect(opts)
+        .await
+        .map_err(|e| DbError::Connect(redact(&e.to_string(), url)))?;
+    admin
+        .execute(Statement::from_string(
+            DbBackend::MySql,
+            format!("CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+        ))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Drops the database a MySQL URL names (tests clean up with it).
+pub async fn drop_mysql_database(url: &str) -> Result<(), DbError> {
+    let Some((server, name)) = split_mysql_url(url) else {
+        return Err(DbError::Connect("the MySQL URL names no database".into()));
+    };
+    let admin = Database::connect(server)
+        .await
+        .map_err(|e| DbError::Connect(redact(&e.to_string(), url)))?;
+    admin
+        .execute(Statement::from_string(
+            DbBackend::MySql,
+            format!("DROP DATABASE IF EXISTS `{name}`"),
+        ))
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Removes the password of `url` from a message.
+fn redact(message: &str, url: &str) -> String {
+    match url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
+        Some((userinfo, _)) => match userinfo.split_once(':') {
+            Some((_, pass)) if !pass.is_empty() => message.replace(pass, "***"),
+            _ => message.to_string(),
+        },
+        None => message.to_string(),
+    }
+}
+
+/// Runs a service's migrator.
+pub async fn migrate<M: sea_orm_migration::MigratorTrait>(
+    db: &DatabaseConnection,
+) -> Result<(), DbError> {
+    M::up(db, None)
+        .await
+        .map_err(|e| DbError::Migrate(e.to_string()))
+}
+
+/// Names of migrations a database has not applied yet.
+pub async fn pending<M: sea_orm_migration::MigratorTrait>(
+    db: &DatabaseConnection,
+) -> Result<Vec<String>, DbError> {
+    let pending = M::get_pending_migrations(db)
+        .await
+        .map_err(|e| DbError::Migrate(e.to_string()))?;
+    Ok(pending.iter().map(|m| m.name().to_string()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_helpers() {
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/a/b.db").as_deref(),
+            Some("/tmp/a/b.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite://data/x.db?mode=rwc").as_deref(),
+            Some("data/x.db")
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(
+            split_mysql_url("mysql://root:pw@127.0.0.1:3306/scrm_identity?ssl-mode=disabled"),
+            Some((
+                "mysql://root:pw@127.0.0.1:3306?ssl-mode=disabled".to_string(),
+                "scrm_identity".to_string()
+            ))
+        );
+        assert_eq!(split_mysql_url("mysql://root@127.0.0.1:3306"), None);
+        assert_eq!(
+            redact(
+                "access denied for mysql://u:s3cret@h",
+                "mysql://u:s3cret@h/db"
+            ),
+            "access denied for mysql://u:***@h"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The common JSON error body `{code, message, details}` and extractor error mapping.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// An error answered as `{ "code": …, "message": …, "details": … }` with a stable `code`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// Stable machine-readable code, e.g. `invalid_json`, `not_found`.
+    pub code: &'static str,
+    /// Human-readable message naming the field or thing at fault.
+    pub message: String,
+    /// Extra structured information (per-field errors, limits…).
+    pub details: serde_json::Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self)
+    }
+}
+
+/// JSON body extractor settings: 1 MiB limit and errors in the common body.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(1 << 20)
+        .error_handler(|err, _req| {
+            let (code, status) = match &err {
+                actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE)
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+                }
+                _ => ("invalid_json", StatusCode::BAD_REQUEST),
+            };
+            ApiError::new(status, code, format!("request body: {err}")).into()
+        })
+}
+
+/// Query-string extractor errors in the common body.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request("invalid_query", format!("query string: {err}")).into()
+    })
+}
+
+/// Path extractor errors in the common body.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request("invalid_path", format!("path: {err}")).into()
+    })
+}
+
+pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}

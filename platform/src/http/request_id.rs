@@ -1,0 +1,58 @@
+//! Request ids: taken from `X-Request-Id` when it is a sane token, generated otherwise, echoed in
+//! the response, attached to the request's tracing span and usable as the trace id of events the
+//! request publishes. Also records per-route request metrics.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use tracing::Instrument;
+
+/// Header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The id of the current request (in request extensions; extract with `web::ReqData<RequestId>`).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn valid(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+pub(crate) async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid(v))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let span = tracing::info_span!("http", request_id = %id, method = %method, route = %route);
+    let started = Instant::now();
+    let mut res = next.call(req).instrument(span).await?;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("scrm_http_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("scrm_http_request_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    Ok(res)
+}

@@ -1,0 +1,19 @@
+//! Runtime plumbing every role shares: configuration loading, telemetry (tracing + Prometheus
+//! metrics), the event bus (RabbitMQ and in-process), database connections and migrations with the
+//! inbox/outbox helpers, the cache (Redis and in-process), and HTTP helpers (health, readiness,
+//! metrics, error body, request ids).
+//!
+//! Owns: how a process talks to MySQL/SQLite, RabbitMQ and Redis, and what every HTTP endpoint
+//! shares. Must not touch: business rules, WeChat protocol details, or any service's own tables
+//! (it only owns the `bus_inbox` / `bus_outbox` tables each service includes in its migrations).
+
+pub mod bus;
+pub mod cache;
+pub mod config;
+pub mod context;
+pub mod db;
+pub mod http;
+pub mod role;
+pub mod telemetry;
+
+pub use context::Deps;

@@ -1,0 +1,10 @@
+//! Contracts shared by every crate: the bus envelope and event type names, identifier types, and
+//! (as they are added) condition AST types and internal API DTOs.
+//!
+//! Owns: data shapes and their serde form, deterministic message ids.
+//! Must not touch: I/O of any kind (no network, database, files, clocks beyond `Utc::now` defaults).
+
+pub mod envelope;
+pub mod routing;
+
+pub use envelope::{Envelope, EnvelopeBuilder};

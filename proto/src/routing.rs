@@ -1,0 +1,43 @@
+//! Routing-key patterns in AMQP topic syntax: words separated by `.`, `*` matches exactly one word,
+//! `#` matches zero or more words. Used by the in-process bus; RabbitMQ applies the same rules.
+
+/// Does `routing_key` match the topic `pattern`?
+pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {
+    let pat: Vec<&str> = pattern.split('.').collect();
+    let key: Vec<&str> = if routing_key.is_empty() {
+        Vec::new()
+    } else {
+        routing_key.split('.').collect()
+    };
+    matches_from(&pat, &key)
+}
+
+fn matches_from(pat: &[&str], key: &[&str]) -> bool {
+    match pat.split_first() {
+        None => key.is_empty(),
+        Some((&"#", rest)) => (0..=key.len()).any(|skip| matches_from(rest, &key[skip..])),
+        Some((&"*", rest)) => !key.is_empty() && matches_from(rest, &key[1..]),
+        Some((word, rest)) => key.first() == Some(word) && matches_from(rest, &key[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches as m;
+
+    #[test]
+    fn topic_patterns() {
+        assert!(m("channel.oa.subscribe", "channel.oa.subscribe"));
+        assert!(!m("channel.oa.subscribe", "channel.oa.unsubscribe"));
+        assert!(m("channel.*.subscribe", "channel.oa.subscribe"));
+        assert!(!m("channel.*", "channel.oa.subscribe"));
+        assert!(m("channel.#", "channel.oa.subscribe"));
+        assert!(m("channel.#", "channel"));
+        assert!(m("#", "anything.at.all"));
+        assert!(m("#.subscribe", "channel.oa.subscribe"));
+        assert!(m("channel.#.subscribe", "channel.subscribe"));
+        assert!(m("*.*.x", "a.b.x"));
+        assert!(!m("*.*.x", "a.x"));
+        assert!(!m("profile.*", "channel.oa"));
+    }
+}

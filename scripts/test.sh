@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test command: makes sure MariaDB, Redis and RabbitMQ are up on this machine
+# (installing and starting them if needed), then runs every test of the workspace against them.
+# Extra arguments go to `cargo test`, e.g. `./scripts/test.sh -p rules`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x $HOME/.cargo/bin/cargo ]]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+bash deploy/ensure-services.sh
+
+export SCRM_TEST_MYSQL_URL=${SCRM_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}
+export SCRM_TEST_REDIS_URL=${SCRM_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+export SCRM_TEST_AMQP_URL=${SCRM_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}
+
+# Not --all-targets: that would also run the benchmarks, as tests.
+cargo test --workspace --locked "$@"

@@ -1,0 +1,200 @@
+//! Starting roles in this process: all of them for `scrm up`, one for a production role.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use platform::Deps;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::roles::{self, Role, StartError};
+use crate::settings::{self, Mode, Settings};
+
+/// Default listener of the gateway in `scrm up`.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// Options of `scrm up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Where the SQLite files live (created if missing).
+    pub data_dir: PathBuf,
+    /// Gateway listener; the services take the next three ports (port 0: all pick free ports).
+    pub bind: Option<SocketAddr>,
+    /// Optional config file layered over the embedded defaults.
+    pub config: Option<PathBuf>,
+    /// Install the tracing subscriber (the binary does; tests keep quiet).
+    pub init_tracing: bool,
+}
+
+/// Roles running in this process.
+pub struct Running {
+    /// Bound address of each role.
+    pub addrs: BTreeMap<&'static str, SocketAddr>,
+    pub deps: Deps,
+    tasks: JoinSet<(Role, Result<(), StartError>)>,
+}
+
+impl Running {
+    /// `http://addr` of a role.
+    pub fn url(&self, role: Role) -> String {
+        match self.addrs.get(role.name()) {
+            Some(a) => format!("http://{a}"),
+            None => String::new(),
+        }
+    }
+
+    /// Waits until a shutdown signal or until a role stops on its own (an error), then stops all.
+    pub async fn wait_for_signal(mut self) -> anyhow::Result<()> {
+        let first = tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("Shutdown requested");
+                None
+            }
+            Some(done) = self.tasks.join_next() => Some(done),
+        };
+        let failure = match first {
+            Some(Ok((role, Err(e)))) => {
+                Some(anyhow!(e).context(format!("{} stopped", role.name())))
+            }
+            Some(Ok((role, Ok(())))) => Some(anyhow!("{} stopped unexpectedly", role.name())),
+            Some(Err(e)) => Some(anyhow!("a role task failed: {e}")),
+            None => None,
+        };
+        let rest = self.stop().await;
+        match failure {
+            Some(e) => Err(e),
+            None => rest,
+        }
+    }
+
+    /// Stops every role and waits for them to drain.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.deps.shutdown.cancel();
+        let mut first_err = None;
+        while let Some(done) = self.tasks.join_next().await {
+            if let Ok((role, Err(e))) = done {
+                tracing::error!(role = role.name(), error = %e, "Role stopped with an error");
+                first_err.get_or_insert(anyhow!(e));
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Makes sure `dir` exists and can be written, with a message that says what is wrong.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!("data dir {} exists but is not a directory", dir.display());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let probe = dir.join(".scrm-write-check");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("data dir {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `scrm up`: every role in this process on embedded defaults.
+pub async fn start_embedded(opts: UpOptions) -> anyhow::Result<Running> {
+    prepare_data_dir(&opts.data_dir)?;
+    let default_bind: SocketAddr = DEFAULT_BIND.parse()?;
+    let extra = opts.bind.map(|b| json!({"gateway": {"http": {"bind": b}}}));
+    let defaults = settings::embedded_defaults(&opts.data_dir, opts.bind.unwrap_or(default_bind));
+    let settings = Settings::load(Mode::Embedded, opts.config.as_deref(), defaults, extra)?;
+    if opts.init_tracing {
+        platform::telemetry::init_tracing(&settings.telemetry);
+    }
+    start(settings, &Role::ALL, true).await
+}
+
+/// A production role (or several) in this process against the configured servers.
+pub async fn start_production(config: Option<&Path>, roles: &[Role]) -> anyhow::Result<Running> {
+    let settings = Settings::load(
+        Mode::Production,
+        config,
+        settings::production_defaults(),
+        None,
+    )?;
+    platform::telemetry::init_tracing(&settings.telemetry);
+    start(settings, roles, false).await
+}
+
+async fn start(
+    settings: Settings,
+    roles: &[Role],
+    migrate_on_start: bool,
+) -> anyhow::Result<Running> {
+    platform::telemetry::metrics();
+    // Check every role's section before connecting anything, so a config error comes first.
+    for role in roles {
+        roles::check(*role, &settings)?;
+    }
+    let bus = platform::bus::connect(&settings.bus)
+        .await
+        .context("cannot connect to the message broker (bus)")?;
+    let cache = platform::cache::connect(&settings.cache)
+        .await
+        .context("cannot connect to the cache")?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let deps = Deps {
+        bus,
+        cache,
+        shutdown: CancellationToken::new(),
+        migrate_on_start,
+        listening: Some(tx),
+    };
+    let settings = Arc::new(settings);
+    let mut tasks = JoinSet::new();
+    for role in roles {
+        let (role, settings, deps) = (*role, settings.clone(), deps.clone());
+        tasks.spawn(async move { (role, roles::run(role, &settings, deps).await) });
+    }
+    let mut addrs = BTreeMap::new();
+    while addrs.len() < roles.len() {
+        tokio::select! {
+            Some((role, addr)) = rx.recv() => {
+                addrs.insert(role, addr);
+            }
+            Some(done) = tasks.join_next() => {
+                deps.shutdown.cancel();
+                while tasks.join_next().await.is_some() {}
+                return Err(match done {
+                    Ok((role, Err(e))) => anyhow!(e).context(format!("{} failed to start", role.name())),
+                    Ok((role, Ok(()))) => anyhow!("{} stopped during start", role.name()),
+                    Err(e) => anyhow!("a role task failed: {e}"),
+                });
+            }
+        }
+    }
+    Ok(Running { addrs, deps, tasks })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

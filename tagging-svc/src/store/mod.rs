@@ -1,0 +1,13 @@
+//! Tables of the tagging service and their migrations.
+
+use platform::db::migrations::{CreateInbox, CreateOutbox};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+/// Every migration of this service, in order.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateInbox), Box::new(CreateOutbox)]
+    }
+}
