@@ -63,6 +63,15 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "ROLE")]
         role: Vec<Role>,
     },
+    /// Run a fake WeChat / WeCom API server with a seeded population (development and tests).
+    FakeWechat {
+        /// Port on 127.0.0.1 (0 picks a free port).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        port: u16,
+        /// Seed of the apps and the population.
+        #[arg(long, default_value_t = 1, value_name = "S")]
+        seed: u64,
+    },
 }
 
 /// Runs the parsed command to completion.
@@ -75,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bind: Some(bind),
                 config: cli.config.clone(),
                 init_tracing: true,
+                overrides: None,
             })
             .await?;
             println!("SCRM is up (embedded mode, data in {})", data_dir.display());
@@ -113,7 +123,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::FakeWechat { port, seed } => fake_wechat(port, seed).await,
     }
+}
+
+/// Starts the fake WeChat server, prints where it is and its apps, and runs until Ctrl-C.
+async fn fake_wechat(port: u16, seed: u64) -> anyhow::Result<()> {
+    let fake = wechat::fake::FakeWechat::start(port, seed)
+        .with_context(|| format!("starting the fake WeChat server on port {port}"))?;
+    let base = fake.base_url().to_owned();
+    println!("Fake WeChat is up at {base} (seed {seed})");
+    println!("  API base for OA, mini-program and WeCom: {base}");
+    for app in fake.apps().all() {
+        let agent = app
+            .agent
+            .as_deref()
+            .map(|a| format!(" (secret label {a})"))
+            .unwrap_or_default();
+        println!(
+            "  {:<13} id {}{agent}  secret {}  callback token {}  EncodingAESKey {}",
+            app.name, app.appid, app.secret, app.token, app.encoding_aes_key
+        );
+    }
+    println!(
+        "  {} users, {} reps: {base}/fake/population   apps: {base}/fake/apps   counters: {base}/fake/counters",
+        fake.population().users.len(),
+        fake.population().reps.len()
+    );
+    println!("Press Ctrl-C to stop.");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    fake.stop().await;
+    Ok(())
 }
 
 async fn serve(config: Option<&std::path::Path>, role: Role) -> anyhow::Result<()> {

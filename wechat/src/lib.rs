@@ -3,9 +3,14 @@
 //!
 //! Owns: byte-exact protocol algorithms. Must not touch: business logic, storage, the bus.
 
+pub mod api;
+pub mod codec;
 pub mod crypto;
 pub mod mp;
 pub mod signature;
+
+#[cfg(feature = "fake")]
+pub mod fake;
 
 pub use crypto::{CryptoError, Decrypted, EncryptedReply, JsonReplyStyle, MsgCrypto};
 pub use mp::{MpCryptoError, MpOpenData};

@@ -1,0 +1,460 @@
+//! The WeChat / WeCom server API client: access tokens kept in the shared [`Cache`] and refreshed
+//! by one caller at a time across every process, typed requests and answers, typed errors.
+//!
+//! - **Credentials** come from the caller ([`AppCredentials`]: appid/corpid plus a [`Secret`] that
+//!   never prints); the gateway's app registry owns them.
+//! - **Tokens**: OA and mini-program tokens come from `GET /cgi-bin/token` (not `stable_token`:
+//!   the refresh here is already single-flight across processes, and `stable_token`'s forced
+//!   refresh is capped per day); WeCom tokens from `GET /cgi-bin/gettoken`, one per secret. A token
+//!   is cached under [`ApiClient::token_cache_key`] for `expires_in` minus a safety margin. When
+//!   it is missing, the caller that wins a `set_nx` lock (random owner value, TTL) fetches it and
+//!   releases the lock with `delete_if_eq`; every other caller polls the cache with short sleeps,
+//!   bounded, instead of fetching its own — WeChat invalidates the previous token on every fetch,
+//!   so uncoordinated refreshes would break each other.
+//! - **Retry**: an answer of 40001 / 40014 / 42001 deletes the cached token only while it is still
+//!   the one that failed, fetches a new one (single-flight again) and retries the call once.
+//! - **Secrets**: the secret and the token travel as query parameters; neither appears in an
+//!   error, a log line or a `Debug` output (messages are redacted, URLs dropped).
+
+mod error;
+mod miniprogram;
+mod oa;
+mod token;
+mod wecom;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::cache::Cache;
+use serde::de::DeserializeOwned;
+
+pub use self::error::ApiError;
+pub use self::miniprogram::{MpSession, PhoneInfo, PhoneWatermark};
+pub use self::oa::{OaTag, OaUserInfo};
+pub use self::token::AccessToken;
+pub use self::wecom::{
+    CorpTag, CorpTagGroup, ExternalContact, ExternalContactDetail, FollowUser, FollowUserTag,
+    MarkTagRequest,
+};
+pub use platform::config::Secret;
+
+/// Which WeChat product an app belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AppKind {
+    /// Official Account (公众号).
+    OfficialAccount,
+    /// Mini-program (小程序).
+    MiniProgram,
+    /// WeCom (企业微信) app or customer-contact secret.
+    WeCom,
+}
+
+impl AppKind {
+    /// Short name used in cache keys and messages: `oa`, `mp`, `wecom`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppKind::OfficialAccount => "oa",
+            AppKind::MiniProgram => "mp",
+            AppKind::WeCom => "wecom",
+        }
+    }
+}
+
+/// The identity and secret of one app, handed in by the owner of the app registry.
+///
+/// `Debug` shows the ids and `Secret(***)`, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCredentials {
+    kind: AppKind,
+    id: String,
+    agent: Option<String>,
+    secret: Secret,
+}
+
+impl AppCredentials {
+    /// An Official Account: its appid and AppSecret.
+    pub fn official_account(appid: impl Into<String>, secret: Secret) -> Self {
+        AppCredentials {
+            kind: AppKind::OfficialAccount,
+            id: appid.into(),
+            agent: None,
+            secret,
+        }
+    }
+
+    /// A mini-program: its appid and AppSecret.
+    pub fn mini_program(appid: impl Into<String>, secret: Secret) -> Self {
+        AppCredentials {
+            kind: AppKind::MiniProgram,
+            id: appid.into(),
+            agent: None,
+            secret,
+        }
+    }
+
+    /// A WeCom secret: the corpid, a label naming which secret it is (the agent id of a
+    /// self-built app, or e.g. `contact` for the customer-contact secret) and the secret. WeCom
+    /// issues one token per secret, so the label keeps their cache entries apart.
+    pub fn wecom(corpid: impl Into<String>, agent: impl Into<String>, secret: Secret) -> Self {
+        AppCredentials {
+            kind: AppKind::WeCom,
+            id: corpid.into(),
+            agent: Some(agent.into()),
+            secret,
+        }
+    }
+
+    /// The kind of app.
+    pub fn kind(&self) -> AppKind {
+        self.kind
+    }
+
+    /// The appid (OA, MP) or corpid (WeCom).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The WeCom secret label, `None` for OA and MP.
+    pub fn agent(&self) -> Option<&str> {
+        self.agent.as_deref()
+    }
+
+    /// The secret; use it only to send it to WeChat.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// `oa:wx…`, `mp:wx…` or `wecom:ww…:agent`: names the app in messages and cache keys.
+    pub fn label(&self) -> String {
+        match &self.agent {
+            Some(agent) => format!("{}:{}:{agent}", self.kind.as_str(), self.id),
+            None => format!("{}:{}", self.kind.as_str(), self.id),
+        }
+    }
+
+    fn require(&self, kind: AppKind) -> Result<(), ApiError> {
+        if self.kind == kind {
+            Ok(())
+        } else {
+            Err(ApiError::WrongAppKind {
+                app: self.label(),
+                expected: kind.as_str(),
+            })
+        }
+    }
+}
+
+/// Where the APIs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBaseUrls {
+    /// Official Account and mini-program APIs (`https://api.weixin.qq.com`).
+    pub weixin: String,
+    /// WeCom APIs (`https://qyapi.weixin.qq.com`).
+    pub wecom: String,
+}
+
+impl Default for ApiBaseUrls {
+    fn default() -> Self {
+        ApiBaseUrls {
+            weixin: "https://api.weixin.qq.com".to_owned(),
+            wecom: "https://qyapi.weixin.qq.com".to_owned(),
+        }
+    }
+}
+
+impl ApiBaseUrls {
+    /// Both API families on one base URL (a fake server, a forwarding proxy).
+    pub fn single(base: impl Into<String>) -> Self {
+        let base = base.into();
+        ApiBaseUrls {
+            weixin: base.clone(),
+            wecom: base,
+        }
+    }
+}
+
+/// Tuning of the client; [`Default`] suits production.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// API base URLs.
+    pub base_urls: ApiBaseUrls,
+    /// Prefix of the token cache keys (the cache adds the deployment prefix in front).
+    pub key_prefix: String,
+    /// A token is cached for `expires_in` minus this margin (half of `expires_in` when the
+    /// lifetime is shorter than two margins).
+    pub safety_margin: Duration,
+    /// Lifetime of the refresh lock; longer than one token request may take.
+    pub lock_ttl: Duration,
+    /// How long a caller waits for another caller's refresh before giving up with
+    /// [`ApiError::TokenUnavailable`].
+    pub wait_timeout: Duration,
+    /// Sleep between two looks at the cache while waiting.
+    pub poll_interval: Duration,
+    /// How long a failed refresh is remembered, so the callers waiting on it fail with the same
+    /// error instead of each trying again.
+    pub failure_ttl: Duration,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            base_urls: ApiBaseUrls::default(),
+            key_prefix: "wechat:token:".to_owned(),
+            safety_margin: Duration::from_secs(300),
+            lock_ttl: Duration::from_secs(15),
+            wait_timeout: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(50),
+            failure_ttl: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The API client. Cheap to clone; every clone shares the HTTP connection pool and the cache.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    cache: Arc<dyn Cache>,
+    options: ClientOptions,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("cache", &self.cache.kind())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// HTTP method of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// Which base URL an endpoint lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Weixin,
+    WeCom,
+}
+
+/// One API request, without the access token.
+#[derive(Debug)]
+struct Request {
+    family: Family,
+    method: Method,
+    path: &'static str,
+    query: Vec<(&'static str, String)>,
+    body: Option<serde_json::Value>,
+}
+
+impl Request {
+    fn get(family: Family, path: &'static str) -> Self {
+        Request {
+            family,
+            method: Method::Get,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn post(family: Family, path: &'static str, body: serde_json::Value) -> Self {
+        Request {
+            family,
+            method: Method::Post,
+            path,
+            query: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((name, value.into()));
+        self
+    }
+}
+
+/// Replaces every occurrence of a non-empty secret in `text` with `***`.
+fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret, "***");
+    }
+    out
+}
+
+/// The message of a reqwest error and its sources, without the URL.
+fn transport_message(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+impl ApiClient {
+    /// A client on `base_urls` with the default options.
+    pub fn new(cache: Arc<dyn Cache>, base_urls: ApiBaseUrls, http: reqwest::Client) -> Self {
+        Self::with_options(
+            cache,
+            http,
+            ClientOptions {
+                base_urls,
+                ..ClientOptions::default()
+            },
+        )
+    }
+
+    /// A client with explicit options.
+    pub fn with_options(
+        cache: Arc<dyn Cache>,
+        http: reqwest::Client,
+        options: ClientOptions,
+    ) -> Self {
+        ApiClient {
+            http,
+            cache,
+            options,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    fn base(&self, family: Family) -> &str {
+        match family {
+            Family::Weixin => self.options.base_urls.weixin.trim_end_matches('/'),
+            Family::WeCom => self.options.base_urls.wecom.trim_end_matches('/'),
+        }
+    }
+
+    /// Sends one request and decodes the answer: a non-zero `errcode` becomes the typed error,
+    /// anything else is decoded into `T` (unknown fields ignored). `token` is added as the
+    /// `access_token` query parameter; `secrets` are redacted from every message.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: &Request,
+        token: Option<&str>,
+        secrets: &[&str],
+    ) -> Result<T, ApiError> {
+        let endpoint = req.path;
+        let url = format!("{}{}", self.base(req.family), req.path);
+        let mut query: Vec<(&str, &str)> =
+            req.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if let Some(t) = token {
+            query.push(("access_token", t));
+        }
+        let mut all_secrets: Vec<&str> = secrets.to_vec();
+        all_secrets.extend(token);
+
+        let builder = match req.method {
+            Method::Get => self.http.get(&url),
+            Method::Post => self.http.post(&url),
+        };
+        let mut builder = builder.query(&query).timeout(self.options.request_timeout);
+        if let Some(body) = &req.body {
+            builder = builder.json(body);
+        }
+        let transport = |e: reqwest::Error| ApiError::Transport {
+            endpoint: endpoint.to_owned(),
+            message: redact(&transport_message(e), &all_secrets),
+        };
+        let response = builder.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(ApiError::InvalidResponse {
+                endpoint: endpoint.to_owned(),
+                status: Some(status.as_u16()),
+                message: format!("HTTP status {status}"),
+            });
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidResponse {
+                endpoint: endpoint.to_owned(),
+                status: None,
+                message: redact(&format!("body is not JSON: {e}"), &all_secrets),
+            })?;
+        if let Some(errcode) = value.get("errcode").and_then(serde_json::Value::as_i64) {
+            if errcode != 0 {
+                let errmsg = value
+                    .get("errmsg")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                let err = ApiError::from_errcode(errcode, redact(errmsg, &all_secrets));
+                tracing::debug!(endpoint, errcode, "WeChat API answered an error");
+                return Err(err);
+            }
+        }
+        serde_json::from_value(value).map_err(|e| ApiError::InvalidResponse {
+            endpoint: endpoint.to_owned(),
+            status: None,
+            message: redact(&format!("unexpected JSON shape: {e}"), &all_secrets),
+        })
+    }
+
+    /// Calls an endpoint that needs the app's access token; on 40001 / 40014 / 42001 the token is
+    /// invalidated (only if it is still the one that failed), refreshed and the call retried once.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        app: &AppCredentials,
+        req: Request,
+    ) -> Result<T, ApiError> {
+        let secret = app.secret().expose();
+        let token = self.access_token(app).await?;
+        match self.send(&req, Some(token.expose()), &[secret]).await {
+            Err(e) if e.is_token_error() => {
+                tracing::info!(
+                    app = %app.label(),
+                    endpoint = req.path,
+                    errcode = e.errcode(),
+                    "access token rejected; refreshing and retrying once"
+                );
+                self.invalidate_token(app, token.expose()).await?;
+                let fresh = self.access_token(app).await?;
+                self.send(&req, Some(fresh.expose()), &[secret]).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The `{"errcode":0,"errmsg":"ok"}` answer of endpoints that return nothing else.
+#[derive(Debug, serde::Deserialize)]
+struct Empty {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_debug_hides_the_secret() {
+        let app = AppCredentials::official_account("wx1", Secret::new("s3cr3t-value"));
+        let shown = format!("{app:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(shown.contains("wx1"));
+        let wecom = AppCredentials::wecom("ww1", "contact", Secret::new("s3cr3t-value"));
+        assert_eq!(wecom.label(), "wecom:ww1:contact");
+        assert!(!format!("{wecom:?}").contains("s3cr3t-value"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact("a SECRET b TOKEN", &["SECRET", "TOKEN", ""]),
+            "a *** b ***"
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! Access tokens: cached in the shared cache, refreshed by one caller at a time across every
+//! process of a deployment.
+//!
+//! Keys (after the cache's own deployment prefix):
+//! - `{key_prefix}{label}` — the token, expiring `expires_in − margin` after the fetch;
+//! - `{key_prefix}{label}:lock` — the refresh lock, a random owner value with a TTL;
+//! - `{key_prefix}{label}:error` — the last failed refresh (`errcode`, `errmsg` and a 48-bit
+//!   fingerprint of the secret used), kept for a moment so the callers that waited on it, with
+//!   the same secret, fail with the same error instead of each asking WeChat again.
+//!
+//! where `label` is `oa:{appid}`, `mp:{appid}` or `wecom:{corpid}:{agent}`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::{redact, ApiClient, ApiError, AppCredentials, AppKind, Family, Request};
+
+/// An access token. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a token value.
+    pub fn new(value: impl Into<String>) -> Self {
+        AccessToken(value.into())
+    }
+
+    /// The token; use it only to send it to WeChat.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken(***)")
+    }
+}
+
+/// Answer of `/cgi-bin/token` and `/cgi-bin/gettoken`.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: u64,
+}
+
+/// A failed refresh as remembered in the cache. It applies only to callers holding the same
+/// secret (a corrected secret must not meet the old failure).
+#[derive(Serialize, Deserialize)]
+struct RememberedFailure {
+    errcode: i64,
+    errmsg: String,
+    secret: String,
+}
+
+/// A short fingerprint of a secret: 48 bits of its SHA-1, enough to tell two secrets apart and
+/// useless for recovering one.
+fn secret_fingerprint(secret: &str) -> String {
+    use sha1::{Digest, Sha1};
+    hex::encode(&Sha1::digest(secret.as_bytes())[..6])
+}
+
+/// Random lock owner value: 128 bits as hex.
+fn lock_owner() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+impl ApiClient {
+    /// The cache key of an app's token (before the cache's deployment prefix). A service that
+    /// only reads tokens (and never holds the secret) reads this key.
+    pub fn token_cache_key(&self, app: &AppCredentials) -> String {
+        format!("{}{}", self.options.key_prefix, app.label())
+    }
+
+    /// How long a token that WeChat says lives `expires_in` seconds is cached.
+    fn cache_ttl(&self, expires_in: u64) -> Duration {
+        let lifetime = Duration::from_secs(expires_in);
+        let margin = self.options.safety_margin;
+        let ttl = if lifetime > margin * 2 {
+            lifetime - margin
+        } else {
+            lifetime / 2
+        };
+        ttl.max(Duration::from_millis(1))
+    }
+
+    async fn cached_token(&self, key: &str) -> Result<Option<AccessToken>, ApiError> {
+        Ok(self
+            .cache
+            .get(key)
+            .await?
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|t| !t.is_empty())
+            .map(AccessToken))
+    }
+
+    /// The app's access token: from the cache, or fetched by exactly one caller across every
+    /// process sharing the cache while the others wait for it.
+    pub async fn access_token(&self, app: &AppCredentials) -> Result<AccessToken, ApiError> {
+        let key = self.token_cache_key(app);
+        if let Some(token) = self.cached_token(&key).await? {
+            return Ok(token);
+        }
+        self.refresh_single_flight(app, &key).await
+    }
+
+    /// Removes the cached token only while it is still `rejected` (another caller may already
+    /// have stored a newer one); `true` when removed. Call it when WeChat rejects the token.
+    pub async fn invalidate_token(
+        &self,
+        app: &AppCredentials,
+        rejected: &str,
+    ) -> Result<bool, ApiError> {
+        let key = self.token_cache_key(app);
+        Ok(self.cache.delete_if_eq(&key, rejected.as_bytes()).await?)
+    }
+
+    async fn refresh_single_flight(
+        &self,
+        app: &AppCredentials,
+        key: &str,
+    ) -> Result<AccessToken, ApiError> {
+        let lock_key = format!("{key}:lock");
+        let error_key = format!("{key}:error");
+        let deadline = Instant::now() + self.options.wait_timeout;
+        loop {
+            let owner = lock_owner();
+            if self
+                .cache
+                .set_nx(&lock_key, owner.as_bytes(), self.options.lock_ttl)
+                .await?
+            {
+                let result = self.refresh_locked(app, key, &error_key).await;
+                if let Err(e) = self.cache.delete_if_eq(&lock_key, owner.as_bytes()).await {
+                    // The lock expires on its own after lock_ttl.
+                    tracing::warn!(app = %app.label(), error = %e, "could not release the token refresh lock");
+                }
+                return result;
+            }
+
+            // Someone else is refreshing: wait for the token (or their failure).
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ApiError::TokenUnavailable { app: app.label() });
+            }
+            tokio::time::sleep(self.options.poll_interval.min(deadline - now)).await;
+            if let Some(token) = self.cached_token(key).await? {
+                return Ok(token);
+            }
+            if let Some(failure) = self.remembered_failure(app, &error_key).await? {
+                return Err(failure);
+            }
+        }
+    }
+
+    /// The error of a refresh with the same secret that failed within the last `failure_ttl`.
+    async fn remembered_failure(
+        &self,
+        app: &AppCredentials,
+        error_key: &str,
+    ) -> Result<Option<ApiError>, ApiError> {
+        let fingerprint = secret_fingerprint(app.secret().expose());
+        Ok(self
+            .cache
+            .get(error_key)
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<RememberedFailure>(&bytes).ok())
+            .filter(|f| f.secret == fingerprint)
+            .map(|f| ApiError::from_errcode(f.errcode, f.errmsg)))
+    }
+
+    /// Runs with the refresh lock held: looks again (the previous holder may just have stored a
+    /// token, or just failed), fetches, stores.
+    async fn refresh_locked(
+        &self,
+        app: &AppCredentials,
+        key: &str,
+        error_key: &str,
+    ) -> Result<AccessToken, ApiError> {
+        if let Some(token) = self.cached_token(key).await? {
+            return Ok(token);
+        }
+        if let Some(failure) = self.remembered_failure(app, error_key).await? {
+            return Err(failure);
+        }
+        match self.fetch_token(app).await {
+            Ok(answer) => {
+                let ttl = self.cache_ttl(answer.expires_in);
+                self.cache
+                    .set(key, answer.access_token.as_bytes(), Some(ttl))
+                    .await?;
+                // A stale failure must not answer the next waiters.
+                self.cache.delete(error_key).await?;
+                tracing::info!(app = %app.label(), expires_in = answer.expires_in, "access token refreshed");
+                Ok(AccessToken(answer.access_token))
+            }
+            Err(e) => {
+                tracing::warn!(app = %app.label(), error = %e, "access token refresh failed");
+                if let (Some(errcode), Some(errmsg)) = (e.errcode(), e.errmsg()) {
+                    let failure = RememberedFailure {
+                        errcode,
+                        errmsg: errmsg.to_owned(),
+                        secret: secret_fingerprint(app.secret().expose()),
+                    };
+                    if let Ok(bytes) = serde_json::to_vec(&failure) {
+                        self.cache
+                            .set(error_key, &bytes, Some(self.options.failure_ttl))
+                            .await?;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One token request to WeChat.
+    async fn fetch_token(&self, app: &AppCredentials) -> Result<TokenAnswer, ApiError> {
+        let secret = app.secret().expose();
+        let req = match app.kind() {
+            AppKind::OfficialAccount | AppKind::MiniProgram => {
+                Request::get(Family::Weixin, "/cgi-bin/token")
+                    .query("grant_type", "client_credential")
+                    .query("appid", app.id())
+                    .query("secret", secret)
+            }
+            AppKind::WeCom => Request::get(Family::WeCom, "/cgi-bin/gettoken")
+                .query("corpid", app.id())
+                .query("corpsecret", secret),
+        };
+        let answer: TokenAnswer = self.send(&req, None, &[secret]).await?;
+        if answer.access_token.is_empty() {
+            return Err(ApiError::InvalidResponse {
+                endpoint: req.path.to_owned(),
+                status: None,
+                message: redact("empty access_token", &[secret]),
+            });
+        }
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use platform::cache::MemoryCache;
+
+    use super::*;
+    use crate::api::ApiBaseUrls;
+
+    #[test]
+    fn ttl_keeps_a_margin() {
+        let client = ApiClient::new(
+            Arc::new(MemoryCache::new("t:", 100)),
+            ApiBaseUrls::default(),
+            reqwest::Client::new(),
+        );
+        assert_eq!(client.cache_ttl(7200), Duration::from_secs(6900));
+        assert_eq!(client.cache_ttl(600), Duration::from_secs(300));
+        assert_eq!(client.cache_ttl(1), Duration::from_millis(500));
+        assert_eq!(client.cache_ttl(0), Duration::from_millis(1));
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        assert_eq!(format!("{:?}", AccessToken::new("abc")), "AccessToken(***)");
+    }
+}

@@ -1,0 +1,388 @@
+//! A fake WeChat / WeCom server for tests and local development (cargo feature `fake`).
+//!
+//! It serves the endpoints the API client uses — `/cgi-bin/token`, `/cgi-bin/gettoken`,
+//! `/cgi-bin/user/info`, the OA `tags` APIs, `externalcontact/get`, `mark_tag`,
+//! `get_corp_tag_list`, `/sns/jscode2session`, `/wxa/business/getuserphonenumber` — with
+//! WeChat's JSON shapes and errcodes, from a population generated deterministically from a seed
+//! ([`Population`], also at `GET /fake/population`; the apps at `GET /fake/apps`, counters at
+//! `GET /fake/counters`). Like WeChat it invalidates an app's previous token whenever a new one
+//! is fetched. Tests steer it (token lifetime and latency, revoking / expiring tokens, call caps,
+//! injected errcodes, rate limits) and read its counters (token fetches per app, calls per
+//! endpoint).
+//!
+//! It also plays WeChat's side of callbacks: [`FakeHandle::callbacks`] builds messages,
+//! [`FakeHandle::send_oa`], [`FakeHandle::send_wecom`] and [`FakeHandle::send_mp`] sign, encrypt
+//! and post them to a gateway. `/fake/sink/…` records whatever is posted to it, so the sending
+//! side can be checked without a gateway.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use wechat::api::{ApiBaseUrls, ApiClient};
+//! use wechat::fake::FakeWechat;
+//!
+//! let fake = FakeWechat::start(0, 42)?;
+//! let cache = Arc::new(platform::cache::MemoryCache::new("test:", 1000));
+//! let client = ApiClient::new(cache, ApiBaseUrls::single(fake.base_url()), reqwest::Client::new());
+//! let user = &fake.population().users[0];
+//! let info = client.oa_user_info(&fake.apps().oa.credentials(), &user.oa_openid).await?;
+//! assert_eq!(info.openid, user.oa_openid);
+//! assert_eq!(fake.token_fetches(&fake.apps().oa), 1);
+//! # Ok(()) }
+//! ```
+
+mod callbacks;
+mod population;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+
+pub use self::callbacks::{
+    prepare_mp, prepare_oa, prepare_wecom, CallbackBuilder, CallbackError, CallbackMode,
+    CallbackResponse, PreparedCallback,
+};
+pub use self::population::{
+    FakeApp, FakeAppKind, FakeApps, FakeCorpTag, FakeCorpTagGroup, FakeFollow, FakeOaFollow,
+    FakeOaTag, FakeRep, FakeUser, Population, EPOCH, OA_SYSTEM_TAG_IDS,
+};
+pub use self::server::SinkRequest;
+use self::server::{errmsg_of, Shared};
+
+/// Endpoint paths, for the counters and the failure controls.
+pub mod endpoints {
+    /// OA / MP token.
+    pub const TOKEN: &str = "/cgi-bin/token";
+    /// WeCom token.
+    pub const GETTOKEN: &str = "/cgi-bin/gettoken";
+    /// OA user info.
+    pub const USER_INFO: &str = "/cgi-bin/user/info";
+    /// OA tag creation.
+    pub const TAGS_CREATE: &str = "/cgi-bin/tags/create";
+    /// OA tag list.
+    pub const TAGS_GET: &str = "/cgi-bin/tags/get";
+    /// OA tag rename.
+    pub const TAGS_UPDATE: &str = "/cgi-bin/tags/update";
+    /// OA tag deletion.
+    pub const TAGS_DELETE: &str = "/cgi-bin/tags/delete";
+    /// OA batch tagging.
+    pub const TAGS_BATCH_TAG: &str = "/cgi-bin/tags/members/batchtagging";
+    /// OA batch untagging.
+    pub const TAGS_BATCH_UNTAG: &str = "/cgi-bin/tags/members/batchuntagging";
+    /// OA tags of a user.
+    pub const TAGS_OF_USER: &str = "/cgi-bin/tags/getidlist";
+    /// WeCom external contact.
+    pub const EXTERNAL_CONTACT: &str = "/cgi-bin/externalcontact/get";
+    /// WeCom mark tag.
+    pub const MARK_TAG: &str = "/cgi-bin/externalcontact/mark_tag";
+    /// WeCom corp tag list.
+    pub const CORP_TAG_LIST: &str = "/cgi-bin/externalcontact/get_corp_tag_list";
+    /// MP login.
+    pub const CODE2SESSION: &str = "/sns/jscode2session";
+    /// MP phone number.
+    pub const PHONE_NUMBER: &str = "/wxa/business/getuserphonenumber";
+}
+
+/// How to start the fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeOptions {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Seed of the apps and the population.
+    pub seed: u64,
+    /// Number of people.
+    pub users: usize,
+    /// Number of reps.
+    pub reps: usize,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        FakeOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 1,
+            users: 24,
+            reps: 4,
+        }
+    }
+}
+
+/// Starts fake servers.
+#[derive(Debug)]
+pub struct FakeWechat;
+
+impl FakeWechat {
+    /// Starts a fake on `127.0.0.1:port` (0 = a free port) with the population of `seed`.
+    /// It runs on its own threads, so it works from any test, async or not; it stops when the
+    /// handle is dropped.
+    pub fn start(port: u16, seed: u64) -> std::io::Result<FakeHandle> {
+        Self::start_with(FakeOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], port)),
+            seed,
+            ..FakeOptions::default()
+        })
+    }
+
+    /// Starts a fake with explicit options.
+    pub fn start_with(options: FakeOptions) -> std::io::Result<FakeHandle> {
+        let apps = population::generate_apps(options.seed);
+        let population = population::generate_population(options.seed, options.users, options.reps);
+        let shared = Arc::new(Shared::new(options.seed, apps, population));
+        let data = web::Data::from(Arc::clone(&shared));
+        let bind = options.bind;
+        let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<(SocketAddr, ServerHandle)>>();
+        let thread = std::thread::Builder::new()
+            .name("fake-wechat".to_owned())
+            .spawn(move || {
+                let system = actix_web::rt::System::new();
+                system.block_on(async move {
+                    let server = HttpServer::new(move || {
+                        App::new()
+                            .app_data(data.clone())
+                            .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
+                            .default_service(web::to(server::dispatch))
+                    })
+                    .workers(2)
+                    .disable_signals()
+                    .shutdown_timeout(1)
+                    .bind(bind);
+                    let server = match server {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let addr = server.addrs().first().copied().unwrap_or(bind);
+                    let running = server.run();
+                    let _ = tx.send(Ok((addr, running.handle())));
+                    if let Err(e) = running.await {
+                        tracing::warn!(error = %e, "fake WeChat server stopped with an error");
+                    }
+                });
+            })?;
+        let (addr, server) = match rx.recv() {
+            Ok(result) => result?,
+            Err(_) => {
+                let _ = thread.join();
+                return Err(std::io::Error::other("the fake WeChat server thread died"));
+            }
+        };
+        Ok(FakeHandle {
+            base_url: format!("http://{addr}"),
+            addr,
+            shared,
+            server,
+            http: reqwest::Client::new(),
+        })
+    }
+}
+
+/// A running fake. Dropping it stops the server.
+pub struct FakeHandle {
+    /// `http://127.0.0.1:PORT`: the API base of both the OA/MP and the WeCom APIs.
+    pub base_url: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: ServerHandle,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for FakeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeHandle")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for FakeHandle {
+    fn drop(&mut self) {
+        // The stop command is sent at once; the returned future only waits for completion.
+        drop(self.server.stop(false));
+    }
+}
+
+impl FakeHandle {
+    /// The API base URL (for [`crate::api::ApiBaseUrls::single`]).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The apps with their credentials, callback tokens and keys.
+    pub fn apps(&self) -> &FakeApps {
+        &self.shared.apps
+    }
+
+    /// The seeded population as it was at start (tags may since have changed through the API).
+    pub fn population(&self) -> &Population {
+        &self.shared.population
+    }
+
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(self) {
+        self.server.stop(false).await;
+    }
+
+    // ---- codes -------------------------------------------------------------------------------
+
+    /// A `wx.login` code for `user`, accepted once by `jscode2session`.
+    pub fn issue_login_code(&self, user: &FakeUser) -> String {
+        self.shared.issue_login_code(user)
+    }
+
+    /// A `getPhoneNumber` code for `user`, accepted once within the phone code lifetime (5 min).
+    pub fn issue_phone_code(&self, user: &FakeUser) -> String {
+        self.shared.issue_phone_code(user)
+    }
+
+    // ---- steering ----------------------------------------------------------------------------
+
+    /// Lifetime (and `expires_in`, rounded up to whole seconds) of tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.shared.lock().token_lifetime = lifetime;
+    }
+
+    /// Delay before every token answer (widens races in concurrency tests).
+    pub fn set_token_latency(&self, latency: Duration) {
+        self.shared.lock().token_latency = latency;
+    }
+
+    /// Lifetime of phone codes (default 5 min).
+    pub fn set_phone_code_ttl(&self, ttl: Duration) {
+        self.shared.lock().phone_code_ttl = ttl;
+    }
+
+    /// `jscode2session` calls allowed per user per minute before 45011 (default 100).
+    pub fn set_code2session_limit(&self, per_user_per_minute: u32) {
+        self.shared.lock().code2session_limit = per_user_per_minute;
+    }
+
+    /// Answers 45009 once an endpoint has been called more than `cap` times (counting since the
+    /// last [`reset_counters`](Self::reset_counters)); `None` lifts the cap.
+    pub fn set_call_limit(&self, endpoint: &str, cap: Option<u64>) {
+        let mut st = self.shared.lock();
+        match cap {
+            Some(c) => st.call_limits.insert(endpoint.to_owned(), c),
+            None => st.call_limits.remove(endpoint),
+        };
+    }
+
+    /// The next `times` calls of `endpoint` answer `errcode` with WeChat's usual message.
+    pub fn fail_next(&self, endpoint: &str, errcode: i64, times: usize) {
+        self.fail_next_with(endpoint, errcode, errmsg_of(errcode), times);
+    }
+
+    /// The next `times` calls of `endpoint` answer `errcode` with `errmsg`.
+    pub fn fail_next_with(&self, endpoint: &str, errcode: i64, errmsg: &str, times: usize) {
+        let mut st = self.shared.lock();
+        let queue = st.injected.entry(endpoint.to_owned()).or_default();
+        queue.extend(std::iter::repeat_n((errcode, errmsg.to_owned()), times));
+    }
+
+    /// Makes every token issued so far to `app` answer 40001, as after a fetch elsewhere.
+    pub fn invalidate_tokens(&self, app: &FakeApp) {
+        self.shared.revoke_tokens(app);
+    }
+
+    /// Makes every token issued so far to `app` answer 42001.
+    pub fn expire_tokens(&self, app: &FakeApp) {
+        self.shared.expire_tokens(app);
+    }
+
+    // ---- observing ---------------------------------------------------------------------------
+
+    /// The token most recently issued to `app`.
+    pub fn current_token(&self, app: &FakeApp) -> Option<String> {
+        self.shared.current_token(app)
+    }
+
+    /// Token requests received for `app` (successful or not).
+    pub fn token_fetches(&self, app: &FakeApp) -> u64 {
+        let st = self.shared.lock();
+        st.token_fetches.get(&app.key()).copied().unwrap_or(0)
+    }
+
+    /// Token requests received for every app.
+    pub fn total_token_fetches(&self) -> u64 {
+        self.shared.lock().token_fetches.values().sum()
+    }
+
+    /// Requests received on `endpoint` (a path such as [`endpoints::USER_INFO`]).
+    pub fn calls(&self, endpoint: &str) -> u64 {
+        self.shared.lock().calls.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// Zeroes the token and call counters.
+    pub fn reset_counters(&self) {
+        self.shared.lock().reset_counters();
+    }
+
+    /// The OA tag ids `user` carries now.
+    pub fn oa_user_tags(&self, user: &FakeUser) -> Vec<i64> {
+        self.shared.oa_user_tags(user)
+    }
+
+    /// The corp tag ids rep `userid` put on `user` now.
+    pub fn corp_tags_of(&self, user: &FakeUser, userid: &str) -> Vec<String> {
+        self.shared.follow_tag_ids(user, userid)
+    }
+
+    /// Requests posted to `{base_url}/fake/sink/…` so far.
+    pub fn sink_requests(&self) -> Vec<SinkRequest> {
+        self.shared.lock().sink.clone()
+    }
+
+    /// `{base_url}/fake/sink`: a stand-in gateway base URL that records and answers `success`.
+    pub fn sink_url(&self) -> String {
+        format!("{}/fake/sink", self.base_url)
+    }
+
+    // ---- callbacks ---------------------------------------------------------------------------
+
+    /// Message builders for `app`.
+    pub fn callbacks<'a>(&self, app: &'a FakeApp) -> CallbackBuilder<'a> {
+        CallbackBuilder::new(app)
+    }
+
+    /// Posts an Official Account push to `{gateway}/wechat/oa/{appid}` in `mode`.
+    pub async fn send_oa(
+        &self,
+        gateway_base_url: &str,
+        app: &FakeApp,
+        xml: &str,
+        mode: CallbackMode,
+    ) -> Result<CallbackResponse, CallbackError> {
+        let cb = prepare_oa(gateway_base_url, app, xml, mode)?;
+        callbacks::post(&self.http, &cb).await
+    }
+
+    /// Posts a WeCom push (encrypted) to `{gateway}/wechat/wecom/{corpid}`.
+    pub async fn send_wecom(
+        &self,
+        gateway_base_url: &str,
+        app: &FakeApp,
+        xml: &str,
+    ) -> Result<CallbackResponse, CallbackError> {
+        let cb = prepare_wecom(gateway_base_url, app, xml)?;
+        callbacks::post(&self.http, &cb).await
+    }
+
+    /// Posts a mini-program push (XML, or JSON when `body` starts with `{`) to
+    /// `{gateway}/wechat/mp/{appid}` in `mode`.
+    pub async fn send_mp(
+        &self,
+        gateway_base_url: &str,
+        app: &FakeApp,
+        body: &str,
+        mode: CallbackMode,
+    ) -> Result<CallbackResponse, CallbackError> {
+        let cb = prepare_mp(gateway_base_url, app, body, mode)?;
+        callbacks::post(&self.http, &cb).await
+    }
+}
