@@ -4,7 +4,10 @@
 //! Owns: data shapes and their serde form, deterministic message ids.
 //! Must not touch: I/O of any kind (no network, database, files, clocks beyond `Utc::now` defaults).
 
+pub mod callback;
+pub mod channel;
 pub mod envelope;
 pub mod routing;
+pub mod sdk;
 
 pub use envelope::{Envelope, EnvelopeBuilder};

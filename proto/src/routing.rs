@@ -1,5 +1,24 @@
 //! Routing-key patterns in AMQP topic syntax: words separated by `.`, `*` matches exactly one word,
 //! `#` matches zero or more words. Used by the in-process bus; RabbitMQ applies the same rules.
+//!
+//! Also the system's consumer groups: every process declares all of them at start, so an event
+//! published before its consumer first ran waits in the consumer's queue instead of being dropped.
+
+/// A consumer group and the routing-key patterns its queue is bound with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupDef {
+    pub name: &'static str,
+    pub bindings: &'static [&'static str],
+}
+
+/// identity-svc: every channel event (callbacks, mini-program login/phone, tracking).
+pub const IDENTITY: GroupDef = GroupDef {
+    name: "identity",
+    bindings: &["channel.#"],
+};
+
+/// Every consumer group of the system.
+pub const GROUPS: &[GroupDef] = &[IDENTITY];
 
 /// Does `routing_key` match the topic `pattern`?
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

@@ -95,9 +95,36 @@ impl Settings {
     }
 }
 
+/// Development apps `scrm up` registers, so a callback can be tried without any set-up (see the
+/// README). Tenant `demo`; the EncodingAESKey is the one of WeChat's official sample.
+pub const DEV_TENANT: &str = "demo";
+pub const DEV_OA_APPID: &str = "wx00000000000dev0a";
+pub const DEV_MP_APPID: &str = "wx00000000000dev0b";
+pub const DEV_WECOM_CORPID: &str = "ww00000000000dev0c";
+pub const DEV_TOKEN: &str = "scrm-dev-token";
+pub const DEV_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+fn dev_apps() -> serde_json::Value {
+    let app = |kind: &str, id: &str| {
+        json!({
+            "tenant_id": DEV_TENANT, "kind": kind, "app_id": id, "name": format!("dev {kind}"),
+            "token": DEV_TOKEN, "encoding_aes_key": DEV_AES_KEY, "secret": "scrm-dev-secret",
+        })
+    };
+    json!([
+        app("oa", DEV_OA_APPID),
+        app("mp", DEV_MP_APPID),
+        app("wecom", DEV_WECOM_CORPID)
+    ])
+}
+
 /// Defaults of `scrm up`: everything under `data_dir`, gateway on `gateway_bind`, the services on
-/// the next ports.
-pub fn embedded_defaults(data_dir: &Path, gateway_bind: SocketAddr) -> serde_json::Value {
+/// the next ports; `secret_key` is the data dir's gateway key.
+pub fn embedded_defaults(
+    data_dir: &Path,
+    gateway_bind: SocketAddr,
+    secret_key: &str,
+) -> serde_json::Value {
     let sqlite = |name: &str| format!("sqlite://{}", data_dir.join(format!("{name}.db")).display());
     let next = |n: u16| {
         if gateway_bind.port() == 0 {
@@ -110,7 +137,12 @@ pub fn embedded_defaults(data_dir: &Path, gateway_bind: SocketAddr) -> serde_jso
         "telemetry": TelemetryConfig::default(),
         "bus": BusConfig::memory(),
         "cache": CacheConfig::memory(),
-        "gateway": {"http": {"bind": gateway_bind}, "database": {"url": sqlite("gateway"), "max_connections": 4}},
+        "gateway": {
+            "http": {"bind": gateway_bind},
+            "database": {"url": sqlite("gateway"), "max_connections": 4},
+            "secret_key": secret_key,
+            "apps": dev_apps(),
+        },
         "identity": {"http": {"bind": next(1)}, "database": {"url": sqlite("identity"), "max_connections": 4}},
         "tagging": {"http": {"bind": next(2)}, "database": {"url": sqlite("tagging"), "max_connections": 4}},
         "scoring": {"http": {"bind": next(3)}, "database": {"url": sqlite("scoring"), "max_connections": 4}},
@@ -133,6 +165,8 @@ pub fn production_defaults() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
     #[test]
     fn production_requires_urls_and_names_them() {
@@ -166,7 +200,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bad.toml");
         std::fs::write(&file, "[identiy]\nx = 1\n").unwrap();
-        let defaults = embedded_defaults(&dir, "127.0.0.1:0".parse().unwrap());
+        let defaults = embedded_defaults(&dir, "127.0.0.1:0".parse().unwrap(), TEST_KEY);
         let err = Settings::load(Mode::Embedded, Some(&file), defaults, None)
             .err()
             .map(|e| e.to_string())
@@ -181,11 +215,13 @@ mod tests {
         let s = Settings::load(
             Mode::Embedded,
             None,
-            embedded_defaults(&dir, "127.0.0.1:8080".parse().unwrap()),
+            embedded_defaults(&dir, "127.0.0.1:8080".parse().unwrap(), TEST_KEY),
             None,
         )
         .map_err(|e| e.to_string())
         .unwrap();
+        let g: gateway::Config = s.role(Role::Gateway).map_err(|e| e.to_string()).unwrap();
+        assert_eq!(g.apps.len(), 3);
         let t: tagging_svc::Config = s.role(Role::Tagging).map_err(|e| e.to_string()).unwrap();
         assert_eq!(t.http.bind.port(), 8082);
         assert!(t.database.url.expose().ends_with("tagging.db"));

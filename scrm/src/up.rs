@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
+use platform::bus::GroupSpec;
 use platform::Deps;
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -28,6 +29,8 @@ pub struct UpOptions {
     pub config: Option<PathBuf>,
     /// Install the tracing subscriber (the binary does; tests keep quiet).
     pub init_tracing: bool,
+    /// Settings merged over everything else (tests point the bus at RabbitMQ, register apps…).
+    pub overrides: Option<serde_json::Value>,
 }
 
 /// Roles running in this process.
@@ -88,6 +91,18 @@ impl Running {
     }
 }
 
+/// Deep-merges `over` into `base` (objects key by key; anything else replaces).
+fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
 /// Makes sure `dir` exists and can be written, with a message that says what is wrong.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() && !dir.is_dir() {
@@ -102,13 +117,55 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The gateway key of an embedded data dir (`gateway.key`), created on first start.
+fn gateway_key(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("gateway.key");
+    match std::fs::read_to_string(&path) {
+        Ok(k) => Ok(k.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = gateway::domain::keys::Keys::generate_base64();
+            write_private(&path, &key)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(anyhow!(e).context(format!("cannot read {}", path.display()))),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    std::fs::write(path, content)
+}
+
 /// `scrm up`: every role in this process on embedded defaults.
 pub async fn start_embedded(opts: UpOptions) -> anyhow::Result<Running> {
     prepare_data_dir(&opts.data_dir)?;
     let default_bind: SocketAddr = DEFAULT_BIND.parse()?;
-    let extra = opts.bind.map(|b| json!({"gateway": {"http": {"bind": b}}}));
-    let defaults = settings::embedded_defaults(&opts.data_dir, opts.bind.unwrap_or(default_bind));
-    let settings = Settings::load(Mode::Embedded, opts.config.as_deref(), defaults, extra)?;
+    let mut extra = opts.overrides.clone().unwrap_or_else(|| json!({}));
+    if let Some(b) = opts.bind {
+        merge(&mut extra, json!({"gateway": {"http": {"bind": b}}}));
+    }
+    let key = gateway_key(&opts.data_dir)?;
+    let defaults =
+        settings::embedded_defaults(&opts.data_dir, opts.bind.unwrap_or(default_bind), &key);
+    let settings = Settings::load(
+        Mode::Embedded,
+        opts.config.as_deref(),
+        defaults,
+        Some(extra),
+    )?;
     if opts.init_tracing {
         platform::telemetry::init_tracing(&settings.telemetry);
     }
@@ -143,6 +200,13 @@ async fn start(
     let cache = platform::cache::connect(&settings.cache)
         .await
         .context("cannot connect to the cache")?;
+    // Every process declares every consumer group, so nothing published before a consumer's
+    // first start is dropped as unroutable.
+    for g in proto::routing::GROUPS {
+        bus.declare(&GroupSpec::new(g.name, g.bindings, &settings.bus))
+            .await
+            .with_context(|| format!("cannot declare the `{}` consumer group", g.name))?;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let deps = Deps {
         bus,

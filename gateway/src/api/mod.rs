@@ -1,13 +1,39 @@
-//! Internal HTTP API of the gateway service.
+//! HTTP endpoints of the gateway: WeChat callbacks, the mini-program SDK (login, phone, tracking).
+
+mod callbacks;
+mod sdk;
+mod track;
 
 use std::sync::Arc;
 
+use actix_web::web;
 use platform::http::Routes;
-use sea_orm::DatabaseConnection;
 
-/// Routes of the internal API (health, readiness and metrics are added by the platform).
-pub fn routes(db: DatabaseConnection) -> Routes {
-    Arc::new(move |cfg| {
-        cfg.app_data(actix_web::web::Data::new(db.clone()));
+use crate::config::Config;
+use crate::domain::keys::Keys;
+use crate::publish::Publisher;
+use crate::registry::AppRegistry;
+use crate::wechat_api::WechatApi;
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub cfg: Arc<Config>,
+    pub registry: AppRegistry,
+    pub publisher: Publisher,
+    pub cache: Arc<dyn platform::cache::Cache>,
+    pub keys: Keys,
+    pub wechat: WechatApi,
+}
+
+/// All gateway routes.
+pub fn routes(state: GatewayState) -> Routes {
+    Arc::new(move |cfg: &mut web::ServiceConfig| {
+        let body_limit = state.cfg.callback.max_body_bytes;
+        cfg.app_data(web::Data::new(state.clone()))
+            .app_data(web::PayloadConfig::new(body_limit))
+            .configure(callbacks::routes)
+            .configure(sdk::routes)
+            .configure(track::routes);
     })
 }

@@ -1,4 +1,9 @@
-//! Tables of the gateway and their migrations.
+//! Tables of the gateway and their migrations: the app registry (WeChat apps with sealed secrets)
+//! and tenant write keys for server-side tracking.
+
+pub mod apps;
+pub mod migrations;
+pub mod write_keys;
 
 use platform::db::migrations::CreateOutbox;
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -8,8 +13,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        // The gateway publishes callbacks directly with confirms; the outbox carries events of its
-        // admin API (app registry changes).
-        vec![Box::new(CreateOutbox)]
+        vec![
+            // Callbacks are published directly with confirms; the outbox carries events of the
+            // admin API (app registry changes).
+            Box::new(CreateOutbox),
+            Box::new(migrations::CreateAppRegistry),
+        ]
     }
 }

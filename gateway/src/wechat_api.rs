@@ -1,0 +1,151 @@
+//! The gateway's calls to WeChat (mini-program login and phone), over the `wechat` API client with
+//! access tokens kept in the shared cache. Maps WeChat's answers to what the SDK caller should
+//! hear: a bad code is the caller's problem (4xx), a busy WeChat is retryable (503).
+
+use std::sync::Arc;
+
+use platform::cache::Cache;
+use platform::config::Secret;
+use wechat::api::{ApiBaseUrls, ApiClient, ApiError, AppCredentials, ClientOptions};
+
+use crate::config::WechatApiConfig;
+use crate::registry::App;
+
+/// A mini-program login.
+#[derive(Debug, Clone)]
+pub struct MpLogin {
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub session_key: Secret,
+}
+
+/// A verified phone number.
+#[derive(Debug, Clone)]
+pub struct MpPhone {
+    /// E.164 (`+8613800138000`).
+    pub e164: String,
+    /// Without `+`.
+    pub country_code: String,
+}
+
+/// What went wrong calling WeChat, by who must act.
+#[derive(Debug, thiserror::Error)]
+pub enum WechatCallError {
+    /// The code is invalid, used or expired: the client must get a new one.
+    #[error("{0}")]
+    InvalidCode(String),
+    /// WeChat's rate limit for this user or app.
+    #[error("{0}")]
+    RateLimited(String),
+    /// The app's registration is wrong (secret, appid): an operator must fix it.
+    #[error("{0}")]
+    Misconfigured(String),
+    /// WeChat or the network is unavailable: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<ApiError> for WechatCallError {
+    fn from(e: ApiError) -> Self {
+        let text = e.to_string();
+        match e.errcode() {
+            Some(40029 | 40163 | 40226 | 41008) => WechatCallError::InvalidCode(text),
+            Some(45011 | 45009) => WechatCallError::RateLimited(text),
+            Some(40013 | 40125 | 40164 | 41002 | 41004 | 48001 | 61024) => {
+                WechatCallError::Misconfigured(text)
+            }
+            _ if e.is_transient() => WechatCallError::Unavailable(text),
+            Some(_) => WechatCallError::InvalidCode(text),
+            None => match e {
+                ApiError::WrongAppKind { .. } => WechatCallError::Misconfigured(text),
+                _ => WechatCallError::Unavailable(text),
+            },
+        }
+    }
+}
+
+/// WeChat calls the gateway makes.
+#[derive(Clone)]
+pub struct WechatApi {
+    client: ApiClient,
+}
+
+/// Builds an E.164 number from WeChat's country code and national number.
+pub fn e164(country_code: &str, pure_number: &str) -> Option<String> {
+    let cc = country_code.trim().trim_start_matches('+');
+    let n = pure_number.trim();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(cc) || !digits(n) || cc.len() > 3 || cc.len() + n.len() > 15 {
+        return None;
+    }
+    Some(format!("+{cc}{n}"))
+}
+
+impl WechatApi {
+    pub fn new(cfg: &WechatApiConfig, cache: Arc<dyn Cache>) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let options = ClientOptions {
+            base_urls: ApiBaseUrls {
+                weixin: cfg.oa_base_url.trim_end_matches('/').to_string(),
+                wecom: cfg.wecom_base_url.trim_end_matches('/').to_string(),
+            },
+            ..ClientOptions::default()
+        };
+        Ok(WechatApi {
+            client: ApiClient::with_options(cache, http, options),
+        })
+    }
+
+    fn credentials(app: &App) -> Result<AppCredentials, WechatCallError> {
+        let secret = app.secret.clone().ok_or_else(|| {
+            WechatCallError::Misconfigured(format!("app `{}` has no secret registered", app.app_id))
+        })?;
+        Ok(AppCredentials::mini_program(app.app_id.clone(), secret))
+    }
+
+    /// `code2session` for a mini-program login code.
+    pub async fn code2session(&self, app: &App, code: &str) -> Result<MpLogin, WechatCallError> {
+        let s = self
+            .client
+            .mp_code_to_session(&Self::credentials(app)?, code)
+            .await?;
+        Ok(MpLogin {
+            openid: s.openid,
+            unionid: s.unionid.filter(|u| !u.is_empty()),
+            session_key: s.session_key,
+        })
+    }
+
+    /// The phone number behind a phone-button code.
+    pub async fn phone_number(&self, app: &App, code: &str) -> Result<MpPhone, WechatCallError> {
+        let info = self
+            .client
+            .mp_phone_number(&Self::credentials(app)?, code)
+            .await?;
+        let e164 = e164(&info.country_code, &info.pure_phone_number).ok_or_else(|| {
+            WechatCallError::Unavailable(
+                "WeChat returned a phone number that is not a number".into(),
+            )
+        })?;
+        Ok(MpPhone {
+            e164,
+            country_code: info.country_code.trim_start_matches('+').to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::e164;
+
+    #[test]
+    fn builds_e164() {
+        assert_eq!(e164("86", "13800138000").as_deref(), Some("+8613800138000"));
+        assert_eq!(e164("+1", "4155550100").as_deref(), Some("+14155550100"));
+        assert_eq!(e164("86", "138-0013"), None);
+        assert_eq!(e164("", "1"), None);
+    }
+}
