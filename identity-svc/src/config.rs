@@ -1,8 +1,10 @@
 //! Configuration of the identity service (`[identity]` in the config file, `SCRM_IDENTITY__*` in the
 //! environment).
 
-use platform::config::{key, ConfigError, DbConfig, HttpConfig, Validate};
+use platform::config::{key, ConfigError, DbConfig, HttpConfig, Secret, Validate};
 use serde::{Deserialize, Serialize};
+
+use crate::domain::pii::Pii;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,11 +13,160 @@ pub struct Config {
     pub http: HttpConfig,
     /// The service's own database.
     pub database: DbConfig,
+    /// Key for personal data at rest (phones, e-mails): 32 bytes in standard base64
+    /// (`openssl rand -base64 32`). A keyed hash of each value is used for lookup and uniqueness
+    /// and the value itself is sealed with AES-256-GCM. When absent with a SQLite database, a key
+    /// is generated next to the database file (`<file>.pii.key`); when absent with MySQL, phone
+    /// numbers and e-mails are not stored (a warning says so at start).
+    #[serde(default)]
+    pub pii_key: Option<Secret>,
+    /// Channel events handled at once by this process.
+    #[serde(default = "default_consumer_concurrency")]
+    pub consumer_concurrency: usize,
+    /// Attempts of one event's transaction when it meets a unique-key race, a deadlock or a busy
+    /// database, before the message goes back to the bus for a later retry.
+    #[serde(default = "default_tx_attempts")]
+    pub tx_attempts: u32,
+    /// Merge rules and guards.
+    #[serde(default)]
+    pub resolution: ResolutionConfig,
+}
+
+/// Merge rules and guards (DESIGN.md §5). One set for every tenant for now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolutionConfig {
+    /// Merge profiles that share a UnionID of one namespace.
+    #[serde(default = "yes")]
+    pub merge_on_unionid: bool,
+    /// Merge profiles linked by a phone number verified by WeChat (unless they hold different
+    /// unionids of one namespace).
+    #[serde(default = "yes")]
+    pub merge_on_verified_phone: bool,
+    /// At most this many identifiers of one kind in one profile; a merge or attach beyond it is
+    /// refused and recorded.
+    #[serde(default = "default_max_per_kind")]
+    pub max_identifiers_per_kind: u32,
+    /// Values never used as identifiers (exact match after trimming), e.g. test phone numbers.
+    /// `""`, `0`, `null`, `undefined` are always blocked.
+    #[serde(default = "default_blocked_values")]
+    pub blocked_values: Vec<String>,
+    /// Value patterns never used as identifiers: `*` any run of characters, `?` one character,
+    /// e.g. `+86100000*`.
+    #[serde(default)]
+    pub blocked_patterns: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_consumer_concurrency() -> usize {
+    8
+}
+fn default_tx_attempts() -> u32 {
+    8
+}
+fn default_max_per_kind() -> u32 {
+    20
+}
+fn default_blocked_values() -> Vec<String> {
+    // Numbers used in WeChat's own samples and developer tools.
+    vec!["+8613800138000".into(), "+8613800000000".into()]
+}
+
+impl Default for ResolutionConfig {
+    fn default() -> Self {
+        ResolutionConfig {
+            merge_on_unionid: true,
+            merge_on_verified_phone: true,
+            max_identifiers_per_kind: default_max_per_kind(),
+            blocked_values: default_blocked_values(),
+            blocked_patterns: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// A config with defaults for everything but the listener and the database.
+    pub fn new(http: HttpConfig, database: DbConfig) -> Self {
+        Config {
+            http,
+            database,
+            pii_key: None,
+            consumer_concurrency: default_consumer_concurrency(),
+            tx_attempts: default_tx_attempts(),
+            resolution: ResolutionConfig::default(),
+        }
+    }
 }
 
 impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
-        self.database.validate(&key(prefix, "database"))
+        self.database.validate(&key(prefix, "database"))?;
+        if let Some(k) = &self.pii_key {
+            Pii::from_base64(k.expose())
+                .map_err(|e| ConfigError::invalid(key(prefix, "pii_key"), e.to_string()))?;
+        }
+        if self.consumer_concurrency == 0 || self.consumer_concurrency > 1024 {
+            return Err(ConfigError::invalid(
+                key(prefix, "consumer_concurrency"),
+                "must be between 1 and 1024",
+            ));
+        }
+        if self.tx_attempts == 0 || self.tx_attempts > 100 {
+            return Err(ConfigError::invalid(
+                key(prefix, "tx_attempts"),
+                "must be between 1 and 100",
+            ));
+        }
+        let r = key(prefix, "resolution");
+        if self.resolution.max_identifiers_per_kind == 0 {
+            return Err(ConfigError::invalid(
+                key(&r, "max_identifiers_per_kind"),
+                "must be at least 1",
+            ));
+        }
+        for (i, p) in self.resolution.blocked_patterns.iter().enumerate() {
+            if p.trim().is_empty() || p.chars().all(|c| c == '*') {
+                return Err(ConfigError::invalid(
+                    format!("{}[{i}]", key(&r, "blocked_patterns")),
+                    "a pattern must not be empty or match every value",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        serde_json::from_value(serde_json::json!({
+            "http": {"bind": "127.0.0.1:0"},
+            "database": {"url": "sqlite:///tmp/x.db"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_validate_and_bad_values_name_the_key() {
+        let c = cfg();
+        c.validate("identity").unwrap();
+        assert_eq!(c.resolution.max_identifiers_per_kind, 20);
+        let mut bad = c.clone();
+        bad.pii_key = Some(Secret::new("c2hvcnQ="));
+        let e = bad.validate("identity").unwrap_err().to_string();
+        assert!(e.contains("identity.pii_key"), "{e}");
+        let mut bad = c.clone();
+        bad.resolution.blocked_patterns = vec!["*".into()];
+        let e = bad.validate("identity").unwrap_err().to_string();
+        assert!(e.contains("identity.resolution.blocked_patterns[0]"), "{e}");
+        let mut bad = c;
+        bad.consumer_concurrency = 0;
+        let e = bad.validate("identity").unwrap_err().to_string();
+        assert!(e.contains("identity.consumer_concurrency"), "{e}");
     }
 }

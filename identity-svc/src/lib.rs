@@ -2,12 +2,15 @@
 //!
 //! Owns: identifiers, profiles, merge records, follow relationships, timeline (its own database). Must not touch: other services' tables, WeChat secrets (it asks the token keeper), tag or score logic.
 //!
-//! Inner shape (shared by every service): `api/` internal HTTP handlers, `store/` tables and
-//! migrations; `consume/` (bus consumers) and `domain/` (pure logic) arrive with the service's
-//! own features.
+//! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the
+//! channel-event consumer, `domain/` pure logic (identifier extraction, guards, the resolution
+//! plan, personal-data hashing and sealing), `store/` tables, migrations and the transactional
+//! resolution of one event.
 
 pub mod api;
 pub mod config;
+pub mod consume;
+pub mod domain;
 pub mod store;
 
 pub use config::Config;
@@ -16,20 +19,95 @@ use platform::db::outbox::OutboxRelay;
 use platform::role::{self, RoleError};
 use platform::Deps;
 
+use crate::domain::pii::Pii;
+use crate::domain::Policy;
+
 /// Role name in logs, readiness output and `scrm identity`.
 pub const ROLE: &str = "identity";
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
+/// the channel-event consumer, internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
+    let pii = pii_key(&cfg)?;
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    tokio::spawn(relay.run(deps.shutdown.clone()));
+    tokio::spawn(relay.clone().run(deps.shutdown.clone()));
+    let resolver = store::Resolver::new(
+        db.clone(),
+        pii.clone(),
+        Policy::from_config(&cfg.resolution),
+        cfg.tx_attempts,
+    );
+    let consumer = tokio::spawn(consume::run(
+        deps.bus.clone(),
+        resolver,
+        relay,
+        cfg.consumer_concurrency,
+        deps.shutdown.clone(),
+    ));
     let health = deps.health(ROLE, Some(&db));
-    role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(db), &deps).await
+    let served =
+        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(db, pii), &deps).await;
+    // The consumer stops on the same shutdown signal; wait for its in-flight events.
+    let _ = consumer.await;
+    served
 }
 
 /// Creates the service's database if needed and applies its migrations.
 pub async fn migrate(cfg: &Config) -> Result<(), RoleError> {
     role::migrate::<store::Migrator>(ROLE, &cfg.database).await
+}
+
+/// The personal-data key: configured, or (SQLite only) kept in `<database file>.pii.key`, created
+/// on first start. With MySQL and no key, sensitive identifiers are not stored.
+fn pii_key(cfg: &Config) -> Result<Option<Pii>, RoleError> {
+    let other = |message: String| RoleError::Other {
+        role: ROLE,
+        message,
+    };
+    if let Some(k) = &cfg.pii_key {
+        return Pii::from_base64(k.expose())
+            .map(Some)
+            .map_err(|e| other(format!("identity.pii_key: {e}")));
+    }
+    let Some(path) = platform::db::sqlite_path(cfg.database.url.expose()) else {
+        tracing::warn!(
+            "identity.pii_key is not set: phone numbers and e-mails will not be stored or matched"
+        );
+        return Ok(None);
+    };
+    let file = std::path::PathBuf::from(format!("{path}.pii.key"));
+    let key = match std::fs::read_to_string(&file) {
+        Ok(k) => k,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| other(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let k = Pii::generate_base64();
+            write_private(&file, &k)
+                .map_err(|e| other(format!("cannot write {}: {e}", file.display())))?;
+            k
+        }
+        Err(e) => return Err(other(format!("cannot read {}: {e}", file.display()))),
+    };
+    Pii::from_base64(&k_trim(&key))
+        .map(Some)
+        .map_err(|e| other(format!("{}: {e}", file.display())))
+}
+
+fn k_trim(k: &str) -> String {
+    k.trim().to_string()
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(contents.as_bytes())
 }

@@ -251,6 +251,13 @@ pub struct BusConfig {
     /// Declare queues as quorum queues (RabbitMQ cluster).
     #[serde(default)]
     pub quorum_queues: bool,
+    /// Confirm-mode channels a process publishes on, round-robin.
+    #[serde(default = "default_publisher_channels")]
+    pub publisher_channels: usize,
+}
+
+fn default_publisher_channels() -> usize {
+    4
 }
 
 fn default_exchange() -> String {
@@ -281,6 +288,7 @@ impl BusConfig {
             retry_delays_ms: default_retry_delays_ms(),
             publish_timeout_ms: default_publish_timeout_ms(),
             quorum_queues: false,
+            publisher_channels: default_publisher_channels(),
         }
     }
 
@@ -343,6 +351,12 @@ impl Validate for BusConfig {
             return Err(ConfigError::invalid(
                 key(prefix, "retry_delays_ms"),
                 "must list at least one delay",
+            ));
+        }
+        if self.publisher_channels == 0 || self.publisher_channels > 64 {
+            return Err(ConfigError::invalid(
+                key(prefix, "publisher_channels"),
+                "must be between 1 and 64",
             ));
         }
         if self.publish_timeout_ms == 0 {

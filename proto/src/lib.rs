@@ -7,6 +7,7 @@
 pub mod callback;
 pub mod channel;
 pub mod envelope;
+pub mod identity;
 pub mod routing;
 pub mod sdk;
 

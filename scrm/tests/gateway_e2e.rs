@@ -51,11 +51,18 @@ async fn start(fake: &FakeHandle, bus: Option<Value>) -> (Running, std::path::Pa
     (running, dir)
 }
 
-/// Subscribes as the identity consumer group (the one declared for channel events).
-async fn identity_queue(running: &Running) -> Subscription {
-    let g = proto::routing::IDENTITY;
-    let spec = GroupSpec::new(g.name, g.bindings, &platform::config::BusConfig::memory());
-    running.deps.bus.subscribe(&spec).await.unwrap()
+fn observer_spec() -> GroupSpec {
+    GroupSpec::new(
+        "e2e-observer",
+        &["channel.#"],
+        &platform::config::BusConfig::memory(),
+    )
+}
+
+/// Subscribes as a consumer group of its own bound to every channel event (identity-svc, running
+/// in the same process, consumes its own copy).
+async fn observe(running: &Running) -> Subscription {
+    running.deps.bus.subscribe(&observer_spec()).await.unwrap()
 }
 
 async fn next(sub: &mut Subscription, within: Duration) -> Option<Delivery> {
@@ -83,7 +90,7 @@ fn gateway(running: &Running) -> String {
 async fn every_callback_reaches_the_bus_exactly_once() {
     let fake = FakeWechat::start(0, 11).unwrap();
     let (running, dir) = start(&fake, None).await;
-    let mut sub = identity_queue(&running).await;
+    let mut sub = observe(&running).await;
     let gw = gateway(&running);
     let apps = fake.apps();
     let user = fake.population().typical_user().unwrap().clone();
@@ -199,7 +206,7 @@ async fn every_callback_reaches_the_bus_exactly_once() {
 async fn forged_and_malformed_callbacks_are_refused_with_a_reason() {
     let fake = FakeWechat::start(0, 12).unwrap();
     let (running, dir) = start(&fake, None).await;
-    let mut sub = identity_queue(&running).await;
+    let mut sub = observe(&running).await;
     let gw = gateway(&running);
     let apps = fake.apps();
     let user = fake.population().typical_user().unwrap().clone();
@@ -400,7 +407,7 @@ async fn forged_and_malformed_callbacks_are_refused_with_a_reason() {
 async fn mini_program_login_phone_and_tracking() {
     let fake = FakeWechat::start(0, 13).unwrap();
     let (running, dir) = start(&fake, None).await;
-    let mut sub = identity_queue(&running).await;
+    let mut sub = observe(&running).await;
     let gw = gateway(&running);
     let apps = fake.apps();
     let user = fake
@@ -573,6 +580,7 @@ async fn broker_outage_never_answers_200_for_a_lost_callback() {
         Some(json!({"kind": "amqp", "url": proxy.rewrite_url(&amqp_url()), "exchange": exchange, "publish_timeout_ms": 1000})),
     )
     .await;
+    running.deps.bus.declare(&observer_spec()).await.unwrap();
     let gw = gateway(&running);
     let apps = fake.apps();
     let users = fake.population().users.clone();
@@ -625,7 +633,7 @@ async fn broker_outage_never_answers_200_for_a_lost_callback() {
         assert!(ok, "retry accepted once the broker is back");
         answered_200.insert(openid.clone());
     }
-    let mut sub = identity_queue(&running).await;
+    let mut sub = observe(&running).await;
     let mut seen = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     while seen.len() < answered_200.len() && Instant::now() < deadline {

@@ -82,7 +82,10 @@ struct Inner {
     quorum: bool,
     publisher: ConnSlot,
     consumer: ConnSlot,
-    publish_channel: Mutex<Option<Channel>>,
+    /// Confirm-mode channels used round-robin (confirms of one channel are handled in order, so
+    /// several spread the work when many requests publish at once).
+    publish_channels: Vec<Mutex<Option<Channel>>>,
+    next_channel: std::sync::atomic::AtomicUsize,
     exchange_declared: tokio::sync::OnceCell<()>,
     /// Queues this instance declared (for `destroy`).
     declared: StdMutex<HashSet<String>>,
@@ -119,7 +122,10 @@ impl AmqpBus {
                     name: format!("scrm-consume-{process}"),
                     conn: Mutex::new(None),
                 },
-                publish_channel: Mutex::new(None),
+                publish_channels: (0..cfg.publisher_channels.max(1))
+                    .map(|_| Mutex::new(None))
+                    .collect(),
+                next_channel: std::sync::atomic::AtomicUsize::new(0),
                 exchange_declared: tokio::sync::OnceCell::new(),
                 declared: StdMutex::new(HashSet::new()),
             }),
@@ -251,8 +257,14 @@ impl Inner {
         Ok(queue)
     }
 
-    async fn publish_channel(&self) -> Result<Channel, BusError> {
-        let mut slot = self.publish_channel.lock().await;
+    fn channel_slot(&self) -> usize {
+        self.next_channel
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.publish_channels.len()
+    }
+
+    async fn publish_channel(&self, slot_index: usize) -> Result<Channel, BusError> {
+        let mut slot = self.publish_channels[slot_index].lock().await;
         if let Some(ch) = slot.as_ref() {
             if ch.status().connected() {
                 return Ok(ch.clone());
@@ -278,9 +290,10 @@ impl Inner {
     ) -> Result<(), BusError> {
         let deadline = Instant::now() + self.publish_timeout;
         let mut backoff = BACKOFF_START;
+        let slot = self.channel_slot();
         loop {
             let attempt = async {
-                let ch = self.publish_channel().await?;
+                let ch = self.publish_channel(slot).await?;
                 let mut confirms = Vec::with_capacity(items.len());
                 for (exchange, key, body, props) in items {
                     let c = ch
@@ -314,7 +327,7 @@ impl Inner {
             match result {
                 Ok(()) => return Ok(()),
                 Err(BusError::Unavailable(reason)) => {
-                    *self.publish_channel.lock().await = None;
+                    *self.publish_channels[slot].lock().await = None;
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
                         return Err(BusError::Unavailable(reason));
@@ -324,7 +337,7 @@ impl Inner {
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
                 Err(other) => {
-                    *self.publish_channel.lock().await = None;
+                    *self.publish_channels[slot].lock().await = None;
                     return Err(other);
                 }
             }
@@ -472,7 +485,7 @@ impl Bus for AmqpBus {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        self.inner.publish_channel().await.map(|_| ())
+        self.inner.publish_channel(0).await.map(|_| ())
     }
 
     fn kind(&self) -> &'static str {

@@ -1,0 +1,84 @@
+//! The channel-event consumer: every event on `channel.#` (group `identity`) is resolved to a
+//! profile. Database races are retried inside [`Resolver::resolve`]; contention that outlasts
+//! those attempts, and any other database failure, goes back to the bus (`Transient`); a payload
+//! that does not decode is parked (`Invalid`). Events carrying no identifier (WeCom group-chat
+//! and corp-tag changes, member messages, unmodelled callbacks) are acknowledged without effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::bus::{run_consumer, Bus, GroupSpec, HandlerError};
+use platform::config::BusConfig;
+use platform::db::outbox::OutboxRelay;
+use proto::Envelope;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Outcome, ResolveError, Resolver};
+
+/// Handles one delivery.
+pub async fn handle(
+    resolver: &Resolver,
+    relay: &OutboxRelay,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    match resolver.resolve(&env).await {
+        Ok(Outcome::Resolved(r)) => {
+            relay.wake();
+            tracing::debug!(
+                profile_id = %r.profile_id,
+                created = r.created,
+                merged = r.absorbed.len(),
+                attached = r.attached,
+                refused = r.refused,
+                attempts = r.attempts,
+                "Event resolved"
+            );
+            Ok(())
+        }
+        Ok(Outcome::Duplicate) | Ok(Outcome::NoIdentifiers) => Ok(()),
+        Err(ResolveError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
+        Err(e) => Err(HandlerError::Transient(e.to_string())),
+    }
+}
+
+/// The group spec: the identity group's bindings with the bus defaults' retry policy, and enough
+/// prefetch for `concurrency` handlers.
+pub fn group_spec(concurrency: usize) -> GroupSpec {
+    let g = proto::routing::IDENTITY;
+    let cfg = BusConfig::memory();
+    let mut spec = GroupSpec::new(g.name, g.bindings, &cfg);
+    let wanted = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    spec.prefetch = spec.prefetch.max(wanted);
+    spec
+}
+
+/// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`.
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    resolver: Resolver,
+    relay: OutboxRelay,
+    concurrency: usize,
+    shutdown: CancellationToken,
+) {
+    let spec = group_spec(concurrency);
+    let mut backoff = Duration::from_millis(200);
+    let sub = loop {
+        match bus.subscribe(&spec).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "Cannot subscribe to channel events");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    };
+    run_consumer(crate::ROLE, sub, concurrency, shutdown, move |env| {
+        let resolver = resolver.clone();
+        let relay = relay.clone();
+        async move { handle(&resolver, &relay, env).await }
+    })
+    .await;
+}

@@ -1,0 +1,614 @@
+//! Pure identity logic, no I/O: which identifiers an event carries ([`extract`]), which values are
+//! never identifiers ([`Blocklist`]), personal-data hashing, sealing and masking ([`pii`]), and the
+//! resolution plan for one event ([`plan`]): create, attach, or merge when a rule links profiles
+//! and the guards allow it — otherwise a recorded refusal.
+
+pub mod extract;
+pub mod pii;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proto::identity::{IdentifierKind, LinkRule, Provenance};
+
+use crate::config::ResolutionConfig;
+
+/// Values that are never identifiers: empty, `0`, `null`, `undefined`, configured values and
+/// configured `*`/`?` patterns.
+#[derive(Debug, Clone, Default)]
+pub struct Blocklist {
+    values: BTreeSet<String>,
+    patterns: Vec<Vec<char>>,
+}
+
+const ALWAYS_BLOCKED: [&str; 4] = ["", "0", "null", "undefined"];
+
+impl Blocklist {
+    pub fn new(values: &[String], patterns: &[String]) -> Self {
+        Blocklist {
+            values: values.iter().map(|v| v.trim().to_string()).collect(),
+            patterns: patterns
+                .iter()
+                .map(|p| p.trim().chars().collect())
+                .collect(),
+        }
+    }
+
+    pub fn is_blocked(&self, value: &str) -> bool {
+        let v = value.trim();
+        ALWAYS_BLOCKED.iter().any(|b| v.eq_ignore_ascii_case(b)) || self.values.contains(v) || {
+            let chars: Vec<char> = v.chars().collect();
+            self.patterns.iter().any(|p| glob(p, &chars))
+        }
+    }
+}
+
+/// `*` matches any run (also empty), `?` one character.
+fn glob(p: &[char], v: &[char]) -> bool {
+    let (mut pi, mut vi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while vi < v.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, vi));
+            pi += 1;
+        } else if let Some((sp, sv)) = star {
+            pi = sp + 1;
+            vi = sv + 1;
+            star = Some((sp, sv + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Merge rules and guards in force.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub merge_on_unionid: bool,
+    pub merge_on_verified_phone: bool,
+    pub max_per_kind: usize,
+    pub blocklist: Blocklist,
+}
+
+impl Policy {
+    pub fn from_config(c: &ResolutionConfig) -> Self {
+        Policy {
+            merge_on_unionid: c.merge_on_unionid,
+            merge_on_verified_phone: c.merge_on_verified_phone,
+            max_per_kind: c.max_identifiers_per_kind as usize,
+            blocklist: Blocklist::new(&c.blocked_values, &c.blocked_patterns),
+        }
+    }
+}
+
+/// An identifier as the planner sees it: its lookup key (the value is hashed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub kind: IdentifierKind,
+    pub namespace: String,
+    pub hash: String,
+}
+
+/// One identifier of the event and the profile that already holds it, if any.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub key: Key,
+    pub provenance: Provenance,
+    pub found_in: Option<String>,
+}
+
+/// Why a link was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The result would hold two different unionids of one namespace.
+    ConflictingUnionids,
+    /// The result would hold more identifiers of one kind than allowed.
+    KindLimit,
+    /// The rule that links them is switched off.
+    RuleDisabled,
+}
+
+impl RefusalReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::ConflictingUnionids => "conflicting_unionids",
+            RefusalReason::KindLimit => "kind_limit",
+            RefusalReason::RuleDisabled => "rule_disabled",
+        }
+    }
+}
+
+/// A merge of `absorbed` into the survivor, proven by the event's identifiers `from` (on the
+/// survivor's side) and `to` (held by `absorbed`), indexes into the incoming list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeStep {
+    pub absorbed: String,
+    pub rule: LinkRule,
+    pub from: usize,
+    pub to: usize,
+}
+
+/// A link the guards refused: the other profile (or `None` when a new identifier could not be
+/// attached — `identifier` says which), the rule and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub other: Option<String>,
+    pub identifier: Option<usize>,
+    pub rule: LinkRule,
+    pub reason: RefusalReason,
+}
+
+/// What to do with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The profile the event resolves to; `None`: create one.
+    pub survivor: Option<String>,
+    /// Profiles to absorb into the survivor.
+    pub merges: Vec<MergeStep>,
+    /// Links refused by a guard.
+    pub refusals: Vec<Refusal>,
+    /// New identifiers (indexes) to attach to the survivor.
+    pub attach: Vec<usize>,
+}
+
+/// How strongly two identifiers of one event prove one person, for merging the profiles holding
+/// them. WeChat-asserted ids (openids, external_userids) linked through a unionid prove it by
+/// rule `unionid`; a phone verified by WeChat by rule `verified_phone`. Cookies, e-mails, CRM ids
+/// and typed phones never merge profiles on their own (they only attach).
+fn pair_rule(a: &Incoming, b: &Incoming) -> Option<LinkRule> {
+    use IdentifierKind::*;
+    let weak = |i: &Incoming| matches!(i.key.kind, WebCookie | Email | CrmId);
+    if weak(a) || weak(b) {
+        return None;
+    }
+    let phone = |i: &Incoming| i.key.kind == Phone;
+    if phone(a) || phone(b) {
+        let verified = [a, b]
+            .iter()
+            .filter(|i| phone(i))
+            .all(|i| i.provenance == Provenance::VerifiedMp);
+        return verified.then_some(LinkRule::VerifiedPhone);
+    }
+    (a.key.kind == Unionid || b.key.kind == Unionid).then_some(LinkRule::Unionid)
+}
+
+fn rank(r: LinkRule) -> u8 {
+    match r {
+        LinkRule::Unionid => 2,
+        LinkRule::VerifiedPhone => 1,
+        _ => 0,
+    }
+}
+
+/// Identifiers of a profile side, for the guards.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    per_kind: BTreeMap<IdentifierKind, usize>,
+    /// namespace → unionid hashes.
+    unionids: BTreeMap<String, BTreeSet<String>>,
+    keys: BTreeSet<Key>,
+}
+
+impl Side {
+    fn add(&mut self, k: &Key) {
+        if !self.keys.insert(k.clone()) {
+            return;
+        }
+        *self.per_kind.entry(k.kind).or_default() += 1;
+        if k.kind == IdentifierKind::Unionid {
+            self.unionids
+                .entry(k.namespace.clone())
+                .or_default()
+                .insert(k.hash.clone());
+        }
+    }
+
+    fn with(&self, keys: &[Key]) -> Side {
+        let mut s = self.clone();
+        for k in keys {
+            s.add(k);
+        }
+        s
+    }
+
+    fn violation(&self, max_per_kind: usize) -> Option<RefusalReason> {
+        if self.unionids.values().any(|h| h.len() > 1) {
+            return Some(RefusalReason::ConflictingUnionids);
+        }
+        if self.per_kind.values().any(|n| *n > max_per_kind) {
+            return Some(RefusalReason::KindLimit);
+        }
+        None
+    }
+}
+
+/// Plans the resolution of one event: `incoming` in event order (subject first), `profiles` every
+/// identifier key of each profile that holds one of them.
+pub fn plan(incoming: &[Incoming], profiles: &BTreeMap<String, Vec<Key>>, policy: &Policy) -> Plan {
+    let mut refusals = Vec::new();
+    let mut merges = Vec::new();
+    let primary = incoming.iter().find_map(|i| i.found_in.clone());
+    let mut side = Side::default();
+    let mut members: Vec<String> = Vec::new();
+    if let Some(p) = &primary {
+        side = side.with(profiles.get(p).map(Vec::as_slice).unwrap_or(&[]));
+        members.push(p.clone());
+        let others: BTreeSet<&String> = incoming
+            .iter()
+            .filter_map(|i| i.found_in.as_ref())
+            .filter(|id| *id != p)
+            .collect();
+        for other in others {
+            // The strongest link between the other profile's identifiers and the rest of the event.
+            let mut best: Option<(LinkRule, usize, usize)> = None;
+            for (to, b) in incoming.iter().enumerate() {
+                if b.found_in.as_ref() != Some(other) {
+                    continue;
+                }
+                for (from, a) in incoming.iter().enumerate() {
+                    if a.found_in.as_ref() == Some(other) {
+                        continue;
+                    }
+                    if let Some(r) = pair_rule(a, b) {
+                        if best.is_none_or(|(br, _, _)| rank(r) > rank(br)) {
+                            best = Some((r, from, to));
+                        }
+                    }
+                }
+            }
+            let Some((rule, from, to)) = best else {
+                // Only weak identifiers connect them: not evidence of one person, nothing to record.
+                continue;
+            };
+            let enabled = match rule {
+                LinkRule::Unionid => policy.merge_on_unionid,
+                LinkRule::VerifiedPhone => policy.merge_on_verified_phone,
+                _ => false,
+            };
+            let reason = if enabled {
+                let combined = side.with(profiles.get(other).map(Vec::as_slice).unwrap_or(&[]));
+                match combined.violation(policy.max_per_kind) {
+                    None => {
+                        side = combined;
+                        members.push(other.clone());
+                        merges.push(MergeStep {
+                            absorbed: other.clone(),
+                            rule,
+                            from,
+                            to,
+                        });
+                        continue;
+                    }
+                    Some(r) => r,
+                }
+            } else {
+                RefusalReason::RuleDisabled
+            };
+            refusals.push(Refusal {
+                other: Some(other.clone()),
+                identifier: None,
+                rule,
+                reason,
+            });
+        }
+    }
+    // The oldest profile survives (ids are UUIDv7, so ordering by id is ordering by creation).
+    let survivor = members.iter().min().cloned();
+    if let Some(s) = &survivor {
+        for m in merges.iter_mut() {
+            if &m.absorbed == s {
+                // The primary is absorbed into an older profile instead.
+                m.absorbed = primary.clone().unwrap_or_default();
+                std::mem::swap(&mut m.from, &mut m.to);
+            }
+        }
+    }
+    // A new subject whose own unionid conflicts with the profile it reached through another
+    // identifier (say, a phone someone else verified before) is another person: it gets its own
+    // profile, and the link is refused and recorded.
+    let subject_is_new = incoming.first().is_some_and(|i| i.found_in.is_none());
+    if let (Some(p), true) = (&primary, subject_is_new) {
+        let fresh: Vec<Key> = incoming
+            .iter()
+            .filter(|i| i.found_in.is_none())
+            .map(|i| i.key.clone())
+            .collect();
+        let conflicts = |s: &Side| s.unionids.values().any(|h| h.len() > 1);
+        if conflicts(&side.with(&fresh)) && !conflicts(&Side::default().with(&fresh)) {
+            let rule = incoming
+                .iter()
+                .filter(|b| b.found_in.is_some())
+                .flat_map(|b| {
+                    incoming
+                        .iter()
+                        .filter(|a| a.found_in.is_none())
+                        .filter_map(move |a| pair_rule(a, b))
+                })
+                .max_by_key(|r| rank(*r))
+                .unwrap_or(LinkRule::SameEvent);
+            let mut own = Side::default();
+            let mut attach = Vec::new();
+            for (idx, i) in incoming.iter().enumerate() {
+                if i.found_in.is_some() || own.keys.contains(&i.key) {
+                    continue;
+                }
+                let next = own.with(std::slice::from_ref(&i.key));
+                if next.violation(policy.max_per_kind).is_none() {
+                    own = next;
+                    attach.push(idx);
+                }
+            }
+            refusals.push(Refusal {
+                other: Some(p.clone()),
+                identifier: None,
+                rule,
+                reason: RefusalReason::ConflictingUnionids,
+            });
+            return Plan {
+                survivor: None,
+                merges: Vec::new(),
+                refusals,
+                attach,
+            };
+        }
+    }
+    let mut attach = Vec::new();
+    for (idx, i) in incoming.iter().enumerate() {
+        if i.found_in.is_some() || side.keys.contains(&i.key) {
+            continue;
+        }
+        let next = side.with(std::slice::from_ref(&i.key));
+        match next.violation(policy.max_per_kind) {
+            None => {
+                side = next;
+                attach.push(idx);
+            }
+            Some(reason) => refusals.push(Refusal {
+                other: None,
+                identifier: Some(idx),
+                rule: LinkRule::SameEvent,
+                reason,
+            }),
+        }
+    }
+    Plan {
+        survivor,
+        merges,
+        refusals,
+        attach,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use IdentifierKind::*;
+
+    fn key(kind: IdentifierKind, v: &str) -> Key {
+        Key {
+            kind,
+            namespace: "ns".into(),
+            hash: v.into(),
+        }
+    }
+
+    fn inc(kind: IdentifierKind, v: &str, found: Option<&str>) -> Incoming {
+        Incoming {
+            key: key(kind, v),
+            provenance: if kind == Phone {
+                Provenance::VerifiedMp
+            } else {
+                Provenance::Wechat
+            },
+            found_in: found.map(str::to_string),
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy::from_config(&ResolutionConfig::default())
+    }
+
+    #[test]
+    fn blocklist_values_and_patterns() {
+        let b = Blocklist::new(
+            &["+8613800138000".into()],
+            &["+86100*".into(), "test_?".into()],
+        );
+        for v in [
+            "",
+            " ",
+            "0",
+            "NULL",
+            "undefined",
+            "+8613800138000",
+            "+8610012",
+            "test_1",
+        ] {
+            assert!(b.is_blocked(v), "{v}");
+        }
+        for v in ["+8613912345678", "test_12", "o123"] {
+            assert!(!b.is_blocked(v), "{v}");
+        }
+        assert!(glob(&['a', '*', 'c'], &['a', 'b', 'b', 'c']));
+        assert!(!glob(&['a', '*', 'c'], &['a', 'b', 'd']));
+    }
+
+    #[test]
+    fn nothing_found_creates_with_everything() {
+        let p = plan(
+            &[inc(OaOpenid, "o1", None), inc(Unionid, "u1", None)],
+            &BTreeMap::new(),
+            &policy(),
+        );
+        assert_eq!(p.survivor, None);
+        assert_eq!(p.attach, vec![0, 1]);
+        assert!(p.merges.is_empty() && p.refusals.is_empty());
+    }
+
+    #[test]
+    fn one_found_attaches_the_rest() {
+        let profiles = BTreeMap::from([("P1".to_string(), vec![key(Unionid, "u1")])]);
+        let p = plan(
+            &[inc(MpOpenid, "o2", None), inc(Unionid, "u1", Some("P1"))],
+            &profiles,
+            &policy(),
+        );
+        assert_eq!(p.survivor.as_deref(), Some("P1"));
+        assert_eq!(p.attach, vec![0]);
+    }
+
+    #[test]
+    fn unionid_links_two_profiles_and_the_oldest_survives() {
+        let profiles = BTreeMap::from([
+            ("P2".to_string(), vec![key(MpOpenid, "o2")]),
+            (
+                "P1".to_string(),
+                vec![key(Unionid, "u1"), key(OaOpenid, "o1")],
+            ),
+        ]);
+        let p = plan(
+            &[
+                inc(MpOpenid, "o2", Some("P2")),
+                inc(Unionid, "u1", Some("P1")),
+            ],
+            &profiles,
+            &policy(),
+        );
+        assert_eq!(p.survivor.as_deref(), Some("P1"));
+        assert_eq!(
+            p.merges,
+            vec![MergeStep {
+                absorbed: "P2".into(),
+                rule: LinkRule::Unionid,
+                from: 1,
+                to: 0
+            }]
+        );
+    }
+
+    #[test]
+    fn verified_phone_merges_unless_unionids_differ() {
+        let profiles = BTreeMap::from([
+            (
+                "P1".to_string(),
+                vec![key(MpOpenid, "o1"), key(Unionid, "u1")],
+            ),
+            ("P2".to_string(), vec![key(OaOpenid, "o2"), key(Phone, "x")]),
+        ]);
+        let ev = [
+            inc(MpOpenid, "o1", Some("P1")),
+            inc(Unionid, "u1", Some("P1")),
+            inc(Phone, "x", Some("P2")),
+        ];
+        let p = plan(&ev, &profiles, &policy());
+        assert_eq!(p.merges.len(), 1);
+        assert_eq!(p.merges[0].rule, LinkRule::VerifiedPhone);
+
+        let mut profiles = profiles;
+        profiles.get_mut("P2").unwrap().push(key(Unionid, "u2"));
+        let p = plan(&ev, &profiles, &policy());
+        assert!(p.merges.is_empty());
+        assert_eq!(p.survivor.as_deref(), Some("P1"));
+        assert_eq!(
+            p.refusals,
+            vec![Refusal {
+                other: Some("P2".into()),
+                identifier: None,
+                rule: LinkRule::VerifiedPhone,
+                reason: RefusalReason::ConflictingUnionids
+            }]
+        );
+    }
+
+    #[test]
+    fn typed_phone_and_cookies_never_merge() {
+        let profiles = BTreeMap::from([
+            ("P1".to_string(), vec![key(MpOpenid, "o1")]),
+            ("P2".to_string(), vec![key(WebCookie, "c"), key(Phone, "x")]),
+        ]);
+        let mut phone = inc(Phone, "x", Some("P2"));
+        phone.provenance = Provenance::Typed;
+        let p = plan(
+            &[
+                inc(MpOpenid, "o1", Some("P1")),
+                inc(WebCookie, "c", Some("P2")),
+                phone,
+            ],
+            &profiles,
+            &policy(),
+        );
+        assert!(p.merges.is_empty() && p.refusals.is_empty());
+    }
+
+    #[test]
+    fn disabled_rule_and_kind_limit_are_refused() {
+        let profiles = BTreeMap::from([
+            ("P1".to_string(), vec![key(Unionid, "u1")]),
+            ("P2".to_string(), vec![key(MpOpenid, "o2")]),
+        ]);
+        let ev = [
+            inc(MpOpenid, "o2", Some("P2")),
+            inc(Unionid, "u1", Some("P1")),
+        ];
+        let mut pol = policy();
+        pol.merge_on_unionid = false;
+        let p = plan(&ev, &profiles, &pol);
+        assert_eq!(p.refusals[0].reason, RefusalReason::RuleDisabled);
+
+        let profiles = BTreeMap::from([(
+            "P1".to_string(),
+            vec![key(Unionid, "u1"), key(OaOpenid, "a")],
+        )]);
+        let mut pol = policy();
+        pol.max_per_kind = 1;
+        let p = plan(
+            &[inc(OaOpenid, "b", None), inc(Unionid, "u1", Some("P1"))],
+            &profiles,
+            &pol,
+        );
+        assert!(p.attach.is_empty());
+        assert_eq!(p.refusals[0].reason, RefusalReason::KindLimit);
+        assert_eq!(p.refusals[0].identifier, Some(0));
+    }
+
+    #[test]
+    fn a_new_person_sharing_a_phone_gets_their_own_profile() {
+        let profiles = BTreeMap::from([(
+            "P1".to_string(),
+            vec![key(MpOpenid, "o1"), key(Unionid, "u1"), key(Phone, "x")],
+        )]);
+        let p = plan(
+            &[
+                inc(MpOpenid, "o2", None),
+                inc(Unionid, "u2", None),
+                inc(Phone, "x", Some("P1")),
+            ],
+            &profiles,
+            &policy(),
+        );
+        assert_eq!(p.survivor, None);
+        assert_eq!(p.attach, vec![0, 1]);
+        assert!(p.merges.is_empty());
+        assert_eq!(p.refusals[0].other.as_deref(), Some("P1"));
+        assert_eq!(p.refusals[0].rule, LinkRule::VerifiedPhone);
+        assert_eq!(p.refusals[0].reason, RefusalReason::ConflictingUnionids);
+    }
+
+    #[test]
+    fn a_second_unionid_of_one_namespace_is_not_attached() {
+        let profiles = BTreeMap::from([(
+            "P1".to_string(),
+            vec![key(MpOpenid, "o1"), key(Unionid, "u1")],
+        )]);
+        let p = plan(
+            &[inc(MpOpenid, "o1", Some("P1")), inc(Unionid, "u2", None)],
+            &profiles,
+            &policy(),
+        );
+        assert!(p.attach.is_empty());
+        assert_eq!(p.refusals[0].reason, RefusalReason::ConflictingUnionids);
+    }
+}

@@ -1,0 +1,288 @@
+//! Reads behind the internal API. Sensitive identifier values are returned masked.
+
+use chrono::{DateTime, Utc};
+use proto::identity::IdentifierKind;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde::Serialize;
+
+use super::entities::{identifier, merge, profile, refusal, timeline};
+use crate::domain::extract::normalise;
+use crate::domain::pii::{plain_hash, Pii};
+
+/// An identifier as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IdentifierView {
+    pub id: i64,
+    pub kind: String,
+    pub namespace: String,
+    /// Clear for openids, unionids, cookies; masked for phones and e-mails.
+    pub value: String,
+    pub provenance: String,
+    pub first_seen_event: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<identifier::Model> for IdentifierView {
+    fn from(m: identifier::Model) -> Self {
+        let sensitive = IdentifierKind::parse(&m.kind).is_some_and(IdentifierKind::is_sensitive);
+        IdentifierView {
+            id: m.id,
+            value: if sensitive {
+                m.value_masked
+            } else {
+                m.value.unwrap_or(m.value_masked)
+            },
+            kind: m.kind,
+            namespace: m.namespace,
+            provenance: m.provenance,
+            first_seen_event: m.first_seen_event,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// A profile with its identifiers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ProfileView {
+    pub id: String,
+    pub tenant_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub identifiers: Vec<IdentifierView>,
+}
+
+/// A profile by id (merged ones too: they show `merged_into` and no identifiers).
+pub async fn profile<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<ProfileView>, DbErr> {
+    let Some(p) = profile::Entity::find_by_id(id.to_string()).one(db).await? else {
+        return Ok(None);
+    };
+    let identifiers = identifier::Entity::find()
+        .filter(identifier::Column::ProfileId.eq(id))
+        .order_by_asc(identifier::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(IdentifierView::from)
+        .collect();
+    Ok(Some(ProfileView {
+        id: p.id,
+        tenant_id: p.tenant_id,
+        status: p.status,
+        merged_into: p.merged_into,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        identifiers,
+    }))
+}
+
+/// Why an identifier lookup could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error("value is not a valid {0}")]
+    BadValue(IdentifierKind),
+    #[error("{0} values are not stored: no personal-data key is configured")]
+    NoKey(IdentifierKind),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// The profile holding an identifier (the survivor when it was merged).
+pub async fn profile_by_identifier<C: ConnectionTrait>(
+    db: &C,
+    pii: Option<&Pii>,
+    tenant: &str,
+    kind: IdentifierKind,
+    namespace: &str,
+    value: &str,
+) -> Result<Option<ProfileView>, LookupError> {
+    let value = normalise(kind, value).ok_or(LookupError::BadValue(kind))?;
+    let hash = if kind.is_sensitive() {
+        pii.ok_or(LookupError::NoKey(kind))?
+            .keyed_hash(kind, namespace.trim(), &value)
+    } else {
+        plain_hash(&value)
+    };
+    let found = identifier::Entity::find()
+        .filter(identifier::Column::TenantId.eq(tenant))
+        .filter(identifier::Column::Kind.eq(kind.as_str()))
+        .filter(identifier::Column::Namespace.eq(namespace.trim()))
+        .filter(identifier::Column::ValueHash.eq(hash))
+        .one(db)
+        .await?;
+    match found {
+        Some(m) => Ok(profile(db, &m.profile_id).await?),
+        None => Ok(None),
+    }
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimelineEntry {
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub summary: serde_json::Value,
+    /// The profile the event was first resolved to (another id for events of merged profiles).
+    pub profile_id: String,
+}
+
+/// A page of the timeline, newest first.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TimelinePage {
+    pub items: Vec<TimelineEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A timeline cursor: `<occurred_at millis>_<row id>` of the last entry returned.
+pub fn parse_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
+    let (ms, id) = s.split_once('_')?;
+    let at = DateTime::from_timestamp_millis(ms.parse().ok()?)?;
+    Some((at, id.parse().ok()?))
+}
+
+/// The profile's timeline and that of every profile merged into it, newest first.
+pub async fn timeline<C: ConnectionTrait>(
+    db: &C,
+    profile_id: &str,
+    cursor: Option<(DateTime<Utc>, i64)>,
+    limit: u64,
+) -> Result<TimelinePage, DbErr> {
+    let mut ids = vec![profile_id.to_string()];
+    ids.extend(
+        profile::Entity::find()
+            .filter(profile::Column::MergedInto.eq(profile_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|p| p.id),
+    );
+    let mut q = timeline::Entity::find().filter(timeline::Column::ProfileId.is_in(ids));
+    if let Some((at, id)) = cursor {
+        q = q.filter(
+            Condition::any()
+                .add(timeline::Column::OccurredAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(timeline::Column::OccurredAt.eq(at))
+                        .add(timeline::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let rows = q
+        .order_by_desc(timeline::Column::OccurredAt)
+        .order_by_desc(timeline::Column::Id)
+        .limit(limit + 1)
+        .all(db)
+        .await?;
+    let more = rows.len() as u64 > limit;
+    let rows: Vec<timeline::Model> = rows.into_iter().take(limit as usize).collect();
+    let next_cursor = match (more, rows.last()) {
+        (true, Some(last)) => Some(format!(
+            "{}_{}",
+            last.occurred_at.timestamp_millis(),
+            last.id
+        )),
+        _ => None,
+    };
+    Ok(TimelinePage {
+        items: rows
+            .into_iter()
+            .map(|r| TimelineEntry {
+                event_id: r.event_id,
+                event_type: r.event_type,
+                occurred_at: r.occurred_at,
+                summary: serde_json::from_str(&r.summary).unwrap_or(serde_json::Value::Null),
+                profile_id: r.profile_id,
+            })
+            .collect(),
+        next_cursor,
+    })
+}
+
+/// A merge record.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MergeView {
+    pub id: i64,
+    pub survivor_id: String,
+    pub absorbed_id: String,
+    pub rule: String,
+    pub evidence_event_id: Option<String>,
+    pub operator: Option<String>,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Merges the profile took part in (as survivor or absorbed), oldest first.
+pub async fn merges<C: ConnectionTrait>(db: &C, profile_id: &str) -> Result<Vec<MergeView>, DbErr> {
+    Ok(merge::Entity::find()
+        .filter(
+            Condition::any()
+                .add(merge::Column::SurvivorId.eq(profile_id))
+                .add(merge::Column::AbsorbedId.eq(profile_id)),
+        )
+        .order_by_asc(merge::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| MergeView {
+            id: m.id,
+            survivor_id: m.survivor_id,
+            absorbed_id: m.absorbed_id,
+            rule: m.rule,
+            evidence_event_id: m.evidence_event_id,
+            operator: m.operator,
+            before: serde_json::from_str(&m.before_snapshot).unwrap_or_default(),
+            after: serde_json::from_str(&m.after_snapshot).unwrap_or_default(),
+            created_at: m.created_at,
+        })
+        .collect())
+}
+
+/// A refused merge.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RefusalView {
+    pub id: i64,
+    pub tenant_id: String,
+    pub candidate_ids: Vec<String>,
+    pub rule: String,
+    pub reason: String,
+    pub evidence_event_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Refused merges, newest first (of one tenant when given).
+pub async fn refusals<C: ConnectionTrait>(
+    db: &C,
+    tenant: Option<&str>,
+    limit: u64,
+) -> Result<Vec<RefusalView>, DbErr> {
+    let mut q = refusal::Entity::find();
+    if let Some(t) = tenant {
+        q = q.filter(refusal::Column::TenantId.eq(t));
+    }
+    Ok(q.order_by_desc(refusal::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| RefusalView {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            candidate_ids: serde_json::from_str(&r.candidate_ids).unwrap_or_default(),
+            rule: r.rule,
+            reason: r.reason,
+            evidence_event_id: r.evidence_event_id,
+            created_at: r.created_at,
+        })
+        .collect())
+}

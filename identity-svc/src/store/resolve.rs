@@ -1,0 +1,595 @@
+//! Resolution of one channel event in one transaction: record the message in the inbox, lock the
+//! identifiers it carries, plan (create / attach / merge / refuse, [`crate::domain::plan`]), write
+//! profiles, identifiers, edges, merges, refusals and the timeline, and enqueue `profile.resolved`
+//! (and `identity.merged`) in the outbox — all or nothing.
+//!
+//! Concurrency: uniqueness is the database's unique key on (tenant, kind, namespace, value_hash).
+//! Two transactions racing to create the same identifier both try to insert it; one fails with a
+//! unique violation (or a deadlock on MySQL's gap locks), and the whole transaction is run again
+//! after a short random pause — the second run finds the identifier and attaches to its profile.
+//! Profiles involved in an event are locked (`FOR UPDATE`, in id order) before they are changed;
+//! SQLite serialises writers on its database lock (the inbox insert takes it first).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use platform::db::inbox::{self, Processed};
+use platform::db::outbox;
+use proto::identity::{
+    Identifier, IdentifierKind, IdentityMerged, LinkRule, ProfileResolved, IDENTITY_MERGED,
+    PROFILE_RESOLVED,
+};
+use proto::Envelope;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+use serde_json::{json, Value};
+
+use super::entities::{edge, identifier, merge, profile, refusal, timeline};
+use super::{is_contention, ACTIVE, MERGED};
+use crate::domain::extract::{extract, Found};
+use crate::domain::pii::{mask, plain_hash, seal_context, Pii};
+use crate::domain::{plan, Incoming, Key, Policy};
+
+/// Consumer name in the inbox.
+pub const CONSUMER: &str = "identity";
+/// `created_by` of edges written by automatic resolution.
+const SYSTEM: &str = "system";
+
+/// What resolving an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Resolved(Resolution),
+    /// The message was processed before; nothing ran.
+    Duplicate,
+    /// The event carries no identifier (e.g. a WeCom group-chat change); acknowledged as is.
+    NoIdentifiers,
+}
+
+/// The effect of one resolved event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// The canonical profile the event belongs to.
+    pub profile_id: String,
+    pub created: bool,
+    /// Profiles merged into `profile_id` by this event.
+    pub absorbed: Vec<String>,
+    /// Identifiers newly attached.
+    pub attached: usize,
+    /// Links refused by a guard (recorded in `merge_refusals`).
+    pub refused: usize,
+    /// Transaction runs it took (1 when no race was met).
+    pub attempts: u32,
+}
+
+/// Why an event could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The payload does not decode: it never will.
+    #[error("invalid event: {0}")]
+    Invalid(String),
+    /// Still racing after every attempt; worth retrying later.
+    #[error("database contention after {attempts} attempts: {source}")]
+    Contention {
+        attempts: u32,
+        #[source]
+        source: DbErr,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// One identifier ready to be looked up and stored.
+#[derive(Debug, Clone)]
+struct Prepared {
+    found: Found,
+    key: Key,
+    /// Clear value for non-sensitive kinds.
+    value: Option<String>,
+    sealed: Option<String>,
+    masked: String,
+}
+
+impl Prepared {
+    fn public(&self) -> Identifier {
+        let id = &self.found.identifier;
+        let value = if id.kind.is_sensitive() {
+            self.masked.clone()
+        } else {
+            id.value.clone()
+        };
+        Identifier::new(id.kind, id.namespace.clone(), value)
+    }
+}
+
+/// Resolves events against one database. Cheap to clone.
+#[derive(Clone)]
+pub struct Resolver {
+    db: DatabaseConnection,
+    pii: Option<Pii>,
+    policy: Arc<Policy>,
+    tx_attempts: u32,
+}
+
+impl Resolver {
+    /// `pii`: `None` drops sensitive identifiers (no key to protect them with).
+    pub fn new(db: DatabaseConnection, pii: Option<Pii>, policy: Policy, tx_attempts: u32) -> Self {
+        Resolver {
+            db,
+            pii,
+            policy: Arc::new(policy),
+            tx_attempts: tx_attempts.max(1),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Resolves `env` exactly once (the inbox remembers its id), retrying the transaction on races.
+    pub async fn resolve(&self, env: &Envelope) -> Result<Outcome, ResolveError> {
+        let extracted = extract(env, &self.policy.blocklist)
+            .map_err(|e| ResolveError::Invalid(e.to_string()))?;
+        let prepared = self.prepare(&env.tenant_id, extracted.identifiers);
+        if prepared.is_empty() {
+            metrics::counter!("scrm_identity_events_total", "outcome" => "no_identifiers")
+                .increment(1);
+            return Ok(Outcome::NoIdentifiers);
+        }
+        let job = Arc::new(Job {
+            env: env.clone(),
+            prepared,
+            summary: extracted.summary,
+            policy: self.policy.clone(),
+        });
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let j = job.clone();
+            let r = inbox::process_once::<_, DbErr, _>(&self.db, CONSUMER, env.id, move |txn| {
+                Box::pin(async move { apply(txn, &j).await })
+            })
+            .await;
+            match r {
+                Ok(Processed::Done(mut res)) => {
+                    res.attempts = attempt;
+                    let outcome = if !res.absorbed.is_empty() {
+                        "merged"
+                    } else if res.created {
+                        "created"
+                    } else {
+                        "attached"
+                    };
+                    metrics::counter!("scrm_identity_events_total", "outcome" => outcome)
+                        .increment(1);
+                    return Ok(Outcome::Resolved(res));
+                }
+                Ok(Processed::Duplicate) => return Ok(Outcome::Duplicate),
+                Err(e) if is_contention(&e) => {
+                    metrics::counter!("scrm_identity_tx_retries_total").increment(1);
+                    if attempt >= self.tx_attempts {
+                        return Err(ResolveError::Contention {
+                            attempts: attempt,
+                            source: e,
+                        });
+                    }
+                    let base = 5 * u64::from(attempt.min(10));
+                    let pause = base + rand::random_range(0..=base * 2);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) => return Err(ResolveError::Db(e)),
+            }
+        }
+    }
+
+    fn prepare(&self, tenant: &str, found: Vec<Found>) -> Vec<Prepared> {
+        let mut out = Vec::with_capacity(found.len());
+        for f in found {
+            let id = &f.identifier;
+            let (hash, value, sealed, masked) = if id.kind.is_sensitive() {
+                let Some(pii) = &self.pii else {
+                    metrics::counter!("scrm_identity_sensitive_dropped_total").increment(1);
+                    continue;
+                };
+                (
+                    pii.keyed_hash(id.kind, &id.namespace, &id.value),
+                    None,
+                    Some(pii.seal(&id.value, &seal_context(tenant, id.kind, &id.namespace))),
+                    mask(id.kind, &id.value),
+                )
+            } else {
+                (
+                    plain_hash(&id.value),
+                    Some(id.value.clone()),
+                    None,
+                    id.value.clone(),
+                )
+            };
+            out.push(Prepared {
+                key: Key {
+                    kind: id.kind,
+                    namespace: id.namespace.clone(),
+                    hash,
+                },
+                value,
+                sealed,
+                masked,
+                found: f,
+            });
+        }
+        out
+    }
+}
+
+struct Job {
+    env: Envelope,
+    prepared: Vec<Prepared>,
+    summary: Value,
+    policy: Arc<Policy>,
+}
+
+fn snapshot_identifier(m: &identifier::Model) -> Value {
+    let sensitive = IdentifierKind::parse(&m.kind).is_some_and(IdentifierKind::is_sensitive);
+    json!({
+        "id": m.id,
+        "kind": m.kind,
+        "namespace": m.namespace,
+        "value": if sensitive { m.value_masked.clone() } else { m.value.clone().unwrap_or_default() },
+        "provenance": m.provenance,
+    })
+}
+
+fn snapshot(profile_id: &str, ids: &[identifier::Model]) -> Value {
+    json!({"profile_id": profile_id, "identifiers": ids.iter().map(snapshot_identifier).collect::<Vec<_>>()})
+}
+
+async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr> {
+    let env = &job.env;
+    let tenant = env.tenant_id.as_str();
+    let now = Utc::now();
+    let event_id = env.id.to_string();
+
+    // 1. The event's identifiers that exist, locked.
+    let mut any = Condition::any();
+    for p in &job.prepared {
+        any = any.add(
+            Condition::all()
+                .add(identifier::Column::Kind.eq(p.key.kind.as_str()))
+                .add(identifier::Column::Namespace.eq(p.key.namespace.clone()))
+                .add(identifier::Column::ValueHash.eq(p.key.hash.clone())),
+        );
+    }
+    let existing = identifier::Entity::find()
+        .filter(identifier::Column::TenantId.eq(tenant))
+        .filter(any)
+        .lock_exclusive()
+        .all(txn)
+        .await?;
+    let by_key: BTreeMap<(String, String, String), identifier::Model> = existing
+        .into_iter()
+        .map(|m| {
+            (
+                (m.kind.clone(), m.namespace.clone(), m.value_hash.clone()),
+                m,
+            )
+        })
+        .collect();
+    let lookup = |p: &Prepared| {
+        by_key.get(&(
+            p.key.kind.as_str().to_string(),
+            p.key.namespace.clone(),
+            p.key.hash.clone(),
+        ))
+    };
+
+    // 2. Their profiles, locked in id order; a merged one stands for its survivor.
+    let mut canonical: BTreeMap<String, String> = BTreeMap::new();
+    let holders: BTreeSet<String> = by_key.values().map(|m| m.profile_id.clone()).collect();
+    if !holders.is_empty() {
+        let rows = profile::Entity::find()
+            .filter(profile::Column::Id.is_in(holders.iter().cloned()))
+            .order_by_asc(profile::Column::Id)
+            .lock_exclusive()
+            .all(txn)
+            .await?;
+        for p in rows {
+            let target = match (&p.status[..], &p.merged_into) {
+                (MERGED, Some(into)) => into.clone(),
+                _ => p.id.clone(),
+            };
+            canonical.insert(p.id, target);
+        }
+        let survivors: Vec<String> = canonical
+            .values()
+            .filter(|t| !holders.contains(*t))
+            .cloned()
+            .collect();
+        if !survivors.is_empty() {
+            profile::Entity::find()
+                .filter(profile::Column::Id.is_in(survivors))
+                .order_by_asc(profile::Column::Id)
+                .lock_exclusive()
+                .all(txn)
+                .await?;
+        }
+    }
+    let profile_ids: BTreeSet<String> = canonical.values().cloned().collect();
+
+    // 3. Every identifier of those profiles (guards and snapshots).
+    let mut held: BTreeMap<String, Vec<identifier::Model>> = BTreeMap::new();
+    if !profile_ids.is_empty() {
+        for m in identifier::Entity::find()
+            .filter(identifier::Column::ProfileId.is_in(profile_ids.iter().cloned()))
+            .order_by_asc(identifier::Column::Id)
+            .all(txn)
+            .await?
+        {
+            let owner = canonical
+                .get(&m.profile_id)
+                .cloned()
+                .unwrap_or(m.profile_id.clone());
+            held.entry(owner).or_default().push(m);
+        }
+    }
+    let keys: BTreeMap<String, Vec<Key>> = held
+        .iter()
+        .map(|(p, ms)| {
+            let ks = ms
+                .iter()
+                .filter_map(|m| {
+                    Some(Key {
+                        kind: IdentifierKind::parse(&m.kind)?,
+                        namespace: m.namespace.clone(),
+                        hash: m.value_hash.clone(),
+                    })
+                })
+                .collect();
+            (p.clone(), ks)
+        })
+        .collect();
+    let incoming: Vec<Incoming> = job
+        .prepared
+        .iter()
+        .map(|p| Incoming {
+            key: p.key.clone(),
+            provenance: p.found.provenance,
+            found_in: lookup(p).map(|m| {
+                canonical
+                    .get(&m.profile_id)
+                    .cloned()
+                    .unwrap_or(m.profile_id.clone())
+            }),
+        })
+        .collect();
+
+    // 4. Decide.
+    let plan = plan(&incoming, &keys, &job.policy);
+
+    // 5. Write.
+    let created = plan.survivor.is_none();
+    let survivor = match &plan.survivor {
+        Some(s) => {
+            profile::Entity::update_many()
+                .col_expr(profile::Column::UpdatedAt, Expr::value(now))
+                .filter(profile::Column::Id.eq(s.clone()))
+                .exec(txn)
+                .await?;
+            s.clone()
+        }
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            profile::Entity::insert(profile::ActiveModel {
+                id: Set(id.clone()),
+                tenant_id: Set(tenant.to_string()),
+                status: Set(ACTIVE.to_string()),
+                merged_into: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            })
+            .exec_without_returning(txn)
+            .await?;
+            id
+        }
+    };
+    // Identifier row id of each incoming identifier (existing or inserted).
+    let mut row_id: Vec<Option<i64>> = job
+        .prepared
+        .iter()
+        .map(|p| lookup(p).map(|m| m.id))
+        .collect();
+    let anchor = |row_id: &Vec<Option<i64>>| {
+        incoming
+            .iter()
+            .zip(row_id.iter())
+            .find(|(i, _)| i.found_in.as_deref() == Some(survivor.as_str()))
+            .and_then(|(_, r)| *r)
+    };
+    let mut attached = 0;
+    for &idx in &plan.attach {
+        let p = &job.prepared[idx];
+        let res = identifier::Entity::insert(identifier::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            kind: Set(p.key.kind.as_str().to_string()),
+            namespace: Set(p.key.namespace.clone()),
+            value_hash: Set(p.key.hash.clone()),
+            value: Set(p.value.clone()),
+            value_sealed: Set(p.sealed.clone()),
+            value_masked: Set(p.masked.clone()),
+            profile_id: Set(survivor.clone()),
+            provenance: Set(p.found.provenance.as_str().to_string()),
+            first_seen_event: Set(event_id.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec(txn)
+        .await?;
+        let new_id = res.last_insert_id;
+        let (from, to, rule) = match anchor(&row_id) {
+            Some(a) => (a, Some(new_id), LinkRule::SameEvent),
+            None => (new_id, None, LinkRule::NewProfile),
+        };
+        row_id[idx] = Some(new_id);
+        insert_edge(txn, tenant, from, to, &survivor, rule, &event_id, now).await?;
+        attached += 1;
+    }
+
+    let mut absorbed = Vec::new();
+    let mut survivor_ids = held.get(&survivor).cloned().unwrap_or_default();
+    for step in &plan.merges {
+        let gone = held.get(&step.absorbed).cloned().unwrap_or_default();
+        let before = json!({
+            "survivor": snapshot(&survivor, &survivor_ids),
+            "absorbed": snapshot(&step.absorbed, &gone),
+        });
+        identifier::Entity::update_many()
+            .col_expr(identifier::Column::ProfileId, Expr::value(survivor.clone()))
+            .col_expr(identifier::Column::UpdatedAt, Expr::value(now))
+            .filter(identifier::Column::ProfileId.eq(step.absorbed.clone()))
+            .exec(txn)
+            .await?;
+        profile::Entity::update_many()
+            .col_expr(profile::Column::Status, Expr::value(MERGED))
+            .col_expr(profile::Column::MergedInto, Expr::value(survivor.clone()))
+            .col_expr(profile::Column::UpdatedAt, Expr::value(now))
+            .filter(
+                Condition::any()
+                    .add(profile::Column::Id.eq(step.absorbed.clone()))
+                    .add(profile::Column::MergedInto.eq(step.absorbed.clone())),
+            )
+            .exec(txn)
+            .await?;
+        survivor_ids.extend(gone.iter().cloned().map(|mut m| {
+            m.profile_id = survivor.clone();
+            m
+        }));
+        if let (Some(from), Some(to)) = (row_id[step.from], row_id[step.to]) {
+            insert_edge(
+                txn,
+                tenant,
+                from,
+                Some(to),
+                &survivor,
+                step.rule,
+                &event_id,
+                now,
+            )
+            .await?;
+        }
+        merge::Entity::insert(merge::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            survivor_id: Set(survivor.clone()),
+            absorbed_id: Set(step.absorbed.clone()),
+            rule: Set(step.rule.as_str().to_string()),
+            evidence_event_id: Set(Some(event_id.clone())),
+            before_snapshot: Set(before.to_string()),
+            after_snapshot: Set(json!({"survivor": snapshot(&survivor, &survivor_ids)}).to_string()),
+            operator: Set(None),
+            created_at: Set(now),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        let payload = IdentityMerged {
+            survivor: survivor.clone(),
+            absorbed: vec![step.absorbed.clone()],
+            rule: step.rule,
+            evidence_event: Some(env.id),
+        };
+        let out = Envelope::builder(IDENTITY_MERGED, tenant, json!(payload))
+            .occurred_at(env.occurred_at)
+            .trace_id(env.trace_id.clone())
+            .dedupe_key(format!("{}|{}", env.id, step.absorbed))
+            .build();
+        outbox::enqueue(txn, &out).await?;
+        absorbed.push(step.absorbed.clone());
+    }
+
+    for r in &plan.refusals {
+        let mut candidates = vec![survivor.clone()];
+        candidates.extend(r.other.clone());
+        let reason = match r.identifier {
+            Some(idx) => format!("{} ({})", r.reason.as_str(), job.prepared[idx].key.kind),
+            None => r.reason.as_str().to_string(),
+        };
+        refusal::Entity::insert(refusal::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            candidate_ids: Set(json!(candidates).to_string()),
+            rule: Set(r.rule.as_str().to_string()),
+            reason: Set(reason),
+            evidence_event_id: Set(Some(event_id.clone())),
+            created_at: Set(now),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        metrics::counter!("scrm_identity_merge_refusals_total", "reason" => r.reason.as_str())
+            .increment(1);
+    }
+
+    timeline::Entity::insert(timeline::ActiveModel {
+        id: sea_orm::NotSet,
+        tenant_id: Set(tenant.to_string()),
+        profile_id: Set(survivor.clone()),
+        event_id: Set(event_id.clone()),
+        event_type: Set(env.kind.clone()),
+        occurred_at: Set(env.occurred_at),
+        summary: Set(job.summary.to_string()),
+    })
+    .exec_without_returning(txn)
+    .await?;
+
+    let payload = ProfileResolved {
+        profile_id: survivor.clone(),
+        created,
+        event: env.clone(),
+        identifiers: job.prepared.iter().map(Prepared::public).collect(),
+    };
+    let out = Envelope::builder(PROFILE_RESOLVED, tenant, json!(payload))
+        .occurred_at(env.occurred_at)
+        .trace_id(env.trace_id.clone())
+        .dedupe_key(env.id.to_string())
+        .build();
+    outbox::enqueue(txn, &out).await?;
+
+    Ok(Resolution {
+        profile_id: survivor,
+        created,
+        absorbed,
+        attached,
+        refused: plan.refusals.len(),
+        attempts: 1,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_edge(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    from: i64,
+    to: Option<i64>,
+    profile_id: &str,
+    rule: LinkRule,
+    event_id: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), DbErr> {
+    edge::Entity::insert(edge::ActiveModel {
+        id: sea_orm::NotSet,
+        tenant_id: Set(tenant.to_string()),
+        from_identifier_id: Set(from),
+        to_identifier_id: Set(to),
+        profile_id: Set(profile_id.to_string()),
+        rule: Set(rule.as_str().to_string()),
+        evidence_event_id: Set(Some(event_id.to_string())),
+        created_at: Set(now),
+        created_by: Set(SYSTEM.to_string()),
+        retracted_at: Set(None),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}

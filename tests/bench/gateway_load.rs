@@ -1,0 +1,385 @@
+//! Load harness for the gateway's WeChat callback path: safe-mode Official Account callbacks
+//! (verify the signatures, decrypt, parse, publish) replayed by wrk against the gateway.
+//!
+//! Run: `cargo bench -p scrm --bench gateway_load` (needs `wrk` on PATH: `apt-get install wrk`,
+//! and RabbitMQ + Redis for the second scenario). Two scenarios, each with the load generator on
+//! this machine:
+//! - `noop`: the gateway with a publisher that confirms and discards (and the in-process cache):
+//!   what the verify + decrypt + parse + HTTP path can do;
+//! - `rabbitmq`: the gateway with confirmed publishes to RabbitMQ and the dedupe hint in Redis, at
+//!   full load and at half of it (paced) for the latency.
+//!
+//! The gateway runs inside this process, so the reported RSS is the gateway's (wrk is another
+//! process). Env: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (64), `BENCH_SCENARIOS`
+//! (`noop,rabbitmq`).
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use platform::bus::{Bus, BusError, GroupSpec, Subscription};
+use platform::config::BusConfig;
+use platform::Deps;
+use proto::Envelope;
+use serde_json::json;
+use wechat::fake::{prepare_oa, CallbackMode, FakeOptions, FakeWechat};
+
+/// Confirms every publish and keeps nothing: isolates the ingestion path.
+struct DiscardBus;
+
+#[async_trait]
+impl Bus for DiscardBus {
+    async fn publish(&self, _e: &Envelope) -> Result<(), BusError> {
+        Ok(())
+    }
+    async fn declare(&self, _s: &GroupSpec) -> Result<(), BusError> {
+        Ok(())
+    }
+    async fn subscribe(&self, _s: &GroupSpec) -> Result<Subscription, BusError> {
+        Err(BusError::Protocol(
+            "the discard bus has no subscribers".into(),
+        ))
+    }
+    async fn parked_count(&self, _g: &str) -> Result<u64, BusError> {
+        Ok(0)
+    }
+    async fn replay_parked(&self, _g: &str) -> Result<u64, BusError> {
+        Ok(0)
+    }
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "discard"
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct WrkResult {
+    rps: f64,
+    p50: String,
+    p99: String,
+    errors: u64,
+}
+
+fn run_wrk(
+    url: &str,
+    corpus: &str,
+    script: &str,
+    connections: u32,
+    seconds: u32,
+    delay_ms: u32,
+) -> WrkResult {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+            script,
+            url,
+            "--",
+        ])
+        .args([corpus, "2", &delay_ms.to_string()])
+        .output()
+        .expect("wrk on PATH (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let find = |prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    WrkResult {
+        rps: find("Requests/sec:").parse().unwrap_or(0.0),
+        p50: find("50%"),
+        p99: find("99%"),
+        errors,
+    }
+}
+
+fn main() {
+    let seconds: u32 = env_or("BENCH_SECONDS", 10);
+    let connections: u32 = env_or("BENCH_CONNECTIONS", 64);
+    let scenarios: String = env_or("BENCH_SCENARIOS", "noop,rabbitmq".to_string());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fake = FakeWechat::start_with(FakeOptions {
+        users: 2_000,
+        ..FakeOptions::default()
+    })
+    .expect("fake");
+    let app = fake.apps().oa.clone();
+    let users = fake.population().users.clone();
+
+    // A corpus of distinct callbacks, larger than any run sends, so the dedupe hint never hits.
+    let dir = std::env::temp_dir().join(format!("gw-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corpus = dir.join("corpus.tsv");
+    let n = 300_000usize;
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
+        let cb = fake.callbacks(&app);
+        for i in 0..n {
+            let u = &users[i % users.len()];
+            let xml = cb.text(&u.oa_openid, &format!("咨询一下产品价格和案例 #{i}"));
+            let p = prepare_oa("http://gw", &app, &xml, CallbackMode::Safe).unwrap();
+            let query: Vec<String> = p.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(
+                f,
+                "/wechat/oa/{}?{}\t{}",
+                app.appid,
+                query.join("&"),
+                p.body.replace(['\n', '\t'], "")
+            )
+            .unwrap();
+        }
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/bench/gateway_load.lua"
+    );
+    println!("corpus: {n} safe-mode OA text callbacks; wrk -t2 -c{connections} -d{seconds}s on this machine");
+
+    for scenario in scenarios.split(',') {
+        match scenario {
+            "noop" => noop(
+                &rt,
+                &dir,
+                &app,
+                corpus.to_str().unwrap(),
+                script,
+                connections,
+                seconds,
+            ),
+            "rabbitmq" => rabbitmq(
+                &rt,
+                &dir,
+                &app,
+                corpus.to_str().unwrap(),
+                script,
+                connections,
+                seconds,
+            ),
+            other => panic!("unknown scenario {other}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn gateway_config(
+    dir: &std::path::Path,
+    app: &wechat::fake::FakeApp,
+    name: &str,
+) -> serde_json::Value {
+    json!({
+        "http": {"bind": "127.0.0.1:0", "workers": 2},
+        "database": {"url": format!("sqlite://{}", dir.join(format!("{name}.db")).display())},
+        "secret_key": gateway::domain::keys::Keys::generate_base64(),
+        "callback": {"timestamp_window_secs": 0},
+        "apps": [{"tenant_id": "bench", "kind": "oa", "app_id": app.appid, "token": app.token,
+                  "encoding_aes_key": app.encoding_aes_key}],
+    })
+}
+
+/// The gateway in this process with a discarding publisher and the in-process cache.
+fn noop(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    app: &wechat::fake::FakeApp,
+    corpus: &str,
+    script: &str,
+    connections: u32,
+    seconds: u32,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let deps = Deps {
+        bus: Arc::new(DiscardBus),
+        cache: Arc::new(platform::cache::MemoryCache::new("bench:", 1_000_000)),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        migrate_on_start: true,
+        listening: Some(tx),
+    };
+    let cfg: gateway::Config = serde_json::from_value(gateway_config(dir, app, "noop")).unwrap();
+    let task = rt.spawn(gateway::run(cfg, deps.clone()));
+    let addr = rt.block_on(async { rx.recv().await.expect("gateway listening").1 });
+    let r = run_wrk(
+        &format!("http://{addr}"),
+        corpus,
+        script,
+        connections,
+        seconds,
+        0,
+    );
+    println!(
+        "     noop: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  (in-process, dedupe hints in process memory)",
+        r.rps, r.p50, r.p99, r.errors
+    );
+    deps.shutdown.cancel();
+    let _ = rt.block_on(task);
+}
+
+fn child_rss_mb(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// `scrm gateway` as its own process (production mode) with RabbitMQ and Redis.
+fn rabbitmq(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    app: &wechat::fake::FakeApp,
+    corpus: &str,
+    script: &str,
+    connections: u32,
+    seconds: u32,
+) {
+    let exchange = scrm_tests::servers::unique("gwbench");
+    let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
+    cfg.exchange = exchange.clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut gw = gateway_config(dir, app, "rabbitmq");
+    gw["http"]["bind"] = json!(format!("127.0.0.1:{port}"));
+    let config = json!({
+        "bus": {"kind": "amqp", "url": scrm_tests::servers::amqp_url(), "exchange": exchange},
+        "cache": {"kind": "redis", "url": scrm_tests::servers::redis_url(), "key_prefix": format!("{exchange}:")},
+        "telemetry": {"log_level": "warn"},
+        "gateway": gw,
+    });
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, toml_of(&config)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_scrm");
+    let status = Command::new(bin)
+        .args(["migrate", "--role", "gateway", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut child = Command::new(bin)
+        .args(["gateway", "--config"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let idle = child_rss_mb(child.id(), "VmRSS:");
+    let full = run_wrk(&url, corpus, script, connections, seconds, 0);
+    let rss_full = child_rss_mb(child.id(), "VmRSS:");
+    println!(
+        " rabbitmq: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB (idle {:.0} MB)",
+        full.rps, full.p50, full.p99, full.errors, rss_full, idle
+    );
+    let target = full.rps / 2.0;
+    let conns = 32u32;
+    let delay = ((conns as f64 * 1000.0 / target) as u32).max(1);
+    let half = run_wrk(&url, corpus, script, conns, seconds, delay);
+    println!(
+        " rabbitmq: {:>8.0} callbacks/s at about half load  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB, peak {:.0} MB",
+        half.rps,
+        half.p50,
+        half.p99,
+        half.errors,
+        child_rss_mb(child.id(), "VmRSS:"),
+        child_rss_mb(child.id(), "VmHWM:")
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    rt.block_on(async {
+        let amqp = platform::bus::AmqpBus::connect(&cfg)
+            .await
+            .expect("RabbitMQ");
+        let g = proto::routing::IDENTITY;
+        amqp.declare(&GroupSpec::new(g.name, g.bindings, &cfg))
+            .await
+            .ok();
+        amqp.destroy().await.ok();
+        if let Ok(r) = platform::cache::RedisCache::connect(
+            &scrm_tests::servers::redis_url(),
+            &format!("{exchange}:"),
+        )
+        .await
+        {
+            r.delete_prefix().await.ok();
+        }
+    });
+}
+
+/// Minimal TOML writer for the nested JSON config above (tables of scalars, arrays of tables).
+fn toml_of(v: &serde_json::Value) -> String {
+    fn scalar(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => format!("{s:?}"),
+            other => other.to_string(),
+        }
+    }
+    fn table(out: &mut String, path: &str, v: &serde_json::Value) {
+        let obj = v.as_object().unwrap();
+        for (k, val) in obj {
+            if !val.is_object() && !val.is_array() {
+                out.push_str(&format!("{k} = {}\n", scalar(val)));
+            }
+        }
+        for (k, val) in obj {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if val.is_object() {
+                out.push_str(&format!("\n[{p}]\n"));
+                table(out, &p, val);
+            } else if let Some(items) = val.as_array() {
+                for item in items {
+                    out.push_str(&format!("\n[[{p}]]\n"));
+                    table(out, &p, item);
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    table(&mut out, "", v);
+    out
+}

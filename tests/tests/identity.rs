@@ -1,0 +1,525 @@
+//! identity-svc resolution on MariaDB and SQLite: create / attach / merge by unionid, merge by
+//! verified phone, guard refusals, blocked values, idempotent redelivery, and the race of 500
+//! events for one unionid consumed by two service instances at once.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use identity_svc::config::ResolutionConfig;
+use identity_svc::domain::pii::Pii;
+use identity_svc::domain::Policy;
+use identity_svc::store::queries;
+use identity_svc::store::{Outcome, Resolution, Resolver};
+use proto::callback::CallbackReceived;
+use proto::channel::{Channel, ChannelEvent, EventBody, Message, MessageContent};
+use proto::identity::{IdentifierKind, ProfileResolved, IDENTITY_MERGED, PROFILE_RESOLVED};
+use proto::sdk::{MpPhoneVerified, MpSessionStarted, MP_PHONE, MP_SESSION};
+use proto::Envelope;
+use scrm_tests::db::{Backend, TestDb};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+
+const TENANT: &str = "t-id";
+const MP: &str = "wxMP0001";
+const MP2: &str = "wxMP0002";
+const OA: &str = "wxOA0001";
+
+async fn setup(backend: Backend) -> (TestDb, Pii) {
+    let t = TestDb::new(backend).await;
+    identity_svc::store::Migrator::up(&t.conn, None)
+        .await
+        .unwrap();
+    (t, Pii::from_base64(&Pii::generate_base64()).unwrap())
+}
+
+fn resolver(db: DatabaseConnection, pii: &Pii, cfg: ResolutionConfig) -> Resolver {
+    Resolver::new(db, Some(pii.clone()), Policy::from_config(&cfg), 8)
+}
+
+fn session(openid: &str, unionid: Option<&str>) -> Envelope {
+    session_in(MP, openid, unionid)
+}
+
+fn session_in(app: &str, openid: &str, unionid: Option<&str>) -> Envelope {
+    let p = MpSessionStarted {
+        app_id: app.into(),
+        openid: openid.into(),
+        unionid: unionid.map(str::to_string),
+    };
+    Envelope::builder(MP_SESSION, TENANT, serde_json::to_value(p).unwrap()).build()
+}
+
+fn phone(app: &str, openid: &str, unionid: Option<&str>, number: &str) -> Envelope {
+    let p = MpPhoneVerified {
+        app_id: app.into(),
+        openid: openid.into(),
+        unionid: unionid.map(str::to_string),
+        phone_e164: number.into(),
+        country_code: "86".into(),
+    };
+    Envelope::builder(MP_PHONE, TENANT, serde_json::to_value(p).unwrap()).build()
+}
+
+fn callback(channel: Channel, app: &str, from: &str, body: EventBody, t: i64) -> Envelope {
+    let ev = ChannelEvent {
+        channel,
+        to_user_name: "gh_test".into(),
+        from_user_name: from.into(),
+        create_time: t,
+        body,
+    };
+    let payload = serde_json::to_value(CallbackReceived {
+        app_id: app.into(),
+        event: ev.clone(),
+    })
+    .unwrap();
+    Envelope::builder(ev.event_type(), TENANT, payload)
+        .occurred_at(ev.occurred_at())
+        .dedupe_key(ev.dedupe_key())
+        .build()
+}
+
+fn mp_text(openid: &str, msg_id: u64) -> Envelope {
+    let body = EventBody::Message(Message {
+        msg_id,
+        msg_data_id: None,
+        idx: None,
+        agent_id: None,
+        content: MessageContent::Text {
+            content: "hello".into(),
+        },
+    });
+    callback(Channel::Mp, MP, openid, body, 1_714_000_000 + msg_id as i64)
+}
+
+async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
+    match r.resolve(env).await.unwrap() {
+        Outcome::Resolved(res) => res,
+        other => panic!("expected a resolution, got {other:?}"),
+    }
+}
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    let row = db
+        .query_one(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+async fn outbox_count(db: &DatabaseConnection, key: &str) -> i64 {
+    count(
+        db,
+        &format!("SELECT COUNT(*) FROM bus_outbox WHERE routing_key = '{key}'"),
+    )
+    .await
+}
+
+async fn kinds(db: &DatabaseConnection, profile_id: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = queries::profile(db, profile_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .identifiers
+        .into_iter()
+        .map(|i| (i.kind, i.value))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn create_attach_and_merge_by_unionid(backend: Backend) {
+    let (t, pii) = setup(backend).await;
+    let r = resolver(t.conn.clone(), &pii, ResolutionConfig::default());
+
+    let oa = callback(
+        Channel::Oa,
+        OA,
+        "oOA-1",
+        EventBody::Subscribe {
+            scene: Some("campaign".into()),
+            ticket: None,
+        },
+        1_714_000_000,
+    );
+    let p_oa = resolved(&r, &oa).await;
+    assert!(p_oa.created);
+
+    let a = resolved(&r, &session("oMP-A", None)).await;
+    assert!(a.created);
+    let a2 = resolved(&r, &session("oMP-A", Some("uU1"))).await;
+    assert_eq!(a2.profile_id, a.profile_id);
+    assert!(!a2.created);
+    assert_eq!(a2.attached, 1, "unionid attached");
+
+    let b = resolved(&r, &mp_text("oMP-B", 1)).await;
+    assert!(b.created);
+    assert_ne!(b.profile_id, a.profile_id);
+
+    // A tracked event says oMP-B has unionid uU1: the two profiles are one person.
+    let track = Envelope::builder(
+        "channel.track.page_view",
+        TENANT,
+        serde_json::json!({"subject": {"mp_app_id": MP2, "openid": "oMP-B2", "unionid": "uU1"},
+                           "kind": "page_view", "properties": {}}),
+    )
+    .build();
+    let same = resolved(&r, &track).await;
+    assert_eq!(
+        same.profile_id, a.profile_id,
+        "attached through the unionid"
+    );
+    let merge_ev = session("oMP-B", Some("uU1"));
+    let m = resolved(&r, &merge_ev).await;
+    assert_eq!(m.profile_id, a.profile_id, "the oldest profile survives");
+    assert_eq!(m.absorbed, vec![b.profile_id.clone()]);
+
+    let survivor = queries::profile(&t.conn, &a.profile_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(survivor.status, "active");
+    assert_eq!(
+        kinds(&t.conn, &a.profile_id).await,
+        vec![
+            ("mp_openid".into(), "oMP-A".into()),
+            ("mp_openid".into(), "oMP-B".into()),
+            ("mp_openid".into(), "oMP-B2".into()),
+            ("unionid".into(), "uU1".into()),
+        ]
+    );
+    let gone = queries::profile(&t.conn, &b.profile_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.status, "merged");
+    assert_eq!(gone.merged_into.as_deref(), Some(a.profile_id.as_str()));
+    assert!(gone.identifiers.is_empty());
+
+    let merges = queries::merges(&t.conn, &a.profile_id).await.unwrap();
+    assert_eq!(merges.len(), 1);
+    assert_eq!(merges[0].rule, "unionid");
+    assert_eq!(merges[0].evidence_event_id, Some(merge_ev.id.to_string()));
+    assert_eq!(
+        merges[0].before["absorbed"]["identifiers"][0]["value"],
+        "oMP-B"
+    );
+    assert_eq!(
+        merges[0].after["survivor"]["identifiers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // The survivor's timeline holds the absorbed profile's events too; pages chain by cursor.
+    let page1 = queries::timeline(&t.conn, &a.profile_id, None, 3)
+        .await
+        .unwrap();
+    assert_eq!(page1.items.len(), 3);
+    let cursor = queries::parse_cursor(page1.next_cursor.as_deref().unwrap()).unwrap();
+    let page2 = queries::timeline(&t.conn, &a.profile_id, Some(cursor), 3)
+        .await
+        .unwrap();
+    assert_eq!(page2.items.len(), 2);
+    assert!(page2.next_cursor.is_none());
+    let events: HashSet<String> = page1
+        .items
+        .iter()
+        .chain(page2.items.iter())
+        .map(|e| e.event_id.clone())
+        .collect();
+    assert_eq!(events.len(), 5);
+
+    // The OA follower stays alone (no unionid links it yet).
+    assert_eq!(
+        kinds(&t.conn, &p_oa.profile_id).await,
+        vec![("oa_openid".into(), "oOA-1".into())]
+    );
+    assert_eq!(outbox_count(&t.conn, PROFILE_RESOLVED).await, 6);
+    assert_eq!(outbox_count(&t.conn, IDENTITY_MERGED).await, 1);
+    assert_eq!(
+        count(&t.conn, "SELECT COUNT(*) FROM identity_edges").await,
+        6,
+        "3 new profiles, 2 attachments, 1 merge"
+    );
+    // The resolved event is announced with its profile.
+    let body: String = t
+        .conn
+        .query_one(Statement::from_string(
+            t.conn.get_database_backend(),
+            format!(
+                "SELECT body FROM bus_outbox WHERE routing_key = '{PROFILE_RESOLVED}' ORDER BY id DESC"
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let env = Envelope::from_bytes(body.as_bytes()).unwrap();
+    let pr: ProfileResolved = env.payload_as().unwrap();
+    assert_eq!(pr.profile_id, a.profile_id);
+    assert_eq!(pr.event.id, merge_ev.id);
+    t.cleanup().await;
+}
+
+async fn verified_phone_merges(backend: Backend) {
+    let (t, pii) = setup(backend).await;
+    let r = resolver(t.conn.clone(), &pii, ResolutionConfig::default());
+    let first = resolved(&r, &phone(MP, "oP1", None, "+8613912345678")).await;
+    let second = resolved(&r, &session_in(MP2, "oP2", None)).await;
+    assert_ne!(first.profile_id, second.profile_id);
+    let m = resolved(&r, &phone(MP2, "oP2", None, "+8613912345678")).await;
+    assert_eq!(m.profile_id, first.profile_id);
+    assert_eq!(m.absorbed, vec![second.profile_id.clone()]);
+    assert_eq!(
+        queries::merges(&t.conn, &first.profile_id).await.unwrap()[0].rule,
+        "verified_phone"
+    );
+    // The phone is stored hashed and sealed, shown masked, and found by its clear value.
+    let p = queries::profile_by_identifier(
+        &t.conn,
+        Some(&pii),
+        TENANT,
+        IdentifierKind::Phone,
+        "86",
+        "+8613912345678",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.id, first.profile_id);
+    let ph = p.identifiers.iter().find(|i| i.kind == "phone").unwrap();
+    assert_eq!(ph.value, "+86139****5678");
+    assert_eq!(ph.provenance, "verified_mp");
+    assert_eq!(
+        count(
+            &t.conn,
+            "SELECT COUNT(*) FROM identifiers WHERE kind = 'phone' AND value IS NULL AND value_sealed IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    t.cleanup().await;
+}
+
+async fn guard_refuses_merge_of_different_unionids(backend: Backend) {
+    let (t, pii) = setup(backend).await;
+    let r = resolver(t.conn.clone(), &pii, ResolutionConfig::default());
+    let p1 = resolved(&r, &session("oG1", Some("uG1"))).await;
+    let p2 = resolved(&r, &phone(MP, "oG2", Some("uG2"), "+8613911112222")).await;
+    let before1 = kinds(&t.conn, &p1.profile_id).await;
+    let before2 = kinds(&t.conn, &p2.profile_id).await;
+    let ev = phone(MP, "oG1", Some("uG1"), "+8613911112222");
+    let res = resolved(&r, &ev).await;
+    assert_eq!(res.profile_id, p1.profile_id);
+    assert!(res.absorbed.is_empty());
+    assert_eq!(res.refused, 1);
+    assert_eq!(kinds(&t.conn, &p1.profile_id).await, before1);
+    assert_eq!(kinds(&t.conn, &p2.profile_id).await, before2);
+    for id in [&p1.profile_id, &p2.profile_id] {
+        let p = queries::profile(&t.conn, id).await.unwrap().unwrap();
+        assert_eq!(p.status, "active");
+    }
+    let refusals = queries::refusals(&t.conn, Some(TENANT), 10).await.unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].reason, "conflicting_unionids");
+    assert_eq!(refusals[0].rule, "verified_phone");
+    assert_eq!(
+        refusals[0].candidate_ids,
+        vec![p1.profile_id.clone(), p2.profile_id.clone()]
+    );
+    assert_eq!(refusals[0].evidence_event_id, Some(ev.id.to_string()));
+    assert_eq!(outbox_count(&t.conn, IDENTITY_MERGED).await, 0);
+    t.cleanup().await;
+}
+
+async fn blocked_values_are_ignored(backend: Backend) {
+    let (t, pii) = setup(backend).await;
+    let cfg = ResolutionConfig {
+        blocked_patterns: vec!["+86100*".into()],
+        ..ResolutionConfig::default()
+    };
+    let r = resolver(t.conn.clone(), &pii, cfg);
+    assert_eq!(
+        r.resolve(&session("0", Some("undefined"))).await.unwrap(),
+        Outcome::NoIdentifiers
+    );
+    let a = resolved(&r, &phone(MP, "oB1", None, "+8613800138000")).await;
+    let b = resolved(&r, &phone(MP, "oB2", None, "+8613800138000")).await;
+    let c = resolved(&r, &phone(MP, "oB3", None, "+8610012345678")).await;
+    let ids: HashSet<_> = [&a.profile_id, &b.profile_id, &c.profile_id]
+        .into_iter()
+        .collect();
+    assert_eq!(ids.len(), 3, "a test number links nobody");
+    assert_eq!(
+        count(
+            &t.conn,
+            "SELECT COUNT(*) FROM identifiers WHERE kind = 'phone'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&t.conn, "SELECT COUNT(*) FROM identifiers").await, 3);
+    t.cleanup().await;
+}
+
+async fn redelivery_has_one_effect(backend: Backend) {
+    let (t, pii) = setup(backend).await;
+    let r = resolver(t.conn.clone(), &pii, ResolutionConfig::default());
+    let ev = session("oR1", Some("uR1"));
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(r.resolve(&ev).await.unwrap());
+    }
+    assert!(matches!(outcomes[0], Outcome::Resolved(_)));
+    assert_eq!(outcomes[1], Outcome::Duplicate);
+    assert_eq!(outcomes[2], Outcome::Duplicate);
+    // Also concurrently, through a second pool.
+    let other = resolver(
+        t.another_connection().await,
+        &pii,
+        ResolutionConfig::default(),
+    );
+    let ev2 = session("oR2", Some("uR1"));
+    let (x, y) = tokio::join!(r.resolve(&ev2), other.resolve(&ev2));
+    let done = [x.unwrap(), y.unwrap()]
+        .iter()
+        .filter(|o| matches!(o, Outcome::Resolved(_)))
+        .count();
+    assert_eq!(done, 1);
+    assert_eq!(count(&t.conn, "SELECT COUNT(*) FROM profiles").await, 1);
+    assert_eq!(count(&t.conn, "SELECT COUNT(*) FROM identifiers").await, 3);
+    assert_eq!(count(&t.conn, "SELECT COUNT(*) FROM timeline").await, 2);
+    assert_eq!(outbox_count(&t.conn, PROFILE_RESOLVED).await, 2);
+    t.cleanup().await;
+}
+
+/// 500 events, each a different openid carrying one unionid, handled at once by two service
+/// instances (two pools, two handler loops): exactly one profile, every identifier, no event
+/// lost. A resolution that gives up after its transaction attempts is retried, as the bus would.
+async fn race_of_500_events_for_one_unionid(backend: Backend) {
+    const N: usize = 500;
+    const PER_INSTANCE: usize = 8;
+    let (t, pii) = setup(backend).await;
+    let cfg = ResolutionConfig {
+        max_identifiers_per_kind: 1_000,
+        ..ResolutionConfig::default()
+    };
+    let instances = [
+        resolver(t.conn.clone(), &pii, cfg.clone()),
+        resolver(t.another_connection().await, &pii, cfg),
+    ];
+    let events: Vec<Envelope> = (0..N)
+        .map(|i| session(&format!("oRace-{i:04}"), Some("uRACE")))
+        .collect();
+    let redeliveries = Arc::new(AtomicU32::new(0));
+    let tx_retries = Arc::new(AtomicU32::new(0));
+    let mut loops = Vec::new();
+    for (k, inst) in instances.iter().enumerate() {
+        // Each instance takes every other event and handles PER_INSTANCE at once.
+        let queue: Vec<Envelope> = events.iter().skip(k).step_by(2).cloned().collect();
+        let queue = Arc::new(tokio::sync::Mutex::new(queue));
+        for _ in 0..PER_INSTANCE {
+            let (queue, inst) = (queue.clone(), inst.clone());
+            let (redeliveries, tx_retries) = (redeliveries.clone(), tx_retries.clone());
+            loops.push(tokio::spawn(async move {
+                let mut handled = Vec::new();
+                loop {
+                    let Some(ev) = queue.lock().await.pop() else {
+                        break;
+                    };
+                    loop {
+                        match inst.resolve(&ev).await {
+                            Ok(Outcome::Resolved(r)) => {
+                                tx_retries.fetch_add(r.attempts - 1, Ordering::Relaxed);
+                                handled.push((ev.id, r.profile_id));
+                                break;
+                            }
+                            Ok(other) => panic!("unexpected {other:?}"),
+                            Err(e) => {
+                                assert!(
+                                    !matches!(e, identity_svc::store::ResolveError::Invalid(_)),
+                                    "{e}"
+                                );
+                                redeliveries.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+                handled
+            }));
+        }
+    }
+    let mut handled = Vec::new();
+    for l in loops {
+        handled.extend(l.await.unwrap());
+    }
+    assert_eq!(handled.len(), N, "every event handled once");
+    let profiles: HashSet<_> = handled.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(
+        count(
+            &t.conn,
+            "SELECT COUNT(*) FROM profiles WHERE status = 'active'"
+        )
+        .await,
+        1,
+        "exactly one active profile"
+    );
+    let survivor: String = t
+        .conn
+        .query_one(Statement::from_string(
+            t.conn.get_database_backend(),
+            "SELECT id FROM profiles WHERE status = 'active'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    let p = queries::profile(&t.conn, &survivor).await.unwrap().unwrap();
+    assert_eq!(p.identifiers.len(), N + 1, "all openids and the unionid");
+    assert_eq!(
+        count(&t.conn, "SELECT COUNT(*) FROM identifiers").await,
+        (N + 1) as i64
+    );
+    assert_eq!(
+        count(&t.conn, "SELECT COUNT(*) FROM timeline").await,
+        N as i64
+    );
+    assert_eq!(
+        count(&t.conn, "SELECT COUNT(*) FROM bus_inbox").await,
+        N as i64
+    );
+    assert_eq!(outbox_count(&t.conn, PROFILE_RESOLVED).await, N as i64);
+    println!(
+        "race on {backend:?}: {N} events, {} profile id(s) reported, {} transaction retries, {} redeliveries",
+        profiles.len(),
+        tx_retries.load(Ordering::Relaxed),
+        redeliveries.load(Ordering::Relaxed)
+    );
+    t.cleanup().await;
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod mariadb {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(scrm_tests::db::Backend::MariaDb).await } )*
+        }
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(scrm_tests::db::Backend::Sqlite).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    create_attach_and_merge_by_unionid,
+    verified_phone_merges,
+    guard_refuses_merge_of_different_unionids,
+    blocked_values_are_ignored,
+    redelivery_has_one_effect,
+    race_of_500_events_for_one_unionid,
+);
