@@ -16,8 +16,7 @@ pub struct Config {
     /// Key for personal data at rest (phones, e-mails): 32 bytes in standard base64
     /// (`openssl rand -base64 32`). A keyed hash of each value is used for lookup and uniqueness
     /// and the value itself is sealed with AES-256-GCM. When absent with a SQLite database, a key
-    /// is generated next to the database file (`<file>.pii.key`); when absent with MySQL, phone
-    /// numbers and e-mails are not stored (a warning says so at start).
+    /// is generated next to the database file (`<file>.pii.key`); with MySQL it is required.
     #[serde(default)]
     pub pii_key: Option<Secret>,
     /// Channel events handled at once by this process.
@@ -104,9 +103,19 @@ impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
         self.database.validate(&key(prefix, "database"))?;
-        if let Some(k) = &self.pii_key {
-            Pii::from_base64(k.expose())
-                .map_err(|e| ConfigError::invalid(key(prefix, "pii_key"), e.to_string()))?;
+        match &self.pii_key {
+            Some(k) => {
+                Pii::from_base64(k.expose())
+                    .map_err(|e| ConfigError::invalid(key(prefix, "pii_key"), e.to_string()))?;
+            }
+            None if platform::db::sqlite_path(self.database.url.expose()).is_none() => {
+                return Err(ConfigError::invalid(
+                    key(prefix, "pii_key"),
+                    "is required with a MySQL database: verified phones and e-mails are sealed \
+                     with it (32 random bytes in base64, e.g. `openssl rand -base64 32`)",
+                ));
+            }
+            None => {}
         }
         if self.consumer_concurrency == 0 || self.consumer_concurrency > 1024 {
             return Err(ConfigError::invalid(

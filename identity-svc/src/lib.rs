@@ -59,7 +59,7 @@ pub async fn migrate(cfg: &Config) -> Result<(), RoleError> {
 }
 
 /// The personal-data key: configured, or (SQLite only) kept in `<database file>.pii.key`, created
-/// on first start. With MySQL and no key, sensitive identifiers are not stored.
+/// on first start. MySQL deployments must configure it.
 fn pii_key(cfg: &Config) -> Result<Option<Pii>, RoleError> {
     let other = |message: String| RoleError::Other {
         role: ROLE,
@@ -71,10 +71,10 @@ fn pii_key(cfg: &Config) -> Result<Option<Pii>, RoleError> {
             .map_err(|e| other(format!("identity.pii_key: {e}")));
     }
     let Some(path) = platform::db::sqlite_path(cfg.database.url.expose()) else {
-        tracing::warn!(
-            "identity.pii_key is not set: phone numbers and e-mails will not be stored or matched"
-        );
-        return Ok(None);
+        // Config validation requires the key for MySQL; this is a second line of defence.
+        return Err(other(
+            "identity.pii_key is required with a MySQL database".to_string(),
+        ));
     };
     let file = std::path::PathBuf::from(format!("{path}.pii.key"));
     let key = match std::fs::read_to_string(&file) {

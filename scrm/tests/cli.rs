@@ -226,6 +226,10 @@ fn production_role_runs_against_mariadb_rabbitmq_redis() {
             .env("SCRM_CACHE__URL", &redis)
             .env("SCRM_CACHE__KEY_PREFIX", format!("{exchange}:"))
             .env("SCRM_IDENTITY__DATABASE__URL", format!("{mysql}/{db}"))
+            .env(
+                "SCRM_IDENTITY__PII_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
             .env("SCRM_IDENTITY__HTTP__BIND", format!("127.0.0.1:{port}"));
     };
 

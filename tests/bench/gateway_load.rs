@@ -26,6 +26,9 @@ use proto::Envelope;
 use serde_json::json;
 use wechat::fake::{prepare_oa, CallbackMode, FakeOptions, FakeWechat};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Confirms every publish and keeps nothing: isolates the ingestion path.
 struct DiscardBus;
 

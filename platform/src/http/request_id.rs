@@ -26,6 +26,27 @@ fn valid(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// A bounded metrics label for a path: its first two segments (`/wechat/oa`, `/v1/profiles`), so
+/// ids in paths never become label values; `unmatched` for 404s. Cheaper than re-matching the
+/// route table for every request.
+fn route_label(path: &str, not_found: bool) -> String {
+    if not_found {
+        return "unmatched".to_string();
+    }
+    let mut end = path.len();
+    let mut seen = 0;
+    for (i, b) in path.bytes().enumerate().skip(1) {
+        if b == b'/' {
+            seen += 1;
+            if seen == 2 {
+                end = i;
+                break;
+            }
+        }
+    }
+    path[..end].to_string()
+}
+
 pub(crate) async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -38,14 +59,14 @@ pub(crate) async fn middleware(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
-    let span = tracing::info_span!("http", request_id = %id, method = %method, route = %route);
+    let span =
+        tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path());
     let started = Instant::now();
+    let path = req.path().to_string();
     let mut res = next.call(req).instrument(span).await?;
-    let status = res.status().as_u16().to_string();
+    let status_code = res.status();
+    let status = status_code.as_u16().to_string();
+    let route = route_label(&path, status_code == actix_web::http::StatusCode::NOT_FOUND);
     metrics::counter!("scrm_http_requests_total", "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("scrm_http_request_seconds", "route" => route)
@@ -55,4 +76,20 @@ pub(crate) async fn middleware(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(route_label("/wechat/oa/wx123", false), "/wechat/oa");
+        assert_eq!(
+            route_label("/v1/profiles/0193/timeline", false),
+            "/v1/profiles"
+        );
+        assert_eq!(route_label("/readyz", false), "/readyz");
+        assert_eq!(route_label("/whatever/x", true), "unmatched");
+    }
 }
