@@ -11,6 +11,7 @@ pub mod bus;
 pub mod cache;
 pub mod config;
 pub mod context;
+pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod role;

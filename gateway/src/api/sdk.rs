@@ -95,6 +95,30 @@ fn wechat_error(e: WechatCallError) -> ApiError {
     }
 }
 
+/// Publishes one SDK event with a broker confirm; `what` names it in the error.
+async fn publish(
+    state: &GatewayState,
+    kind: &str,
+    tenant: &str,
+    payload: serde_json::Value,
+    rid: &RequestId,
+    what: &str,
+) -> Result<(), ApiError> {
+    let env = Envelope::builder(kind, tenant, payload)
+        .trace_id(rid.0.clone())
+        .build();
+    state
+        .publisher
+        .publish(std::slice::from_ref(&env), "mp")
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(
+                "not_durable",
+                format!("{what} was not recorded, retry: {e}"),
+            )
+        })
+}
+
 async fn session(
     state: web::Data<GatewayState>,
     path: web::Path<String>,
@@ -127,16 +151,15 @@ async fn session(
         openid: login.openid.clone(),
         unionid: login.unionid.clone(),
     };
-    let env = Envelope::builder(MP_SESSION, &app.tenant_id, json!(event))
-        .trace_id(rid.0.clone())
-        .build();
-    state
-        .publisher
-        .publish(std::slice::from_ref(&env), "mp")
-        .await
-        .map_err(|e| {
-            ApiError::unavailable("not_durable", format!("login was not recorded, retry: {e}"))
-        })?;
+    publish(
+        &state,
+        MP_SESSION,
+        &app.tenant_id,
+        json!(event),
+        &rid,
+        "login",
+    )
+    .await?;
     let exp = Utc::now().timestamp() + state.cfg.session_ttl_secs;
     let token = sdk_token::sign(
         state.keys.sdk_key(),
@@ -202,16 +225,15 @@ async fn phone(
         phone_e164: phone.e164.clone(),
         country_code: phone.country_code.clone(),
     };
-    let env = Envelope::builder(MP_PHONE, &app.tenant_id, json!(event))
-        .trace_id(rid.0.clone())
-        .build();
-    state
-        .publisher
-        .publish(std::slice::from_ref(&env), "mp")
-        .await
-        .map_err(|e| {
-            ApiError::unavailable("not_durable", format!("phone was not recorded, retry: {e}"))
-        })?;
+    publish(
+        &state,
+        MP_PHONE,
+        &app.tenant_id,
+        json!(event),
+        &rid,
+        "phone",
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
         "verified": true,
         "phone": mask_phone(&phone.e164),

@@ -3,28 +3,18 @@
 //! for API responses and events. Non-sensitive identifiers are hashed with plain SHA-256 so their
 //! lookup does not depend on the key.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use platform::crypto::{hmac_sha256, CryptoError, MasterKey, Sealer};
 use proto::identity::IdentifierKind;
 use sha2::{Digest, Sha256};
 
 /// Why a key or sealed value is unusable.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PiiError {
-    #[error("must be 32 bytes in standard base64 (e.g. `openssl rand -base64 32`)")]
-    BadKey,
-    #[error("sealed value is corrupt or was sealed with another key")]
-    Unseal,
-}
+pub type PiiError = CryptoError;
 
 /// Sub-keys of the configured personal-data key.
 #[derive(Clone)]
 pub struct Pii {
     hash_key: [u8; 32],
-    seal: Aes256Gcm,
+    seal: Sealer,
 }
 
 impl std::fmt::Debug for Pii {
@@ -33,82 +23,43 @@ impl std::fmt::Debug for Pii {
     }
 }
 
-fn derive(master: &[u8], purpose: &str) -> [u8; 32] {
-    let mut mac = hmac_with(master);
-    mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().into()
-}
-
-fn hmac_with(key: &[u8]) -> Hmac<Sha256> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length")
-}
-
 impl Pii {
     /// From the configured base64 key.
     pub fn from_base64(key_b64: &str) -> Result<Self, PiiError> {
-        let master = STANDARD
-            .decode(key_b64.trim())
-            .map_err(|_| PiiError::BadKey)?;
-        if master.len() != 32 {
-            return Err(PiiError::BadKey);
-        }
-        let seal_key = derive(&master, "scrm.identity.pii-seal.v1");
+        let master = MasterKey::from_base64(key_b64)?;
         Ok(Pii {
-            hash_key: derive(&master, "scrm.identity.pii-hash.v1"),
-            seal: Aes256Gcm::new(&seal_key.into()),
+            hash_key: master.derive("scrm.identity.pii-hash.v1"),
+            seal: Sealer::new(master.derive("scrm.identity.pii-seal.v1")),
         })
     }
 
     /// A fresh random key in base64.
     pub fn generate_base64() -> String {
-        STANDARD.encode(rand::random::<[u8; 32]>())
+        MasterKey::generate_base64()
     }
 
     /// Keyed hash of a sensitive value (hex), bound to its kind and namespace.
     pub fn keyed_hash(&self, kind: IdentifierKind, namespace: &str, value: &str) -> String {
-        let mut mac = hmac_with(&self.hash_key);
-        mac.update(kind.as_str().as_bytes());
-        mac.update(b"\x1f");
-        mac.update(namespace.as_bytes());
-        mac.update(b"\x1f");
-        mac.update(value.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(hmac_sha256(
+            &self.hash_key,
+            &[
+                kind.as_str().as_bytes(),
+                b"\x1f",
+                namespace.as_bytes(),
+                b"\x1f",
+                value.as_bytes(),
+            ],
+        ))
     }
 
     /// Encrypts `plain` bound to `context`: base64(nonce ‖ ciphertext ‖ tag).
     pub fn seal(&self, plain: &str, context: &str) -> String {
-        let nonce: [u8; 12] = rand::random();
-        let payload = aes_gcm::aead::Payload {
-            msg: plain.as_bytes(),
-            aad: context.as_bytes(),
-        };
-        // Encryption with a valid key and a 12-byte nonce cannot fail for inputs of this size.
-        let ct = self
-            .seal
-            .encrypt(Nonce::from_slice(&nonce), payload)
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        STANDARD.encode(out)
+        self.seal.seal(plain, context)
     }
 
     /// Decrypts a value made by [`Pii::seal`] with the same `context`.
     pub fn open(&self, sealed: &str, context: &str) -> Result<String, PiiError> {
-        let raw = STANDARD.decode(sealed).map_err(|_| PiiError::Unseal)?;
-        if raw.len() < 12 + 16 {
-            return Err(PiiError::Unseal);
-        }
-        let (nonce, ct) = raw.split_at(12);
-        let payload = aes_gcm::aead::Payload {
-            msg: ct,
-            aad: context.as_bytes(),
-        };
-        let plain = self
-            .seal
-            .decrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| PiiError::Unseal)?;
-        String::from_utf8(plain).map_err(|_| PiiError::Unseal)
+        self.seal.open(sealed, context)
     }
 }
 
