@@ -40,14 +40,14 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     );
     let consumer = tokio::spawn(consume::run(
         deps.bus.clone(),
-        resolver,
+        resolver.clone(),
         relay,
         cfg.consumer_concurrency,
         deps.shutdown.clone(),
     ));
     let health = deps.health(ROLE, Some(&db));
     let served =
-        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(db, pii), &deps).await;
+        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(resolver), &deps).await;
     // The consumer stops on the same shutdown signal; wait for its in-flight events.
     let _ = consumer.await;
     served

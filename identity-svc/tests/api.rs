@@ -65,7 +65,7 @@ async fn profile_timeline_merges_and_refusals() {
         .await
         .unwrap();
 
-    let routes = identity_svc::api::routes(conn.clone(), Some(pii));
+    let routes = identity_svc::api::routes(r.clone());
     let app = test::init_service(
         App::new()
             .app_data(platform::http::query_config())

@@ -1,7 +1,8 @@
 //! Identity contracts (DESIGN.md §5): identifiers, how they were linked, and the events
 //! identity-svc announces after resolving a channel event to a customer profile.
 //!
-//! Routing keys: [`PROFILE_RESOLVED`], [`IDENTITY_MERGED`], [`PROFILE_UPDATED`].
+//! Routing keys: [`PROFILE_RESOLVED`], [`IDENTITY_MERGED`], [`IDENTITY_UNMERGED`],
+//! [`PROFILE_UPDATED`].
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,6 +13,8 @@ use crate::envelope::Envelope;
 pub const PROFILE_RESOLVED: &str = "profile.resolved";
 /// Routing key of [`IdentityMerged`].
 pub const IDENTITY_MERGED: &str = "identity.merged";
+/// Routing key of [`IdentityUnmerged`].
+pub const IDENTITY_UNMERGED: &str = "identity.unmerged";
 /// Routing key of [`ProfileUpdated`].
 pub const PROFILE_UPDATED: &str = "profile.updated";
 
@@ -215,6 +218,45 @@ pub struct IdentityMerged {
     /// Message id of the event that proved the link (`None` for a manual merge).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_event: Option<Uuid>,
+    /// Who merged them (manual merges).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+}
+
+/// How profiles were separated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmergeKind {
+    /// A merge was retracted: the absorbed profile is active again.
+    Unmerge,
+    /// One identifier was taken off a profile into a new one.
+    Split,
+}
+
+impl UnmergeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnmergeKind::Unmerge => "unmerge",
+            UnmergeKind::Split => "split",
+        }
+    }
+}
+
+/// `identity.unmerged`: an operator separated profiles. `restored` are active again (or new, for
+/// a split) and hold `identifiers`; events and facts of those identifiers belong to them again.
+/// Downstream services recompute what they keep for `survivor` and `restored`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityUnmerged {
+    pub kind: UnmergeKind,
+    pub survivor: String,
+    pub restored: Vec<String>,
+    /// Identifiers that moved from `survivor` to `restored` (sensitive values masked).
+    pub identifiers: Vec<Identifier>,
+    /// The retracted merge (for [`UnmergeKind::Unmerge`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_id: Option<i64>,
+    pub operator: String,
+    pub reason: String,
 }
 
 /// `profile.updated`: facts about a profile changed (field name → new value; identifiers as
@@ -247,6 +289,10 @@ mod tests {
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
         }
         assert!(IdentifierKind::Phone.is_sensitive());
+        assert_eq!(
+            serde_json::to_value(UnmergeKind::Split).unwrap(),
+            UnmergeKind::Split.as_str()
+        );
         assert!(!IdentifierKind::Unionid.is_sensitive());
     }
 }

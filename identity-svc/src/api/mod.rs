@@ -8,6 +8,15 @@
 //! | `GET /v1/profiles/{id}/timeline?cursor=&limit=` | resolved events, newest first, paginated |
 //! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots |
 //! | `GET /v1/merge-refusals?tenant_id=&limit=` | refused merges, newest first |
+//! | `POST /v1/profiles/merge` `{tenant_id, survivor, absorbed, operator, reason}` | manual merge (guards apply: 409 with the reason code) |
+//! | `POST /v1/merges/{id}/unmerge` `{operator, reason}` | undo a merge: the absorbed profile is active again |
+//! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, operator, reason}` | move one identifier to a new profile |
+//!
+//! Operator actions answer 400 for bad input (`missing_field`, `invalid_kind`, `invalid_value`,
+//! `same_profile`, `invalid_merge_id`; `details.field` names the field), 404 for unknown ids
+//! (`not_found`), 409 when not allowed (`profile_not_active`, `already_unmerged`, `not_merged`,
+//! `still_linked`, `last_identifier`, or the guard's reason: `conflicting_unionids`,
+//! `kind_limit`).
 
 use std::sync::Arc;
 
@@ -19,6 +28,8 @@ use serde::Deserialize;
 
 use crate::domain::pii::Pii;
 use crate::store::queries::{self, LookupError};
+use crate::store::unmerge::{Decision, ManualError};
+use crate::store::Resolver;
 
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 500;
@@ -28,13 +39,21 @@ const MAX_LIMIT: u64 = 500;
 pub struct ApiState {
     pub db: DatabaseConnection,
     pub pii: Option<Pii>,
+    pub resolver: Resolver,
 }
 
 /// Routes of the internal API (health, readiness and metrics are added by the platform).
-pub fn routes(db: DatabaseConnection, pii: Option<Pii>) -> Routes {
-    let state = ApiState { db, pii };
+pub fn routes(resolver: Resolver) -> Routes {
+    let state = ApiState {
+        db: resolver.db().clone(),
+        pii: resolver.pii().cloned(),
+        resolver,
+    };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
+            .route("/v1/profiles/merge", web::post().to(post_merge))
+            .route("/v1/merges/{id}/unmerge", web::post().to(post_unmerge))
+            .route("/v1/profiles/{id}/split", web::post().to(post_split))
             .route(
                 "/v1/profiles/by-identifier",
                 web::get().to(profile_by_identifier),
@@ -196,4 +215,145 @@ async fn get_refusals(
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+}
+
+fn missing(field: &'static str) -> ApiError {
+    ApiError::bad_request("missing_field", format!("`{field}` is required"))
+        .with_details(serde_json::json!({"field": field}))
+}
+
+/// A required, non-blank string field of a request body.
+fn field(v: Option<String>, name: &'static str) -> Result<String, ApiError> {
+    match v {
+        Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        _ => Err(missing(name)),
+    }
+}
+
+fn decision(operator: Option<String>, reason: Option<String>) -> Result<Decision, ApiError> {
+    let operator = field(operator, "operator")?;
+    if operator.chars().count() > 64 {
+        return Err(ApiError::bad_request(
+            "invalid_operator",
+            "`operator` must be at most 64 characters",
+        )
+        .with_details(serde_json::json!({"field": "operator"})));
+    }
+    Ok(Decision {
+        operator,
+        reason: field(reason, "reason")?,
+    })
+}
+
+fn manual_error(e: ManualError) -> ApiError {
+    match e {
+        ManualError::Invalid {
+            code,
+            field,
+            message,
+        } => ApiError::bad_request(code, message).with_details(serde_json::json!({"field": field})),
+        ManualError::NotFound { field, message } => {
+            ApiError::not_found(message).with_details(serde_json::json!({"field": field}))
+        }
+        ManualError::Conflict { code, message } => ApiError::conflict(code, message),
+        ManualError::NoKey(k) => ApiError::unavailable(
+            "pii_key_missing",
+            format!("{k} identifiers are not stored: identity.pii_key is not configured"),
+        ),
+        ManualError::Db(e) => db_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeBody {
+    tenant_id: Option<String>,
+    survivor: Option<String>,
+    absorbed: Option<String>,
+    operator: Option<String>,
+    reason: Option<String>,
+}
+
+async fn post_merge(
+    state: web::Data<ApiState>,
+    body: web::Json<MergeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let tenant = field(b.tenant_id, "tenant_id")?;
+    let survivor = field(b.survivor, "survivor")?;
+    let absorbed = field(b.absorbed, "absorbed")?;
+    let by = decision(b.operator, b.reason)?;
+    let m = state
+        .resolver
+        .manual_merge(&tenant, &survivor, &absorbed, &by)
+        .await
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+#[derive(Debug, Deserialize)]
+struct UnmergeBody {
+    operator: Option<String>,
+    reason: Option<String>,
+}
+
+async fn post_unmerge(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<UnmergeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let merge_id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request("invalid_merge_id", "`id` must be a merge id (an integer)")
+            .with_details(serde_json::json!({"field": "id"}))
+    })?;
+    let b = body.into_inner();
+    let by = decision(b.operator, b.reason)?;
+    let u = state
+        .resolver
+        .unmerge(merge_id, &by)
+        .await
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Ok().json(u))
+}
+
+#[derive(Debug, Deserialize)]
+struct IdentifierBody {
+    kind: Option<String>,
+    namespace: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SplitBody {
+    identifier: Option<IdentifierBody>,
+    operator: Option<String>,
+    reason: Option<String>,
+}
+
+async fn post_split(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<SplitBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let ident = b.identifier.ok_or_else(|| missing("identifier"))?;
+    let kind_s = field(ident.kind, "identifier.kind")?;
+    let namespace = field(ident.namespace, "identifier.namespace")?;
+    let value = field(ident.value, "identifier.value")?;
+    let kind = IdentifierKind::parse(&kind_s).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_kind",
+            format!("`identifier.kind`: unknown identifier kind `{kind_s}`"),
+        )
+        .with_details(serde_json::json!({
+            "field": "identifier.kind",
+            "allowed": IdentifierKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        }))
+    })?;
+    let by = decision(b.operator, b.reason)?;
+    let u = state
+        .resolver
+        .split(&id, kind, &namespace, &value, &by)
+        .await
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Ok().json(u))
 }

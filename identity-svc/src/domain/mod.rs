@@ -109,6 +109,8 @@ pub enum RefusalReason {
     KindLimit,
     /// The rule that links them is switched off.
     RuleDisabled,
+    /// An operator separated these profiles (un-merge or split); only a manual merge joins them.
+    ManuallyUnmerged,
 }
 
 impl RefusalReason {
@@ -117,6 +119,7 @@ impl RefusalReason {
             RefusalReason::ConflictingUnionids => "conflicting_unionids",
             RefusalReason::KindLimit => "kind_limit",
             RefusalReason::RuleDisabled => "rule_disabled",
+            RefusalReason::ManuallyUnmerged => "manually_unmerged",
         }
     }
 }
@@ -225,9 +228,38 @@ impl Side {
     }
 }
 
+/// Would one profile holding the identifiers of both `a` and `b` break a guard (two unionids of
+/// one namespace, too many identifiers of a kind)? For manual merges.
+pub fn merge_violation(a: &[Key], b: &[Key], policy: &Policy) -> Option<RefusalReason> {
+    Side::default()
+        .with(a)
+        .with(b)
+        .violation(policy.max_per_kind)
+}
+
+/// A pair of profiles in a stable order, as kept in [`plan_with_blocks`]'s `blocked` set.
+pub fn profile_pair(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}
+
 /// Plans the resolution of one event: `incoming` in event order (subject first), `profiles` every
 /// identifier key of each profile that holds one of them.
 pub fn plan(incoming: &[Incoming], profiles: &BTreeMap<String, Vec<Key>>, policy: &Policy) -> Plan {
+    plan_with_blocks(incoming, profiles, policy, &BTreeSet::new())
+}
+
+/// [`plan`], refusing (reason `manually_unmerged`) to merge two profiles whose [`profile_pair`] is
+/// in `blocked`.
+pub fn plan_with_blocks(
+    incoming: &[Incoming],
+    profiles: &BTreeMap<String, Vec<Key>>,
+    policy: &Policy,
+    blocked: &BTreeSet<(String, String)>,
+) -> Plan {
     let mut refusals = Vec::new();
     let mut merges = Vec::new();
     let primary = incoming.iter().find_map(|i| i.found_in.clone());
@@ -268,7 +300,12 @@ pub fn plan(incoming: &[Incoming], profiles: &BTreeMap<String, Vec<Key>>, policy
                 LinkRule::VerifiedPhone => policy.merge_on_verified_phone,
                 _ => false,
             };
-            let reason = if enabled {
+            let is_blocked = members
+                .iter()
+                .any(|m| blocked.contains(&profile_pair(m, other)));
+            let reason = if is_blocked {
+                RefusalReason::ManuallyUnmerged
+            } else if enabled {
                 let combined = side.with(profiles.get(other).map(Vec::as_slice).unwrap_or(&[]));
                 match combined.violation(policy.max_per_kind) {
                     None => {
@@ -595,6 +632,32 @@ mod tests {
         assert_eq!(p.refusals[0].other.as_deref(), Some("P1"));
         assert_eq!(p.refusals[0].rule, LinkRule::VerifiedPhone);
         assert_eq!(p.refusals[0].reason, RefusalReason::ConflictingUnionids);
+    }
+
+    #[test]
+    fn a_blocked_pair_is_refused_and_guards_apply_to_manual_merges() {
+        let profiles = BTreeMap::from([
+            ("P1".to_string(), vec![key(Unionid, "u1")]),
+            ("P2".to_string(), vec![key(MpOpenid, "o2")]),
+        ]);
+        let ev = [
+            inc(MpOpenid, "o2", Some("P2")),
+            inc(Unionid, "u1", Some("P1")),
+        ];
+        let blocked = BTreeSet::from([profile_pair("P2", "P1")]);
+        let p = plan_with_blocks(&ev, &profiles, &policy(), &blocked);
+        assert!(p.merges.is_empty());
+        assert_eq!(p.survivor.as_deref(), Some("P2"));
+        assert_eq!(p.refusals[0].reason, RefusalReason::ManuallyUnmerged);
+        assert_eq!(p.refusals[0].other.as_deref(), Some("P1"));
+        assert_eq!(
+            merge_violation(&[key(Unionid, "u1")], &[key(Unionid, "u2")], &policy()),
+            Some(RefusalReason::ConflictingUnionids)
+        );
+        assert_eq!(
+            merge_violation(&[key(Unionid, "u1")], &[key(MpOpenid, "o")], &policy()),
+            None
+        );
     }
 
     #[test]

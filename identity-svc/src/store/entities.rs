@@ -71,6 +71,8 @@ pub mod edge {
         pub created_at: DateTimeUtc,
         pub created_by: String,
         pub retracted_at: Option<DateTimeUtc>,
+        /// The merge this edge proved (merge edges only), so an un-merge retracts exactly it.
+        pub merge_id: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -99,6 +101,12 @@ pub mod merge {
         pub after_snapshot: String,
         pub operator: Option<String>,
         pub created_at: DateTimeUtc,
+        /// Why an operator merged them (manual merges).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub reason: Option<String>,
+        /// Set when the merge was undone (see `unmerge_id`).
+        pub unmerged_at: Option<DateTimeUtc>,
+        pub unmerge_id: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -149,6 +157,69 @@ pub mod timeline {
         pub occurred_at: DateTimeUtc,
         #[sea_orm(column_type = "Text")]
         pub summary: String,
+        /// Row ids of the identifiers the event carried (JSON array, subject first), so an
+        /// un-merge can send the row back to the side owning them. Absent on rows written before
+        /// reversible merges: those stay on the profile they were resolved to.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub identifier_ids: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// An un-merge (`kind` = `unmerge`, of merge `merge_id`) or a split (`kind` = `split`, one
+/// identifier taken off a profile): who, when, why, the identifiers that moved to `restored_id`
+/// (JSON) and both profiles afterwards (JSON).
+pub mod unmerge {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "unmerges")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub kind: String,
+        pub merge_id: Option<i64>,
+        pub survivor_id: String,
+        pub restored_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub identifiers: String,
+        #[sea_orm(column_type = "Text")]
+        pub after_snapshot: String,
+        pub operator: String,
+        #[sea_orm(column_type = "Text")]
+        pub reason: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Two profiles an operator separated: automatic resolution refuses to merge them again
+/// (reason `manually_unmerged`) until a manual merge lifts the block. `profile_a` < `profile_b`.
+pub mod block {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "merge_blocks")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub profile_a: String,
+        pub profile_b: String,
+        pub unmerge_id: Option<i64>,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub lifted_at: Option<DateTimeUtc>,
+        pub lifted_by: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

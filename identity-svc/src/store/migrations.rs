@@ -368,3 +368,240 @@ impl MigrationTrait for CreateIdentityTables {
         Ok(())
     }
 }
+
+#[derive(DeriveIden)]
+pub enum Unmerges {
+    Table,
+    Id,
+    TenantId,
+    Kind,
+    MergeId,
+    SurvivorId,
+    RestoredId,
+    Identifiers,
+    AfterSnapshot,
+    Operator,
+    Reason,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+pub enum MergeBlocks {
+    Table,
+    Id,
+    TenantId,
+    ProfileA,
+    ProfileB,
+    UnmergeId,
+    CreatedBy,
+    CreatedAt,
+    LiftedAt,
+    LiftedBy,
+}
+
+#[derive(DeriveIden)]
+enum MergeCols {
+    Reason,
+    UnmergedAt,
+    UnmergeId,
+}
+
+#[derive(DeriveIden)]
+enum EdgeCols {
+    MergeId,
+}
+
+#[derive(DeriveIden)]
+enum TimelineCols {
+    IdentifierIds,
+}
+
+/// Reversible merges: the merge that wrote an edge (`identity_edges.merge_id`), the identifiers of
+/// each timeline event (`timeline.identifier_ids`, JSON, subject first), why and whether a merge
+/// was undone (`merges.reason`, `unmerged_at`, `unmerge_id`), the record of every un-merge and
+/// split (`unmerges`) and the profile pairs automatic resolution must not merge again
+/// (`merge_blocks`). One column per `ALTER TABLE`, as SQLite requires.
+pub struct ReversibleMerges;
+
+impl MigrationName for ReversibleMerges {
+    fn name(&self) -> &str {
+        "m20260301_000001_reversible_merges"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ReversibleMerges {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let add = |table: DynIden, col: ColumnDef| {
+            Table::alter()
+                .table(table)
+                .add_column(col.to_owned())
+                .to_owned()
+        };
+        for stmt in [
+            add(
+                IdentityEdges::Table.into_iden(),
+                ColumnDef::new(EdgeCols::MergeId)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ),
+            add(
+                Timeline::Table.into_iden(),
+                ColumnDef::new(TimelineCols::IdentifierIds)
+                    .text()
+                    .null()
+                    .to_owned(),
+            ),
+            add(
+                Merges::Table.into_iden(),
+                ColumnDef::new(MergeCols::Reason).text().null().to_owned(),
+            ),
+            add(
+                Merges::Table.into_iden(),
+                ColumnDef::new(MergeCols::UnmergedAt)
+                    .timestamp_with_time_zone()
+                    .null()
+                    .to_owned(),
+            ),
+            add(
+                Merges::Table.into_iden(),
+                ColumnDef::new(MergeCols::UnmergeId)
+                    .big_integer()
+                    .null()
+                    .to_owned(),
+            ),
+        ] {
+            m.alter_table(stmt).await?;
+        }
+        index(
+            m,
+            "ix_identity_edges_merge",
+            IdentityEdges::Table,
+            vec![EdgeCols::MergeId.into_iden()],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_identity_edges_from",
+            IdentityEdges::Table,
+            vec![IdentityEdges::FromIdentifierId.into_iden()],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_identity_edges_to",
+            IdentityEdges::Table,
+            vec![IdentityEdges::ToIdentifierId.into_iden()],
+            false,
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(Unmerges::Table)
+                .if_not_exists()
+                .col(id_col(Unmerges::Id))
+                .col(str_col(Unmerges::TenantId, 64))
+                .col(str_col(Unmerges::Kind, 16))
+                .col(ColumnDef::new(Unmerges::MergeId).big_integer().null())
+                .col(str_col(Unmerges::SurvivorId, 36))
+                .col(str_col(Unmerges::RestoredId, 36))
+                .col(ColumnDef::new(Unmerges::Identifiers).text().not_null())
+                .col(ColumnDef::new(Unmerges::AfterSnapshot).text().not_null())
+                .col(str_col(Unmerges::Operator, 64))
+                .col(ColumnDef::new(Unmerges::Reason).text().not_null())
+                .col(ts_col(Unmerges::CreatedAt))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "ix_unmerges_survivor",
+            Unmerges::Table,
+            vec![Unmerges::SurvivorId.into_iden()],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_unmerges_restored",
+            Unmerges::Table,
+            vec![Unmerges::RestoredId.into_iden()],
+            false,
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
+                .table(MergeBlocks::Table)
+                .if_not_exists()
+                .col(id_col(MergeBlocks::Id))
+                .col(str_col(MergeBlocks::TenantId, 64))
+                .col(str_col(MergeBlocks::ProfileA, 36))
+                .col(str_col(MergeBlocks::ProfileB, 36))
+                .col(ColumnDef::new(MergeBlocks::UnmergeId).big_integer().null())
+                .col(str_col(MergeBlocks::CreatedBy, 64))
+                .col(ts_col(MergeBlocks::CreatedAt))
+                .col(
+                    ColumnDef::new(MergeBlocks::LiftedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(ColumnDef::new(MergeBlocks::LiftedBy).string_len(64).null())
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "ix_merge_blocks_a",
+            MergeBlocks::Table,
+            vec![MergeBlocks::ProfileA.into_iden()],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_merge_blocks_b",
+            MergeBlocks::Table,
+            vec![MergeBlocks::ProfileB.into_iden()],
+            false,
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [MergeBlocks::Table.into_iden(), Unmerges::Table.into_iden()] {
+            m.drop_table(Table::drop().table(t).if_exists().to_owned())
+                .await?;
+        }
+        for (name, table) in [
+            ("ix_identity_edges_merge", IdentityEdges::Table.into_iden()),
+            ("ix_identity_edges_from", IdentityEdges::Table.into_iden()),
+            ("ix_identity_edges_to", IdentityEdges::Table.into_iden()),
+        ] {
+            m.drop_index(Index::drop().name(name).table(table).to_owned())
+                .await?;
+        }
+        let drop =
+            |table: DynIden, col: DynIden| Table::alter().table(table).drop_column(col).to_owned();
+        for stmt in [
+            drop(Merges::Table.into_iden(), MergeCols::UnmergeId.into_iden()),
+            drop(Merges::Table.into_iden(), MergeCols::UnmergedAt.into_iden()),
+            drop(Merges::Table.into_iden(), MergeCols::Reason.into_iden()),
+            drop(
+                Timeline::Table.into_iden(),
+                TimelineCols::IdentifierIds.into_iden(),
+            ),
+            drop(
+                IdentityEdges::Table.into_iden(),
+                EdgeCols::MergeId.into_iden(),
+            ),
+        ] {
+            m.alter_table(stmt).await?;
+        }
+        Ok(())
+    }
+}

@@ -5,6 +5,7 @@ pub mod entities;
 pub mod migrations;
 pub mod queries;
 pub mod resolve;
+pub mod unmerge;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm::{DbErr, SqlErr};
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateInbox),
             Box::new(CreateOutbox),
             Box::new(migrations::CreateIdentityTables),
+            Box::new(migrations::ReversibleMerges),
         ]
     }
 }

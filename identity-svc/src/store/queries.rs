@@ -92,6 +92,23 @@ pub enum LookupError {
     Db(#[from] DbErr),
 }
 
+/// The stored lookup hash of an identifier given in clear (normalised first; `namespace` is
+/// trimmed by the caller's query too).
+pub fn lookup_hash(
+    pii: Option<&Pii>,
+    kind: IdentifierKind,
+    namespace: &str,
+    value: &str,
+) -> Result<String, LookupError> {
+    let value = normalise(kind, value).ok_or(LookupError::BadValue(kind))?;
+    Ok(if kind.is_sensitive() {
+        pii.ok_or(LookupError::NoKey(kind))?
+            .keyed_hash(kind, namespace.trim(), &value)
+    } else {
+        plain_hash(&value)
+    })
+}
+
 /// The profile holding an identifier (the survivor when it was merged).
 pub async fn profile_by_identifier<C: ConnectionTrait>(
     db: &C,
@@ -101,13 +118,7 @@ pub async fn profile_by_identifier<C: ConnectionTrait>(
     namespace: &str,
     value: &str,
 ) -> Result<Option<ProfileView>, LookupError> {
-    let value = normalise(kind, value).ok_or(LookupError::BadValue(kind))?;
-    let hash = if kind.is_sensitive() {
-        pii.ok_or(LookupError::NoKey(kind))?
-            .keyed_hash(kind, namespace.trim(), &value)
-    } else {
-        plain_hash(&value)
-    };
+    let hash = lookup_hash(pii, kind, namespace, value)?;
     let found = identifier::Entity::find()
         .filter(identifier::Column::TenantId.eq(tenant))
         .filter(identifier::Column::Kind.eq(kind.as_str()))
@@ -220,6 +231,14 @@ pub struct MergeView {
     pub before: serde_json::Value,
     pub after: serde_json::Value,
     pub created_at: DateTime<Utc>,
+    /// The operator's reason (manual merges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the merge was undone, and by which un-merge record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmerged_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmerge_id: Option<i64>,
 }
 
 /// Merges the profile took part in (as survivor or absorbed), oldest first.
@@ -244,6 +263,9 @@ pub async fn merges<C: ConnectionTrait>(db: &C, profile_id: &str) -> Result<Vec<
             before: serde_json::from_str(&m.before_snapshot).unwrap_or_default(),
             after: serde_json::from_str(&m.after_snapshot).unwrap_or_default(),
             created_at: m.created_at,
+            reason: m.reason,
+            unmerged_at: m.unmerged_at,
+            unmerge_id: m.unmerge_id,
         })
         .collect())
 }

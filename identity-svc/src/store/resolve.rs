@@ -29,16 +29,16 @@ use sea_orm::{
 };
 use serde_json::{json, Value};
 
-use super::entities::{edge, identifier, merge, profile, refusal, timeline};
+use super::entities::{block, edge, identifier, merge, profile, refusal, timeline};
 use super::{is_contention, ACTIVE, MERGED};
 use crate::domain::extract::{extract, Found};
 use crate::domain::pii::{mask, plain_hash, seal_context, Pii};
-use crate::domain::{plan, Incoming, Key, Policy};
+use crate::domain::{plan_with_blocks, profile_pair, Incoming, Key, Policy};
 
 /// Consumer name in the inbox.
 pub const CONSUMER: &str = "identity";
 /// `created_by` of edges written by automatic resolution.
-const SYSTEM: &str = "system";
+pub(crate) const SYSTEM: &str = "system";
 
 /// What resolving an event did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +109,10 @@ impl Prepared {
 /// Resolves events against one database. Cheap to clone.
 #[derive(Clone)]
 pub struct Resolver {
-    db: DatabaseConnection,
-    pii: Option<Pii>,
-    policy: Arc<Policy>,
-    tx_attempts: u32,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) pii: Option<Pii>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) tx_attempts: u32,
 }
 
 impl Resolver {
@@ -128,6 +128,11 @@ impl Resolver {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The personal-data key, when configured.
+    pub fn pii(&self) -> Option<&Pii> {
+        self.pii.as_ref()
     }
 
     /// Resolves `env` exactly once (the inbox remembers its id), retrying the transaction on races.
@@ -232,7 +237,7 @@ struct Job {
     policy: Arc<Policy>,
 }
 
-fn snapshot_identifier(m: &identifier::Model) -> Value {
+pub(crate) fn snapshot_identifier(m: &identifier::Model) -> Value {
     let sensitive = IdentifierKind::parse(&m.kind).is_some_and(IdentifierKind::is_sensitive);
     json!({
         "id": m.id,
@@ -243,7 +248,7 @@ fn snapshot_identifier(m: &identifier::Model) -> Value {
     })
 }
 
-fn snapshot(profile_id: &str, ids: &[identifier::Model]) -> Value {
+pub(crate) fn snapshot(profile_id: &str, ids: &[identifier::Model]) -> Value {
     json!({"profile_id": profile_id, "identifiers": ids.iter().map(snapshot_identifier).collect::<Vec<_>>()})
 }
 
@@ -366,8 +371,13 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         })
         .collect();
 
-    // 4. Decide.
-    let plan = plan(&incoming, &keys, &job.policy);
+    // 4. Decide (profiles an operator separated are not merged again).
+    let blocked = if profile_ids.len() > 1 {
+        blocked_pairs(txn, tenant, &profile_ids).await?
+    } else {
+        BTreeSet::new()
+    };
+    let plan = plan_with_blocks(&incoming, &keys, &job.policy, &blocked);
 
     // 5. Write.
     let created = plan.survivor.is_none();
@@ -401,12 +411,21 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         .iter()
         .map(|p| lookup(p).map(|m| m.id))
         .collect();
+    // The identifier new ones are linked to: one the survivor already held, or (new profile) the
+    // first one attached, so the ledger connects every identifier of a profile.
     let anchor = |row_id: &Vec<Option<i64>>| {
         incoming
             .iter()
             .zip(row_id.iter())
             .find(|(i, _)| i.found_in.as_deref() == Some(survivor.as_str()))
             .and_then(|(_, r)| *r)
+            .or_else(|| {
+                if created {
+                    plan.attach.iter().find_map(|&i| row_id[i])
+                } else {
+                    None
+                }
+            })
     };
     let mut attached = 0;
     for &idx in &plan.attach {
@@ -434,7 +453,17 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
             None => (new_id, None, LinkRule::NewProfile),
         };
         row_id[idx] = Some(new_id);
-        insert_edge(txn, tenant, from, to, &survivor, rule, &event_id, now).await?;
+        let e = NewEdge {
+            tenant,
+            from,
+            to,
+            profile_id: &survivor,
+            rule,
+            event_id: Some(&event_id),
+            created_by: SYSTEM,
+            merge_id: None,
+        };
+        e.insert(txn, now).await?;
         attached += 1;
     }
 
@@ -467,38 +496,50 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
             m.profile_id = survivor.clone();
             m
         }));
-        if let (Some(from), Some(to)) = (row_id[step.from], row_id[step.to]) {
-            insert_edge(
-                txn,
+        let merge_id =
+            merge::Entity::insert(merge::ActiveModel {
+                id: sea_orm::NotSet,
+                tenant_id: Set(tenant.to_string()),
+                survivor_id: Set(survivor.clone()),
+                absorbed_id: Set(step.absorbed.clone()),
+                rule: Set(step.rule.as_str().to_string()),
+                evidence_event_id: Set(Some(event_id.clone())),
+                before_snapshot: Set(before.to_string()),
+                after_snapshot: Set(
+                    json!({"survivor": snapshot(&survivor, &survivor_ids)}).to_string()
+                ),
+                operator: Set(None),
+                created_at: Set(now),
+                reason: Set(None),
+                unmerged_at: Set(None),
+                unmerge_id: Set(None),
+            })
+            .exec(txn)
+            .await?
+            .last_insert_id;
+        // The link that proves the merge; without it an un-merge could not tell the sides apart.
+        if let (Some(from), Some(to)) = (
+            row_id[step.from].or_else(|| anchor(&row_id)),
+            row_id[step.to],
+        ) {
+            let e = NewEdge {
                 tenant,
                 from,
-                Some(to),
-                &survivor,
-                step.rule,
-                &event_id,
-                now,
-            )
-            .await?;
+                to: Some(to),
+                profile_id: &survivor,
+                rule: step.rule,
+                event_id: Some(&event_id),
+                created_by: SYSTEM,
+                merge_id: Some(merge_id),
+            };
+            e.insert(txn, now).await?;
         }
-        merge::Entity::insert(merge::ActiveModel {
-            id: sea_orm::NotSet,
-            tenant_id: Set(tenant.to_string()),
-            survivor_id: Set(survivor.clone()),
-            absorbed_id: Set(step.absorbed.clone()),
-            rule: Set(step.rule.as_str().to_string()),
-            evidence_event_id: Set(Some(event_id.clone())),
-            before_snapshot: Set(before.to_string()),
-            after_snapshot: Set(json!({"survivor": snapshot(&survivor, &survivor_ids)}).to_string()),
-            operator: Set(None),
-            created_at: Set(now),
-        })
-        .exec_without_returning(txn)
-        .await?;
         let payload = IdentityMerged {
             survivor: survivor.clone(),
             absorbed: vec![step.absorbed.clone()],
             rule: step.rule,
             evidence_event: Some(env.id),
+            operator: None,
         };
         let out = Envelope::builder(IDENTITY_MERGED, tenant, json!(payload))
             .occurred_at(env.occurred_at)
@@ -539,6 +580,9 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         event_type: Set(env.kind.clone()),
         occurred_at: Set(env.occurred_at),
         summary: Set(job.summary.to_string()),
+        identifier_ids: Set(Some(
+            json!(row_id.iter().flatten().collect::<Vec<_>>()).to_string(),
+        )),
     })
     .exec_without_returning(txn)
     .await?;
@@ -566,30 +610,76 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_edge(
+/// One edge of the ledger about to be written.
+pub(crate) struct NewEdge<'a> {
+    pub tenant: &'a str,
+    pub from: i64,
+    /// `None`: `from` is linked to the profile itself (its first identifier, or a split).
+    pub to: Option<i64>,
+    pub profile_id: &'a str,
+    pub rule: LinkRule,
+    pub event_id: Option<&'a str>,
+    pub created_by: &'a str,
+    pub merge_id: Option<i64>,
+}
+
+impl NewEdge<'_> {
+    pub(crate) async fn insert(
+        &self,
+        txn: &DatabaseTransaction,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        edge::Entity::insert(edge::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(self.tenant.to_string()),
+            from_identifier_id: Set(self.from),
+            to_identifier_id: Set(self.to),
+            profile_id: Set(self.profile_id.to_string()),
+            rule: Set(self.rule.as_str().to_string()),
+            evidence_event_id: Set(self.event_id.map(str::to_string)),
+            created_at: Set(now),
+            created_by: Set(self.created_by.to_string()),
+            retracted_at: Set(None),
+            merge_id: Set(self.merge_id),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Pairs of the canonical `profiles` (or of profiles merged into them) an operator separated
+/// and no manual merge joined again, as canonical pairs.
+pub(crate) async fn blocked_pairs(
     txn: &DatabaseTransaction,
     tenant: &str,
-    from: i64,
-    to: Option<i64>,
-    profile_id: &str,
-    rule: LinkRule,
-    event_id: &str,
-    now: chrono::DateTime<Utc>,
-) -> Result<(), DbErr> {
-    edge::Entity::insert(edge::ActiveModel {
-        id: sea_orm::NotSet,
-        tenant_id: Set(tenant.to_string()),
-        from_identifier_id: Set(from),
-        to_identifier_id: Set(to),
-        profile_id: Set(profile_id.to_string()),
-        rule: Set(rule.as_str().to_string()),
-        evidence_event_id: Set(Some(event_id.to_string())),
-        created_at: Set(now),
-        created_by: Set(SYSTEM.to_string()),
-        retracted_at: Set(None),
-    })
-    .exec_without_returning(txn)
-    .await?;
-    Ok(())
+    profiles: &BTreeSet<String>,
+) -> Result<BTreeSet<(String, String)>, DbErr> {
+    let mut canonical: BTreeMap<String, String> =
+        profiles.iter().map(|p| (p.clone(), p.clone())).collect();
+    for p in profile::Entity::find()
+        .filter(profile::Column::MergedInto.is_in(profiles.iter().cloned()))
+        .all(txn)
+        .await?
+    {
+        if let Some(into) = p.merged_into {
+            canonical.insert(p.id, into);
+        }
+    }
+    let family: Vec<String> = canonical.keys().cloned().collect();
+    let rows = block::Entity::find()
+        .filter(block::Column::TenantId.eq(tenant))
+        .filter(block::Column::LiftedAt.is_null())
+        .filter(block::Column::ProfileA.is_in(family.clone()))
+        .filter(block::Column::ProfileB.is_in(family))
+        .all(txn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|b| {
+            let a = canonical.get(&b.profile_a)?;
+            let b = canonical.get(&b.profile_b)?;
+            (a != b).then(|| profile_pair(a, b))
+        })
+        .collect())
 }
