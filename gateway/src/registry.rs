@@ -318,6 +318,9 @@ mod tests {
             !raw[0].secret_sealed.as_deref().unwrap().contains("s3cret"),
             "sealed at rest"
         );
-        let _ = std::fs::remove_file(path);
+        db.close().await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }

@@ -281,11 +281,16 @@ fn production_role_runs_against_mariadb_rabbitmq_redis() {
             .ok();
         let mut cfg = platform::config::BusConfig::amqp(amqp.clone());
         cfg.exchange = exchange.clone();
-        platform::bus::AmqpBus::connect(&cfg)
-            .await
-            .unwrap()
-            .destroy()
+        // The role declared the system's consumer groups on this exchange: delete them too.
+        let bus = platform::bus::AmqpBus::connect(&cfg).await.unwrap();
+        for g in proto::routing::GROUPS {
+            platform::bus::Bus::declare(
+                &bus,
+                &platform::bus::GroupSpec::new(g.name, g.bindings, &cfg),
+            )
             .await
             .unwrap();
+        }
+        bus.destroy().await.unwrap();
     });
 }

@@ -655,6 +655,7 @@ async fn broker_outage_never_answers_200_for_a_lost_callback() {
     bus.declare(&GroupSpec::new("identity", &["channel.#"], &cfg))
         .await
         .unwrap();
+    bus.declare(&observer_spec()).await.unwrap();
     bus.destroy().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -505,7 +505,13 @@ async fn supervise(
         if stop.is_cancelled() || tx.is_closed() {
             return;
         }
-        match consume_once(&inner, &spec, &tx, &stop, &mut backoff).await {
+        // Stop promptly even mid-(re)connect, so a dropped subscription never re-declares its
+        // queues after the caller deleted them.
+        let attempt = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = consume_once(&inner, &spec, &tx, &stop, &mut backoff) => r,
+        };
+        match attempt {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(group = %spec.group, error = %e, retry_in = ?backoff, "Consumer lost its channel; reconnecting");
