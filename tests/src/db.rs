@@ -63,3 +63,27 @@ impl TestDb {
         }
     }
 }
+
+/// Declares each named `async fn(Backend)` as two tests, `mariadb::<name>` and `sqlite::<name>`:
+/// storage tests run on both backends, never on SQLite alone.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::db::Backend::MariaDb).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::db::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}

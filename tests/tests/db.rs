@@ -360,18 +360,7 @@ async fn two_relays_publish_each_row_once(backend: Backend) {
     t.cleanup().await;
 }
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod mariadb {
-            $( #[tokio::test] async fn $name() { super::$name(scrm_tests::db::Backend::MariaDb).await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(scrm_tests::db::Backend::Sqlite).await } )*
-        }
-    };
-}
-
-on_both!(
+scrm_tests::on_both_backends!(
     every_service_migrates_up_and_is_idempotent,
     inbox_applies_effect_once,
     inbox_failed_effect_leaves_no_record,

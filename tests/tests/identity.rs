@@ -504,18 +504,7 @@ async fn race_of_500_events_for_one_unionid(backend: Backend) {
     t.cleanup().await;
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod mariadb {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(scrm_tests::db::Backend::MariaDb).await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(scrm_tests::db::Backend::Sqlite).await } )*
-        }
-    };
-}
-
-on_both_backends!(
+scrm_tests::on_both_backends!(
     create_attach_and_merge_by_unionid,
     verified_phone_merges,
     guard_refuses_merge_of_different_unionids,

@@ -836,18 +836,7 @@ async fn operator_endpoints(backend: Backend) {
     t.cleanup().await;
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod mariadb {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(scrm_tests::db::Backend::MariaDb).await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(scrm_tests::db::Backend::Sqlite).await } )*
-        }
-    };
-}
-
-on_both_backends!(
+scrm_tests::on_both_backends!(
     merge_then_unmerge_restores_both_profiles,
     unmerge_sends_events_back_and_blocks_a_remerge,
     split_one_identifier,
