@@ -8,5 +8,6 @@
 //! never skips (CI runs with `CI=true`; locally the message says how to start the servers).
 
 pub mod db;
+pub mod events;
 pub mod proxy;
 pub mod servers;

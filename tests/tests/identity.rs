@@ -11,12 +11,11 @@ use identity_svc::domain::pii::Pii;
 use identity_svc::domain::Policy;
 use identity_svc::store::queries;
 use identity_svc::store::{Outcome, Resolution, Resolver};
-use proto::callback::CallbackReceived;
-use proto::channel::{Channel, ChannelEvent, EventBody, Message, MessageContent};
+use proto::channel::{Channel, EventBody};
 use proto::identity::{IdentifierKind, ProfileResolved, IDENTITY_MERGED, PROFILE_RESOLVED};
-use proto::sdk::{MpPhoneVerified, MpSessionStarted, MP_PHONE, MP_SESSION};
 use proto::Envelope;
 use scrm_tests::db::{Backend, TestDb};
+use scrm_tests::events::{self, count};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 
@@ -42,55 +41,19 @@ fn session(openid: &str, unionid: Option<&str>) -> Envelope {
 }
 
 fn session_in(app: &str, openid: &str, unionid: Option<&str>) -> Envelope {
-    let p = MpSessionStarted {
-        app_id: app.into(),
-        openid: openid.into(),
-        unionid: unionid.map(str::to_string),
-    };
-    Envelope::builder(MP_SESSION, TENANT, serde_json::to_value(p).unwrap()).build()
+    events::session(TENANT, app, openid, unionid)
 }
 
 fn phone(app: &str, openid: &str, unionid: Option<&str>, number: &str) -> Envelope {
-    let p = MpPhoneVerified {
-        app_id: app.into(),
-        openid: openid.into(),
-        unionid: unionid.map(str::to_string),
-        phone_e164: number.into(),
-        country_code: "86".into(),
-    };
-    Envelope::builder(MP_PHONE, TENANT, serde_json::to_value(p).unwrap()).build()
+    events::phone(TENANT, app, openid, unionid, number)
 }
 
 fn callback(channel: Channel, app: &str, from: &str, body: EventBody, t: i64) -> Envelope {
-    let ev = ChannelEvent {
-        channel,
-        to_user_name: "gh_test".into(),
-        from_user_name: from.into(),
-        create_time: t,
-        body,
-    };
-    let payload = serde_json::to_value(CallbackReceived {
-        app_id: app.into(),
-        event: ev.clone(),
-    })
-    .unwrap();
-    Envelope::builder(ev.event_type(), TENANT, payload)
-        .occurred_at(ev.occurred_at())
-        .dedupe_key(ev.dedupe_key())
-        .build()
+    events::callback(TENANT, channel, app, from, body, t)
 }
 
 fn mp_text(openid: &str, msg_id: u64) -> Envelope {
-    let body = EventBody::Message(Message {
-        msg_id,
-        msg_data_id: None,
-        idx: None,
-        agent_id: None,
-        content: MessageContent::Text {
-            content: "hello".into(),
-        },
-    });
-    callback(Channel::Mp, MP, openid, body, 1_714_000_000 + msg_id as i64)
+    events::text(TENANT, Channel::Mp, MP, openid, msg_id)
 }
 
 async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
@@ -98,15 +61,6 @@ async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
         Outcome::Resolved(res) => res,
         other => panic!("expected a resolution, got {other:?}"),
     }
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 async fn outbox_count(db: &DatabaseConnection, key: &str) -> i64 {

@@ -14,15 +14,11 @@ use identity_svc::store::unmerge::{Decision, ManualError};
 use identity_svc::store::{Outcome, Resolution, Resolver};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
-use proto::callback::CallbackReceived;
-use proto::channel::{
-    Channel, ChannelEvent, EventBody, ExternalContactChange, ExternalContactChangeType, Message,
-    MessageContent,
-};
+use proto::channel::{Channel, EventBody, ExternalContactChange, ExternalContactChangeType};
 use proto::identity::{IdentityUnmerged, UnmergeKind, IDENTITY_MERGED, IDENTITY_UNMERGED};
-use proto::sdk::{MpPhoneVerified, MpSessionStarted, MP_PHONE, MP_SESSION};
 use proto::Envelope;
 use scrm_tests::db::{Backend, TestDb};
+use scrm_tests::events::{callback, count, session, text};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
@@ -54,24 +50,8 @@ fn by(op: &str) -> Decision {
     }
 }
 
-fn session(tenant: &str, app: &str, openid: &str, unionid: Option<&str>) -> Envelope {
-    let p = MpSessionStarted {
-        app_id: app.into(),
-        openid: openid.into(),
-        unionid: unionid.map(str::to_string),
-    };
-    Envelope::builder(MP_SESSION, tenant, serde_json::to_value(p).unwrap()).build()
-}
-
 fn phone(tenant: &str, openid: &str, unionid: Option<&str>, number: &str) -> Envelope {
-    let p = MpPhoneVerified {
-        app_id: MP.into(),
-        openid: openid.into(),
-        unionid: unionid.map(str::to_string),
-        phone_e164: number.into(),
-        country_code: "86".into(),
-    };
-    Envelope::builder(MP_PHONE, tenant, serde_json::to_value(p).unwrap()).build()
+    scrm_tests::events::phone(tenant, MP, openid, unionid, number)
 }
 
 fn track(tenant: &str, app: &str, openid: &str, unionid: Option<&str>, cookie: &str) -> Envelope {
@@ -83,46 +63,6 @@ fn track(tenant: &str, app: &str, openid: &str, unionid: Option<&str>, cookie: &
                "kind": "page_view", "properties": {}}),
     )
     .build()
-}
-
-fn callback(
-    tenant: &str,
-    channel: Channel,
-    app: &str,
-    from: &str,
-    body: EventBody,
-    t: i64,
-) -> Envelope {
-    let ev = ChannelEvent {
-        channel,
-        to_user_name: "gh_test".into(),
-        from_user_name: from.into(),
-        // Realistic times: MySQL TIMESTAMP columns cannot hold the epoch itself.
-        create_time: 1_714_000_000 + t,
-        body,
-    };
-    let payload = serde_json::to_value(CallbackReceived {
-        app_id: app.into(),
-        event: ev.clone(),
-    })
-    .unwrap();
-    Envelope::builder(ev.event_type(), tenant, payload)
-        .occurred_at(ev.occurred_at())
-        .dedupe_key(ev.dedupe_key())
-        .build()
-}
-
-fn text(tenant: &str, channel: Channel, app: &str, openid: &str, msg_id: u64) -> Envelope {
-    let body = EventBody::Message(Message {
-        msg_id,
-        msg_data_id: None,
-        idx: None,
-        agent_id: None,
-        content: MessageContent::Text {
-            content: "hello".into(),
-        },
-    });
-    callback(tenant, channel, app, openid, body, msg_id as i64)
 }
 
 fn wecom(tenant: &str, external: &str, change: ExternalContactChangeType, t: i64) -> Envelope {
@@ -141,7 +81,8 @@ fn wecom(tenant: &str, external: &str, change: ExternalContactChangeType, t: i64
         CORP,
         "sys",
         EventBody::ExternalContact(c),
-        t,
+        // Realistic times: MySQL TIMESTAMP columns cannot hold the epoch itself.
+        1_714_000_000 + t,
     )
 }
 
@@ -150,15 +91,6 @@ async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
         Outcome::Resolved(res) => res,
         other => panic!("expected a resolution, got {other:?}"),
     }
-}
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    let row = db
-        .query_one(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get_by_index::<i64>(0).unwrap()
 }
 
 /// What a profile looks like from outside: status, identifiers, timeline, live merges.
