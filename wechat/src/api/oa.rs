@@ -151,13 +151,8 @@ impl ApiClient {
         tag_id: i64,
         openids: &[&str],
     ) -> Result<(), ApiError> {
-        app.require(AppKind::OfficialAccount)?;
-        let req = Request::post(
-            Family::Weixin,
-            "/cgi-bin/tags/members/batchtagging",
-            json!({ "openid_list": openids, "tagid": tag_id }),
-        );
-        self.call::<Empty>(app, req).await.map(drop)
+        self.oa_tag_members(app, "/cgi-bin/tags/members/batchtagging", tag_id, openids)
+            .await
     }
 
     /// `POST /cgi-bin/tags/members/batchuntagging`: removes a tag from 1–50 users.
@@ -167,10 +162,22 @@ impl ApiClient {
         tag_id: i64,
         openids: &[&str],
     ) -> Result<(), ApiError> {
+        self.oa_tag_members(app, "/cgi-bin/tags/members/batchuntagging", tag_id, openids)
+            .await
+    }
+
+    /// Tagging and untagging share one request shape; only the path differs.
+    async fn oa_tag_members(
+        &self,
+        app: &AppCredentials,
+        path: &'static str,
+        tag_id: i64,
+        openids: &[&str],
+    ) -> Result<(), ApiError> {
         app.require(AppKind::OfficialAccount)?;
         let req = Request::post(
             Family::Weixin,
-            "/cgi-bin/tags/members/batchuntagging",
+            path,
             json!({ "openid_list": openids, "tagid": tag_id }),
         );
         self.call::<Empty>(app, req).await.map(drop)
