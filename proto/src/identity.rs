@@ -257,17 +257,112 @@ pub struct IdentityUnmerged {
     pub merge_id: Option<i64>,
     pub operator: String,
     pub reason: String,
+    /// Message ids of the events (timeline entries) that moved from `survivor` to `restored`, so
+    /// a service that keeps per-event effects (behaviour counts, score ledgers) moves exactly those.
+    #[serde(default)]
+    pub moved_events: Vec<Uuid>,
 }
 
-/// `profile.updated`: facts about a profile changed (field name → new value; identifiers as
-/// `identifiers.<kind>`). Sensitive values are masked.
+/// `profile.updated`: the profile's derived state after a change. Each message carries the whole
+/// current state (fields and relationships), not a diff, so a projection replaces what it holds for
+/// the profile when `version` is newer than the version it holds, and ignores the message
+/// otherwise: redelivery and reordering are harmless.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileUpdated {
     pub profile_id: String,
-    pub changed: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Grows with every change of the profile (fields, relationships, merges, un-merges).
+    pub version: i64,
+    /// Keys of `fields` that were added, changed or removed by this update, and `relations.*`
+    /// (`relations.oa`, `relations.wecom`, `relations.groups`) when relationship state changed.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Every current field by dotted key: `contact.city`, `company.industry`, `needs.budget`,
+    /// `preferences.channel`, `source.first.channel`, `source.latest.campaign`,
+    /// `source.first.level3`, `custom.<name>`, … JSON strings, numbers and booleans; dates as
+    /// `YYYY-MM-DD`, datetimes in RFC 3339 (UTC). Sensitive values (phone, e-mail) masked.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Relationship state: subscriptions, WeCom follows, customer groups, reachability.
+    #[serde(default)]
+    pub relations: Relations,
     /// Message id of the event that caused the change, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause_event: Option<Uuid>,
+}
+
+/// A customer's relationship state with the tenant's WeChat surfaces (DESIGN.md §5).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relations {
+    /// One entry per Official Account the customer ever followed.
+    #[serde(default)]
+    pub oa_subscriptions: Vec<OaSubscription>,
+    /// One entry per (corp, rep) that ever added the customer as an external contact.
+    #[serde(default)]
+    pub wecom_follows: Vec<WecomFollow>,
+    /// Customer groups (external group chats) the customer is in now.
+    #[serde(default)]
+    pub group_chats: Vec<GroupChatMembership>,
+    /// Can the customer be messaged on each channel right now.
+    #[serde(default)]
+    pub reachable: Reachability,
+}
+
+/// Subscription to one Official Account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OaSubscription {
+    pub app_id: String,
+    pub subscribed: bool,
+    /// The parametric QR scene of the (latest) follow, without `qrscene_`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<String>,
+    /// When `subscribed` last changed.
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A WeCom rep's follow relationship with the customer (external contact).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WecomFollow {
+    pub corp_id: String,
+    /// The rep's WeCom userid.
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    /// WeCom `add_way` (1 QR code, 2 phone search, … 202 shared by admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_way: Option<i64>,
+    /// The `state` of the contact-me link / QR the customer came through (channel code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub added_at: chrono::DateTime<chrono::Utc>,
+    /// Set when either side deleted the other; the follow is inactive then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl WecomFollow {
+    /// Is the relationship in force now.
+    pub fn is_active(&self) -> bool {
+        self.deleted_at.is_none()
+    }
+}
+
+/// Membership of one WeCom customer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupChatMembership {
+    pub corp_id: String,
+    pub chat_id: String,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether the customer can be messaged now on each channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reachability {
+    /// Follows at least one of the tenant's Official Accounts.
+    #[serde(default)]
+    pub oa: bool,
+    /// Is an active external contact of at least one rep.
+    #[serde(default)]
+    pub wecom: bool,
 }
 
 #[cfg(test)]

@@ -10,5 +10,6 @@ pub mod envelope;
 pub mod identity;
 pub mod routing;
 pub mod sdk;
+pub mod tagging;
 
 pub use envelope::{Envelope, EnvelopeBuilder};

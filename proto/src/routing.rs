@@ -17,8 +17,33 @@ pub const IDENTITY: GroupDef = GroupDef {
     bindings: &["channel.#"],
 };
 
+/// tagging-svc: resolved events (behaviour counters, real-time rules), profile state and identity
+/// changes (its facts projection), WeCom corp-tag changes (catalogue mirror) and tag commands.
+pub const TAGGING: GroupDef = GroupDef {
+    name: "tagging",
+    bindings: &[
+        "profile.resolved",
+        "profile.updated",
+        "identity.merged",
+        "identity.unmerged",
+        "command.tag.#",
+    ],
+};
+
+/// scoring-svc: resolved events (points), profile state, tag changes and identity changes.
+pub const SCORING: GroupDef = GroupDef {
+    name: "scoring",
+    bindings: &[
+        "profile.resolved",
+        "profile.updated",
+        "tag.changed",
+        "identity.merged",
+        "identity.unmerged",
+    ],
+};
+
 /// Every consumer group of the system.
-pub const GROUPS: &[GroupDef] = &[IDENTITY];
+pub const GROUPS: &[GroupDef] = &[IDENTITY, TAGGING, SCORING];
 
 /// Does `routing_key` match the topic `pattern`?
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

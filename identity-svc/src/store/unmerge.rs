@@ -475,6 +475,7 @@ async fn record_separation(
         merge_id,
         operator: by.operator.clone(),
         reason: by.reason.clone(),
+        moved_events: Vec::new(),
     };
     let env = Envelope::builder(IDENTITY_UNMERGED, tenant, json!(payload))
         .dedupe_key(format!("unmerge|{id}"))

@@ -1,0 +1,91 @@
+//! Contracts of tagging-svc on the bus: `tag.changed` (a profile gained or lost a tag) and the
+//! tag commands other services send it (`command.tag.add`, `command.tag.remove`).
+
+use serde::{Deserialize, Serialize};
+
+/// Routing key of [`TagChanged`].
+pub const TAG_CHANGED: &str = "tag.changed";
+/// Routing key of a [`TagCommand`] that adds a tag.
+pub const COMMAND_TAG_ADD: &str = "command.tag.add";
+/// Routing key of a [`TagCommand`] that removes a tag.
+pub const COMMAND_TAG_REMOVE: &str = "command.tag.remove";
+
+/// Did the profile gain or lose the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagChange {
+    Added,
+    Removed,
+}
+
+/// Who or what set (or removed) a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagSource {
+    /// An operator or rep, by hand.
+    Manual,
+    /// A tag rule.
+    Rule,
+    /// A bulk import.
+    Import,
+    /// Mirrored from WeCom corp tags on the rep's external contact.
+    Wecom,
+    /// A scoring trigger (or another service's command).
+    Trigger,
+}
+
+impl TagSource {
+    pub const ALL: [TagSource; 5] = [
+        TagSource::Manual,
+        TagSource::Rule,
+        TagSource::Import,
+        TagSource::Wecom,
+        TagSource::Trigger,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagSource::Manual => "manual",
+            TagSource::Rule => "rule",
+            TagSource::Import => "import",
+            TagSource::Wecom => "wecom",
+            TagSource::Trigger => "trigger",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// `tag.changed`: a profile gained or lost a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagChanged {
+    pub profile_id: String,
+    pub tag_id: String,
+    /// The tag's name when the change was made (for readers that keep no catalogue).
+    pub tag_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub change: TagChange,
+    pub source: TagSource,
+    /// The rule that set or removed it (`source = rule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    /// The operator, rep or service that set or removed it (manual, trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// When the membership changed.
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `command.tag.add` / `command.tag.remove`: another service asks tagging-svc to tag or untag a
+/// profile (e.g. a scoring trigger). Idempotent: adding a tag a profile has, or removing one it
+/// lacks, does nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagCommand {
+    pub profile_id: String,
+    pub tag_id: String,
+    /// Who asks, e.g. `scoring:trigger:<id>`.
+    pub actor: String,
+}
