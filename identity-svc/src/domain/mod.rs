@@ -3,7 +3,10 @@
 //! resolution plan for one event ([`plan`]): create, attach, or merge when a rule links profiles
 //! and the guards allow it — otherwise a recorded refusal.
 
+pub mod derive;
 pub mod extract;
+pub mod fields;
+pub mod observe;
 pub mod pii;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,700 @@
+//! What an event says about its subject beyond identifiers: field claims (with how far they are
+//! trusted), relationship changes (OA subscription, WeCom follow, customer-group membership),
+//! identifiers typed into forms, and the values refused by cleaning (data-quality issues).
+//!
+//! | event | observations |
+//! |---|---|
+//! | OA `subscribe` / `unsubscribe` | subscription on/off (with the QR scene); a touch `{channel: oa, campaign: scene}` on subscribe |
+//! | OA `SCAN` | a touch `{channel: oa_qrcode, campaign: scene}` |
+//! | WeCom add / add-half external contact | follow added (rep, `state`); a touch `{channel: wecom, campaign: state}` |
+//! | WeCom edit external contact | follow details refreshed (through enrichment) |
+//! | WeCom del external contact / del follow user | follow ended |
+//! | WeCom customer-group member changes, dismiss | membership of each external member (see [`GroupChange`]) |
+//! | `channel.mp.session` | a touch `{channel: mini_program}` |
+//! | `channel.track.*` | a touch from `utm_*` / `source.*` properties; for `form_submit`, typed fields (catalogue keys and common aliases), phone and e-mail identifiers |
+//! | enrichment (WeChat APIs) | verified fields: name, avatar, gender, company, role, language; follow remark / add_way / state |
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use proto::callback::CallbackReceived;
+use proto::channel::{EventBody, ExternalChatChangeType, ExternalContactChangeType};
+use proto::identity::{Identifier, IdentifierKind, Provenance, DEFAULT_NAMESPACE};
+use proto::sdk::{TrackKind, Tracked, MP_SESSION, TRACK_PREFIX};
+use proto::Envelope;
+use serde_json::{json, Value};
+
+use super::extract::{normalise, Found};
+use super::fields::{self, CustomField, Kind, Rejection, EMAIL_KEYS, PHONE_KEYS};
+
+/// How far a claim is trusted; a higher level wins over a lower one whatever their age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Trust {
+    /// Inferred from behaviour (tracking parameters).
+    Observed = 0,
+    /// Typed by the person (forms).
+    Typed = 1,
+    /// Bulk import.
+    Imported = 2,
+    /// Verified by WeChat (its APIs and callbacks).
+    Wechat = 3,
+    /// Set by an operator.
+    Operator = 4,
+}
+
+impl Trust {
+    pub const ALL: [Trust; 5] = [
+        Trust::Observed,
+        Trust::Typed,
+        Trust::Imported,
+        Trust::Wechat,
+        Trust::Operator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trust::Observed => "observed",
+            Trust::Typed => "typed",
+            Trust::Imported => "imported",
+            Trust::Wechat => "wechat",
+            Trust::Operator => "operator",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// One statement about one field of the subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// Catalogue key (`contact.city`, `source.first`, `custom.level`).
+    pub field: String,
+    /// The cleaned value.
+    pub value: Value,
+    pub trust: Trust,
+    /// Who said it: `oa.subscribe`, `track.form_submit`, `wecom.external_contact`, `operator`…
+    /// A field keeps one statement per source (the newest; the earliest for first touch).
+    pub source: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A refused value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub field: String,
+    /// The offending value, cut to 64 characters (phones and e-mails masked).
+    pub value: String,
+    pub reason: Rejection,
+}
+
+/// A change of the subject's relationship state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelationChange {
+    /// Following (or not) an Official Account.
+    Oa {
+        app_id: String,
+        subscribed: bool,
+        scene: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// A WeCom rep's relationship with the subject.
+    Follow {
+        corp_id: String,
+        user_id: String,
+        change: FollowChange,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What happened to a follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowChange {
+    /// The rep and the customer became contacts (`state` of the contact-me code).
+    Added { state: Option<String> },
+    /// Either side deleted the other.
+    Deleted,
+    /// Details from WeCom (enrichment): remark, add_way, state, when it began.
+    Details {
+        remark: Option<String>,
+        add_way: Option<i64>,
+        state: Option<String>,
+        since: Option<DateTime<Utc>>,
+    },
+}
+
+/// Membership changes of one customer group (events about several people).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupChange {
+    pub corp_id: String,
+    pub chat_id: String,
+    /// External members (`wm…`/`wo…` external_userids) that joined / left; empty with
+    /// `dismissed`.
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+    /// The group was dismissed: every member left.
+    pub dismissed: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Facts from WeChat's APIs about the subject (filled by the caller from `user/info` or
+/// `externalcontact/get`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enriched {
+    /// UnionID, when the app is bound to an Open Platform account.
+    pub unionid: Option<String>,
+    /// Field values as WeChat states them (catalogue keys, raw values).
+    pub fields: Vec<(String, Value)>,
+    /// The follow of the event's rep, for WeCom contact events.
+    pub follow: Option<FollowChange>,
+    /// Which API: `oa.user_info`, `wecom.external_contact`.
+    pub source: String,
+}
+
+/// Everything an event says beyond its subject's identifiers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observations {
+    /// Identifiers typed into a form (phone, e-mail), after the event's own.
+    pub identifiers: Vec<Found>,
+    pub claims: Vec<Claim>,
+    pub relations: Vec<RelationChange>,
+    pub issues: Vec<Issue>,
+}
+
+impl Observations {
+    pub fn is_empty(&self) -> bool {
+        self.identifiers.is_empty()
+            && self.claims.is_empty()
+            && self.relations.is_empty()
+            && self.issues.is_empty()
+    }
+}
+
+/// Settings that shape observation.
+#[derive(Debug, Clone)]
+pub struct ObserveCtx<'a> {
+    /// Region typed phone numbers without a country code are read in (`CN`).
+    pub default_region: &'a str,
+    /// The tenant's custom fields.
+    pub custom: &'a [CustomField],
+    pub now: DateTime<Utc>,
+}
+
+/// Observations of `env` (decoded before by [`super::extract::extract`], so payload errors do
+/// not occur here; an undecodable payload gives none).
+pub fn observe(env: &Envelope, enriched: Option<&Enriched>, ctx: &ObserveCtx) -> Observations {
+    let mut o = Observations::default();
+    let at = env.occurred_at;
+    if env.kind == MP_SESSION {
+        touch(
+            &mut o,
+            json!({"channel": "mini_program"}),
+            "mp.session",
+            Trust::Wechat,
+            at,
+        );
+    } else if env
+        .kind
+        .strip_prefix(TRACK_PREFIX)
+        .is_some_and(|r| r.starts_with('.'))
+    {
+        if let Ok(t) = env.payload_as::<Tracked>() {
+            tracked(&mut o, &t, at, ctx);
+        }
+    } else if let Ok(cb) = env.payload_as::<CallbackReceived>() {
+        callback(&mut o, &cb, at);
+    }
+    if let Some(e) = enriched {
+        for (field, raw) in &e.fields {
+            claim(&mut o, field, raw, Trust::Wechat, &e.source, at, ctx);
+        }
+        if let (
+            Some(change),
+            Some(RelationChange::Follow {
+                corp_id, user_id, ..
+            }),
+        ) = (
+            &e.follow,
+            o.relations
+                .iter()
+                .find(|r| matches!(r, RelationChange::Follow { .. }))
+                .cloned(),
+        ) {
+            o.relations.push(RelationChange::Follow {
+                corp_id,
+                user_id,
+                change: change.clone(),
+                at,
+            });
+        }
+    }
+    o
+}
+
+fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
+    let app = cb.app_id.clone();
+    match &cb.event.body {
+        EventBody::Subscribe { scene, .. } => {
+            o.relations.push(RelationChange::Oa {
+                app_id: app,
+                subscribed: true,
+                scene: scene.clone(),
+                at,
+            });
+            touch(
+                o,
+                json!({"channel": "oa", "campaign": scene}),
+                "oa.subscribe",
+                Trust::Wechat,
+                at,
+            );
+        }
+        EventBody::Unsubscribe => o.relations.push(RelationChange::Oa {
+            app_id: app,
+            subscribed: false,
+            scene: None,
+            at,
+        }),
+        EventBody::Scan { scene, .. } => touch(
+            o,
+            json!({"channel": "oa_qrcode", "campaign": scene}),
+            "oa.scan",
+            Trust::Wechat,
+            at,
+        ),
+        EventBody::ExternalContact(c) => {
+            use ExternalContactChangeType::*;
+            let change = match c.change_type {
+                AddExternalContact | AddHalfExternalContact => {
+                    touch(
+                        o,
+                        json!({"channel": "wecom", "campaign": c.state}),
+                        "wecom.add_contact",
+                        Trust::Wechat,
+                        at,
+                    );
+                    Some(FollowChange::Added {
+                        state: c.state.clone().filter(|s| !s.is_empty()),
+                    })
+                }
+                EditExternalContact => Some(FollowChange::Details {
+                    remark: None,
+                    add_way: None,
+                    state: None,
+                    since: None,
+                }),
+                DelExternalContact | DelFollowUser => Some(FollowChange::Deleted),
+                TransferFail => None,
+            };
+            if let Some(change) = change {
+                o.relations.push(RelationChange::Follow {
+                    corp_id: app,
+                    user_id: c.user_id.clone(),
+                    change,
+                    at,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+fn tracked(o: &mut Observations, t: &Tracked, at: DateTime<Utc>, ctx: &ObserveCtx) {
+    let source = format!("track.{}", t.kind.as_str());
+    if let Some(v) = fields::touch_from_properties(&t.properties) {
+        touch(o, v, &source, Trust::Observed, at);
+    }
+    if t.kind != TrackKind::FormSubmit {
+        return;
+    }
+    for (key, raw) in &t.properties {
+        if PHONE_KEYS.contains(&key.as_str()) {
+            typed_phone(o, raw, ctx);
+        } else if EMAIL_KEYS.contains(&key.as_str()) {
+            typed_email(o, raw);
+        } else if is_tracking_key(key) {
+            continue;
+        } else if fields::lookup(key, ctx.custom).is_some()
+            || key.starts_with("custom.")
+            || key.contains('.')
+        {
+            claim(o, key, raw, Trust::Typed, &source, at, ctx);
+        }
+        // Other plain keys are the form's own properties (kept on the event), not profile fields.
+    }
+}
+
+fn is_tracking_key(k: &str) -> bool {
+    k.starts_with("utm_") || k.starts_with("source.") || k == "source_levels"
+}
+
+fn typed_phone(o: &mut Observations, raw: &Value, ctx: &ObserveCtx) {
+    let Some(s) = raw.as_str().map(str::trim).filter(|s| !s.is_empty()) else {
+        return;
+    };
+    match fields::normalise_phone(s, ctx.default_region) {
+        Some((e164, cc)) => push_identifier(o, IdentifierKind::Phone, &cc, &e164),
+        None => o.issues.push(Issue {
+            field: "contact.phone".into(),
+            value: super::pii::mask(IdentifierKind::Phone, s),
+            reason: Rejection::InvalidPhone,
+        }),
+    }
+}
+
+fn typed_email(o: &mut Observations, raw: &Value) {
+    let Some(s) = raw.as_str().map(str::trim).filter(|s| !s.is_empty()) else {
+        return;
+    };
+    match normalise(IdentifierKind::Email, s) {
+        Some(v) => push_identifier(o, IdentifierKind::Email, DEFAULT_NAMESPACE, &v),
+        None => o.issues.push(Issue {
+            field: "contact.email".into(),
+            value: super::pii::mask(IdentifierKind::Email, s),
+            reason: Rejection::InvalidEmail,
+        }),
+    }
+}
+
+fn push_identifier(o: &mut Observations, kind: IdentifierKind, ns: &str, value: &str) {
+    let identifier = Identifier::new(kind, ns, value);
+    if !o.identifiers.iter().any(|f| f.identifier == identifier) {
+        o.identifiers.push(Found {
+            identifier,
+            provenance: Provenance::Typed,
+        });
+    }
+}
+
+fn touch(o: &mut Observations, v: Value, source: &str, trust: Trust, at: DateTime<Utc>) {
+    let Ok(Some(v)) = fields::clean(Kind::Touch, &v, at) else {
+        return;
+    };
+    for field in ["source.first", "source.latest"] {
+        o.claims.push(Claim {
+            field: field.into(),
+            value: v.clone(),
+            trust,
+            source: source.to_string(),
+            at,
+        });
+    }
+}
+
+fn claim(
+    o: &mut Observations,
+    key: &str,
+    raw: &Value,
+    trust: Trust,
+    source: &str,
+    at: DateTime<Utc>,
+    ctx: &ObserveCtx,
+) {
+    let refuse = |o: &mut Observations, field: &str, reason| {
+        o.issues.push(Issue {
+            field: field.to_string(),
+            value: cut(raw),
+            reason,
+        })
+    };
+    let Some((field, kind)) = fields::lookup(key, ctx.custom) else {
+        return refuse(o, key, Rejection::UnknownField);
+    };
+    if matches!(kind, Kind::Touch) {
+        // Touches come from tracking parameters, not from typed values.
+        return refuse(o, &field, Rejection::UnknownField);
+    }
+    match fields::clean(kind, raw, ctx.now).and_then(|v| match v {
+        Some(v) => fields::plausible(&field, &v, ctx.now).map(|()| Some(v)),
+        None => Ok(None),
+    }) {
+        Ok(Some(value)) => o.claims.push(Claim {
+            field,
+            value,
+            trust,
+            source: source.to_string(),
+            at,
+        }),
+        Ok(None) => {}
+        Err(reason) => refuse(o, &field, reason),
+    }
+}
+
+fn cut(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    s.chars().take(64).collect()
+}
+
+/// Customer-group membership changes of a WeCom `change_external_chat` event, if it is one.
+pub fn group_change(env: &Envelope) -> Option<GroupChange> {
+    let cb: CallbackReceived = env.payload_as().ok()?;
+    let EventBody::ExternalChat(c) = &cb.event.body else {
+        return None;
+    };
+    // Only external members are customers; corp members (reps) have plain userids.
+    let external: Vec<String> = c
+        .mem_change_list
+        .iter()
+        .filter(|m| m.starts_with("wm") || m.starts_with("wo"))
+        .cloned()
+        .collect();
+    let mut g = GroupChange {
+        corp_id: cb.app_id,
+        chat_id: c.chat_id.clone(),
+        joined: Vec::new(),
+        left: Vec::new(),
+        dismissed: false,
+        at: env.occurred_at,
+    };
+    match (c.change_type, c.update_detail.as_deref()) {
+        (ExternalChatChangeType::Dismiss, _) => g.dismissed = true,
+        (ExternalChatChangeType::Update, Some("add_member")) => g.joined = external,
+        (ExternalChatChangeType::Update, Some("del_member")) => g.left = external,
+        _ => return None,
+    }
+    (g.dismissed || !g.joined.is_empty() || !g.left.is_empty()).then_some(g)
+}
+
+/// Enrichment from OA `user/info` answer fields (already fetched by the caller).
+pub fn enriched_oa(unionid: Option<&str>, language: Option<&str>) -> Enriched {
+    let mut fields = Vec::new();
+    if let Some(l) = language.filter(|l| !l.is_empty()) {
+        fields.push(("contact.language".to_string(), json!(l)));
+    }
+    Enriched {
+        unionid: unionid.filter(|u| !u.is_empty()).map(str::to_string),
+        fields,
+        follow: None,
+        source: "oa.user_info".into(),
+    }
+}
+
+/// Unix seconds to a time (WeChat's `createtime`, `subscribe_time`).
+pub fn unix(secs: i64) -> Option<DateTime<Utc>> {
+    (secs > 0)
+        .then(|| Utc.timestamp_opt(secs, 0).single())
+        .flatten()
+}
+
+/// Field values WeCom's `externalcontact/get` states: name, avatar, gender, company, role.
+pub fn wecom_contact_fields(
+    name: &str,
+    avatar: Option<&str>,
+    gender: i32,
+    corp: Option<&str>,
+    position: Option<&str>,
+) -> Vec<(String, Value)> {
+    let mut out: BTreeMap<&str, Value> = BTreeMap::new();
+    out.insert("contact.name", json!(name));
+    if let Some(a) = avatar {
+        out.insert("contact.avatar", json!(a));
+    }
+    if gender > 0 {
+        out.insert("contact.gender", json!(gender));
+    }
+    if let Some(c) = corp {
+        out.insert("company.name", json!(c));
+    }
+    if let Some(p) = position {
+        out.insert("company.role", json!(p));
+    }
+    out.into_iter()
+        .filter(|(_, v)| !v.as_str().is_some_and(|s| s.trim().is_empty()))
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::channel::{Channel, ChannelEvent, ExternalChatChange, ExternalContactChange};
+
+    fn ctx() -> ObserveCtx<'static> {
+        ObserveCtx {
+            default_region: "CN",
+            custom: &[],
+            now: "2026-06-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn cb(channel: Channel, app: &str, body: EventBody) -> Envelope {
+        let ev = ChannelEvent {
+            channel,
+            to_user_name: "gh".into(),
+            from_user_name: "o1".into(),
+            create_time: 1_714_000_000,
+            body,
+        };
+        let payload = serde_json::to_value(CallbackReceived {
+            app_id: app.into(),
+            event: ev.clone(),
+        })
+        .unwrap();
+        Envelope::builder(ev.event_type(), "t1", payload).build()
+    }
+
+    #[test]
+    fn subscribe_gives_subscription_and_touch() {
+        let env = cb(
+            Channel::Oa,
+            "wxA",
+            EventBody::Subscribe {
+                scene: Some("spring".into()),
+                ticket: None,
+            },
+        );
+        let o = observe(&env, None, &ctx());
+        assert!(
+            matches!(&o.relations[0], RelationChange::Oa { subscribed: true, scene: Some(s), .. } if s == "spring")
+        );
+        assert_eq!(o.claims.len(), 2);
+        assert_eq!(o.claims[0].field, "source.first");
+        assert_eq!(
+            o.claims[0].value,
+            json!({"channel": "oa", "campaign": "spring"})
+        );
+    }
+
+    #[test]
+    fn wecom_add_and_delete() {
+        let mk = |t| {
+            cb(
+                Channel::WeCom,
+                "wwC",
+                EventBody::ExternalContact(ExternalContactChange {
+                    change_type: t,
+                    user_id: "rep1".into(),
+                    external_user_id: "wmX".into(),
+                    state: Some("expo".into()),
+                    welcome_code: None,
+                    source: None,
+                    fail_reason: None,
+                }),
+            )
+        };
+        let o = observe(
+            &mk(ExternalContactChangeType::AddExternalContact),
+            None,
+            &ctx(),
+        );
+        assert!(
+            matches!(&o.relations[0], RelationChange::Follow { user_id, change: FollowChange::Added { state: Some(s) }, .. } if user_id == "rep1" && s == "expo")
+        );
+        let o = observe(&mk(ExternalContactChangeType::DelFollowUser), None, &ctx());
+        assert!(matches!(
+            &o.relations[0],
+            RelationChange::Follow {
+                change: FollowChange::Deleted,
+                ..
+            }
+        ));
+        let e = Enriched {
+            unionid: Some("u".into()),
+            fields: wecom_contact_fields("张三", None, 1, Some("Acme"), None),
+            follow: Some(FollowChange::Details {
+                remark: Some("VIP".into()),
+                add_way: Some(1),
+                state: None,
+                since: None,
+            }),
+            source: "wecom.external_contact".into(),
+        };
+        let o = observe(
+            &mk(ExternalContactChangeType::EditExternalContact),
+            Some(&e),
+            &ctx(),
+        );
+        assert_eq!(o.relations.len(), 2);
+        let fields: Vec<_> = o
+            .claims
+            .iter()
+            .map(|c| (c.field.as_str(), c.trust))
+            .collect();
+        assert!(fields.contains(&("contact.gender", Trust::Wechat)));
+        assert!(fields.contains(&("company.name", Trust::Wechat)));
+    }
+
+    #[test]
+    fn form_submit_types_fields_identifiers_and_issues() {
+        let t = json!({"subject": {"anonymous_id": "dev"}, "kind": "form_submit",
+            "properties": {"name": "Li Lei", "company": "Acme", "phone": "138 0013 8001",
+                "email": "LI@Example.com", "contact.age": -4, "birthday": "2099-01-01",
+                "custom.vip": 1, "utm_source": "baidu", "utm_term": "crm", "button": "ok"}});
+        let env = Envelope::builder("channel.track.form_submit", "t1", t).build();
+        let custom = [CustomField {
+            name: "vip".into(),
+            value_type: fields::FieldType::Bool,
+            label: String::new(),
+        }];
+        let c = ObserveCtx {
+            custom: &custom,
+            ..ctx()
+        };
+        let o = observe(&env, None, &c);
+        let ids: Vec<_> = o
+            .identifiers
+            .iter()
+            .map(|f| f.identifier.value.as_str())
+            .collect();
+        assert_eq!(ids, vec!["li@example.com", "+8613800138001"]);
+        let claims: BTreeMap<_, _> = o
+            .claims
+            .iter()
+            .map(|c| (c.field.as_str(), c.value.clone()))
+            .collect();
+        assert_eq!(claims["contact.name"], json!("Li Lei"));
+        assert_eq!(claims["company.name"], json!("Acme"));
+        assert_eq!(claims["custom.vip"], json!(true));
+        assert_eq!(
+            claims["source.first"],
+            json!({"channel": "baidu", "keyword": "crm"})
+        );
+        let issues: Vec<_> = o
+            .issues
+            .iter()
+            .map(|i| (i.field.as_str(), i.reason))
+            .collect();
+        assert_eq!(
+            issues,
+            vec![
+                ("contact.birthday", Rejection::FutureDate),
+                ("contact.age", Rejection::ImpossibleAge),
+            ]
+        );
+    }
+
+    #[test]
+    fn group_member_changes() {
+        let mk = |t, detail: Option<&str>| {
+            cb(
+                Channel::WeCom,
+                "wwC",
+                EventBody::ExternalChat(ExternalChatChange {
+                    change_type: t,
+                    chat_id: "chat1".into(),
+                    update_detail: detail.map(str::to_string),
+                    join_scene: None,
+                    quit_scene: None,
+                    mem_change_cnt: Some(2),
+                    mem_change_list: vec!["wmA".into(), "rep9".into()],
+                    last_mem_ver: None,
+                    cur_mem_ver: None,
+                }),
+            )
+        };
+        let g = group_change(&mk(ExternalChatChangeType::Update, Some("add_member"))).unwrap();
+        assert_eq!(g.joined, vec!["wmA"]);
+        let g = group_change(&mk(ExternalChatChangeType::Update, Some("del_member"))).unwrap();
+        assert_eq!(g.left, vec!["wmA"]);
+        assert!(
+            group_change(&mk(ExternalChatChangeType::Dismiss, None))
+                .unwrap()
+                .dismissed
+        );
+        assert!(group_change(&mk(ExternalChatChangeType::Update, Some("change_name"))).is_none());
+    }
+}
