@@ -54,6 +54,10 @@ pub struct ResolutionConfig {
     /// e.g. `+86100000*`.
     #[serde(default)]
     pub blocked_patterns: Vec<String>,
+    /// Region (ISO 3166 code) a typed phone number without a country code belongs to; phones
+    /// are normalised to E.164 and validated against that region's numbering plan.
+    #[serde(default = "default_region")]
+    pub default_phone_region: String,
 }
 
 fn yes() -> bool {
@@ -68,6 +72,9 @@ fn default_tx_attempts() -> u32 {
 fn default_max_per_kind() -> u32 {
     20
 }
+fn default_region() -> String {
+    "CN".into()
+}
 fn default_blocked_values() -> Vec<String> {
     // Numbers used in WeChat's own samples and developer tools.
     vec!["+8613800138000".into(), "+8613800000000".into()]
@@ -81,6 +88,7 @@ impl Default for ResolutionConfig {
             max_identifiers_per_kind: default_max_per_kind(),
             blocked_values: default_blocked_values(),
             blocked_patterns: Vec::new(),
+            default_phone_region: default_region(),
         }
     }
 }
@@ -130,6 +138,17 @@ impl Validate for Config {
             ));
         }
         let r = key(prefix, "resolution");
+        if self
+            .resolution
+            .default_phone_region
+            .parse::<phonenumber::country::Id>()
+            .is_err()
+        {
+            return Err(ConfigError::invalid(
+                key(&r, "default_phone_region"),
+                "must be an ISO 3166 region code such as `CN`",
+            ));
+        }
         if self.resolution.max_identifiers_per_kind == 0 {
             return Err(ConfigError::invalid(
                 key(&r, "max_identifiers_per_kind"),

@@ -65,6 +65,20 @@ fn track(tenant: &str, app: &str, openid: &str, unionid: Option<&str>, cookie: &
     .build()
 }
 
+/// A form submitted in the mini-program: typed fields, a typed phone, tracking parameters.
+fn form(tenant: &str, openid: &str, unionid: Option<&str>, tag: &str, number: &str) -> Envelope {
+    Envelope::builder(
+        "channel.track.form_submit",
+        tenant,
+        json!({"subject": {"mp_app_id": MP, "openid": openid, "unionid": unionid},
+               "kind": "form_submit",
+               "properties": {"name": format!("Name {tag}"), "city": format!("City {tag}"),
+                              "company": "Acme", "mobile": number.replace("+86", ""),
+                              "utm_source": format!("src-{tag}"), "age": -1}}),
+    )
+    .build()
+}
+
 fn wecom(tenant: &str, external: &str, change: ExternalContactChangeType, t: i64) -> Envelope {
     let c = ExternalContactChange {
         change_type: change,
@@ -101,6 +115,9 @@ struct Snap {
     identifiers: BTreeSet<(String, String, String)>,
     timeline: BTreeSet<String>,
     live_merges: BTreeSet<i64>,
+    /// Derived fields and relationship state (JSON).
+    fields: String,
+    relations: String,
 }
 
 async fn snap(db: &DatabaseConnection, id: &str) -> Snap {
@@ -108,6 +125,8 @@ async fn snap(db: &DatabaseConnection, id: &str) -> Snap {
     let tl = queries::timeline(db, id, None, 500).await.unwrap();
     let merges = queries::merges(db, id).await.unwrap();
     Snap {
+        fields: json!(p.fields).to_string(),
+        relations: json!(p.relations).to_string(),
         status: p.status,
         merged_into: p.merged_into,
         identifiers: p
@@ -151,7 +170,7 @@ fn persona() -> impl Strategy<Value = Persona> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let history = || (persona(), prop::collection::vec(0u8..4, 0..6));
+    let history = || (persona(), prop::collection::vec(0u8..5, 0..6));
     (
         history(),
         history(),
@@ -197,6 +216,7 @@ fn history(
                         &format!("c{base}-{i}"),
                     ),
                     (2, None) => track(tenant, MP, &openid, None, &format!("c{base}-{i}")),
+                    (3, u) => form(tenant, &openid, u, &format!("{who}{i}"), &number),
                     _ => text(tenant, Channel::Mp, MP, &openid, seq(i)),
                 });
             }
@@ -248,10 +268,10 @@ fn history(
                 seq(99) as i64,
             ));
             for (i, c) in choices.iter().enumerate() {
-                let change = if c % 2 == 0 {
-                    ExternalContactChangeType::EditExternalContact
-                } else {
-                    ExternalContactChangeType::AddExternalContact
+                let change = match c % 3 {
+                    0 => ExternalContactChangeType::EditExternalContact,
+                    1 => ExternalContactChangeType::AddExternalContact,
+                    _ => ExternalContactChangeType::DelFollowUser,
                 };
                 out.push(wecom(tenant, &ext, change, seq(i) as i64));
             }
@@ -292,6 +312,31 @@ async fn check_case(
         return Err("two people resolved to one profile".into());
     }
     let (before_a, before_b) = (snap(db, &pa).await, snap(db, &pb).await);
+    // The derived state is really there: typed fields from forms, follows from WeCom.
+    for ((persona, choices), s) in [(&c.a, &before_a), (&c.b, &before_b)] {
+        let fields: Value = serde_json::from_str(&s.fields).unwrap();
+        let rel: Value = serde_json::from_str(&s.relations).unwrap();
+        match persona {
+            Persona::Mp
+                if choices.contains(&3)
+                    && (fields["contact.name"].as_str().is_none()
+                        || fields["company.name"] != "Acme") =>
+            {
+                return Err(format!("form fields missing: {fields}"));
+            }
+            Persona::WeCom if rel["wecom_follows"].as_array().is_none_or(|f| f.is_empty()) => {
+                return Err(format!("follow missing: {rel}"));
+            }
+            Persona::Oa
+                if rel["oa_subscriptions"]
+                    .as_array()
+                    .is_none_or(|f| f.is_empty()) =>
+            {
+                return Err(format!("subscription missing: {rel}"));
+            }
+            _ => {}
+        }
+    }
     let (survivor, absorbed) = if c.a_survives { (&pa, &pb) } else { (&pb, &pa) };
     let m = r
         .manual_merge(&tenant, survivor, absorbed, &by("ops@x"))

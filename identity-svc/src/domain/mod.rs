@@ -74,6 +74,8 @@ pub struct Policy {
     pub merge_on_verified_phone: bool,
     pub max_per_kind: usize,
     pub blocklist: Blocklist,
+    /// Region typed phone numbers without a country code are read in (ISO 3166, `CN`).
+    pub default_region: String,
 }
 
 impl Policy {
@@ -83,6 +85,7 @@ impl Policy {
             merge_on_verified_phone: c.merge_on_verified_phone,
             max_per_kind: c.max_identifiers_per_kind as usize,
             blocklist: Blocklist::new(&c.blocked_values, &c.blocked_patterns),
+            default_region: c.default_phone_region.clone(),
         }
     }
 }

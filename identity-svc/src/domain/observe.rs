@@ -87,6 +87,8 @@ pub struct Issue {
     /// The offending value, cut to 64 characters (phones and e-mails masked).
     pub value: String,
     pub reason: Rejection,
+    /// Where the value came from (`track.form_submit`, `operator`, …).
+    pub source: String,
 }
 
 /// A change of the subject's relationship state.
@@ -310,9 +312,9 @@ fn tracked(o: &mut Observations, t: &Tracked, at: DateTime<Utc>, ctx: &ObserveCt
     }
     for (key, raw) in &t.properties {
         if PHONE_KEYS.contains(&key.as_str()) {
-            typed_phone(o, raw, ctx);
+            typed_phone(o, raw, &source, ctx);
         } else if EMAIL_KEYS.contains(&key.as_str()) {
-            typed_email(o, raw);
+            typed_email(o, raw, &source);
         } else if is_tracking_key(key) {
             continue;
         } else if fields::lookup(key, ctx.custom).is_some()
@@ -329,7 +331,7 @@ fn is_tracking_key(k: &str) -> bool {
     k.starts_with("utm_") || k.starts_with("source.") || k == "source_levels"
 }
 
-fn typed_phone(o: &mut Observations, raw: &Value, ctx: &ObserveCtx) {
+fn typed_phone(o: &mut Observations, raw: &Value, source: &str, ctx: &ObserveCtx) {
     let Some(s) = raw.as_str().map(str::trim).filter(|s| !s.is_empty()) else {
         return;
     };
@@ -339,11 +341,12 @@ fn typed_phone(o: &mut Observations, raw: &Value, ctx: &ObserveCtx) {
             field: "contact.phone".into(),
             value: super::pii::mask(IdentifierKind::Phone, s),
             reason: Rejection::InvalidPhone,
+            source: source.to_string(),
         }),
     }
 }
 
-fn typed_email(o: &mut Observations, raw: &Value) {
+fn typed_email(o: &mut Observations, raw: &Value, source: &str) {
     let Some(s) = raw.as_str().map(str::trim).filter(|s| !s.is_empty()) else {
         return;
     };
@@ -353,6 +356,7 @@ fn typed_email(o: &mut Observations, raw: &Value) {
             field: "contact.email".into(),
             value: super::pii::mask(IdentifierKind::Email, s),
             reason: Rejection::InvalidEmail,
+            source: source.to_string(),
         }),
     }
 }
@@ -396,6 +400,7 @@ fn claim(
             field: field.to_string(),
             value: cut(raw),
             reason,
+            source: source.to_string(),
         })
     };
     let Some((field, kind)) = fields::lookup(key, ctx.custom) else {

@@ -14,6 +14,14 @@ pub mod profile {
         pub merged_into: Option<String>,
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
+        /// Derived fields (JSON object by dotted key), see `domain::derive`.
+        pub fields: Option<String>,
+        /// Derived relationship state (JSON of `proto::identity::Relations`).
+        pub relations: Option<String>,
+        /// Grows with every change of the derived state (`profile.updated.version`).
+        pub version: i64,
+        /// Name or nickname, for prefix search.
+        pub display_name: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -220,6 +228,179 @@ pub mod block {
         pub created_at: DateTimeUtc,
         pub lifted_at: Option<DateTimeUtc>,
         pub lifted_by: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What one source said about one field of one identifier's person (the newest statement; the
+/// earliest for first touch). `value` is JSON.
+pub mod property_record {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "property_records")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub identifier_id: i64,
+        pub field: String,
+        pub source: String,
+        pub trust: String,
+        pub value: String,
+        pub observed_at: DateTimeUtc,
+        pub event_id: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Subscription state of one OA openid (`changed_at`: event time of the last change applied).
+pub mod oa_subscription {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "oa_subscriptions")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub identifier_id: i64,
+        pub app_id: String,
+        pub subscribed: bool,
+        pub scene: Option<String>,
+        pub changed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A WeCom rep's follow of one external contact (`deleted_at` set once either side deleted).
+pub mod wecom_follow {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wecom_follows")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub identifier_id: i64,
+        pub corp_id: String,
+        pub user_id: String,
+        pub remark: Option<String>,
+        pub add_way: Option<i32>,
+        pub state: Option<String>,
+        pub added_at: DateTimeUtc,
+        pub deleted_at: Option<DateTimeUtc>,
+        pub changed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Membership of one external member (by the hash of their external_userid, so it is kept even
+/// before the member is known) in one customer group.
+pub mod group_member {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "group_members")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub corp_id: String,
+        pub chat_id: String,
+        pub member_hash: String,
+        pub joined_at: DateTimeUtc,
+        pub left_at: Option<DateTimeUtc>,
+        pub changed_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A value refused on ingest, with the reason.
+pub mod data_quality {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "data_quality_log")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub profile_id: Option<String>,
+        pub event_id: Option<String>,
+        pub field: String,
+        pub value: String,
+        pub reason: String,
+        pub source: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A tenant-declared custom field (`custom.<name>`).
+pub mod custom_field {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "custom_fields")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub name: String,
+        pub value_type: String,
+        pub label: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A personalised binding token (千人千面码): a QR scene or contact-me `state` that names a
+/// known profile, so whoever follows or adds through it is merged into that profile.
+pub mod binding_token {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "binding_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token: String,
+        pub tenant_id: String,
+        pub profile_id: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@ pub mod entities;
 pub mod migrations;
 pub mod queries;
 pub mod resolve;
+pub mod state;
 pub mod unmerge;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(migrations::CreateIdentityTables),
             Box::new(migrations::ReversibleMerges),
+            Box::new(migrations::ProfileStateTables),
         ]
     }
 }

@@ -1,12 +1,15 @@
 //! Reads behind the internal API. Sensitive identifier values are returned masked.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use proto::identity::IdentifierKind;
+use proto::identity::{IdentifierKind, Relations};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 use serde::Serialize;
+use serde_json::Value;
 
 use super::entities::{identifier, merge, profile, refusal, timeline};
 use crate::domain::extract::normalise;
@@ -54,6 +57,12 @@ pub struct ProfileView {
     pub merged_into: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Version of the derived state (as in `profile.updated`).
+    pub version: i64,
+    /// Derived fields by dotted key (phones and e-mails masked).
+    pub fields: BTreeMap<String, Value>,
+    /// Subscriptions, WeCom follows, customer groups, reachability.
+    pub relations: Relations,
     pub identifiers: Vec<IdentifierView>,
 }
 
@@ -70,6 +79,7 @@ pub async fn profile<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Prof
         .into_iter()
         .map(IdentifierView::from)
         .collect();
+    let state = super::state::stored(&p);
     Ok(Some(ProfileView {
         id: p.id,
         tenant_id: p.tenant_id,
@@ -77,6 +87,9 @@ pub async fn profile<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<Prof
         merged_into: p.merged_into,
         created_at: p.created_at,
         updated_at: p.updated_at,
+        version: p.version,
+        fields: state.fields,
+        relations: state.relations,
         identifiers,
     }))
 }

@@ -29,9 +29,12 @@ use sea_orm::{
 };
 use serde_json::{json, Value};
 
-use super::entities::{block, edge, identifier, merge, profile, refusal, timeline};
+use super::entities::{block, custom_field, edge, identifier, merge, profile, refusal, timeline};
+use super::state;
 use super::{is_contention, ACTIVE, MERGED};
 use crate::domain::extract::{extract, Found};
+use crate::domain::fields::CustomField;
+use crate::domain::observe::{self, Enriched, Observations, ObserveCtx};
 use crate::domain::pii::{mask, plain_hash, seal_context, Pii};
 use crate::domain::{plan_with_blocks, profile_pair, Incoming, Key, Policy};
 
@@ -137,9 +140,53 @@ impl Resolver {
 
     /// Resolves `env` exactly once (the inbox remembers its id), retrying the transaction on races.
     pub async fn resolve(&self, env: &Envelope) -> Result<Outcome, ResolveError> {
+        self.resolve_enriched(env, None).await
+    }
+
+    /// [`Resolver::resolve`] with what WeChat's APIs said about the event's subject.
+    pub async fn resolve_enriched(
+        &self,
+        env: &Envelope,
+        enriched: Option<&Enriched>,
+    ) -> Result<Outcome, ResolveError> {
         let extracted = extract(env, &self.policy.blocklist)
             .map_err(|e| ResolveError::Invalid(e.to_string()))?;
-        let prepared = self.prepare(&env.tenant_id, extracted.identifiers);
+        if let Some(g) = observe::group_change(env) {
+            return self.apply_group(env, g).await;
+        }
+        let custom = if env.kind == proto::sdk::TrackKind::FormSubmit.routing_key() {
+            self.custom_fields(&env.tenant_id).await?
+        } else {
+            Vec::new()
+        };
+        let obs = observe::observe(
+            env,
+            enriched,
+            &ObserveCtx {
+                default_region: &self.policy.default_region,
+                custom: &custom,
+                now: Utc::now(),
+            },
+        );
+        let mut found = extracted.identifiers;
+        if let Some(u) = enriched.and_then(|e| e.unionid.as_deref()) {
+            found.push(Found {
+                identifier: Identifier::new(
+                    IdentifierKind::Unionid,
+                    proto::identity::DEFAULT_NAMESPACE,
+                    u,
+                ),
+                provenance: proto::identity::Provenance::Wechat,
+            });
+        }
+        for f in &obs.identifiers {
+            if !found.iter().any(|g| g.identifier == f.identifier)
+                && !self.policy.blocklist.is_blocked(&f.identifier.value)
+            {
+                found.push(f.clone());
+            }
+        }
+        let prepared = self.prepare(&env.tenant_id, found);
         if prepared.is_empty() {
             metrics::counter!("scrm_identity_events_total", "outcome" => "no_identifiers")
                 .increment(1);
@@ -150,6 +197,7 @@ impl Resolver {
             prepared,
             summary: extracted.summary,
             policy: self.policy.clone(),
+            obs,
         });
         let mut attempt = 0;
         loop {
@@ -185,6 +233,70 @@ impl Resolver {
                     let base = 5 * u64::from(attempt.min(10));
                     let pause = base + rand::random_range(0..=base * 2);
                     tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) => return Err(ResolveError::Db(e)),
+            }
+        }
+    }
+
+    /// The tenant's declared custom fields.
+    pub async fn custom_fields(&self, tenant: &str) -> Result<Vec<CustomField>, DbErr> {
+        Ok(custom_field::Entity::find()
+            .filter(custom_field::Column::TenantId.eq(tenant))
+            .order_by_asc(custom_field::Column::Name)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                Some(CustomField {
+                    value_type: crate::domain::fields::FieldType::parse(&c.value_type)?,
+                    name: c.name,
+                    label: c.label,
+                })
+            })
+            .collect())
+    }
+
+    /// A customer-group membership change: several people, no single subject. Applied once
+    /// (inbox); the known members' profiles are refreshed.
+    async fn apply_group(
+        &self,
+        env: &Envelope,
+        g: observe::GroupChange,
+    ) -> Result<Outcome, ResolveError> {
+        let g = Arc::new(g);
+        let tenant = env.tenant_id.clone();
+        let id = env.id;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (g, tenant) = (g.clone(), tenant.clone());
+            let r = inbox::process_once::<_, DbErr, _>(&self.db, CONSUMER, env.id, move |txn| {
+                Box::pin(async move {
+                    let now = Utc::now();
+                    for p in state::apply_group(txn, &tenant, &g).await? {
+                        state::refresh(txn, &p, Some(id), now).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+            match r {
+                Ok(Processed::Done(())) => {
+                    metrics::counter!("scrm_identity_events_total", "outcome" => "group")
+                        .increment(1);
+                    return Ok(Outcome::NoIdentifiers);
+                }
+                Ok(Processed::Duplicate) => return Ok(Outcome::Duplicate),
+                Err(e) if is_contention(&e) && attempt < self.tx_attempts => {
+                    metrics::counter!("scrm_identity_tx_retries_total").increment(1);
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(5..=50))).await;
+                }
+                Err(e) if is_contention(&e) => {
+                    return Err(ResolveError::Contention {
+                        attempts: attempt,
+                        source: e,
+                    })
                 }
                 Err(e) => return Err(ResolveError::Db(e)),
             }
@@ -235,6 +347,7 @@ struct Job {
     prepared: Vec<Prepared>,
     summary: Value,
     policy: Arc<Policy>,
+    obs: Observations,
 }
 
 pub(crate) fn snapshot_identifier(m: &identifier::Model) -> Value {
@@ -399,6 +512,7 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
                 merged_into: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                ..Default::default()
             })
             .exec_without_returning(txn)
             .await?;
@@ -586,6 +700,21 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
     })
     .exec_without_returning(txn)
     .await?;
+
+    // What the event says beyond identifiers, against its subject's identifier row; then the
+    // profile's derived state when anything it depends on changed.
+    let subject = row_id.iter().flatten().next().copied();
+    let mut dirty = created || !absorbed.is_empty();
+    if let Some(subject) = subject {
+        dirty |= state::record(txn, tenant, subject, &survivor, &event_id, &job.obs, now).await?;
+    }
+    dirty |= plan
+        .attach
+        .iter()
+        .any(|&i| job.prepared[i].key.kind.is_sensitive());
+    if dirty {
+        state::refresh(txn, &survivor, Some(env.id), now).await?;
+    }
 
     let payload = ProfileResolved {
         profile_id: survivor.clone(),

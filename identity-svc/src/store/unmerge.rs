@@ -32,10 +32,12 @@ use sea_orm::{
 };
 use serde::Serialize;
 use serde_json::json;
+use uuid::Uuid;
 
 use super::entities::{block, edge, identifier, merge, profile, refusal, timeline, unmerge};
 use super::queries::{lookup_hash, LookupError};
 use super::resolve::{snapshot, NewEdge};
+use super::state;
 use super::{is_contention, Resolver, ACTIVE, MERGED};
 use crate::domain::{merge_violation, profile_pair, Key, RefusalReason};
 
@@ -377,13 +379,14 @@ async fn move_timeline(
     restored_side: &BTreeSet<String>,
     restored: &str,
     stay: &str,
-) -> Result<usize, DbErr> {
+) -> Result<(usize, Vec<Uuid>), DbErr> {
     let known: BTreeSet<i64> = family.idents.iter().map(|m| m.id).collect();
     let rows = timeline::Entity::find()
         .filter(timeline::Column::ProfileId.is_in(family.members.iter().map(|p| p.id.clone())))
         .all(txn)
         .await?;
     let (mut to_restored, mut to_stay) = (Vec::new(), Vec::new());
+    let mut moved_events = Vec::new();
     for row in rows {
         let Some(subject) = row_identifiers(&row)
             .into_iter()
@@ -393,12 +396,16 @@ async fn move_timeline(
         };
         let on_restored_side = restored_side.contains(&row.profile_id);
         match (moving.contains(&subject), on_restored_side) {
-            (true, false) => to_restored.push(row.id),
+            (true, false) => {
+                to_restored.push(row.id);
+                moved_events.extend(Uuid::parse_str(&row.event_id).ok());
+            }
             (false, true) => to_stay.push(row.id),
             _ => {}
         }
     }
     let moved = to_restored.len() + to_stay.len();
+    moved_events.sort();
     for (ids, target) in [(to_restored, restored), (to_stay, stay)] {
         for chunk in ids.chunks(500) {
             timeline::Entity::update_many()
@@ -408,7 +415,7 @@ async fn move_timeline(
                 .await?;
         }
     }
-    Ok(moved)
+    Ok((moved, moved_events))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -421,6 +428,7 @@ async fn record_separation(
     restored: &str,
     moved: &[identifier::Model],
     by: &Decision,
+    moved_events: Vec<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
     let survivor_ids = identifier::Entity::find()
@@ -475,12 +483,16 @@ async fn record_separation(
         merge_id,
         operator: by.operator.clone(),
         reason: by.reason.clone(),
-        moved_events: Vec::new(),
+        moved_events,
     };
     let env = Envelope::builder(IDENTITY_UNMERGED, tenant, json!(payload))
         .dedupe_key(format!("unmerge|{id}"))
         .build();
     outbox::enqueue(txn, &env).await?;
+    // Each side's fields and relationships come from the rows its identifiers hold.
+    for p in [survivor, restored] {
+        state::refresh(txn, p, None, now).await?;
+    }
     Ok(id)
 }
 
@@ -615,7 +627,8 @@ async fn unmerge_tx(
             .exec(txn)
             .await?;
     }
-    let timeline_moved = move_timeline(txn, &family, &moving_ids, &side, &restored, &c).await?;
+    let (timeline_moved, moved_events) =
+        move_timeline(txn, &family, &moving_ids, &side, &restored, &c).await?;
     let unmerge_id = record_separation(
         txn,
         &m.tenant_id,
@@ -625,6 +638,7 @@ async fn unmerge_tx(
         &restored,
         &moving,
         by,
+        moved_events,
         now,
     )
     .await?;
@@ -714,6 +728,7 @@ async fn split_tx(
         merged_into: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        ..Default::default()
     })
     .exec_without_returning(txn)
     .await?;
@@ -735,7 +750,7 @@ async fn split_tx(
     };
     e.insert(txn, now).await?;
     let moving = BTreeSet::from([x.id]);
-    let timeline_moved =
+    let (timeline_moved, moved_events) =
         move_timeline(txn, &family, &moving, &BTreeSet::new(), &new_id, profile_id).await?;
     let mut moved = x.clone();
     moved.profile_id = new_id.clone();
@@ -748,6 +763,7 @@ async fn split_tx(
         &new_id,
         std::slice::from_ref(&moved),
         by,
+        moved_events,
         now,
     )
     .await?;
@@ -938,6 +954,7 @@ async fn merge_tx(
         .dedupe_key(format!("merge|{merge_id}"))
         .build();
     outbox::enqueue(txn, &env).await?;
+    state::refresh(txn, survivor, None, now).await?;
     Ok(MergeTx::Done(Merged {
         merge_id,
         survivor: survivor.to_string(),

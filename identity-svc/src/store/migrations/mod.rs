@@ -3,6 +3,10 @@
 
 use sea_orm_migration::prelude::*;
 
+mod profile_state;
+
+pub use profile_state::ProfileStateTables;
+
 #[derive(DeriveIden)]
 pub enum Profiles {
     Table,
