@@ -42,6 +42,10 @@ pub struct ResolutionConfig {
     /// unionids of one namespace).
     #[serde(default = "yes")]
     pub merge_on_verified_phone: bool,
+    /// Merge whoever follows the OA / adds a rep through a personalised binding code
+    /// (`pb_<token>` as QR scene or contact-me `state`) into the profile the code was made for.
+    #[serde(default = "yes")]
+    pub merge_on_binding: bool,
     /// At most this many identifiers of one kind in one profile; a merge or attach beyond it is
     /// refused and recorded.
     #[serde(default = "default_max_per_kind")]
@@ -85,6 +89,7 @@ impl Default for ResolutionConfig {
         ResolutionConfig {
             merge_on_unionid: true,
             merge_on_verified_phone: true,
+            merge_on_binding: true,
             max_identifiers_per_kind: default_max_per_kind(),
             blocked_values: default_blocked_values(),
             blocked_patterns: Vec::new(),

@@ -167,15 +167,18 @@ pub enum LinkRule {
     VerifiedPhone,
     /// An operator's decision.
     Manual,
+    /// A personalised QR code / contact-me link (千人千面码) that names a known profile.
+    ExplicitBinding,
 }
 
 impl LinkRule {
-    pub const ALL: [LinkRule; 5] = [
+    pub const ALL: [LinkRule; 6] = [
         LinkRule::NewProfile,
         LinkRule::SameEvent,
         LinkRule::Unionid,
         LinkRule::VerifiedPhone,
         LinkRule::Manual,
+        LinkRule::ExplicitBinding,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,6 +188,7 @@ impl LinkRule {
             LinkRule::Unionid => "unionid",
             LinkRule::VerifiedPhone => "verified_phone",
             LinkRule::Manual => "manual",
+            LinkRule::ExplicitBinding => "explicit_binding",
         }
     }
 

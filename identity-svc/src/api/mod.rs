@@ -12,11 +12,16 @@
 //! | `POST /v1/merges/{id}/unmerge` `{operator, reason}` | undo a merge: the absorbed profile is active again |
 //! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, operator, reason}` | move one identifier to a new profile |
 //!
+//! Search, a rep's customers, field edits, custom fields, binding tokens and the data-quality log:
+//! see [`directory`].
+//!
 //! Operator actions answer 400 for bad input (`missing_field`, `invalid_kind`, `invalid_value`,
 //! `same_profile`, `invalid_merge_id`; `details.field` names the field), 404 for unknown ids
 //! (`not_found`), 409 when not allowed (`profile_not_active`, `already_unmerged`, `not_merged`,
 //! `still_linked`, `last_identifier`, or the guard's reason: `conflicting_unionids`,
 //! `kind_limit`).
+
+mod directory;
 
 use std::sync::Arc;
 
@@ -51,6 +56,7 @@ pub fn routes(resolver: Resolver) -> Routes {
     };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
+            .configure(directory::routes)
             .route("/v1/profiles/merge", web::post().to(post_merge))
             .route("/v1/merges/{id}/unmerge", web::post().to(post_unmerge))
             .route("/v1/profiles/{id}/split", web::post().to(post_split))

@@ -54,6 +54,10 @@ pub fn fields(
     }
     let mut out = BTreeMap::new();
     for (field, r) in best {
+        if r.value.is_null() {
+            // An operator cleared the field.
+            continue;
+        }
         if matches!(field, "source.first" | "source.latest") {
             if let Ok(t) = serde_json::from_value::<Touch>(r.value.clone()) {
                 t.flatten(field, &mut out);

@@ -72,6 +72,7 @@ fn glob(p: &[char], v: &[char]) -> bool {
 pub struct Policy {
     pub merge_on_unionid: bool,
     pub merge_on_verified_phone: bool,
+    pub merge_on_binding: bool,
     pub max_per_kind: usize,
     pub blocklist: Blocklist,
     /// Region typed phone numbers without a country code are read in (ISO 3166, `CN`).
@@ -83,6 +84,7 @@ impl Policy {
         Policy {
             merge_on_unionid: c.merge_on_unionid,
             merge_on_verified_phone: c.merge_on_verified_phone,
+            merge_on_binding: c.merge_on_binding,
             max_per_kind: c.max_identifiers_per_kind as usize,
             blocklist: Blocklist::new(&c.blocked_values, &c.blocked_patterns),
             default_region: c.default_phone_region.clone(),
@@ -104,6 +106,8 @@ pub struct Incoming {
     pub key: Key,
     pub provenance: Provenance,
     pub found_in: Option<String>,
+    /// Stands for the profile a personalised binding code names (not carried by the event).
+    pub binding: bool,
 }
 
 /// Why a link was not made.
@@ -169,6 +173,9 @@ pub struct Plan {
 /// and typed phones never merge profiles on their own (they only attach).
 fn pair_rule(a: &Incoming, b: &Incoming) -> Option<LinkRule> {
     use IdentifierKind::*;
+    if a.binding || b.binding {
+        return Some(LinkRule::ExplicitBinding);
+    }
     let weak = |i: &Incoming| matches!(i.key.kind, WebCookie | Email | CrmId);
     if weak(a) || weak(b) {
         return None;
@@ -186,6 +193,7 @@ fn pair_rule(a: &Incoming, b: &Incoming) -> Option<LinkRule> {
 
 fn rank(r: LinkRule) -> u8 {
     match r {
+        LinkRule::ExplicitBinding => 3,
         LinkRule::Unionid => 2,
         LinkRule::VerifiedPhone => 1,
         _ => 0,
@@ -304,6 +312,7 @@ pub fn plan_with_blocks(
             let enabled = match rule {
                 LinkRule::Unionid => policy.merge_on_unionid,
                 LinkRule::VerifiedPhone => policy.merge_on_verified_phone,
+                LinkRule::ExplicitBinding => policy.merge_on_binding,
                 _ => false,
             };
             let is_blocked = members
@@ -447,6 +456,7 @@ mod tests {
                 Provenance::Wechat
             },
             found_in: found.map(str::to_string),
+            binding: false,
         }
     }
 

@@ -464,6 +464,26 @@ pub fn group_change(env: &Envelope) -> Option<GroupChange> {
     (g.dismissed || !g.joined.is_empty() || !g.left.is_empty()).then_some(g)
 }
 
+/// The QR scene or contact-me `state` an event came through (OA subscribe / scan, WeCom add),
+/// which may be a personalised binding code.
+pub fn entry_code(env: &Envelope) -> Option<String> {
+    let cb: CallbackReceived = env.payload_as().ok()?;
+    match cb.event.body {
+        EventBody::Subscribe { scene, .. } => scene,
+        EventBody::Scan { scene, .. } => Some(scene),
+        EventBody::ExternalContact(c)
+            if matches!(
+                c.change_type,
+                ExternalContactChangeType::AddExternalContact
+                    | ExternalContactChangeType::AddHalfExternalContact
+            ) =>
+        {
+            c.state
+        }
+        _ => None,
+    }
+}
+
 /// Enrichment from OA `user/info` answer fields (already fetched by the caller).
 pub fn enriched_oa(unionid: Option<&str>, language: Option<&str>) -> Enriched {
     let mut fields = Vec::new();

@@ -1,6 +1,8 @@
 //! Tables of the identity service, their migrations, the transactional resolution of one event
 //! ([`resolve`]) and the reads behind the internal API ([`queries`]).
 
+pub mod directory;
+pub mod edits;
 pub mod entities;
 pub mod migrations;
 pub mod queries;

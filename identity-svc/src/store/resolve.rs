@@ -90,6 +90,8 @@ pub enum ResolveError {
 #[derive(Debug, Clone)]
 struct Prepared {
     found: Found,
+    /// Stands for the profile a binding code names; not one of the event's identifiers.
+    binding: bool,
     key: Key,
     /// Clear value for non-sensitive kinds.
     value: Option<String>,
@@ -131,6 +133,11 @@ impl Resolver {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Region typed phone numbers without a country code are read in.
+    pub fn default_region(&self) -> &str {
+        &self.policy.default_region
     }
 
     /// The personal-data key, when configured.
@@ -186,7 +193,12 @@ impl Resolver {
                 found.push(f.clone());
             }
         }
-        let prepared = self.prepare(&env.tenant_id, found);
+        let mut prepared = self.prepare(&env.tenant_id, found);
+        if !prepared.is_empty() {
+            if let Some(anchor) = self.binding_anchor(env).await? {
+                prepared.push(anchor);
+            }
+        }
         if prepared.is_empty() {
             metrics::counter!("scrm_identity_events_total", "outcome" => "no_identifiers")
                 .increment(1);
@@ -237,6 +249,51 @@ impl Resolver {
                 Err(e) => return Err(ResolveError::Db(e)),
             }
         }
+    }
+
+    /// When the event came through a personalised binding code, an identifier of the profile
+    /// the code names (its first), to be linked with the event's subject.
+    async fn binding_anchor(&self, env: &Envelope) -> Result<Option<Prepared>, DbErr> {
+        let Some(code) = observe::entry_code(env) else {
+            return Ok(None);
+        };
+        let Some(target) =
+            super::edits::bound_profile(&self.db, &env.tenant_id, &code, Utc::now()).await?
+        else {
+            return Ok(None);
+        };
+        let Some(m) = identifier::Entity::find()
+            .filter(identifier::Column::ProfileId.eq(target))
+            .order_by_asc(identifier::Column::Id)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(kind) = IdentifierKind::parse(&m.kind) else {
+            return Ok(None);
+        };
+        let provenance = proto::identity::Provenance::parse(&m.provenance)
+            .unwrap_or(proto::identity::Provenance::Wechat);
+        Ok(Some(Prepared {
+            found: Found {
+                identifier: Identifier::new(
+                    kind,
+                    m.namespace.clone(),
+                    m.value.clone().unwrap_or_else(|| m.value_masked.clone()),
+                ),
+                provenance,
+            },
+            binding: true,
+            key: Key {
+                kind,
+                namespace: m.namespace,
+                hash: m.value_hash,
+            },
+            value: m.value,
+            sealed: m.value_sealed,
+            masked: m.value_masked,
+        }))
     }
 
     /// The tenant's declared custom fields.
@@ -327,6 +384,7 @@ impl Resolver {
                 )
             };
             out.push(Prepared {
+                binding: false,
                 key: Key {
                     kind: id.kind,
                     namespace: id.namespace.clone(),
@@ -475,6 +533,7 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         .map(|p| Incoming {
             key: p.key.clone(),
             provenance: p.found.provenance,
+            binding: p.binding,
             found_in: lookup(p).map(|m| {
                 canonical
                     .get(&m.profile_id)
@@ -563,6 +622,9 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         .await?;
         let new_id = res.last_insert_id;
         let (from, to, rule) = match anchor(&row_id) {
+            Some(a) if job.prepared.iter().any(|p| p.binding) => {
+                (a, Some(new_id), LinkRule::ExplicitBinding)
+            }
             Some(a) => (a, Some(new_id), LinkRule::SameEvent),
             None => (new_id, None, LinkRule::NewProfile),
         };
@@ -720,7 +782,12 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         profile_id: survivor.clone(),
         created,
         event: env.clone(),
-        identifiers: job.prepared.iter().map(Prepared::public).collect(),
+        identifiers: job
+            .prepared
+            .iter()
+            .filter(|p| !p.binding)
+            .map(Prepared::public)
+            .collect(),
     };
     let out = Envelope::builder(PROFILE_RESOLVED, tenant, json!(payload))
         .occurred_at(env.occurred_at)
