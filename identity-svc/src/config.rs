@@ -62,6 +62,37 @@ pub struct ResolutionConfig {
     /// are normalised to E.164 and validated against that region's numbering plan.
     #[serde(default = "default_region")]
     pub default_phone_region: String,
+    /// Which WeChat Open Platform account each app (OA / mini-program appid, WeCom corpid) is
+    /// bound to: app id → platform id. UnionIDs are unique per Open Platform account, so the
+    /// unionids of apps on different accounts live in different namespaces and never merge;
+    /// apps not listed share the `default` namespace.
+    #[serde(default)]
+    pub open_platforms: std::collections::BTreeMap<String, String>,
+    /// Per-tenant overrides of the rules above (`[identity.resolution.tenants.<tenant_id>]`).
+    #[serde(default)]
+    pub tenants: std::collections::BTreeMap<String, TenantResolution>,
+}
+
+/// A tenant's own merge rules and guards; anything not given is the global setting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantResolution {
+    #[serde(default)]
+    pub merge_on_unionid: Option<bool>,
+    #[serde(default)]
+    pub merge_on_verified_phone: Option<bool>,
+    #[serde(default)]
+    pub merge_on_binding: Option<bool>,
+    #[serde(default)]
+    pub max_identifiers_per_kind: Option<u32>,
+    /// Added to the global blocked values.
+    #[serde(default)]
+    pub blocked_values: Vec<String>,
+    /// Added to the global blocked patterns.
+    #[serde(default)]
+    pub blocked_patterns: Vec<String>,
+    #[serde(default)]
+    pub default_phone_region: Option<String>,
 }
 
 fn yes() -> bool {
@@ -94,6 +125,8 @@ impl Default for ResolutionConfig {
             blocked_values: default_blocked_values(),
             blocked_patterns: Vec::new(),
             default_phone_region: default_region(),
+            open_platforms: Default::default(),
+            tenants: Default::default(),
         }
     }
 }
@@ -143,33 +176,61 @@ impl Validate for Config {
             ));
         }
         let r = key(prefix, "resolution");
-        if self
-            .resolution
-            .default_phone_region
-            .parse::<phonenumber::country::Id>()
-            .is_err()
-        {
-            return Err(ConfigError::invalid(
-                key(&r, "default_phone_region"),
-                "must be an ISO 3166 region code such as `CN`",
-            ));
-        }
-        if self.resolution.max_identifiers_per_kind == 0 {
-            return Err(ConfigError::invalid(
-                key(&r, "max_identifiers_per_kind"),
-                "must be at least 1",
-            ));
-        }
-        for (i, p) in self.resolution.blocked_patterns.iter().enumerate() {
-            if p.trim().is_empty() || p.chars().all(|c| c == '*') {
+        let res = &self.resolution;
+        check_rules(
+            &r,
+            Some(&res.default_phone_region),
+            Some(res.max_identifiers_per_kind),
+            &res.blocked_patterns,
+        )?;
+        for (app, platform) in &res.open_platforms {
+            let valid = |s: &str| !s.trim().is_empty() && s.len() <= 64;
+            if !valid(app) || !valid(platform) || platform == proto::identity::DEFAULT_NAMESPACE {
                 return Err(ConfigError::invalid(
-                    format!("{}[{i}]", key(&r, "blocked_patterns")),
-                    "a pattern must not be empty or match every value",
+                    key(&key(&r, "open_platforms"), app),
+                    "app and platform ids must be 1..=64 characters, the platform not `default`",
                 ));
             }
         }
+        for (tenant, t) in &res.tenants {
+            check_rules(
+                &key(&key(&r, "tenants"), tenant),
+                t.default_phone_region.as_ref(),
+                t.max_identifiers_per_kind,
+                &t.blocked_patterns,
+            )?;
+        }
         Ok(())
     }
+}
+
+fn check_rules(
+    prefix: &str,
+    region: Option<&String>,
+    max_per_kind: Option<u32>,
+    patterns: &[String],
+) -> Result<(), ConfigError> {
+    if region.is_some_and(|r| r.parse::<phonenumber::country::Id>().is_err()) {
+        return Err(ConfigError::invalid(
+            key(prefix, "default_phone_region"),
+            "must be an ISO 3166 region code such as `CN`",
+        ));
+    }
+    if max_per_kind == Some(0) {
+        return Err(ConfigError::invalid(
+            key(prefix, "max_identifiers_per_kind"),
+            "must be at least 1",
+        ));
+    }
+    for (i, p) in patterns.iter().enumerate() {
+        if p.trim().is_empty() || p.chars().all(|c| c == '*') {
+            return Err(ConfigError::invalid(
+                format!("{}[{i}]", key(prefix, "blocked_patterns")),
+                "a pattern must not be empty or match every value",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ async fn search(
         .with_details(json!({"field": "phone|name|unionid|external_userid"})));
     }
     let s = if let Some(p) = q.phone.filter(|p| !p.trim().is_empty()) {
-        let region = state.resolver.default_region();
+        let region = state.resolver.default_region(&tenant);
         let (e164, cc) = fields::normalise_phone(&p, region).ok_or_else(|| {
             ApiError::bad_request("invalid_value", "`phone` is not a valid phone number")
                 .with_details(json!({"field": "phone"}))

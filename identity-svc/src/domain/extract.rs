@@ -21,7 +21,7 @@ use proto::sdk::{MpPhoneVerified, MpSessionStarted, Tracked, MP_PHONE, MP_SESSIO
 use proto::Envelope;
 use serde_json::{json, Value};
 
-use super::Blocklist;
+use super::Policy;
 
 /// An identifier found on an event, with where its value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,8 +47,9 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// Extracts the identifiers of `env` (blocked and malformed values dropped).
-pub fn extract(env: &Envelope, blocklist: &Blocklist) -> Result<Extracted, DecodeError> {
+/// Extracts the identifiers of `env` (blocked and malformed values dropped; unionids in the
+/// namespace of the reporting app's Open Platform account).
+pub fn extract(env: &Envelope, policy: &Policy) -> Result<Extracted, DecodeError> {
     let bad = |e: serde_json::Error| DecodeError {
         kind: env.kind.clone(),
         reason: e.to_string(),
@@ -68,7 +69,7 @@ pub fn extract(env: &Envelope, blocklist: &Blocklist) -> Result<Extracted, Decod
             push(
                 &mut out,
                 IdentifierKind::Unionid,
-                DEFAULT_NAMESPACE,
+                policy.unionid_namespace(Some(&s.app_id)),
                 u,
                 Provenance::Wechat,
             );
@@ -87,7 +88,7 @@ pub fn extract(env: &Envelope, blocklist: &Blocklist) -> Result<Extracted, Decod
             push(
                 &mut out,
                 IdentifierKind::Unionid,
-                DEFAULT_NAMESPACE,
+                policy.unionid_namespace(Some(&p.app_id)),
                 u,
                 Provenance::Wechat,
             );
@@ -120,7 +121,7 @@ pub fn extract(env: &Envelope, blocklist: &Blocklist) -> Result<Extracted, Decod
             push(
                 &mut out,
                 IdentifierKind::Unionid,
-                DEFAULT_NAMESPACE,
+                policy.unionid_namespace(s.mp_app_id.as_deref()),
                 u,
                 Provenance::Wechat,
             );
@@ -178,7 +179,7 @@ pub fn extract(env: &Envelope, blocklist: &Blocklist) -> Result<Extracted, Decod
     } else {
         summary = Value::Null;
     }
-    out.retain(|f| !blocklist.is_blocked(&f.identifier.value));
+    out.retain(|f| !policy.blocklist.is_blocked(&f.identifier.value));
     Ok(Extracted {
         identifiers: out,
         summary,
@@ -232,8 +233,13 @@ mod tests {
     use proto::channel::{ChannelEvent, ExternalChatChange, ExternalChatChangeType};
     use proto::channel::{ExternalContactChange, ExternalContactChangeType};
 
-    fn bl() -> Blocklist {
-        Blocklist::new(&["+8613800138000".to_string()], &["+86100*".to_string()])
+    fn bl() -> Policy {
+        Policy::from_config(&crate::config::ResolutionConfig {
+            blocked_values: vec!["+8613800138000".to_string()],
+            blocked_patterns: vec!["+86100*".to_string()],
+            open_platforms: [("wxOP".to_string(), "op1".to_string())].into(),
+            ..Default::default()
+        })
     }
 
     fn callback(channel: Channel, app: &str, from: &str, body: EventBody) -> Envelope {
@@ -393,6 +399,26 @@ mod tests {
         assert!(extract(&env, &bl()).is_err());
         let env = Envelope::builder("other.thing", "t1", json!({})).build();
         assert!(extract(&env, &bl()).unwrap().identifiers.is_empty());
+    }
+
+    #[test]
+    fn unionids_live_in_their_open_platform_namespace() {
+        let mk = |app: &str| {
+            let p = MpSessionStarted {
+                app_id: app.into(),
+                openid: "o".into(),
+                unionid: Some("u".into()),
+            };
+            Envelope::builder(MP_SESSION, "t1", serde_json::to_value(p).unwrap()).build()
+        };
+        let ns = |app: &str| {
+            extract(&mk(app), &bl()).unwrap().identifiers[1]
+                .identifier
+                .namespace
+                .clone()
+        };
+        assert_eq!(ns("wxOP"), "op1");
+        assert_eq!(ns("wxOther"), "default");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod observe;
 pub mod pii;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use proto::identity::{IdentifierKind, LinkRule, Provenance};
 
@@ -67,7 +68,7 @@ fn glob(p: &[char], v: &[char]) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// Merge rules and guards in force.
+/// Merge rules and guards in force (for one tenant: [`Policy::for_tenant`]).
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub merge_on_unionid: bool,
@@ -77,18 +78,76 @@ pub struct Policy {
     pub blocklist: Blocklist,
     /// Region typed phone numbers without a country code are read in (ISO 3166, `CN`).
     pub default_region: String,
+    /// App id → Open Platform account: the namespace of the unionids the app reports.
+    pub open_platforms: Arc<BTreeMap<String, String>>,
+    /// Tenants with their own rules.
+    pub tenants: Arc<BTreeMap<String, Policy>>,
 }
 
 impl Policy {
     pub fn from_config(c: &ResolutionConfig) -> Self {
-        Policy {
+        let open_platforms = Arc::new(c.open_platforms.clone());
+        let base = Policy {
             merge_on_unionid: c.merge_on_unionid,
             merge_on_verified_phone: c.merge_on_verified_phone,
             merge_on_binding: c.merge_on_binding,
             max_per_kind: c.max_identifiers_per_kind as usize,
             blocklist: Blocklist::new(&c.blocked_values, &c.blocked_patterns),
             default_region: c.default_phone_region.clone(),
+            open_platforms,
+            tenants: Arc::default(),
+        };
+        let tenants = c
+            .tenants
+            .iter()
+            .map(|(t, o)| {
+                let values: Vec<String> = c
+                    .blocked_values
+                    .iter()
+                    .chain(&o.blocked_values)
+                    .cloned()
+                    .collect();
+                let patterns: Vec<String> = c
+                    .blocked_patterns
+                    .iter()
+                    .chain(&o.blocked_patterns)
+                    .cloned()
+                    .collect();
+                let p = Policy {
+                    merge_on_unionid: o.merge_on_unionid.unwrap_or(base.merge_on_unionid),
+                    merge_on_verified_phone: o
+                        .merge_on_verified_phone
+                        .unwrap_or(base.merge_on_verified_phone),
+                    merge_on_binding: o.merge_on_binding.unwrap_or(base.merge_on_binding),
+                    max_per_kind: o
+                        .max_identifiers_per_kind
+                        .map_or(base.max_per_kind, |n| n as usize),
+                    blocklist: Blocklist::new(&values, &patterns),
+                    default_region: o
+                        .default_phone_region
+                        .clone()
+                        .unwrap_or_else(|| base.default_region.clone()),
+                    ..base.clone()
+                };
+                (t.clone(), p)
+            })
+            .collect();
+        Policy {
+            tenants: Arc::new(tenants),
+            ..base
         }
+    }
+
+    /// The rules of `tenant` (its overrides, else these).
+    pub fn for_tenant(&self, tenant: &str) -> &Policy {
+        self.tenants.get(tenant).unwrap_or(self)
+    }
+
+    /// The namespace of unionids reported by app `app_id`.
+    pub fn unionid_namespace(&self, app_id: Option<&str>) -> &str {
+        app_id
+            .and_then(|a| self.open_platforms.get(a))
+            .map_or(proto::identity::DEFAULT_NAMESPACE, String::as_str)
     }
 }
 
@@ -462,6 +521,31 @@ mod tests {
 
     fn policy() -> Policy {
         Policy::from_config(&ResolutionConfig::default())
+    }
+
+    #[test]
+    fn tenants_override_the_global_rules() {
+        let cfg = ResolutionConfig {
+            blocked_values: vec!["g".into()],
+            tenants: [(
+                "acme".to_string(),
+                crate::config::TenantResolution {
+                    merge_on_verified_phone: Some(false),
+                    max_identifiers_per_kind: Some(3),
+                    blocked_values: vec!["t".into()],
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let p = Policy::from_config(&cfg);
+        let acme = p.for_tenant("acme");
+        assert!(!acme.merge_on_verified_phone && acme.merge_on_unionid);
+        assert_eq!(acme.max_per_kind, 3);
+        assert!(acme.blocklist.is_blocked("t") && acme.blocklist.is_blocked("g"));
+        let other = p.for_tenant("other");
+        assert!(other.merge_on_verified_phone && !other.blocklist.is_blocked("t"));
     }
 
     #[test]

@@ -464,6 +464,13 @@ pub fn group_change(env: &Envelope) -> Option<GroupChange> {
     (g.dismissed || !g.joined.is_empty() || !g.left.is_empty()).then_some(g)
 }
 
+/// The app (OA / mini-program appid, WeCom corpid) that received a callback.
+pub fn event_app(env: &Envelope) -> Option<String> {
+    env.payload_as::<CallbackReceived>()
+        .ok()
+        .map(|cb| cb.app_id)
+}
+
 /// The QR scene or contact-me `state` an event came through (OA subscribe / scan, WeCom add),
 /// which may be a personalised binding code.
 pub fn entry_code(env: &Envelope) -> Option<String> {

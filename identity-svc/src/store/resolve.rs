@@ -135,9 +135,9 @@ impl Resolver {
         &self.db
     }
 
-    /// Region typed phone numbers without a country code are read in.
-    pub fn default_region(&self) -> &str {
-        &self.policy.default_region
+    /// Region `tenant`'s typed phone numbers without a country code are read in.
+    pub fn default_region(&self, tenant: &str) -> &str {
+        &self.policy.for_tenant(tenant).default_region
     }
 
     /// The personal-data key, when configured.
@@ -156,8 +156,8 @@ impl Resolver {
         env: &Envelope,
         enriched: Option<&Enriched>,
     ) -> Result<Outcome, ResolveError> {
-        let extracted = extract(env, &self.policy.blocklist)
-            .map_err(|e| ResolveError::Invalid(e.to_string()))?;
+        let policy = self.policy.for_tenant(&env.tenant_id);
+        let extracted = extract(env, policy).map_err(|e| ResolveError::Invalid(e.to_string()))?;
         if let Some(g) = observe::group_change(env) {
             return self.apply_group(env, g).await;
         }
@@ -170,7 +170,7 @@ impl Resolver {
             env,
             enriched,
             &ObserveCtx {
-                default_region: &self.policy.default_region,
+                default_region: &policy.default_region,
                 custom: &custom,
                 now: Utc::now(),
             },
@@ -180,7 +180,7 @@ impl Resolver {
             found.push(Found {
                 identifier: Identifier::new(
                     IdentifierKind::Unionid,
-                    proto::identity::DEFAULT_NAMESPACE,
+                    policy.unionid_namespace(observe::event_app(env).as_deref()),
                     u,
                 ),
                 provenance: proto::identity::Provenance::Wechat,
@@ -188,7 +188,7 @@ impl Resolver {
         }
         for f in &obs.identifiers {
             if !found.iter().any(|g| g.identifier == f.identifier)
-                && !self.policy.blocklist.is_blocked(&f.identifier.value)
+                && !policy.blocklist.is_blocked(&f.identifier.value)
             {
                 found.push(f.clone());
             }
@@ -208,7 +208,7 @@ impl Resolver {
             env: env.clone(),
             prepared,
             summary: extracted.summary,
-            policy: self.policy.clone(),
+            policy: Arc::new(policy.clone()),
             obs,
         });
         let mut attempt = 0;

@@ -830,7 +830,11 @@ async fn merge_tx(
         ));
     }
     let (s_ids, a_ids): (Vec<_>, Vec<_>) = held.into_iter().partition(|m| m.profile_id == survivor);
-    if let Some(reason) = merge_violation(&keys(&s_ids), &keys(&a_ids), &resolver.policy) {
+    if let Some(reason) = merge_violation(
+        &keys(&s_ids),
+        &keys(&a_ids),
+        resolver.policy.for_tenant(tenant),
+    ) {
         refusal::Entity::insert(refusal::ActiveModel {
             id: sea_orm::NotSet,
             tenant_id: Set(tenant.to_string()),
