@@ -329,6 +329,9 @@ pub struct WecomFollow {
     pub corp_id: String,
     /// The rep's WeCom userid.
     pub user_id: String,
+    /// The customer's external_userid in the corp (what WeCom's APIs, e.g. `mark_tag`, take).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_userid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remark: Option<String>,
     /// WeCom `add_way` (1 QR code, 2 phone search, … 202 shared by admin).

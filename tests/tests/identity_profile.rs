@@ -352,6 +352,7 @@ async fn relationships_follows_and_groups(backend: Backend) {
     let rel = &v["relations"];
     assert_eq!(rel["wecom_follows"][0]["user_id"], "rep7");
     assert_eq!(rel["wecom_follows"][0]["state"], "expo2026");
+    assert_eq!(rel["wecom_follows"][0]["external_userid"], "wmG1");
     assert_eq!(rel["group_chats"][0]["chat_id"], "chatA");
     assert_eq!(rel["reachable"], json!({"oa": false, "wecom": true}));
     assert_eq!(v["fields"]["source.first.campaign"], "expo2026");

@@ -248,6 +248,7 @@ mod tests {
         let follow = |user: &str, added: &str, deleted: Option<&str>| WecomFollow {
             corp_id: "c".into(),
             user_id: user.into(),
+            external_userid: None,
             remark: None,
             add_way: None,
             state: None,

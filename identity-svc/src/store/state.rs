@@ -447,9 +447,14 @@ pub(crate) async fn derive_for<C: ConnectionTrait>(
             .all(conn)
             .await?
         {
+            let external_userid = idents
+                .iter()
+                .find(|m| m.id == f.identifier_id)
+                .and_then(|m| m.value.clone());
             follows.push(WecomFollow {
                 corp_id: f.corp_id,
                 user_id: f.user_id,
+                external_userid,
                 remark: f.remark,
                 add_way: f.add_way.map(i64::from),
                 state: f.state,
