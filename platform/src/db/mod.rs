@@ -7,6 +7,7 @@
 pub mod inbox;
 pub mod migrations;
 pub mod outbox;
+pub mod schema;
 
 use std::path::Path;
 use std::time::Duration;

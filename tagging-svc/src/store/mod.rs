@@ -1,5 +1,7 @@
 //! Tables of the tagging service and their migrations.
 
+pub mod migrations;
+
 use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -8,6 +10,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(CreateInbox), Box::new(CreateOutbox)]
+        vec![
+            Box::new(CreateInbox),
+            Box::new(CreateOutbox),
+            Box::new(migrations::CreateTaggingTables),
+        ]
     }
 }

@@ -1,6 +1,7 @@
 //! The identity tables. They run on MySQL/MariaDB and SQLite alike (portable column types, no
 //! vendor-only SQL); every table holding personal data carries the profile id (DESIGN.md §9).
 
+use platform::db::schema::{id_col, index, str_col, ts_col};
 use sea_orm_migration::prelude::*;
 
 mod profile_state;
@@ -88,44 +89,6 @@ pub enum Timeline {
     EventType,
     OccurredAt,
     Summary,
-}
-
-fn id_col<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c)
-        .big_integer()
-        .not_null()
-        .auto_increment()
-        .primary_key()
-        .to_owned()
-}
-
-fn str_col<T: IntoIden>(c: T, len: u32) -> ColumnDef {
-    ColumnDef::new(c).string_len(len).not_null().to_owned()
-}
-
-fn ts_col<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-async fn index(
-    m: &SchemaManager<'_>,
-    name: &str,
-    table: impl IntoIden + 'static,
-    cols: Vec<DynIden>,
-    unique: bool,
-) -> Result<(), DbErr> {
-    let mut i = Index::create();
-    i.name(name).table(table).if_not_exists();
-    for c in cols {
-        i.col(c);
-    }
-    if unique {
-        i.unique();
-    }
-    m.create_index(i.to_owned()).await
 }
 
 /// Creates profiles, identifiers, the edge ledger, merges, refusals and the timeline.

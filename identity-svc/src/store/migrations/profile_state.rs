@@ -9,7 +9,9 @@
 use sea_orm::DatabaseBackend;
 use sea_orm_migration::prelude::*;
 
-use super::{id_col, index, str_col, Profiles, Timeline};
+use platform::db::schema::{dt, dt_null, id_col, index, opt_str, str_col};
+
+use super::{Profiles, Timeline};
 
 #[derive(DeriveIden)]
 pub enum ProfileState {
@@ -110,18 +112,6 @@ pub enum BindingTokens {
     CreatedBy,
     CreatedAt,
     ExpiresAt,
-}
-
-fn dt<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c).date_time().not_null().to_owned()
-}
-
-fn dt_null<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c).date_time().null().to_owned()
-}
-
-fn opt_str<T: IntoIden>(c: T, len: u32) -> ColumnDef {
-    ColumnDef::new(c).string_len(len).null().to_owned()
 }
 
 /// Adds the profile-state tables and columns.
