@@ -1,6 +1,8 @@
 //! Configuration of the tagging service (`[tagging]` in the config file, `SCRM_TAGGING__*` in the
 //! environment).
 
+use std::collections::BTreeMap;
+
 use platform::config::{key, ConfigError, DbConfig, HttpConfig, Validate};
 use serde::{Deserialize, Serialize};
 
@@ -11,11 +13,140 @@ pub struct Config {
     pub http: HttpConfig,
     /// The service's own database.
     pub database: DbConfig,
+    /// The tenants' local time as an offset from UTC in minutes (behaviour days, windows and
+    /// their midnight exits are counted in it); 480 is China Standard Time.
+    #[serde(default = "default_offset")]
+    pub utc_offset_minutes: i32,
+    /// Tenants in another time zone: tenant id → offset in minutes.
+    #[serde(default)]
+    pub tenant_utc_offsets: BTreeMap<String, i32>,
+    /// Bus events handled at once by this process.
+    #[serde(default = "default_concurrency")]
+    pub consumer_concurrency: usize,
+    /// Attempts of one event's transaction on a deadlock or busy database before the message
+    /// goes back to the bus.
+    #[serde(default = "default_tx_attempts")]
+    pub tx_attempts: u32,
+    /// Raw behaviour events are kept this many days (counts of older days stay in the daily
+    /// buckets; filters on event properties see only kept events).
+    #[serde(default = "default_retention")]
+    pub event_retention_days: u32,
+    /// How often the scheduler looks for window exits and midnight roll-overs (milliseconds).
+    #[serde(default = "default_tick")]
+    pub scheduler_interval_ms: u64,
+    /// Profiles per batch of a backfill.
+    #[serde(default = "default_batch")]
+    pub backfill_batch: u32,
+    /// Rounds of chained rules (a rule reading a tag another rule sets) settled per change.
+    #[serde(default = "default_chain")]
+    pub max_chain_rounds: u32,
+}
+
+fn default_offset() -> i32 {
+    480
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_tx_attempts() -> u32 {
+    8
+}
+fn default_retention() -> u32 {
+    400
+}
+fn default_tick() -> u64 {
+    5_000
+}
+fn default_batch() -> u32 {
+    20_000
+}
+fn default_chain() -> u32 {
+    8
+}
+
+impl Config {
+    /// A config with defaults for everything but the listener and the database.
+    pub fn new(http: HttpConfig, database: DbConfig) -> Self {
+        Config {
+            http,
+            database,
+            utc_offset_minutes: default_offset(),
+            tenant_utc_offsets: BTreeMap::new(),
+            consumer_concurrency: default_concurrency(),
+            tx_attempts: default_tx_attempts(),
+            event_retention_days: default_retention(),
+            scheduler_interval_ms: default_tick(),
+            backfill_batch: default_batch(),
+            max_chain_rounds: default_chain(),
+        }
+    }
+
+    /// The UTC offset (minutes) of `tenant`.
+    pub fn offset_of(&self, tenant: &str) -> i32 {
+        self.tenant_utc_offsets
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.utc_offset_minutes)
+    }
+}
+
+fn offset_ok(m: i32) -> bool {
+    (-14 * 60..=14 * 60).contains(&m)
 }
 
 impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
-        self.database.validate(&key(prefix, "database"))
+        self.database.validate(&key(prefix, "database"))?;
+        if !offset_ok(self.utc_offset_minutes) {
+            return Err(ConfigError::invalid(
+                key(prefix, "utc_offset_minutes"),
+                "must be between -840 and 840",
+            ));
+        }
+        for (t, m) in &self.tenant_utc_offsets {
+            if !offset_ok(*m) {
+                return Err(ConfigError::invalid(
+                    key(&key(prefix, "tenant_utc_offsets"), t),
+                    "must be between -840 and 840",
+                ));
+            }
+        }
+        for (name, v, lo, hi) in [
+            (
+                "consumer_concurrency",
+                self.consumer_concurrency as u64,
+                1,
+                1024,
+            ),
+            ("tx_attempts", u64::from(self.tx_attempts), 1, 100),
+            (
+                "event_retention_days",
+                u64::from(self.event_retention_days),
+                1,
+                3660,
+            ),
+            (
+                "scheduler_interval_ms",
+                self.scheduler_interval_ms,
+                100,
+                3_600_000,
+            ),
+            (
+                "backfill_batch",
+                u64::from(self.backfill_batch),
+                100,
+                1_000_000,
+            ),
+            ("max_chain_rounds", u64::from(self.max_chain_rounds), 1, 64),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::invalid(
+                    key(prefix, name),
+                    format!("must be between {lo} and {hi}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -26,6 +26,7 @@ mod directory;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
+use platform::http::params::{self, field, missing, required};
 use platform::http::{ApiError, Routes};
 use proto::identity::IdentifierKind;
 use sea_orm::DatabaseConnection;
@@ -38,6 +39,14 @@ use crate::store::Resolver;
 
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 500;
+
+fn db_error(e: sea_orm::DbErr) -> ApiError {
+    params::db_error("identity", e)
+}
+
+fn limit(v: Option<u64>) -> Result<u64, ApiError> {
+    params::limit(v, DEFAULT_LIMIT, MAX_LIMIT)
+}
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -71,25 +80,6 @@ pub fn routes(resolver: Resolver) -> Routes {
     })
 }
 
-fn db_error(e: sea_orm::DbErr) -> ApiError {
-    tracing::error!(error = %e, "Identity query failed");
-    ApiError::unavailable(
-        "database_unavailable",
-        "the identity database did not answer",
-    )
-}
-
-fn limit(v: Option<u64>) -> Result<u64, ApiError> {
-    match v {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        )),
-    }
-}
-
 async fn get_profile(
     state: web::Data<ApiState>,
     id: web::Path<String>,
@@ -106,17 +96,6 @@ struct ByIdentifier {
     kind: Option<String>,
     namespace: Option<String>,
     value: Option<String>,
-}
-
-fn required(v: Option<String>, field: &'static str) -> Result<String, ApiError> {
-    match v {
-        Some(s) if !s.trim().is_empty() => Ok(s),
-        _ => Err(ApiError::bad_request(
-            "missing_field",
-            format!("query parameter `{field}` is required"),
-        )
-        .with_details(serde_json::json!({"field": field}))),
-    }
 }
 
 async fn profile_by_identifier(
@@ -221,19 +200,6 @@ async fn get_refusals(
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
-}
-
-fn missing(field: &'static str) -> ApiError {
-    ApiError::bad_request("missing_field", format!("`{field}` is required"))
-        .with_details(serde_json::json!({"field": field}))
-}
-
-/// A required, non-blank string field of a request body.
-fn field(v: Option<String>, name: &'static str) -> Result<String, ApiError> {
-    match v {
-        Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        _ => Err(missing(name)),
-    }
 }
 
 fn decision(operator: Option<String>, reason: Option<String>) -> Result<Decision, ApiError> {

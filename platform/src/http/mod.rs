@@ -11,6 +11,8 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 
+pub mod params;
+
 pub use error::{json_config, path_config, query_config, ApiError};
 pub use health::{Check, CheckFuture, Health};
 pub use request_id::{RequestId, REQUEST_ID_HEADER};

@@ -1,13 +1,32 @@
-//! Internal HTTP API of the tagging service.
+//! Internal HTTP API of the tagging service. Errors are the common JSON body with a stable
+//! `code`; validation errors of conditions name the node (`details.errors[].path`).
+//!
+//! - the tag catalogue: [`catalog`]
+
+mod catalog;
 
 use std::sync::Arc;
 
-use platform::http::Routes;
+use actix_web::web;
+use platform::http::params::{self, field, required};
+use platform::http::{ApiError, Routes};
 use sea_orm::DatabaseConnection;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub db: DatabaseConnection,
+}
 
 /// Routes of the internal API (health, readiness and metrics are added by the platform).
 pub fn routes(db: DatabaseConnection) -> Routes {
+    let state = ApiState { db };
     Arc::new(move |cfg| {
-        cfg.app_data(actix_web::web::Data::new(db.clone()));
+        cfg.app_data(web::Data::new(state.clone()))
+            .configure(catalog::routes);
     })
+}
+
+fn db_error(e: sea_orm::DbErr) -> ApiError {
+    params::db_error("tagging", e)
 }

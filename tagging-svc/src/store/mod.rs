@@ -1,5 +1,7 @@
 //! Tables of the tagging service and their migrations.
 
+pub mod catalog;
+pub mod entities;
 pub mod migrations;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};

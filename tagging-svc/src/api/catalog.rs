@@ -1,0 +1,144 @@
+//! The tag catalogue over HTTP.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/tag-groups` `{tenant_id, name, selection: single\|multi, sync_wecom?, corp_id?, operator}` | 201 the group |
+//! | `GET /v1/tag-groups?tenant_id=` | groups with their tags |
+//! | `POST /v1/tags` `{tenant_id, group_id, name, description?, operator}` | 201 the tag |
+//! | `GET /v1/tags/{id}` | the tag |
+//! | `PATCH /v1/tags/{id}` `{name?, description?, status?: active\|retired}` | the tag |
+
+use actix_web::{web, HttpResponse};
+use platform::http::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{db_error, field, required, ApiState};
+use crate::store::catalog::{self, CatalogError, NewGroup, NewTag, TagPatch, TagRow};
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/tag-groups", web::post().to(post_group))
+        .route("/v1/tag-groups", web::get().to(get_groups))
+        .route("/v1/tags", web::post().to(post_tag))
+        .route("/v1/tags/{id}", web::get().to(get_tag))
+        .route("/v1/tags/{id}", web::patch().to(patch_tag));
+}
+
+pub(super) fn catalog_error(e: CatalogError) -> ApiError {
+    match e {
+        CatalogError::Invalid { field, message } => {
+            ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
+                .with_details(json!({"field": field}))
+        }
+        CatalogError::NotFound(m) => ApiError::not_found(m),
+        CatalogError::Conflict { code, message } => ApiError::conflict(code, message),
+        CatalogError::Db(e) => db_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct GroupBody {
+    tenant_id: Option<String>,
+    name: Option<String>,
+    selection: Option<String>,
+    sync_wecom: Option<bool>,
+    corp_id: Option<String>,
+    operator: Option<String>,
+}
+
+async fn post_group(
+    state: web::Data<ApiState>,
+    body: web::Json<GroupBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let g = NewGroup {
+        tenant_id: field(b.tenant_id, "tenant_id")?,
+        name: field(b.name, "name")?,
+        selection: b.selection.unwrap_or_else(|| catalog::MULTI.into()),
+        sync_wecom: b.sync_wecom.unwrap_or(false),
+        corp_id: b.corp_id.filter(|c| !c.trim().is_empty()),
+        created_by: field(b.operator, "operator")?,
+    };
+    let g = catalog::create_group(&state.db, g)
+        .await
+        .map_err(catalog_error)?;
+    Ok(HttpResponse::Created().json(g))
+}
+
+#[derive(Debug, Deserialize)]
+struct TenantQuery {
+    tenant_id: Option<String>,
+}
+
+async fn get_groups(
+    state: web::Data<ApiState>,
+    q: web::Query<TenantQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
+    let items = catalog::groups(&state.db, &tenant)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+#[derive(Debug, Deserialize)]
+struct TagBody {
+    tenant_id: Option<String>,
+    group_id: Option<String>,
+    name: Option<String>,
+    description: Option<String>,
+    operator: Option<String>,
+}
+
+async fn post_tag(
+    state: web::Data<ApiState>,
+    body: web::Json<TagBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let t = NewTag {
+        tenant_id: field(b.tenant_id, "tenant_id")?,
+        group_id: field(b.group_id, "group_id")?,
+        name: field(b.name, "name")?,
+        description: b.description.unwrap_or_default(),
+        created_by: field(b.operator, "operator")?,
+    };
+    let t = catalog::create_tag(&state.db, t)
+        .await
+        .map_err(catalog_error)?;
+    Ok(HttpResponse::Created().json(t))
+}
+
+async fn get_tag(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = catalog::tag(&state.db, &id).await.map_err(catalog_error)?;
+    Ok(HttpResponse::Ok().json(TagRow::from(t)))
+}
+
+#[derive(Debug, Deserialize)]
+struct TagPatchBody {
+    name: Option<String>,
+    description: Option<String>,
+    status: Option<String>,
+}
+
+async fn patch_tag(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<TagPatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let t = catalog::update_tag(
+        &state.db,
+        &id,
+        TagPatch {
+            name: b.name,
+            description: b.description,
+            status: b.status,
+        },
+    )
+    .await
+    .map_err(catalog_error)?;
+    Ok(HttpResponse::Ok().json(t))
+}
