@@ -51,111 +51,103 @@ async fn token_endpoint_refuses_strangers_unknown_apps_and_other_tenants() {
     let fake = FakeWechat::start(0, 31).expect("fake starts");
     let (running, dir) = start_up(&fake, None).await;
     let apps = fake.apps();
-    let q = oa_query(&apps.oa);
+    let (oa, wecom) = (apps.oa.appid.as_str(), apps.wecom.appid.as_str());
 
-    let (s, b) = ask(&running, None, &q).await;
-    assert_eq!(
-        (s, b["code"].as_str()),
-        (401, Some("unauthenticated")),
-        "{b}"
-    );
-    assert!(
-        b.get("details").is_some() && b["message"].is_string(),
-        "{b}"
-    );
-    let (s, b) = ask(&running, Some("not-the-internal-key-0123456789abcdef"), &q).await;
-    assert_eq!(
-        (s, b["code"].as_str()),
-        (401, Some("invalid_internal_key")),
-        "{b}"
-    );
-    // Unauthenticated requests learn nothing, not even that the query is malformed.
-    let (s, _) = ask(&running, None, &[("kind", "qq")]).await;
-    assert_eq!(s, 401);
-
-    let key = Some(INTERNAL_KEY);
-    let (s, b) = ask(
-        &running,
-        key,
-        &[
-            ("tenant_id", TENANT),
-            ("kind", "oa"),
-            ("app_id", "wx_nobody"),
-        ],
-    )
-    .await;
-    assert_eq!((s, b["code"].as_str()), (404, Some("unknown_app")), "{b}");
-    assert!(
-        b["message"].as_str().unwrap_or("").starts_with("app_id:"),
-        "{b}"
-    );
-    // The OA's appid asked for as a mini-program is another app.
-    let (s, b) = ask(
-        &running,
-        key,
-        &[
-            ("tenant_id", TENANT),
-            ("kind", "mp"),
-            ("app_id", &apps.oa.appid),
-        ],
-    )
-    .await;
-    assert_eq!((s, b["code"].as_str()), (404, Some("unknown_app")), "{b}");
-    let (s, b) = ask(
-        &running,
-        key,
-        &[
-            ("tenant_id", "someone-else"),
-            ("kind", "oa"),
-            ("app_id", &apps.oa.appid),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (s, b["code"].as_str()),
-        (403, Some("tenant_mismatch")),
-        "{b}"
-    );
-    assert!(
-        b["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("tenant_id:"),
-        "{b}"
-    );
-    let (s, b) = ask(
-        &running,
-        key,
-        &[("tenant_id", TENANT), ("kind", "qq"), ("app_id", "x")],
-    )
-    .await;
-    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_query")), "{b}");
-    assert!(
-        b["message"].as_str().unwrap_or("").starts_with("kind:"),
-        "{b}"
-    );
-    let (s, b) = ask(
-        &running,
-        key,
-        &[
-            ("tenant_id", TENANT),
-            ("kind", "wecom"),
-            ("app_id", &apps.wecom.appid),
-            ("agent", "1000002"),
-        ],
-    )
-    .await;
-    assert_eq!((s, b["code"].as_str()), (404, Some("unknown_app")), "{b}");
-    assert!(
-        b["message"].as_str().unwrap_or("").starts_with("agent:"),
-        "{b}"
-    );
-    let (s, b) = ask(&running, key, &[("tenant_id", TENANT), ("kind", "oa")]).await;
-    assert_eq!((s, b["code"].as_str()), (400, Some("invalid_query")), "{b}");
-    assert!(
-        b["message"].as_str().unwrap_or("").contains("app_id"),
-        "{b}"
-    );
+    // (key, query, status, code, what the message starts with)
+    let wrong_key = "not-the-internal-key-0123456789abcdef";
+    let refusals: Vec<(Option<&str>, Vec<(&str, &str)>, u16, &str, &str)> = vec![
+        (
+            None,
+            oa_query(&apps.oa),
+            401,
+            "unauthenticated",
+            "Authorization:",
+        ),
+        (
+            Some(wrong_key),
+            oa_query(&apps.oa),
+            401,
+            "invalid_internal_key",
+            "Authorization:",
+        ),
+        // Strangers learn nothing, not even that the query is malformed.
+        (
+            None,
+            vec![("kind", "qq")],
+            401,
+            "unauthenticated",
+            "Authorization:",
+        ),
+        (
+            Some(INTERNAL_KEY),
+            vec![
+                ("tenant_id", TENANT),
+                ("kind", "oa"),
+                ("app_id", "wx_nobody"),
+            ],
+            404,
+            "unknown_app",
+            "app_id:",
+        ),
+        // The OA's appid asked for as a mini-program is another app.
+        (
+            Some(INTERNAL_KEY),
+            vec![("tenant_id", TENANT), ("kind", "mp"), ("app_id", oa)],
+            404,
+            "unknown_app",
+            "app_id:",
+        ),
+        (
+            Some(INTERNAL_KEY),
+            vec![
+                ("tenant_id", "someone-else"),
+                ("kind", "oa"),
+                ("app_id", oa),
+            ],
+            403,
+            "tenant_mismatch",
+            "tenant_id:",
+        ),
+        (
+            Some(INTERNAL_KEY),
+            vec![("tenant_id", TENANT), ("kind", "qq"), ("app_id", "x")],
+            400,
+            "invalid_query",
+            "kind:",
+        ),
+        (
+            Some(INTERNAL_KEY),
+            vec![
+                ("tenant_id", TENANT),
+                ("kind", "wecom"),
+                ("app_id", wecom),
+                ("agent", "1000002"),
+            ],
+            404,
+            "unknown_app",
+            "agent:",
+        ),
+        (
+            Some(INTERNAL_KEY),
+            vec![("tenant_id", TENANT), ("kind", "oa")],
+            400,
+            "invalid_query",
+            "query string:",
+        ),
+    ];
+    for (key, query, status, code, field) in refusals {
+        let (s, b) = ask(&running, key, &query).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (status, Some(code)),
+            "{query:?}: {b}"
+        );
+        assert!(
+            b["message"].as_str().unwrap_or("").starts_with(field),
+            "{b}"
+        );
+        assert!(b.get("details").is_some(), "the common error body: {b}");
+    }
     assert_eq!(
         fake.total_token_fetches(),
         0,
@@ -163,16 +155,8 @@ async fn token_endpoint_refuses_strangers_unknown_apps_and_other_tenants() {
     );
 
     // The registered tenant gets the WeCom contact secret's token.
-    let (s, b) = ask(
-        &running,
-        key,
-        &[
-            ("tenant_id", TENANT),
-            ("kind", "wecom"),
-            ("app_id", &apps.wecom.appid),
-        ],
-    )
-    .await;
+    let q = [("tenant_id", TENANT), ("kind", "wecom"), ("app_id", wecom)];
+    let (s, b) = ask(&running, Some(INTERNAL_KEY), &q).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(
         b["access_token"].as_str(),
@@ -248,6 +232,19 @@ async fn token_is_kept_and_refreshed_only_when_the_rejected_one_is_current() {
     stop(running, dir).await;
 }
 
+/// The one token every answer carries (each a 200).
+fn one_token(answers: &[(u16, Value)]) -> String {
+    let token = answers[0].1["access_token"].as_str().unwrap_or_default();
+    for (status, body) in answers {
+        assert_eq!(
+            (*status, body["access_token"].as_str()),
+            (200, Some(token)),
+            "{body}"
+        );
+    }
+    token.to_owned()
+}
+
 /// Two gateways (two `scrm up` processes as far as tokens go) sharing Redis, 24 callers at once
 /// and then 12 reporting the same rejected token: WeChat sees one fetch each time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,18 +272,7 @@ async fn concurrent_callers_in_two_processes_cause_one_fetch() {
         });
         futures_util::future::join_all(calls)
     };
-    let answers = burst(None, 24).await;
-    let token = answers[0].1["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
-    for (s, b) in &answers {
-        assert_eq!(
-            (*s, b["access_token"].as_str()),
-            (200, Some(token.as_str())),
-            "{b}"
-        );
-    }
+    let token = one_token(&burst(None, 24).await);
     assert_eq!(
         fake.token_fetches(oa),
         1,
@@ -294,19 +280,8 @@ async fn concurrent_callers_in_two_processes_cause_one_fetch() {
     );
 
     fake.expire_tokens(oa);
-    let answers = burst(Some(token.clone()), 12).await;
-    let fresh = answers[0].1["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let fresh = one_token(&burst(Some(token.clone()), 12).await);
     assert_ne!(fresh, token);
-    for (s, b) in &answers {
-        assert_eq!(
-            (*s, b["access_token"].as_str()),
-            (200, Some(fresh.as_str())),
-            "{b}"
-        );
-    }
     assert_eq!(
         fake.token_fetches(oa),
         2,
@@ -460,7 +435,7 @@ async fn rejected_tokens_cost_one_refresh_through_the_gateway_and_a_retry() {
     let apps = fake.apps();
     let wx = lookup_for(&fake, &running);
     let users = fake.population().users.clone();
-    let subscribed: Vec<_> = users.iter().filter(|u| u.oa.subscribed).collect();
+    let subscribed: Vec<_> = fake.population().oa_followers().collect();
     let contacts: Vec<_> = users.iter().filter(|u| !u.follows.is_empty()).collect();
     assert!(
         subscribed.len() >= 4 && contacts.len() >= 2,
@@ -544,13 +519,7 @@ async fn lookup_failures_are_classified() {
     let apps = fake.apps();
     let gateway = running.url(Role::Gateway);
     let wx = lookup_for(&fake, &running);
-    let users: Vec<_> = fake
-        .population()
-        .users
-        .iter()
-        .filter(|u| u.oa.subscribed)
-        .cloned()
-        .collect();
+    let users: Vec<_> = fake.population().oa_followers().cloned().collect();
 
     // WeChat busy, then rate-limited: transient, and not cached.
     fake.fail_next(endpoints::USER_INFO, -1, 1);

@@ -223,21 +223,18 @@ async fn keeper_source_holds_asks_once_and_maps_refusals() {
     );
     let client = delegated_client(&fake);
     let oa = AppRef::official_account(&apps.oa.appid);
-    let users: Vec<_> = fake
-        .population()
-        .users
-        .iter()
-        .filter(|u| u.oa.subscribed)
-        .cloned()
-        .collect();
+    let users: Vec<_> = fake.population().oa_followers().cloned().collect();
 
     // Ten concurrent calls: one request to the endpoint, one token fetch.
     let tokens = source.tenant("t1");
-    let calls = users
-        .iter()
-        .take(10)
-        .map(|u| client.oa_user_info(Auth::delegated(&oa, &tokens), &u.oa_openid));
-    for r in futures_util::future::join_all(calls).await {
+    let concurrent_calls = |n: usize| {
+        let calls = users
+            .iter()
+            .take(n)
+            .map(|u| client.oa_user_info(Auth::delegated(&oa, &tokens), &u.oa_openid));
+        futures_util::future::join_all(calls)
+    };
+    for r in concurrent_calls(10).await {
         r.expect("user info");
     }
     assert_eq!(ep.requests.load(Ordering::SeqCst), 1);
@@ -245,11 +242,7 @@ async fn keeper_source_holds_asks_once_and_maps_refusals() {
 
     // Rejected by WeChat: the rejected token goes to the endpoint once, then it is held again.
     fake.expire_tokens(&apps.oa);
-    let calls = users
-        .iter()
-        .take(5)
-        .map(|u| client.oa_user_info(Auth::delegated(&oa, &tokens), &u.oa_openid));
-    for r in futures_util::future::join_all(calls).await {
+    for r in concurrent_calls(5).await {
         r.expect("retried");
     }
     assert_eq!(ep.rejections.load(Ordering::SeqCst), 1);

@@ -249,18 +249,18 @@ impl KeeperTokenSource {
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
         if status.is_success() {
-            let grant: TokenGrant =
-                serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidResponse {
-                    endpoint: TOKEN_PATH.to_owned(),
-                    status: None,
-                    message: format!("token answer is not {{access_token, expires_at}}: {e}"),
-                })?;
+            let invalid = |message: String| ApiError::InvalidResponse {
+                endpoint: TOKEN_PATH.to_owned(),
+                status: None,
+                message,
+            };
+            let grant: TokenGrant = serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(format!(
+                    "token answer is not {{access_token, expires_at}}: {e}"
+                ))
+            })?;
             if grant.access_token.expose().is_empty() {
-                return Err(ApiError::InvalidResponse {
-                    endpoint: TOKEN_PATH.to_owned(),
-                    status: None,
-                    message: "empty access_token".to_owned(),
-                });
+                return Err(invalid("empty access_token".to_owned()));
             }
             return Ok(grant);
         }
