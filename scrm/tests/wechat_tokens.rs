@@ -41,6 +41,15 @@ fn oa_query(app: &FakeApp) -> Vec<(&'static str, &str)> {
     ]
 }
 
+/// A refused token request: key, query, status, code, what the message starts with.
+type Refusal<'a> = (
+    Option<&'a str>,
+    Vec<(&'a str, &'a str)>,
+    u16,
+    &'a str,
+    &'a str,
+);
+
 async fn stop(running: Running, dir: std::path::PathBuf) {
     running.stop().await.expect("stops cleanly");
     let _ = std::fs::remove_dir_all(dir);
@@ -55,7 +64,7 @@ async fn token_endpoint_refuses_strangers_unknown_apps_and_other_tenants() {
 
     // (key, query, status, code, what the message starts with)
     let wrong_key = "not-the-internal-key-0123456789abcdef";
-    let refusals: Vec<(Option<&str>, Vec<(&str, &str)>, u16, &str, &str)> = vec![
+    let refusals: Vec<Refusal> = vec![
         (
             None,
             oa_query(&apps.oa),
