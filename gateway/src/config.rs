@@ -18,6 +18,12 @@ pub struct Config {
     /// 32 random bytes in base64: seals app secrets at rest and signs SDK session tokens.
     /// `scrm up` generates one in the data dir; production must set it (keep it stable).
     pub secret_key: Secret,
+    /// Shared key of the internal endpoints (the WeChat token endpoint services call instead of
+    /// holding app secrets): at least 32 characters, sent as `Authorization: Bearer …`, the same
+    /// value as `identity.wechat.internal_key`. `scrm up` generates one in the data dir
+    /// (`internal.key`); production must set it.
+    #[serde(default)]
+    pub internal_key: Secret,
     /// WeChat callback handling.
     #[serde(default)]
     pub callback: CallbackConfig,
@@ -150,6 +156,8 @@ impl Validate for Config {
         self.database.validate(&key(prefix, "database"))?;
         Keys::from_base64(self.secret_key.expose())
             .map_err(|e| ConfigError::invalid(key(prefix, "secret_key"), e.to_string()))?;
+        wechat::api::check_internal_key(self.internal_key.expose())
+            .map_err(|reason| ConfigError::invalid(key(prefix, "internal_key"), reason))?;
         if self.callback.publish_budget_ms == 0 || self.callback.publish_budget_ms >= 5_000 {
             return Err(ConfigError::invalid(
                 key(prefix, "callback.publish_budget_ms"),

@@ -1,15 +1,19 @@
-//! The gateway's calls to WeChat (mini-program login and phone), over the `wechat` API client with
-//! access tokens kept in the shared cache. Maps WeChat's answers to what the SDK caller should
-//! hear: a bad code is the caller's problem (4xx), a busy WeChat is retryable (503).
+//! The gateway's calls to WeChat (mini-program login and phone) and its role as the one access
+//! token keeper (tokens handed to services through the internal token endpoint), over the
+//! `wechat` API client with access tokens kept in the shared cache. Maps WeChat's answers to what
+//! the SDK caller should hear: a bad code is the caller's problem (4xx), a busy WeChat is
+//! retryable (503).
 
 use std::sync::Arc;
 
 use platform::cache::Cache;
 use platform::config::Secret;
-use wechat::api::{ApiBaseUrls, ApiClient, ApiError, AppCredentials, ClientOptions};
+use wechat::api::{
+    ApiBaseUrls, ApiClient, ApiError, AppCredentials, AppRef, ClientOptions, KeptToken,
+};
 
 use crate::config::WechatApiConfig;
-use crate::registry::App;
+use crate::registry::{App, AppKind};
 
 /// A mini-program login.
 #[derive(Debug, Clone)]
@@ -99,18 +103,47 @@ impl WechatApi {
         })
     }
 
-    fn credentials(app: &App) -> Result<AppCredentials, WechatCallError> {
-        let secret = app.secret.clone().ok_or_else(|| {
+    /// The app as the API client names it: WeCom corps by their customer-contact secret, the one
+    /// secret the registry keeps for a corp.
+    pub fn app_ref(app: &App) -> AppRef {
+        match app.kind {
+            AppKind::Oa => AppRef::official_account(app.app_id.clone()),
+            AppKind::Mp => AppRef::mini_program(app.app_id.clone()),
+            AppKind::Wecom => AppRef::wecom_contact(app.app_id.clone()),
+        }
+    }
+
+    /// The registered app with its secret, or `None` when it has none.
+    pub fn credentials(app: &App) -> Option<AppCredentials> {
+        let secret = app.secret.clone()?;
+        Some(AppCredentials::new(Self::app_ref(app), secret))
+    }
+
+    fn require_credentials(app: &App) -> Result<AppCredentials, WechatCallError> {
+        Self::credentials(app).ok_or_else(|| {
             WechatCallError::Misconfigured(format!("app `{}` has no secret registered", app.app_id))
-        })?;
-        Ok(AppCredentials::mini_program(app.app_id.clone(), secret))
+        })
+    }
+
+    /// The app's access token from the keeper with its expiry. With `rejected`, WeChat refused
+    /// that token: it is dropped if it is still the cached one (never a newer token another
+    /// caller stored) and a fresh one fetched, single-flight across every process.
+    pub async fn kept_token(
+        &self,
+        credentials: &AppCredentials,
+        rejected: Option<&str>,
+    ) -> Result<KeptToken, ApiError> {
+        if let Some(rejected) = rejected {
+            self.client.invalidate_token(credentials, rejected).await?;
+        }
+        self.client.kept_token(credentials).await
     }
 
     /// `code2session` for a mini-program login code.
     pub async fn code2session(&self, app: &App, code: &str) -> Result<MpLogin, WechatCallError> {
         let s = self
             .client
-            .mp_code_to_session(&Self::credentials(app)?, code)
+            .mp_code_to_session(&Self::require_credentials(app)?, code)
             .await?;
         Ok(MpLogin {
             openid: s.openid,
@@ -123,7 +156,7 @@ impl WechatApi {
     pub async fn phone_number(&self, app: &App, code: &str) -> Result<MpPhone, WechatCallError> {
         let info = self
             .client
-            .mp_phone_number(&Self::credentials(app)?, code)
+            .mp_phone_number(&Self::require_credentials(app)?, code)
             .await?;
         let e164 = e164(&info.country_code, &info.pure_phone_number).ok_or_else(|| {
             WechatCallError::Unavailable(

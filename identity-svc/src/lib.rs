@@ -5,12 +5,14 @@
 //! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the
 //! channel-event consumer, `domain/` pure logic (identifier extraction, guards, the resolution
 //! plan, personal-data hashing and sealing), `store/` tables, migrations and the transactional
-//! resolution of one event.
+//! resolution of one event, `enrich/` WeChat lookups (OA user info, WeCom external contacts)
+//! with tokens from the gateway.
 
 pub mod api;
 pub mod config;
 pub mod consume;
 pub mod domain;
+pub mod enrich;
 pub mod store;
 
 pub use config::Config;
@@ -29,6 +31,7 @@ pub const ROLE: &str = "identity";
 /// the channel-event consumer, internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     let pii = pii_key(&cfg)?;
+    let wechat = wechat_lookup(&cfg)?;
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
     tokio::spawn(relay.clone().run(deps.shutdown.clone()));
@@ -38,6 +41,11 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         Policy::from_config(&cfg.resolution),
         cfg.tx_attempts,
     );
+    // Hand-off for the resolver integration: `wechat` (`Some` unless `identity.wechat.enabled`
+    // is false) is ready to be passed to the Resolver / consumer, which call
+    // `WechatLookup::oa_user` on OA subscribe / scan and `WechatLookup::external_contact` on
+    // add / edit external contact. Until then it is only built, so a bad config fails at start.
+    let _wechat_lookup = wechat;
     let consumer = tokio::spawn(consume::run(
         deps.bus.clone(),
         resolver.clone(),
@@ -56,6 +64,19 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
 /// Creates the service's database if needed and applies its migrations.
 pub async fn migrate(cfg: &Config) -> Result<(), RoleError> {
     role::migrate::<store::Migrator>(ROLE, &cfg.database).await
+}
+
+/// The WeChat lookup of `identity.wechat`, `None` when switched off.
+pub fn wechat_lookup(cfg: &Config) -> Result<Option<enrich::WechatLookup>, RoleError> {
+    let lookup = enrich::WechatLookup::from_config(&cfg.wechat).map_err(|e| RoleError::Other {
+        role: ROLE,
+        message: e.to_string(),
+    })?;
+    match &lookup {
+        Some(_) => tracing::info!(gateway = %cfg.wechat.gateway_url, "WeChat enrichment on"),
+        None => tracing::info!("WeChat enrichment off (identity.wechat.enabled = false)"),
+    }
+    Ok(lookup)
 }
 
 /// The personal-data key: configured, or (SQLite only) kept in `<database file>.pii.key`, created

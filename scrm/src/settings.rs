@@ -38,6 +38,7 @@ struct Sections {
 }
 
 /// Loaded configuration: shared sections typed, role sections extracted on demand.
+#[derive(Clone)]
 pub struct Settings {
     pub mode: Mode,
     pub telemetry: TelemetryConfig,
@@ -86,6 +87,22 @@ impl Settings {
         })
     }
 
+    /// Whether `key` (dotted, e.g. `identity.wechat.gateway_url`) has a value from any source.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.figment.find_value(key).is_ok()
+    }
+
+    /// The value of `key`, if any.
+    pub fn value(&self, key: &str) -> Option<serde_json::Value> {
+        self.figment.extract_inner(key).ok()
+    }
+
+    /// Sets `key` over every other source (used by `scrm up` to link roles of one process).
+    pub fn set(&mut self, key: &str, value: serde_json::Value) {
+        self.figment = std::mem::take(&mut self.figment)
+            .merge(figment::providers::Serialized::default(key, value));
+    }
+
     /// The typed, validated section of one role.
     pub fn role<T>(&self, role: Role) -> Result<T, ConfigError>
     where
@@ -119,11 +136,13 @@ fn dev_apps() -> serde_json::Value {
 }
 
 /// Defaults of `scrm up`: everything under `data_dir`, gateway on `gateway_bind`, the services on
-/// the next ports; `secret_key` is the data dir's gateway key.
+/// the next ports; `secret_key` and `internal_key` are the data dir's gateway keys. (The
+/// identity service's link to the gateway is added by `scrm up` once the gateway listens.)
 pub fn embedded_defaults(
     data_dir: &Path,
     gateway_bind: SocketAddr,
     secret_key: &str,
+    internal_key: &str,
 ) -> serde_json::Value {
     let sqlite = |name: &str| format!("sqlite://{}", data_dir.join(format!("{name}.db")).display());
     let next = |n: u16| {
@@ -141,6 +160,7 @@ pub fn embedded_defaults(
             "http": {"bind": gateway_bind},
             "database": {"url": sqlite("gateway"), "max_connections": 4},
             "secret_key": secret_key,
+            "internal_key": internal_key,
             "apps": dev_apps(),
         },
         "identity": {"http": {"bind": next(1)}, "database": {"url": sqlite("identity"), "max_connections": 4}},
@@ -167,6 +187,7 @@ mod tests {
     use super::*;
 
     const TEST_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const TEST_INTERNAL_KEY: &str = "internal-key-for-tests-0123456789abcdef";
 
     #[test]
     fn production_requires_urls_and_names_them() {
@@ -200,7 +221,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("bad.toml");
         std::fs::write(&file, "[identiy]\nx = 1\n").unwrap();
-        let defaults = embedded_defaults(&dir, "127.0.0.1:0".parse().unwrap(), TEST_KEY);
+        let defaults = embedded_defaults(
+            &dir,
+            "127.0.0.1:0".parse().unwrap(),
+            TEST_KEY,
+            TEST_INTERNAL_KEY,
+        );
         let err = Settings::load(Mode::Embedded, Some(&file), defaults, None)
             .err()
             .map(|e| e.to_string())
@@ -215,7 +241,12 @@ mod tests {
         let s = Settings::load(
             Mode::Embedded,
             None,
-            embedded_defaults(&dir, "127.0.0.1:8080".parse().unwrap(), TEST_KEY),
+            embedded_defaults(
+                &dir,
+                "127.0.0.1:8080".parse().unwrap(),
+                TEST_KEY,
+                TEST_INTERNAL_KEY,
+            ),
             None,
         )
         .map_err(|e| e.to_string())

@@ -117,9 +117,13 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The gateway key of an embedded data dir (`gateway.key`), created on first start.
-fn gateway_key(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("gateway.key");
+/// A key kept in the embedded data dir (`gateway.key` seals app secrets; `internal.key`
+/// authenticates calls to the gateway's internal endpoints), created on first start: 32 random
+/// bytes in base64. Two files rather than one key derived from the other, so the key that seals
+/// secrets is never an input to a credential handed to other roles, and each can be replaced
+/// on its own.
+fn data_dir_key(dir: &Path, file: &str) -> anyhow::Result<String> {
+    let path = dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(k) => Ok(k.trim().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -157,9 +161,14 @@ pub async fn start_embedded(opts: UpOptions) -> anyhow::Result<Running> {
     if let Some(b) = opts.bind {
         merge(&mut extra, json!({"gateway": {"http": {"bind": b}}}));
     }
-    let key = gateway_key(&opts.data_dir)?;
-    let defaults =
-        settings::embedded_defaults(&opts.data_dir, opts.bind.unwrap_or(default_bind), &key);
+    let key = data_dir_key(&opts.data_dir, "gateway.key")?;
+    let internal_key = data_dir_key(&opts.data_dir, "internal.key")?;
+    let defaults = settings::embedded_defaults(
+        &opts.data_dir,
+        opts.bind.unwrap_or(default_bind),
+        &key,
+        &internal_key,
+    );
     let settings = Settings::load(
         Mode::Embedded,
         opts.config.as_deref(),
@@ -170,6 +179,41 @@ pub async fn start_embedded(opts: UpOptions) -> anyhow::Result<Running> {
         platform::telemetry::init_tracing(&settings.telemetry);
     }
     start(settings, &Role::ALL, true).await
+}
+
+/// `http://addr`, with an unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Points the identity service's WeChat enrichment at this process's gateway, wherever the
+/// config does not say otherwise: the gateway's URL (`gateway` is where it listens or will
+/// listen), its internal key and its WeChat API base URLs.
+fn link_identity_to_gateway(settings: &mut Settings, gateway: SocketAddr) {
+    let links = [
+        ("identity.wechat.internal_key", "gateway.internal_key"),
+        (
+            "identity.wechat.oa_base_url",
+            "gateway.wechat_api.oa_base_url",
+        ),
+        (
+            "identity.wechat.wecom_base_url",
+            "gateway.wechat_api.wecom_base_url",
+        ),
+    ];
+    for (target, source) in links {
+        if let (false, Some(v)) = (settings.is_set(target), settings.value(source)) {
+            settings.set(target, v);
+        }
+    }
+    if !settings.is_set("identity.wechat.gateway_url") {
+        settings.set("identity.wechat.gateway_url", json!(local_url(gateway)));
+    }
 }
 
 /// A production role (or several) in this process against the configured servers.
@@ -185,11 +229,23 @@ pub async fn start_production(config: Option<&Path>, roles: &[Role]) -> anyhow::
 }
 
 async fn start(
-    settings: Settings,
+    mut settings: Settings,
     roles: &[Role],
     migrate_on_start: bool,
 ) -> anyhow::Result<Running> {
     platform::telemetry::metrics();
+    // Embedded: identity asks this process's gateway for WeChat tokens. Linked to the configured
+    // listener now (so the checks below see a complete config) and, when the port is picked at
+    // start (port 0), again once the gateway listens — it starts first for that reason.
+    let link = settings.mode == Mode::Embedded && roles.contains(&Role::Gateway);
+    let relink = link && !settings.is_set("identity.wechat.gateway_url");
+    if link {
+        let bind = settings
+            .value("gateway.http.bind")
+            .and_then(|v| serde_json::from_value::<SocketAddr>(v).ok())
+            .ok_or_else(|| anyhow!("gateway.http.bind is not an address"))?;
+        link_identity_to_gateway(&mut settings, bind);
+    }
     // Check every role's section before connecting anything, so a config error comes first.
     for role in roles {
         roles::check(*role, &settings)?;
@@ -215,14 +271,46 @@ async fn start(
         migrate_on_start,
         listening: Some(tx),
     };
-    let settings = Arc::new(settings);
     let mut tasks = JoinSet::new();
+    let mut addrs = BTreeMap::new();
+    let (first, rest): (Vec<Role>, Vec<Role>) = if link {
+        roles.iter().partition(|r| **r == Role::Gateway)
+    } else {
+        (Vec::new(), roles.to_vec())
+    };
+    let shared = Arc::new(settings);
+    spawn_roles(&mut tasks, &first, &shared, &deps);
+    wait_listening(&mut tasks, &mut rx, &mut addrs, first.len(), &deps).await?;
+    // The gateway keeps its copy; the other roles get the linked one.
+    let mut settings = Settings::clone(&shared);
+    if relink {
+        if let Some(addr) = addrs.get(Role::Gateway.name()) {
+            settings.set("identity.wechat.gateway_url", json!(local_url(*addr)));
+        }
+    }
+    spawn_roles(&mut tasks, &rest, &Arc::new(settings), &deps);
+    wait_listening(&mut tasks, &mut rx, &mut addrs, roles.len(), &deps).await?;
+    Ok(Running { addrs, deps, tasks })
+}
+
+type RoleTasks = JoinSet<(Role, Result<(), StartError>)>;
+
+fn spawn_roles(tasks: &mut RoleTasks, roles: &[Role], settings: &Arc<Settings>, deps: &Deps) {
     for role in roles {
         let (role, settings, deps) = (*role, settings.clone(), deps.clone());
         tasks.spawn(async move { (role, roles::run(role, &settings, deps).await) });
     }
-    let mut addrs = BTreeMap::new();
-    while addrs.len() < roles.len() {
+}
+
+/// Collects listening addresses until `count` roles listen; a role that stops first stops all.
+async fn wait_listening(
+    tasks: &mut RoleTasks,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(&'static str, SocketAddr)>,
+    addrs: &mut BTreeMap<&'static str, SocketAddr>,
+    count: usize,
+    deps: &Deps,
+) -> anyhow::Result<()> {
+    while addrs.len() < count {
         tokio::select! {
             Some((role, addr)) = rx.recv() => {
                 addrs.insert(role, addr);
@@ -238,7 +326,7 @@ async fn start(
             }
         }
     }
-    Ok(Running { addrs, deps, tasks })
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -260,5 +348,54 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: serde_json::Value) -> Settings {
+        let dir = std::env::temp_dir();
+        let defaults = settings::embedded_defaults(
+            &dir,
+            "0.0.0.0:0".parse().expect("address"),
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            "internal-key-for-tests-0123456789abcdef",
+        );
+        Settings::load(Mode::Embedded, None, defaults, Some(extra)).expect("loads")
+    }
+
+    #[test]
+    fn identity_is_linked_to_this_process_gateway() {
+        let mut s = settings(json!({"gateway": {"wechat_api": {
+            "oa_base_url": "http://127.0.0.1:9/oa", "wecom_base_url": "http://127.0.0.1:9/wecom"}}}));
+        link_identity_to_gateway(&mut s, "0.0.0.0:8080".parse().expect("address"));
+        let id: identity_svc::Config = s.role(Role::Identity).expect("identity config");
+        assert!(id.wechat.enabled);
+        assert_eq!(id.wechat.gateway_url, "http://127.0.0.1:8080");
+        assert_eq!(
+            id.wechat.internal_key.expose(),
+            "internal-key-for-tests-0123456789abcdef"
+        );
+        assert_eq!(id.wechat.oa_base_url, "http://127.0.0.1:9/oa");
+        assert_eq!(id.wechat.wecom_base_url, "http://127.0.0.1:9/wecom");
+        let gw: gateway::Config = s.role(Role::Gateway).expect("gateway config");
+        assert_eq!(gw.internal_key, id.wechat.internal_key);
+    }
+
+    #[test]
+    fn explicit_identity_settings_win() {
+        let mut s = settings(json!({"identity": {"wechat": {
+            "gateway_url": "http://gw.internal:8080", "oa_base_url": "http://127.0.0.1:9"}}}));
+        link_identity_to_gateway(&mut s, "127.0.0.1:8080".parse().expect("address"));
+        let id: identity_svc::Config = s.role(Role::Identity).expect("identity config");
+        assert_eq!(id.wechat.gateway_url, "http://gw.internal:8080");
+        assert_eq!(id.wechat.oa_base_url, "http://127.0.0.1:9");
+        assert_eq!(id.wechat.wecom_base_url, "https://qyapi.weixin.qq.com");
+        assert_eq!(
+            local_url("[::]:81".parse().expect("address")),
+            "http://[::1]:81"
+        );
     }
 }

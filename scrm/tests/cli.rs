@@ -230,7 +230,14 @@ fn production_role_runs_against_mariadb_rabbitmq_redis() {
                 "SCRM_IDENTITY__PII_KEY",
                 "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
             )
-            .env("SCRM_IDENTITY__HTTP__BIND", format!("127.0.0.1:{port}"));
+            .env("SCRM_IDENTITY__HTTP__BIND", format!("127.0.0.1:{port}"))
+            // WeChat enrichment is on in production: it needs the gateway's URL and key (it
+            // asks the gateway for tokens only when an event needs a lookup).
+            .env("SCRM_IDENTITY__WECHAT__GATEWAY_URL", "http://127.0.0.1:9")
+            .env(
+                "SCRM_IDENTITY__WECHAT__INTERNAL_KEY",
+                "cli-internal-key-0123456789abcdef0123",
+            );
     };
 
     // Before migrating, the role refuses to start and says what to do.

@@ -9,46 +9,18 @@ use std::time::{Duration, Instant};
 
 use platform::bus::{Bus, Delivery, GroupSpec, Subscription};
 use proto::callback::CallbackReceived;
-use scrm::up::{start_embedded, Running, UpOptions};
+use scrm::up::Running;
 use scrm_tests::proxy::TcpProxy;
 use scrm_tests::servers::{amqp_url, unique};
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeApp, FakeHandle, FakeWechat};
+use wechat::fake::{CallbackMode, FakeHandle, FakeWechat};
 
-const TENANT: &str = "t-e2e";
-const WRITE_KEY: &str = "wk-e2e-0123456789abcdef";
+mod common;
 
-fn app_seed(app: &FakeApp, kind: &str) -> Value {
-    json!({
-        "tenant_id": TENANT, "kind": kind, "app_id": app.appid, "token": app.token,
-        "encoding_aes_key": app.encoding_aes_key, "secret": app.secret,
-    })
-}
+use common::{TENANT, WRITE_KEY};
 
 async fn start(fake: &FakeHandle, bus: Option<Value>) -> (Running, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(unique("gw-e2e"));
-    let apps = fake.apps();
-    let mut overrides = json!({
-        "gateway": {
-            "apps": [app_seed(&apps.oa, "oa"), app_seed(&apps.mp, "mp"), app_seed(&apps.wecom, "wecom")],
-            "write_keys": [{"tenant_id": TENANT, "name": "server", "key": WRITE_KEY}],
-            "wechat_api": {"oa_base_url": fake.base_url(), "wecom_base_url": fake.base_url()},
-            "callback": {"publish_budget_ms": 1500},
-        },
-    });
-    if let Some(bus) = bus {
-        overrides["bus"] = bus;
-    }
-    let running = start_embedded(UpOptions {
-        data_dir: dir.clone(),
-        bind: Some("127.0.0.1:0".parse().unwrap()),
-        config: None,
-        init_tracing: false,
-        overrides: Some(overrides),
-    })
-    .await
-    .expect("scrm up starts");
-    (running, dir)
+    common::start_up(fake, bus.map(|bus| json!({ "bus": bus }))).await
 }
 
 fn observer_spec() -> GroupSpec {

@@ -196,6 +196,7 @@ fn gateway_config(
         "http": {"bind": "127.0.0.1:0", "workers": 2},
         "database": {"url": format!("sqlite://{}", dir.join(format!("{name}.db")).display())},
         "secret_key": gateway::domain::keys::Keys::generate_base64(),
+        "internal_key": gateway::domain::keys::Keys::generate_base64(),
         "callback": {"timestamp_window_secs": 0},
         "apps": [{"tenant_id": "bench", "kind": "oa", "app_id": app.appid, "token": app.token,
                   "encoding_aes_key": app.encoding_aes_key}],

@@ -1,6 +1,8 @@
-//! HTTP endpoints of the gateway: WeChat callbacks, the mini-program SDK (login, phone, tracking).
+//! HTTP endpoints of the gateway: WeChat callbacks, the mini-program SDK (login, phone, tracking)
+//! and the internal endpoints other roles call (the WeChat access-token endpoint).
 
 mod callbacks;
+mod internal;
 mod sdk;
 mod track;
 
@@ -34,6 +36,7 @@ pub fn routes(state: GatewayState) -> Routes {
             .app_data(web::PayloadConfig::new(body_limit))
             .configure(callbacks::routes)
             .configure(sdk::routes)
-            .configure(track::routes);
+            .configure(track::routes)
+            .configure(internal::routes);
     })
 }

@@ -50,6 +50,17 @@ macro_rules! errcodes {
             },
             /// The token cache failed.
             Cache(String),
+            /// The central token keeper (the gateway's internal token endpoint) refused or failed
+            /// without a WeChat errcode: bad internal key, unknown app, not the app's tenant, or
+            /// the keeper unavailable.
+            TokenKeeper {
+                /// HTTP status of the keeper's answer.
+                status: u16,
+                /// The keeper's stable error code, e.g. `unknown_app`.
+                code: String,
+                /// The keeper's message.
+                message: String,
+            },
             /// The credentials are of another kind of app than the endpoint serves.
             WrongAppKind {
                 /// The app, e.g. `oa:wx…`.
@@ -166,7 +177,8 @@ impl ApiError {
 
     /// `true` when the same call may succeed later without anyone changing configuration or
     /// input: busy, rate limit, a superseded or expired token (the next call refreshes it),
-    /// transport failures, server errors, cache failures, a refresh still in progress.
+    /// transport failures, server errors, cache failures, a refresh still in progress, a token
+    /// keeper that is down or busy (5xx, 408, 429).
     ///
     /// Not transient: the daily quota (45009), wrong ids, codes or secrets. A wrong WeCom secret
     /// shows as 40001 from `gettoken` and so reads as transient: check the credentials when it
@@ -181,6 +193,7 @@ impl ApiError {
             | ApiError::TokenUnavailable { .. }
             | ApiError::Cache(_) => true,
             ApiError::InvalidResponse { status, .. } => status.is_none_or(|s| s >= 500),
+            ApiError::TokenKeeper { status, .. } => *status >= 500 || matches!(status, 408 | 429),
             _ => false,
         }
     }
@@ -213,6 +226,11 @@ impl fmt::Display for ApiError {
                 "no access token for {app}: another caller is refreshing it and did not finish in time"
             ),
             ApiError::Cache(msg) => write!(f, "token cache error: {msg}"),
+            ApiError::TokenKeeper {
+                status,
+                code,
+                message,
+            } => write!(f, "token keeper answered HTTP {status} ({code}): {message}"),
             ApiError::WrongAppKind { app, expected } => {
                 write!(f, "{app} cannot call this API: it needs a {expected} app")
             }
@@ -279,5 +297,15 @@ mod tests {
             message: "m".into(),
         };
         assert!(!client.is_transient());
+        let keeper = |status| ApiError::TokenKeeper {
+            status,
+            code: "c".into(),
+            message: "m".into(),
+        };
+        assert!(keeper(503).is_transient());
+        assert!(keeper(429).is_transient());
+        assert!(!keeper(401).is_transient());
+        assert!(!keeper(404).is_transient());
+        assert!(keeper(404).to_string().contains("404 (c): m"));
     }
 }

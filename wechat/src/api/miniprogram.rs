@@ -7,7 +7,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
-use super::{ApiClient, ApiError, AppCredentials, AppKind, Family, Request, Secret};
+use super::{ApiClient, ApiError, AppCredentials, AppKind, Auth, Family, Request, Secret};
 
 /// Answer of `jscode2session`. `Debug` hides the session key.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -85,11 +85,12 @@ impl ApiClient {
 
     /// `POST /wxa/business/getuserphonenumber`: the phone number behind a `getPhoneNumber`
     /// code. An answer watermarked for another app is refused.
-    pub async fn mp_phone_number(
+    pub async fn mp_phone_number<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         code: &str,
     ) -> Result<PhoneInfo, ApiError> {
+        let app = app.into();
         app.require(AppKind::MiniProgram)?;
         let req = Request::post(
             Family::Weixin,
@@ -97,14 +98,14 @@ impl ApiClient {
             json!({ "code": code }),
         );
         let answer: PhoneAnswer = self.call(app, req).await?;
-        if answer.phone_info.watermark.appid != app.id() {
+        let appid = app.app().id();
+        if answer.phone_info.watermark.appid != appid {
             return Err(ApiError::InvalidResponse {
                 endpoint: "/wxa/business/getuserphonenumber".to_owned(),
                 status: None,
                 message: format!(
                     "phone number watermarked for {}, not {}",
-                    answer.phone_info.watermark.appid,
-                    app.id()
+                    answer.phone_info.watermark.appid, appid
                 ),
             });
         }

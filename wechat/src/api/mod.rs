@@ -2,7 +2,12 @@
 //! by one caller at a time across every process, typed requests and answers, typed errors.
 //!
 //! - **Credentials** come from the caller ([`AppCredentials`]: appid/corpid plus a [`Secret`] that
-//!   never prints); the gateway's app registry owns them.
+//!   never prints); the gateway's app registry owns them, and the gateway is the token keeper.
+//! - **Without credentials** ([`Auth::Delegated`]): services that must never hold a secret call
+//!   the same endpoint methods with an [`AppRef`] and a [`TokenSource`] — in practice a
+//!   [`KeeperTokenSource`] asking the gateway's internal token endpoint — on a client built with
+//!   [`ApiClient::without_keeper`]. Requests, answers, errors, redaction and the retry are the
+//!   same code for both.
 //! - **Tokens**: OA and mini-program tokens come from `GET /cgi-bin/token` (not `stable_token`:
 //!   the refresh here is already single-flight across processes, and `stable_token`'s forced
 //!   refresh is capped per day); WeCom tokens from `GET /cgi-bin/gettoken`, one per secret. A token
@@ -12,11 +17,14 @@
 //!   bounded, instead of fetching its own — WeChat invalidates the previous token on every fetch,
 //!   so uncoordinated refreshes would break each other.
 //! - **Retry**: an answer of 40001 / 40014 / 42001 deletes the cached token only while it is still
-//!   the one that failed, fetches a new one (single-flight again) and retries the call once.
+//!   the one that failed, fetches a new one (single-flight again) and retries the call once; a
+//!   delegated call asks its source for a token other than the rejected one, then retries once.
 //! - **Secrets**: the secret and the token travel as query parameters; neither appears in an
 //!   error, a log line or a `Debug` output (messages are redacted, URLs dropped).
 
+mod app;
 mod error;
+mod keeper;
 mod miniprogram;
 mod oa;
 mod token;
@@ -28,121 +36,20 @@ use std::time::Duration;
 use platform::cache::Cache;
 use serde::de::DeserializeOwned;
 
+pub use self::app::{AppCredentials, AppKind, AppRef, Auth, TokenSource, WECOM_CONTACT_AGENT};
 pub use self::error::ApiError;
+pub use self::keeper::{
+    check_internal_key, KeeperOptions, KeeperTokenSource, TenantTokens, TokenGrant, TokenQuery,
+    MIN_INTERNAL_KEY_LEN, TOKEN_PATH,
+};
 pub use self::miniprogram::{MpSession, PhoneInfo, PhoneWatermark};
 pub use self::oa::{OaTag, OaUserInfo};
-pub use self::token::AccessToken;
+pub use self::token::{AccessToken, KeptToken};
 pub use self::wecom::{
     CorpTag, CorpTagGroup, ExternalContact, ExternalContactDetail, FollowUser, FollowUserTag,
     MarkTagRequest,
 };
 pub use platform::config::Secret;
-
-/// Which WeChat product an app belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AppKind {
-    /// Official Account (公众号).
-    OfficialAccount,
-    /// Mini-program (小程序).
-    MiniProgram,
-    /// WeCom (企业微信) app or customer-contact secret.
-    WeCom,
-}
-
-impl AppKind {
-    /// Short name used in cache keys and messages: `oa`, `mp`, `wecom`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppKind::OfficialAccount => "oa",
-            AppKind::MiniProgram => "mp",
-            AppKind::WeCom => "wecom",
-        }
-    }
-}
-
-/// The identity and secret of one app, handed in by the owner of the app registry.
-///
-/// `Debug` shows the ids and `Secret(***)`, never the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppCredentials {
-    kind: AppKind,
-    id: String,
-    agent: Option<String>,
-    secret: Secret,
-}
-
-impl AppCredentials {
-    /// An Official Account: its appid and AppSecret.
-    pub fn official_account(appid: impl Into<String>, secret: Secret) -> Self {
-        AppCredentials {
-            kind: AppKind::OfficialAccount,
-            id: appid.into(),
-            agent: None,
-            secret,
-        }
-    }
-
-    /// A mini-program: its appid and AppSecret.
-    pub fn mini_program(appid: impl Into<String>, secret: Secret) -> Self {
-        AppCredentials {
-            kind: AppKind::MiniProgram,
-            id: appid.into(),
-            agent: None,
-            secret,
-        }
-    }
-
-    /// A WeCom secret: the corpid, a label naming which secret it is (the agent id of a
-    /// self-built app, or e.g. `contact` for the customer-contact secret) and the secret. WeCom
-    /// issues one token per secret, so the label keeps their cache entries apart.
-    pub fn wecom(corpid: impl Into<String>, agent: impl Into<String>, secret: Secret) -> Self {
-        AppCredentials {
-            kind: AppKind::WeCom,
-            id: corpid.into(),
-            agent: Some(agent.into()),
-            secret,
-        }
-    }
-
-    /// The kind of app.
-    pub fn kind(&self) -> AppKind {
-        self.kind
-    }
-
-    /// The appid (OA, MP) or corpid (WeCom).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The WeCom secret label, `None` for OA and MP.
-    pub fn agent(&self) -> Option<&str> {
-        self.agent.as_deref()
-    }
-
-    /// The secret; use it only to send it to WeChat.
-    pub fn secret(&self) -> &Secret {
-        &self.secret
-    }
-
-    /// `oa:wx…`, `mp:wx…` or `wecom:ww…:agent`: names the app in messages and cache keys.
-    pub fn label(&self) -> String {
-        match &self.agent {
-            Some(agent) => format!("{}:{}:{agent}", self.kind.as_str(), self.id),
-            None => format!("{}:{}", self.kind.as_str(), self.id),
-        }
-    }
-
-    fn require(&self, kind: AppKind) -> Result<(), ApiError> {
-        if self.kind == kind {
-            Ok(())
-        } else {
-            Err(ApiError::WrongAppKind {
-                app: self.label(),
-                expected: kind.as_str(),
-            })
-        }
-    }
-}
 
 /// Where the APIs live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,14 +123,15 @@ impl Default for ClientOptions {
 #[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
-    cache: Arc<dyn Cache>,
+    /// The token keeper's cache; `None` for a client that only makes delegated calls.
+    cache: Option<Arc<dyn Cache>>,
     options: ClientOptions,
 }
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
-            .field("cache", &self.cache.kind())
+            .field("cache", &self.cache.as_ref().map(|c| c.kind()))
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -323,7 +231,18 @@ impl ApiClient {
     ) -> Self {
         ApiClient {
             http,
-            cache,
+            cache: Some(cache),
+            options,
+        }
+    }
+
+    /// A client for a process that holds no secret: every token-bearing call must be
+    /// [`Auth::Delegated`] (a call with credentials fails with [`ApiError::Cache`], since there is
+    /// no shared cache to keep their token in). `options.base_urls` and `request_timeout` apply.
+    pub fn without_keeper(http: reqwest::Client, options: ClientOptions) -> Self {
+        ApiClient {
+            http,
+            cache: None,
             options,
         }
     }
@@ -405,28 +324,47 @@ impl ApiClient {
         })
     }
 
-    /// Calls an endpoint that needs the app's access token; on 40001 / 40014 / 42001 the token is
-    /// invalidated (only if it is still the one that failed), refreshed and the call retried once.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        app: &AppCredentials,
-        req: Request,
-    ) -> Result<T, ApiError> {
-        let secret = app.secret().expose();
-        let token = self.access_token(app).await?;
-        match self.send(&req, Some(token.expose()), &[secret]).await {
+    /// Calls an endpoint that needs the app's access token; on 40001 / 40014 / 42001 a fresh
+    /// token is obtained (the keeper drops the rejected one only while it is still current) and
+    /// the call retried once. The same path serves credentials and delegated token sources.
+    async fn call<T: DeserializeOwned>(&self, auth: Auth<'_>, req: Request) -> Result<T, ApiError> {
+        let secrets: Vec<&str> = auth.secret().into_iter().collect();
+        let token = self.token_for(auth).await?;
+        match self.send(&req, Some(token.expose()), &secrets).await {
             Err(e) if e.is_token_error() => {
                 tracing::info!(
-                    app = %app.label(),
+                    app = %auth.app().label(),
                     endpoint = req.path,
                     errcode = e.errcode(),
-                    "access token rejected; refreshing and retrying once"
+                    "Access token rejected; refreshing and retrying once"
                 );
-                self.invalidate_token(app, token.expose()).await?;
-                let fresh = self.access_token(app).await?;
-                self.send(&req, Some(fresh.expose()), &[secret]).await
+                let fresh = self.token_after_rejection(auth, &token).await?;
+                self.send(&req, Some(fresh.expose()), &secrets).await
             }
             other => other,
+        }
+    }
+
+    /// The token a call starts with.
+    async fn token_for(&self, auth: Auth<'_>) -> Result<AccessToken, ApiError> {
+        match auth {
+            Auth::Credentials(app) => self.access_token(app).await,
+            Auth::Delegated { app, source } => source.token(app).await,
+        }
+    }
+
+    /// A token other than `rejected`, after WeChat refused it.
+    async fn token_after_rejection(
+        &self,
+        auth: Auth<'_>,
+        rejected: &AccessToken,
+    ) -> Result<AccessToken, ApiError> {
+        match auth {
+            Auth::Credentials(app) => {
+                self.invalidate_token(app, rejected.expose()).await?;
+                self.access_token(app).await
+            }
+            Auth::Delegated { app, source } => source.refresh(app, rejected).await,
         }
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiClient, ApiError, AppCredentials, AppKind, Empty, Family, Request};
+use super::{ApiClient, ApiError, AppKind, Auth, Empty, Family, Request};
 
 /// Answer of `GET /cgi-bin/user/info`. Since 2021-12-27 there is no nickname or avatar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,11 +84,12 @@ struct TagIdsAnswer {
 
 impl ApiClient {
     /// `GET /cgi-bin/user/info`: a user of the account (language `zh_CN`).
-    pub async fn oa_user_info(
+    pub async fn oa_user_info<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         openid: &str,
     ) -> Result<OaUserInfo, ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let req = Request::get(Family::Weixin, "/cgi-bin/user/info")
             .query("openid", openid)
@@ -97,7 +98,12 @@ impl ApiClient {
     }
 
     /// `POST /cgi-bin/tags/create`: creates a tag and returns it with its id.
-    pub async fn oa_create_tag(&self, app: &AppCredentials, name: &str) -> Result<OaTag, ApiError> {
+    pub async fn oa_create_tag<'a>(
+        &self,
+        app: impl Into<Auth<'a>>,
+        name: &str,
+    ) -> Result<OaTag, ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let req = Request::post(
             Family::Weixin,
@@ -109,7 +115,8 @@ impl ApiClient {
     }
 
     /// `GET /cgi-bin/tags/get`: every tag of the account with its user count.
-    pub async fn oa_tags(&self, app: &AppCredentials) -> Result<Vec<OaTag>, ApiError> {
+    pub async fn oa_tags<'a>(&self, app: impl Into<Auth<'a>>) -> Result<Vec<OaTag>, ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let answer: TagsAnswer = self
             .call(app, Request::get(Family::Weixin, "/cgi-bin/tags/get"))
@@ -118,12 +125,13 @@ impl ApiClient {
     }
 
     /// `POST /cgi-bin/tags/update`: renames a tag.
-    pub async fn oa_update_tag(
+    pub async fn oa_update_tag<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         id: i64,
         name: &str,
     ) -> Result<(), ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let req = Request::post(
             Family::Weixin,
@@ -134,7 +142,12 @@ impl ApiClient {
     }
 
     /// `POST /cgi-bin/tags/delete`: deletes a tag (and removes it from its users).
-    pub async fn oa_delete_tag(&self, app: &AppCredentials, id: i64) -> Result<(), ApiError> {
+    pub async fn oa_delete_tag<'a>(
+        &self,
+        app: impl Into<Auth<'a>>,
+        id: i64,
+    ) -> Result<(), ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let req = Request::post(
             Family::Weixin,
@@ -145,9 +158,9 @@ impl ApiClient {
     }
 
     /// `POST /cgi-bin/tags/members/batchtagging`: puts a tag on 1–50 users.
-    pub async fn oa_batch_tag(
+    pub async fn oa_batch_tag<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         tag_id: i64,
         openids: &[&str],
     ) -> Result<(), ApiError> {
@@ -156,9 +169,9 @@ impl ApiClient {
     }
 
     /// `POST /cgi-bin/tags/members/batchuntagging`: removes a tag from 1–50 users.
-    pub async fn oa_batch_untag(
+    pub async fn oa_batch_untag<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         tag_id: i64,
         openids: &[&str],
     ) -> Result<(), ApiError> {
@@ -167,13 +180,14 @@ impl ApiClient {
     }
 
     /// Tagging and untagging share one request shape; only the path differs.
-    async fn oa_tag_members(
+    async fn oa_tag_members<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         path: &'static str,
         tag_id: i64,
         openids: &[&str],
     ) -> Result<(), ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let req = Request::post(
             Family::Weixin,
@@ -184,11 +198,12 @@ impl ApiClient {
     }
 
     /// `POST /cgi-bin/tags/getidlist`: the ids of a user's tags.
-    pub async fn oa_user_tag_ids(
+    pub async fn oa_user_tag_ids<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         openid: &str,
     ) -> Result<Vec<i64>, ApiError> {
+        let app = app.into();
         app.require(AppKind::OfficialAccount)?;
         let req = Request::post(
             Family::Weixin,

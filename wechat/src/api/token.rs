@@ -3,6 +3,9 @@
 //!
 //! Keys (after the cache's own deployment prefix):
 //! - `{key_prefix}{label}` — the token, expiring `expires_in − margin` after the fetch;
+//! - `{key_prefix}{label}:expires_at` — when that entry expires (Unix seconds), written just
+//!   before the token with the same TTL, so the token endpoint can tell its callers how long
+//!   they may hold the token;
 //! - `{key_prefix}{label}:lock` — the refresh lock, a random owner value with a TTL;
 //! - `{key_prefix}{label}:error` — the last failed refresh (`errcode`, `errmsg` and a 48-bit
 //!   fingerprint of the secret used), kept for a moment so the callers that waited on it, with
@@ -10,8 +13,10 @@
 //!
 //! where `label` is `oa:{appid}`, `mp:{appid}` or `wecom:{corpid}:{agent}`.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use platform::cache::Cache;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -37,6 +42,30 @@ impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AccessToken(***)")
     }
+}
+
+/// A token as the keeper holds it: the value and when it leaves the shared cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptToken {
+    /// The token.
+    pub token: AccessToken,
+    /// Unix seconds after which the keeper no longer hands it out (WeChat's expiry minus the
+    /// safety margin). Holders should drop it a little before.
+    pub expires_at: i64,
+}
+
+/// How long a token of unknown expiry (its `:expires_at` entry missing) may be held.
+const UNKNOWN_EXPIRY_HOLD: Duration = Duration::from_secs(60);
+
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn unix_after(d: Duration) -> i64 {
+    unix_now().saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Answer of `/cgi-bin/token` and `/cgi-bin/gettoken`.
@@ -86,9 +115,19 @@ impl ApiClient {
         ttl.max(Duration::from_millis(1))
     }
 
+    /// The shared cache, which a client built [`ApiClient::without_keeper`] does not have.
+    fn keeper_cache(&self) -> Result<&Arc<dyn Cache>, ApiError> {
+        self.cache.as_ref().ok_or_else(|| {
+            ApiError::Cache(
+                "this client keeps no tokens (built without a cache): call with a token source"
+                    .to_owned(),
+            )
+        })
+    }
+
     async fn cached_token(&self, key: &str) -> Result<Option<AccessToken>, ApiError> {
         Ok(self
-            .cache
+            .keeper_cache()?
             .get(key)
             .await?
             .and_then(|bytes| String::from_utf8(bytes).ok())
@@ -103,7 +142,34 @@ impl ApiClient {
         if let Some(token) = self.cached_token(&key).await? {
             return Ok(token);
         }
+        self.refresh_single_flight(app, &key)
+            .await
+            .map(|kept| kept.token)
+    }
+
+    /// Like [`access_token`](Self::access_token), with the moment the token leaves the cache:
+    /// what the gateway's token endpoint hands to services that hold no secret.
+    pub async fn kept_token(&self, app: &AppCredentials) -> Result<KeptToken, ApiError> {
+        let key = self.token_cache_key(app);
+        if let Some(kept) = self.cached_kept(&key).await? {
+            return Ok(kept);
+        }
         self.refresh_single_flight(app, &key).await
+    }
+
+    /// The cached token with its expiry (a short hold when the expiry entry is missing).
+    async fn cached_kept(&self, key: &str) -> Result<Option<KeptToken>, ApiError> {
+        let Some(token) = self.cached_token(key).await? else {
+            return Ok(None);
+        };
+        let expires_at = self
+            .keeper_cache()?
+            .get(&format!("{key}:expires_at"))
+            .await?
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or_else(|| unix_after(UNKNOWN_EXPIRY_HOLD));
+        Ok(Some(KeptToken { token, expires_at }))
     }
 
     /// Removes the cached token only while it is still `rejected` (another caller may already
@@ -114,26 +180,29 @@ impl ApiClient {
         rejected: &str,
     ) -> Result<bool, ApiError> {
         let key = self.token_cache_key(app);
-        Ok(self.cache.delete_if_eq(&key, rejected.as_bytes()).await?)
+        Ok(self
+            .keeper_cache()?
+            .delete_if_eq(&key, rejected.as_bytes())
+            .await?)
     }
 
     async fn refresh_single_flight(
         &self,
         app: &AppCredentials,
         key: &str,
-    ) -> Result<AccessToken, ApiError> {
+    ) -> Result<KeptToken, ApiError> {
+        let cache = self.keeper_cache()?;
         let lock_key = format!("{key}:lock");
         let error_key = format!("{key}:error");
         let deadline = Instant::now() + self.options.wait_timeout;
         loop {
             let owner = lock_owner();
-            if self
-                .cache
+            if cache
                 .set_nx(&lock_key, owner.as_bytes(), self.options.lock_ttl)
                 .await?
             {
                 let result = self.refresh_locked(app, key, &error_key).await;
-                if let Err(e) = self.cache.delete_if_eq(&lock_key, owner.as_bytes()).await {
+                if let Err(e) = cache.delete_if_eq(&lock_key, owner.as_bytes()).await {
                     // The lock expires on its own after lock_ttl.
                     tracing::warn!(app = %app.label(), error = %e, "could not release the token refresh lock");
                 }
@@ -146,8 +215,8 @@ impl ApiClient {
                 return Err(ApiError::TokenUnavailable { app: app.label() });
             }
             tokio::time::sleep(self.options.poll_interval.min(deadline - now)).await;
-            if let Some(token) = self.cached_token(key).await? {
-                return Ok(token);
+            if let Some(kept) = self.cached_kept(key).await? {
+                return Ok(kept);
             }
             if let Some(failure) = self.remembered_failure(app, &error_key).await? {
                 return Err(failure);
@@ -163,7 +232,7 @@ impl ApiClient {
     ) -> Result<Option<ApiError>, ApiError> {
         let fingerprint = secret_fingerprint(app.secret().expose());
         Ok(self
-            .cache
+            .keeper_cache()?
             .get(error_key)
             .await?
             .and_then(|bytes| serde_json::from_slice::<RememberedFailure>(&bytes).ok())
@@ -178,9 +247,10 @@ impl ApiClient {
         app: &AppCredentials,
         key: &str,
         error_key: &str,
-    ) -> Result<AccessToken, ApiError> {
-        if let Some(token) = self.cached_token(key).await? {
-            return Ok(token);
+    ) -> Result<KeptToken, ApiError> {
+        let cache = self.keeper_cache()?;
+        if let Some(kept) = self.cached_kept(key).await? {
+            return Ok(kept);
         }
         if let Some(failure) = self.remembered_failure(app, error_key).await? {
             return Err(failure);
@@ -188,13 +258,25 @@ impl ApiClient {
         match self.fetch_token(app).await {
             Ok(answer) => {
                 let ttl = self.cache_ttl(answer.expires_in);
-                self.cache
+                let expires_at = unix_after(ttl);
+                // The expiry first: whoever sees the token also sees when it leaves.
+                cache
+                    .set(
+                        &format!("{key}:expires_at"),
+                        expires_at.to_string().as_bytes(),
+                        Some(ttl),
+                    )
+                    .await?;
+                cache
                     .set(key, answer.access_token.as_bytes(), Some(ttl))
                     .await?;
                 // A stale failure must not answer the next waiters.
-                self.cache.delete(error_key).await?;
-                tracing::info!(app = %app.label(), expires_in = answer.expires_in, "access token refreshed");
-                Ok(AccessToken(answer.access_token))
+                cache.delete(error_key).await?;
+                tracing::info!(app = %app.label(), expires_in = answer.expires_in, "Access token refreshed");
+                Ok(KeptToken {
+                    token: AccessToken(answer.access_token),
+                    expires_at,
+                })
             }
             Err(e) => {
                 tracing::warn!(app = %app.label(), error = %e, "access token refresh failed");
@@ -205,7 +287,7 @@ impl ApiClient {
                         secret: secret_fingerprint(app.secret().expose()),
                     };
                     if let Ok(bytes) = serde_json::to_vec(&failure) {
-                        self.cache
+                        cache
                             .set(error_key, &bytes, Some(self.options.failure_ttl))
                             .await?;
                     }

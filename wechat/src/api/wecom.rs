@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiClient, ApiError, AppCredentials, AppKind, Empty, Family, Request};
+use super::{ApiClient, ApiError, AppKind, Auth, Empty, Family, Request};
 
 /// The customer part of `externalcontact/get`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,12 +170,13 @@ struct CorpTagListAnswer {
 impl ApiClient {
     /// `GET /cgi-bin/externalcontact/get`: a customer and the reps following them. `cursor`
     /// pages through `follow_user` for customers with very many reps.
-    pub async fn wecom_external_contact(
+    pub async fn wecom_external_contact<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         external_userid: &str,
         cursor: Option<&str>,
     ) -> Result<ExternalContactDetail, ApiError> {
+        let app = app.into();
         app.require(AppKind::WeCom)?;
         let mut req = Request::get(Family::WeCom, "/cgi-bin/externalcontact/get")
             .query("external_userid", external_userid);
@@ -187,11 +188,12 @@ impl ApiClient {
 
     /// `POST /cgi-bin/externalcontact/mark_tag`: adds and removes corp tags on a customer as
     /// seen by one rep. Changes made through the API trigger no callback.
-    pub async fn wecom_mark_tag(
+    pub async fn wecom_mark_tag<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         request: &MarkTagRequest,
     ) -> Result<(), ApiError> {
+        let app = app.into();
         app.require(AppKind::WeCom)?;
         let body = serde_json::to_value(request).map_err(|e| ApiError::InvalidResponse {
             endpoint: "/cgi-bin/externalcontact/mark_tag".to_owned(),
@@ -205,12 +207,13 @@ impl ApiClient {
     /// `POST /cgi-bin/externalcontact/get_corp_tag_list`: the corp tag library; both lists empty
     /// = everything; with `group_ids` whole groups (and `tag_ids` is ignored), with `tag_ids`
     /// only those tags within their groups.
-    pub async fn wecom_corp_tag_list(
+    pub async fn wecom_corp_tag_list<'a>(
         &self,
-        app: &AppCredentials,
+        app: impl Into<Auth<'a>>,
         tag_ids: &[&str],
         group_ids: &[&str],
     ) -> Result<Vec<CorpTagGroup>, ApiError> {
+        let app = app.into();
         app.require(AppKind::WeCom)?;
         let req = Request::post(
             Family::WeCom,

@@ -271,6 +271,11 @@ impl Population {
             .find_map(|g| g.tags.iter().find(|t| t.id == id).map(|t| (g, t)))
     }
 
+    /// The users who follow the OA now (`user/info` answers them in full).
+    pub fn oa_followers(&self) -> impl Iterator<Item = &FakeUser> {
+        self.users.iter().filter(|u| u.oa.subscribed)
+    }
+
     /// A user who follows the OA and has at least one rep (the first such user).
     pub fn typical_user(&self) -> Option<&FakeUser> {
         self.users
