@@ -41,15 +41,11 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         Policy::from_config(&cfg.resolution),
         cfg.tx_attempts,
     );
-    // Hand-off for the resolver integration: `wechat` (`Some` unless `identity.wechat.enabled`
-    // is false) is ready to be passed to the Resolver / consumer, which call
-    // `WechatLookup::oa_user` on OA subscribe / scan and `WechatLookup::external_contact` on
-    // add / edit external contact. Until then it is only built, so a bad config fails at start.
-    let _wechat_lookup = wechat;
     let consumer = tokio::spawn(consume::run(
         deps.bus.clone(),
         resolver.clone(),
         relay,
+        wechat,
         cfg.consumer_concurrency,
         deps.shutdown.clone(),
     ));

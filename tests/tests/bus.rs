@@ -329,7 +329,7 @@ async fn consumer_loop_settles_by_handler_result(t: &TestBus) {
         sub,
         4,
         shutdown.clone(),
-        move |e: Envelope| {
+        move |e: Envelope, _attempt| {
             let c = c.clone();
             async move {
                 c.fetch_add(1, Ordering::SeqCst);

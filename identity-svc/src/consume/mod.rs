@@ -7,21 +7,40 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::bus::{run_consumer, Bus, GroupSpec, HandlerError};
+use platform::bus::{run_consumer, Attempt, Bus, GroupSpec, HandlerError};
 use platform::config::BusConfig;
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
+use crate::enrich::WechatLookup;
 use crate::store::{Outcome, ResolveError, Resolver};
 
-/// Handles one delivery.
+/// Handles one delivery: asks WeChat about the event's subject when it is worth it (a failing
+/// lookup is retried through the bus; on the last attempt the event is resolved without it, as
+/// what it carries itself must not wait on WeChat), then resolves it.
 pub async fn handle(
     resolver: &Resolver,
     relay: &OutboxRelay,
+    lookup: Option<&WechatLookup>,
     env: Envelope,
+    attempt: Attempt,
 ) -> Result<(), HandlerError> {
-    match resolver.resolve(&env).await {
+    let enriched = match lookup {
+        None => None,
+        Some(l) => match l.for_event(&env).await {
+            Ok(e) => e,
+            Err(e) if e.is_transient() && !attempt.last => {
+                return Err(HandlerError::Transient(format!("WeChat lookup: {e}")));
+            }
+            Err(e) => {
+                metrics::counter!("scrm_identity_enrichment_skipped_total").increment(1);
+                tracing::warn!(error = %e, attempt = attempt.number, "Resolving without WeChat's answer");
+                None
+            }
+        },
+    };
+    match resolver.resolve_enriched(&env, enriched.as_ref()).await {
         Ok(Outcome::Resolved(r)) => {
             relay.wake();
             tracing::debug!(
@@ -57,6 +76,7 @@ pub async fn run(
     bus: Arc<dyn Bus>,
     resolver: Resolver,
     relay: OutboxRelay,
+    lookup: Option<WechatLookup>,
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
@@ -75,10 +95,17 @@ pub async fn run(
             }
         }
     };
-    run_consumer(crate::ROLE, sub, concurrency, shutdown, move |env| {
-        let resolver = resolver.clone();
-        let relay = relay.clone();
-        async move { handle(&resolver, &relay, env).await }
-    })
+    run_consumer(
+        crate::ROLE,
+        sub,
+        concurrency,
+        shutdown,
+        move |env, attempt| {
+            let resolver = resolver.clone();
+            let relay = relay.clone();
+            let lookup = lookup.clone();
+            async move { handle(&resolver, &relay, lookup.as_ref(), env, attempt).await }
+        },
+    )
     .await;
 }

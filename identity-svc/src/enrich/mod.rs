@@ -231,3 +231,70 @@ async fn cached<V: Clone + Send + Sync + 'static>(
     }
     Ok(entry.into_value())
 }
+
+/// What WeChat's APIs add to `env`: OA `user/info` on subscribe / scan, WeCom
+/// `externalcontact/get` on add / edit external contact; `Ok(None)` for other events and for
+/// users WeChat does not know.
+impl WechatLookup {
+    pub async fn for_event(
+        &self,
+        env: &proto::Envelope,
+    ) -> Result<Option<crate::domain::observe::Enriched>, LookupError> {
+        use crate::domain::observe::{self, Enriched, FollowChange};
+        use proto::channel::{EventBody, ExternalContactChangeType as T};
+        let Ok(cb) = env.payload_as::<proto::callback::CallbackReceived>() else {
+            return Ok(None);
+        };
+        let tenant = &env.tenant_id;
+        match &cb.event.body {
+            EventBody::Subscribe { .. } | EventBody::Scan { .. } => {
+                let openid = &cb.event.from_user_name;
+                let Some(u) = self.oa_user(tenant, &cb.app_id, openid).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(observe::enriched_oa(
+                    u.unionid.as_deref(),
+                    u.language.as_deref(),
+                )))
+            }
+            EventBody::ExternalContact(c)
+                if matches!(
+                    c.change_type,
+                    T::AddExternalContact | T::AddHalfExternalContact | T::EditExternalContact
+                ) =>
+            {
+                let Some(d) = self
+                    .external_contact(tenant, &cb.app_id, &c.external_user_id)
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let x = &d.external_contact;
+                let corp = x.corp_full_name.as_deref().or(x.corp_name.as_deref());
+                let follow = d
+                    .follow_user
+                    .iter()
+                    .find(|f| f.userid == c.user_id)
+                    .map(|f| FollowChange::Details {
+                        remark: Some(f.remark.clone()).filter(|r| !r.is_empty()),
+                        add_way: Some(i64::from(f.add_way)),
+                        state: f.state.clone().filter(|s| !s.is_empty()),
+                        since: observe::unix(f.createtime),
+                    });
+                Ok(Some(Enriched {
+                    unionid: x.unionid.clone().filter(|u| !u.is_empty()),
+                    fields: observe::wecom_contact_fields(
+                        &x.name,
+                        x.avatar.as_deref(),
+                        x.gender,
+                        corp,
+                        x.position.as_deref(),
+                    ),
+                    follow,
+                    source: "wecom.external_contact".into(),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+}

@@ -21,6 +21,16 @@ pub enum HandlerError {
     Invalid(String),
 }
 
+/// Which delivery of a message a handler sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first delivery.
+    pub number: u32,
+    /// A transient failure now parks the message instead of retrying it: a handler that can
+    /// degrade (do without an optional lookup) should do so now.
+    pub last: bool,
+}
+
 /// Runs `handler` on every delivery of `sub`, up to `concurrency` at once, until `shutdown`.
 ///
 /// `Ok` acks, `Transient` retries (parking after the last attempt), `Invalid` parks. A handler
@@ -32,7 +42,7 @@ pub async fn run_consumer<H, F>(
     shutdown: CancellationToken,
     handler: H,
 ) where
-    H: Fn(Envelope) -> F + Send + Sync + 'static,
+    H: Fn(Envelope, Attempt) -> F + Send + Sync + 'static,
     F: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
     let handler = Arc::new(handler);
@@ -60,7 +70,11 @@ pub async fn run_consumer<H, F>(
         );
         let task = async move {
             let _permit = permit;
-            let outcome = handler(delivery.envelope.clone()).await;
+            let attempt = Attempt {
+                number: delivery.attempt,
+                last: delivery.is_last_attempt(),
+            };
+            let outcome = handler(delivery.envelope.clone(), attempt).await;
             let settled = match outcome {
                 Ok(()) => {
                     metrics::counter!("scrm_consumer_handled_total", "consumer" => name)

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use proto::Envelope;
 
 pub use amqp::AmqpBus;
-pub use consumer::{run_consumer, HandlerError};
+pub use consumer::{run_consumer, Attempt, HandlerError};
 pub use memory::MemoryBus;
 
 use crate::config::{BusConfig, BusKind};
@@ -228,6 +228,11 @@ impl Delivery {
             retry,
             settle: Some(settle),
         }
+    }
+
+    /// Is this the last attempt the retry policy allows (a transient failure now parks it)?
+    pub fn is_last_attempt(&self) -> bool {
+        self.retry.next_delay(self.attempt).is_none()
     }
 
     fn take(&mut self) -> Box<dyn Settle> {
