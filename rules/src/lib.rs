@@ -11,7 +11,8 @@
 //!    and the path of the node it is in;
 //! 2. [`expand`] rule references into an [`Expanded`] condition (at evaluation time, as referenced
 //!    rules may have changed since);
-//! 3. [`evaluate`] it against one profile's [`Facts`].
+//! 3. [`evaluate`] it against one profile's [`Facts`], or [`sql::compile`] it into a query over the
+//!    facts tables of [`schema`] — both give the same profiles.
 
 mod check;
 mod error;
@@ -20,6 +21,8 @@ mod expand;
 mod facts;
 mod parse;
 mod resolve;
+pub mod schema;
+pub mod sql;
 
 pub use proto::condition::*;
 

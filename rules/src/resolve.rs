@@ -254,6 +254,7 @@ pub(crate) enum CountCmp {
     Gt(i64),
     Gte(i64),
     Between(i64, i64),
+    NotBetween(i64, i64),
 }
 
 impl CountCmp {
@@ -283,6 +284,21 @@ impl CountCmp {
             CountCmp::Gt(v) => c > v,
             CountCmp::Gte(v) => c >= v,
             CountCmp::Between(lo, hi) => lo <= c && c <= hi,
+            CountCmp::NotBetween(lo, hi) => c < lo || c > hi,
+        }
+    }
+
+    /// The predicate that holds exactly where this one does not.
+    pub(crate) fn negate(self) -> CountCmp {
+        match self {
+            CountCmp::Eq(v) => CountCmp::Ne(v),
+            CountCmp::Ne(v) => CountCmp::Eq(v),
+            CountCmp::Lt(v) => CountCmp::Gte(v),
+            CountCmp::Lte(v) => CountCmp::Gt(v),
+            CountCmp::Gt(v) => CountCmp::Lte(v),
+            CountCmp::Gte(v) => CountCmp::Lt(v),
+            CountCmp::Between(lo, hi) => CountCmp::NotBetween(lo, hi),
+            CountCmp::NotBetween(lo, hi) => CountCmp::Between(lo, hi),
         }
     }
 }

@@ -6,3 +6,4 @@ mod support;
 mod eval;
 mod parse;
 mod refs;
+mod sql;
