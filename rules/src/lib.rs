@@ -12,12 +12,15 @@
 //! 2. [`expand`] rule references into an [`Expanded`] condition (at evaluation time, as referenced
 //!    rules may have changed since);
 //! 3. [`evaluate`] it against one profile's [`Facts`], or [`sql::compile`] it into a query over the
-//!    facts tables of [`schema`] — both give the same profiles.
+//!    facts tables of [`schema`] — both give the same profiles;
+//! 4. index it by [`Expanded::dependencies`] and re-check it on [`next_expiry`].
 
 mod check;
+mod deps;
 mod error;
 mod eval;
 mod expand;
+mod expiry;
 mod facts;
 mod parse;
 mod resolve;
@@ -29,9 +32,11 @@ pub use proto::condition::*;
 pub use check::{
     op_allowed, valid_id, valid_key, Limits, LAST_DAYS, MAX_ID_CHARS, MAX_KEY_LEN, MAX_REF_CHARS,
 };
+pub use deps::{ConditionExt, Dependencies};
 pub use error::{ErrorCode, ValidationError};
 pub use eval::{evaluate, EvalCtx};
 pub use expand::{expand, Expanded, NoRules, RuleLookup};
+pub use expiry::next_expiry;
 pub use facts::{
     content_tag_metric, event_metric, parse_date, parse_datetime, Encoded, EventFact, FactValue,
     Facts, ProfileFacts, Relation, RelationKind, RollingCounts, VType, CONTENT_TAGS_KEY,

@@ -3,7 +3,10 @@
 
 mod support;
 
+mod deps;
 mod eval;
+mod expiry;
+mod fuzz;
 mod parse;
 mod refs;
 mod sql;
