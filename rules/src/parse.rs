@@ -48,6 +48,7 @@ fn parse_doc(
     let mut w = Walker {
         check: Checker::new(limits),
         nodes: 0,
+        refs: Vec::new(),
     };
     let Some(obj) = doc.as_object() else {
         return Err(vec![ValidationError::new(
@@ -77,9 +78,20 @@ fn parse_doc(
         Some(v) => w.node(v, "root", 1),
     };
     let mut errors = w.check.errors;
-    if let Some(root) = &root {
-        if let Err(more) = expand_refs(root, "root", limits, rules, self_id) {
-            errors.extend(more);
+    match &root {
+        Some(root) => {
+            if let Err(more) = expand_refs(root, "root", limits, rules, self_id) {
+                errors.extend(more);
+            }
+        }
+        // Part of the tree did not parse: still check the references that did.
+        None => {
+            for (path, rule_id) in w.refs {
+                let r = Condition::Rule { rule_id };
+                if let Err(more) = expand_refs(&r, &path, limits, rules, self_id) {
+                    errors.extend(more);
+                }
+            }
         }
     }
     match root {
@@ -94,6 +106,8 @@ fn parse_doc(
 struct Walker<'a> {
     check: Checker<'a>,
     nodes: usize,
+    /// Rule references read: (path, rule id).
+    refs: Vec<(String, String)>,
 }
 
 const NODE_TYPES: &str = "and, or, not, property, behaviour, tag, wechat, source, rule";
@@ -202,6 +216,7 @@ impl Walker<'_> {
                 }
                 let r: RuleRef = self.leaf(path, without(obj, &["type"]))?;
                 self.check.rule_id(path, &r.rule_id);
+                self.refs.push((path.to_string(), r.rule_id.clone()));
                 Some(Condition::Rule { rule_id: r.rule_id })
             }
             other => {

@@ -145,3 +145,19 @@ fn expansion_removes_references_and_sugar() {
     );
     assert_eq!(e.rule_refs().iter().collect::<Vec<_>>(), vec!["r"]);
 }
+
+#[test]
+fn references_are_checked_even_when_other_nodes_do_not_parse() {
+    let root = json!({"type": "or", "children": [
+        {"type": "rule", "rule_id": "ghost"},
+        {"type": "nope"},
+    ]});
+    let e = errors_of(&doc(root), &crate::NoRules);
+    assert_eq!(
+        e,
+        vec![
+            at("root.children[1].type", E::Syntax),
+            at("root.children[0]", E::UnknownRule)
+        ]
+    );
+}
