@@ -20,8 +20,13 @@ use crate::facts::{parse_date, parse_datetime, FactValue, STORED_STRING_CHARS};
 pub struct Limits {
     /// Nodes on the longest root-to-leaf path (root = 1). Default 10.
     pub max_depth: usize,
-    /// Nodes in the tree after expanding rule references. Default 200.
+    /// Nodes in the tree after expanding rule references. Default 200; keep it below 500, SQLite's
+    /// limit of terms in one compound SELECT.
     pub max_nodes: usize,
+    /// Literal values (list items, tag ids) in the whole tree after expanding rule references:
+    /// each is a bound parameter of the compiled SQL, which MySQL caps at 65 535 and SQLite at
+    /// 32 766 per statement. Default 10 000.
+    pub max_values: usize,
     /// Items of an `in` / `not_in` list. Default 1000.
     pub max_list: usize,
     /// Characters of a string value; never more than [`STORED_STRING_CHARS`]. Default 255.
@@ -41,6 +46,7 @@ impl Default for Limits {
         Limits {
             max_depth: 10,
             max_nodes: 200,
+            max_values: 10_000,
             max_list: 1000,
             max_string: STORED_STRING_CHARS,
             max_tags: 100,

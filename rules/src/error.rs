@@ -16,6 +16,8 @@ pub enum ErrorCode {
     TooDeep,
     /// The tree (after expanding rule references) has more nodes than the limit.
     TooManyNodes,
+    /// The tree (after expanding rule references) has more literal values than the limit.
+    TooManyValues,
     /// `and` / `or` without children.
     EmptyChildren,
     /// A property key or event kind that is not `[a-z0-9_]` segments joined by dots.
@@ -75,6 +77,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::TooDeep => "too_deep",
             ErrorCode::TooManyNodes => "too_many_nodes",
+            ErrorCode::TooManyValues => "too_many_values",
             ErrorCode::EmptyChildren => "empty_children",
             ErrorCode::InvalidKey => "invalid_key",
             ErrorCode::InvalidId => "invalid_id",

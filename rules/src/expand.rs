@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use proto::condition::Condition;
+use proto::condition::{Condition, Operand};
 
 use crate::check::{Checker, Limits};
 use crate::error::{dedup, index, join, ErrorCode, ValidationError};
@@ -93,6 +93,7 @@ pub(crate) fn expand_refs(
         rules,
         root_path: path.to_string(),
         nodes: 0,
+        values: 0,
         refs: BTreeSet::new(),
         stack: self_id.map(str::to_string).into_iter().collect(),
     };
@@ -111,6 +112,7 @@ struct Expander<'a> {
     rules: &'a dyn RuleLookup,
     root_path: String,
     nodes: usize,
+    values: usize,
     refs: BTreeSet<String>,
     stack: Vec<String>,
 }
@@ -169,14 +171,22 @@ impl Expander<'_> {
                 })
             }
             Condition::Property(p) => {
+                self.values(operand_len(p.value.as_ref()));
                 self.check.property(path, p);
                 Some(c.clone())
             }
             Condition::Behaviour(b) => {
+                let n = b
+                    .filters
+                    .iter()
+                    .map(|f| operand_len(f.value.as_ref()))
+                    .sum();
+                self.values(n);
                 self.check.behaviour(path, b);
                 Some(c.clone())
             }
             Condition::Tag(t) => {
+                self.values(t.tags.len());
                 self.check.tag(path, t);
                 Some(c.clone())
             }
@@ -185,10 +195,26 @@ impl Expander<'_> {
                 Some(c.clone())
             }
             Condition::Source(s) => {
+                self.values(operand_len(s.value.as_ref()));
                 self.check.source(path, s);
                 Some(Condition::Property(s.to_property()))
             }
             Condition::Rule { .. } => None,
+        }
+    }
+
+    /// Counts literal values (each one a bound parameter of the compiled SQL).
+    fn values(&mut self, n: usize) {
+        let max = self.check.limits.max_values;
+        let before = self.values;
+        self.values = self.values.saturating_add(n);
+        if before <= max && self.values > max {
+            let root = self.root_path.clone();
+            self.check.err(
+                root,
+                ErrorCode::TooManyValues,
+                format!("must have at most {max} values in all, after expanding rule references"),
+            );
         }
     }
 
@@ -220,5 +246,14 @@ impl Expander<'_> {
         let out = self.node(&condition, &format!("{path}@{rule_id}"), depth);
         self.stack.pop();
         out
+    }
+}
+
+/// Literal values of an operand.
+fn operand_len(o: Option<&Operand>) -> usize {
+    match o {
+        None => 0,
+        Some(Operand::One(_)) => 1,
+        Some(Operand::List(items)) => items.len(),
     }
 }

@@ -55,7 +55,8 @@ pub enum Restrict {
     All,
     /// A range of profile ids.
     Range(IdRange),
-    /// These profiles only (real-time membership checks of a few).
+    /// These profiles only (real-time membership checks of a few). Every id is bound once per
+    /// scan of a facts table, so keep the list to tens of ids; use ranges for batches.
     Ids(Vec<String>),
 }
 

@@ -161,3 +161,21 @@ fn references_are_checked_even_when_other_nodes_do_not_parse() {
         ]
     );
 }
+
+#[test]
+fn bound_values_are_limited_in_all() {
+    let list: Vec<u32> = (0..1000).collect();
+    let rule = |_| prop("n", "number", "in", json!(list));
+    let wide: Vec<_> = (0..6).map(rule).collect();
+    let rules = catalogue(&[("six_thousand", json!({"type": "or", "children": wide}))]);
+    let root = json!({"type": "and", "children": [
+        {"type": "rule", "rule_id": "six_thousand"},
+        {"type": "not", "child": {"type": "rule", "rule_id": "six_thousand"}},
+    ]});
+    assert_eq!(
+        errors_of(&doc(root), &rules),
+        vec![at("root", E::TooManyValues)]
+    );
+    let once = json!({"type": "rule", "rule_id": "six_thousand"});
+    assert!(parse(&doc(once), &Limits::default(), &rules).is_ok());
+}
