@@ -1,11 +1,12 @@
-//! Contracts shared by every crate: the bus envelope and event type names, identifier types, and
-//! (as they are added) condition AST types and internal API DTOs.
+//! Contracts shared by every crate: the bus envelope and event type names, identifier types, the
+//! condition AST of tag rules and lead scoring, and (as they are added) internal API DTOs.
 //!
 //! Owns: data shapes and their serde form, deterministic message ids.
 //! Must not touch: I/O of any kind (no network, database, files, clocks beyond `Utc::now` defaults).
 
 pub mod callback;
 pub mod channel;
+pub mod condition;
 pub mod envelope;
 pub mod identity;
 pub mod routing;

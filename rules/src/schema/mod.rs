@@ -1,0 +1,340 @@
+//! The facts tables the SQL compiler reads, as sea-query statements valid on MySQL / MariaDB /
+//! TiDB and SQLite: tagging-svc's migrations create exactly these ([`statements`]), and
+//! [`insert_statements`] / [`delete_profile_statements`] / [`bump_daily`] write rows in the
+//! encoding the evaluator uses. Raw events' content tags are their property
+//! [`crate::CONTENT_TAGS_KEY`], stored as strings.
+//!
+//! Every string column is `VARBINARY`: MySQL-family `_bin` collations are PAD SPACE (`'a' = 'a '`
+//! and `'a\t' < 'a'`), which would make the database disagree with the evaluator's byte-wise
+//! string semantics; binary strings compare byte for byte everywhere, and SQLite's default
+//! `BINARY` collation does the same. Lengths are bytes (4 per character of the validated limits).
+//! MySQL flags such columns binary: read `profile_id` as bytes (`Vec<u8>`), not `String`.
+//!
+//! Invariant the compiler relies on: every profile with a row in any facts table has a row in
+//! `facts_profile` (the universe that NOT and "did not do" start from).
+
+use sea_query::{
+    ColumnDef, Index, IndexCreateStatement, Table, TableCreateStatement, TableDropStatement,
+};
+
+mod write;
+
+pub use write::{bump_daily, delete_profile_statements, insert_statements};
+
+/// The facts tables.
+#[derive(sea_query::Iden, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsTable {
+    /// `(tenant_id, profile_id, version, updated_at)`: the universe of profiles.
+    FactsProfile,
+    /// One row per property value.
+    FactsProperty,
+    /// One row per tag a profile carries.
+    FactsTag,
+    /// One row per relationship in force.
+    FactsRelation,
+    /// Events per profile, metric and tenant-local day.
+    FactsBehaviourDaily,
+    /// Windowed sums of the daily buckets as of one day.
+    FactsBehaviourRolling,
+    /// Raw events.
+    FactsEvent,
+    /// One row per raw event property value.
+    FactsEventProp,
+}
+
+/// Columns of the facts tables.
+#[derive(sea_query::Iden, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsCol {
+    TenantId,
+    ProfileId,
+    Version,
+    UpdatedAt,
+    Pkey,
+    Ord,
+    Vtype,
+    S,
+    SFold,
+    N,
+    TagId,
+    Kind,
+    Ns,
+    Ref,
+    Metric,
+    Day,
+    Cnt,
+    #[iden = "last7"]
+    Last7,
+    #[iden = "last30"]
+    Last30,
+    #[iden = "last90"]
+    Last90,
+    Total,
+    EventId,
+}
+
+pub(crate) use FactsCol as C;
+pub(crate) use FactsTable as T;
+
+/// Column widths in bytes.
+mod width {
+    pub const TENANT: u32 = 64;
+    pub const UUID: u32 = 36;
+    pub const KEY: u32 = 128;
+    pub const VALUE: u32 = 1020;
+    pub const ID: u32 = 256;
+    pub const REF: u32 = 512;
+    pub const METRIC: u32 = 260;
+    pub const RELATION_KIND: u32 = 16;
+}
+
+fn bin(col: FactsCol, bytes: u32) -> ColumnDef {
+    ColumnDef::new(col).var_binary(bytes).not_null().to_owned()
+}
+
+fn int(col: FactsCol) -> ColumnDef {
+    ColumnDef::new(col).integer().not_null().to_owned()
+}
+
+fn big(col: FactsCol) -> ColumnDef {
+    ColumnDef::new(col).big_integer().not_null().to_owned()
+}
+
+fn table(name: FactsTable, cols: Vec<ColumnDef>, pk: &[FactsCol]) -> TableCreateStatement {
+    let mut t = Table::create();
+    t.table(name).if_not_exists();
+    for mut c in cols {
+        t.col(&mut c);
+    }
+    let mut key = Index::create();
+    for c in pk {
+        key.col(*c);
+    }
+    t.primary_key(&mut key);
+    t.to_owned()
+}
+
+fn index(name: &str, on: FactsTable, cols: &[FactsCol]) -> IndexCreateStatement {
+    let mut i = Index::create();
+    i.name(name).table(on);
+    for c in cols {
+        i.col(*c);
+    }
+    i.to_owned()
+}
+
+/// The value columns shared by `facts_property` and `facts_event_prop`.
+fn value_cols() -> Vec<ColumnDef> {
+    vec![
+        bin(C::Pkey, width::KEY),
+        int(C::Ord),
+        bin(C::Vtype, 1),
+        ColumnDef::new(C::S)
+            .var_binary(width::VALUE)
+            .null()
+            .to_owned(),
+        ColumnDef::new(C::SFold)
+            .var_binary(width::VALUE)
+            .null()
+            .to_owned(),
+        ColumnDef::new(C::N).double().null().to_owned(),
+    ]
+}
+
+/// `CREATE TABLE IF NOT EXISTS` of every facts table.
+pub fn tables() -> Vec<TableCreateStatement> {
+    let tenant = || bin(C::TenantId, width::TENANT);
+    let profile = || bin(C::ProfileId, width::UUID);
+    let mut property = vec![tenant(), profile()];
+    property.extend(value_cols());
+    let mut event_prop = vec![tenant(), bin(C::EventId, width::UUID)];
+    event_prop.extend(value_cols());
+    vec![
+        table(
+            T::FactsProfile,
+            vec![
+                tenant(),
+                profile(),
+                big(C::Version),
+                ColumnDef::new(C::UpdatedAt)
+                    .date_time()
+                    .not_null()
+                    .to_owned(),
+            ],
+            &[C::TenantId, C::ProfileId],
+        ),
+        table(
+            T::FactsProperty,
+            property,
+            &[C::TenantId, C::ProfileId, C::Pkey, C::Ord],
+        ),
+        table(
+            T::FactsTag,
+            vec![tenant(), profile(), bin(C::TagId, width::ID)],
+            &[C::TenantId, C::TagId, C::ProfileId],
+        ),
+        table(
+            T::FactsRelation,
+            vec![
+                tenant(),
+                profile(),
+                bin(C::Kind, width::RELATION_KIND),
+                bin(C::Ns, width::ID),
+                bin(C::Ref, width::REF),
+            ],
+            &[C::TenantId, C::Kind, C::Ns, C::Ref, C::ProfileId],
+        ),
+        table(
+            T::FactsBehaviourDaily,
+            vec![
+                tenant(),
+                profile(),
+                bin(C::Metric, width::METRIC),
+                ColumnDef::new(C::Day).date().not_null().to_owned(),
+                int(C::Cnt),
+            ],
+            &[C::TenantId, C::Metric, C::Day, C::ProfileId],
+        ),
+        table(
+            T::FactsBehaviourRolling,
+            vec![
+                tenant(),
+                profile(),
+                bin(C::Metric, width::METRIC),
+                int(C::Last7),
+                int(C::Last30),
+                int(C::Last90),
+                big(C::Total),
+            ],
+            &[C::TenantId, C::ProfileId, C::Metric],
+        ),
+        table(
+            T::FactsEvent,
+            vec![
+                tenant(),
+                bin(C::EventId, width::UUID),
+                profile(),
+                bin(C::Kind, width::KEY),
+                ColumnDef::new(C::Day).date().not_null().to_owned(),
+            ],
+            &[C::TenantId, C::EventId],
+        ),
+        table(
+            T::FactsEventProp,
+            event_prop,
+            &[C::TenantId, C::EventId, C::Pkey, C::Ord],
+        ),
+    ]
+}
+
+/// The secondary indexes (names are unique per database, as SQLite requires). Created without
+/// `IF NOT EXISTS`, which MySQL does not have for indexes.
+pub fn indexes() -> Vec<IndexCreateStatement> {
+    use FactsCol::*;
+    vec![
+        index(
+            "ix_facts_property_s",
+            T::FactsProperty,
+            &[TenantId, Pkey, Vtype, S, ProfileId],
+        ),
+        index(
+            "ix_facts_property_n",
+            T::FactsProperty,
+            &[TenantId, Pkey, Vtype, N, ProfileId],
+        ),
+        index(
+            "ix_facts_property_fold",
+            T::FactsProperty,
+            &[TenantId, Pkey, Vtype, SFold, ProfileId],
+        ),
+        index("ix_facts_tag_profile", T::FactsTag, &[TenantId, ProfileId]),
+        index(
+            "ix_facts_relation_ref",
+            T::FactsRelation,
+            &[TenantId, Kind, Ref, ProfileId],
+        ),
+        index(
+            "ix_facts_relation_profile",
+            T::FactsRelation,
+            &[TenantId, ProfileId],
+        ),
+        // Covers SUM(cnt) … GROUP BY profile_id without visiting rows.
+        index(
+            "ix_facts_daily_cnt",
+            T::FactsBehaviourDaily,
+            &[TenantId, Metric, Day, ProfileId, Cnt],
+        ),
+        index(
+            "ix_facts_daily_profile",
+            T::FactsBehaviourDaily,
+            &[TenantId, ProfileId, Metric, Day],
+        ),
+        index(
+            "ix_facts_rolling_7",
+            T::FactsBehaviourRolling,
+            &[TenantId, Metric, Last7, ProfileId],
+        ),
+        index(
+            "ix_facts_rolling_30",
+            T::FactsBehaviourRolling,
+            &[TenantId, Metric, Last30, ProfileId],
+        ),
+        index(
+            "ix_facts_rolling_90",
+            T::FactsBehaviourRolling,
+            &[TenantId, Metric, Last90, ProfileId],
+        ),
+        index(
+            "ix_facts_rolling_total",
+            T::FactsBehaviourRolling,
+            &[TenantId, Metric, Total, ProfileId],
+        ),
+        index(
+            "ix_facts_event_kind",
+            T::FactsEvent,
+            &[TenantId, Kind, Day, ProfileId],
+        ),
+        index(
+            "ix_facts_event_profile",
+            T::FactsEvent,
+            &[TenantId, ProfileId],
+        ),
+        index(
+            "ix_facts_event_prop_s",
+            T::FactsEventProp,
+            &[TenantId, Pkey, Vtype, S, EventId],
+        ),
+    ]
+}
+
+/// One schema statement, in the order to run them.
+#[derive(Debug, Clone)]
+pub enum SchemaStatement {
+    Table(TableCreateStatement),
+    Index(IndexCreateStatement),
+}
+
+/// Every table, then every index.
+pub fn statements() -> Vec<SchemaStatement> {
+    tables()
+        .into_iter()
+        .map(SchemaStatement::Table)
+        .chain(indexes().into_iter().map(SchemaStatement::Index))
+        .collect()
+}
+
+/// `DROP TABLE IF EXISTS` of every facts table (for a migration's `down`).
+pub fn drop_statements() -> Vec<TableDropStatement> {
+    [
+        T::FactsProfile,
+        T::FactsProperty,
+        T::FactsTag,
+        T::FactsRelation,
+        T::FactsBehaviourDaily,
+        T::FactsBehaviourRolling,
+        T::FactsEvent,
+        T::FactsEventProp,
+    ]
+    .into_iter()
+    .map(|t| Table::drop().table(t).if_exists().to_owned())
+    .collect()
+}

@@ -1,0 +1,251 @@
+//! Writing facts rows in the encoding the evaluator reads: a whole profile at once (backfill,
+//! tests), deleting one, and the per-event bucket upsert.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sea_query::{DeleteStatement, Expr, InsertStatement, OnConflict, Query, SimpleExpr};
+
+use super::{FactsCol, FactsTable, C, T};
+use crate::facts::ProfileFacts;
+
+/// Rows per `INSERT` (well below SQLite's and MySQL's placeholder limits).
+const ROWS_PER_INSERT: usize = 200;
+
+/// Collects rows of one table into chunked multi-row inserts.
+struct Rows {
+    table: FactsTable,
+    cols: Vec<FactsCol>,
+    rows: Vec<Vec<SimpleExpr>>,
+}
+
+impl Rows {
+    fn new(table: FactsTable, cols: &[FactsCol]) -> Self {
+        Rows {
+            table,
+            cols: cols.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: Vec<SimpleExpr>) {
+        self.rows.push(row);
+    }
+
+    fn into_statements(self, out: &mut Vec<InsertStatement>) {
+        for chunk in self.rows.chunks(ROWS_PER_INSERT) {
+            let mut q = Query::insert();
+            q.into_table(self.table).columns(self.cols.iter().copied());
+            for row in chunk {
+                // Every row is built above with exactly one value per column.
+                q.values_panic(row.iter().cloned());
+            }
+            out.push(q.to_owned());
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> SimpleExpr {
+    Expr::val(v.into()).into()
+}
+
+/// Inserts of every facts row of `profiles` (in the column encoding of [`crate::FactValue`]),
+/// with rolling counters as of `rolling_as_of` when given. For a backfill or a test; a profile
+/// already present must be deleted first ([`delete_profile_statements`]).
+pub fn insert_statements(
+    tenant_id: &str,
+    profiles: &[ProfileFacts],
+    version: i64,
+    updated_at: DateTime<Utc>,
+    rolling_as_of: Option<NaiveDate>,
+) -> Vec<InsertStatement> {
+    let mut profile = Rows::new(
+        T::FactsProfile,
+        &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt],
+    );
+    let value_cols = [C::Pkey, C::Ord, C::Vtype, C::S, C::SFold, C::N];
+    let mut property = Rows::new(
+        T::FactsProperty,
+        &[&[C::TenantId, C::ProfileId][..], &value_cols].concat(),
+    );
+    let mut tag = Rows::new(T::FactsTag, &[C::TenantId, C::ProfileId, C::TagId]);
+    let mut relation = Rows::new(
+        T::FactsRelation,
+        &[C::TenantId, C::ProfileId, C::Kind, C::Ns, C::Ref],
+    );
+    let mut daily = Rows::new(
+        T::FactsBehaviourDaily,
+        &[C::TenantId, C::ProfileId, C::Metric, C::Day, C::Cnt],
+    );
+    let mut rolling = Rows::new(
+        T::FactsBehaviourRolling,
+        &[
+            C::TenantId,
+            C::ProfileId,
+            C::Metric,
+            C::Last7,
+            C::Last30,
+            C::Last90,
+            C::Total,
+        ],
+    );
+    let mut event = Rows::new(
+        T::FactsEvent,
+        &[C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day],
+    );
+    let mut event_prop = Rows::new(
+        T::FactsEventProp,
+        &[&[C::TenantId, C::EventId][..], &value_cols].concat(),
+    );
+    let values = |key: &str, values: &[crate::FactValue]| -> Vec<Vec<SimpleExpr>> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(ord, v)| {
+                let e = v.encode();
+                vec![
+                    s(key),
+                    Expr::val(i32::try_from(ord).unwrap_or(i32::MAX)).into(),
+                    s(e.vtype.code()),
+                    Expr::val(e.s).into(),
+                    Expr::val(e.s_fold).into(),
+                    Expr::val(e.n).into(),
+                ]
+            })
+            .collect()
+    };
+    for p in profiles {
+        let id = || s(p.profile_id.as_str());
+        profile.push(vec![
+            s(tenant_id),
+            id(),
+            Expr::val(version).into(),
+            Expr::val(updated_at).into(),
+        ]);
+        for (key, vs) in &p.properties {
+            for row in values(key, vs) {
+                property.push([vec![s(tenant_id), id()], row].concat());
+            }
+        }
+        for t in &p.tags {
+            tag.push(vec![s(tenant_id), id(), s(t.as_str())]);
+        }
+        for r in &p.relations {
+            relation.push(vec![
+                s(tenant_id),
+                id(),
+                s(r.kind.as_str()),
+                s(r.ns.as_str()),
+                s(r.reference.as_str()),
+            ]);
+        }
+        for (metric, buckets) in &p.daily {
+            for (day, cnt) in buckets {
+                daily.push(vec![
+                    s(tenant_id),
+                    id(),
+                    s(metric.as_str()),
+                    Expr::val(*day).into(),
+                    Expr::val(*cnt).into(),
+                ]);
+            }
+        }
+        if let Some(as_of) = rolling_as_of {
+            for (metric, r) in p.rolling(as_of) {
+                rolling.push(vec![
+                    s(tenant_id),
+                    id(),
+                    s(metric),
+                    Expr::val(r.last7).into(),
+                    Expr::val(r.last30).into(),
+                    Expr::val(r.last90).into(),
+                    Expr::val(r.total).into(),
+                ]);
+            }
+        }
+        for e in &p.events {
+            event.push(vec![
+                s(tenant_id),
+                s(e.event_id.as_str()),
+                id(),
+                s(e.kind.as_str()),
+                Expr::val(e.day).into(),
+            ]);
+            for (key, vs) in &e.props {
+                for row in values(key, vs) {
+                    event_prop.push([vec![s(tenant_id), s(e.event_id.as_str())], row].concat());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for rows in [
+        profile, property, tag, relation, daily, rolling, event, event_prop,
+    ] {
+        rows.into_statements(&mut out);
+    }
+    out
+}
+
+/// Deletes every facts row of one profile (its raw events' properties included).
+pub fn delete_profile_statements(tenant_id: &str, profile_id: &str) -> Vec<DeleteStatement> {
+    let of_profile = |t: FactsTable| {
+        Query::delete()
+            .from_table(t)
+            .and_where(Expr::col(C::TenantId).eq(tenant_id))
+            .and_where(Expr::col(C::ProfileId).eq(profile_id))
+            .to_owned()
+    };
+    let events = Query::select()
+        .column(C::EventId)
+        .from(T::FactsEvent)
+        .and_where(Expr::col(C::TenantId).eq(tenant_id))
+        .and_where(Expr::col(C::ProfileId).eq(profile_id))
+        .to_owned();
+    let props = Query::delete()
+        .from_table(T::FactsEventProp)
+        .and_where(Expr::col(C::TenantId).eq(tenant_id))
+        .and_where(Expr::col(C::EventId).in_subquery(events))
+        .to_owned();
+    let mut out = vec![props];
+    out.extend(
+        [
+            T::FactsEvent,
+            T::FactsProperty,
+            T::FactsTag,
+            T::FactsRelation,
+            T::FactsBehaviourDaily,
+            T::FactsBehaviourRolling,
+            T::FactsProfile,
+        ]
+        .into_iter()
+        .map(of_profile),
+    );
+    out
+}
+
+/// Adds `by` to one daily bucket, creating it when missing (an upsert that MySQL and SQLite both
+/// run). The bucket's day is the event's tenant-local day; see [`crate::EventFact::metrics`] for
+/// which metrics an event feeds.
+pub fn bump_daily(
+    tenant_id: &str,
+    profile_id: &str,
+    metric: &str,
+    day: NaiveDate,
+    by: i32,
+) -> InsertStatement {
+    Query::insert()
+        .into_table(T::FactsBehaviourDaily)
+        .columns([C::TenantId, C::ProfileId, C::Metric, C::Day, C::Cnt])
+        .values_panic([
+            tenant_id.into(),
+            profile_id.into(),
+            metric.into(),
+            day.into(),
+            by.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::Metric, C::Day, C::ProfileId])
+                .value(C::Cnt, Expr::col((T::FactsBehaviourDaily, C::Cnt)).add(by))
+                .to_owned(),
+        )
+        .to_owned()
+}
