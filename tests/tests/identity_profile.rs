@@ -507,6 +507,23 @@ async fn binding_codes_link_whoever_comes_through_them(backend: Backend) {
     )
     .await;
     assert_eq!(rule, 1);
+    let edges: Value = atest::call_and_read_body_json(
+        &app,
+        atest::TestRequest::get()
+            .uri(&format!("/v1/profiles/{}/edges", res.profile_id))
+            .to_request(),
+    )
+    .await;
+    let rules: Vec<&str> = edges["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.iter().filter(|r| **r == "explicit_binding").count() >= 2,
+        "{rules:?}"
+    );
     // An unknown or foreign code does nothing.
     let q = profile_of(
         &r,

@@ -7,6 +7,7 @@
 //! | `GET /v1/profiles/by-identifier?tenant_id=&kind=&namespace=&value=` | the profile holding it |
 //! | `GET /v1/profiles/{id}/timeline?cursor=&limit=` | resolved events, newest first, paginated |
 //! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots |
+//! | `GET /v1/profiles/{id}/edges` | the edge ledger of its identifiers (live and retracted links, rule, evidence, author) |
 //! | `GET /v1/merge-refusals?tenant_id=&limit=` | refused merges, newest first |
 //! | `POST /v1/profiles/merge` `{tenant_id, survivor, absorbed, operator, reason}` | manual merge (guards apply: 409 with the reason code) |
 //! | `POST /v1/merges/{id}/unmerge` `{operator, reason}` | undo a merge: the absorbed profile is active again |
@@ -76,6 +77,7 @@ pub fn routes(resolver: Resolver) -> Routes {
             .route("/v1/profiles/{id}", web::get().to(get_profile))
             .route("/v1/profiles/{id}/timeline", web::get().to(get_timeline))
             .route("/v1/profiles/{id}/merges", web::get().to(get_merges))
+            .route("/v1/profiles/{id}/edges", web::get().to(get_edges))
             .route("/v1/merge-refusals", web::get().to(get_refusals));
     })
 }
@@ -175,6 +177,14 @@ async fn get_timeline(
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+async fn get_edges(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let edges = queries::edges(&state.db, &id).await.map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": edges})))
 }
 
 async fn get_merges(

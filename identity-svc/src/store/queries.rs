@@ -11,7 +11,7 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::entities::{identifier, merge, profile, refusal, timeline};
+use super::entities::{edge, identifier, merge, profile, refusal, timeline};
 use crate::domain::extract::normalise;
 use crate::domain::pii::{plain_hash, Pii};
 
@@ -318,6 +318,71 @@ pub async fn refusals<C: ConnectionTrait>(
             reason: r.reason,
             evidence_event_id: r.evidence_event_id,
             created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// One link of the edge ledger.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EdgeView {
+    pub id: i64,
+    pub from_identifier_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_identifier_id: Option<i64>,
+    /// The profile the link was made in.
+    pub profile_id: String,
+    pub rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_event_id: Option<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    /// Set when an un-merge or split took the link back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retracted_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_id: Option<i64>,
+}
+
+/// Every link (live and retracted) touching an identifier the profile holds, oldest first.
+pub async fn edges<C: ConnectionTrait>(db: &C, profile_id: &str) -> Result<Vec<EdgeView>, DbErr> {
+    let ids: Vec<i64> = identifier::Entity::find()
+        .filter(identifier::Column::ProfileId.eq(profile_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        out.extend(
+            edge::Entity::find()
+                .filter(
+                    Condition::any()
+                        .add(edge::Column::FromIdentifierId.is_in(chunk.to_vec()))
+                        .add(edge::Column::ToIdentifierId.is_in(chunk.to_vec())),
+                )
+                .all(db)
+                .await?,
+        );
+    }
+    out.sort_by_key(|e| e.id);
+    out.dedup_by_key(|e| e.id);
+    Ok(out
+        .into_iter()
+        .map(|e| EdgeView {
+            id: e.id,
+            from_identifier_id: e.from_identifier_id,
+            to_identifier_id: e.to_identifier_id,
+            profile_id: e.profile_id,
+            rule: e.rule,
+            evidence_event_id: e.evidence_event_id,
+            created_by: e.created_by,
+            created_at: e.created_at,
+            retracted_at: e.retracted_at,
+            merge_id: e.merge_id,
         })
         .collect())
 }
