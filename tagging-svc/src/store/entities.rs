@@ -165,25 +165,6 @@ pub mod job {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// The day a tenant's rolling behaviour counters were last rolled to.
-pub mod clock {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "tenant_clock")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: String,
-        pub rolled_to: Option<Date>,
-        pub updated_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
 /// The mirror of a WeCom corp tag or tag group.
 pub mod corp_tag {
     use sea_orm::entity::prelude::*;

@@ -1,7 +1,6 @@
 //! The tagging tables: the tag catalogue (groups, tags), who holds which tag from which source
 //! (`tag_memberships`), tag rules, the window-exit schedule, jobs (backfill, export), the WeCom
-//! corp-tag mirror and its write-back queue, the rolling-counter clock per tenant — and the facts
-//! projection (`facts_*`) exactly as the `rules` crate's SQL compiler reads it.
+//! corp-tag mirror and its write-back queue. The facts projection comes from the `facts` crate.
 
 use platform::db::schema::{dt, id_col, index, opt_str, str_col, ts_col};
 use sea_orm_migration::prelude::*;
@@ -95,14 +94,6 @@ pub enum TaggingJobs {
     CreatedAt,
     UpdatedAt,
     FinishedAt,
-}
-
-#[derive(DeriveIden)]
-pub enum TenantClock {
-    Table,
-    TenantId,
-    RolledTo,
-    UpdatedAt,
 }
 
 #[derive(DeriveIden)]
@@ -369,17 +360,6 @@ impl MigrationTrait for CreateTaggingTables {
 
         m.create_table(
             Table::create()
-                .table(TenantClock::Table)
-                .if_not_exists()
-                .col(str_col(TenantClock::TenantId, 64).primary_key())
-                .col(ColumnDef::new(TenantClock::RolledTo).date().null())
-                .col(ts_col(TenantClock::UpdatedAt))
-                .to_owned(),
-        )
-        .await?;
-
-        m.create_table(
-            Table::create()
                 .table(CorpTags::Table)
                 .if_not_exists()
                 .col(str_col(CorpTags::TenantId, 64))
@@ -440,7 +420,6 @@ impl MigrationTrait for CreateTaggingTables {
         for t in [
             TagSyncQueue::Table.into_iden(),
             CorpTags::Table.into_iden(),
-            TenantClock::Table.into_iden(),
             TaggingJobs::Table.into_iden(),
             RuleSchedule::Table.into_iden(),
             TagRules::Table.into_iden(),

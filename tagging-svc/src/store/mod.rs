@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(CreateInbox),
             Box::new(CreateOutbox),
+            Box::new(facts::CreateFactsTables),
             Box::new(migrations::CreateTaggingTables),
         ]
     }

@@ -1,0 +1,62 @@
+//! The profile-facts projection: the `facts_*` tables the `rules` crate's SQL compiler reads, kept
+//! in a service's own database from bus events, and one profile's facts loaded for in-memory
+//! evaluation. tagging-svc and scoring-svc each keep one (DESIGN.md §4: services keep projections
+//! of the facts they need; no service reads another's tables).
+//!
+//! Owns: writing the facts tables (profile state from `profile.updated`, behaviour from
+//! `profile.resolved`, tags, merges and un-merges), the rolling behaviour counters and their
+//! daily roll, reading a profile's facts. Must not touch: what a service decides from the facts
+//! (tags, scores), the bus (callers consume and pass payloads in), other services' databases.
+//!
+//! Every write runs in the caller's transaction, so a consumer records its inbox row, its own
+//! effects and the facts it read in one commit.
+
+mod event;
+mod load;
+mod migration;
+mod rolling;
+mod write;
+
+pub use event::{event_fact, event_kind, local_day};
+pub use load::{load_profile, LoadOptions};
+pub use migration::{CreateFactsTables, FactsClock, FactsRollingDirty};
+pub use rolling::{roll, rolled_to, tenants, RollReport};
+pub use write::{
+    apply_profile, ensure_profile, merge_profiles, record_event, remove_profile, set_tag,
+    split_events, unset_tag, ProfileApplied,
+};
+
+use sea_orm::{ConnectionTrait, DbErr, Statement};
+
+/// Runs one sea-query statement on `conn`'s backend.
+pub(crate) async fn exec<C, S>(conn: &C, stmt: &S) -> Result<sea_orm::ExecResult, DbErr>
+where
+    C: ConnectionTrait,
+    S: sea_orm::StatementBuilder,
+{
+    let b = conn.get_database_backend();
+    conn.execute(b.build(stmt)).await
+}
+
+/// Runs one sea-query select and returns its rows.
+pub(crate) async fn rows<C: ConnectionTrait>(
+    conn: &C,
+    stmt: &sea_orm::sea_query::SelectStatement,
+) -> Result<Vec<sea_orm::QueryResult>, DbErr> {
+    let b = conn.get_database_backend();
+    let st: Statement = b.build(stmt);
+    conn.query_all(st).await
+}
+
+/// A string column of the facts tables (binary on MySQL: read as bytes).
+pub(crate) fn text(row: &sea_orm::QueryResult, col: &str) -> Result<String, DbErr> {
+    let raw: Vec<u8> = row.try_get("", col)?;
+    String::from_utf8(raw).map_err(|e| DbErr::Custom(format!("{col} is not UTF-8: {e}")))
+}
+
+/// A nullable string column of the facts tables.
+pub(crate) fn opt_text(row: &sea_orm::QueryResult, col: &str) -> Result<Option<String>, DbErr> {
+    let raw: Option<Vec<u8>> = row.try_get("", col)?;
+    raw.map(|r| String::from_utf8(r).map_err(|e| DbErr::Custom(format!("{col}: {e}"))))
+        .transpose()
+}

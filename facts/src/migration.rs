@@ -1,0 +1,82 @@
+//! The migration that creates the facts tables (exactly [`rules::schema::statements`]) and the
+//! projection's own bookkeeping: the day each tenant's rolling counters were rolled to
+//! (`facts_clock`) and the profiles whose counters must be recomputed before the next roll
+//! completes (`facts_rolling_dirty`). Each service that keeps a projection adds it to its migrator.
+
+use platform::db::schema::{str_col, ts_col};
+use rules::schema::{self, SchemaStatement};
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveIden)]
+pub enum FactsClock {
+    Table,
+    TenantId,
+    RolledTo,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+pub enum FactsRollingDirty {
+    Table,
+    TenantId,
+    ProfileId,
+}
+
+/// Creates the facts tables and the rolling bookkeeping.
+pub struct CreateFactsTables;
+
+impl MigrationName for CreateFactsTables {
+    fn name(&self) -> &str {
+        "m20260501_000000_create_facts_tables"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateFactsTables {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for s in schema::statements() {
+            match s {
+                SchemaStatement::Table(t) => m.create_table(t).await?,
+                SchemaStatement::Index(i) => m.create_index(i).await?,
+            }
+        }
+        m.create_table(
+            Table::create()
+                .table(FactsClock::Table)
+                .if_not_exists()
+                .col(str_col(FactsClock::TenantId, 64).primary_key())
+                .col(ColumnDef::new(FactsClock::RolledTo).date().null())
+                .col(ts_col(FactsClock::UpdatedAt))
+                .to_owned(),
+        )
+        .await?;
+        m.create_table(
+            Table::create()
+                .table(FactsRollingDirty::Table)
+                .if_not_exists()
+                .col(str_col(FactsRollingDirty::TenantId, 64))
+                .col(str_col(FactsRollingDirty::ProfileId, 36))
+                .primary_key(
+                    Index::create()
+                        .col(FactsRollingDirty::TenantId)
+                        .col(FactsRollingDirty::ProfileId),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            FactsRollingDirty::Table.into_iden(),
+            FactsClock::Table.into_iden(),
+        ] {
+            m.drop_table(Table::drop().table(t).if_exists().to_owned())
+                .await?;
+        }
+        for t in schema::drop_statements() {
+            m.drop_table(t).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,482 @@
+//! Writing the projection: a profile's state (replacing its properties and relationships when a
+//! newer `profile.updated` version arrives), behaviour events (raw row, daily buckets, rolling
+//! counters), tags, and moving facts between profiles on merges and un-merges.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use proto::identity::{ProfileUpdated, Relations};
+use rules::schema::{bump_daily, FactsCol as C, FactsTable as T};
+use rules::{EventFact, FactValue, RelationKind};
+use sea_orm::sea_query::{Expr, OnConflict, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbErr, SqlErr};
+
+use super::rolling::{mark_dirty, recompute_profile, rolled_to, window_adds};
+use super::{exec, opt_text, rows, text};
+
+/// Rows per multi-row `INSERT`.
+const ROWS_PER_INSERT: usize = 200;
+
+/// What [`apply_profile`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileApplied {
+    /// Property keys whose values may differ from before (every key the first time).
+    pub changed_keys: Vec<String>,
+    /// Relationship facts may differ from before.
+    pub relations_changed: bool,
+    /// The profile was not in the projection before.
+    pub first: bool,
+}
+
+fn s(v: &str) -> SimpleExpr {
+    Expr::val(v.to_string()).into()
+}
+
+fn is_duplicate(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+async fn insert_rows<Db: ConnectionTrait>(
+    conn: &Db,
+    table: T,
+    cols: &[C],
+    rows: Vec<Vec<SimpleExpr>>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = Query::insert();
+        q.into_table(table).columns(cols.iter().copied());
+        for r in chunk {
+            q.values(r.iter().cloned())
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        exec(conn, &q).await?;
+    }
+    Ok(())
+}
+
+/// The stored version of a profile, `None` when it is not in the projection.
+async fn version<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+) -> Result<Option<i64>, DbErr> {
+    let q = Query::select()
+        .column(C::Version)
+        .from(T::FactsProfile)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile))
+        .to_owned();
+    match rows(conn, &q).await?.first() {
+        Some(r) => Ok(Some(r.try_get("", "version")?)),
+        None => Ok(None),
+    }
+}
+
+/// Makes sure the profile is in the projection (the universe NOT and "did not do" start from).
+/// Returns whether it was added.
+pub async fn ensure_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    if version(conn, tenant, profile).await?.is_some() {
+        return Ok(false);
+    }
+    let q = Query::insert()
+        .into_table(T::FactsProfile)
+        .columns([C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])
+        .values_panic([
+            s(tenant),
+            s(profile),
+            Expr::val(0i64).into(),
+            Expr::val(now).into(),
+        ])
+        .to_owned();
+    exec(conn, &q).await?;
+    Ok(true)
+}
+
+/// The relationship facts of a profile's relationship state: subscriptions in force, active
+/// follows, current group memberships.
+fn relation_rows(r: &Relations) -> BTreeSet<(RelationKind, String, String)> {
+    let mut out = BTreeSet::new();
+    for s in r.oa_subscriptions.iter().filter(|s| s.subscribed) {
+        out.insert((RelationKind::Oa, s.app_id.clone(), String::new()));
+    }
+    for f in r.wecom_follows.iter().filter(|f| f.is_active()) {
+        out.insert((RelationKind::Follow, f.corp_id.clone(), f.user_id.clone()));
+    }
+    for g in &r.group_chats {
+        out.insert((RelationKind::Group, g.corp_id.clone(), g.chat_id.clone()));
+    }
+    out
+}
+
+fn value_row(key: &str, ord: usize, v: &FactValue) -> Vec<SimpleExpr> {
+    let e = v.encode();
+    vec![
+        s(key),
+        Expr::val(i32::try_from(ord).unwrap_or(i32::MAX)).into(),
+        s(e.vtype.code()),
+        Expr::val(e.s).into(),
+        Expr::val(e.s_fold).into(),
+        Expr::val(e.n).into(),
+    ]
+}
+
+const VALUE_COLS: [C; 6] = [C::Pkey, C::Ord, C::Vtype, C::S, C::SFold, C::N];
+
+/// Replaces the profile's properties and relationships with the state `u` carries, unless the
+/// projection holds that version or a newer one already (redelivery, reordering): then `None`.
+pub async fn apply_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    u: &ProfileUpdated,
+    now: DateTime<Utc>,
+) -> Result<Option<ProfileApplied>, DbErr> {
+    let profile = u.profile_id.as_str();
+    let stored = version(conn, tenant, profile).await?;
+    if stored.is_some_and(|v| v >= u.version) {
+        return Ok(None);
+    }
+    let first = stored.is_none_or(|v| v == 0);
+    match stored {
+        None => {
+            let q = Query::insert()
+                .into_table(T::FactsProfile)
+                .columns([C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])
+                .values_panic([
+                    s(tenant),
+                    s(profile),
+                    Expr::val(u.version).into(),
+                    Expr::val(now).into(),
+                ])
+                .to_owned();
+            exec(conn, &q).await?;
+        }
+        Some(_) => {
+            let q = Query::update()
+                .table(T::FactsProfile)
+                .value(C::Version, u.version)
+                .value(C::UpdatedAt, now)
+                .and_where(Expr::col(C::TenantId).eq(tenant))
+                .and_where(Expr::col(C::ProfileId).eq(profile))
+                .to_owned();
+            exec(conn, &q).await?;
+        }
+    }
+    for table in [T::FactsProperty, T::FactsRelation] {
+        let q = Query::delete()
+            .from_table(table)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(C::ProfileId).eq(profile))
+            .to_owned();
+        exec(conn, &q).await?;
+    }
+    let mut props = Vec::new();
+    for (key, v) in &u.fields {
+        if !rules::valid_key(key) {
+            continue;
+        }
+        for (ord, fv) in FactValue::from_json_multi(v).iter().enumerate() {
+            props.push([vec![s(tenant), s(profile)], value_row(key, ord, fv)].concat());
+        }
+    }
+    let cols: Vec<C> = [C::TenantId, C::ProfileId]
+        .into_iter()
+        .chain(VALUE_COLS)
+        .collect();
+    insert_rows(conn, T::FactsProperty, &cols, props).await?;
+    let rels = relation_rows(&u.relations)
+        .into_iter()
+        .map(|(k, ns, r)| vec![s(tenant), s(profile), s(k.as_str()), s(&ns), s(&r)])
+        .collect();
+    insert_rows(
+        conn,
+        T::FactsRelation,
+        &[C::TenantId, C::ProfileId, C::Kind, C::Ns, C::Ref],
+        rels,
+    )
+    .await?;
+    let changed_keys = if first {
+        u.fields.keys().cloned().collect()
+    } else {
+        u.changed
+            .iter()
+            .filter(|k| !k.starts_with("relations."))
+            .cloned()
+            .collect()
+    };
+    Ok(Some(ProfileApplied {
+        changed_keys,
+        relations_changed: first || u.changed.iter().any(|k| k.starts_with("relations.")),
+        first,
+    }))
+}
+
+/// Records one behaviour event of `profile`: the raw event with its properties, +1 on each of
+/// its metrics' daily buckets, and the rolling counters (as of `today`) when they are current,
+/// else the profile is marked for recomputation. `false` when the event was recorded before.
+pub async fn record_event<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    ev: &EventFact,
+    today: NaiveDate,
+) -> Result<bool, DbErr> {
+    let q = Query::insert()
+        .into_table(T::FactsEvent)
+        .columns([C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day])
+        .values_panic([
+            s(tenant),
+            s(&ev.event_id),
+            s(profile),
+            s(&ev.kind),
+            Expr::val(ev.day).into(),
+        ])
+        .to_owned();
+    match exec(conn, &q).await {
+        Ok(_) => {}
+        Err(e) if is_duplicate(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let mut props = Vec::new();
+    for (key, vs) in &ev.props {
+        for (ord, v) in vs.iter().enumerate() {
+            props.push([vec![s(tenant), s(&ev.event_id)], value_row(key, ord, v)].concat());
+        }
+    }
+    let cols: Vec<C> = [C::TenantId, C::EventId]
+        .into_iter()
+        .chain(VALUE_COLS)
+        .collect();
+    insert_rows(conn, T::FactsEventProp, &cols, props).await?;
+    let metrics = ev.metrics();
+    for m in &metrics {
+        exec(conn, &bump_daily(tenant, profile, m, ev.day, 1)).await?;
+    }
+    if rolled_to(conn, tenant).await? == Some(today) {
+        let add = window_adds(ev.day, today, 1);
+        if add.iter().any(|n| *n != 0) {
+            for m in &metrics {
+                bump_rolling(conn, tenant, profile, m, add).await?;
+            }
+        }
+    } else {
+        mark_dirty(conn, tenant, profile).await?;
+    }
+    Ok(true)
+}
+
+/// Adds `add` (last7, last30, last90, total) to one rolling row, creating it when missing.
+async fn bump_rolling<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    metric: &str,
+    add: [i64; 4],
+) -> Result<(), DbErr> {
+    let cols = [C::Last7, C::Last30, C::Last90, C::Total];
+    let mut on = OnConflict::columns([C::TenantId, C::ProfileId, C::Metric]);
+    for (c, n) in cols.iter().zip(add) {
+        on.value(*c, Expr::col((T::FactsBehaviourRolling, *c)).add(n));
+    }
+    let q = Query::insert()
+        .into_table(T::FactsBehaviourRolling)
+        .columns([
+            C::TenantId,
+            C::ProfileId,
+            C::Metric,
+            C::Last7,
+            C::Last30,
+            C::Last90,
+            C::Total,
+        ])
+        .values_panic([
+            s(tenant),
+            s(profile),
+            s(metric),
+            Expr::val(add[0]).into(),
+            Expr::val(add[1]).into(),
+            Expr::val(add[2]).into(),
+            Expr::val(add[3]).into(),
+        ])
+        .on_conflict(on.to_owned())
+        .to_owned();
+    exec(conn, &q).await.map(drop)
+}
+
+/// The profile carries `tag` (idempotent).
+pub async fn set_tag<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    tag: &str,
+) -> Result<(), DbErr> {
+    let q = Query::insert()
+        .into_table(T::FactsTag)
+        .columns([C::TenantId, C::ProfileId, C::TagId])
+        .values_panic([s(tenant), s(profile), s(tag)])
+        .to_owned();
+    match exec(conn, &q).await {
+        Err(e) if !is_duplicate(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The profile no longer carries `tag`.
+pub async fn unset_tag<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    tag: &str,
+) -> Result<(), DbErr> {
+    let q = Query::delete()
+        .from_table(T::FactsTag)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile))
+        .and_where(Expr::col(C::TagId).eq(tag))
+        .to_owned();
+    exec(conn, &q).await.map(drop)
+}
+
+/// `absorbed` was merged into `survivor`: its events, buckets and tags become the survivor's
+/// (buckets added day by day), its own state rows go (the survivor's arrive with its next
+/// `profile.updated`), and the survivor's rolling counters are recomputed.
+pub async fn merge_profiles<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    survivor: &str,
+    absorbed: &str,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    ensure_profile(conn, tenant, survivor, now).await?;
+    let q = Query::update()
+        .table(T::FactsEvent)
+        .value(C::ProfileId, survivor)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(absorbed))
+        .to_owned();
+    exec(conn, &q).await?;
+    let buckets = Query::select()
+        .columns([C::Metric, C::Day, C::Cnt])
+        .from(T::FactsBehaviourDaily)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(absorbed))
+        .to_owned();
+    for r in rows(conn, &buckets).await? {
+        let metric = text(&r, "metric")?;
+        let day: NaiveDate = r.try_get("", "day")?;
+        let cnt: i32 = r.try_get("", "cnt")?;
+        exec(conn, &bump_daily(tenant, survivor, &metric, day, cnt)).await?;
+    }
+    let tags = Query::select()
+        .column(C::TagId)
+        .from(T::FactsTag)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(absorbed))
+        .to_owned();
+    for r in rows(conn, &tags).await? {
+        set_tag(conn, tenant, survivor, &text(&r, "tag_id")?).await?;
+    }
+    remove_profile(conn, tenant, absorbed).await?;
+    refresh_rolling(conn, tenant, survivor, today).await
+}
+
+/// Recomputes a profile's rolling counters when the tenant's are current, else marks it.
+async fn refresh_rolling<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    today: NaiveDate,
+) -> Result<(), DbErr> {
+    if rolled_to(conn, tenant).await? == Some(today) {
+        recompute_profile(conn, tenant, profile, today).await
+    } else {
+        mark_dirty(conn, tenant, profile).await
+    }
+}
+
+/// An un-merge moved `moved` events from `survivor` back to `restored`: their raw rows and their
+/// counts (−1 / +1 on each metric's bucket of their day) follow them. Events older than the
+/// retention of raw events are no longer known one by one and stay counted with the survivor.
+pub async fn split_events<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    survivor: &str,
+    restored: &str,
+    moved: &[String],
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<usize, DbErr> {
+    ensure_profile(conn, tenant, restored, now).await?;
+    let mut n = 0;
+    for chunk in moved.chunks(ROWS_PER_INSERT) {
+        let q = Query::select()
+            .columns([C::EventId, C::Kind, C::Day])
+            .from(T::FactsEvent)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(C::ProfileId).eq(survivor))
+            .and_where(Expr::col(C::EventId).is_in(chunk.iter().cloned()))
+            .to_owned();
+        for r in rows(conn, &q).await? {
+            let id = text(&r, "event_id")?;
+            let mut ev = EventFact::new(id.clone(), text(&r, "kind")?, r.try_get("", "day")?);
+            let tags = Query::select()
+                .column(C::S)
+                .from(T::FactsEventProp)
+                .and_where(Expr::col(C::TenantId).eq(tenant))
+                .and_where(Expr::col(C::EventId).eq(id.clone()))
+                .and_where(Expr::col(C::Pkey).eq(rules::CONTENT_TAGS_KEY))
+                .to_owned();
+            for t in rows(conn, &tags).await? {
+                if let Some(tag) = opt_text(&t, "s")? {
+                    ev = ev.with_content_tag(tag);
+                }
+            }
+            for m in ev.metrics() {
+                exec(conn, &bump_daily(tenant, survivor, &m, ev.day, -1)).await?;
+                exec(conn, &bump_daily(tenant, restored, &m, ev.day, 1)).await?;
+            }
+            let q = Query::update()
+                .table(T::FactsEvent)
+                .value(C::ProfileId, restored)
+                .and_where(Expr::col(C::TenantId).eq(tenant))
+                .and_where(Expr::col(C::EventId).eq(id))
+                .to_owned();
+            exec(conn, &q).await?;
+            n += 1;
+        }
+    }
+    // Buckets emptied by the move carry nothing.
+    let q = Query::delete()
+        .from_table(T::FactsBehaviourDaily)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(survivor))
+        .and_where(Expr::col(C::Cnt).lte(0))
+        .to_owned();
+    exec(conn, &q).await?;
+    for p in [survivor, restored] {
+        refresh_rolling(conn, tenant, p, today).await?;
+    }
+    Ok(n)
+}
+
+/// Removes every facts row of a profile (merged away, or erased).
+pub async fn remove_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+) -> Result<(), DbErr> {
+    for stmt in rules::schema::delete_profile_statements(tenant, profile) {
+        exec(conn, &stmt).await?;
+    }
+    let q = Query::delete()
+        .from_table(super::FactsRollingDirty::Table)
+        .and_where(Expr::col(super::FactsRollingDirty::TenantId).eq(tenant))
+        .and_where(Expr::col(super::FactsRollingDirty::ProfileId).eq(profile))
+        .to_owned();
+    exec(conn, &q).await.map(drop)
+}

@@ -1,0 +1,280 @@
+//! The facts projection on MariaDB and SQLite: profile state replaced only by newer versions,
+//! behaviour events counted once into buckets and rolling counters (current or marked and
+//! rolled), merges and un-merges moving behaviour between profiles — and, after each step, the
+//! SQL compiled from a condition selects exactly the profiles the evaluator matches on the
+//! loaded facts.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use facts::LoadOptions;
+use proto::identity::{OaSubscription, ProfileUpdated, Relations, WecomFollow};
+use proto::Envelope;
+use rules::sql::{self, Backend as SqlBackend, CompileCtx};
+use rules::{EvalCtx, Limits, NoRules};
+use scrm_tests::db::{Backend, TestDb};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+use serde_json::{json, Value};
+
+const T: &str = "t-facts";
+
+struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(facts::CreateFactsTables)]
+    }
+}
+
+async fn setup(backend: Backend) -> TestDb {
+    let t = TestDb::new(backend).await;
+    Migrator::up(&t.conn, None).await.unwrap();
+    t
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-03-31T04:00:00Z".parse().unwrap()
+}
+
+fn today() -> NaiveDate {
+    facts::local_day(now(), 480)
+}
+
+fn updated(profile: &str, version: i64, fields: Value, subscribed: bool) -> ProfileUpdated {
+    let fields: BTreeMap<String, Value> = serde_json::from_value(fields).unwrap();
+    ProfileUpdated {
+        profile_id: profile.into(),
+        version,
+        changed: fields
+            .keys()
+            .cloned()
+            .chain(["relations.oa".to_string()])
+            .collect(),
+        fields,
+        relations: Relations {
+            oa_subscriptions: vec![OaSubscription {
+                app_id: "wxOA".into(),
+                subscribed,
+                scene: None,
+                changed_at: now(),
+            }],
+            wecom_follows: vec![WecomFollow {
+                corp_id: "ww".into(),
+                user_id: "rep1".into(),
+                external_userid: Some("wmX".into()),
+                remark: None,
+                add_way: None,
+                state: None,
+                added_at: now(),
+                deleted_at: None,
+            }],
+            group_chats: vec![],
+            reachable: Default::default(),
+        },
+        cause_event: None,
+    }
+}
+
+fn page_view(days_ago: i64, tags: &[&str]) -> Envelope {
+    Envelope::builder(
+        "channel.track.page_view",
+        T,
+        json!({"subject": {"anonymous_id": "a"}, "kind": "page_view", "page": "/p",
+               "content": {"id": "c1", "tags": tags}}),
+    )
+    .occurred_at(now() - Duration::days(days_ago))
+    .build()
+}
+
+async fn record(db: &DatabaseConnection, profile: &str, env: &Envelope) -> bool {
+    let ev = facts::event_fact(env, 480);
+    let txn = db.begin().await.unwrap();
+    facts::ensure_profile(&txn, T, profile, now())
+        .await
+        .unwrap();
+    let new = facts::record_event(&txn, T, profile, &ev, today())
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    new
+}
+
+/// Evaluator on loaded facts vs compiled SQL (fresh or stale rolling) for `profiles`.
+async fn agree(
+    db: &DatabaseConnection,
+    backend: Backend,
+    cond: Value,
+    profiles: &[&str],
+) -> Vec<String> {
+    let doc = json!({"version": 1, "root": cond});
+    let (_, expanded) = rules::parse_expanded(&doc, &Limits::default(), &NoRules).unwrap();
+    let at = EvalCtx {
+        now: now(),
+        today: today(),
+    };
+    let mut by_eval = Vec::new();
+    for p in profiles {
+        let opts = LoadOptions {
+            events_since: Some(today() - Duration::days(400)),
+            ..Default::default()
+        };
+        let f = facts::load_profile(db, T, p, &opts).await.unwrap();
+        if rules::evaluate(&expanded, &f, &at) {
+            by_eval.push(String::from(*p));
+        }
+    }
+    for rolling_as_of in [None, facts::rolled_to(db, T).await.unwrap()] {
+        let ctx = CompileCtx {
+            rolling_as_of,
+            ..CompileCtx::new(T, &at)
+        };
+        let b = match backend {
+            Backend::MariaDb => SqlBackend::MySql,
+            Backend::Sqlite => SqlBackend::Sqlite,
+        };
+        let (q, values) = sql::build(&sql::compile(&expanded, &ctx), b);
+        let rows = db
+            .query_all(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                q,
+                values,
+            ))
+            .await
+            .unwrap();
+        let mut by_sql: Vec<String> = rows
+            .iter()
+            .map(|r| String::from_utf8(r.try_get_by_index::<Vec<u8>>(0).unwrap()).unwrap())
+            .collect();
+        by_sql.sort();
+        assert_eq!(by_sql, by_eval, "rolling as of {rolling_as_of:?}");
+    }
+    by_eval
+}
+
+async fn state_versions_and_relations(backend: Backend) {
+    let t = setup(backend).await;
+    let db = &t.conn;
+    let apply = |u: ProfileUpdated| async move {
+        let txn = db.begin().await.unwrap();
+        let r = facts::apply_profile(&txn, T, &u, now()).await.unwrap();
+        txn.commit().await.unwrap();
+        r
+    };
+    let a = apply(updated("p1", 2, json!({"contact.city": "Hangzhou", "needs.budget": 5000, "preferences.content": ["video", "case"]}), true)).await.unwrap();
+    assert!(a.first && a.relations_changed);
+    assert!(a.changed_keys.contains(&"contact.city".to_string()));
+    // An older or repeated version changes nothing.
+    assert!(
+        apply(updated("p1", 1, json!({"contact.city": "Old"}), false))
+            .await
+            .is_none()
+    );
+    assert!(
+        apply(updated("p1", 2, json!({"contact.city": "Old"}), false))
+            .await
+            .is_none()
+    );
+    apply(updated("p2", 1, json!({"contact.city": "Suzhou"}), false))
+        .await
+        .unwrap();
+    let f = facts::load_profile(db, T, "p1", &LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(f.properties["preferences.content"].len(), 2);
+    assert_eq!(f.relations.len(), 2, "subscribed OA and the active follow");
+    let m = agree(db, backend, json!({"type": "and", "children": [
+        {"type": "property", "key": "contact.city", "value_type": "string", "op": "eq", "value": "Hangzhou"},
+        {"type": "wechat", "state": "oa_subscribed"},
+        {"type": "property", "key": "preferences.content", "value_type": "string", "op": "eq", "value": "case"}]}), &["p1", "p2"]).await;
+    assert_eq!(m, vec!["p1"]);
+    // A newer version replaces the state.
+    let b = apply(updated("p1", 3, json!({"contact.city": "Suzhou"}), false))
+        .await
+        .unwrap();
+    assert!(!b.first);
+    let m = agree(
+        db,
+        backend,
+        json!({"type": "wechat", "state": "oa_subscribed"}),
+        &["p1", "p2"],
+    )
+    .await;
+    assert!(m.is_empty());
+    t.cleanup().await;
+}
+
+async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
+    let t = setup(backend).await;
+    let db = &t.conn;
+    let a_events: Vec<Envelope> = [0, 1, 8, 40]
+        .iter()
+        .map(|d| page_view(*d, &["case_study"]))
+        .collect();
+    for e in &a_events {
+        assert!(record(db, "pA", e).await);
+    }
+    assert!(
+        !record(db, "pA", &a_events[0]).await,
+        "a redelivered event counts once"
+    );
+    let b_event = page_view(2, &[]);
+    record(db, "pB", &b_event).await;
+    let three_in_30 = json!({"type": "behaviour", "event": "track.page_view", "count": {"op": "gte", "value": 3}, "window": {"type": "last", "days": 30}});
+    let case_in_7 = json!({"type": "behaviour", "content_tag": "case_study", "count": {"op": "gte", "value": 2}, "window": {"type": "last", "days": 7}});
+    let filtered = json!({"type": "behaviour", "event": "track.page_view", "filters": [{"key": "page", "value_type": "string", "op": "eq", "value": "/p"}], "count": {"op": "gte", "value": 4}, "window": {"type": "all_time"}});
+    // Before any roll the counters are not current: SQL sums the buckets.
+    assert_eq!(facts::rolled_to(db, T).await.unwrap(), None);
+    assert_eq!(
+        agree(db, backend, three_in_30.clone(), &["pA", "pB"]).await,
+        vec!["pA"]
+    );
+    let r = facts::roll(db, T, today(), 1, now()).await.unwrap();
+    assert!(r.rolled);
+    assert_eq!(facts::rolled_to(db, T).await.unwrap(), Some(today()));
+    // Current now: new events add to them directly, and SQL reads them.
+    record(db, "pB", &page_view(3, &["case_study"])).await;
+    record(db, "pB", &page_view(0, &["case_study"])).await;
+    for c in [&three_in_30, &case_in_7, &filtered] {
+        agree(db, backend, c.clone(), &["pA", "pB"]).await;
+    }
+    assert_eq!(
+        agree(db, backend, case_in_7.clone(), &["pA", "pB"]).await,
+        vec!["pA", "pB"]
+    );
+    // Merge B into A: one person with every event.
+    let txn = db.begin().await.unwrap();
+    facts::merge_profiles(&txn, T, "pA", "pB", today(), now())
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    let f = facts::load_profile(db, T, "pA", &LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(f.daily["e:track.page_view"].values().sum::<i64>(), 7);
+    assert_eq!(
+        agree(db, backend, three_in_30.clone(), &["pA", "pB"]).await,
+        vec!["pA"]
+    );
+    // Un-merge: B's events go back.
+    let moved = vec![b_event.id.to_string()];
+    let txn = db.begin().await.unwrap();
+    let n = facts::split_events(&txn, T, "pA", "pB", &moved, today(), now())
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(n, 1);
+    let f = facts::load_profile(db, T, "pB", &LoadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(f.daily["e:track.page_view"].values().sum::<i64>(), 1);
+    for c in [&three_in_30, &case_in_7, &filtered] {
+        agree(db, backend, c.clone(), &["pA", "pB"]).await;
+    }
+    t.cleanup().await;
+}
+
+scrm_tests::on_both_backends!(
+    state_versions_and_relations,
+    behaviour_counted_once_rolled_merged_and_split
+);
