@@ -97,6 +97,27 @@ pub async fn ensure_profile<Db: ConnectionTrait>(
     Ok(true)
 }
 
+/// Takes the profile's row lock (MySQL / MariaDB; SQLite serialises writers anyway) so that
+/// everything a transaction derives from the profile's facts is not raced by another event of
+/// the same profile on another connection or process. The profile must be in the projection.
+pub async fn lock_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+) -> Result<(), DbErr> {
+    if conn.get_database_backend() != sea_orm::DatabaseBackend::MySql {
+        return Ok(());
+    }
+    let q = Query::select()
+        .column(C::Version)
+        .from(T::FactsProfile)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile))
+        .lock(sea_orm::sea_query::LockType::Update)
+        .to_owned();
+    rows(conn, &q).await.map(drop)
+}
+
 /// The relationship facts of a profile's relationship state: subscriptions in force, active
 /// follows, current group memberships.
 fn relation_rows(r: &Relations) -> BTreeSet<(RelationKind, String, String)> {

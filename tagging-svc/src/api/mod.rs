@@ -12,15 +12,21 @@ use platform::http::params::{self, field, required};
 use platform::http::{ApiError, Routes};
 use sea_orm::DatabaseConnection;
 
+use crate::store::tagger::Tagger;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub db: DatabaseConnection,
+    pub tagger: Tagger,
 }
 
 /// Routes of the internal API (health, readiness and metrics are added by the platform).
-pub fn routes(db: DatabaseConnection) -> Routes {
-    let state = ApiState { db };
+pub fn routes(tagger: Tagger) -> Routes {
+    let state = ApiState {
+        db: tagger.db.clone(),
+        tagger,
+    };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
             .configure(catalog::routes);

@@ -194,6 +194,30 @@ pub mod corp_tag {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// An active WeCom follow of a profile (from `profile.updated`): whom `mark_tag` addresses.
+pub mod wecom_contact {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wecom_contacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub profile_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub corp_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub external_userid: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// A pending write-back of one tag to one rep's external contact (`mark_tag`).
 pub mod sync_item {
     use sea_orm::entity::prelude::*;

@@ -1,8 +1,13 @@
 //! Tables of the tagging service and their migrations.
 
 pub mod catalog;
+pub mod engine;
 pub mod entities;
+pub mod members;
 pub mod migrations;
+pub mod rules;
+pub mod tagger;
+pub mod writeback;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
