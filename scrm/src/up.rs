@@ -372,16 +372,16 @@ mod tests {
             "oa_base_url": "http://127.0.0.1:9/oa", "wecom_base_url": "http://127.0.0.1:9/wecom"}}}));
         link_identity_to_gateway(&mut s, "0.0.0.0:8080".parse().expect("address"));
         let id: identity_svc::Config = s.role(Role::Identity).expect("identity config");
-        assert!(id.wechat.enabled);
-        assert_eq!(id.wechat.gateway_url, "http://127.0.0.1:8080");
+        assert!(id.wechat.access.enabled);
+        assert_eq!(id.wechat.access.gateway_url, "http://127.0.0.1:8080");
         assert_eq!(
-            id.wechat.internal_key.expose(),
+            id.wechat.access.internal_key.expose(),
             "internal-key-for-tests-0123456789abcdef"
         );
-        assert_eq!(id.wechat.oa_base_url, "http://127.0.0.1:9/oa");
-        assert_eq!(id.wechat.wecom_base_url, "http://127.0.0.1:9/wecom");
+        assert_eq!(id.wechat.access.oa_base_url, "http://127.0.0.1:9/oa");
+        assert_eq!(id.wechat.access.wecom_base_url, "http://127.0.0.1:9/wecom");
         let gw: gateway::Config = s.role(Role::Gateway).expect("gateway config");
-        assert_eq!(gw.internal_key, id.wechat.internal_key);
+        assert_eq!(gw.internal_key, id.wechat.access.internal_key);
     }
 
     #[test]
@@ -390,9 +390,9 @@ mod tests {
             "gateway_url": "http://gw.internal:8080", "oa_base_url": "http://127.0.0.1:9"}}}));
         link_identity_to_gateway(&mut s, "127.0.0.1:8080".parse().expect("address"));
         let id: identity_svc::Config = s.role(Role::Identity).expect("identity config");
-        assert_eq!(id.wechat.gateway_url, "http://gw.internal:8080");
-        assert_eq!(id.wechat.oa_base_url, "http://127.0.0.1:9");
-        assert_eq!(id.wechat.wecom_base_url, "https://qyapi.weixin.qq.com");
+        assert_eq!(id.wechat.access.gateway_url, "http://gw.internal:8080");
+        assert_eq!(id.wechat.access.oa_base_url, "http://127.0.0.1:9");
+        assert_eq!(id.wechat.access.wecom_base_url, "https://qyapi.weixin.qq.com");
         assert_eq!(
             local_url("[::]:81".parse().expect("address")),
             "http://[::1]:81"
