@@ -184,8 +184,13 @@ mod tests {
         c.wecom_base_url = "qyapi.weixin.qq.com".into();
         let e = c.validate("svc.wechat").unwrap_err().to_string();
         assert!(e.contains("svc.wechat.wecom_base_url"), "{e}");
-        assert!(!format!("{c:?}").contains(&"k".repeat(32)), "the key never prints");
-        WechatAccessConfig::disabled().validate("svc.wechat").unwrap();
+        assert!(
+            !format!("{c:?}").contains(&"k".repeat(32)),
+            "the key never prints"
+        );
+        WechatAccessConfig::disabled()
+            .validate("svc.wechat")
+            .unwrap();
         assert!(WechatAccess::from_config(&WechatAccessConfig::disabled())
             .unwrap()
             .is_none());
