@@ -5,13 +5,15 @@
 //! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the bus
 //! consumer, `store/` tables, migrations and the transactions (catalogue, memberships, rules and
 //! their cache, the evaluation engine, the tagger tying them to events and the scheduler); the
-//! pure condition logic is the `rules` crate and the facts projection the `facts` crate.
+//! pure condition logic is the `rules` crate and the facts projection the `facts` crate; `wecom/`
+//! the corp-tag mirror and the write-back worker.
 
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod consume;
 pub mod store;
+pub mod wecom;
 
 pub use config::Config;
 
@@ -35,8 +37,9 @@ pub const ROLE: &str = "tagging";
 const RULE_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// the consumer, the scheduler (window exits, counter rolls), internal HTTP API with `/healthz`,
-/// `/readyz`, `/metrics`.
+/// the consumer, the scheduler (window exits, counter rolls), the WeCom corp-tag mirror and
+/// write-back worker ([`wecom::start`]), internal HTTP API with `/healthz`, `/readyz`,
+/// `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     run_with_clock(cfg, deps, Arc::new(SystemClock)).await
 }
@@ -48,6 +51,7 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), RoleError> {
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
+    wecom::start(&cfg, &db, &deps)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
     tokio::spawn(relay.clone().run(deps.shutdown.clone()));
     let tagger = tagger(db.clone(), cfg.clone(), clock);

@@ -18,6 +18,9 @@ pub async fn handle(
     relay: &OutboxRelay,
     env: Envelope,
 ) -> Result<(), HandlerError> {
+    if let Some(done) = crate::wecom::consume::handle(tagger, &env).await {
+        return done;
+    }
     match tagger.handle(&env).await {
         Ok(Handled::Done(changes)) => {
             if !changes.is_empty() {

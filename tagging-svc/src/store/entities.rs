@@ -248,3 +248,31 @@ pub mod sync_item {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Mirror syncs of one corp's tag library: a sync is wanted while `requested > synced`; one
+/// process at a time runs it (`claimed_until`).
+pub mod corp_tag_sync {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "corp_tag_syncs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub corp_id: String,
+        /// Grows with every request (event, API, start, refresh).
+        pub requested: i64,
+        /// The `requested` value the last successful sync started from.
+        pub synced: i64,
+        pub claimed_until: Option<DateTimeUtc>,
+        pub last_synced_at: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,12 +1,15 @@
 //! Tables of the tagging service and their migrations.
 
 pub mod catalog;
+pub mod corp_tags;
 pub mod engine;
 pub mod entities;
 pub mod members;
 pub mod migrations;
 pub mod rules;
+pub mod sync_queue;
 pub mod tagger;
+pub mod wecom_migrations;
 pub mod writeback;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
@@ -22,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(facts::CreateFactsTables),
             Box::new(migrations::CreateTaggingTables),
+            Box::new(wecom_migrations::CreateWecomSyncTables),
         ]
     }
 }
