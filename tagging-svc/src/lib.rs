@@ -51,7 +51,7 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), RoleError> {
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
-    wecom::start(&cfg, &db, &deps)?;
+    let wecom = wecom::start(&cfg, &db, &deps)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
     tokio::spawn(relay.clone().run(deps.shutdown.clone()));
     let tagger = tagger(db.clone(), cfg.clone(), clock);
@@ -69,8 +69,8 @@ pub async fn run_with_clock(
         deps.shutdown.clone(),
     ));
     let health = deps.health(ROLE, Some(&db));
-    let served =
-        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(tagger), &deps).await;
+    let routes = api::wecom::routes(api::routes(tagger), db.clone(), wecom);
+    let served = role::serve_until_shutdown(ROLE, &cfg.http, health, routes, &deps).await;
     let _ = consumer.await;
     served
 }

@@ -2,8 +2,10 @@
 //! `code`; validation errors of conditions name the node (`details.errors[].path`).
 //!
 //! - the tag catalogue: [`catalog`]
+//! - WeCom corp-tag sync: [`wecom`]
 
 mod catalog;
+pub mod wecom;
 
 use std::sync::Arc;
 
