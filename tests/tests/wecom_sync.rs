@@ -42,6 +42,7 @@ use tagging_svc::store::corp_tags::{self, LinkOptions};
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::sync_queue;
 use tagging_svc::store::tagger::Tagger;
+use tagging_svc::wecom::mirror::MirrorError;
 use tagging_svc::wecom::{WecomSync, WecomSyncConfig};
 use wechat::api::{
     ApiBaseUrls, ApiClient, AppCredentials, ClientOptions, TokenGrant, TokenQuery, WechatAccess,
@@ -389,8 +390,34 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
-    with_env(backend, 51, sync_config(), |e| async move {
+    // A failed sync pauses the loop for the first retry delay.
+    let cfg = WecomSyncConfig {
+        retry_delays_ms: vec![5_000],
+        ..sync_config()
+    };
+    with_env(backend, 51, cfg, |e| async move {
         let lib = e.fake.corp_tag_groups();
+        // WeChat busy: the sync fails and says so; the loop pauses, an operator need not.
+        e.fake.fail_next(endpoints::CORP_TAG_LIST, -1, 1);
+        let err = e.sync.mirror.sync(T, &e.corp).await.unwrap_err();
+        assert!(matches!(err, MirrorError::Wechat(_)), "{err}");
+        let state = corp_tags::sync_state(&e.conn, T, &e.corp)
+            .await
+            .unwrap()
+            .expect("state");
+        assert!(
+            state.pending
+                && state
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|m| m.contains("-1")),
+            "{state:?}"
+        );
+        assert_eq!(
+            e.sync.mirror.pass().await.unwrap(),
+            0,
+            "the loop waits after a failure"
+        );
         let report = e.sync.mirror.sync(T, &e.corp).await.expect("mirror");
         let total_tags: usize = lib.iter().map(|g| g.tags.len()).sum();
         assert_eq!(

@@ -625,6 +625,7 @@ pub async fn request_sync<C: ConnectionTrait>(
         requested: Set(1),
         synced: Set(0),
         claimed_until: Set(None),
+        retry_at: Set(None),
         last_synced_at: Set(None),
         last_error: Set(None),
         updated_at: Set(now),
@@ -669,7 +670,8 @@ pub async fn known_corps<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// (tenant, corp) with a sync asked for and not run since, not claimed by anyone at `now`.
+/// (tenant, corp) with a sync asked for and not run since, not claimed by anyone and not
+/// pausing after a failure at `now`.
 pub async fn wanted<C: ConnectionTrait>(
     conn: &C,
     now: DateTime<Utc>,
@@ -683,6 +685,11 @@ pub async fn wanted<C: ConnectionTrait>(
             sea_orm::Condition::any()
                 .add(corp_tag_sync::Column::ClaimedUntil.is_null())
                 .add(corp_tag_sync::Column::ClaimedUntil.lte(now)),
+        )
+        .filter(
+            sea_orm::Condition::any()
+                .add(corp_tag_sync::Column::RetryAt.is_null())
+                .add(corp_tag_sync::Column::RetryAt.lte(now)),
         )
         .all(conn)
         .await?
@@ -734,7 +741,7 @@ pub async fn claim_sync(
 }
 
 /// Ends a claimed sync: done (every request up to the claim's is served) or failed (`error`;
-/// nobody tries again before `retry_at`).
+/// the loop does not try again before `retry_at`, an operator's request may).
 pub async fn finish_sync(
     db: &DatabaseConnection,
     tenant: &str,
@@ -747,12 +754,16 @@ pub async fn finish_sync(
         .col_expr(corp_tag_sync::Column::UpdatedAt, Expr::value(now))
         .filter(corp_tag_sync::Column::TenantId.eq(tenant))
         .filter(corp_tag_sync::Column::CorpId.eq(corp))
-        .filter(corp_tag_sync::Column::ClaimedUntil.eq(claim.until));
+        .filter(corp_tag_sync::Column::ClaimedUntil.eq(claim.until))
+        .col_expr(
+            corp_tag_sync::Column::ClaimedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        );
     q = match result {
         Ok(()) => q
             .col_expr(corp_tag_sync::Column::Synced, Expr::value(claim.requested))
             .col_expr(
-                corp_tag_sync::Column::ClaimedUntil,
+                corp_tag_sync::Column::RetryAt,
                 Expr::value(Option::<DateTime<Utc>>::None),
             )
             .col_expr(corp_tag_sync::Column::LastSyncedAt, Expr::value(now))
@@ -761,10 +772,7 @@ pub async fn finish_sync(
                 Expr::value(Option::<String>::None),
             ),
         Err((error, retry_at)) => q
-            .col_expr(
-                corp_tag_sync::Column::ClaimedUntil,
-                Expr::value(retry_at.trunc_subsecs(0)),
-            )
+            .col_expr(corp_tag_sync::Column::RetryAt, Expr::value(retry_at))
             .col_expr(
                 corp_tag_sync::Column::LastError,
                 Expr::value(error.chars().take(1_000).collect::<String>()),

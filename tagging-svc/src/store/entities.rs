@@ -249,8 +249,8 @@ pub mod sync_item {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Mirror syncs of one corp's tag library: a sync is wanted while `requested > synced`; one
-/// process at a time runs it (`claimed_until`).
+/// Mirror syncs of one corp's tag library: a sync is wanted while `requested > synced` (not
+/// before `retry_at` after a failure); one process at a time runs it (`claimed_until`).
 pub mod corp_tag_sync {
     use sea_orm::entity::prelude::*;
 
@@ -266,6 +266,7 @@ pub mod corp_tag_sync {
         /// The `requested` value the last successful sync started from.
         pub synced: i64,
         pub claimed_until: Option<DateTimeUtc>,
+        pub retry_at: Option<DateTimeUtc>,
         pub last_synced_at: Option<DateTimeUtc>,
         pub last_error: Option<String>,
         pub updated_at: DateTimeUtc,

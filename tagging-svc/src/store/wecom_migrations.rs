@@ -15,6 +15,7 @@ pub enum CorpTagSyncs {
     Requested,
     Synced,
     ClaimedUntil,
+    RetryAt,
     LastSyncedAt,
     LastError,
     UpdatedAt,
@@ -51,6 +52,7 @@ impl MigrationTrait for CreateWecomSyncTables {
                         .default(0),
                 )
                 .col(dt_null(CorpTagSyncs::ClaimedUntil))
+                .col(dt_null(CorpTagSyncs::RetryAt))
                 .col(
                     ColumnDef::new(CorpTagSyncs::LastSyncedAt)
                         .timestamp_with_time_zone()

@@ -4,7 +4,7 @@
 //! start-up, the periodic refresh. One process at a time syncs a corp (a claim in
 //! `corp_tag_syncs`); a request arriving during a sync makes another one follow it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use wechat::api::{ApiError, AppRef, Auth, WechatAccess};
 
 use super::limiter::RateLimiter;
-use super::METRIC_MIRROR_SYNCS;
+use super::{METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_MIRROR_SYNCS};
 use crate::store::corp_tags::{self, MirrorReport};
 
 /// Why a mirror sync did not happen.
@@ -95,12 +95,22 @@ impl Mirror {
         }
         let app = AppRef::wecom_contact(corp);
         let tokens = self.access.tokens.tenant(tenant);
+        let started = Instant::now();
         let library = self
             .access
             .client
             .wecom_corp_tag_list(Auth::delegated(&app, &tokens), &[], &[])
-            .await?;
-        Ok(corp_tags::apply(&self.db, tenant, corp, &library, Utc::now()).await?)
+            .await;
+        metrics::histogram!(METRIC_CALL_SECONDS, "endpoint" => "get_corp_tag_list")
+            .record(started.elapsed().as_secs_f64());
+        let outcome = match &library {
+            Ok(_) => "ok",
+            Err(e) if e.is_transient() => "transient",
+            Err(_) => "permanent",
+        };
+        metrics::counter!(METRIC_CALLS, "endpoint" => "get_corp_tag_list", "outcome" => outcome)
+            .increment(1);
+        Ok(corp_tags::apply(&self.db, tenant, corp, &library?, Utc::now()).await?)
     }
 
     /// Asks for every known corp to be read again.

@@ -150,13 +150,14 @@ impl Worker {
             user_id,
             external_userid,
         } = &c.contact;
-        // Two requests (a token refresh and the retry) must fit in the lease after the wait.
+        // Two requests (a token refresh and the retry) must fit in the lease after the wait;
+        // past that, another worker may take the contact over, so nothing more is sent.
         let timeout = self.access.client.options().request_timeout;
-        let left = (c.lease_until - Utc::now())
-            .to_std()
-            .unwrap_or_default()
-            .saturating_sub(timeout * 3);
-        match self.limiter.reserve(corp_id, left).await {
+        let left = (c.lease_until - Utc::now()).to_std().unwrap_or_default();
+        if left <= timeout * 3 {
+            return Call::NoSlot;
+        }
+        match self.limiter.reserve(corp_id, left - timeout * 3).await {
             Ok(Some(wait)) => tokio::time::sleep(wait).await,
             Ok(None) => return Call::NoSlot,
             Err(e) => {
