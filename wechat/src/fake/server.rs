@@ -121,16 +121,7 @@ pub struct MarkTagCall {
 
 impl MarkTagCall {
     fn of(body: &Value, errcode: i64) -> Self {
-        let ids = |field: &str| -> Vec<String> {
-            body[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let ids = |field: &str| strings(body, field);
         MarkTagCall {
             at: Instant::now(),
             userid: body["userid"].as_str().unwrap_or("").to_owned(),
@@ -739,17 +730,7 @@ impl Shared {
 
     fn corp_tag_list(&self, st: &mut State, q: &HashMap<String, String>, body: &Value) -> Answer {
         self.check_contact_token(st, q)?;
-        let list = |field: &str| -> Vec<String> {
-            body[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (tag_ids, group_ids) = (list("tag_id"), list("group_id"));
+        let (tag_ids, group_ids) = (strings(body, "tag_id"), strings(body, "group_id"));
         let groups: Vec<Value> = st
             .corp_tag_groups
             .iter()
@@ -981,6 +962,18 @@ impl State {
         self.token_fetches.clear();
         self.calls.clear();
     }
+}
+
+/// The strings of the JSON array `body[field]` (none when absent).
+fn strings(body: &Value, field: &str) -> Vec<String> {
+    body[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn parse_query(query: &str) -> HashMap<String, String> {
