@@ -28,7 +28,7 @@ use wechat::api::CorpTagGroup;
 
 use super::catalog::{self, CatalogError, GroupRow, GroupView, TagRow, ACTIVE, MULTI, RETIRED};
 use super::entities::{corp_tag, corp_tag_sync, tag, tag_group};
-use super::sync_queue;
+use super::sync_queue::{self, Closed};
 
 /// `kind` of a mirrored group / tag.
 pub const GROUP: &str = "group";
@@ -193,7 +193,8 @@ pub async fn apply(
         .map(|m| m.wecom_id)
         .collect();
     report.writebacks_failed =
-        sync_queue::fail_deleted_tags(&txn, tenant, corp, &deleted_tags, now).await?;
+        sync_queue::close_pending(&txn, tenant, corp, &deleted_tags, Closed::TagDeleted, now)
+            .await?;
     txn.commit().await?;
     Ok(report)
 }
@@ -600,7 +601,8 @@ pub async fn set_group_sync(
                 .into_iter()
                 .filter_map(|t| t.wecom_tag_id)
                 .collect();
-            sync_queue::drop_pending(&txn, &g.tenant_id, old, &wecom_ids, now).await?;
+            sync_queue::close_pending(&txn, &g.tenant_id, old, &wecom_ids, Closed::SyncOff, now)
+                .await?;
         }
     }
     let mut m = g.into_active_model();

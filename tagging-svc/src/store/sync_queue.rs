@@ -298,54 +298,43 @@ fn clip(error: &str) -> String {
     error.chars().take(1_000).collect()
 }
 
-/// Marks the open items of corp tags WeCom no longer has `failed`, saying so.
-pub async fn fail_deleted_tags<C: ConnectionTrait>(
-    conn: &C,
-    tenant: &str,
-    corp: &str,
-    wecom_tag_ids: &[String],
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    if wecom_tag_ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(sync_item::Entity::update_many()
-        .col_expr(sync_item::Column::Status, Expr::value(FAILED))
-        .col_expr(
-            sync_item::Column::LastError,
-            Expr::value("the corp tag was deleted in WeCom"),
-        )
-        .col_expr(sync_item::Column::UpdatedAt, Expr::value(now))
-        .filter(sync_item::Column::TenantId.eq(tenant))
-        .filter(sync_item::Column::CorpId.eq(corp))
-        .filter(sync_item::Column::WecomTagId.is_in(wecom_tag_ids.to_vec()))
-        .filter(sync_item::Column::Status.eq(PENDING))
-        .exec(conn)
-        .await?
-        .rows_affected)
+/// Why pending items of some corp tags will not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The corp tag was deleted in WeCom: `failed`, saying so.
+    TagDeleted,
+    /// The tag's group is no longer written back: `superseded`.
+    SyncOff,
 }
 
-/// Marks the pending items of `wecom_tag_ids` `superseded` (their group is no longer synced).
-pub async fn drop_pending<C: ConnectionTrait>(
+/// Closes the pending items of `wecom_tag_ids` in `corp` for `why`; returns how many.
+pub async fn close_pending<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
     corp: &str,
     wecom_tag_ids: &[String],
+    why: Closed,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     if wecom_tag_ids.is_empty() {
         return Ok(0);
     }
-    Ok(sync_item::Entity::update_many()
-        .col_expr(sync_item::Column::Status, Expr::value(SUPERSEDED))
+    let mut q = sync_item::Entity::update_many()
         .col_expr(sync_item::Column::UpdatedAt, Expr::value(now))
         .filter(sync_item::Column::TenantId.eq(tenant))
         .filter(sync_item::Column::CorpId.eq(corp))
         .filter(sync_item::Column::WecomTagId.is_in(wecom_tag_ids.to_vec()))
-        .filter(sync_item::Column::Status.eq(PENDING))
-        .exec(conn)
-        .await?
-        .rows_affected)
+        .filter(sync_item::Column::Status.eq(PENDING));
+    q = match why {
+        Closed::TagDeleted => q
+            .col_expr(sync_item::Column::Status, Expr::value(FAILED))
+            .col_expr(
+                sync_item::Column::LastError,
+                Expr::value("the corp tag was deleted in WeCom"),
+            ),
+        Closed::SyncOff => q.col_expr(sync_item::Column::Status, Expr::value(SUPERSEDED)),
+    };
+    Ok(q.exec(conn).await?.rows_affected)
 }
 
 /// Removes done and superseded items last changed before `before`.
