@@ -2,8 +2,13 @@
 //! `code`; validation errors of conditions name the node (`details.errors[].path`).
 //!
 //! - the tag catalogue: [`catalog`]
+//! - a profile's tags by hand: [`members`]
+//! - rules, previews, exports, jobs: [`rules`], [`export`]
 
 mod catalog;
+mod export;
+mod members;
+mod rules;
 
 use std::sync::Arc;
 
@@ -29,7 +34,9 @@ pub fn routes(tagger: Tagger) -> Routes {
     };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
-            .configure(catalog::routes);
+            .configure(catalog::routes)
+            .configure(members::routes)
+            .configure(rules::routes);
     })
 }
 

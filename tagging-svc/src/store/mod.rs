@@ -1,11 +1,13 @@
 //! Tables of the tagging service and their migrations.
 
+pub mod backfill;
 pub mod catalog;
 pub mod engine;
 pub mod entities;
 pub mod members;
 pub mod migrations;
 pub mod rules;
+pub mod segments;
 pub mod tagger;
 pub mod writeback;
 
