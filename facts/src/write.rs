@@ -541,3 +541,36 @@ pub async fn remove_profile<Db: ConnectionTrait>(
         .to_owned();
     exec(conn, &q).await.map(drop)
 }
+
+/// Deletes up to `limit` raw events (with their properties) of days before `before`; their
+/// counts stay in the daily buckets. Returns how many went (call again while it returns `limit`).
+pub async fn prune_events<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    before: NaiveDate,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    let q = Query::select()
+        .column(C::EventId)
+        .from(T::FactsEvent)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::Day).lt(before))
+        .limit(limit)
+        .to_owned();
+    let ids: Vec<String> = rows(conn, &q)
+        .await?
+        .iter()
+        .map(|r| text(r, "event_id"))
+        .collect::<Result<_, _>>()?;
+    for chunk in ids.chunks(500) {
+        for table in [T::FactsEventProp, T::FactsEvent] {
+            let q = Query::delete()
+                .from_table(table)
+                .and_where(Expr::col(C::TenantId).eq(tenant))
+                .and_where(Expr::col(C::EventId).is_in(chunk.iter().cloned()))
+                .to_owned();
+            exec(conn, &q).await?;
+        }
+    }
+    Ok(ids.len() as u64)
+}

@@ -36,8 +36,16 @@ use tagging_svc::store::segments;
 
 const TENANT: &str = "t-bench";
 const CITIES: [&str; 10] = [
-    "Hangzhou", "Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Chengdu", "Wuhan", "Nanjing",
-    "Suzhou", "Xiamen",
+    "Hangzhou",
+    "Shanghai",
+    "Beijing",
+    "Shenzhen",
+    "Guangzhou",
+    "Chengdu",
+    "Wuhan",
+    "Nanjing",
+    "Suzhou",
+    "Xiamen",
 ];
 /// Metrics and their share of bucket rows.
 const METRICS: [(&str, f64); 7] = [
@@ -101,13 +109,30 @@ async fn load_profiles(db: &DatabaseConnection, n: u64) -> anyhow::Result<()> {
         }
         q
     };
-    let pcols = [C::TenantId, C::ProfileId, C::Pkey, C::Ord, C::Vtype, C::S, C::SFold, C::N];
+    let pcols = [
+        C::TenantId,
+        C::ProfileId,
+        C::Pkey,
+        C::Ord,
+        C::Vtype,
+        C::S,
+        C::SFold,
+        C::N,
+    ];
     for i in 0..n {
         let id = pid(i);
-        prof.push(vec![TENANT.into(), id.clone().into(), 1i64.into(), now.into()]);
+        prof.push(vec![
+            TENANT.into(),
+            id.clone().into(),
+            1i64.into(),
+            now.into(),
+        ]);
         let city = CITIES[(mix(i ^ 7) % 10) as usize];
         let industry = format!("industry-{:02}", mix(i ^ 11) % 20);
-        for (k, s) in [("contact.city", city.to_string()), ("company.industry", industry)] {
+        for (k, s) in [
+            ("contact.city", city.to_string()),
+            ("company.industry", industry),
+        ] {
             props.push(vec![
                 TENANT.into(),
                 id.clone().into(),
@@ -135,29 +160,65 @@ async fn load_profiles(db: &DatabaseConnection, n: u64) -> anyhow::Result<()> {
             mine.insert(mix(i * 31 + j) % 200);
         }
         for t in mine {
-            tags.push(vec![TENANT.into(), id.clone().into(), format!("t{t:03}").into()]);
+            tags.push(vec![
+                TENANT.into(),
+                id.clone().into(),
+                format!("t{t:03}").into(),
+            ]);
         }
         if prof.len() >= 5_000 {
-            exec(db, &flush(&mut prof, T::FactsProfile, &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])).await?;
+            exec(
+                db,
+                &flush(
+                    &mut prof,
+                    T::FactsProfile,
+                    &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt],
+                ),
+            )
+            .await?;
         }
         if props.len() >= 6_000 {
             exec(db, &flush(&mut props, T::FactsProperty, &pcols)).await?;
         }
         if tags.len() >= 10_000 {
-            exec(db, &flush(&mut tags, T::FactsTag, &[C::TenantId, C::ProfileId, C::TagId])).await?;
+            exec(
+                db,
+                &flush(
+                    &mut tags,
+                    T::FactsTag,
+                    &[C::TenantId, C::ProfileId, C::TagId],
+                ),
+            )
+            .await?;
         }
         if i > 0 && i % 200_000 == 0 {
             eprintln!("  profiles: {i}/{n}");
         }
     }
     if !prof.is_empty() {
-        exec(db, &flush(&mut prof, T::FactsProfile, &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])).await?;
+        exec(
+            db,
+            &flush(
+                &mut prof,
+                T::FactsProfile,
+                &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt],
+            ),
+        )
+        .await?;
     }
     if !props.is_empty() {
         exec(db, &flush(&mut props, T::FactsProperty, &pcols)).await?;
     }
     if !tags.is_empty() {
-        exec(db, &flush(&mut tags, T::FactsTag, &[C::TenantId, C::ProfileId, C::TagId])).await?;
+        exec(
+            db,
+            &flush(
+                &mut tags,
+                T::FactsTag,
+                &[C::TenantId, C::ProfileId, C::TagId],
+            ),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -180,8 +241,13 @@ async fn load_metric(
     let mut total = 0u64;
     let flush = |rows: &mut Vec<[sea_orm::Value; 5]>| {
         let mut q = Query::insert();
-        q.into_table(T::FactsBehaviourDaily)
-            .columns([C::TenantId, C::ProfileId, C::Metric, C::Day, C::Cnt]);
+        q.into_table(T::FactsBehaviourDaily).columns([
+            C::TenantId,
+            C::ProfileId,
+            C::Metric,
+            C::Day,
+            C::Cnt,
+        ]);
         for r in rows.drain(..) {
             q.values_panic(r.into_iter().map(sea_orm::sea_query::SimpleExpr::Value));
         }
@@ -277,7 +343,10 @@ async fn main() -> anyhow::Result<()> {
     let mut cfg = platform::config::DbConfig::new(url.clone());
     cfg.max_connections = 12;
     let db = platform::db::connect(&cfg, true).await?;
-    if let Some(gb) = std::env::var("BENCH_BUFFER_POOL_GB").ok().and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(gb) = std::env::var("BENCH_BUFFER_POOL_GB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         db.execute(Statement::from_string(
             db.get_database_backend(),
             format!("SET GLOBAL innodb_buffer_pool_size = {}", gb << 30),
@@ -288,7 +357,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "MariaDB {} — innodb_buffer_pool_size {} MiB, flush_log_at_trx_commit {}",
         scalar(&db, "SELECT VERSION()").await?,
-        scalar(&db, "SELECT @@innodb_buffer_pool_size").await?.parse::<u64>().unwrap_or(0) >> 20,
+        scalar(&db, "SELECT @@innodb_buffer_pool_size")
+            .await?
+            .parse::<u64>()
+            .unwrap_or(0)
+            >> 20,
         scalar(&db, "SELECT @@innodb_flush_log_at_trx_commit").await?,
     );
     let clock: Arc<dyn tagging_svc::clock::Clock> = Arc::new(SystemClock);
@@ -307,7 +380,10 @@ async fn main() -> anyhow::Result<()> {
         println!("loading {n} profiles and ~{buckets} buckets into `{name}` ...");
         let t0 = Instant::now();
         load_profiles(&db, n).await?;
-        println!("  profiles, properties, tags: {:.1} s", t0.elapsed().as_secs_f64());
+        println!(
+            "  profiles, properties, tags: {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
         let t1 = Instant::now();
         let mut tasks = Vec::new();
         for m in 0..METRICS.len() {
@@ -318,14 +394,23 @@ async fn main() -> anyhow::Result<()> {
         for t in tasks {
             rows += t.await??;
         }
-        println!("  {rows} daily buckets: {:.1} s", t1.elapsed().as_secs_f64());
+        println!(
+            "  {rows} daily buckets: {:.1} s",
+            t1.elapsed().as_secs_f64()
+        );
         let t2 = Instant::now();
         let r = facts::roll(&db, TENANT, at.today, 20_000, Utc::now()).await?;
-        println!("  rolling counters built: {:.1} s ({r:?})", t2.elapsed().as_secs_f64());
+        println!(
+            "  rolling counters built: {:.1} s ({r:?})",
+            t2.elapsed().as_secs_f64()
+        );
     } else if facts::rolled_to(&db, TENANT).await? != Some(at.today) {
         let t2 = Instant::now();
         facts::roll(&db, TENANT, at.today, 20_000, Utc::now()).await?;
-        println!("  rolling counters rolled to today: {:.1} s", t2.elapsed().as_secs_f64());
+        println!(
+            "  rolling counters rolled to today: {:.1} s",
+            t2.elapsed().as_secs_f64()
+        );
     }
     println!(
         "population: {} profiles, {} buckets, {} rolling rows, {} tag rows",
@@ -335,7 +420,10 @@ async fn main() -> anyhow::Result<()> {
         scalar(&db, "SELECT COUNT(*) FROM facts_tag").await?,
     );
 
-    println!("\n{:<58} {:>9} {:>9} {:>9} {:>9}", "preview (count + 20 samples)", "matches", "1st ms", "median ms", "max ms");
+    println!(
+        "\n{:<58} {:>9} {:>9} {:>9} {:>9}",
+        "preview (count + 20 samples)", "matches", "1st ms", "median ms", "max ms"
+    );
     let limits = Limits::default();
     let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (label, q) in queries() {
@@ -353,7 +441,10 @@ async fn main() -> anyhow::Result<()> {
         let first = times[0];
         let mut sorted = times.clone();
         sorted.sort_by(|a, b| a.total_cmp(b));
-        println!("{label:<58} {count:>9} {first:>9.0} {:>9.0} {:>9.0}", sorted[2], sorted[4]);
+        println!(
+            "{label:<58} {count:>9} {first:>9.0} {:>9.0} {:>9.0}",
+            sorted[2], sorted[4]
+        );
         results.insert(label, times);
     }
 
@@ -399,7 +490,10 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    println!("\nbackfill of `page views ≥10 in 90 d` over every profile (batches of {}):", tagger.cfg.backfill_batch);
+    println!(
+        "\nbackfill of `page views ≥10 in 90 d` over every profile (batches of {}):",
+        tagger.cfg.backfill_batch
+    );
     for round in ["first (tags every match)", "again (nothing changes)"] {
         let job = backfill::queue(&tagger, TENANT, backfill::BACKFILL, &rule.id, "bench").await?;
         let start = Instant::now();
