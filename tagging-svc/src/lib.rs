@@ -55,6 +55,15 @@ pub async fn run_with_clock(
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
     tokio::spawn(relay.clone().run(deps.shutdown.clone()));
     let tagger = tagger(db.clone(), cfg.clone(), clock);
+    let resumed = store::backfill::resume(&tagger)
+        .await
+        .map_err(|e| RoleError::Other {
+            role: ROLE,
+            message: format!("cannot read unfinished jobs: {e}"),
+        })?;
+    if resumed > 0 {
+        tracing::info!(jobs = resumed, "Resuming unfinished tagging jobs");
+    }
     let consumer = tokio::spawn(consume::run(
         deps.bus.clone(),
         tagger.clone(),

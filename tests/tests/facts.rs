@@ -271,6 +271,31 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
     for c in [&three_in_30, &case_in_7, &filtered] {
         agree(db, backend, c.clone(), &["pA", "pB"]).await;
     }
+    // Raw events past the retention go; their counts stay in the buckets.
+    record(db, "pB", &page_view(500, &[])).await;
+    let before = facts::load_profile(db, T, "pB", &LoadOptions::default())
+        .await
+        .unwrap();
+    let pruned = facts::prune_events(db, T, today() - Duration::days(400), 100)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let after = facts::load_profile(
+        db,
+        T,
+        "pB",
+        &LoadOptions {
+            events_since: Some(today() - Duration::days(1000)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.daily, before.daily);
+    assert!(after
+        .events
+        .iter()
+        .all(|e| e.day > today() - Duration::days(400)));
     t.cleanup().await;
 }
 

@@ -2,9 +2,14 @@
 //! `code`; validation errors of conditions name the node (`details.errors[].path`).
 //!
 //! - the tag catalogue: [`catalog`]
+//! - a profile's tags by hand: [`members`]
+//! - rules, previews, exports, jobs: [`rules`], [`export`]
 //! - WeCom corp-tag sync: [`wecom`]
 
 mod catalog;
+mod export;
+mod members;
+mod rules;
 pub mod wecom;
 
 use std::sync::Arc;
@@ -31,7 +36,9 @@ pub fn routes(tagger: Tagger) -> Routes {
     };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
-            .configure(catalog::routes);
+            .configure(catalog::routes)
+            .configure(members::routes)
+            .configure(rules::routes);
     })
 }
 

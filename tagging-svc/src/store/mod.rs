@@ -1,5 +1,6 @@
 //! Tables of the tagging service and their migrations.
 
+pub mod backfill;
 pub mod catalog;
 pub mod corp_tags;
 pub mod engine;
@@ -7,6 +8,7 @@ pub mod entities;
 pub mod members;
 pub mod migrations;
 pub mod rules;
+pub mod segments;
 pub mod sync_queue;
 pub mod tagger;
 pub mod wecom_migrations;

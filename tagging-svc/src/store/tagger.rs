@@ -315,6 +315,12 @@ impl Tagger {
         for tenant in facts::tenants(&self.db).await? {
             let today = facts::local_day(now, self.cfg.offset_of(&tenant));
             facts::roll(&self.db, &tenant, today, 20_000, now).await?;
+            let keep_from =
+                today - chrono::Duration::days(i64::from(self.cfg.event_retention_days));
+            let pruned = facts::prune_events(&self.db, &tenant, keep_from, 5_000).await?;
+            if pruned > 0 {
+                metrics::counter!("scrm_tagging_events_pruned_total").increment(pruned);
+            }
         }
         self.due(now, 500).await
     }
