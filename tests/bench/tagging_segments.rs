@@ -434,7 +434,9 @@ async fn main() -> anyhow::Result<()> {
         let mut count = 0;
         for _ in 0..5 {
             let t = Instant::now();
-            let p = segments::preview(&db, TENANT, &expanded, &at, 20).await?;
+            let r = segments::reader(&db).await?;
+            let p = segments::preview(&r, TENANT, &expanded, &at, 20).await?;
+            r.commit().await?;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             count = p.count;
         }

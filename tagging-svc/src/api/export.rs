@@ -78,16 +78,17 @@ pub(super) async fn export(
                 );
             }
             let step = async {
-                let ids = segments::next_ids(&db, &tenant, c.after.as_deref(), BATCH).await?;
+                let r = segments::reader(&db).await?;
+                let ids = segments::next_ids(&r, &tenant, c.after.as_deref(), BATCH).await?;
                 let Some(until) = ids.last().cloned() else {
                     return Ok::<_, sea_orm::DbErr>(None);
                 };
                 let matched =
-                    segments::matching(&db, &tenant, &cond, &at, c.after.as_deref(), &until)
-                        .await?;
+                    segments::matching(&r, &tenant, &cond, &at, c.after.as_deref(), &until).await?;
                 let matched: Vec<String> = matched.into_iter().collect();
                 let keys: Vec<&str> = fields.iter().map(String::as_str).collect();
-                let values = segments::fields_of(&db, &tenant, &matched, &keys).await?;
+                let values = segments::fields_of(&r, &tenant, &matched, &keys).await?;
+                r.commit().await?;
                 Ok(Some((until, matched, values)))
             };
             match step.await {

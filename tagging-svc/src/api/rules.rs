@@ -246,9 +246,11 @@ async fn preview(
         );
     }
     let at = state.tagger.at(&tenant);
-    let p = segments::preview(&state.db, &tenant, &cond, &at, sample)
+    let r = segments::reader(&state.db).await.map_err(db_error)?;
+    let p = segments::preview(&r, &tenant, &cond, &at, sample)
         .await
         .map_err(db_error)?;
+    r.commit().await.map_err(db_error)?;
     metrics::histogram!("scrm_tagging_preview_seconds").record(p.took_ms as f64 / 1000.0);
     Ok(HttpResponse::Ok().json(p))
 }

@@ -269,13 +269,14 @@ async fn backfill(
     let (mut added, mut removed, mut done) = (0u64, 0u64, 0i64);
     let mut after: Option<String> = None;
     loop {
-        let ids = segments::next_ids(&tagger.db, tenant, after.as_deref(), batch).await?;
+        let r = segments::reader(&tagger.db).await?;
+        let ids = segments::next_ids(&r, tenant, after.as_deref(), batch).await?;
         let Some(until) = ids.last().cloned() else {
             break;
         };
         let at = tagger.at(tenant);
-        let matched =
-            segments::matching(&tagger.db, tenant, cond, &at, after.as_deref(), &until).await?;
+        let matched = segments::matching(&r, tenant, cond, &at, after.as_deref(), &until).await?;
+        r.commit().await?;
         let current = rule_members(
             tagger,
             tenant,

@@ -8,7 +8,10 @@ use rules::schema::{FactsCol as C, FactsTable as T};
 use rules::sql::{self, CompileCtx, IdRange, Restrict};
 use rules::{EvalCtx, Expanded};
 use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, Statement,
+    TransactionTrait,
+};
 use serde::Serialize;
 
 use super::engine::At;
@@ -39,6 +42,26 @@ async fn run<Db: ConnectionTrait>(
 fn id_of(r: &sea_orm::QueryResult) -> Result<String, DbErr> {
     let raw: Vec<u8> = r.try_get_by_index(0)?;
     String::from_utf8(raw).map_err(|e| DbErr::Custom(format!("profile_id: {e}")))
+}
+
+/// Set operations over large segments need room for their temporary tables: MySQL's default
+/// 16 MiB sends a few hundred thousand profile ids to disk, many times slower.
+const TMP_TABLE_BYTES: u64 = 256 << 20;
+
+/// A read transaction for bulk segment queries (preview, backfill batches, export pages): on
+/// MySQL / MariaDB its session may keep set-operation temporaries of [`TMP_TABLE_BYTES`] in memory.
+pub async fn reader(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    if txn.get_database_backend() == DatabaseBackend::MySql {
+        txn.execute(Statement::from_string(
+            DatabaseBackend::MySql,
+            format!(
+                "SET SESSION tmp_table_size = {TMP_TABLE_BYTES}, max_heap_table_size = {TMP_TABLE_BYTES}"
+            ),
+        ))
+        .await?;
+    }
+    Ok(txn)
 }
 
 /// How a condition is compiled now for `tenant` (rolling counters when current).
