@@ -252,8 +252,17 @@ impl Compiler<'_> {
         if rest.is_empty() {
             return first;
         }
+        // Expected size class of the result: a union is as large as its largest member, an
+        // intersection (and what is left after excepts) as small as its smallest positive one.
+        let union = rest.iter().all(|(op, _)| *op == UnionType::Distinct);
+        let mut rank = first.rank;
         let mut head = self.member(first);
         for (op, p) in rest {
+            rank = match op {
+                UnionType::Distinct if union => rank.max(p.rank),
+                UnionType::Intersect => rank.min(p.rank),
+                _ => rank,
+            };
             let m = self.member(p);
             head.union(op, m);
         }
@@ -261,7 +270,7 @@ impl Compiler<'_> {
             stmt: head,
             compound: true,
             unique: true,
-            rank: 4,
+            rank,
         }
     }
 
