@@ -10,13 +10,32 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 use super::{opt_text, rows, text};
 
-/// What to read besides properties, tags, relationships and daily buckets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What to read of a profile. [`Default`] reads everything but raw events.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Raw events of these kinds (all kinds when empty) on or after this day, for behaviour
     /// leaves with filters; `None` reads no raw events.
     pub events_since: Option<NaiveDate>,
     pub event_kinds: BTreeSet<String>,
+    /// Read properties (`None`: none; empty: all; else these keys).
+    pub properties: Option<BTreeSet<String>>,
+    pub tags: bool,
+    pub relations: bool,
+    /// Read daily buckets (`None`: none; empty: every metric; else these metrics).
+    pub metrics: Option<BTreeSet<String>>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            events_since: None,
+            event_kinds: BTreeSet::new(),
+            properties: Some(BTreeSet::new()),
+            tags: true,
+            relations: true,
+            metrics: Some(BTreeSet::new()),
+        }
+    }
 }
 
 /// A stored value back as a [`FactValue`] (`None` for a row that decodes to nothing).
@@ -55,33 +74,47 @@ pub async fn load_profile<Db: ConnectionTrait>(
             .and_where(Expr::col(C::ProfileId).eq(profile))
             .to_owned()
     };
-    let props = of(T::FactsProperty)
-        .columns([C::Pkey, C::Ord, C::Vtype, C::S, C::N])
-        .order_by(C::Pkey, Order::Asc)
-        .order_by(C::Ord, Order::Asc)
-        .to_owned();
-    for r in rows(conn, &props).await? {
-        if let Some(v) = decode(&r)? {
-            f.properties.entry(text(&r, "pkey")?).or_default().push(v);
+    if let Some(keys) = &opts.properties {
+        let mut props = of(T::FactsProperty)
+            .columns([C::Pkey, C::Ord, C::Vtype, C::S, C::N])
+            .order_by(C::Pkey, Order::Asc)
+            .order_by(C::Ord, Order::Asc)
+            .to_owned();
+        if !keys.is_empty() {
+            props.and_where(Expr::col(C::Pkey).is_in(keys.iter().cloned()));
+        }
+        for r in rows(conn, &props).await? {
+            if let Some(v) = decode(&r)? {
+                f.properties.entry(text(&r, "pkey")?).or_default().push(v);
+            }
         }
     }
-    for r in rows(conn, &of(T::FactsTag).column(C::TagId).to_owned()).await? {
-        f.add_tag(text(&r, "tag_id")?);
-    }
-    let rels = of(T::FactsRelation)
-        .columns([C::Kind, C::Ns, C::Ref])
-        .to_owned();
-    for r in rows(conn, &rels).await? {
-        if let Some(k) = relation_kind(&text(&r, "kind")?) {
-            f.add_relation(k, text(&r, "ns")?, text(&r, "ref")?);
+    if opts.tags {
+        for r in rows(conn, &of(T::FactsTag).column(C::TagId).to_owned()).await? {
+            f.add_tag(text(&r, "tag_id")?);
         }
     }
-    let daily = of(T::FactsBehaviourDaily)
-        .columns([C::Metric, C::Day, C::Cnt])
-        .to_owned();
-    for r in rows(conn, &daily).await? {
-        let cnt: i32 = r.try_get("", "cnt")?;
-        f.add_count(text(&r, "metric")?, r.try_get("", "day")?, i64::from(cnt));
+    if opts.relations {
+        let rels = of(T::FactsRelation)
+            .columns([C::Kind, C::Ns, C::Ref])
+            .to_owned();
+        for r in rows(conn, &rels).await? {
+            if let Some(k) = relation_kind(&text(&r, "kind")?) {
+                f.add_relation(k, text(&r, "ns")?, text(&r, "ref")?);
+            }
+        }
+    }
+    if let Some(metrics) = &opts.metrics {
+        let mut daily = of(T::FactsBehaviourDaily)
+            .columns([C::Metric, C::Day, C::Cnt])
+            .to_owned();
+        if !metrics.is_empty() {
+            daily.and_where(Expr::col(C::Metric).is_in(metrics.iter().cloned()));
+        }
+        for r in rows(conn, &daily).await? {
+            let cnt: i32 = r.try_get("", "cnt")?;
+            f.add_count(text(&r, "metric")?, r.try_get("", "day")?, i64::from(cnt));
+        }
     }
     if let Some(since) = opts.events_since {
         let mut q = of(T::FactsEvent)

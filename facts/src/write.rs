@@ -72,6 +72,29 @@ async fn version<Db: ConnectionTrait>(
     }
 }
 
+/// Makes sure the profile is in the projection and takes its row lock (see [`lock_profile`]) in
+/// one round trip for a known profile. Returns whether it was added.
+pub async fn ensure_locked<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let mut q = Query::select();
+    q.column(C::Version)
+        .from(T::FactsProfile)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile));
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+        q.lock(sea_orm::sea_query::LockType::Update);
+    }
+    if !rows(conn, &q).await?.is_empty() {
+        return Ok(false);
+    }
+    // A new profile: the inserted row is locked by its insert.
+    ensure_profile(conn, tenant, profile, now).await
+}
+
 /// Makes sure the profile is in the projection (the universe NOT and "did not do" start from).
 /// Returns whether it was added.
 pub async fn ensure_profile<Db: ConnectionTrait>(
@@ -246,6 +269,20 @@ pub async fn record_event<Db: ConnectionTrait>(
     ev: &EventFact,
     today: NaiveDate,
 ) -> Result<bool, DbErr> {
+    record_event_as_of(conn, tenant, profile, ev, today, None).await
+}
+
+/// [`record_event`] with the tenant's `facts_clock.rolled_to` when the caller knows it (it only
+/// ever moves forward, so a value read a moment ago is safe: if it says today, it still is; if
+/// it says an earlier day the profile is marked and recomputed, which is never wrong).
+pub async fn record_event_as_of<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    ev: &EventFact,
+    today: NaiveDate,
+    known_rolled_to: Option<Option<NaiveDate>>,
+) -> Result<bool, DbErr> {
     let q = Query::insert()
         .into_table(T::FactsEvent)
         .columns([C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day])
@@ -277,7 +314,11 @@ pub async fn record_event<Db: ConnectionTrait>(
     for m in &metrics {
         exec(conn, &bump_daily(tenant, profile, m, ev.day, 1)).await?;
     }
-    if rolled_to(conn, tenant).await? == Some(today) {
+    let rolled = match known_rolled_to {
+        Some(r) => r,
+        None => rolled_to(conn, tenant).await?,
+    };
+    if rolled == Some(today) {
         let add = window_adds(ev.day, today, 1);
         if add.iter().any(|n| *n != 0) {
             for m in &metrics {

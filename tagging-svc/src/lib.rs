@@ -94,6 +94,7 @@ pub fn tagger(db: sea_orm::DatabaseConnection, cfg: Config, clock: Arc<dyn Clock
         db,
         cfg: Arc::new(cfg),
         clock,
+        rolled: Arc::default(),
     }
 }
 

@@ -11,10 +11,11 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use facts::LoadOptions;
 use proto::tagging::{TagChange, TagChanged, TagSource};
 use rules::{EvalCtx, ProfileFacts};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
 
 use super::entities::schedule;
-use super::members::{self, MemberError, Reason};
+use super::members::{self, MemberError, Reason, TagInfo};
 use super::rules::{Mode, RuleCache, RuleEntry, Trigger};
 use crate::clock::due_at;
 
@@ -47,11 +48,33 @@ pub struct Engine {
     pub max_rounds: u32,
 }
 
+/// Reads only what the candidate rules can look at: their property keys, tags, relationships,
+/// the buckets of their metrics, raw events of their kinds when a leaf filters on properties.
 fn load_options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
     let raw = cands.iter().any(|e| {
         !e.deps.event_property_keys.is_empty()
             || (!e.deps.event_kinds.is_empty() && !e.deps.content_tags.is_empty())
     });
+    let keys: BTreeSet<String> = cands
+        .iter()
+        .flat_map(|e| e.deps.property_keys.iter().cloned())
+        .collect();
+    let metrics: BTreeSet<String> = cands
+        .iter()
+        .flat_map(|e| {
+            e.deps
+                .event_kinds
+                .iter()
+                .map(|k| rules::event_metric(k))
+                .chain(
+                    e.deps
+                        .content_tags
+                        .iter()
+                        .map(|t| rules::content_tag_metric(t)),
+                )
+                .collect::<Vec<_>>()
+        })
+        .collect();
     LoadOptions {
         events_since: raw.then(|| today - Duration::days(EVENT_HORIZON_DAYS)),
         event_kinds: if raw {
@@ -62,6 +85,10 @@ fn load_options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
         } else {
             BTreeSet::new()
         },
+        properties: (!keys.is_empty()).then_some(keys),
+        tags: cands.iter().any(|e| !e.deps.tags.is_empty()),
+        relations: cands.iter().any(|e| e.deps.relations),
+        metrics: (!metrics.is_empty()).then_some(metrics),
     }
 }
 
@@ -85,7 +112,11 @@ impl Engine {
                 facts::load_profile(txn, tenant, profile, &load_options(&cands, at.today)).await?;
             let mut changed_tags = BTreeSet::new();
             for rule in &cands {
-                for c in self.apply(txn, tenant, profile, rule, &facts, at).await? {
+                let info = set.tags.get(&rule.tag_id);
+                for c in self
+                    .apply(txn, tenant, profile, rule, info, &facts, at)
+                    .await?
+                {
                     changed_tags.insert(c.tag_id.clone());
                     all.push(c);
                 }
@@ -103,12 +134,14 @@ impl Engine {
     }
 
     /// Evaluates one rule for the profile, changes its membership and schedules its next look.
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
         tenant: &str,
         profile: &str,
         rule: &RuleEntry,
+        info: Option<&TagInfo>,
         facts: &ProfileFacts,
         at: &At,
     ) -> Result<Vec<TagChanged>, DbErr> {
@@ -127,10 +160,10 @@ impl Engine {
         .await?;
         let mut out = Vec::new();
         if matches != has && (matches || rule.mode == Mode::AddRemove) {
-            if let Some(info) = members::tag_info(txn, tenant, &rule.tag_id).await? {
+            if let Some(info) = info {
                 let why = Reason::rule(&rule.id);
                 out = if matches {
-                    match members::add(txn, tenant, profile, &info, &why, at.now).await {
+                    match members::add(txn, tenant, profile, info, &why, at.now).await {
                         Ok(c) => c,
                         Err(MemberError::Db(e)) => return Err(e),
                         // Retired or gone since the rule set was loaded.
@@ -141,7 +174,7 @@ impl Engine {
                         txn,
                         tenant,
                         profile,
-                        &info,
+                        info,
                         Some((TagSource::Rule, &rule.id)),
                         &why,
                         at.now,
@@ -166,7 +199,8 @@ impl Engine {
     }
 }
 
-/// Sets (or clears) when the profile's result for the rule must be looked at again.
+/// Sets (or clears) when the profile's result for the rule must be looked at again (one
+/// statement: an upsert or a delete).
 pub async fn reschedule(
     txn: &DatabaseTransaction,
     tenant: &str,
@@ -174,29 +208,29 @@ pub async fn reschedule(
     rule_id: &str,
     due: Option<DateTime<Utc>>,
 ) -> Result<(), DbErr> {
-    let key = (tenant.to_string(), profile.to_string(), rule_id.to_string());
-    let existing = schedule::Entity::find_by_id(key.clone()).one(txn).await?;
-    match (existing, due) {
-        (None, None) => Ok(()),
-        (Some(_), None) => schedule::Entity::delete_by_id(key)
-            .exec(txn)
-            .await
-            .map(drop),
-        (Some(s), Some(d)) if s.due_at == d => Ok(()),
-        (Some(_), Some(d)) => schedule::Entity::update_many()
-            .col_expr(schedule::Column::DueAt, sea_orm::sea_query::Expr::value(d))
+    match due {
+        None => schedule::Entity::delete_many()
             .filter(schedule::Column::TenantId.eq(tenant))
             .filter(schedule::Column::ProfileId.eq(profile))
             .filter(schedule::Column::RuleId.eq(rule_id))
             .exec(txn)
             .await
             .map(drop),
-        (None, Some(d)) => schedule::Entity::insert(schedule::ActiveModel {
-            tenant_id: Set(key.0),
-            profile_id: Set(key.1),
-            rule_id: Set(key.2),
+        Some(d) => schedule::Entity::insert(schedule::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            profile_id: Set(profile.to_string()),
+            rule_id: Set(rule_id.to_string()),
             due_at: Set(d),
         })
+        .on_conflict(
+            OnConflict::columns([
+                schedule::Column::TenantId,
+                schedule::Column::ProfileId,
+                schedule::Column::RuleId,
+            ])
+            .update_column(schedule::Column::DueAt)
+            .to_owned(),
+        )
         .exec_without_returning(txn)
         .await
         .map(drop),

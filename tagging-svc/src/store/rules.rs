@@ -20,7 +20,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::catalog::ACTIVE;
-use super::entities::{rule, tag};
+use super::entities::{rule, tag, tag_group};
+use super::members::TagInfo;
 
 /// How a rule sets its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,10 +79,11 @@ pub enum Trigger {
     All,
 }
 
-/// A tenant's rules.
+/// A tenant's rules, with the tags they set (and their groups) as of the load.
 #[derive(Debug, Clone, Default)]
 pub struct TenantRules {
     pub entries: Vec<Arc<RuleEntry>>,
+    pub tags: HashMap<String, TagInfo>,
 }
 
 impl TenantRules {
@@ -150,14 +152,33 @@ pub async fn load<C: ConnectionTrait>(
             .filter_map(|r| Some((r.id.clone(), parse_stored(&r.condition)?)))
             .collect(),
     );
-    let active: BTreeSet<String> = tag::Entity::find()
-        .filter(tag::Column::TenantId.eq(tenant))
-        .filter(tag::Column::Status.eq(ACTIVE))
+    let groups: HashMap<String, tag_group::Model> = tag_group::Entity::find()
+        .filter(tag_group::Column::TenantId.eq(tenant))
         .all(conn)
         .await?
         .into_iter()
-        .map(|t| t.id)
+        .map(|g| (g.id.clone(), g))
         .collect();
+    let mut tags = HashMap::new();
+    let mut active = BTreeSet::new();
+    for t in tag::Entity::find()
+        .filter(tag::Column::TenantId.eq(tenant))
+        .all(conn)
+        .await?
+    {
+        if t.status == ACTIVE {
+            active.insert(t.id.clone());
+        }
+        if let Some(g) = groups.get(&t.group_id) {
+            tags.insert(
+                t.id.clone(),
+                TagInfo {
+                    tag: t,
+                    group: g.clone(),
+                },
+            );
+        }
+    }
     let mut entries = Vec::new();
     for r in rows {
         let expanded = lookup
@@ -182,7 +203,7 @@ pub async fn load<C: ConnectionTrait>(
             version: r.version,
         }));
     }
-    Ok(TenantRules { entries })
+    Ok(TenantRules { entries, tags })
 }
 
 /// Each tenant's rule set and when it was loaded.

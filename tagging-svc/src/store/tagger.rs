@@ -57,7 +57,16 @@ pub struct Tagger {
     pub engine: Engine,
     pub cfg: Arc<Config>,
     pub clock: Arc<dyn Clock>,
+    /// Each tenant's rolling-counter day and when it was read.
+    pub rolled: RolledCache,
 }
+
+/// Tenant → (read at, `facts_clock.rolled_to`).
+pub type RolledCache = Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Option<chrono::NaiveDate>)>,
+    >,
+>;
 
 /// A decoded event this service acts on.
 enum Work {
@@ -99,6 +108,28 @@ impl Tagger {
         }
     }
 
+    /// The tenant's rolling-counter day, read at most every couple of seconds (it only moves
+    /// forward, so a value a moment old is safe: see `facts::record_event_as_of`).
+    async fn rolled_to(&self, tenant: &str) -> Result<Option<chrono::NaiveDate>, DbErr> {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+        if let Some((at, v)) = self
+            .rolled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
+            if at.elapsed() < FRESH {
+                return Ok(*v);
+            }
+        }
+        let v = facts::rolled_to(&self.db, tenant).await?;
+        self.rolled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string(), (std::time::Instant::now(), v));
+        Ok(v)
+    }
+
     /// Handles one bus event exactly once.
     pub async fn handle(&self, env: &Envelope) -> Result<Handled, HandleError> {
         let Some(work) = decode(env)? else {
@@ -128,10 +159,11 @@ impl Tagger {
         match work {
             Work::Resolved(r) => {
                 let p = r.profile_id.as_str();
-                let first = facts::ensure_profile(txn, tenant, p, at.now).await?;
-                facts::lock_profile(txn, tenant, p).await?;
+                let first = facts::ensure_locked(txn, tenant, p, at.now).await?;
                 let ev = facts::event_fact(&r.event, at.offset);
-                let new = facts::record_event(txn, tenant, p, &ev, at.today).await?;
+                let rolled = self.rolled_to(tenant).await?;
+                let new =
+                    facts::record_event_as_of(txn, tenant, p, &ev, at.today, Some(rolled)).await?;
                 if !new && !first {
                     return Ok(Vec::new());
                 }
@@ -156,8 +188,7 @@ impl Tagger {
             }
             Work::Updated(u) => {
                 let p = u.profile_id.as_str();
-                facts::ensure_profile(txn, tenant, p, at.now).await?;
-                facts::lock_profile(txn, tenant, p).await?;
+                facts::ensure_locked(txn, tenant, p, at.now).await?;
                 let Some(applied) = facts::apply_profile(txn, tenant, u, at.now).await? else {
                     return Ok(Vec::new());
                 };
