@@ -60,12 +60,12 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
         cfg.consumer_concurrency,
         deps.shutdown.clone(),
     ));
-    let scheduler = Arc::new(Scheduler {
-        scorer: scorer.clone(),
-        batch: cfg.scheduler_batch,
-        recompute_batch: cfg.recompute_batch,
-        relay: Some(relay.clone()),
-    });
+    let scheduler = Arc::new(Scheduler::new(
+        scorer.clone(),
+        cfg.scheduler_batch,
+        cfg.recompute_batch,
+        Some(relay.clone()),
+    ));
     tokio::spawn(scheduler.run(
         Duration::from_millis(cfg.scheduler_interval_ms),
         deps.shutdown.clone(),

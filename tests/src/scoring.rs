@@ -177,6 +177,19 @@ impl ScoringDb {
             .collect()
     }
 
+    /// Runs a statement with bound values.
+    pub async fn count_exec(&self, sql: &str, values: Vec<sea_orm::Value>) -> u64 {
+        let db = self.db();
+        db.execute(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await
+        .expect("statement")
+        .rows_affected()
+    }
+
     /// Runs a `SELECT COUNT(*)` with bound values.
     pub async fn count(&self, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
         let db = self.db();

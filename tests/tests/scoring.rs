@@ -19,12 +19,7 @@ use serde_json::json;
 const T: &str = "t-score";
 
 fn scheduler(s: &ScoringDb) -> Scheduler {
-    Scheduler {
-        scorer: s.scorer.clone(),
-        batch: 100,
-        recompute_batch: 50,
-        relay: None,
-    }
+    Scheduler::new(s.scorer.clone(), 100, 50, None)
 }
 
 /// An engagement model: page views 10 points (per-day cap 30), form submits 25.

@@ -4,8 +4,8 @@
 //! recompute jobs advance one batch; the facts projection's rolling counters roll at midnight.
 //! Every instance runs it; they share the work through the database.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use platform::db::outbox::{self, OutboxRelay};
@@ -31,16 +31,38 @@ pub struct TickReport {
     pub recomputed: usize,
 }
 
+/// How often the facts projection's rolling counters are rolled (they change at each tenant's
+/// midnight; scoring's own decisions read the daily buckets, not the counters).
+const ROLL_EVERY: Duration = Duration::from_secs(60);
+
 /// Runs the passes.
 #[derive(Clone)]
 pub struct Scheduler {
-    pub scorer: Scorer,
-    pub batch: u32,
-    pub recompute_batch: u32,
-    pub relay: Option<OutboxRelay>,
+    scorer: Scorer,
+    batch: u32,
+    recompute_batch: u32,
+    relay: Option<OutboxRelay>,
+    rolled: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Scheduler {
+    /// Leads and SLAs are looked at `batch` at a time, recompute jobs advance `recompute_batch`
+    /// profiles a pass; `relay` is woken when a pass enqueued events.
+    pub fn new(
+        scorer: Scorer,
+        batch: u32,
+        recompute_batch: u32,
+        relay: Option<OutboxRelay>,
+    ) -> Self {
+        Scheduler {
+            scorer,
+            batch: batch.max(1),
+            recompute_batch: recompute_batch.max(1),
+            relay,
+            rolled: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// One pass of everything due now.
     pub async fn tick(&self) -> Result<TickReport, DbErr> {
         let now = self.scorer.clock.now();
@@ -162,6 +184,13 @@ impl Scheduler {
 
     /// Rolls the facts projection's rolling counters of every tenant to its local today.
     async fn roll(&self, now: DateTime<Utc>) -> Result<(), DbErr> {
+        {
+            let mut last = self.rolled.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < ROLL_EVERY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
         let db = &self.scorer.db;
         for tenant in facts::tenants(db).await? {
             let today = facts::local_day(now, self.scorer.cfg.offset_of(&tenant));
