@@ -44,6 +44,10 @@ pub struct Config {
     /// Largest sample of a dry run.
     #[serde(default = "default_sample")]
     pub dry_run_max_sample: u32,
+    /// How often the outbox relay publishes what scoring wrote (milliseconds); events written
+    /// meanwhile go out together in one pass.
+    #[serde(default = "default_outbox_poll")]
+    pub outbox_poll_ms: u64,
 }
 
 fn default_offset() -> i32 {
@@ -70,6 +74,9 @@ fn default_rounds() -> u32 {
 fn default_sample() -> u32 {
     1_000
 }
+fn default_outbox_poll() -> u64 {
+    20
+}
 
 impl Config {
     /// A config with defaults for everything but the listener and the database.
@@ -86,6 +93,7 @@ impl Config {
             recompute_batch: default_recompute_batch(),
             max_settle_rounds: default_rounds(),
             dry_run_max_sample: default_sample(),
+            outbox_poll_ms: default_outbox_poll(),
         }
     }
 
@@ -152,6 +160,7 @@ impl Validate for Config {
                 1,
                 64,
             ),
+            ("outbox_poll_ms", self.outbox_poll_ms, 1, 10_000),
             (
                 "dry_run_max_sample",
                 u64::from(self.dry_run_max_sample),

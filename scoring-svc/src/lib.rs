@@ -45,7 +45,8 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
 /// [`run`] reading time from `clock`.
 pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Result<(), RoleError> {
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
-    let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
+    let relay = OutboxRelay::new(db.clone(), deps.bus.clone())
+        .with_batch(500, Duration::from_millis(cfg.outbox_poll_ms));
     tokio::spawn(relay.clone().run(deps.shutdown.clone()));
     let scorer = Scorer::new(
         db.clone(),
@@ -56,7 +57,6 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
     let consumer = tokio::spawn(consume::run(
         deps.bus.clone(),
         scorer.clone(),
-        relay.clone(),
         cfg.consumer_concurrency,
         deps.shutdown.clone(),
     ));

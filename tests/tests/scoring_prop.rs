@@ -211,7 +211,7 @@ fn rules(c: &Case) -> Vec<Rule> {
 }
 
 /// Runs the case through scoring and through the brute force; compares at the end and later.
-async fn check(s: &ScoringDb, n: usize, c: Case) -> Result<(), String> {
+async fn check(s: &ScoringDb, sched: &Scheduler, n: usize, c: Case) -> Result<(), String> {
     let tenant = format!("t-prop-{n}");
     let profile = "p";
     s.clock.set(start());
@@ -295,7 +295,6 @@ async fn check(s: &ScoringDb, n: usize, c: Case) -> Result<(), String> {
             .sum();
         events + if vip { 15.0 } else { 0.0 } + if retail { 20.0 } else { 0.0 }
     };
-    let sched = Scheduler::new(s.scorer.clone(), 100, 10, None);
     for (later, fold) in [
         (0, false),
         (3, false),
@@ -334,6 +333,9 @@ async fn scores_equal_a_brute_force_recomputation(backend: Backend) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(32);
     let counter = std::sync::atomic::AtomicUsize::new(0);
+    // One scheduler for every case, as one process has: it rolls the facts counters at most
+    // once a minute, whatever the hand-moved clock says.
+    let sched = Scheduler::new(s.scorer.clone(), 100, 10, None);
     let result = tokio::task::block_in_place(|| {
         let mut runner = TestRunner::new(Config {
             cases,
@@ -343,7 +345,7 @@ async fn scores_equal_a_brute_force_recomputation(backend: Backend) {
         runner.run(&case(), |c| {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             handle
-                .block_on(check(&s, n, c))
+                .block_on(check(&s, &sched, n, c))
                 .map_err(TestCaseError::fail)
         })
     });

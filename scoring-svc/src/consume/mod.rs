@@ -2,30 +2,25 @@
 //! `identity.merged`, `identity.unmerged`). Each message is applied once by [`Scorer::handle`];
 //! contention that outlasts its retries, and any other database failure, goes back to the bus
 //! (`Transient`); a payload that does not decode is parked (`Invalid`).
+//!
+//! The consumer does not wake the outbox relay after each event: the relay publishes what many
+//! events wrote in one pass every `scoring.outbox_poll_ms`, which costs the database one claim
+//! per pass instead of one per event.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use platform::bus::{run_consumer, Bus, GroupSpec, HandlerError};
 use platform::config::BusConfig;
-use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Outcome, ScoreError, Scorer};
 
 /// Handles one delivery.
-pub async fn handle(
-    scorer: &Scorer,
-    relay: &OutboxRelay,
-    env: Envelope,
-) -> Result<(), HandlerError> {
+pub async fn handle(scorer: &Scorer, env: Envelope) -> Result<(), HandlerError> {
     match scorer.handle(&env).await {
-        Ok(Outcome::Applied) => {
-            relay.wake();
-            Ok(())
-        }
-        Ok(Outcome::Duplicate) | Ok(Outcome::Ignored) => Ok(()),
+        Ok(Outcome::Applied) | Ok(Outcome::Duplicate) | Ok(Outcome::Ignored) => Ok(()),
         Err(ScoreError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
         Err(e) => Err(HandlerError::Transient(e.to_string())),
     }
@@ -46,7 +41,6 @@ pub fn group_spec(concurrency: usize) -> GroupSpec {
 pub async fn run(
     bus: Arc<dyn Bus>,
     scorer: Scorer,
-    relay: OutboxRelay,
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
@@ -72,8 +66,7 @@ pub async fn run(
         shutdown,
         move |env, _attempt| {
             let scorer = scorer.clone();
-            let relay = relay.clone();
-            async move { handle(&scorer, &relay, env).await }
+            async move { handle(&scorer, env).await }
         },
     )
     .await;

@@ -331,7 +331,10 @@ impl Scorer {
             .await?;
         let profile = w.profile().to_string();
         let ev = facts::event_fact(&p.event, w.offset);
-        facts::ensure_profile(&txn, tenant, &profile, now).await?;
+        if created {
+            // Every other way a lead comes to be puts it in the projection already.
+            facts::ensure_profile(&txn, tenant, &profile, now).await?;
+        }
         facts::record_event(&txn, tenant, &profile, &ev, w.today).await?;
         w.facts_changed();
         let earned = whole(p.event.occurred_at).min(now);
@@ -366,10 +369,12 @@ impl Scorer {
             let prior = if r.caps.is_empty() {
                 Vec::new()
             } else {
-                if ledger::has(&txn, tenant, &profile, &r.id, &ev.event_id).await? {
+                let (prior, seen) =
+                    ledger::prior(&txn, tenant, &profile, &r.id, &ev.event_id).await?;
+                if seen {
                     continue;
                 }
-                ledger::prior(&txn, tenant, &profile, &r.id).await?
+                prior
             };
             let a = crate::domain::points::award(r.points, &r.caps, &prior, earned, w.offset);
             let m = &defs.models[r.model];
@@ -792,6 +797,9 @@ impl Scorer {
                 let (lead, created) = self
                     .acquire(&txn, &defs, tenant, profile, true, now)
                     .await?;
+                if created {
+                    facts::ensure_profile(&txn, tenant, profile, now).await?;
+                }
                 let cause = Cause {
                     id: format!("adjust:{}", request.simple()),
                     kind: ScoreCause::Adjustment,

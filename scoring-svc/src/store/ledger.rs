@@ -117,48 +117,30 @@ pub async fn insert(
     }
 }
 
-/// Does the profile have a live entry of `rule` for `source_key`?
-pub async fn has<C: ConnectionTrait>(
-    conn: &C,
-    tenant: &str,
-    profile: &str,
-    rule: &str,
-    source_key: &str,
-) -> Result<bool, DbErr> {
-    let q = Query::select()
-        .column(L::Id)
-        .from(L::Table)
-        .cond_where(
-            live(tenant, profile)
-                .add(Expr::col(L::RuleId).eq(rule))
-                .add(Expr::col(L::SourceKey).eq(source_key)),
-        )
-        .to_owned();
-    Ok(!rows(conn, &q).await?.is_empty())
-}
-
-/// What `rule` awarded the profile so far (live entries), for its caps.
+/// What `rule` awarded the profile so far (live entries), for its caps, and whether one of
+/// them is for `source_key` already.
 pub async fn prior<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
     profile: &str,
     rule: &str,
-) -> Result<Vec<Prior>, DbErr> {
+    source_key: &str,
+) -> Result<(Vec<Prior>, bool), DbErr> {
     let q = Query::select()
-        .columns([L::Delta, L::EarnedAt])
+        .columns([L::Delta, L::EarnedAt, L::SourceKey])
         .from(L::Table)
         .cond_where(live(tenant, profile).add(Expr::col(L::RuleId).eq(rule)))
         .to_owned();
-    rows(conn, &q)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(Prior {
-                delta: r.try_get("", "delta")?,
-                earned: r.try_get("", "earned_at")?,
-            })
-        })
-        .collect()
+    let mut seen = false;
+    let mut out = Vec::new();
+    for r in rows(conn, &q).await? {
+        seen |= r.try_get::<String>("", "source_key")? == source_key;
+        out.push(Prior {
+            delta: r.try_get("", "delta")?,
+            earned: r.try_get("", "earned_at")?,
+        });
+    }
+    Ok((out, seen))
 }
 
 /// Points each state rule holds for the profile: rule id → (model id, sum of live entries).

@@ -720,3 +720,58 @@ impl MigrationTrait for CreateScoringTables {
         Ok(())
     }
 }
+
+/// Drops the facts projection's value indexes. They serve the `rules` crate's SQL compiler
+/// (tagging-svc's bulk previews over every profile); scoring reads its projection one profile at
+/// a time (`facts::load_profile`, merges, splits), which the primary keys and the `*_profile`
+/// indexes serve, so keeping them would only multiply the index writes of every event.
+pub struct DropUnreadFactsIndexes;
+
+/// The value indexes of the facts tables (names as `rules::schema::indexes` creates them).
+const UNREAD_FACTS_INDEXES: [(&str, rules::schema::FactsTable); 11] = {
+    use rules::schema::FactsTable as T;
+    [
+        ("ix_facts_property_s", T::FactsProperty),
+        ("ix_facts_property_n", T::FactsProperty),
+        ("ix_facts_property_fold", T::FactsProperty),
+        ("ix_facts_relation_ref", T::FactsRelation),
+        ("ix_facts_daily_cnt", T::FactsBehaviourDaily),
+        ("ix_facts_rolling_7", T::FactsBehaviourRolling),
+        ("ix_facts_rolling_30", T::FactsBehaviourRolling),
+        ("ix_facts_rolling_90", T::FactsBehaviourRolling),
+        ("ix_facts_rolling_total", T::FactsBehaviourRolling),
+        ("ix_facts_event_kind", T::FactsEvent),
+        ("ix_facts_event_prop_s", T::FactsEventProp),
+    ]
+};
+
+impl MigrationName for DropUnreadFactsIndexes {
+    fn name(&self) -> &str {
+        "m20260601_000002_drop_unread_facts_indexes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for DropUnreadFactsIndexes {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for (name, table) in UNREAD_FACTS_INDEXES {
+            m.drop_index(Index::drop().name(name).table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let wanted: Vec<&str> = UNREAD_FACTS_INDEXES.iter().map(|(n, _)| *n).collect();
+        for i in rules::schema::indexes() {
+            let sql = m.get_database_backend().build(&i).to_string();
+            if wanted
+                .iter()
+                .any(|n| sql.contains(&format!("`{n}`")) || sql.contains(&format!("\"{n}\"")))
+            {
+                m.create_index(i).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -37,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(facts::CreateFactsTables),
             Box::new(migrations::CreateScoringTables),
+            Box::new(migrations::DropUnreadFactsIndexes),
         ]
     }
 }

@@ -1,11 +1,16 @@
 //! The scheduler's passes: leads whose `next_check_at` has come (a decay boundary or crossing,
 //! an inactivity deadline, a time-driven condition) are looked at again; SLAs past due are
 //! breached (once: the status change is conditional, the event is in the same transaction);
-//! recompute jobs advance one batch; the facts projection's rolling counters roll at midnight.
-//! Every instance runs it; they share the work through the database.
+//! recompute jobs advance one batch. Every instance runs it; they share the work through the
+//! database.
+//!
+//! The facts projection's rolling counters are never rolled here: scoring evaluates conditions
+//! on the daily buckets `facts::load_profile` returns, so its counters stay marked dirty (as the
+//! facts crate records counters that are not current) and cost each event one cheap insert
+//! instead of two indexed updates.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use platform::db::outbox::{self, OutboxRelay};
@@ -31,10 +36,6 @@ pub struct TickReport {
     pub recomputed: usize,
 }
 
-/// How often the facts projection's rolling counters are rolled (they change at each tenant's
-/// midnight; scoring's own decisions read the daily buckets, not the counters).
-const ROLL_EVERY: Duration = Duration::from_secs(60);
-
 /// Runs the passes.
 #[derive(Clone)]
 pub struct Scheduler {
@@ -42,7 +43,6 @@ pub struct Scheduler {
     batch: u32,
     recompute_batch: u32,
     relay: Option<OutboxRelay>,
-    rolled: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Scheduler {
@@ -59,7 +59,6 @@ impl Scheduler {
             batch: batch.max(1),
             recompute_batch: recompute_batch.max(1),
             relay,
-            rolled: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -76,7 +75,6 @@ impl Scheduler {
         }
         r.breaches = self.breaches(now).await?;
         r.recomputed = jobs::step(&self.scorer, self.recompute_batch, now).await?;
-        self.roll(now).await?;
         if r != TickReport::default() {
             if let Some(relay) = &self.relay {
                 relay.wake();
@@ -180,23 +178,6 @@ impl Scheduler {
             n += 1;
         }
         Ok(n)
-    }
-
-    /// Rolls the facts projection's rolling counters of every tenant to its local today.
-    async fn roll(&self, now: DateTime<Utc>) -> Result<(), DbErr> {
-        {
-            let mut last = self.rolled.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|t| t.elapsed() < ROLL_EVERY) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        let db = &self.scorer.db;
-        for tenant in facts::tenants(db).await? {
-            let today = facts::local_day(now, self.scorer.cfg.offset_of(&tenant));
-            facts::roll(db, &tenant, today, 5_000, now).await?;
-        }
-        Ok(())
     }
 
     /// Passes every `interval` until `shutdown`.
