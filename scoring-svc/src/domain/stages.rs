@@ -271,7 +271,7 @@ impl Machine {
                 why.push(format!("no activity for {d} days"));
             }
             if t.on_activity {
-                if !v.last_activity.is_some_and(|a| a >= v.entered_at) {
+                if v.last_activity.is_none_or(|a| a < v.entered_at) {
                     continue;
                 }
                 why.push("active again".to_string());
