@@ -22,8 +22,8 @@ pub use load::{load_profile, LoadOptions};
 pub use migration::{CreateFactsTables, FactsClock, FactsRollingDirty};
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{
-    apply_profile, ensure_profile, merge_profiles, record_event, remove_profile, set_tag,
-    split_events, unset_tag, ProfileApplied,
+    apply_profile, ensure_profile, lock_profile, merge_profiles, prune_events, record_event,
+    remove_profile, set_tag, set_tag_many, split_events, unset_tag, unset_tag_many, ProfileApplied,
 };
 
 use sea_orm::{ConnectionTrait, DbErr, Statement};

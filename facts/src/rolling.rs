@@ -4,12 +4,14 @@
 //!
 //! The counters are current for a tenant when `facts_clock.rolled_to` is today: events then add
 //! to them directly and the SQL compiler reads them. After the tenant's midnight they are stale
-//! until [`roll`] rebuilds them from the daily buckets in chunks of profiles (each chunk its own
-//! short transaction, so events never wait on it); meanwhile events mark their profile dirty and
-//! the compiler sums the buckets. Once every chunk is rebuilt the clock moves to today and the
-//! dirty profiles are recomputed; a profile marked by an event that committed after that is
-//! recomputed by the next call of [`roll`] (every scheduler tick), so the counters are exact
-//! again within one tick.
+//! until [`roll`] brings them forward; meanwhile events mark their profile dirty and the compiler
+//! sums the buckets. Moving one day forward only subtracts the buckets of the three days that
+//! leave the 7-, 30- and 90-day windows (one transaction, with the clock: all or nothing) — the
+//! new day's events all marked their profiles. When the counters were never built, or are more
+//! than a week behind, they are rebuilt from the buckets in chunks of profiles instead (each chunk
+//! its own short transaction, so events never wait on it). Then the dirty profiles are
+//! recomputed; a profile marked by an event that committed after that is recomputed by the next
+//! call of [`roll`] (every scheduler tick), so the counters are exact again within one tick.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rules::schema::{FactsCol as C, FactsTable as T};
@@ -150,7 +152,21 @@ pub async fn roll(
     now: DateTime<Utc>,
 ) -> Result<RollReport, DbErr> {
     let mut report = RollReport::default();
-    if rolled_to(db, tenant).await? != Some(today) {
+    let mut at = rolled_to(db, tenant).await?;
+    // A few days behind: step forward day by day.
+    while let Some(d) = at.filter(|d| *d < today && (today - *d).num_days() <= 7) {
+        let next = d + Duration::days(1);
+        let txn = db.begin().await?;
+        for (window, col) in [(7, C::Last7), (30, C::Last30), (90, C::Last90)] {
+            subtract_day(&txn, tenant, next - Duration::days(window), col).await?;
+        }
+        set_clock(&txn, tenant, next, now).await?;
+        txn.commit().await?;
+        at = Some(next);
+        report.rolled = true;
+        metrics::counter!("scrm_facts_rolls_total", "how" => "step").increment(1);
+    }
+    if at != Some(today) {
         let mut after: Option<String> = None;
         loop {
             let mut q = Query::select();
@@ -185,10 +201,49 @@ pub async fn roll(
         }
         set_clock(db, tenant, today, now).await?;
         report.rolled = true;
-        metrics::counter!("scrm_facts_rolls_total").increment(1);
+        metrics::counter!("scrm_facts_rolls_total", "how" => "rebuild").increment(1);
     }
     report.dirty_recomputed = drain_dirty(db, tenant, today).await?;
     Ok(report)
+}
+
+/// Takes the buckets of `day` out of the window column `col` of the rolling counters (one
+/// statement joining the two tables; MySQL and SQLite spell a joined UPDATE differently). The
+/// column is one of three fixed names, never input; the values are bound.
+async fn subtract_day<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    day: NaiveDate,
+    col: C,
+) -> Result<(), DbErr> {
+    let col = match col {
+        C::Last7 => "last7",
+        C::Last30 => "last30",
+        C::Last90 => "last90",
+        _ => return Err(DbErr::Custom("not a window column".into())),
+    };
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::MySql => format!(
+            "UPDATE facts_behaviour_rolling AS r JOIN facts_behaviour_daily AS d \
+             ON r.tenant_id = d.tenant_id AND r.profile_id = d.profile_id AND r.metric = d.metric \
+             SET r.{col} = r.{col} - d.cnt WHERE d.tenant_id = ? AND d.day = ?"
+        ),
+        _ => format!(
+            "UPDATE facts_behaviour_rolling SET {col} = {col} - d.cnt \
+             FROM facts_behaviour_daily AS d \
+             WHERE facts_behaviour_rolling.tenant_id = d.tenant_id \
+             AND facts_behaviour_rolling.profile_id = d.profile_id \
+             AND facts_behaviour_rolling.metric = d.metric AND d.tenant_id = ? AND d.day = ?"
+        ),
+    };
+    conn.execute(sea_orm::Statement::from_sql_and_values(
+        backend,
+        sql,
+        [tenant.into(), day.into()],
+    ))
+    .await
+    .map(drop)
 }
 
 async fn set_clock<Db: ConnectionTrait>(

@@ -97,6 +97,27 @@ pub async fn ensure_profile<Db: ConnectionTrait>(
     Ok(true)
 }
 
+/// Takes the profile's row lock (MySQL / MariaDB; SQLite serialises writers anyway) so that
+/// everything a transaction derives from the profile's facts is not raced by another event of
+/// the same profile on another connection or process. The profile must be in the projection.
+pub async fn lock_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+) -> Result<(), DbErr> {
+    if conn.get_database_backend() != sea_orm::DatabaseBackend::MySql {
+        return Ok(());
+    }
+    let q = Query::select()
+        .column(C::Version)
+        .from(T::FactsProfile)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile))
+        .lock(sea_orm::sea_query::LockType::Update)
+        .to_owned();
+    rows(conn, &q).await.map(drop)
+}
+
 /// The relationship facts of a profile's relationship state: subscriptions in force, active
 /// follows, current group memberships.
 fn relation_rows(r: &Relations) -> BTreeSet<(RelationKind, String, String)> {
@@ -325,6 +346,46 @@ pub async fn set_tag<Db: ConnectionTrait>(
     }
 }
 
+/// Every profile of `profiles` carries `tag` (bulk: chunked deletes and multi-row inserts).
+pub async fn set_tag_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[String],
+    tag: &str,
+) -> Result<(), DbErr> {
+    unset_tag_many(conn, tenant, profiles, tag).await?;
+    let rows = profiles
+        .iter()
+        .map(|p| vec![s(tenant), s(p), s(tag)])
+        .collect();
+    insert_rows(
+        conn,
+        T::FactsTag,
+        &[C::TenantId, C::ProfileId, C::TagId],
+        rows,
+    )
+    .await
+}
+
+/// No profile of `profiles` carries `tag` any more.
+pub async fn unset_tag_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[String],
+    tag: &str,
+) -> Result<(), DbErr> {
+    for chunk in profiles.chunks(500) {
+        let q = Query::delete()
+            .from_table(T::FactsTag)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(C::TagId).eq(tag))
+            .and_where(Expr::col(C::ProfileId).is_in(chunk.iter().cloned()))
+            .to_owned();
+        exec(conn, &q).await?;
+    }
+    Ok(())
+}
+
 /// The profile no longer carries `tag`.
 pub async fn unset_tag<Db: ConnectionTrait>(
     conn: &Db,
@@ -479,4 +540,37 @@ pub async fn remove_profile<Db: ConnectionTrait>(
         .and_where(Expr::col(super::FactsRollingDirty::ProfileId).eq(profile))
         .to_owned();
     exec(conn, &q).await.map(drop)
+}
+
+/// Deletes up to `limit` raw events (with their properties) of days before `before`; their
+/// counts stay in the daily buckets. Returns how many went (call again while it returns `limit`).
+pub async fn prune_events<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    before: NaiveDate,
+    limit: u64,
+) -> Result<u64, DbErr> {
+    let q = Query::select()
+        .column(C::EventId)
+        .from(T::FactsEvent)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::Day).lt(before))
+        .limit(limit)
+        .to_owned();
+    let ids: Vec<String> = rows(conn, &q)
+        .await?
+        .iter()
+        .map(|r| text(r, "event_id"))
+        .collect::<Result<_, _>>()?;
+    for chunk in ids.chunks(500) {
+        for table in [T::FactsEventProp, T::FactsEvent] {
+            let q = Query::delete()
+                .from_table(table)
+                .and_where(Expr::col(C::TenantId).eq(tenant))
+                .and_where(Expr::col(C::EventId).is_in(chunk.iter().cloned()))
+                .to_owned();
+            exec(conn, &q).await?;
+        }
+    }
+    Ok(ids.len() as u64)
 }

@@ -3,6 +3,7 @@
 
 use platform::config::{key, ConfigError, DbConfig, HttpConfig, Secret, Validate};
 use serde::{Deserialize, Serialize};
+use wechat::api::WechatAccessConfig;
 
 use crate::domain::pii::Pii;
 
@@ -36,27 +37,15 @@ pub struct Config {
 }
 
 /// Enrichment through WeChat's APIs. The service never holds an app secret: it asks the
-/// gateway's internal token endpoint for access tokens (DESIGN.md §4).
+/// gateway's internal token endpoint for access tokens (DESIGN.md §4). The keys every service
+/// calling WeChat shares (`enabled`, `gateway_url`, `internal_key`, `oa_base_url`,
+/// `wecom_base_url`, `timeout_ms`) are [`WechatAccessConfig`]'s, in this same section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WechatConfig {
-    /// Look users and external contacts up in WeChat. When on, `gateway_url` and `internal_key`
-    /// are required; set it to `false` to run without enrichment.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Base URL of the gateway serving `/internal/v1/wechat/token`, e.g.
-    /// `http://scrm-gateway:8080`. `scrm up` sets its own gateway's URL.
-    #[serde(default)]
-    pub gateway_url: String,
-    /// The gateway's `internal_key` (at least 32 characters). `scrm up` sets it.
-    #[serde(default)]
-    pub internal_key: Secret,
-    /// Official Account API base URL (point it at `scrm fake-wechat` to develop offline).
-    #[serde(default = "default_oa_base_url")]
-    pub oa_base_url: String,
-    /// WeCom API base URL.
-    #[serde(default = "default_wecom_base_url")]
-    pub wecom_base_url: String,
+    /// Look users and external contacts up in WeChat (`enabled`, …): see [`WechatAccessConfig`].
+    #[serde(flatten)]
+    pub access: WechatAccessConfig,
     /// How long an answer (including "no such user") is reused for the same user, in seconds,
     /// so a burst of events for one person calls WeChat once.
     #[serde(default = "default_cache_ttl_secs")]
@@ -64,39 +53,22 @@ pub struct WechatConfig {
     /// Answers kept at most in the in-process cache.
     #[serde(default = "default_cache_max_entries")]
     pub cache_max_entries: u64,
-    /// Timeout of one HTTP request (to WeChat or to the gateway), in milliseconds.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
 }
 
-fn default_oa_base_url() -> String {
-    "https://api.weixin.qq.com".into()
-}
-fn default_wecom_base_url() -> String {
-    "https://qyapi.weixin.qq.com".into()
-}
 fn default_cache_ttl_secs() -> u64 {
     600
 }
 fn default_cache_max_entries() -> u64 {
     50_000
 }
-fn default_timeout_ms() -> u64 {
-    5_000
-}
 
 impl Default for WechatConfig {
     /// Enabled, with WeChat's API hosts; `gateway_url` and `internal_key` still to be set.
     fn default() -> Self {
         WechatConfig {
-            enabled: true,
-            gateway_url: String::new(),
-            internal_key: Secret::default(),
-            oa_base_url: default_oa_base_url(),
-            wecom_base_url: default_wecom_base_url(),
+            access: WechatAccessConfig::default(),
             cache_ttl_secs: default_cache_ttl_secs(),
             cache_max_entries: default_cache_max_entries(),
-            timeout_ms: default_timeout_ms(),
         }
     }
 }
@@ -105,41 +77,17 @@ impl WechatConfig {
     /// Enrichment switched off.
     pub fn disabled() -> Self {
         WechatConfig {
-            enabled: false,
+            access: WechatAccessConfig::disabled(),
             ..WechatConfig::default()
         }
     }
 }
 
-fn http_url(value: &str) -> bool {
-    (value.starts_with("http://") || value.starts_with("https://"))
-        && value.len() > "https://".len()
-}
-
 impl Validate for WechatConfig {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        if !self.enabled {
+        self.access.validate(prefix)?;
+        if !self.access.enabled {
             return Ok(());
-        }
-        if !http_url(&self.gateway_url) {
-            return Err(ConfigError::invalid(
-                key(prefix, "gateway_url"),
-                "is required while enabled: the gateway's base URL (http:// or https://), e.g. \
-                 http://scrm-gateway:8080; or set enabled = false",
-            ));
-        }
-        wechat::api::check_internal_key(self.internal_key.expose())
-            .map_err(|reason| ConfigError::invalid(key(prefix, "internal_key"), reason))?;
-        for (name, value) in [
-            ("oa_base_url", &self.oa_base_url),
-            ("wecom_base_url", &self.wecom_base_url),
-        ] {
-            if !http_url(value) {
-                return Err(ConfigError::invalid(
-                    key(prefix, name),
-                    "must be an http:// or https:// URL",
-                ));
-            }
         }
         if self.cache_ttl_secs == 0 || self.cache_ttl_secs > 86_400 {
             return Err(ConfigError::invalid(
@@ -151,12 +99,6 @@ impl Validate for WechatConfig {
             return Err(ConfigError::invalid(
                 key(prefix, "cache_max_entries"),
                 "must be at least 1",
-            ));
-        }
-        if self.timeout_ms == 0 || self.timeout_ms > 60_000 {
-            return Err(ConfigError::invalid(
-                key(prefix, "timeout_ms"),
-                "must be between 1 and 60000",
             ));
         }
         Ok(())
@@ -407,29 +349,39 @@ mod tests {
             "database": {"url": "sqlite:///tmp/x.db"},
         }))
         .unwrap();
-        assert!(c.wechat.enabled, "on unless switched off");
+        assert!(c.wechat.access.enabled, "on unless switched off");
         assert_eq!(c.wechat.cache_ttl_secs, 600);
         let e = c.validate("identity").unwrap_err().to_string();
         assert!(e.contains("identity.wechat.gateway_url"), "{e}");
-        c.wechat.gateway_url = "http://127.0.0.1:8080".into();
+        c.wechat.access.gateway_url = "http://127.0.0.1:8080".into();
         let e = c.validate("identity").unwrap_err().to_string();
         assert!(e.contains("identity.wechat.internal_key"), "{e}");
-        c.wechat.internal_key = Secret::new("k".repeat(32));
+        c.wechat.access.internal_key = Secret::new("k".repeat(32));
         c.validate("identity").unwrap();
-        c.wechat.timeout_ms = 0;
+        c.wechat.access.timeout_ms = 0;
         let e = c.validate("identity").unwrap_err().to_string();
         assert!(e.contains("identity.wechat.timeout_ms"), "{e}");
-        c.wechat.timeout_ms = 100;
-        c.wechat.oa_base_url = "api.weixin.qq.com".into();
+        c.wechat.access.timeout_ms = 100;
+        c.wechat.access.oa_base_url = "api.weixin.qq.com".into();
         let e = c.validate("identity").unwrap_err().to_string();
         assert!(e.contains("identity.wechat.oa_base_url"), "{e}");
         assert!(
             !format!("{c:?}").contains(&"k".repeat(32)),
             "the key never prints"
         );
+        // The shared keys sit in this section next to identity's own; a typo is still refused.
+        let typo = serde_json::from_value::<Config>(serde_json::json!({
+            "http": {"bind": "127.0.0.1:0"},
+            "database": {"url": "sqlite:///tmp/x.db"},
+            "wechat": {"gateway_ur": "http://127.0.0.1:8080", "cache_ttl_secs": 5},
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(typo.contains("unknown field `gateway_ur`"), "{typo}");
         assert!(
             !Config::new(c.http.clone(), c.database.clone())
                 .wechat
+                .access
                 .enabled
         );
     }

@@ -69,7 +69,7 @@ pub fn wechat_lookup(cfg: &Config) -> Result<Option<enrich::WechatLookup>, RoleE
         message: e.to_string(),
     })?;
     match &lookup {
-        Some(_) => tracing::info!(gateway = %cfg.wechat.gateway_url, "WeChat enrichment on"),
+        Some(_) => tracing::info!(gateway = %cfg.wechat.access.gateway_url, "WeChat enrichment on"),
         None => tracing::info!("WeChat enrichment off (identity.wechat.enabled = false)"),
     }
     Ok(lookup)

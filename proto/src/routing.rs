@@ -27,6 +27,7 @@ pub const TAGGING: GroupDef = GroupDef {
         "identity.merged",
         "identity.unmerged",
         "command.tag.#",
+        "channel.wecom.external_tag.#",
     ],
 };
 

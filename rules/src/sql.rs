@@ -92,7 +92,7 @@ pub fn compile(condition: &Expanded, ctx: &CompileCtx) -> SelectStatement {
     let mut c = Compiler { ctx, aliases: 0 };
     let set = c.node(condition.root());
     match set {
-        Set::Pos(p) if p.compound => p.stmt,
+        Set::Pos(p) if p.compound || p.unique => p.stmt,
         Set::Pos(mut p) => p.stmt.distinct().to_owned(),
         Set::Neg(p) => {
             let universe = Part::leaf(c.base(T::FactsProfile));
@@ -132,6 +132,12 @@ pub fn build(stmt: &SelectStatement, backend: Backend) -> (String, Values) {
 struct Part {
     stmt: SelectStatement,
     compound: bool,
+    /// Returns each profile at most once (a unique key or a GROUP BY per profile): no DISTINCT
+    /// needed on top, which on MySQL would materialise the result in a temporary table.
+    unique: bool,
+    /// Expected size class, smallest first, for ordering the members of an INTERSECT (the first
+    /// member is materialised, the others probe it): tags, relationships, properties, behaviour.
+    rank: u8,
 }
 
 impl Part {
@@ -139,7 +145,19 @@ impl Part {
         Part {
             stmt,
             compound: false,
+            unique: false,
+            rank: 2,
         }
+    }
+
+    fn unique(mut self) -> Part {
+        self.unique = true;
+        self
+    }
+
+    fn rank(mut self, rank: u8) -> Part {
+        self.rank = rank;
+        self
     }
 }
 
@@ -158,7 +176,8 @@ impl Compiler<'_> {
     fn node(&mut self, c: &Condition) -> Set {
         match c {
             Condition::And { children } => {
-                let (pos, neg) = self.split(children);
+                let (mut pos, neg) = self.split(children);
+                pos.sort_by_key(|p| p.rank);
                 let mut pos = pos.into_iter();
                 match pos.next() {
                     Some(first) => {
@@ -200,7 +219,7 @@ impl Compiler<'_> {
             )),
             Condition::Behaviour(b) => self.behaviour(b),
             Condition::Tag(t) => self.tag(t),
-            Condition::Wechat(w) => Set::Pos(Part::leaf(self.wechat(w))),
+            Condition::Wechat(w) => Set::Pos(Part::leaf(self.wechat(w)).rank(1)),
             // An `Expanded` holds no references; an unresolved one matches nothing.
             Condition::Rule { .. } => Set::Pos(Part::leaf(self.never())),
         }
@@ -233,14 +252,25 @@ impl Compiler<'_> {
         if rest.is_empty() {
             return first;
         }
+        // Expected size class of the result: a union is as large as its largest member, an
+        // intersection (and what is left after excepts) as small as its smallest positive one.
+        let union = rest.iter().all(|(op, _)| *op == UnionType::Distinct);
+        let mut rank = first.rank;
         let mut head = self.member(first);
         for (op, p) in rest {
+            rank = match op {
+                UnionType::Distinct if union => rank.max(p.rank),
+                UnionType::Intersect => rank.min(p.rank),
+                _ => rank,
+            };
             let m = self.member(p);
             head.union(op, m);
         }
         Part {
             stmt: head,
             compound: true,
+            unique: true,
+            rank,
         }
     }
 
@@ -379,10 +409,12 @@ impl Compiler<'_> {
                 q
             }
         };
+        // One row per profile: the rolling key (tenant, profile, metric), or GROUP BY profile.
+        let part = Part::leaf(q).unique().rank(3);
         if zero {
-            Set::Neg(Part::leaf(q))
+            Set::Neg(part)
         } else {
-            Set::Pos(Part::leaf(q))
+            Set::Pos(part)
         }
     }
 
@@ -423,9 +455,18 @@ impl Compiler<'_> {
                 .and_where(Expr::col((t, C::TagId)).is_in(tags.iter().copied()))
                 .to_owned()
         };
+        // One tag: the key (tenant, tag, profile) makes each profile appear once.
+        let part = |q| {
+            let p = Part::leaf(q).rank(0);
+            if tags.len() == 1 {
+                p.unique()
+            } else {
+                p
+            }
+        };
         match leaf.op {
-            TagOp::Has | TagOp::HasAny => Set::Pos(Part::leaf(any())),
-            TagOp::HasNone => Set::Neg(Part::leaf(any())),
+            TagOp::Has | TagOp::HasAny => Set::Pos(part(any())),
+            TagOp::HasNone => Set::Neg(part(any())),
             TagOp::HasAll => {
                 let n = i64::try_from(tags.len()).unwrap_or(i64::MAX);
                 let q = if tags.is_empty() {
@@ -436,7 +477,7 @@ impl Compiler<'_> {
                         .and_having(Expr::col(Asterisk).count().eq(n))
                         .to_owned()
                 };
-                Set::Pos(Part::leaf(q))
+                Set::Pos(Part::leaf(q).unique().rank(0))
             }
         }
     }

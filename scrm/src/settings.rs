@@ -137,7 +137,8 @@ fn dev_apps() -> serde_json::Value {
 
 /// Defaults of `scrm up`: everything under `data_dir`, gateway on `gateway_bind`, the services on
 /// the next ports; `secret_key` and `internal_key` are the data dir's gateway keys. (The
-/// identity service's link to the gateway is added by `scrm up` once the gateway listens.)
+/// identity and tagging services' link to the gateway is added by `scrm up` once the gateway
+/// listens.)
 pub fn embedded_defaults(
     data_dir: &Path,
     gateway_bind: SocketAddr,
@@ -238,7 +239,7 @@ mod tests {
     #[test]
     fn embedded_defaults_are_complete() {
         let dir = std::env::temp_dir();
-        let s = Settings::load(
+        let mut s = Settings::load(
             Mode::Embedded,
             None,
             embedded_defaults(
@@ -251,6 +252,8 @@ mod tests {
         )
         .map_err(|e| e.to_string())
         .unwrap();
+        // What `scrm up` adds before starting the roles: their WeChat access via this gateway.
+        crate::up::link_to_gateway(&mut s, "127.0.0.1:8080".parse().unwrap());
         let g: gateway::Config = s.role(Role::Gateway).map_err(|e| e.to_string()).unwrap();
         assert_eq!(g.apps.len(), 3);
         let t: tagging_svc::Config = s.role(Role::Tagging).map_err(|e| e.to_string()).unwrap();

@@ -191,28 +191,30 @@ fn local_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-/// Points the identity service's WeChat enrichment at this process's gateway, wherever the
-/// config does not say otherwise: the gateway's URL (`gateway` is where it listens or will
-/// listen), its internal key and its WeChat API base URLs.
-fn link_identity_to_gateway(settings: &mut Settings, gateway: SocketAddr) {
-    let links = [
-        ("identity.wechat.internal_key", "gateway.internal_key"),
-        (
-            "identity.wechat.oa_base_url",
-            "gateway.wechat_api.oa_base_url",
-        ),
-        (
-            "identity.wechat.wecom_base_url",
-            "gateway.wechat_api.wecom_base_url",
-        ),
-    ];
-    for (target, source) in links {
-        if let (false, Some(v)) = (settings.is_set(target), settings.value(source)) {
-            settings.set(target, v);
+/// The sections of the services that call WeChat with tokens from the gateway
+/// ([`wechat::api::WechatAccessConfig`]): identity's lookups, tagging's corp-tag sync.
+const WECHAT_CLIENTS: [&str; 2] = ["identity.wechat", "tagging.wechat"];
+
+/// Points every service's WeChat access at this process's gateway, wherever the config does not
+/// say otherwise: the gateway's URL (`gateway` is where it listens or will listen), its internal
+/// key and its WeChat API base URLs.
+pub(crate) fn link_to_gateway(settings: &mut Settings, gateway: SocketAddr) {
+    for section in WECHAT_CLIENTS {
+        let links = [
+            ("internal_key", "gateway.internal_key"),
+            ("oa_base_url", "gateway.wechat_api.oa_base_url"),
+            ("wecom_base_url", "gateway.wechat_api.wecom_base_url"),
+        ];
+        for (key, source) in links {
+            let target = format!("{section}.{key}");
+            if let (false, Some(v)) = (settings.is_set(&target), settings.value(source)) {
+                settings.set(&target, v);
+            }
         }
-    }
-    if !settings.is_set("identity.wechat.gateway_url") {
-        settings.set("identity.wechat.gateway_url", json!(local_url(gateway)));
+        let url = format!("{section}.gateway_url");
+        if !settings.is_set(&url) {
+            settings.set(&url, json!(local_url(gateway)));
+        }
     }
 }
 
@@ -234,17 +236,22 @@ async fn start(
     migrate_on_start: bool,
 ) -> anyhow::Result<Running> {
     platform::telemetry::metrics();
-    // Embedded: identity asks this process's gateway for WeChat tokens. Linked to the configured
-    // listener now (so the checks below see a complete config) and, when the port is picked at
-    // start (port 0), again once the gateway listens — it starts first for that reason.
+    // Embedded: identity and tagging ask this process's gateway for WeChat tokens. Linked to
+    // the configured listener now (so the checks below see a complete config) and, when the
+    // port is picked at start (port 0), again once the gateway listens — it starts first for
+    // that reason.
     let link = settings.mode == Mode::Embedded && roles.contains(&Role::Gateway);
-    let relink = link && !settings.is_set("identity.wechat.gateway_url");
+    let relink: Vec<String> = WECHAT_CLIENTS
+        .iter()
+        .map(|s| format!("{s}.gateway_url"))
+        .filter(|k| link && !settings.is_set(k))
+        .collect();
     if link {
         let bind = settings
             .value("gateway.http.bind")
             .and_then(|v| serde_json::from_value::<SocketAddr>(v).ok())
             .ok_or_else(|| anyhow!("gateway.http.bind is not an address"))?;
-        link_identity_to_gateway(&mut settings, bind);
+        link_to_gateway(&mut settings, bind);
     }
     // Check every role's section before connecting anything, so a config error comes first.
     for role in roles {
@@ -283,9 +290,9 @@ async fn start(
     wait_listening(&mut tasks, &mut rx, &mut addrs, first.len(), &deps).await?;
     // The gateway keeps its copy; the other roles get the linked one.
     let mut settings = Settings::clone(&shared);
-    if relink {
-        if let Some(addr) = addrs.get(Role::Gateway.name()) {
-            settings.set("identity.wechat.gateway_url", json!(local_url(*addr)));
+    if let Some(addr) = addrs.get(Role::Gateway.name()) {
+        for key in &relink {
+            settings.set(key, json!(local_url(*addr)));
         }
     }
     spawn_roles(&mut tasks, &rest, &Arc::new(settings), &deps);
@@ -367,32 +374,37 @@ mod tests {
     }
 
     #[test]
-    fn identity_is_linked_to_this_process_gateway() {
+    fn identity_and_tagging_are_linked_to_this_process_gateway() {
         let mut s = settings(json!({"gateway": {"wechat_api": {
             "oa_base_url": "http://127.0.0.1:9/oa", "wecom_base_url": "http://127.0.0.1:9/wecom"}}}));
-        link_identity_to_gateway(&mut s, "0.0.0.0:8080".parse().expect("address"));
+        link_to_gateway(&mut s, "0.0.0.0:8080".parse().expect("address"));
         let id: identity_svc::Config = s.role(Role::Identity).expect("identity config");
-        assert!(id.wechat.enabled);
-        assert_eq!(id.wechat.gateway_url, "http://127.0.0.1:8080");
+        assert!(id.wechat.access.enabled);
+        assert_eq!(id.wechat.access.gateway_url, "http://127.0.0.1:8080");
         assert_eq!(
-            id.wechat.internal_key.expose(),
+            id.wechat.access.internal_key.expose(),
             "internal-key-for-tests-0123456789abcdef"
         );
-        assert_eq!(id.wechat.oa_base_url, "http://127.0.0.1:9/oa");
-        assert_eq!(id.wechat.wecom_base_url, "http://127.0.0.1:9/wecom");
+        assert_eq!(id.wechat.access.oa_base_url, "http://127.0.0.1:9/oa");
+        assert_eq!(id.wechat.access.wecom_base_url, "http://127.0.0.1:9/wecom");
         let gw: gateway::Config = s.role(Role::Gateway).expect("gateway config");
-        assert_eq!(gw.internal_key, id.wechat.internal_key);
+        assert_eq!(gw.internal_key, id.wechat.access.internal_key);
+        let tagging: tagging_svc::Config = s.role(Role::Tagging).expect("tagging config");
+        assert_eq!(tagging.wechat, id.wechat.access, "the same access");
     }
 
     #[test]
     fn explicit_identity_settings_win() {
         let mut s = settings(json!({"identity": {"wechat": {
             "gateway_url": "http://gw.internal:8080", "oa_base_url": "http://127.0.0.1:9"}}}));
-        link_identity_to_gateway(&mut s, "127.0.0.1:8080".parse().expect("address"));
+        link_to_gateway(&mut s, "127.0.0.1:8080".parse().expect("address"));
         let id: identity_svc::Config = s.role(Role::Identity).expect("identity config");
-        assert_eq!(id.wechat.gateway_url, "http://gw.internal:8080");
-        assert_eq!(id.wechat.oa_base_url, "http://127.0.0.1:9");
-        assert_eq!(id.wechat.wecom_base_url, "https://qyapi.weixin.qq.com");
+        assert_eq!(id.wechat.access.gateway_url, "http://gw.internal:8080");
+        assert_eq!(id.wechat.access.oa_base_url, "http://127.0.0.1:9");
+        assert_eq!(
+            id.wechat.access.wecom_base_url,
+            "https://qyapi.weixin.qq.com"
+        );
         assert_eq!(
             local_url("[::]:81".parse().expect("address")),
             "http://[::1]:81"

@@ -19,6 +19,7 @@ use scrm::roles::Role;
 use scrm::up::Running;
 use scrm_tests::servers::{redis_url, unique};
 use serde_json::{json, Value};
+use wechat::api::WechatAccessConfig;
 use wechat::fake::{endpoints, FakeApp, FakeHandle, FakeWechat};
 
 /// `GET /internal/v1/wechat/token` with `key` (none: no Authorization header); status and body.
@@ -313,14 +314,16 @@ async fn concurrent_callers_in_two_processes_cause_one_fetch() {
 
 fn lookup_config(gateway_url: &str, wechat_base: &str) -> WechatConfig {
     WechatConfig {
-        enabled: true,
-        gateway_url: gateway_url.to_owned(),
-        internal_key: Secret::new(INTERNAL_KEY),
-        oa_base_url: wechat_base.to_owned(),
-        wecom_base_url: wechat_base.to_owned(),
+        access: WechatAccessConfig {
+            enabled: true,
+            gateway_url: gateway_url.to_owned(),
+            internal_key: Secret::new(INTERNAL_KEY),
+            oa_base_url: wechat_base.to_owned(),
+            wecom_base_url: wechat_base.to_owned(),
+            timeout_ms: 2_000,
+        },
         cache_ttl_secs: 600,
         cache_max_entries: 1_000,
-        timeout_ms: 2_000,
     }
 }
 
@@ -557,7 +560,7 @@ async fn lookup_failures_are_classified() {
             .await,
     );
     let mut cfg = lookup_config(&gateway, fake.base_url());
-    cfg.internal_key = Secret::new("wrong-key-0123456789abcdef0123456789");
+    cfg.access.internal_key = Secret::new("wrong-key-0123456789abcdef0123456789");
     let e = permanent(
         lookup(&cfg)
             .oa_user(TENANT, &apps.oa.appid, &users[1].oa_openid)

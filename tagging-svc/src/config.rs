@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use platform::config::{key, ConfigError, DbConfig, HttpConfig, Validate};
 use serde::{Deserialize, Serialize};
+use wechat::api::WechatAccessConfig;
+
+use crate::wecom::WecomSyncConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +43,13 @@ pub struct Config {
     /// Rounds of chained rules (a rule reading a tag another rule sets) settled per change.
     #[serde(default = "default_chain")]
     pub max_chain_rounds: u32,
+    /// WeChat access for the WeCom corp-tag sync, with tokens from the gateway
+    /// (`[tagging.wechat]`, the same keys as `[identity.wechat]`'s access keys).
+    #[serde(default)]
+    pub wechat: WechatAccessConfig,
+    /// The corp-tag mirror and write-back (`[tagging.wecom_sync]`).
+    #[serde(default)]
+    pub wecom_sync: WecomSyncConfig,
 }
 
 fn default_offset() -> i32 {
@@ -65,7 +75,8 @@ fn default_chain() -> u32 {
 }
 
 impl Config {
-    /// A config with defaults for everything but the listener and the database.
+    /// A config with defaults for everything but the listener and the database, and WeCom access
+    /// off (it needs a gateway).
     pub fn new(http: HttpConfig, database: DbConfig) -> Self {
         Config {
             http,
@@ -78,6 +89,8 @@ impl Config {
             scheduler_interval_ms: default_tick(),
             backfill_batch: default_batch(),
             max_chain_rounds: default_chain(),
+            wechat: WechatAccessConfig::disabled(),
+            wecom_sync: WecomSyncConfig::default(),
         }
     }
 
@@ -98,6 +111,8 @@ impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
         self.database.validate(&key(prefix, "database"))?;
+        self.wechat.validate(&key(prefix, "wechat"))?;
+        self.wecom_sync.validate(&key(prefix, "wecom_sync"))?;
         if !offset_ok(self.utc_offset_minutes) {
             return Err(ConfigError::invalid(
                 key(prefix, "utc_offset_minutes"),

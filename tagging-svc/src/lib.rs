@@ -2,31 +2,119 @@
 //!
 //! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
 //!
-//! Inner shape (shared by every service): `api/` internal HTTP handlers, `store/` tables and
-//! migrations; `consume/` (bus consumers) and `domain/` (pure logic) arrive with the service's
-//! own features.
+//! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the bus
+//! consumer, `store/` tables, migrations and the transactions (catalogue, memberships, rules and
+//! their cache, the evaluation engine, the tagger tying them to events and the scheduler); the
+//! pure condition logic is the `rules` crate and the facts projection the `facts` crate; `wecom/`
+//! the corp-tag mirror and the write-back worker.
 
 pub mod api;
+pub mod clock;
 pub mod config;
+pub mod consume;
 pub mod store;
+pub mod wecom;
 
 pub use config::Config;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use platform::db::outbox::OutboxRelay;
 use platform::role::{self, RoleError};
 use platform::Deps;
 
+use crate::clock::{Clock, SystemClock};
+use crate::store::engine::Engine;
+use crate::store::rules::RuleCache;
+use crate::store::tagger::Tagger;
+
 /// Role name in logs, readiness output and `scrm tagging`.
 pub const ROLE: &str = "tagging";
 
+/// How long a process serves a tenant's rule set before reloading it (rules changed through
+/// another replica take effect within this).
+const RULE_CACHE_TTL: Duration = Duration::from_secs(5);
+
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
+/// the consumer, the scheduler (window exits, counter rolls), the WeCom corp-tag mirror and
+/// write-back worker ([`wecom::start`]), internal HTTP API with `/healthz`, `/readyz`,
+/// `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
+    run_with_clock(cfg, deps, Arc::new(SystemClock)).await
+}
+
+/// [`run`] on a given clock (tests move time by hand).
+pub async fn run_with_clock(
+    cfg: Config,
+    deps: Deps,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RoleError> {
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
+    let wecom = wecom::start(&cfg, &db, &deps)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    tokio::spawn(relay.run(deps.shutdown.clone()));
+    tokio::spawn(relay.clone().run(deps.shutdown.clone()));
+    let tagger = tagger(db.clone(), cfg.clone(), clock);
+    let resumed = store::backfill::resume(&tagger)
+        .await
+        .map_err(|e| RoleError::Other {
+            role: ROLE,
+            message: format!("cannot read unfinished jobs: {e}"),
+        })?;
+    if resumed > 0 {
+        tracing::info!(jobs = resumed, "Resuming unfinished tagging jobs");
+    }
+    let consumer = tokio::spawn(consume::run(
+        deps.bus.clone(),
+        tagger.clone(),
+        relay.clone(),
+        cfg.consumer_concurrency,
+        deps.shutdown.clone(),
+    ));
+    tokio::spawn(scheduler(
+        tagger.clone(),
+        relay,
+        Duration::from_millis(cfg.scheduler_interval_ms),
+        deps.shutdown.clone(),
+    ));
     let health = deps.health(ROLE, Some(&db));
-    role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(db), &deps).await
+    let routes = api::wecom::routes(api::routes(tagger), db.clone(), wecom);
+    let served = role::serve_until_shutdown(ROLE, &cfg.http, health, routes, &deps).await;
+    let _ = consumer.await;
+    served
+}
+
+/// The service's transactions over `db`.
+pub fn tagger(db: sea_orm::DatabaseConnection, cfg: Config, clock: Arc<dyn Clock>) -> Tagger {
+    Tagger {
+        engine: Engine {
+            rules: RuleCache::new(db.clone(), rules::Limits::default(), RULE_CACHE_TTL),
+            max_rounds: cfg.max_chain_rounds,
+        },
+        db,
+        cfg: Arc::new(cfg),
+        clock,
+    }
+}
+
+/// Every `every`: roll counters, evaluate due window exits.
+async fn scheduler(
+    tagger: Tagger,
+    relay: OutboxRelay,
+    every: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match tagger.tick().await {
+            Ok(n) if n > 0 => relay.wake(),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Scheduler pass failed; next pass retries"),
+        }
+    }
 }
 
 /// Creates the service's database if needed and applies its migrations.

@@ -271,10 +271,104 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
     for c in [&three_in_30, &case_in_7, &filtered] {
         agree(db, backend, c.clone(), &["pA", "pB"]).await;
     }
+    // Raw events past the retention go; their counts stay in the buckets.
+    record(db, "pB", &page_view(500, &[])).await;
+    let before = facts::load_profile(db, T, "pB", &LoadOptions::default())
+        .await
+        .unwrap();
+    let pruned = facts::prune_events(db, T, today() - Duration::days(400), 100)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let after = facts::load_profile(
+        db,
+        T,
+        "pB",
+        &LoadOptions {
+            events_since: Some(today() - Duration::days(1000)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.daily, before.daily);
+    assert!(after
+        .events
+        .iter()
+        .all(|e| e.day > today() - Duration::days(400)));
+    t.cleanup().await;
+}
+
+/// The rolling rows of `profile`: metric → (last7, last30, last90, total).
+async fn rolling_rows(db: &DatabaseConnection, profile: &str) -> BTreeMap<String, [i64; 4]> {
+    let st = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT metric, last7, last30, last90, total FROM facts_behaviour_rolling \
+         WHERE tenant_id = ? AND profile_id = ?",
+        [T.into(), profile.into()],
+    );
+    db.query_all(st)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let m: Vec<u8> = r.try_get_by_index(0).unwrap();
+            let n = |i| i64::from(r.try_get_by_index::<i32>(i).unwrap());
+            let total: i64 = r.try_get_by_index(4).unwrap();
+            (String::from_utf8(m).unwrap(), [n(1), n(2), n(3), total])
+        })
+        .filter(|(_, v)| v.iter().any(|n| *n != 0))
+        .collect()
+}
+
+async fn rolling_steps_forward_like_a_rebuild(backend: Backend) {
+    let t = setup(backend).await;
+    let db = &t.conn;
+    // Events on days that leave the 7-, 30- and 90-day windows over the next days.
+    for (p, ago) in [
+        ("pA", 0),
+        ("pA", 6),
+        ("pA", 7),
+        ("pA", 29),
+        ("pA", 30),
+        ("pB", 89),
+        ("pB", 90),
+        ("pB", 5),
+        ("pB", 28),
+    ] {
+        record(db, p, &page_view(ago, &["case_study"])).await;
+    }
+    facts::roll(db, T, today(), 1, now()).await.unwrap();
+    for step in 1..=3 {
+        // A new day: its events only mark their profiles until the roll.
+        let day_now = now() + Duration::days(step);
+        let day = facts::local_day(day_now, 480);
+        let ev = facts::event_fact(&page_view(0, &[]), 480);
+        let ev = rules::EventFact { day, ..ev };
+        let txn = db.begin().await.unwrap();
+        facts::record_event(&txn, T, "pA", &ev, day).await.unwrap();
+        txn.commit().await.unwrap();
+        let r = facts::roll(db, T, day, 1, day_now).await.unwrap();
+        assert!(r.rolled);
+        assert_eq!(facts::rolled_to(db, T).await.unwrap(), Some(day));
+        for p in ["pA", "pB"] {
+            let f = facts::load_profile(db, T, p, &LoadOptions::default())
+                .await
+                .unwrap();
+            let want: BTreeMap<String, [i64; 4]> = f
+                .rolling(day)
+                .into_iter()
+                .map(|(m, r)| (m, [r.last7, r.last30, r.last90, r.total]))
+                .filter(|(_, v)| v.iter().any(|n| *n != 0))
+                .collect();
+            assert_eq!(rolling_rows(db, p).await, want, "{p} on step {step}");
+        }
+    }
     t.cleanup().await;
 }
 
 scrm_tests::on_both_backends!(
     state_versions_and_relations,
-    behaviour_counted_once_rolled_merged_and_split
+    behaviour_counted_once_rolled_merged_and_split,
+    rolling_steps_forward_like_a_rebuild
 );

@@ -53,6 +53,17 @@ fn view(id: &str, hours_ago: i64) -> proto::Envelope {
 
 async fn redelivery_scores_once(backend: Backend) {
     let s = ScoringDb::new(backend).await;
+    // Scoring's facts tables keep the indexes it reads by profile, not the value indexes.
+    let index = |name: &'static str| {
+        let sql = match backend {
+            Backend::MariaDb => "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?",
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+        };
+        s.count(sql, vec![name.into()])
+    };
+    assert_eq!(index("ix_facts_rolling_7").await, 0);
+    assert_eq!(index("ix_facts_event_prop_s").await, 0);
+    assert!(index("ix_facts_event_profile").await > 0);
     engagement(&s, json!({"kind": "none"})).await;
     let ev = view("ev-1", 1);
     let msg = resolved("p1", &ev);

@@ -720,6 +720,86 @@ async fn wecom_contacts_and_tags() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corp_tag_library_changes_like_an_admin_would_make_them() {
+    let fake = start_fake(24);
+    let api = client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let wecom = fake.apps().wecom.credentials();
+    let pop = fake.population();
+    let user = pop
+        .users
+        .iter()
+        .find(|u| !u.follows.is_empty())
+        .expect("a contact");
+    let rep = user.follows[0].userid.clone();
+    let (g0, g1) = (&pop.corp_tag_groups[0], &pop.corp_tag_groups[1]);
+    let (kept, gone) = (&g0.tags[0], &g0.tags[1]);
+    let mark = |add: &[&str], remove: &[&str]| MarkTagRequest {
+        userid: rep.clone(),
+        external_userid: user.external_userid.clone(),
+        add_tag: add.iter().map(|s| s.to_string()).collect(),
+        remove_tag: remove.iter().map(|s| s.to_string()).collect(),
+    };
+    api.wecom_mark_tag(&wecom, &mark(&[&kept.id, &gone.id], &[]))
+        .await
+        .expect("mark");
+
+    assert!(fake.rename_corp_tag(&kept.id, "A+级"));
+    assert!(fake.rename_corp_tag(&g1.group_id, "来源渠道"));
+    assert!(fake.delete_corp_tag(&gone.id));
+    assert!(!fake.delete_corp_tag("etNoSuchTag"));
+    let added = fake
+        .add_corp_tag(&g1.group_id, "直播")
+        .expect("group exists");
+    fake.fail_next(endpoints::MARK_TAG, 45033, 1);
+
+    let all = api
+        .wecom_corp_tag_list(&wecom, &[], &[])
+        .await
+        .expect("all");
+    let tag = |id: &str| all.iter().flat_map(|g| &g.tag).find(|t| t.id == id);
+    assert_eq!(tag(&kept.id).map(|t| t.name.as_str()), Some("A+级"));
+    assert!(tag(&gone.id).is_none(), "a deleted tag is not listed");
+    assert_eq!(tag(&added).map(|t| t.name.as_str()), Some("直播"));
+    assert!(all.iter().any(|g| g.group_name == "来源渠道"));
+    assert_eq!(fake.corp_tag_groups().len(), pop.corp_tag_groups.len());
+    assert!(
+        !fake.corp_tags_of(user, &rep).contains(&gone.id),
+        "deleting a tag takes it off customers"
+    );
+
+    // The injected concurrency limit, then a deleted tag: both logged with their errcodes.
+    let err = api
+        .wecom_mark_tag(&wecom, &mark(&[&added], &[]))
+        .await
+        .expect_err("injected");
+    assert_eq!(err.errcode(), Some(45033));
+    let err = api
+        .wecom_mark_tag(&wecom, &mark(&[&gone.id], &[]))
+        .await
+        .expect_err("deleted tag");
+    assert!(matches!(err, ApiError::InvalidCorpTagId { .. }), "{err:?}");
+    api.wecom_mark_tag(&wecom, &mark(&[&added], &[&kept.id]))
+        .await
+        .expect("mark");
+    let calls = fake.mark_tag_calls();
+    let codes: Vec<i64> = calls.iter().map(|c| c.errcode).collect();
+    assert_eq!(codes, vec![0, 45033, 40068, 0]);
+    assert_eq!(calls[3].add, vec![added.clone()]);
+    assert_eq!(calls[3].remove, vec![kept.id.clone()]);
+    assert_eq!(calls[3].userid, rep);
+    assert!(calls.windows(2).all(|w| w[0].at <= w[1].at));
+
+    // Deleting a whole group deletes its tags.
+    assert!(fake.delete_corp_tag(&g1.group_id));
+    let all = api
+        .wecom_corp_tag_list(&wecom, &[], &[])
+        .await
+        .expect("all");
+    assert!(all.iter().all(|g| g.group_id != g1.group_id));
+    assert!(!fake.corp_tags_of(user, &rep).contains(&added));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mini_program_login_and_phone() {
     let fake = start_fake(24);
     let api = client(&fake, Arc::new(MemoryCache::new("t:", 1000)));

@@ -5,10 +5,8 @@
 //! and corp-tag changes, member messages, unmodelled callbacks) are acknowledged without effect.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use platform::bus::{run_consumer, Attempt, Bus, GroupSpec, HandlerError};
-use platform::config::BusConfig;
+use platform::bus::{run_consumer, subscribe_retrying, Attempt, Bus, GroupSpec, HandlerError};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -60,15 +58,9 @@ pub async fn handle(
     }
 }
 
-/// The group spec: the identity group's bindings with the bus defaults' retry policy, and enough
-/// prefetch for `concurrency` handlers.
+/// The identity group's spec.
 pub fn group_spec(concurrency: usize) -> GroupSpec {
-    let g = proto::routing::IDENTITY;
-    let cfg = BusConfig::memory();
-    let mut spec = GroupSpec::new(g.name, g.bindings, &cfg);
-    let wanted = u16::try_from(concurrency).unwrap_or(u16::MAX);
-    spec.prefetch = spec.prefetch.max(wanted);
-    spec
+    platform::bus::group_spec(proto::routing::IDENTITY, concurrency)
 }
 
 /// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`.
@@ -80,20 +72,8 @@ pub async fn run(
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
-    let spec = group_spec(concurrency);
-    let mut backoff = Duration::from_millis(200);
-    let sub = loop {
-        match bus.subscribe(&spec).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Cannot subscribe to channel events");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
+    let Some(sub) = subscribe_retrying(&bus, &group_spec(concurrency), &shutdown).await else {
+        return;
     };
     run_consumer(
         crate::ROLE,

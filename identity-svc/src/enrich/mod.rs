@@ -18,9 +18,7 @@ mod error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wechat::api::{
-    ApiBaseUrls, ApiClient, AppRef, Auth, ClientOptions, KeeperOptions, KeeperTokenSource,
-};
+use wechat::api::{ApiClient, AppRef, Auth, KeeperTokenSource, WechatAccess};
 
 pub use self::error::LookupError;
 pub use wechat::api::{
@@ -73,34 +71,11 @@ impl WechatLookup {
     /// The lookup `cfg` describes, or `None` when enrichment is switched off. Connects nothing
     /// (the gateway and WeChat are asked on the first lookup).
     pub fn from_config(cfg: &WechatConfig) -> Result<Option<Self>, BuildError> {
-        if !cfg.enabled {
+        let Some(WechatAccess { client, tokens }) =
+            WechatAccess::from_config(&cfg.access).map_err(BuildError)?
+        else {
             return Ok(None);
-        }
-        let timeout = Duration::from_millis(cfg.timeout_ms);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| BuildError(format!("HTTP client: {e}")))?;
-        let client = ApiClient::without_keeper(
-            http.clone(),
-            ClientOptions {
-                base_urls: ApiBaseUrls {
-                    weixin: cfg.oa_base_url.trim_end_matches('/').to_owned(),
-                    wecom: cfg.wecom_base_url.trim_end_matches('/').to_owned(),
-                },
-                request_timeout: timeout,
-                ..ClientOptions::default()
-            },
-        );
-        let tokens = KeeperTokenSource::new(
-            http,
-            &cfg.gateway_url,
-            cfg.internal_key.clone(),
-            KeeperOptions {
-                request_timeout: timeout,
-                ..KeeperOptions::default()
-            },
-        );
+        };
         Ok(Some(WechatLookup {
             inner: Arc::new(Inner {
                 client,

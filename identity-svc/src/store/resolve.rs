@@ -324,39 +324,28 @@ impl Resolver {
         let g = Arc::new(g);
         let tenant = env.tenant_id.clone();
         let id = env.id;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let r = inbox::process_retrying(&self.db, CONSUMER, env.id, self.tx_attempts, |txn| {
             let (g, tenant) = (g.clone(), tenant.clone());
-            let r = inbox::process_once::<_, DbErr, _>(&self.db, CONSUMER, env.id, move |txn| {
-                Box::pin(async move {
-                    let now = Utc::now();
-                    for p in state::apply_group(txn, &tenant, &g).await? {
-                        state::refresh(txn, &p, Some(id), now).await?;
-                    }
-                    Ok(())
-                })
+            Box::pin(async move {
+                let now = Utc::now();
+                for p in state::apply_group(txn, &tenant, &g).await? {
+                    state::refresh(txn, &p, Some(id), now).await?;
+                }
+                Ok(())
             })
-            .await;
-            match r {
-                Ok(Processed::Done(())) => {
-                    metrics::counter!("scrm_identity_events_total", "outcome" => "group")
-                        .increment(1);
-                    return Ok(Outcome::NoIdentifiers);
-                }
-                Ok(Processed::Duplicate) => return Ok(Outcome::Duplicate),
-                Err(e) if is_contention(&e) && attempt < self.tx_attempts => {
-                    metrics::counter!("scrm_identity_tx_retries_total").increment(1);
-                    tokio::time::sleep(Duration::from_millis(rand::random_range(5..=50))).await;
-                }
-                Err(e) if is_contention(&e) => {
-                    return Err(ResolveError::Contention {
-                        attempts: attempt,
-                        source: e,
-                    })
-                }
-                Err(e) => return Err(ResolveError::Db(e)),
+        })
+        .await;
+        match r {
+            Ok((Processed::Done(()), _)) => {
+                metrics::counter!("scrm_identity_events_total", "outcome" => "group").increment(1);
+                Ok(Outcome::NoIdentifiers)
             }
+            Ok((Processed::Duplicate, _)) => Ok(Outcome::Duplicate),
+            Err(e) if is_contention(&e) => Err(ResolveError::Contention {
+                attempts: self.tx_attempts,
+                source: e,
+            }),
+            Err(e) => Err(ResolveError::Db(e)),
         }
     }
 

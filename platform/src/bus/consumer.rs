@@ -8,7 +8,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{RetryOutcome, Subscription};
+use super::{Bus, GroupSpec, RetryOutcome, Subscription};
+use crate::config::BusConfig;
 
 /// What a handler tells the loop to do with a message it could not handle.
 #[derive(Debug, thiserror::Error)]
@@ -109,4 +110,36 @@ pub async fn run_consumer<H, F>(
     }
     // Wait for in-flight handlers so their settlements go out before shutdown completes.
     let _ = permits.acquire_many(concurrency.max(1) as u32).await;
+}
+
+/// The spec of a consumer group of `proto::routing` with the bus defaults' retry policy and
+/// enough prefetch for `concurrency` handlers.
+pub fn group_spec(def: proto::routing::GroupDef, concurrency: usize) -> GroupSpec {
+    let mut spec = GroupSpec::new(def.name, def.bindings, &BusConfig::memory());
+    let wanted = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    spec.prefetch = spec.prefetch.max(wanted);
+    spec
+}
+
+/// Subscribes, retrying with back-off while the broker is unreachable; `None` once `shutdown`
+/// fires first.
+pub async fn subscribe_retrying(
+    bus: &Arc<dyn Bus>,
+    spec: &GroupSpec,
+    shutdown: &CancellationToken,
+) -> Option<Subscription> {
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        match bus.subscribe(spec).await {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(group = %spec.group, error = %e, retry_in = ?backoff, "Cannot subscribe");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+            }
+        }
+    }
 }

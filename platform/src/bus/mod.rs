@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use proto::Envelope;
 
 pub use amqp::AmqpBus;
-pub use consumer::{run_consumer, Attempt, HandlerError};
+pub use consumer::{group_spec, run_consumer, subscribe_retrying, Attempt, HandlerError};
 pub use memory::MemoryBus;
 
 use crate::config::{BusConfig, BusKind};

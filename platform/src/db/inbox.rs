@@ -68,6 +68,36 @@ where
     Ok(Processed::Done(value))
 }
 
+/// [`process_once`], run again after a short random pause while the database reports a race
+/// ([`super::is_contention`]: a unique-key race, a deadlock, a busy SQLite), up to `attempts`
+/// runs. Returns the outcome and the number of runs; the last race's error when all failed.
+pub async fn process_retrying<T, F>(
+    db: &DatabaseConnection,
+    consumer: &str,
+    message_id: Uuid,
+    attempts: u32,
+    effect: F,
+) -> Result<(Processed<T>, u32), DbErr>
+where
+    F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T, DbErr>,
+{
+    let mut run = 0;
+    loop {
+        run += 1;
+        match process_once::<T, DbErr, _>(db, consumer, message_id, &effect).await {
+            Ok(p) => return Ok((p, run)),
+            Err(e) if super::is_contention(&e) && run < attempts.max(1) => {
+                metrics::counter!("scrm_tx_retries_total", "consumer" => consumer.to_string())
+                    .increment(1);
+                let base = 5 * u64::from(run.min(10));
+                let pause = base + rand::random_range(0..=base * 2);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Has `consumer` processed `message_id`?
 pub async fn seen<C: ConnectionTrait>(
     db: &C,

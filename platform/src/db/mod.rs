@@ -181,6 +181,32 @@ pub async fn pending<M: sea_orm_migration::MigratorTrait>(
     Ok(pending.iter().map(|m| m.name().to_string()).collect())
 }
 
+/// Is `e` a race the whole transaction should simply be run again for: a unique-key violation
+/// (another transaction created the same row first), a deadlock or lock-wait timeout
+/// (MySQL/MariaDB 1213, 1205, 1020), or a busy / locked SQLite database?
+pub fn is_contention(e: &sea_orm::DbErr) -> bool {
+    if matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    ) {
+        return true;
+    }
+    let s = e.to_string();
+    [
+        "1213",
+        "1205",
+        "1020",
+        "Deadlock found",
+        "Lock wait timeout",
+        "Record has changed since last read",
+        "database is locked",
+        "database table is locked",
+        "SQLITE_BUSY",
+    ]
+    .iter()
+    .any(|p| s.contains(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,38 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, envelope: &Envelope) -> Resul
     }
 }
 
+/// Writes many new envelopes (fresh ids) in multi-row inserts: bulk jobs announce thousands of
+/// changes per transaction.
+pub async fn enqueue_many<C: ConnectionTrait>(
+    conn: &C,
+    envelopes: &[Envelope],
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let backend = conn.get_database_backend();
+    for chunk in envelopes.chunks(200) {
+        let mut q = Query::insert();
+        q.into_table(BusOutbox::Table).columns([
+            BusOutbox::MessageId,
+            BusOutbox::RoutingKey,
+            BusOutbox::Body,
+            BusOutbox::CreatedAt,
+            BusOutbox::Attempts,
+        ]);
+        for e in chunk {
+            let body = String::from_utf8(e.to_bytes()).map_err(|e| DbErr::Custom(e.to_string()))?;
+            q.values_panic([
+                e.id.to_string().into(),
+                e.kind.clone().into(),
+                body.into(),
+                now.into(),
+                0.into(),
+            ]);
+        }
+        conn.execute(backend.build(&q)).await?;
+    }
+    Ok(())
+}
+
 /// Number of events waiting in the outbox.
 pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64, DbErr> {
     let q = Query::select()

@@ -257,16 +257,13 @@ pub fn indexes() -> Vec<IndexCreateStatement> {
             T::FactsRelation,
             &[TenantId, ProfileId],
         ),
-        // Covers SUM(cnt) … GROUP BY profile_id without visiting rows.
-        index(
-            "ix_facts_daily_cnt",
-            T::FactsBehaviourDaily,
-            &[TenantId, Metric, Day, ProfileId, Cnt],
-        ),
+        // The primary key (tenant, metric, day, profile) serves window sums by metric and day
+        // (on MySQL the clustered index holds `cnt`); this one serves a profile's buckets — its
+        // load for evaluation and the rolling counters' rebuild — without visiting rows.
         index(
             "ix_facts_daily_profile",
             T::FactsBehaviourDaily,
-            &[TenantId, ProfileId, Metric, Day],
+            &[TenantId, ProfileId, Metric, Day, Cnt],
         ),
         index(
             "ix_facts_rolling_7",

@@ -42,8 +42,11 @@ fn negation_is_pushed_into_except() {
         sql.starts_with("SELECT \"facts_profile\".\"profile_id\""),
         "{sql}"
     );
-    // NOT NOT a = a.
+    // NOT NOT a = a (one tag: the key makes each profile appear once, no DISTINCT).
     let sql = sqlite(json!({"type": "not", "child": {"type": "not", "child": tag("a")}}));
+    assert!(sql.starts_with("SELECT \"facts_tag\""), "{sql}");
+    // Any of two tags can repeat a profile: DISTINCT.
+    let sql = sqlite(json!({"type": "tag", "op": "has_any", "tags": ["a", "b"]}));
     assert!(sql.starts_with("SELECT DISTINCT \"facts_tag\""), "{sql}");
     // a OR NOT b = U − (b − a).
     let sql =
@@ -167,7 +170,10 @@ fn restriction_reaches_every_scan() {
 
 #[test]
 fn count_and_sample_wrap_the_query() {
-    let q = compile(&cond(tag("a")), &CompileCtx::new("t1", &ctx()));
+    let q = compile(
+        &cond(json!({"type": "tag", "op": "has_any", "tags": ["a", "b"]})),
+        &CompileCtx::new("t1", &ctx()),
+    );
     let (count, _) = build(&count_statement(&q), Backend::MySql);
     assert!(
         count.starts_with("SELECT COUNT(*) FROM (SELECT DISTINCT"),

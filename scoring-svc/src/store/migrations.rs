@@ -727,23 +727,36 @@ impl MigrationTrait for CreateScoringTables {
 /// indexes serve, so keeping them would only multiply the index writes of every event.
 pub struct DropUnreadFactsIndexes;
 
-/// The value indexes of the facts tables (names as `rules::schema::indexes` creates them).
-const UNREAD_FACTS_INDEXES: [(&str, rules::schema::FactsTable); 11] = {
-    use rules::schema::FactsTable as T;
-    [
-        ("ix_facts_property_s", T::FactsProperty),
-        ("ix_facts_property_n", T::FactsProperty),
-        ("ix_facts_property_fold", T::FactsProperty),
-        ("ix_facts_relation_ref", T::FactsRelation),
-        ("ix_facts_daily_cnt", T::FactsBehaviourDaily),
-        ("ix_facts_rolling_7", T::FactsBehaviourRolling),
-        ("ix_facts_rolling_30", T::FactsBehaviourRolling),
-        ("ix_facts_rolling_90", T::FactsBehaviourRolling),
-        ("ix_facts_rolling_total", T::FactsBehaviourRolling),
-        ("ix_facts_event_kind", T::FactsEvent),
-        ("ix_facts_event_prop_s", T::FactsEventProp),
-    ]
-};
+/// The value indexes of the facts tables (names as `rules::schema::indexes` creates them);
+/// those the facts schema no longer has are skipped.
+const UNREAD_FACTS_INDEXES: [&str; 11] = [
+    "ix_facts_property_s",
+    "ix_facts_property_n",
+    "ix_facts_property_fold",
+    "ix_facts_relation_ref",
+    "ix_facts_daily_cnt",
+    "ix_facts_rolling_7",
+    "ix_facts_rolling_30",
+    "ix_facts_rolling_90",
+    "ix_facts_rolling_total",
+    "ix_facts_event_kind",
+    "ix_facts_event_prop_s",
+];
+
+/// The facts schema's indexes with their names and tables.
+fn facts_indexes() -> Vec<(String, String, IndexCreateStatement)> {
+    rules::schema::indexes()
+        .into_iter()
+        .map(|i| {
+            // `CREATE INDEX "name" ON "table" (…)`
+            let sql = i.to_string(SqliteQueryBuilder);
+            let mut quoted = sql.split('"').skip(1).step_by(2);
+            let name = quoted.next().unwrap_or_default().to_string();
+            let table = quoted.next().unwrap_or_default().to_string();
+            (name, table, i)
+        })
+        .collect()
+}
 
 impl MigrationName for DropUnreadFactsIndexes {
     fn name(&self) -> &str {
@@ -754,21 +767,23 @@ impl MigrationName for DropUnreadFactsIndexes {
 #[async_trait::async_trait]
 impl MigrationTrait for DropUnreadFactsIndexes {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for (name, table) in UNREAD_FACTS_INDEXES {
-            m.drop_index(Index::drop().name(name).table(table).to_owned())
+        for (name, table, _) in facts_indexes() {
+            if UNREAD_FACTS_INDEXES.contains(&name.as_str()) {
+                m.drop_index(
+                    Index::drop()
+                        .name(&name)
+                        .table(Alias::new(table))
+                        .to_owned(),
+                )
                 .await?;
+            }
         }
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let wanted: Vec<&str> = UNREAD_FACTS_INDEXES.iter().map(|(n, _)| *n).collect();
-        for i in rules::schema::indexes() {
-            let sql = m.get_database_backend().build(&i).to_string();
-            if wanted
-                .iter()
-                .any(|n| sql.contains(&format!("`{n}`")) || sql.contains(&format!("\"{n}\"")))
-            {
+        for (name, _, i) in facts_indexes() {
+            if UNREAD_FACTS_INDEXES.contains(&name.as_str()) {
                 m.create_index(i).await?;
             }
         }

@@ -45,28 +45,7 @@ impl MigratorTrait for Migrator {
 /// Consumer name in the inbox.
 pub const CONSUMER: &str = "scoring";
 
-/// Is `e` a race worth running the whole transaction again for: a deadlock or lock-wait
-/// timeout (MySQL/MariaDB 1213, 1205, 1020), a unique-key race on a row two transactions create
-/// at once, or a busy / locked SQLite database?
-pub fn is_contention(e: &DbErr) -> bool {
-    if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-        return true;
-    }
-    let s = e.to_string();
-    [
-        "1213",
-        "1205",
-        "1020",
-        "Deadlock found",
-        "Lock wait timeout",
-        "Record has changed since last read",
-        "database is locked",
-        "database table is locked",
-        "SQLITE_BUSY",
-    ]
-    .iter()
-    .any(|p| s.contains(p))
-}
+pub use platform::db::is_contention;
 
 /// Is `e` a unique-key violation?
 pub fn is_duplicate(e: &DbErr) -> bool {

@@ -2,8 +2,15 @@
 //! `code`; validation errors of conditions name the node (`details.errors[].path`).
 //!
 //! - the tag catalogue: [`catalog`]
+//! - a profile's tags by hand: [`members`]
+//! - rules, previews, exports, jobs: [`rules`], [`export`]
+//! - WeCom corp-tag sync: [`wecom`]
 
 mod catalog;
+mod export;
+mod members;
+mod rules;
+pub mod wecom;
 
 use std::sync::Arc;
 
@@ -12,18 +19,26 @@ use platform::http::params::{self, field, required};
 use platform::http::{ApiError, Routes};
 use sea_orm::DatabaseConnection;
 
+use crate::store::tagger::Tagger;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub db: DatabaseConnection,
+    pub tagger: Tagger,
 }
 
 /// Routes of the internal API (health, readiness and metrics are added by the platform).
-pub fn routes(db: DatabaseConnection) -> Routes {
-    let state = ApiState { db };
+pub fn routes(tagger: Tagger) -> Routes {
+    let state = ApiState {
+        db: tagger.db.clone(),
+        tagger,
+    };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
-            .configure(catalog::routes);
+            .configure(catalog::routes)
+            .configure(members::routes)
+            .configure(rules::routes);
     })
 }
 

@@ -194,6 +194,30 @@ pub mod corp_tag {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// An active WeCom follow of a profile (from `profile.updated`): whom `mark_tag` addresses.
+pub mod wecom_contact {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wecom_contacts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub profile_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub corp_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub external_userid: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// A pending write-back of one tag to one rep's external contact (`mark_tag`).
 pub mod sync_item {
     use sea_orm::entity::prelude::*;
@@ -216,6 +240,35 @@ pub mod sync_item {
         pub next_at: DateTimeUtc,
         pub last_error: Option<String>,
         pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Mirror syncs of one corp's tag library: a sync is wanted while `requested > synced` (not
+/// before `retry_at` after a failure); one process at a time runs it (`claimed_until`).
+pub mod corp_tag_sync {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "corp_tag_syncs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub corp_id: String,
+        /// Grows with every request (event, API, start, refresh).
+        pub requested: i64,
+        /// The `requested` value the last successful sync started from.
+        pub synced: i64,
+        pub claimed_until: Option<DateTimeUtc>,
+        pub retry_at: Option<DateTimeUtc>,
+        pub last_synced_at: Option<DateTimeUtc>,
+        pub last_error: Option<String>,
         pub updated_at: DateTimeUtc,
     }
 

@@ -112,6 +112,16 @@ pub enum CorpTags {
 }
 
 #[derive(DeriveIden)]
+pub enum WecomContacts {
+    Table,
+    TenantId,
+    ProfileId,
+    CorpId,
+    UserId,
+    ExternalUserid,
+}
+
+#[derive(DeriveIden)]
 pub enum TagSyncQueue {
     Table,
     Id,
@@ -384,6 +394,26 @@ impl MigrationTrait for CreateTaggingTables {
 
         m.create_table(
             Table::create()
+                .table(WecomContacts::Table)
+                .if_not_exists()
+                .col(str_col(WecomContacts::TenantId, 64))
+                .col(str_col(WecomContacts::ProfileId, 36))
+                .col(str_col(WecomContacts::CorpId, 64))
+                .col(str_col(WecomContacts::UserId, 64))
+                .col(str_col(WecomContacts::ExternalUserid, 64))
+                .primary_key(
+                    Index::create()
+                        .col(WecomContacts::TenantId)
+                        .col(WecomContacts::ProfileId)
+                        .col(WecomContacts::CorpId)
+                        .col(WecomContacts::UserId),
+                )
+                .to_owned(),
+        )
+        .await?;
+
+        m.create_table(
+            Table::create()
                 .table(TagSyncQueue::Table)
                 .if_not_exists()
                 .col(id_col(TagSyncQueue::Id))
@@ -419,6 +449,7 @@ impl MigrationTrait for CreateTaggingTables {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         for t in [
             TagSyncQueue::Table.into_iden(),
+            WecomContacts::Table.into_iden(),
             CorpTags::Table.into_iden(),
             TaggingJobs::Table.into_iden(),
             RuleSchedule::Table.into_iden(),

@@ -1,8 +1,18 @@
 //! Tables of the tagging service and their migrations.
 
+pub mod backfill;
 pub mod catalog;
+pub mod corp_tags;
+pub mod engine;
 pub mod entities;
+pub mod members;
 pub mod migrations;
+pub mod rules;
+pub mod segments;
+pub mod sync_queue;
+pub mod tagger;
+pub mod wecom_migrations;
+pub mod writeback;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -17,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(facts::CreateFactsTables),
             Box::new(migrations::CreateTaggingTables),
+            Box::new(wecom_migrations::CreateWecomSyncTables),
         ]
     }
 }

@@ -141,6 +141,8 @@ errcodes! {
     ApiLimit = 45009, "API daily quota reached";
     /// `45011`: too many calls in a short time (per user or per app).
     RateLimited = 45011, "API rate limit reached";
+    /// `45033`: too many concurrent calls of the API (WeCom).
+    ConcurrencyLimited = 45033, "API concurrency limit reached";
     /// `45056`: the account already has the maximum number of tags.
     TooManyTags = 45056, "too many tags";
     /// `45058`: system tags cannot be changed.
@@ -176,9 +178,9 @@ impl ApiError {
     }
 
     /// `true` when the same call may succeed later without anyone changing configuration or
-    /// input: busy, rate limit, a superseded or expired token (the next call refreshes it),
-    /// transport failures, server errors, cache failures, a refresh still in progress, a token
-    /// keeper that is down or busy (5xx, 408, 429).
+    /// input: busy, rate or concurrency limit, a superseded or expired token (the next call
+    /// refreshes it), transport failures, server errors, cache failures, a refresh still in
+    /// progress, a token keeper that is down or busy (5xx, 408, 429).
     ///
     /// Not transient: the daily quota (45009), wrong ids, codes or secrets. A wrong WeCom secret
     /// shows as 40001 from `gettoken` and so reads as transient: check the credentials when it
@@ -187,6 +189,7 @@ impl ApiError {
         match self {
             ApiError::Busy { .. }
             | ApiError::RateLimited { .. }
+            | ApiError::ConcurrencyLimited { .. }
             | ApiError::InvalidCredential { .. }
             | ApiError::AccessTokenExpired { .. }
             | ApiError::Transport { .. }
@@ -256,7 +259,8 @@ mod tests {
     fn errcode_table_round_trips() {
         for code in [
             -1, 40001, 40003, 40013, 40014, 40029, 40032, 40068, 40096, 40125, 40163, 41001, 42001,
-            45009, 45011, 45056, 45058, 45059, 45157, 45158, 45159, 48001, 60111, 84061, 301002,
+            45009, 45011, 45033, 45056, 45058, 45059, 45157, 45158, 45159, 48001, 60111, 84061,
+            301002,
         ] {
             let e = ApiError::from_errcode(code, "m");
             assert!(!matches!(e, ApiError::Other { .. }), "{code} has a variant");
@@ -283,6 +287,7 @@ mod tests {
         assert!(!ApiError::from_errcode(40029, "").is_token_error());
         assert!(ApiError::from_errcode(-1, "").is_transient());
         assert!(ApiError::from_errcode(45011, "").is_transient());
+        assert!(ApiError::from_errcode(45033, "").is_transient());
         assert!(!ApiError::from_errcode(45009, "").is_transient());
         assert!(!ApiError::from_errcode(40125, "").is_transient());
         let server = ApiError::InvalidResponse {

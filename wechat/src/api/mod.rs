@@ -7,7 +7,8 @@
 //!   the same endpoint methods with an [`AppRef`] and a [`TokenSource`] — in practice a
 //!   [`KeeperTokenSource`] asking the gateway's internal token endpoint — on a client built with
 //!   [`ApiClient::without_keeper`]. Requests, answers, errors, redaction and the retry are the
-//!   same code for both.
+//!   same code for both. [`WechatAccessConfig`] / [`WechatAccess`] are the config keys and the
+//!   construction every such service shares.
 //! - **Tokens**: OA and mini-program tokens come from `GET /cgi-bin/token` (not `stable_token`:
 //!   the refresh here is already single-flight across processes, and `stable_token`'s forced
 //!   refresh is capped per day); WeCom tokens from `GET /cgi-bin/gettoken`, one per secret. A token
@@ -22,6 +23,7 @@
 //! - **Secrets**: the secret and the token travel as query parameters; neither appears in an
 //!   error, a log line or a `Debug` output (messages are redacted, URLs dropped).
 
+mod access;
 mod app;
 mod error;
 mod keeper;
@@ -36,6 +38,7 @@ use std::time::Duration;
 use platform::cache::Cache;
 use serde::de::DeserializeOwned;
 
+pub use self::access::{WechatAccess, WechatAccessConfig};
 pub use self::app::{AppCredentials, AppKind, AppRef, Auth, TokenSource, WECOM_CONTACT_AGENT};
 pub use self::error::ApiError;
 pub use self::keeper::{

@@ -7,8 +7,8 @@
 //! ([`Population`], also at `GET /fake/population`; the apps at `GET /fake/apps`, counters at
 //! `GET /fake/counters`). Like WeChat it invalidates an app's previous token whenever a new one
 //! is fetched. Tests steer it (token lifetime and latency, revoking / expiring tokens, call caps,
-//! injected errcodes, rate limits) and read its counters (token fetches per app, calls per
-//! endpoint).
+//! injected errcodes, rate limits, the corp tag library) and read its counters (token fetches
+//! per app, calls per endpoint) and what `mark_tag` was asked, when.
 //!
 //! It also plays WeChat's side of callbacks: [`FakeHandle::callbacks`] builds messages,
 //! [`FakeHandle::send_oa`], [`FakeHandle::send_wecom`] and [`FakeHandle::send_mp`] sign, encrypt
@@ -50,8 +50,8 @@ pub use self::population::{
     FakeApp, FakeAppKind, FakeApps, FakeCorpTag, FakeCorpTagGroup, FakeFollow, FakeOaFollow,
     FakeOaTag, FakeRep, FakeUser, Population, EPOCH, OA_SYSTEM_TAG_IDS,
 };
-pub use self::server::SinkRequest;
 use self::server::{errmsg_of, Shared};
+pub use self::server::{MarkTagCall, SinkRequest};
 
 /// Endpoint paths, for the counters and the failure controls.
 pub mod endpoints {
@@ -285,6 +285,24 @@ impl FakeHandle {
         queue.extend(std::iter::repeat_n((errcode, errmsg.to_owned()), times));
     }
 
+    /// Renames the corp tag or tag group `id` in the library, as an admin would in WeCom
+    /// (WeCom then sends `change_external_tag` / `update`); `false` when there is none.
+    pub fn rename_corp_tag(&self, id: &str, name: &str) -> bool {
+        self.shared.lock().rename_corp_tag(id, name)
+    }
+
+    /// Deletes the corp tag or tag group `id` (a group with its tags) and takes the tags off
+    /// every customer; later `mark_tag` calls naming them answer 40068. `false` when there is
+    /// none.
+    pub fn delete_corp_tag(&self, id: &str) -> bool {
+        self.shared.lock().delete_corp_tag(id)
+    }
+
+    /// Adds a corp tag named `name` to the group `group_id`; the new tag's id.
+    pub fn add_corp_tag(&self, group_id: &str, name: &str) -> Option<String> {
+        self.shared.lock().add_corp_tag(group_id, name)
+    }
+
     /// Makes every token issued so far to `app` answer 40001, as after a fetch elsewhere.
     pub fn invalidate_tokens(&self, app: &FakeApp) {
         self.shared.revoke_tokens(app);
@@ -331,6 +349,17 @@ impl FakeHandle {
     /// The corp tag ids rep `userid` put on `user` now.
     pub fn corp_tags_of(&self, user: &FakeUser, userid: &str) -> Vec<String> {
         self.shared.follow_tag_ids(user, userid)
+    }
+
+    /// The corp tag library now (the population's, as renamed, deleted and added to since).
+    pub fn corp_tag_groups(&self) -> Vec<FakeCorpTagGroup> {
+        self.shared.lock().corp_tag_groups.clone()
+    }
+
+    /// Every `mark_tag` request so far, in arrival order, with its answer's errcode (injected
+    /// failures included; not cleared by [`reset_counters`](Self::reset_counters)).
+    pub fn mark_tag_calls(&self) -> Vec<MarkTagCall> {
+        self.shared.lock().mark_tag_calls.clone()
     }
 
     /// Requests posted to `{base_url}/fake/sink/…` so far.

@@ -18,7 +18,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::population::{
-    random_string, FakeApp, FakeAppKind, FakeApps, FakeUser, Population, OA_SYSTEM_TAG_IDS,
+    random_string, FakeApp, FakeAppKind, FakeApps, FakeCorpTag, FakeCorpTagGroup, FakeUser,
+    Population, ID_CHARS, OA_SYSTEM_TAG_IDS,
 };
 
 /// Characters of access tokens and codes.
@@ -77,6 +78,7 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         44002 => "empty post data",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit mustslower retry next minute",
+        45033 => "api concurrent out of limit",
         45056 => "too many tag now, no need to add new",
         45058 => "can't modify sys tag",
         45059 => "has too many tags",
@@ -98,6 +100,37 @@ pub(crate) fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// One `mark_tag` request as the fake answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkTagCall {
+    /// When it arrived.
+    pub at: Instant,
+    /// The rep (`userid`).
+    pub userid: String,
+    /// The customer (`external_userid`).
+    pub external_userid: String,
+    /// `add_tag`.
+    pub add: Vec<String>,
+    /// `remove_tag`.
+    pub remove: Vec<String>,
+    /// The errcode answered (0 = applied).
+    pub errcode: i64,
+}
+
+impl MarkTagCall {
+    fn of(body: &Value, errcode: i64) -> Self {
+        let ids = |field: &str| strings(body, field);
+        MarkTagCall {
+            at: Instant::now(),
+            userid: body["userid"].as_str().unwrap_or("").to_owned(),
+            external_userid: body["external_userid"].as_str().unwrap_or("").to_owned(),
+            add: ids("add_tag"),
+            remove: ids("remove_tag"),
+            errcode,
+        }
+    }
 }
 
 /// A request received on `/fake/sink/…` (a stand-in gateway for callback tests).
@@ -149,6 +182,10 @@ pub(crate) struct State {
     oa_tags: BTreeMap<i64, String>,
     oa_members: BTreeMap<i64, BTreeSet<usize>>,
     follow_tags: HashMap<(usize, String), Vec<String>>,
+    /// The corp tag library now (starts as the population's; tests rename, delete, add).
+    pub corp_tag_groups: Vec<FakeCorpTagGroup>,
+    /// Every `mark_tag` request, in arrival order.
+    pub mark_tag_calls: Vec<MarkTagCall>,
     pub sink: Vec<SinkRequest>,
 }
 
@@ -197,6 +234,8 @@ impl Shared {
             oa_tags,
             oa_members,
             follow_tags,
+            corp_tag_groups: population.corp_tag_groups.clone(),
+            mark_tag_calls: Vec::new(),
             sink: Vec::new(),
         };
         Shared {
@@ -275,8 +314,27 @@ impl Shared {
         self.population.by_oa_openid(openid)
     }
 
-    /// Answers one WeChat API request; `None` for a path the fake does not serve.
+    /// Answers one WeChat API request; `None` for a path the fake does not serve. Every
+    /// `mark_tag` request is logged with its answer.
     fn answer(
+        &self,
+        path: &str,
+        is_post: bool,
+        query: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Option<Value> {
+        let answer = self.answer_unlogged(path, is_post, query, body)?;
+        if path == "/cgi-bin/externalcontact/mark_tag" {
+            let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let errcode = answer["errcode"].as_i64().unwrap_or(0);
+            self.lock()
+                .mark_tag_calls
+                .push(MarkTagCall::of(&body, errcode));
+        }
+        Some(answer)
+    }
+
+    fn answer_unlogged(
         &self,
         path: &str,
         is_post: bool,
@@ -603,7 +661,7 @@ impl Shared {
                     .unwrap_or_default();
                 let mut tags: Vec<Value> = live
                     .iter()
-                    .filter_map(|id| self.population.corp_tag(id))
+                    .filter_map(|id| st.corp_tag(id))
                     .map(|(g, t)| {
                         json!({ "group_name": g.group_name, "tag_name": t.name, "tag_id": t.id, "type": 1 })
                     })
@@ -640,34 +698,21 @@ impl Shared {
     }
 
     fn mark_tag(&self, st: &mut State, q: &HashMap<String, String>, body: &Value) -> Answer {
+        let call = MarkTagCall::of(body, 0);
         self.check_contact_token(st, q)?;
-        let userid = body["userid"].as_str().unwrap_or("");
+        let userid = call.userid.as_str();
         if !self.population.reps.iter().any(|r| r.userid == userid) {
             return Err(st.error(60111));
         }
-        let user = self.customer(st, body["external_userid"].as_str().unwrap_or(""))?;
+        let user = self.customer(st, &call.external_userid)?;
         if !user.follows.iter().any(|f| f.userid == userid) {
             return Err(st.error(84061));
         }
-        let ids = |field: &str| -> Vec<String> {
-            body[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (add, remove) = (ids("add_tag"), ids("remove_tag"));
+        let (add, remove) = (&call.add, &call.remove);
         if add.is_empty() && remove.is_empty() {
             return Err(st.error(40058));
         }
-        if add
-            .iter()
-            .chain(&remove)
-            .any(|id| self.population.corp_tag(id).is_none())
-        {
+        if add.iter().chain(remove).any(|id| st.corp_tag(id).is_none()) {
             return Err(st.error(40068));
         }
         let tags = st
@@ -676,8 +721,8 @@ impl Shared {
             .or_default();
         tags.retain(|t| !remove.contains(t));
         for id in add {
-            if !tags.contains(&id) {
-                tags.push(id);
+            if !tags.contains(id) {
+                tags.push(id.clone());
             }
         }
         Ok(ok())
@@ -685,19 +730,8 @@ impl Shared {
 
     fn corp_tag_list(&self, st: &mut State, q: &HashMap<String, String>, body: &Value) -> Answer {
         self.check_contact_token(st, q)?;
-        let list = |field: &str| -> Vec<String> {
-            body[field]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let (tag_ids, group_ids) = (list("tag_id"), list("group_id"));
-        let groups: Vec<Value> = self
-            .population
+        let (tag_ids, group_ids) = (strings(body, "tag_id"), strings(body, "group_id"));
+        let groups: Vec<Value> = st
             .corp_tag_groups
             .iter()
             .filter(|g| group_ids.is_empty() || group_ids.contains(&g.group_id))
@@ -844,6 +878,78 @@ impl State {
         }
     }
 
+    /// A live corp tag and its group.
+    fn corp_tag(&self, id: &str) -> Option<(&FakeCorpTagGroup, &FakeCorpTag)> {
+        self.corp_tag_groups
+            .iter()
+            .find_map(|g| g.tags.iter().find(|t| t.id == id).map(|t| (g, t)))
+    }
+
+    /// Renames the corp tag or group `id`; `false` when there is none.
+    pub(crate) fn rename_corp_tag(&mut self, id: &str, name: &str) -> bool {
+        for g in &mut self.corp_tag_groups {
+            if g.group_id == id {
+                g.group_name = name.to_owned();
+                return true;
+            }
+            if let Some(t) = g.tags.iter_mut().find(|t| t.id == id) {
+                t.name = name.to_owned();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Deletes the corp tag or group `id` (a group with its tags) and takes the tags off every
+    /// customer, as WeCom does; `false` when there is none.
+    pub(crate) fn delete_corp_tag(&mut self, id: &str) -> bool {
+        let gone: Vec<String> = match self.corp_tag_groups.iter().position(|g| g.group_id == id) {
+            Some(i) => self
+                .corp_tag_groups
+                .remove(i)
+                .tags
+                .into_iter()
+                .map(|t| t.id)
+                .collect(),
+            None => {
+                let Some(g) = self
+                    .corp_tag_groups
+                    .iter_mut()
+                    .find(|g| g.tags.iter().any(|t| t.id == id))
+                else {
+                    return false;
+                };
+                g.tags.retain(|t| t.id != id);
+                if g.tags.is_empty() {
+                    // WeCom keeps no empty groups.
+                    let gid = g.group_id.clone();
+                    self.corp_tag_groups.retain(|g| g.group_id != gid);
+                }
+                vec![id.to_owned()]
+            }
+        };
+        for tags in self.follow_tags.values_mut() {
+            tags.retain(|t| !gone.contains(t));
+        }
+        true
+    }
+
+    /// Adds a tag named `name` to the group `group_id`; its id, or `None` without that group.
+    pub(crate) fn add_corp_tag(&mut self, group_id: &str, name: &str) -> Option<String> {
+        let id = format!("et{}", random_string(&mut self.rng, ID_CHARS, 30));
+        let g = self
+            .corp_tag_groups
+            .iter_mut()
+            .find(|g| g.group_id == group_id)?;
+        g.tags.push(FakeCorpTag {
+            id: id.clone(),
+            name: name.to_owned(),
+            create_time: now_unix(),
+            order: 0,
+        });
+        Some(id)
+    }
+
     fn user_tag_ids(&self, user: usize) -> Vec<i64> {
         self.oa_members
             .iter()
@@ -856,6 +962,18 @@ impl State {
         self.token_fetches.clear();
         self.calls.clear();
     }
+}
+
+/// The strings of the JSON array `body[field]` (none when absent).
+fn strings(body: &Value, field: &str) -> Vec<String> {
+    body[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn parse_query(query: &str) -> HashMap<String, String> {

@@ -1,0 +1,244 @@
+//! WeCom corp-tag sync end to end in `scrm up` with the fake WeChat server: a rep adds a
+//! customer (identity looks them up and announces the follow with its external_userid), the
+//! operator mirrors the corp's tag library and links a corp tag group over tagging's API, a tag
+//! command tags the profile — and the tag appears on the rep's view of the customer in WeCom,
+//! written with a token tagging got from the gateway's keeper. A corp tag renamed in WeCom
+//! (its `change_external_tag` callback through the gateway) renames the linked local tag.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TENANT;
+use proto::tagging::{TagCommand, COMMAND_TAG_ADD};
+use proto::Envelope;
+use scrm::roles::Role;
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{json, Value};
+use wechat::fake::{endpoints, FakeWechat};
+
+/// Polls `check` every 100 ms for up to 20 s; the last value when it never passes.
+async fn until<T, F, Fut>(what: &str, mut probe: F, check: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+    T: std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = probe().await;
+        if check(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: last seen {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
+    let r = http.get(url).send().await.expect("answers");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
+    let fake = FakeWechat::start(0, 61).expect("fake starts");
+    let (running, dir) = common::start_up(
+        &fake,
+        Some(json!({"tagging": {"wecom_sync": {"poll_ms": 200, "retry_delays_ms": [500]}}})),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let gw = running.url(Role::Gateway);
+    let identity = running.url(Role::Identity);
+    let tagging = running.url(Role::Tagging);
+    let apps = fake.apps();
+    let corp = apps.wecom.appid.clone();
+    let user = fake
+        .population()
+        .users
+        .iter()
+        .find(|u| !u.follows.is_empty())
+        .expect("a contact")
+        .clone();
+    let rep = user.follows[0].userid.clone();
+
+    // The rep adds the customer: identity asks WeCom who it is and announces the follow.
+    let wecom = fake.callbacks(&apps.wecom);
+    let r = fake
+        .send_wecom(
+            &gw,
+            &apps.wecom,
+            &wecom.add_external_contact(&rep, &user.external_userid, None),
+        )
+        .await
+        .expect("callback");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let by_ext = format!(
+        "{identity}/v1/profiles/by-identifier?tenant_id={TENANT}&kind=wecom_external_userid&namespace={corp}&value={}",
+        user.external_userid
+    );
+    let (_, profile) = until(
+        "the profile with the rep's follow",
+        || get(&http, by_ext.clone()),
+        |(s, p)| {
+            *s == 200
+                && p["relations"]["wecom_follows"][0]["external_userid"]
+                    == json!(user.external_userid)
+        },
+    )
+    .await;
+    let profile_id = profile["id"].as_str().expect("id").to_owned();
+    // tagging keeps the follow from profile.updated (its own database, read here directly).
+    let tagging_db = sea_orm::Database::connect(format!(
+        "sqlite://{}?mode=ro",
+        dir.join("tagging.db").display()
+    ))
+    .await
+    .expect("tagging database");
+    until(
+        "tagging knows whom to write to",
+        || async {
+            let row = tagging_db
+                .query_one(Statement::from_sql_and_values(
+                    tagging_db.get_database_backend(),
+                    "SELECT COUNT(*) FROM wecom_contacts WHERE profile_id = $1 AND user_id = $2",
+                    [profile_id.clone().into(), rep.clone().into()],
+                ))
+                .await
+                .ok()
+                .flatten();
+            row.and_then(|r| r.try_get_by_index::<i64>(0).ok())
+                .unwrap_or(0)
+        },
+        |n| *n == 1,
+    )
+    .await;
+    tagging_db.close().await.expect("closes");
+
+    // Mirror the corp's library and link its first group.
+    let r = http
+        .post(format!(
+            "{tagging}/v1/wecom/{corp}/corp-tags/sync?tenant_id={TENANT}"
+        ))
+        .send()
+        .await
+        .expect("sync");
+    assert!(
+        [200, 202].contains(&r.status().as_u16()),
+        "{:?}",
+        r.text().await
+    );
+    let lib = fake.corp_tag_groups();
+    let mirror_url = format!("{tagging}/v1/wecom/{corp}/corp-tags?tenant_id={TENANT}");
+    let (_, mirror) = until(
+        "the mirror",
+        || get(&http, mirror_url.clone()),
+        |(_, m)| m["groups"].as_array().is_some_and(|g| g.len() == lib.len()),
+    )
+    .await;
+    assert_eq!(mirror["sync"]["last_error"], Value::Null);
+    let g0 = &lib[0];
+    let r = http
+        .post(format!(
+            "{tagging}/v1/wecom/{corp}/corp-tag-groups/{}/link",
+            g0.group_id
+        ))
+        .json(&json!({"tenant_id": TENANT, "operator": "ops"}))
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(r.status().as_u16(), 201);
+    let group: Value = r.json().await.expect("group");
+    assert_eq!(group["sync_wecom"], json!(true));
+    let before = fake.corp_tags_of(&user, &rep);
+    let target = g0
+        .tags
+        .iter()
+        .find(|t| !before.contains(&t.id))
+        .expect("a tag the customer lacks")
+        .clone();
+    let local = group["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .find(|t| t["wecom_tag_id"] == json!(target.id))
+        .expect("linked tag")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // A service asks tagging to tag the profile: the write-back reaches WeCom.
+    let cmd = Envelope::builder(
+        COMMAND_TAG_ADD,
+        TENANT,
+        json!(TagCommand {
+            profile_id: profile_id.clone(),
+            tag_id: local.clone(),
+            actor: "e2e".into()
+        }),
+    )
+    .build();
+    running.deps.bus.publish(&cmd).await.expect("published");
+    until(
+        "the tag on the rep's view of the customer",
+        || async { fake.corp_tags_of(&user, &rep) },
+        |tags| tags.contains(&target.id),
+    )
+    .await;
+    let calls = fake.mark_tag_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (calls[0].userid.as_str(), calls[0].add.clone()),
+        (rep.as_str(), vec![target.id.clone()])
+    );
+    let queue_url = format!("{tagging}/v1/wecom/sync-queue?tenant_id={TENANT}");
+    let (s, queue) = until(
+        "the item done",
+        || get(&http, queue_url.clone()),
+        |(_, q)| q["counts"]["done"] == json!(1),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(queue["recent_failures"], json!([]));
+    assert!(
+        fake.calls(endpoints::GETTOKEN) >= 1,
+        "tokens through the gateway"
+    );
+
+    // Renamed in WeCom: the callback reaches tagging through the gateway and the bus.
+    assert!(fake.rename_corp_tag(&target.id, "重点跟进"));
+    let r = fake
+        .send_wecom(
+            &gw,
+            &apps.wecom,
+            &wecom.external_tag(&target.id, "tag", "update"),
+        )
+        .await
+        .expect("callback");
+    assert_eq!(r.status, 200, "{}", r.body);
+    until(
+        "the local tag renamed",
+        || get(&http, format!("{tagging}/v1/tags/{local}")),
+        |(_, t)| t["name"] == json!("重点跟进"),
+    )
+    .await;
+
+    // Write-back off for the group.
+    let r = http
+        .patch(format!(
+            "{tagging}/v1/tag-groups/{}/wecom",
+            group["id"].as_str().expect("id")
+        ))
+        .json(&json!({"sync_wecom": false}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status().as_u16(), 200);
+    let g: Value = r.json().await.expect("group");
+    assert_eq!(g["sync_wecom"], json!(false));
+
+    running.stop().await.expect("stops");
+    fake.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

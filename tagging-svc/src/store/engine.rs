@@ -1,0 +1,213 @@
+//! Real-time rule evaluation for one profile, inside the transaction of the change that may
+//! affect it: the rules the change can affect (the reverse index) are evaluated on the profile's
+//! facts, their tags added or removed, rules reading a tag that changed are evaluated in turn
+//! (chained rules settle, up to a bound), and each windowed rule's next possible change without
+//! a new event is scheduled (window exits happen on time, not at the next event).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use facts::LoadOptions;
+use proto::tagging::{TagChange, TagChanged, TagSource};
+use rules::{EvalCtx, ProfileFacts};
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
+
+use super::entities::schedule;
+use super::members::{self, MemberError, Reason};
+use super::rules::{Mode, RuleCache, RuleEntry, Trigger};
+use crate::clock::due_at;
+
+/// Raw events older than this are never read for evaluation (the longest window).
+const EVENT_HORIZON_DAYS: i64 = 366;
+
+/// The time of an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub now: DateTime<Utc>,
+    /// Today in the tenant's time zone.
+    pub today: NaiveDate,
+    /// The tenant's UTC offset in minutes.
+    pub offset: i32,
+}
+
+impl At {
+    fn eval(&self) -> EvalCtx {
+        EvalCtx {
+            now: self.now,
+            today: self.today,
+        }
+    }
+}
+
+/// Evaluates rules for profiles.
+#[derive(Clone)]
+pub struct Engine {
+    pub rules: RuleCache,
+    pub max_rounds: u32,
+}
+
+fn load_options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
+    let raw = cands.iter().any(|e| {
+        !e.deps.event_property_keys.is_empty()
+            || (!e.deps.event_kinds.is_empty() && !e.deps.content_tags.is_empty())
+    });
+    LoadOptions {
+        events_since: raw.then(|| today - Duration::days(EVENT_HORIZON_DAYS)),
+        event_kinds: if raw {
+            cands
+                .iter()
+                .flat_map(|e| e.deps.event_kinds.iter().cloned())
+                .collect()
+        } else {
+            BTreeSet::new()
+        },
+    }
+}
+
+impl Engine {
+    /// Settles the profile after `trigger`: returns every change of its tag set.
+    pub async fn settle(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        profile: &str,
+        trigger: Trigger,
+        at: &At,
+    ) -> Result<Vec<TagChanged>, DbErr> {
+        let set = self.rules.get(tenant).await?;
+        let mut cands = set.candidates(&trigger);
+        let mut all = Vec::new();
+        let mut round = 0;
+        while !cands.is_empty() && round < self.max_rounds {
+            round += 1;
+            let facts =
+                facts::load_profile(txn, tenant, profile, &load_options(&cands, at.today)).await?;
+            let mut changed_tags = BTreeSet::new();
+            for rule in &cands {
+                for c in self.apply(txn, tenant, profile, rule, &facts, at).await? {
+                    changed_tags.insert(c.tag_id.clone());
+                    all.push(c);
+                }
+            }
+            if changed_tags.is_empty() {
+                break;
+            }
+            cands = set.reading_tags(&changed_tags);
+        }
+        if round == self.max_rounds && !cands.is_empty() {
+            metrics::counter!("scrm_tagging_chain_cut_total").increment(1);
+            tracing::warn!(profile_id = %profile, "Chained rules did not settle within the round limit");
+        }
+        Ok(all)
+    }
+
+    /// Evaluates one rule for the profile, changes its membership and schedules its next look.
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        profile: &str,
+        rule: &RuleEntry,
+        facts: &ProfileFacts,
+        at: &At,
+    ) -> Result<Vec<TagChanged>, DbErr> {
+        let Some(cond) = &rule.expanded else {
+            return Ok(Vec::new());
+        };
+        let matches = rules::evaluate(cond, facts, &at.eval());
+        let has = members::holds(
+            txn,
+            tenant,
+            profile,
+            &rule.tag_id,
+            TagSource::Rule,
+            &rule.id,
+        )
+        .await?;
+        let mut out = Vec::new();
+        if matches != has && (matches || rule.mode == Mode::AddRemove) {
+            if let Some(info) = members::tag_info(txn, tenant, &rule.tag_id).await? {
+                let why = Reason::rule(&rule.id);
+                out = if matches {
+                    match members::add(txn, tenant, profile, &info, &why, at.now).await {
+                        Ok(c) => c,
+                        Err(MemberError::Db(e)) => return Err(e),
+                        // Retired or gone since the rule set was loaded.
+                        Err(_) => Vec::new(),
+                    }
+                } else {
+                    members::remove(
+                        txn,
+                        tenant,
+                        profile,
+                        &info,
+                        Some((TagSource::Rule, &rule.id)),
+                        &why,
+                        at.now,
+                    )
+                    .await?
+                };
+            }
+        }
+        if rule.deps.windowed || rule.deps.time_relative {
+            let next = rules::next_expiry(cond, facts, &at.eval());
+            reschedule(
+                txn,
+                tenant,
+                profile,
+                &rule.id,
+                next.map(|d| due_at(d, at.today, at.now, at.offset)),
+            )
+            .await?;
+        }
+        metrics::counter!("scrm_tagging_rule_evaluations_total").increment(1);
+        Ok(out)
+    }
+}
+
+/// Sets (or clears) when the profile's result for the rule must be looked at again.
+pub async fn reschedule(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    rule_id: &str,
+    due: Option<DateTime<Utc>>,
+) -> Result<(), DbErr> {
+    let key = (tenant.to_string(), profile.to_string(), rule_id.to_string());
+    let existing = schedule::Entity::find_by_id(key.clone()).one(txn).await?;
+    match (existing, due) {
+        (None, None) => Ok(()),
+        (Some(_), None) => schedule::Entity::delete_by_id(key)
+            .exec(txn)
+            .await
+            .map(drop),
+        (Some(s), Some(d)) if s.due_at == d => Ok(()),
+        (Some(_), Some(d)) => schedule::Entity::update_many()
+            .col_expr(schedule::Column::DueAt, sea_orm::sea_query::Expr::value(d))
+            .filter(schedule::Column::TenantId.eq(tenant))
+            .filter(schedule::Column::ProfileId.eq(profile))
+            .filter(schedule::Column::RuleId.eq(rule_id))
+            .exec(txn)
+            .await
+            .map(drop),
+        (None, Some(d)) => schedule::Entity::insert(schedule::ActiveModel {
+            tenant_id: Set(key.0),
+            profile_id: Set(key.1),
+            rule_id: Set(key.2),
+            due_at: Set(d),
+        })
+        .exec_without_returning(txn)
+        .await
+        .map(drop),
+    }
+}
+
+/// The tag ids of `changes` that were added.
+pub fn added(changes: &[TagChanged]) -> BTreeSet<String> {
+    changes
+        .iter()
+        .filter(|c| c.change == TagChange::Added)
+        .map(|c| c.tag_id.clone())
+        .collect()
+}

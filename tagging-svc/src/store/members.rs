@@ -1,0 +1,428 @@
+//! Who holds which tag, and why. A profile holds a tag while at least one membership row exists
+//! (source manual / rule / import / wecom / trigger, origin = the rule id for rule tags). When the
+//! first row of a tag appears or the last one goes, the profile's tag set changes: the facts
+//! projection follows, `tag.changed` goes to the outbox, a WeCom write-back is queued for synced
+//! groups, and in a single-select group gaining one tag drops the group's others.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use platform::db::outbox;
+use proto::tagging::{TagChange, TagChanged, TagSource, TAG_CHANGED};
+use proto::Envelope;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use serde::Serialize;
+use serde_json::json;
+
+use super::catalog::{ACTIVE, SINGLE};
+use super::entities::{membership, tag, tag_group};
+use super::writeback;
+
+/// Why a profile holds a tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub source: TagSource,
+    /// The rule id for rule tags, the asking service for triggers, empty otherwise.
+    pub origin: String,
+    /// The operator or service that set it.
+    pub actor: Option<String>,
+}
+
+impl Reason {
+    pub fn manual(actor: &str) -> Self {
+        Reason {
+            source: TagSource::Manual,
+            origin: String::new(),
+            actor: Some(actor.to_string()),
+        }
+    }
+
+    pub fn rule(rule_id: &str) -> Self {
+        Reason {
+            source: TagSource::Rule,
+            origin: rule_id.to_string(),
+            actor: None,
+        }
+    }
+}
+
+/// Why a tag could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("no tag with id `{0}`")]
+    UnknownTag(String),
+    #[error("tag `{0}` is retired")]
+    Retired(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// A tag with its group, as membership changes need them.
+#[derive(Debug, Clone)]
+pub struct TagInfo {
+    pub tag: tag::Model,
+    pub group: tag_group::Model,
+}
+
+/// The tag `tag_id` of `tenant` with its group.
+pub async fn tag_info<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    tag_id: &str,
+) -> Result<Option<TagInfo>, DbErr> {
+    let Some(tag) = tag::Entity::find_by_id(tag_id.to_string())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if tag.tenant_id != tenant {
+        return Ok(None);
+    }
+    let Some(group) = tag_group::Entity::find_by_id(tag.group_id.clone())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(TagInfo { tag, group }))
+}
+
+/// Does the profile hold the tag for this reason?
+pub async fn holds<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+    tag_id: &str,
+    source: TagSource,
+    origin: &str,
+) -> Result<bool, DbErr> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .filter(membership::Column::TagId.eq(tag_id))
+        .filter(membership::Column::Source.eq(source.as_str()))
+        .filter(membership::Column::Origin.eq(origin))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+async fn held<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+    tag_id: &str,
+) -> Result<bool, DbErr> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .filter(membership::Column::TagId.eq(tag_id))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+/// Gives the profile the tag for `why`. Returns the changes of its tag set (none when it held
+/// the tag already).
+pub async fn add(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    info: &TagInfo,
+    why: &Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<TagChanged>, MemberError> {
+    if info.tag.status != ACTIVE {
+        return Err(MemberError::Retired(info.tag.name.clone()));
+    }
+    let tag_id = info.tag.id.as_str();
+    if holds(txn, tenant, profile, tag_id, why.source, &why.origin).await? {
+        return Ok(Vec::new());
+    }
+    let was_held = held(txn, tenant, profile, tag_id).await?;
+    membership::Entity::insert(membership::ActiveModel {
+        id: sea_orm::NotSet,
+        tenant_id: Set(tenant.to_string()),
+        profile_id: Set(profile.to_string()),
+        tag_id: Set(tag_id.to_string()),
+        source: Set(why.source.as_str().to_string()),
+        origin: Set(why.origin.clone()),
+        actor: Set(why.actor.clone()),
+        merged_from: Set(None),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    if was_held {
+        return Ok(Vec::new());
+    }
+    let mut changes = vec![changed(profile, info, TagChange::Added, why, now)];
+    if info.group.selection == SINGLE {
+        // One tag per profile in a single-select group: the others go.
+        let others: BTreeSet<String> = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tenant))
+            .filter(membership::Column::ProfileId.eq(profile))
+            .filter(membership::Column::TagId.ne(tag_id))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|m| m.tag_id)
+            .collect();
+        for other in others {
+            let Some(o) = tag_info(txn, tenant, &other).await? else {
+                continue;
+            };
+            if o.group.id == info.group.id {
+                changes.extend(remove(txn, tenant, profile, &o, None, why, now).await?);
+            }
+        }
+    }
+    announce(txn, tenant, profile, info, &changes[..1], now).await?;
+    Ok(changes)
+}
+
+/// Takes the tag away for `only` (one source and origin) or for every reason (`None`). Returns
+/// the change of its tag set when the last reason went.
+pub async fn remove(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    info: &TagInfo,
+    only: Option<(TagSource, &str)>,
+    why: &Reason,
+    now: DateTime<Utc>,
+) -> Result<Vec<TagChanged>, DbErr> {
+    let tag_id = info.tag.id.as_str();
+    let mut q = membership::Entity::delete_many()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .filter(membership::Column::TagId.eq(tag_id));
+    if let Some((source, origin)) = only {
+        q = q
+            .filter(membership::Column::Source.eq(source.as_str()))
+            .filter(membership::Column::Origin.eq(origin));
+    }
+    if q.exec(txn).await?.rows_affected == 0 || held(txn, tenant, profile, tag_id).await? {
+        return Ok(Vec::new());
+    }
+    let changes = vec![changed(profile, info, TagChange::Removed, why, now)];
+    announce(txn, tenant, profile, info, &changes, now).await?;
+    Ok(changes)
+}
+
+fn changed(
+    profile: &str,
+    info: &TagInfo,
+    change: TagChange,
+    why: &Reason,
+    now: DateTime<Utc>,
+) -> TagChanged {
+    TagChanged {
+        profile_id: profile.to_string(),
+        tag_id: info.tag.id.clone(),
+        tag_name: info.tag.name.clone(),
+        group_id: Some(info.group.id.clone()),
+        change,
+        source: why.source,
+        rule_id: (why.source == TagSource::Rule).then(|| why.origin.clone()),
+        actor: why.actor.clone(),
+        at: now,
+    }
+}
+
+/// The tag set changed: facts projection, `tag.changed`, WeCom write-back.
+async fn announce(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    info: &TagInfo,
+    changes: &[TagChanged],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for c in changes {
+        match c.change {
+            TagChange::Added => facts::set_tag(txn, tenant, profile, &c.tag_id).await?,
+            TagChange::Removed => facts::unset_tag(txn, tenant, profile, &c.tag_id).await?,
+        }
+        let env = Envelope::builder(TAG_CHANGED, tenant, json!(c))
+            .occurred_at(now)
+            .build();
+        outbox::enqueue(txn, &env).await?;
+        writeback::enqueue(txn, tenant, profile, info, c.change, now).await?;
+        metrics::counter!("scrm_tagging_tag_changes_total", "change" => match c.change {
+            TagChange::Added => "added",
+            TagChange::Removed => "removed",
+        }, "source" => c.source.as_str())
+        .increment(1);
+    }
+    Ok(())
+}
+
+/// A membership as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Held {
+    pub tag_id: String,
+    pub tag_name: String,
+    pub group_id: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    pub since: DateTime<Utc>,
+}
+
+/// Every reason the profile holds each of its tags.
+pub async fn of_profile<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+) -> Result<Vec<Held>, DbErr> {
+    let rows = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .order_by_asc(membership::Column::Id)
+        .all(conn)
+        .await?;
+    let ids: BTreeSet<String> = rows.iter().map(|r| r.tag_id.clone()).collect();
+    let tags: std::collections::BTreeMap<String, tag::Model> = if ids.is_empty() {
+        Default::default()
+    } else {
+        tag::Entity::find()
+            .filter(tag::Column::Id.is_in(ids))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let t = tags.get(&r.tag_id)?;
+            Some(Held {
+                tag_id: r.tag_id,
+                tag_name: t.name.clone(),
+                group_id: t.group_id.clone(),
+                source: r.source,
+                origin: r.origin,
+                actor: r.actor,
+                since: r.created_at,
+            })
+        })
+        .collect())
+}
+
+/// `absorbed` was merged into `survivor`: its memberships become the survivor's (remembering
+/// where they came from, so an un-merge can give them back); the survivor's tag set grows by
+/// the tags only the absorbed profile held. Returns those additions.
+pub async fn merge(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    survivor: &str,
+    absorbed: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<TagChanged>, DbErr> {
+    let theirs = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(absorbed))
+        .all(txn)
+        .await?;
+    let mut gained = Vec::new();
+    for m in theirs {
+        let before = held(txn, tenant, survivor, &m.tag_id).await?;
+        let dup = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tenant))
+            .filter(membership::Column::ProfileId.eq(survivor))
+            .filter(membership::Column::TagId.eq(m.tag_id.clone()))
+            .filter(membership::Column::Source.eq(m.source.clone()))
+            .filter(membership::Column::Origin.eq(m.origin.clone()))
+            .one(txn)
+            .await?
+            .is_some();
+        if dup {
+            membership::Entity::delete_by_id(m.id).exec(txn).await?;
+        } else {
+            membership::Entity::update_many()
+                .col_expr(membership::Column::ProfileId, Expr::value(survivor))
+                .col_expr(membership::Column::MergedFrom, Expr::value(absorbed))
+                .filter(membership::Column::Id.eq(m.id))
+                .exec(txn)
+                .await?;
+        }
+        if !before {
+            if let Some(info) = tag_info(txn, tenant, &m.tag_id).await? {
+                let why = Reason {
+                    source: proto::tagging::TagSource::parse(&m.source)
+                        .unwrap_or(TagSource::Manual),
+                    origin: m.origin.clone(),
+                    actor: m.actor.clone(),
+                };
+                let c = vec![changed(survivor, &info, TagChange::Added, &why, now)];
+                announce(txn, tenant, survivor, &info, &c, now).await?;
+                gained.extend(c);
+            }
+        }
+    }
+    Ok(gained)
+}
+
+/// An un-merge gave `restored` back: the memberships it brought into `survivor` return to it.
+/// Returns the tag-set changes of both.
+pub async fn unmerge(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    survivor: &str,
+    restored: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<TagChanged>, DbErr> {
+    let back = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(survivor))
+        .filter(membership::Column::MergedFrom.eq(restored))
+        .all(txn)
+        .await?;
+    let tags: BTreeSet<String> = back.iter().map(|m| m.tag_id.clone()).collect();
+    if back.is_empty() {
+        return Ok(Vec::new());
+    }
+    membership::Entity::update_many()
+        .col_expr(membership::Column::ProfileId, Expr::value(restored))
+        .col_expr(
+            membership::Column::MergedFrom,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(
+            Condition::all()
+                .add(membership::Column::TenantId.eq(tenant))
+                .add(membership::Column::ProfileId.eq(survivor))
+                .add(membership::Column::MergedFrom.eq(restored)),
+        )
+        .exec(txn)
+        .await?;
+    let mut out = Vec::new();
+    let why = Reason {
+        source: TagSource::Manual,
+        origin: String::new(),
+        actor: Some("identity:unmerge".into()),
+    };
+    for t in tags {
+        let Some(info) = tag_info(txn, tenant, &t).await? else {
+            continue;
+        };
+        let c = vec![changed(restored, &info, TagChange::Added, &why, now)];
+        announce(txn, tenant, restored, &info, &c, now).await?;
+        out.extend(c);
+        if !held(txn, tenant, survivor, &t).await? {
+            let c = vec![changed(survivor, &info, TagChange::Removed, &why, now)];
+            announce(txn, tenant, survivor, &info, &c, now).await?;
+            out.extend(c);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,373 @@
+//! The service's transactions: each bus event (once, through the inbox, retried on races) and each
+//! operator tag / untag updates the facts projection and settles the profile's rules in one
+//! commit; the scheduler's window exits and counter rolls.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use platform::db::inbox::{self, Processed};
+use proto::identity::{
+    IdentityMerged, IdentityUnmerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED,
+    IDENTITY_UNMERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
+};
+use proto::tagging::{TagChanged, TagCommand, TagSource, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE};
+use proto::Envelope;
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+
+use super::engine::{At, Engine};
+use super::entities::schedule;
+use super::members::{self, MemberError, Reason, TagInfo};
+use super::rules::Trigger;
+use super::writeback;
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// Consumer name in the inbox.
+pub const CONSUMER: &str = "tagging";
+
+/// Why an event could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The payload does not match its type: it never will.
+    #[error("invalid event: {0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// What handling an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Applied; these tag-set changes resulted.
+    Done(Vec<TagChanged>),
+    /// Seen before; nothing ran.
+    Duplicate,
+    /// Not an event this service acts on.
+    Ignored,
+}
+
+/// Everything the service's transactions need. Cheap to clone.
+#[derive(Clone)]
+pub struct Tagger {
+    pub db: DatabaseConnection,
+    pub engine: Engine,
+    pub cfg: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A decoded event this service acts on.
+enum Work {
+    Resolved(ProfileResolved),
+    Updated(ProfileUpdated),
+    Merged(IdentityMerged),
+    Unmerged(IdentityUnmerged),
+    Command { add: bool, cmd: TagCommand },
+}
+
+fn decode(env: &Envelope) -> Result<Option<Work>, HandleError> {
+    let bad = |e: serde_json::Error| HandleError::Invalid(format!("{}: {e}", env.kind));
+    Ok(Some(match env.kind.as_str() {
+        PROFILE_RESOLVED => Work::Resolved(env.payload_as().map_err(bad)?),
+        PROFILE_UPDATED => Work::Updated(env.payload_as().map_err(bad)?),
+        IDENTITY_MERGED => Work::Merged(env.payload_as().map_err(bad)?),
+        IDENTITY_UNMERGED => Work::Unmerged(env.payload_as().map_err(bad)?),
+        COMMAND_TAG_ADD => Work::Command {
+            add: true,
+            cmd: env.payload_as().map_err(bad)?,
+        },
+        COMMAND_TAG_REMOVE => Work::Command {
+            add: false,
+            cmd: env.payload_as().map_err(bad)?,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+impl Tagger {
+    /// The time of an evaluation for `tenant`.
+    pub fn at(&self, tenant: &str) -> At {
+        let now = self.clock.now();
+        let offset = self.cfg.offset_of(tenant);
+        At {
+            now,
+            today: facts::local_day(now, offset),
+            offset,
+        }
+    }
+
+    /// Handles one bus event exactly once.
+    pub async fn handle(&self, env: &Envelope) -> Result<Handled, HandleError> {
+        let Some(work) = decode(env)? else {
+            return Ok(Handled::Ignored);
+        };
+        let work = Arc::new(work);
+        let tenant = env.tenant_id.clone();
+        let (p, _) =
+            inbox::process_retrying(&self.db, CONSUMER, env.id, self.cfg.tx_attempts, |txn| {
+                let (me, work, tenant) = (self.clone(), work.clone(), tenant.clone());
+                Box::pin(async move { me.apply(txn, &tenant, &work).await })
+            })
+            .await?;
+        Ok(match p {
+            Processed::Done(c) => Handled::Done(c),
+            Processed::Duplicate => Handled::Duplicate,
+        })
+    }
+
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        work: &Work,
+    ) -> Result<Vec<TagChanged>, DbErr> {
+        let at = self.at(tenant);
+        match work {
+            Work::Resolved(r) => {
+                let p = r.profile_id.as_str();
+                let first = facts::ensure_profile(txn, tenant, p, at.now).await?;
+                facts::lock_profile(txn, tenant, p).await?;
+                let ev = facts::event_fact(&r.event, at.offset);
+                let new = facts::record_event(txn, tenant, p, &ev, at.today).await?;
+                if !new && !first {
+                    return Ok(Vec::new());
+                }
+                let trigger = if first {
+                    Trigger::All
+                } else {
+                    let content_tags = ev
+                        .props
+                        .get(rules::CONTENT_TAGS_KEY)
+                        .map(|vs| {
+                            vs.iter()
+                                .filter_map(|v| v.encode().s)
+                                .collect::<Vec<String>>()
+                        })
+                        .unwrap_or_default();
+                    Trigger::Event {
+                        kind: ev.kind.clone(),
+                        content_tags,
+                    }
+                };
+                self.engine.settle(txn, tenant, p, trigger, &at).await
+            }
+            Work::Updated(u) => {
+                let p = u.profile_id.as_str();
+                facts::ensure_profile(txn, tenant, p, at.now).await?;
+                facts::lock_profile(txn, tenant, p).await?;
+                let Some(applied) = facts::apply_profile(txn, tenant, u, at.now).await? else {
+                    return Ok(Vec::new());
+                };
+                writeback::set_contacts(txn, tenant, p, &u.relations).await?;
+                let trigger = if applied.first {
+                    Trigger::All
+                } else {
+                    Trigger::State {
+                        keys: applied.changed_keys,
+                        relations: applied.relations_changed,
+                    }
+                };
+                self.engine.settle(txn, tenant, p, trigger, &at).await
+            }
+            Work::Merged(m) => {
+                let mut out = Vec::new();
+                facts::ensure_profile(txn, tenant, &m.survivor, at.now).await?;
+                facts::lock_profile(txn, tenant, &m.survivor).await?;
+                for absorbed in &m.absorbed {
+                    out.extend(members::merge(txn, tenant, &m.survivor, absorbed, at.now).await?);
+                    facts::merge_profiles(txn, tenant, &m.survivor, absorbed, at.today, at.now)
+                        .await?;
+                    schedule::Entity::delete_many()
+                        .filter(schedule::Column::TenantId.eq(tenant))
+                        .filter(schedule::Column::ProfileId.eq(absorbed.as_str()))
+                        .exec(txn)
+                        .await?;
+                }
+                out.extend(
+                    self.engine
+                        .settle(txn, tenant, &m.survivor, Trigger::All, &at)
+                        .await?,
+                );
+                Ok(out)
+            }
+            Work::Unmerged(u) => {
+                let mut out = Vec::new();
+                facts::ensure_profile(txn, tenant, &u.survivor, at.now).await?;
+                facts::lock_profile(txn, tenant, &u.survivor).await?;
+                let moved: Vec<String> = u.moved_events.iter().map(|e| e.to_string()).collect();
+                for restored in &u.restored {
+                    facts::split_events(
+                        txn,
+                        tenant,
+                        &u.survivor,
+                        restored,
+                        &moved,
+                        at.today,
+                        at.now,
+                    )
+                    .await?;
+                    out.extend(members::unmerge(txn, tenant, &u.survivor, restored, at.now).await?);
+                }
+                for p in std::iter::once(&u.survivor).chain(&u.restored) {
+                    out.extend(
+                        self.engine
+                            .settle(txn, tenant, p, Trigger::All, &at)
+                            .await?,
+                    );
+                }
+                Ok(out)
+            }
+            Work::Command { add, cmd } => {
+                let Some(info) = members::tag_info(txn, tenant, &cmd.tag_id).await? else {
+                    tracing::warn!(tag_id = %cmd.tag_id, actor = %cmd.actor, "Tag command for an unknown tag ignored");
+                    return Ok(Vec::new());
+                };
+                let why = Reason {
+                    source: TagSource::Trigger,
+                    origin: cmd.actor.chars().take(64).collect(),
+                    actor: Some(cmd.actor.chars().take(64).collect()),
+                };
+                facts::ensure_profile(txn, tenant, &cmd.profile_id, at.now).await?;
+                facts::lock_profile(txn, tenant, &cmd.profile_id).await?;
+                self.change(txn, tenant, &cmd.profile_id, &info, *add, &why, &at)
+                    .await
+                    .or_else(|e| match e {
+                        MemberError::Db(e) => Err(e),
+                        other => {
+                            tracing::warn!(error = %other, "Tag command refused");
+                            Ok(Vec::new())
+                        }
+                    })
+            }
+        }
+    }
+
+    /// Adds or removes a tag for `why`, then settles the rules reading it.
+    #[allow(clippy::too_many_arguments)]
+    async fn change(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        profile: &str,
+        info: &TagInfo,
+        add: bool,
+        why: &Reason,
+        at: &At,
+    ) -> Result<Vec<TagChanged>, MemberError> {
+        let mut out = if add {
+            members::add(txn, tenant, profile, info, why, at.now).await?
+        } else {
+            // Each source takes back only its own reason: an operator's untag does not undo a
+            // rule (change the rule for that), a trigger's does not undo an operator.
+            let only = Some((why.source, why.origin.as_str()));
+            members::remove(txn, tenant, profile, info, only, why, at.now).await?
+        };
+        if !out.is_empty() {
+            let tags: BTreeSet<String> = out.iter().map(|c| c.tag_id.clone()).collect();
+            out.extend(
+                self.engine
+                    .settle(txn, tenant, profile, Trigger::Tags(tags), at)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// An operator tags (or takes back a manual tag from) a profile by hand.
+    pub async fn manual(
+        &self,
+        tenant: &str,
+        profile: &str,
+        tag_id: &str,
+        add: bool,
+        operator: &str,
+    ) -> Result<Vec<TagChanged>, MemberError> {
+        let at = self.at(tenant);
+        let txn = self.db.begin().await?;
+        let info = members::tag_info(&txn, tenant, tag_id)
+            .await?
+            .ok_or_else(|| MemberError::UnknownTag(tag_id.to_string()))?;
+        facts::ensure_profile(&txn, tenant, profile, at.now).await?;
+        facts::lock_profile(&txn, tenant, profile).await?;
+        let out = self
+            .change(
+                &txn,
+                tenant,
+                profile,
+                &info,
+                add,
+                &Reason::manual(operator),
+                &at,
+            )
+            .await?;
+        txn.commit().await?;
+        Ok(out)
+    }
+
+    /// One scheduler pass: rolls the counters of every tenant whose day changed, then evaluates
+    /// the rules whose result may have changed by now (window exits). Returns the profiles
+    /// looked at.
+    pub async fn tick(&self) -> Result<usize, DbErr> {
+        let now = self.clock.now();
+        for tenant in facts::tenants(&self.db).await? {
+            let today = facts::local_day(now, self.cfg.offset_of(&tenant));
+            facts::roll(&self.db, &tenant, today, 20_000, now).await?;
+            let keep_from =
+                today - chrono::Duration::days(i64::from(self.cfg.event_retention_days));
+            let pruned = facts::prune_events(&self.db, &tenant, keep_from, 5_000).await?;
+            if pruned > 0 {
+                metrics::counter!("scrm_tagging_events_pruned_total").increment(pruned);
+            }
+        }
+        self.due(now, 500).await
+    }
+
+    /// Evaluates the rules due by `now` (at most `limit` schedule rows).
+    pub async fn due(&self, now: DateTime<Utc>, limit: u64) -> Result<usize, DbErr> {
+        let rows = schedule::Entity::find()
+            .filter(schedule::Column::DueAt.lte(now))
+            .order_by_asc(schedule::Column::DueAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        let mut by_profile: std::collections::BTreeMap<(String, String), BTreeSet<String>> =
+            Default::default();
+        for r in rows {
+            by_profile
+                .entry((r.tenant_id, r.profile_id))
+                .or_default()
+                .insert(r.rule_id);
+        }
+        let n = by_profile.len();
+        for ((tenant, profile), rule_ids) in by_profile {
+            let at = self.at(&tenant);
+            let txn = self.db.begin().await?;
+            facts::lock_profile(&txn, &tenant, &profile).await?;
+            self.engine
+                .settle(
+                    &txn,
+                    &tenant,
+                    &profile,
+                    Trigger::Rules(rule_ids.clone()),
+                    &at,
+                )
+                .await?;
+            // Rows still due belong to rules no longer live: nothing will move them.
+            schedule::Entity::delete_many()
+                .filter(schedule::Column::TenantId.eq(tenant.as_str()))
+                .filter(schedule::Column::ProfileId.eq(profile.as_str()))
+                .filter(schedule::Column::RuleId.is_in(rule_ids))
+                .filter(schedule::Column::DueAt.lte(at.now))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+        }
+        if n > 0 {
+            metrics::counter!("scrm_tagging_window_checks_total").increment(n as u64);
+        }
+        Ok(n)
+    }
+}

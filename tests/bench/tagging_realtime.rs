@@ -1,0 +1,212 @@
+//! Real-time tagging latency: behaviour events published on RabbitMQ at a fixed rate, consumed by
+//! tagging-svc (its real `run`: consumer, inbox, facts projection, rule evaluation, outbox relay)
+//! on MariaDB, each event tagging a new profile; the latency of an event is the time from its
+//! publish until its `tag.changed` arrives at an observer on the bus.
+//!
+//! Run: `cargo bench -p scrm-tests --bench tagging_realtime` (servers from SCRM_TEST_MYSQL_URL and
+//! SCRM_TEST_AMQP_URL or the local defaults). Knobs: `BENCH_RATE` events/s (default 1 000),
+//! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer handlers (default 16).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use platform::bus::{AmqpBus, Bus, GroupSpec};
+use platform::cache::MemoryCache;
+use platform::config::{BusConfig, DbConfig, HttpConfig};
+use platform::Deps;
+use proto::identity::ProfileResolved;
+use proto::tagging::TagChanged;
+use proto::Envelope;
+use scrm_tests::servers::{amqp_url, mysql_url, unique};
+use serde_json::json;
+use tagging_svc::store::catalog::{self, NewGroup, NewTag};
+use tagging_svc::store::rules::{self as tag_rules, RuleInput};
+use tokio_util::sync::CancellationToken;
+
+const TENANT: &str = "t-rt";
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn event(profile: &str) -> Envelope {
+    let event = Envelope::builder(
+        "channel.track.page_view",
+        TENANT,
+        json!({"subject": {"anonymous_id": profile}, "kind": "page_view", "page": "/pricing",
+               "content": {"id": "pricing", "tags": ["pricing"]}}),
+    )
+    .build();
+    let p = ProfileResolved {
+        profile_id: profile.into(),
+        created: true,
+        event,
+        identifiers: vec![],
+    };
+    Envelope::builder(proto::identity::PROFILE_RESOLVED, TENANT, json!(p)).build()
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() -> anyhow::Result<()> {
+    let rate = env_u64("BENCH_RATE", 1_000);
+    let secs = env_u64("BENCH_SECONDS", 30);
+    let concurrency = env_u64("BENCH_CONCURRENCY", 16) as usize;
+    let db_url = format!("{}/{}", mysql_url(), unique("bench_rt"));
+    let mut dbc = DbConfig::new(db_url.clone());
+    dbc.max_connections = (concurrency as u32 + 8).min(64);
+    let mut bus_cfg = BusConfig::amqp(amqp_url());
+    bus_cfg.exchange = unique("bench-rt");
+    bus_cfg.prefetch = 256;
+    let amqp = AmqpBus::connect(&bus_cfg).await?;
+    let bus: Arc<dyn Bus> = Arc::new(amqp.clone());
+    let shutdown = CancellationToken::new();
+    let deps = Deps {
+        bus: bus.clone(),
+        cache: Arc::new(MemoryCache::new("bench:", 10_000)),
+        shutdown: shutdown.clone(),
+        migrate_on_start: true,
+        listening: None,
+    };
+    let mut cfg = tagging_svc::Config::new(
+        HttpConfig {
+            bind: "127.0.0.1:0".parse()?,
+            workers: 1,
+        },
+        dbc.clone(),
+    );
+    cfg.consumer_concurrency = concurrency;
+    // The rule exists before the service starts, so its first rule-set load sees it.
+    let db = platform::db::connect(&dbc, true).await?;
+    {
+        use sea_orm_migration::MigratorTrait;
+        tagging_svc::store::Migrator::up(&db, None).await?;
+    }
+    let g = catalog::create_group(
+        &db,
+        NewGroup {
+            tenant_id: TENANT.into(),
+            name: "intent".into(),
+            selection: "multi".into(),
+            sync_wecom: false,
+            corp_id: None,
+            created_by: "bench".into(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let t = catalog::create_tag(
+        &db,
+        NewTag {
+            tenant_id: TENANT.into(),
+            group_id: g.id,
+            name: "pricing visitor".into(),
+            description: String::new(),
+            created_by: "bench".into(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tag_rules::create(
+        &db,
+        RuleInput {
+            tenant_id: TENANT.into(),
+            tag_id: t.id,
+            name: "viewed pricing this week".into(),
+            condition: json!({"version": 1, "root": {"type": "behaviour", "content_tag": "pricing",
+                               "count": {"op": "gte", "value": 1}, "window": {"type": "last", "days": 7}}}),
+            mode: "add_remove".into(),
+            enabled: true,
+            operator: "bench".into(),
+        },
+        &rules::Limits::default(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let service = tokio::spawn(tagging_svc::run(cfg, deps));
+    let mut observer = bus
+        .subscribe(&GroupSpec::new(
+            "bench-observer",
+            &["tag.changed"],
+            &bus_cfg,
+        ))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let total = rate * secs;
+    let watch = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(total as usize);
+            while (lat.len() as u64) < total {
+                let Ok(Some(d)) =
+                    tokio::time::timeout(Duration::from_secs(20), observer.recv()).await
+                else {
+                    break;
+                };
+                let arrived = Instant::now();
+                if let Ok(c) = d.envelope.payload_as::<TagChanged>() {
+                    if let Some(t0) = sent.lock().unwrap().remove(&c.profile_id) {
+                        lat.push(arrived - t0);
+                    }
+                }
+                let _ = d.ack().await;
+            }
+            lat
+        })
+    };
+    println!("publishing {total} events at {rate}/s to tagging-svc ({concurrency} handlers) ...");
+    let start = Instant::now();
+    let publishers = 32u64;
+    let mut tasks = Vec::new();
+    for w in 0..publishers {
+        let (bus, sent) = (bus.clone(), sent.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < total {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let p = format!("p{i:08}");
+                sent.lock().unwrap().insert(p.clone(), Instant::now());
+                bus.publish(&event(&p)).await.expect("publish");
+                i += publishers;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let published = start.elapsed();
+    let mut lat = watch.await?;
+    lat.sort();
+    println!(
+        "published {total} in {:.1} s ({:.0}/s); tag.changed received for {} events",
+        published.as_secs_f64(),
+        total as f64 / published.as_secs_f64(),
+        lat.len()
+    );
+    println!(
+        "publish → tag.changed: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(&lat, 0.50),
+        pct(&lat, 0.90),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), service).await;
+    amqp.destroy().await?;
+    platform::db::drop_mysql_database(&db_url).await?;
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! tagging-svc's real-time path on MariaDB and SQLite: behaviour events counted once into the
+//! facts projection, rules evaluated on each event (only those the event can change), tags added
+//! and removed with `tag.changed` in the outbox, a "3 visits in 7 days" tag leaving when the
+//! window passes without any new event (moved clock), chained rules settling, single-select
+//! groups, manual tags next to rule tags, and merges / un-merges moving tags and behaviour.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use proto::identity::{IdentityMerged, IdentityUnmerged, LinkRule, ProfileResolved, UnmergeKind};
+use proto::tagging::{TagChange, TagChanged};
+use proto::Envelope;
+use scrm_tests::db::{Backend, TestDb};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm_migration::MigratorTrait;
+use serde_json::{json, Value};
+use tagging_svc::clock::ManualClock;
+use tagging_svc::store::catalog::{self, NewGroup, NewTag};
+use tagging_svc::store::rules::{self as tag_rules, RuleInput};
+use tagging_svc::store::tagger::{Handled, Tagger};
+
+const T: &str = "t-tag";
+
+struct Setup {
+    db: TestDb,
+    clock: ManualClock,
+    tagger: Tagger,
+}
+
+fn start() -> DateTime<Utc> {
+    // 10:00 in Beijing.
+    "2026-06-10T02:00:00Z".parse().unwrap()
+}
+
+async fn setup(backend: Backend) -> Setup {
+    let db = TestDb::new(backend).await;
+    tagging_svc::store::Migrator::up(&db.conn, None)
+        .await
+        .unwrap();
+    let clock = ManualClock::new(start());
+    let cfg = tagging_svc::Config::new(
+        platform::config::HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+        },
+        db.cfg.clone(),
+    );
+    let tagger = tagging_svc::tagger(db.conn.clone(), cfg, Arc::new(clock.clone()));
+    Setup { db, clock, tagger }
+}
+
+async fn tag(s: &Setup, group: &str, selection: &str, name: &str) -> String {
+    let db = &s.db.conn;
+    let groups = catalog::groups(db, T).await.unwrap();
+    let gid = match groups.iter().find(|g| g.group.name == group) {
+        Some(g) => g.group.id.clone(),
+        None => {
+            catalog::create_group(
+                db,
+                NewGroup {
+                    tenant_id: T.into(),
+                    name: group.into(),
+                    selection: selection.into(),
+                    sync_wecom: false,
+                    corp_id: None,
+                    created_by: "ops".into(),
+                },
+            )
+            .await
+            .unwrap()
+            .id
+        }
+    };
+    catalog::create_tag(
+        db,
+        NewTag {
+            tenant_id: T.into(),
+            group_id: gid,
+            name: name.into(),
+            description: String::new(),
+            created_by: "ops".into(),
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+async fn rule(s: &Setup, tag_id: &str, root: Value, mode: &str) -> String {
+    let r = tag_rules::create(
+        &s.db.conn,
+        RuleInput {
+            tenant_id: T.into(),
+            tag_id: tag_id.into(),
+            name: format!("rule for {tag_id}"),
+            condition: json!({"version": 1, "root": root}),
+            mode: mode.into(),
+            enabled: true,
+            operator: "ops".into(),
+        },
+        &rules::Limits::default(),
+    )
+    .await
+    .unwrap();
+    s.tagger.engine.rules.invalidate(T);
+    r.id
+}
+
+fn visit(profile: &str, at: DateTime<Utc>, tags: &[&str]) -> Envelope {
+    let event = Envelope::builder(
+        "channel.track.page_view",
+        T,
+        json!({"subject": {"anonymous_id": "a"}, "kind": "page_view", "page": "/cases",
+               "content": {"id": "c", "tags": tags}}),
+    )
+    .occurred_at(at)
+    .build();
+    let p = ProfileResolved {
+        profile_id: profile.into(),
+        created: false,
+        event,
+        identifiers: vec![],
+    };
+    Envelope::builder(proto::identity::PROFILE_RESOLVED, T, json!(p)).build()
+}
+
+async fn handle(s: &Setup, env: &Envelope) -> Vec<TagChanged> {
+    match s.tagger.handle(env).await.unwrap() {
+        Handled::Done(c) => c,
+        other => panic!("expected an effect, got {other:?}"),
+    }
+}
+
+async fn has(db: &DatabaseConnection, profile: &str, tag: &str) -> bool {
+    let st = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::MySql => {
+                "SELECT COUNT(*) FROM facts_tag WHERE tenant_id = ? AND profile_id = ? AND tag_id = ?"
+            }
+            _ => "SELECT COUNT(*) FROM facts_tag WHERE tenant_id = $1 AND profile_id = $2 AND tag_id = $3",
+        },
+        [T.into(), profile.into(), tag.into()],
+    );
+    let row = db.query_one(st).await.unwrap().unwrap();
+    row.try_get_by_index::<i64>(0).unwrap() > 0
+}
+
+async fn outbox_changes(db: &DatabaseConnection) -> Vec<TagChanged> {
+    let rows = db
+        .query_all(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT body FROM bus_outbox WHERE routing_key = 'tag.changed' ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            let body: String = r.try_get_by_index(0).unwrap();
+            serde_json::from_str::<Envelope>(&body)
+                .unwrap()
+                .payload_as()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn three_in_7() -> Value {
+    json!({"type": "behaviour", "event": "track.page_view", "count": {"op": "gte", "value": 3},
+           "window": {"type": "last", "days": 7}})
+}
+
+async fn realtime_tag_and_window_exit(backend: Backend) {
+    let s = setup(backend).await;
+    let hot = tag(&s, "intent", "multi", "3 visits in 7 days").await;
+    let r = rule(&s, &hot, three_in_7(), "add_remove").await;
+    let now = start();
+    let e1 = visit("p1", now - Duration::days(6), &[]);
+    assert!(handle(&s, &e1).await.is_empty());
+    assert_eq!(s.tagger.handle(&e1).await.unwrap(), Handled::Duplicate);
+    assert!(handle(&s, &visit("p1", now - Duration::days(1), &[]))
+        .await
+        .is_empty());
+    let c = handle(&s, &visit("p1", now, &[])).await;
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        (c[0].change, c[0].rule_id.as_deref()),
+        (TagChange::Added, Some(r.as_str()))
+    );
+    assert!(has(&s.db.conn, "p1", &hot).await);
+    // A redelivery of the first visit does not count twice (inbox), nor does the same event
+    // arriving under another message id (raw event id).
+    assert_eq!(s.tagger.handle(&e1).await.unwrap(), Handled::Duplicate);
+    // Nothing happens until the oldest visit leaves the window: at the tenant's midnight.
+    s.clock.advance(Duration::hours(12));
+    assert_eq!(s.tagger.tick().await.unwrap(), 0);
+    assert!(has(&s.db.conn, "p1", &hot).await);
+    s.clock
+        .set(start() + Duration::hours(14) + Duration::seconds(2));
+    assert_eq!(
+        s.tagger.tick().await.unwrap(),
+        1,
+        "the window exit is due at midnight"
+    );
+    assert!(!has(&s.db.conn, "p1", &hot).await);
+    let changes = outbox_changes(&s.db.conn).await;
+    assert_eq!(
+        changes.iter().map(|c| c.change).collect::<Vec<_>>(),
+        vec![TagChange::Added, TagChange::Removed]
+    );
+    assert!(changes
+        .iter()
+        .all(|c| c.profile_id == "p1" && c.tag_id == hot));
+    s.db.cleanup().await;
+}
+
+async fn chained_single_select_manual_and_merges(backend: Backend) {
+    let s = setup(backend).await;
+    let hot = tag(&s, "intent", "single", "hot").await;
+    let warm = tag(&s, "intent", "single", "warm").await;
+    let vip = tag(&s, "tier", "multi", "vip lead").await;
+    rule(
+        &s,
+        &warm,
+        json!({"type": "behaviour", "event": "track.page_view", "window": {"type": "all_time"}}),
+        "add_only",
+    )
+    .await;
+    rule(&s, &hot, three_in_7(), "add_only").await;
+    // Chained: whoever is hot (a tag set by another rule) is a vip lead.
+    rule(
+        &s,
+        &vip,
+        json!({"type": "tag", "op": "has", "tags": [hot]}),
+        "add_remove",
+    )
+    .await;
+    let now = start();
+    let c = handle(&s, &visit("p2", now, &["case_study"])).await;
+    assert_eq!(c.iter().filter(|c| c.change == TagChange::Added).count(), 1);
+    assert!(has(&s.db.conn, "p2", &warm).await);
+    handle(&s, &visit("p2", now, &[])).await;
+    let c = handle(&s, &visit("p2", now, &[])).await;
+    // Hot replaces warm (single-select group), and the chained rule adds vip in the same commit.
+    assert!(has(&s.db.conn, "p2", &hot).await && has(&s.db.conn, "p2", &vip).await);
+    assert!(!has(&s.db.conn, "p2", &warm).await);
+    assert!(c
+        .iter()
+        .any(|x| x.tag_id == warm && x.change == TagChange::Removed));
+    // An operator's untag takes back only what an operator set: hot is held by its rule.
+    let c = s.tagger.manual(T, "p2", &hot, false, "ops").await.unwrap();
+    assert!(c.is_empty(), "hot is held by its rule, not by hand");
+    assert!(has(&s.db.conn, "p2", &hot).await);
+    s.tagger.manual(T, "p3", &vip, true, "ops").await.unwrap();
+    assert!(
+        has(&s.db.conn, "p3", &vip).await,
+        "a manual tag without the rule's condition"
+    );
+    // Merge p3 into p2: p2 keeps everything; p3's facts are gone.
+    let m = IdentityMerged {
+        survivor: "p2".into(),
+        absorbed: vec!["p3".into()],
+        rule: LinkRule::Unionid,
+        evidence_event: None,
+        operator: None,
+    };
+    let merged = Envelope::builder(proto::identity::IDENTITY_MERGED, T, json!(m)).build();
+    handle(&s, &merged).await;
+    assert!(!has(&s.db.conn, "p3", &vip).await);
+    assert!(has(&s.db.conn, "p2", &vip).await);
+    // Un-merge: p3 gets its manual vip back.
+    let u = IdentityUnmerged {
+        kind: UnmergeKind::Unmerge,
+        survivor: "p2".into(),
+        restored: vec!["p3".into()],
+        identifiers: vec![],
+        merge_id: Some(1),
+        operator: "ops".into(),
+        reason: "wrong".into(),
+        moved_events: vec![],
+    };
+    let unmerged = Envelope::builder(proto::identity::IDENTITY_UNMERGED, T, json!(u)).build();
+    handle(&s, &unmerged).await;
+    assert!(has(&s.db.conn, "p3", &vip).await);
+    assert!(
+        has(&s.db.conn, "p2", &vip).await,
+        "p2 still qualifies by its own rule"
+    );
+    s.db.cleanup().await;
+}
+
+scrm_tests::on_both_backends!(
+    realtime_tag_and_window_exit,
+    chained_single_select_manual_and_merges
+);
