@@ -10,6 +10,7 @@ pub mod condition;
 pub mod envelope;
 pub mod identity;
 pub mod routing;
+pub mod scoring;
 pub mod sdk;
 pub mod tagging;
 

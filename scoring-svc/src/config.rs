@@ -1,6 +1,8 @@
 //! Configuration of the scoring service (`[scoring]` in the config file, `SCRM_SCORING__*` in the
 //! environment).
 
+use std::collections::BTreeMap;
+
 use platform::config::{key, ConfigError, DbConfig, HttpConfig, Validate};
 use serde::{Deserialize, Serialize};
 
@@ -11,11 +13,194 @@ pub struct Config {
     pub http: HttpConfig,
     /// The service's own database.
     pub database: DbConfig,
+    /// The tenants' local time as an offset from UTC in minutes: per-day caps, behaviour days and
+    /// windows are counted in it; 480 is China Standard Time.
+    #[serde(default = "default_offset")]
+    pub utc_offset_minutes: i32,
+    /// Tenants in another time zone: tenant id → offset in minutes.
+    #[serde(default)]
+    pub tenant_utc_offsets: BTreeMap<String, i32>,
+    /// Bus events handled at once by this process.
+    #[serde(default = "default_concurrency")]
+    pub consumer_concurrency: usize,
+    /// Attempts of one event's transaction on a deadlock, lock timeout or busy database before
+    /// the message goes back to the bus.
+    #[serde(default = "default_tx_attempts")]
+    pub tx_attempts: u32,
+    /// How often the scheduler looks for due work: decay folds and crossings, SLA breaches,
+    /// inactivity and other time-driven stage transitions, recompute jobs (milliseconds).
+    #[serde(default = "default_tick")]
+    pub scheduler_interval_ms: u64,
+    /// Leads (and SLA checks) handled per scheduler pass.
+    #[serde(default = "default_batch")]
+    pub scheduler_batch: u32,
+    /// Profiles rebuilt per step of a recompute job.
+    #[serde(default = "default_recompute_batch")]
+    pub recompute_batch: u32,
+    /// Rounds of consequences settled per change (a trigger moving a stage whose entry fires
+    /// another trigger, …); a longer chain stops there and is logged.
+    #[serde(default = "default_rounds")]
+    pub max_settle_rounds: u32,
+    /// Largest sample of a dry run.
+    #[serde(default = "default_sample")]
+    pub dry_run_max_sample: u32,
+    /// How often the outbox relay publishes what scoring wrote (milliseconds); events written
+    /// meanwhile go out together in one pass.
+    #[serde(default = "default_outbox_poll")]
+    pub outbox_poll_ms: u64,
+}
+
+fn default_offset() -> i32 {
+    480
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_tx_attempts() -> u32 {
+    8
+}
+fn default_tick() -> u64 {
+    1_000
+}
+fn default_batch() -> u32 {
+    500
+}
+fn default_recompute_batch() -> u32 {
+    200
+}
+fn default_rounds() -> u32 {
+    8
+}
+fn default_sample() -> u32 {
+    1_000
+}
+fn default_outbox_poll() -> u64 {
+    20
+}
+
+impl Config {
+    /// A config with defaults for everything but the listener and the database.
+    pub fn new(http: HttpConfig, database: DbConfig) -> Self {
+        Config {
+            http,
+            database,
+            utc_offset_minutes: default_offset(),
+            tenant_utc_offsets: BTreeMap::new(),
+            consumer_concurrency: default_concurrency(),
+            tx_attempts: default_tx_attempts(),
+            scheduler_interval_ms: default_tick(),
+            scheduler_batch: default_batch(),
+            recompute_batch: default_recompute_batch(),
+            max_settle_rounds: default_rounds(),
+            dry_run_max_sample: default_sample(),
+            outbox_poll_ms: default_outbox_poll(),
+        }
+    }
+
+    /// The UTC offset (minutes) of `tenant`.
+    pub fn offset_of(&self, tenant: &str) -> i32 {
+        self.tenant_utc_offsets
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.utc_offset_minutes)
+    }
+}
+
+fn offset_ok(m: i32) -> bool {
+    (-14 * 60..=14 * 60).contains(&m)
 }
 
 impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
-        self.database.validate(&key(prefix, "database"))
+        self.database.validate(&key(prefix, "database"))?;
+        if !offset_ok(self.utc_offset_minutes) {
+            return Err(ConfigError::invalid(
+                key(prefix, "utc_offset_minutes"),
+                "must be between -840 and 840",
+            ));
+        }
+        for (t, m) in &self.tenant_utc_offsets {
+            if !offset_ok(*m) {
+                return Err(ConfigError::invalid(
+                    key(&key(prefix, "tenant_utc_offsets"), t),
+                    "must be between -840 and 840",
+                ));
+            }
+        }
+        for (name, v, lo, hi) in [
+            (
+                "consumer_concurrency",
+                self.consumer_concurrency as u64,
+                1,
+                1024,
+            ),
+            ("tx_attempts", u64::from(self.tx_attempts), 1, 100),
+            (
+                "scheduler_interval_ms",
+                self.scheduler_interval_ms,
+                50,
+                3_600_000,
+            ),
+            (
+                "scheduler_batch",
+                u64::from(self.scheduler_batch),
+                1,
+                100_000,
+            ),
+            (
+                "recompute_batch",
+                u64::from(self.recompute_batch),
+                1,
+                100_000,
+            ),
+            (
+                "max_settle_rounds",
+                u64::from(self.max_settle_rounds),
+                1,
+                64,
+            ),
+            ("outbox_poll_ms", self.outbox_poll_ms, 1, 10_000),
+            (
+                "dry_run_max_sample",
+                u64::from(self.dry_run_max_sample),
+                1,
+                100_000,
+            ),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::invalid(
+                    key(prefix, name),
+                    format!("must be between {lo} and {hi}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_name_the_key() {
+        let c: Config = serde_json::from_value(serde_json::json!({
+            "http": {"bind": "127.0.0.1:0"},
+            "database": {"url": "sqlite:///tmp/x.db"},
+            "tenant_utc_offsets": {"t-eu": 60},
+        }))
+        .unwrap();
+        c.validate("scoring").unwrap();
+        assert_eq!(c.offset_of("t-eu"), 60);
+        assert_eq!(c.offset_of("other"), 480);
+        let mut bad = c.clone();
+        bad.scheduler_interval_ms = 0;
+        let e = bad.validate("scoring").unwrap_err().to_string();
+        assert!(e.contains("scoring.scheduler_interval_ms"), "{e}");
+        let mut bad = c;
+        bad.tenant_utc_offsets.insert("t-x".into(), 2000);
+        let e = bad.validate("scoring").unwrap_err().to_string();
+        assert!(e.contains("scoring.tenant_utc_offsets.t-x"), "{e}");
     }
 }

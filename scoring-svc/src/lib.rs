@@ -1,32 +1,85 @@
-//! Scoring service: lead scores per dimension (points, caps, decay), an explainable ledger, the lead-stage machine with SLA and threshold triggers.
+//! Scoring service: lead scores per dimension (points, caps, decay), an explainable ledger, the
+//! lead-stage machine with guards, history and SLAs, and threshold triggers.
 //!
-//! Owns: score models, ledgers, scores, stages, stage history, triggers (its own database). Must not touch: identity or tagging tables (it keeps the tag state it needs from bus events), WeChat secrets.
+//! Owns: score models, rules, the stage machine and triggers of each tenant; per profile the
+//! ledger, the score folds, the lead (stage, owner, activity), stage history, SLAs, trigger
+//! states and firings; its own facts projection (its own database). Must not touch: identity or
+//! tagging tables (it keeps the facts it needs from bus events), WeChat secrets.
 //!
-//! Inner shape (shared by every service): `api/` internal HTTP handlers, `store/` tables and
-//! migrations; `consume/` (bus consumers) and `domain/` (pure logic) arrive with the service's
-//! own features.
+//! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the bus
+//! consumer, `domain/` pure logic (decay, definitions, caps, stages, triggers, replay),
+//! `store/` tables, migrations and the transactional engine, plus the scheduler ([`scheduler`])
+//! and the clock every time-dependent decision reads ([`clock`]).
 
 pub mod api;
+pub mod clock;
 pub mod config;
+pub mod consume;
+pub mod domain;
 pub mod store;
 
 pub use config::Config;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use platform::db::outbox::OutboxRelay;
 use platform::role::{self, RoleError};
 use platform::Deps;
 
+use crate::clock::{SharedClock, SystemClock};
+use crate::store::cache::DefsCache;
+use crate::store::engine::EngineConfig;
+use crate::store::schedule::Scheduler;
+use crate::store::Scorer;
+
 /// Role name in logs, readiness output and `scrm scoring`.
 pub const ROLE: &str = "scoring";
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
+/// the bus consumer, the scheduler, internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
+    run_with_clock(cfg, deps, Arc::new(SystemClock)).await
+}
+
+/// [`run`] reading time from `clock`.
+pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Result<(), RoleError> {
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
-    let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    tokio::spawn(relay.run(deps.shutdown.clone()));
+    let relay = OutboxRelay::new(db.clone(), deps.bus.clone())
+        .with_batch(500, Duration::from_millis(cfg.outbox_poll_ms));
+    tokio::spawn(relay.clone().run(deps.shutdown.clone()));
+    let scorer = Scorer::new(
+        db.clone(),
+        clock,
+        DefsCache::new(),
+        EngineConfig::from_config(&cfg),
+    );
+    let consumer = tokio::spawn(consume::run(
+        deps.bus.clone(),
+        scorer.clone(),
+        cfg.consumer_concurrency,
+        deps.shutdown.clone(),
+    ));
+    let scheduler = Arc::new(Scheduler::new(
+        scorer.clone(),
+        cfg.scheduler_batch,
+        cfg.recompute_batch,
+        Some(relay.clone()),
+    ));
+    tokio::spawn(scheduler.run(
+        Duration::from_millis(cfg.scheduler_interval_ms),
+        deps.shutdown.clone(),
+    ));
     let health = deps.health(ROLE, Some(&db));
-    role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(db), &deps).await
+    let state = api::ApiState {
+        scorer,
+        relay: Some(relay),
+        dry_run_max_sample: cfg.dry_run_max_sample,
+    };
+    let served =
+        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(state), &deps).await;
+    let _ = consumer.await;
+    served
 }
 
 /// Creates the service's database if needed and applies its migrations.

@@ -10,4 +10,5 @@
 pub mod db;
 pub mod events;
 pub mod proxy;
+pub mod scoring;
 pub mod servers;

@@ -1,0 +1,282 @@
+//! Definitions over HTTP. Every write takes `operator` (who is changing it) and bumps the
+//! tenant's definitions version, so every instance recompiles before its next use.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /v1/models` `{tenant_id, operator, key, name, description?, decay?}` | 201 the model |
+//! | `GET /v1/models?tenant_id=` | the tenant's models |
+//! | `GET /v1/models/{id}` | the model with its rules |
+//! | `PATCH /v1/models/{id}` `{operator, name?, description?, decay?, status?: active\|archived}` | the model |
+//! | `POST /v1/models/{id}/rules` `{operator, kind: event\|state, name, event?, filters?, condition?, points, caps?, enabled?}` | 201 the rule |
+//! | `GET /v1/rules/{id}` | the rule |
+//! | `PUT /v1/rules/{id}` `{operator, …rule}` | the rule, replaced |
+//! | `DELETE /v1/rules/{id}?operator=` | 204 |
+//! | `GET /v1/stage-machine?tenant_id=` | the machine (`is_default` when none was saved) |
+//! | `PUT /v1/stage-machine` `{tenant_id, operator, stages, transitions?, forward_only?}` | the machine |
+//! | `POST /v1/triggers` `{tenant_id, operator, name, on, actions, condition?, enabled?}` | 201 the trigger |
+//! | `GET /v1/triggers?tenant_id=` | the tenant's triggers |
+//! | `GET /v1/triggers/{id}`, `PUT /v1/triggers/{id}` `{operator, …trigger}`, `DELETE /v1/triggers/{id}?operator=` | |
+
+use actix_web::{web, HttpResponse};
+use platform::http::params::required;
+use platform::http::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{db_error, defs_error, object, take, ApiState};
+use crate::domain::decay::Decay;
+use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
+use crate::store::defs::{self, spec_of, ModelPatch};
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/models", web::post().to(post_model))
+        .route("/v1/models", web::get().to(get_models))
+        .route("/v1/models/{id}", web::get().to(get_model))
+        .route("/v1/models/{id}", web::patch().to(patch_model))
+        .route("/v1/models/{id}/rules", web::post().to(post_rule))
+        .route("/v1/rules/{id}", web::get().to(get_rule))
+        .route("/v1/rules/{id}", web::put().to(put_rule))
+        .route("/v1/rules/{id}", web::delete().to(delete_rule))
+        .route("/v1/stage-machine", web::get().to(get_machine))
+        .route("/v1/stage-machine", web::put().to(put_machine))
+        .route("/v1/triggers", web::post().to(post_trigger))
+        .route("/v1/triggers", web::get().to(get_triggers))
+        .route("/v1/triggers/{id}", web::get().to(get_trigger))
+        .route("/v1/triggers/{id}", web::put().to(put_trigger))
+        .route("/v1/triggers/{id}", web::delete().to(delete_trigger));
+}
+
+#[derive(Debug, Deserialize)]
+struct TenantQuery {
+    tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OperatorQuery {
+    operator: Option<String>,
+}
+
+async fn post_model(
+    state: web::Data<ApiState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let tenant = take(&mut b, "tenant_id")?;
+    let operator = take(&mut b, "operator")?;
+    let spec: ModelSpec = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let m = defs::create_model(s.db(), &tenant, spec, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&tenant);
+    Ok(HttpResponse::Created().json(m))
+}
+
+async fn get_models(
+    state: web::Data<ApiState>,
+    q: web::Query<TenantQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
+    let items = defs::models(state.scorer.db(), &tenant)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+async fn get_model(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let m = defs::model(state.scorer.db(), &id)
+        .await
+        .map_err(defs_error)?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    description: Option<String>,
+    decay: Option<Decay>,
+    status: Option<String>,
+}
+
+async fn patch_model(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let operator = take(&mut b, "operator")?;
+    let p: PatchBody = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let m = defs::update_model(
+        s.db(),
+        &id,
+        ModelPatch {
+            name: p.name,
+            description: p.description,
+            decay: p.decay,
+            status: p.status,
+        },
+        &operator,
+        s.clock().now(),
+    )
+    .await
+    .map_err(defs_error)?;
+    s.defs().invalidate(&m.tenant_id);
+    Ok(HttpResponse::Ok().json(m))
+}
+
+async fn post_rule(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let operator = take(&mut b, "operator")?;
+    let spec: RuleSpec = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let r = defs::create_rule(s.db(), &id, spec, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&r.tenant_id);
+    Ok(HttpResponse::Created().json(r))
+}
+
+async fn get_rule(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let r = defs::rule(state.scorer.db(), &id)
+        .await
+        .map_err(defs_error)?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+async fn put_rule(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let operator = take(&mut b, "operator")?;
+    let spec: RuleSpec = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let r = defs::replace_rule(s.db(), &id, spec, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&r.tenant_id);
+    Ok(HttpResponse::Ok().json(r))
+}
+
+async fn delete_rule(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    q: web::Query<OperatorQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = required(q.into_inner().operator, "operator")?;
+    let s = &state.scorer;
+    let r = defs::rule(s.db(), &id).await.map_err(defs_error)?;
+    defs::delete_rule(s.db(), &id, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&r.tenant_id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_machine(
+    state: web::Data<ApiState>,
+    q: web::Query<TenantQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
+    let m = defs::machine(state.scorer.db(), &tenant)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+async fn put_machine(
+    state: web::Data<ApiState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let tenant = take(&mut b, "tenant_id")?;
+    let operator = take(&mut b, "operator")?;
+    let spec: MachineSpec = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let m = defs::put_machine(s.db(), &tenant, spec, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&tenant);
+    Ok(HttpResponse::Ok().json(m))
+}
+
+async fn post_trigger(
+    state: web::Data<ApiState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let tenant = take(&mut b, "tenant_id")?;
+    let operator = take(&mut b, "operator")?;
+    let spec: TriggerSpec = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let t = defs::create_trigger(s.db(), &tenant, spec, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&tenant);
+    Ok(HttpResponse::Created().json(t))
+}
+
+async fn get_triggers(
+    state: web::Data<ApiState>,
+    q: web::Query<TenantQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
+    let items = defs::triggers(state.scorer.db(), &tenant)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
+}
+
+async fn get_trigger(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let t = defs::trigger(state.scorer.db(), &id)
+        .await
+        .map_err(defs_error)?;
+    Ok(HttpResponse::Ok().json(t))
+}
+
+async fn put_trigger(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let mut b = object(body.into_inner())?;
+    let operator = take(&mut b, "operator")?;
+    let spec: TriggerSpec = spec_of(&b).map_err(defs_error)?;
+    let s = &state.scorer;
+    let t = defs::replace_trigger(s.db(), &id, spec, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&t.tenant_id);
+    Ok(HttpResponse::Ok().json(t))
+}
+
+async fn delete_trigger(
+    state: web::Data<ApiState>,
+    id: web::Path<String>,
+    q: web::Query<OperatorQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let operator = required(q.into_inner().operator, "operator")?;
+    let s = &state.scorer;
+    let t = defs::trigger(s.db(), &id).await.map_err(defs_error)?;
+    defs::delete_trigger(s.db(), &id, &operator, s.clock().now())
+        .await
+        .map_err(defs_error)?;
+    s.defs().invalidate(&t.tenant_id);
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,150 @@
+//! How many points one event earns under a rule's caps, given what the rule already awarded the
+//! profile. Caps count points (absolute values), so a negative rule is capped like a positive
+//! one. An award that would pass a cap is cut to what is left — possibly 0, and the entry then
+//! names the cap, so the ledger says why an event scored less than the rule's points.
+
+use chrono::{DateTime, Utc};
+
+use super::defs::Caps;
+
+/// An earlier award of the same rule to the same profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prior {
+    pub delta: f64,
+    pub earned: DateTime<Utc>,
+}
+
+/// What an event earns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Award {
+    pub delta: f64,
+    /// The cap that cut it: `once`, `per_day`, `window` or `lifetime`.
+    pub capped: Option<&'static str>,
+}
+
+/// The award of `points` for an event at `earned` under `caps`; days are counted at UTC offset
+/// `offset_minutes`. A window cap of `d` days limits the points of any `d`-day window containing
+/// the event: it counts earlier and later awards less than `d` days away (later ones exist when
+/// events arrive out of order).
+pub fn award(
+    points: f64,
+    caps: &Caps,
+    prior: &[Prior],
+    earned: DateTime<Utc>,
+    offset_minutes: i32,
+) -> Award {
+    if caps.once && prior.iter().any(|p| p.delta != 0.0) {
+        return Award {
+            delta: 0.0,
+            capped: Some("once"),
+        };
+    }
+    let mut limit = points.abs();
+    let mut capped = None;
+    let mut cut = |cap: f64, used: f64, name: &'static str| {
+        let left = (cap - used).max(0.0);
+        if left < limit {
+            limit = left;
+            capped = Some(name);
+        }
+    };
+    if let Some(cap) = caps.per_day {
+        let day = facts::local_day(earned, offset_minutes);
+        let used = prior
+            .iter()
+            .filter(|p| facts::local_day(p.earned, offset_minutes) == day)
+            .map(|p| p.delta.abs())
+            .sum();
+        cut(cap, used, "per_day");
+    }
+    if let Some(w) = caps.window {
+        let span = i64::from(w.days) * 86_400;
+        let used = prior
+            .iter()
+            .filter(|p| (p.earned - earned).num_seconds().abs() < span)
+            .map(|p| p.delta.abs())
+            .sum();
+        cut(w.max, used, "window");
+    }
+    if let Some(cap) = caps.lifetime {
+        let used = prior.iter().map(|p| p.delta.abs()).sum();
+        cut(cap, used, "lifetime");
+    }
+    Award {
+        delta: if limit == 0.0 {
+            0.0
+        } else {
+            limit.copysign(points)
+        },
+        capped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::defs::WindowCap;
+    use chrono::Duration;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn caps_cut_to_what_is_left() {
+        let caps = Caps {
+            per_day: Some(25.0),
+            ..Default::default()
+        };
+        let at = t("2026-01-01T03:00:00Z"); // 11:00 in Beijing
+        let mut prior = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..4 {
+            let a = award(10.0, &caps, &prior, at + Duration::minutes(i), 480);
+            got.push(a.delta);
+            prior.push(Prior {
+                delta: a.delta,
+                earned: at + Duration::minutes(i),
+            });
+        }
+        assert_eq!(got, vec![10.0, 10.0, 5.0, 0.0]);
+        // 16:30 UTC is the next day in Beijing: a fresh day.
+        let next = award(10.0, &caps, &prior, t("2026-01-01T16:30:00Z"), 480);
+        assert_eq!(next.delta, 10.0);
+        let same_utc_day = award(10.0, &caps, &prior, t("2026-01-01T15:00:00Z"), 480);
+        assert_eq!(same_utc_day.capped, Some("per_day"));
+    }
+
+    #[test]
+    fn once_window_lifetime_and_negative_points() {
+        let at = t("2026-01-10T00:00:00Z");
+        let once = Caps {
+            once: true,
+            ..Default::default()
+        };
+        let p = [Prior {
+            delta: 5.0,
+            earned: at,
+        }];
+        assert_eq!(award(5.0, &once, &p, at, 0).capped, Some("once"));
+        assert_eq!(award(5.0, &once, &[], at, 0).delta, 5.0);
+        let w = Caps {
+            window: Some(WindowCap { days: 7, max: 12.0 }),
+            ..Default::default()
+        };
+        let p = [Prior {
+            delta: -10.0,
+            earned: at - Duration::days(6),
+        }];
+        assert_eq!(award(-5.0, &w, &p, at, 0).delta, -2.0);
+        assert_eq!(award(-5.0, &w, &p, at + Duration::days(1), 0).delta, -5.0);
+        // A late event counts awards after it too.
+        assert_eq!(award(-5.0, &w, &p, at - Duration::days(12), 0).delta, -2.0);
+        let l = Caps {
+            lifetime: Some(3.0),
+            ..Default::default()
+        };
+        let a = award(5.0, &l, &[], at, 0);
+        assert_eq!((a.delta, a.capped), (3.0, Some("lifetime")));
+    }
+}

@@ -1,0 +1,1024 @@
+//! The scorer: applies one bus message (`profile.resolved`, `profile.updated`, `tag.changed`,
+//! `identity.merged`, `identity.unmerged`) exactly once — the inbox row, the facts projection,
+//! ledger entries, folds, stage moves, trigger firings and outbox events in one transaction — and
+//! the other changes of one profile: a scheduler look, a manual stage move, a contact, a manual
+//! adjustment, a recompute. Each runs again after a short random pause when it meets a
+//! deadlock, a lock timeout or a busy database.
+//!
+//! Concurrency: a profile's lead row is locked first (`FOR UPDATE`; SQLite serialises writers),
+//! so two instances consuming events of one profile decide caps, state holdings, crossings and
+//! stage moves one after the other. Profiles merged away forward to their survivor.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use proto::identity::{
+    IdentityMerged, IdentityUnmerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED,
+    IDENTITY_UNMERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
+};
+use proto::scoring::{ActorKind, ScoreCause};
+use proto::tagging::{TagChange, TagChanged, TAG_CHANGED};
+use proto::Envelope;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+
+use super::cache::DefsCache;
+use super::leads::{self, Lead};
+use super::ledger::{self, NewEntry};
+use super::migrations::{LeadEvents, TagClock};
+use super::work::{Cause, Work};
+use super::{begin, exec, inbox_record, is_contention, is_duplicate, one, CONSUMER};
+use crate::clock::{whole, SharedClock};
+use crate::config::Config;
+use crate::domain::compiled::Compiled;
+use crate::domain::replay::{replay, ReplayEvent};
+use crate::domain::stages::{LeadView, Refusal};
+use crate::domain::view::event_view;
+
+/// What handling a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// Processed before; nothing ran.
+    Duplicate,
+    /// Not something scoring acts on.
+    Ignored,
+}
+
+/// Why a change could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    /// The payload does not decode: it never will.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    #[error("database contention after {attempts} attempts: {source}")]
+    Contention {
+        attempts: u32,
+        #[source]
+        source: DbErr,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Why a manual change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    #[error("no lead for profile `{0}`")]
+    NotFound(String),
+    #[error("profile `{profile}` was merged into `{survivor}`")]
+    Merged { profile: String, survivor: String },
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+}
+
+impl From<DbErr> for ManualError {
+    fn from(e: DbErr) -> Self {
+        ManualError::Score(ScoreError::Db(e))
+    }
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub utc_offset_minutes: i32,
+    pub tenant_utc_offsets: BTreeMap<String, i32>,
+    pub tx_attempts: u32,
+    pub max_settle_rounds: u32,
+}
+
+impl EngineConfig {
+    pub fn from_config(c: &Config) -> Self {
+        EngineConfig {
+            utc_offset_minutes: c.utc_offset_minutes,
+            tenant_utc_offsets: c.tenant_utc_offsets.clone(),
+            tx_attempts: c.tx_attempts.max(1),
+            max_settle_rounds: c.max_settle_rounds.max(1),
+        }
+    }
+
+    pub fn offset_of(&self, tenant: &str) -> i32 {
+        self.tenant_utc_offsets
+            .get(tenant)
+            .copied()
+            .unwrap_or(self.utc_offset_minutes)
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            utc_offset_minutes: 480,
+            tenant_utc_offsets: BTreeMap::new(),
+            tx_attempts: 8,
+            max_settle_rounds: 8,
+        }
+    }
+}
+
+/// The result of a manual stage move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub lead: Lead,
+    /// The history entry of the move itself.
+    pub history_id: i64,
+}
+
+/// Applies changes to profiles. Cheap to clone.
+#[derive(Clone)]
+pub struct Scorer {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) clock: SharedClock,
+    pub(crate) defs: DefsCache,
+    pub(crate) cfg: Arc<EngineConfig>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(env: &Envelope) -> Result<T, ScoreError> {
+    env.payload_as()
+        .map_err(|e| ScoreError::Invalid(format!("{} payload: {e}", env.kind)))
+}
+
+impl Scorer {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: SharedClock,
+        defs: DefsCache,
+        cfg: EngineConfig,
+    ) -> Self {
+        Scorer {
+            db,
+            clock,
+            defs,
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub fn defs(&self) -> &DefsCache {
+        &self.defs
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The tenant's compiled definitions.
+    pub async fn compiled(&self, tenant: &str) -> Result<Arc<Compiled>, DbErr> {
+        self.defs.get(&self.db, tenant).await
+    }
+
+    /// Runs `f` (one transaction) again on contention, with a growing random pause.
+    async fn retry<T, F, Fut>(&self, mut f: F) -> Result<T, ScoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, DbErr>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_contention(&e) => {
+                    metrics::counter!("scrm_scoring_tx_retries_total").increment(1);
+                    if attempt >= self.cfg.tx_attempts {
+                        return Err(ScoreError::Contention {
+                            attempts: attempt,
+                            source: e,
+                        });
+                    }
+                    let base = 5 * u64::from(attempt.min(10));
+                    let pause = base + rand::random_range(0..=base * 2);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Err(e) => return Err(ScoreError::Db(e)),
+            }
+        }
+    }
+
+    /// Applies a bus message exactly once.
+    pub async fn handle(&self, env: &Envelope) -> Result<Outcome, ScoreError> {
+        let outcome = match env.kind.as_str() {
+            PROFILE_RESOLVED => {
+                let p: ProfileResolved = decode(env)?;
+                self.retry(|| self.on_resolved(env, &p)).await?
+            }
+            PROFILE_UPDATED => {
+                let u: ProfileUpdated = decode(env)?;
+                self.retry(|| self.on_updated(env, &u)).await?
+            }
+            TAG_CHANGED => {
+                let t: TagChanged = decode(env)?;
+                self.retry(|| self.on_tag(env, &t)).await?
+            }
+            IDENTITY_MERGED => {
+                let m: IdentityMerged = decode(env)?;
+                self.retry(|| self.on_merged(env, &m)).await?
+            }
+            IDENTITY_UNMERGED => {
+                let u: IdentityUnmerged = decode(env)?;
+                self.retry(|| self.on_unmerged(env, &u)).await?
+            }
+            _ => Outcome::Ignored,
+        };
+        let label = match outcome {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+        };
+        metrics::counter!("scrm_scoring_messages_total", "outcome" => label).increment(1);
+        Ok(outcome)
+    }
+
+    fn cause(env: &Envelope, kind: ScoreCause) -> Cause {
+        Cause {
+            id: env.id.to_string(),
+            kind,
+            trace_id: env.trace_id.clone(),
+        }
+    }
+
+    /// Locks the lead of `profile`, creating it when missing; with `follow`, a profile merged
+    /// away leads to its survivor. Returns the lead and whether it was created.
+    async fn acquire(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        tenant: &str,
+        profile: &str,
+        follow: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Lead, bool), DbErr> {
+        let mut p = profile.to_string();
+        for _ in 0..32 {
+            match leads::lock(txn, tenant, &p).await? {
+                Some(l) if follow && !l.active() && l.merged_into.is_some() => {
+                    p = l.merged_into.clone().unwrap_or_default();
+                }
+                Some(l) => return Ok((l, false)),
+                None => {
+                    if leads::insert(txn, tenant, &p, &defs.machine.initial, now).await? {
+                        if let Some(l) = leads::lock(txn, tenant, &p).await? {
+                            return Ok((l, true));
+                        }
+                    }
+                }
+            }
+        }
+        Err(DbErr::Custom(format!(
+            "merge chain of profile `{profile}` does not end"
+        )))
+    }
+
+    async fn open<'a>(
+        &self,
+        txn: &'a DatabaseTransaction,
+        defs: &'a Compiled,
+        lead: Lead,
+        created: bool,
+        now: DateTime<Utc>,
+        cause: Cause,
+    ) -> Result<Work<'a>, DbErr> {
+        let offset = self.cfg.offset_of(&lead.tenant);
+        let mut w = Work::open(
+            txn,
+            defs,
+            lead,
+            now,
+            offset,
+            cause,
+            self.cfg.max_settle_rounds,
+        )
+        .await?;
+        if created {
+            w.enter_initial().await?;
+        }
+        Ok(w)
+    }
+
+    async fn on_resolved(&self, env: &Envelope, p: &ProfileResolved) -> Result<Outcome, DbErr> {
+        let tenant = env.tenant_id.as_str();
+        let defs = self.compiled(tenant).await?;
+        let now = self.clock.now();
+        let txn = begin(&self.db).await?;
+        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
+            txn.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        let (lead, created) = self
+            .acquire(&txn, &defs, tenant, &p.profile_id, true, now)
+            .await?;
+        let mut w = self
+            .open(
+                &txn,
+                &defs,
+                lead,
+                created,
+                now,
+                Self::cause(env, ScoreCause::Event),
+            )
+            .await?;
+        let profile = w.profile().to_string();
+        let ev = facts::event_fact(&p.event, w.offset);
+        if created {
+            // Every other way a lead comes to be puts it in the projection already.
+            facts::ensure_profile(&txn, tenant, &profile, now).await?;
+        }
+        facts::record_event(&txn, tenant, &profile, &ev, w.today).await?;
+        w.facts_changed();
+        let earned = whole(p.event.occurred_at).min(now);
+        record_time(&txn, tenant, &ev.event_id, earned).await?;
+        w.lead.last_activity_at = Some(w.lead.last_activity_at.map_or(earned, |a| a.max(earned)));
+        if defs.sla_kinds.contains(&ev.kind)
+            && defs
+                .machine
+                .stage(&w.lead.stage)
+                .and_then(|s| s.sla.as_ref())
+                .is_some_and(|s| s.met_by.contains(&ev.kind))
+        {
+            let by = format!("event:{}", ev.kind);
+            leads::settle_open_slas(&txn, tenant, &profile, leads::SLA_MET, &by, now).await?;
+        }
+        let ev_view = event_view(&ev);
+        let ctx = w.ctx();
+        for r in defs.rules_for_event(&ev.kind) {
+            if !r
+                .filter
+                .as_ref()
+                .is_none_or(|f| rules::evaluate(f, &ev_view, &ctx))
+            {
+                continue;
+            }
+            if let Some(c) = &r.condition {
+                let f = w.view().await?;
+                if !rules::evaluate(c, f, &ctx) {
+                    continue;
+                }
+            }
+            let prior = if r.caps.is_empty() {
+                Vec::new()
+            } else {
+                let (prior, seen) =
+                    ledger::prior(&txn, tenant, &profile, &r.id, &ev.event_id).await?;
+                if seen {
+                    continue;
+                }
+                prior
+            };
+            let a = crate::domain::points::award(r.points, &r.caps, &prior, earned, w.offset);
+            let m = &defs.models[r.model];
+            let e = NewEntry {
+                model_id: m.id.clone(),
+                rule_id: r.id.clone(),
+                kind: ledger::EVENT,
+                source_key: ev.event_id.clone(),
+                event_kind: Some(ev.kind.clone()),
+                points: r.points,
+                delta: a.delta,
+                capped: a.capped,
+                earned,
+                expires_at: m.decay.expires_after().map(|d| earned + d),
+                cause_id: Some(env.id.to_string()),
+                note: None,
+            };
+            w.add_entry(r.model, e).await?;
+        }
+        w.settle().await?;
+        w.finish().await?;
+        txn.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    async fn on_updated(&self, env: &Envelope, u: &ProfileUpdated) -> Result<Outcome, DbErr> {
+        let tenant = env.tenant_id.as_str();
+        let defs = self.compiled(tenant).await?;
+        let now = self.clock.now();
+        let txn = begin(&self.db).await?;
+        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
+            txn.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        let (lead, created) = self
+            .acquire(&txn, &defs, tenant, &u.profile_id, false, now)
+            .await?;
+        let applied = facts::apply_profile(&txn, tenant, u, now).await?;
+        if !lead.active() {
+            // A profile merged away: its facts are kept in case the merge is undone.
+            txn.commit().await?;
+            return Ok(Outcome::Applied);
+        }
+        let mut w = self
+            .open(
+                &txn,
+                &defs,
+                lead,
+                created,
+                now,
+                Self::cause(env, ScoreCause::State),
+            )
+            .await?;
+        if applied.is_some() {
+            w.lead.owner = leads::owner_of(&u.relations);
+            w.facts_changed();
+        }
+        w.settle().await?;
+        w.finish().await?;
+        txn.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    async fn on_tag(&self, env: &Envelope, t: &TagChanged) -> Result<Outcome, DbErr> {
+        let tenant = env.tenant_id.as_str();
+        let defs = self.compiled(tenant).await?;
+        let now = self.clock.now();
+        let txn = begin(&self.db).await?;
+        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
+            txn.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        let (lead, created) = self
+            .acquire(&txn, &defs, tenant, &t.profile_id, true, now)
+            .await?;
+        let profile = lead.profile.clone();
+        let present = t.change == TagChange::Added;
+        let at = whole(t.at);
+        if tag_is_newer(&txn, tenant, &profile, &t.tag_id, at, present).await? {
+            facts::ensure_profile(&txn, tenant, &profile, now).await?;
+            if present {
+                facts::set_tag(&txn, tenant, &profile, &t.tag_id).await?;
+            } else {
+                facts::unset_tag(&txn, tenant, &profile, &t.tag_id).await?;
+            }
+        }
+        let mut w = self
+            .open(
+                &txn,
+                &defs,
+                lead,
+                created,
+                now,
+                Self::cause(env, ScoreCause::State),
+            )
+            .await?;
+        w.settle().await?;
+        w.finish().await?;
+        txn.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Locks every lead of `ids` in id order (creating missing ones as `status`), raw (no
+    /// forwarding).
+    async fn lock_all(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        tenant: &str,
+        ids: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, (Lead, bool)>, DbErr> {
+        let mut sorted: Vec<&str> = ids.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let mut out = BTreeMap::new();
+        for id in sorted {
+            let got = self.acquire(txn, defs, tenant, id, false, now).await?;
+            out.insert(id.to_string(), got);
+        }
+        Ok(out)
+    }
+
+    async fn on_merged(&self, env: &Envelope, m: &IdentityMerged) -> Result<Outcome, DbErr> {
+        let tenant = env.tenant_id.as_str();
+        let defs = self.compiled(tenant).await?;
+        let now = self.clock.now();
+        let txn = begin(&self.db).await?;
+        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
+            txn.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        let mut ids: Vec<&str> = m.absorbed.iter().map(String::as_str).collect();
+        ids.push(&m.survivor);
+        let mut locked = self.lock_all(&txn, &defs, tenant, &ids, now).await?;
+        // The survivor may itself have been merged on since (messages arrive in any order).
+        let (survivor, created) = match locked.remove(&m.survivor) {
+            Some((l, c)) if l.active() => (l, c),
+            _ => {
+                self.acquire(&txn, &defs, tenant, &m.survivor, true, now)
+                    .await?
+            }
+        };
+        let s_id = survivor.profile.clone();
+        let mut w = self
+            .open(
+                &txn,
+                &defs,
+                survivor,
+                created,
+                now,
+                Self::cause(env, ScoreCause::Merge),
+            )
+            .await?;
+        let today = w.today;
+        for a in &m.absorbed {
+            let Some((mut al, _)) = locked.remove(a) else {
+                continue;
+            };
+            if a == &s_id || !al.active() {
+                continue;
+            }
+            facts::merge_profiles(&txn, tenant, &s_id, a, today, now).await?;
+            let (moved, kept) = ledger::merge(&txn, tenant, &s_id, a).await?;
+            tracing::debug!(survivor = %s_id, absorbed = %a, moved, kept, "Ledger merged");
+            leads::settle_open_slas(&txn, tenant, a, leads::SLA_CLOSED, "merged", now).await?;
+            w.lead.last_activity_at = match (w.lead.last_activity_at, al.last_activity_at) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                (x, y) => x.or(y),
+            };
+            if w.lead.owner.is_none() {
+                w.lead.owner = al.owner.clone();
+            }
+            let ahead = match (
+                defs.machine.stage(&al.stage).and_then(|s| s.forward),
+                defs.machine.stage(&w.lead.stage).and_then(|s| s.forward),
+            ) {
+                (Some(x), Some(y)) => x > y,
+                _ => false,
+            };
+            if ahead {
+                let reason = format!("merged with `{a}`, which was in `{}`", al.stage);
+                let to = al.stage.clone();
+                w.move_stage(&to, ActorKind::Merge, a, &reason).await?;
+            }
+            al.status = leads::MERGED.to_string();
+            al.merged_into = Some(s_id.clone());
+            al.next_check_at = None;
+            leads::save(&txn, &al, now).await?;
+        }
+        w.facts_changed();
+        w.force_state = true;
+        w.rebuild_all().await?;
+        w.settle().await?;
+        w.finish().await?;
+        txn.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    async fn on_unmerged(&self, env: &Envelope, u: &IdentityUnmerged) -> Result<Outcome, DbErr> {
+        let tenant = env.tenant_id.as_str();
+        let defs = self.compiled(tenant).await?;
+        let now = self.clock.now();
+        let txn = begin(&self.db).await?;
+        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
+            txn.rollback().await?;
+            return Ok(Outcome::Duplicate);
+        }
+        let mut ids: Vec<&str> = u.restored.iter().map(String::as_str).collect();
+        ids.push(&u.survivor);
+        let mut locked = self.lock_all(&txn, &defs, tenant, &ids, now).await?;
+        let (survivor, created) = locked
+            .remove(&u.survivor)
+            .ok_or_else(|| DbErr::Custom("survivor not locked".into()))?;
+        let s_id = survivor.profile.clone();
+        let cause = Self::cause(env, ScoreCause::Unmerge);
+        let mut ws = self
+            .open(&txn, &defs, survivor, created, now, cause.clone())
+            .await?;
+        let today = ws.today;
+        let moved: Vec<String> = u.moved_events.iter().map(|e| e.to_string()).collect();
+        let mut restored = Vec::new();
+        for (i, r) in u.restored.iter().enumerate() {
+            let Some((mut rl, rcreated)) = locked.remove(r) else {
+                continue;
+            };
+            if r == &s_id {
+                continue;
+            }
+            rl.status = leads::ACTIVE.to_string();
+            rl.merged_into = None;
+            let mut wr = self
+                .open(&txn, &defs, rl, rcreated, now, cause.clone())
+                .await?;
+            // Events go back with the first restored profile (an un-merge restores one; a split
+            // creates one).
+            let theirs: &[String] = if i == 0 { &moved } else { &[] };
+            facts::split_events(&txn, tenant, &s_id, r, theirs, today, now).await?;
+            let n = ledger::split(&txn, tenant, &s_id, r, theirs).await?;
+            tracing::debug!(survivor = %s_id, restored = %r, moved = n, "Ledger split");
+            wr.facts_changed();
+            wr.force_state = true;
+            wr.rebuild_all().await?;
+            restored.push(wr);
+        }
+        ws.facts_changed();
+        ws.force_state = true;
+        ws.rebuild_all().await?;
+        ws.settle().await?;
+        ws.finish().await?;
+        for mut wr in restored {
+            wr.settle().await?;
+            wr.finish().await?;
+        }
+        txn.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Looks at a lead again (scheduler): decay, crossings, time-driven stage moves.
+    pub async fn reevaluate(&self, tenant: &str, profile: &str) -> Result<bool, ScoreError> {
+        let defs = self.compiled(tenant).await?;
+        self.retry(|| async {
+            let now = self.clock.now();
+            let txn = begin(&self.db).await?;
+            let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
+                txn.rollback().await?;
+                return Ok(false);
+            };
+            if !lead.active() || lead.next_check_at.is_some_and(|t| t > now) {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+            let cause = Cause {
+                id: format!("tick:{}", now.timestamp()),
+                kind: ScoreCause::Decay,
+                trace_id: uuid::Uuid::now_v7().simple().to_string(),
+            };
+            let mut w = self.open(&txn, &defs, lead, false, now, cause).await?;
+            w.settle().await?;
+            w.finish().await?;
+            txn.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// A manual move of `profile` to `to` by `actor` (a rep or operator) with `reason`; refused
+    /// when the machine does not allow it.
+    pub async fn move_stage(
+        &self,
+        tenant: &str,
+        profile: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Moved, ManualError> {
+        let defs = self.compiled(tenant).await.map_err(ScoreError::from)?;
+        let request = uuid::Uuid::now_v7();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .try_move(&defs, tenant, profile, to, actor, reason, request)
+                .await
+            {
+                Err(ManualError::Score(ScoreError::Db(e)))
+                    if is_contention(&e) && attempt < self.cfg.tx_attempts =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn try_move(
+        &self,
+        defs: &Compiled,
+        tenant: &str,
+        profile: &str,
+        to: &str,
+        actor: &str,
+        reason: &str,
+        request: uuid::Uuid,
+    ) -> Result<Moved, ManualError> {
+        let now = self.clock.now();
+        let txn = begin(&self.db).await?;
+        let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
+            txn.rollback().await?;
+            return Err(ManualError::NotFound(profile.to_string()));
+        };
+        if !lead.active() {
+            txn.rollback().await?;
+            return Err(ManualError::Merged {
+                profile: profile.to_string(),
+                survivor: lead.merged_into.unwrap_or_default(),
+            });
+        }
+        let cause = Cause {
+            id: format!("move:{}", request.simple()),
+            kind: ScoreCause::State,
+            trace_id: request.simple().to_string(),
+        };
+        let mut w = self.open(&txn, defs, lead, false, now, cause).await?;
+        let ctx = w.ctx();
+        let (stage, entered, last) = (
+            w.lead.stage.clone(),
+            w.lead.stage_entered_at,
+            w.lead.last_activity_at,
+        );
+        let facts = w.view().await?;
+        let v = LeadView {
+            stage: &stage,
+            entered_at: entered,
+            last_activity: last,
+            facts,
+            ctx: &ctx,
+        };
+        if let Err(r) = defs.machine.check_manual(&v, to) {
+            txn.rollback().await?;
+            metrics::counter!("scrm_scoring_manual_moves_total", "outcome" => "refused")
+                .increment(1);
+            return Err(ManualError::Refused(r));
+        }
+        w.move_stage(to, ActorKind::User, actor, reason).await?;
+        let history_id = w.lead.history_id;
+        w.settle().await?;
+        let lead = w.finish().await?;
+        txn.commit().await?;
+        metrics::counter!("scrm_scoring_manual_moves_total", "outcome" => "moved").increment(1);
+        Ok(Moved { lead, history_id })
+    }
+
+    /// A rep contacted the lead: its open SLA is met. Returns how many SLAs were settled.
+    pub async fn mark_contacted(
+        &self,
+        tenant: &str,
+        profile: &str,
+        actor: &str,
+    ) -> Result<u64, ManualError> {
+        let r = self
+            .retry(|| async {
+                let now = self.clock.now();
+                let txn = begin(&self.db).await?;
+                let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
+                    txn.rollback().await?;
+                    return Ok(None);
+                };
+                let by = format!("user:{actor}");
+                let n =
+                    leads::settle_open_slas(&txn, tenant, &lead.profile, leads::SLA_MET, &by, now)
+                        .await?;
+                txn.commit().await?;
+                Ok(Some(n))
+            })
+            .await?;
+        r.ok_or_else(|| ManualError::NotFound(profile.to_string()))
+    }
+
+    /// Adds `delta` points to `profile` in model `model_id` by hand.
+    pub async fn adjust(
+        &self,
+        tenant: &str,
+        profile: &str,
+        model_id: &str,
+        delta: f64,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Lead, ManualError> {
+        let defs = self.compiled(tenant).await.map_err(ScoreError::from)?;
+        let Some(model) = defs.model_by_id(model_id) else {
+            return Err(ManualError::NotFound(format!("model {model_id}")));
+        };
+        let request = uuid::Uuid::now_v7();
+        let lead = self
+            .retry(|| async {
+                let now = self.clock.now();
+                let txn = begin(&self.db).await?;
+                let (lead, created) = self
+                    .acquire(&txn, &defs, tenant, profile, true, now)
+                    .await?;
+                if created {
+                    facts::ensure_profile(&txn, tenant, profile, now).await?;
+                }
+                let cause = Cause {
+                    id: format!("adjust:{}", request.simple()),
+                    kind: ScoreCause::Adjustment,
+                    trace_id: request.simple().to_string(),
+                };
+                let mut w = self.open(&txn, &defs, lead, created, now, cause).await?;
+                let e = NewEntry {
+                    model_id: model_id.to_string(),
+                    rule_id: String::new(),
+                    kind: ledger::ADJUST,
+                    source_key: format!("adjust:{}", request.simple()),
+                    event_kind: None,
+                    points: delta,
+                    delta,
+                    capped: None,
+                    earned: now,
+                    expires_at: None,
+                    cause_id: Some(format!("user:{actor}")),
+                    note: Some(reason.chars().take(500).collect()),
+                };
+                w.add_entry(model, e).await?;
+                w.settle().await?;
+                let lead = w.finish().await?;
+                txn.commit().await?;
+                Ok(lead)
+            })
+            .await?;
+        Ok(lead)
+    }
+
+    /// Rebuilds `profile`'s entries of model `model_id` from its events under the current rules
+    /// (a recompute job's step). Returns whether the profile was active.
+    pub async fn recompute_profile(
+        &self,
+        tenant: &str,
+        profile: &str,
+        model_id: &str,
+        job_id: &str,
+        fire_triggers: bool,
+    ) -> Result<bool, ScoreError> {
+        let defs = self.compiled(tenant).await?;
+        let Some(model) = defs.model_by_id(model_id) else {
+            return Ok(false);
+        };
+        self.retry(|| async {
+            let now = self.clock.now();
+            let txn = begin(&self.db).await?;
+            let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
+                txn.rollback().await?;
+                return Ok(false);
+            };
+            if !lead.active() {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+            let cause = Cause {
+                id: format!("job:{job_id}"),
+                kind: ScoreCause::Recompute,
+                trace_id: job_id.to_string(),
+            };
+            let mut w = self.open(&txn, &defs, lead, false, now, cause).await?;
+            w.fire_triggers = fire_triggers;
+            let events = profile_events(&txn, tenant, profile, w.offset).await?;
+            let ctx = w.ctx();
+            let offset = w.offset;
+            let facts = w.view().await?.clone();
+            let planned = replay(&defs, Some(model), &events, &facts, &ctx, offset);
+            ledger::void_model(
+                &txn,
+                tenant,
+                profile,
+                model_id,
+                &format!("job:{job_id}"),
+                now,
+            )
+            .await?;
+            let m = &defs.models[model];
+            for p in planned {
+                let e = NewEntry {
+                    model_id: m.id.clone(),
+                    rule_id: p.rule_id,
+                    kind: match p.kind {
+                        crate::domain::defs::RuleKind::Event => ledger::EVENT,
+                        crate::domain::defs::RuleKind::State => ledger::STATE,
+                    },
+                    source_key: if p.source_key.is_empty() {
+                        format!("state:{}", uuid::Uuid::now_v7().simple())
+                    } else {
+                        p.source_key
+                    },
+                    event_kind: p.event_kind,
+                    points: p.points,
+                    delta: p.delta,
+                    capped: p.capped,
+                    earned: p.earned,
+                    expires_at: (p.kind == crate::domain::defs::RuleKind::Event)
+                        .then(|| m.decay.expires_after().map(|d| p.earned + d))
+                        .flatten(),
+                    cause_id: Some(format!("job:{job_id}")),
+                    note: Some("recomputed".into()),
+                };
+                w.add_entry(model, e).await?;
+            }
+            w.rebuild_all().await?;
+            w.settle().await?;
+            w.finish().await?;
+            txn.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// Remembers when an event happened (replays order and decay events by it).
+async fn record_time(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    event_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let q = Query::insert()
+        .into_table(LeadEvents::Table)
+        .columns([
+            LeadEvents::TenantId,
+            LeadEvents::EventId,
+            LeadEvents::EarnedAt,
+        ])
+        .values_panic([tenant.into(), event_id.into(), at.into()])
+        .to_owned();
+    match exec(txn, &q).await {
+        Err(e) if !is_duplicate(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Records a tag change unless a later one was seen; `true` when it should be applied.
+async fn tag_is_newer(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    tag: &str,
+    at: DateTime<Utc>,
+    present: bool,
+) -> Result<bool, DbErr> {
+    let q = Query::select()
+        .column(TagClock::ChangedAt)
+        .from(TagClock::Table)
+        .and_where(Expr::col(TagClock::TenantId).eq(tenant))
+        .and_where(Expr::col(TagClock::ProfileId).eq(profile))
+        .and_where(Expr::col(TagClock::TagId).eq(tag))
+        .to_owned();
+    if let Some(r) = one(txn, &q).await? {
+        let seen: DateTime<Utc> = r.try_get("", "changed_at")?;
+        if seen > at {
+            return Ok(false);
+        }
+    }
+    let q = Query::insert()
+        .into_table(TagClock::Table)
+        .columns([
+            TagClock::TenantId,
+            TagClock::ProfileId,
+            TagClock::TagId,
+            TagClock::ChangedAt,
+            TagClock::Present,
+        ])
+        .values_panic([
+            tenant.into(),
+            profile.into(),
+            tag.into(),
+            at.into(),
+            present.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([TagClock::TenantId, TagClock::ProfileId, TagClock::TagId])
+                .update_columns([TagClock::ChangedAt, TagClock::Present])
+                .to_owned(),
+        )
+        .to_owned();
+    exec(txn, &q).await?;
+    Ok(true)
+}
+
+/// Every event of a profile in the projection with when it happened (from `lead_events`; the
+/// start of its local day when unknown).
+pub async fn profile_events<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+    offset: i32,
+) -> Result<Vec<ReplayEvent>, DbErr> {
+    let opts = facts::LoadOptions {
+        events_since: chrono::NaiveDate::from_ymd_opt(1970, 1, 1),
+        event_kinds: Default::default(),
+    };
+    let f = facts::load_profile(conn, tenant, profile, &opts).await?;
+    let mut times: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let ids: Vec<String> = f.events.iter().map(|e| e.event_id.clone()).collect();
+    for chunk in ids.chunks(500) {
+        let q = Query::select()
+            .columns([LeadEvents::EventId, LeadEvents::EarnedAt])
+            .from(LeadEvents::Table)
+            .and_where(Expr::col(LeadEvents::TenantId).eq(tenant))
+            .and_where(Expr::col(LeadEvents::EventId).is_in(chunk.iter().cloned()))
+            .to_owned();
+        for r in super::rows(conn, &q).await? {
+            times.insert(r.try_get("", "event_id")?, r.try_get("", "earned_at")?);
+        }
+    }
+    Ok(f.events
+        .into_iter()
+        .map(|e| {
+            let earned = times.get(&e.event_id).copied().unwrap_or_else(|| {
+                e.day
+                    .and_hms_opt(0, 0, 0)
+                    .map(|n| n.and_utc() - chrono::Duration::minutes(i64::from(offset)))
+                    .unwrap_or_default()
+            });
+            ReplayEvent { event: e, earned }
+        })
+        .collect())
+}

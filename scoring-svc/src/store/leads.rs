@@ -1,0 +1,296 @@
+//! Leads: one row per profile with its stage, owner and activity — also the profile's lock
+//! (`SELECT … FOR UPDATE` on MySQL/MariaDB; SQLite serialises writers), so caps, state holdings,
+//! crossings and stage moves of one profile are decided by one transaction at a time, across
+//! instances. Stage history (every move with who or what made it) and SLAs live here too.
+
+use chrono::{DateTime, Utc};
+use proto::identity::Relations;
+use proto::scoring::{ActorKind, Owner};
+use sea_orm::sea_query::{Expr, LockType, Query};
+use sea_orm::{DatabaseTransaction, DbErr, QueryResult};
+
+use super::migrations::{LeadSla as A, LeadStageHistory as H, Leads as L};
+use super::{exec, is_duplicate, one};
+
+/// Status of a live lead.
+pub const ACTIVE: &str = "active";
+/// Status of a profile merged into another (`merged_into`).
+pub const MERGED: &str = "merged";
+
+/// SLA states.
+pub const SLA_OPEN: &str = "open";
+pub const SLA_MET: &str = "met";
+pub const SLA_BREACHED: &str = "breached";
+pub const SLA_CLOSED: &str = "closed";
+
+/// A lead row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lead {
+    pub tenant: String,
+    pub profile: String,
+    pub stage: String,
+    pub stage_entered_at: DateTime<Utc>,
+    pub history_id: i64,
+    pub status: String,
+    pub merged_into: Option<String>,
+    pub owner: Option<Owner>,
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
+impl Lead {
+    pub fn active(&self) -> bool {
+        self.status == ACTIVE
+    }
+}
+
+pub(crate) fn from_row(r: &QueryResult) -> Result<Lead, DbErr> {
+    let corp: Option<String> = r.try_get("", "owner_corp_id")?;
+    let user: Option<String> = r.try_get("", "owner_user_id")?;
+    let ext: Option<String> = r.try_get("", "owner_external_userid")?;
+    Ok(Lead {
+        tenant: r.try_get("", "tenant_id")?,
+        profile: r.try_get("", "profile_id")?,
+        stage: r.try_get("", "stage")?,
+        stage_entered_at: r.try_get("", "stage_entered_at")?,
+        history_id: r.try_get("", "history_id")?,
+        status: r.try_get("", "status")?,
+        merged_into: r.try_get("", "merged_into")?,
+        owner: match (corp, user) {
+            (Some(corp_id), Some(user_id)) => Some(Owner {
+                corp_id,
+                user_id,
+                external_userid: ext,
+            }),
+            _ => None,
+        },
+        last_activity_at: r.try_get("", "last_activity_at")?,
+        next_check_at: r.try_get("", "next_check_at")?,
+    })
+}
+
+/// The columns of a lead row.
+pub(crate) const COLS: [L; 12] = [
+    L::TenantId,
+    L::ProfileId,
+    L::Stage,
+    L::StageEnteredAt,
+    L::HistoryId,
+    L::Status,
+    L::MergedInto,
+    L::OwnerCorpId,
+    L::OwnerUserId,
+    L::OwnerExternalUserid,
+    L::LastActivityAt,
+    L::NextCheckAt,
+];
+
+/// Reads (and on MySQL locks) a lead.
+pub async fn lock(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+) -> Result<Option<Lead>, DbErr> {
+    let q = Query::select()
+        .columns(COLS)
+        .from(L::Table)
+        .and_where(Expr::col(L::TenantId).eq(tenant))
+        .and_where(Expr::col(L::ProfileId).eq(profile))
+        .lock(LockType::Update)
+        .to_owned();
+    one(txn, &q).await?.as_ref().map(from_row).transpose()
+}
+
+/// Inserts a new lead in `stage`; `false` when another transaction created it first.
+pub async fn insert(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    stage: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let q = Query::insert()
+        .into_table(L::Table)
+        .columns([
+            L::TenantId,
+            L::ProfileId,
+            L::Stage,
+            L::StageEnteredAt,
+            L::HistoryId,
+            L::Status,
+            L::CreatedAt,
+            L::UpdatedAt,
+        ])
+        .values_panic([
+            tenant.into(),
+            profile.into(),
+            stage.into(),
+            now.into(),
+            0i64.into(),
+            ACTIVE.into(),
+            now.into(),
+            now.into(),
+        ])
+        .to_owned();
+    match exec(txn, &q).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_duplicate(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes every mutable column of `lead`.
+pub async fn save(txn: &DatabaseTransaction, lead: &Lead, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let o = lead.owner.as_ref();
+    let q = Query::update()
+        .table(L::Table)
+        .value(L::Stage, lead.stage.clone())
+        .value(L::StageEnteredAt, lead.stage_entered_at)
+        .value(L::HistoryId, lead.history_id)
+        .value(L::Status, lead.status.clone())
+        .value(L::MergedInto, lead.merged_into.clone())
+        .value(L::OwnerCorpId, o.map(|o| o.corp_id.clone()))
+        .value(L::OwnerUserId, o.map(|o| o.user_id.clone()))
+        .value(
+            L::OwnerExternalUserid,
+            o.and_then(|o| o.external_userid.clone()),
+        )
+        .value(L::LastActivityAt, lead.last_activity_at)
+        .value(L::NextCheckAt, lead.next_check_at)
+        .value(L::UpdatedAt, now)
+        .and_where(Expr::col(L::TenantId).eq(&lead.tenant))
+        .and_where(Expr::col(L::ProfileId).eq(&lead.profile))
+        .to_owned();
+    exec(txn, &q).await.map(drop)
+}
+
+/// The owning rep of a relationship state: the earliest active WeCom follow.
+pub fn owner_of(r: &Relations) -> Option<Owner> {
+    r.wecom_follows
+        .iter()
+        .filter(|f| f.is_active())
+        .min_by(|a, b| (a.added_at, &a.user_id).cmp(&(b.added_at, &b.user_id)))
+        .map(|f| Owner {
+            corp_id: f.corp_id.clone(),
+            user_id: f.user_id.clone(),
+            external_userid: f.external_userid.clone(),
+        })
+}
+
+/// A stage-history entry to write.
+#[derive(Debug, Clone)]
+pub struct Move<'a> {
+    pub from: Option<&'a str>,
+    pub to: &'a str,
+    pub actor_kind: ActorKind,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    pub cause_id: Option<&'a str>,
+}
+
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Records a move: closes the current entry (`previous`, 0 for none) and writes the new one.
+/// Returns its id.
+pub async fn record_move(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    previous: i64,
+    m: &Move<'_>,
+    at: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    if previous > 0 {
+        let q = Query::update()
+            .table(H::Table)
+            .value(H::LeftAt, at)
+            .and_where(Expr::col(H::Id).eq(previous))
+            .to_owned();
+        exec(txn, &q).await?;
+    }
+    let q = Query::insert()
+        .into_table(H::Table)
+        .columns([
+            H::TenantId,
+            H::ProfileId,
+            H::FromStage,
+            H::ToStage,
+            H::ActorKind,
+            H::Actor,
+            H::Reason,
+            H::EnteredAt,
+            H::CauseId,
+        ])
+        .values_panic([
+            tenant.into(),
+            profile.into(),
+            m.from.map(str::to_string).into(),
+            m.to.into(),
+            m.actor_kind.as_str().into(),
+            cut(m.actor, 255).into(),
+            cut(m.reason, 1000).into(),
+            at.into(),
+            m.cause_id.map(|c| cut(c, 64)).into(),
+        ])
+        .to_owned();
+    let r = exec(txn, &q).await?;
+    i64::try_from(r.last_insert_id()).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+/// Opens the SLA of the stage entered with history entry `history_id`.
+pub async fn open_sla(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    history_id: i64,
+    stage: &str,
+    entered: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let q = Query::insert()
+        .into_table(A::Table)
+        .columns([
+            A::HistoryId,
+            A::TenantId,
+            A::ProfileId,
+            A::Stage,
+            A::EnteredAt,
+            A::DueAt,
+            A::Status,
+        ])
+        .values_panic([
+            history_id.into(),
+            tenant.into(),
+            profile.into(),
+            stage.into(),
+            entered.into(),
+            due.into(),
+            SLA_OPEN.into(),
+        ])
+        .to_owned();
+    exec(txn, &q).await.map(drop)
+}
+
+/// Settles the profile's open SLAs as `status` (met, or closed when the lead left the stage or
+/// was merged away). Returns how many.
+pub async fn settle_open_slas(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    status: &str,
+    by: &str,
+    at: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let q = Query::update()
+        .table(A::Table)
+        .value(A::Status, status)
+        .value(A::SettledAt, at)
+        .value(A::SettledBy, cut(by, 255))
+        .and_where(Expr::col(A::TenantId).eq(tenant))
+        .and_where(Expr::col(A::ProfileId).eq(profile))
+        .and_where(Expr::col(A::Status).eq(SLA_OPEN))
+        .to_owned();
+    Ok(exec(txn, &q).await?.rows_affected())
+}

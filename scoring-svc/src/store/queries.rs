@@ -1,0 +1,592 @@
+//! Reads behind the internal API: a lead with its exact scores now, its ledger page by page
+//! (each entry with its worth now), its stage history with time in stage, its trigger firings
+//! and SLAs, and the leaderboard of a dimension (exact at the instant of the request).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use proto::scoring::Owner;
+use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query};
+use sea_orm::{DatabaseConnection, DbErr};
+use serde::Serialize;
+
+use super::leads::{self, Lead};
+use super::migrations::{
+    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreLedger as E,
+    ScoreRules as R, TriggerFirings as F,
+};
+use super::{one, rows, scores, Scorer};
+use crate::domain::compiled::Compiled;
+use crate::domain::decay::Fold;
+
+/// A lead's row.
+pub async fn lead(
+    db: &DatabaseConnection,
+    tenant: &str,
+    profile: &str,
+) -> Result<Option<Lead>, DbErr> {
+    let q = Query::select()
+        .columns(leads::COLS)
+        .from(L::Table)
+        .and_where(Expr::col(L::TenantId).eq(tenant))
+        .and_where(Expr::col(L::ProfileId).eq(profile))
+        .to_owned();
+    one(db, &q).await?.as_ref().map(leads::from_row).transpose()
+}
+
+/// One dimension's score.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScoreView {
+    pub model_id: String,
+    pub model: String,
+    pub name: String,
+    /// Exact now, decay applied.
+    pub score: f64,
+    /// The part that does not decay (state rules, adjustments).
+    pub held: f64,
+    /// The part that does, decayed to now.
+    pub decaying: f64,
+}
+
+/// A lead with its scores.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LeadView {
+    pub tenant_id: String,
+    pub profile_id: String,
+    pub stage: String,
+    pub stage_entered_at: DateTime<Utc>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_activity_at: Option<DateTime<Utc>>,
+    pub scores: Vec<ScoreView>,
+    pub as_of: DateTime<Utc>,
+}
+
+/// A lead with its exact scores at the scorer's now.
+pub async fn lead_scores(
+    scorer: &Scorer,
+    tenant: &str,
+    profile: &str,
+) -> Result<Option<LeadView>, DbErr> {
+    let db = &scorer.db;
+    let Some(l) = lead(db, tenant, profile).await? else {
+        return Ok(None);
+    };
+    let now = scorer.clock.now();
+    let defs = scorer.compiled(tenant).await?;
+    let stored = scores::load(db, tenant, profile).await?;
+    let mut out = Vec::new();
+    for m in &defs.models {
+        let (f, _) = scores::current(db, tenant, profile, m, stored.get(&m.id), now).await?;
+        out.push(ScoreView {
+            model_id: m.id.clone(),
+            model: m.key.clone(),
+            name: m.name.clone(),
+            score: f.value(),
+            held: f.held,
+            decaying: f.decaying,
+        });
+    }
+    Ok(Some(LeadView {
+        tenant_id: l.tenant,
+        profile_id: l.profile,
+        stage: l.stage,
+        stage_entered_at: l.stage_entered_at,
+        status: l.status,
+        merged_into: l.merged_into,
+        owner: l.owner,
+        last_activity_at: l.last_activity_at,
+        scores: out,
+        as_of: now,
+    }))
+}
+
+/// One ledger entry.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EntryView {
+    pub id: i64,
+    pub model_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rule_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The event id for event points; `state:…` / `adjust:…` otherwise.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_kind: Option<String>,
+    /// The rule's points when written.
+    pub points: f64,
+    /// What the entry added (after caps).
+    pub delta: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped: Option<String>,
+    pub earned_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// What it is worth now (decay applied; 0 once expired or voided).
+    pub value_now: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voided_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voided_by: Option<String>,
+}
+
+/// A page of entries, newest first.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LedgerPage {
+    pub items: Vec<EntryView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<i64>,
+}
+
+/// Filter of a ledger page.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerQuery {
+    pub model_id: Option<String>,
+    /// Entries with a smaller id than this.
+    pub cursor: Option<i64>,
+    pub limit: u64,
+    pub include_voided: bool,
+}
+
+/// A page of the profile's ledger.
+pub async fn ledger(
+    scorer: &Scorer,
+    tenant: &str,
+    profile: &str,
+    q: &LedgerQuery,
+) -> Result<LedgerPage, DbErr> {
+    let db = &scorer.db;
+    let now = scorer.clock.now();
+    let defs = scorer.compiled(tenant).await?;
+    let mut s = Query::select();
+    s.columns([
+        E::Id,
+        E::ModelId,
+        E::Kind,
+        E::RuleId,
+        E::SourceKey,
+        E::VoidKey,
+        E::EventKind,
+        E::Points,
+        E::Delta,
+        E::Capped,
+        E::EarnedAt,
+        E::ExpiresAt,
+        E::MergedFrom,
+        E::CauseId,
+        E::Note,
+        E::CreatedAt,
+        E::VoidedAt,
+        E::VoidedBy,
+    ])
+    .from(E::Table)
+    .and_where(Expr::col(E::TenantId).eq(tenant))
+    .and_where(Expr::col(E::ProfileId).eq(profile))
+    .order_by(E::Id, Order::Desc)
+    .limit(q.limit + 1);
+    if let Some(m) = &q.model_id {
+        s.and_where(Expr::col(E::ModelId).eq(m.as_str()));
+    }
+    if let Some(c) = q.cursor {
+        s.and_where(Expr::col(E::Id).lt(c));
+    }
+    if !q.include_voided {
+        s.and_where(Expr::col(E::VoidKey).eq(0));
+    }
+    let got = rows(db, &s).await?;
+    let mut items = Vec::with_capacity(got.len());
+    let mut rule_ids = Vec::new();
+    for r in got.iter().take(q.limit as usize) {
+        let model_id: String = r.try_get("", "model_id")?;
+        let kind: String = r.try_get("", "kind")?;
+        let delta: f64 = r.try_get("", "delta")?;
+        let earned: DateTime<Utc> = r.try_get("", "earned_at")?;
+        let void_key: i64 = r.try_get("", "void_key")?;
+        let m = defs.model_by_id(&model_id).map(|i| &defs.models[i]);
+        let value_now = match (m, kind.as_str(), void_key) {
+            (_, _, v) if v != 0 => 0.0,
+            (Some(m), super::ledger::EVENT, _) => {
+                delta * m.decay.factor((now - earned).num_seconds())
+            }
+            _ => delta,
+        };
+        let rule_id: String = r.try_get("", "rule_id")?;
+        if !rule_id.is_empty() {
+            rule_ids.push(rule_id.clone());
+        }
+        items.push(EntryView {
+            id: r.try_get("", "id")?,
+            model: m.map(|m| m.key.clone()),
+            model_id,
+            kind,
+            rule_id,
+            rule: None,
+            source: r.try_get("", "source_key")?,
+            event_kind: r.try_get("", "event_kind")?,
+            points: r.try_get("", "points")?,
+            delta,
+            capped: r.try_get("", "capped")?,
+            earned_at: earned,
+            expires_at: r.try_get("", "expires_at")?,
+            value_now,
+            merged_from: r.try_get("", "merged_from")?,
+            cause_id: r.try_get("", "cause_id")?,
+            note: r.try_get("", "note")?,
+            created_at: r.try_get("", "created_at")?,
+            voided_at: r.try_get("", "voided_at")?,
+            voided_by: r.try_get("", "voided_by")?,
+        });
+    }
+    rule_ids.sort();
+    rule_ids.dedup();
+    let names = rule_names(db, &rule_ids).await?;
+    for i in &mut items {
+        i.rule = names.get(&i.rule_id).cloned();
+    }
+    let next_cursor = (got.len() as u64 > q.limit)
+        .then(|| items.last().map(|i| i.id))
+        .flatten();
+    Ok(LedgerPage { items, next_cursor })
+}
+
+async fn rule_names(
+    db: &DatabaseConnection,
+    ids: &[String],
+) -> Result<HashMap<String, String>, DbErr> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let q = Query::select()
+            .columns([R::Id, R::Name])
+            .from(R::Table)
+            .and_where(Expr::col(R::Id).is_in(chunk.iter().cloned()))
+            .to_owned();
+        for r in rows(db, &q).await? {
+            out.insert(r.try_get("", "id")?, r.try_get("", "name")?);
+        }
+    }
+    Ok(out)
+}
+
+/// One move of a lead.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryView {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    pub to: String,
+    pub actor_kind: String,
+    pub actor: String,
+    pub reason: String,
+    pub entered_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_at: Option<DateTime<Utc>>,
+    /// Seconds in `to`: until it was left, or until now.
+    pub time_in_stage_secs: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause_id: Option<String>,
+}
+
+/// Every move of a lead, oldest first.
+pub async fn history(
+    db: &DatabaseConnection,
+    tenant: &str,
+    profile: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<HistoryView>, DbErr> {
+    let q = Query::select()
+        .columns([
+            H::Id,
+            H::FromStage,
+            H::ToStage,
+            H::ActorKind,
+            H::Actor,
+            H::Reason,
+            H::EnteredAt,
+            H::LeftAt,
+            H::CauseId,
+        ])
+        .from(H::Table)
+        .and_where(Expr::col(H::TenantId).eq(tenant))
+        .and_where(Expr::col(H::ProfileId).eq(profile))
+        .order_by(H::Id, Order::Asc)
+        .to_owned();
+    rows(db, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let entered: DateTime<Utc> = r.try_get("", "entered_at")?;
+            let left: Option<DateTime<Utc>> = r.try_get("", "left_at")?;
+            Ok(HistoryView {
+                id: r.try_get("", "id")?,
+                from: r.try_get("", "from_stage")?,
+                to: r.try_get("", "to_stage")?,
+                actor_kind: r.try_get("", "actor_kind")?,
+                actor: r.try_get("", "actor")?,
+                reason: r.try_get("", "reason")?,
+                entered_at: entered,
+                left_at: left,
+                time_in_stage_secs: (left.unwrap_or(now) - entered).num_seconds().max(0),
+                cause_id: r.try_get("", "cause_id")?,
+            })
+        })
+        .collect()
+}
+
+/// A trigger firing.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FiringView {
+    pub id: i64,
+    pub trigger_id: String,
+    pub seq: i64,
+    /// `up`, `down` or `stage`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    pub fired_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause_id: Option<String>,
+    /// What each action did.
+    pub result: serde_json::Value,
+}
+
+/// The firings of a profile's triggers, oldest first.
+pub async fn firings(
+    db: &DatabaseConnection,
+    tenant: &str,
+    profile: &str,
+) -> Result<Vec<FiringView>, DbErr> {
+    let q = Query::select()
+        .columns([
+            F::Id,
+            F::TriggerId,
+            F::Seq,
+            F::Kind,
+            F::Value,
+            F::Stage,
+            F::FiredAt,
+            F::CauseId,
+            F::Result,
+        ])
+        .from(F::Table)
+        .and_where(Expr::col(F::TenantId).eq(tenant))
+        .and_where(Expr::col(F::ProfileId).eq(profile))
+        .order_by(F::Id, Order::Asc)
+        .to_owned();
+    rows(db, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let result: String = r.try_get("", "result")?;
+            Ok(FiringView {
+                id: r.try_get("", "id")?,
+                trigger_id: r.try_get("", "trigger_id")?,
+                seq: r.try_get("", "seq")?,
+                kind: r.try_get("", "kind")?,
+                value: r.try_get("", "value")?,
+                stage: r.try_get("", "stage")?,
+                fired_at: r.try_get("", "fired_at")?,
+                cause_id: r.try_get("", "cause_id")?,
+                result: serde_json::from_str(&result).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect()
+}
+
+/// An SLA of a lead.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SlaView {
+    pub history_id: i64,
+    pub stage: String,
+    pub entered_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    /// `open`, `met`, `breached` or `closed`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_by: Option<String>,
+}
+
+/// The SLAs of a lead, oldest first.
+pub async fn slas(
+    db: &DatabaseConnection,
+    tenant: &str,
+    profile: &str,
+) -> Result<Vec<SlaView>, DbErr> {
+    let q = Query::select()
+        .columns([
+            A::HistoryId,
+            A::Stage,
+            A::EnteredAt,
+            A::DueAt,
+            A::Status,
+            A::SettledAt,
+            A::SettledBy,
+        ])
+        .from(A::Table)
+        .and_where(Expr::col(A::TenantId).eq(tenant))
+        .and_where(Expr::col(A::ProfileId).eq(profile))
+        .order_by(A::HistoryId, Order::Asc)
+        .to_owned();
+    rows(db, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SlaView {
+                history_id: r.try_get("", "history_id")?,
+                stage: r.try_get("", "stage")?,
+                entered_at: r.try_get("", "entered_at")?,
+                due_at: r.try_get("", "due_at")?,
+                status: r.try_get("", "status")?,
+                settled_at: r.try_get("", "settled_at")?,
+                settled_by: r.try_get("", "settled_by")?,
+            })
+        })
+        .collect()
+}
+
+/// Filters of the leaderboard.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    pub stage: Option<String>,
+    pub owner: Option<String>,
+    pub tag: Option<String>,
+    pub limit: u64,
+}
+
+/// One row of the leaderboard.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BoardRow {
+    pub profile_id: String,
+    pub score: f64,
+    pub stage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// The top leads of model `model` (index into `defs`) by their exact score now.
+///
+/// Rows are ordered in SQL by `held + norm × carry(now − epoch)`, exact for every fold still
+/// valid; folds past a decay boundary (few: the scheduler rebuilds them as they come due) are
+/// rebuilt here and merged in.
+pub async fn leaderboard(
+    scorer: &Scorer,
+    tenant: &str,
+    defs: &Compiled,
+    model: usize,
+    b: &Board,
+) -> Result<Vec<BoardRow>, DbErr> {
+    let db = &scorer.db;
+    let now = scorer.clock.now();
+    let m = &defs.models[model];
+    let s = Alias::new("s");
+    let l = Alias::new("l");
+    let base = |q: &mut sea_orm::sea_query::SelectStatement| {
+        q.columns([
+            (s.clone(), P::ProfileId),
+            (s.clone(), P::Held),
+            (s.clone(), P::Decaying),
+            (s.clone(), P::FoldedAt),
+            (s.clone(), P::ValidUntil),
+        ])
+        .columns([(l.clone(), L::Stage), (l.clone(), L::OwnerUserId)])
+        .from_as(P::Table, s.clone())
+        .join_as(
+            sea_orm::sea_query::JoinType::InnerJoin,
+            L::Table,
+            l.clone(),
+            Cond::all()
+                .add(Expr::col((s.clone(), P::TenantId)).equals((l.clone(), L::TenantId)))
+                .add(Expr::col((s.clone(), P::ProfileId)).equals((l.clone(), L::ProfileId))),
+        )
+        .and_where(Expr::col((s.clone(), P::TenantId)).eq(tenant))
+        .and_where(Expr::col((s.clone(), P::ModelId)).eq(m.id.as_str()))
+        .and_where(Expr::col((l.clone(), L::Status)).eq(leads::ACTIVE));
+        if let Some(st) = &b.stage {
+            q.and_where(Expr::col((l.clone(), L::Stage)).eq(st.as_str()));
+        }
+        if let Some(o) = &b.owner {
+            q.and_where(Expr::col((l.clone(), L::OwnerUserId)).eq(o.as_str()));
+        }
+        if let Some(t) = &b.tag {
+            use rules::schema::{FactsCol, FactsTable};
+            let tagged = Query::select()
+                .column(FactsCol::ProfileId)
+                .from(FactsTable::FactsTag)
+                .and_where(Expr::col(FactsCol::TenantId).eq(tenant))
+                .and_where(Expr::col(FactsCol::TagId).eq(t.as_str()))
+                .to_owned();
+            q.and_where(Expr::col((s.clone(), P::ProfileId)).in_subquery(tagged));
+        }
+    };
+    let c = m.decay.carry((now - m.epoch).num_seconds());
+    let mut top = Query::select();
+    base(&mut top);
+    top.order_by_expr(
+        Expr::col((s.clone(), P::Held)).add(Expr::col((s.clone(), P::Norm)).mul(c)),
+        Order::Desc,
+    )
+    .order_by((s.clone(), P::ProfileId), Order::Asc)
+    .limit(b.limit);
+    let mut stale = Query::select();
+    base(&mut stale);
+    stale
+        .and_where(Expr::col((s.clone(), P::ValidUntil)).lte(now))
+        .limit(10_000);
+    let mut found: HashMap<String, BoardRow> = HashMap::new();
+    for r in rows(db, &top)
+        .await?
+        .into_iter()
+        .chain(rows(db, &stale).await?)
+    {
+        let profile: String = r.try_get("", "profile_id")?;
+        if found.contains_key(&profile) {
+            continue;
+        }
+        let fold = Fold {
+            held: r.try_get("", "held")?,
+            decaying: r.try_get("", "decaying")?,
+            at: r.try_get("", "folded_at")?,
+            valid_until: r.try_get("", "valid_until")?,
+        };
+        let score = match fold.carried(&m.decay, now) {
+            Some(f) => f.value(),
+            None => scores::rebuild(db, tenant, &profile, m, now).await?.value(),
+        };
+        found.insert(
+            profile.clone(),
+            BoardRow {
+                profile_id: profile,
+                score,
+                stage: r.try_get("", "stage")?,
+                owner: r.try_get("", "owner_user_id")?,
+            },
+        );
+    }
+    let mut out: Vec<BoardRow> = found.into_values().collect();
+    out.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.profile_id.cmp(&b.profile_id))
+    });
+    out.truncate(b.limit as usize);
+    Ok(out)
+}

@@ -1,0 +1,121 @@
+//! The folds of a profile's scores (`profile_scores`, one row per model): what a read carries
+//! forward exactly, rebuilt from the ledger once a decay boundary passes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::migrations::ProfileScores as P;
+use super::{exec, ledger, rows};
+use crate::domain::compiled::Model;
+use crate::domain::decay::Fold;
+
+/// The stored folds of a profile: model id → fold.
+pub async fn load<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+) -> Result<HashMap<String, Fold>, DbErr> {
+    let q = Query::select()
+        .columns([P::ModelId, P::Held, P::Decaying, P::FoldedAt, P::ValidUntil])
+        .from(P::Table)
+        .and_where(Expr::col(P::TenantId).eq(tenant))
+        .and_where(Expr::col(P::ProfileId).eq(profile))
+        .to_owned();
+    let mut out = HashMap::new();
+    for r in rows(conn, &q).await? {
+        out.insert(
+            r.try_get("", "model_id")?,
+            Fold {
+                held: r.try_get("", "held")?,
+                decaying: r.try_get("", "decaying")?,
+                at: r.try_get("", "folded_at")?,
+                valid_until: r.try_get("", "valid_until")?,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The fold of one model rebuilt from the ledger at `now`.
+pub async fn rebuild<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+    model: &Model,
+    now: DateTime<Utc>,
+) -> Result<Fold, DbErr> {
+    let w = ledger::worths(conn, tenant, profile, &model.id, now).await?;
+    Ok(Fold::of(&model.decay, &w, now))
+}
+
+/// The exact fold at `now` from a stored one: carried when no boundary passed, else rebuilt.
+/// `None` stored means the profile never scored in the model.
+pub async fn current<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+    model: &Model,
+    stored: Option<&Fold>,
+    now: DateTime<Utc>,
+) -> Result<(Fold, bool), DbErr> {
+    match stored {
+        None => Ok((Fold::zero(now), false)),
+        Some(f) => match f.carried(&model.decay, now) {
+            Some(c) => Ok((c, false)),
+            None => Ok((rebuild(conn, tenant, profile, model, now).await?, true)),
+        },
+    }
+}
+
+/// Writes a fold.
+pub async fn save<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+    model: &Model,
+    fold: &Fold,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let norm = fold.norm(&model.decay, model.epoch);
+    let q = Query::insert()
+        .into_table(P::Table)
+        .columns([
+            P::TenantId,
+            P::ProfileId,
+            P::ModelId,
+            P::Held,
+            P::Decaying,
+            P::FoldedAt,
+            P::ValidUntil,
+            P::Norm,
+            P::UpdatedAt,
+        ])
+        .values_panic([
+            tenant.into(),
+            profile.into(),
+            model.id.clone().into(),
+            fold.held.into(),
+            fold.decaying.into(),
+            fold.at.into(),
+            fold.valid_until.into(),
+            norm.into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([P::TenantId, P::ProfileId, P::ModelId])
+                .update_columns([
+                    P::Held,
+                    P::Decaying,
+                    P::FoldedAt,
+                    P::ValidUntil,
+                    P::Norm,
+                    P::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .to_owned();
+    exec(conn, &q).await.map(drop)
+}

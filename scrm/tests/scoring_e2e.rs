@@ -1,0 +1,343 @@
+//! Lead scoring end to end, in `scrm up` with the fake WeChat server. The scoring model, its
+//! rules, the stage machine and a trigger are created through the scoring API; then a rep adds
+//! a customer on WeCom, the customer follows the Official Account, logs in to the mini-program,
+//! reads three articles and submits a form. identity-svc resolves every door to one profile;
+//! scoring-svc scores it (follow 10, articles 3 × 10, form 30), moves it from `new` to `mql`
+//! at 60 points and publishes `lead.stage_changed` and `lead.notify` for the rep.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use platform::bus::{GroupSpec, Subscription};
+use scrm::up::Running;
+use serde_json::{json, Value};
+use wechat::fake::{CallbackMode, FakeWechat};
+
+use common::TENANT;
+
+fn url(running: &Running, role: &str) -> String {
+    format!("http://{}", running.addrs[role])
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    assert!((200..300).contains(&status), "{url}: {status} {v}");
+    v
+}
+
+/// Polls identity until the profile holding the OA openid has `kinds`.
+async fn profile_with(
+    http: &reqwest::Client,
+    identity: &str,
+    oa_app: &str,
+    openid: &str,
+    kinds: &[&str],
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        let r = http
+            .get(format!("{identity}/v1/profiles/by-identifier"))
+            .query(&[
+                ("tenant_id", TENANT),
+                ("kind", "oa_openid"),
+                ("namespace", oa_app),
+                ("value", openid),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            last = r.json().await.unwrap();
+            let have: Vec<&str> = last["identifiers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|i| i["kind"].as_str()).collect())
+                .unwrap_or_default();
+            if kinds.iter().all(|k| have.contains(k)) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("profile never had {kinds:?}; last seen: {last:#}");
+}
+
+/// Receives lead events until `done` accepts what was seen (or 20 s pass).
+async fn lead_events(
+    sub: &mut Subscription,
+    done: impl Fn(&[proto::Envelope]) -> bool,
+) -> Vec<proto::Envelope> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, sub.recv()).await {
+            Ok(Some(d)) => {
+                seen.push(d.envelope.clone());
+                d.ack().await.unwrap();
+            }
+            _ => panic!(
+                "lead events never complete; seen: {:#?}",
+                seen.iter()
+                    .map(|e| (&e.kind, &e.payload))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follow_three_articles_and_a_form_make_an_mql() {
+    let fake = FakeWechat::start(0, 31).unwrap();
+    let (running, dir) = common::start_up(&fake, None).await;
+    let spec = GroupSpec::new(
+        "e2e-leads",
+        &["lead.#"],
+        &platform::config::BusConfig::memory(),
+    );
+    let mut sub = running.deps.bus.subscribe(&spec).await.unwrap();
+    let (gw, identity, scoring) = (
+        url(&running, "gateway"),
+        url(&running, "identity"),
+        url(&running, "scoring"),
+    );
+    let http = reqwest::Client::new();
+
+    // The model, its rules, the machine and a trigger, through the scoring API.
+    let model = post(
+        &http,
+        format!("{scoring}/v1/models"),
+        json!({"tenant_id": TENANT, "operator": "ops",
+        "key": "engagement", "name": "Engagement", "decay": {"kind": "half_life", "days": 30}}),
+    )
+    .await;
+    let mid = model["id"].as_str().unwrap();
+    for rule in [
+        json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
+        json!({"kind": "event", "name": "Article", "event": "track.page_view", "points": 10, "caps": {"per_day": 50},
+               "filters": [{"key": "content.tags", "value_type": "string", "op": "eq", "value": "article"}]}),
+        json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 30}),
+    ] {
+        let mut r = rule;
+        r["operator"] = json!("ops");
+        post(&http, format!("{scoring}/v1/models/{mid}/rules"), r).await;
+    }
+    let machine: Value = http
+        .get(format!("{scoring}/v1/stage-machine?tenant_id={TENANT}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(machine["is_default"], true);
+    let mut m = machine.clone();
+    m["stages"][1]["entry"] = json!({"version": 1, "root": {"type": "property", "key": "score.engagement", "value_type": "number", "op": "gte", "value": 60}});
+    m["stages"][1]["sla"] = json!({"hours": 24, "met_by": ["wecom.message.text"]});
+    m["operator"] = json!("ops");
+    m.as_object_mut().unwrap().remove("is_default");
+    let r = http
+        .put(format!("{scoring}/v1/stage-machine"))
+        .json(&m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    post(
+        &http,
+        format!("{scoring}/v1/triggers"),
+        json!({"tenant_id": TENANT, "operator": "ops", "name": "New MQL",
+        "on": {"type": "stage_entered", "stage": "mql"},
+        "actions": [{"type": "notify", "message": "A new MQL: contact within 24 hours"}]}),
+    )
+    .await;
+
+    // The person: a rep adds them, they follow the OA, log in to the mini-program.
+    let apps = fake.apps();
+    let user = fake
+        .population()
+        .users
+        .iter()
+        .find(|u| u.unionid.is_some() && !u.follows.is_empty() && u.oa.subscribed)
+        .expect("a user with a unionid, a rep and an OA follow")
+        .clone();
+    let rep = user.follows[0].userid.clone();
+    let wecom = fake.callbacks(&apps.wecom);
+    let r = fake
+        .send_wecom(
+            &gw,
+            &apps.wecom,
+            &wecom.add_external_contact(&rep, &user.external_userid, Some("expo")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let oa = fake.callbacks(&apps.oa);
+    let r = fake
+        .send_oa(
+            &gw,
+            &apps.oa,
+            &oa.subscribe(&user.oa_openid),
+            CallbackMode::Safe,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    profile_with(
+        &http,
+        &identity,
+        &apps.oa.appid,
+        &user.oa_openid,
+        &["oa_openid", "wecom_external_userid"],
+    )
+    .await;
+    let login = post(
+        &http,
+        format!("{gw}/mp/{}/session", apps.mp.appid),
+        json!({"code": fake.issue_login_code(&user)}),
+    )
+    .await;
+    let token = login["session_token"].as_str().unwrap().to_string();
+    let profile = profile_with(
+        &http,
+        &identity,
+        &apps.oa.appid,
+        &user.oa_openid,
+        &["mp_openid", "oa_openid", "unionid", "wecom_external_userid"],
+    )
+    .await;
+    let pid = profile["id"].as_str().unwrap().to_string();
+
+    // Three articles and a form.
+    let ts = chrono::Utc::now().timestamp_millis();
+    let events: Vec<Value> = (0..3)
+        .map(|i| json!({"type": "page_view", "page": format!("/articles/{i}"), "event_id": format!("art-{i}"), "ts": ts,
+                        "content": {"id": format!("article-{i}"), "tags": ["article", "retail"]}}))
+        .chain([json!({"type": "form_submit", "name": "demo_request", "event_id": "form-1", "ts": ts, "properties": {"company_size": "50-200"}})])
+        .collect();
+    let r = http
+        .post(format!("{gw}/track"))
+        .bearer_auth(&token)
+        .json(&json!({"events": events}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+
+    // lead.stage_changed to mql and lead.notify for the rep are published.
+    let seen = lead_events(&mut sub, |seen| {
+        seen.iter()
+            .any(|e| e.kind == "lead.stage_changed" && e.payload["to"] == "mql")
+            && seen.iter().any(|e| e.kind == "lead.notify")
+            && seen.iter().any(|e| {
+                e.kind == "lead.score_changed"
+                    && e.payload["new"]
+                        .as_f64()
+                        .is_some_and(|v| (v - 70.0).abs() < 0.01)
+            })
+    })
+    .await;
+    let mql = seen
+        .iter()
+        .find(|e| e.kind == "lead.stage_changed" && e.payload["to"] == "mql")
+        .unwrap();
+    assert_eq!(mql.payload["profile_id"], json!(pid));
+    assert_eq!(mql.payload["from"], "new");
+    assert_eq!(mql.payload["actor_kind"], "rule");
+    let notify = seen.iter().find(|e| e.kind == "lead.notify").unwrap();
+    assert_eq!(
+        notify.payload["owner"]["user_id"],
+        json!(rep),
+        "{:#}",
+        notify.payload
+    );
+    assert_eq!(
+        notify.payload["owner"]["external_userid"],
+        json!(user.external_userid)
+    );
+    assert_eq!(
+        notify.payload["reason"],
+        json!({"kind": "stage_entered", "stage": "mql"})
+    );
+    let changes = seen
+        .iter()
+        .filter(|e| e.kind == "lead.score_changed")
+        .count();
+    assert_eq!(changes, 5, "follow, three articles, form");
+
+    // The lead as the console sees it.
+    let lead: Value = http
+        .get(format!(
+            "{scoring}/v1/profiles/{pid}/scores?tenant_id={TENANT}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lead["stage"], "mql", "{lead:#}");
+    assert!(
+        (lead["scores"][0]["score"].as_f64().unwrap() - 70.0).abs() < 0.01,
+        "{lead:#}"
+    );
+    let ledger: Value = http
+        .get(format!(
+            "{scoring}/v1/profiles/{pid}/ledger?tenant_id={TENANT}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut rules: Vec<&str> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["rule"].as_str().unwrap())
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        vec!["Article", "Article", "Article", "Follow", "Form"]
+    );
+    let history: Value = http
+        .get(format!(
+            "{scoring}/v1/profiles/{pid}/stage-history?tenant_id={TENANT}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tos: Vec<&str> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(tos.last(), Some(&"mql"));
+    let (st, refusal) = {
+        let r = http
+            .post(format!("{scoring}/v1/profiles/{pid}/stage"))
+            .json(&json!({"tenant_id": TENANT, "stage": "new", "actor": rep, "reason": "try"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(
+        (st, refusal["code"].as_str()),
+        (409, Some("transition_not_allowed"))
+    );
+
+    running.stop().await.unwrap();
+    fake.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

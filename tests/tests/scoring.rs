@@ -1,0 +1,503 @@
+//! scoring-svc on MariaDB and SQLite: a redelivered event scores once; a merge sums two ledgers
+//! without counting an event both saw twice, and an un-merge gives each profile its score back;
+//! state rules hold points while they match; the stage machine moves leads on entry conditions,
+//! triggers notify and tag once per crossing, SLAs breach once, decay crosses thresholds and
+//! inactivity recycles leads as the clock moves; recomputes and dry runs replay the events.
+
+use chrono::Duration;
+use proto::scoring::{LEAD_NOTIFY, LEAD_SCORE_CHANGED, LEAD_SLA_BREACHED, LEAD_STAGE_CHANGED};
+use proto::sdk::TrackKind;
+use proto::tagging::COMMAND_TAG_ADD;
+use scoring_svc::store::schedule::Scheduler;
+use scoring_svc::store::Outcome;
+use scrm_tests::db::Backend;
+use scrm_tests::scoring::{
+    merged, resolved, start, tag_changed, tracked, unmerged, updated, ScoringDb,
+};
+use serde_json::json;
+
+const T: &str = "t-score";
+
+fn scheduler(s: &ScoringDb) -> Scheduler {
+    Scheduler::new(s.scorer.clone(), 100, 50, None)
+}
+
+/// An engagement model: page views 10 points (per-day cap 30), form submits 25.
+async fn engagement(s: &ScoringDb, decay: serde_json::Value) -> String {
+    let m = s
+        .model(
+            T,
+            json!({"key": "engagement", "name": "Engagement", "decay": decay}),
+        )
+        .await;
+    s.rule(&m, json!({"kind": "event", "name": "Page view", "event": "track.page_view", "points": 10, "caps": {"per_day": 30}}))
+        .await;
+    s.rule(
+        &m,
+        json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 25}),
+    )
+    .await;
+    m
+}
+
+fn view(id: &str, hours_ago: i64) -> proto::Envelope {
+    tracked(
+        T,
+        TrackKind::PageView,
+        start() - Duration::hours(hours_ago),
+        id,
+        &["article"],
+        json!({}),
+    )
+}
+
+async fn redelivery_scores_once(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    // Scoring's facts tables keep the indexes it reads by profile, not the value indexes.
+    let index = |name: &'static str| {
+        let sql = match backend {
+            Backend::MariaDb => "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?",
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+        };
+        s.count(sql, vec![name.into()])
+    };
+    assert_eq!(index("ix_facts_rolling_7").await, 0);
+    assert_eq!(index("ix_facts_event_prop_s").await, 0);
+    assert!(index("ix_facts_event_profile").await > 0);
+    engagement(&s, json!({"kind": "none"})).await;
+    let ev = view("ev-1", 1);
+    let msg = resolved("p1", &ev);
+    assert_eq!(s.handle(&msg).await, Outcome::Applied);
+    assert_eq!(s.handle(&msg).await, Outcome::Duplicate);
+    assert_eq!(s.handle(&msg).await, Outcome::Duplicate);
+    // The same event again under another message id (identity resolved it twice): one entry.
+    assert_eq!(s.handle(&resolved("p1", &ev)).await, Outcome::Applied);
+    assert_eq!(s.score(T, "p1", "engagement").await, 10.0);
+    let entries = s
+        .count(
+            "SELECT COUNT(*) FROM score_ledger WHERE profile_id = ?",
+            vec!["p1".into()],
+        )
+        .await;
+    assert_eq!(entries, 1);
+    let changed = s.outbox(LEAD_SCORE_CHANGED).await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        (changed[0]["old"].as_f64(), changed[0]["new"].as_f64()),
+        (Some(0.0), Some(10.0))
+    );
+    assert_eq!(changed[0]["reason"]["event_id"], json!(ev.id.to_string()));
+    // Caps: four more views the same day; only two fit under 30.
+    for i in 2..6 {
+        s.handle(&resolved("p1", &view(&format!("ev-{i}"), 1)))
+            .await;
+    }
+    assert_eq!(s.score(T, "p1", "engagement").await, 30.0);
+    let page = scoring_svc::store::queries::ledger(
+        &s.scorer,
+        T,
+        "p1",
+        &scoring_svc::store::queries::LedgerQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let capped: Vec<Option<&str>> = page.items.iter().map(|e| e.capped.as_deref()).collect();
+    assert_eq!(
+        capped,
+        vec![Some("per_day"), Some("per_day"), None, None, None]
+    );
+    assert_eq!(page.items[4].rule.as_deref(), Some("Page view"));
+    s.cleanup().await;
+}
+
+async fn merge_counts_a_shared_event_once_and_unmerge_restores(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let m = s
+        .model(T, json!({"key": "engagement", "name": "Engagement"}))
+        .await;
+    s.rule(
+        &m,
+        json!({"kind": "event", "name": "View", "event": "track.page_view", "points": 10}),
+    )
+    .await;
+    s.rule(
+        &m,
+        json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 25}),
+    )
+    .await;
+    let (a1, a2) = (view("a1", 5), view("a2", 4));
+    let b1 = tracked(
+        T,
+        TrackKind::FormSubmit,
+        start() - Duration::hours(3),
+        "b1",
+        &[],
+        json!({}),
+    );
+    let shared = view("shared", 2);
+    for e in [&a1, &a2, &shared] {
+        s.handle(&resolved("pA", e)).await;
+    }
+    for e in [&b1, &shared] {
+        s.handle(&resolved("pB", e)).await;
+    }
+    assert_eq!(s.score(T, "pA", "engagement").await, 30.0);
+    assert_eq!(s.score(T, "pB", "engagement").await, 35.0);
+    let merge = merged(T, "pA", &["pB"]);
+    s.handle(&merge).await;
+    assert_eq!(s.handle(&merge).await, Outcome::Duplicate);
+    assert_eq!(
+        s.score(T, "pA", "engagement").await,
+        55.0,
+        "a1 + a2 + b1 + the shared view once"
+    );
+    let lead_b = scoring_svc::store::queries::lead(s.db(), T, "pB")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (lead_b.status.as_str(), lead_b.merged_into.as_deref()),
+        ("merged", Some("pA"))
+    );
+    // A late event of the absorbed profile scores for the survivor.
+    s.handle(&resolved("pB", &view("late", 1))).await;
+    assert_eq!(s.score(T, "pA", "engagement").await, 65.0);
+    let last = s.outbox(LEAD_SCORE_CHANGED).await;
+    assert!(last
+        .iter()
+        .any(|e| e["reason"]["cause"] == "merge" && e["new"] == json!(55.0)));
+    // Un-merge: B's events go back (the shared one too: each keeps its own entry).
+    s.handle(&unmerged(T, "pA", "pB", &[&b1, &shared])).await;
+    assert_eq!(
+        s.score(T, "pA", "engagement").await,
+        40.0,
+        "a1 + a2 + shared + late"
+    );
+    assert_eq!(s.score(T, "pB", "engagement").await, 35.0, "b1 + shared");
+    let lead_b = scoring_svc::store::queries::lead(s.db(), T, "pB")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead_b.status, "active");
+    s.cleanup().await;
+}
+
+async fn state_rules_hold_points_while_matching(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let m = s.model(T, json!({"key": "fit", "name": "Fit"})).await;
+    s.rule(&m, json!({"kind": "state", "name": "Retail", "points": 20, "condition": {"version": 1, "root":
+        {"type": "property", "key": "company.industry", "value_type": "string", "op": "eq", "value": "retail"}}}))
+        .await;
+    s.rule(
+        &m,
+        json!({"kind": "state", "name": "VIP", "points": 15, "condition": {"version": 1, "root":
+        {"type": "tag", "op": "has", "tags": ["vip"]}}}),
+    )
+    .await;
+    s.handle(&updated(
+        T,
+        "p1",
+        1,
+        json!({"company.industry": "retail"}),
+        Some("rep-1"),
+    ))
+    .await;
+    assert_eq!(s.score(T, "p1", "fit").await, 20.0);
+    s.handle(&tag_changed(T, "p1", "vip", true, start())).await;
+    assert_eq!(s.score(T, "p1", "fit").await, 35.0);
+    // An older removal arriving late is ignored; a newer one counts.
+    s.handle(&tag_changed(
+        T,
+        "p1",
+        "vip",
+        false,
+        start() - Duration::hours(1),
+    ))
+    .await;
+    assert_eq!(s.score(T, "p1", "fit").await, 35.0);
+    s.handle(&updated(
+        T,
+        "p1",
+        2,
+        json!({"company.industry": "finance"}),
+        Some("rep-1"),
+    ))
+    .await;
+    assert_eq!(s.score(T, "p1", "fit").await, 15.0);
+    // An older profile version changes nothing.
+    s.handle(&updated(
+        T,
+        "p1",
+        1,
+        json!({"company.industry": "retail"}),
+        Some("rep-1"),
+    ))
+    .await;
+    assert_eq!(s.score(T, "p1", "fit").await, 15.0);
+    s.handle(&tag_changed(
+        T,
+        "p1",
+        "vip",
+        false,
+        start() + Duration::hours(1),
+    ))
+    .await;
+    assert_eq!(s.score(T, "p1", "fit").await, 0.0);
+    let held = s
+        .count(
+            "SELECT COUNT(*) FROM score_ledger WHERE profile_id = ? AND kind = 'state'",
+            vec!["p1".into()],
+        )
+        .await;
+    assert_eq!(held, 4, "held, held, released, released");
+    let lead = scoring_svc::store::queries::lead(s.db(), T, "p1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lead.owner.unwrap().user_id, "rep-1");
+    s.cleanup().await;
+}
+
+async fn stages_triggers_slas_decay_and_inactivity(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    engagement(&s, json!({"kind": "half_life", "days": 10})).await;
+    let mut machine =
+        serde_json::to_value(scoring_svc::domain::defs::MachineSpec::default_machine()).unwrap();
+    machine["stages"][1]["entry"] = json!({"version": 1, "root":
+        {"type": "property", "key": "score.engagement", "value_type": "number", "op": "gte", "value": 50}});
+    machine["stages"][1]["sla"] = json!({"hours": 24, "met_by": ["wecom.message.text"]});
+    s.machine(T, machine).await;
+    s.trigger(T, json!({"name": "MQL → rep", "on": {"type": "stage_entered", "stage": "mql"},
+        "actions": [{"type": "notify", "message": "New MQL"}, {"type": "add_tag", "tag_id": "mql"}]}))
+        .await;
+    let cooled = s
+        .trigger(T, json!({"name": "Cooled", "on": {"type": "score", "model": "engagement", "threshold": 40, "direction": "down"},
+            "actions": [{"type": "notify"}]}))
+        .await;
+    s.handle(&updated(T, "p1", 1, json!({}), Some("rep-7")))
+        .await;
+    assert_eq!(s.stage(T, "p1").await, "new");
+    // 30 from views (capped) + 25 from a form: 55 → MQL.
+    for i in 0..3 {
+        s.handle(&resolved("p1", &view(&format!("v{i}"), 0))).await;
+    }
+    assert_eq!(s.stage(T, "p1").await, "new");
+    let form = tracked(T, TrackKind::FormSubmit, start(), "f1", &[], json!({}));
+    s.handle(&resolved("p1", &form)).await;
+    assert_eq!(s.stage(T, "p1").await, "mql");
+    let moves = s.outbox(LEAD_STAGE_CHANGED).await;
+    let tos: Vec<&str> = moves.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    assert_eq!(tos, vec!["new", "mql"]);
+    assert_eq!(moves[1]["actor_kind"], "rule");
+    let notes = s.outbox(LEAD_NOTIFY).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["owner"]["user_id"], "rep-7");
+    assert_eq!(notes[0]["reason"]["kind"], "stage_entered");
+    assert_eq!(s.outbox(COMMAND_TAG_ADD).await[0]["tag_id"], "mql");
+    // Nobody contacts the lead: the SLA breaches once.
+    let sched = scheduler(&s);
+    s.clock.advance(Duration::hours(23));
+    sched.tick().await.unwrap();
+    assert!(s.outbox(LEAD_SLA_BREACHED).await.is_empty());
+    s.clock.advance(Duration::hours(2));
+    sched.tick().await.unwrap();
+    sched.tick().await.unwrap();
+    let breaches = s.outbox(LEAD_SLA_BREACHED).await;
+    assert_eq!(breaches.len(), 1);
+    assert_eq!(breaches[0]["stage"], "mql");
+    assert_eq!(breaches[0]["owner"]["user_id"], "rep-7");
+    // Decay: 55 halves every 10 days; below 40 after ~4.6 days — the scheduler finds it then.
+    s.clock.advance(Duration::days(3));
+    sched.tick().await.unwrap();
+    assert!(s.outbox(LEAD_NOTIFY).await.len() == 1, "not yet");
+    s.clock.advance(Duration::days(1));
+    sched.tick().await.unwrap();
+    let notes = s.outbox(LEAD_NOTIFY).await;
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes[1]["trigger_id"], json!(cooled));
+    assert_eq!(notes[1]["reason"]["direction"], "down");
+    let score = s.score(T, "p1", "engagement").await;
+    let exact = 55.0
+        * 0.5f64.powf(
+            (Duration::days(4) + Duration::hours(25)).num_seconds() as f64 / (10.0 * 86_400.0),
+        );
+    assert!((score - exact).abs() < 1e-9, "{score} vs {exact}");
+    let decayed = s.outbox(LEAD_SCORE_CHANGED).await;
+    assert_eq!(decayed.last().unwrap()["reason"]["cause"], "decay");
+    // 60 days without activity in mql: recycled, by the scheduler, exactly at the deadline.
+    s.clock
+        .set(start() + Duration::days(60) - Duration::minutes(1));
+    sched.tick().await.unwrap();
+    assert_eq!(s.stage(T, "p1").await, "mql");
+    s.clock.set(start() + Duration::days(60));
+    sched.tick().await.unwrap();
+    assert_eq!(s.stage(T, "p1").await, "recycled");
+    let history =
+        scoring_svc::store::queries::history(s.db(), T, "p1", start() + Duration::days(60))
+            .await
+            .unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last.actor_kind.as_str(), last.actor.as_str()),
+        ("rule", "transition:mql->recycled")
+    );
+    assert_eq!(
+        history[1].time_in_stage_secs,
+        Duration::days(60).num_seconds()
+    );
+    // Active again: one view is not enough, the lead must meet mql's entry condition again.
+    let day60 = start() + Duration::days(60);
+    s.handle(&resolved(
+        "p1",
+        &tracked(T, TrackKind::PageView, day60, "again", &[], json!({})),
+    ))
+    .await;
+    assert_eq!(s.stage(T, "p1").await, "recycled");
+    for (i, kind) in [
+        TrackKind::PageView,
+        TrackKind::PageView,
+        TrackKind::FormSubmit,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.handle(&resolved(
+            "p1",
+            &tracked(T, kind, day60, &format!("again{i}"), &[], json!({})),
+        ))
+        .await;
+    }
+    assert_eq!(s.stage(T, "p1").await, "mql");
+    let history = scoring_svc::store::queries::history(s.db(), T, "p1", day60)
+        .await
+        .unwrap();
+    assert_eq!(history.last().unwrap().actor, "transition:recycled->mql");
+    s.cleanup().await;
+}
+
+async fn recompute_replays_events_under_changed_rules(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let m = engagement(&s, json!({"kind": "none"})).await;
+    for i in 0..4 {
+        s.handle(&resolved("p1", &view(&format!("r{i}"), 30 - i)))
+            .await;
+    }
+    s.handle(&resolved("p2", &view("r9", 3))).await;
+    assert_eq!(s.score(T, "p1", "engagement").await, 30.0, "per-day cap");
+    // Views are worth 5 now, capped at 100 a day.
+    let rule = scoring_svc::store::defs::model(s.db(), &m)
+        .await
+        .unwrap()
+        .rules
+        .unwrap()[0]
+        .id
+        .clone();
+    let spec = serde_json::from_value(json!({"kind": "event", "name": "Page view", "event": "track.page_view", "points": 5, "caps": {"per_day": 100}})).unwrap();
+    scoring_svc::store::defs::replace_rule(s.db(), &rule, spec, "test", start())
+        .await
+        .unwrap();
+    s.scorer.defs().invalidate(T);
+    // Dry run first: nothing written.
+    let run = scoring_svc::store::jobs::DryRun {
+        tenant: T.into(),
+        model: serde_json::from_value(json!({"key": "engagement", "name": "E"})).unwrap(),
+        rules: vec![serde_json::from_value(
+            json!({"kind": "event", "name": "V", "event": "track.page_view", "points": 7}),
+        )
+        .unwrap()],
+    };
+    let c = run.compile(start()).unwrap();
+    let dry = run.profile(&s.scorer, &c, "p1", true).await.unwrap();
+    assert_eq!((dry.score, dry.current, dry.entries), (28.0, Some(30.0), 4));
+    let job = scoring_svc::store::jobs::create_recompute(&s.scorer, &m, "ops", false)
+        .await
+        .unwrap();
+    assert_eq!((job.total, job.status.as_str()), (2, "queued"));
+    scheduler(&s).tick().await.unwrap();
+    let job = scoring_svc::store::jobs::job(s.db(), &job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (job.done, job.status.as_str(), job.progress),
+        (2, "done", 1.0)
+    );
+    assert_eq!(s.score(T, "p1", "engagement").await, 20.0);
+    assert_eq!(s.score(T, "p2", "engagement").await, 5.0);
+    let voided = s
+        .count(
+            "SELECT COUNT(*) FROM score_ledger WHERE profile_id = ? AND void_key <> 0",
+            vec!["p1".into()],
+        )
+        .await;
+    assert_eq!(voided, 4, "the old entries stay, voided");
+    s.cleanup().await;
+}
+
+async fn leaderboard_orders_by_exact_scores(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let m = s
+        .model(
+            T,
+            json!({"key": "engagement", "name": "E", "decay": {"kind": "half_life", "days": 7}}),
+        )
+        .await;
+    s.rule(
+        &m,
+        json!({"kind": "event", "name": "V", "event": "track.page_view", "points": 10}),
+    )
+    .await;
+    // p1: 3 views 20 days ago (30 → 4.4 now); p2: 1 view now (10); p3: 2 views 7 days ago (20 → 10).
+    for (p, n, days) in [("p1", 3, 20), ("p2", 1, 0), ("p3", 2, 7)] {
+        s.clock.set(start() + Duration::days(20 - days));
+        for i in 0..n {
+            s.handle(&resolved(
+                p,
+                &tracked(
+                    T,
+                    TrackKind::PageView,
+                    start() + Duration::days(20 - days),
+                    &format!("{p}-{i}"),
+                    &[],
+                    json!({}),
+                ),
+            ))
+            .await;
+        }
+    }
+    s.clock.set(start() + Duration::days(20));
+    s.handle(&tag_changed(T, "p3", "hot", true, start())).await;
+    let defs = s.scorer.compiled(T).await.unwrap();
+    let board = |tag: Option<&str>| scoring_svc::store::queries::Board {
+        tag: tag.map(str::to_string),
+        limit: 10,
+        ..Default::default()
+    };
+    let rows = scoring_svc::store::queries::leaderboard(&s.scorer, T, &defs, 0, &board(None))
+        .await
+        .unwrap();
+    let order: Vec<&str> = rows.iter().map(|r| r.profile_id.as_str()).collect();
+    assert_eq!(order[0], "p2");
+    assert!((rows[0].score - 10.0).abs() < 1e-9 && (rows[1].score - 10.0).abs() < 1e-9);
+    assert_eq!(order[2], "p1");
+    assert!((rows[2].score - 30.0 * 0.5f64.powf(20.0 / 7.0)).abs() < 1e-9);
+    let rows =
+        scoring_svc::store::queries::leaderboard(&s.scorer, T, &defs, 0, &board(Some("hot")))
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].profile_id, "p3");
+    s.cleanup().await;
+}
+
+scrm_tests::on_both_backends!(
+    redelivery_scores_once,
+    merge_counts_a_shared_event_once_and_unmerge_restores,
+    state_rules_hold_points_while_matching,
+    stages_triggers_slas_decay_and_inactivity,
+    recompute_replays_events_under_changed_rules,
+    leaderboard_orders_by_exact_scores,
+);
