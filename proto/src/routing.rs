@@ -43,8 +43,17 @@ pub const SCORING: GroupDef = GroupDef {
     ],
 };
 
+/// The outlet of lead events (`lead.score_changed`, `lead.stage_changed`, `lead.sla_breached`,
+/// `lead.notify`) for what acts on them outside this system — a message sender telling the rep,
+/// a CRM connector. Declared with the others so the events wait in its queue for that consumer
+/// instead of being dropped as unroutable.
+pub const LEADS: GroupDef = GroupDef {
+    name: "leads",
+    bindings: &["lead.#"],
+};
+
 /// Every consumer group of the system.
-pub const GROUPS: &[GroupDef] = &[IDENTITY, TAGGING, SCORING];
+pub const GROUPS: &[GroupDef] = &[IDENTITY, TAGGING, SCORING, LEADS];
 
 /// Does `routing_key` match the topic `pattern`?
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

@@ -108,6 +108,7 @@ pub struct OutboxRelay {
     wake: Arc<Notify>,
     batch: u64,
     poll: Duration,
+    linger: Duration,
 }
 
 impl OutboxRelay {
@@ -118,7 +119,16 @@ impl OutboxRelay {
             wake: Arc::new(Notify::new()),
             batch: 200,
             poll: Duration::from_millis(500),
+            linger: Duration::from_millis(10),
         }
+    }
+
+    /// How long a wake-up waits for more committed events before a pass, so a busy service
+    /// relays its events in batches (one claim per batch, not per event) at the cost of at most
+    /// this much latency. Zero relays at once.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     /// Rows per pass and how often to look when nobody calls [`OutboxRelay::wake`].
@@ -242,7 +252,14 @@ impl OutboxRelay {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    if !self.linger.is_zero() {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(self.linger) => {}
+                        }
+                    }
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }

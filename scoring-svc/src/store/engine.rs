@@ -994,6 +994,7 @@ pub async fn profile_events<C: sea_orm::ConnectionTrait>(
     let opts = facts::LoadOptions {
         events_since: chrono::NaiveDate::from_ymd_opt(1970, 1, 1),
         event_kinds: Default::default(),
+        ..Default::default()
     };
     let f = facts::load_profile(conn, tenant, profile, &opts).await?;
     let mut times: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();

@@ -388,6 +388,7 @@ impl DryRun {
             &facts::LoadOptions {
                 events_since: c.needs.raw_from(today),
                 event_kinds: Default::default(),
+                ..Default::default()
             },
         )
         .await?;

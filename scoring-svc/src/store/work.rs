@@ -171,6 +171,7 @@ impl<'a> Work<'a> {
         let opts = facts::LoadOptions {
             events_since: self.defs.needs.raw_from(self.today),
             event_kinds: Default::default(),
+            ..Default::default()
         };
         self.facts = facts::load_profile(self.txn, &self.tenant, &self.lead.profile, &opts).await?;
         self.facts_loaded = true;
