@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use proto::identity::{ProfileUpdated, Relations};
-use rules::schema::{bump_daily, FactsCol as C, FactsTable as T};
+use rules::schema::{bump_daily, bump_daily_many, FactsCol as C, FactsTable as T};
 use rules::{EventFact, FactValue, RelationKind};
 use sea_orm::sea_query::{Expr, OnConflict, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr};
@@ -91,8 +91,30 @@ pub async fn ensure_locked<Db: ConnectionTrait>(
     if !rows(conn, &q).await?.is_empty() {
         return Ok(false);
     }
-    // A new profile: the inserted row is locked by its insert.
-    ensure_profile(conn, tenant, profile, now).await
+    // A new profile: the inserted row is locked by its insert. On SQLite the read above was
+    // not a lock, but SQLite has one writer; on MySQL another transaction adding the same
+    // profile meanwhile makes this a duplicate key, a race the caller retries.
+    insert_profile(conn, tenant, profile, now).await?;
+    Ok(true)
+}
+
+async fn insert_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let q = Query::insert()
+        .into_table(T::FactsProfile)
+        .columns([C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])
+        .values_panic([
+            s(tenant),
+            s(profile),
+            Expr::val(0i64).into(),
+            Expr::val(now).into(),
+        ])
+        .to_owned();
+    exec(conn, &q).await.map(drop)
 }
 
 /// Makes sure the profile is in the projection (the universe NOT and "did not do" start from).
@@ -106,17 +128,7 @@ pub async fn ensure_profile<Db: ConnectionTrait>(
     if version(conn, tenant, profile).await?.is_some() {
         return Ok(false);
     }
-    let q = Query::insert()
-        .into_table(T::FactsProfile)
-        .columns([C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])
-        .values_panic([
-            s(tenant),
-            s(profile),
-            Expr::val(0i64).into(),
-            Expr::val(now).into(),
-        ])
-        .to_owned();
-    exec(conn, &q).await?;
+    insert_profile(conn, tenant, profile, now).await?;
     Ok(true)
 }
 
@@ -311,8 +323,8 @@ pub async fn record_event_as_of<Db: ConnectionTrait>(
         .collect();
     insert_rows(conn, T::FactsEventProp, &cols, props).await?;
     let metrics = ev.metrics();
-    for m in &metrics {
-        exec(conn, &bump_daily(tenant, profile, m, ev.day, 1)).await?;
+    if !metrics.is_empty() {
+        exec(conn, &bump_daily_many(tenant, profile, &metrics, ev.day, 1)).await?;
     }
     let rolled = match known_rolled_to {
         Some(r) => r,
@@ -320,10 +332,8 @@ pub async fn record_event_as_of<Db: ConnectionTrait>(
     };
     if rolled == Some(today) {
         let add = window_adds(ev.day, today, 1);
-        if add.iter().any(|n| *n != 0) {
-            for m in &metrics {
-                bump_rolling(conn, tenant, profile, m, add).await?;
-            }
+        if add.iter().any(|n| *n != 0) && !metrics.is_empty() {
+            bump_rolling(conn, tenant, profile, &metrics, add).await?;
         }
     } else {
         mark_dirty(conn, tenant, profile).await?;
@@ -331,12 +341,13 @@ pub async fn record_event_as_of<Db: ConnectionTrait>(
     Ok(true)
 }
 
-/// Adds `add` (last7, last30, last90, total) to one rolling row, creating it when missing.
-async fn bump_rolling<Db: ConnectionTrait>(
+/// Adds `add` (last7, last30, last90, total) to the profile's rolling rows of `metrics` (one
+/// statement), creating the missing ones.
+async fn bump_rolling<Db: ConnectionTrait, S: AsRef<str>>(
     conn: &Db,
     tenant: &str,
     profile: &str,
-    metric: &str,
+    metrics: &[S],
     add: [i64; 4],
 ) -> Result<(), DbErr> {
     let cols = [C::Last7, C::Last30, C::Last90, C::Total];
@@ -344,28 +355,28 @@ async fn bump_rolling<Db: ConnectionTrait>(
     for (c, n) in cols.iter().zip(add) {
         on.value(*c, Expr::col((T::FactsBehaviourRolling, *c)).add(n));
     }
-    let q = Query::insert()
-        .into_table(T::FactsBehaviourRolling)
-        .columns([
-            C::TenantId,
-            C::ProfileId,
-            C::Metric,
-            C::Last7,
-            C::Last30,
-            C::Last90,
-            C::Total,
-        ])
-        .values_panic([
+    let mut q = Query::insert();
+    q.into_table(T::FactsBehaviourRolling).columns([
+        C::TenantId,
+        C::ProfileId,
+        C::Metric,
+        C::Last7,
+        C::Last30,
+        C::Last90,
+        C::Total,
+    ]);
+    for metric in metrics {
+        q.values_panic([
             s(tenant),
             s(profile),
-            s(metric),
+            s(metric.as_ref()),
             Expr::val(add[0]).into(),
             Expr::val(add[1]).into(),
             Expr::val(add[2]).into(),
             Expr::val(add[3]).into(),
-        ])
-        .on_conflict(on.to_owned())
-        .to_owned();
+        ]);
+    }
+    q.on_conflict(on.to_owned());
     exec(conn, &q).await.map(drop)
 }
 

@@ -23,6 +23,10 @@ pub struct Config {
     /// Bus events handled at once by this process.
     #[serde(default = "default_concurrency")]
     pub consumer_concurrency: usize,
+    /// Bus events that arrived together and are applied in one transaction (one commit for all);
+    /// a quiet queue gives batches of one, so this only matters under load.
+    #[serde(default = "default_consumer_batch")]
+    pub consumer_batch: usize,
     /// Attempts of one event's transaction on a deadlock, lock timeout or busy database before
     /// the message goes back to the bus.
     #[serde(default = "default_tx_attempts")]
@@ -56,6 +60,9 @@ fn default_offset() -> i32 {
 fn default_concurrency() -> usize {
     8
 }
+fn default_consumer_batch() -> usize {
+    32
+}
 fn default_tx_attempts() -> u32 {
     8
 }
@@ -87,6 +94,7 @@ impl Config {
             utc_offset_minutes: default_offset(),
             tenant_utc_offsets: BTreeMap::new(),
             consumer_concurrency: default_concurrency(),
+            consumer_batch: default_consumer_batch(),
             tx_attempts: default_tx_attempts(),
             scheduler_interval_ms: default_tick(),
             scheduler_batch: default_batch(),
@@ -135,6 +143,7 @@ impl Validate for Config {
                 1,
                 1024,
             ),
+            ("consumer_batch", self.consumer_batch as u64, 1, 1000),
             ("tx_attempts", u64::from(self.tx_attempts), 1, 100),
             (
                 "scheduler_interval_ms",

@@ -58,6 +58,7 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
         deps.bus.clone(),
         scorer.clone(),
         cfg.consumer_concurrency,
+        cfg.consumer_batch,
         deps.shutdown.clone(),
     ));
     let scheduler = Arc::new(Scheduler::new(

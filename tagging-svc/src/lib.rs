@@ -69,6 +69,7 @@ pub async fn run_with_clock(
         tagger.clone(),
         relay.clone(),
         cfg.consumer_concurrency,
+        cfg.consumer_batch,
         deps.shutdown.clone(),
     ));
     tokio::spawn(scheduler(

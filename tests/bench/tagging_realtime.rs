@@ -60,6 +60,9 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
     let rate = env_u64("BENCH_RATE", 1_000);
     let secs = env_u64("BENCH_SECONDS", 30);
     let concurrency = env_u64("BENCH_CONCURRENCY", 16) as usize;
@@ -134,6 +137,10 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    // A tenant in service has had today's counters rolled (a new tenant's first scheduler pass
+    // does it); events then add to the rolling counters directly.
+    let now = chrono::Utc::now();
+    facts::roll(&db, TENANT, facts::local_day(now, 480), 20_000, now).await?;
     let service = tokio::spawn(tagging_svc::run(cfg, deps));
     let mut observer = bus
         .subscribe(&GroupSpec::new(

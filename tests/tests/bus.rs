@@ -358,6 +358,87 @@ async fn consumer_loop_settles_by_handler_result(t: &TestBus) {
     task.await.unwrap();
 }
 
+async fn batch_consumer_settles_each_delivery_by_its_outcome(t: &TestBus) {
+    use platform::bus::{run_batch_consumer, Attempt, HandlerError};
+    let s = spec("batch", &["b.*"], &[50], 2);
+    t.bus.declare(&s).await.unwrap();
+    let mut ok_ids = Vec::new();
+    for i in 0..40u64 {
+        let kind = match i {
+            7 => "b.bad",
+            13 => "b.flaky",
+            _ => "b.ok",
+        };
+        let e = event(kind, i);
+        if kind == "b.ok" {
+            ok_ids.push(e.id);
+        }
+        t.bus.publish(&e).await.unwrap();
+    }
+    let sub = t.bus.subscribe(&s).await.unwrap();
+    let seen: Arc<std::sync::Mutex<Vec<(uuid::Uuid, u32)>>> = Arc::default();
+    let sizes: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+    let (seen2, sizes2) = (seen.clone(), sizes.clone());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(run_batch_consumer(
+        "test",
+        sub,
+        2,
+        16,
+        shutdown.clone(),
+        move |batch: Vec<(Envelope, Attempt)>| {
+            let (seen, sizes) = (seen2.clone(), sizes2.clone());
+            async move {
+                sizes.lock().unwrap().push(batch.len());
+                // A slow handler: deliveries gather meanwhile and make the next batches.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                batch
+                    .into_iter()
+                    .map(|(e, a)| {
+                        seen.lock().unwrap().push((e.id, a.number));
+                        match e.kind.as_str() {
+                            "b.ok" => Ok(()),
+                            "b.bad" => Err(HandlerError::Invalid("bad".into())),
+                            _ => Err(HandlerError::Transient("later".into())),
+                        }
+                    })
+                    .collect()
+            }
+        },
+    ));
+    // 38 ok once, bad once then parked, flaky twice then parked: 41 handled, 2 parked.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if seen.lock().unwrap().len() >= 41 && t.bus.parked_count("batch").await.unwrap() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 41, "{seen:?}");
+    assert_eq!(t.bus.parked_count("batch").await.unwrap(), 2);
+    let mut handled_ok: Vec<_> = seen
+        .iter()
+        .filter(|(id, _)| ok_ids.contains(id))
+        .map(|(id, _)| *id)
+        .collect();
+    handled_ok.sort();
+    handled_ok.dedup();
+    assert_eq!(
+        handled_ok.len(),
+        38,
+        "every ok message handled exactly once"
+    );
+    let sizes = sizes.lock().unwrap().clone();
+    assert!(sizes.iter().all(|&n| (1..=16).contains(&n)), "{sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 1),
+        "messages waiting together are handled together: {sizes:?}"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -394,6 +475,7 @@ conformance!(
     competing_consumers_share_work,
     declared_group_keeps_messages_without_subscriber,
     consumer_loop_settles_by_handler_result,
+    batch_consumer_settles_each_delivery_by_its_outcome,
 );
 
 /// RabbitMQ only: the broker connection is cut (twice, once with the broker "down" for a second)

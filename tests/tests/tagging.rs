@@ -289,7 +289,60 @@ async fn chained_single_select_manual_and_merges(backend: Backend) {
     s.db.cleanup().await;
 }
 
+/// Events handled together (the consumer's batches): one transaction, each event settled as if
+/// alone — new profiles tagged, a profile's third visit in the batch tagging it, a redelivery
+/// inside the batch counted once.
+async fn batch_settles_each_event(backend: Backend) {
+    let s = setup(backend).await;
+    let pricing = tag(&s, "intent", "multi", "pricing visitor").await;
+    let hot = tag(&s, "intent", "multi", "3 visits in 7 days").await;
+    rule(
+        &s,
+        &pricing,
+        json!({"type": "behaviour", "content_tag": "pricing", "count": {"op": "gte", "value": 1},
+               "window": {"type": "last", "days": 7}}),
+        "add_remove",
+    )
+    .await;
+    rule(&s, &hot, three_in_7(), "add_remove").await;
+    let now = start();
+    let mut batch: Vec<Envelope> = (0..10)
+        .map(|i| visit(&format!("b{i}"), now, &["pricing"]))
+        .collect();
+    batch.push(batch[3].clone());
+    for _ in 0..3 {
+        batch.push(visit("q", now, &[]));
+    }
+    let out = s.tagger.handle_batch(&batch).await;
+    assert_eq!(out.len(), batch.len());
+    for (i, o) in out.iter().enumerate() {
+        let o = o.as_ref().unwrap();
+        match i {
+            0..=9 => assert!(
+                matches!(o, Handled::Done(c) if c.len() == 1 && c[0].tag_id == pricing),
+                "event {i}: {o:?}"
+            ),
+            10 => assert_eq!(o, &Handled::Duplicate),
+            11 | 12 => assert_eq!(o, &Handled::Done(vec![])),
+            _ => assert!(
+                matches!(o, Handled::Done(c) if c.len() == 1 && c[0].tag_id == hot),
+                "event {i}: {o:?}"
+            ),
+        }
+    }
+    for i in 0..10 {
+        assert!(has(&s.db.conn, &format!("b{i}"), &pricing).await);
+    }
+    assert!(has(&s.db.conn, "q", &hot).await);
+    assert_eq!(outbox_changes(&s.db.conn).await.len(), 11);
+    // The whole batch again: all duplicates, nothing runs.
+    let again = s.tagger.handle_batch(&batch).await;
+    assert!(again.iter().all(|o| matches!(o, Ok(Handled::Duplicate))));
+    s.db.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
     realtime_tag_and_window_exit,
+    batch_settles_each_event,
     chained_single_select_manual_and_merges
 );

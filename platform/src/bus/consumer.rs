@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Bus, GroupSpec, RetryOutcome, Subscription};
+use super::{Bus, Delivery, GroupSpec, RetryOutcome, Subscription};
 use crate::config::BusConfig;
 
 /// What a handler tells the loop to do with a message it could not handle.
@@ -76,39 +76,120 @@ pub async fn run_consumer<H, F>(
                 last: delivery.is_last_attempt(),
             };
             let outcome = handler(delivery.envelope.clone(), attempt).await;
-            let settled = match outcome {
-                Ok(()) => {
-                    metrics::counter!("scrm_consumer_handled_total", "consumer" => name)
-                        .increment(1);
-                    delivery.ack().await
-                }
-                Err(HandlerError::Transient(reason)) => {
-                    metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "transient").increment(1);
-                    match delivery.retry(&reason).await {
-                        Ok(RetryOutcome::Scheduled(delay)) => {
-                            tracing::warn!(error = %reason, retry_in = ?delay, "Handler failed; will retry");
-                            Ok(())
-                        }
-                        Ok(RetryOutcome::Parked) => {
-                            tracing::error!(error = %reason, "Handler failed on the last attempt; message parked");
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                Err(HandlerError::Invalid(reason)) => {
-                    metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "invalid").increment(1);
-                    tracing::error!(error = %reason, "Message cannot be handled; parked");
-                    delivery.park(&reason).await
-                }
-            };
-            if let Err(e) = settled {
-                tracing::warn!(error = %e, "Could not settle message; it will be redelivered");
-            }
+            settle(name, delivery, outcome).await;
         };
         tokio::spawn(task.instrument(span));
     }
     // Wait for in-flight handlers so their settlements go out before shutdown completes.
+    let _ = permits.acquire_many(concurrency.max(1) as u32).await;
+}
+
+/// Settles `delivery` by its handler's `outcome`: `Ok` acks, `Transient` retries (parking after
+/// the last attempt), `Invalid` parks.
+async fn settle(name: &'static str, delivery: Delivery, outcome: Result<(), HandlerError>) {
+    let settled = match outcome {
+        Ok(()) => {
+            metrics::counter!("scrm_consumer_handled_total", "consumer" => name).increment(1);
+            delivery.ack().await
+        }
+        Err(HandlerError::Transient(reason)) => {
+            metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "transient").increment(1);
+            match delivery.retry(&reason).await {
+                Ok(RetryOutcome::Scheduled(delay)) => {
+                    tracing::warn!(error = %reason, retry_in = ?delay, "Handler failed; will retry");
+                    Ok(())
+                }
+                Ok(RetryOutcome::Parked) => {
+                    tracing::error!(error = %reason, "Handler failed on the last attempt; message parked");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(HandlerError::Invalid(reason)) => {
+            metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "invalid").increment(1);
+            tracing::error!(error = %reason, "Message cannot be handled; parked");
+            delivery.park(&reason).await
+        }
+    };
+    if let Err(e) = settled {
+        tracing::warn!(error = %e, "Could not settle message; it will be redelivered");
+    }
+}
+
+/// Like [`run_consumer`], but a handler call takes the deliveries waiting at that moment, up to
+/// `batch` of them, so a service can apply them in one transaction. An idle queue gives batches
+/// of one (nothing waits to fill a batch); a busy one gives full batches, which is when the
+/// saved round trips and commits matter. At most `concurrency` batches are handled at once.
+///
+/// The handler returns one outcome per envelope, in order; each delivery is settled by its own
+/// outcome as in [`run_consumer`]. A handler that returns the wrong number of outcomes has its
+/// unmatched deliveries redelivered.
+pub async fn run_batch_consumer<H, F>(
+    name: &'static str,
+    mut sub: Subscription,
+    concurrency: usize,
+    batch: usize,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Vec<(Envelope, Attempt)>) -> F + Send + Sync + 'static,
+    F: Future<Output = Vec<Result<(), HandlerError>>> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    loop {
+        // A permit first: deliveries that wait for a free handler keep gathering in the channel
+        // and make the next batch.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            d = sub.recv() => match d {
+                Some(d) => d,
+                None => break,
+            },
+        };
+        let mut deliveries = vec![first];
+        while deliveries.len() < batch.max(1) {
+            match sub.try_recv() {
+                Some(d) => deliveries.push(d),
+                None => break,
+            }
+        }
+        let handler = handler.clone();
+        let span = tracing::info_span!("consume_batch", consumer = name, size = deliveries.len());
+        let task = async move {
+            let _permit = permit;
+            let input = deliveries
+                .iter()
+                .map(|d| {
+                    (
+                        d.envelope.clone(),
+                        Attempt {
+                            number: d.attempt,
+                            last: d.is_last_attempt(),
+                        },
+                    )
+                })
+                .collect();
+            let outcomes = handler(input).await;
+            metrics::histogram!("scrm_consumer_batch_size", "consumer" => name)
+                .record(deliveries.len() as f64);
+            // Settled concurrently: each is a round trip to the broker.
+            let settles = deliveries
+                .into_iter()
+                .zip(outcomes)
+                .map(|(d, o)| settle(name, d, o));
+            futures_util::future::join_all(settles).await;
+        };
+        tokio::spawn(task.instrument(span));
+    }
     let _ = permits.acquire_many(concurrency.max(1) as u32).await;
 }
 

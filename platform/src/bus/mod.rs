@@ -21,7 +21,9 @@ use async_trait::async_trait;
 use proto::Envelope;
 
 pub use amqp::AmqpBus;
-pub use consumer::{group_spec, run_consumer, subscribe_retrying, Attempt, HandlerError};
+pub use consumer::{
+    group_spec, run_batch_consumer, run_consumer, subscribe_retrying, Attempt, HandlerError,
+};
 pub use memory::MemoryBus;
 
 use crate::config::{BusConfig, BusKind};
@@ -167,6 +169,11 @@ impl Subscription {
     /// The next delivery; `None` once the bus has shut the subscription down.
     pub async fn recv(&mut self) -> Option<Delivery> {
         self.rx.recv().await
+    }
+
+    /// A delivery that has already arrived, without waiting.
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
     }
 }
 

@@ -98,6 +98,106 @@ where
     }
 }
 
+/// [`process_retrying`] for a batch of messages in one transaction (READ COMMITTED on
+/// MySQL/MariaDB: see [`super::begin_locking`]): one inbox statement and one commit for all of
+/// them. `effect` gets the positions (in `message_ids`) of the messages not
+/// processed before, in order, and returns one value per position; the outcome has one entry
+/// per message. The batch commits whole or not at all; a race reruns all of it.
+pub async fn process_batch_retrying<T, F>(
+    db: &DatabaseConnection,
+    consumer: &str,
+    message_ids: &[Uuid],
+    attempts: u32,
+    effect: F,
+) -> Result<(Vec<Processed<T>>, u32), DbErr>
+where
+    F: for<'c> Fn(&'c DatabaseTransaction, Vec<usize>) -> TxFuture<'c, Vec<T>, DbErr>,
+{
+    let mut run = 0;
+    loop {
+        run += 1;
+        match process_batch_once(db, consumer, message_ids, &effect).await {
+            Ok(p) => return Ok((p, run)),
+            Err(e) if super::is_contention(&e) && run < attempts.max(1) => {
+                metrics::counter!("scrm_tx_retries_total", "consumer" => consumer.to_string())
+                    .increment(1);
+                let base = 5 * u64::from(run.min(10));
+                let pause = base + rand::random_range(0..=base * 2);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn process_batch_once<T, F>(
+    db: &DatabaseConnection,
+    consumer: &str,
+    message_ids: &[Uuid],
+    effect: &F,
+) -> Result<Vec<Processed<T>>, DbErr>
+where
+    F: for<'c> Fn(&'c DatabaseTransaction, Vec<usize>) -> TxFuture<'c, Vec<T>, DbErr>,
+{
+    // Under READ COMMITTED: the effect reads what it locked as last committed, not a snapshot
+    // from this first read, however long the batch has run.
+    let txn = super::begin_locking(db).await?;
+    let backend = txn.get_database_backend();
+    let ids: Vec<String> = message_ids.iter().map(Uuid::to_string).collect();
+    let seen_q = Query::select()
+        .column(BusInbox::MessageId)
+        .from(BusInbox::Table)
+        .and_where(Expr::col(BusInbox::Consumer).eq(consumer))
+        .and_where(Expr::col(BusInbox::MessageId).is_in(ids.clone()))
+        .to_owned();
+    let mut seen: std::collections::HashSet<String> = txn
+        .query_all(backend.build(&seen_q))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?;
+    // A message twice in one batch is a duplicate the second time.
+    let fresh: Vec<usize> = (0..ids.len())
+        .filter(|&i| seen.insert(ids[i].clone()))
+        .collect();
+    if !fresh.is_empty() {
+        let now = Utc::now();
+        let mut insert = Query::insert()
+            .into_table(BusInbox::Table)
+            .columns([
+                BusInbox::Consumer,
+                BusInbox::MessageId,
+                BusInbox::ProcessedAt,
+            ])
+            .to_owned();
+        for &i in &fresh {
+            insert.values_panic([consumer.into(), ids[i].clone().into(), now.into()]);
+        }
+        // Another consumer recording one of these since the read above is a unique-key race:
+        // the rerun sees it as a duplicate.
+        txn.execute(backend.build(&insert)).await?;
+    }
+    let mut values = effect(&txn, fresh.clone()).await?;
+    if values.len() != fresh.len() {
+        // Dropping the transaction rolls it back.
+        return Err(DbErr::Custom(format!(
+            "batch effect returned {} values for {} messages",
+            values.len(),
+            fresh.len()
+        )));
+    }
+    txn.commit().await?;
+    let mut out: Vec<Processed<T>> = (0..ids.len()).map(|_| Processed::Duplicate).collect();
+    for (&i, v) in fresh.iter().zip(values.drain(..)) {
+        out[i] = Processed::Done(v);
+    }
+    let dups = ids.len() - fresh.len();
+    if dups > 0 {
+        metrics::counter!("scrm_inbox_duplicates_total").increment(dups as u64);
+    }
+    Ok(out)
+}
+
 /// Has `consumer` processed `message_id`?
 pub async fn seen<C: ConnectionTrait>(
     db: &C,

@@ -181,6 +181,19 @@ pub async fn pending<M: sea_orm_migration::MigratorTrait>(
     Ok(pending.iter().map(|m| m.name().to_string()).collect())
 }
 
+/// Begins a transaction that works under row locks: READ COMMITTED on MySQL/MariaDB, so a read
+/// after taking a row's lock sees what the previous holder committed (not a snapshot from the
+/// transaction's first read), and inserts next to each other in an index take no gap locks that
+/// deadlock concurrent writers; SQLite's default elsewhere.
+pub async fn begin_locking(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    use sea_orm::TransactionTrait;
+    let isolation = (db.get_database_backend() == sea_orm::DbBackend::MySql)
+        .then_some(sea_orm::IsolationLevel::ReadCommitted);
+    db.begin_with_config(isolation, None).await
+}
+
 /// Is `e` a race the whole transaction should simply be run again for: a unique-key violation
 /// (another transaction created the same row first), a deadlock or lock-wait timeout
 /// (MySQL/MariaDB 1213, 1205, 1020), or a busy / locked SQLite database?

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use proto::Envelope;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -111,6 +111,22 @@ pub struct OutboxRelay {
     linger: Duration,
 }
 
+/// Deletes relayed rows one primary key at a time. One `id IN (…)` statement is planned as a
+/// scan of the whole table when its statistics say it is small (an outbox usually is), and a
+/// scan waits on every row a running transaction has just inserted: with busy writers the relay
+/// then chases the table's tail and stops relaying. A lookup by key locks only its own row.
+async fn delete_rows<C: ConnectionTrait>(conn: &C, ids: &[i64]) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    for id in ids {
+        let delete = Query::delete()
+            .from_table(BusOutbox::Table)
+            .and_where(Expr::col(BusOutbox::Id).eq(*id))
+            .to_owned();
+        conn.execute(backend.build(&delete)).await?;
+    }
+    Ok(())
+}
+
 impl OutboxRelay {
     pub fn new(db: DatabaseConnection, bus: Arc<dyn Bus>) -> Self {
         OutboxRelay {
@@ -148,9 +164,7 @@ impl OutboxRelay {
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
         let backend = self.db.get_database_backend();
         // READ COMMITTED: no gap locks, so two relays claiming neighbouring rows do not deadlock.
-        let isolation = (backend == sea_orm::DbBackend::MySql)
-            .then_some(sea_orm::IsolationLevel::ReadCommitted);
-        let txn = self.db.begin_with_config(isolation, None).await?;
+        let txn = super::begin_locking(&self.db).await?;
         if backend == sea_orm::DbBackend::Sqlite {
             // SQLite has no row locks: take the database write lock before reading, so a second
             // relay on the same file waits instead of publishing the same rows from a stale read.
@@ -197,12 +211,8 @@ impl OutboxRelay {
         }
         match self.bus.publish_batch(&envelopes).await {
             Ok(()) => {
-                let delete = Query::delete()
-                    .from_table(BusOutbox::Table)
-                    .and_where(Expr::col(BusOutbox::Id).is_in(ids.clone()))
-                    .to_owned();
-                let deleted = match txn.execute(backend.build(&delete)).await {
-                    Ok(_) => txn.commit().await,
+                let deleted = match delete_rows(&txn, &ids).await {
+                    Ok(()) => txn.commit().await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = deleted {
@@ -210,7 +220,7 @@ impl OutboxRelay {
                     // are not published a second time (if this fails too, they are — consumers
                     // are idempotent).
                     tracing::warn!(error = %e, "Deleting relayed outbox rows failed; retrying");
-                    self.db.execute(backend.build(&delete)).await?;
+                    delete_rows(&self.db, &ids).await?;
                 }
                 metrics::counter!("scrm_outbox_relayed_total").increment(ids.len() as u64);
                 Ok(ids.len())

@@ -232,20 +232,39 @@ pub fn bump_daily(
     day: NaiveDate,
     by: i32,
 ) -> InsertStatement {
-    Query::insert()
-        .into_table(T::FactsBehaviourDaily)
-        .columns([C::TenantId, C::ProfileId, C::Metric, C::Day, C::Cnt])
-        .values_panic([
+    bump_daily_many(tenant_id, profile_id, &[metric], day, by)
+}
+
+/// [`bump_daily`] for several metrics of one profile and day in one statement (the rows all
+/// change by `by`, so one conflict clause fits every row). `metrics` must not be empty.
+pub fn bump_daily_many<S: AsRef<str>>(
+    tenant_id: &str,
+    profile_id: &str,
+    metrics: &[S],
+    day: NaiveDate,
+    by: i32,
+) -> InsertStatement {
+    let mut q = Query::insert();
+    q.into_table(T::FactsBehaviourDaily).columns([
+        C::TenantId,
+        C::ProfileId,
+        C::Metric,
+        C::Day,
+        C::Cnt,
+    ]);
+    for metric in metrics {
+        q.values_panic([
             tenant_id.into(),
             profile_id.into(),
-            metric.into(),
+            metric.as_ref().into(),
             day.into(),
             by.into(),
-        ])
-        .on_conflict(
-            OnConflict::columns([C::TenantId, C::Metric, C::Day, C::ProfileId])
-                .value(C::Cnt, Expr::col((T::FactsBehaviourDaily, C::Cnt)).add(by))
-                .to_owned(),
-        )
-        .to_owned()
+        ]);
+    }
+    q.on_conflict(
+        OnConflict::columns([C::TenantId, C::Metric, C::Day, C::ProfileId])
+            .value(C::Cnt, Expr::col((T::FactsBehaviourDaily, C::Cnt)).add(by))
+            .to_owned(),
+    )
+    .to_owned()
 }

@@ -8,65 +8,64 @@
 //! per pass instead of one per event.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use platform::bus::{run_consumer, Bus, GroupSpec, HandlerError};
-use platform::config::BusConfig;
+use platform::bus::{
+    run_batch_consumer, subscribe_retrying, Attempt, Bus, GroupSpec, HandlerError,
+};
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Outcome, ScoreError, Scorer};
 
-/// Handles one delivery.
-pub async fn handle(scorer: &Scorer, env: Envelope) -> Result<(), HandlerError> {
-    match scorer.handle(&env).await {
+fn settled(r: Result<Outcome, ScoreError>) -> Result<(), HandlerError> {
+    match r {
         Ok(Outcome::Applied) | Ok(Outcome::Duplicate) | Ok(Outcome::Ignored) => Ok(()),
         Err(ScoreError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
         Err(e) => Err(HandlerError::Transient(e.to_string())),
     }
 }
 
-/// The group spec: the scoring group's bindings with the bus defaults' retry policy, and enough
-/// prefetch for `concurrency` handlers.
-pub fn group_spec(concurrency: usize) -> GroupSpec {
-    let g = proto::routing::SCORING;
-    let cfg = BusConfig::memory();
-    let mut spec = GroupSpec::new(g.name, g.bindings, &cfg);
-    let wanted = u16::try_from(concurrency).unwrap_or(u16::MAX);
-    spec.prefetch = spec.prefetch.max(wanted);
-    spec
+/// Handles one delivery.
+pub async fn handle(scorer: &Scorer, env: Envelope) -> Result<(), HandlerError> {
+    settled(scorer.handle(&env).await)
 }
 
-/// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`.
+/// The group spec: the scoring group's bindings with the bus defaults' retry policy, and enough
+/// prefetch for `concurrency` handlers of `batch` deliveries.
+pub fn group_spec(concurrency: usize, batch: usize) -> GroupSpec {
+    platform::bus::group_spec(proto::routing::SCORING, concurrency * batch.max(1))
+}
+
+/// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`: the
+/// deliveries waiting together, up to `batch`, in one transaction.
 pub async fn run(
     bus: Arc<dyn Bus>,
     scorer: Scorer,
     concurrency: usize,
+    batch: usize,
     shutdown: CancellationToken,
 ) {
-    let spec = group_spec(concurrency);
-    let mut backoff = Duration::from_millis(200);
-    let sub = loop {
-        match bus.subscribe(&spec).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Cannot subscribe to scoring events");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
+    let spec = group_spec(concurrency, batch);
+    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
+        return;
     };
-    run_consumer(
+    run_batch_consumer(
         crate::ROLE,
         sub,
         concurrency,
+        batch,
         shutdown,
-        move |env, _attempt| {
+        move |deliveries: Vec<(Envelope, Attempt)>| {
             let scorer = scorer.clone();
-            async move { handle(&scorer, env).await }
+            let envs: Vec<Envelope> = deliveries.into_iter().map(|(e, _)| e).collect();
+            async move {
+                scorer
+                    .handle_batch(&envs)
+                    .await
+                    .into_iter()
+                    .map(settled)
+                    .collect()
+            }
         },
     )
     .await;

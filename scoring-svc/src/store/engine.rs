@@ -48,6 +48,50 @@ pub enum Outcome {
     Ignored,
 }
 
+/// A bus message scoring acts on, decoded.
+enum Msg {
+    Resolved(ProfileResolved),
+    Updated(ProfileUpdated),
+    Tag(TagChanged),
+    Merged(IdentityMerged),
+    Unmerged(IdentityUnmerged),
+}
+
+impl Msg {
+    /// The profile whose lead the message locks first.
+    fn profile(&self) -> &str {
+        match self {
+            Msg::Resolved(p) => &p.profile_id,
+            Msg::Updated(u) => &u.profile_id,
+            Msg::Tag(t) => &t.profile_id,
+            Msg::Merged(m) => &m.survivor,
+            Msg::Unmerged(u) => &u.survivor,
+        }
+    }
+
+    fn decode(env: &Envelope) -> Result<Option<Msg>, ScoreError> {
+        Ok(Some(match env.kind.as_str() {
+            PROFILE_RESOLVED => Msg::Resolved(decode(env)?),
+            PROFILE_UPDATED => Msg::Updated(decode(env)?),
+            TAG_CHANGED => Msg::Tag(decode(env)?),
+            IDENTITY_MERGED => Msg::Merged(decode(env)?),
+            IDENTITY_UNMERGED => Msg::Unmerged(decode(env)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Counts a message's outcome in the metrics and hands it back.
+fn count(outcome: Outcome) -> Outcome {
+    let label = match outcome {
+        Outcome::Applied => "applied",
+        Outcome::Duplicate => "duplicate",
+        Outcome::Ignored => "ignored",
+    };
+    metrics::counter!("scrm_scoring_messages_total", "outcome" => label).increment(1);
+    outcome
+}
+
 /// Why a change could not be applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {
@@ -209,36 +253,108 @@ impl Scorer {
 
     /// Applies a bus message exactly once.
     pub async fn handle(&self, env: &Envelope) -> Result<Outcome, ScoreError> {
-        let outcome = match env.kind.as_str() {
-            PROFILE_RESOLVED => {
-                let p: ProfileResolved = decode(env)?;
-                self.retry(|| self.on_resolved(env, &p)).await?
-            }
-            PROFILE_UPDATED => {
-                let u: ProfileUpdated = decode(env)?;
-                self.retry(|| self.on_updated(env, &u)).await?
-            }
-            TAG_CHANGED => {
-                let t: TagChanged = decode(env)?;
-                self.retry(|| self.on_tag(env, &t)).await?
-            }
-            IDENTITY_MERGED => {
-                let m: IdentityMerged = decode(env)?;
-                self.retry(|| self.on_merged(env, &m)).await?
-            }
-            IDENTITY_UNMERGED => {
-                let u: IdentityUnmerged = decode(env)?;
-                self.retry(|| self.on_unmerged(env, &u)).await?
-            }
-            _ => Outcome::Ignored,
+        let Some(msg) = Msg::decode(env)? else {
+            return Ok(count(Outcome::Ignored));
         };
-        let label = match outcome {
-            Outcome::Applied => "applied",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Ignored => "ignored",
-        };
-        metrics::counter!("scrm_scoring_messages_total", "outcome" => label).increment(1);
-        Ok(outcome)
+        let outcome = self
+            .retry(|| async {
+                let defs = self.compiled(&env.tenant_id).await?;
+                let txn = begin(&self.db).await?;
+                let o = self.apply(&txn, &defs, env, &msg).await?;
+                if o == Outcome::Duplicate {
+                    txn.rollback().await?;
+                } else {
+                    txn.commit().await?;
+                }
+                Ok(o)
+            })
+            .await?;
+        Ok(count(outcome))
+    }
+
+    /// Applies several bus messages in one transaction (one begin and one commit for all), in
+    /// order, with one outcome per message. A batch that cannot commit is applied again message
+    /// by message, so one failing message never holds back the others.
+    pub async fn handle_batch(&self, envs: &[Envelope]) -> Vec<Result<Outcome, ScoreError>> {
+        let mut out: Vec<Option<Result<Outcome, ScoreError>>> = envs.iter().map(|_| None).collect();
+        let mut msgs = Vec::new();
+        for (i, env) in envs.iter().enumerate() {
+            match Msg::decode(env) {
+                Ok(Some(m)) => msgs.push((i, m)),
+                Ok(None) => out[i] = Some(Ok(count(Outcome::Ignored))),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        // Lead rows are locked in one order (tenant, profile) by every batch, so two batches
+        // sharing profiles wait for each other instead of deadlocking; the sort is stable, so a
+        // profile's own messages keep their order.
+        msgs.sort_by(|(a, ma), (b, mb)| {
+            (envs[*a].tenant_id.as_str(), ma.profile())
+                .cmp(&(envs[*b].tenant_id.as_str(), mb.profile()))
+        });
+        if msgs.len() == 1 {
+            let i = msgs[0].0;
+            out[i] = Some(self.handle(&envs[i]).await);
+        } else if !msgs.is_empty() {
+            let done = self
+                .retry(|| async {
+                    let mut defs: BTreeMap<&str, Arc<Compiled>> = BTreeMap::new();
+                    for (i, _) in &msgs {
+                        let t = envs[*i].tenant_id.as_str();
+                        if !defs.contains_key(t) {
+                            defs.insert(t, self.compiled(t).await?);
+                        }
+                    }
+                    let txn = begin(&self.db).await?;
+                    let mut outcomes = Vec::with_capacity(msgs.len());
+                    for (i, m) in &msgs {
+                        let d = &defs[envs[*i].tenant_id.as_str()];
+                        outcomes.push(self.apply(&txn, d, &envs[*i], m).await?);
+                    }
+                    txn.commit().await?;
+                    Ok(outcomes)
+                })
+                .await;
+            match done {
+                Ok(outcomes) => {
+                    for ((i, _), o) in msgs.iter().zip(outcomes) {
+                        out[*i] = Some(Ok(count(o)));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, size = msgs.len(), "Batch failed; applying its messages one by one");
+                    for (i, _) in &msgs {
+                        out[*i] = Some(self.handle(&envs[*i]).await);
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or(Ok(Outcome::Ignored)))
+            .collect()
+    }
+
+    /// Applies one message inside `txn`, unless the inbox shows it was applied before.
+    /// `defs` are the tenant's, read before the transaction began: a transaction holding a pooled
+    /// connection must not wait for another one (a full pool would wait for itself).
+    async fn apply(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        msg: &Msg,
+    ) -> Result<Outcome, DbErr> {
+        let now = self.clock.now();
+        if !inbox_record(txn, CONSUMER, &env.id.to_string(), now).await? {
+            return Ok(Outcome::Duplicate);
+        }
+        match msg {
+            Msg::Resolved(p) => self.on_resolved(txn, defs, env, p, now).await,
+            Msg::Updated(u) => self.on_updated(txn, defs, env, u, now).await,
+            Msg::Tag(t) => self.on_tag(txn, defs, env, t, now).await,
+            Msg::Merged(m) => self.on_merged(txn, defs, env, m, now).await,
+            Msg::Unmerged(u) => self.on_unmerged(txn, defs, env, u, now).await,
+        }
     }
 
     fn cause(env: &Envelope, kind: ScoreCause) -> Cause {
@@ -307,22 +423,22 @@ impl Scorer {
         Ok(w)
     }
 
-    async fn on_resolved(&self, env: &Envelope, p: &ProfileResolved) -> Result<Outcome, DbErr> {
+    async fn on_resolved(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        p: &ProfileResolved,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let defs = self.compiled(tenant).await?;
-        let now = self.clock.now();
-        let txn = begin(&self.db).await?;
-        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
-            txn.rollback().await?;
-            return Ok(Outcome::Duplicate);
-        }
         let (lead, created) = self
-            .acquire(&txn, &defs, tenant, &p.profile_id, true, now)
+            .acquire(txn, defs, tenant, &p.profile_id, true, now)
             .await?;
         let mut w = self
             .open(
-                &txn,
-                &defs,
+                txn,
+                defs,
                 lead,
                 created,
                 now,
@@ -333,12 +449,12 @@ impl Scorer {
         let ev = facts::event_fact(&p.event, w.offset);
         if created {
             // Every other way a lead comes to be puts it in the projection already.
-            facts::ensure_profile(&txn, tenant, &profile, now).await?;
+            facts::ensure_profile(txn, tenant, &profile, now).await?;
         }
-        facts::record_event(&txn, tenant, &profile, &ev, w.today).await?;
+        facts::record_event(txn, tenant, &profile, &ev, w.today).await?;
         w.facts_changed();
         let earned = whole(p.event.occurred_at).min(now);
-        record_time(&txn, tenant, &ev.event_id, earned).await?;
+        record_time(txn, tenant, &ev.event_id, earned).await?;
         w.lead.last_activity_at = Some(w.lead.last_activity_at.map_or(earned, |a| a.max(earned)));
         if defs.sla_kinds.contains(&ev.kind)
             && defs
@@ -348,7 +464,7 @@ impl Scorer {
                 .is_some_and(|s| s.met_by.contains(&ev.kind))
         {
             let by = format!("event:{}", ev.kind);
-            leads::settle_open_slas(&txn, tenant, &profile, leads::SLA_MET, &by, now).await?;
+            leads::settle_open_slas(txn, tenant, &profile, leads::SLA_MET, &by, now).await?;
         }
         let ev_view = event_view(&ev);
         let ctx = w.ctx();
@@ -370,7 +486,7 @@ impl Scorer {
                 Vec::new()
             } else {
                 let (prior, seen) =
-                    ledger::prior(&txn, tenant, &profile, &r.id, &ev.event_id).await?;
+                    ledger::prior(txn, tenant, &profile, &r.id, &ev.event_id).await?;
                 if seen {
                     continue;
                 }
@@ -396,32 +512,30 @@ impl Scorer {
         }
         w.settle().await?;
         w.finish().await?;
-        txn.commit().await?;
         Ok(Outcome::Applied)
     }
 
-    async fn on_updated(&self, env: &Envelope, u: &ProfileUpdated) -> Result<Outcome, DbErr> {
+    async fn on_updated(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        u: &ProfileUpdated,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let defs = self.compiled(tenant).await?;
-        let now = self.clock.now();
-        let txn = begin(&self.db).await?;
-        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
-            txn.rollback().await?;
-            return Ok(Outcome::Duplicate);
-        }
         let (lead, created) = self
-            .acquire(&txn, &defs, tenant, &u.profile_id, false, now)
+            .acquire(txn, defs, tenant, &u.profile_id, false, now)
             .await?;
-        let applied = facts::apply_profile(&txn, tenant, u, now).await?;
+        let applied = facts::apply_profile(txn, tenant, u, now).await?;
         if !lead.active() {
             // A profile merged away: its facts are kept in case the merge is undone.
-            txn.commit().await?;
             return Ok(Outcome::Applied);
         }
         let mut w = self
             .open(
-                &txn,
-                &defs,
+                txn,
+                defs,
                 lead,
                 created,
                 now,
@@ -434,37 +548,36 @@ impl Scorer {
         }
         w.settle().await?;
         w.finish().await?;
-        txn.commit().await?;
         Ok(Outcome::Applied)
     }
 
-    async fn on_tag(&self, env: &Envelope, t: &TagChanged) -> Result<Outcome, DbErr> {
+    async fn on_tag(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        t: &TagChanged,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let defs = self.compiled(tenant).await?;
-        let now = self.clock.now();
-        let txn = begin(&self.db).await?;
-        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
-            txn.rollback().await?;
-            return Ok(Outcome::Duplicate);
-        }
         let (lead, created) = self
-            .acquire(&txn, &defs, tenant, &t.profile_id, true, now)
+            .acquire(txn, defs, tenant, &t.profile_id, true, now)
             .await?;
         let profile = lead.profile.clone();
         let present = t.change == TagChange::Added;
         let at = whole(t.at);
-        if tag_is_newer(&txn, tenant, &profile, &t.tag_id, at, present).await? {
-            facts::ensure_profile(&txn, tenant, &profile, now).await?;
+        if tag_is_newer(txn, tenant, &profile, &t.tag_id, at, present).await? {
+            facts::ensure_profile(txn, tenant, &profile, now).await?;
             if present {
-                facts::set_tag(&txn, tenant, &profile, &t.tag_id).await?;
+                facts::set_tag(txn, tenant, &profile, &t.tag_id).await?;
             } else {
-                facts::unset_tag(&txn, tenant, &profile, &t.tag_id).await?;
+                facts::unset_tag(txn, tenant, &profile, &t.tag_id).await?;
             }
         }
         let mut w = self
             .open(
-                &txn,
-                &defs,
+                txn,
+                defs,
                 lead,
                 created,
                 now,
@@ -473,7 +586,6 @@ impl Scorer {
             .await?;
         w.settle().await?;
         w.finish().await?;
-        txn.commit().await?;
         Ok(Outcome::Applied)
     }
 
@@ -498,31 +610,31 @@ impl Scorer {
         Ok(out)
     }
 
-    async fn on_merged(&self, env: &Envelope, m: &IdentityMerged) -> Result<Outcome, DbErr> {
+    async fn on_merged(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        m: &IdentityMerged,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let defs = self.compiled(tenant).await?;
-        let now = self.clock.now();
-        let txn = begin(&self.db).await?;
-        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
-            txn.rollback().await?;
-            return Ok(Outcome::Duplicate);
-        }
         let mut ids: Vec<&str> = m.absorbed.iter().map(String::as_str).collect();
         ids.push(&m.survivor);
-        let mut locked = self.lock_all(&txn, &defs, tenant, &ids, now).await?;
+        let mut locked = self.lock_all(txn, defs, tenant, &ids, now).await?;
         // The survivor may itself have been merged on since (messages arrive in any order).
         let (survivor, created) = match locked.remove(&m.survivor) {
             Some((l, c)) if l.active() => (l, c),
             _ => {
-                self.acquire(&txn, &defs, tenant, &m.survivor, true, now)
+                self.acquire(txn, defs, tenant, &m.survivor, true, now)
                     .await?
             }
         };
         let s_id = survivor.profile.clone();
         let mut w = self
             .open(
-                &txn,
-                &defs,
+                txn,
+                defs,
                 survivor,
                 created,
                 now,
@@ -537,10 +649,10 @@ impl Scorer {
             if a == &s_id || !al.active() {
                 continue;
             }
-            facts::merge_profiles(&txn, tenant, &s_id, a, today, now).await?;
-            let (moved, kept) = ledger::merge(&txn, tenant, &s_id, a).await?;
+            facts::merge_profiles(txn, tenant, &s_id, a, today, now).await?;
+            let (moved, kept) = ledger::merge(txn, tenant, &s_id, a).await?;
             tracing::debug!(survivor = %s_id, absorbed = %a, moved, kept, "Ledger merged");
-            leads::settle_open_slas(&txn, tenant, a, leads::SLA_CLOSED, "merged", now).await?;
+            leads::settle_open_slas(txn, tenant, a, leads::SLA_CLOSED, "merged", now).await?;
             w.lead.last_activity_at = match (w.lead.last_activity_at, al.last_activity_at) {
                 (Some(x), Some(y)) => Some(x.max(y)),
                 (x, y) => x.or(y),
@@ -563,36 +675,35 @@ impl Scorer {
             al.status = leads::MERGED.to_string();
             al.merged_into = Some(s_id.clone());
             al.next_check_at = None;
-            leads::save(&txn, &al, now).await?;
+            leads::save(txn, &al, now).await?;
         }
         w.facts_changed();
         w.force_state = true;
         w.rebuild_all().await?;
         w.settle().await?;
         w.finish().await?;
-        txn.commit().await?;
         Ok(Outcome::Applied)
     }
 
-    async fn on_unmerged(&self, env: &Envelope, u: &IdentityUnmerged) -> Result<Outcome, DbErr> {
+    async fn on_unmerged(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        u: &IdentityUnmerged,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let defs = self.compiled(tenant).await?;
-        let now = self.clock.now();
-        let txn = begin(&self.db).await?;
-        if !inbox_record(&txn, CONSUMER, &env.id.to_string(), now).await? {
-            txn.rollback().await?;
-            return Ok(Outcome::Duplicate);
-        }
         let mut ids: Vec<&str> = u.restored.iter().map(String::as_str).collect();
         ids.push(&u.survivor);
-        let mut locked = self.lock_all(&txn, &defs, tenant, &ids, now).await?;
+        let mut locked = self.lock_all(txn, defs, tenant, &ids, now).await?;
         let (survivor, created) = locked
             .remove(&u.survivor)
             .ok_or_else(|| DbErr::Custom("survivor not locked".into()))?;
         let s_id = survivor.profile.clone();
         let cause = Self::cause(env, ScoreCause::Unmerge);
         let mut ws = self
-            .open(&txn, &defs, survivor, created, now, cause.clone())
+            .open(txn, defs, survivor, created, now, cause.clone())
             .await?;
         let today = ws.today;
         let moved: Vec<String> = u.moved_events.iter().map(|e| e.to_string()).collect();
@@ -607,13 +718,13 @@ impl Scorer {
             rl.status = leads::ACTIVE.to_string();
             rl.merged_into = None;
             let mut wr = self
-                .open(&txn, &defs, rl, rcreated, now, cause.clone())
+                .open(txn, defs, rl, rcreated, now, cause.clone())
                 .await?;
             // Events go back with the first restored profile (an un-merge restores one; a split
             // creates one).
             let theirs: &[String] = if i == 0 { &moved } else { &[] };
-            facts::split_events(&txn, tenant, &s_id, r, theirs, today, now).await?;
-            let n = ledger::split(&txn, tenant, &s_id, r, theirs).await?;
+            facts::split_events(txn, tenant, &s_id, r, theirs, today, now).await?;
+            let n = ledger::split(txn, tenant, &s_id, r, theirs).await?;
             tracing::debug!(survivor = %s_id, restored = %r, moved = n, "Ledger split");
             wr.facts_changed();
             wr.force_state = true;
@@ -629,7 +740,6 @@ impl Scorer {
             wr.settle().await?;
             wr.finish().await?;
         }
-        txn.commit().await?;
         Ok(Outcome::Applied)
     }
 

@@ -5,12 +5,55 @@
 
 use std::sync::Arc;
 
-use platform::bus::{run_consumer, subscribe_retrying, Bus, HandlerError};
+use platform::bus::{run_batch_consumer, subscribe_retrying, Bus, HandlerError};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::tagger::{HandleError, Handled, Tagger};
+
+/// Handles the deliveries that arrived together: corp-tag changes one by one, everything else in
+/// one transaction; one outcome per delivery, in order.
+pub async fn handle_batch(
+    tagger: &Tagger,
+    relay: &OutboxRelay,
+    envs: Vec<Envelope>,
+) -> Vec<Result<(), HandlerError>> {
+    let mut out: Vec<Option<Result<(), HandlerError>>> = Vec::with_capacity(envs.len());
+    let mut rest = Vec::new();
+    for env in envs {
+        match crate::wecom::consume::handle(tagger, &env).await {
+            Some(done) => out.push(Some(done)),
+            None => {
+                out.push(None);
+                rest.push(env);
+            }
+        }
+    }
+    let mut handled = tagger.handle_batch(&rest).await.into_iter();
+    let mut wake = false;
+    let out = out
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| match handled.next() {
+                Some(Ok(Handled::Done(changes))) => {
+                    wake |= !changes.is_empty();
+                    metrics::counter!("scrm_tagging_events_total", "outcome" => "done")
+                        .increment(1);
+                    Ok(())
+                }
+                Some(Ok(Handled::Duplicate)) | Some(Ok(Handled::Ignored)) => Ok(()),
+                Some(Err(HandleError::Invalid(reason))) => Err(HandlerError::Invalid(reason)),
+                Some(Err(HandleError::Db(e))) => Err(HandlerError::Transient(e.to_string())),
+                None => Err(HandlerError::Transient("no outcome for the event".into())),
+            })
+        })
+        .collect();
+    if wake {
+        relay.wake();
+    }
+    out
+}
 
 /// Handles one delivery.
 pub async fn handle(
@@ -18,21 +61,10 @@ pub async fn handle(
     relay: &OutboxRelay,
     env: Envelope,
 ) -> Result<(), HandlerError> {
-    if let Some(done) = crate::wecom::consume::handle(tagger, &env).await {
-        return done;
-    }
-    match tagger.handle(&env).await {
-        Ok(Handled::Done(changes)) => {
-            if !changes.is_empty() {
-                relay.wake();
-            }
-            metrics::counter!("scrm_tagging_events_total", "outcome" => "done").increment(1);
-            Ok(())
-        }
-        Ok(Handled::Duplicate) | Ok(Handled::Ignored) => Ok(()),
-        Err(HandleError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
-        Err(HandleError::Db(e)) => Err(HandlerError::Transient(e.to_string())),
-    }
+    handle_batch(tagger, relay, vec![env])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(HandlerError::Transient("no outcome for the event".into())))
 }
 
 /// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`.
@@ -41,21 +73,24 @@ pub async fn run(
     tagger: Tagger,
     relay: OutboxRelay,
     concurrency: usize,
+    batch: usize,
     shutdown: CancellationToken,
 ) {
-    let spec = platform::bus::group_spec(proto::routing::TAGGING, concurrency);
+    let spec = platform::bus::group_spec(proto::routing::TAGGING, concurrency * batch);
     let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
         return;
     };
-    run_consumer(
+    run_batch_consumer(
         crate::ROLE,
         sub,
         concurrency,
+        batch,
         shutdown,
-        move |env, _attempt| {
+        move |deliveries: Vec<(Envelope, platform::bus::Attempt)>| {
             let tagger = tagger.clone();
             let relay = relay.clone();
-            async move { handle(&tagger, &relay, env).await }
+            let envs = deliveries.into_iter().map(|(env, _)| env).collect();
+            async move { handle_batch(&tagger, &relay, envs).await }
         },
     )
     .await;

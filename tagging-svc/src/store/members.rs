@@ -141,10 +141,20 @@ pub async fn add(
         return Err(MemberError::Retired(info.tag.name.clone()));
     }
     let tag_id = info.tag.id.as_str();
-    if holds(txn, tenant, profile, tag_id, why.source, &why.origin).await? {
+    // Every reason the profile holds the tag for, in one read.
+    let reasons = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .filter(membership::Column::TagId.eq(tag_id))
+        .all(txn)
+        .await?;
+    if reasons
+        .iter()
+        .any(|m| m.source == why.source.as_str() && m.origin == why.origin)
+    {
         return Ok(Vec::new());
     }
-    let was_held = held(txn, tenant, profile, tag_id).await?;
+    let was_held = !reasons.is_empty();
     membership::Entity::insert(membership::ActiveModel {
         id: sea_orm::NotSet,
         tenant_id: Set(tenant.to_string()),

@@ -77,6 +77,19 @@ enum Work {
     Command { add: bool, cmd: TagCommand },
 }
 
+impl Work {
+    /// The profile whose row the work locks first.
+    fn profile(&self) -> &str {
+        match self {
+            Work::Resolved(r) => &r.profile_id,
+            Work::Updated(u) => &u.profile_id,
+            Work::Merged(m) => &m.survivor,
+            Work::Unmerged(u) => &u.survivor,
+            Work::Command { cmd, .. } => &cmd.profile_id,
+        }
+    }
+}
+
 fn decode(env: &Envelope) -> Result<Option<Work>, HandleError> {
     let bad = |e: serde_json::Error| HandleError::Invalid(format!("{}: {e}", env.kind));
     Ok(Some(match env.kind.as_str() {
@@ -132,21 +145,99 @@ impl Tagger {
 
     /// Handles one bus event exactly once.
     pub async fn handle(&self, env: &Envelope) -> Result<Handled, HandleError> {
-        let Some(work) = decode(env)? else {
-            return Ok(Handled::Ignored);
-        };
-        let work = Arc::new(work);
-        let tenant = env.tenant_id.clone();
-        let (p, _) =
-            inbox::process_retrying(&self.db, CONSUMER, env.id, self.cfg.tx_attempts, |txn| {
-                let (me, work, tenant) = (self.clone(), work.clone(), tenant.clone());
-                Box::pin(async move { me.apply(txn, &tenant, &work).await })
+        self.handle_batch(std::slice::from_ref(env))
+            .await
+            .pop()
+            .unwrap_or(Ok(Handled::Ignored))
+    }
+
+    /// Handles several bus events in one transaction (one inbox statement, one commit for all),
+    /// in order, with one outcome per event. A batch that cannot commit is handled again event
+    /// by event, so one failing event never holds back the others.
+    pub async fn handle_batch(&self, envs: &[Envelope]) -> Vec<Result<Handled, HandleError>> {
+        let mut out: Vec<Option<Result<Handled, HandleError>>> =
+            envs.iter().map(|_| None).collect();
+        let mut works = Vec::new();
+        for (i, env) in envs.iter().enumerate() {
+            match decode(env) {
+                Ok(Some(w)) => works.push((i, (env.id, env.tenant_id.clone(), Arc::new(w)))),
+                Ok(None) => out[i] = Some(Ok(Handled::Ignored)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        // Profiles are locked in one order (tenant, profile) by every batch, so two batches
+        // sharing profiles wait for each other instead of deadlocking; the sort is stable, so a
+        // profile's own events keep their order.
+        works.sort_by(|(_, (_, ta, wa)), (_, (_, tb, wb))| {
+            (ta.as_str(), wa.profile()).cmp(&(tb.as_str(), wb.profile()))
+        });
+        if !works.is_empty() {
+            let items = works.iter().map(|(_, w)| w.clone()).collect();
+            match self.apply_batch(items).await {
+                Ok(done) => {
+                    for ((i, _), h) in works.iter().zip(done) {
+                        out[*i] = Some(Ok(h));
+                    }
+                }
+                Err(e) if works.len() == 1 => out[works[0].0] = Some(Err(e.into())),
+                Err(e) => {
+                    tracing::warn!(error = %e, size = works.len(), "Batch failed; handling its events one by one");
+                    for (i, w) in works {
+                        out[i] = Some(
+                            self.apply_batch(vec![w])
+                                .await
+                                .map(|mut h| h.pop().unwrap_or(Handled::Ignored))
+                                .map_err(HandleError::from),
+                        );
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or(Ok(Handled::Ignored)))
+            .collect()
+    }
+
+    /// Applies `items` (message id, tenant, work) in one transaction through the inbox.
+    async fn apply_batch(
+        &self,
+        items: Vec<(uuid::Uuid, String, Arc<Work>)>,
+    ) -> Result<Vec<Handled>, DbErr> {
+        let ids: Vec<uuid::Uuid> = items.iter().map(|(id, _, _)| *id).collect();
+        // The tenants' rules and counter day are read now, into their caches: a transaction
+        // holding a pooled connection should not wait for another one (a full pool would wait
+        // for itself until the acquire times out).
+        let tenants: BTreeSet<&str> = items.iter().map(|(_, t, _)| t.as_str()).collect();
+        for t in tenants {
+            self.engine.rules.get(t).await?;
+            self.rolled_to(t).await?;
+        }
+        let items = Arc::new(items);
+        let (processed, _) = inbox::process_batch_retrying(
+            &self.db,
+            CONSUMER,
+            &ids,
+            self.cfg.tx_attempts,
+            |txn, fresh| {
+                let (me, items) = (self.clone(), items.clone());
+                Box::pin(async move {
+                    let mut changes = Vec::with_capacity(fresh.len());
+                    for k in fresh {
+                        let (_, tenant, work) = &items[k];
+                        changes.push(me.apply(txn, tenant, work).await?);
+                    }
+                    Ok(changes)
+                })
+            },
+        )
+        .await?;
+        Ok(processed
+            .into_iter()
+            .map(|p| match p {
+                Processed::Done(c) => Handled::Done(c),
+                Processed::Duplicate => Handled::Duplicate,
             })
-            .await?;
-        Ok(match p {
-            Processed::Done(c) => Handled::Done(c),
-            Processed::Duplicate => Handled::Duplicate,
-        })
+            .collect())
     }
 
     async fn apply(
