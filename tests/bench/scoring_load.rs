@@ -7,8 +7,8 @@
 //! Run: `cargo bench -p scrm-tests --bench scoring_load`. Knobs:
 //! - `BENCH_RATE` events per second offered (default 1000), `BENCH_SECONDS` (default 30);
 //! - `BENCH_PROFILES` distinct profiles the events fall on (default 10 000);
-//! - `BENCH_CONCURRENCY` events handled at once by the scoring consumer (default 8, the
-//!   service default);
+//! - `BENCH_CONCURRENCY` transactions at once in the scoring consumer (default 8, the service
+//!   default), `BENCH_BATCH` deliveries one transaction takes (default 32, the service default);
 //! - `BENCH_ENTRIES` ledger entries of the heavy profile (default 10 000);
 //! - `BENCH_DIRECT` events first run through `Scorer::handle` without the bus (default 3000; 0 skips);
 //! - `BENCH_KEEP_DB=1` keeps the database (its name is printed).
@@ -418,6 +418,7 @@ fn main() {
     let seconds = env_u64("BENCH_SECONDS", 30);
     let profiles = env_u64("BENCH_PROFILES", 10_000);
     let concurrency = env_u64("BENCH_CONCURRENCY", 8) as usize;
+    let batch = env_u64("BENCH_BATCH", 32) as usize;
     let entries = env_u64("BENCH_ENTRIES", 10_000);
     let keep = std::env::var("BENCH_KEEP_DB").is_ok_and(|v| v == "1");
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -433,7 +434,7 @@ fn main() {
         bcfg.publish_timeout_ms = 30_000;
         let amqp = AmqpBus::connect(&bcfg).await.expect("RabbitMQ");
         let bus: Arc<dyn Bus> = Arc::new(amqp.clone());
-        bus.declare(&scoring_svc::consume::group_spec(concurrency, 32))
+        bus.declare(&scoring_svc::consume::group_spec(concurrency, batch))
             .await
             .expect("declare scoring");
         let mut cfg = scoring_svc::Config::new(
@@ -444,6 +445,7 @@ fn main() {
             dbcfg.clone(),
         );
         cfg.consumer_concurrency = concurrency;
+        cfg.consumer_batch = batch;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
         let deps = Deps {

@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench -p scrm-tests --bench tagging_realtime` (servers from SCRM_TEST_MYSQL_URL and
 //! SCRM_TEST_AMQP_URL or the local defaults). Knobs: `BENCH_RATE` events/s (default 1 000),
-//! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer handlers (default 16).
+//! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer transactions at once (default 16),
+//! `BENCH_BATCH` deliveries one transaction takes (default 32).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let rate = env_u64("BENCH_RATE", 1_000);
     let secs = env_u64("BENCH_SECONDS", 30);
     let concurrency = env_u64("BENCH_CONCURRENCY", 16) as usize;
+    let batch = env_u64("BENCH_BATCH", 32) as usize;
     let db_url = format!("{}/{}", mysql_url(), unique("bench_rt"));
     let mut dbc = DbConfig::new(db_url.clone());
     dbc.max_connections = (concurrency as u32 + 8).min(64);
@@ -90,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         dbc.clone(),
     );
     cfg.consumer_concurrency = concurrency;
+    cfg.consumer_batch = batch;
     // The rule exists before the service starts, so its first rule-set load sees it.
     let db = platform::db::connect(&dbc, true).await?;
     {
