@@ -149,17 +149,10 @@ impl Engine {
             return Ok(Vec::new());
         };
         let matches = rules::evaluate(cond, facts, &at.eval());
-        let has = members::holds(
-            txn,
-            tenant,
-            profile,
-            &rule.tag_id,
-            TagSource::Rule,
-            &rule.id,
-        )
-        .await?;
         let mut out = Vec::new();
-        if matches != has && (matches || rule.mode == Mode::AddRemove) {
+        // `add` and `remove` change nothing when the rule's reason is already there / not there,
+        // so no read of the current membership is needed first.
+        if matches || rule.mode == Mode::AddRemove {
             if let Some(info) = info {
                 let why = Reason::rule(&rule.id);
                 out = if matches {

@@ -92,26 +92,6 @@ pub async fn tag_info<C: ConnectionTrait>(
     Ok(Some(TagInfo { tag, group }))
 }
 
-/// Does the profile hold the tag for this reason?
-pub async fn holds<C: ConnectionTrait>(
-    conn: &C,
-    tenant: &str,
-    profile: &str,
-    tag_id: &str,
-    source: TagSource,
-    origin: &str,
-) -> Result<bool, DbErr> {
-    Ok(membership::Entity::find()
-        .filter(membership::Column::TenantId.eq(tenant))
-        .filter(membership::Column::ProfileId.eq(profile))
-        .filter(membership::Column::TagId.eq(tag_id))
-        .filter(membership::Column::Source.eq(source.as_str()))
-        .filter(membership::Column::Origin.eq(origin))
-        .one(conn)
-        .await?
-        .is_some())
-}
-
 async fn held<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
