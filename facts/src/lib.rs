@@ -23,8 +23,8 @@ pub use migration::{CreateFactsTables, FactsClock, FactsRollingDirty};
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{
     apply_profile, ensure_locked, ensure_profile, lock_profile, merge_profiles, prune_events,
-    record_event, record_event_as_of, remove_profile, set_tag, set_tag_many, split_events,
-    unset_tag, unset_tag_many, ProfileApplied,
+    record_event, record_event_as_of, record_event_buckets, remove_profile, set_tag, set_tag_many,
+    split_events, unset_tag, unset_tag_many, ProfileApplied,
 };
 
 use sea_orm::{ConnectionTrait, DbErr, Statement};

@@ -295,6 +295,34 @@ pub async fn record_event_as_of<Db: ConnectionTrait>(
     today: NaiveDate,
     known_rolled_to: Option<Option<NaiveDate>>,
 ) -> Result<bool, DbErr> {
+    if !record_event_buckets(conn, tenant, profile, ev).await? {
+        return Ok(false);
+    }
+    let metrics = ev.metrics();
+    let rolled = match known_rolled_to {
+        Some(r) => r,
+        None => rolled_to(conn, tenant).await?,
+    };
+    if rolled == Some(today) {
+        let add = window_adds(ev.day, today, 1);
+        if add.iter().any(|n| *n != 0) && !metrics.is_empty() {
+            bump_rolling(conn, tenant, profile, &metrics, add).await?;
+        }
+    } else {
+        mark_dirty(conn, tenant, profile).await?;
+    }
+    Ok(true)
+}
+
+/// [`record_event`] for a projection that never reads its rolling counters (they are neither
+/// bumped nor marked for recomputation): the raw event with its properties and +1 on each of
+/// its metrics' daily buckets. `false` when the event was recorded before.
+pub async fn record_event_buckets<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    ev: &EventFact,
+) -> Result<bool, DbErr> {
     let q = Query::insert()
         .into_table(T::FactsEvent)
         .columns([C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day])
@@ -325,18 +353,6 @@ pub async fn record_event_as_of<Db: ConnectionTrait>(
     let metrics = ev.metrics();
     if !metrics.is_empty() {
         exec(conn, &bump_daily_many(tenant, profile, &metrics, ev.day, 1)).await?;
-    }
-    let rolled = match known_rolled_to {
-        Some(r) => r,
-        None => rolled_to(conn, tenant).await?,
-    };
-    if rolled == Some(today) {
-        let add = window_adds(ev.day, today, 1);
-        if add.iter().any(|n| *n != 0) && !metrics.is_empty() {
-            bump_rolling(conn, tenant, profile, &metrics, add).await?;
-        }
-    } else {
-        mark_dirty(conn, tenant, profile).await?;
     }
     Ok(true)
 }

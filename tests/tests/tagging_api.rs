@@ -178,6 +178,47 @@ async fn rules_preview_backfill_export(backend: Backend) {
         "{paths:?}"
     );
 
+    // 10 000 nodes, wide or deep: refused by the limits with a 400, never a stack overflow. The
+    // bodies are written as text (a 10 000-deep value would be built, serialised and dropped
+    // recursively by the test itself).
+    let leaf = r#"{"type":"property","key":"a","value_type":"bool","op":"exists"}"#;
+    let wide = format!(
+        r#"{{"type":"or","children":[{}]}}"#,
+        vec![leaf; 10_000].join(",")
+    );
+    let deep = format!(
+        "{}{leaf}{}",
+        r#"{"type":"not","child":"#.repeat(10_000),
+        "}".repeat(10_000)
+    );
+    // Wide: the rule parser's node limit names the node; deep: the JSON reader's depth limit
+    // refuses the body before a tree is built.
+    for (name, tree, code) in [
+        (
+            "wide",
+            wide,
+            r#""code":"too_many_nodes","message":"must have at most 200 nodes","path":"root""#,
+        ),
+        ("deep", deep, "recursion limit exceeded"),
+    ] {
+        let body = format!(
+            r#"{{"tenant_id":"{T}","tag_id":"{tag}","name":"r","operator":"ops","condition":{{"version":1,"root":{tree}}}}}"#
+        );
+        let req = atest::TestRequest::post()
+            .uri("/v1/tag-rules")
+            .insert_header(actix_web::http::header::ContentType::json())
+            .set_payload(body)
+            .to_request();
+        let res = atest::call_service(&app, req).await;
+        assert_eq!(res.status(), 400, "{name}");
+        let e: Value = atest::read_body_json(res).await;
+        assert!(
+            e["code"].is_string() && e["message"].is_string(),
+            "{name}: {e}"
+        );
+        assert!(e.to_string().contains(code), "{name}: {e}");
+    }
+
     // Preview of the unsaved condition: p00, p06, p12, p18, p24 (even and every third).
     let p: Value = atest::call_and_read_body_json(
         &app,

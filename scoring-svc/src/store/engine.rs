@@ -451,7 +451,7 @@ impl Scorer {
             // Every other way a lead comes to be puts it in the projection already.
             facts::ensure_profile(txn, tenant, &profile, now).await?;
         }
-        facts::record_event(txn, tenant, &profile, &ev, w.today).await?;
+        facts::record_event_buckets(txn, tenant, &profile, &ev).await?;
         w.facts_changed();
         let earned = whole(p.event.occurred_at).min(now);
         record_time(txn, tenant, &ev.event_id, earned).await?;

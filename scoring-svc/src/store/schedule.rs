@@ -5,9 +5,8 @@
 //! database.
 //!
 //! The facts projection's rolling counters are never rolled here: scoring evaluates conditions
-//! on the daily buckets `facts::load_profile` returns, so its counters stay marked dirty (as the
-//! facts crate records counters that are not current) and cost each event one cheap insert
-//! instead of two indexed updates.
+//! on the daily buckets `facts::load_profile` returns, so events are recorded without them
+//! (`facts::record_event_buckets`: no clock read, no counter update, no dirty mark).
 
 use std::sync::Arc;
 use std::time::Duration;
