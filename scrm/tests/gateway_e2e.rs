@@ -624,9 +624,13 @@ async fn broker_outage_never_answers_200_for_a_lost_callback() {
     let mut cfg = platform::config::BusConfig::amqp(amqp_url());
     cfg.exchange = exchange;
     let bus = platform::bus::AmqpBus::connect(&cfg).await.unwrap();
-    bus.declare(&GroupSpec::new("identity", &["channel.#"], &cfg))
-        .await
-        .unwrap();
+    // Every group the system declared (each process declares them all), then the observer's:
+    // declared here, they are deleted with the exchange.
+    for def in proto::routing::GROUPS {
+        bus.declare(&platform::bus::group_spec(*def, 1))
+            .await
+            .unwrap();
+    }
     bus.declare(&observer_spec()).await.unwrap();
     bus.destroy().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
