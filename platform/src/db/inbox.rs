@@ -40,19 +40,7 @@ where
     F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxFuture<'c, T, E>,
 {
     let txn = db.begin().await?;
-    let insert = Query::insert()
-        .into_table(BusInbox::Table)
-        .columns([
-            BusInbox::Consumer,
-            BusInbox::MessageId,
-            BusInbox::ProcessedAt,
-        ])
-        .values_panic([
-            consumer.into(),
-            message_id.to_string().into(),
-            Utc::now().into(),
-        ])
-        .to_owned();
+    let insert = record(consumer, &[message_id.to_string()]);
     let backend = txn.get_database_backend();
     match txn.execute(backend.build(&insert)).await {
         Ok(_) => {}
@@ -144,39 +132,43 @@ where
     let txn = super::begin_locking(db).await?;
     let backend = txn.get_database_backend();
     let ids: Vec<String> = message_ids.iter().map(Uuid::to_string).collect();
-    let seen_q = Query::select()
-        .column(BusInbox::MessageId)
-        .from(BusInbox::Table)
-        .and_where(Expr::col(BusInbox::Consumer).eq(consumer))
-        .and_where(Expr::col(BusInbox::MessageId).is_in(ids.clone()))
-        .to_owned();
-    let mut seen: std::collections::HashSet<String> = txn
-        .query_all(backend.build(&seen_q))
-        .await?
-        .into_iter()
-        .map(|r| r.try_get_by_index::<String>(0))
-        .collect::<Result<_, _>>()?;
-    // A message twice in one batch is a duplicate the second time.
-    let fresh: Vec<usize> = (0..ids.len())
-        .filter(|&i| seen.insert(ids[i].clone()))
-        .collect();
-    if !fresh.is_empty() {
-        let now = Utc::now();
-        let mut insert = Query::insert()
-            .into_table(BusInbox::Table)
-            .columns([
-                BusInbox::Consumer,
-                BusInbox::MessageId,
-                BusInbox::ProcessedAt,
-            ])
-            .to_owned();
-        for &i in &fresh {
-            insert.values_panic([consumer.into(), ids[i].clone().into(), now.into()]);
+    let fresh: Vec<usize> = if ids.len() == 1 {
+        // One message (a quiet queue): the insert itself tells a duplicate, as in
+        // `process_once`.
+        match txn.execute(backend.build(&record(consumer, &ids))).await {
+            Ok(_) => vec![0],
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await?;
+                metrics::counter!("scrm_inbox_duplicates_total").increment(1);
+                return Ok(vec![Processed::Duplicate]);
+            }
+            Err(e) => return Err(e),
         }
-        // Another consumer recording one of these since the read above is a unique-key race:
-        // the rerun sees it as a duplicate.
-        txn.execute(backend.build(&insert)).await?;
-    }
+    } else {
+        let seen_q = Query::select()
+            .column(BusInbox::MessageId)
+            .from(BusInbox::Table)
+            .and_where(Expr::col(BusInbox::Consumer).eq(consumer))
+            .and_where(Expr::col(BusInbox::MessageId).is_in(ids.clone()))
+            .to_owned();
+        let mut seen: std::collections::HashSet<String> = txn
+            .query_all(backend.build(&seen_q))
+            .await?
+            .into_iter()
+            .map(|r| r.try_get_by_index::<String>(0))
+            .collect::<Result<_, _>>()?;
+        // A message twice in one batch is a duplicate the second time.
+        let fresh: Vec<usize> = (0..ids.len())
+            .filter(|&i| seen.insert(ids[i].clone()))
+            .collect();
+        if !fresh.is_empty() {
+            let new: Vec<String> = fresh.iter().map(|&i| ids[i].clone()).collect();
+            // Another consumer recording one of these since the read above is a unique-key
+            // race: the rerun sees it as a duplicate.
+            txn.execute(backend.build(&record(consumer, &new))).await?;
+        }
+        fresh
+    };
     let mut values = effect(&txn, fresh.clone()).await?;
     if values.len() != fresh.len() {
         // Dropping the transaction rolls it back.
@@ -196,6 +188,23 @@ where
         metrics::counter!("scrm_inbox_duplicates_total").increment(dups as u64);
     }
     Ok(out)
+}
+
+/// The inbox rows recording `message_ids` as processed by `consumer` now.
+fn record(consumer: &str, message_ids: &[String]) -> sea_orm::sea_query::InsertStatement {
+    let now = Utc::now();
+    let mut insert = Query::insert()
+        .into_table(BusInbox::Table)
+        .columns([
+            BusInbox::Consumer,
+            BusInbox::MessageId,
+            BusInbox::ProcessedAt,
+        ])
+        .to_owned();
+    for id in message_ids {
+        insert.values_panic([consumer.into(), id.clone().into(), now.into()]);
+    }
+    insert
 }
 
 /// Has `consumer` processed `message_id`?
