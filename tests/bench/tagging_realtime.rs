@@ -21,7 +21,6 @@ use proto::tagging::TagChanged;
 use proto::Envelope;
 use scrm_tests::servers::{amqp_url, mysql_url, unique};
 use serde_json::json;
-use tagging_svc::store::catalog::{self, NewGroup, NewTag};
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tokio_util::sync::CancellationToken;
 
@@ -99,36 +98,14 @@ async fn main() -> anyhow::Result<()> {
         use sea_orm_migration::MigratorTrait;
         tagging_svc::store::Migrator::up(&db, None).await?;
     }
-    let g = catalog::create_group(
-        &db,
-        NewGroup {
-            tenant_id: TENANT.into(),
-            name: "intent".into(),
-            selection: "multi".into(),
-            sync_wecom: false,
-            corp_id: None,
-            created_by: "bench".into(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let t = catalog::create_tag(
-        &db,
-        NewTag {
-            tenant_id: TENANT.into(),
-            group_id: g.id,
-            name: "pricing visitor".into(),
-            description: String::new(),
-            created_by: "bench".into(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tag_id = scrm_tests::tagging::group_with_tag(&db, TENANT, "intent", "pricing visitor")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     tag_rules::create(
         &db,
         RuleInput {
             tenant_id: TENANT.into(),
-            tag_id: t.id,
+            tag_id: tag_id.clone(),
             name: "viewed pricing this week".into(),
             condition: json!({"version": 1, "root": {"type": "behaviour", "content_tag": "pricing",
                                "count": {"op": "gte", "value": 1}, "window": {"type": "last", "days": 7}}}),

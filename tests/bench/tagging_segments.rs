@@ -30,7 +30,6 @@ use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::SystemClock;
 use tagging_svc::store::backfill;
-use tagging_svc::store::catalog::{self, NewGroup, NewTag};
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::segments;
 
@@ -451,37 +450,16 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Backfill of a rule over every profile, then the same rule again (nothing to change).
-    let g = catalog::create_group(
-        &db,
-        NewGroup {
-            tenant_id: TENANT.into(),
-            name: unique("bench-group"),
-            selection: "multi".into(),
-            sync_wecom: false,
-            corp_id: None,
-            created_by: "bench".into(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let t = catalog::create_tag(
-        &db,
-        NewTag {
-            tenant_id: TENANT.into(),
-            group_id: g.id,
-            name: "bench-engaged".into(),
-            description: String::new(),
-            created_by: "bench".into(),
-        },
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tag_id =
+        scrm_tests::tagging::group_with_tag(&db, TENANT, &unique("bench-group"), "bench-engaged")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (_, broad) = queries()[1].clone();
     let rule = tag_rules::create(
         &db,
         RuleInput {
             tenant_id: TENANT.into(),
-            tag_id: t.id,
+            tag_id: tag_id.clone(),
             name: "bench".into(),
             condition: broad,
             mode: "add_remove".into(),

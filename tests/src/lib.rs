@@ -12,3 +12,4 @@ pub mod events;
 pub mod proxy;
 pub mod scoring;
 pub mod servers;
+pub mod tagging;

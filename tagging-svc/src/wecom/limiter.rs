@@ -78,13 +78,10 @@ mod tests {
     use super::*;
     use platform::cache::MemoryCache;
 
-    #[tokio::test]
-    async fn spaces_calls_after_the_burst() {
-        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new("t:", 1_000));
-        // 600 a minute = one slot every 100 ms; 3 at once after a quiet spell.
-        let limiter = RateLimiter::new(cache, 600, 3);
+    /// The waits (ms) of `n` reservations in a row for corp `ww1`.
+    async fn waits(limiter: &RateLimiter, n: usize) -> Vec<i64> {
         let mut waits = Vec::new();
-        for _ in 0..7 {
+        for _ in 0..n {
             let w = limiter
                 .reserve("ww1", Duration::from_secs(10))
                 .await
@@ -92,6 +89,15 @@ mod tests {
                 .expect("a slot");
             waits.push(w.as_millis() as i64);
         }
+        waits
+    }
+
+    #[tokio::test]
+    async fn spaces_calls_after_the_burst() {
+        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new("t:", 1_000));
+        // 600 a minute = one slot every 100 ms; 3 at once after a quiet spell.
+        let limiter = RateLimiter::new(cache, 600, 3);
+        let waits = waits(&limiter, 7).await;
         // The two saved slots and the current one go at once (the current one may start a
         // little later), then one every 100 ms.
         assert_eq!(&waits[..2], &[0, 0], "{waits:?}");
@@ -119,15 +125,7 @@ mod tests {
     async fn one_at_a_time_spaces_every_call() {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new("t:", 1_000));
         let limiter = RateLimiter::new(cache, 1_200, 1);
-        let mut waits = Vec::new();
-        for _ in 0..4 {
-            let w = limiter
-                .reserve("ww1", Duration::from_secs(10))
-                .await
-                .unwrap()
-                .expect("a slot");
-            waits.push(w.as_millis() as i64);
-        }
+        let waits = waits(&limiter, 4).await;
         assert!(waits[0] <= 50, "{waits:?}");
         for pair in waits.windows(2) {
             assert!((45..=55).contains(&(pair[1] - pair[0])), "{waits:?}");
