@@ -15,8 +15,8 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rules::schema::{FactsCol as C, FactsTable as T};
-use sea_orm::sea_query::{Expr, Func, Order, Query, SimpleExpr};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, SqlErr, TransactionTrait};
+use sea_orm::sea_query::{Expr, Func, OnConflict, Order, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
 use super::migration::{FactsClock, FactsRollingDirty};
 use super::{exec, rows, text};
@@ -59,15 +59,30 @@ pub(crate) async fn mark_dirty<Db: ConnectionTrait>(
     tenant: &str,
     profile: &str,
 ) -> Result<(), DbErr> {
-    let q = Query::insert()
-        .into_table(FactsRollingDirty::Table)
-        .columns([FactsRollingDirty::TenantId, FactsRollingDirty::ProfileId])
-        .values_panic([tenant.into(), profile.into()])
-        .to_owned();
-    match exec(conn, &q).await {
-        Err(e) if !matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Err(e),
-        _ => Ok(()),
+    mark_dirty_many(conn, tenant, &[profile]).await
+}
+
+/// [`mark_dirty`] for several profiles of a tenant (one statement; marked ones stay marked).
+pub(crate) async fn mark_dirty_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[&str],
+) -> Result<(), DbErr> {
+    if profiles.is_empty() {
+        return Ok(());
     }
+    let mut q = Query::insert();
+    q.into_table(FactsRollingDirty::Table)
+        .columns([FactsRollingDirty::TenantId, FactsRollingDirty::ProfileId]);
+    for p in profiles {
+        q.values_panic([tenant.into(), (*p).into()]);
+    }
+    q.on_conflict(
+        OnConflict::columns([FactsRollingDirty::TenantId, FactsRollingDirty::ProfileId])
+            .update_column(FactsRollingDirty::ProfileId)
+            .to_owned(),
+    );
+    exec(conn, &q).await.map(drop)
 }
 
 /// `SUM(CASE WHEN day BETWEEN from AND to THEN cnt ELSE 0 END)`.

@@ -2,16 +2,16 @@
 //! newer `profile.updated` version arrives), behaviour events (raw row, daily buckets, rolling
 //! counters), tags, and moving facts between profiles on merges and un-merges.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use proto::identity::{ProfileUpdated, Relations};
-use rules::schema::{bump_daily, bump_daily_many, FactsCol as C, FactsTable as T};
+use rules::schema::{bump_daily, bump_daily_rows, FactsCol as C, FactsTable as T};
 use rules::{EventFact, FactValue, RelationKind};
 use sea_orm::sea_query::{Expr, OnConflict, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 
-use super::rolling::{mark_dirty, recompute_profile, rolled_to, window_adds};
+use super::rolling::{mark_dirty, mark_dirty_many, recompute_profile, rolled_to, window_adds};
 use super::{exec, opt_text, rows, text};
 
 /// Rows per multi-row `INSERT`.
@@ -96,6 +96,68 @@ pub async fn ensure_locked<Db: ConnectionTrait>(
     // profile meanwhile makes this a duplicate key, a race the caller retries.
     insert_profile(conn, tenant, profile, now).await?;
     Ok(true)
+}
+
+/// [`ensure_locked`] for several profiles of a tenant: the known ones are locked one by one in
+/// key order (as every caller locks), the others are added in one statement. Returns the
+/// profiles added.
+///
+/// The known ones are found by a plain read first: a locking read of keys that are not there
+/// would wait for whatever row follows each of them, and under a steady stream of new profiles
+/// that row is always some other transaction's fresh, uncommitted insert.
+pub async fn ensure_locked_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[&str],
+    now: DateTime<Utc>,
+) -> Result<BTreeSet<String>, DbErr> {
+    let wanted: BTreeSet<&str> = profiles.iter().copied().collect();
+    if let [one] = wanted.iter().copied().collect::<Vec<_>>()[..] {
+        let added = ensure_locked(conn, tenant, one, now).await?;
+        return Ok(added.then(|| one.to_string()).into_iter().collect());
+    }
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    let mut known = BTreeSet::new();
+    for chunk in wanted.chunks(ROWS_PER_INSERT) {
+        let q = Query::select()
+            .column(C::ProfileId)
+            .from(T::FactsProfile)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(C::ProfileId).is_in(chunk.iter().map(|p| p.to_string())))
+            .to_owned();
+        for r in rows(conn, &q).await? {
+            known.insert(text(&r, "profile_id")?);
+        }
+    }
+    for p in &known {
+        lock_profile(conn, tenant, p).await?;
+    }
+    let added: BTreeSet<String> = wanted
+        .iter()
+        .filter(|p| !known.contains(**p))
+        .map(|p| p.to_string())
+        .collect();
+    let rows_new = added
+        .iter()
+        .map(|p| {
+            vec![
+                s(tenant),
+                s(p),
+                Expr::val(0i64).into(),
+                Expr::val(now).into(),
+            ]
+        })
+        .collect();
+    // A profile another transaction adds meanwhile makes this a duplicate key: a race the
+    // caller runs again.
+    insert_rows(
+        conn,
+        T::FactsProfile,
+        &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt],
+        rows_new,
+    )
+    .await?;
+    Ok(added)
 }
 
 async fn insert_profile<Db: ConnectionTrait>(
@@ -284,9 +346,8 @@ pub async fn record_event<Db: ConnectionTrait>(
     record_event_as_of(conn, tenant, profile, ev, today, None).await
 }
 
-/// [`record_event`] with the tenant's `facts_clock.rolled_to` when the caller knows it (it only
-/// ever moves forward, so a value read a moment ago is safe: if it says today, it still is; if
-/// it says an earlier day the profile is marked and recomputed, which is never wrong).
+/// [`record_event`] with the tenant's `facts_clock.rolled_to` when the caller knows it (see
+/// [`Rolling::AsOf`]).
 pub async fn record_event_as_of<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
@@ -295,23 +356,12 @@ pub async fn record_event_as_of<Db: ConnectionTrait>(
     today: NaiveDate,
     known_rolled_to: Option<Option<NaiveDate>>,
 ) -> Result<bool, DbErr> {
-    if !record_event_buckets(conn, tenant, profile, ev).await? {
-        return Ok(false);
-    }
-    let metrics = ev.metrics();
-    let rolled = match known_rolled_to {
-        Some(r) => r,
-        None => rolled_to(conn, tenant).await?,
+    let rolling = Rolling::AsOf {
+        today,
+        rolled_to: known_rolled_to,
     };
-    if rolled == Some(today) {
-        let add = window_adds(ev.day, today, 1);
-        if add.iter().any(|n| *n != 0) && !metrics.is_empty() {
-            bump_rolling(conn, tenant, profile, &metrics, add).await?;
-        }
-    } else {
-        mark_dirty(conn, tenant, profile).await?;
-    }
-    Ok(true)
+    let new = record_events(conn, tenant, &[(profile, ev)], rolling).await?;
+    Ok(new.first().copied().unwrap_or(false))
 }
 
 /// [`record_event`] for a projection that never reads its rolling counters (they are neither
@@ -323,26 +373,56 @@ pub async fn record_event_buckets<Db: ConnectionTrait>(
     profile: &str,
     ev: &EventFact,
 ) -> Result<bool, DbErr> {
-    let q = Query::insert()
-        .into_table(T::FactsEvent)
-        .columns([C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day])
-        .values_panic([
-            s(tenant),
-            s(&ev.event_id),
-            s(profile),
-            s(&ev.kind),
-            Expr::val(ev.day).into(),
-        ])
-        .to_owned();
-    match exec(conn, &q).await {
-        Ok(_) => {}
-        Err(e) if is_duplicate(&e) => return Ok(false),
-        Err(e) => return Err(e),
+    let new = record_events(conn, tenant, &[(profile, ev)], Rolling::Skip).await?;
+    Ok(new.first().copied().unwrap_or(false))
+}
+
+/// A behaviour event and the profile it belongs to.
+pub type ProfileEvent<'a> = (&'a str, &'a EventFact);
+
+/// What [`record_events`] does with the rolling counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rolling {
+    /// Nothing: the projection never reads them (neither bumped nor marked).
+    Skip,
+    /// Bumped as of `today` when the tenant's counters are rolled to it, else the profiles are
+    /// marked for recomputation. `rolled_to` is the tenant's `facts_clock.rolled_to` when the
+    /// caller knows it (it only ever moves forward, so a value read a moment ago is safe: if it
+    /// says today, it still is; if it says an earlier day the profiles are marked and
+    /// recomputed, which is never wrong); `None` reads it.
+    AsOf {
+        today: NaiveDate,
+        rolled_to: Option<Option<NaiveDate>>,
+    },
+}
+
+/// Records behaviour events of a tenant's profiles in a handful of statements whatever their
+/// number: the raw events with their properties, their metrics' daily buckets and the rolling
+/// counters as `rolling` says. Returns, for each event, whether it is new (`false` for one
+/// recorded before, or earlier in `events`). Two transactions recording the same new event at
+/// once make the later one fail on the event's key: a race the caller runs again.
+pub async fn record_events<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    events: &[ProfileEvent<'_>],
+    rolling: Rolling,
+) -> Result<Vec<bool>, DbErr> {
+    let new = insert_events(conn, tenant, events).await?;
+    let fresh: Vec<ProfileEvent> = events
+        .iter()
+        .zip(&new)
+        .filter(|(_, n)| **n)
+        .map(|(e, _)| *e)
+        .collect();
+    if fresh.is_empty() {
+        return Ok(new);
     }
     let mut props = Vec::new();
-    for (key, vs) in &ev.props {
-        for (ord, v) in vs.iter().enumerate() {
-            props.push([vec![s(tenant), s(&ev.event_id)], value_row(key, ord, v)].concat());
+    for (_, ev) in &fresh {
+        for (key, vs) in &ev.props {
+            for (ord, v) in vs.iter().enumerate() {
+                props.push([vec![s(tenant), s(&ev.event_id)], value_row(key, ord, v)].concat());
+            }
         }
     }
     let cols: Vec<C> = [C::TenantId, C::EventId]
@@ -350,20 +430,120 @@ pub async fn record_event_buckets<Db: ConnectionTrait>(
         .chain(VALUE_COLS)
         .collect();
     insert_rows(conn, T::FactsEventProp, &cols, props).await?;
-    let metrics = ev.metrics();
-    if !metrics.is_empty() {
-        exec(conn, &bump_daily_many(tenant, profile, &metrics, ev.day, 1)).await?;
+    // Buckets: each gets the number of its events; rows changing by the same number share a
+    // statement (almost always one: an event per bucket).
+    let mut daily: BTreeMap<(&str, String, NaiveDate), i32> = BTreeMap::new();
+    for (p, ev) in &fresh {
+        for m in ev.metrics() {
+            *daily.entry((p, m, ev.day)).or_default() += 1;
+        }
     }
-    Ok(true)
+    let mut by_count: BTreeMap<i32, Vec<(&str, &str, NaiveDate)>> = BTreeMap::new();
+    for ((p, m, day), n) in &daily {
+        by_count.entry(*n).or_default().push((p, m.as_str(), *day));
+    }
+    for (n, rows) in by_count {
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            exec(conn, &bump_daily_rows(tenant, chunk, n)).await?;
+        }
+    }
+    let Rolling::AsOf {
+        today,
+        rolled_to: known,
+    } = rolling
+    else {
+        return Ok(new);
+    };
+    let rolled = match known {
+        Some(r) => r,
+        None => rolled_to(conn, tenant).await?,
+    };
+    if rolled == Some(today) {
+        let mut adds: BTreeMap<(&str, String), [i64; 4]> = BTreeMap::new();
+        for (p, ev) in &fresh {
+            let add = window_adds(ev.day, today, 1);
+            for m in ev.metrics() {
+                let sum = adds.entry((p, m)).or_default();
+                for (s, a) in sum.iter_mut().zip(add) {
+                    *s += a;
+                }
+            }
+        }
+        let mut by_add: BTreeMap<[i64; 4], Vec<(&str, &str)>> = BTreeMap::new();
+        for ((p, m), add) in &adds {
+            if add.iter().any(|n| *n != 0) {
+                by_add.entry(*add).or_default().push((p, m.as_str()));
+            }
+        }
+        for (add, rows) in by_add {
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                bump_rolling(conn, tenant, chunk, add).await?;
+            }
+        }
+    } else {
+        let profiles: BTreeSet<&str> = fresh.iter().map(|(p, _)| *p).collect();
+        mark_dirty_many(conn, tenant, &profiles.into_iter().collect::<Vec<_>>()).await?;
+    }
+    Ok(new)
 }
 
-/// Adds `add` (last7, last30, last90, total) to the profile's rolling rows of `metrics` (one
-/// statement), creating the missing ones.
-async fn bump_rolling<Db: ConnectionTrait, S: AsRef<str>>(
+/// Inserts the raw rows of the events not recorded before; returns which were new.
+async fn insert_events<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
-    profile: &str,
-    metrics: &[S],
+    events: &[ProfileEvent<'_>],
+) -> Result<Vec<bool>, DbErr> {
+    let row = |(p, ev): &ProfileEvent| {
+        vec![
+            s(tenant),
+            s(&ev.event_id),
+            s(p),
+            s(&ev.kind),
+            Expr::val(ev.day).into(),
+        ]
+    };
+    let cols = [C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day];
+    if let [one] = events {
+        // One event: the insert itself tells a duplicate.
+        return match insert_rows(conn, T::FactsEvent, &cols, vec![row(one)]).await {
+            Ok(()) => Ok(vec![true]),
+            Err(e) if is_duplicate(&e) => Ok(vec![false]),
+            Err(e) => Err(e),
+        };
+    }
+    let ids: BTreeSet<&str> = events.iter().map(|(_, ev)| ev.event_id.as_str()).collect();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    let ids: Vec<&str> = ids.into_iter().collect();
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let q = Query::select()
+            .column(C::EventId)
+            .from(T::FactsEvent)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(C::EventId).is_in(chunk.iter().map(|i| i.to_string())))
+            .to_owned();
+        for r in rows(conn, &q).await? {
+            known.insert(text(&r, "event_id")?);
+        }
+    }
+    let mut new = Vec::with_capacity(events.len());
+    let mut rows_new = Vec::new();
+    for e in events {
+        let fresh = known.insert(e.1.event_id.clone());
+        if fresh {
+            rows_new.push(row(e));
+        }
+        new.push(fresh);
+    }
+    insert_rows(conn, T::FactsEvent, &cols, rows_new).await?;
+    Ok(new)
+}
+
+/// Adds `add` (last7, last30, last90, total) to the rolling rows (profile, metric) of the tenant
+/// (one statement), creating the missing ones.
+async fn bump_rolling<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    rows: &[(&str, &str)],
     add: [i64; 4],
 ) -> Result<(), DbErr> {
     let cols = [C::Last7, C::Last30, C::Last90, C::Total];
@@ -381,11 +561,11 @@ async fn bump_rolling<Db: ConnectionTrait, S: AsRef<str>>(
         C::Last90,
         C::Total,
     ]);
-    for metric in metrics {
+    for (profile, metric) in rows {
         q.values_panic([
             s(tenant),
             s(profile),
-            s(metric.as_ref()),
+            s(metric),
             Expr::val(add[0]).into(),
             Expr::val(add[1]).into(),
             Expr::val(add[2]).into(),

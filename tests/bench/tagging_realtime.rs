@@ -6,7 +6,8 @@
 //! Run: `cargo bench -p scrm-tests --bench tagging_realtime` (servers from SCRM_TEST_MYSQL_URL and
 //! SCRM_TEST_AMQP_URL or the local defaults). Knobs: `BENCH_RATE` events/s (default 1 000),
 //! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer transactions at once (default 16),
-//! `BENCH_BATCH` deliveries one transaction takes (default 32).
+//! `BENCH_BATCH` deliveries one transaction takes (default 32); `BENCH_KEEP_DB` set keeps the
+//! database for a look afterwards.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -146,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
                 let arrived = Instant::now();
                 if let Ok(c) = d.envelope.payload_as::<TagChanged>() {
                     if let Some(t0) = sent.lock().unwrap().remove(&c.profile_id) {
-                        lat.push(arrived - t0);
+                        lat.push((t0, arrived - t0, c.profile_id));
                     }
                 }
                 let _ = d.ack().await;
@@ -176,7 +177,22 @@ async fn main() -> anyhow::Result<()> {
         t.await?;
     }
     let published = start.elapsed();
-    let mut lat = watch.await?;
+    let timed = watch.await?;
+    // The worst latency of the events published in each second shows when a backlog built up.
+    let mut worst = vec![Duration::ZERO; secs as usize + 1];
+    let mut slowest: Vec<&(Instant, Duration, String)> = timed.iter().collect();
+    slowest.sort_by_key(|(_, l, _)| std::cmp::Reverse(*l));
+    let slowest: Vec<String> = slowest
+        .iter()
+        .take(5)
+        .map(|(_, l, p)| format!("{p} {} ms", l.as_millis()))
+        .collect();
+    println!("slowest: {}", slowest.join(", "));
+    for (t0, l, _) in &timed {
+        let s = (t0.saturating_duration_since(start).as_secs() as usize).min(secs as usize);
+        worst[s] = worst[s].max(*l);
+    }
+    let mut lat: Vec<Duration> = timed.into_iter().map(|(_, l, _)| l).collect();
     lat.sort();
     println!(
         "published {total} in {:.1} s ({:.0}/s); tag.changed received for {} events",
@@ -191,9 +207,18 @@ async fn main() -> anyhow::Result<()> {
         pct(&lat, 0.99),
         pct(&lat, 1.0)
     );
+    let worst: Vec<String> = worst.iter().map(|d| format!("{}", d.as_millis())).collect();
+    println!(
+        "worst latency (ms) by second of publish: {}",
+        worst.join(" ")
+    );
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), service).await;
     amqp.destroy().await?;
-    platform::db::drop_mysql_database(&db_url).await?;
+    if std::env::var_os("BENCH_KEEP_DB").is_some() {
+        println!("database kept: {db_url}");
+    } else {
+        platform::db::drop_mysql_database(&db_url).await?;
+    }
     Ok(())
 }

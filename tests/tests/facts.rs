@@ -367,8 +367,98 @@ async fn rolling_steps_forward_like_a_rebuild(backend: Backend) {
     t.cleanup().await;
 }
 
+/// Everything the projection holds of `profile`: facts, raw events and rolling rows.
+async fn snapshot(db: &DatabaseConnection, profile: &str) -> String {
+    let opts = LoadOptions {
+        events_since: Some(today() - Duration::days(1000)),
+        ..Default::default()
+    };
+    let f = facts::load_profile(db, T, profile, &opts).await.unwrap();
+    format!(
+        "{:?} {:?} {:?}",
+        f.daily,
+        f.events,
+        rolling_rows(db, profile).await
+    )
+}
+
+async fn batch_recording_equals_one_by_one(backend: Backend) {
+    let (one, batch) = (setup(backend).await, setup(backend).await);
+    let p = |i: usize| ["pA", "pB", "pC"][i % 3];
+    let make = |n: usize| -> Vec<(&'static str, Envelope)> {
+        (0..n)
+            .map(|i| {
+                (
+                    p(i),
+                    page_view((i % 4) as i64 * 5, &["case_study", "pricing"][..i % 3]),
+                )
+            })
+            .collect()
+    };
+    // Recorded before in both: the batch must see it as old.
+    let earlier = (p(0), page_view(1, &[]));
+    for t in [&one, &batch] {
+        assert!(record(&t.conn, earlier.0, &earlier.1).await);
+    }
+    let phases = [make(10), make(12)];
+    for (k, events) in phases.iter().enumerate() {
+        if k == 1 {
+            // Second phase with current counters: the batch bumps them instead of marking.
+            for t in [&one, &batch] {
+                facts::roll(&t.conn, T, today(), 1, now()).await.unwrap();
+            }
+        }
+        let mut all: Vec<(&str, Envelope)> = events.clone();
+        all.push(earlier.clone());
+        all.push(all[0].clone());
+        let mut want = Vec::new();
+        for (pr, e) in &all {
+            want.push(record(&one.conn, pr, e).await);
+        }
+        let evs: Vec<(&str, rules::EventFact)> = all
+            .iter()
+            .map(|(pr, e)| (*pr, facts::event_fact(e, 480)))
+            .collect();
+        let pairs: Vec<facts::ProfileEvent> = evs.iter().map(|(pr, ev)| (*pr, ev)).collect();
+        let txn = batch.conn.begin().await.unwrap();
+        let added = facts::ensure_locked_many(&txn, T, &["pC", "pA", "pB", "pA"], now())
+            .await
+            .unwrap();
+        let rolling = facts::Rolling::AsOf {
+            today: today(),
+            rolled_to: None,
+        };
+        let got = facts::record_events(&txn, T, &pairs, rolling)
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(got, want, "phase {k}: which events are new");
+        let expect_added: Vec<&str> = if k == 0 { vec!["pB", "pC"] } else { vec![] };
+        assert_eq!(
+            added.iter().map(String::as_str).collect::<Vec<_>>(),
+            expect_added
+        );
+        if k == 0 {
+            // Not rolled yet: the counters of every profile are marked, then rebuilt.
+            for t in [&one, &batch] {
+                facts::roll(&t.conn, T, today(), 1, now()).await.unwrap();
+            }
+        }
+        for pr in ["pA", "pB", "pC"] {
+            assert_eq!(
+                snapshot(&batch.conn, pr).await,
+                snapshot(&one.conn, pr).await,
+                "phase {k}, {pr}"
+            );
+        }
+    }
+    one.cleanup().await;
+    batch.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
     state_versions_and_relations,
     behaviour_counted_once_rolled_merged_and_split,
-    rolling_steps_forward_like_a_rebuild
+    rolling_steps_forward_like_a_rebuild,
+    batch_recording_equals_one_by_one
 );

@@ -19,7 +19,9 @@ use sea_query::{
 
 mod write;
 
-pub use write::{bump_daily, bump_daily_many, delete_profile_statements, insert_statements};
+pub use write::{
+    bump_daily, bump_daily_many, bump_daily_rows, delete_profile_statements, insert_statements,
+};
 
 /// The facts tables.
 #[derive(sea_query::Iden, Debug, Clone, Copy, PartialEq, Eq)]

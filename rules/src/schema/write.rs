@@ -244,6 +244,20 @@ pub fn bump_daily_many<S: AsRef<str>>(
     day: NaiveDate,
     by: i32,
 ) -> InsertStatement {
+    let rows: Vec<(&str, &str, NaiveDate)> = metrics
+        .iter()
+        .map(|m| (profile_id, m.as_ref(), day))
+        .collect();
+    bump_daily_rows(tenant_id, &rows, by)
+}
+
+/// [`bump_daily`] for several buckets (profile, metric, day) of a tenant in one statement, each
+/// changing by `by`. `rows` must not be empty and must not name a bucket twice.
+pub fn bump_daily_rows(
+    tenant_id: &str,
+    rows: &[(&str, &str, NaiveDate)],
+    by: i32,
+) -> InsertStatement {
     let mut q = Query::insert();
     q.into_table(T::FactsBehaviourDaily).columns([
         C::TenantId,
@@ -252,12 +266,12 @@ pub fn bump_daily_many<S: AsRef<str>>(
         C::Day,
         C::Cnt,
     ]);
-    for metric in metrics {
+    for (profile_id, metric, day) in rows {
         q.values_panic([
             tenant_id.into(),
-            profile_id.into(),
-            metric.as_ref().into(),
-            day.into(),
+            (*profile_id).into(),
+            (*metric).into(),
+            (*day).into(),
             by.into(),
         ]);
     }

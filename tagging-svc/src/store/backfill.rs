@@ -7,15 +7,13 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use proto::tagging::{TagChange, TagChanged, TagSource, TAG_CHANGED};
-use proto::Envelope;
+use proto::tagging::{TagChange, TagChanged, TagSource};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
 use serde::Serialize;
-use serde_json::json;
 
 use super::catalog::SINGLE;
 use super::entities::{job, membership};
@@ -406,6 +404,7 @@ async fn apply(
                 .await?,
             );
         }
+        members::publish(&txn, tenant, &changes).await?;
         txn.commit().await?;
         return Ok(count(&changes, info));
     }
@@ -460,11 +459,10 @@ async fn apply(
     let owned = |ps: &[&String]| ps.iter().map(|p| (*p).clone()).collect::<Vec<String>>();
     facts::set_tag_many(&txn, tenant, &owned(&gained), tag_id).await?;
     facts::unset_tag_many(&txn, tenant, &owned(&lost), tag_id).await?;
-    let mut envs = Vec::new();
     for (ps, change) in [(&gained, TagChange::Added), (&lost, TagChange::Removed)] {
         for p in ps {
             writeback::enqueue(&txn, tenant, p, info, change, now).await?;
-            let c = TagChanged {
+            changes.push(TagChanged {
                 profile_id: (*p).clone(),
                 tag_id: tag_id.to_string(),
                 tag_name: info.tag.name.clone(),
@@ -474,16 +472,10 @@ async fn apply(
                 rule_id: Some(rule_id.to_string()),
                 actor: None,
                 at: now,
-            };
-            envs.push(
-                Envelope::builder(TAG_CHANGED, tenant, json!(c))
-                    .occurred_at(now)
-                    .build(),
-            );
-            changes.push(c);
+            });
         }
     }
-    platform::db::outbox::enqueue_many(&txn, &envs).await?;
+    members::publish(&txn, tenant, &changes).await?;
     txn.commit().await?;
     Ok(count(&changes, info))
 }

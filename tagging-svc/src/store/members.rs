@@ -225,7 +225,27 @@ fn changed(
     }
 }
 
-/// The tag set changed: facts projection, `tag.changed`, WeCom write-back.
+/// Writes `tag.changed` for `changes` to the outbox, in one statement for all: the owner of the
+/// transaction that made them calls it once before committing (the changes come back to it
+/// from every function here and from rule settling).
+pub async fn publish<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    changes: &[TagChanged],
+) -> Result<(), DbErr> {
+    let envs: Vec<Envelope> = changes
+        .iter()
+        .map(|c| {
+            Envelope::builder(TAG_CHANGED, tenant, json!(c))
+                .occurred_at(c.at)
+                .build()
+        })
+        .collect();
+    outbox::enqueue_many(conn, &envs).await
+}
+
+/// The tag set changed: facts projection and WeCom write-back (`tag.changed` goes out through
+/// [`publish`]).
 async fn announce(
     txn: &DatabaseTransaction,
     tenant: &str,
@@ -239,10 +259,6 @@ async fn announce(
             TagChange::Added => facts::set_tag(txn, tenant, profile, &c.tag_id).await?,
             TagChange::Removed => facts::unset_tag(txn, tenant, profile, &c.tag_id).await?,
         }
-        let env = Envelope::builder(TAG_CHANGED, tenant, json!(c))
-            .occurred_at(now)
-            .build();
-        outbox::enqueue(txn, &env).await?;
         writeback::enqueue(txn, tenant, profile, info, c.change, now).await?;
         metrics::counter!("scrm_tagging_tag_changes_total", "change" => match c.change {
             TagChange::Added => "added",

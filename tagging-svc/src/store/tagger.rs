@@ -222,9 +222,39 @@ impl Tagger {
                 let (me, items) = (self.clone(), items.clone());
                 Box::pin(async move {
                     let mut changes = Vec::with_capacity(fresh.len());
-                    for k in fresh {
-                        let (_, tenant, work) = &items[k];
-                        changes.push(me.apply(txn, tenant, work).await?);
+                    let mut k = 0;
+                    while k < fresh.len() {
+                        let (_, tenant, work) = &items[fresh[k]];
+                        // Behaviour events of one tenant next to each other are recorded
+                        // together (a few statements for all), then settled one by one.
+                        let run: Vec<&ProfileResolved> = fresh[k..]
+                            .iter()
+                            .map(|&j| &items[j])
+                            .take_while(|(_, t, _)| t == tenant)
+                            .map_while(|(_, _, w)| match &**w {
+                                Work::Resolved(r) => Some(r),
+                                _ => None,
+                            })
+                            .collect();
+                        if run.len() > 1 {
+                            k += run.len();
+                            changes.extend(me.resolved(txn, tenant, &run).await?);
+                        } else {
+                            k += 1;
+                            changes.push(me.apply(txn, tenant, work).await?);
+                        }
+                    }
+                    // Every `tag.changed` of the batch in one statement per tenant.
+                    let mut by_tenant: std::collections::BTreeMap<&str, Vec<TagChanged>> =
+                        Default::default();
+                    for (&j, c) in fresh.iter().zip(&changes) {
+                        by_tenant
+                            .entry(items[j].1.as_str())
+                            .or_default()
+                            .extend(c.iter().cloned());
+                    }
+                    for (tenant, c) in by_tenant {
+                        members::publish(txn, tenant, &c).await?;
                     }
                     Ok(changes)
                 })
@@ -240,6 +270,77 @@ impl Tagger {
             .collect())
     }
 
+    /// Records and settles behaviour events of a tenant's profiles, each as if alone: the
+    /// profiles are locked first (in key order), the events of profiles with one event here are
+    /// recorded together (a few statements for all), a profile's several events one at a time,
+    /// each right before its profile is settled. Returns each event's tag-set changes (none for
+    /// an event seen before).
+    async fn resolved(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        works: &[&ProfileResolved],
+    ) -> Result<Vec<Vec<TagChanged>>, DbErr> {
+        let at = self.at(tenant);
+        let profiles: Vec<&str> = works.iter().map(|r| r.profile_id.as_str()).collect();
+        let mut first = facts::ensure_locked_many(txn, tenant, &profiles, at.now).await?;
+        let evs: Vec<rules::EventFact> = works
+            .iter()
+            .map(|r| facts::event_fact(&r.event, at.offset))
+            .collect();
+        let rolling = facts::Rolling::AsOf {
+            today: at.today,
+            rolled_to: Some(self.rolled_to(tenant).await?),
+        };
+        let mut events_of: std::collections::HashMap<&str, usize> = Default::default();
+        for p in &profiles {
+            *events_of.entry(p).or_default() += 1;
+        }
+        let alone: Vec<usize> = (0..works.len())
+            .filter(|&i| events_of[profiles[i]] == 1)
+            .collect();
+        let pairs: Vec<facts::ProfileEvent> =
+            alone.iter().map(|&i| (profiles[i], &evs[i])).collect();
+        let mut new = vec![false; works.len()];
+        for (&i, n) in alone
+            .iter()
+            .zip(facts::record_events(txn, tenant, &pairs, rolling).await?)
+        {
+            new[i] = n;
+        }
+        let mut out = Vec::with_capacity(works.len());
+        for (i, (p, ev)) in profiles.iter().zip(&evs).enumerate() {
+            if events_of[p] > 1 {
+                new[i] = facts::record_events(txn, tenant, &[(p, ev)], rolling).await?[0];
+            }
+            // A profile new to the projection is settled against every rule, once.
+            let first = first.remove(*p);
+            if !new[i] && !first {
+                out.push(Vec::new());
+                continue;
+            }
+            let trigger = if first {
+                Trigger::All
+            } else {
+                let content_tags = ev
+                    .props
+                    .get(rules::CONTENT_TAGS_KEY)
+                    .map(|vs| {
+                        vs.iter()
+                            .filter_map(|v| v.encode().s)
+                            .collect::<Vec<String>>()
+                    })
+                    .unwrap_or_default();
+                Trigger::Event {
+                    kind: ev.kind.clone(),
+                    content_tags,
+                }
+            };
+            out.push(self.engine.settle(txn, tenant, p, trigger, &at).await?);
+        }
+        Ok(out)
+    }
+
     async fn apply(
         &self,
         txn: &DatabaseTransaction,
@@ -248,35 +349,12 @@ impl Tagger {
     ) -> Result<Vec<TagChanged>, DbErr> {
         let at = self.at(tenant);
         match work {
-            Work::Resolved(r) => {
-                let p = r.profile_id.as_str();
-                let first = facts::ensure_locked(txn, tenant, p, at.now).await?;
-                let ev = facts::event_fact(&r.event, at.offset);
-                let rolled = self.rolled_to(tenant).await?;
-                let new =
-                    facts::record_event_as_of(txn, tenant, p, &ev, at.today, Some(rolled)).await?;
-                if !new && !first {
-                    return Ok(Vec::new());
-                }
-                let trigger = if first {
-                    Trigger::All
-                } else {
-                    let content_tags = ev
-                        .props
-                        .get(rules::CONTENT_TAGS_KEY)
-                        .map(|vs| {
-                            vs.iter()
-                                .filter_map(|v| v.encode().s)
-                                .collect::<Vec<String>>()
-                        })
-                        .unwrap_or_default();
-                    Trigger::Event {
-                        kind: ev.kind.clone(),
-                        content_tags,
-                    }
-                };
-                self.engine.settle(txn, tenant, p, trigger, &at).await
-            }
+            Work::Resolved(r) => Ok(self
+                .resolved(txn, tenant, &[r])
+                .await?
+                .into_iter()
+                .flatten()
+                .collect()),
             Work::Updated(u) => {
                 let p = u.profile_id.as_str();
                 facts::ensure_locked(txn, tenant, p, at.now).await?;
@@ -425,6 +503,7 @@ impl Tagger {
                 &at,
             )
             .await?;
+        members::publish(&txn, tenant, &out).await?;
         txn.commit().await?;
         Ok(out)
     }
@@ -468,7 +547,8 @@ impl Tagger {
             let at = self.at(&tenant);
             let txn = self.db.begin().await?;
             facts::lock_profile(&txn, &tenant, &profile).await?;
-            self.engine
+            let changes = self
+                .engine
                 .settle(
                     &txn,
                     &tenant,
@@ -477,6 +557,7 @@ impl Tagger {
                     &at,
                 )
                 .await?;
+            members::publish(&txn, &tenant, &changes).await?;
             // Rows still due belong to rules no longer live: nothing will move them.
             schedule::Entity::delete_many()
                 .filter(schedule::Column::TenantId.eq(tenant.as_str()))
