@@ -413,6 +413,10 @@ async fn heavy(
     );
 }
 
+// As the `scrm` binary runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let rate = env_u64("BENCH_RATE", 1000);
     let seconds = env_u64("BENCH_SECONDS", 30);

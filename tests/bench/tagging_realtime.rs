@@ -59,7 +59,12 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+// As the `scrm` binary runs: mimalloc, one runtime worker per core (the publishers and the
+// observer share them; more workers than cores only add context switches).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     if let Ok(filter) = std::env::var("RUST_LOG") {
         tracing_subscriber::fmt().with_env_filter(filter).init();
