@@ -123,7 +123,11 @@ fn condition() -> Value {
 async fn rules_preview_backfill_export(backend: Backend) {
     let (db, tagger) = setup(backend).await;
     population(&tagger, 30).await;
-    let routes = tagging_svc::api::routes(tagger.clone());
+    let routes = tagging_svc::api::wecom::routes(
+        tagging_svc::api::routes(tagger.clone()),
+        db.conn.clone(),
+        None,
+    );
     let app = atest::init_service(
         App::new()
             .app_data(platform::http::query_config())
@@ -153,6 +157,15 @@ async fn rules_preview_backfill_export(backend: Backend) {
     )
     .await;
     let tag = t["id"].as_str().unwrap().to_string();
+
+    // Pushing a group to WeCom: the tenant is required; with WeCom access off, 503.
+    let push = format!("/v1/tag-groups/{}/wecom/push", g["id"].as_str().unwrap());
+    let res = atest::call_service(&app, post(&push, json!({}))).await;
+    assert_eq!(res.status(), 400);
+    let res = atest::call_service(&app, post(&push, json!({"tenant_id": T}))).await;
+    assert_eq!(res.status(), 503);
+    let body: Value = atest::read_body_json(res).await;
+    assert_eq!(body["code"], "wecom_sync_off", "{body}");
 
     // A bad condition: every error, each naming its node.
     let bad = json!({"version": 1, "root": {"type": "and", "children": [

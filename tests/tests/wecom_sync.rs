@@ -37,12 +37,13 @@ use sea_orm::DatabaseConnection;
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::SystemClock;
+use tagging_svc::store::catalog::CatalogError;
 use tagging_svc::store::catalog::{self, GroupView, TagPatch};
 use tagging_svc::store::corp_tags::{self, LinkOptions};
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::sync_queue;
 use tagging_svc::store::tagger::Tagger;
-use tagging_svc::wecom::mirror::MirrorError;
+use tagging_svc::wecom::mirror::{MirrorError, PushError};
 use tagging_svc::wecom::{WecomSync, WecomSyncConfig};
 use wechat::api::{
     ApiBaseUrls, ApiClient, AppCredentials, ClientOptions, TokenGrant, TokenQuery, WechatAccess,
@@ -1008,6 +1009,132 @@ async fn a_lost_lease_is_taken_over_and_its_late_result_changes_nothing(backend:
     .await;
 }
 
+/// A group made in the console is pushed to WeCom: its tags are created (the group too), linked
+/// and mirrored, so its tags are written back; a tag WeCom has already is linked, not created
+/// again; a name WeCom would refuse is refused first, naming the tag.
+async fn a_local_group_is_pushed_to_wecom_and_written_back(backend: Backend) {
+    with_env(backend, 53, sync_config(), |e| async move {
+        let group = catalog::create_group(
+            &e.conn,
+            catalog::NewGroup {
+                tenant_id: T.into(),
+                name: "Buying stage".into(),
+                selection: "multi".into(),
+                sync_wecom: true,
+                corp_id: Some(e.corp.clone()),
+                created_by: "ops".into(),
+            },
+        )
+        .await
+        .expect("group");
+        let new_tag = |name: &str| {
+            let (conn, group_id, name) = (e.conn.clone(), group.id.clone(), name.to_string());
+            async move {
+                catalog::create_tag(
+                    &conn,
+                    catalog::NewTag {
+                        tenant_id: T.into(),
+                        group_id,
+                        name,
+                        description: String::new(),
+                        created_by: "ops".into(),
+                    },
+                )
+                .await
+                .expect("tag")
+            }
+        };
+        let hot = new_tag("hot").await;
+        let warm = new_tag("warm").await;
+        let groups_before = e.fake.corp_tag_groups().len();
+        // Tagged before the tag is in WeCom: nothing to write back yet.
+        let user = contacts(&e.fake, 1).remove(0);
+        let rep = user.follows[0].userid.clone();
+        e.profile("p-push", 1, &user, &[rep.as_str()], json!({}))
+            .await;
+        e.tag("p-push", &warm.id, true).await;
+        assert_eq!(e.counts().await.get("pending").copied().unwrap_or(0), 0);
+
+        let r = e.sync.mirror.push(T, &group.id).await.expect("push");
+        assert_eq!((r.created, r.linked), (2, 0));
+        let corp_groups = e.fake.corp_tag_groups();
+        assert_eq!(corp_groups.len(), groups_before + 1);
+        let made = corp_groups
+            .iter()
+            .find(|g| g.group_name == "Buying stage")
+            .expect("the group is in WeCom");
+        assert_eq!(r.wecom_group_id.as_deref(), Some(made.group_id.as_str()));
+        let wecom_id = |name: &str| {
+            made.tags
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.id.clone())
+        };
+        for t in [&hot, &warm] {
+            let local = catalog::tag(&e.conn, &t.id).await.expect("tag");
+            assert_eq!(local.wecom_tag_id, wecom_id(&t.name), "{} linked", t.name);
+        }
+        let mirror = corp_tags::list(&e.conn, T, Some(&e.corp))
+            .await
+            .expect("mirror")
+            .remove(&e.corp)
+            .unwrap_or_default();
+        let m = mirror
+            .iter()
+            .find(|g| g.wecom_id == made.group_id)
+            .expect("mirrored");
+        assert_eq!(m.group_id.as_deref(), Some(group.id.as_str()));
+        assert!(m.tags.iter().all(|t| t.tag_id.is_some()), "{m:?}");
+        // The mirror did not make local copies of what was pushed.
+        let local_tags = catalog::groups(&e.conn, T).await.expect("groups");
+        let mine = local_tags
+            .iter()
+            .find(|g| g.group.id == group.id)
+            .expect("group");
+        assert_eq!(mine.tags.len(), 2);
+
+        // Nothing left to push.
+        let again = e.sync.mirror.push(T, &group.id).await.expect("push");
+        assert_eq!((again.created, again.linked, again.mirror), (0, 0, None));
+
+        // A tag WeCom already has (added there meanwhile) is linked, not created twice.
+        let there = e.fake.add_corp_tag(&made.group_id, "cold").expect("added");
+        let cold = new_tag("cold").await;
+        let r = e.sync.mirror.push(T, &group.id).await.expect("push");
+        assert_eq!((r.created, r.linked), (0, 1));
+        let cold = catalog::tag(&e.conn, &cold.id).await.expect("tag");
+        assert_eq!(cold.wecom_tag_id.as_deref(), Some(there.as_str()));
+
+        // A name longer than WeCom takes is refused before any call, naming the tag.
+        let long = new_tag(&"x".repeat(31)).await;
+        let calls = e.fake.calls(endpoints::ADD_CORP_TAG);
+        match e.sync.mirror.push(T, &group.id).await {
+            Err(PushError::Refused(CatalogError::Invalid { field, message })) => {
+                assert_eq!(field, "tags");
+                assert!(message.contains(&long.id), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(e.fake.calls(endpoints::ADD_CORP_TAG), calls);
+
+        // The tag held before the push went out with it; later changes go out like any.
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        let calls = e.calls_for(&user);
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0].add, vec![wecom_id("warm").expect("warm")]);
+        e.tag("p-push", &hot.id, true).await;
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        let calls = e.calls_for(&user);
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[1].add, vec![wecom_id("hot").expect("hot")]);
+        assert!(e
+            .fake
+            .corp_tags_of(&user, &rep)
+            .contains(&wecom_id("hot").expect("hot")));
+    })
+    .await;
+}
+
 scrm_tests::on_both_backends!(
     mirror_follows_renames_deletions_and_new_tags,
     manual_and_rule_tags_reach_each_reps_view_net_of_reversals,
@@ -1015,4 +1142,5 @@ scrm_tests::on_both_backends!(
     the_rate_limit_spaces_calls,
     two_workers_never_send_an_item_twice,
     a_lost_lease_is_taken_over_and_its_late_result_changes_nothing,
+    a_local_group_is_pushed_to_wecom_and_written_back,
 );

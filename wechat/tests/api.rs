@@ -9,7 +9,8 @@ use std::time::Duration;
 use platform::cache::{Cache, MemoryCache, RedisCache};
 use scrm_tests::servers;
 use wechat::api::{
-    ApiBaseUrls, ApiClient, ApiError, AppCredentials, ClientOptions, MarkTagRequest, Secret,
+    ApiBaseUrls, ApiClient, ApiError, AppCredentials, ClientOptions, CorpTagGroupRef,
+    MarkTagRequest, NewCorpTag, Secret,
 };
 use wechat::fake::{endpoints, CallbackMode, FakeHandle, FakeWechat};
 use wechat::signature;
@@ -625,6 +626,55 @@ async fn wecom_contacts_and_tags() {
     assert_eq!(by_tag.len(), 1);
     assert_eq!(by_tag[0].tag.len(), 1);
     assert_eq!(by_tag[0].tag[0].name, one.name);
+
+    // add_corp_tag: a new group by name, more tags into it by id; a name the group has, or one
+    // longer than 30 characters, refused.
+    let tag = |name: &str| NewCorpTag {
+        name: name.to_owned(),
+        order: 0,
+    };
+    let made = api
+        .wecom_add_corp_tag(
+            &wecom,
+            CorpTagGroupRef::Name {
+                name: "渠道",
+                order: 3,
+            },
+            &[tag("直播"), tag("展会")],
+        )
+        .await
+        .expect("add by name");
+    assert_eq!((made.group_name.as_str(), made.tag.len()), ("渠道", 2));
+    let more = api
+        .wecom_add_corp_tag(&wecom, CorpTagGroupRef::Id(&made.group_id), &[tag("线上")])
+        .await
+        .expect("add by id");
+    assert_eq!(
+        (more.group_id.as_str(), more.tag[0].name.as_str()),
+        (made.group_id.as_str(), "线上")
+    );
+    let listed = api
+        .wecom_corp_tag_list(&wecom, &[], &[&made.group_id])
+        .await
+        .expect("listed");
+    assert_eq!(listed[0].tag.len(), 3);
+    let err = api
+        .wecom_add_corp_tag(&wecom, CorpTagGroupRef::Id(&made.group_id), &[tag("直播")])
+        .await
+        .expect_err("taken");
+    assert!(
+        matches!(err, ApiError::DuplicateCorpTagName { .. }),
+        "{err:?}"
+    );
+    let err = api
+        .wecom_add_corp_tag(
+            &wecom,
+            CorpTagGroupRef::Id(&made.group_id),
+            &[tag(&"x".repeat(31))],
+        )
+        .await
+        .expect_err("too long");
+    assert_eq!(err.errcode(), Some(40058));
 
     // mark_tag changes what externalcontact/get reports.
     let user = pop

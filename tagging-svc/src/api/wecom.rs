@@ -7,6 +7,7 @@
 //! | `POST /v1/wecom/{corp_id}/corp-tag-groups/{group_id}/link` `{tenant_id, operator, name?, selection?}` | 201 the local group (written back to WeCom) with a tag per corp tag; 404 not mirrored; 409 `already_linked`, `corp_group_deleted`, `duplicate_name` |
 //! | `GET /v1/wecom/sync-queue?tenant_id=[&recent=20]` | write-back items per status and the latest failures |
 //! | `PATCH /v1/tag-groups/{id}/wecom` `{sync_wecom?, corp_id?}` | the group; turning sync off drops its pending write-backs |
+//! | `POST /v1/tag-groups/{id}/wecom/push` `{tenant_id}` | creates the group's tags that WeCom lacks (and the corp group when not linked), links them: 200 `{group_id, wecom_group_id, created, linked, mirror}`; 400 a name over 30 characters or no `corp_id`; 409 `already_linked`, `group_retired`, `sync_running`; 502 `wechat_error`; 503 `wecom_sync_off` |
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use super::catalog::catalog_error;
 use super::{db_error, field, required};
 use crate::store::corp_tags::{self, LinkOptions};
 use crate::store::sync_queue;
-use crate::wecom::mirror::MirrorError;
+use crate::wecom::mirror::{MirrorError, PushError};
 use crate::wecom::WecomSync;
 
 #[derive(Clone)]
@@ -48,7 +49,8 @@ pub fn routes(base: Routes, db: DatabaseConnection, sync: Option<WecomSync>) -> 
                 "/v1/wecom/{corp_id}/corp-tag-groups/{group_id}/link",
                 web::post().to(post_link),
             )
-            .route("/v1/tag-groups/{id}/wecom", web::patch().to(patch_group));
+            .route("/v1/tag-groups/{id}/wecom", web::patch().to(patch_group))
+            .route("/v1/tag-groups/{id}/wecom/push", web::post().to(post_push));
     })
 }
 
@@ -84,25 +86,53 @@ async fn post_sync(
     q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let Some(sync) = &state.sync else {
-        return Err(ApiError::unavailable(
-            "wecom_sync_off",
-            "WeCom access is switched off (tagging.wechat.enabled = false)",
-        ));
-    };
+    let sync = wecom_on(&state)?;
     match sync.mirror.sync(&tenant, &corp).await {
         Ok(report) => Ok(HttpResponse::Ok().json(report)),
         Err(MirrorError::Busy) => Ok(HttpResponse::Accepted().json(json!({"status": "queued"}))),
-        Err(MirrorError::Db(e)) => Err(db_error(e)),
-        Err(MirrorError::Wechat(e)) => {
-            Err(
-                ApiError::new(StatusCode::BAD_GATEWAY, "wechat_error", e.to_string())
-                    .with_details(json!({"errcode": e.errcode(), "transient": e.is_transient()})),
-            )
+        Err(e) => Err(mirror_error(e)),
+    }
+}
+
+fn mirror_error(e: MirrorError) -> ApiError {
+    match e {
+        MirrorError::Busy => ApiError::new(StatusCode::CONFLICT, "sync_running", e.to_string()),
+        MirrorError::Db(e) => db_error(e),
+        MirrorError::Wechat(e) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "wechat_error", e.to_string())
+                .with_details(json!({"errcode": e.errcode(), "transient": e.is_transient()}))
         }
-        Err(e @ (MirrorError::NoSlot | MirrorError::Limiter(_))) => {
-            Err(ApiError::unavailable("rate_limited", e.to_string()))
+        e @ (MirrorError::NoSlot | MirrorError::Limiter(_)) => {
+            ApiError::unavailable("rate_limited", e.to_string())
         }
+    }
+}
+
+fn wecom_on(state: &WecomState) -> Result<&WecomSync, ApiError> {
+    state.sync.as_ref().ok_or_else(|| {
+        ApiError::unavailable(
+            "wecom_sync_off",
+            "WeCom access is switched off (tagging.wechat.enabled = false)",
+        )
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct PushBody {
+    tenant_id: Option<String>,
+}
+
+async fn post_push(
+    state: web::Data<WecomState>,
+    id: web::Path<String>,
+    body: web::Json<PushBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = field(body.into_inner().tenant_id, "tenant_id")?;
+    let sync = wecom_on(&state)?;
+    match sync.mirror.push(&tenant, &id).await {
+        Ok(report) => Ok(HttpResponse::Ok().json(report)),
+        Err(PushError::Refused(e)) => Err(catalog_error(e)),
+        Err(PushError::Mirror(e)) => Err(mirror_error(e)),
     }
 }
 

@@ -29,6 +29,7 @@ use wechat::api::CorpTagGroup;
 use super::catalog::{self, CatalogError, GroupRow, GroupView, TagRow, ACTIVE, MULTI, RETIRED};
 use super::entities::{corp_tag, corp_tag_sync, tag, tag_group};
 use super::sync_queue::{self, Closed};
+use super::writeback;
 
 /// `kind` of a mirrored group / tag.
 pub const GROUP: &str = "group";
@@ -98,6 +99,7 @@ pub async fn apply(
         .into_iter()
         .map(|m| (mirror_key(&m), m))
         .collect();
+    let local = local_links(&txn, tenant, corp).await?;
     let mut report = MirrorReport::default();
     let mut listed: BTreeSet<String> = BTreeSet::new();
     let mut rows = Vec::new();
@@ -147,6 +149,7 @@ pub async fn apply(
                 m.update(&txn).await?;
             }
             None => {
+                let tag_id = local.get(&wecom_id).cloned();
                 corp_tag::Entity::insert(corp_tag::ActiveModel {
                     tenant_id: Set(tenant.to_string()),
                     corp_id: Set(corp.to_string()),
@@ -156,7 +159,7 @@ pub async fn apply(
                     name: Set(name),
                     sort_order: Set(order),
                     deleted: Set(deleted),
-                    tag_id: Set(None),
+                    tag_id: Set(tag_id),
                     synced_at: Set(now),
                 })
                 .exec_without_returning(&txn)
@@ -197,6 +200,42 @@ pub async fn apply(
             .await?;
     txn.commit().await?;
     Ok(report)
+}
+
+/// WeCom id → local id of the groups of `corp` linked to a corp group and of their tags linked
+/// to a corp tag (a group pushed to WeCom is linked before its tags are first mirrored).
+async fn local_links<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    corp: &str,
+) -> Result<BTreeMap<String, String>, DbErr> {
+    let groups = tag_group::Entity::find()
+        .filter(tag_group::Column::TenantId.eq(tenant))
+        .filter(tag_group::Column::CorpId.eq(corp))
+        .filter(tag_group::Column::WecomGroupId.is_not_null())
+        .all(conn)
+        .await?;
+    let mut out = BTreeMap::new();
+    let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    for g in groups {
+        if let Some(w) = g.wecom_group_id {
+            out.insert(w, g.id);
+        }
+    }
+    for chunk in ids.chunks(500) {
+        for t in tag::Entity::find()
+            .filter(tag::Column::TenantId.eq(tenant))
+            .filter(tag::Column::GroupId.is_in(chunk.to_vec()))
+            .filter(tag::Column::WecomTagId.is_not_null())
+            .all(conn)
+            .await?
+        {
+            if let Some(w) = t.wecom_tag_id {
+                out.insert(w, t.id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The linked local groups of `corp` follow the mirror (already written in `txn`); `old` is the
@@ -551,6 +590,145 @@ pub async fn link(
         group: GroupRow::from(group),
         tags: tags.into_iter().map(TagRow::from).collect(),
     })
+}
+
+/// WeCom's longest corp tag or group name, in characters.
+pub const WECOM_NAME_MAX: usize = 30;
+
+/// A local group and its tags that are not in WeCom yet, for [`crate::wecom::mirror::Mirror::push`].
+#[derive(Debug, Clone)]
+pub struct PushPlan {
+    pub group: tag_group::Model,
+    /// Active tags without a WeCom id, oldest first.
+    pub tags: Vec<tag::Model>,
+}
+
+/// What a push to WeCom would create for the local group `group_id` of `tenant`: refused for a
+/// group without a corp, a retired group, names WeCom refuses (over 30 characters, naming the
+/// tag), and a group whose name is a corp group already linked to another local group (WeCom
+/// adds to the group of that name).
+pub async fn push_plan(
+    db: &DatabaseConnection,
+    tenant: &str,
+    group_id: &str,
+) -> Result<PushPlan, CatalogError> {
+    let group = catalog::group(db, group_id).await?;
+    if group.tenant_id != tenant {
+        return Err(CatalogError::NotFound(format!(
+            "no tag group with id `{group_id}`"
+        )));
+    }
+    let Some(corp) = group.corp_id.clone() else {
+        return Err(CatalogError::Invalid {
+            field: "corp_id",
+            message: "the group has no WeCom corp: set it with PATCH /v1/tag-groups/{id}/wecom"
+                .into(),
+        });
+    };
+    if group.status != ACTIVE {
+        return Err(CatalogError::Conflict {
+            code: "group_retired",
+            message: format!("tag group `{group_id}` is retired"),
+        });
+    }
+    let too_long = |n: &str| n.chars().count() > WECOM_NAME_MAX;
+    if group.wecom_group_id.is_none() {
+        if too_long(&group.name) {
+            return Err(CatalogError::Invalid {
+                field: "name",
+                message: format!(
+                    "WeCom takes group names of at most {WECOM_NAME_MAX} characters; rename the group"
+                ),
+            });
+        }
+        let same_name: Vec<String> = corp_tag::Entity::find()
+            .filter(corp_tag::Column::TenantId.eq(tenant))
+            .filter(corp_tag::Column::CorpId.eq(corp.as_str()))
+            .filter(corp_tag::Column::Kind.eq(GROUP))
+            .filter(corp_tag::Column::Deleted.eq(false))
+            .filter(corp_tag::Column::Name.eq(group.name.as_str()))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|c| c.wecom_id)
+            .collect();
+        if !same_name.is_empty() {
+            if let Some(other) = tag_group::Entity::find()
+                .filter(tag_group::Column::TenantId.eq(tenant))
+                .filter(tag_group::Column::CorpId.eq(corp.as_str()))
+                .filter(tag_group::Column::WecomGroupId.is_in(same_name))
+                .filter(tag_group::Column::Id.ne(group_id))
+                .one(db)
+                .await?
+            {
+                return Err(CatalogError::Conflict {
+                    code: "already_linked",
+                    message: format!(
+                        "WeCom's group `{}` is linked to local group `{}`",
+                        group.name, other.id
+                    ),
+                });
+            }
+        }
+    }
+    let tags: Vec<tag::Model> = tag::Entity::find()
+        .filter(tag::Column::TenantId.eq(tenant))
+        .filter(tag::Column::GroupId.eq(group_id))
+        .filter(tag::Column::Status.eq(ACTIVE))
+        .filter(tag::Column::WecomTagId.is_null())
+        .order_by_asc(tag::Column::CreatedAt)
+        .order_by_asc(tag::Column::Id)
+        .all(db)
+        .await?;
+    if let Some(t) = tags.iter().find(|t| too_long(&t.name)) {
+        return Err(CatalogError::Invalid {
+            field: "tags",
+            message: format!(
+                "tag `{}` ({}): WeCom takes tag names of at most {WECOM_NAME_MAX} characters",
+                t.id, t.name
+            ),
+        });
+    }
+    Ok(PushPlan { group, tags })
+}
+
+/// Links what `add_corp_tag` created for `plan` (the group it went into, and each local tag to
+/// the corp tag of its name) and, when the group is written back, queues the tag for the
+/// profiles holding it already. Returns how many tags were linked.
+pub async fn link_pushed(
+    db: &DatabaseConnection,
+    plan: &PushPlan,
+    created: &CorpTagGroup,
+) -> Result<usize, DbErr> {
+    let txn = db.begin().await?;
+    let now = Utc::now().trunc_subsecs(0);
+    if plan.group.wecom_group_id.as_deref() != Some(created.group_id.as_str()) {
+        let mut m = plan.group.clone().into_active_model();
+        m.wecom_group_id = Set(Some(created.group_id.clone()));
+        m.updated_at = Set(now);
+        m.update(&txn).await?;
+    }
+    let by_name: BTreeMap<&str, &str> = created
+        .tag
+        .iter()
+        .map(|t| (t.name.as_str(), t.id.as_str()))
+        .collect();
+    let mut linked = 0;
+    for t in &plan.tags {
+        let Some(w) = by_name.get(t.name.trim()) else {
+            continue;
+        };
+        let mut m = t.clone().into_active_model();
+        m.wecom_tag_id = Set(Some((*w).to_string()));
+        m.updated_at = Set(now);
+        m.update(&txn).await?;
+        linked += 1;
+        if let (true, Some(corp)) = (plan.group.sync_wecom, plan.group.corp_id.as_deref()) {
+            writeback::enqueue_holders(&txn, &plan.group.tenant_id, corp, &t.id, w, now).await?;
+        }
+    }
+    txn.commit().await?;
+    Ok(linked)
 }
 
 /// Switches the write-back of local group `id` on (with the corp, unless it has one) or off.

@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use proto::identity::Relations;
 use proto::tagging::TagChange;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set,
 };
 
-use super::entities::{sync_item, wecom_contact};
+use super::entities::{membership, sync_item, wecom_contact};
 use super::members::TagInfo;
 
 /// Status of a queued item waiting for (another) attempt.
@@ -36,14 +37,62 @@ pub async fn enqueue(
         TagChange::Added => "add",
         TagChange::Removed => "remove",
     };
-    for c in wecom_contact::Entity::find()
+    let contacts = wecom_contact::Entity::find()
         .filter(wecom_contact::Column::TenantId.eq(tenant))
         .filter(wecom_contact::Column::ProfileId.eq(profile))
         .filter(wecom_contact::Column::CorpId.eq(corp))
         .all(txn)
-        .await?
-    {
-        sync_item::Entity::insert(sync_item::ActiveModel {
+        .await?;
+    queue(txn, tenant, corp, wecom_tag, action, contacts, now).await
+}
+
+/// Queues an `add` of `wecom_tag` for every rep's view of every profile holding `tag_id` (a tag
+/// just linked to that corp tag: what was tagged before the link reaches WeCom too). Returns
+/// the items queued.
+pub async fn enqueue_holders<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    corp: &str,
+    tag_id: &str,
+    wecom_tag: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let holders: Vec<String> = membership::Entity::find()
+        .select_only()
+        .column(membership::Column::ProfileId)
+        .distinct()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::TagId.eq(tag_id))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    let mut queued = 0;
+    for chunk in holders.chunks(500) {
+        let contacts = wecom_contact::Entity::find()
+            .filter(wecom_contact::Column::TenantId.eq(tenant))
+            .filter(wecom_contact::Column::CorpId.eq(corp))
+            .filter(wecom_contact::Column::ProfileId.is_in(chunk.to_vec()))
+            .all(conn)
+            .await?;
+        queued += contacts.len() as u64;
+        queue(conn, tenant, corp, wecom_tag, "add", contacts, now).await?;
+    }
+    Ok(queued)
+}
+
+/// One pending item per contact (multi-row inserts).
+async fn queue<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    corp: &str,
+    wecom_tag: &str,
+    action: &str,
+    contacts: Vec<wecom_contact::Model>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let items: Vec<sync_item::ActiveModel> = contacts
+        .into_iter()
+        .map(|c| sync_item::ActiveModel {
             id: sea_orm::NotSet,
             tenant_id: Set(tenant.to_string()),
             corp_id: Set(corp.to_string()),
@@ -58,8 +107,11 @@ pub async fn enqueue(
             created_at: Set(now),
             updated_at: Set(now),
         })
-        .exec_without_returning(txn)
-        .await?;
+        .collect();
+    for chunk in items.chunks(200) {
+        sync_item::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(conn)
+            .await?;
     }
     Ok(())
 }

@@ -3,17 +3,25 @@
 //! [`corp_tags::apply`] whenever a sync was asked for — a `change_external_tag` event, the API,
 //! start-up, the periodic refresh. One process at a time syncs a corp (a claim in
 //! `corp_tag_syncs`); a request arriving during a sync makes another one follow it.
+//!
+//! [`Mirror::push`] goes the other way for a local group marked for a corp: its tags that are
+//! not in WeCom yet are created with `add_corp_tag` (the group too, when it is not linked to one)
+//! and linked, so write-backs of those tags can happen.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sea_orm::{DatabaseConnection, DbErr};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use wechat::api::{ApiError, AppRef, Auth, WechatAccess};
+use wechat::api::{
+    ApiError, AppRef, Auth, CorpTagGroup, CorpTagGroupRef, NewCorpTag, WechatAccess,
+};
 
 use super::limiter::RateLimiter;
 use super::{METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_MIRROR_SYNCS};
-use crate::store::corp_tags::{self, MirrorReport};
+use crate::store::catalog::CatalogError;
+use crate::store::corp_tags::{self, MirrorReport, PushPlan};
 
 /// Why a mirror sync did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +37,45 @@ pub enum MirrorError {
     Limiter(String),
     #[error("database: {0}")]
     Db(#[from] DbErr),
+}
+
+/// Why a push to WeCom did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The group cannot be pushed as it is (see [`corp_tags::push_plan`]).
+    #[error(transparent)]
+    Refused(#[from] CatalogError),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+}
+
+impl From<DbErr> for PushError {
+    fn from(e: DbErr) -> Self {
+        PushError::Mirror(MirrorError::Db(e))
+    }
+}
+
+/// What [`Mirror::push`] did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PushReport {
+    /// The local group.
+    pub group_id: String,
+    /// The corp group it is linked to.
+    pub wecom_group_id: Option<String>,
+    /// Corp tags created.
+    pub created: usize,
+    /// Local tags linked to corp tags of the same name that were there already.
+    pub linked: usize,
+    /// The mirror sync after it (`None` when there was nothing to push).
+    pub mirror: Option<MirrorReport>,
+}
+
+/// What the WeCom side of a push did.
+#[derive(Debug, Default)]
+struct Pushed {
+    wecom_group_id: String,
+    created: usize,
+    linked: usize,
 }
 
 /// Syncs corp-tag mirrors. Cheap to clone.
@@ -51,16 +98,62 @@ impl Mirror {
         self.sync_claimed(tenant, corp).await
     }
 
+    /// Creates in WeCom what `add_corp_tag` must for the local group `group_id` (see
+    /// [`corp_tags::push_plan`]): its tags not in WeCom yet, in its linked corp group or in a new
+    /// one of its name. Tags whose names the corp group has already are linked, not created, so
+    /// a push that failed half way is simply run again. Then the library is mirrored again.
+    /// Works under the corp's sync claim, so no mirror sync runs meanwhile.
+    pub async fn push(&self, tenant: &str, group_id: &str) -> Result<PushReport, PushError> {
+        let plan = corp_tags::push_plan(&self.db, tenant, group_id).await?;
+        let corp = plan.group.corp_id.clone().unwrap_or_default();
+        if plan.tags.is_empty() {
+            return Ok(PushReport {
+                group_id: plan.group.id.clone(),
+                wecom_group_id: plan.group.wecom_group_id.clone(),
+                created: 0,
+                linked: 0,
+                mirror: None,
+            });
+        }
+        corp_tags::request_sync(&self.db, tenant, &corp, Utc::now()).await?;
+        let (mirror, pushed) = self.claimed(tenant, &corp, Some(&plan)).await?;
+        let pushed = pushed.unwrap_or_default();
+        Ok(PushReport {
+            group_id: plan.group.id.clone(),
+            wecom_group_id: Some(pushed.wecom_group_id),
+            created: pushed.created,
+            linked: pushed.linked,
+            mirror: Some(mirror),
+        })
+    }
+
     async fn sync_claimed(&self, tenant: &str, corp: &str) -> Result<MirrorReport, MirrorError> {
+        self.claimed(tenant, corp, None).await.map(|(r, _)| r)
+    }
+
+    /// Under the corp's claim: the push (when asked) and the mirror sync.
+    async fn claimed(
+        &self,
+        tenant: &str,
+        corp: &str,
+        push: Option<&PushPlan>,
+    ) -> Result<(MirrorReport, Option<Pushed>), MirrorError> {
         let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
         let Some(claim) = corp_tags::claim_sync(&self.db, tenant, corp, Utc::now(), lease).await?
         else {
             return Err(MirrorError::Busy);
         };
-        let result = self.fetch_and_apply(tenant, corp).await;
+        let result: Result<_, MirrorError> = async {
+            let pushed = match push {
+                Some(plan) => Some(self.create_in_wecom(tenant, corp, plan).await?),
+                None => None,
+            };
+            Ok((self.fetch_and_apply(tenant, corp).await?, pushed))
+        }
+        .await;
         let now = Utc::now();
         let outcome = match &result {
-            Ok(report) => {
+            Ok((report, _)) => {
                 tracing::info!(
                     tenant_id = tenant,
                     corp_id = corp,
@@ -87,30 +180,113 @@ impl Mirror {
         result
     }
 
-    async fn fetch_and_apply(&self, tenant: &str, corp: &str) -> Result<MirrorReport, MirrorError> {
+    /// One WeChat call under the corp's rate limit, timed and counted by endpoint.
+    async fn call<T, F>(&self, corp: &str, endpoint: &'static str, f: F) -> Result<T, MirrorError>
+    where
+        F: std::future::Future<Output = Result<T, ApiError>>,
+    {
         match self.limiter.reserve(corp, self.lease / 2).await {
             Ok(Some(wait)) => tokio::time::sleep(wait).await,
             Ok(None) => return Err(MirrorError::NoSlot),
             Err(e) => return Err(MirrorError::Limiter(e.to_string())),
         }
-        let app = AppRef::wecom_contact(corp);
-        let tokens = self.access.tokens.tenant(tenant);
         let started = Instant::now();
-        let library = self
-            .access
-            .client
-            .wecom_corp_tag_list(Auth::delegated(&app, &tokens), &[], &[])
-            .await;
-        metrics::histogram!(METRIC_CALL_SECONDS, "endpoint" => "get_corp_tag_list")
+        let answer = f.await;
+        metrics::histogram!(METRIC_CALL_SECONDS, "endpoint" => endpoint)
             .record(started.elapsed().as_secs_f64());
-        let outcome = match &library {
+        let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) if e.is_transient() => "transient",
             Err(_) => "permanent",
         };
-        metrics::counter!(METRIC_CALLS, "endpoint" => "get_corp_tag_list", "outcome" => outcome)
-            .increment(1);
-        Ok(corp_tags::apply(&self.db, tenant, corp, &library?, Utc::now()).await?)
+        metrics::counter!(METRIC_CALLS, "endpoint" => endpoint, "outcome" => outcome).increment(1);
+        Ok(answer?)
+    }
+
+    async fn library(&self, tenant: &str, corp: &str) -> Result<Vec<CorpTagGroup>, MirrorError> {
+        let app = AppRef::wecom_contact(corp);
+        let tokens = self.access.tokens.tenant(tenant);
+        let client = &self.access.client;
+        self.call(
+            corp,
+            "get_corp_tag_list",
+            client.wecom_corp_tag_list(Auth::delegated(&app, &tokens), &[], &[]),
+        )
+        .await
+    }
+
+    async fn create_in_wecom(
+        &self,
+        tenant: &str,
+        corp: &str,
+        plan: &PushPlan,
+    ) -> Result<Pushed, MirrorError> {
+        let library = self.library(tenant, corp).await?;
+        let live = |g: &&CorpTagGroup| !g.deleted;
+        let existing = match plan.group.wecom_group_id.as_deref() {
+            Some(id) => library.iter().filter(live).find(|g| g.group_id == id),
+            // WeCom adds to the group of that name when there is one.
+            None => library
+                .iter()
+                .filter(live)
+                .find(|g| g.group_name == plan.group.name),
+        };
+        let mut group = CorpTagGroup {
+            group_id: existing
+                .map(|g| g.group_id.clone())
+                .or_else(|| plan.group.wecom_group_id.clone())
+                .unwrap_or_default(),
+            group_name: plan.group.name.clone(),
+            create_time: 0,
+            order: 0,
+            deleted: false,
+            tag: Vec::new(),
+        };
+        let mut missing = Vec::new();
+        for t in &plan.tags {
+            let name = t.name.trim();
+            match existing.and_then(|g| g.tag.iter().find(|c| !c.deleted && c.name == name)) {
+                Some(c) => group.tag.push(c.clone()),
+                None => missing.push(NewCorpTag {
+                    name: name.to_string(),
+                    order: 0,
+                }),
+            }
+        }
+        let linked = group.tag.len();
+        if !missing.is_empty() {
+            let app = AppRef::wecom_contact(corp);
+            let tokens = self.access.tokens.tenant(tenant);
+            let target = if group.group_id.is_empty() {
+                CorpTagGroupRef::Name {
+                    name: &plan.group.name,
+                    order: 0,
+                }
+            } else {
+                CorpTagGroupRef::Id(&group.group_id)
+            };
+            let client = &self.access.client;
+            let created = self
+                .call(
+                    corp,
+                    "add_corp_tag",
+                    client.wecom_add_corp_tag(Auth::delegated(&app, &tokens), target, &missing),
+                )
+                .await?;
+            group.group_id = created.group_id;
+            group.tag.extend(created.tag);
+        }
+        corp_tags::link_pushed(&self.db, plan, &group).await?;
+        Ok(Pushed {
+            wecom_group_id: group.group_id,
+            created: missing.len(),
+            linked,
+        })
+    }
+
+    async fn fetch_and_apply(&self, tenant: &str, corp: &str) -> Result<MirrorReport, MirrorError> {
+        let library = self.library(tenant, corp).await?;
+        Ok(corp_tags::apply(&self.db, tenant, corp, &library, Utc::now()).await?)
     }
 
     /// Asks for every known corp to be read again.

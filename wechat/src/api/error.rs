@@ -127,6 +127,8 @@ errcodes! {
     InvalidOpenidList = 40032, "invalid openid list length";
     /// `40068`: unknown corp tag id.
     InvalidCorpTagId = 40068, "invalid corp tag id";
+    /// `40071`: a corp tag of that name is already in the group.
+    DuplicateCorpTagName = 40071, "corp tag name already exists";
     /// `40096`: malformed external_userid.
     InvalidExternalUserId = 40096, "invalid external_userid";
     /// `40125`: wrong app secret.
@@ -258,9 +260,9 @@ mod tests {
     #[test]
     fn errcode_table_round_trips() {
         for code in [
-            -1, 40001, 40003, 40013, 40014, 40029, 40032, 40068, 40096, 40125, 40163, 41001, 42001,
-            45009, 45011, 45033, 45056, 45058, 45059, 45157, 45158, 45159, 48001, 60111, 84061,
-            301002,
+            -1, 40001, 40003, 40013, 40014, 40029, 40032, 40068, 40071, 40096, 40125, 40163, 41001,
+            42001, 45009, 45011, 45033, 45056, 45058, 45059, 45157, 45158, 45159, 48001, 60111,
+            84061, 301002,
         ] {
             let e = ApiError::from_errcode(code, "m");
             assert!(!matches!(e, ApiError::Other { .. }), "{code} has a variant");

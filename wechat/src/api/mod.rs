@@ -49,8 +49,8 @@ pub use self::miniprogram::{MpSession, PhoneInfo, PhoneWatermark};
 pub use self::oa::{OaTag, OaUserInfo};
 pub use self::token::{AccessToken, KeptToken};
 pub use self::wecom::{
-    CorpTag, CorpTagGroup, ExternalContact, ExternalContactDetail, FollowUser, FollowUserTag,
-    MarkTagRequest,
+    CorpTag, CorpTagGroup, CorpTagGroupRef, ExternalContact, ExternalContactDetail, FollowUser,
+    FollowUserTag, MarkTagRequest, NewCorpTag,
 };
 pub use platform::config::Secret;
 

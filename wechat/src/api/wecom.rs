@@ -161,6 +161,29 @@ pub struct CorpTagGroup {
     pub tag: Vec<CorpTag>,
 }
 
+/// A tag to create with [`ApiClient::wecom_add_corp_tag`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewCorpTag {
+    /// At most 30 characters, new within its group.
+    pub name: String,
+    /// Sort order (larger first).
+    pub order: i64,
+}
+
+/// Where [`ApiClient::wecom_add_corp_tag`] puts the tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorpTagGroupRef<'a> {
+    /// An existing group.
+    Id(&'a str),
+    /// The group of that name, created (with that sort order) when there is none.
+    Name { name: &'a str, order: i64 },
+}
+
+#[derive(Deserialize)]
+struct AddCorpTagAnswer {
+    tag_group: CorpTagGroup,
+}
+
 #[derive(Deserialize)]
 struct CorpTagListAnswer {
     #[serde(default)]
@@ -202,6 +225,27 @@ impl ApiClient {
         })?;
         let req = Request::post(Family::WeCom, "/cgi-bin/externalcontact/mark_tag", body);
         self.call::<Empty>(app, req).await.map(drop)
+    }
+
+    /// `POST /cgi-bin/externalcontact/add_corp_tag`: creates corp tags in a group (see
+    /// [`CorpTagGroupRef`]); the answer is the group with only the tags just created.
+    pub async fn wecom_add_corp_tag<'a>(
+        &self,
+        app: impl Into<Auth<'a>>,
+        group: CorpTagGroupRef<'_>,
+        tags: &[NewCorpTag],
+    ) -> Result<CorpTagGroup, ApiError> {
+        let app = app.into();
+        app.require(AppKind::WeCom)?;
+        let body = match group {
+            CorpTagGroupRef::Id(id) => json!({ "group_id": id, "tag": tags }),
+            CorpTagGroupRef::Name { name, order } => {
+                json!({ "group_name": name, "order": order, "tag": tags })
+            }
+        };
+        let req = Request::post(Family::WeCom, "/cgi-bin/externalcontact/add_corp_tag", body);
+        let answer: AddCorpTagAnswer = self.call(app, req).await?;
+        Ok(answer.tag_group)
     }
 
     /// `POST /cgi-bin/externalcontact/get_corp_tag_list`: the corp tag library; both lists empty

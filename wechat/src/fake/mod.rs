@@ -2,7 +2,7 @@
 //!
 //! It serves the endpoints the API client uses — `/cgi-bin/token`, `/cgi-bin/gettoken`,
 //! `/cgi-bin/user/info`, the OA `tags` APIs, `externalcontact/get`, `mark_tag`,
-//! `get_corp_tag_list`, `/sns/jscode2session`, `/wxa/business/getuserphonenumber` — with
+//! `get_corp_tag_list`, `add_corp_tag`, `/sns/jscode2session`, `/wxa/business/getuserphonenumber` — with
 //! WeChat's JSON shapes and errcodes, from a population generated deterministically from a seed
 //! ([`Population`], also at `GET /fake/population`; the apps at `GET /fake/apps`, counters at
 //! `GET /fake/counters`). Like WeChat it invalidates an app's previous token whenever a new one
@@ -81,6 +81,8 @@ pub mod endpoints {
     pub const MARK_TAG: &str = "/cgi-bin/externalcontact/mark_tag";
     /// WeCom corp tag list.
     pub const CORP_TAG_LIST: &str = "/cgi-bin/externalcontact/get_corp_tag_list";
+    /// WeCom corp tags added.
+    pub const ADD_CORP_TAG: &str = "/cgi-bin/externalcontact/add_corp_tag";
     /// MP login.
     pub const CODE2SESSION: &str = "/sns/jscode2session";
     /// MP phone number.

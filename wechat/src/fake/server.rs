@@ -50,6 +50,7 @@ pub(crate) const ENDPOINTS: &[(&str, bool)] = &[
     ("/cgi-bin/externalcontact/get", false),
     ("/cgi-bin/externalcontact/mark_tag", true),
     ("/cgi-bin/externalcontact/get_corp_tag_list", true),
+    ("/cgi-bin/externalcontact/add_corp_tag", true),
     ("/sns/jscode2session", false),
     ("/wxa/business/getuserphonenumber", true),
 ];
@@ -67,6 +68,7 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         40032 => "invalid openid list size",
         40058 => "invalid parameter",
         40068 => "invalid tagid",
+        40071 => "tag name already exists",
         40096 => "invalid external userid",
         40125 => "invalid appsecret",
         40163 => "code been used",
@@ -380,6 +382,7 @@ impl Shared {
             "/cgi-bin/externalcontact/get_corp_tag_list" => {
                 self.corp_tag_list(&mut st, query, &body)
             }
+            "/cgi-bin/externalcontact/add_corp_tag" => self.add_corp_tags(&mut st, query, &body),
             "/sns/jscode2session" => self.code2session(&mut st, query),
             "/wxa/business/getuserphonenumber" => self.phone_number(&mut st, query, &body),
             _ => Err(st.error(48001)),
@@ -726,6 +729,86 @@ impl Shared {
             }
         }
         Ok(ok())
+    }
+
+    /// `add_corp_tag`: tags into the group `group_id`, or into the group named `group_name`
+    /// (created when there is none); names of at most 30 characters, new within their group.
+    fn add_corp_tags(&self, st: &mut State, q: &HashMap<String, String>, body: &Value) -> Answer {
+        self.check_contact_token(st, q)?;
+        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").trim();
+        let (group_id, group_name) = (text("group_id"), text("group_name"));
+        let names: Vec<(String, i64)> = body
+            .get("tag")
+            .and_then(Value::as_array)
+            .map(|tags| {
+                tags.iter()
+                    .map(|t| {
+                        let name = t.get("name").and_then(Value::as_str).unwrap_or("");
+                        let order = t.get("order").and_then(Value::as_i64).unwrap_or(0);
+                        (name.trim().to_owned(), order)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let too_long = |n: &str| n.is_empty() || n.chars().count() > 30;
+        if names.is_empty() || names.iter().any(|(n, _)| too_long(n)) {
+            return Err(st.error(40058));
+        }
+        let index = if group_id.is_empty() {
+            if too_long(group_name) {
+                return Err(st.error(40058));
+            }
+            match st
+                .corp_tag_groups
+                .iter()
+                .position(|g| g.group_name == group_name)
+            {
+                Some(i) => i,
+                None => {
+                    let id = format!("et{}", random_string(&mut st.rng, ID_CHARS, 30));
+                    let order = body.get("order").and_then(Value::as_i64).unwrap_or(0);
+                    st.corp_tag_groups.push(FakeCorpTagGroup {
+                        group_id: id,
+                        group_name: group_name.to_owned(),
+                        create_time: now_unix(),
+                        order,
+                        tags: Vec::new(),
+                    });
+                    st.corp_tag_groups.len() - 1
+                }
+            }
+        } else {
+            match st
+                .corp_tag_groups
+                .iter()
+                .position(|g| g.group_id == group_id)
+            {
+                Some(i) => i,
+                None => return Err(st.error(40068)),
+            }
+        };
+        let existing = &st.corp_tag_groups[index].tags;
+        let mut seen: BTreeSet<&str> = existing.iter().map(|t| t.name.as_str()).collect();
+        if !names.iter().all(|(n, _)| seen.insert(n.as_str())) {
+            return Err(st.error(40071));
+        }
+        let mut added = Vec::new();
+        for (name, order) in names {
+            let id = format!("et{}", random_string(&mut st.rng, ID_CHARS, 30));
+            let tag = FakeCorpTag {
+                id,
+                name,
+                create_time: now_unix(),
+                order,
+            };
+            added.push(json!({ "id": tag.id, "name": tag.name,
+                               "create_time": tag.create_time, "order": tag.order }));
+            st.corp_tag_groups[index].tags.push(tag);
+        }
+        let g = &st.corp_tag_groups[index];
+        Ok(json!({ "errcode": 0, "errmsg": "ok", "tag_group": {
+            "group_id": g.group_id, "group_name": g.group_name,
+            "create_time": g.create_time, "order": g.order, "tag": added } }))
     }
 
     fn corp_tag_list(&self, st: &mut State, q: &HashMap<String, String>, body: &Value) -> Answer {
