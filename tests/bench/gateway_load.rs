@@ -11,7 +11,7 @@
 //!
 //! The gateway runs inside this process, so the reported RSS is the gateway's (wrk is another
 //! process). Env: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (64), `BENCH_SCENARIOS`
-//! (`noop,rabbitmq`).
+//! (`noop,rabbitmq`), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2).
 
 use std::io::Write;
 use std::process::Command;
@@ -193,7 +193,7 @@ fn gateway_config(
     name: &str,
 ) -> serde_json::Value {
     json!({
-        "http": {"bind": "127.0.0.1:0", "workers": 2},
+        "http": {"bind": "127.0.0.1:0", "workers": env_or("BENCH_GATEWAY_WORKERS", 2u32)},
         "database": {"url": format!("sqlite://{}", dir.join(format!("{name}.db")).display())},
         "secret_key": gateway::domain::keys::Keys::generate_base64(),
         "internal_key": gateway::domain::keys::Keys::generate_base64(),
