@@ -1131,6 +1131,24 @@ async fn a_local_group_is_pushed_to_wecom_and_written_back(backend: Backend) {
             .fake
             .corp_tags_of(&user, &rep)
             .contains(&wecom_id("hot").expect("hot")));
+
+        // Write-back off, a tag given meanwhile stays local; switched on again, WeCom gets what
+        // the profile holds now.
+        corp_tags::set_group_sync(&e.conn, &group.id, Some(false), None)
+            .await
+            .expect("off");
+        e.tag("p-push", &cold.id, true).await;
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        assert_eq!(e.calls_for(&user).len(), 2);
+        corp_tags::set_group_sync(&e.conn, &group.id, Some(true), None)
+            .await
+            .expect("on");
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        let now: BTreeSet<String> = e.fake.corp_tags_of(&user, &rep).into_iter().collect();
+        for name in ["hot", "warm"] {
+            assert!(now.contains(&wecom_id(name).expect("pushed")), "{name}");
+        }
+        assert!(now.contains(&there), "cold");
     })
     .await;
 }

@@ -6,7 +6,7 @@
 //! | `POST /v1/wecom/{corp_id}/corp-tags/sync?tenant_id=` | reads the library now: 200 what changed; 202 `{status: "queued"}` while another process syncs it; 502 `wechat_error` (`details.errcode`); 503 `wecom_sync_off` |
 //! | `POST /v1/wecom/{corp_id}/corp-tag-groups/{group_id}/link` `{tenant_id, operator, name?, selection?}` | 201 the local group (written back to WeCom) with a tag per corp tag; 404 not mirrored; 409 `already_linked`, `corp_group_deleted`, `duplicate_name` |
 //! | `GET /v1/wecom/sync-queue?tenant_id=[&recent=20]` | write-back items per status and the latest failures |
-//! | `PATCH /v1/tag-groups/{id}/wecom` `{sync_wecom?, corp_id?}` | the group; turning sync off drops its pending write-backs |
+//! | `PATCH /v1/tag-groups/{id}/wecom` `{sync_wecom?, corp_id?}` | the group; turning sync off drops its pending write-backs, on queues its linked tags for every profile holding them |
 //! | `POST /v1/tag-groups/{id}/wecom/push` `{tenant_id}` | creates the group's tags that WeCom lacks (and the corp group when not linked), links them: 200 `{group_id, wecom_group_id, created, linked, mirror}`; 400 a name over 30 characters or no `corp_id`; 409 `already_linked`, `group_retired`, `sync_running`; 502 `wechat_error`; 503 `wecom_sync_off` |
 
 use std::sync::Arc;

@@ -783,6 +783,21 @@ pub async fn set_group_sync(
                 .await?;
         }
     }
+    if sync && !g.sync_wecom {
+        // Switched on: WeCom learns what profiles hold now, not only later changes.
+        if let Some(c) = &corp {
+            for t in tag::Entity::find()
+                .filter(tag::Column::GroupId.eq(g.id.as_str()))
+                .filter(tag::Column::Status.eq(ACTIVE))
+                .all(&txn)
+                .await?
+            {
+                if let Some(w) = &t.wecom_tag_id {
+                    writeback::enqueue_holders(&txn, &g.tenant_id, c, &t.id, w, now).await?;
+                }
+            }
+        }
+    }
     let mut m = g.into_active_model();
     m.sync_wecom = Set(sync);
     m.corp_id = Set(corp);
