@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use proto::identity::{ProfileUpdated, Relations};
 use rules::schema::{bump_daily, bump_daily_rows, FactsCol as C, FactsTable as T};
 use rules::{EventFact, FactValue, RelationKind};
-use sea_orm::sea_query::{Expr, OnConflict, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 
 use super::rolling::{mark_dirty, mark_dirty_many, recompute_profile, rolled_to, window_adds};
@@ -117,18 +117,7 @@ pub async fn ensure_locked_many<Db: ConnectionTrait>(
         return Ok(added.then(|| one.to_string()).into_iter().collect());
     }
     let wanted: Vec<&str> = wanted.into_iter().collect();
-    let mut known = BTreeSet::new();
-    for chunk in wanted.chunks(ROWS_PER_INSERT) {
-        let q = Query::select()
-            .column(C::ProfileId)
-            .from(T::FactsProfile)
-            .and_where(Expr::col(C::TenantId).eq(tenant))
-            .and_where(Expr::col(C::ProfileId).is_in(chunk.iter().map(|p| p.to_string())))
-            .to_owned();
-        for r in rows(conn, &q).await? {
-            known.insert(text(&r, "profile_id")?);
-        }
-    }
+    let known = known_keys(conn, tenant, T::FactsProfile, C::ProfileId, &wanted).await?;
     for p in &known {
         lock_profile(conn, tenant, p).await?;
     }
@@ -137,8 +126,44 @@ pub async fn ensure_locked_many<Db: ConnectionTrait>(
         .filter(|p| !known.contains(**p))
         .map(|p| p.to_string())
         .collect();
-    let rows_new = added
-        .iter()
+    // A profile another transaction adds meanwhile makes this a duplicate key: a race the
+    // caller runs again.
+    insert_profiles(conn, tenant, added.iter().map(String::as_str), now).await?;
+    Ok(added)
+}
+
+/// Which of `keys` (values of `col`, in chunks) `table` holds for the tenant (a plain read).
+async fn known_keys<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    table: T,
+    col: C,
+    keys: &[&str],
+) -> Result<BTreeSet<String>, DbErr> {
+    let mut known = BTreeSet::new();
+    for chunk in keys.chunks(ROWS_PER_INSERT) {
+        let q = Query::select()
+            .expr_as(Expr::col(col), Alias::new("k"))
+            .from(table)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(col).is_in(chunk.iter().map(|k| k.to_string())))
+            .to_owned();
+        for r in rows(conn, &q).await? {
+            known.insert(text(&r, "k")?);
+        }
+    }
+    Ok(known)
+}
+
+/// New projection rows (version 0) for `profiles`.
+async fn insert_profiles<'a, Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: impl IntoIterator<Item = &'a str>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let rows_new = profiles
+        .into_iter()
         .map(|p| {
             vec![
                 s(tenant),
@@ -148,16 +173,13 @@ pub async fn ensure_locked_many<Db: ConnectionTrait>(
             ]
         })
         .collect();
-    // A profile another transaction adds meanwhile makes this a duplicate key: a race the
-    // caller runs again.
     insert_rows(
         conn,
         T::FactsProfile,
         &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt],
         rows_new,
     )
-    .await?;
-    Ok(added)
+    .await
 }
 
 async fn insert_profile<Db: ConnectionTrait>(
@@ -166,17 +188,7 @@ async fn insert_profile<Db: ConnectionTrait>(
     profile: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let q = Query::insert()
-        .into_table(T::FactsProfile)
-        .columns([C::TenantId, C::ProfileId, C::Version, C::UpdatedAt])
-        .values_panic([
-            s(tenant),
-            s(profile),
-            Expr::val(0i64).into(),
-            Expr::val(now).into(),
-        ])
-        .to_owned();
-    exec(conn, &q).await.map(drop)
+    insert_profiles(conn, tenant, [profile], now).await
 }
 
 /// Makes sure the profile is in the projection (the universe NOT and "did not do" start from).
@@ -512,19 +524,8 @@ async fn insert_events<Db: ConnectionTrait>(
         };
     }
     let ids: BTreeSet<&str> = events.iter().map(|(_, ev)| ev.event_id.as_str()).collect();
-    let mut known: BTreeSet<String> = BTreeSet::new();
     let ids: Vec<&str> = ids.into_iter().collect();
-    for chunk in ids.chunks(ROWS_PER_INSERT) {
-        let q = Query::select()
-            .column(C::EventId)
-            .from(T::FactsEvent)
-            .and_where(Expr::col(C::TenantId).eq(tenant))
-            .and_where(Expr::col(C::EventId).is_in(chunk.iter().map(|i| i.to_string())))
-            .to_owned();
-        for r in rows(conn, &q).await? {
-            known.insert(text(&r, "event_id")?);
-        }
-    }
+    let mut known = known_keys(conn, tenant, T::FactsEvent, C::EventId, &ids).await?;
     let mut new = Vec::with_capacity(events.len());
     let mut rows_new = Vec::new();
     for e in events {

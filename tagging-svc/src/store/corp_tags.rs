@@ -202,6 +202,20 @@ pub async fn apply(
     Ok(report)
 }
 
+/// The local groups of `corp` linked to a corp group.
+async fn linked_groups<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    corp: &str,
+) -> Result<Vec<tag_group::Model>, DbErr> {
+    tag_group::Entity::find()
+        .filter(tag_group::Column::TenantId.eq(tenant))
+        .filter(tag_group::Column::CorpId.eq(corp))
+        .filter(tag_group::Column::WecomGroupId.is_not_null())
+        .all(conn)
+        .await
+}
+
 /// WeCom id → local id of the groups of `corp` linked to a corp group and of their tags linked
 /// to a corp tag (a group pushed to WeCom is linked before its tags are first mirrored).
 async fn local_links<C: ConnectionTrait>(
@@ -209,12 +223,7 @@ async fn local_links<C: ConnectionTrait>(
     tenant: &str,
     corp: &str,
 ) -> Result<BTreeMap<String, String>, DbErr> {
-    let groups = tag_group::Entity::find()
-        .filter(tag_group::Column::TenantId.eq(tenant))
-        .filter(tag_group::Column::CorpId.eq(corp))
-        .filter(tag_group::Column::WecomGroupId.is_not_null())
-        .all(conn)
-        .await?;
+    let groups = linked_groups(conn, tenant, corp).await?;
     let mut out = BTreeMap::new();
     let ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     for g in groups {
@@ -256,12 +265,7 @@ async fn follow_linked<C: ConnectionTrait>(
         .into_iter()
         .map(|m| (mirror_key(&m), m))
         .collect();
-    let groups = tag_group::Entity::find()
-        .filter(tag_group::Column::TenantId.eq(tenant))
-        .filter(tag_group::Column::CorpId.eq(corp))
-        .filter(tag_group::Column::WecomGroupId.is_not_null())
-        .all(txn)
-        .await?;
+    let groups = linked_groups(txn, tenant, corp).await?;
     let was_mirrored =
         |wecom_id: &str, local: &str| old.get(wecom_id).is_some_and(|o| o.name == local);
     for g in groups {

@@ -236,7 +236,7 @@ impl Tagger {
                                 _ => None,
                             })
                             .collect();
-                        if run.len() > 1 {
+                        if !run.is_empty() {
                             k += run.len();
                             changes.extend(me.resolved(txn, tenant, &run).await?);
                         } else {
