@@ -344,6 +344,11 @@ pub struct WecomFollow {
     /// Set when either side deleted the other; the follow is inactive then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The corp tags (WeCom tag ids, `type` 1) on the customer in this rep's view, as WeCom
+    /// last reported them (`externalcontact/get`, read on every add / edit); `None` when not
+    /// known yet. Personal and rule-group tags are not included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corp_tags: Option<Vec<String>>,
 }
 
 impl WecomFollow {

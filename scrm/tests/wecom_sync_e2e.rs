@@ -224,6 +224,70 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
     )
     .await;
 
+    // The rep tags the customer by hand in WeCom (WeCom sends `edit_external_contact`):
+    // identity reads the rep's tags afresh, tagging holds the tag for the rep — and not the one
+    // it wrote itself, which WeCom now shows too.
+    let by_hand = g0
+        .tags
+        .iter()
+        .find(|t| t.id != target.id && !before.contains(&t.id))
+        .expect("another tag the customer lacks")
+        .clone();
+    fake.rep_tags(&user, &rep, &[&by_hand.id], &[]);
+    let r = fake
+        .send_wecom(
+            &gw,
+            &apps.wecom,
+            &wecom.edit_external_contact(&rep, &user.external_userid),
+        )
+        .await
+        .expect("callback");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tags_url = format!("{tagging}/v1/profiles/{profile_id}/tags?tenant_id={TENANT}");
+    let (_, held) = until(
+        "the rep's own tag held for them",
+        || get(&http, tags_url.clone()),
+        |(_, t)| {
+            t["items"]
+                .as_array()
+                .is_some_and(|i| i.iter().any(|m| m["source"] == json!("wecom")))
+        },
+    )
+    .await;
+    let reasons = |tag: &str| -> Vec<(String, String)> {
+        held["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|m| m["tag_id"] == json!(tag))
+            .map(|m| {
+                (
+                    m["source"].as_str().unwrap_or("").to_owned(),
+                    m["actor"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let by_hand_local = group["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .find(|t| t["wecom_tag_id"] == json!(by_hand.id))
+        .expect("linked tag")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        reasons(&by_hand_local),
+        vec![("wecom".to_owned(), rep.clone())]
+    );
+    assert_eq!(
+        reasons(&local),
+        vec![("trigger".to_owned(), "e2e".to_owned())]
+    );
+    // Nothing went back to WeCom for the rep's own change.
+    assert_eq!(fake.mark_tag_calls().len(), 1);
+
     // Write-back off for the group.
     let r = http
         .patch(format!(

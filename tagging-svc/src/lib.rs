@@ -1,4 +1,4 @@
-//! Tagging service: tag groups, tags, visual tag rules evaluated in real time and in bulk (preview, backfill, export), behaviour counters, WeCom corp-tag sync.
+//! Tagging service: tag groups, tags, visual tag rules evaluated in real time and in bulk (preview, backfill, export), behaviour counters, WeCom corp-tag sync (mirror, write-back, reps' own tagging in WeCom).
 //!
 //! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
 //!

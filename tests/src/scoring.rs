@@ -306,6 +306,7 @@ pub fn updated(
                     state: None,
                     added_at: start(),
                     deleted_at: None,
+                    corp_tags: None,
                 })
                 .into_iter()
                 .collect(),

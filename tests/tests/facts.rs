@@ -68,6 +68,7 @@ fn updated(profile: &str, version: i64, fields: Value, subscribed: bool) -> Prof
                 state: None,
                 added_at: now(),
                 deleted_at: None,
+                corp_tags: None,
             }],
             group_chats: vec![],
             reachable: Default::default(),

@@ -366,6 +366,7 @@ async fn relationships_follows_and_groups(backend: Backend) {
             add_way: Some(1),
             state: None,
             since: None,
+            corp_tags: Some(vec!["et_vip".into()]),
         }),
         source: "wecom.external_contact".into(),
     };
@@ -390,6 +391,12 @@ async fn relationships_follows_and_groups(backend: Backend) {
     assert_eq!(page["items"][0]["profile_id"], c.as_str());
     assert_eq!(page["items"][0]["remark"], "met at expo");
     assert_eq!(page["items"][0]["add_way"], 1);
+    // The rep's corp tags on the customer, as WeCom reported them, travel with the follow.
+    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{c}"))).await;
+    assert_eq!(
+        v["relations"]["wecom_follows"][0]["corp_tags"],
+        json!(["et_vip"])
+    );
 
     // The customer deletes the rep; an older add arriving late changes nothing.
     r.resolve(&contact(

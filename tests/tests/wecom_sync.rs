@@ -40,6 +40,7 @@ use tagging_svc::clock::SystemClock;
 use tagging_svc::store::catalog::CatalogError;
 use tagging_svc::store::catalog::{self, GroupView, TagPatch};
 use tagging_svc::store::corp_tags::{self, LinkOptions};
+use tagging_svc::store::members;
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::sync_queue;
 use tagging_svc::store::tagger::Tagger;
@@ -250,6 +251,47 @@ impl Env {
         reps: &[&str],
         fields: Value,
     ) {
+        let follows = reps.iter().map(|r| self.follow(user, r, None)).collect();
+        self.updated(profile, version, follows, fields).await;
+    }
+
+    /// `profile.updated` for `profile` as identity-svc sends it after reading WeCom: `user`
+    /// followed by `reps` with the corp tags the fake shows in each one's view, and no longer by
+    /// `ended`.
+    async fn seen(
+        &self,
+        profile: &str,
+        version: i64,
+        user: &FakeUser,
+        reps: &[&str],
+        ended: &[&str],
+    ) {
+        let follows = reps
+            .iter()
+            .map(|r| self.follow(user, r, Some(sorted(self.fake.corp_tags_of(user, r)))))
+            .chain(ended.iter().map(|r| WecomFollow {
+                deleted_at: Some(Utc::now()),
+                ..self.follow(user, r, None)
+            }))
+            .collect();
+        self.updated(profile, version, follows, json!({})).await;
+    }
+
+    fn follow(&self, user: &FakeUser, rep: &str, corp_tags: Option<Vec<String>>) -> WecomFollow {
+        WecomFollow {
+            corp_id: self.corp.clone(),
+            user_id: rep.to_string(),
+            external_userid: Some(user.external_userid.clone()),
+            remark: None,
+            add_way: Some(1),
+            state: None,
+            added_at: Utc::now(),
+            deleted_at: None,
+            corp_tags,
+        }
+    }
+
+    async fn updated(&self, profile: &str, version: i64, follows: Vec<WecomFollow>, fields: Value) {
         let fields: BTreeMap<String, Value> = serde_json::from_value(fields).expect("fields");
         let u = ProfileUpdated {
             profile_id: profile.into(),
@@ -261,19 +303,7 @@ impl Env {
                 .collect(),
             fields,
             relations: Relations {
-                wecom_follows: reps
-                    .iter()
-                    .map(|r| WecomFollow {
-                        corp_id: self.corp.clone(),
-                        user_id: r.to_string(),
-                        external_userid: Some(user.external_userid.clone()),
-                        remark: None,
-                        add_way: Some(1),
-                        state: None,
-                        added_at: Utc::now(),
-                        deleted_at: None,
-                    })
-                    .collect(),
+                wecom_follows: follows,
                 ..Relations::default()
             },
             cause_event: None,
@@ -989,24 +1019,171 @@ async fn a_lost_lease_is_taken_over_and_its_late_result_changes_nothing(backend:
             .corp_tags_of(&user, &rep)
             .contains(view.tags[0].wecom_tag_id.as_ref().unwrap()));
         // The dead worker's late word is ignored.
-        let ids: Vec<i64> = lost.items.iter().map(|i| i.id).collect();
-        let late = sync_queue::finish(
-            &e.conn,
-            &ids,
-            lost.lease_until,
-            &sync_queue::Outcome::Failed {
+        for outcome in [
+            sync_queue::Outcome::Failed {
                 error: "late".into(),
             },
-            Utc::now(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(late, 0);
+            sync_queue::Outcome::Done,
+        ] {
+            let late = sync_queue::finish(
+                &e.conn,
+                &lost.contact,
+                &lost.items,
+                lost.lease_until,
+                &outcome,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(late, 0);
+        }
         let status = sync_queue::status(&e.conn, T, 10).await.unwrap();
         assert_eq!((status.counts["done"], status.counts["failed"]), (1, 0));
         assert_eq!(e.fake.mark_tag_calls().len(), 1);
     })
     .await;
+}
+
+/// Why `profile` holds `tag`: (source, origin) pairs.
+async fn reasons(e: &Env, profile: &str, tag: &str) -> Vec<(String, String)> {
+    members::of_profile(&e.conn, T, profile)
+        .await
+        .expect("memberships")
+        .into_iter()
+        .filter(|m| m.tag_id == tag)
+        .map(|m| (m.source, m.origin))
+        .collect()
+}
+
+/// A rep's own tagging in WeCom (read back by identity-svc and announced in `profile.updated`)
+/// gives the profile the linked tag for that rep, is written back to the other reps only, and
+/// goes when the rep takes the tag off or stops following the customer; what this service
+/// wrote itself and reads back — after the write, or while it is still queued — is never
+/// taken for a rep's, so a manual or rule tag still comes off when its reason goes.
+async fn reps_own_wecom_tags_are_held_for_them_and_write_backs_are_not(backend: Backend) {
+    with_env(backend, 57, sync_config(), |e| async move {
+        let view = e.link(0).await;
+        let user = contacts(&e.fake, 2).remove(0);
+        let (r1, r2) = (
+            user.follows[0].userid.clone(),
+            user.follows[1].userid.clone(),
+        );
+        let reps = [r1.as_str(), r2.as_str()];
+        let wecom = |i: usize| view.tags[i].wecom_tag_id.clone().expect("linked");
+        let (a, b) = (wecom(0), wecom(1));
+        let (la, lb) = (view.tags[0].id.clone(), view.tags[1].id.clone());
+        // A clean slate: neither rep has a tag of the group on the customer.
+        let all: Vec<String> = (0..view.tags.len()).map(wecom).collect();
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        for r in reps {
+            e.fake.rep_tags(&user, r, &[], &all);
+        }
+        e.seen("p-1", 1, &user, &reps, &[]).await;
+        assert!(members::of_profile(&e.conn, T, "p-1")
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Rep 1 tags A by hand: held for rep 1, written back to rep 2 alone.
+        e.fake.rep_tags(&user, &r1, &[&a], &[]);
+        e.seen("p-1", 2, &user, &reps, &[]).await;
+        assert_eq!(
+            reasons(&e, "p-1", &la).await,
+            vec![("wecom".into(), r1.clone())]
+        );
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        let calls = e.calls_for(&user);
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(
+            (calls[0].userid.as_str(), calls[0].add.clone()),
+            (r2.as_str(), vec![a.clone()])
+        );
+        // Read back, rep 2's A is this service's own write, not rep 2's tagging.
+        e.seen("p-1", 3, &user, &reps, &[]).await;
+        assert_eq!(
+            reasons(&e, "p-1", &la).await,
+            vec![("wecom".into(), r1.clone())]
+        );
+
+        // Rep 1 takes A off: the profile loses it, and so does rep 2's view.
+        e.fake.rep_tags(&user, &r1, &[], &[&a]);
+        e.seen("p-1", 4, &user, &reps, &[]).await;
+        assert!(reasons(&e, "p-1", &la).await.is_empty());
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        let calls = e.calls_for(&user);
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(
+            (calls[1].userid.as_str(), calls[1].remove.clone()),
+            (r2.as_str(), vec![a.clone()])
+        );
+        e.seen("p-1", 5, &user, &reps, &[]).await;
+        assert!(reasons(&e, "p-1", &la).await.is_empty());
+
+        // An operator's B goes to both views. Read back while queued and after: still only the
+        // operator's; taken back (read back again while the removal is queued), it goes.
+        e.tag("p-1", &lb, true).await;
+        // As if a call had landed in WeCom and its outcome were not recorded yet.
+        e.fake.rep_tags(&user, &r1, &[&b], &[]);
+        e.seen("p-1", 6, &user, &reps, &[]).await;
+        assert_eq!(
+            reasons(&e, "p-1", &lb).await,
+            vec![("manual".into(), String::new())]
+        );
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        for r in reps {
+            assert!(e.fake.corp_tags_of(&user, r).contains(&b));
+        }
+        e.seen("p-1", 7, &user, &reps, &[]).await;
+        assert_eq!(
+            reasons(&e, "p-1", &lb).await,
+            vec![("manual".into(), String::new())]
+        );
+        e.tag("p-1", &lb, false).await;
+        e.seen("p-1", 8, &user, &reps, &[]).await;
+        assert!(reasons(&e, "p-1", &lb).await.is_empty());
+        e.drain(&e.sync, Duration::from_secs(10)).await;
+        for r in reps {
+            assert!(!e.fake.corp_tags_of(&user, r).contains(&b));
+        }
+        e.seen("p-1", 9, &user, &reps, &[]).await;
+        assert!(reasons(&e, "p-1", &lb).await.is_empty());
+
+        // Rep 2 tags B by hand, then deletes the customer: the tag goes with the follow.
+        e.fake.rep_tags(&user, &r2, &[&b], &[]);
+        e.seen("p-1", 10, &user, &reps, &[]).await;
+        assert_eq!(
+            reasons(&e, "p-1", &lb).await,
+            vec![("wecom".into(), r2.clone())]
+        );
+        e.seen("p-1", 11, &user, &[&r1], &[&r2]).await;
+        assert!(reasons(&e, "p-1", &lb).await.is_empty());
+        // Every change went out as `tag.changed`, the rep's as theirs.
+        let changes = tag_changes(&e).await;
+        assert_eq!(changes.len(), 6, "{changes:?}");
+        assert!(changes.iter().any(|c| c["tag_id"] == json!(la)
+            && c["source"] == "wecom"
+            && c["actor"] == json!(r1)));
+    })
+    .await;
+}
+
+/// Every `tag.changed` in the outbox, oldest first.
+async fn tag_changes(e: &Env) -> Vec<Value> {
+    use sea_orm::{ConnectionTrait, Statement};
+    e.conn
+        .query_all(Statement::from_string(
+            e.conn.get_database_backend(),
+            "SELECT body FROM bus_outbox WHERE routing_key = 'tag.changed' ORDER BY id",
+        ))
+        .await
+        .expect("outbox")
+        .into_iter()
+        .map(|r| {
+            let p: String = r.try_get_by_index(0).expect("payload");
+            let env: Envelope = serde_json::from_str(&p).expect("envelope");
+            env.payload
+        })
+        .collect()
 }
 
 /// A group made in the console is pushed to WeCom: its tags are created (the group too), linked
@@ -1161,4 +1338,5 @@ scrm_tests::on_both_backends!(
     two_workers_never_send_an_item_twice,
     a_lost_lease_is_taken_over_and_its_late_result_changes_nothing,
     a_local_group_is_pushed_to_wecom_and_written_back,
+    reps_own_wecom_tags_are_held_for_them_and_write_backs_are_not,
 );

@@ -254,6 +254,7 @@ mod tests {
             state: None,
             added_at: t(added),
             deleted_at: deleted.map(t),
+            corp_tags: None,
         };
         let r = relations(
             vec![

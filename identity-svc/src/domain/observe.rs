@@ -117,12 +117,15 @@ pub enum FollowChange {
     Added { state: Option<String> },
     /// Either side deleted the other.
     Deleted,
-    /// Details from WeCom (enrichment): remark, add_way, state, when it began.
+    /// Details from WeCom (enrichment): remark, add_way, state, when it began, and the corp
+    /// tags on the customer in the rep's view (`None`: not known; `Some`: WeCom's whole list,
+    /// sorted, without duplicates).
     Details {
         remark: Option<String>,
         add_way: Option<i64>,
         state: Option<String>,
         since: Option<DateTime<Utc>>,
+        corp_tags: Option<Vec<String>>,
     },
 }
 
@@ -285,6 +288,7 @@ fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
                     add_way: None,
                     state: None,
                     since: None,
+                    corp_tags: None,
                 }),
                 DelExternalContact | DelFollowUser => Some(FollowChange::Deleted),
                 TransferFail => None,
@@ -632,6 +636,7 @@ mod tests {
                 add_way: Some(1),
                 state: None,
                 since: None,
+                corp_tags: None,
             }),
             source: "wecom.external_contact".into(),
         };

@@ -151,6 +151,17 @@ impl WechatLookup {
     }
 }
 
+/// The corp tags (`type` 1, with an id) among a rep's tags on a customer, sorted, each once.
+fn corp_tag_ids(tags: &[FollowUserTag]) -> Vec<String> {
+    let ids: std::collections::BTreeSet<&str> = tags
+        .iter()
+        .filter(|t| t.tag_type == 1)
+        .filter_map(|t| t.tag_id.as_deref())
+        .filter(|id| !id.is_empty())
+        .collect();
+    ids.into_iter().map(str::to_owned).collect()
+}
+
 fn answer_cache<V: Clone + Send + Sync + 'static>(
     cfg: &WechatConfig,
 ) -> moka::future::Cache<Key, Option<V>> {
@@ -238,6 +249,18 @@ impl WechatLookup {
                     T::AddExternalContact | T::AddHalfExternalContact | T::EditExternalContact
                 ) =>
             {
+                if c.change_type == T::EditExternalContact {
+                    // The edit is news about the contact (remark, tags): a cached answer from
+                    // before it would hide it.
+                    self.inner
+                        .contacts
+                        .invalidate(&(
+                            tenant.to_owned(),
+                            cb.app_id.clone(),
+                            c.external_user_id.clone(),
+                        ))
+                        .await;
+                }
                 let Some(d) = self
                     .external_contact(tenant, &cb.app_id, &c.external_user_id)
                     .await?
@@ -255,6 +278,7 @@ impl WechatLookup {
                         add_way: Some(i64::from(f.add_way)),
                         state: f.state.clone().filter(|s| !s.is_empty()),
                         since: observe::unix(f.createtime),
+                        corp_tags: Some(corp_tag_ids(&f.tags)),
                     });
                 Ok(Some(Enriched {
                     unionid: x.unionid.clone().filter(|u| !u.is_empty()),

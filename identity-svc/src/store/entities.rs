@@ -305,6 +305,8 @@ pub mod wecom_follow {
         pub added_at: DateTimeUtc,
         pub deleted_at: Option<DateTimeUtc>,
         pub changed_at: DateTimeUtc,
+        /// The corp tags in the rep's view, a JSON array of WeCom tag ids (`None`: not known).
+        pub corp_tags: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -26,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::CreateIdentityTables),
             Box::new(migrations::ReversibleMerges),
             Box::new(migrations::ProfileStateTables),
+            Box::new(migrations::FollowCorpTags),
         ]
     }
 }

@@ -227,20 +227,22 @@ async fn apply_follow(
         .one(txn)
         .await?;
     let Some(row) = row else {
-        let (deleted_at, remark, add_way, state, added_at) = match change {
-            FollowChange::Added { state } => (None, None, None, state.clone(), at),
-            FollowChange::Deleted => (Some(at), None, None, None, at),
+        let (deleted_at, remark, add_way, state, added_at, tags) = match change {
+            FollowChange::Added { state } => (None, None, None, state.clone(), at, None),
+            FollowChange::Deleted => (Some(at), None, None, None, at, None),
             FollowChange::Details {
                 remark,
                 add_way,
                 state,
                 since,
+                corp_tags,
             } => (
                 None,
                 remark.clone(),
                 *add_way,
                 state.clone(),
                 since.unwrap_or(at),
+                corp_tags.as_deref().map(encode_tags),
             ),
         };
         wecom_follow::Entity::insert(wecom_follow::ActiveModel {
@@ -255,6 +257,7 @@ async fn apply_follow(
             added_at: Set(added_at),
             deleted_at: Set(deleted_at),
             changed_at: Set(at),
+            corp_tags: Set(tags),
         })
         .exec_without_returning(txn)
         .await?;
@@ -286,7 +289,11 @@ async fn apply_follow(
             add_way,
             state,
             since,
+            corp_tags,
         } => {
+            if let Some(tags) = corp_tags {
+                m.corp_tags = Set(Some(encode_tags(tags)));
+            }
             if remark.is_some() {
                 m.remark = Set(remark.clone());
             }
@@ -304,6 +311,16 @@ async fn apply_follow(
     }
     let after = m.update(txn).await?;
     Ok(after != before)
+}
+
+/// A follow's corp tags as stored (a JSON array).
+fn encode_tags(tags: &[String]) -> String {
+    serde_json::Value::from(tags.to_vec()).to_string()
+}
+
+/// A follow's stored corp tags; `None` when not known (or not readable).
+fn decode_tags(stored: Option<&str>) -> Option<Vec<String>> {
+    serde_json::from_str(stored?).ok()
 }
 
 /// Applies a customer-group change to the membership rows (keyed by the member's
@@ -460,6 +477,7 @@ pub(crate) async fn derive_for<C: ConnectionTrait>(
                 state: f.state,
                 added_at: f.added_at,
                 deleted_at: f.deleted_at,
+                corp_tags: decode_tags(f.corp_tags.as_deref()),
             });
         }
     }

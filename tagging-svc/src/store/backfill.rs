@@ -461,7 +461,7 @@ async fn apply(
     facts::unset_tag_many(&txn, tenant, &owned(&lost), tag_id).await?;
     for (ps, change) in [(&gained, TagChange::Added), (&lost, TagChange::Removed)] {
         for p in ps {
-            writeback::enqueue(&txn, tenant, p, info, change, now).await?;
+            writeback::enqueue(&txn, tenant, p, info, change, None, now).await?;
             changes.push(TagChanged {
                 profile_id: (*p).clone(),
                 tag_id: tag_id.to_string(),

@@ -28,6 +28,7 @@ use wechat::api::CorpTagGroup;
 
 use super::catalog::{self, CatalogError, GroupRow, GroupView, TagRow, ACTIVE, MULTI, RETIRED};
 use super::entities::{corp_tag, corp_tag_sync, tag, tag_group};
+use super::rep_tags;
 use super::sync_queue::{self, Closed};
 use super::writeback;
 
@@ -198,6 +199,8 @@ pub async fn apply(
     report.writebacks_failed =
         sync_queue::close_pending(&txn, tenant, corp, &deleted_tags, Closed::TagDeleted, now)
             .await?;
+    // WeCom took deleted tags off every customer: no mark of ours is left on anyone.
+    rep_tags::forget_tags(&txn, tenant, corp, &deleted_tags).await?;
     txn.commit().await?;
     Ok(report)
 }

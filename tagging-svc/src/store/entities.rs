@@ -218,6 +218,33 @@ pub mod wecom_contact {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// A corp tag this service put on one rep's external contact (`mark_tag` accepted) and has not
+/// taken off since.
+pub mod wecom_mark {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "wecom_marks")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub corp_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub external_userid: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub wecom_tag_id: String,
+        pub marked_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 /// A pending write-back of one tag to one rep's external contact (`mark_tag`).
 pub mod sync_item {
     use sea_orm::entity::prelude::*;

@@ -172,7 +172,7 @@ pub async fn add(
             }
         }
     }
-    announce(txn, tenant, profile, info, &changes[..1], now).await?;
+    announce(txn, tenant, profile, info, &changes[..1], rep_of(why), now).await?;
     Ok(changes)
 }
 
@@ -201,7 +201,9 @@ pub async fn remove(
         return Ok(Vec::new());
     }
     let changes = vec![changed(profile, info, TagChange::Removed, why, now)];
-    announce(txn, tenant, profile, info, &changes, now).await?;
+    // A rep who took the tag off in WeCom has it off already.
+    let rep = only.and_then(|(source, origin)| (source == TagSource::Wecom).then_some(origin));
+    announce(txn, tenant, profile, info, &changes, rep, now).await?;
     Ok(changes)
 }
 
@@ -244,14 +246,21 @@ pub async fn publish<C: ConnectionTrait>(
     outbox::enqueue_many(conn, &envs).await
 }
 
-/// The tag set changed: facts projection and WeCom write-back (`tag.changed` goes out through
-/// [`publish`]).
+/// The rep whose own tagging in WeCom `why` is.
+fn rep_of(why: &Reason) -> Option<&str> {
+    (why.source == TagSource::Wecom).then_some(why.origin.as_str())
+}
+
+/// The tag set changed: facts projection and WeCom write-back to every rep following the
+/// profile but `rep` (whose own change in WeCom this is: it is there already) (`tag.changed`
+/// goes out through [`publish`]).
 async fn announce(
     txn: &DatabaseTransaction,
     tenant: &str,
     profile: &str,
     info: &TagInfo,
     changes: &[TagChanged],
+    rep: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     for c in changes {
@@ -259,7 +268,7 @@ async fn announce(
             TagChange::Added => facts::set_tag(txn, tenant, profile, &c.tag_id).await?,
             TagChange::Removed => facts::unset_tag(txn, tenant, profile, &c.tag_id).await?,
         }
-        writeback::enqueue(txn, tenant, profile, info, c.change, now).await?;
+        writeback::enqueue(txn, tenant, profile, info, c.change, rep, now).await?;
         metrics::counter!("scrm_tagging_tag_changes_total", "change" => match c.change {
             TagChange::Added => "added",
             TagChange::Removed => "removed",
@@ -370,7 +379,7 @@ pub async fn merge(
                     actor: m.actor.clone(),
                 };
                 let c = vec![changed(survivor, &info, TagChange::Added, &why, now)];
-                announce(txn, tenant, survivor, &info, &c, now).await?;
+                announce(txn, tenant, survivor, &info, &c, None, now).await?;
                 gained.extend(c);
             }
         }
@@ -422,11 +431,11 @@ pub async fn unmerge(
             continue;
         };
         let c = vec![changed(restored, &info, TagChange::Added, &why, now)];
-        announce(txn, tenant, restored, &info, &c, now).await?;
+        announce(txn, tenant, restored, &info, &c, None, now).await?;
         out.extend(c);
         if !held(txn, tenant, survivor, &t).await? {
             let c = vec![changed(survivor, &info, TagChange::Removed, &why, now)];
-            announce(txn, tenant, survivor, &info, &c, now).await?;
+            announce(txn, tenant, survivor, &info, &c, None, now).await?;
             out.extend(c);
         }
     }

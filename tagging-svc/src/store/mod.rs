@@ -7,6 +7,7 @@ pub mod engine;
 pub mod entities;
 pub mod members;
 pub mod migrations;
+pub mod rep_tags;
 pub mod rules;
 pub mod segments;
 pub mod sync_queue;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateFactsTables),
             Box::new(migrations::CreateTaggingTables),
             Box::new(wecom_migrations::CreateWecomSyncTables),
+            Box::new(wecom_migrations::CreateWecomMarks),
         ]
     }
 }

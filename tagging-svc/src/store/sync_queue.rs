@@ -16,13 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 
 use super::entities::sync_item;
 use super::migrations::TagSyncQueue;
+use super::rep_tags;
 use super::writeback::PENDING;
 use crate::wecom::plan::{self, Action, Open, Plan};
 
@@ -112,16 +113,7 @@ pub async fn claim(
     let backend = db.get_database_backend();
     let isolation = (backend == DbBackend::MySql).then_some(sea_orm::IsolationLevel::ReadCommitted);
     let txn = db.begin_with_config(isolation, None).await?;
-    if backend == DbBackend::Sqlite {
-        // No row locks: take the database's write lock before reading, so another worker on
-        // the same file waits instead of claiming from a stale read.
-        let lock = Query::update()
-            .table(TagSyncQueue::Table)
-            .value(TagSyncQueue::Attempts, Expr::col(TagSyncQueue::Attempts))
-            .and_where(Expr::col(TagSyncQueue::Id).lt(0))
-            .to_owned();
-        txn.execute(backend.build(&lock)).await?;
-    }
+    sqlite_write_lock(&txn).await?;
     let due = sync_item::Entity::find()
         .filter(open_statuses())
         .filter(sync_item::Column::NextAt.lte(now))
@@ -255,20 +247,42 @@ pub async fn claim(
     Ok(report)
 }
 
-/// Records the outcome of claimed items `ids` (of a claim that ends at `lease_until`). Returns
-/// the rows changed (0 when the lease was taken over).
+/// Records the outcome of `items` claimed for `contact` (in a claim that ends at
+/// `lease_until`). Returns the rows changed (0 when the lease was taken over). What WeCom
+/// accepted updates the contact's marks (`wecom_marks`: added tags recorded, removed ones
+/// forgotten) in the same transaction.
 pub async fn finish(
     db: &DatabaseConnection,
-    ids: &[i64],
+    contact: &Contact,
+    items: &[ClaimedItem],
     lease_until: DateTime<Utc>,
     outcome: &Outcome,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let txn = db.begin().await?;
+    sqlite_write_lock(&txn).await?;
+    // The items still under this lease (a lease that ran out and was taken over records
+    // nothing).
+    let live: BTreeSet<i64> = sync_item::Entity::find()
+        .select_only()
+        .column(sync_item::Column::Id)
+        .filter(sync_item::Column::Id.is_in(ids))
+        .filter(sync_item::Column::Status.eq(SENDING))
+        .filter(sync_item::Column::NextAt.eq(lease_until))
+        .lock_exclusive()
+        .into_tuple::<i64>()
+        .all(&txn)
+        .await?
+        .into_iter()
+        .collect();
+    if live.is_empty() {
+        txn.rollback().await?;
+        return Ok(0);
+    }
     let mut q = sync_item::Entity::update_many()
         .col_expr(sync_item::Column::UpdatedAt, Expr::value(now))
-        .filter(sync_item::Column::Id.is_in(ids.to_vec()))
-        .filter(sync_item::Column::Status.eq(SENDING))
-        .filter(sync_item::Column::NextAt.eq(lease_until));
+        .filter(sync_item::Column::Id.is_in(live.iter().copied()));
     q = match outcome {
         Outcome::Done => q
             .col_expr(sync_item::Column::Status, Expr::value(DONE))
@@ -291,7 +305,31 @@ pub async fn finish(
                 Expr::col(sync_item::Column::Attempts).sub(1),
             ),
     };
-    Ok(q.exec(db).await?.rows_affected)
+    let n = q.exec(&txn).await?.rows_affected;
+    if *outcome == Outcome::Done {
+        let sent = items.iter().filter(|i| live.contains(&i.id));
+        let (added, removed): (Vec<&ClaimedItem>, Vec<&ClaimedItem>) =
+            sent.partition(|i| i.action == Action::Add);
+        rep_tags::record_marks(&txn, contact, &added, &removed, now).await?;
+    }
+    txn.commit().await?;
+    Ok(n)
+}
+
+/// On SQLite (no row locks), takes the database's write lock before the transaction reads, so
+/// another worker on the same file waits (busy timeout) instead of reading stale rows or
+/// failing to upgrade its read to a write.
+async fn sqlite_write_lock(txn: &DatabaseTransaction) -> Result<(), DbErr> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Sqlite {
+        let lock = Query::update()
+            .table(TagSyncQueue::Table)
+            .value(TagSyncQueue::Attempts, Expr::col(TagSyncQueue::Attempts))
+            .and_where(Expr::col(TagSyncQueue::Id).lt(0))
+            .to_owned();
+        txn.execute(backend.build(&lock)).await?;
+    }
+    Ok(())
 }
 
 fn clip(error: &str) -> String {

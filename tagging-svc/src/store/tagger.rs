@@ -22,7 +22,7 @@ use super::engine::{At, Engine};
 use super::entities::schedule;
 use super::members::{self, MemberError, Reason, TagInfo};
 use super::rules::Trigger;
-use super::writeback;
+use super::{rep_tags, writeback};
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -362,6 +362,19 @@ impl Tagger {
                     return Ok(Vec::new());
                 };
                 writeback::set_contacts(txn, tenant, p, &u.relations).await?;
+                // The reps' own tagging in WeCom.
+                let mut out = Vec::new();
+                for c in rep_tags::reconcile(txn, tenant, p, &u.relations).await? {
+                    match self
+                        .change(txn, tenant, p, &c.info, c.add, &c.reason, &at)
+                        .await
+                    {
+                        Ok(changes) => out.extend(changes),
+                        Err(MemberError::Db(e)) => return Err(e),
+                        // A retired tag is not set any more, by anyone.
+                        Err(e) => tracing::debug!(error = %e, "A rep's WeCom tag not mirrored"),
+                    }
+                }
                 let trigger = if applied.first {
                     Trigger::All
                 } else {
@@ -370,7 +383,8 @@ impl Tagger {
                         relations: applied.relations_changed,
                     }
                 };
-                self.engine.settle(txn, tenant, p, trigger, &at).await
+                out.extend(self.engine.settle(txn, tenant, p, trigger, &at).await?);
+                Ok(out)
             }
             Work::Merged(m) => {
                 let mut out = Vec::new();

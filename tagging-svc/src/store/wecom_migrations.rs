@@ -114,3 +114,62 @@ impl MigrationTrait for CreateWecomSyncTables {
         .await
     }
 }
+
+#[derive(DeriveIden)]
+pub enum WecomMarks {
+    Table,
+    TenantId,
+    CorpId,
+    UserId,
+    ExternalUserid,
+    WecomTagId,
+    MarkedAt,
+}
+
+/// Creates `wecom_marks`: the corp tags this service has put on a rep's external contact with
+/// `mark_tag` and not taken off, so that reading them back from WeCom is not taken for the
+/// rep's own tagging.
+pub struct CreateWecomMarks;
+
+impl MigrationName for CreateWecomMarks {
+    fn name(&self) -> &str {
+        "m20261204_000001_create_wecom_marks"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateWecomMarks {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(WecomMarks::Table)
+                .if_not_exists()
+                .col(str_col(WecomMarks::TenantId, 64))
+                .col(str_col(WecomMarks::CorpId, 64))
+                .col(str_col(WecomMarks::UserId, 64))
+                .col(str_col(WecomMarks::ExternalUserid, 64))
+                .col(str_col(WecomMarks::WecomTagId, 64))
+                .col(ts_col(WecomMarks::MarkedAt))
+                .primary_key(
+                    Index::create()
+                        .col(WecomMarks::TenantId)
+                        .col(WecomMarks::CorpId)
+                        .col(WecomMarks::ExternalUserid)
+                        .col(WecomMarks::UserId)
+                        .col(WecomMarks::WecomTagId),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table(WecomMarks::Table)
+                .if_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}

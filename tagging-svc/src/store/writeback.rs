@@ -17,13 +17,15 @@ use super::members::TagInfo;
 /// Status of a queued item waiting for (another) attempt.
 pub const PENDING: &str = "pending";
 
-/// Queues the write-back of a tag-set change when the tag's group is synced to WeCom.
+/// Queues the write-back of a tag-set change when the tag's group is synced to WeCom, for every
+/// rep following the profile in the group's corp but `skip_rep`.
 pub async fn enqueue(
     txn: &DatabaseTransaction,
     tenant: &str,
     profile: &str,
     info: &TagInfo,
     change: TagChange,
+    skip_rep: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let (true, Some(corp), Some(wecom_tag)) = (
@@ -37,12 +39,13 @@ pub async fn enqueue(
         TagChange::Added => "add",
         TagChange::Removed => "remove",
     };
-    let contacts = wecom_contact::Entity::find()
+    let mut contacts = wecom_contact::Entity::find()
         .filter(wecom_contact::Column::TenantId.eq(tenant))
         .filter(wecom_contact::Column::ProfileId.eq(profile))
         .filter(wecom_contact::Column::CorpId.eq(corp))
         .all(txn)
         .await?;
+    contacts.retain(|c| Some(c.user_id.as_str()) != skip_rep);
     queue(txn, tenant, corp, wecom_tag, action, contacts, now).await
 }
 

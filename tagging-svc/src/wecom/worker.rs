@@ -214,12 +214,19 @@ impl Worker {
         items: &[ClaimedItem],
         outcome: &Outcome,
     ) -> Result<(), DbErr> {
-        let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-        let n = sync_queue::finish(&self.db, &ids, c.lease_until, outcome, Utc::now()).await?;
-        if n < ids.len() as u64 {
+        let n = sync_queue::finish(
+            &self.db,
+            &c.contact,
+            items,
+            c.lease_until,
+            outcome,
+            Utc::now(),
+        )
+        .await?;
+        if n < items.len() as u64 {
             tracing::warn!(
                 recorded = n,
-                items = ids.len(),
+                items = items.len(),
                 "Write-back outcome recorded for part of a claim: its lease had run out"
             );
         }

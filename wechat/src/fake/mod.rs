@@ -305,6 +305,12 @@ impl FakeHandle {
         self.shared.lock().add_corp_tag(group_id, name)
     }
 
+    /// Rep `userid` adds and removes corp tags on `user` in the WeCom app, as a rep would by
+    /// hand (WeCom then sends `edit_external_contact`; nothing is logged as a `mark_tag` call).
+    pub fn rep_tags(&self, user: &FakeUser, userid: &str, add: &[&str], remove: &[&str]) {
+        self.shared.rep_tags(user, userid, add, remove);
+    }
+
     /// Makes every token issued so far to `app` answer 40001, as after a fetch elsewhere.
     pub fn invalidate_tokens(&self, app: &FakeApp) {
         self.shared.revoke_tokens(app);

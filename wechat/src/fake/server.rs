@@ -312,6 +312,21 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    /// Rep `userid` changing `user`'s corp tags in the WeCom app.
+    pub(crate) fn rep_tags(&self, user: &FakeUser, userid: &str, add: &[&str], remove: &[&str]) {
+        let mut st = self.lock();
+        let tags = st
+            .follow_tags
+            .entry((user.index, userid.to_owned()))
+            .or_default();
+        tags.retain(|t| !remove.contains(&t.as_str()));
+        for id in add {
+            if !tags.iter().any(|t| t == id) {
+                tags.push((*id).to_owned());
+            }
+        }
+    }
+
     fn user_by_oa_openid(&self, openid: &str) -> Option<&FakeUser> {
         self.population.by_oa_openid(openid)
     }

@@ -4,8 +4,10 @@
 use platform::db::schema::{id_col, index, str_col, ts_col};
 use sea_orm_migration::prelude::*;
 
+mod follow_tags;
 mod profile_state;
 
+pub use follow_tags::FollowCorpTags;
 pub use profile_state::ProfileStateTables;
 
 #[derive(DeriveIden)]
