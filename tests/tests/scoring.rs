@@ -493,7 +493,93 @@ async fn leaderboard_orders_by_exact_scores(backend: Backend) {
     s.cleanup().await;
 }
 
+/// The board's SQL ordering (which picks the top N before their exact scores are read) stays
+/// exact across an era of the sort key and 10 years into a 1-day half-life model, where one key
+/// relative to the model's start would have overflowed long before.
+async fn leaderboard_keys_hold_across_eras(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    s.clock.set(start());
+    let m = s
+        .model(
+            T,
+            json!({"key": "engagement", "name": "E", "decay": {"kind": "half_life", "days": 1}}),
+        )
+        .await;
+    s.rule(
+        &m,
+        json!({"kind": "event", "name": "V", "event": "track.page_view", "points": 10}),
+    )
+    .await;
+    let view = |p: &str, at: chrono::DateTime<chrono::Utc>, i: usize| {
+        resolved(
+            p,
+            &tracked(
+                T,
+                TrackKind::PageView,
+                at,
+                &format!("{p}-{i}"),
+                &[],
+                json!({}),
+            ),
+        )
+    };
+    let top = |limit: u64| {
+        let s = &s;
+        async move {
+            let defs = s.scorer.compiled(T).await.unwrap();
+            let board = scoring_svc::store::queries::Board {
+                limit,
+                ..Default::default()
+            };
+            scoring_svc::store::queries::leaderboard(&s.scorer, T, &defs, 0, &board)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.profile_id, r.score))
+                .collect::<Vec<_>>()
+        }
+    };
+    let hours = |h: i64| start() + Duration::hours(h);
+    // pa earned 10 points in era 0 (127.5 days in), pb 10 in era 1 (128.5 days in).
+    for (p, at) in [("pa", hours(127 * 24 + 12)), ("pb", hours(128 * 24 + 12))] {
+        s.clock.set(at);
+        s.handle(&view(p, at, 0)).await;
+    }
+    s.clock.set(hours(129 * 24));
+    let rows = top(1).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "pb");
+    assert!(
+        (rows[0].1 - 10.0 * 0.5f64.powf(0.5)).abs() < 1e-9,
+        "{rows:?}"
+    );
+    let rows = top(2).await;
+    assert_eq!(rows[1].0, "pa");
+    assert!(
+        (rows[1].1 - 10.0 * 0.5f64.powf(1.5)).abs() < 1e-9,
+        "{rows:?}"
+    );
+
+    // 10 years (3 650 half-lives) on: pe's 30 points a day old outrank pd's 10 of half a day.
+    let later = hours(10 * 365 * 24);
+    s.clock.set(later - Duration::days(1));
+    for i in 0..3 {
+        s.handle(&view("pe", later - Duration::days(1), i)).await;
+    }
+    s.clock.set(later - Duration::hours(12));
+    s.handle(&view("pd", later - Duration::hours(12), 0)).await;
+    s.clock.set(later);
+    let rows = top(1).await;
+    assert_eq!(rows[0].0, "pe", "{rows:?}");
+    assert!((rows[0].1 - 15.0).abs() < 1e-9, "{rows:?}");
+    let rows = top(4).await;
+    let order: Vec<&str> = rows.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(&order[..2], ["pe", "pd"]);
+    s.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
+    leaderboard_keys_hold_across_eras,
     redelivery_scores_once,
     merge_counts_a_shared_event_once_and_unmerge_restores,
     state_rules_hold_points_while_matching,

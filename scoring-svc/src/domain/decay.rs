@@ -165,7 +165,46 @@ impl Decay {
             _ => 1.0,
         }
     }
+
+    /// The era of the leaderboard key (see [`ERA_HALF_LIVES`]) that instant `t` falls in, for a
+    /// model started at `epoch`; always 0 without a half-life.
+    pub fn era(&self, epoch: DateTime<Utc>, t: DateTime<Utc>) -> i64 {
+        match self {
+            Decay::HalfLife { days, .. } => {
+                let len = days * DAY * ERA_HALF_LIVES;
+                ((t - epoch).num_seconds() as f64 / len).floor() as i64
+            }
+            _ => 0,
+        }
+    }
+
+    /// Half-lives from the start of `era` to `t`.
+    fn half_lives_into_era(&self, epoch: DateTime<Utc>, era: i64, t: DateTime<Utc>) -> f64 {
+        match self {
+            Decay::HalfLife { days, .. } => {
+                (t - epoch).num_seconds() as f64 / (days * DAY) - era as f64 * ERA_HALF_LIVES
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// What keys of `era` are multiplied by at `now` to give the decayed part of the score:
+    /// `2^−(now − start of era)/h` (1 without a half-life).
+    pub fn era_carry(&self, epoch: DateTime<Utc>, era: i64, now: DateTime<Utc>) -> f64 {
+        match self {
+            Decay::HalfLife { .. } => (-self.half_lives_into_era(epoch, era, now)).exp2(),
+            _ => 1.0,
+        }
+    }
 }
+
+/// Half-lives in one era of the leaderboard's sort key. A fold's key is its decaying part
+/// carried back to the start of the era of its fold time (`decaying × 2^(at − era start)/h`,
+/// never more than 2^128 times its value, however old the model); the board compares keys of
+/// the current and the previous era (and the next, against clock skew) with each era's own
+/// carry, and counts an older fold by what it holds: its decaying part is down to 2^−128 of
+/// what it was.
+pub const ERA_HALF_LIVES: f64 = 128.0;
 
 /// One ledger entry as far as the score is concerned.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -239,21 +278,12 @@ impl Fold {
         })
     }
 
-    /// The sort key of the leaderboard: `held + norm × carry(now − epoch)` orders profiles by
-    /// their exact score at `now` for every row of one model, whenever each was folded.
-    pub fn norm(&self, decay: &Decay, epoch: DateTime<Utc>) -> f64 {
-        match decay {
-            Decay::HalfLife { days, .. } => {
-                let k = (self.at - epoch).num_seconds() as f64 / (days * DAY);
-                let n = self.decaying * k.exp2();
-                if n.is_finite() {
-                    n
-                } else {
-                    f64::MAX.copysign(self.decaying)
-                }
-            }
-            _ => self.decaying,
-        }
+    /// The sort key of the leaderboard, `(era, norm)`: `held + norm × era_carry(era, now)` is
+    /// the exact score at `now` for every row of one model, whenever each was folded.
+    pub fn norm(&self, decay: &Decay, epoch: DateTime<Utc>) -> (i64, f64) {
+        let era = decay.era(epoch, self.at);
+        let k = decay.half_lives_into_era(epoch, era, self.at);
+        (era, self.decaying * k.exp2())
     }
 
     /// When the score crosses `threshold` by decay alone, if it will before `valid_until` (the
@@ -407,12 +437,47 @@ mod tests {
             valid_until: None,
         };
         let now = t0() + days(9);
-        let c = h.carry((now - epoch).num_seconds());
-        let (ka, kb) = (a.norm(&h, epoch) * c, b.norm(&h, epoch) * c);
+        let key = |f: &Fold| {
+            let (era, norm) = f.norm(&h, epoch);
+            norm * h.era_carry(epoch, era, now)
+        };
         let (va, vb) = (
             a.carried(&h, now).unwrap().value(),
             b.carried(&h, now).unwrap().value(),
         );
-        assert!((ka - va).abs() < 1e-9 && (kb - vb).abs() < 1e-9);
+        assert!((key(&a) - va).abs() < 1e-9 && (key(&b) - vb).abs() < 1e-9);
+    }
+
+    /// Keys stay finite and exact however many half-lives the model has run: a 1-day half-life
+    /// 50 years on (18 000 half-lives; one key relative to the model's start would overflow
+    /// after ~1 000), and across an era boundary.
+    #[test]
+    fn keys_stay_exact_however_old_the_model() {
+        let h = Decay::HalfLife {
+            days: 1.0,
+            expire_days: None,
+        };
+        let epoch = t0();
+        let boundary = epoch + days(128 * 140);
+        for (at, now) in [
+            (epoch + days(365 * 50), epoch + days(365 * 50) + days(3)),
+            (boundary - days(2), boundary + days(1)),
+        ] {
+            let f = Fold {
+                held: 5.0,
+                decaying: 80.0,
+                at,
+                valid_until: None,
+            };
+            let (era, norm) = f.norm(&h, epoch);
+            assert!(
+                norm.is_finite() && norm.abs() <= 80.0 * 2f64.powi(128),
+                "{norm}"
+            );
+            let key = f.held + norm * h.era_carry(epoch, era, now);
+            let exact = f.carried(&h, now).unwrap().value();
+            assert!((key - exact).abs() < 1e-9, "{key} vs {exact}");
+            assert!(h.era(epoch, now) - era <= 1);
+        }
     }
 }

@@ -38,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateFactsTables),
             Box::new(migrations::CreateScoringTables),
             Box::new(migrations::DropUnreadFactsIndexes),
+            Box::new(migrations::ScoreKeyEras),
         ]
     }
 }

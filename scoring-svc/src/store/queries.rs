@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::leads::{self, Lead};
 use super::migrations::{
-    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreLedger as E,
-    ScoreRules as R, TriggerFirings as F,
+    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreEras,
+    ScoreLedger as E, ScoreRules as R, TriggerFirings as F,
 };
 use super::{one, rows, scores, Scorer};
 use crate::domain::compiled::Compiled;
@@ -484,7 +484,7 @@ pub struct BoardRow {
 
 /// The top leads of model `model` (index into `defs`) by their exact score now.
 ///
-/// Rows are ordered in SQL by `held + norm × carry(now − epoch)`, exact for every fold still
+/// Rows are ordered in SQL by `held + norm × carry of its era at now`, exact for every fold still
 /// valid; folds past a decay boundary (few: the scheduler rebuilds them as they come due) are
 /// rebuilt here and merged in.
 pub async fn leaderboard(
@@ -537,11 +537,24 @@ pub async fn leaderboard(
             q.and_where(Expr::col((s.clone(), P::ProfileId)).in_subquery(tagged));
         }
     };
-    let c = m.decay.carry((now - m.epoch).num_seconds());
+    // Keys of the previous, current and next era, each with its own carry; older keys have
+    // decayed to nothing.
+    let era = m.decay.era(m.epoch, now);
+    let era_col = || Expr::col((s.clone(), ScoreEras::NormEra));
+    let carry = Expr::case(era_col().eq(era), m.decay.era_carry(m.epoch, era, now))
+        .case(
+            era_col().eq(era - 1),
+            m.decay.era_carry(m.epoch, era - 1, now),
+        )
+        .case(
+            era_col().eq(era + 1),
+            m.decay.era_carry(m.epoch, era + 1, now),
+        )
+        .finally(0.0f64);
     let mut top = Query::select();
     base(&mut top);
     top.order_by_expr(
-        Expr::col((s.clone(), P::Held)).add(Expr::col((s.clone(), P::Norm)).mul(c)),
+        Expr::col((s.clone(), P::Held)).add(Expr::col((s.clone(), P::Norm)).mul(carry)),
         Order::Desc,
     )
     .order_by((s.clone(), P::ProfileId), Order::Asc)

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, IntoIden, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use super::migrations::ProfileScores as P;
+use super::migrations::{ProfileScores as P, ScoreEras};
 use super::{exec, ledger, rows};
 use crate::domain::compiled::Model;
 use crate::domain::decay::Fold;
@@ -79,20 +79,25 @@ pub async fn save<C: ConnectionTrait>(
     fold: &Fold,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let norm = fold.norm(&model.decay, model.epoch);
+    let (era, norm) = fold.norm(&model.decay, model.epoch);
     let q = Query::insert()
         .into_table(P::Table)
-        .columns([
-            P::TenantId,
-            P::ProfileId,
-            P::ModelId,
-            P::Held,
-            P::Decaying,
-            P::FoldedAt,
-            P::ValidUntil,
-            P::Norm,
-            P::UpdatedAt,
-        ])
+        .columns(
+            [
+                P::TenantId,
+                P::ProfileId,
+                P::ModelId,
+                P::Held,
+                P::Decaying,
+                P::FoldedAt,
+                P::ValidUntil,
+                P::Norm,
+                P::UpdatedAt,
+            ]
+            .into_iter()
+            .map(IntoIden::into_iden)
+            .chain([ScoreEras::NormEra.into_iden()]),
+        )
         .values_panic([
             tenant.into(),
             profile.into(),
@@ -103,6 +108,7 @@ pub async fn save<C: ConnectionTrait>(
             fold.valid_until.into(),
             norm.into(),
             now.into(),
+            era.into(),
         ])
         .on_conflict(
             OnConflict::columns([P::TenantId, P::ProfileId, P::ModelId])
@@ -114,6 +120,7 @@ pub async fn save<C: ConnectionTrait>(
                     P::Norm,
                     P::UpdatedAt,
                 ])
+                .update_column(ScoreEras::NormEra)
                 .to_owned(),
         )
         .to_owned();
