@@ -335,10 +335,12 @@ fn rabbitmq(
         let amqp = platform::bus::AmqpBus::connect(&cfg)
             .await
             .expect("RabbitMQ");
-        let g = proto::routing::IDENTITY;
-        amqp.declare(&GroupSpec::new(g.name, g.bindings, &cfg))
-            .await
-            .ok();
+        // The gateway declared every consumer group's queues: remove them all.
+        for g in proto::routing::GROUPS {
+            amqp.declare(&GroupSpec::new(g.name, g.bindings, &cfg))
+                .await
+                .ok();
+        }
         amqp.destroy().await.ok();
         if let Ok(r) = platform::cache::RedisCache::connect(
             &scrm_tests::servers::redis_url(),
