@@ -57,8 +57,7 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
     let consumer = tokio::spawn(consume::run(
         deps.bus.clone(),
         scorer.clone(),
-        cfg.consumer_concurrency,
-        cfg.consumer_batch,
+        cfg.batching(),
         deps.shutdown.clone(),
     ));
     let scheduler = Arc::new(Scheduler::new(

@@ -68,8 +68,7 @@ pub async fn run_with_clock(
         deps.bus.clone(),
         tagger.clone(),
         relay.clone(),
-        cfg.consumer_concurrency,
-        cfg.consumer_batch,
+        cfg.batching(),
         deps.shutdown.clone(),
     ));
     tokio::spawn(scheduler(

@@ -8,7 +8,8 @@
 //! - `BENCH_RATE` events per second offered (default 1000), `BENCH_SECONDS` (default 30);
 //! - `BENCH_PROFILES` distinct profiles the events fall on (default 10 000);
 //! - `BENCH_CONCURRENCY` transactions at once in the scoring consumer (default 8, the service
-//!   default), `BENCH_BATCH` deliveries one transaction takes (default 32, the service default);
+//!   default), `BENCH_BATCH` deliveries one transaction takes (default 32, the service default),
+//!   `BENCH_LINGER_MS` how long it waits for them (default 0, the service default);
 //! - `BENCH_ENTRIES` ledger entries of the heavy profile (default 10 000);
 //! - `BENCH_DIRECT` events first run through `Scorer::handle` without the bus (default 3000; 0 skips);
 //! - `BENCH_KEEP_DB=1` keeps the database (its name is printed).
@@ -450,6 +451,7 @@ fn main() {
         );
         cfg.consumer_concurrency = concurrency;
         cfg.consumer_batch = batch;
+        cfg.consumer_linger_ms = env_u64("BENCH_LINGER_MS", cfg.consumer_linger_ms);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
         let deps = Deps {

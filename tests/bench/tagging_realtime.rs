@@ -6,8 +6,9 @@
 //! Run: `cargo bench -p scrm-tests --bench tagging_realtime` (servers from SCRM_TEST_MYSQL_URL and
 //! SCRM_TEST_AMQP_URL or the local defaults). Knobs: `BENCH_RATE` events/s (default 1 000),
 //! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer transactions at once (default 16),
-//! `BENCH_BATCH` deliveries one transaction takes (default 32); `BENCH_KEEP_DB` set keeps the
-//! database for a look afterwards.
+//! `BENCH_BATCH` deliveries one transaction takes (default 32), `BENCH_LINGER_MS` how long it
+//! waits for them (default: the service's, 5); `BENCH_KEEP_DB` set keeps the database for a look
+//! afterwards.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
     );
     cfg.consumer_concurrency = concurrency;
     cfg.consumer_batch = batch;
+    cfg.consumer_linger_ms = env_u64("BENCH_LINGER_MS", cfg.consumer_linger_ms);
     // The rule exists before the service starts, so its first rule-set load sees it.
     let db = platform::db::connect(&dbc, true).await?;
     {

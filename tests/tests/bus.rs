@@ -359,7 +359,7 @@ async fn consumer_loop_settles_by_handler_result(t: &TestBus) {
 }
 
 async fn batch_consumer_settles_each_delivery_by_its_outcome(t: &TestBus) {
-    use platform::bus::{run_batch_consumer, Attempt, HandlerError};
+    use platform::bus::{run_batch_consumer, Attempt, Batching, HandlerError};
     let s = spec("batch", &["b.*"], &[50], 2);
     t.bus.declare(&s).await.unwrap();
     let mut ok_ids = Vec::new();
@@ -383,8 +383,11 @@ async fn batch_consumer_settles_each_delivery_by_its_outcome(t: &TestBus) {
     let task = tokio::spawn(run_batch_consumer(
         "test",
         sub,
-        2,
-        16,
+        Batching {
+            concurrency: 2,
+            batch: 16,
+            linger: Duration::ZERO,
+        },
         shutdown.clone(),
         move |batch: Vec<(Envelope, Attempt)>| {
             let (seen, sizes) = (seen2.clone(), sizes2.clone());
@@ -439,6 +442,55 @@ async fn batch_consumer_settles_each_delivery_by_its_outcome(t: &TestBus) {
     );
 }
 
+/// With a linger a batch waits for deliveries arriving shortly after its first; without one it
+/// takes only what is waiting. Batches never exceed `batch`.
+async fn batch_consumer_lingers_for_more(t: &TestBus) {
+    use platform::bus::{run_batch_consumer, Attempt, Batching};
+    for (linger, want_first) in [(Duration::from_millis(400), 4), (Duration::ZERO, 1)] {
+        let group = format!("linger{}", linger.as_millis());
+        let s = spec(&group, &[&format!("{group}.*")], &[50], 2);
+        t.bus.declare(&s).await.unwrap();
+        let sub = t.bus.subscribe(&s).await.unwrap();
+        let sizes: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+        let sizes2 = sizes.clone();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(run_batch_consumer(
+            "test",
+            sub,
+            Batching {
+                concurrency: 1,
+                batch: 4,
+                linger,
+            },
+            shutdown.clone(),
+            move |batch: Vec<(Envelope, Attempt)>| {
+                let sizes = sizes2.clone();
+                async move {
+                    sizes.lock().unwrap().push(batch.len());
+                    batch.into_iter().map(|_| Ok(())).collect()
+                }
+            },
+        ));
+        let kind = format!("{group}.e");
+        // One event, then five more a little later, one at a time.
+        t.bus.publish(&event(&kind, 0)).await.unwrap();
+        for i in 1..6 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            t.bus.publish(&event(&kind, i)).await.unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sizes.lock().unwrap().iter().sum::<usize>() < 6 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        shutdown.cancel();
+        task.await.unwrap();
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 6, "{sizes:?}");
+        assert_eq!(sizes[0], want_first, "linger {linger:?}: {sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 4), "{sizes:?}");
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -476,6 +528,7 @@ conformance!(
     declared_group_keeps_messages_without_subscriber,
     consumer_loop_settles_by_handler_result,
     batch_consumer_settles_each_delivery_by_its_outcome,
+    batch_consumer_lingers_for_more,
 );
 
 /// RabbitMQ only: the broker connection is cut (twice, once with the broker "down" for a second)

@@ -22,7 +22,8 @@ use proto::Envelope;
 
 pub use amqp::AmqpBus;
 pub use consumer::{
-    group_spec, run_batch_consumer, run_consumer, subscribe_retrying, Attempt, HandlerError,
+    group_spec, run_batch_consumer, run_consumer, subscribe_retrying, Attempt, Batching,
+    HandlerError,
 };
 pub use memory::MemoryBus;
 

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use platform::bus::{
-    run_batch_consumer, subscribe_retrying, Attempt, Bus, GroupSpec, HandlerError,
+    run_batch_consumer, subscribe_retrying, Attempt, Batching, Bus, GroupSpec, HandlerError,
 };
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -41,19 +41,17 @@ pub fn group_spec(concurrency: usize, batch: usize) -> GroupSpec {
 pub async fn run(
     bus: Arc<dyn Bus>,
     scorer: Scorer,
-    concurrency: usize,
-    batch: usize,
+    batching: Batching,
     shutdown: CancellationToken,
 ) {
-    let spec = group_spec(concurrency, batch);
+    let spec = group_spec(batching.concurrency, batching.batch);
     let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
         return;
     };
     run_batch_consumer(
         crate::ROLE,
         sub,
-        concurrency,
-        batch,
+        batching,
         shutdown,
         move |deliveries: Vec<(Envelope, Attempt)>| {
             let scorer = scorer.clone();

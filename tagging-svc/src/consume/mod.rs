@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use platform::bus::{run_batch_consumer, subscribe_retrying, Bus, HandlerError};
+use platform::bus::{run_batch_consumer, subscribe_retrying, Batching, Bus, HandlerError};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -72,19 +72,20 @@ pub async fn run(
     bus: Arc<dyn Bus>,
     tagger: Tagger,
     relay: OutboxRelay,
-    concurrency: usize,
-    batch: usize,
+    batching: Batching,
     shutdown: CancellationToken,
 ) {
-    let spec = platform::bus::group_spec(proto::routing::TAGGING, concurrency * batch);
+    let spec = platform::bus::group_spec(
+        proto::routing::TAGGING,
+        batching.concurrency * batching.batch,
+    );
     let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
         return;
     };
     run_batch_consumer(
         crate::ROLE,
         sub,
-        concurrency,
-        batch,
+        batching,
         shutdown,
         move |deliveries: Vec<(Envelope, platform::bus::Attempt)>| {
             let tagger = tagger.clone();
