@@ -158,15 +158,19 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         .find(|t| !before.contains(&t.id))
         .expect("a tag the customer lacks")
         .clone();
-    let local = group["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .find(|t| t["wecom_tag_id"] == json!(target.id))
-        .expect("linked tag")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    // The local tag linked to a corp tag.
+    let linked = |wecom_tag: &str| {
+        group["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .find(|t| t["wecom_tag_id"] == json!(wecom_tag))
+            .expect("linked tag")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    };
+    let local = linked(&target.id);
 
     // A service asks tagging to tag the profile: the write-back reaches WeCom.
     let cmd = Envelope::builder(
@@ -268,15 +272,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
             })
             .collect()
     };
-    let by_hand_local = group["tags"]
-        .as_array()
-        .expect("tags")
-        .iter()
-        .find(|t| t["wecom_tag_id"] == json!(by_hand.id))
-        .expect("linked tag")["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let by_hand_local = linked(&by_hand.id);
     assert_eq!(
         reasons(&by_hand_local),
         vec![("wecom".to_owned(), rep.clone())]

@@ -70,6 +70,16 @@ pub async fn current<C: ConnectionTrait>(
     }
 }
 
+/// A fold's columns, in the order [`save`] writes them.
+const FOLD_COLS: [P; 6] = [
+    P::Held,
+    P::Decaying,
+    P::FoldedAt,
+    P::ValidUntil,
+    P::Norm,
+    P::UpdatedAt,
+];
+
 /// Writes a fold.
 pub async fn save<C: ConnectionTrait>(
     conn: &C,
@@ -83,20 +93,11 @@ pub async fn save<C: ConnectionTrait>(
     let q = Query::insert()
         .into_table(P::Table)
         .columns(
-            [
-                P::TenantId,
-                P::ProfileId,
-                P::ModelId,
-                P::Held,
-                P::Decaying,
-                P::FoldedAt,
-                P::ValidUntil,
-                P::Norm,
-                P::UpdatedAt,
-            ]
-            .into_iter()
-            .map(IntoIden::into_iden)
-            .chain([ScoreEras::NormEra.into_iden()]),
+            [P::TenantId, P::ProfileId, P::ModelId]
+                .into_iter()
+                .chain(FOLD_COLS)
+                .map(IntoIden::into_iden)
+                .chain([ScoreEras::NormEra.into_iden()]),
         )
         .values_panic([
             tenant.into(),
@@ -112,14 +113,7 @@ pub async fn save<C: ConnectionTrait>(
         ])
         .on_conflict(
             OnConflict::columns([P::TenantId, P::ProfileId, P::ModelId])
-                .update_columns([
-                    P::Held,
-                    P::Decaying,
-                    P::FoldedAt,
-                    P::ValidUntil,
-                    P::Norm,
-                    P::UpdatedAt,
-                ])
+                .update_columns(FOLD_COLS)
                 .update_column(ScoreEras::NormEra)
                 .to_owned(),
         )
