@@ -148,7 +148,8 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         .send()
         .await
         .expect("link");
-    assert_eq!(r.status().as_u16(), 201);
+    let status = r.status().as_u16();
+    assert_eq!(status, 201, "{:?}", r.text().await);
     let group: Value = r.json().await.expect("group");
     assert_eq!(group["sync_wecom"], json!(true));
     let before = fake.corp_tags_of(&user, &rep);
@@ -294,7 +295,8 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         .send()
         .await
         .expect("patch");
-    assert_eq!(r.status().as_u16(), 200);
+    let status = r.status().as_u16();
+    assert_eq!(status, 200, "{:?}", r.text().await);
     let g: Value = r.json().await.expect("group");
     assert_eq!(g["sync_wecom"], json!(false));
 

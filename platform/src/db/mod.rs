@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, Statement, TransactionTrait,
 };
 
 use crate::config::DbConfig;
@@ -192,6 +193,27 @@ pub async fn begin_locking(
     let isolation = (db.get_database_backend() == sea_orm::DbBackend::MySql)
         .then_some(sea_orm::IsolationLevel::ReadCommitted);
     db.begin_with_config(isolation, None).await
+}
+
+/// Begins a transaction that reads and then writes. On SQLite it takes the database's write
+/// lock first (a no-op write to `bus_outbox`, which every service's database has): a deferred
+/// transaction that read first cannot upgrade while another connection writes and fails at once
+/// with "database is locked" instead of waiting out the busy timeout. On MySQL/MariaDB row
+/// locks do the work and it is a plain `BEGIN`.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    use migrations::BusOutbox;
+    use sea_orm::sea_query::{Expr, Query};
+    let txn = db.begin().await?;
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Sqlite {
+        let lock = Query::update()
+            .table(BusOutbox::Table)
+            .value(BusOutbox::Attempts, Expr::col(BusOutbox::Attempts))
+            .and_where(Expr::col(BusOutbox::Id).lt(0))
+            .to_owned();
+        txn.execute(backend.build(&lock)).await?;
+    }
+    Ok(txn)
 }
 
 /// Is `e` a race the whole transaction should simply be run again for: a unique-key violation

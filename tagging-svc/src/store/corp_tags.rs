@@ -21,7 +21,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use wechat::api::CorpTagGroup;
@@ -91,7 +91,7 @@ pub async fn apply(
     library: &[CorpTagGroup],
     now: DateTime<Utc>,
 ) -> Result<MirrorReport, DbErr> {
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let old: BTreeMap<String, corp_tag::Model> = corp_tag::Entity::find()
         .filter(corp_tag::Column::TenantId.eq(tenant))
         .filter(corp_tag::Column::CorpId.eq(corp))
@@ -499,7 +499,7 @@ pub async fn link(
     group_wecom_id: &str,
     opts: LinkOptions,
 ) -> Result<GroupView, CatalogError> {
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let corp_group = corp_tag::Entity::find_by_id((
         tenant.to_string(),
         corp.to_string(),
@@ -707,7 +707,7 @@ pub async fn link_pushed(
     plan: &PushPlan,
     created: &CorpTagGroup,
 ) -> Result<usize, DbErr> {
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let now = Utc::now().trunc_subsecs(0);
     if plan.group.wecom_group_id.as_deref() != Some(created.group_id.as_str()) {
         let mut m = plan.group.clone().into_active_model();
@@ -747,7 +747,7 @@ pub async fn set_group_sync(
     sync_wecom: Option<bool>,
     corp_id: Option<String>,
 ) -> Result<GroupRow, CatalogError> {
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let g = catalog::group(&txn, id).await?;
     let corp = corp_id
         .map(|c| c.trim().to_string())

@@ -21,7 +21,7 @@ use proto::identity::Relations;
 use proto::tagging::TagSource;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
     QuerySelect, Set,
 };
 
@@ -109,12 +109,6 @@ pub async fn reconcile(
         .values()
         .flat_map(|v| v.externals.iter().copied())
         .collect();
-    let contact_rows = || {
-        Condition::all()
-            .add(sync_item::Column::TenantId.eq(tenant))
-            .add(sync_item::Column::CorpId.is_in(corps.iter().copied()))
-            .add(sync_item::Column::ExternalUserid.is_in(externals.iter().copied()))
-    };
     let marks: BTreeSet<(String, String, String, String)> = wecom_mark::Entity::find()
         .filter(wecom_mark::Column::TenantId.eq(tenant))
         .filter(wecom_mark::Column::CorpId.is_in(corps.iter().copied()))
@@ -132,7 +126,9 @@ pub async fn reconcile(
             sync_item::Column::ExternalUserid,
             sync_item::Column::WecomTagId,
         ])
-        .filter(contact_rows())
+        .filter(sync_item::Column::TenantId.eq(tenant))
+        .filter(sync_item::Column::CorpId.is_in(corps.iter().copied()))
+        .filter(sync_item::Column::ExternalUserid.is_in(externals.iter().copied()))
         .filter(sync_item::Column::Status.is_in([PENDING, SENDING]))
         .into_tuple()
         .all(txn)

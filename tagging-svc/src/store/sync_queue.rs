@@ -14,15 +14,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 
 use super::entities::sync_item;
-use super::migrations::TagSyncQueue;
 use super::rep_tags;
 use super::writeback::PENDING;
 use crate::wecom::plan::{self, Action, Open, Plan};
@@ -112,8 +111,10 @@ pub async fn claim(
 ) -> Result<ClaimReport, DbErr> {
     let backend = db.get_database_backend();
     let isolation = (backend == DbBackend::MySql).then_some(sea_orm::IsolationLevel::ReadCommitted);
-    let txn = db.begin_with_config(isolation, None).await?;
-    sqlite_write_lock(&txn).await?;
+    let txn = match isolation {
+        Some(_) => db.begin_with_config(isolation, None).await?,
+        None => platform::db::begin_write(db).await?,
+    };
     let due = sync_item::Entity::find()
         .filter(open_statuses())
         .filter(sync_item::Column::NextAt.lte(now))
@@ -260,8 +261,7 @@ pub async fn finish(
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-    let txn = db.begin().await?;
-    sqlite_write_lock(&txn).await?;
+    let txn = platform::db::begin_write(db).await?;
     // The items still under this lease (a lease that ran out and was taken over records
     // nothing).
     let live: BTreeSet<i64> = sync_item::Entity::find()
@@ -314,22 +314,6 @@ pub async fn finish(
     }
     txn.commit().await?;
     Ok(n)
-}
-
-/// On SQLite (no row locks), takes the database's write lock before the transaction reads, so
-/// another worker on the same file waits (busy timeout) instead of reading stale rows or
-/// failing to upgrade its read to a write.
-async fn sqlite_write_lock(txn: &DatabaseTransaction) -> Result<(), DbErr> {
-    let backend = txn.get_database_backend();
-    if backend == DbBackend::Sqlite {
-        let lock = Query::update()
-            .table(TagSyncQueue::Table)
-            .value(TagSyncQueue::Attempts, Expr::col(TagSyncQueue::Attempts))
-            .and_where(Expr::col(TagSyncQueue::Id).lt(0))
-            .to_owned();
-        txn.execute(backend.build(&lock)).await?;
-    }
-    Ok(())
 }
 
 fn clip(error: &str) -> String {
