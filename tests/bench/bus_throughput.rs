@@ -7,43 +7,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use platform::bus::{AmqpBus, Bus, GroupSpec, MemoryBus, RetryPolicy};
+use platform::bus::{AmqpBus, Bus, GroupSpec, MemoryBus};
 use platform::config::BusConfig;
 use proto::Envelope;
+use scrm_tests::bus_load::{callback_sized, channel_group, percentile, publish_concurrent};
 use scrm_tests::servers::{amqp_url, unique};
 
 fn event(n: u64) -> Envelope {
-    // A payload about the size of a parsed WeChat callback event.
-    Envelope::builder(
-        "channel.oa.subscribe",
-        "tenant-bench",
-        serde_json::json!({
-            "appid": "wx2c2769f8efd9abc2",
-            "openid": format!("oOPENID{n:024}"),
-            "event": "subscribe",
-            "event_key": "qrscene_campaign_2026_11",
-            "create_time": 1_714_550_400 + n,
-        }),
-    )
-    .dedupe_key(format!("oOPENID{n:024}|subscribe"))
-    .build()
+    callback_sized(n)
 }
 
 fn spec(prefetch: u16) -> GroupSpec {
-    GroupSpec {
-        group: "bench".into(),
-        bindings: vec!["channel.#".into()],
-        prefetch,
-        retry: RetryPolicy {
-            max_attempts: 3,
-            delays: vec![Duration::from_secs(1)],
-        },
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
+    channel_group(prefetch)
 }
 
 async fn publish_sequential(bus: &dyn Bus, n: u64) -> (f64, Duration, Duration) {
@@ -56,36 +31,6 @@ async fn publish_sequential(bus: &dyn Bus, n: u64) -> (f64, Duration, Duration) 
         lat.push(t.elapsed());
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    lat.sort();
-    (rate, percentile(&lat, 0.5), percentile(&lat, 0.99))
-}
-
-async fn publish_concurrent(
-    bus: Arc<dyn Bus>,
-    n: u64,
-    concurrency: u64,
-) -> (f64, Duration, Duration) {
-    let start = Instant::now();
-    let per = n / concurrency;
-    let mut tasks = Vec::new();
-    for c in 0..concurrency {
-        let bus = bus.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per as usize);
-            for i in 0..per {
-                let e = event(c * per + i);
-                let t = Instant::now();
-                bus.publish(&e).await.expect("publish");
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.expect("task"));
-    }
-    let rate = (per * concurrency) as f64 / start.elapsed().as_secs_f64();
     lat.sort();
     (rate, percentile(&lat, 0.5), percentile(&lat, 0.99))
 }
@@ -118,7 +63,8 @@ async fn run(name: &str, bus: Arc<dyn Bus>, n: u64) {
     bus.declare(&spec(256)).await.expect("declare");
     let seq_n = (n / 10).max(1_000);
     let (seq_rate, seq_p50, seq_p99) = publish_sequential(bus.as_ref(), seq_n).await;
-    let (conc_rate, conc_p50, conc_p99) = publish_concurrent(bus.clone(), n, 64).await;
+    let conc = publish_concurrent(bus.clone(), 64, n / 64, 0).await;
+    let (conc_rate, conc_p50, conc_p99) = (conc.per_sec, conc.p50, conc.p99);
     let batch_rate = publish_batches(bus.as_ref(), n, 200).await;
     let total = seq_n + (n / 64) * 64 + n;
     let consume_rate = consume_all(bus.as_ref(), total, 256).await;

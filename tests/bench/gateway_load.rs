@@ -6,12 +6,19 @@
 //! this machine:
 //! - `noop`: the gateway with a publisher that confirms and discards (and the in-process cache):
 //!   what the verify + decrypt + parse + HTTP path can do;
+//! - `node`: the comparison handler, Node's http server with `@wecom/crypto` in two processes
+//!   (`tests/bench/node-baseline`, needs `node` and `npm`; `npm ci` runs there once), doing the
+//!   same verify + decrypt + read with no I/O; when `noop` ran too, the ratio of the two is printed;
 //! - `rabbitmq`: the gateway with confirmed publishes to RabbitMQ and the dedupe hint in Redis, at
-//!   full load and at half of it (paced) for the latency.
+//!   full load and at half of it (paced) for the latency;
+//! - `broker`: RabbitMQ's own confirmed-publish rate as the foundation benchmark measures it (64
+//!   publishers in one process, callback-sized events, one bound queue), for about
+//!   `BENCH_SECONDS`; when `rabbitmq` ran too, the ratio of the two is printed.
 //!
 //! The gateway runs inside this process, so the reported RSS is the gateway's (wrk is another
 //! process). Env: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (64), `BENCH_SCENARIOS`
-//! (`noop,rabbitmq`), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2).
+//! (`noop,node,broker,rabbitmq`; a scenario may repeat, e.g. `broker,rabbitmq,broker,rabbitmq`,
+//! to alternate them on a noisy machine), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2).
 
 use std::io::Write;
 use std::process::Command;
@@ -119,7 +126,7 @@ fn run_wrk(
 fn main() {
     let seconds: u32 = env_or("BENCH_SECONDS", 10);
     let connections: u32 = env_or("BENCH_CONNECTIONS", 64);
-    let scenarios: String = env_or("BENCH_SCENARIOS", "noop,rabbitmq".to_string());
+    let scenarios: String = env_or("BENCH_SCENARIOS", "noop,node,broker,rabbitmq".to_string());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -161,9 +168,11 @@ fn main() {
     );
     println!("corpus: {n} safe-mode OA text callbacks; wrk -t2 -c{connections} -d{seconds}s on this machine");
 
+    let (mut gateway_rps, mut node_rps) = (Vec::new(), Vec::new());
+    let (mut durable_rps, mut broker_rps) = (Vec::new(), Vec::new());
     for scenario in scenarios.split(',') {
         match scenario {
-            "noop" => noop(
+            "noop" => gateway_rps.push(noop(
                 &rt,
                 &dir,
                 &app,
@@ -171,8 +180,15 @@ fn main() {
                 script,
                 connections,
                 seconds,
-            ),
-            "rabbitmq" => rabbitmq(
+            )),
+            "node" => node_rps.push(node(
+                &app,
+                corpus.to_str().unwrap(),
+                script,
+                connections,
+                seconds,
+            )),
+            "rabbitmq" => durable_rps.push(rabbitmq(
                 &rt,
                 &dir,
                 &app,
@@ -180,9 +196,27 @@ fn main() {
                 script,
                 connections,
                 seconds,
-            ),
+            )),
+            "broker" => broker_rps.push(broker(&rt, seconds)),
             other => panic!("unknown scenario {other}"),
         }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    if !gateway_rps.is_empty() && !node_rps.is_empty() {
+        println!(
+            "    ratio: the gateway's verify + decrypt + parse path at {:.2}x Node + @wecom/crypto (means of this run's {} and {} runs)",
+            mean(&gateway_rps) / mean(&node_rps),
+            gateway_rps.len(),
+            node_rps.len()
+        );
+    }
+    if !durable_rps.is_empty() && !broker_rps.is_empty() {
+        println!(
+            "    ratio: the gateway with confirmed publishes at {:.0} % of the broker's own 64-publisher rate (means of this run's {} and {} runs)",
+            100.0 * mean(&durable_rps) / mean(&broker_rps),
+            durable_rps.len(),
+            broker_rps.len()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -212,7 +246,7 @@ fn noop(
     script: &str,
     connections: u32,
     seconds: u32,
-) {
+) -> f64 {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let deps = Deps {
         bus: Arc::new(DiscardBus),
@@ -238,6 +272,85 @@ fn noop(
     );
     deps.shutdown.cancel();
     let _ = rt.block_on(task);
+    r.rps
+}
+
+/// Waits until something listens on `port` (10 s at most).
+fn wait_listening(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 10 s");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Node's http server with `@wecom/crypto`, one process per core, on the same corpus.
+fn node(
+    app: &wechat::fake::FakeApp,
+    corpus: &str,
+    script: &str,
+    connections: u32,
+    seconds: u32,
+) -> f64 {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/bench/node-baseline");
+    if !std::path::Path::new(dir).join("node_modules").exists() {
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(dir)
+            .status()
+            .expect("npm on PATH (the `node` scenario needs Node.js and npm)");
+        assert!(ok.success(), "npm ci in {dir} failed");
+    }
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg("server.js")
+        .arg(port.to_string())
+        .arg(&app.token)
+        .arg(&app.encoding_aes_key)
+        .arg(&app.appid)
+        .arg(
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .to_string(),
+        )
+        .current_dir(dir)
+        .spawn()
+        .expect("node on PATH (the `node` scenario needs Node.js)");
+    wait_listening(port);
+    // The cluster's workers start one after the other: give the second one a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = run_wrk(
+        &format!("http://127.0.0.1:{port}"),
+        corpus,
+        script,
+        connections,
+        seconds,
+        0,
+    );
+    println!(
+        "     node: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  (Node http + @wecom/crypto, {} processes)",
+        r.rps,
+        r.p50,
+        r.p99,
+        r.errors,
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    );
+    // SIGTERM to the cluster's primary takes its workers down with it.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    r.rps
 }
 
 fn child_rss_mb(pid: u32, field: &str) -> f64 {
@@ -263,15 +376,11 @@ fn rabbitmq(
     script: &str,
     connections: u32,
     seconds: u32,
-) {
+) -> f64 {
     let exchange = scrm_tests::servers::unique("gwbench");
     let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
     cfg.exchange = exchange.clone();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut gw = gateway_config(dir, app, "rabbitmq");
     gw["http"]["bind"] = json!(format!("127.0.0.1:{port}"));
     let config = json!({
@@ -301,12 +410,7 @@ fn rabbitmq(
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_listening(port);
     let idle = child_rss_mb(child.id(), "VmRSS:");
     let full = run_wrk(&url, corpus, script, connections, seconds, 0);
     let rss_full = child_rss_mb(child.id(), "VmRSS:");
@@ -351,6 +455,29 @@ fn rabbitmq(
             r.delete_prefix().await.ok();
         }
     });
+    full.rps
+}
+
+/// RabbitMQ's own confirmed-publish rate: 64 publishers in this process, as the foundation
+/// benchmark (`bus_throughput`) measures it, for about `seconds` at this machine's usual rate.
+fn broker(rt: &tokio::runtime::Runtime, seconds: u32) -> f64 {
+    use scrm_tests::bus_load::{channel_group, publish_concurrent};
+    rt.block_on(async {
+        let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
+        cfg.exchange = scrm_tests::servers::unique("gwbroker");
+        cfg.publish_timeout_ms = 30_000;
+        let amqp = platform::bus::AmqpBus::connect(&cfg)
+            .await
+            .expect("RabbitMQ");
+        amqp.declare(&channel_group(256)).await.expect("declare");
+        let r = publish_concurrent(Arc::new(amqp.clone()), 64, 100 * seconds as u64, 0).await;
+        amqp.destroy().await.ok();
+        println!(
+            "   broker: {:>8.0} confirmed publishes/s  p50 {:>8.2?}  p99 {:>8.2?}  (64 publishers, one queue)",
+            r.per_sec, r.p50, r.p99
+        );
+        r.per_sec
+    })
 }
 
 /// Minimal TOML writer for the nested JSON config above (tables of scalars, arrays of tables).
