@@ -341,7 +341,40 @@ async fn batch_settles_each_event(backend: Backend) {
     s.db.cleanup().await;
 }
 
+/// Operators tagging many profiles at once: every call succeeds. On SQLite a transaction that
+/// reads before it writes cannot take the write lock once another connection has written since
+/// its read ("database is locked" at once, not after the busy timeout), so manual changes take
+/// the write lock first.
+async fn concurrent_manual_tags_all_succeed(backend: Backend) {
+    let s = setup(backend).await;
+    let vip = tag(&s, "status", "multi", "vip").await;
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let (tagger, vip) = (s.tagger.clone(), vip.clone());
+            tokio::spawn(async move {
+                let profile = format!("m{}", i % 20);
+                // Each profile is tagged, then (its second call) untagged or tagged again.
+                let add = i < 20 || i % 2 == 0;
+                tagger.manual(T, &profile, &vip, add, "ops").await
+            })
+        })
+        .collect();
+    for (i, c) in calls.into_iter().enumerate() {
+        let r = c.await.unwrap();
+        assert!(r.is_ok(), "call {i}: {:?}", r.err());
+    }
+    for i in 0..20 {
+        let profile = format!("m{i}");
+        // Calls of one profile may run in either order: it holds the tag when both were adds.
+        if (i + 20) % 2 == 0 {
+            assert!(has(&s.db.conn, &profile, &vip).await, "{profile}");
+        }
+    }
+    s.db.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
+    concurrent_manual_tags_all_succeed,
     realtime_tag_and_window_exit,
     batch_settles_each_event,
     chained_single_select_manual_and_merges

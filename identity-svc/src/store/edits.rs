@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    Set, TransactionTrait,
+    Set,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -84,7 +84,7 @@ impl Resolver {
                 at: now,
             });
         }
-        let txn = self.db.begin().await?;
+        let txn = platform::db::begin_write(&self.db).await?;
         // Operator statements belong to the profile's first identifier, so an un-merge keeps
         // them with the person they were made about.
         let anchor = identifier::Entity::find()

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use platform::db::inbox::{self, Processed};
@@ -242,9 +241,7 @@ impl Resolver {
                             source: e,
                         });
                     }
-                    let base = 5 * u64::from(attempt.min(10));
-                    let pause = base + rand::random_range(0..=base * 2);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    platform::db::contention_pause(attempt).await;
                 }
                 Err(e) => return Err(ResolveError::Db(e)),
             }

@@ -16,7 +16,6 @@
 //! merge lifts it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use platform::db::outbox;
@@ -28,7 +27,7 @@ use proto::Envelope;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -152,7 +151,7 @@ macro_rules! in_tx {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let $txn = $self.db.begin().await?;
+            let $txn = platform::db::begin_write(&$self.db).await?;
             let r = match $body {
                 Ok(v) => $txn.commit().await.map(|_| v).map_err(ManualError::Db),
                 Err(e) => {
@@ -162,9 +161,7 @@ macro_rules! in_tx {
             };
             match r {
                 Err(ManualError::Db(e)) if is_contention(&e) && attempt < $self.tx_attempts => {
-                    let base = 5 * u64::from(attempt.min(10));
-                    let pause = base + rand::random_range(0..=base * 2);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    platform::db::contention_pause(attempt).await;
                 }
                 other => break other,
             }

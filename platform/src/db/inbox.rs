@@ -77,9 +77,7 @@ where
             Err(e) if super::is_contention(&e) && run < attempts.max(1) => {
                 metrics::counter!("scrm_tx_retries_total", "consumer" => consumer.to_string())
                     .increment(1);
-                let base = 5 * u64::from(run.min(10));
-                let pause = base + rand::random_range(0..=base * 2);
-                tokio::time::sleep(Duration::from_millis(pause)).await;
+                super::contention_pause(run).await;
             }
             Err(e) => return Err(e),
         }
@@ -109,9 +107,7 @@ where
             Err(e) if super::is_contention(&e) && run < attempts.max(1) => {
                 metrics::counter!("scrm_tx_retries_total", "consumer" => consumer.to_string())
                     .increment(1);
-                let base = 5 * u64::from(run.min(10));
-                let pause = base + rand::random_range(0..=base * 2);
-                tokio::time::sleep(Duration::from_millis(pause)).await;
+                super::contention_pause(run).await;
             }
             Err(e) => return Err(e),
         }

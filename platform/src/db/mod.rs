@@ -216,6 +216,15 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     Ok(txn)
 }
 
+/// Waits before running a transaction again after its `attempt`-th run met contention: 5 ms per
+/// attempt so far (at most 50), plus up to twice that at random, so racing transactions do not
+/// meet again in step.
+pub async fn contention_pause(attempt: u32) {
+    let base = 5 * u64::from(attempt.min(10));
+    let pause = base + rand::random_range(0..=base * 2);
+    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+}
+
 /// Is `e` a race the whole transaction should simply be run again for: a unique-key violation
 /// (another transaction created the same row first), a deadlock or lock-wait timeout
 /// (MySQL/MariaDB 1213, 1205, 1020), or a busy / locked SQLite database?

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Order, Query};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, QueryResult};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -255,7 +255,7 @@ pub async fn create_model(
         return Err(DefsError::Invalid(errors));
     }
     let id = new_id();
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::insert()
         .into_table(ScoreModels::Table)
         .columns([
@@ -347,7 +347,7 @@ pub async fn update_model(
         return Err(DefsError::Invalid(errors));
     }
     let tenant = current.tenant_id.clone();
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreModels::Table)
         .value(ScoreModels::Name, spec.name.trim())
@@ -428,7 +428,7 @@ pub async fn create_rule(
     }
     spec.check("").map_err(DefsError::Invalid)?;
     let id = new_id();
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::insert()
         .into_table(ScoreRules::Table)
         .columns([
@@ -481,7 +481,7 @@ pub async fn replace_rule(
         return Err(DefsError::NotFound(format!("rule `{id}` was deleted")));
     }
     spec.check("").map_err(DefsError::Invalid)?;
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreRules::Table)
         .value(ScoreRules::Name, spec.name.trim())
@@ -508,7 +508,7 @@ pub async fn delete_rule(
     now: DateTime<Utc>,
 ) -> Result<(), DefsError> {
     let r = rule(db, id).await?;
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreRules::Table)
         .value(ScoreRules::Status, DELETED)
@@ -566,7 +566,7 @@ pub async fn put_machine(
     now: DateTime<Utc>,
 ) -> Result<MachineView, DefsError> {
     spec.check().map_err(DefsError::Invalid)?;
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::insert()
         .into_table(StageMachines::Table)
         .columns([
@@ -657,7 +657,7 @@ pub async fn create_trigger(
 ) -> Result<TriggerView, DefsError> {
     check_trigger(db, tenant, &spec).await?;
     let id = new_id();
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::insert()
         .into_table(ScoreTriggers::Table)
         .columns([
@@ -704,7 +704,7 @@ pub async fn replace_trigger(
         return Err(DefsError::NotFound(format!("trigger `{id}` was deleted")));
     }
     check_trigger(db, &t.tenant_id, &spec).await?;
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreTriggers::Table)
         .value(ScoreTriggers::Name, spec.name.trim())
@@ -728,7 +728,7 @@ pub async fn delete_trigger(
     now: DateTime<Utc>,
 ) -> Result<(), DefsError> {
     let t = trigger(db, id).await?;
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreTriggers::Table)
         .value(ScoreTriggers::Status, DELETED)
@@ -753,7 +753,7 @@ pub struct TenantDefs {
 
 /// Loads a tenant's definitions in one read transaction (a consistent set).
 pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, DbErr> {
-    let txn = db.begin().await?;
+    let txn = platform::db::begin_write(db).await?;
     let version = version(&txn, tenant).await?;
     let q = Query::select()
         .expr(Expr::cust("*"))

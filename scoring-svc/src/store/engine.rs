@@ -242,9 +242,7 @@ impl Scorer {
                             source: e,
                         });
                     }
-                    let base = 5 * u64::from(attempt.min(10));
-                    let pause = base + rand::random_range(0..=base * 2);
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    platform::db::contention_pause(attempt).await;
                 }
                 Err(e) => return Err(ScoreError::Db(e)),
             }

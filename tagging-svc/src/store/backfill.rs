@@ -9,10 +9,7 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use proto::tagging::{TagChange, TagChanged, TagSource};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
 
 use super::catalog::SINGLE;
@@ -377,7 +374,7 @@ async fn apply(
     }
     let now = tagger.clock.now();
     let why = Reason::rule(rule_id);
-    let txn = tagger.db.begin().await?;
+    let txn = platform::db::begin_write(&tagger.db).await?;
     let mut changes: Vec<TagChanged> = Vec::new();
     if info.group.selection == SINGLE {
         for p in to_add {

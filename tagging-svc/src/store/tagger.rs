@@ -15,7 +15,7 @@ use proto::tagging::{TagChanged, TagCommand, TagSource, COMMAND_TAG_ADD, COMMAND
 use proto::Envelope;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
 use super::engine::{At, Engine};
@@ -490,7 +490,9 @@ impl Tagger {
         Ok(out)
     }
 
-    /// An operator tags (or takes back a manual tag from) a profile by hand.
+    /// An operator tags (or takes back a manual tag from) a profile by hand. Run again after a
+    /// short pause when it meets contention (two operators creating the same new profile's facts,
+    /// a deadlock, a busy SQLite database).
     pub async fn manual(
         &self,
         tenant: &str,
@@ -499,8 +501,36 @@ impl Tagger {
         add: bool,
         operator: &str,
     ) -> Result<Vec<TagChanged>, MemberError> {
+        // The tenant's rules are read into their cache first: a transaction holding a pooled
+        // connection (and on SQLite the write lock) should not wait for another connection.
+        self.engine.rules.get(tenant).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .manual_once(tenant, profile, tag_id, add, operator)
+                .await
+            {
+                Err(MemberError::Db(e))
+                    if platform::db::is_contention(&e) && attempt < self.cfg.tx_attempts =>
+                {
+                    platform::db::contention_pause(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn manual_once(
+        &self,
+        tenant: &str,
+        profile: &str,
+        tag_id: &str,
+        add: bool,
+        operator: &str,
+    ) -> Result<Vec<TagChanged>, MemberError> {
         let at = self.at(tenant);
-        let txn = self.db.begin().await?;
+        let txn = platform::db::begin_write(&self.db).await?;
         let info = members::tag_info(&txn, tenant, tag_id)
             .await?
             .ok_or_else(|| MemberError::UnknownTag(tag_id.to_string()))?;
@@ -559,7 +589,7 @@ impl Tagger {
         let n = by_profile.len();
         for ((tenant, profile), rule_ids) in by_profile {
             let at = self.at(&tenant);
-            let txn = self.db.begin().await?;
+            let txn = platform::db::begin_write(&self.db).await?;
             facts::lock_profile(&txn, &tenant, &profile).await?;
             let changes = self
                 .engine
