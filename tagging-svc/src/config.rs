@@ -64,7 +64,11 @@ fn default_offset() -> i32 {
     480
 }
 fn default_concurrency() -> usize {
-    8
+    // Measured on two cores with MariaDB and RabbitMQ beside it, 1 000 events/s offered, p99
+    // over runs of 20 s: 4 transactions at once median 318 ms (228 ms – 1.5 s, 10 runs), 8
+    // median 591 ms (5 runs), 16 median 926 ms (8 runs). Fewer handlers take fuller batches
+    // (fewer commits and round trips) and contend less.
+    4
 }
 fn default_consumer_batch() -> usize {
     32

@@ -5,9 +5,9 @@
 //!
 //! Run: `cargo bench -p scrm-tests --bench tagging_realtime` (servers from SCRM_TEST_MYSQL_URL and
 //! SCRM_TEST_AMQP_URL or the local defaults). Knobs: `BENCH_RATE` events/s (default 1 000),
-//! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer transactions at once (default 16),
-//! `BENCH_BATCH` deliveries one transaction takes (default 32), `BENCH_LINGER_MS` how long it
-//! waits for them (default: the service's, 5); `BENCH_KEEP_DB` set keeps the database for a look
+//! `BENCH_SECONDS` (default 30), `BENCH_CONCURRENCY` consumer transactions at once, `BENCH_BATCH`
+//! deliveries one transaction takes, `BENCH_LINGER_MS` how long it waits for them (each by
+//! default the service's: 4, 32, 5 ms); `BENCH_KEEP_DB` set keeps the database for a look
 //! afterwards.
 
 use std::collections::HashMap;
@@ -72,8 +72,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let rate = env_u64("BENCH_RATE", 1_000);
     let secs = env_u64("BENCH_SECONDS", 30);
-    let concurrency = env_u64("BENCH_CONCURRENCY", 16) as usize;
-    let batch = env_u64("BENCH_BATCH", 32) as usize;
+    let defaults = tagging_svc::Config::new(
+        HttpConfig {
+            bind: "127.0.0.1:0".parse()?,
+            workers: 1,
+        },
+        DbConfig::new("sqlite::memory:"),
+    );
+    let concurrency = env_u64("BENCH_CONCURRENCY", defaults.consumer_concurrency as u64) as usize;
+    let batch = env_u64("BENCH_BATCH", defaults.consumer_batch as u64) as usize;
     let db_url = format!("{}/{}", mysql_url(), unique("bench_rt"));
     let mut dbc = DbConfig::new(db_url.clone());
     dbc.max_connections = (concurrency as u32 + 8).min(64);
