@@ -203,14 +203,6 @@ fn production_role_without_urls_names_the_missing_key() {
     fails_with(scrm().arg("identity"), &["bus.url"]);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `scrm migrate` then `scrm identity` against the real servers (production mode).
 #[test]
 fn production_role_runs_against_mariadb_rabbitmq_redis() {
@@ -219,7 +211,7 @@ fn production_role_runs_against_mariadb_rabbitmq_redis() {
     let redis = scrm_tests::servers::redis_url();
     let db = scrm_tests::servers::unique("scrm_cli");
     let exchange = scrm_tests::servers::unique("clitest");
-    let port = free_port();
+    let port = scrm_tests::servers::free_port();
     let env = |c: &mut Command| {
         c.env("SCRM_BUS__URL", &amqp)
             .env("SCRM_BUS__EXCHANGE", &exchange)

@@ -286,14 +286,6 @@ fn wait_listening(port: u16) {
     panic!("nothing listens on 127.0.0.1:{port} after 10 s");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Node's http server with `@wecom/crypto`, one process per core, on the same corpus.
 fn node(
     app: &wechat::fake::FakeApp,
@@ -311,7 +303,7 @@ fn node(
             .expect("npm on PATH (the `node` scenario needs Node.js and npm)");
         assert!(ok.success(), "npm ci in {dir} failed");
     }
-    let port = free_port();
+    let port = scrm_tests::servers::free_port();
     let mut child = Command::new("node")
         .arg("server.js")
         .arg(port.to_string())
@@ -380,7 +372,7 @@ fn rabbitmq(
     let exchange = scrm_tests::servers::unique("gwbench");
     let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
     cfg.exchange = exchange.clone();
-    let port = free_port();
+    let port = scrm_tests::servers::free_port();
     let mut gw = gateway_config(dir, app, "rabbitmq");
     gw["http"]["bind"] = json!(format!("127.0.0.1:{port}"));
     let config = json!({

@@ -72,18 +72,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let rate = env_u64("BENCH_RATE", 1_000);
     let secs = env_u64("BENCH_SECONDS", 30);
-    let defaults = tagging_svc::Config::new(
+    let db_url = format!("{}/{}", mysql_url(), unique("bench_rt"));
+    let mut dbc = DbConfig::new(db_url.clone());
+    // The service's settings, each knob overriding its own.
+    let mut cfg = tagging_svc::Config::new(
         HttpConfig {
             bind: "127.0.0.1:0".parse()?,
             workers: 1,
         },
-        DbConfig::new("sqlite::memory:"),
+        dbc.clone(),
     );
-    let concurrency = env_u64("BENCH_CONCURRENCY", defaults.consumer_concurrency as u64) as usize;
-    let batch = env_u64("BENCH_BATCH", defaults.consumer_batch as u64) as usize;
-    let db_url = format!("{}/{}", mysql_url(), unique("bench_rt"));
-    let mut dbc = DbConfig::new(db_url.clone());
+    let concurrency = env_u64("BENCH_CONCURRENCY", cfg.consumer_concurrency as u64) as usize;
+    let batch = env_u64("BENCH_BATCH", cfg.consumer_batch as u64) as usize;
     dbc.max_connections = (concurrency as u32 + 8).min(64);
+    cfg.database = dbc.clone();
     let mut bus_cfg = BusConfig::amqp(amqp_url());
     bus_cfg.exchange = unique("bench-rt");
     bus_cfg.prefetch = 256;
@@ -97,13 +99,6 @@ async fn main() -> anyhow::Result<()> {
         migrate_on_start: true,
         listening: None,
     };
-    let mut cfg = tagging_svc::Config::new(
-        HttpConfig {
-            bind: "127.0.0.1:0".parse()?,
-            workers: 1,
-        },
-        dbc.clone(),
-    );
     cfg.consumer_concurrency = concurrency;
     cfg.consumer_batch = batch;
     cfg.consumer_linger_ms = env_u64("BENCH_LINGER_MS", cfg.consumer_linger_ms);

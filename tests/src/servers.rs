@@ -61,6 +61,15 @@ pub fn amqp_url() -> String {
     u
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (for a process the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
 /// A short unique suffix for database, exchange, queue and key names.
 pub fn unique(prefix: &str) -> String {
     format!(

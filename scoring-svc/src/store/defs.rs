@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Order, Query};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, QueryResult, TransactionTrait};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -753,7 +753,7 @@ pub struct TenantDefs {
 
 /// Loads a tenant's definitions in one read transaction (a consistent set).
 pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, DbErr> {
-    let txn = platform::db::begin_write(db).await?;
+    let txn = db.begin().await?;
     let version = version(&txn, tenant).await?;
     let q = Query::select()
         .expr(Expr::cust("*"))
