@@ -22,10 +22,10 @@ pub use load::{load_profile, LoadOptions};
 pub use migration::{CreateFactsTables, FactsClock, FactsRollingDirty};
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{
-    apply_profile, ensure_locked, ensure_locked_many, ensure_profile, lock_profile, merge_profiles,
-    prune_events, record_event, record_event_as_of, record_event_buckets, record_events,
-    remove_profile, set_tag, set_tag_many, split_events, unset_tag, unset_tag_many, ProfileApplied,
-    ProfileEvent, Rolling,
+    apply_profile, ensure_locked, ensure_locked_many, ensure_profile, ensure_profiles,
+    lock_profile, merge_profiles, prune_events, record_event, record_event_as_of,
+    record_event_buckets, record_events, remove_profile, set_tag, set_tag_many, split_events,
+    unset_tag, unset_tag_many, ProfileApplied, ProfileEvent, Rolling,
 };
 
 use sea_orm::{ConnectionTrait, DbErr, Statement};

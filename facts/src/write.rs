@@ -206,6 +206,32 @@ pub async fn ensure_profile<Db: ConnectionTrait>(
     Ok(true)
 }
 
+/// [`ensure_profile`] for several profiles of a tenant, in two statements whatever their number
+/// (a plain read of the known ones, one insert of the others); no row is locked. Returns the
+/// profiles added. A profile another transaction adds meanwhile makes this a duplicate key: a
+/// race the caller runs again.
+pub async fn ensure_profiles<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[&str],
+    now: DateTime<Utc>,
+) -> Result<BTreeSet<String>, DbErr> {
+    let wanted: Vec<&str> = profiles
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let known = known_keys(conn, tenant, T::FactsProfile, C::ProfileId, &wanted).await?;
+    let added: BTreeSet<String> = wanted
+        .iter()
+        .filter(|p| !known.contains(**p))
+        .map(|p| p.to_string())
+        .collect();
+    insert_profiles(conn, tenant, added.iter().map(String::as_str), now).await?;
+    Ok(added)
+}
+
 /// Takes the profile's row lock (MySQL / MariaDB; SQLite serialises writers anyway) so that
 /// everything a transaction derives from the profile's facts is not raced by another event of
 /// the same profile on another connection or process. The profile must be in the projection.

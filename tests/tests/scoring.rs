@@ -578,7 +578,165 @@ async fn leaderboard_keys_hold_across_eras(backend: Backend) {
     s.cleanup().await;
 }
 
+/// Payloads of `routing_key` in the outbox without the ids each database generates, sorted.
+async fn outbox_shapes(s: &ScoringDb, routing_key: &str) -> Vec<String> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for k in [
+                    "model_id",
+                    "rule_id",
+                    "rule_ids",
+                    "trigger_id",
+                    "history_id",
+                ] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = s
+        .outbox(routing_key)
+        .await
+        .into_iter()
+        .map(|mut v| {
+            strip(&mut v);
+            v.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The consumer's batches (one transaction; leads locked and events recorded for the whole
+/// batch at once) leave exactly what the same messages applied one by one leave: scores,
+/// stages, ledgers and every outbox event — with new and known leads, a profile twice in a
+/// batch, a tag change and a profile update beside events, redeliveries inside and across
+/// batches, an event resolved again, a merge, and a profile merged away.
+async fn batches_apply_as_messages_one_by_one(backend: Backend) {
+    let (a, b) = (ScoringDb::new(backend).await, ScoringDb::new(backend).await);
+    for s in [&a, &b] {
+        let m = engagement(s, json!({"kind": "none"})).await;
+        s.rule(
+            &m,
+            json!({"kind": "state", "name": "VIP", "points": 15, "condition": {"version": 1,
+            "root": {"type": "tag", "op": "has", "tags": ["vip"]}}}),
+        )
+        .await;
+        // Reads the projection: the batch must have recorded each event before it is scored.
+        s.rule(
+            &m,
+            json!({"kind": "event", "name": "Engaged download", "event": "track.download",
+            "points": 7, "condition": {"version": 1, "root": {"type": "behaviour",
+            "event": "track.page_view", "count": {"op": "gte", "value": 2},
+            "window": {"type": "last", "days": 7}}}}),
+        )
+        .await;
+        let mut machine =
+            serde_json::to_value(scoring_svc::domain::defs::MachineSpec::default_machine())
+                .unwrap();
+        machine["stages"][1]["entry"] = json!({"version": 1, "root": {"type": "property",
+            "key": "score.engagement", "value_type": "number", "op": "gte", "value": 50}});
+        s.machine(T, machine).await;
+        s.trigger(
+            T,
+            json!({"name": "MQL", "on": {"type": "stage_entered", "stage": "mql"},
+            "actions": [{"type": "notify", "message": "New MQL"}]}),
+        )
+        .await;
+    }
+    let now = start();
+    let ev = |id: &str, kind: TrackKind| tracked(T, kind, now, id, &["article"], json!({}));
+    let view = |p: &str, id: &str| resolved(p, &ev(id, TrackKind::PageView));
+    let again = ev("again", TrackKind::FormSubmit);
+    let first = [
+        view("p0", "v0"),
+        updated(T, "p1", 1, json!({}), Some("rep-7")),
+        view("p1", "v1"),
+        view("p1", "v2"),
+        view("p2", "v3"),
+        tag_changed(T, "p2", "vip", true, now),
+        resolved("p3", &ev("f1", TrackKind::FormSubmit)),
+        resolved("p3", &ev("f2", TrackKind::FormSubmit)),
+        view("p4", "v4"),
+    ];
+    let batches: Vec<Vec<proto::Envelope>> = vec![
+        first.to_vec(),
+        vec![
+            first[0].clone(),
+            resolved("p1", &ev("f3", TrackKind::FormSubmit)),
+            view("p2", "v5"),
+            view("p2", "v5"),
+            resolved("p3", &again),
+            view("p4", "v6"),
+            first[8].clone(),
+        ],
+        vec![merged(T, "p0", &["p5"]), view("p2", "v7"), view("p5", "v8")],
+        vec![view("p5", "v9"), view("p6", "v10"), resolved("p6", &again)],
+        vec![view("p4", "v11"), view("p6", "v12"), resolved("p6", &again)],
+        vec![
+            resolved("p2", &ev("d1", TrackKind::Download)),
+            resolved("p4", &ev("d2", TrackKind::Download)),
+            resolved("p6", &ev("d3", TrackKind::Download)),
+            resolved("p7", &ev("d4", TrackKind::Download)),
+        ],
+    ];
+    for batch in &batches {
+        let mut one_by_one = Vec::new();
+        for env in batch {
+            one_by_one.push(a.handle(env).await);
+        }
+        let together: Vec<Outcome> = b
+            .scorer
+            .handle_batch(batch)
+            .await
+            .into_iter()
+            .map(|o| o.expect("message applied"))
+            .collect();
+        assert_eq!(together, one_by_one);
+    }
+    for p in ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"] {
+        let ledger = "SELECT COUNT(*) FROM score_ledger WHERE profile_id = ?";
+        let lead = |s: &ScoringDb| {
+            let db = s.db().clone();
+            async move {
+                scoring_svc::store::queries::lead(&db, T, p)
+                    .await
+                    .unwrap()
+                    .map(|l| (l.stage, l.status, l.merged_into))
+            }
+        };
+        assert_eq!(lead(&a).await, lead(&b).await, "{p}");
+        if lead(&a).await.is_some_and(|l| l.1 == "active") {
+            assert_eq!(
+                a.score(T, p, "engagement").await,
+                b.score(T, p, "engagement").await,
+                "{p}"
+            );
+        }
+        assert_eq!(
+            a.count(ledger, vec![p.into()]).await,
+            b.count(ledger, vec![p.into()]).await,
+            "{p}"
+        );
+    }
+    assert_eq!(a.stage(T, "p3").await, "mql", "the two forms: 50 points");
+    let downloads = "SELECT COUNT(*) FROM score_ledger WHERE event_kind = 'track.download'";
+    assert_eq!(b.count(downloads, vec![]).await, 3, "p7 has viewed nothing");
+    for key in [LEAD_SCORE_CHANGED, LEAD_STAGE_CHANGED, LEAD_NOTIFY] {
+        let (x, y) = (outbox_shapes(&a, key).await, outbox_shapes(&b, key).await);
+        assert!(!x.is_empty(), "{key}");
+        assert_eq!(x, y, "{key}");
+    }
+    a.cleanup().await;
+    b.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
+    batches_apply_as_messages_one_by_one,
     leaderboard_keys_hold_across_eras,
     redelivery_scores_once,
     merge_counts_a_shared_event_once_and_unmerge_restores,

@@ -5,13 +5,18 @@
 //! adjustment, a recompute. Each runs again after a short random pause when it meets a
 //! deadlock, a lock timeout or a busy database.
 //!
+//! The consumer's batches share one transaction: one inbox read and insert for all, every lead
+//! locked up front in key order, the behaviour events of profiles the batch touches once
+//! recorded in the projection with a few statements per tenant, and the outbox rows written
+//! together before the commit — each message still settled in turn as if alone.
+//!
 //! Concurrency: a profile's lead row is locked first (`FOR UPDATE`; SQLite serialises writers),
 //! so two instances consuming events of one profile decide caps, state holdings, crossings and
 //! stage moves one after the other. Profiles merged away forward to their survivor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,13 +35,14 @@ use super::leads::{self, Lead};
 use super::ledger::{self, NewEntry};
 use super::migrations::{LeadEvents, TagClock};
 use super::work::{Cause, Work};
-use super::{begin, exec, inbox_record, is_contention, is_duplicate, one, CONSUMER};
+use super::{begin, exec, inbox_record, inbox_record_many, is_contention, one, CONSUMER};
 use crate::clock::{whole, SharedClock};
 use crate::config::Config;
 use crate::domain::compiled::Compiled;
 use crate::domain::replay::{replay, ReplayEvent};
 use crate::domain::stages::{LeadView, Refusal};
 use crate::domain::view::event_view;
+use platform::db::outbox;
 
 /// What handling a message did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +85,16 @@ impl Msg {
             _ => return Ok(None),
         }))
     }
+}
+
+/// What a batch prepared for one of its messages.
+#[derive(Default)]
+struct Prep<'b> {
+    /// The message's lead, locked (and whether it was created here); for `profile.resolved`,
+    /// its event is in the projection already.
+    lead: Option<(Lead, bool)>,
+    /// Where its outbox events go (the batch writes them all at once).
+    outbox: Option<&'b Mutex<Vec<Envelope>>>,
 }
 
 /// Counts a message's outcome in the metrics and hands it back.
@@ -304,11 +320,28 @@ impl Scorer {
                         }
                     }
                     let txn = begin(&self.db).await?;
+                    // One instant for the whole transaction.
+                    let now = self.clock.now();
+                    let ids: Vec<String> =
+                        msgs.iter().map(|(i, _)| envs[*i].id.to_string()).collect();
+                    let fresh = inbox_record_many(&txn, CONSUMER, &ids, now).await?;
+                    let mut prepared = self.prepare(&txn, &defs, envs, &msgs, &fresh, now).await?;
+                    let sink = Mutex::new(Vec::new());
                     let mut outcomes = Vec::with_capacity(msgs.len());
-                    for (i, m) in &msgs {
+                    for (k, (i, m)) in msgs.iter().enumerate() {
+                        if !fresh[k] {
+                            outcomes.push(Outcome::Duplicate);
+                            continue;
+                        }
                         let d = &defs[envs[*i].tenant_id.as_str()];
-                        outcomes.push(self.apply(&txn, d, &envs[*i], m).await?);
+                        let prep = Prep {
+                            lead: prepared[k].take(),
+                            outbox: Some(&sink),
+                        };
+                        outcomes.push(self.dispatch(&txn, d, &envs[*i], m, now, prep).await?);
                     }
+                    let events = sink.into_inner().unwrap_or_else(|e| e.into_inner());
+                    outbox::enqueue_many(&txn, &events).await?;
                     txn.commit().await?;
                     Ok(outcomes)
                 })
@@ -346,13 +379,111 @@ impl Scorer {
         if !inbox_record(txn, CONSUMER, &env.id.to_string(), now).await? {
             return Ok(Outcome::Duplicate);
         }
+        self.dispatch(txn, defs, env, msg, now, Prep::default())
+            .await
+    }
+
+    /// Applies one message the inbox has just recorded.
+    async fn dispatch(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        env: &Envelope,
+        msg: &Msg,
+        now: DateTime<Utc>,
+        prep: Prep<'_>,
+    ) -> Result<Outcome, DbErr> {
         match msg {
-            Msg::Resolved(p) => self.on_resolved(txn, defs, env, p, now).await,
-            Msg::Updated(u) => self.on_updated(txn, defs, env, u, now).await,
-            Msg::Tag(t) => self.on_tag(txn, defs, env, t, now).await,
-            Msg::Merged(m) => self.on_merged(txn, defs, env, m, now).await,
-            Msg::Unmerged(u) => self.on_unmerged(txn, defs, env, u, now).await,
+            Msg::Resolved(p) => self.on_resolved(txn, defs, env, p, now, prep).await,
+            Msg::Updated(u) => self.on_updated(txn, defs, env, u, now, prep).await,
+            Msg::Tag(t) => self.on_tag(txn, defs, env, t, now, prep).await,
+            Msg::Merged(m) => self.on_merged(txn, defs, env, m, now, prep).await,
+            Msg::Unmerged(u) => self.on_unmerged(txn, defs, env, u, now, prep).await,
         }
+    }
+
+    /// Locks, in the batch's order, the lead of every fresh message, and for each message whose
+    /// profile no other message of the batch touches, keeps the lead (creating it when missing)
+    /// and records its behaviour event in the projection — a few statements per tenant instead
+    /// of a few per event. A batch with a merge or un-merge, or reaching a profile merged away,
+    /// prepares nothing: those move leads and facts between profiles as they are applied.
+    async fn prepare(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &BTreeMap<&str, Arc<Compiled>>,
+        envs: &[Envelope],
+        msgs: &[(usize, Msg)],
+        fresh: &[bool],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<(Lead, bool)>>, DbErr> {
+        let mut out: Vec<Option<(Lead, bool)>> = msgs.iter().map(|_| None).collect();
+        let live: Vec<(usize, &str, &Msg)> = msgs
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| fresh[*k])
+            .map(|(k, (i, m))| (k, envs[*i].tenant_id.as_str(), m))
+            .collect();
+        if live
+            .iter()
+            .any(|(_, _, m)| matches!(m, Msg::Merged(_) | Msg::Unmerged(_)))
+        {
+            return Ok(out);
+        }
+        let mut count: HashMap<(&str, &str), usize> = HashMap::new();
+        for (_, t, m) in &live {
+            *count.entry((t, m.profile())).or_default() += 1;
+        }
+        // Every lead in key order (the messages are sorted), each once.
+        let mut locked: HashMap<(&str, &str), Option<Lead>> = HashMap::new();
+        for (_, t, m) in &live {
+            if let std::collections::hash_map::Entry::Vacant(slot) = locked.entry((t, m.profile()))
+            {
+                let l = leads::lock(txn, t, m.profile()).await?;
+                if l.as_ref()
+                    .is_some_and(|l| !l.active() && l.merged_into.is_some())
+                {
+                    return Ok(out);
+                }
+                slot.insert(l);
+            }
+        }
+        // Per tenant: the leads created here and the events to record.
+        type Events = Vec<(String, rules::EventFact, DateTime<Utc>)>;
+        let mut record: BTreeMap<&str, (Vec<String>, Events)> = BTreeMap::new();
+        for (k, t, m) in live {
+            if count[&(t, m.profile())] != 1 {
+                continue;
+            }
+            let first = locked.remove(&(t, m.profile())).flatten();
+            let (lead, created) = self
+                .acquire_from(txn, &defs[t], t, m.profile(), false, now, first)
+                .await?;
+            if let Msg::Resolved(p) = m {
+                let ev = facts::event_fact(&p.event, self.cfg.offset_of(t));
+                let earned = whole(p.event.occurred_at).min(now);
+                let r = record.entry(t).or_default();
+                if created {
+                    r.0.push(lead.profile.clone());
+                }
+                r.1.push((lead.profile.clone(), ev, earned));
+            }
+            out[k] = Some((lead, created));
+        }
+        for (tenant, (created, events)) in &record {
+            if !created.is_empty() {
+                let created: Vec<&str> = created.iter().map(String::as_str).collect();
+                facts::ensure_profiles(txn, tenant, &created, now).await?;
+            }
+            let pe: Vec<facts::ProfileEvent> =
+                events.iter().map(|(p, ev, _)| (p.as_str(), ev)).collect();
+            facts::record_events(txn, tenant, &pe, facts::Rolling::Skip).await?;
+            let times: Vec<(&str, DateTime<Utc>)> = events
+                .iter()
+                .map(|(_, ev, at)| (ev.event_id.as_str(), *at))
+                .collect();
+            record_times(txn, tenant, &times).await?;
+        }
+        Ok(out)
     }
 
     fn cause(env: &Envelope, kind: ScoreCause) -> Cause {
@@ -374,9 +505,27 @@ impl Scorer {
         follow: bool,
         now: DateTime<Utc>,
     ) -> Result<(Lead, bool), DbErr> {
+        let first = leads::lock(txn, tenant, profile).await?;
+        self.acquire_from(txn, defs, tenant, profile, follow, now, first)
+            .await
+    }
+
+    /// [`Self::acquire`] when the lead of `profile` was just locked (read as `first`).
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_from(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        tenant: &str,
+        profile: &str,
+        follow: bool,
+        now: DateTime<Utc>,
+        first: Option<Lead>,
+    ) -> Result<(Lead, bool), DbErr> {
         let mut p = profile.to_string();
+        let mut got = first;
         for _ in 0..32 {
-            match leads::lock(txn, tenant, &p).await? {
+            match got.take() {
                 Some(l) if follow && !l.active() && l.merged_into.is_some() => {
                     p = l.merged_into.clone().unwrap_or_default();
                 }
@@ -389,12 +538,14 @@ impl Scorer {
                     }
                 }
             }
+            got = leads::lock(txn, tenant, &p).await?;
         }
         Err(DbErr::Custom(format!(
             "merge chain of profile `{profile}` does not end"
         )))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn open<'a>(
         &self,
         txn: &'a DatabaseTransaction,
@@ -403,6 +554,7 @@ impl Scorer {
         created: bool,
         now: DateTime<Utc>,
         cause: Cause,
+        outbox: Option<&'a Mutex<Vec<Envelope>>>,
     ) -> Result<Work<'a>, DbErr> {
         let offset = self.cfg.offset_of(&lead.tenant);
         let mut w = Work::open(
@@ -415,6 +567,9 @@ impl Scorer {
             self.cfg.max_settle_rounds,
         )
         .await?;
+        if let Some(sink) = outbox {
+            w.defer_outbox(sink);
+        }
         if created {
             w.enter_initial().await?;
         }
@@ -428,11 +583,18 @@ impl Scorer {
         env: &Envelope,
         p: &ProfileResolved,
         now: DateTime<Utc>,
+        prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let (lead, created) = self
-            .acquire(txn, defs, tenant, &p.profile_id, true, now)
-            .await?;
+        // A prepared lead comes with its event recorded by the batch.
+        let recorded = prep.lead.is_some();
+        let (lead, created) = match prep.lead {
+            Some(l) => l,
+            None => {
+                self.acquire(txn, defs, tenant, &p.profile_id, true, now)
+                    .await?
+            }
+        };
         let mut w = self
             .open(
                 txn,
@@ -441,18 +603,21 @@ impl Scorer {
                 created,
                 now,
                 Self::cause(env, ScoreCause::Event),
+                prep.outbox,
             )
             .await?;
         let profile = w.profile().to_string();
         let ev = facts::event_fact(&p.event, w.offset);
-        if created {
-            // Every other way a lead comes to be puts it in the projection already.
-            facts::ensure_profile(txn, tenant, &profile, now).await?;
-        }
-        facts::record_event_buckets(txn, tenant, &profile, &ev).await?;
-        w.facts_changed();
         let earned = whole(p.event.occurred_at).min(now);
-        record_time(txn, tenant, &ev.event_id, earned).await?;
+        if !recorded {
+            if created {
+                // Every other way a lead comes to be puts it in the projection already.
+                facts::ensure_profile(txn, tenant, &profile, now).await?;
+            }
+            facts::record_event_buckets(txn, tenant, &profile, &ev).await?;
+            record_times(txn, tenant, &[(ev.event_id.as_str(), earned)]).await?;
+        }
+        w.facts_changed();
         w.lead.last_activity_at = Some(w.lead.last_activity_at.map_or(earned, |a| a.max(earned)));
         if defs.sla_kinds.contains(&ev.kind)
             && defs
@@ -520,11 +685,16 @@ impl Scorer {
         env: &Envelope,
         u: &ProfileUpdated,
         now: DateTime<Utc>,
+        prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let (lead, created) = self
-            .acquire(txn, defs, tenant, &u.profile_id, false, now)
-            .await?;
+        let (lead, created) = match prep.lead {
+            Some(l) => l,
+            None => {
+                self.acquire(txn, defs, tenant, &u.profile_id, false, now)
+                    .await?
+            }
+        };
         let applied = facts::apply_profile(txn, tenant, u, now).await?;
         if !lead.active() {
             // A profile merged away: its facts are kept in case the merge is undone.
@@ -538,6 +708,7 @@ impl Scorer {
                 created,
                 now,
                 Self::cause(env, ScoreCause::State),
+                prep.outbox,
             )
             .await?;
         if applied.is_some() {
@@ -556,11 +727,16 @@ impl Scorer {
         env: &Envelope,
         t: &TagChanged,
         now: DateTime<Utc>,
+        prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
-        let (lead, created) = self
-            .acquire(txn, defs, tenant, &t.profile_id, true, now)
-            .await?;
+        let (lead, created) = match prep.lead {
+            Some(l) => l,
+            None => {
+                self.acquire(txn, defs, tenant, &t.profile_id, true, now)
+                    .await?
+            }
+        };
         let profile = lead.profile.clone();
         let present = t.change == TagChange::Added;
         let at = whole(t.at);
@@ -580,6 +756,7 @@ impl Scorer {
                 created,
                 now,
                 Self::cause(env, ScoreCause::State),
+                prep.outbox,
             )
             .await?;
         w.settle().await?;
@@ -615,6 +792,7 @@ impl Scorer {
         env: &Envelope,
         m: &IdentityMerged,
         now: DateTime<Utc>,
+        prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
         let mut ids: Vec<&str> = m.absorbed.iter().map(String::as_str).collect();
@@ -637,6 +815,7 @@ impl Scorer {
                 created,
                 now,
                 Self::cause(env, ScoreCause::Merge),
+                prep.outbox,
             )
             .await?;
         let today = w.today;
@@ -690,6 +869,7 @@ impl Scorer {
         env: &Envelope,
         u: &IdentityUnmerged,
         now: DateTime<Utc>,
+        prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
         let mut ids: Vec<&str> = u.restored.iter().map(String::as_str).collect();
@@ -701,7 +881,15 @@ impl Scorer {
         let s_id = survivor.profile.clone();
         let cause = Self::cause(env, ScoreCause::Unmerge);
         let mut ws = self
-            .open(txn, defs, survivor, created, now, cause.clone())
+            .open(
+                txn,
+                defs,
+                survivor,
+                created,
+                now,
+                cause.clone(),
+                prep.outbox,
+            )
             .await?;
         let today = ws.today;
         let moved: Vec<String> = u.moved_events.iter().map(|e| e.to_string()).collect();
@@ -716,7 +904,7 @@ impl Scorer {
             rl.status = leads::ACTIVE.to_string();
             rl.merged_into = None;
             let mut wr = self
-                .open(txn, defs, rl, rcreated, now, cause.clone())
+                .open(txn, defs, rl, rcreated, now, cause.clone(), prep.outbox)
                 .await?;
             // Events go back with the first restored profile (an un-merge restores one; a split
             // creates one).
@@ -760,7 +948,9 @@ impl Scorer {
                 kind: ScoreCause::Decay,
                 trace_id: uuid::Uuid::now_v7().simple().to_string(),
             };
-            let mut w = self.open(&txn, &defs, lead, false, now, cause).await?;
+            let mut w = self
+                .open(&txn, &defs, lead, false, now, cause, None)
+                .await?;
             w.settle().await?;
             w.finish().await?;
             txn.commit().await?;
@@ -827,7 +1017,7 @@ impl Scorer {
             kind: ScoreCause::State,
             trace_id: request.simple().to_string(),
         };
-        let mut w = self.open(&txn, defs, lead, false, now, cause).await?;
+        let mut w = self.open(&txn, defs, lead, false, now, cause, None).await?;
         let ctx = w.ctx();
         let (stage, entered, last) = (
             w.lead.stage.clone(),
@@ -913,7 +1103,9 @@ impl Scorer {
                     kind: ScoreCause::Adjustment,
                     trace_id: request.simple().to_string(),
                 };
-                let mut w = self.open(&txn, &defs, lead, created, now, cause).await?;
+                let mut w = self
+                    .open(&txn, &defs, lead, created, now, cause, None)
+                    .await?;
                 let e = NewEntry {
                     model_id: model_id.to_string(),
                     rule_id: String::new(),
@@ -968,7 +1160,9 @@ impl Scorer {
                 kind: ScoreCause::Recompute,
                 trace_id: job_id.to_string(),
             };
-            let mut w = self.open(&txn, &defs, lead, false, now, cause).await?;
+            let mut w = self
+                .open(&txn, &defs, lead, false, now, cause, None)
+                .await?;
             w.fire_triggers = fire_triggers;
             let events = profile_events(&txn, tenant, profile, w.offset).await?;
             let ctx = w.ctx();
@@ -1021,26 +1215,31 @@ impl Scorer {
     }
 }
 
-/// Remembers when an event happened (replays order and decay events by it).
-async fn record_time(
+/// Remembers when events happened (replays order and decay events by it); an event known
+/// before keeps its first time.
+async fn record_times(
     txn: &DatabaseTransaction,
     tenant: &str,
-    event_id: &str,
-    at: DateTime<Utc>,
+    events: &[(&str, DateTime<Utc>)],
 ) -> Result<(), DbErr> {
-    let q = Query::insert()
-        .into_table(LeadEvents::Table)
-        .columns([
-            LeadEvents::TenantId,
-            LeadEvents::EventId,
-            LeadEvents::EarnedAt,
-        ])
-        .values_panic([tenant.into(), event_id.into(), at.into()])
-        .to_owned();
-    match exec(txn, &q).await {
-        Err(e) if !is_duplicate(&e) => Err(e),
-        _ => Ok(()),
+    if events.is_empty() {
+        return Ok(());
     }
+    let mut q = Query::insert();
+    q.into_table(LeadEvents::Table).columns([
+        LeadEvents::TenantId,
+        LeadEvents::EventId,
+        LeadEvents::EarnedAt,
+    ]);
+    for (id, at) in events {
+        q.values_panic([tenant.into(), (*id).into(), (*at).into()]);
+    }
+    q.on_conflict(
+        OnConflict::columns([LeadEvents::TenantId, LeadEvents::EventId])
+            .value(LeadEvents::EarnedAt, Expr::col(LeadEvents::EarnedAt))
+            .to_owned(),
+    );
+    exec(txn, &q).await.map(drop)
 }
 
 /// Records a tag change unless a later one was seen; `true` when it should be applied.

@@ -6,6 +6,7 @@
 //! outbox, all in the same transaction.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use platform::db::outbox;
@@ -91,6 +92,8 @@ pub struct Work<'a> {
     entered: Vec<(String, i64)>,
     left: BTreeSet<String>,
     msgs: u32,
+    /// Where its outbox events go when a batch writes them all at once ([`Work::defer_outbox`]).
+    outbox: Option<&'a Mutex<Vec<Envelope>>>,
 }
 
 impl<'a> Work<'a> {
@@ -134,6 +137,7 @@ impl<'a> Work<'a> {
             entered: Vec::new(),
             left: BTreeSet::new(),
             msgs: 0,
+            outbox: None,
         };
         for (i, m) in defs.models.iter().enumerate() {
             let s = stored.get(&m.id);
@@ -234,7 +238,13 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
-    /// Enqueues an event in the outbox, its id derived from the cause.
+    /// Hands the events this work publishes to `sink` instead of the outbox: the owner of the
+    /// transaction writes the sink to the outbox before it commits.
+    pub fn defer_outbox(&mut self, sink: &'a Mutex<Vec<Envelope>>) {
+        self.outbox = Some(sink);
+    }
+
+    /// Enqueues an event in the outbox (or the deferred sink), its id derived from the cause.
     pub async fn publish<T: serde::Serialize>(
         &mut self,
         kind: &str,
@@ -249,7 +259,13 @@ impl<'a> Work<'a> {
                 self.cause.id, kind, self.lead.profile, self.msgs
             ))
             .build();
-        outbox::enqueue(self.txn, &env).await
+        match self.outbox {
+            Some(sink) => {
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(env);
+                Ok(())
+            }
+            None => outbox::enqueue(self.txn, &env).await,
+        }
     }
 
     /// Enters the initial stage of a lead just created.
