@@ -121,15 +121,20 @@ pub async fn ensure_locked_many<Db: ConnectionTrait>(
     for p in &known {
         lock_profile(conn, tenant, p).await?;
     }
-    let added: BTreeSet<String> = wanted
-        .iter()
-        .filter(|p| !known.contains(**p))
-        .map(|p| p.to_string())
-        .collect();
+    let added = absent(&wanted, &known);
     // A profile another transaction adds meanwhile makes this a duplicate key: a race the
     // caller runs again.
     insert_profiles(conn, tenant, added.iter().map(String::as_str), now).await?;
     Ok(added)
+}
+
+/// The profiles of `wanted` not in `known`.
+fn absent(wanted: &[&str], known: &BTreeSet<String>) -> BTreeSet<String> {
+    wanted
+        .iter()
+        .filter(|p| !known.contains(**p))
+        .map(|p| p.to_string())
+        .collect()
 }
 
 /// Which of `keys` (values of `col`, in chunks) `table` holds for the tenant (a plain read).
@@ -223,11 +228,7 @@ pub async fn ensure_profiles<Db: ConnectionTrait>(
         .into_iter()
         .collect();
     let known = known_keys(conn, tenant, T::FactsProfile, C::ProfileId, &wanted).await?;
-    let added: BTreeSet<String> = wanted
-        .iter()
-        .filter(|p| !known.contains(**p))
-        .map(|p| p.to_string())
-        .collect();
+    let added = absent(&wanted, &known);
     insert_profiles(conn, tenant, added.iter().map(String::as_str), now).await?;
     Ok(added)
 }

@@ -141,29 +141,12 @@ where
             Err(e) => return Err(e),
         }
     } else {
-        let seen_q = Query::select()
-            .column(BusInbox::MessageId)
-            .from(BusInbox::Table)
-            .and_where(Expr::col(BusInbox::Consumer).eq(consumer))
-            .and_where(Expr::col(BusInbox::MessageId).is_in(ids.clone()))
-            .to_owned();
-        let mut seen: std::collections::HashSet<String> = txn
-            .query_all(backend.build(&seen_q))
+        record_many(&txn, consumer, &ids, Utc::now())
             .await?
             .into_iter()
-            .map(|r| r.try_get_by_index::<String>(0))
-            .collect::<Result<_, _>>()?;
-        // A message twice in one batch is a duplicate the second time.
-        let fresh: Vec<usize> = (0..ids.len())
-            .filter(|&i| seen.insert(ids[i].clone()))
-            .collect();
-        if !fresh.is_empty() {
-            let new: Vec<String> = fresh.iter().map(|&i| ids[i].clone()).collect();
-            // Another consumer recording one of these since the read above is a unique-key
-            // race: the rerun sees it as a duplicate.
-            txn.execute(backend.build(&record(consumer, &new))).await?;
-        }
-        fresh
+            .enumerate()
+            .filter_map(|(i, fresh)| fresh.then_some(i))
+            .collect()
     };
     let mut values = effect(&txn, fresh.clone()).await?;
     if values.len() != fresh.len() {
@@ -186,9 +169,57 @@ where
     Ok(out)
 }
 
+/// Records several messages as processed by `consumer` at `now` in two statements (a read of
+/// the ids seen before, one insert of the others); `false` for a message processed before or
+/// earlier in `message_ids`. Another consumer recording one of them since the read is a
+/// unique-key race: the caller runs again and sees it as a duplicate.
+pub async fn record_many<C: ConnectionTrait>(
+    conn: &C,
+    consumer: &str,
+    message_ids: &[String],
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<bool>, DbErr> {
+    let backend = conn.get_database_backend();
+    let seen_q = Query::select()
+        .column(BusInbox::MessageId)
+        .from(BusInbox::Table)
+        .and_where(Expr::col(BusInbox::Consumer).eq(consumer))
+        .and_where(Expr::col(BusInbox::MessageId).is_in(message_ids.to_vec()))
+        .to_owned();
+    let mut seen: std::collections::HashSet<String> = conn
+        .query_all(backend.build(&seen_q))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<_, _>>()?;
+    // A message twice in one batch is a duplicate the second time.
+    let fresh: Vec<bool> = message_ids
+        .iter()
+        .map(|id| seen.insert(id.clone()))
+        .collect();
+    let new: Vec<String> = message_ids
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !new.is_empty() {
+        conn.execute(backend.build(&record_at(consumer, &new, now)))
+            .await?;
+    }
+    Ok(fresh)
+}
+
 /// The inbox rows recording `message_ids` as processed by `consumer` now.
 fn record(consumer: &str, message_ids: &[String]) -> sea_orm::sea_query::InsertStatement {
-    let now = Utc::now();
+    record_at(consumer, message_ids, Utc::now())
+}
+
+fn record_at(
+    consumer: &str,
+    message_ids: &[String],
+    now: chrono::DateTime<Utc>,
+) -> sea_orm::sea_query::InsertStatement {
     let mut insert = Query::insert()
         .into_table(BusInbox::Table)
         .columns([

@@ -129,10 +129,10 @@ pub async fn inbox_record(
     }
 }
 
-/// [`inbox_record`] for several messages in two statements (a read of the ids seen before, one
-/// insert of the others); `false` for a message processed before or earlier in `message_ids`.
-/// Another delivery recording one of them meanwhile is a duplicate key: a race the caller runs
-/// again.
+/// [`inbox_record`] for several messages (one statement for one, two for more:
+/// [`platform::db::inbox::record_many`]); `false` for a message processed before or earlier in
+/// `message_ids`. Another delivery recording one of them meanwhile is a duplicate key: a race
+/// the caller runs again.
 pub async fn inbox_record_many(
     txn: &DatabaseTransaction,
     consumer: &str,
@@ -142,36 +142,5 @@ pub async fn inbox_record_many(
     if let [one] = message_ids {
         return Ok(vec![inbox_record(txn, consumer, one, now).await?]);
     }
-    let q = Query::select()
-        .column(BusInbox::MessageId)
-        .from(BusInbox::Table)
-        .and_where(sea_orm::sea_query::Expr::col(BusInbox::Consumer).eq(consumer))
-        .and_where(sea_orm::sea_query::Expr::col(BusInbox::MessageId).is_in(message_ids.to_vec()))
-        .to_owned();
-    let mut seen: std::collections::HashSet<String> = rows(txn, &q)
-        .await?
-        .iter()
-        .map(|r| r.try_get_by_index::<String>(0))
-        .collect::<Result<_, _>>()?;
-    let fresh: Vec<bool> = message_ids
-        .iter()
-        .map(|id| seen.insert(id.clone()))
-        .collect();
-    let mut insert = Query::insert()
-        .into_table(BusInbox::Table)
-        .columns([
-            BusInbox::Consumer,
-            BusInbox::MessageId,
-            BusInbox::ProcessedAt,
-        ])
-        .to_owned();
-    let mut any = false;
-    for (id, _) in message_ids.iter().zip(&fresh).filter(|(_, f)| **f) {
-        insert.values_panic([consumer.into(), id.clone().into(), now.into()]);
-        any = true;
-    }
-    if any {
-        exec(txn, &insert).await?;
-    }
-    Ok(fresh)
+    platform::db::inbox::record_many(txn, consumer, message_ids, now).await
 }
