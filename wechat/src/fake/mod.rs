@@ -36,6 +36,7 @@ mod population;
 mod server;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +137,8 @@ impl FakeWechat {
         let shared = Arc::new(Shared::new(options.seed, apps, population));
         let data = web::Data::from(Arc::clone(&shared));
         let bind = options.bind;
+        let open = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&open);
         let (tx, rx) = std::sync::mpsc::channel::<std::io::Result<(SocketAddr, ServerHandle)>>();
         let thread = std::thread::Builder::new()
             .name("fake-wechat".to_owned())
@@ -147,6 +150,9 @@ impl FakeWechat {
                             .app_data(data.clone())
                             .app_data(web::PayloadConfig::new(4 * 1024 * 1024))
                             .default_service(web::to(server::dispatch))
+                    })
+                    .on_connect(move |_, ext| {
+                        ext.insert(OpenConnection::new(&counted));
                     })
                     .workers(2)
                     .disable_signals()
@@ -179,6 +185,7 @@ impl FakeWechat {
             addr,
             shared,
             server,
+            open,
             http: reqwest::Client::new(),
         })
     }
@@ -192,7 +199,25 @@ pub struct FakeHandle {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     server: ServerHandle,
+    /// Connections not yet closed (kept-alive ones included).
+    open: Arc<AtomicUsize>,
     http: reqwest::Client,
+}
+
+/// Counts a connection while it lives; the server drops it with the connection.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        OpenConnection(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for FakeHandle {
@@ -226,9 +251,15 @@ impl FakeHandle {
         &self.shared.population
     }
 
-    /// Stops the server and waits until it has stopped.
+    /// Stops the server and waits until it has stopped: no longer accepting, and every
+    /// connection closed — a client holding a kept-alive connection gets no more answers (a
+    /// forced stop closes the workers' connections only after the stop itself completes).
     pub async fn stop(self) {
         self.server.stop(false).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.open.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     // ---- codes -------------------------------------------------------------------------------
