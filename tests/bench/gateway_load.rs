@@ -75,6 +75,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 struct WrkResult {
     rps: f64,
+    /// Mean latency as wrk reports it (e.g. `6.70ms`).
+    mean: String,
     p50: String,
     p99: String,
     errors: u64,
@@ -117,6 +119,7 @@ fn run_wrk(
         .unwrap_or(0);
     WrkResult {
         rps: find("Requests/sec:").parse().unwrap_or(0.0),
+        mean: find("Latency"),
         p50: find("50%"),
         p99: find("99%"),
         errors,
@@ -410,6 +413,12 @@ fn rabbitmq(
         " rabbitmq: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB (idle {:.0} MB)",
         full.rps, full.p50, full.p99, full.errors, rss_full, idle
     );
+    if let Some(confirm) = rt.block_on(mean_publish_wait(&url)) {
+        println!(
+            "           of a request's mean {} (as wrk sees it), {confirm:.2?} on average waiting for the broker's confirm",
+            full.mean
+        );
+    }
     let target = full.rps / 2.0;
     let conns = 32u32;
     let delay = ((conns as f64 * 1000.0 / target) as u32).max(1);
@@ -448,6 +457,27 @@ fn rabbitmq(
         }
     });
     full.rps
+}
+
+/// The gateway's mean time from publish to confirm so far, from its `/metrics`.
+async fn mean_publish_wait(url: &str) -> Option<Duration> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains("channel=\"oa\""))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+    };
+    let (sum, count) = (
+        value("scrm_gateway_publish_seconds_sum")?,
+        value("scrm_gateway_publish_seconds_count")?,
+    );
+    (count > 0.0).then(|| Duration::from_secs_f64(sum / count))
 }
 
 /// RabbitMQ's own confirmed-publish rate: 64 publishers in this process, as the foundation
