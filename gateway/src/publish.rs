@@ -2,13 +2,21 @@
 //! the broker confirmed its event within the time budget. A cache hint (by envelope id) lets
 //! WeChat's retries of an already-published callback be answered without publishing again; the hint
 //! is written only after the confirm, so a failed publish is never remembered as done.
+//!
+//! The hint is written beside the answer, not before it: WeChat retries only after five seconds
+//! without an answer, long after the write. Until it lands, the ids being written are known here,
+//! so a duplicate sent right after the answer to this instance is still caught. A hint lost (the
+//! cache down, the process stopped meanwhile) costs one more publish of the same envelope id,
+//! which consumers drop by id.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use platform::bus::{Bus, BusError};
 use platform::cache::Cache;
 use proto::Envelope;
+use uuid::Uuid;
 
 /// Why an event could not be made durable in time.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +42,8 @@ pub struct Publisher {
     cache: Arc<dyn Cache>,
     budget: Duration,
     dedupe_ttl: Duration,
+    /// Envelopes confirmed whose hint is still being written.
+    writing: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl Publisher {
@@ -48,6 +58,7 @@ impl Publisher {
             cache,
             budget,
             dedupe_ttl,
+            writing: Arc::default(),
         }
     }
 
@@ -63,15 +74,36 @@ impl Publisher {
     ) -> Result<Published, PublishError> {
         let key = Self::hint_key(env);
         // The hint is an optimisation: when the cache is down, publish (consumers dedupe by id).
-        if let Ok(Some(_)) = self.cache.get(&key).await {
+        if self.is_writing(env.id) || matches!(self.cache.get(&key).await, Ok(Some(_))) {
             metrics::counter!("scrm_gateway_duplicates_total", "channel" => channel).increment(1);
             return Ok(Published::Before);
         }
         self.publish(std::slice::from_ref(env), channel).await?;
-        if let Err(e) = self.cache.set(&key, b"1", Some(self.dedupe_ttl)).await {
-            tracing::warn!(error = %e, "Could not record the publish hint; a retry will publish again");
-        }
+        self.lock_writing().insert(env.id);
+        let (cache, writing, ttl, id) = (
+            self.cache.clone(),
+            self.writing.clone(),
+            self.dedupe_ttl,
+            env.id,
+        );
+        tokio::spawn(async move {
+            if let Err(e) = cache.set(&key, b"1", Some(ttl)).await {
+                tracing::warn!(error = %e, "Could not record the publish hint; a retry will publish again");
+            }
+            writing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
         Ok(Published::Now)
+    }
+
+    fn lock_writing(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        self.writing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_writing(&self, id: Uuid) -> bool {
+        self.lock_writing().contains(&id)
     }
 
     /// Publishes all of `envs` in order; returns once every one is confirmed.

@@ -68,7 +68,9 @@ where
     }
 }
 
-/// One `#[tokio::test]` per check per backend: `memory::<check>` and `redis::<check>`.
+/// One `#[tokio::test]` per check per backend: `memory::<check>` and `redis::<check>`, and
+/// `redis_worker::<check>` on a current-thread runtime as an HTTP worker runs one (where `get`
+/// and `set` use the thread's own connection).
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod memory {
@@ -82,6 +84,14 @@ macro_rules! conformance {
         mod redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::on_redis(super::$check).await;
+                }
+            )*
+        }
+        mod redis_worker {
+            $(
+                #[tokio::test(flavor = "current_thread")]
                 async fn $check() {
                     super::on_redis(super::$check).await;
                 }
@@ -333,6 +343,48 @@ async fn prefixes_are_isolated(f: Fixture) {
 async fn ping_ok(f: Fixture) {
     f.cache.ping().await.unwrap();
     assert_eq!(f.cache.kind(), f.kind);
+}
+
+/// A cache made on the process's main runtime outlives the worker runtimes that used it (as
+/// HTTP workers restart): a thread's connection whose runtime is gone (its driver went with it)
+/// is replaced, and no call fails meanwhile.
+#[test]
+fn redis_thread_connections_outlive_their_runtime() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cache = main.block_on(redis_cache());
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let first = current();
+    first.block_on(async {
+        cache.set("k", b"1", Some(LONG_TTL)).await.unwrap();
+        assert_eq!(get(&cache, "k").await.as_deref(), Some(&b"1"[..]));
+    });
+    drop(first);
+    for round in 0..3u8 {
+        let rt = current();
+        rt.block_on(async {
+            for i in 0..20u8 {
+                let v = [round, i];
+                cache.set("k", &v, Some(LONG_TTL)).await.unwrap();
+                assert_eq!(get(&cache, "k").await.as_deref(), Some(&v[..]));
+            }
+            // Past the retry pause, this runtime gets a connection of its own again.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            cache.set("k", b"again", Some(LONG_TTL)).await.unwrap();
+            assert_eq!(get(&cache, "k").await.as_deref(), Some(&b"again"[..]));
+        });
+    }
+    main.block_on(async {
+        cache.delete_prefix().await.unwrap();
+    });
 }
 
 /// An unreachable Redis fails `connect` promptly, with an error naming Redis.

@@ -1,12 +1,23 @@
 //! The Redis cache: one [`ConnectionManager`] (multiplexed, reconnecting) shared by every call,
 //! every key prefixed with the deployment's key prefix. Compare-and-delete and the counter's
 //! "expire only when created" are Lua scripts, so each is one atomic step on the server.
+//!
+//! `get` and `set` called on a current-thread runtime (an HTTP worker's) go through a connection
+//! of that thread instead: its I/O runs on the calling thread, where the shared connection's
+//! would wake its driver on another runtime's thread and back for every call — on a busy
+//! two-core machine those switches cost the gateway's hot path (a dedupe read before each
+//! publish, a write after) more than Redis itself. Both commands are idempotent, so a call whose
+//! thread connection failed is sent again on the shared one.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, Script};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, Script};
+use thread_local::ThreadLocal;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{Cache, CacheError};
 
@@ -52,10 +63,26 @@ end
 return n
 ";
 
+/// After a thread's connection failed, calls of that thread use the shared connection for this
+/// long before connecting again.
+const THREAD_CONN_RETRY: Duration = Duration::from_secs(1);
+
+/// One thread's own connection (see the module docs).
+#[derive(Default)]
+struct ThreadConn {
+    conn: Option<MultiplexedConnection>,
+    /// A call of this thread is connecting it (the others meanwhile use the shared one).
+    connecting: bool,
+    /// Not before this instant after a failure.
+    retry_at: Option<Instant>,
+}
+
 /// The cache shared by every process of a deployment.
 #[derive(Clone)]
 pub struct RedisCache {
     conn: ConnectionManager,
+    client: redis::Client,
+    thread_conns: Arc<ThreadLocal<RefCell<ThreadConn>>>,
     prefix: String,
     delete_if_eq: Script,
     incr: Script,
@@ -83,13 +110,15 @@ impl RedisCache {
             .set_number_of_retries(CONNECT_RETRIES)
             .set_factor(RETRY_BACKOFF_FACTOR)
             .set_max_delay(RETRY_MAX_DELAY_MS);
-        let conn = ConnectionManager::new_with_config(client, config)
+        let conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| {
                 CacheError::Unavailable(format!("cannot connect to Redis at {addr}: {e}"))
             })?;
         let cache = Self {
             conn,
+            client,
+            thread_conns: Arc::new(ThreadLocal::new()),
             prefix: key_prefix.to_string(),
             delete_if_eq: Script::new(DELETE_IF_EQ_LUA),
             incr: Script::new(INCR_LUA),
@@ -145,27 +174,102 @@ impl RedisCache {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    /// This thread's connection when called on a current-thread runtime, connecting it first if
+    /// needed; `None` elsewhere and for a while after it failed.
+    async fn thread_conn(&self) -> Option<MultiplexedConnection> {
+        if Handle::try_current().ok()?.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        {
+            let mut slot = self.thread_conns.get_or_default().borrow_mut();
+            if let Some(conn) = &slot.conn {
+                return Some(conn.clone());
+            }
+            if slot.connecting || slot.retry_at.is_some_and(|at| Instant::now() < at) {
+                return None;
+            }
+            slot.connecting = true;
+        }
+        // Cleared however this call ends (a dropped call must not leave the thread waiting).
+        struct Connecting<'a>(&'a ThreadLocal<RefCell<ThreadConn>>);
+        impl Drop for Connecting<'_> {
+            fn drop(&mut self) {
+                self.0.get_or_default().borrow_mut().connecting = false;
+            }
+        }
+        let _connecting = Connecting(&self.thread_conns);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_response_timeout(RESPONSE_TIMEOUT);
+        match self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(conn) => {
+                // A current-thread runtime never moves a task, so this is still the same thread.
+                *self.thread_conns.get_or_default().borrow_mut() = ThreadConn {
+                    conn: Some(conn.clone()),
+                    ..ThreadConn::default()
+                };
+                Some(conn)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "No Redis connection of this thread; using the shared one");
+                self.drop_thread_conn();
+                None
+            }
+        }
+    }
+
+    fn drop_thread_conn(&self) {
+        *self.thread_conns.get_or_default().borrow_mut() = ThreadConn {
+            retry_at: Some(Instant::now() + THREAD_CONN_RETRY),
+            ..ThreadConn::default()
+        };
+    }
+
+    /// Runs an idempotent command on this thread's connection, or on the shared one when there
+    /// is none or it failed (a reply error is the answer and is not sent again).
+    async fn query_idempotent<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
+        if let Some(mut conn) = self.thread_conn().await {
+            match cmd.query_async(&mut conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_reply_error(&e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Redis connection of this thread failed; sending on the shared one");
+                    self.drop_thread_conn();
+                }
+            }
+        }
+        cmd.query_async(&mut self.conn.clone()).await
+    }
+}
+
+/// An error the server answered (as opposed to the connection failing).
+fn is_reply_error(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ResponseError | ErrorKind::ExtensionError | ErrorKind::TypeError
+    )
 }
 
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("GET")
-            .arg(self.key(key))
-            .query_async(&mut conn)
-            .await
-            .map_err(map_err)
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key));
+        self.query_idempotent(&cmd).await.map_err(map_err)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-        let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_ms(ttl));
         }
-        cmd.query_async::<()>(&mut conn).await.map_err(map_err)
+        self.query_idempotent::<()>(&cmd).await.map_err(map_err)
     }
 
     async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
