@@ -16,7 +16,8 @@
 //!   `BENCH_SECONDS`; when `rabbitmq` ran too, the ratio of the two is printed.
 //!
 //! The gateway runs inside this process, so the reported RSS is the gateway's (wrk is another
-//! process). Env: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (64), `BENCH_SCENARIOS`
+//! process). Env: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (64), `BENCH_BROKER_PUBLISHERS`
+//! (64, the foundation benchmark's), `BENCH_SCENARIOS`
 //! (`noop,node,broker,rabbitmq`; a scenario may repeat, e.g. `broker,rabbitmq,broker,rabbitmq`,
 //! to alternate them on a noisy machine), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2).
 
@@ -129,6 +130,7 @@ fn run_wrk(
 fn main() {
     let seconds: u32 = env_or("BENCH_SECONDS", 10);
     let connections: u32 = env_or("BENCH_CONNECTIONS", 64);
+    let publishers: u64 = env_or("BENCH_BROKER_PUBLISHERS", 64);
     let scenarios: String = env_or("BENCH_SCENARIOS", "noop,node,broker,rabbitmq".to_string());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -200,7 +202,7 @@ fn main() {
                 connections,
                 seconds,
             )),
-            "broker" => broker_rps.push(broker(&rt, seconds)),
+            "broker" => broker_rps.push(broker(&rt, seconds, publishers)),
             other => panic!("unknown scenario {other}"),
         }
     }
@@ -215,7 +217,7 @@ fn main() {
     }
     if !durable_rps.is_empty() && !broker_rps.is_empty() {
         println!(
-            "    ratio: the gateway with confirmed publishes at {:.0} % of the broker's own 64-publisher rate (means of this run's {} and {} runs)",
+            "    ratio: the gateway with confirmed publishes at {:.0} % of the broker's own {publishers}-publisher rate (means of this run's {} and {} runs)",
             100.0 * mean(&durable_rps) / mean(&broker_rps),
             durable_rps.len(),
             broker_rps.len()
@@ -480,9 +482,9 @@ async fn mean_publish_wait(url: &str) -> Option<Duration> {
     (count > 0.0).then(|| Duration::from_secs_f64(sum / count))
 }
 
-/// RabbitMQ's own confirmed-publish rate: 64 publishers in this process, as the foundation
-/// benchmark (`bus_throughput`) measures it, for about `seconds` at this machine's usual rate.
-fn broker(rt: &tokio::runtime::Runtime, seconds: u32) -> f64 {
+/// RabbitMQ's own confirmed-publish rate: `publishers` (64 as the foundation benchmark,
+/// `bus_throughput`, measures it) in this process, for about `seconds` at this machine's usual rate.
+fn broker(rt: &tokio::runtime::Runtime, seconds: u32, publishers: u64) -> f64 {
     use scrm_tests::bus_load::{channel_group, publish_concurrent};
     rt.block_on(async {
         let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
@@ -492,10 +494,11 @@ fn broker(rt: &tokio::runtime::Runtime, seconds: u32) -> f64 {
             .await
             .expect("RabbitMQ");
         amqp.declare(&channel_group(256)).await.expect("declare");
-        let r = publish_concurrent(Arc::new(amqp.clone()), 64, 100 * seconds as u64, 0).await;
+        let per_publisher = 6_400 * seconds as u64 / publishers.max(1);
+        let r = publish_concurrent(Arc::new(amqp.clone()), publishers, per_publisher, 0).await;
         amqp.destroy().await.ok();
         println!(
-            "   broker: {:>8.0} confirmed publishes/s  p50 {:>8.2?}  p99 {:>8.2?}  (64 publishers, one queue)",
+            "   broker: {:>8.0} confirmed publishes/s  p50 {:>8.2?}  p99 {:>8.2?}  ({publishers} publishers, one queue)",
             r.per_sec, r.p50, r.p99
         );
         r.per_sec
