@@ -127,3 +127,157 @@ impl Publisher {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use platform::bus::{GroupSpec, Subscription};
+    use platform::cache::{CacheError, MemoryCache};
+
+    use super::*;
+
+    /// Counts publishes; refuses the first `fail` of them.
+    #[derive(Default)]
+    struct CountingBus {
+        published: AtomicUsize,
+        fail: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Bus for CountingBus {
+        async fn publish(&self, _e: &Envelope) -> Result<(), BusError> {
+            if self
+                .fail
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(BusError::Unavailable("broker down".into()));
+            }
+            self.published.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn declare(&self, _s: &GroupSpec) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn subscribe(&self, _s: &GroupSpec) -> Result<Subscription, BusError> {
+            Err(BusError::Protocol("no subscribers here".into()))
+        }
+        async fn parked_count(&self, _g: &str) -> Result<u64, BusError> {
+            Ok(0)
+        }
+        async fn replay_parked(&self, _g: &str) -> Result<u64, BusError> {
+            Ok(0)
+        }
+        async fn ping(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+    }
+
+    /// A cache whose writes take a while to land.
+    struct SlowWrites(MemoryCache);
+
+    #[async_trait]
+    impl Cache for SlowWrites {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+            self.0.get(key).await
+        }
+        async fn set(&self, key: &str, v: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            self.0.set(key, v, ttl).await
+        }
+        async fn set_nx(&self, key: &str, v: &[u8], ttl: Duration) -> Result<bool, CacheError> {
+            self.0.set_nx(key, v, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+            self.0.delete(key).await
+        }
+        async fn delete_if_eq(&self, key: &str, expected: &[u8]) -> Result<bool, CacheError> {
+            self.0.delete_if_eq(key, expected).await
+        }
+        async fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
+            self.0.incr(key, by, ttl).await
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+        fn kind(&self) -> &'static str {
+            "slow"
+        }
+    }
+
+    fn envelope(n: u32) -> Envelope {
+        Envelope::builder(
+            "channel.oa.message.text",
+            "t1",
+            serde_json::json!({ "n": n }),
+        )
+        .dedupe_key(format!("wx_app|msg-{n}"))
+        .build()
+    }
+
+    #[tokio::test]
+    async fn a_callback_is_published_once_also_while_its_hint_is_being_written() {
+        let bus = Arc::new(CountingBus::default());
+        let cache = Arc::new(SlowWrites(MemoryCache::new("t:", 1_000)));
+        let publisher = Publisher::new(
+            bus.clone(),
+            cache.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        let env = envelope(1);
+        let once = |p: &Publisher| {
+            let (p, env) = (p.clone(), env.clone());
+            async move { p.publish_once(&env, "oa").await.expect("published") }
+        };
+        assert_eq!(once(&publisher).await, Published::Now);
+        // Answered before the hint landed: the duplicate right behind is still caught.
+        assert_eq!(once(&publisher).await, Published::Before);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(cache
+            .get(&Publisher::hint_key(&env))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            !publisher.is_writing(env.id),
+            "written, then forgotten here"
+        );
+        // Another instance (same cache, nothing in flight) sees the hint.
+        let other = Publisher::new(
+            bus.clone(),
+            cache,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        assert_eq!(once(&other).await, Published::Before);
+        assert_eq!(bus.published.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_publish_is_not_remembered() {
+        let bus = Arc::new(CountingBus::default());
+        bus.fail.store(1, Ordering::SeqCst);
+        let cache = Arc::new(MemoryCache::new("t:", 1_000));
+        let publisher = Publisher::new(
+            bus.clone(),
+            cache,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        let env = envelope(2);
+        assert!(publisher.publish_once(&env, "oa").await.is_err());
+        assert!(!publisher.is_writing(env.id));
+        assert_eq!(
+            publisher.publish_once(&env, "oa").await.unwrap(),
+            Published::Now,
+            "WeChat's retry is published"
+        );
+        assert_eq!(bus.published.load(Ordering::SeqCst), 1);
+    }
+}
