@@ -79,7 +79,7 @@ impl Publisher {
             return Ok(Published::Before);
         }
         self.publish(std::slice::from_ref(env), channel).await?;
-        self.lock_writing().insert(env.id);
+        lock(&self.writing).insert(env.id);
         let (cache, writing, ttl, id) = (
             self.cache.clone(),
             self.writing.clone(),
@@ -90,20 +90,13 @@ impl Publisher {
             if let Err(e) = cache.set(&key, b"1", Some(ttl)).await {
                 tracing::warn!(error = %e, "Could not record the publish hint; a retry will publish again");
             }
-            writing
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            lock(&writing).remove(&id);
         });
         Ok(Published::Now)
     }
 
-    fn lock_writing(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
-        self.writing.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn is_writing(&self, id: Uuid) -> bool {
-        self.lock_writing().contains(&id)
+        lock(&self.writing).contains(&id)
     }
 
     /// Publishes all of `envs` in order; returns once every one is confirmed.
@@ -126,6 +119,11 @@ impl Publisher {
         }
         result
     }
+}
+
+/// The set of ids being written (a panic elsewhere while it was held leaves it usable).
+fn lock(writing: &Mutex<HashSet<Uuid>>) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+    writing.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
