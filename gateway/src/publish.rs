@@ -4,10 +4,12 @@
 //! is written only after the confirm, so a failed publish is never remembered as done.
 //!
 //! The hint is written beside the answer, not before it: WeChat retries only after five seconds
-//! without an answer, long after the write. Until it lands, the ids being written are known here,
-//! so a duplicate sent right after the answer to this instance is still caught. A hint lost (the
-//! cache down, the process stopped meanwhile) costs one more publish of the same envelope id,
-//! which consumers drop by id.
+//! without an answer, long after the write. Hints are written in batches (one writer at a time
+//! takes every hint queued meanwhile, one round trip for all of them), so under load the cache
+//! sees a write per batch, not per callback. Until a hint lands, its id is known here, so a
+//! duplicate sent right after the answer to this instance is still caught. A hint lost (the cache
+//! down, the process stopped meanwhile) costs one more publish of the same envelope id, which
+//! consumers drop by id.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,14 +38,27 @@ pub enum Published {
     Before,
 }
 
+/// The most hints one cache write carries.
+const HINT_BATCH: usize = 512;
+
 #[derive(Clone)]
 pub struct Publisher {
     bus: Arc<dyn Bus>,
     cache: Arc<dyn Cache>,
     budget: Duration,
     dedupe_ttl: Duration,
-    /// Envelopes confirmed whose hint is still being written.
-    writing: Arc<Mutex<HashSet<Uuid>>>,
+    hints: Arc<Mutex<Hints>>,
+}
+
+/// Hints of confirmed envelopes not yet in the cache.
+#[derive(Default)]
+struct Hints {
+    /// Every envelope whose hint is queued or being written.
+    writing: HashSet<Uuid>,
+    /// Queued for the next write: (key, envelope id).
+    queued: Vec<(String, Uuid)>,
+    /// A writer task is running (it takes what is queued until nothing is).
+    writer: bool,
 }
 
 impl Publisher {
@@ -58,7 +73,7 @@ impl Publisher {
             cache,
             budget,
             dedupe_ttl,
-            writing: Arc::default(),
+            hints: Arc::default(),
         }
     }
 
@@ -79,24 +94,24 @@ impl Publisher {
             return Ok(Published::Before);
         }
         self.publish(std::slice::from_ref(env), channel).await?;
-        lock(&self.writing).insert(env.id);
-        let (cache, writing, ttl, id) = (
-            self.cache.clone(),
-            self.writing.clone(),
-            self.dedupe_ttl,
-            env.id,
-        );
-        tokio::spawn(async move {
-            if let Err(e) = cache.set(&key, b"1", Some(ttl)).await {
-                tracing::warn!(error = %e, "Could not record the publish hint; a retry will publish again");
-            }
-            lock(&writing).remove(&id);
-        });
+        let start_writer = {
+            let mut hints = lock(&self.hints);
+            hints.writing.insert(env.id);
+            hints.queued.push((key, env.id));
+            !std::mem::replace(&mut hints.writer, true)
+        };
+        if start_writer {
+            tokio::spawn(write_hints(
+                self.cache.clone(),
+                self.hints.clone(),
+                self.dedupe_ttl,
+            ));
+        }
         Ok(Published::Now)
     }
 
     fn is_writing(&self, id: Uuid) -> bool {
-        lock(&self.writing).contains(&id)
+        lock(&self.hints).writing.contains(&id)
     }
 
     /// Publishes all of `envs` in order; returns once every one is confirmed.
@@ -121,9 +136,48 @@ impl Publisher {
     }
 }
 
-/// The set of ids being written (a panic elsewhere while it was held leaves it usable).
-fn lock(writing: &Mutex<HashSet<Uuid>>) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
-    writing.lock().unwrap_or_else(|p| p.into_inner())
+/// Writes the queued hints in batches until none is left.
+async fn write_hints(cache: Arc<dyn Cache>, hints: Arc<Mutex<Hints>>, ttl: Duration) {
+    // A writer that ends early (its runtime shutting down) lets the next publish start another.
+    struct Running {
+        hints: Arc<Mutex<Hints>>,
+        armed: bool,
+    }
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if self.armed {
+                lock(&self.hints).writer = false;
+            }
+        }
+    }
+    let mut running = Running { hints, armed: true };
+    loop {
+        let batch: Vec<(String, Uuid)> = {
+            let mut h = lock(&running.hints);
+            if h.queued.is_empty() {
+                // Cleared with the queue seen empty, under the lock: a publish after this starts
+                // a writer of its own.
+                h.writer = false;
+                running.armed = false;
+                return;
+            }
+            let n = h.queued.len().min(HINT_BATCH);
+            h.queued.drain(..n).collect()
+        };
+        let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
+        if let Err(e) = cache.set_many(&keys, b"1", Some(ttl)).await {
+            tracing::warn!(error = %e, hints = batch.len(), "Could not record publish hints; retries of these callbacks will publish again");
+        }
+        let mut h = lock(&running.hints);
+        for (_, id) in &batch {
+            h.writing.remove(id);
+        }
+    }
+}
+
+/// The hints being written (a panic elsewhere while it was held leaves them usable).
+fn lock(hints: &Mutex<Hints>) -> std::sync::MutexGuard<'_, Hints> {
+    hints.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -176,8 +230,15 @@ mod tests {
         }
     }
 
-    /// A cache whose writes take a while to land.
-    struct SlowWrites(MemoryCache);
+    /// A cache whose writes take a while to land; counts the writes (a batch is one).
+    struct SlowWrites(MemoryCache, AtomicUsize);
+
+    fn slow_writes() -> Arc<SlowWrites> {
+        Arc::new(SlowWrites(
+            MemoryCache::new("t:", 1_000),
+            AtomicUsize::new(0),
+        ))
+    }
 
     #[async_trait]
     impl Cache for SlowWrites {
@@ -185,8 +246,17 @@ mod tests {
             self.0.get(key).await
         }
         async fn set(&self, key: &str, v: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+            self.set_many(&[key], v, ttl).await
+        }
+        async fn set_many(
+            &self,
+            keys: &[&str],
+            v: &[u8],
+            ttl: Option<Duration>,
+        ) -> Result<(), CacheError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(300)).await;
-            self.0.set(key, v, ttl).await
+            self.0.set_many(keys, v, ttl).await
         }
         async fn set_nx(&self, key: &str, v: &[u8], ttl: Duration) -> Result<bool, CacheError> {
             self.0.set_nx(key, v, ttl).await
@@ -221,7 +291,7 @@ mod tests {
     #[tokio::test]
     async fn a_callback_is_published_once_also_while_its_hint_is_being_written() {
         let bus = Arc::new(CountingBus::default());
-        let cache = Arc::new(SlowWrites(MemoryCache::new("t:", 1_000)));
+        let cache = slow_writes();
         let publisher = Publisher::new(
             bus.clone(),
             cache.clone(),
@@ -277,5 +347,58 @@ mod tests {
             "WeChat's retry is published"
         );
         assert_eq!(bus.published.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn hints_of_callbacks_answered_together_are_written_together() {
+        let bus = Arc::new(CountingBus::default());
+        let cache = slow_writes();
+        let publisher = Publisher::new(
+            bus.clone(),
+            cache.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        );
+        let envs: Vec<Envelope> = (100..400).map(envelope).collect();
+        let all = |p: &Publisher| {
+            let p = p.clone();
+            let envs = envs.clone();
+            async move {
+                futures_util::future::join_all(envs.iter().map(|e| p.publish_once(e, "oa"))).await
+            }
+        };
+        let first = all(&publisher).await;
+        assert!(first.iter().all(|r| matches!(r, Ok(Published::Now))));
+        // While written, every one is known here.
+        assert!(all(&publisher)
+            .await
+            .iter()
+            .all(|r| matches!(r, Ok(Published::Before))));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let writes = cache.1.load(Ordering::SeqCst);
+        assert!(
+            (1..=3).contains(&writes),
+            "300 hints in {writes} writes, not one each"
+        );
+        for e in &envs {
+            assert!(
+                cache.get(&Publisher::hint_key(e)).await.unwrap().is_some(),
+                "hint of {} written",
+                e.id
+            );
+            assert!(!publisher.is_writing(e.id));
+        }
+        assert!(!lock(&publisher.hints).writer, "the writer stopped");
+        // A later callback starts a writer again.
+        assert_eq!(
+            publisher
+                .publish_once(&envelope(1_000), "oa")
+                .await
+                .unwrap(),
+            Published::Now
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(cache.1.load(Ordering::SeqCst), writes + 1);
+        assert_eq!(bus.published.load(Ordering::SeqCst), 301);
     }
 }

@@ -102,6 +102,7 @@ macro_rules! conformance {
 
 conformance!(
     round_trip,
+    set_many_stores_every_key,
     missing_key_is_none,
     ttl_expiry,
     set_nx_first_wins,
@@ -143,6 +144,32 @@ async fn round_trip(f: Fixture) {
 
     c.set("unicode:键", "值".as_bytes(), None).await.unwrap();
     assert_eq!(get(c, "unicode:键").await.as_deref(), Some("值".as_bytes()));
+}
+
+async fn set_many_stores_every_key(f: Fixture) {
+    let c = &*f.cache;
+    c.set_many(&[], b"x", None).await.unwrap();
+    c.set("b", b"old", None).await.unwrap();
+    let keys: Vec<String> = (0..600).map(|i| format!("many:{i}")).collect();
+    let mut refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    refs.push("b");
+    c.set_many(&refs, b"1", Some(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    for k in &refs {
+        assert_eq!(get(c, k).await.as_deref(), Some(&b"1"[..]), "{k}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        get(c, "many:0").await,
+        None,
+        "each key expires after the ttl"
+    );
+    assert_eq!(
+        get(c, "b").await,
+        None,
+        "an existing key is replaced, ttl included"
+    );
 }
 
 async fn missing_key_is_none(f: Fixture) {

@@ -36,6 +36,21 @@ pub trait Cache: Send + Sync + 'static {
     /// Stores `value` under `key`, expiring after `ttl` (never when `None`).
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError>;
 
+    /// Stores `value` under every one of `keys` (each expiring after `ttl`) in one exchange with
+    /// the server where it allows: a batch of writes costs one round trip, not one each. Not
+    /// atomic: on an error some keys may be stored.
+    async fn set_many(
+        &self,
+        keys: &[&str],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        for key in keys {
+            self.set(key, value, ttl).await?;
+        }
+        Ok(())
+    }
+
     /// Stores `value` only if `key` is absent; `true` when it was stored. The building block of
     /// locks and dedupe hints.
     async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;

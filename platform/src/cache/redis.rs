@@ -14,8 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use redis::aio::ConnectionLike;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, Script};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisResult,
+    Script,
+};
 use thread_local::ThreadLocal;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -230,11 +234,15 @@ impl RedisCache {
         };
     }
 
-    /// Runs an idempotent command on this thread's connection, or on the shared one when there
-    /// is none or it failed (a reply error is the answer and is not sent again).
-    async fn query_idempotent<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, RedisError> {
+    /// Runs an idempotent command (or pipeline of them) on this thread's connection, or on the
+    /// shared one when there is none or it failed (a reply error is the answer and is not sent
+    /// again).
+    async fn query_idempotent<T: FromRedisValue>(
+        &self,
+        request: Request<'_>,
+    ) -> Result<T, RedisError> {
         if let Some(mut conn) = self.thread_conn().await {
-            match cmd.query_async(&mut conn).await {
+            match request.send(&mut conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) if is_reply_error(&e) => return Err(e),
                 Err(e) => {
@@ -243,7 +251,23 @@ impl RedisCache {
                 }
             }
         }
-        cmd.query_async(&mut self.conn.clone()).await
+        request.send(&mut self.conn.clone()).await
+    }
+}
+
+/// What [`RedisCache::query_idempotent`] sends.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipeline(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn send<T: FromRedisValue>(self, conn: &mut impl ConnectionLike) -> RedisResult<T> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Pipeline(pipe) => pipe.query_async(conn).await,
+        }
     }
 }
 
@@ -260,7 +284,9 @@ impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key(key));
-        self.query_idempotent(&cmd).await.map_err(map_err)
+        self.query_idempotent(Request::Cmd(&cmd))
+            .await
+            .map_err(map_err)
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
@@ -269,7 +295,31 @@ impl Cache for RedisCache {
         if let Some(ttl) = ttl {
             cmd.arg("PX").arg(ttl_ms(ttl));
         }
-        self.query_idempotent::<()>(&cmd).await.map_err(map_err)
+        self.query_idempotent::<()>(Request::Cmd(&cmd))
+            .await
+            .map_err(map_err)
+    }
+
+    async fn set_many(
+        &self,
+        keys: &[&str],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for key in keys {
+            let cmd = pipe.cmd("SET").arg(self.key(key)).arg(value);
+            if let Some(ttl) = ttl {
+                cmd.arg("PX").arg(ttl_ms(ttl));
+            }
+            cmd.ignore();
+        }
+        self.query_idempotent::<()>(Request::Pipeline(&pipe))
+            .await
+            .map_err(map_err)
     }
 
     async fn set_nx(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
