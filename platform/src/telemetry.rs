@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
@@ -35,7 +36,12 @@ pub fn init_tracing(cfg: &TelemetryConfig) {
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process-wide Prometheus handle, installing the recorder on first use.
+/// How often histogram samples are folded into their buckets. The recorder keeps every sample
+/// until then (or until a scrape), so without it a process nobody scrapes grows without bound.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The process-wide Prometheus handle, installing the recorder on first use (and a thread that
+/// folds histogram samples into buckets every second).
 pub fn metrics() -> PrometheusHandle {
     METRICS
         .get_or_init(|| {
@@ -49,7 +55,50 @@ pub fn metrics() -> PrometheusHandle {
             // Another recorder may already be installed (e.g. by a test harness); rendering then
             // shows only what this handle saw, which is still a valid exposition.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "No metrics upkeep thread; histograms are folded only when scraped");
+            }
             handle
         })
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_folded_without_a_scrape() {
+        let handle = metrics();
+        metrics::histogram!("scrm_test_upkeep_seconds").record(0.002);
+        // A thread names itself as it starts: look for a moment.
+        let threads = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("this test reads Linux's /proc")
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .collect()
+        };
+        let started = std::time::Instant::now();
+        while !threads().iter().any(|n| n == "metrics-upkeep") {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "an upkeep thread runs: {:?}",
+                threads()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = handle.render();
+        assert!(
+            text.contains("scrm_test_upkeep_seconds_bucket{le=\"0.0025\"} 1"),
+            "{text}"
+        );
+    }
 }
