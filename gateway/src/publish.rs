@@ -278,6 +278,11 @@ mod tests {
         }
     }
 
+    /// A publisher with a 1 s budget and hints kept a minute.
+    fn publisher_on(bus: Arc<CountingBus>, cache: Arc<dyn Cache>) -> Publisher {
+        Publisher::new(bus, cache, Duration::from_secs(1), Duration::from_secs(60))
+    }
+
     fn envelope(n: u32) -> Envelope {
         Envelope::builder(
             "channel.oa.message.text",
@@ -292,12 +297,7 @@ mod tests {
     async fn a_callback_is_published_once_also_while_its_hint_is_being_written() {
         let bus = Arc::new(CountingBus::default());
         let cache = slow_writes();
-        let publisher = Publisher::new(
-            bus.clone(),
-            cache.clone(),
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        );
+        let publisher = publisher_on(bus.clone(), cache.clone());
         let env = envelope(1);
         let once = |p: &Publisher| {
             let (p, env) = (p.clone(), env.clone());
@@ -317,12 +317,7 @@ mod tests {
             "written, then forgotten here"
         );
         // Another instance (same cache, nothing in flight) sees the hint.
-        let other = Publisher::new(
-            bus.clone(),
-            cache,
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        );
+        let other = publisher_on(bus.clone(), cache);
         assert_eq!(once(&other).await, Published::Before);
         assert_eq!(bus.published.load(Ordering::SeqCst), 1);
     }
@@ -332,12 +327,7 @@ mod tests {
         let bus = Arc::new(CountingBus::default());
         bus.fail.store(1, Ordering::SeqCst);
         let cache = Arc::new(MemoryCache::new("t:", 1_000));
-        let publisher = Publisher::new(
-            bus.clone(),
-            cache,
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        );
+        let publisher = publisher_on(bus.clone(), cache);
         let env = envelope(2);
         assert!(publisher.publish_once(&env, "oa").await.is_err());
         assert!(!publisher.is_writing(env.id));
@@ -353,12 +343,7 @@ mod tests {
     async fn hints_of_callbacks_answered_together_are_written_together() {
         let bus = Arc::new(CountingBus::default());
         let cache = slow_writes();
-        let publisher = Publisher::new(
-            bus.clone(),
-            cache.clone(),
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-        );
+        let publisher = publisher_on(bus.clone(), cache.clone());
         let envs: Vec<Envelope> = (100..400).map(envelope).collect();
         let all = |p: &Publisher| {
             let p = p.clone();
