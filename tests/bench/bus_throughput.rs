@@ -63,7 +63,7 @@ async fn run(name: &str, bus: Arc<dyn Bus>, n: u64) {
     bus.declare(&spec(256)).await.expect("declare");
     let seq_n = (n / 10).max(1_000);
     let (seq_rate, seq_p50, seq_p99) = publish_sequential(bus.as_ref(), seq_n).await;
-    let conc = publish_concurrent(bus.clone(), 64, n / 64, 0).await;
+    let conc = publish_concurrent(bus.clone(), 64, n / 64, 0, Duration::ZERO).await;
     let (conc_rate, conc_p50, conc_p99) = (conc.per_sec, conc.p50, conc.p99);
     let batch_rate = publish_batches(bus.as_ref(), n, 200).await;
     let total = seq_n + (n / 64) * 64 + n;

@@ -1,7 +1,10 @@
 -- wrk script for tests/bench/gateway_load.rs: replays a corpus of signed, encrypted callbacks
 -- (one "PATH<TAB>BODY" per line). Each wrk thread takes its own share of the lines, so no
--- callback is sent twice while the corpus lasts. WRK_DELAY_MS paces every connection (for a
--- fixed offered load).
+-- callback is sent twice while its share lasts.
+-- Arguments (after `--`): corpus file, wrk thread count, delay in ms per request on every
+-- connection (0: unpaced; more: a fixed offered load), and how many of each thread's lines to
+-- skip (so a second run against the same gateway sends callbacks the first did not, instead of
+-- retries its dedupe answers from the hint).
 
 local threads = {}
 local counter = 0
@@ -14,7 +17,8 @@ end
 
 function init(args)
   local corpus, nthreads = args[1], tonumber(args[2])
-  delay_ms = tonumber(args[3] or "0")
+  local delay_ms = tonumber(args[3] or "0")
+  local skip = tonumber(args[4] or "0")
   reqs = {}
   local n = 0
   for line in io.lines(corpus) do
@@ -24,15 +28,18 @@ function init(args)
     end
     n = n + 1
   end
-  idx = 0
+  idx = skip % #reqs
+  -- wrk takes its paced path (a timer and a call into Lua per request) whenever the script
+  -- defines `delay`, even one answering 0; so it is defined only when pacing is asked for.
+  if delay_ms > 0 then
+    function delay()
+      return delay_ms
+    end
+  end
 end
 
 function request()
   idx = idx + 1
   if idx > #reqs then idx = 1 end
   return reqs[idx]
-end
-
-function delay()
-  return delay_ms
 end

@@ -19,7 +19,8 @@
 //! process). Env: `BENCH_SECONDS` (default 10), `BENCH_CONNECTIONS` (64), `BENCH_BROKER_PUBLISHERS`
 //! (64, the foundation benchmark's), `BENCH_SCENARIOS`
 //! (`noop,node,broker,rabbitmq`; a scenario may repeat, e.g. `broker,rabbitmq,broker,rabbitmq`,
-//! to alternate them on a noisy machine), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2).
+//! to alternate them on a noisy machine), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2),
+//! `BENCH_BROKER_GAP_US` (a pause per publish in the `broker` scenario, 0).
 
 use std::io::Write;
 use std::process::Command;
@@ -67,6 +68,23 @@ impl Bus for DiscardBus {
     }
 }
 
+/// Callbacks in the corpus: more than the fastest scenario (the discarding gateway, ~50 000/s)
+/// sends in a default run of 10 s, and than a RabbitMQ scenario's full-load and half-load runs
+/// together, so no run replays a callback (which the dedupe hint would answer without a publish).
+const CORPUS: u64 = 600_000;
+
+/// Says so when a run went past the end of a wrk thread's share of the corpus (each of the two
+/// threads has half; `skip` of each share was used by an earlier run): the rest were replays.
+fn note_wrap(r: &WrkResult, skip: u64) {
+    let past = (skip + r.requests.div_ceil(2)).saturating_sub(CORPUS / 2);
+    if past > 0 {
+        println!(
+            "           (the corpus ran out: about {} of these were replays; raise CORPUS for runs this long)",
+            2 * past
+        );
+    }
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -76,6 +94,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 struct WrkResult {
     rps: f64,
+    /// Requests wrk completed in the run.
+    requests: u64,
     /// Mean latency as wrk reports it (e.g. `6.70ms`).
     mean: String,
     p50: String,
@@ -90,6 +110,7 @@ fn run_wrk(
     connections: u32,
     seconds: u32,
     delay_ms: u32,
+    skip: u64,
 ) -> WrkResult {
     let out = Command::new("wrk")
         .args([
@@ -102,7 +123,7 @@ fn run_wrk(
             url,
             "--",
         ])
-        .args([corpus, "2", &delay_ms.to_string()])
+        .args([corpus, "2", &delay_ms.to_string(), &skip.to_string()])
         .output()
         .expect("wrk on PATH (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -118,8 +139,15 @@ fn run_wrk(
         .and_then(|l| l.split_whitespace().last())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     WrkResult {
         rps: find("Requests/sec:").parse().unwrap_or(0.0),
+        requests,
         mean: find("Latency"),
         p50: find("50%"),
         p99: find("99%"),
@@ -148,7 +176,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("gw-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let corpus = dir.join("corpus.tsv");
-    let n = 300_000usize;
+    let n = CORPUS as usize;
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&corpus).unwrap());
         let cb = fake.callbacks(&app);
@@ -270,11 +298,13 @@ fn noop(
         connections,
         seconds,
         0,
+        0,
     );
     println!(
         "     noop: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  (in-process, dedupe hints in process memory)",
         r.rps, r.p50, r.p99, r.errors
     );
+    note_wrap(&r, 0);
     deps.shutdown.cancel();
     let _ = rt.block_on(task);
     r.rps
@@ -333,6 +363,7 @@ fn node(
         connections,
         seconds,
         0,
+        0,
     );
     println!(
         "     node: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  (Node http + @wecom/crypto, {} processes)",
@@ -348,6 +379,43 @@ fn node(
         .status();
     let _ = child.wait();
     r.rps
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let per_sec = *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) start after its last ')';
+    // utime and stime are the 12th and 13th of them.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / per_sec)
+}
+
+/// The local RabbitMQ node's process (`beam.smp`), to account its CPU.
+fn broker_pid() -> Option<u32> {
+    let out = Command::new("pidof").arg("beam.smp").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// CPU microseconds per item that `pid` spent between two readings.
+fn cpu_us_per(before: Option<f64>, after: Option<f64>, items: u64) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if items > 0 => format!("{:.0} µs", (a - b) * 1e6 / items as f64),
+        _ => "?".into(),
+    }
 }
 
 fn child_rss_mb(pid: u32, field: &str) -> f64 {
@@ -377,11 +445,13 @@ fn rabbitmq(
     let exchange = scrm_tests::servers::unique("gwbench");
     let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
     cfg.exchange = exchange.clone();
+    cfg.quorum_queues = env_or("BENCH_QUORUM_QUEUES", false);
     let port = scrm_tests::servers::free_port();
     let mut gw = gateway_config(dir, app, "rabbitmq");
     gw["http"]["bind"] = json!(format!("127.0.0.1:{port}"));
     let config = json!({
-        "bus": {"kind": "amqp", "url": scrm_tests::servers::amqp_url(), "exchange": exchange},
+        "bus": {"kind": "amqp", "url": scrm_tests::servers::amqp_url(), "exchange": exchange,
+                "quorum_queues": env_or("BENCH_QUORUM_QUEUES", false)},
         "cache": {"kind": "redis", "url": scrm_tests::servers::redis_url(), "key_prefix": format!("{exchange}:")},
         "telemetry": {"log_level": "warn"},
         "gateway": gw,
@@ -409,30 +479,57 @@ fn rabbitmq(
     let url = format!("http://127.0.0.1:{port}");
     wait_listening(port);
     let idle = child_rss_mb(child.id(), "VmRSS:");
-    let full = run_wrk(&url, corpus, script, connections, seconds, 0);
+    let (gw_cpu, mq_cpu) = (cpu_seconds(child.id()), broker_pid().and_then(cpu_seconds));
+    let full = run_wrk(&url, corpus, script, connections, seconds, 0, 0);
+    let (gw_cpu_after, mq_cpu_after) =
+        (cpu_seconds(child.id()), broker_pid().and_then(cpu_seconds));
     let rss_full = child_rss_mb(child.id(), "VmRSS:");
     println!(
         " rabbitmq: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB (idle {:.0} MB)",
         full.rps, full.p50, full.p99, full.errors, rss_full, idle
     );
-    if let Some(confirm) = rt.block_on(mean_publish_wait(&url)) {
-        println!(
-            "           of a request's mean {} (as wrk sees it), {confirm:.2?} on average waiting for the broker's confirm",
-            full.mean
-        );
-    }
-    let target = full.rps / 2.0;
-    let conns = 32u32;
-    let delay = ((conns as f64 * 1000.0 / target) as u32).max(1);
-    let half = run_wrk(&url, corpus, script, conns, seconds, delay);
+    note_wrap(&full, 0);
+    let after_full = rt.block_on(GatewayCounts::read(&url)).unwrap_or_default();
     println!(
-        " rabbitmq: {:>8.0} callbacks/s at about half load  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB, peak {:.0} MB",
+        "           wrk's mean {}; {}",
+        full.mean,
+        after_full.report(&GatewayCounts::default())
+    );
+    println!(
+        "           CPU per callback: the gateway {}, RabbitMQ {}",
+        cpu_us_per(gw_cpu, gw_cpu_after, full.requests),
+        cpu_us_per(mq_cpu, mq_cpu_after, full.requests)
+    );
+    // Half load: every connection waits `delay` ms after each answer, so it sends one callback
+    // per delay + latency. A short trial at the delay that ignores the latency measures the
+    // latency at about this load; the run then takes it off the delay.
+    let target = full.rps / 2.0;
+    let conns = connections;
+    let cycle_ms = conns as f64 * 1000.0 / target;
+    let trial_delay = cycle_ms.round().max(1.0) as u32;
+    // Each run starts past every callback the runs before it sent: a replay would be answered
+    // from the dedupe hint, not published.
+    let trial = run_wrk(&url, corpus, script, conns, 3, trial_delay, full.requests);
+    let latency_ms = (conns as f64 * 1000.0 / trial.rps.max(1.0) - trial_delay as f64).max(0.0);
+    let delay = (cycle_ms - latency_ms).round().max(1.0) as u32;
+    let skip = full.requests + trial.requests;
+    let before_half = rt.block_on(GatewayCounts::read(&url)).unwrap_or_default();
+    let half = run_wrk(&url, corpus, script, conns, seconds, delay, skip);
+    println!(
+        " rabbitmq: {:>8.0} callbacks/s at about half load ({conns} connections, {delay} ms apart)  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB, peak {:.0} MB",
         half.rps,
         half.p50,
         half.p99,
         half.errors,
         child_rss_mb(child.id(), "VmRSS:"),
         child_rss_mb(child.id(), "VmHWM:")
+    );
+    note_wrap(&half, skip);
+    let after_half = rt.block_on(GatewayCounts::read(&url)).unwrap_or_default();
+    println!(
+        "           wrk's mean {}; {}",
+        half.mean,
+        after_half.report(&before_half)
     );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -461,45 +558,120 @@ fn rabbitmq(
     full.rps
 }
 
-/// The gateway's mean time from publish to confirm so far, from its `/metrics`.
-async fn mean_publish_wait(url: &str) -> Option<Duration> {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let value = |name: &str| -> Option<f64> {
-        text.lines()
-            .find(|l| l.starts_with(name) && l.contains("channel=\"oa\""))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|v| v.parse().ok())
-    };
-    let (sum, count) = (
-        value("scrm_gateway_publish_seconds_sum")?,
-        value("scrm_gateway_publish_seconds_count")?,
-    );
-    (count > 0.0).then(|| Duration::from_secs_f64(sum / count))
+/// One of the gateway's latency histograms (channel `oa`) as read from its `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    sum: f64,
+    count: f64,
+    over_10ms: f64,
+    over_100ms: f64,
+}
+
+impl Timing {
+    /// Mean, share over 10 ms and share over 100 ms (in %) of what was recorded since `earlier`.
+    fn since(&self, earlier: &Self) -> (Duration, f64, f64) {
+        let count = self.count - earlier.count;
+        if count <= 0.0 {
+            return (Duration::ZERO, 0.0, 0.0);
+        }
+        (
+            Duration::from_secs_f64((self.sum - earlier.sum) / count),
+            100.0 * (self.over_10ms - earlier.over_10ms) / count,
+            100.0 * (self.over_100ms - earlier.over_100ms) / count,
+        )
+    }
+}
+
+/// What the gateway counted so far, from its `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+struct GatewayCounts {
+    /// Whole callbacks, as the HTTP middleware times them (request read to answer).
+    callback: Timing,
+    /// The publish-to-confirm waits.
+    publish: Timing,
+    published: u64,
+    duplicates: u64,
+}
+
+impl GatewayCounts {
+    async fn read(url: &str) -> Option<Self> {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        // Sums every series of `name` whose labels contain all of `labels`.
+        let sum = |name: &str, labels: &[&str]| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name) && labels.iter().all(|x| l.contains(x)))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .sum()
+        };
+        let timing = |name: &str, label: &str| {
+            let count = sum(&format!("{name}_count"), &[label]);
+            let under =
+                |le: &str| sum(&format!("{name}_bucket"), &[label, &format!("le=\"{le}\"")]);
+            Timing {
+                sum: sum(&format!("{name}_sum"), &[label]),
+                count,
+                over_10ms: count - under("0.01"),
+                over_100ms: count - under("0.1"),
+            }
+        };
+        Some(Self {
+            callback: timing("scrm_http_request_seconds", "route=\"/wechat/oa\""),
+            publish: timing("scrm_gateway_publish_seconds", "channel=\"oa\""),
+            published: sum("scrm_gateway_callbacks_total", &["outcome=\"published\""]) as u64,
+            duplicates: sum("scrm_gateway_callbacks_total", &["outcome=\"duplicate\""]) as u64,
+        })
+    }
+
+    /// One line on what the gateway saw since `earlier`.
+    fn report(&self, earlier: &Self) -> String {
+        let (cb, cb10, cb100) = self.callback.since(&earlier.callback);
+        let (wait, w10, w100) = self.publish.since(&earlier.publish);
+        format!(
+            "in the gateway: callbacks {cb:.2?} mean ({cb10:.1} % over 10 ms, {cb100:.2} % over 100 ms), of which waiting for confirms {wait:.2?} ({w10:.1} %, {w100:.2} %); {} published, {} answered as duplicates",
+            self.published - earlier.published,
+            self.duplicates - earlier.duplicates
+        )
+    }
 }
 
 /// RabbitMQ's own confirmed-publish rate: `publishers` (64 as the foundation benchmark,
-/// `bus_throughput`, measures it) in this process, for about `seconds` at this machine's usual rate.
+/// `bus_throughput`, measures it) in this process, for about `seconds` at this machine's usual
+/// rate. `BENCH_BROKER_GAP_US` makes each publisher pause that long between a confirm and its next
+/// publish: the rate a front end spending that long of its own per message could reach at most.
 fn broker(rt: &tokio::runtime::Runtime, seconds: u32, publishers: u64) -> f64 {
     use scrm_tests::bus_load::{channel_group, publish_concurrent};
     rt.block_on(async {
         let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
         cfg.exchange = scrm_tests::servers::unique("gwbroker");
+        cfg.quorum_queues = env_or("BENCH_QUORUM_QUEUES", false);
         cfg.publish_timeout_ms = 30_000;
         let amqp = platform::bus::AmqpBus::connect(&cfg)
             .await
             .expect("RabbitMQ");
         amqp.declare(&channel_group(256)).await.expect("declare");
-        let per_publisher = 6_400 * seconds as u64 / publishers.max(1);
-        let r = publish_concurrent(Arc::new(amqp.clone()), publishers, per_publisher, 0).await;
+        let per_publisher = 15_000 * seconds as u64 / publishers.max(1);
+        let gap = Duration::from_micros(env_or("BENCH_BROKER_GAP_US", 0));
+        let cpu = broker_pid().and_then(cpu_seconds);
+        let r = publish_concurrent(Arc::new(amqp.clone()), publishers, per_publisher, 0, gap).await;
+        let cpu = cpu_us_per(
+            cpu,
+            broker_pid().and_then(cpu_seconds),
+            publishers * per_publisher,
+        );
         amqp.destroy().await.ok();
+        let paused = if gap.is_zero() {
+            String::new()
+        } else {
+            format!(", each pausing {gap:?} after a confirm")
+        };
         println!(
-            "   broker: {:>8.0} confirmed publishes/s  p50 {:>8.2?}  p99 {:>8.2?}  ({publishers} publishers, one queue)",
-            r.per_sec, r.p50, r.p99
+            "   broker: {:>8.0} confirmed publishes/s  mean {:>8.2?}  p50 {:>8.2?}  p99 {:>8.2?}  ({publishers} publishers, one queue{paused}; RabbitMQ CPU {cpu} per publish)",
+            r.per_sec, r.mean, r.p50, r.p99
         );
         r.per_sec
     })

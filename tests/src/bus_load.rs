@@ -47,17 +47,21 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[derive(Debug, Clone, Copy)]
 pub struct PublishRate {
     pub per_sec: f64,
+    pub mean: Duration,
     pub p50: Duration,
     pub p99: Duration,
 }
 
 /// `concurrency` publishers, `per_task` confirmed publishes each (callback-sized events numbered
-/// from `first`).
+/// from `first`). With a non-zero `gap` each publisher pauses that long after a confirm before its
+/// next publish, as a front end that spends that long of its own per message would; the pause is a
+/// thread sleep on the blocking pool, so publishers wake independently (not on a shared timer tick).
 pub async fn publish_concurrent(
     bus: Arc<dyn Bus>,
     concurrency: u64,
     per_task: u64,
     first: u64,
+    gap: Duration,
 ) -> PublishRate {
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -70,6 +74,11 @@ pub async fn publish_concurrent(
                 let t = Instant::now();
                 bus.publish(&e).await.expect("publish");
                 lat.push(t.elapsed());
+                if !gap.is_zero() {
+                    tokio::task::spawn_blocking(move || std::thread::sleep(gap))
+                        .await
+                        .expect("pause");
+                }
             }
             lat
         }));
@@ -82,6 +91,7 @@ pub async fn publish_concurrent(
     lat.sort();
     PublishRate {
         per_sec,
+        mean: lat.iter().sum::<Duration>() / lat.len().max(1) as u32,
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
     }
