@@ -28,8 +28,13 @@ impl TestBus {
     }
 
     async fn amqp_at(url: String) -> Self {
+        Self::amqp_with(url, false).await
+    }
+
+    async fn amqp_with(url: String, quorum_queues: bool) -> Self {
         let mut cfg = BusConfig::amqp(url);
         cfg.exchange = unique("bustest");
+        cfg.quorum_queues = quorum_queues;
         cfg.publish_timeout_ms = 10_000;
         let bus = AmqpBus::connect(&cfg).await.expect("connect to RabbitMQ");
         TestBus {
@@ -40,6 +45,11 @@ impl TestBus {
 
     async fn amqp() -> Self {
         Self::amqp_at(amqp_url()).await
+    }
+
+    /// RabbitMQ with every queue a quorum queue (`bus.quorum_queues`).
+    async fn amqp_quorum() -> Self {
+        Self::amqp_with(amqp_url(), true).await
     }
 
     async fn cleanup(self) {
@@ -508,6 +518,16 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $name() {
                     let t = super::TestBus::amqp().await;
+                    super::$name(&t).await;
+                    t.cleanup().await;
+                }
+            )*
+        }
+        mod rabbitmq_quorum {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let t = super::TestBus::amqp_quorum().await;
                     super::$name(&t).await;
                     t.cleanup().await;
                 }

@@ -4,7 +4,8 @@
 //! - `x` — durable topic exchange every event is published to (routing key = event type);
 //! - `x.g` — durable queue bound with the group's patterns (quorum when configured);
 //! - `x.g.retry.<ms>` — one durable queue per retry delay with `x-message-ttl = ms` that
-//!   dead-letters (default exchange, routing key `x.g`) back into the group's queue;
+//!   dead-letters (default exchange, routing key `x.g`) back into the group's queue (at least
+//!   once, when the queues are quorum queues);
 //! - `x.g.parking` — messages whose attempts are used up, kept until replayed.
 //!
 //! Publishing uses a confirm-mode channel on its own connection; consuming uses a second connection.
@@ -249,6 +250,18 @@ impl Inner {
                 "x-dead-letter-routing-key".into(),
                 AMQPValue::LongString(queue.clone().into()),
             );
+            if self.quorum {
+                // A quorum queue dead-letters at most once unless told otherwise: a retry whose
+                // hand-back to the group's queue failed would be lost.
+                args.insert(
+                    "x-dead-letter-strategy".into(),
+                    AMQPValue::LongString("at-least-once".into()),
+                );
+                args.insert(
+                    "x-overflow".into(),
+                    AMQPValue::LongString("reject-publish".into()),
+                );
+            }
             self.declare_queue(ch, &retry_queue(&queue, ms), args)
                 .await?;
         }
