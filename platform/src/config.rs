@@ -248,8 +248,8 @@ pub struct BusConfig {
     /// How long a publish may take, confirm included, before it fails.
     #[serde(default = "default_publish_timeout_ms")]
     pub publish_timeout_ms: u64,
-    /// Declare queues as quorum queues (RabbitMQ 3.10 or later; a cluster, or one node for their
-    /// shorter confirm tail). An existing queue keeps its type: choose before the first start.
+    /// Declare queues as quorum queues (RabbitMQ 3.10 or later; for a cluster). An existing queue
+    /// keeps its type: choose before the first start.
     #[serde(default)]
     pub quorum_queues: bool,
     /// Confirm-mode channels a process publishes on, round-robin.
