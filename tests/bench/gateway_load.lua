@@ -4,7 +4,8 @@
 -- Arguments (after `--`): corpus file, wrk thread count, delay in ms per request on every
 -- connection (0: unpaced; more: a fixed offered load), and how many of each thread's lines to
 -- skip (so a second run against the same gateway sends callbacks the first did not, instead of
--- retries its dedupe answers from the hint).
+-- replays it answers from the dedupe hint). At the end it prints how far the furthest thread got
+-- into its lines (`corpus position: N`), where the next run should start.
 
 local threads = {}
 local counter = 0
@@ -18,7 +19,8 @@ end
 function init(args)
   local corpus, nthreads = args[1], tonumber(args[2])
   local delay_ms = tonumber(args[3] or "0")
-  local skip = tonumber(args[4] or "0")
+  skip = tonumber(args[4] or "0")
+  sent = 0
   reqs = {}
   local n = 0
   for line in io.lines(corpus) do
@@ -28,7 +30,6 @@ function init(args)
     end
     n = n + 1
   end
-  idx = skip % #reqs
   -- wrk takes its paced path (a timer and a call into Lua per request) whenever the script
   -- defines `delay`, even one answering 0; so it is defined only when pacing is asked for.
   if delay_ms > 0 then
@@ -39,7 +40,15 @@ function init(args)
 end
 
 function request()
-  idx = idx + 1
-  if idx > #reqs then idx = 1 end
-  return reqs[idx]
+  local i = (skip + sent) % #reqs + 1
+  sent = sent + 1
+  return reqs[i]
+end
+
+function done(summary, latency, requests)
+  local furthest = 0
+  for _, t in ipairs(threads) do
+    furthest = math.max(furthest, t:get("skip") + t:get("sent"))
+  end
+  io.write(string.format("corpus position: %d\n", furthest))
 end

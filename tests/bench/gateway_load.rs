@@ -74,12 +74,12 @@ impl Bus for DiscardBus {
 const CORPUS: u64 = 600_000;
 
 /// Says so when a run went past the end of a wrk thread's share of the corpus (each of the two
-/// threads has half; `skip` of each share was used by an earlier run): the rest were replays.
-fn note_wrap(r: &WrkResult, skip: u64) {
-    let past = (skip + r.requests.div_ceil(2)).saturating_sub(CORPUS / 2);
+/// threads has half): what it sent after that were replays.
+fn note_wrap(r: &WrkResult) {
+    let past = r.position.saturating_sub(CORPUS / 2);
     if past > 0 {
         println!(
-            "           (the corpus ran out: about {} of these were replays; raise CORPUS for runs this long)",
+            "           (the corpus ran out: up to {} of these were replays; raise CORPUS for runs this long)",
             2 * past
         );
     }
@@ -96,6 +96,9 @@ struct WrkResult {
     rps: f64,
     /// Requests wrk completed in the run.
     requests: u64,
+    /// How far into its share of the corpus the furthest wrk thread got (where a next run
+    /// against the same gateway starts, so it sends no replays).
+    position: u64,
     /// Mean latency as wrk reports it (e.g. `6.70ms`).
     mean: String,
     p50: String,
@@ -145,9 +148,15 @@ fn run_wrk(
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    let position = text
+        .lines()
+        .find_map(|l| l.strip_prefix("corpus position: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
     WrkResult {
         rps: find("Requests/sec:").parse().unwrap_or(0.0),
         requests,
+        position,
         mean: find("Latency"),
         p50: find("50%"),
         p99: find("99%"),
@@ -304,7 +313,7 @@ fn noop(
         "     noop: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  (in-process, dedupe hints in process memory)",
         r.rps, r.p50, r.p99, r.errors
     );
-    note_wrap(&r, 0);
+    note_wrap(&r);
     deps.shutdown.cancel();
     let _ = rt.block_on(task);
     r.rps
@@ -488,7 +497,7 @@ fn rabbitmq(
         " rabbitmq: {:>8.0} callbacks/s  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB (idle {:.0} MB)",
         full.rps, full.p50, full.p99, full.errors, rss_full, idle
     );
-    note_wrap(&full, 0);
+    note_wrap(&full);
     let after_full = rt.block_on(GatewayCounts::read(&url)).unwrap_or_default();
     println!(
         "           wrk's mean {}; {}",
@@ -509,12 +518,11 @@ fn rabbitmq(
     let trial_delay = cycle_ms.round().max(1.0) as u32;
     // Each run starts past every callback the runs before it sent: a replay would be answered
     // from the dedupe hint, not published.
-    let trial = run_wrk(&url, corpus, script, conns, 3, trial_delay, full.requests);
+    let trial = run_wrk(&url, corpus, script, conns, 3, trial_delay, full.position);
     let latency_ms = (conns as f64 * 1000.0 / trial.rps.max(1.0) - trial_delay as f64).max(0.0);
     let delay = (cycle_ms - latency_ms).round().max(1.0) as u32;
-    let skip = full.requests + trial.requests;
     let before_half = rt.block_on(GatewayCounts::read(&url)).unwrap_or_default();
-    let half = run_wrk(&url, corpus, script, conns, seconds, delay, skip);
+    let half = run_wrk(&url, corpus, script, conns, seconds, delay, trial.position);
     println!(
         " rabbitmq: {:>8.0} callbacks/s at about half load ({conns} connections, {delay} ms apart)  p50 {:>8}  p99 {:>8}  non-2xx {}  gateway RSS {:.0} MB, peak {:.0} MB",
         half.rps,
@@ -524,7 +532,7 @@ fn rabbitmq(
         child_rss_mb(child.id(), "VmRSS:"),
         child_rss_mb(child.id(), "VmHWM:")
     );
-    note_wrap(&half, skip);
+    note_wrap(&half);
     let after_half = rt.block_on(GatewayCounts::read(&url)).unwrap_or_default();
     println!(
         "           wrk's mean {}; {}",
