@@ -20,7 +20,8 @@
 //! (64, the foundation benchmark's), `BENCH_SCENARIOS`
 //! (`noop,node,broker,rabbitmq`; a scenario may repeat, e.g. `broker,rabbitmq,broker,rabbitmq`,
 //! to alternate them on a noisy machine), `BENCH_GATEWAY_WORKERS` (the gateway's HTTP workers, 2),
-//! `BENCH_BROKER_GAP_US` (a pause per publish in the `broker` scenario, 0).
+//! `BENCH_BROKER_GAP_US` (a pause per publish in the `broker` scenario, 0), `BENCH_QUORUM_QUEUES`
+//! (`true`: quorum queues on both sides of the comparison).
 
 use std::io::Write;
 use std::process::Command;
@@ -136,18 +137,21 @@ fn run_wrk(
             .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string())
             .unwrap_or_default()
     };
-    let errors = text
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    // The count on the line that contains `needle`: its first word or its last.
+    let count = |needle: &str, last: bool| -> u64 {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| {
+                let mut words = l.split_whitespace();
+                if last {
+                    words.last()
+                } else {
+                    words.next()
+                }
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
     let position = text
         .lines()
         .find_map(|l| l.strip_prefix("corpus position: "))
@@ -155,12 +159,12 @@ fn run_wrk(
         .unwrap_or(0);
     WrkResult {
         rps: find("Requests/sec:").parse().unwrap_or(0.0),
-        requests,
+        requests: count(" requests in ", false),
         position,
         mean: find("Latency"),
         p50: find("50%"),
         p99: find("99%"),
-        errors,
+        errors: count("Non-2xx", true),
     }
 }
 
@@ -460,7 +464,7 @@ fn rabbitmq(
     gw["http"]["bind"] = json!(format!("127.0.0.1:{port}"));
     let config = json!({
         "bus": {"kind": "amqp", "url": scrm_tests::servers::amqp_url(), "exchange": exchange,
-                "quorum_queues": env_or("BENCH_QUORUM_QUEUES", false)},
+                "quorum_queues": cfg.quorum_queues},
         "cache": {"kind": "redis", "url": scrm_tests::servers::redis_url(), "key_prefix": format!("{exchange}:")},
         "telemetry": {"log_level": "warn"},
         "gateway": gw,
@@ -566,7 +570,7 @@ fn rabbitmq(
     full.rps
 }
 
-/// One of the gateway's latency histograms (channel `oa`) as read from its `/metrics`.
+/// One of the gateway's latency histograms for OA callbacks, as read from its `/metrics`.
 #[derive(Debug, Default, Clone, Copy)]
 struct Timing {
     sum: f64,
@@ -641,8 +645,8 @@ impl GatewayCounts {
         let (wait, w10, w100) = self.publish.since(&earlier.publish);
         format!(
             "in the gateway: callbacks {cb:.2?} mean ({cb10:.1} % over 10 ms, {cb100:.2} % over 100 ms), of which waiting for confirms {wait:.2?} ({w10:.1} %, {w100:.2} %); {} published, {} answered as duplicates",
-            self.published - earlier.published,
-            self.duplicates - earlier.duplicates
+            self.published.saturating_sub(earlier.published),
+            self.duplicates.saturating_sub(earlier.duplicates)
         )
     }
 }

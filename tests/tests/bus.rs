@@ -503,31 +503,17 @@ async fn batch_consumer_lingers_for_more(t: &TestBus) {
 
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
-        mod memory {
+        conformance!(@on memory, memory; $($name),*);
+        conformance!(@on rabbitmq, amqp; $($name),*);
+        conformance!(@on rabbitmq_quorum, amqp_quorum; $($name),*);
+    };
+    // Every test of the suite, in module `$module`, on the bus `TestBus::$make` gives.
+    (@on $module:ident, $make:ident; $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let t = super::TestBus::memory().await;
-                    super::$name(&t).await;
-                    t.cleanup().await;
-                }
-            )*
-        }
-        mod rabbitmq {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = super::TestBus::amqp().await;
-                    super::$name(&t).await;
-                    t.cleanup().await;
-                }
-            )*
-        }
-        mod rabbitmq_quorum {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let t = super::TestBus::amqp_quorum().await;
+                    let t = super::TestBus::$make().await;
                     super::$name(&t).await;
                     t.cleanup().await;
                 }
