@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
-use platform::bus::GroupSpec;
 use platform::Deps;
 use serde_json::json;
 use tokio::task::JoinSet;
@@ -265,11 +264,11 @@ async fn start(
         .context("cannot connect to the cache")?;
     // Every process declares every consumer group, so nothing published before a consumer's
     // first start is dropped as unroutable.
-    for g in proto::routing::GROUPS {
-        bus.declare(&GroupSpec::new(g.name, g.bindings, &settings.bus))
-            .await
-            .with_context(|| format!("cannot declare the `{}` consumer group", g.name))?;
-    }
+    platform::bus::declare_groups(&*bus, proto::routing::GROUPS)
+        .await
+        .map_err(|(group, e)| {
+            anyhow!(e).context(format!("cannot declare the `{group}` consumer group"))
+        })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let deps = Deps {
         bus,

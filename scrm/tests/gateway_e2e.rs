@@ -627,7 +627,7 @@ async fn broker_outage_never_answers_200_for_a_lost_callback() {
     // Every group the system declared (each process declares them all), then the observer's:
     // declared here, they are deleted with the exchange.
     for def in proto::routing::GROUPS {
-        bus.declare(&platform::bus::group_spec(*def, 1))
+        bus.declare(&platform::bus::group_spec(&bus, *def, 1))
             .await
             .unwrap();
     }

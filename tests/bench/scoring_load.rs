@@ -439,7 +439,7 @@ fn main() {
         bcfg.publish_timeout_ms = 30_000;
         let amqp = AmqpBus::connect(&bcfg).await.expect("RabbitMQ");
         let bus: Arc<dyn Bus> = Arc::new(amqp.clone());
-        bus.declare(&scoring_svc::consume::group_spec(concurrency, batch))
+        bus.declare(&scoring_svc::consume::group_spec(&*bus, concurrency, batch))
             .await
             .expect("declare scoring");
         let mut cfg = scoring_svc::Config::new(

@@ -662,3 +662,104 @@ async fn rabbitmq_garbage_message_is_parked() {
     conn.close(200, "bye").await.ok();
     t.cleanup().await;
 }
+
+/// Does the queue exist on the broker (a passive declare)?
+async fn queue_exists(conn: &lapin::Connection, name: &str) -> bool {
+    let ch = conn.create_channel().await.expect("channel");
+    let opts = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let found = ch
+        .queue_declare(name, opts, lapin::types::FieldTable::default())
+        .await
+        .is_ok();
+    if found {
+        let _ = ch.close(200, "ok").await;
+    }
+    found
+}
+
+/// RabbitMQ only: a non-default retry policy (`bus.max_attempts`, `bus.retry_delays_ms`) reaches
+/// both what a process declares at start and what a service's consumer subscribes with: each
+/// group has exactly the configured retry queues, and a failing handler is retried after the
+/// configured delays, then parked after the configured attempts.
+#[tokio::test]
+async fn rabbitmq_configured_retry_policy_reaches_every_group() {
+    use platform::bus::{run_consumer, HandlerError};
+    let mut cfg = BusConfig::amqp(amqp_url());
+    cfg.exchange = unique("bustest");
+    cfg.max_attempts = 3;
+    cfg.retry_delays_ms = vec![150, 400];
+    let amqp = AmqpBus::connect(&cfg).await.expect("connect to RabbitMQ");
+    let bus: Arc<dyn Bus> = Arc::new(amqp.clone());
+    // What `scrm` does at start, then what identity-svc's consumer subscribes with.
+    platform::bus::declare_groups(&*bus, proto::routing::GROUPS)
+        .await
+        .expect("declare");
+    let sub = bus
+        .subscribe(&identity_svc::consume::group_spec(&*bus, 4))
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(run_consumer(
+        "test",
+        sub,
+        4,
+        shutdown.clone(),
+        move |_e: Envelope, attempt| {
+            s.lock()
+                .unwrap()
+                .push((attempt.number, attempt.last, Instant::now()));
+            async { Err(HandlerError::Transient("database busy".into())) }
+        },
+    ));
+    bus.publish(&event("channel.oa.subscribe", 1))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && bus.parked_count("identity").await.unwrap() == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter()
+            .map(|(n, last, _)| (*n, *last))
+            .collect::<Vec<_>>(),
+        vec![(1, false), (2, false), (3, true)],
+        "three attempts, the third the last"
+    );
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].2 - w[0].2).collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(140) && gaps[0] < Duration::from_millis(1_000),
+        "first retry after the configured 150 ms, not the default 1 s: {gaps:?}"
+    );
+    assert!(
+        gaps[1] >= Duration::from_millis(390) && gaps[1] < Duration::from_millis(5_000),
+        "second retry after the configured 400 ms: {gaps:?}"
+    );
+    assert_eq!(bus.parked_count("identity").await.unwrap(), 1);
+
+    let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    for g in proto::routing::GROUPS {
+        let queue = amqp.queue_name(g.name);
+        for ms in [150, 400] {
+            let q = format!("{queue}.retry.{ms}");
+            assert!(queue_exists(&conn, &q).await, "{q} is declared");
+        }
+        for ms in [1_000, 5_000, 30_000, 120_000] {
+            let q = format!("{queue}.retry.{ms}");
+            assert!(!queue_exists(&conn, &q).await, "no default retry queue {q}");
+        }
+    }
+    let _ = conn.close(200, "ok").await;
+    amqp.destroy()
+        .await
+        .expect("delete test exchange and queues");
+}

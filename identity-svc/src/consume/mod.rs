@@ -58,9 +58,9 @@ pub async fn handle(
     }
 }
 
-/// The identity group's spec.
-pub fn group_spec(concurrency: usize) -> GroupSpec {
-    platform::bus::group_spec(proto::routing::IDENTITY, concurrency)
+/// The identity group's spec under `bus`'s policy.
+pub fn group_spec(bus: &dyn Bus, concurrency: usize) -> GroupSpec {
+    platform::bus::group_spec(bus, proto::routing::IDENTITY, concurrency)
 }
 
 /// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`.
@@ -72,7 +72,8 @@ pub async fn run(
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
-    let Some(sub) = subscribe_retrying(&bus, &group_spec(concurrency), &shutdown).await else {
+    let Some(sub) = subscribe_retrying(&bus, &group_spec(&*bus, concurrency), &shutdown).await
+    else {
         return;
     };
     run_consumer(

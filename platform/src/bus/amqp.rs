@@ -30,7 +30,7 @@ use proto::Envelope;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use super::{Bus, BusError, Delivery, GroupSpec, Settle, Subscription};
+use super::{Bus, BusError, Delivery, GroupPolicy, GroupSpec, Settle, Subscription};
 use crate::config::BusConfig;
 
 const ATTEMPT_HEADER: &str = "x-scrm-attempt";
@@ -81,6 +81,7 @@ struct Inner {
     exchange: String,
     publish_timeout: Duration,
     quorum: bool,
+    policy: GroupPolicy,
     publisher: ConnSlot,
     consumer: ConnSlot,
     /// Confirm-mode channels used round-robin (confirms of one channel are handled in order, so
@@ -113,6 +114,7 @@ impl AmqpBus {
                 exchange: cfg.exchange.clone(),
                 publish_timeout: Duration::from_millis(cfg.publish_timeout_ms),
                 quorum: cfg.quorum_queues,
+                policy: GroupPolicy::from_config(cfg),
                 publisher: ConnSlot {
                     url: url.clone(),
                     name: format!("scrm-publish-{process}"),
@@ -499,6 +501,10 @@ impl Bus for AmqpBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         self.inner.publish_channel(0).await.map(|_| ())
+    }
+
+    fn policy(&self) -> GroupPolicy {
+        self.inner.policy.clone()
     }
 
     fn kind(&self) -> &'static str {

@@ -9,7 +9,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Bus, Delivery, GroupSpec, RetryOutcome, Subscription};
-use crate::config::BusConfig;
 
 /// What a handler tells the loop to do with a message it could not handle.
 #[derive(Debug, thiserror::Error)]
@@ -216,13 +215,29 @@ pub async fn run_batch_consumer<H, F>(
     let _ = permits.acquire_many(concurrency.max(1) as u32).await;
 }
 
-/// The spec of a consumer group of `proto::routing` with the bus defaults' retry policy and
-/// enough prefetch for `concurrency` handlers.
-pub fn group_spec(def: proto::routing::GroupDef, concurrency: usize) -> GroupSpec {
-    let mut spec = GroupSpec::new(def.name, def.bindings, &BusConfig::memory());
+/// The spec of a consumer group of `proto::routing` under `bus`'s policy (the `bus.*` settings
+/// it was connected with), with enough prefetch for `concurrency` handlers.
+pub fn group_spec(bus: &dyn Bus, def: proto::routing::GroupDef, concurrency: usize) -> GroupSpec {
+    let mut spec = GroupSpec::of(def, &bus.policy());
     let wanted = u16::try_from(concurrency).unwrap_or(u16::MAX);
     spec.prefetch = spec.prefetch.max(wanted);
     spec
+}
+
+/// Declares `groups` under `bus`'s policy, as every process does at start so that nothing
+/// published before a group's consumer first runs is dropped as unroutable. On failure, the name
+/// of the group that could not be declared.
+pub async fn declare_groups(
+    bus: &dyn Bus,
+    groups: &[proto::routing::GroupDef],
+) -> Result<(), (&'static str, super::BusError)> {
+    let policy = bus.policy();
+    for g in groups {
+        bus.declare(&GroupSpec::of(*g, &policy))
+            .await
+            .map_err(|e| (g.name, e))?;
+    }
+    Ok(())
 }
 
 /// Subscribes, retrying with back-off while the broker is unreachable; `None` once `shutdown`

@@ -12,7 +12,7 @@ use proto::Envelope;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::{Bus, BusError, Delivery, GroupSpec, RetryPolicy, Settle, Subscription};
+use super::{Bus, BusError, Delivery, GroupPolicy, GroupSpec, RetryPolicy, Settle, Subscription};
 
 #[derive(Clone)]
 struct Message {
@@ -66,11 +66,21 @@ impl Group {
 #[derive(Clone, Default)]
 pub struct MemoryBus {
     groups: Arc<Mutex<HashMap<String, Arc<Group>>>>,
+    policy: GroupPolicy,
 }
 
 impl MemoryBus {
+    /// A bus whose groups have the default policy.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A bus whose groups are declared and consumed with `policy`.
+    pub fn with_policy(policy: GroupPolicy) -> Self {
+        MemoryBus {
+            policy,
+            ..Self::default()
+        }
     }
 
     fn group(&self, spec: &GroupSpec) -> Arc<Group> {
@@ -193,6 +203,10 @@ impl Bus for MemoryBus {
 
     async fn ping(&self) -> Result<(), BusError> {
         Ok(())
+    }
+
+    fn policy(&self) -> GroupPolicy {
+        self.policy.clone()
     }
 
     fn kind(&self) -> &'static str {

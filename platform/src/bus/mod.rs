@@ -22,8 +22,8 @@ use proto::Envelope;
 
 pub use amqp::AmqpBus;
 pub use consumer::{
-    group_spec, run_batch_consumer, run_consumer, subscribe_retrying, Attempt, Batching,
-    HandlerError,
+    declare_groups, group_spec, run_batch_consumer, run_consumer, subscribe_retrying, Attempt,
+    Batching, HandlerError,
 };
 pub use memory::MemoryBus;
 
@@ -78,6 +78,38 @@ impl RetryPolicy {
     }
 }
 
+/// What every consumer group of a bus is declared and consumed with: the `bus.prefetch`,
+/// `bus.max_attempts` and `bus.retry_delays_ms` settings. A bus carries the one it was connected
+/// with ([`Bus::policy`]), so the queues a process declares and the subscriptions its consumers
+/// open cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPolicy {
+    /// Unacknowledged deliveries a subscriber holds at once (at least).
+    pub prefetch: u16,
+    /// Retry and parking.
+    pub retry: RetryPolicy,
+}
+
+impl GroupPolicy {
+    /// The policy the settings in `cfg` describe.
+    pub fn from_config(cfg: &BusConfig) -> Self {
+        GroupPolicy {
+            prefetch: cfg.prefetch,
+            retry: RetryPolicy {
+                max_attempts: cfg.max_attempts,
+                delays: cfg.retry_delays(),
+            },
+        }
+    }
+}
+
+impl Default for GroupPolicy {
+    /// The defaults of `bus.*`.
+    fn default() -> Self {
+        GroupPolicy::from_config(&BusConfig::memory())
+    }
+}
+
 /// A consumer group: one durable queue that every subscriber of the group competes on.
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
@@ -94,15 +126,22 @@ pub struct GroupSpec {
 impl GroupSpec {
     /// A group with the retry policy and prefetch from `cfg`.
     pub fn new(group: impl Into<String>, bindings: &[&str], cfg: &BusConfig) -> Self {
+        Self::with_policy(group, bindings, &GroupPolicy::from_config(cfg))
+    }
+
+    /// A group with `policy`.
+    pub fn with_policy(group: impl Into<String>, bindings: &[&str], policy: &GroupPolicy) -> Self {
         GroupSpec {
             group: group.into(),
             bindings: bindings.iter().map(|b| b.to_string()).collect(),
-            prefetch: cfg.prefetch,
-            retry: RetryPolicy {
-                max_attempts: cfg.max_attempts,
-                delays: cfg.retry_delays(),
-            },
+            prefetch: policy.prefetch,
+            retry: policy.retry.clone(),
         }
+    }
+
+    /// One of the system's groups (`proto::routing`) under `policy`.
+    pub fn of(def: proto::routing::GroupDef, policy: &GroupPolicy) -> Self {
+        Self::with_policy(def.name, def.bindings, policy)
     }
 }
 
@@ -137,6 +176,12 @@ pub trait Bus: Send + Sync + 'static {
     /// Checks the broker is reachable (readiness).
     async fn ping(&self) -> Result<(), BusError>;
 
+    /// The retry policy and prefetch every group of this bus is declared and consumed with
+    /// (from the config it was connected with; the defaults for a bus built without one).
+    fn policy(&self) -> GroupPolicy {
+        GroupPolicy::default()
+    }
+
     /// Short name for logs and readiness output.
     fn kind(&self) -> &'static str;
 }
@@ -144,7 +189,9 @@ pub trait Bus: Send + Sync + 'static {
 /// Builds the bus a config asks for.
 pub async fn connect(cfg: &BusConfig) -> Result<std::sync::Arc<dyn Bus>, BusError> {
     Ok(match cfg.kind {
-        BusKind::Memory => std::sync::Arc::new(MemoryBus::new()),
+        BusKind::Memory => {
+            std::sync::Arc::new(MemoryBus::with_policy(GroupPolicy::from_config(cfg)))
+        }
         BusKind::Amqp => std::sync::Arc::new(AmqpBus::connect(cfg).await?),
     })
 }

@@ -30,10 +30,10 @@ pub async fn handle(scorer: &Scorer, env: Envelope) -> Result<(), HandlerError> 
     settled(scorer.handle(&env).await)
 }
 
-/// The group spec: the scoring group's bindings with the bus defaults' retry policy, and enough
-/// prefetch for `concurrency` handlers of `batch` deliveries.
-pub fn group_spec(concurrency: usize, batch: usize) -> GroupSpec {
-    platform::bus::group_spec(proto::routing::SCORING, concurrency * batch.max(1))
+/// The group spec: the scoring group's bindings under `bus`'s policy, and enough prefetch for
+/// `concurrency` handlers of `batch` deliveries.
+pub fn group_spec(bus: &dyn Bus, concurrency: usize, batch: usize) -> GroupSpec {
+    platform::bus::group_spec(bus, proto::routing::SCORING, concurrency * batch.max(1))
 }
 
 /// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`: the
@@ -44,7 +44,7 @@ pub async fn run(
     batching: Batching,
     shutdown: CancellationToken,
 ) {
-    let spec = group_spec(batching.concurrency, batching.batch);
+    let spec = group_spec(&*bus, batching.concurrency, batching.batch);
     let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
         return;
     };

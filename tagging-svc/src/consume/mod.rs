@@ -76,6 +76,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let spec = platform::bus::group_spec(
+        &*bus,
         proto::routing::TAGGING,
         batching.concurrency * batching.batch,
     );
