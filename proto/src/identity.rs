@@ -249,7 +249,7 @@ impl UnmergeKind {
 /// `identity.unmerged`: an operator separated profiles. `restored` are active again (or new, for
 /// a split) and hold `identifiers`; events and facts of those identifiers belong to them again.
 /// Downstream services recompute what they keep for `survivor` and `restored`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IdentityUnmerged {
     pub kind: UnmergeKind,
     pub survivor: String,
@@ -261,10 +261,18 @@ pub struct IdentityUnmerged {
     pub merge_id: Option<i64>,
     pub operator: String,
     pub reason: String,
-    /// Message ids of the events (timeline entries) that moved from `survivor` to `restored`, so
-    /// a service that keeps per-event effects (behaviour counts, score ledgers) moves exactly those.
+    /// Message ids of the events (timeline entries) of `identifiers`: they belong to `restored`
+    /// again, whichever profile they were resolved to, so a service that keeps per-event effects
+    /// (behaviour counts, score ledgers) and moved them to `survivor` on the merge moves exactly
+    /// those back.
     #[serde(default)]
     pub moved_events: Vec<Uuid>,
+    /// The state of `survivor` and of each `restored` profile after the separation, whole (the
+    /// `profile.updated` of each, also when its state did not change: a projection dropped the
+    /// absorbed profile's state with the merge), so a service applies the separation on complete
+    /// facts instead of the merged ones until those messages arrive.
+    #[serde(default)]
+    pub states: Vec<ProfileUpdated>,
 }
 
 /// `profile.updated`: the profile's derived state after a change. Each message carries the whole

@@ -31,15 +31,16 @@ pub const TAGGING: GroupDef = GroupDef {
     ],
 };
 
-/// scoring-svc: resolved events (points), profile state, tag changes and identity changes.
+/// scoring-svc: resolved events (points), profile state, tag changes, merges, and un-merges as
+/// tagging applied them (`tag.unmerged`: the separation with both profiles' final tags).
 pub const SCORING: GroupDef = GroupDef {
     name: "scoring",
     bindings: &[
         "profile.resolved",
         "profile.updated",
         "tag.changed",
+        "tag.unmerged",
         "identity.merged",
-        "identity.unmerged",
     ],
 };
 

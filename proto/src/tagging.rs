@@ -1,10 +1,17 @@
-//! Contracts of tagging-svc on the bus: `tag.changed` (a profile gained or lost a tag) and the
-//! tag commands other services send it (`command.tag.add`, `command.tag.remove`).
+//! Contracts of tagging-svc on the bus: `tag.changed` (a profile gained or lost a tag),
+//! `tag.unmerged` (an un-merge applied, with both profiles' tag sets) and the tag commands other
+//! services send it (`command.tag.add`, `command.tag.remove`).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::IdentityUnmerged;
+
 /// Routing key of [`TagChanged`].
 pub const TAG_CHANGED: &str = "tag.changed";
+/// Routing key of [`TagsUnmerged`].
+pub const TAG_UNMERGED: &str = "tag.unmerged";
 /// Routing key of a [`TagCommand`] that adds a tag.
 pub const COMMAND_TAG_ADD: &str = "command.tag.add";
 /// Routing key of a [`TagCommand`] that removes a tag.
@@ -56,6 +63,23 @@ impl TagSource {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
+}
+
+/// `tag.unmerged`: tagging applied an `identity.unmerged` (events, memberships and profile states
+/// moved back, both profiles' rules evaluated again) in one transaction. It carries the
+/// separation and the tag set each profile ended with, so a service that reads tags (scoring)
+/// applies the separation on the final tags of both sides in one step; the tag-set changes of
+/// that transaction are in `changes` and are not announced as `tag.changed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagsUnmerged {
+    pub unmerged: IdentityUnmerged,
+    /// Profile id → every tag id it holds now (the survivor and each restored profile).
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// The tag-set changes the separation made.
+    #[serde(default)]
+    pub changes: Vec<TagChanged>,
+    /// When tagging applied it (the time of the tag sets).
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// `tag.changed`: a profile gained or lost a tag.

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use proto::identity::{
     IdentityMerged, IdentityUnmerged, LinkRule, ProfileResolved, ProfileUpdated, Relations,
-    UnmergeKind, WecomFollow, IDENTITY_MERGED, IDENTITY_UNMERGED, PROFILE_RESOLVED,
-    PROFILE_UPDATED,
+    UnmergeKind, WecomFollow, IDENTITY_MERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
 };
 use proto::sdk::{Content, Subject, TrackKind, Tracked};
-use proto::tagging::{TagChange, TagChanged, TagSource, TAG_CHANGED};
+use proto::tagging::{TagChange, TagChanged, TagSource, TagsUnmerged, TAG_CHANGED, TAG_UNMERGED};
 use proto::Envelope;
 use scoring_svc::clock::ManualClock;
 use scoring_svc::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
@@ -262,7 +261,8 @@ pub fn merged(tenant: &str, survivor: &str, absorbed: &[&str]) -> Envelope {
     Envelope::builder(IDENTITY_MERGED, tenant, json!(m)).build()
 }
 
-/// `identity.unmerged` giving `restored` back the events `moved`.
+/// `tag.unmerged` (an `identity.unmerged` as tagging applied it, tag sets left as they are)
+/// giving `restored` back the events `moved`.
 pub fn unmerged(tenant: &str, survivor: &str, restored: &str, moved: &[&Envelope]) -> Envelope {
     let u = IdentityUnmerged {
         kind: UnmergeKind::Unmerge,
@@ -273,8 +273,15 @@ pub fn unmerged(tenant: &str, survivor: &str, restored: &str, moved: &[&Envelope
         operator: "ops".into(),
         reason: "wrong merge".into(),
         moved_events: moved.iter().map(|e| e.id).collect(),
+        states: Vec::new(),
     };
-    Envelope::builder(IDENTITY_UNMERGED, tenant, json!(u)).build()
+    let t = TagsUnmerged {
+        unmerged: u,
+        tags: BTreeMap::new(),
+        changes: Vec::new(),
+        at: start(),
+    };
+    Envelope::builder(TAG_UNMERGED, tenant, json!(t)).build()
 }
 
 /// `profile.updated` with `fields` and, when `rep` is given, an active WeCom follow by that rep.

@@ -147,20 +147,27 @@ async fn has(db: &DatabaseConnection, profile: &str, tag: &str) -> bool {
 }
 
 async fn outbox_changes(db: &DatabaseConnection) -> Vec<TagChanged> {
+    outbox_payloads(db, proto::tagging::TAG_CHANGED)
+        .await
+        .into_iter()
+        .map(|p| serde_json::from_value(p).unwrap())
+        .collect()
+}
+
+/// Payloads of the outbox rows of `routing_key`, in order.
+async fn outbox_payloads(db: &DatabaseConnection, routing_key: &str) -> Vec<Value> {
     let rows = db
-        .query_all(Statement::from_string(
+        .query_all(Statement::from_sql_and_values(
             db.get_database_backend(),
-            "SELECT body FROM bus_outbox WHERE routing_key = 'tag.changed' ORDER BY id",
+            "SELECT body FROM bus_outbox WHERE routing_key = ? ORDER BY id",
+            [routing_key.into()],
         ))
         .await
         .unwrap();
     rows.iter()
         .map(|r| {
             let body: String = r.try_get_by_index(0).unwrap();
-            serde_json::from_str::<Envelope>(&body)
-                .unwrap()
-                .payload_as()
-                .unwrap()
+            serde_json::from_str::<Envelope>(&body).unwrap().payload
         })
         .collect()
 }
@@ -278,9 +285,14 @@ async fn chained_single_select_manual_and_merges(backend: Backend) {
         operator: "ops".into(),
         reason: "wrong".into(),
         moved_events: vec![],
+        states: vec![],
     };
     let unmerged = Envelope::builder(proto::identity::IDENTITY_UNMERGED, T, json!(u)).build();
     handle(&s, &unmerged).await;
+    // Tagging announces the separation whole, with both sides' tags, instead of `tag.changed`.
+    let announced = outbox_payloads(&s.db.conn, proto::tagging::TAG_UNMERGED).await;
+    assert_eq!(announced.len(), 1);
+    assert_eq!(announced[0]["tags"]["p3"], json!([vip.clone()]));
     assert!(has(&s.db.conn, "p3", &vip).await);
     assert!(
         has(&s.db.conn, "p2", &vip).await,

@@ -547,6 +547,28 @@ pub(crate) fn stored(p: &profile::Model) -> Derived {
     }
 }
 
+/// `profile_id`'s stored state, whole, as `profile.updated` carries it (nothing marked changed).
+pub(crate) async fn current(
+    txn: &DatabaseTransaction,
+    profile_id: &str,
+) -> Result<Option<ProfileUpdated>, DbErr> {
+    let Some(p) = profile::Entity::find_by_id(profile_id.to_string())
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let s = stored(&p);
+    Ok(Some(ProfileUpdated {
+        profile_id: p.id,
+        version: p.version,
+        changed: Vec::new(),
+        fields: s.fields,
+        relations: s.relations,
+        cause_event: None,
+    }))
+}
+
 /// Derives `profile_id`'s state again; when it differs from the stored one (or was never
 /// stored), stores it with the next version and enqueues `profile.updated`. Returns the new
 /// version when it changed.

@@ -368,7 +368,10 @@ fn row_identifiers(row: &timeline::Model) -> Vec<i64> {
 
 /// Moves the family's timeline rows whose subject identifier is in `moving` to `restored` (unless
 /// their profile already lies on that side), and those on the restored side whose subject is not
-/// back to `stay`. Rows without identifiers keep their profile. Returns the number moved.
+/// back to `stay`. Rows without identifiers keep their profile. Returns the number moved and the
+/// events of `moving`'s identifiers — every one, also those whose row never left the restored
+/// side: downstream services moved all of the absorbed profile's events to the survivor when the
+/// merge was announced, and take back exactly these.
 async fn move_timeline(
     txn: &DatabaseTransaction,
     family: &Family,
@@ -392,11 +395,11 @@ async fn move_timeline(
             continue;
         };
         let on_restored_side = restored_side.contains(&row.profile_id);
+        if moving.contains(&subject) {
+            moved_events.extend(Uuid::parse_str(&row.event_id).ok());
+        }
         match (moving.contains(&subject), on_restored_side) {
-            (true, false) => {
-                to_restored.push(row.id);
-                moved_events.extend(Uuid::parse_str(&row.event_id).ok());
-            }
+            (true, false) => to_restored.push(row.id),
             (false, true) => to_stay.push(row.id),
             _ => {}
         }
@@ -472,6 +475,12 @@ async fn record_separation(
         .filter(profile::Column::Id.is_in([survivor.to_string(), restored.to_string()]))
         .exec(txn)
         .await?;
+    // Each side's fields and relationships come from the rows its identifiers hold.
+    let mut states = Vec::new();
+    for p in [survivor, restored] {
+        state::refresh(txn, p, None, now).await?;
+        states.extend(state::current(txn, p).await?);
+    }
     let payload = IdentityUnmerged {
         kind,
         survivor: survivor.to_string(),
@@ -481,15 +490,12 @@ async fn record_separation(
         operator: by.operator.clone(),
         reason: by.reason.clone(),
         moved_events,
+        states,
     };
     let env = Envelope::builder(IDENTITY_UNMERGED, tenant, json!(payload))
         .dedupe_key(format!("unmerge|{id}"))
         .build();
     outbox::enqueue(txn, &env).await?;
-    // Each side's fields and relationships come from the rows its identifiers hold.
-    for p in [survivor, restored] {
-        state::refresh(txn, p, None, now).await?;
-    }
     Ok(id)
 }
 

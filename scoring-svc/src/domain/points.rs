@@ -80,6 +80,25 @@ pub fn award(
     }
 }
 
+/// The awards of a rule's events again, in the order they were first awarded, each under the
+/// caps with the ones before it as prior — what the rule gives a profile whose events changed
+/// (an un-merge took some away: caps that the other person's events used up are free again).
+/// `events` are (nominal points, earned) in award order.
+pub fn reallocate(caps: &Caps, events: &[(f64, DateTime<Utc>)], offset_minutes: i32) -> Vec<Award> {
+    let mut prior = Vec::with_capacity(events.len());
+    events
+        .iter()
+        .map(|&(points, earned)| {
+            let a = award(points, caps, &prior, earned, offset_minutes);
+            prior.push(Prior {
+                delta: a.delta,
+                earned,
+            });
+            a
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +165,31 @@ mod tests {
         };
         let a = award(5.0, &l, &[], at, 0);
         assert_eq!((a.delta, a.capped), (3.0, Some("lifetime")));
+    }
+
+    #[test]
+    fn reallocation_frees_what_other_events_used() {
+        let at = t("2026-01-10T02:00:00Z");
+        let once = Caps {
+            once: true,
+            ..Default::default()
+        };
+        // Alone, the second form is the first: it earns.
+        let got = reallocate(&once, &[(25.0, at)], 480);
+        assert_eq!((got[0].delta, got[0].capped), (25.0, None));
+        let window = Caps {
+            window: Some(WindowCap { days: 3, max: 5.0 }),
+            ..Default::default()
+        };
+        let events = [
+            (5.0, at + Duration::days(2)),
+            (5.0, at),
+            (5.0, at + Duration::days(4)),
+        ];
+        let got: Vec<f64> = reallocate(&window, &events, 480)
+            .iter()
+            .map(|a| a.delta)
+            .collect();
+        assert_eq!(got, vec![5.0, 0.0, 0.0], "in award order, not by time");
     }
 }

@@ -51,6 +51,22 @@ pub struct Machine {
     pub spec: MachineSpec,
 }
 
+/// Where an un-merge takes the survivor of the merge: back to `before`, the stage it was in when
+/// the merge was applied, when only the machine (entry conditions, transitions, triggers) or the
+/// merge itself moved it since — those moves may have come from the other person's facts, and the
+/// stage machine moves it forward again from its own. A person's move since (`User`) stands.
+/// `None` when it stays where it is.
+pub fn stage_after_unmerge<'a>(
+    before: &'a str,
+    moves_since: &[Option<proto::scoring::ActorKind>],
+    current: &str,
+) -> Option<&'a str> {
+    let by_hand = moves_since
+        .iter()
+        .any(|k| matches!(k, Some(proto::scoring::ActorKind::User) | None));
+    (!by_hand && before != current).then_some(before)
+}
+
 /// Why a move is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {

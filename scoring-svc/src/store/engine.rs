@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use proto::identity::{
-    IdentityMerged, IdentityUnmerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED,
-    IDENTITY_UNMERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
+    IdentityMerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED, PROFILE_RESOLVED,
+    PROFILE_UPDATED,
 };
 use proto::scoring::{ActorKind, ScoreCause};
-use proto::tagging::{TagChange, TagChanged, TAG_CHANGED};
+use proto::tagging::{TagChange, TagChanged, TagsUnmerged, TAG_CHANGED, TAG_UNMERGED};
 use proto::Envelope;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
@@ -39,8 +39,9 @@ use super::{begin, exec, inbox_record, inbox_record_many, is_contention, one, CO
 use crate::clock::{whole, SharedClock};
 use crate::config::Config;
 use crate::domain::compiled::Compiled;
+use crate::domain::points::reallocate;
 use crate::domain::replay::{replay, ReplayEvent};
-use crate::domain::stages::{LeadView, Refusal};
+use crate::domain::stages::{stage_after_unmerge, LeadView, Refusal};
 use crate::domain::view::event_view;
 use platform::db::outbox;
 
@@ -60,7 +61,9 @@ enum Msg {
     Updated(ProfileUpdated),
     Tag(TagChanged),
     Merged(IdentityMerged),
-    Unmerged(IdentityUnmerged),
+    /// An un-merge as tagging applied it (scoring waits for the final tags of both sides;
+    /// `identity.unmerged` itself is not acted on).
+    Unmerged(TagsUnmerged),
 }
 
 impl Msg {
@@ -71,7 +74,7 @@ impl Msg {
             Msg::Updated(u) => &u.profile_id,
             Msg::Tag(t) => &t.profile_id,
             Msg::Merged(m) => &m.survivor,
-            Msg::Unmerged(u) => &u.survivor,
+            Msg::Unmerged(u) => &u.unmerged.survivor,
         }
     }
 
@@ -81,7 +84,7 @@ impl Msg {
             PROFILE_UPDATED => Msg::Updated(decode(env)?),
             TAG_CHANGED => Msg::Tag(decode(env)?),
             IDENTITY_MERGED => Msg::Merged(decode(env)?),
-            IDENTITY_UNMERGED => Msg::Unmerged(decode(env)?),
+            TAG_UNMERGED => Msg::Unmerged(decode(env)?),
             _ => return Ok(None),
         }))
     }
@@ -819,6 +822,8 @@ impl Scorer {
             )
             .await?;
         let today = w.today;
+        // Where an un-merge of this merge takes the survivor's stage back to.
+        let mark = w.lead.history_id;
         for a in &m.absorbed {
             let Some((mut al, _)) = locked.remove(a) else {
                 continue;
@@ -852,6 +857,7 @@ impl Scorer {
             al.status = leads::MERGED.to_string();
             al.merged_into = Some(s_id.clone());
             al.next_check_at = None;
+            al.merge_history_id = mark;
             leads::save(txn, &al, now).await?;
         }
         w.facts_changed();
@@ -867,14 +873,25 @@ impl Scorer {
         txn: &DatabaseTransaction,
         defs: &Compiled,
         env: &Envelope,
-        u: &IdentityUnmerged,
+        t: &TagsUnmerged,
         now: DateTime<Utc>,
         prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         let tenant = env.tenant_id.as_str();
+        let u = &t.unmerged;
         let mut ids: Vec<&str> = u.restored.iter().map(String::as_str).collect();
         ids.push(&u.survivor);
         let mut locked = self.lock_all(txn, defs, tenant, &ids, now).await?;
+        // Both sides' facts as the separation left them: states from identity, tags from
+        // tagging (the merged ones would move stages on facts neither side has).
+        let mut owners = BTreeMap::new();
+        for state in &u.states {
+            facts::apply_profile(txn, tenant, state, now).await?;
+            owners.insert(state.profile_id.as_str(), leads::owner_of(&state.relations));
+        }
+        for (p, tags) in &t.tags {
+            replace_tags(txn, tenant, p, tags, whole(t.at), now).await?;
+        }
         let (survivor, created) = locked
             .remove(&u.survivor)
             .ok_or_else(|| DbErr::Custom("survivor not locked".into()))?;
@@ -901,8 +918,16 @@ impl Scorer {
             if r == &s_id {
                 continue;
             }
+            if rl.merge_history_id > 0 {
+                self.stage_before_merge(txn, &mut ws, r, rl.merge_history_id)
+                    .await?;
+            }
             rl.status = leads::ACTIVE.to_string();
             rl.merged_into = None;
+            rl.merge_history_id = 0;
+            if let Some(owner) = owners.get(r.as_str()) {
+                rl.owner = owner.clone();
+            }
             let mut wr = self
                 .open(txn, defs, rl, rcreated, now, cause.clone(), prep.outbox)
                 .await?;
@@ -912,10 +937,18 @@ impl Scorer {
             facts::split_events(txn, tenant, &s_id, r, theirs, today, now).await?;
             let n = ledger::split(txn, tenant, &s_id, r, theirs).await?;
             tracing::debug!(survivor = %s_id, restored = %r, moved = n, "Ledger split");
+            wr.lead.last_activity_at = last_activity(txn, tenant, r, wr.offset).await?;
+            self.recap(txn, defs, &mut wr, &cause.id, now).await?;
             wr.facts_changed();
             wr.force_state = true;
             wr.rebuild_all().await?;
             restored.push(wr);
+        }
+        // The survivor's activity, caps and owner are its own again.
+        ws.lead.last_activity_at = last_activity(txn, tenant, &s_id, ws.offset).await?;
+        self.recap(txn, defs, &mut ws, &cause.id, now).await?;
+        if let Some(owner) = owners.get(s_id.as_str()) {
+            ws.lead.owner = owner.clone();
         }
         ws.facts_changed();
         ws.force_state = true;
@@ -927,6 +960,60 @@ impl Scorer {
             wr.finish().await?;
         }
         Ok(Outcome::Applied)
+    }
+
+    /// Applies the caps of every capped event rule again to `w`'s entries, in the order they
+    /// were awarded ([`reallocate`]), after an un-merge took events away from the profile or gave
+    /// them back: the other person's events no longer use up its caps. A rule whose awards change
+    /// has its entries written again ([`ledger::rewrite_awards`]).
+    async fn recap(
+        &self,
+        txn: &DatabaseTransaction,
+        defs: &Compiled,
+        w: &mut Work<'_>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        let tenant = w.lead.tenant.clone();
+        let profile = w.profile().to_string();
+        for r in defs.event_rules.iter().filter(|r| !r.caps.is_empty()) {
+            let entries = ledger::rule_events(txn, &tenant, &profile, &r.id).await?;
+            let events: Vec<_> = entries.iter().map(|e| (e.points, e.earned)).collect();
+            let awards = reallocate(&r.caps, &events, w.offset);
+            let unchanged = entries
+                .iter()
+                .zip(&awards)
+                .all(|(e, a)| e.delta == a.delta && e.capped.as_deref() == a.capped);
+            if unchanged {
+                continue;
+            }
+            let pairs: Vec<_> = entries.into_iter().zip(awards).collect();
+            ledger::rewrite_awards(txn, &tenant, &profile, &r.id, &pairs, by, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the survivor `w` of a merge being undone back to its stage when the merge was applied
+    /// (history entry `mark`), unless a person moved it since ([`stage_after_unmerge`]); the
+    /// settle that follows moves it on by its own facts.
+    async fn stage_before_merge(
+        &self,
+        txn: &DatabaseTransaction,
+        w: &mut Work<'_>,
+        restored: &str,
+        mark: i64,
+    ) -> Result<(), DbErr> {
+        let tenant = w.lead.tenant.clone();
+        let history = leads::history_from(txn, &tenant, w.profile(), mark).await?;
+        let Some((at_merge, since)) = history.split_first().filter(|(h, _)| h.id == mark) else {
+            return Ok(());
+        };
+        let kinds: Vec<_> = since.iter().map(|h| h.actor_kind).collect();
+        if let Some(to) = stage_after_unmerge(&at_merge.to_stage, &kinds, &w.lead.stage) {
+            let reason = format!("un-merged from `{restored}`: back to its stage before the merge");
+            w.return_to(to, ActorKind::Merge, restored, &reason).await?;
+        }
+        Ok(())
     }
 
     /// Looks at a lead again (scheduler): decay, crossings, time-driven stage moves.
@@ -1288,6 +1375,48 @@ async fn tag_is_newer(
         .to_owned();
     exec(txn, &q).await?;
     Ok(true)
+}
+
+/// Sets the profile's tags in the projection to `tags` as of `at`: each tag whose last change
+/// seen is not later (see [`tag_is_newer`]) is set or unset.
+async fn replace_tags(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    tags: &[String],
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    facts::ensure_profile(txn, tenant, profile, now).await?;
+    let opts = facts::LoadOptions {
+        properties: None,
+        relations: false,
+        ..Default::default()
+    };
+    let held = facts::load_profile(txn, tenant, profile, &opts).await?.tags;
+    let wanted: std::collections::BTreeSet<&String> = tags.iter().collect();
+    for tag in held.iter().chain(tags) {
+        let present = wanted.contains(tag);
+        if tag_is_newer(txn, tenant, profile, tag, at, present).await? {
+            if present {
+                facts::set_tag(txn, tenant, profile, tag).await?;
+            } else {
+                facts::unset_tag(txn, tenant, profile, tag).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When the latest of a profile's events in the projection happened (its last activity).
+async fn last_activity(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    offset: i32,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let events = profile_events(txn, tenant, profile, offset).await?;
+    Ok(events.iter().map(|e| e.earned).max())
 }
 
 /// Every event of a profile in the projection with when it happened (from `lead_events`; the

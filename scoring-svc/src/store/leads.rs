@@ -36,6 +36,9 @@ pub struct Lead {
     pub owner: Option<Owner>,
     pub last_activity_at: Option<DateTime<Utc>>,
     pub next_check_at: Option<DateTime<Utc>>,
+    /// Merged leads: the survivor's stage-history entry current when the merge was applied
+    /// (0 otherwise), where an un-merge takes the survivor's stage back to.
+    pub merge_history_id: i64,
 }
 
 impl Lead {
@@ -66,11 +69,12 @@ pub(crate) fn from_row(r: &QueryResult) -> Result<Lead, DbErr> {
         },
         last_activity_at: r.try_get("", "last_activity_at")?,
         next_check_at: r.try_get("", "next_check_at")?,
+        merge_history_id: r.try_get("", "merge_history_id")?,
     })
 }
 
 /// The columns of a lead row.
-pub(crate) const COLS: [L; 12] = [
+pub(crate) const COLS: [L; 13] = [
     L::TenantId,
     L::ProfileId,
     L::Stage,
@@ -83,6 +87,7 @@ pub(crate) const COLS: [L; 12] = [
     L::OwnerExternalUserid,
     L::LastActivityAt,
     L::NextCheckAt,
+    L::MergeHistoryId,
 ];
 
 /// Reads (and on MySQL locks) a lead.
@@ -157,6 +162,7 @@ pub async fn save(txn: &DatabaseTransaction, lead: &Lead, now: DateTime<Utc>) ->
         )
         .value(L::LastActivityAt, lead.last_activity_at)
         .value(L::NextCheckAt, lead.next_check_at)
+        .value(L::MergeHistoryId, lead.merge_history_id)
         .value(L::UpdatedAt, now)
         .and_where(Expr::col(L::TenantId).eq(&lead.tenant))
         .and_where(Expr::col(L::ProfileId).eq(&lead.profile))
@@ -293,4 +299,41 @@ pub async fn settle_open_slas(
         .and_where(Expr::col(A::Status).eq(SLA_OPEN))
         .to_owned();
     Ok(exec(txn, &q).await?.rows_affected())
+}
+
+/// A stage-history entry as [`history_from`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub to_stage: String,
+    pub actor_kind: Option<ActorKind>,
+}
+
+/// The profile's stage-history entries from entry `from_id` on (that one included), in order.
+pub async fn history_from(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    from_id: i64,
+) -> Result<Vec<HistoryEntry>, DbErr> {
+    let q = Query::select()
+        .columns([H::Id, H::ToStage, H::ActorKind])
+        .from(H::Table)
+        .and_where(Expr::col(H::TenantId).eq(tenant))
+        .and_where(Expr::col(H::ProfileId).eq(profile))
+        .and_where(Expr::col(H::Id).gte(from_id))
+        .order_by(H::Id, sea_orm::sea_query::Order::Asc)
+        .to_owned();
+    super::rows(txn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get("", "actor_kind")?;
+            Ok(HistoryEntry {
+                id: r.try_get("", "id")?,
+                to_stage: r.try_get("", "to_stage")?,
+                actor_kind: ActorKind::parse(&kind),
+            })
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use super::migrations::ScoreLedger as L;
 use super::{exec, is_duplicate, rows};
 use crate::domain::decay::Worth;
-use crate::domain::points::Prior;
+use crate::domain::points::{Award, Prior};
 
 /// Kind of an entry of event points.
 pub const EVENT: &str = "event";
@@ -326,6 +326,140 @@ pub async fn split(
     let (ids, _) = movable(txn, tenant, restored, candidates).await?;
     reassign(txn, &ids, restored, None).await?;
     Ok(ids.len())
+}
+
+/// A live event entry as [`rule_events`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEntry {
+    pub id: i64,
+    pub model_id: String,
+    pub source_key: String,
+    pub event_kind: Option<String>,
+    pub points: f64,
+    pub delta: f64,
+    pub capped: Option<String>,
+    pub earned: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub merged_from: Option<String>,
+}
+
+/// The profile's live entries of event rule `rule`, in the order they were written (the order
+/// the rule awarded them).
+pub async fn rule_events(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    rule: &str,
+) -> Result<Vec<EventEntry>, DbErr> {
+    let q = Query::select()
+        .columns([
+            L::Id,
+            L::ModelId,
+            L::SourceKey,
+            L::EventKind,
+            L::Points,
+            L::Delta,
+            L::Capped,
+            L::EarnedAt,
+            L::ExpiresAt,
+            L::MergedFrom,
+        ])
+        .from(L::Table)
+        .cond_where(
+            live(tenant, profile)
+                .add(Expr::col(L::RuleId).eq(rule))
+                .add(Expr::col(L::Kind).eq(EVENT)),
+        )
+        .order_by(L::Id, sea_orm::sea_query::Order::Asc)
+        .to_owned();
+    rows(txn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventEntry {
+                id: r.try_get("", "id")?,
+                model_id: r.try_get("", "model_id")?,
+                source_key: r.try_get("", "source_key")?,
+                event_kind: r.try_get("", "event_kind")?,
+                points: r.try_get("", "points")?,
+                delta: r.try_get("", "delta")?,
+                capped: r.try_get("", "capped")?,
+                earned: r.try_get("", "earned_at")?,
+                expires_at: r.try_get("", "expires_at")?,
+                merged_from: r.try_get("", "merged_from")?,
+            })
+        })
+        .collect()
+}
+
+/// Writes a rule's entries again with new awards: each old entry is voided (by `by`) and
+/// written anew, in the same order, with the same event, times and origin (`merged_from`), and
+/// the award's delta and cap.
+pub async fn rewrite_awards(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    rule: &str,
+    entries: &[(EventEntry, Award)],
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let ids: Vec<i64> = entries.iter().map(|(e, _)| e.id).collect();
+    for chunk in ids.chunks(CHUNK) {
+        let q = Query::update()
+            .table(L::Table)
+            .value(L::VoidKey, Expr::col(L::Id))
+            .value(L::VoidedAt, now)
+            .value(L::VoidedBy, by)
+            .and_where(Expr::col(L::Id).is_in(chunk.iter().copied()))
+            .to_owned();
+        exec(txn, &q).await?;
+    }
+    for (e, a) in entries {
+        let q = Query::insert()
+            .into_table(L::Table)
+            .columns([
+                L::TenantId,
+                L::ProfileId,
+                L::ModelId,
+                L::RuleId,
+                L::Kind,
+                L::SourceKey,
+                L::VoidKey,
+                L::EventKind,
+                L::Points,
+                L::Delta,
+                L::Capped,
+                L::EarnedAt,
+                L::ExpiresAt,
+                L::MergedFrom,
+                L::CauseId,
+                L::Note,
+                L::CreatedAt,
+            ])
+            .values_panic([
+                tenant.into(),
+                profile.into(),
+                e.model_id.clone().into(),
+                rule.into(),
+                EVENT.into(),
+                e.source_key.clone().into(),
+                0i64.into(),
+                e.event_kind.clone().into(),
+                e.points.into(),
+                a.delta.into(),
+                a.capped.map(str::to_string).into(),
+                e.earned.into(),
+                e.expires_at.into(),
+                e.merged_from.clone().into(),
+                by.into(),
+                "caps applied again".into(),
+                now.into(),
+            ])
+            .to_owned();
+        exec(txn, &q).await?;
+    }
+    Ok(())
 }
 
 /// Voids the profile's live event and state entries of `model` (a recompute rewrites them).

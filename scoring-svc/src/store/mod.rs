@@ -39,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::CreateScoringTables),
             Box::new(migrations::DropUnreadFactsIndexes),
             Box::new(migrations::ScoreKeyEras),
+            Box::new(migrations::LeadMergeMark),
         ]
     }
 }

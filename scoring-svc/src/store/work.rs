@@ -298,6 +298,22 @@ impl<'a> Work<'a> {
             .await
     }
 
+    /// Moves the lead back to `to` when what moved it on is undone (an un-merge): unlike
+    /// [`Self::move_stage`], the stage it leaves may be entered again by this settle (it left
+    /// because of facts it no longer has, and may qualify by its own).
+    pub async fn return_to(
+        &mut self,
+        to: &str,
+        kind: ActorKind,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(), DbErr> {
+        let from = self.lead.stage.clone();
+        self.move_stage(to, kind, actor, reason).await?;
+        self.left.remove(&from);
+        Ok(())
+    }
+
     async fn record_stage(
         &mut self,
         from: Option<&str>,

@@ -336,6 +336,11 @@ pub async fn of_profile<C: ConnectionTrait>(
 /// `absorbed` was merged into `survivor`: its memberships become the survivor's (remembering
 /// where they came from, so an un-merge can give them back); the survivor's tag set grows by
 /// the tags only the absorbed profile held. Returns those additions.
+///
+/// A membership the survivor holds for the same reason already (tag, source and origin are
+/// unique per profile) cannot move: a rule's goes (rules are evaluated again when the merge is
+/// undone), any other (an operator's, a rep's, a trigger's) stays parked on the absorbed profile,
+/// marked as merged, so the un-merge gives it back too.
 pub async fn merge(
     txn: &DatabaseTransaction,
     tenant: &str,
@@ -360,8 +365,14 @@ pub async fn merge(
             .one(txn)
             .await?
             .is_some();
-        if dup {
+        if dup && m.source == TagSource::Rule.as_str() {
             membership::Entity::delete_by_id(m.id).exec(txn).await?;
+        } else if dup {
+            membership::Entity::update_many()
+                .col_expr(membership::Column::MergedFrom, Expr::value(absorbed))
+                .filter(membership::Column::Id.eq(m.id))
+                .exec(txn)
+                .await?;
         } else {
             membership::Entity::update_many()
                 .col_expr(membership::Column::ProfileId, Expr::value(survivor))
@@ -387,8 +398,10 @@ pub async fn merge(
     Ok(gained)
 }
 
-/// An un-merge gave `restored` back: the memberships it brought into `survivor` return to it.
-/// Returns the tag-set changes of both.
+/// An un-merge gave `restored` back: the memberships it brought into `survivor` return to it,
+/// and those parked on it by the merge are its own again. Returns the tag-set changes of both:
+/// every tag `restored` holds now is announced as added (the projections dropped its tags when
+/// it was merged away), and the survivor's tags that went with it as removed.
 pub async fn unmerge(
     txn: &DatabaseTransaction,
     tenant: &str,
@@ -396,18 +409,46 @@ pub async fn unmerge(
     restored: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<TagChanged>, DbErr> {
+    let survivor_before = tags_of(txn, tenant, survivor).await?;
     let back = membership::Entity::find()
         .filter(membership::Column::TenantId.eq(tenant))
         .filter(membership::Column::ProfileId.eq(survivor))
         .filter(membership::Column::MergedFrom.eq(restored))
         .all(txn)
         .await?;
-    let tags: BTreeSet<String> = back.iter().map(|m| m.tag_id.clone()).collect();
-    if back.is_empty() {
-        return Ok(Vec::new());
+    if !back.is_empty() {
+        // The restored profile may hold some for the same reason already (its own state,
+        // announced before the separation, reached its rules first): those need no row back.
+        let own: BTreeSet<(String, String, String)> = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tenant))
+            .filter(membership::Column::ProfileId.eq(restored))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|m| (m.tag_id, m.source, m.origin))
+            .collect();
+        let (twice, moving): (Vec<_>, Vec<_>) = back
+            .into_iter()
+            .partition(|m| own.contains(&(m.tag_id.clone(), m.source.clone(), m.origin.clone())));
+        if !twice.is_empty() {
+            membership::Entity::delete_many()
+                .filter(membership::Column::Id.is_in(twice.iter().map(|m| m.id)))
+                .exec(txn)
+                .await?;
+        }
+        if !moving.is_empty() {
+            membership::Entity::update_many()
+                .col_expr(membership::Column::ProfileId, Expr::value(restored))
+                .col_expr(
+                    membership::Column::MergedFrom,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(membership::Column::Id.is_in(moving.iter().map(|m| m.id)))
+                .exec(txn)
+                .await?;
+        }
     }
     membership::Entity::update_many()
-        .col_expr(membership::Column::ProfileId, Expr::value(restored))
         .col_expr(
             membership::Column::MergedFrom,
             Expr::value(Option::<String>::None),
@@ -415,29 +456,51 @@ pub async fn unmerge(
         .filter(
             Condition::all()
                 .add(membership::Column::TenantId.eq(tenant))
-                .add(membership::Column::ProfileId.eq(survivor))
+                .add(membership::Column::ProfileId.eq(restored))
                 .add(membership::Column::MergedFrom.eq(restored)),
         )
         .exec(txn)
         .await?;
-    let mut out = Vec::new();
+    let survivor_now = tags_of(txn, tenant, survivor).await?;
     let why = Reason {
         source: TagSource::Manual,
         origin: String::new(),
         actor: Some("identity:unmerge".into()),
     };
-    for t in tags {
+    let mut out = Vec::new();
+    let changes = tags_of(txn, tenant, restored)
+        .await?
+        .into_iter()
+        .map(|t| (restored, t, TagChange::Added))
+        .chain(
+            survivor_before
+                .difference(&survivor_now)
+                .cloned()
+                .map(|t| (survivor, t, TagChange::Removed)),
+        );
+    for (profile, t, change) in changes.collect::<Vec<_>>() {
         let Some(info) = tag_info(txn, tenant, &t).await? else {
             continue;
         };
-        let c = vec![changed(restored, &info, TagChange::Added, &why, now)];
-        announce(txn, tenant, restored, &info, &c, None, now).await?;
+        let c = vec![changed(profile, &info, change, &why, now)];
+        announce(txn, tenant, profile, &info, &c, None, now).await?;
         out.extend(c);
-        if !held(txn, tenant, survivor, &t).await? {
-            let c = vec![changed(survivor, &info, TagChange::Removed, &why, now)];
-            announce(txn, tenant, survivor, &info, &c, None, now).await?;
-            out.extend(c);
-        }
     }
     Ok(out)
+}
+
+/// The tags a profile holds.
+pub(crate) async fn tags_of<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+) -> Result<BTreeSet<String>, DbErr> {
+    Ok(membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.tag_id)
+        .collect())
 }

@@ -11,7 +11,10 @@ use proto::identity::{
     IdentityMerged, IdentityUnmerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED,
     IDENTITY_UNMERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
 };
-use proto::tagging::{TagChanged, TagCommand, TagSource, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE};
+use proto::tagging::{
+    TagChanged, TagCommand, TagSource, TagsUnmerged, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE,
+    TAG_UNMERGED,
+};
 use proto::Envelope;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -73,8 +76,12 @@ enum Work {
     Resolved(ProfileResolved),
     Updated(ProfileUpdated),
     Merged(IdentityMerged),
-    Unmerged(IdentityUnmerged),
-    Command { add: bool, cmd: TagCommand },
+    /// With the message's id (the `tag.unmerged` it leads to is named after it).
+    Unmerged(IdentityUnmerged, uuid::Uuid),
+    Command {
+        add: bool,
+        cmd: TagCommand,
+    },
 }
 
 impl Work {
@@ -84,7 +91,7 @@ impl Work {
             Work::Resolved(r) => &r.profile_id,
             Work::Updated(u) => &u.profile_id,
             Work::Merged(m) => &m.survivor,
-            Work::Unmerged(u) => &u.survivor,
+            Work::Unmerged(u, _) => &u.survivor,
             Work::Command { cmd, .. } => &cmd.profile_id,
         }
     }
@@ -96,7 +103,7 @@ fn decode(env: &Envelope) -> Result<Option<Work>, HandleError> {
         PROFILE_RESOLVED => Work::Resolved(env.payload_as().map_err(bad)?),
         PROFILE_UPDATED => Work::Updated(env.payload_as().map_err(bad)?),
         IDENTITY_MERGED => Work::Merged(env.payload_as().map_err(bad)?),
-        IDENTITY_UNMERGED => Work::Unmerged(env.payload_as().map_err(bad)?),
+        IDENTITY_UNMERGED => Work::Unmerged(env.payload_as().map_err(bad)?, env.id),
         COMMAND_TAG_ADD => Work::Command {
             add: true,
             cmd: env.payload_as().map_err(bad)?,
@@ -248,6 +255,10 @@ impl Tagger {
                     let mut by_tenant: std::collections::BTreeMap<&str, Vec<TagChanged>> =
                         Default::default();
                     for (&j, c) in fresh.iter().zip(&changes) {
+                        if matches!(&*items[j].2, Work::Unmerged(..)) {
+                            // Announced whole, as `tag.unmerged`.
+                            continue;
+                        }
                         by_tenant
                             .entry(items[j].1.as_str())
                             .or_default()
@@ -358,23 +369,9 @@ impl Tagger {
             Work::Updated(u) => {
                 let p = u.profile_id.as_str();
                 facts::ensure_locked(txn, tenant, p, at.now).await?;
-                let Some(applied) = facts::apply_profile(txn, tenant, u, at.now).await? else {
+                let Some((applied, mut out)) = self.apply_state(txn, tenant, u, &at).await? else {
                     return Ok(Vec::new());
                 };
-                writeback::set_contacts(txn, tenant, p, &u.relations).await?;
-                // The reps' own tagging in WeCom.
-                let mut out = Vec::new();
-                for c in rep_tags::reconcile(txn, tenant, p, &u.relations).await? {
-                    match self
-                        .change(txn, tenant, p, &c.info, c.add, &c.reason, &at)
-                        .await
-                    {
-                        Ok(changes) => out.extend(changes),
-                        Err(MemberError::Db(e)) => return Err(e),
-                        // A retired tag is not set any more, by anyone.
-                        Err(e) => tracing::debug!(error = %e, "A rep's WeCom tag not mirrored"),
-                    }
-                }
                 let trigger = if applied.first {
                     Trigger::All
                 } else {
@@ -407,7 +404,7 @@ impl Tagger {
                 );
                 Ok(out)
             }
-            Work::Unmerged(u) => {
+            Work::Unmerged(u, message) => {
                 let mut out = Vec::new();
                 facts::ensure_profile(txn, tenant, &u.survivor, at.now).await?;
                 facts::lock_profile(txn, tenant, &u.survivor).await?;
@@ -425,13 +422,37 @@ impl Tagger {
                     .await?;
                     out.extend(members::unmerge(txn, tenant, &u.survivor, restored, at.now).await?);
                 }
-                for p in std::iter::once(&u.survivor).chain(&u.restored) {
+                // Both sides' states as identity derived them for the separation (the restored
+                // profile's were dropped with the merge).
+                for state in &u.states {
+                    if let Some((_, changes)) = self.apply_state(txn, tenant, state, &at).await? {
+                        out.extend(changes);
+                    }
+                }
+                let sides: Vec<&String> = std::iter::once(&u.survivor).chain(&u.restored).collect();
+                for p in &sides {
                     out.extend(
                         self.engine
                             .settle(txn, tenant, p, Trigger::All, &at)
                             .await?,
                     );
                 }
+                let mut tags = std::collections::BTreeMap::new();
+                for p in sides {
+                    let held = members::tags_of(txn, tenant, p).await?;
+                    tags.insert(p.clone(), held.into_iter().collect());
+                }
+                let done = TagsUnmerged {
+                    unmerged: u.clone(),
+                    tags,
+                    changes: out.clone(),
+                    at: at.now,
+                };
+                let env = Envelope::builder(TAG_UNMERGED, tenant, serde_json::json!(done))
+                    .occurred_at(at.now)
+                    .dedupe_key(format!("tag.unmerged|{message}"))
+                    .build();
+                platform::db::outbox::enqueue(txn, &env).await?;
                 Ok(out)
             }
             Work::Command { add, cmd } => {
@@ -457,6 +478,38 @@ impl Tagger {
                     })
             }
         }
+    }
+
+    /// Applies a profile's state (`profile.updated`, or one an un-merge carries) to the projection
+    /// when it is newer than the one held: properties and relationships, the WeCom contacts the
+    /// write-back reaches, the reps' own tagging in WeCom. Returns what changed and the tag-set
+    /// changes of the reps' tags (the caller settles the rules); `None` for an older state.
+    async fn apply_state(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        u: &ProfileUpdated,
+        at: &At,
+    ) -> Result<Option<(facts::ProfileApplied, Vec<TagChanged>)>, DbErr> {
+        let p = u.profile_id.as_str();
+        let Some(applied) = facts::apply_profile(txn, tenant, u, at.now).await? else {
+            return Ok(None);
+        };
+        writeback::set_contacts(txn, tenant, p, &u.relations).await?;
+        // The reps' own tagging in WeCom.
+        let mut out = Vec::new();
+        for c in rep_tags::reconcile(txn, tenant, p, &u.relations).await? {
+            match self
+                .change(txn, tenant, p, &c.info, c.add, &c.reason, at)
+                .await
+            {
+                Ok(changes) => out.extend(changes),
+                Err(MemberError::Db(e)) => return Err(e),
+                // A retired tag is not set any more, by anyone.
+                Err(e) => tracing::debug!(error = %e, "A rep's WeCom tag not mirrored"),
+            }
+        }
+        Ok(Some((applied, out)))
     }
 
     /// Adds or removes a tag for `why`, then settles the rules reading it.
