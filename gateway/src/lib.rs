@@ -61,7 +61,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     );
     let wechat = wechat_api::WechatApi::new(&cfg.wechat_api, deps.cache.clone()).map_err(other)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    tokio::spawn(relay.run(deps.shutdown.clone()));
+    let background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
     let http = cfg.http.clone();
     let state = api::GatewayState {
         cfg: Arc::new(cfg),
@@ -70,9 +70,12 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         cache: deps.cache.clone(),
         keys,
         wechat,
+        bus: deps.bus.clone(),
     };
     let health = deps.health(ROLE, Some(&db));
-    role::serve_until_shutdown(ROLE, &http, health, api::routes(state), &deps).await
+    let served = role::serve_until_shutdown(ROLE, &http, health, api::routes(state), &deps).await;
+    platform::tasks::drain(background, role::DRAIN).await;
+    served
 }
 
 /// Creates the gateway's database if needed and applies its migrations.

@@ -34,26 +34,40 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     let wechat = wechat_lookup(&cfg)?;
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    tokio::spawn(relay.clone().run(deps.shutdown.clone()));
     let resolver = store::Resolver::new(
         db.clone(),
         pii.clone(),
         Policy::from_config(&cfg.resolution),
         cfg.tx_attempts,
     );
-    let consumer = tokio::spawn(consume::run(
+    let mut background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
+    let (bus, r, shutdown, n) = (
         deps.bus.clone(),
         resolver.clone(),
-        relay,
-        wechat,
-        cfg.consumer_concurrency,
         deps.shutdown.clone(),
+        cfg.consumer_concurrency,
+    );
+    background.push(deps.tasks.spawn(
+        ROLE,
+        "identity.consumer",
+        None,
+        deps.shutdown.clone(),
+        move |_| {
+            consume::run(
+                bus.clone(),
+                r.clone(),
+                relay.clone(),
+                wechat.clone(),
+                n,
+                shutdown.clone(),
+            )
+        },
     ));
     let health = deps.health(ROLE, Some(&db));
     let served =
         role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(resolver), &deps).await;
-    // The consumer stops on the same shutdown signal; wait for its in-flight events.
-    let _ = consumer.await;
+    // The tasks stop on the same shutdown signal; wait for in-flight events.
+    platform::tasks::drain(background, role::DRAIN).await;
     served
 }
 

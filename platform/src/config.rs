@@ -255,6 +255,30 @@ pub struct BusConfig {
     /// Confirm-mode channels a process publishes on, round-robin.
     #[serde(default = "default_publisher_channels")]
     pub publisher_channels: usize,
+    /// In-process bus (`kind = "memory"`): messages a group's queue holds before a publish waits
+    /// (at most `publish_timeout_ms`, then fails, so callbacks get a 503 and WeChat retries) for
+    /// its consumer to catch up.
+    #[serde(default = "default_memory_capacity")]
+    pub memory_capacity: usize,
+    /// Consumer groups declared for readers outside this system (a CRM connector, a data
+    /// warehouse loader), e.g. `[{name = "crm", bindings = ["lead.#"]}]`. Their queues keep
+    /// every matching event until read: declare one only for a reader that runs.
+    #[serde(default)]
+    pub outlets: Vec<Outlet>,
+}
+
+/// A consumer group for a reader outside this system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outlet {
+    /// `[a-z0-9_-]+`; the queue is `<exchange>.<name>`.
+    pub name: String,
+    /// Routing-key patterns, e.g. `lead.#`.
+    pub bindings: Vec<String>,
+}
+
+fn default_memory_capacity() -> usize {
+    100_000
 }
 
 fn default_publisher_channels() -> usize {
@@ -290,6 +314,8 @@ impl BusConfig {
             publish_timeout_ms: default_publish_timeout_ms(),
             quorum_queues: false,
             publisher_channels: default_publisher_channels(),
+            memory_capacity: default_memory_capacity(),
+            outlets: Vec::new(),
         }
     }
 
@@ -341,6 +367,37 @@ impl Validate for BusConfig {
                 key(prefix, "prefetch"),
                 "must be at least 1",
             ));
+        }
+        if self.memory_capacity == 0 {
+            return Err(ConfigError::invalid(
+                key(prefix, "memory_capacity"),
+                "must be at least 1",
+            ));
+        }
+        for (i, o) in self.outlets.iter().enumerate() {
+            let at = key(prefix, &format!("outlets[{i}]"));
+            let name_ok = !o.name.is_empty()
+                && o.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !name_ok {
+                return Err(ConfigError::invalid(
+                    format!("{at}.name"),
+                    "must be [a-z0-9_-]+",
+                ));
+            }
+            if proto::routing::GROUPS.iter().any(|g| g.name == o.name) {
+                return Err(ConfigError::invalid(
+                    format!("{at}.name"),
+                    "is the name of one of the system's consumer groups",
+                ));
+            }
+            if o.bindings.is_empty() || o.bindings.iter().any(|b| b.is_empty()) {
+                return Err(ConfigError::invalid(
+                    format!("{at}.bindings"),
+                    "must list at least one non-empty routing-key pattern",
+                ));
+            }
         }
         if self.max_attempts == 0 {
             return Err(ConfigError::invalid(

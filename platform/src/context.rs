@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::Bus;
 use crate::cache::Cache;
 use crate::http::Health;
+use crate::tasks::Tasks;
 
 /// Shared runtime dependencies of a role.
 #[derive(Clone)]
@@ -21,10 +22,14 @@ pub struct Deps {
     pub migrate_on_start: bool,
     /// Told each role's bound address once it listens (the binary prints them; tests read them).
     pub listening: Option<tokio::sync::mpsc::UnboundedSender<(&'static str, std::net::SocketAddr)>>,
+    /// The process's supervised background tasks (every role's relay, consumer, schedulers,
+    /// workers and jobs); their liveness is part of each role's readiness.
+    pub tasks: Tasks,
 }
 
 impl Deps {
-    /// Readiness for a role: its database (when it has one), the bus and the cache.
+    /// Readiness for a role: its database (when it has one), the bus, the cache and its
+    /// supervised background tasks (none down, none silent past its deadline).
     pub fn health(&self, role: &'static str, db: Option<&DatabaseConnection>) -> Health {
         let mut health = Health::new(role);
         if let Some(db) = db {
@@ -36,6 +41,7 @@ impl Deps {
         }
         let bus = self.bus.clone();
         let cache = self.cache.clone();
+        let tasks = self.tasks.clone();
         health
             .check("bus", move || {
                 let bus = bus.clone();
@@ -44,6 +50,10 @@ impl Deps {
             .check("cache", move || {
                 let cache = cache.clone();
                 async move { cache.ping().await.map_err(|e| e.to_string()) }
+            })
+            .check("tasks", move || {
+                let r = tasks.check(role);
+                async move { r }
             })
     }
 }

@@ -11,6 +11,9 @@ use crate::context::Deps;
 use crate::db::{self, DbError};
 use crate::http::{self, Health, Routes};
 
+/// How long a role waits for its background tasks to finish after shutdown was signalled.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a role could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RoleError {

@@ -3,6 +3,9 @@
 //!
 //! Also the system's consumer groups: every process declares all of them at start, so an event
 //! published before its consumer first ran waits in the consumer's queue instead of being dropped.
+//! Only groups something in the deployment consumes are declared: an event no group binds (e.g.
+//! `lead.*` for a deployment without a reader of it) is dropped by the broker instead of piling
+//! up in a queue nobody reads. A reader outside the system declares its own group (`bus.outlets`).
 
 /// A consumer group and the routing-key patterns its queue is bound with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,17 +47,8 @@ pub const SCORING: GroupDef = GroupDef {
     ],
 };
 
-/// The outlet of lead events (`lead.score_changed`, `lead.stage_changed`, `lead.sla_breached`,
-/// `lead.notify`) for what acts on them outside this system — a message sender telling the rep,
-/// a CRM connector. Declared with the others so the events wait in its queue for that consumer
-/// instead of being dropped as unroutable.
-pub const LEADS: GroupDef = GroupDef {
-    name: "leads",
-    bindings: &["lead.#"],
-};
-
-/// Every consumer group of the system.
-pub const GROUPS: &[GroupDef] = &[IDENTITY, TAGGING, SCORING, LEADS];
+/// Every consumer group of the system (each has a consumer in every deployment).
+pub const GROUPS: &[GroupDef] = &[IDENTITY, TAGGING, SCORING];
 
 /// Does `routing_key` match the topic `pattern`?
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

@@ -36,6 +36,10 @@ use crate::store::Scorer;
 /// Role name in logs, readiness output and `scrm scoring`.
 pub const ROLE: &str = "scoring";
 
+/// A scheduler pass (decay folds, crossings, time-driven moves, recompute jobs) that takes
+/// longer than this is stalled.
+const SCHEDULER_DEADLINE: Duration = Duration::from_secs(300);
+
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
 /// the bus consumer, the scheduler, internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
@@ -47,18 +51,25 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone())
         .with_batch(500, Duration::from_millis(cfg.outbox_poll_ms));
-    tokio::spawn(relay.clone().run(deps.shutdown.clone()));
+    let mut background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
     let scorer = Scorer::new(
         db.clone(),
         clock,
         DefsCache::new(),
         EngineConfig::from_config(&cfg),
     );
-    let consumer = tokio::spawn(consume::run(
+    let (bus, s, batching, shutdown) = (
         deps.bus.clone(),
         scorer.clone(),
         cfg.batching(),
         deps.shutdown.clone(),
+    );
+    background.push(deps.tasks.spawn(
+        ROLE,
+        "scoring.consumer",
+        None,
+        deps.shutdown.clone(),
+        move |_| consume::run(bus.clone(), s.clone(), batching, shutdown.clone()),
     ));
     let scheduler = Arc::new(Scheduler::new(
         scorer.clone(),
@@ -66,9 +77,14 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
         cfg.recompute_batch,
         Some(relay.clone()),
     ));
-    tokio::spawn(scheduler.run(
-        Duration::from_millis(cfg.scheduler_interval_ms),
+    let every = Duration::from_millis(cfg.scheduler_interval_ms);
+    let shutdown = deps.shutdown.clone();
+    background.push(deps.tasks.spawn(
+        ROLE,
+        "scoring.scheduler",
+        Some(SCHEDULER_DEADLINE.max(every * 4)),
         deps.shutdown.clone(),
+        move |beat| scheduler.clone().run(every, shutdown.clone(), beat),
     ));
     let health = deps.health(ROLE, Some(&db));
     let state = api::ApiState {
@@ -78,7 +94,7 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
     };
     let served =
         role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(state), &deps).await;
-    let _ = consumer.await;
+    platform::tasks::drain(background, role::DRAIN).await;
     served
 }
 

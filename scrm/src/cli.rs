@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::bus_tool;
 use crate::roles::{self, Role};
 use crate::settings::{self, Mode, Settings};
 use crate::up::{self, UpOptions};
@@ -63,6 +64,11 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "ROLE")]
         role: Vec<Role>,
     },
+    /// Parked messages (those that failed every attempt) of the consumer groups.
+    Bus {
+        #[command(subcommand)]
+        command: BusCommand,
+    },
     /// Run a fake WeChat / WeCom API server with a seeded population (development and tests).
     FakeWechat {
         /// Port on 127.0.0.1 (0 picks a free port).
@@ -72,6 +78,69 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "S")]
         seed: u64,
     },
+}
+
+/// `scrm bus …`. With a config file (or `SCRM_BUS__URL`) they talk to RabbitMQ; otherwise to
+/// the running `scrm up` (its in-process bus) through its gateway.
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// List each group's queued and parked messages (type, id, attempts, last error).
+    Parked {
+        /// Only this group (default: identity, tagging, scoring).
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Parked messages shown per group.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: EmbeddedTarget,
+    },
+    /// Send parked messages back to their group's queue with a fresh attempt count.
+    Replay {
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// The envelope id of one parked message.
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "all",
+            required_unless_present = "all"
+        )]
+        id: Option<uuid::Uuid>,
+        /// Every parked message of the group.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: EmbeddedTarget,
+    },
+}
+
+/// Where the running `scrm up` is (embedded mode).
+#[derive(Debug, clap::Args)]
+pub struct EmbeddedTarget {
+    /// The gateway of the running `scrm up`.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+    url: String,
+    /// Its data directory (for its internal key).
+    #[arg(
+        long,
+        env = "SCRM_DATA_DIR",
+        default_value = "data",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// Its internal key, when it is configured (`gateway.internal_key`) rather than kept in
+    /// the data directory.
+    #[arg(
+        long,
+        env = "SCRM_GATEWAY__INTERNAL_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    internal_key: Option<String>,
 }
 
 /// Runs the parsed command to completion.
@@ -123,7 +192,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bus { command } => bus(config, command).await,
         Command::FakeWechat { port, seed } => fake_wechat(port, seed).await,
+    }
+}
+
+async fn bus(config: Option<&std::path::Path>, command: BusCommand) -> anyhow::Result<()> {
+    match command {
+        BusCommand::Parked {
+            group,
+            limit,
+            json,
+            target,
+        } => {
+            let t = bus_tool::Target::resolve(
+                config,
+                &target.url,
+                &target.data_dir,
+                target.internal_key.as_deref(),
+            )
+            .await?;
+            let reports = t.parked(group.as_deref(), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                print!("{}", bus_tool::render(&reports));
+            }
+            Ok(())
+        }
+        BusCommand::Replay {
+            group, id, target, ..
+        } => {
+            let t = bus_tool::Target::resolve(
+                config,
+                &target.url,
+                &target.data_dir,
+                target.internal_key.as_deref(),
+            )
+            .await?;
+            let n = t.replay(&group, id).await?;
+            println!("{group}: {n} parked message(s) sent back");
+            Ok(())
+        }
     }
 }
 

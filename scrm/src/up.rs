@@ -269,6 +269,14 @@ async fn start(
         .map_err(|(group, e)| {
             anyhow!(e).context(format!("cannot declare the `{group}` consumer group"))
         })?;
+    // Readers outside the system get the groups the config declares for them.
+    for o in &settings.bus.outlets {
+        let bindings: Vec<&str> = o.bindings.iter().map(String::as_str).collect();
+        let spec = platform::bus::GroupSpec::with_policy(&o.name, &bindings, &bus.policy());
+        bus.declare(&spec)
+            .await
+            .with_context(|| format!("cannot declare the outlet `{}`", o.name))?;
+    }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let deps = Deps {
         bus,
@@ -276,6 +284,7 @@ async fn start(
         shutdown: CancellationToken::new(),
         migrate_on_start,
         listening: Some(tx),
+        tasks: Default::default(),
     };
     let mut tasks = JoinSet::new();
     let mut addrs = BTreeMap::new();

@@ -51,10 +51,11 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> Result<(), RoleError> {
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
-    let wecom = wecom::start(&cfg, &db, &deps)?;
+    let (wecom, mut background) = wecom::start(&cfg, &db, &deps)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    tokio::spawn(relay.clone().run(deps.shutdown.clone()));
-    let tagger = tagger(db.clone(), cfg.clone(), clock);
+    background.push(relay.spawn(&deps.tasks, ROLE, &deps.shutdown));
+    let mut tagger = tagger(db.clone(), cfg.clone(), clock);
+    tagger.jobs = store::backfill::Jobs::new(deps.tasks.clone(), deps.shutdown.clone());
     let resumed = store::backfill::resume(&tagger)
         .await
         .map_err(|e| RoleError::Other {
@@ -64,23 +65,41 @@ pub async fn run_with_clock(
     if resumed > 0 {
         tracing::info!(jobs = resumed, "Resuming unfinished tagging jobs");
     }
-    let consumer = tokio::spawn(consume::run(
+    let (bus, t, r, batching, shutdown) = (
         deps.bus.clone(),
         tagger.clone(),
         relay.clone(),
         cfg.batching(),
         deps.shutdown.clone(),
-    ));
-    tokio::spawn(scheduler(
-        tagger.clone(),
-        relay,
-        Duration::from_millis(cfg.scheduler_interval_ms),
+    );
+    background.push(deps.tasks.spawn(
+        ROLE,
+        "tagging.consumer",
+        None,
         deps.shutdown.clone(),
+        move |_| {
+            consume::run(
+                bus.clone(),
+                t.clone(),
+                r.clone(),
+                batching,
+                shutdown.clone(),
+            )
+        },
+    ));
+    let every = Duration::from_millis(cfg.scheduler_interval_ms);
+    let (t, shutdown) = (tagger.clone(), deps.shutdown.clone());
+    background.push(deps.tasks.spawn(
+        ROLE,
+        "tagging.scheduler",
+        Some(SCHEDULER_DEADLINE.max(every * 4)),
+        deps.shutdown.clone(),
+        move |beat| scheduler(t.clone(), relay.clone(), every, shutdown.clone(), beat),
     ));
     let health = deps.health(ROLE, Some(&db));
     let routes = api::wecom::routes(api::routes(tagger), db.clone(), wecom);
     let served = role::serve_until_shutdown(ROLE, &cfg.http, health, routes, &deps).await;
-    let _ = consumer.await;
+    platform::tasks::drain(background, role::DRAIN).await;
     served
 }
 
@@ -95,8 +114,12 @@ pub fn tagger(db: sea_orm::DatabaseConnection, cfg: Config, clock: Arc<dyn Clock
         cfg: Arc::new(cfg),
         clock,
         rolled: Arc::default(),
+        jobs: Default::default(),
     }
 }
+
+/// A scheduler pass (counter rolls, window exits) that takes longer than this is stalled.
+const SCHEDULER_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Every `every`: roll counters, evaluate due window exits.
 async fn scheduler(
@@ -104,8 +127,10 @@ async fn scheduler(
     relay: OutboxRelay,
     every: Duration,
     shutdown: tokio_util::sync::CancellationToken,
+    beat: platform::tasks::Beat,
 ) {
     loop {
+        beat.beat();
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}

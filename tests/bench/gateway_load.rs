@@ -300,6 +300,7 @@ fn noop(
         shutdown: tokio_util::sync::CancellationToken::new(),
         migrate_on_start: true,
         listening: Some(tx),
+        tasks: Default::default(),
     };
     let cfg: gateway::Config = serde_json::from_value(gateway_config(dir, app, "noop")).unwrap();
     let task = rt.spawn(gateway::run(cfg, deps.clone()));

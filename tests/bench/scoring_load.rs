@@ -462,6 +462,7 @@ fn main() {
             shutdown: shutdown.clone(),
             migrate_on_start: true,
             listening: Some(tx),
+            tasks: Default::default(),
         };
         let role = tokio::spawn(scoring_svc::run(cfg, deps));
         let (_, addr) = rx.recv().await.expect("scoring listens");

@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown: shutdown.clone(),
         migrate_on_start: true,
         listening: None,
+        tasks: Default::default(),
     };
     cfg.consumer_concurrency = concurrency;
     cfg.consumer_batch = batch;

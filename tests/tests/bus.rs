@@ -501,6 +501,124 @@ async fn batch_consumer_lingers_for_more(t: &TestBus) {
     }
 }
 
+async fn parked_messages_are_listed_and_replayed_one_by_one(t: &TestBus) {
+    let mut sub = t
+        .bus
+        .subscribe(&spec("park", &["p.*"], &[50], 2))
+        .await
+        .unwrap();
+    let sent: Vec<Envelope> = (0..3).map(|n| event("p.x", n)).collect();
+    for e in &sent {
+        t.bus.publish(e).await.unwrap();
+    }
+    for _ in 0..3 {
+        let d = recv(&mut sub, Duration::from_secs(5))
+            .await
+            .expect("delivery");
+        d.park("payload has no tenant").await.unwrap();
+    }
+    let listed = t.bus.parked("park", 10).await.unwrap();
+    let mut ids: Vec<_> = listed.iter().filter_map(|p| p.id).collect();
+    ids.sort();
+    let mut want: Vec<_> = sent.iter().map(|e| e.id).collect();
+    want.sort();
+    assert_eq!(ids, want, "every parked message listed: {listed:?}");
+    assert!(listed.iter().all(|p| p.kind == "p.x"
+        && p.attempts == 1
+        && p.tenant_id.as_deref() == Some("tenant-1")
+        && p.last_error.as_deref() == Some("payload has no tenant")));
+    assert_eq!(t.bus.parked("park", 2).await.unwrap().len(), 2, "limit");
+    assert_eq!(
+        t.bus.parked_count("park").await.unwrap(),
+        3,
+        "listing takes none out"
+    );
+    assert_eq!(t.bus.queue_depth("park").await.unwrap(), 0);
+
+    let chosen = sent[1].id;
+    assert!(t.bus.replay_parked_one("park", chosen).await.unwrap());
+    assert!(!t
+        .bus
+        .replay_parked_one("park", uuid::Uuid::now_v7())
+        .await
+        .unwrap());
+    let back = recv(&mut sub, Duration::from_secs(5))
+        .await
+        .expect("replayed");
+    assert_eq!((back.envelope.id, back.attempt), (chosen, 1));
+    back.ack().await.unwrap();
+    assert_eq!(t.bus.parked_count("park").await.unwrap(), 2);
+    let left: HashSet<_> = t
+        .bus
+        .parked("park", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|p| p.id)
+        .collect();
+    assert_eq!(left, HashSet::from([sent[0].id, sent[2].id]));
+}
+
+async fn queue_depth_counts_what_waits(t: &TestBus) {
+    t.bus
+        .declare(&spec("depth", &["d.*"], &[50], 2))
+        .await
+        .unwrap();
+    for n in 0..4 {
+        t.bus.publish(&event("d.x", n)).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.bus.queue_depth("depth").await.unwrap() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.bus.queue_depth("depth").await.unwrap(), 4);
+    let mut sub = t
+        .bus
+        .subscribe(&spec("depth", &["d.*"], &[50], 2))
+        .await
+        .unwrap();
+    assert_eq!(drain(&mut sub, 4, Duration::from_secs(5)).await.len(), 4);
+    assert_eq!(t.bus.queue_depth("depth").await.unwrap(), 0);
+}
+
+/// In-process bus only: a group's queue holds at most `bus.memory_capacity` messages; a publish
+/// to a full one waits for room, and fails after the publish timeout when none comes.
+#[tokio::test]
+async fn memory_queues_are_bounded() {
+    let mut cfg = BusConfig::memory();
+    cfg.memory_capacity = 10;
+    cfg.publish_timeout_ms = 200;
+    let bus = MemoryBus::with_config(&cfg);
+    let s = spec("full", &["f.*"], &[50], 2);
+    bus.declare(&s).await.unwrap();
+    for n in 0..10 {
+        bus.publish(&event("f.x", n)).await.unwrap();
+    }
+    let started = Instant::now();
+    let refused = bus.publish(&event("f.x", 10)).await;
+    assert!(
+        matches!(refused, Err(platform::bus::BusError::Timeout(_))),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!(bus.queue_depth("full").await.unwrap(), 10);
+    // A consumer taking one makes room for a waiting publish.
+    let waiting = {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.publish(&event("f.x", 11)).await })
+    };
+    let mut sub = bus.subscribe(&s).await.unwrap();
+    recv(&mut sub, Duration::from_secs(1))
+        .await
+        .expect("delivery")
+        .ack()
+        .await
+        .unwrap();
+    waiting.await.unwrap().expect("room came");
+    // Events of no group's bindings go nowhere and never wait.
+    bus.publish(&event("lead.score_changed", 0)).await.unwrap();
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         conformance!(@on memory, memory; $($name),*);
@@ -535,6 +653,8 @@ conformance!(
     consumer_loop_settles_by_handler_result,
     batch_consumer_settles_each_delivery_by_its_outcome,
     batch_consumer_lingers_for_more,
+    parked_messages_are_listed_and_replayed_one_by_one,
+    queue_depth_counts_what_waits,
 );
 
 /// RabbitMQ only: the broker connection is cut (twice, once with the broker "down" for a second)

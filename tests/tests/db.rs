@@ -440,8 +440,8 @@ async fn two_relays_publish_each_row_once(backend: Backend) {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let a = OutboxRelay::new(t.conn.clone(), bus.clone()).with_batch(25, Duration::from_millis(20));
     let b = OutboxRelay::new(other.clone(), bus.clone()).with_batch(25, Duration::from_millis(20));
-    let ta = tokio::spawn(a.run(shutdown.clone()));
-    let tb = tokio::spawn(b.run(shutdown.clone()));
+    let ta = tokio::spawn(a.run(shutdown.clone(), platform::tasks::Beat::detached()));
+    let tb = tokio::spawn(b.run(shutdown.clone(), platform::tasks::Beat::detached()));
     let mut ids = Vec::new();
     while ids.len() < 400 {
         let d = tokio::time::timeout(Duration::from_secs(10), sub.recv())

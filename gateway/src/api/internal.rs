@@ -43,7 +43,7 @@ fn count(kind: &str, outcome: &'static str) {
 
 /// Checks `Authorization: Bearer <internal key>` in constant time (digests of equal length are
 /// compared, so neither the key's content nor its length leaks through timing).
-fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<(), ApiError> {
+pub(super) fn authenticate(state: &GatewayState, req: &HttpRequest) -> Result<(), ApiError> {
     let unauthorized = |code, message: &str| ApiError::new(StatusCode::UNAUTHORIZED, code, message);
     let presented = req
         .headers()

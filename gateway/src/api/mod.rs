@@ -1,6 +1,8 @@
 //! HTTP endpoints of the gateway: WeChat callbacks, the mini-program SDK (login, phone, tracking)
-//! and the internal endpoints other roles call (the WeChat access-token endpoint).
+//! and the internal endpoints other roles and tools call (the WeChat access-token endpoint, the
+//! bus's parked messages).
 
+pub mod bus;
 mod callbacks;
 mod internal;
 mod sdk;
@@ -26,6 +28,8 @@ pub struct GatewayState {
     pub cache: Arc<dyn platform::cache::Cache>,
     pub keys: Keys,
     pub wechat: WechatApi,
+    /// The process's bus (tooling endpoints look at its queues).
+    pub bus: Arc<dyn platform::bus::Bus>,
 }
 
 /// All gateway routes.
@@ -37,6 +41,7 @@ pub fn routes(state: GatewayState) -> Routes {
             .configure(callbacks::routes)
             .configure(sdk::routes)
             .configure(track::routes)
-            .configure(internal::routes);
+            .configure(internal::routes)
+            .configure(bus::routes);
     })
 }

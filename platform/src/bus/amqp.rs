@@ -30,7 +30,7 @@ use proto::Envelope;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;
 
-use super::{Bus, BusError, Delivery, GroupPolicy, GroupSpec, Settle, Subscription};
+use super::{Bus, BusError, Delivery, GroupPolicy, GroupSpec, Parked, Settle, Subscription};
 use crate::config::BusConfig;
 
 const ATTEMPT_HEADER: &str = "x-scrm-attempt";
@@ -272,6 +272,36 @@ impl Inner {
         Ok(queue)
     }
 
+    /// Sends a parked delivery back to `queue` with a fresh attempt count, then takes it off the
+    /// parking queue (a crash in between leaves it in both: consumers are idempotent).
+    async fn replay(&self, queue: &str, d: lapin::message::Delivery) -> Result<(), BusError> {
+        let mut props = d.properties.clone();
+        let mut headers = props.headers().clone().unwrap_or_default();
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(1));
+        props = props.with_headers(headers);
+        self.publish_raw(&[("", queue, d.data.clone(), props)])
+            .await?;
+        d.acker.ack(BasicAckOptions::default()).await.map_err(err)
+    }
+
+    /// Messages ready in `queue` (a passive declare: fails when the queue does not exist).
+    async fn message_count(&self, queue: &str) -> Result<u64, BusError> {
+        let ch = self.publisher.channel().await?;
+        let q = ch
+            .queue_declare(
+                queue,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(err)?;
+        let _ = ch.close(200, "ok").await;
+        Ok(u64::from(q.message_count()))
+    }
+
     fn channel_slot(&self) -> usize {
         self.next_channel
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -383,6 +413,44 @@ fn properties(envelope: &Envelope, attempt: u32, error: Option<&str>) -> BasicPr
         .with_headers(headers)
 }
 
+/// What the tooling shows of a parked delivery.
+fn parked_of(d: &lapin::message::Delivery) -> Parked {
+    let last_error = d
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ERROR_HEADER).cloned())
+        .and_then(|v| match v {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            _ => None,
+        });
+    match Envelope::from_bytes(&d.data) {
+        Ok(e) => Parked {
+            id: Some(e.id),
+            kind: e.kind,
+            tenant_id: Some(e.tenant_id),
+            attempts: attempt_of(&d.properties),
+            last_error,
+        },
+        Err(_) => Parked {
+            id: d
+                .properties
+                .message_id()
+                .as_ref()
+                .and_then(|m| uuid::Uuid::parse_str(m.as_str()).ok()),
+            kind: d
+                .properties
+                .kind()
+                .as_ref()
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "(not an envelope)".into()),
+            tenant_id: None,
+            attempts: attempt_of(&d.properties),
+            last_error,
+        },
+    }
+}
+
 fn attempt_of(props: &BasicProperties) -> u32 {
     props
         .headers()
@@ -458,20 +526,15 @@ impl Bus for AmqpBus {
     }
 
     async fn parked_count(&self, group: &str) -> Result<u64, BusError> {
-        let ch = self.inner.publisher.channel().await?;
-        let q = ch
-            .queue_declare(
-                &parking_queue(&self.inner.queue_name(group)),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+        self.inner
+            .message_count(&parking_queue(&self.inner.queue_name(group)))
             .await
-            .map_err(err)?;
-        let _ = ch.close(200, "ok").await;
-        Ok(u64::from(q.message_count()))
+    }
+
+    async fn queue_depth(&self, group: &str) -> Result<u64, BusError> {
+        self.inner
+            .message_count(&self.inner.queue_name(group))
+            .await
     }
 
     async fn replay_parked(&self, group: &str) -> Result<u64, BusError> {
@@ -484,19 +547,51 @@ impl Bus for AmqpBus {
             .await
             .map_err(err)?
         {
-            let d = msg.delivery;
-            let mut props = d.properties.clone();
-            let mut headers = props.headers().clone().unwrap_or_default();
-            headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(1));
-            props = props.with_headers(headers);
-            self.inner
-                .publish_raw(&[("", queue.as_str(), d.data.clone(), props)])
-                .await?;
-            d.acker.ack(BasicAckOptions::default()).await.map_err(err)?;
+            self.inner.replay(&queue, msg.delivery).await?;
             moved += 1;
         }
         let _ = ch.close(200, "ok").await;
         Ok(moved)
+    }
+
+    async fn parked(&self, group: &str, limit: usize) -> Result<Vec<Parked>, BusError> {
+        let parking = parking_queue(&self.inner.queue_name(group));
+        let ch = self.inner.publisher.channel().await?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(msg) = ch
+                .basic_get(&parking, BasicGetOptions::default())
+                .await
+                .map_err(err)?
+            else {
+                break;
+            };
+            out.push(parked_of(&msg.delivery));
+        }
+        // Never acknowledged: closing the channel puts every one back where it was.
+        let _ = ch.close(200, "ok").await;
+        Ok(out)
+    }
+
+    async fn replay_parked_one(&self, group: &str, id: uuid::Uuid) -> Result<bool, BusError> {
+        let queue = self.inner.queue_name(group);
+        let parking = parking_queue(&queue);
+        let ch = self.inner.publisher.channel().await?;
+        let mut found = false;
+        // The others stay unacknowledged until the channel closes, so each is looked at once.
+        while let Some(msg) = ch
+            .basic_get(&parking, BasicGetOptions::default())
+            .await
+            .map_err(err)?
+        {
+            if parked_of(&msg.delivery).id == Some(id) {
+                self.inner.replay(&queue, msg.delivery).await?;
+                found = true;
+                break;
+            }
+        }
+        let _ = ch.close(200, "ok").await;
+        Ok(found)
     }
 
     async fn ping(&self) -> Result<(), BusError> {

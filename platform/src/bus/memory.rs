@@ -1,10 +1,15 @@
 //! In-process bus. Each declared group is a queue; a publish copies the message into every group
 //! whose bindings match. Subscribers of one group compete; each holds at most `prefetch` unsettled
-//! deliveries. Retries wait on a timer, parked messages wait in the group until replayed.
+//! deliveries. Retries wait on a timer, parked messages wait in the group until replayed. A
+//! group's queue holds at most `bus.memory_capacity` messages: a publish to a full one waits for
+//! room up to the publish timeout, then fails (the publisher retries; a callback gets a 503), so
+//! a consumer that falls behind slows its producers instead of growing the process.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use crate::config::BusConfig;
 
 use async_trait::async_trait;
 use proto::routing::topic_matches;
@@ -12,7 +17,9 @@ use proto::Envelope;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::{Bus, BusError, Delivery, GroupPolicy, GroupSpec, RetryPolicy, Settle, Subscription};
+use super::{
+    Bus, BusError, Delivery, GroupPolicy, GroupSpec, Parked, RetryPolicy, Settle, Subscription,
+};
 
 #[derive(Clone)]
 struct Message {
@@ -32,6 +39,8 @@ struct Group {
     retry: Mutex<RetryPolicy>,
     queue: Mutex<Queue>,
     notify: Notify,
+    /// Woken whenever a message leaves the queue.
+    room: Notify,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,31 +64,59 @@ impl Group {
         loop {
             let notified = self.notify.notified();
             if let Some(m) = lock(&self.queue).ready.pop_front() {
+                self.room.notify_waiters();
                 return m;
             }
             notified.await;
         }
     }
+
+    /// Waits until the queue holds fewer than `capacity` messages, at most until `deadline`.
+    async fn room_for_one(
+        &self,
+        capacity: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ()> {
+        loop {
+            let freed = self.room.notified();
+            if lock(&self.queue).ready.len() < capacity {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(());
+            }
+        }
+    }
 }
 
 /// The in-process bus.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryBus {
     groups: Arc<Mutex<HashMap<String, Arc<Group>>>>,
     policy: GroupPolicy,
+    capacity: usize,
+    publish_timeout: Duration,
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        Self::with_config(&BusConfig::memory())
+    }
 }
 
 impl MemoryBus {
-    /// A bus whose groups have the default policy.
+    /// A bus with the default settings.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A bus whose groups are declared and consumed with `policy`.
-    pub fn with_policy(policy: GroupPolicy) -> Self {
+    /// A bus with the policy, queue capacity and publish timeout of `cfg`.
+    pub fn with_config(cfg: &BusConfig) -> Self {
         MemoryBus {
-            policy,
-            ..Self::default()
+            groups: Arc::default(),
+            policy: GroupPolicy::from_config(cfg),
+            capacity: cfg.memory_capacity.max(1),
+            publish_timeout: Duration::from_millis(cfg.publish_timeout_ms),
         }
     }
 
@@ -93,6 +130,7 @@ impl MemoryBus {
                     retry: Mutex::new(spec.retry.clone()),
                     queue: Mutex::new(Queue::default()),
                     notify: Notify::new(),
+                    room: Notify::new(),
                 })
             })
             .clone();
@@ -127,6 +165,13 @@ impl Bus for MemoryBus {
             })
             .cloned()
             .collect();
+        let deadline = tokio::time::Instant::now() + self.publish_timeout;
+        for g in &targets {
+            if g.room_for_one(self.capacity, deadline).await.is_err() {
+                metrics::counter!("scrm_bus_publish_failed_total").increment(1);
+                return Err(BusError::Timeout(self.publish_timeout));
+            }
+        }
         for g in targets {
             g.push_back(Message {
                 envelope: envelope.clone(),
@@ -187,6 +232,44 @@ impl Bus for MemoryBus {
 
     async fn parked_count(&self, group: &str) -> Result<u64, BusError> {
         Ok(lock(&self.existing(group)?.queue).parked.len() as u64)
+    }
+
+    async fn parked(&self, group: &str, limit: usize) -> Result<Vec<Parked>, BusError> {
+        let g = self.existing(group)?;
+        let q = lock(&g.queue);
+        Ok(q.parked
+            .iter()
+            .take(limit)
+            .map(|(m, reason)| Parked {
+                id: Some(m.envelope.id),
+                kind: m.envelope.kind.clone(),
+                tenant_id: Some(m.envelope.tenant_id.clone()),
+                attempts: m.attempt,
+                last_error: Some(reason.clone()),
+            })
+            .collect())
+    }
+
+    async fn replay_parked_one(&self, group: &str, id: uuid::Uuid) -> Result<bool, BusError> {
+        let g = self.existing(group)?;
+        let found = {
+            let mut q = lock(&g.queue);
+            let at = q.parked.iter().position(|(m, _)| m.envelope.id == id);
+            at.map(|i| q.parked.remove(i))
+        };
+        match found {
+            Some((mut msg, _)) => {
+                msg.attempt = 1;
+                msg.redelivered = false;
+                g.push_back(msg);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn queue_depth(&self, group: &str) -> Result<u64, BusError> {
+        Ok(lock(&self.existing(group)?.queue).ready.len() as u64)
     }
 
     async fn replay_parked(&self, group: &str) -> Result<u64, BusError> {

@@ -53,6 +53,21 @@ impl BusError {
     }
 }
 
+/// A parked message as the tooling shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Parked {
+    /// The envelope's id (`None` for bytes that were not an envelope).
+    pub id: Option<uuid::Uuid>,
+    /// Its type (routing key).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tenant_id: Option<String>,
+    /// Deliveries it had before it was parked.
+    pub attempts: u32,
+    /// Why the last one failed.
+    pub last_error: Option<String>,
+}
+
 /// Retry policy of a consumer group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -170,8 +185,28 @@ pub trait Bus: Send + Sync + 'static {
     /// Messages parked for a group (failed every attempt).
     async fn parked_count(&self, group: &str) -> Result<u64, BusError>;
 
+    /// Messages waiting in a group's queue for a consumer (not counting those delivered and
+    /// not yet settled, retries waiting out their delay, or parked ones).
+    async fn queue_depth(&self, group: &str) -> Result<u64, BusError> {
+        let _ = group;
+        Err(unsupported(self.kind()))
+    }
+
     /// Moves every parked message of a group back to its queue with a fresh attempt count.
     async fn replay_parked(&self, group: &str) -> Result<u64, BusError>;
+
+    /// Up to `limit` of a group's parked messages, oldest first, without taking them out.
+    async fn parked(&self, group: &str, limit: usize) -> Result<Vec<Parked>, BusError> {
+        let _ = (group, limit);
+        Err(unsupported(self.kind()))
+    }
+
+    /// Moves the parked message with envelope id `id` back to the group's queue with a fresh
+    /// attempt count; `false` when no parked message has that id.
+    async fn replay_parked_one(&self, group: &str, id: uuid::Uuid) -> Result<bool, BusError> {
+        let _ = (group, id);
+        Err(unsupported(self.kind()))
+    }
 
     /// Checks the broker is reachable (readiness).
     async fn ping(&self) -> Result<(), BusError>;
@@ -186,12 +221,15 @@ pub trait Bus: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 }
 
+/// What a bus without queues (a test double, a benchmark's sink) answers about them.
+fn unsupported(kind: &str) -> BusError {
+    BusError::Protocol(format!("the {kind} bus keeps no queues"))
+}
+
 /// Builds the bus a config asks for.
 pub async fn connect(cfg: &BusConfig) -> Result<std::sync::Arc<dyn Bus>, BusError> {
     Ok(match cfg.kind {
-        BusKind::Memory => {
-            std::sync::Arc::new(MemoryBus::with_policy(GroupPolicy::from_config(cfg)))
-        }
+        BusKind::Memory => std::sync::Arc::new(MemoryBus::with_config(cfg)),
         BusKind::Amqp => std::sync::Arc::new(AmqpBus::connect(cfg).await?),
     })
 }

@@ -260,10 +260,31 @@ impl OutboxRelay {
         }
     }
 
-    /// Relays until `shutdown`, waking on [`OutboxRelay::wake`] or every poll interval.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Runs the relay under `tasks` as `<role>.outbox` until `shutdown` (restarted if it dies;
+    /// stalled when a pass takes longer than a minute).
+    pub fn spawn(
+        &self,
+        tasks: &crate::tasks::Tasks,
+        role: &'static str,
+        shutdown: &CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let relay = self.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(
+            role,
+            format!("{role}.outbox"),
+            Some(Duration::from_secs(60)),
+            shutdown.clone(),
+            move |beat| relay.clone().run(stop.clone(), beat),
+        )
+    }
+
+    /// Relays until `shutdown`, waking on [`OutboxRelay::wake`] or every poll interval; beats
+    /// `beat` on every pass.
+    pub async fn run(self, shutdown: CancellationToken, beat: crate::tasks::Beat) {
         let mut backoff = Duration::from_millis(100);
         loop {
+            beat.beat();
             let wait = match self.relay_once().await {
                 Ok(n) if n as u64 >= self.batch => {
                     backoff = Duration::from_millis(100);

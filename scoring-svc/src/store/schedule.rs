@@ -179,9 +179,15 @@ impl Scheduler {
         Ok(n)
     }
 
-    /// Passes every `interval` until `shutdown`.
-    pub async fn run(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+    /// Passes every `interval` until `shutdown`, beating `beat` on every pass.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+        beat: platform::tasks::Beat,
+    ) {
         loop {
+            beat.beat();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(interval) => {}

@@ -100,6 +100,40 @@ pub async fn queue(
     .await
 }
 
+/// Where jobs run: under the process's supervisor (a job that panics is run again; it resumes
+/// from its progress), stopping with the process.
+#[derive(Clone, Default)]
+pub struct Jobs {
+    tasks: platform::tasks::Tasks,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl Jobs {
+    pub fn new(
+        tasks: platform::tasks::Tasks,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        Jobs { tasks, shutdown }
+    }
+
+    fn run(&self, tagger: &Tagger, ids: Vec<String>) {
+        let name = match ids.as_slice() {
+            [one] => format!("tagging.job.{one}"),
+            _ => format!("tagging.jobs.resumed.{}", uuid::Uuid::now_v7().simple()),
+        };
+        let t = tagger.clone();
+        self.tasks
+            .spawn_once(crate::ROLE, name, self.shutdown.clone(), move |_| {
+                let (t, ids) = (t.clone(), ids.clone());
+                async move {
+                    for id in ids {
+                        run_logged(&t, &id).await;
+                    }
+                }
+            });
+    }
+}
+
 /// Queues a job and runs it in the background.
 pub async fn start(
     tagger: &Tagger,
@@ -109,8 +143,7 @@ pub async fn start(
     by: &str,
 ) -> Result<job::Model, DbErr> {
     let j = queue(tagger, tenant, kind, rule_id, by).await?;
-    let (t, id) = (tagger.clone(), j.id.clone());
-    tokio::spawn(async move { run_logged(&t, &id).await });
+    tagger.jobs.run(tagger, vec![j.id.clone()]);
     Ok(j)
 }
 
@@ -122,12 +155,11 @@ pub async fn resume(tagger: &Tagger) -> Result<usize, DbErr> {
         .all(&tagger.db)
         .await?;
     let n = open.len();
-    let t = tagger.clone();
-    tokio::spawn(async move {
-        for j in open {
-            run_logged(&t, &j.id).await;
-        }
-    });
+    if n > 0 {
+        tagger
+            .jobs
+            .run(tagger, open.into_iter().map(|j| j.id).collect());
+    }
     Ok(n)
 }
 

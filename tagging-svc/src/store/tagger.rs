@@ -62,6 +62,8 @@ pub struct Tagger {
     pub clock: Arc<dyn Clock>,
     /// Each tenant's rolling-counter day and when it was read.
     pub rolled: RolledCache,
+    /// Where backfill jobs run.
+    pub jobs: super::backfill::Jobs,
 }
 
 /// Tenant → (read at, `facts_clock.rolled_to`).

@@ -314,9 +314,10 @@ impl Mirror {
     }
 
     /// Syncs every known corp at start, then whatever is asked for, until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken, beat: platform::tasks::Beat) {
         let mut last_refresh = None;
         loop {
+            beat.beat();
             let refresh_due = match (self.refresh, last_refresh) {
                 (_, None) => true,
                 (Some(every), Some(at)) => tokio::time::Instant::now() >= at + every,

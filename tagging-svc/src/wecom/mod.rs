@@ -78,27 +78,49 @@ impl WecomSync {
         }
     }
 
-    /// Runs the worker and the mirror until `shutdown`.
-    pub fn spawn(&self, shutdown: &CancellationToken) {
-        tokio::spawn(self.worker.clone().run(shutdown.clone()));
-        tokio::spawn(self.mirror.clone().run(shutdown.clone()));
+    /// Runs the worker and the mirror under `tasks` until `shutdown`.
+    pub fn spawn(
+        &self,
+        tasks: &platform::tasks::Tasks,
+        shutdown: &CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        // A pass waits for WeChat's rate limits at most this long.
+        const DEADLINE: Duration = Duration::from_secs(600);
+        let (worker, mirror) = (self.worker.clone(), self.mirror.clone());
+        let (s1, s2) = (shutdown.clone(), shutdown.clone());
+        vec![
+            tasks.spawn(
+                crate::ROLE,
+                "tagging.wecom_writeback",
+                Some(DEADLINE),
+                shutdown.clone(),
+                move |beat| worker.clone().run(s1.clone(), beat),
+            ),
+            tasks.spawn(
+                crate::ROLE,
+                "tagging.wecom_mirror",
+                Some(DEADLINE),
+                shutdown.clone(),
+                move |beat| mirror.clone().run(s2.clone(), beat),
+            ),
+        ]
     }
 }
 
 /// Builds and starts the sync `cfg` asks for (`None` when `tagging.wechat.enabled = false`:
-/// changes stay queued until it is on).
+/// changes stay queued until it is on), with the handles of its supervised tasks.
 pub fn start(
     cfg: &crate::Config,
     db: &DatabaseConnection,
     deps: &Deps,
-) -> Result<Option<WecomSync>, RoleError> {
+) -> Result<(Option<WecomSync>, Vec<tokio::task::JoinHandle<()>>), RoleError> {
     let access = WechatAccess::from_config(&cfg.wechat).map_err(|message| RoleError::Other {
         role: crate::ROLE,
         message: format!("tagging.wechat: {message}"),
     })?;
     let Some(access) = access else {
         tracing::info!("WeCom corp-tag sync off (tagging.wechat.enabled = false)");
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
     tracing::info!(gateway = %cfg.wechat.gateway_url, "WeCom corp-tag sync on");
     let sync = WecomSync::new(
@@ -107,6 +129,6 @@ pub fn start(
         deps.cache.clone(),
         cfg.wecom_sync.clone(),
     );
-    sync.spawn(&deps.shutdown);
-    Ok(Some(sync))
+    let handles = sync.spawn(&deps.tasks, &deps.shutdown);
+    Ok((Some(sync), handles))
 }

@@ -288,11 +288,12 @@ impl Worker {
 
     /// Passes until `shutdown`: at once again after a full batch, else after `poll_ms`; prunes
     /// old items every few minutes.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self, shutdown: CancellationToken, beat: platform::tasks::Beat) {
         let poll = Duration::from_millis(self.cfg.poll_ms);
         let mut backoff = poll;
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
+            beat.beat();
             if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
                 match self.prune().await {
                     Ok(n) if n > 0 => tracing::debug!(removed = n, "Old write-back items pruned"),
