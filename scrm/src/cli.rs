@@ -198,43 +198,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn bus(config: Option<&std::path::Path>, command: BusCommand) -> anyhow::Result<()> {
+    let target = match &command {
+        BusCommand::Parked { target, .. } | BusCommand::Replay { target, .. } => target,
+    };
+    let t = bus_tool::Target::resolve(
+        config,
+        &target.url,
+        &target.data_dir,
+        target.internal_key.as_deref(),
+    )
+    .await?;
     match command {
         BusCommand::Parked {
-            group,
-            limit,
-            json,
-            target,
+            group, limit, json, ..
         } => {
-            let t = bus_tool::Target::resolve(
-                config,
-                &target.url,
-                &target.data_dir,
-                target.internal_key.as_deref(),
-            )
-            .await?;
             let reports = t.parked(group.as_deref(), limit).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else {
                 print!("{}", bus_tool::render(&reports));
             }
-            Ok(())
         }
-        BusCommand::Replay {
-            group, id, target, ..
-        } => {
-            let t = bus_tool::Target::resolve(
-                config,
-                &target.url,
-                &target.data_dir,
-                target.internal_key.as_deref(),
-            )
-            .await?;
+        BusCommand::Replay { group, id, .. } => {
             let n = t.replay(&group, id).await?;
             println!("{group}: {n} parked message(s) sent back");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Starts the fake WeChat server, prints where it is and its apps, and runs until Ctrl-C.

@@ -136,19 +136,11 @@ impl Pipeline {
                 moved += r.relay_once().await.expect("relay");
             }
             while let Some(d) = self.tagging.try_recv() {
-                self.tagger
-                    .handle(&d.envelope)
-                    .await
-                    .unwrap_or_else(|e| panic!("tagging {}: {e}", d.envelope.kind));
-                d.ack().await.expect("ack");
+                self.deliver(d, true).await;
                 moved += 1;
             }
             while let Some(d) = self.scoring.try_recv() {
-                self.scorer
-                    .handle(&d.envelope)
-                    .await
-                    .unwrap_or_else(|e| panic!("scoring {}: {e}", d.envelope.kind));
-                d.ack().await.expect("ack");
+                self.deliver(d, false).await;
                 moved += 1;
             }
             if moved > 0 {
@@ -157,22 +149,30 @@ impl Pipeline {
             // The in-process bus hands deliveries over on a task of its own: wait a moment for
             // one in flight before calling the pipeline quiet.
             let wait = std::time::Duration::from_millis(5);
-            tokio::select! {
-                Some(d) = self.tagging.recv() => {
-                    self.tagger.handle(&d.envelope).await.expect("tagging");
-                    d.ack().await.expect("ack");
-                }
-                Some(d) = self.scoring.recv() => {
-                    self.scorer.handle(&d.envelope).await.expect("scoring");
-                    d.ack().await.expect("ack");
-                }
-                _ = tokio::time::sleep(wait) => {
-                    if self.pending().await == 0 {
-                        return;
-                    }
-                }
+            let next = tokio::select! {
+                Some(d) = self.tagging.recv() => Some((d, true)),
+                Some(d) = self.scoring.recv() => Some((d, false)),
+                _ = tokio::time::sleep(wait) => None,
+            };
+            match next {
+                Some((d, tagging)) => self.deliver(d, tagging).await,
+                None if self.pending().await == 0 => return,
+                None => {}
             }
         }
+    }
+
+    /// Hands a delivery to tagging or scoring and acks it.
+    async fn deliver(&self, d: platform::bus::Delivery, tagging: bool) {
+        let kind = d.envelope.kind.clone();
+        if tagging {
+            let r = self.tagger.handle(&d.envelope).await;
+            r.unwrap_or_else(|e| panic!("tagging {kind}: {e}"));
+        } else {
+            let r = self.scorer.handle(&d.envelope).await;
+            r.unwrap_or_else(|e| panic!("scoring {kind}: {e}"));
+        }
+        d.ack().await.expect("ack");
     }
 
     /// Outbox rows not yet relayed, in every service.

@@ -62,16 +62,15 @@ fn live(tenant: &str, profile: &str) -> Cond {
         .add(Expr::col(L::VoidKey).eq(0))
 }
 
-/// Writes an entry; `false` when the profile has a live entry with the same rule and source key
-/// (a replayed event).
-pub async fn insert(
-    txn: &DatabaseTransaction,
+/// The statement writing entry `e` of `profile` (with the profile it came from in a merge).
+fn insert_stmt(
     tenant: &str,
     profile: &str,
     e: &NewEntry,
+    merged_from: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let q = Query::insert()
+) -> sea_orm::sea_query::InsertStatement {
+    Query::insert()
         .into_table(L::Table)
         .columns([
             L::TenantId,
@@ -87,6 +86,7 @@ pub async fn insert(
             L::Capped,
             L::EarnedAt,
             L::ExpiresAt,
+            L::MergedFrom,
             L::CauseId,
             L::Note,
             L::CreatedAt,
@@ -105,16 +105,46 @@ pub async fn insert(
             e.capped.map(str::to_string).into(),
             e.earned.into(),
             e.expires_at.into(),
+            merged_from.map(str::to_string).into(),
             e.cause_id.clone().into(),
             e.note.clone().into(),
             now.into(),
         ])
-        .to_owned();
-    match exec(txn, &q).await {
+        .to_owned()
+}
+
+/// Writes an entry; `false` when the profile has a live entry with the same rule and source key
+/// (a replayed event).
+pub async fn insert(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    e: &NewEntry,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    match exec(txn, &insert_stmt(tenant, profile, e, None, now)).await {
         Ok(_) => Ok(true),
         Err(e) if is_duplicate(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Voids the entries `cond` selects, as done by `by` (`void_key` = the row's id, so a new live
+/// row with the same key can be written). Returns how many.
+async fn void(
+    txn: &DatabaseTransaction,
+    cond: Cond,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let q = Query::update()
+        .table(L::Table)
+        .value(L::VoidKey, Expr::col(L::Id))
+        .value(L::VoidedAt, now)
+        .value(L::VoidedBy, by)
+        .cond_where(cond)
+        .to_owned();
+    Ok(exec(txn, &q).await?.rows_affected())
 }
 
 /// What `rule` awarded the profile so far (live entries), for its caps, and whether one of
@@ -406,57 +436,25 @@ pub async fn rewrite_awards(
 ) -> Result<(), DbErr> {
     let ids: Vec<i64> = entries.iter().map(|(e, _)| e.id).collect();
     for chunk in ids.chunks(CHUNK) {
-        let q = Query::update()
-            .table(L::Table)
-            .value(L::VoidKey, Expr::col(L::Id))
-            .value(L::VoidedAt, now)
-            .value(L::VoidedBy, by)
-            .and_where(Expr::col(L::Id).is_in(chunk.iter().copied()))
-            .to_owned();
-        exec(txn, &q).await?;
+        let cond = Cond::all().add(Expr::col(L::Id).is_in(chunk.iter().copied()));
+        void(txn, cond, by, now).await?;
     }
     for (e, a) in entries {
-        let q = Query::insert()
-            .into_table(L::Table)
-            .columns([
-                L::TenantId,
-                L::ProfileId,
-                L::ModelId,
-                L::RuleId,
-                L::Kind,
-                L::SourceKey,
-                L::VoidKey,
-                L::EventKind,
-                L::Points,
-                L::Delta,
-                L::Capped,
-                L::EarnedAt,
-                L::ExpiresAt,
-                L::MergedFrom,
-                L::CauseId,
-                L::Note,
-                L::CreatedAt,
-            ])
-            .values_panic([
-                tenant.into(),
-                profile.into(),
-                e.model_id.clone().into(),
-                rule.into(),
-                EVENT.into(),
-                e.source_key.clone().into(),
-                0i64.into(),
-                e.event_kind.clone().into(),
-                e.points.into(),
-                a.delta.into(),
-                a.capped.map(str::to_string).into(),
-                e.earned.into(),
-                e.expires_at.into(),
-                e.merged_from.clone().into(),
-                by.into(),
-                "caps applied again".into(),
-                now.into(),
-            ])
-            .to_owned();
+        let entry = NewEntry {
+            model_id: e.model_id.clone(),
+            rule_id: rule.to_string(),
+            kind: EVENT,
+            source_key: e.source_key.clone(),
+            event_kind: e.event_kind.clone(),
+            points: e.points,
+            delta: a.delta,
+            capped: a.capped,
+            earned: e.earned,
+            expires_at: e.expires_at,
+            cause_id: Some(by.to_string()),
+            note: Some("caps applied again".into()),
+        };
+        let q = insert_stmt(tenant, profile, &entry, e.merged_from.as_deref(), now);
         exec(txn, &q).await?;
     }
     Ok(())
@@ -471,16 +469,8 @@ pub async fn void_model(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let q = Query::update()
-        .table(L::Table)
-        .value(L::VoidKey, Expr::col(L::Id))
-        .value(L::VoidedAt, now)
-        .value(L::VoidedBy, by)
-        .cond_where(
-            live(tenant, profile)
-                .add(Expr::col(L::ModelId).eq(model))
-                .add(Expr::col(L::Kind).is_in([EVENT, STATE])),
-        )
-        .to_owned();
-    Ok(exec(txn, &q).await?.rows_affected())
+    let cond = live(tenant, profile)
+        .add(Expr::col(L::ModelId).eq(model))
+        .add(Expr::col(L::Kind).is_in([EVENT, STATE]));
+    void(txn, cond, by, now).await
 }
