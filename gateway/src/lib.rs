@@ -73,7 +73,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         bus: deps.bus.clone(),
     };
     let health = deps.health(ROLE, Some(&db));
-    let served = role::serve_until_shutdown(ROLE, &http, health, api::routes(state), &deps).await;
+    let served = role::serve_until_shutdown(ROLE, &http, health, api::routes(state), None, &deps).await;
     platform::tasks::drain(background, role::DRAIN).await;
     served
 }

@@ -14,6 +14,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// The service's own database.
     pub database: DbConfig,
+    /// The deployment's internal key (the same as `gateway.internal_key`; `scrm` takes that one
+    /// when this is not set): every `/v1` request must carry a service credential the gateway
+    /// signed with a key derived from it.
+    #[serde(default)]
+    pub internal_key: Secret,
     /// Key for personal data at rest (phones, e-mails): 32 bytes in standard base64
     /// (`openssl rand -base64 32`). A keyed hash of each value is used for lookup and uniqueness
     /// and the value itself is sealed with AES-256-GCM. When absent with a SQLite database, a key
@@ -212,6 +217,7 @@ impl Config {
         Config {
             http,
             database,
+            internal_key: Secret::default(),
             pii_key: None,
             consumer_concurrency: default_consumer_concurrency(),
             tx_attempts: default_tx_attempts(),
@@ -225,6 +231,8 @@ impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
         self.database.validate(&key(prefix, "database"))?;
+        platform::config::check_internal_key(self.internal_key.expose())
+            .map_err(|reason| ConfigError::invalid(key(prefix, "internal_key"), reason))?;
         match &self.pii_key {
             Some(k) => {
                 Pii::from_base64(k.expose())

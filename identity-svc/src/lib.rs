@@ -64,8 +64,10 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         },
     ));
     let health = deps.health(ROLE, Some(&db));
+    let guard = None::<platform::http::ServiceKey>;
     let served =
-        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(resolver), &deps).await;
+        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(resolver), guard, &deps)
+            .await;
     // The tasks stop on the same shutdown signal; wait for in-flight events.
     platform::tasks::drain(background, role::DRAIN).await;
     served

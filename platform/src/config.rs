@@ -126,6 +126,25 @@ pub fn key(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Shortest internal key accepted (`gateway.internal_key` and every role's copy).
+pub const MIN_INTERNAL_KEY_LEN: usize = 32;
+
+/// Checks a shared internal key (the gateway's and each role's copy): present, at least
+/// [`MIN_INTERNAL_KEY_LEN`] characters, printable ASCII without spaces (it travels in an HTTP
+/// header). The error says what is wrong, for a config message that names the key.
+pub fn check_internal_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err(
+            "is required: the deployment's shared internal key, at least 32 characters \
+                    (e.g. `openssl rand -base64 32`), the same as `gateway.internal_key`",
+        );
+    }
+    if key.len() < MIN_INTERNAL_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be at least 32 printable ASCII characters without spaces");
+    }
+    Ok(())
+}
+
 /// A value that must never be printed (URLs with passwords, secrets, keys).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -79,9 +79,10 @@ pub async fn serve_until_shutdown(
     cfg: &HttpConfig,
     health: Health,
     routes: Routes,
+    guard: Option<http::ServiceKey>,
     deps: &Deps,
 ) -> Result<(), RoleError> {
-    let server = http::serve(cfg, health.clone(), routes)
+    let server = http::serve(cfg, health.clone(), routes, guard)
         .map_err(|source| RoleError::Http { role, source })?;
     announce(deps, role, server.addr);
     let mut task = server.task;

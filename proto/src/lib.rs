@@ -4,6 +4,7 @@
 //! Owns: data shapes and their serde form, deterministic message ids.
 //! Must not touch: I/O of any kind (no network, database, files, clocks beyond `Utc::now` defaults).
 
+pub mod auth;
 pub mod callback;
 pub mod channel;
 pub mod condition;

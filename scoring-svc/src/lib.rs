@@ -87,13 +87,15 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
         move |beat| scheduler.clone().run(every, shutdown.clone(), beat),
     ));
     let health = deps.health(ROLE, Some(&db));
+    let guard = None::<platform::http::ServiceKey>;
     let state = api::ApiState {
         scorer,
         relay: Some(relay),
         dry_run_max_sample: cfg.dry_run_max_sample,
     };
     let served =
-        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(state), &deps).await;
+        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(state), guard, &deps)
+            .await;
     platform::tasks::drain(background, role::DRAIN).await;
     served
 }

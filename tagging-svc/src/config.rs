@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use platform::config::{key, ConfigError, DbConfig, HttpConfig, Validate};
+use platform::config::{key, ConfigError, DbConfig, HttpConfig, Secret, Validate};
 use serde::{Deserialize, Serialize};
 use wechat::api::WechatAccessConfig;
 
@@ -16,6 +16,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// The service's own database.
     pub database: DbConfig,
+    /// The deployment's internal key (the same as `gateway.internal_key`; `scrm` takes that one
+    /// when this is not set): every `/v1` request must carry a service credential the gateway
+    /// signed with a key derived from it.
+    #[serde(default)]
+    pub internal_key: Secret,
     /// The tenants' local time as an offset from UTC in minutes (behaviour days, windows and
     /// their midnight exits are counted in it); 480 is China Standard Time.
     #[serde(default = "default_offset")]
@@ -110,6 +115,7 @@ impl Config {
         Config {
             http,
             database,
+            internal_key: Secret::default(),
             utc_offset_minutes: default_offset(),
             tenant_utc_offsets: BTreeMap::new(),
             consumer_concurrency: default_concurrency(),
@@ -142,6 +148,8 @@ impl Validate for Config {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         self.http.validate(&key(prefix, "http"))?;
         self.database.validate(&key(prefix, "database"))?;
+        platform::config::check_internal_key(self.internal_key.expose())
+            .map_err(|reason| ConfigError::invalid(key(prefix, "internal_key"), reason))?;
         self.wechat.validate(&key(prefix, "wechat"))?;
         self.wecom_sync.validate(&key(prefix, "wecom_sync"))?;
         if !offset_ok(self.utc_offset_minutes) {

@@ -98,7 +98,8 @@ pub async fn run_with_clock(
     ));
     let health = deps.health(ROLE, Some(&db));
     let routes = api::wecom::routes(api::routes(tagger), db.clone(), wecom);
-    let served = role::serve_until_shutdown(ROLE, &cfg.http, health, routes, &deps).await;
+    let guard = None::<platform::http::ServiceKey>;
+    let served = role::serve_until_shutdown(ROLE, &cfg.http, health, routes, guard, &deps).await;
     platform::tasks::drain(background, role::DRAIN).await;
     served
 }

@@ -7,6 +7,7 @@
 //! the local servers. When one is unreachable a test fails with a message naming the server — it
 //! never skips (CI runs with `CI=true`; locally the message says how to start the servers).
 
+pub mod auth;
 pub mod bus_load;
 pub mod db;
 pub mod events;

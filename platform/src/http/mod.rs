@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+pub mod principal;
 mod request_id;
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ pub mod params;
 
 pub use error::{json_config, path_config, query_config, ApiError};
 pub use health::{Check, CheckFuture, Health};
+pub use principal::{Principal, ServiceKey, PRINCIPAL_HEADER};
 pub use request_id::{RequestId, REQUEST_ID_HEADER};
 
 use crate::config::HttpConfig;
@@ -31,8 +33,14 @@ pub struct RunningServer {
 }
 
 /// Binds and starts a server with the shared middleware, `/healthz`, `/readyz`, `/metrics` and the
-/// role's `routes`.
-pub fn serve(cfg: &HttpConfig, health: Health, routes: Routes) -> std::io::Result<RunningServer> {
+/// role's `routes`. With `guard` (a service's), every `/v1` route requires a service credential
+/// signed with it ([`principal::require_credential`]).
+pub fn serve(
+    cfg: &HttpConfig,
+    health: Health,
+    routes: Routes,
+    guard: Option<ServiceKey>,
+) -> std::io::Result<RunningServer> {
     let workers = if cfg.workers == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -42,11 +50,15 @@ pub fn serve(cfg: &HttpConfig, health: Health, routes: Routes) -> std::io::Resul
     };
     let server = HttpServer::new(move || {
         let routes = routes.clone();
+        let key = guard.clone().map(std::rc::Rc::new);
         App::new()
             .app_data(web::Data::new(health.clone()))
             .app_data(json_config())
             .app_data(query_config())
             .app_data(path_config())
+            .wrap(actix_web::middleware::from_fn(move |req, next| {
+                principal::require_credential(key.clone(), req, next)
+            }))
             .wrap(actix_web::middleware::from_fn(request_id::middleware))
             .configure(health::routes)
             .configure(move |c| routes(c))

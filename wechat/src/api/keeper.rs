@@ -33,24 +33,7 @@ use super::{
 /// Path of the token endpoint on the gateway.
 pub const TOKEN_PATH: &str = "/internal/v1/wechat/token";
 
-/// Shortest internal key accepted by either end.
-pub const MIN_INTERNAL_KEY_LEN: usize = 32;
-
-/// Checks a shared internal key (the gateway's and each caller's copy): present, at least
-/// [`MIN_INTERNAL_KEY_LEN`] characters, printable ASCII without spaces (it travels in an HTTP
-/// header). The error says what is wrong, for a config message that names the key.
-pub fn check_internal_key(key: &str) -> Result<(), &'static str> {
-    if key.is_empty() {
-        return Err(
-            "is required: a shared key of at least 32 characters for the gateway's \
-                    internal token endpoint (e.g. `openssl rand -base64 32`)",
-        );
-    }
-    if key.len() < MIN_INTERNAL_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("must be at least 32 printable ASCII characters without spaces");
-    }
-    Ok(())
-}
+pub use platform::config::{check_internal_key, MIN_INTERNAL_KEY_LEN};
 
 /// Query of the token endpoint. `Debug` hides `rejected`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
