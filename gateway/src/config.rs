@@ -42,6 +42,15 @@ pub struct Config {
     /// Tenant write keys registered at start, for `/track` from servers and H5 pages.
     #[serde(default)]
     pub write_keys: Vec<WriteKeySeed>,
+    /// Where the services' internal APIs are (`[gateway.services]`): `identity_url`,
+    /// `tagging_url`, `scoring_url`, e.g. `http://identity:8081`. Required in production;
+    /// `scrm up` finds the roles of its own process.
+    #[serde(default)]
+    pub services: ServiceUrls,
+    /// A tenant, its owner and the owner's API token, made at start when missing (`scrm up`:
+    /// tenant `demo`, the token in `<data-dir>/admin.token`).
+    #[serde(default)]
+    pub bootstrap: Option<Bootstrap>,
 }
 
 fn default_session_ttl_secs() -> i64 {
@@ -205,4 +214,27 @@ impl Validate for Config {
         }
         Ok(())
     }
+}
+
+/// Base URLs of the services the admin API composes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUrls {
+    #[serde(default)]
+    pub identity_url: Option<String>,
+    #[serde(default)]
+    pub tagging_url: Option<String>,
+    #[serde(default)]
+    pub scoring_url: Option<String>,
+}
+
+/// What `gateway.bootstrap` makes at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub owner_email: String,
+    /// Where the owner's API token is written (mode 0600); kept while it still signs in.
+    pub token_file: std::path::PathBuf,
 }

@@ -11,11 +11,13 @@
 //! `store/` tables and migrations, `registry` (app lookup), `publish` (confirmed publishing with
 //! retry dedupe), `wechat_api` (calls to WeChat).
 
+pub mod access;
 pub mod api;
 pub mod config;
 pub mod domain;
 pub mod publish;
 pub mod registry;
+pub mod services;
 pub mod store;
 pub mod wechat_api;
 
@@ -63,6 +65,12 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
     let background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
     let http = cfg.http.clone();
+    let access = access::Access::new(db.clone(), deps.cache.clone());
+    if let Some(b) = &cfg.bootstrap {
+        bootstrap(&access, b).await.map_err(other)?;
+    }
+    let cfg_internal_key = cfg.internal_key.expose().to_string();
+    let cfg_services = cfg.services.clone();
     let state = api::GatewayState {
         cfg: Arc::new(cfg),
         registry,
@@ -71,9 +79,16 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         keys,
         wechat,
         bus: deps.bus.clone(),
+        access: access.clone(),
+        services: services::Services::new(
+            cfg_internal_key.as_str(),
+            cfg_services,
+            deps.peers.clone(),
+        ),
     };
     let health = deps.health(ROLE, Some(&db));
-    let served = role::serve_until_shutdown(ROLE, &http, health, api::routes(state), None, &deps).await;
+    let served =
+        role::serve_until_shutdown(ROLE, &http, health, api::routes(state), None, &deps).await;
     platform::tasks::drain(background, role::DRAIN).await;
     served
 }
@@ -81,4 +96,59 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
 /// Creates the gateway's database if needed and applies its migrations.
 pub async fn migrate(cfg: &Config) -> Result<(), RoleError> {
     role::migrate::<store::Migrator>(ROLE, &cfg.database).await
+}
+
+/// Makes the bootstrap tenant, its owner and the owner's API token when missing; a token file
+/// that still signs in is kept.
+async fn bootstrap(access: &access::Access, b: &config::Bootstrap) -> Result<(), String> {
+    if let Ok(t) = std::fs::read_to_string(&b.token_file) {
+        if let Ok(Some(p)) = access.authenticate(t.trim()).await {
+            if p.tenant_id == b.tenant_id {
+                return Ok(());
+            }
+        }
+    }
+    let fail = |e: access::AccessError| format!("bootstrap of tenant `{}`: {e}", b.tenant_id);
+    access
+        .put_tenant(&b.tenant_id, &b.tenant_name, "Asia/Shanghai")
+        .await
+        .map_err(fail)?;
+    let owner = access
+        .put_user(
+            &b.tenant_id,
+            &b.owner_email,
+            "Owner",
+            None,
+            proto::auth::Role::Owner,
+        )
+        .await
+        .map_err(fail)?;
+    let issued = access
+        .issue(
+            &owner.id,
+            &b.tenant_id,
+            proto::auth::Role::Owner,
+            access::API,
+            "scrm up",
+            None,
+        )
+        .await
+        .map_err(fail)?;
+    write_private(&b.token_file, &issued.token)
+        .map_err(|e| format!("cannot write {}: {e}", b.token_file.display()))?;
+    tracing::info!(tenant = %b.tenant_id, file = %b.token_file.display(), "Owner API token written");
+    Ok(())
+}
+
+/// Writes `content` to `path`, readable by its owner only.
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(content.as_bytes())
 }

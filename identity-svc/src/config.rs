@@ -322,10 +322,13 @@ fn check_rules(
 mod tests {
     use super::*;
 
+    const KEY: &str = "test-internal-key-0123456789abcdef0123";
+
     fn cfg() -> Config {
         serde_json::from_value(serde_json::json!({
             "http": {"bind": "127.0.0.1:0"},
             "database": {"url": "sqlite:///tmp/x.db"},
+            "internal_key": KEY,
             "wechat": {"enabled": false},
         }))
         .unwrap()
@@ -335,6 +338,11 @@ mod tests {
     fn defaults_validate_and_bad_values_name_the_key() {
         let c = cfg();
         c.validate("identity").unwrap();
+        // The API serves nobody without the deployment's internal key.
+        let mut bad = c.clone();
+        bad.internal_key = Secret::default();
+        let e = bad.validate("identity").unwrap_err().to_string();
+        assert!(e.contains("identity.internal_key"), "{e}");
         assert_eq!(c.resolution.max_identifiers_per_kind, 20);
         let mut bad = c.clone();
         bad.pii_key = Some(Secret::new("c2hvcnQ="));
@@ -355,6 +363,7 @@ mod tests {
         let mut c: Config = serde_json::from_value(serde_json::json!({
             "http": {"bind": "127.0.0.1:0"},
             "database": {"url": "sqlite:///tmp/x.db"},
+            "internal_key": KEY,
         }))
         .unwrap();
         assert!(c.wechat.access.enabled, "on unless switched off");

@@ -28,7 +28,8 @@ use crate::domain::Policy;
 pub const ROLE: &str = "identity";
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// the channel-event consumer, internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
+/// the channel-event consumer, internal HTTP API with `/healthz`, `/readyz`, `/metrics` (every
+/// `/v1` route requires a service credential signed under `internal_key`).
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     let pii = pii_key(&cfg)?;
     let wechat = wechat_lookup(&cfg)?;
@@ -64,7 +65,10 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         },
     ));
     let health = deps.health(ROLE, Some(&db));
-    let guard = None::<platform::http::ServiceKey>;
+    // Only the gateway calls the API: every `/v1` request carries its signed credential.
+    let guard = Some(platform::http::ServiceKey::derive(
+        cfg.internal_key.expose(),
+    ));
     let served =
         role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(resolver), guard, &deps)
             .await;

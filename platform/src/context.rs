@@ -25,7 +25,14 @@ pub struct Deps {
     /// The process's supervised background tasks (every role's relay, consumer, schedulers,
     /// workers and jobs); their liveness is part of each role's readiness.
     pub tasks: Tasks,
+    /// Where the other roles of this process listen, once they do (`scrm up`: the gateway
+    /// reaches the services there when no URL is configured).
+    pub peers: Peers,
 }
+
+/// Role name → the address it listens on, filled as roles of the process start.
+pub type Peers =
+    std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, std::net::SocketAddr>>>;
 
 impl Deps {
     /// Readiness for a role: its database (when it has one), the bus, the cache and its

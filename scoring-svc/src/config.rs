@@ -225,10 +225,17 @@ mod tests {
         let c: Config = serde_json::from_value(serde_json::json!({
             "http": {"bind": "127.0.0.1:0"},
             "database": {"url": "sqlite:///tmp/x.db"},
+            "internal_key": "scoring-test-internal-key-0123456789",
             "tenant_utc_offsets": {"t-eu": 60},
         }))
         .unwrap();
         c.validate("scoring").unwrap();
+        for key in ["", "too-short"] {
+            let mut bad = c.clone();
+            bad.internal_key = serde_json::from_value(serde_json::json!(key)).unwrap();
+            let e = bad.validate("scoring").unwrap_err().to_string();
+            assert!(e.contains("scoring.internal_key"), "{e}");
+        }
         assert_eq!(c.offset_of("t-eu"), 60);
         assert_eq!(c.offset_of("other"), 480);
         let mut bad = c.clone();

@@ -41,7 +41,9 @@ pub const ROLE: &str = "scoring";
 const SCHEDULER_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// the bus consumer, the scheduler, internal HTTP API with `/healthz`, `/readyz`, `/metrics`.
+/// the bus consumer, the scheduler, internal HTTP API with `/healthz`, `/readyz`, `/metrics`
+/// (every `/v1` route refused with 401 without a service credential signed under a key derived
+/// from `cfg.internal_key`).
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     run_with_clock(cfg, deps, Arc::new(SystemClock)).await
 }
@@ -87,15 +89,17 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
         move |beat| scheduler.clone().run(every, shutdown.clone(), beat),
     ));
     let health = deps.health(ROLE, Some(&db));
-    let guard = None::<platform::http::ServiceKey>;
+    // Every `/v1` route needs the gateway's service credential (DESIGN.md §10).
+    let guard = Some(platform::http::ServiceKey::derive(
+        cfg.internal_key.expose(),
+    ));
     let state = api::ApiState {
         scorer,
         relay: Some(relay),
         dry_run_max_sample: cfg.dry_run_max_sample,
     };
     let served =
-        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(state), guard, &deps)
-            .await;
+        role::serve_until_shutdown(ROLE, &cfg.http, health, api::routes(state), guard, &deps).await;
     platform::tasks::drain(background, role::DRAIN).await;
     served
 }

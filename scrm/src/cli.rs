@@ -64,6 +64,16 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "ROLE")]
         role: Vec<Role>,
     },
+    /// Tenants (`scrm tenant add`).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Users of a tenant (`scrm user add`).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Parked messages (those that failed every attempt) of the consumer groups.
     Bus {
         #[command(subcommand)]
@@ -78,6 +88,59 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "S")]
         seed: u64,
     },
+}
+
+/// `scrm tenant …` (the gateway's database of `--config`, else of `--data-dir`).
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant (or rename one).
+    Add {
+        /// `[a-z0-9][a-z0-9_-]{0,63}`.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "Asia/Shanghai")]
+        time_zone: String,
+        #[arg(
+            long,
+            env = "SCRM_DATA_DIR",
+            default_value = "data",
+            value_name = "DIR"
+        )]
+        data_dir: PathBuf,
+    },
+}
+
+/// `scrm user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user to a tenant with a role (password from SCRM_USER_PASSWORD, at least 12
+    /// characters; without one the user signs in only with API tokens).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, operator, analyst or rep.
+        #[arg(long, value_parser = parse_role)]
+        role: proto::auth::Role,
+        /// Also print a new API token for the user.
+        #[arg(long)]
+        token: bool,
+        #[arg(
+            long,
+            env = "SCRM_DATA_DIR",
+            default_value = "data",
+            value_name = "DIR"
+        )]
+        data_dir: PathBuf,
+    },
+}
+
+fn parse_role(s: &str) -> Result<proto::auth::Role, String> {
+    proto::auth::Role::parse(s)
+        .ok_or_else(|| "one of owner, admin, operator, analyst, rep".to_string())
 }
 
 /// `scrm bus …`. With a config file (or `SCRM_BUS__URL`) they talk to RabbitMQ; otherwise to
@@ -164,6 +227,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     role.name()
                 );
             }
+            println!(
+                "  admin API: {}/admin/v1   owner token of tenant `demo`: {}",
+                running.url(Role::Gateway),
+                data_dir.join("admin.token").display()
+            );
             println!("Press Ctrl-C to stop.");
             running.wait_for_signal().await
         }
@@ -193,6 +261,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bus { command } => bus(config, command).await,
+        Command::Tenant {
+            command:
+                TenantCommand::Add {
+                    id,
+                    name,
+                    time_zone,
+                    data_dir,
+                },
+        } => crate::people::add_tenant(config, &data_dir, &id, &name, &time_zone).await,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    tenant,
+                    email,
+                    role,
+                    token,
+                    data_dir,
+                },
+        } => crate::people::add_user(config, &data_dir, &tenant, &email, role, token).await,
         Command::FakeWechat { port, seed } => fake_wechat(port, seed).await,
     }
 }

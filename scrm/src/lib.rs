@@ -7,6 +7,7 @@
 
 pub mod bus_tool;
 pub mod cli;
+pub mod people;
 pub mod roles;
 pub mod settings;
 pub mod up;

@@ -78,13 +78,15 @@ impl Settings {
                 ));
             }
         }
-        Ok(Settings {
+        let mut s = Settings {
             mode,
             telemetry,
             bus,
             cache,
             figment: fig,
-        })
+        };
+        s.share_internal_key();
+        Ok(s)
     }
 
     /// Whether `key` (dotted, e.g. `identity.wechat.gateway_url`) has a value from any source.
@@ -101,6 +103,20 @@ impl Settings {
     pub fn set(&mut self, key: &str, value: serde_json::Value) {
         self.figment = std::mem::take(&mut self.figment)
             .merge(figment::providers::Serialized::default(key, value));
+    }
+
+    /// Gives each service the deployment's internal key (`gateway.internal_key`) unless its
+    /// own section names one: with it they verify the credentials the gateway signs.
+    fn share_internal_key(&mut self) {
+        let Some(k) = self.value("gateway.internal_key") else {
+            return;
+        };
+        for role in ["identity", "tagging", "scoring"] {
+            let target = format!("{role}.internal_key");
+            if !self.is_set(&target) {
+                self.set(&target, k.clone());
+            }
+        }
     }
 
     /// The typed, validated section of one role.
@@ -163,6 +179,11 @@ pub fn embedded_defaults(
             "secret_key": secret_key,
             "internal_key": internal_key,
             "apps": dev_apps(),
+            "bootstrap": {
+                "tenant_id": DEV_TENANT, "tenant_name": "Demo",
+                "owner_email": "owner@demo.local",
+                "token_file": data_dir.join("admin.token"),
+            },
         },
         "identity": {"http": {"bind": next(1)}, "database": {"url": sqlite("identity"), "max_connections": 4}},
         "tagging": {"http": {"bind": next(2)}, "database": {"url": sqlite("tagging"), "max_connections": 4}},

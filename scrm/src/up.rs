@@ -217,20 +217,6 @@ pub(crate) fn link_to_gateway(settings: &mut Settings, gateway: SocketAddr) {
     }
 }
 
-/// Gives each service the deployment's internal key (`gateway.internal_key`) unless its own
-/// section names one: with it they verify the credentials the gateway signs.
-pub(crate) fn share_internal_key(settings: &mut Settings) {
-    let Some(k) = settings.value("gateway.internal_key") else {
-        return;
-    };
-    for role in ["identity", "tagging", "scoring"] {
-        let target = format!("{role}.internal_key");
-        if !settings.is_set(&target) {
-            settings.set(&target, k.clone());
-        }
-    }
-}
-
 /// A production role (or several) in this process against the configured servers.
 pub async fn start_production(config: Option<&Path>, roles: &[Role]) -> anyhow::Result<Running> {
     let settings = Settings::load(
@@ -266,7 +252,6 @@ async fn start(
             .ok_or_else(|| anyhow!("gateway.http.bind is not an address"))?;
         link_to_gateway(&mut settings, bind);
     }
-    share_internal_key(&mut settings);
     // Check every role's section before connecting anything, so a config error comes first.
     for role in roles {
         roles::check(*role, &settings)?;
@@ -300,6 +285,7 @@ async fn start(
         migrate_on_start,
         listening: Some(tx),
         tasks: Default::default(),
+        peers: Default::default(),
     };
     let mut tasks = JoinSet::new();
     let mut addrs = BTreeMap::new();
@@ -344,6 +330,10 @@ async fn wait_listening(
         tokio::select! {
             Some((role, addr)) = rx.recv() => {
                 addrs.insert(role, addr);
+                deps.peers
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(role.to_string(), addr);
             }
             Some(done) = tasks.join_next() => {
                 deps.shutdown.cancel();

@@ -229,6 +229,10 @@ fn production_role_runs_against_mariadb_rabbitmq_redis() {
             .env(
                 "SCRM_IDENTITY__WECHAT__INTERNAL_KEY",
                 "cli-internal-key-0123456789abcdef0123",
+            )
+            .env(
+                "SCRM_IDENTITY__INTERNAL_KEY",
+                "cli-internal-key-0123456789abcdef0123",
             );
     };
 

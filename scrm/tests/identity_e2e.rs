@@ -2,19 +2,28 @@
 //! Official Account, log in to the mini-program and are added by a WeCom rep. The OA and WeCom
 //! callbacks carry no unionid; identity-svc asks WeChat (through the gateway's token keeper) and
 //! merges the three into one profile, with WeCom's name, gender and the rep's follow details.
+//! The identity API of the real server serves only requests carrying the gateway's service
+//! credential (every route: 401 without one, with a forged or expired one), scoped to its tenant.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use platform::http::{Principal, ServiceKey, PRINCIPAL_HEADER};
+use proto::auth::Role;
 use scrm::up::Running;
 use serde_json::{json, Value};
 use wechat::fake::{CallbackMode, FakeWechat};
 
-use common::TENANT;
+use common::{INTERNAL_KEY, TENANT};
 
 fn url(running: &Running, role: &str) -> String {
     format!("http://{}", running.addrs[role])
+}
+
+/// The credential the gateway of this deployment sends for an operator of `tenant`.
+fn credential(tenant: &str) -> (&'static str, String) {
+    scrm_tests::auth::header_with(INTERNAL_KEY, tenant, "user:test", Role::Operator)
 }
 
 /// Polls the identity API until `check` accepts the profile holding the OA openid.
@@ -30,8 +39,8 @@ async fn profile_until(
     while Instant::now() < deadline {
         let r = http
             .get(format!("{identity}/v1/profiles/by-identifier"))
+            .header(credential(TENANT).0, credential(TENANT).1)
             .query(&[
-                ("tenant_id", TENANT),
                 ("kind", "oa_openid"),
                 ("namespace", oa_app),
                 ("value", openid),
@@ -136,11 +145,13 @@ async fn one_person_through_oa_mini_program_and_wecom_is_one_profile() {
         json!(apps.oa.appid)
     );
     // Only one profile is active for the person: the other two were merged into it.
+    let (name, value) = credential(TENANT);
     let merges: Value = http
         .get(format!(
             "{identity}/v1/profiles/{}/merges",
             p["id"].as_str().unwrap()
         ))
+        .header(name, value)
         .send()
         .await
         .unwrap()
@@ -156,6 +167,159 @@ async fn one_person_through_oa_mini_program_and_wecom_is_one_profile() {
     assert!(rules.iter().all(|r| *r == "unionid"), "{rules:?}");
     assert!(fake.calls("/cgi-bin/user/info") >= 1);
     assert!(fake.calls("/cgi-bin/externalcontact/get") >= 1);
+    // Through a credential of another tenant the profile does not exist.
+    let (name, value) = credential("t-other");
+    for uri in [
+        format!("{identity}/v1/profiles/{}", p["id"].as_str().unwrap()),
+        format!(
+            "{identity}/v1/profiles/by-identifier?kind=oa_openid&namespace={}&value={}&tenant_id={TENANT}",
+            apps.oa.appid, user.oa_openid
+        ),
+    ] {
+        let r = http.get(&uri).header(name, &value).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{uri}");
+    }
+
+    running.stop().await.unwrap();
+    fake.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every route of the identity API, with a plausible path and body.
+fn identity_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
+    vec![
+        (
+            "GET",
+            "/v1/profiles/00000000-0000-7000-8000-000000000000",
+            None,
+        ),
+        (
+            "GET",
+            "/v1/profiles/by-identifier?kind=phone&value=13912345678",
+            None,
+        ),
+        ("GET", "/v1/profiles/search?phone=13912345678", None),
+        ("GET", "/v1/profiles/p1/timeline?limit=10", None),
+        ("GET", "/v1/profiles/p1/merges", None),
+        ("GET", "/v1/profiles/p1/edges", None),
+        (
+            "PATCH",
+            "/v1/profiles/p1/fields",
+            Some(json!({"fields": {"contact.city": "Hangzhou"}})),
+        ),
+        (
+            "POST",
+            "/v1/profiles/p1/binding-token",
+            Some(json!({"ttl_days": 7})),
+        ),
+        (
+            "POST",
+            "/v1/profiles/merge",
+            Some(json!({"survivor": "p1", "absorbed": "p2", "reason": "same person"})),
+        ),
+        (
+            "POST",
+            "/v1/merges/1/unmerge",
+            Some(json!({"reason": "not the same person"})),
+        ),
+        (
+            "POST",
+            "/v1/profiles/p1/split",
+            Some(
+                json!({"identifier": {"kind": "phone", "value": "13912345678"},
+                        "reason": "shared phone"}),
+            ),
+        ),
+        ("GET", "/v1/merge-refusals?limit=5", None),
+        ("GET", "/v1/data-quality?profile_id=p1", None),
+        ("GET", "/v1/reps/rep1/customers?corp_id=ww1", None),
+        ("GET", "/v1/custom-fields", None),
+        (
+            "PUT",
+            "/v1/custom-fields/vip",
+            Some(json!({"value_type": "bool", "label": "VIP"})),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_identity_api_serves_only_the_gateways_credential() {
+    let fake = FakeWechat::start(0, 22).unwrap();
+    let (running, dir) = common::start_up(&fake, None).await;
+    let identity = url(&running, "identity");
+    let http = reqwest::Client::new();
+
+    let key = ServiceKey::derive(INTERNAL_KEY);
+    let expired = key.sign(&Principal {
+        expires: chrono::Utc::now().timestamp() - 1,
+        ..Principal::new(TENANT, "user:test", Role::Operator)
+    });
+    let (_, genuine) = credential(TENANT);
+    let (_, other_tenant) = credential("t-other");
+    // Another tenant in the payload of a genuine credential: the signature no longer matches.
+    let forged = format!(
+        "{}.{}",
+        other_tenant.rsplit_once('.').unwrap().0,
+        genuine.rsplit_once('.').unwrap().1
+    );
+    let refused: Vec<(Option<String>, &str)> = vec![
+        (None, "unauthenticated"),
+        (
+            Some(
+                scrm_tests::auth::header_with(
+                    "another-deployment-key-0123456789abcdef",
+                    TENANT,
+                    "user:test",
+                    Role::Owner,
+                )
+                .1,
+            ),
+            "invalid_credential",
+        ),
+        (Some(forged), "invalid_credential"),
+        (Some(expired), "expired_credential"),
+        (Some("not-a-credential".into()), "malformed_credential"),
+    ];
+    let send = |method: &str, path: &str, body: &Option<Value>, header: Option<&str>| {
+        let mut req = http.request(method.parse().unwrap(), format!("{identity}{path}"));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(h) = header {
+            req = req.header(PRINCIPAL_HEADER, h);
+        }
+        req.send()
+    };
+    for (method, path, body) in identity_routes() {
+        for (header, code) in &refused {
+            let r = send(method, path, &body, header.as_deref()).await.unwrap();
+            assert_eq!(r.status().as_u16(), 401, "{method} {path} ({code})");
+            let b: Value = r.json().await.unwrap();
+            assert_eq!(b["code"], *code, "{method} {path}: {b}");
+        }
+        // With the gateway's credential the route is served: not refused, and a route it is.
+        let r = send(method, path, &body, Some(&credential(TENANT).1))
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let b: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(
+            status != 401 && status != 405,
+            "{method} {path}: {status} {b}"
+        );
+        assert!(
+            !b["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("no route"),
+            "{method} {path}: {b}"
+        );
+    }
+    // Health, readiness and metrics stay open.
+    for path in ["/healthz", "/metrics"] {
+        let r = http.get(format!("{identity}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
 
     running.stop().await.unwrap();
     fake.stop().await;

@@ -1,27 +1,47 @@
 //! Lead scoring end to end, in `scrm up` with the fake WeChat server. The scoring model, its
-//! rules, the stage machine and a trigger are created through the scoring API; then a rep adds
-//! a customer on WeCom, the customer follows the Official Account, logs in to the mini-program,
+//! rules, the stage machine and a trigger are created through the scoring API (as the gateway
+//! calls it: with the service credential naming the tenant and the actor); then a rep adds a
+//! customer on WeCom, the customer follows the Official Account, logs in to the mini-program,
 //! reads three articles and submits a form. identity-svc resolves every door to one profile;
 //! scoring-svc scores it (follow 10, articles 3 × 10, form 30), moves it from `new` to `mql`
-//! at 60 points and publishes `lead.stage_changed` and `lead.notify` for the rep.
+//! at 60 points and publishes `lead.stage_changed` and `lead.notify` for the rep. Another
+//! tenant's credential finds none of it.
+//!
+//! The real server refuses every scoring route without a credential, with one signed under
+//! another key, expired or malformed (401), and keeps health and metrics open.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use platform::bus::{GroupSpec, Subscription};
+use platform::http::{Principal, ServiceKey, PRINCIPAL_HEADER};
+use proto::auth::Role;
 use scrm::up::Running;
 use serde_json::{json, Value};
 use wechat::fake::{CallbackMode, FakeWechat};
 
-use common::TENANT;
+use common::{INTERNAL_KEY, TENANT};
 
 fn url(running: &Running, role: &str) -> String {
     format!("http://{}", running.addrs[role])
 }
 
+/// The credential of `tenant`'s operator `user:test` under the deployment's key.
+fn operator(tenant: &str) -> (&'static str, String) {
+    scrm_tests::auth::header_with(INTERNAL_KEY, tenant, "user:test", Role::Operator)
+}
+
+/// A POST as [`TENANT`]'s operator; panics unless 2xx.
 async fn post(http: &reqwest::Client, url: String, body: Value) -> Value {
-    let r = http.post(&url).json(&body).send().await.unwrap();
+    let (h, v) = operator(TENANT);
+    let r = http
+        .post(&url)
+        .header(h, v)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let v: Value = r.json().await.unwrap();
     assert!((200..300).contains(&status), "{url}: {status} {v}");
@@ -39,8 +59,12 @@ async fn profile_with(
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = Value::Null;
     while Instant::now() < deadline {
+        let (h, v) = operator(TENANT);
+        // The credential names the tenant; a `tenant_id` is ignored once identity-svc takes it
+        // from there.
         let r = http
             .get(format!("{identity}/v1/profiles/by-identifier"))
+            .header(h, v)
             .query(&[
                 ("tenant_id", TENANT),
                 ("kind", "oa_openid"),
@@ -107,14 +131,20 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
     );
     let http = reqwest::Client::new();
 
+    let (auth_name, auth) = operator(TENANT);
+
     // The model, its rules, the machine and a trigger, through the scoring API.
     let model = post(
         &http,
         format!("{scoring}/v1/models"),
-        json!({"tenant_id": TENANT, "operator": "ops",
-        "key": "engagement", "name": "Engagement", "decay": {"kind": "half_life", "days": 30}}),
+        json!({"key": "engagement", "name": "Engagement", "decay": {"kind": "half_life", "days": 30}}),
     )
     .await;
+    assert_eq!(
+        (model["tenant_id"].as_str(), model["created_by"].as_str()),
+        (Some(TENANT), Some("user:test")),
+        "{model}"
+    );
     let mid = model["id"].as_str().unwrap();
     for rule in [
         json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
@@ -122,12 +152,11 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
                "filters": [{"key": "content.tags", "value_type": "string", "op": "eq", "value": "article"}]}),
         json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 30}),
     ] {
-        let mut r = rule;
-        r["operator"] = json!("ops");
-        post(&http, format!("{scoring}/v1/models/{mid}/rules"), r).await;
+        post(&http, format!("{scoring}/v1/models/{mid}/rules"), rule).await;
     }
     let machine: Value = http
-        .get(format!("{scoring}/v1/stage-machine?tenant_id={TENANT}"))
+        .get(format!("{scoring}/v1/stage-machine"))
+        .header(auth_name, &auth)
         .send()
         .await
         .unwrap()
@@ -138,10 +167,11 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
     let mut m = machine.clone();
     m["stages"][1]["entry"] = json!({"version": 1, "root": {"type": "property", "key": "score.engagement", "value_type": "number", "op": "gte", "value": 60}});
     m["stages"][1]["sla"] = json!({"hours": 24, "met_by": ["wecom.message.text"]});
-    m["operator"] = json!("ops");
+    // The machine as read, back (its `tenant_id` is ignored).
     m.as_object_mut().unwrap().remove("is_default");
     let r = http
         .put(format!("{scoring}/v1/stage-machine"))
+        .header(auth_name, &auth)
         .json(&m)
         .send()
         .await
@@ -150,7 +180,7 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
     post(
         &http,
         format!("{scoring}/v1/triggers"),
-        json!({"tenant_id": TENANT, "operator": "ops", "name": "New MQL",
+        json!({"name": "New MQL",
         "on": {"type": "stage_entered", "stage": "mql"},
         "actions": [{"type": "notify", "message": "A new MQL: contact within 24 hours"}]}),
     )
@@ -271,9 +301,8 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
 
     // The lead as the console sees it.
     let lead: Value = http
-        .get(format!(
-            "{scoring}/v1/profiles/{pid}/scores?tenant_id={TENANT}"
-        ))
+        .get(format!("{scoring}/v1/profiles/{pid}/scores"))
+        .header(auth_name, &auth)
         .send()
         .await
         .unwrap()
@@ -286,9 +315,8 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
         "{lead:#}"
     );
     let ledger: Value = http
-        .get(format!(
-            "{scoring}/v1/profiles/{pid}/ledger?tenant_id={TENANT}"
-        ))
+        .get(format!("{scoring}/v1/profiles/{pid}/ledger"))
+        .header(auth_name, &auth)
         .send()
         .await
         .unwrap()
@@ -307,9 +335,8 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
         vec!["Article", "Article", "Article", "Follow", "Form"]
     );
     let history: Value = http
-        .get(format!(
-            "{scoring}/v1/profiles/{pid}/stage-history?tenant_id={TENANT}"
-        ))
+        .get(format!("{scoring}/v1/profiles/{pid}/stage-history"))
+        .header(auth_name, &auth)
         .send()
         .await
         .unwrap()
@@ -323,10 +350,18 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
         .map(|h| h["to"].as_str().unwrap())
         .collect();
     assert_eq!(tos.last(), Some(&"mql"));
+    // The rep, as the gateway names them, may not move the lead back.
     let (st, refusal) = {
+        let (h, v) = scrm_tests::auth::header_with(
+            INTERNAL_KEY,
+            TENANT,
+            &format!("rep:{}:{rep}", apps.wecom.appid),
+            Role::Rep,
+        );
         let r = http
             .post(format!("{scoring}/v1/profiles/{pid}/stage"))
-            .json(&json!({"tenant_id": TENANT, "stage": "new", "actor": rep, "reason": "try"}))
+            .header(h, v)
+            .json(&json!({"stage": "new", "reason": "try"}))
             .send()
             .await
             .unwrap();
@@ -336,6 +371,163 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
         (st, refusal["code"].as_str()),
         (409, Some("transition_not_allowed"))
     );
+
+    // Another tenant's credential finds none of it.
+    let (other_name, other) = operator("t-e2e-other");
+    for path in [
+        format!("/v1/models/{mid}"),
+        format!("/v1/profiles/{pid}/scores"),
+        format!("/v1/profiles/{pid}/ledger"),
+    ] {
+        let r = http
+            .get(format!("{scoring}{path}?tenant_id={TENANT}"))
+            .header(other_name, &other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+    let models: Value = http
+        .get(format!("{scoring}/v1/models"))
+        .header(other_name, &other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["items"], json!([]), "{models}");
+    let r = http
+        .post(format!("{scoring}/v1/profiles/{pid}/adjustments"))
+        .header(other_name, &other)
+        .json(&json!({"tenant_id": TENANT, "model": "engagement", "delta": 5, "reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "the other tenant has no model `engagement`"
+    );
+
+    running.stop().await.unwrap();
+    fake.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Every route of the scoring API with a plausible method and path.
+const SCORING_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/models"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/m1"),
+    ("PATCH", "/v1/models/m1"),
+    ("POST", "/v1/models/m1/rules"),
+    ("POST", "/v1/models/m1/recompute"),
+    ("GET", "/v1/rules/r1"),
+    ("PUT", "/v1/rules/r1"),
+    ("DELETE", "/v1/rules/r1"),
+    ("GET", "/v1/stage-machine"),
+    ("PUT", "/v1/stage-machine"),
+    ("POST", "/v1/triggers"),
+    ("GET", "/v1/triggers"),
+    ("GET", "/v1/triggers/t1"),
+    ("PUT", "/v1/triggers/t1"),
+    ("DELETE", "/v1/triggers/t1"),
+    ("GET", "/v1/profiles/p1/scores"),
+    ("GET", "/v1/profiles/p1/ledger"),
+    ("GET", "/v1/profiles/p1/stage-history"),
+    ("GET", "/v1/profiles/p1/firings"),
+    ("GET", "/v1/profiles/p1/slas"),
+    ("POST", "/v1/profiles/p1/stage"),
+    ("POST", "/v1/profiles/p1/contacted"),
+    ("POST", "/v1/profiles/p1/adjustments"),
+    ("GET", "/v1/leaderboard"),
+    ("POST", "/v1/dry-run"),
+    ("GET", "/v1/jobs/j1"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_scoring_api_refuses_requests_without_a_valid_credential() {
+    let fake = FakeWechat::start(0, 32).unwrap();
+    let (running, dir) = common::start_up(&fake, None).await;
+    let scoring = url(&running, "scoring");
+    let http = reqwest::Client::new();
+
+    // A tenant's model exists, so a refusal is not a 404 in disguise.
+    let (auth_name, auth) = operator(TENANT);
+    let r = http
+        .post(format!("{scoring}/v1/models"))
+        .header(auth_name, &auth)
+        .json(&json!({"key": "engagement", "name": "Engagement"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    let forged = scrm_tests::auth::header_with(
+        "another-internal-key-0123456789abcdef",
+        TENANT,
+        "user:test",
+        Role::Owner,
+    )
+    .1;
+    let key = ServiceKey::derive(INTERNAL_KEY);
+    let expired = key.sign(&Principal {
+        tenant: TENANT.into(),
+        actor: "user:test".into(),
+        role: Role::Owner,
+        expires: chrono::Utc::now().timestamp() - 5,
+    });
+    // The right signature moved onto another tenant's payload.
+    let swapped = {
+        let good = key.sign(&Principal::new(TENANT, "user:test", Role::Owner));
+        let other = key.sign(&Principal::new("t-e2e-other", "user:test", Role::Owner));
+        let (_, mac) = good.rsplit_once('.').unwrap();
+        let (payload, _) = other.rsplit_once('.').unwrap();
+        format!("{payload}.{mac}")
+    };
+    let cases: [(Option<&str>, &str); 5] = [
+        (None, "unauthenticated"),
+        (Some(&forged), "invalid_credential"),
+        (Some(&swapped), "invalid_credential"),
+        (Some(&expired), "expired_credential"),
+        (Some("not-a-credential"), "malformed_credential"),
+    ];
+    for (method, path) in SCORING_ROUTES {
+        for (credential, code) in &cases {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            // A caller naming the tenant and the actor itself gets nowhere either.
+            let mut r = http
+                .request(m, format!("{scoring}{path}?tenant_id={TENANT}"))
+                .json(&json!({"tenant_id": TENANT, "operator": "ops", "actor": "ops"}));
+            if let Some(c) = credential {
+                r = r.header(PRINCIPAL_HEADER, *c);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (401, Some(*code)),
+                "{method} {path} with {credential:?}: {body}"
+            );
+        }
+    }
+
+    // The same deployment's credential is accepted; health and metrics stay open.
+    let r = http
+        .get(format!("{scoring}/v1/models"))
+        .header(auth_name, &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["items"][0]["key"], "engagement", "{v}");
+    for open in ["/healthz", "/metrics"] {
+        let r = http.get(format!("{scoring}{open}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{open}");
+    }
 
     running.stop().await.unwrap();
     fake.stop().await;

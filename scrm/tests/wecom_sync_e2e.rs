@@ -4,12 +4,17 @@
 //! command tags the profile — and the tag appears on the rep's view of the customer in WeCom,
 //! written with a token tagging got from the gateway's keeper. A corp tag renamed in WeCom
 //! (its `change_external_tag` callback through the gateway) renames the linked local tag.
+//! Tagging's API is called as the gateway calls it (a service credential naming the tenant and
+//! the operator); another tenant's credential finds neither the corp's mirror, nor its link,
+//! nor its groups and write-backs, and cannot sync the corp (the keeper refuses it the corp).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::TENANT;
+use platform::http::PRINCIPAL_HEADER;
+use proto::auth::Role as AuthRole;
 use proto::tagging::{TagCommand, COMMAND_TAG_ADD};
 use proto::Envelope;
 use scrm::roles::Role;
@@ -35,9 +40,28 @@ where
     }
 }
 
-async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
-    let r = http.get(url).send().await.expect("answers");
+/// Another tenant of the deployment.
+const OTHER: &str = "t-e2e-other";
+
+/// The credential the gateway would send for operator `user:ops` of `tenant`.
+fn credential(tenant: &str) -> String {
+    scrm_tests::auth::header_with(common::INTERNAL_KEY, tenant, "user:ops", AuthRole::Operator).1
+}
+
+/// `GET url` as `tenant`.
+async fn get_as(http: &reqwest::Client, tenant: &str, url: String) -> (u16, Value) {
+    let r = http
+        .get(url)
+        .header(PRINCIPAL_HEADER, credential(tenant))
+        .send()
+        .await
+        .expect("answers");
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET url` as [`TENANT`].
+async fn get(http: &reqwest::Client, url: String) -> (u16, Value) {
+    get_as(http, TENANT, url).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -118,9 +142,8 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
 
     // Mirror the corp's library and link its first group.
     let r = http
-        .post(format!(
-            "{tagging}/v1/wecom/{corp}/corp-tags/sync?tenant_id={TENANT}"
-        ))
+        .post(format!("{tagging}/v1/wecom/{corp}/corp-tags/sync"))
+        .header(PRINCIPAL_HEADER, credential(TENANT))
         .send()
         .await
         .expect("sync");
@@ -130,7 +153,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         r.text().await
     );
     let lib = fake.corp_tag_groups();
-    let mirror_url = format!("{tagging}/v1/wecom/{corp}/corp-tags?tenant_id={TENANT}");
+    let mirror_url = format!("{tagging}/v1/wecom/{corp}/corp-tags");
     let (_, mirror) = until(
         "the mirror",
         || get(&http, mirror_url.clone()),
@@ -139,12 +162,33 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
     .await;
     assert_eq!(mirror["sync"]["last_error"], Value::Null);
     let g0 = &lib[0];
+    let link_url = format!(
+        "{tagging}/v1/wecom/{corp}/corp-tag-groups/{}/link",
+        g0.group_id
+    );
+    // Another tenant: the corp's library is not theirs to read, its mirror not theirs to see or
+    // link (404 like a corp nobody has).
     let r = http
-        .post(format!(
-            "{tagging}/v1/wecom/{corp}/corp-tag-groups/{}/link",
-            g0.group_id
-        ))
-        .json(&json!({"tenant_id": TENANT, "operator": "ops"}))
+        .post(format!("{tagging}/v1/wecom/{corp}/corp-tags/sync"))
+        .header(PRINCIPAL_HEADER, credential(OTHER))
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(r.status().as_u16(), 404, "{:?}", r.text().await);
+    let (s, _) = get_as(&http, OTHER, mirror_url.clone()).await;
+    assert_eq!(s, 404);
+    let r = http
+        .post(&link_url)
+        .header(PRINCIPAL_HEADER, credential(OTHER))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("link");
+    assert_eq!(r.status().as_u16(), 404, "{:?}", r.text().await);
+    let r = http
+        .post(&link_url)
+        .header(PRINCIPAL_HEADER, credential(TENANT))
+        .json(&json!({"tenant_id": OTHER, "operator": "typed-by-caller"}))
         .send()
         .await
         .expect("link");
@@ -152,6 +196,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
     assert_eq!(status, 201, "{:?}", r.text().await);
     let group: Value = r.json().await.expect("group");
     assert_eq!(group["sync_wecom"], json!(true));
+    assert_eq!(group["tenant_id"], json!(TENANT));
     let before = fake.corp_tags_of(&user, &rep);
     let target = g0
         .tags
@@ -197,7 +242,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         (calls[0].userid.as_str(), calls[0].add.clone()),
         (rep.as_str(), vec![target.id.clone()])
     );
-    let queue_url = format!("{tagging}/v1/wecom/sync-queue?tenant_id={TENANT}");
+    let queue_url = format!("{tagging}/v1/wecom/sync-queue");
     let (s, queue) = until(
         "the item done",
         || get(&http, queue_url.clone()),
@@ -210,6 +255,89 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         fake.calls(endpoints::GETTOKEN) >= 1,
         "tokens through the gateway"
     );
+    // The other tenant's queue is empty, the write-back and its group are not theirs.
+    let (s, theirs) = get_as(&http, OTHER, format!("{queue_url}?tenant_id={TENANT}")).await;
+    assert_eq!(s, 200);
+    assert!(
+        theirs["counts"]
+            .as_object()
+            .expect("counts")
+            .values()
+            .all(|n| *n == json!(0)),
+        "{theirs}"
+    );
+    let group_id = group["id"].as_str().expect("id").to_owned();
+    for (method, url, body) in [
+        (
+            reqwest::Method::PATCH,
+            format!("{tagging}/v1/tag-groups/{group_id}/wecom"),
+            json!({"sync_wecom": false}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{tagging}/v1/tag-groups/{group_id}/wecom/push"),
+            json!({}),
+        ),
+    ] {
+        let r = http
+            .request(method.clone(), &url)
+            .header(PRINCIPAL_HEADER, credential(OTHER))
+            .json(&body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status().as_u16(), 404, "{method} {url}");
+    }
+    let (s, _) = get_as(&http, OTHER, format!("{tagging}/v1/tags/{local}")).await;
+    assert_eq!(s, 404);
+    // Nor can the other tenant push its own group into this corp: the keeper refuses it the
+    // corp, nothing is created in WeCom.
+    let post_as = |tenant: &'static str, url: String, body: Value| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .header(PRINCIPAL_HEADER, credential(tenant))
+                .json(&body)
+                .send()
+                .await
+                .expect("answers");
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (s, theirs) = post_as(
+        OTHER,
+        format!("{tagging}/v1/tag-groups"),
+        json!({"name": "borrowed", "corp_id": corp}),
+    )
+    .await;
+    assert_eq!(s, 201, "{theirs}");
+    let (s, t) = post_as(
+        OTHER,
+        format!("{tagging}/v1/tags"),
+        json!({"group_id": theirs["id"], "name": "borrowed tag"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{t}");
+    let created_before = fake.calls(endpoints::ADD_CORP_TAG);
+    let (s, e) = post_as(
+        OTHER,
+        format!(
+            "{tagging}/v1/tag-groups/{}/wecom/push",
+            theirs["id"].as_str().expect("id")
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["code"].as_str(), e["details"]["field"].as_str()),
+        (400, Some("invalid_field"), Some("corp_id")),
+        "{e}"
+    );
+    assert_eq!(fake.calls(endpoints::ADD_CORP_TAG), created_before);
 
     // Renamed in WeCom: the callback reaches tagging through the gateway and the bus.
     assert!(fake.rename_corp_tag(&target.id, "重点跟进"));
@@ -248,7 +376,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
         .await
         .expect("callback");
     assert_eq!(r.status, 200, "{}", r.body);
-    let tags_url = format!("{tagging}/v1/profiles/{profile_id}/tags?tenant_id={TENANT}");
+    let tags_url = format!("{tagging}/v1/profiles/{profile_id}/tags");
     let (_, held) = until(
         "the rep's own tag held for them",
         || get(&http, tags_url.clone()),
@@ -287,10 +415,8 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
 
     // Write-back off for the group.
     let r = http
-        .patch(format!(
-            "{tagging}/v1/tag-groups/{}/wecom",
-            group["id"].as_str().expect("id")
-        ))
+        .patch(format!("{tagging}/v1/tag-groups/{group_id}/wecom"))
+        .header(PRINCIPAL_HEADER, credential(TENANT))
         .json(&json!({"sync_wecom": false}))
         .send()
         .await

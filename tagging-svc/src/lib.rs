@@ -38,8 +38,9 @@ const RULE_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
 /// the consumer, the scheduler (window exits, counter rolls), the WeCom corp-tag mirror and
-/// write-back worker ([`wecom::start`]), internal HTTP API with `/healthz`, `/readyz`,
-/// `/metrics`.
+/// write-back worker ([`wecom::start`]), internal HTTP API (every `/v1` route requires the
+/// gateway's service credential, signed under a key derived from `internal_key`) with
+/// `/healthz`, `/readyz`, `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     run_with_clock(cfg, deps, Arc::new(SystemClock)).await
 }
@@ -98,7 +99,10 @@ pub async fn run_with_clock(
     ));
     let health = deps.health(ROLE, Some(&db));
     let routes = api::wecom::routes(api::routes(tagger), db.clone(), wecom);
-    let guard = None::<platform::http::ServiceKey>;
+    // Every `/v1` request must carry a service credential the gateway signed.
+    let guard = Some(platform::http::ServiceKey::derive(
+        cfg.internal_key.expose(),
+    ));
     let served = role::serve_until_shutdown(ROLE, &cfg.http, health, routes, guard, &deps).await;
     platform::tasks::drain(background, role::DRAIN).await;
     served

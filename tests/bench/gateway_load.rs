@@ -301,6 +301,7 @@ fn noop(
         migrate_on_start: true,
         listening: Some(tx),
         tasks: Default::default(),
+        peers: Default::default(),
     };
     let cfg: gateway::Config = serde_json::from_value(gateway_config(dir, app, "noop")).unwrap();
     let task = rt.spawn(gateway::run(cfg, deps.clone()));

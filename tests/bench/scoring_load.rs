@@ -463,6 +463,7 @@ fn main() {
             migrate_on_start: true,
             listening: Some(tx),
             tasks: Default::default(),
+            peers: Default::default(),
         };
         let role = tokio::spawn(scoring_svc::run(cfg, deps));
         let (_, addr) = rx.recv().await.expect("scoring listens");

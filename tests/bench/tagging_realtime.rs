@@ -99,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         migrate_on_start: true,
         listening: None,
         tasks: Default::default(),
+        peers: Default::default(),
     };
     cfg.consumer_concurrency = concurrency;
     cfg.consumer_batch = batch;

@@ -72,7 +72,7 @@ async fn outbox_count(db: &DatabaseConnection, key: &str) -> i64 {
 }
 
 async fn kinds(db: &DatabaseConnection, profile_id: &str) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = queries::profile(db, profile_id)
+    let mut v: Vec<(String, String)> = queries::profile(db, TENANT, profile_id)
         .await
         .unwrap()
         .unwrap()
@@ -130,7 +130,7 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
     assert_eq!(m.profile_id, a.profile_id, "the oldest profile survives");
     assert_eq!(m.absorbed, vec![b.profile_id.clone()]);
 
-    let survivor = queries::profile(&t.conn, &a.profile_id)
+    let survivor = queries::profile(&t.conn, TENANT, &a.profile_id)
         .await
         .unwrap()
         .unwrap();
@@ -144,7 +144,7 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
             ("unionid".into(), "uU1".into()),
         ]
     );
-    let gone = queries::profile(&t.conn, &b.profile_id)
+    let gone = queries::profile(&t.conn, TENANT, &b.profile_id)
         .await
         .unwrap()
         .unwrap();
@@ -152,7 +152,9 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
     assert_eq!(gone.merged_into.as_deref(), Some(a.profile_id.as_str()));
     assert!(gone.identifiers.is_empty());
 
-    let merges = queries::merges(&t.conn, &a.profile_id).await.unwrap();
+    let merges = queries::merges(&t.conn, TENANT, &a.profile_id)
+        .await
+        .unwrap();
     assert_eq!(merges.len(), 1);
     assert_eq!(merges[0].rule, "unionid");
     assert_eq!(merges[0].evidence_event_id, Some(merge_ev.id.to_string()));
@@ -169,12 +171,12 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
     );
 
     // The survivor's timeline holds the absorbed profile's events too; pages chain by cursor.
-    let page1 = queries::timeline(&t.conn, &a.profile_id, None, 3)
+    let page1 = queries::timeline(&t.conn, TENANT, &a.profile_id, None, 3)
         .await
         .unwrap();
     assert_eq!(page1.items.len(), 3);
     let cursor = queries::parse_cursor(page1.next_cursor.as_deref().unwrap()).unwrap();
-    let page2 = queries::timeline(&t.conn, &a.profile_id, Some(cursor), 3)
+    let page2 = queries::timeline(&t.conn, TENANT, &a.profile_id, Some(cursor), 3)
         .await
         .unwrap();
     assert_eq!(page2.items.len(), 2);
@@ -230,7 +232,10 @@ async fn verified_phone_merges(backend: Backend) {
     assert_eq!(m.profile_id, first.profile_id);
     assert_eq!(m.absorbed, vec![second.profile_id.clone()]);
     assert_eq!(
-        queries::merges(&t.conn, &first.profile_id).await.unwrap()[0].rule,
+        queries::merges(&t.conn, TENANT, &first.profile_id)
+            .await
+            .unwrap()[0]
+            .rule,
         "verified_phone"
     );
     // The phone is stored hashed and sealed, shown masked, and found by its clear value.
@@ -275,10 +280,13 @@ async fn guard_refuses_merge_of_different_unionids(backend: Backend) {
     assert_eq!(kinds(&t.conn, &p1.profile_id).await, before1);
     assert_eq!(kinds(&t.conn, &p2.profile_id).await, before2);
     for id in [&p1.profile_id, &p2.profile_id] {
-        let p = queries::profile(&t.conn, id).await.unwrap().unwrap();
+        let p = queries::profile(&t.conn, TENANT, id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(p.status, "active");
     }
-    let refusals = queries::refusals(&t.conn, Some(TENANT), 10).await.unwrap();
+    let refusals = queries::refusals(&t.conn, TENANT, 10).await.unwrap();
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0].reason, "conflicting_unionids");
     assert_eq!(refusals[0].rule, "verified_phone");
@@ -434,7 +442,10 @@ async fn race_of_500_events_for_one_unionid(backend: Backend) {
         .unwrap()
         .try_get_by_index(0)
         .unwrap();
-    let p = queries::profile(&t.conn, &survivor).await.unwrap().unwrap();
+    let p = queries::profile(&t.conn, TENANT, &survivor)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.identifiers.len(), N + 1, "all openids and the unionid");
     assert_eq!(
         count(&t.conn, "SELECT COUNT(*) FROM identifiers").await,

@@ -1,7 +1,9 @@
 //! identity-svc's 360° profile on MariaDB and SQLite: fields from forms and WeChat with the
 //! conflict strategy, data cleaning and the data-quality log, OA subscription / WeCom follow /
 //! customer-group state and reachability, `profile.updated` versions, operator field edits,
-//! custom fields, search, a rep's customers and personalised binding codes (千人千面码).
+//! custom fields, search, a rep's customers and personalised binding codes (千人千面码); the API
+//! scoped to the credential's tenant (another tenant's profiles are not found, lists hold none
+//! of them) and phones looked up by the national number WeChat returns.
 
 use actix_web::{test as atest, web, App};
 use identity_svc::config::ResolutionConfig;
@@ -134,11 +136,38 @@ macro_rules! api {
         let routes = identity_svc::api::routes($r.clone());
         atest::init_service(
             App::new()
+                .app_data(web::Data::new(scrm_tests::auth::key()))
                 .app_data(platform::http::query_config())
+                .app_data(platform::http::json_config())
                 .configure(move |c: &mut web::ServiceConfig| routes(c)),
         )
         .await
     }};
+}
+
+/// A GET as the gateway sends it for `tenant` (default [`TENANT`]).
+macro_rules! get {
+    ($tenant:expr, $uri:expr $(,)?) => {
+        atest::TestRequest::get()
+            .uri(AsRef::<str>::as_ref(&$uri))
+            .insert_header(scrm_tests::auth::header($tenant))
+            .to_request()
+    };
+    ($uri:expr) => {
+        get!(TENANT, $uri)
+    };
+}
+
+/// A request with a JSON body as the gateway sends it for `tenant`.
+macro_rules! send {
+    ($tenant:expr, $method:expr, $uri:expr, $body:expr $(,)?) => {
+        atest::TestRequest::default()
+            .method($method.parse().unwrap())
+            .uri(AsRef::<str>::as_ref(&$uri))
+            .insert_header(scrm_tests::auth::header($tenant))
+            .set_json($body)
+            .to_request()
+    };
 }
 
 async fn fields_forms_quality_and_operator_edits(backend: Backend) {
@@ -156,8 +185,7 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
     )
     .await;
     let app = api!(r);
-    let get = |uri: String| atest::TestRequest::get().uri(&uri).to_request();
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{p}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{p}"))).await;
     let f = &v["fields"];
     assert_eq!(f["contact.name"], "Li Lei");
     assert_eq!(f["company.name"], "Acme");
@@ -178,13 +206,9 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
     assert!(f.get("contact.age").is_none() && f.get("custom.vip").is_none());
 
     // Refused values are logged with their reason; an undeclared custom field too.
-    let q: Value = atest::call_and_read_body_json(
-        &app,
-        get(format!(
-            "/v1/data-quality?tenant_id={TENANT}&profile_id={p}"
-        )),
-    )
-    .await;
+    let q: Value =
+        atest::call_and_read_body_json(&app, get!(format!("/v1/data-quality?profile_id={p}")))
+            .await;
     let mut reasons: Vec<(String, String)> = q["items"]
         .as_array()
         .unwrap()
@@ -207,29 +231,13 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
     );
 
     // Declared, the custom field is taken; a type change is refused.
-    let put = |name: &str, body: Value| {
-        atest::TestRequest::put()
-            .uri(&format!("/v1/custom-fields/{name}"))
-            .set_json(body)
-            .to_request()
-    };
-    let res = atest::call_service(
-        &app,
-        put(
-            "vip",
-            json!({"tenant_id": TENANT, "value_type": "bool", "operator": "ops"}),
-        ),
-    )
-    .await;
+    let put =
+        |name: &str, body: Value| send!(TENANT, "PUT", format!("/v1/custom-fields/{name}"), body);
+    let res = atest::call_service(&app, put("vip", json!({"value_type": "bool"}))).await;
     assert_eq!(res.status(), 201);
-    let res = atest::call_service(
-        &app,
-        put(
-            "vip",
-            json!({"tenant_id": TENANT, "value_type": "number", "operator": "ops"}),
-        ),
-    )
-    .await;
+    let listed: Value = atest::call_and_read_body_json(&app, get!("/v1/custom-fields")).await;
+    assert_eq!(listed["items"][0]["name"], "vip");
+    let res = atest::call_service(&app, put("vip", json!({"value_type": "number"}))).await;
     assert_eq!(res.status(), 409);
     let body: Value = atest::read_body_json(res).await;
     assert_eq!(body["code"], "type_change");
@@ -249,23 +257,19 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
     r.resolve_enriched(&session(TENANT, MP, "oF1", None), Some(&e))
         .await
         .unwrap();
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{p}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{p}"))).await;
     assert_eq!(v["fields"]["custom.vip"], true);
     assert_eq!(v["fields"]["contact.city"], "Suzhou");
     assert_eq!(v["fields"]["contact.name"], "李雷");
     assert_eq!(v["fields"]["contact.gender"], "male");
 
     // The operator has the last word; a bad value is refused naming the field.
-    let patch = |body: Value| {
-        atest::TestRequest::patch()
-            .uri(&format!("/v1/profiles/{p}/fields"))
-            .set_json(body)
-            .to_request()
-    };
+    let patch = |body: Value| send!(TENANT, "PATCH", format!("/v1/profiles/{p}/fields"), body);
+    // A stray `operator` (callers being migrated) is ignored: the credential's actor acts.
     let v: Value = atest::call_and_read_body_json(
         &app,
         patch(
-            json!({"operator": "ops", "fields": {"contact.name": "Lei Li", "contact.city": null}}),
+            json!({"operator": "someone-else", "fields": {"contact.name": "Lei Li", "contact.city": null}}),
         ),
     )
     .await;
@@ -276,7 +280,7 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
     );
     let res = atest::call_service(
         &app,
-        patch(json!({"operator": "ops", "fields": {"contact.birthday": "1990-13-01"}})),
+        patch(json!({"fields": {"contact.birthday": "1990-13-01"}})),
     )
     .await;
     assert_eq!(res.status(), 400);
@@ -287,20 +291,13 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
     // Search by phone (any format) and by name prefix.
     let s: Value = atest::call_and_read_body_json(
         &app,
-        get(format!(
-            "/v1/profiles/search?tenant_id={TENANT}&phone=%2B86%20139-1234-5678"
-        )),
+        get!("/v1/profiles/search?phone=%2B86%20139-1234-5678"),
     )
     .await;
     assert_eq!(s["items"][0]["id"], p.as_str());
-    let s: Value = atest::call_and_read_body_json(
-        &app,
-        get(format!("/v1/profiles/search?tenant_id={TENANT}&name=Lei")),
-    )
-    .await;
+    let s: Value = atest::call_and_read_body_json(&app, get!("/v1/profiles/search?name=Lei")).await;
     assert_eq!(s["items"][0]["id"], p.as_str());
-    let res =
-        atest::call_service(&app, get(format!("/v1/profiles/search?tenant_id={TENANT}"))).await;
+    let res = atest::call_service(&app, get!("/v1/profiles/search")).await;
     assert_eq!(res.status(), 400);
 
     // Every change was announced, with growing versions and the keys that changed.
@@ -347,8 +344,7 @@ async fn relationships_follows_and_groups(backend: Backend) {
     )
     .await;
     let app = api!(r);
-    let get = |uri: String| atest::TestRequest::get().uri(&uri).to_request();
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{c}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{c}"))).await;
     let rel = &v["relations"];
     assert_eq!(rel["wecom_follows"][0]["user_id"], "rep7");
     assert_eq!(rel["wecom_follows"][0]["state"], "expo2026");
@@ -383,16 +379,14 @@ async fn relationships_follows_and_groups(backend: Backend) {
     .unwrap();
     let page: Value = atest::call_and_read_body_json(
         &app,
-        get(format!(
-            "/v1/reps/rep7/customers?tenant_id={TENANT}&corp_id={CORP}"
-        )),
+        get!(format!("/v1/reps/rep7/customers?corp_id={CORP}")),
     )
     .await;
     assert_eq!(page["items"][0]["profile_id"], c.as_str());
     assert_eq!(page["items"][0]["remark"], "met at expo");
     assert_eq!(page["items"][0]["add_way"], 1);
     // The rep's corp tags on the customer, as WeCom reported them, travel with the follow.
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{c}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{c}"))).await;
     assert_eq!(
         v["relations"]["wecom_follows"][0]["corp_tags"],
         json!(["et_vip"])
@@ -423,25 +417,21 @@ async fn relationships_follows_and_groups(backend: Backend) {
     ))
     .await
     .unwrap();
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{c}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{c}"))).await;
     assert!(v["relations"]["wecom_follows"][0]["deleted_at"].is_string());
     assert_eq!(v["relations"]["reachable"]["wecom"], false);
     assert_eq!(v["relations"]["group_chats"], json!([]));
-    let page: Value = atest::call_and_read_body_json(
-        &app,
-        get(format!("/v1/reps/rep7/customers?tenant_id={TENANT}")),
-    )
-    .await;
+    let page: Value = atest::call_and_read_body_json(&app, get!("/v1/reps/rep7/customers")).await;
     assert_eq!(page["items"], json!([]));
 
     // OA: subscribed with the scene, then unsubscribed.
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{o}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{o}"))).await;
     assert_eq!(v["relations"]["oa_subscriptions"][0]["scene"], "poster");
     assert_eq!(v["relations"]["reachable"]["oa"], true);
     r.resolve(&oa("oS1", EventBody::Unsubscribe, 20))
         .await
         .unwrap();
-    let v: Value = atest::call_and_read_body_json(&app, get(format!("/v1/profiles/{o}"))).await;
+    let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{o}"))).await;
     assert_eq!(v["relations"]["oa_subscriptions"][0]["subscribed"], false);
     assert_eq!(v["relations"]["reachable"]["oa"], false);
     let ups = updates(&t.conn, &o).await;
@@ -458,10 +448,12 @@ async fn binding_codes_link_whoever_comes_through_them(backend: Backend) {
     let app = api!(r);
     let res = atest::call_service(
         &app,
-        atest::TestRequest::post()
-            .uri(&format!("/v1/profiles/{known}/binding-token"))
-            .set_json(json!({"operator": "rep1", "ttl_days": 7}))
-            .to_request(),
+        send!(
+            TENANT,
+            "POST",
+            format!("/v1/profiles/{known}/binding-token"),
+            json!({"ttl_days": 7}),
+        ),
     )
     .await;
     assert_eq!(res.status(), 201);
@@ -516,9 +508,7 @@ async fn binding_codes_link_whoever_comes_through_them(backend: Backend) {
     assert_eq!(rule, 1);
     let edges: Value = atest::call_and_read_body_json(
         &app,
-        atest::TestRequest::get()
-            .uri(&format!("/v1/profiles/{}/edges", res.profile_id))
-            .to_request(),
+        get!(format!("/v1/profiles/{}/edges", res.profile_id)),
     )
     .await;
     let rules: Vec<&str> = edges["items"]
@@ -548,8 +538,304 @@ async fn binding_codes_link_whoever_comes_through_them(backend: Backend) {
     t.cleanup().await;
 }
 
+/// Calls the app: `(status, body)`.
+macro_rules! call {
+    ($app:expr, $req:expr $(,)?) => {{
+        let resp = atest::call_service(&$app, $req).await;
+        let status = resp.status().as_u16();
+        let body: Value = atest::read_body_json(resp).await;
+        (status, body)
+    }};
+}
+
+const OTHER: &str = "t-prof-other";
+
+async fn tenants_see_only_their_own_profiles(backend: Backend) {
+    let (t, r) = setup(backend).await;
+    let app = api!(r);
+    // Tenant A: a verified phone, a form with a refused value, a second person claiming the
+    // phone with another unionid (a refused merge), a WeCom follow, a custom field, a merge.
+    let pa = profile_of(
+        &r,
+        &scrm_tests::events::phone(TENANT, MP, "oA1", Some("uA1"), "+8613911110000"),
+    )
+    .await;
+    profile_of(&r, &form("oA1", json!({"name": "Alice", "age": 300}))).await;
+    r.resolve(&scrm_tests::events::phone(
+        TENANT,
+        MP,
+        "oA2",
+        Some("uA2"),
+        "+8613911110000",
+    ))
+    .await
+    .unwrap();
+    let follower = profile_of(
+        &r,
+        &contact(
+            "wmA1",
+            "rep9",
+            ExternalContactChangeType::AddExternalContact,
+            1,
+        ),
+    )
+    .await;
+    let pa3 = profile_of(&r, &session(TENANT, MP, "oA3", None)).await;
+    let (st, b) = call!(
+        app,
+        send!(
+            TENANT,
+            "PUT",
+            "/v1/custom-fields/tier",
+            json!({"value_type": "string"})
+        )
+    );
+    assert_eq!(st, 201, "{b}");
+    let (st, m) = call!(
+        app,
+        send!(
+            TENANT,
+            "POST",
+            "/v1/profiles/merge",
+            json!({"survivor": pa, "absorbed": pa3, "reason": "same person"})
+        )
+    );
+    assert_eq!(st, 200, "{m}");
+    let merge_id = m["merge_id"].as_i64().unwrap();
+    // Tenant B has a profile of its own.
+    let pb = profile_of(&r, &session(OTHER, MP, "oB1", None)).await;
+
+    // By id, A's profile is to B exactly what an unknown id is: 404 `not_found`.
+    let unknown = "00000000-0000-7000-8000-000000000000";
+    for suffix in ["", "/timeline", "/merges", "/edges"] {
+        let (st, b) = call!(app, get!(OTHER, format!("/v1/profiles/{pa}{suffix}")));
+        let (st_u, b_u) = call!(app, get!(OTHER, format!("/v1/profiles/{unknown}{suffix}")));
+        assert_eq!(
+            (st, &b["code"]),
+            (404, &json!("not_found")),
+            "{suffix}: {b}"
+        );
+        assert_eq!((st, &b["code"]), (st_u, &b_u["code"]), "{suffix}");
+        assert!(!b.to_string().contains("Alice"), "{b}");
+    }
+    // Writes to A's profile through B's credential: not found, and nothing changed.
+    let writes = [
+        (
+            "PATCH",
+            format!("/v1/profiles/{pa}/fields"),
+            json!({"fields": {"contact.name": "Mallory"}}),
+        ),
+        (
+            "POST",
+            format!("/v1/profiles/{pa}/binding-token"),
+            json!({}),
+        ),
+        (
+            "POST",
+            format!("/v1/profiles/{pa}/split"),
+            json!({"identifier": {"kind": "mp_openid", "namespace": MP, "value": "oA1"},
+                   "reason": "r"}),
+        ),
+        (
+            "POST",
+            format!("/v1/merges/{merge_id}/unmerge"),
+            json!({"reason": "r"}),
+        ),
+        // A stray tenant_id naming A changes nothing: the credential's tenant is the tenant.
+        (
+            "POST",
+            "/v1/profiles/merge".to_string(),
+            json!({"tenant_id": TENANT, "survivor": pb, "absorbed": pa, "reason": "r"}),
+        ),
+        (
+            "POST",
+            "/v1/profiles/merge".to_string(),
+            json!({"survivor": pa, "absorbed": pb, "reason": "r"}),
+        ),
+    ];
+    for (method, uri, body) in writes {
+        let (st, b) = call!(app, send!(OTHER, method, uri, body));
+        assert_eq!(
+            (st, b["code"].as_str()),
+            (404, Some("not_found")),
+            "{method} {uri}: {b}"
+        );
+    }
+    let (_, merge_b) = call!(
+        app,
+        send!(
+            OTHER,
+            "POST",
+            "/v1/profiles/merge",
+            json!({"survivor": pb, "absorbed": pa, "reason": "r"})
+        )
+    );
+    assert_eq!(merge_b["details"]["field"], "absorbed");
+    let (st, a) = call!(app, get!(format!("/v1/profiles/{pa}")));
+    assert_eq!(st, 200);
+    assert_eq!(a["status"], "active");
+    assert_eq!(a["fields"]["contact.name"], "Alice");
+    let (_, merges) = call!(app, get!(format!("/v1/profiles/{pa}/merges")));
+    assert!(merges["items"][0]["unmerged_at"].is_null(), "{merges}");
+    assert_eq!(merges["items"][0]["operator"], "user:test");
+    assert_eq!(
+        count(&t.conn, "SELECT COUNT(*) FROM binding_tokens").await,
+        0
+    );
+    assert_eq!(count(&t.conn, "SELECT COUNT(*) FROM unmerges").await, 0);
+
+    // Lookups and lists: B finds none of A's rows, A finds them.
+    let lookups = [
+        format!("/v1/profiles/by-identifier?kind=mp_openid&namespace={MP}&value=oA1"),
+        format!(
+            "/v1/profiles/by-identifier?kind=mp_openid&namespace={MP}&value=oA1&tenant_id={TENANT}"
+        ),
+        "/v1/profiles/by-identifier?kind=phone&value=13911110000".to_string(),
+    ];
+    for uri in &lookups {
+        assert_eq!(call!(app, get!(OTHER, uri)).0, 404, "{uri}");
+        assert_eq!(call!(app, get!(uri)).0, 200, "{uri}");
+    }
+    let lists = [
+        "/v1/profiles/search?phone=13911110000".to_string(),
+        "/v1/profiles/search?name=Ali".to_string(),
+        format!("/v1/profiles/search?unionid=uA1&tenant_id={TENANT}"),
+        "/v1/merge-refusals".to_string(),
+        "/v1/data-quality".to_string(),
+        format!("/v1/data-quality?profile_id={pa}"),
+        "/v1/reps/rep9/customers".to_string(),
+        "/v1/custom-fields".to_string(),
+    ];
+    for uri in &lists {
+        let (st, b) = call!(app, get!(OTHER, uri));
+        assert_eq!((st, &b["items"]), (200, &json!([])), "{uri}: {b}");
+        let (st, a) = call!(app, get!(uri));
+        assert_eq!(st, 200, "{uri}: {a}");
+        assert!(!a["items"].as_array().unwrap().is_empty(), "{uri}: {a}");
+    }
+    let (_, a) = call!(app, get!("/v1/merge-refusals"));
+    assert_eq!(a["items"][0]["tenant_id"], TENANT);
+    assert_eq!(a["items"][0]["reason"], "conflicting_unionids");
+    let (_, a) = call!(app, get!("/v1/reps/rep9/customers"));
+    assert_eq!(a["items"][0]["profile_id"], follower.as_str());
+    // B's own profile is B's to read.
+    let (st, b) = call!(app, get!(OTHER, format!("/v1/profiles/{pb}")));
+    assert_eq!((st, b["tenant_id"].as_str()), (200, Some(OTHER)));
+    t.cleanup().await;
+}
+
+async fn phones_are_found_by_the_national_number(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    identity_svc::store::Migrator::up(&t.conn, None)
+        .await
+        .unwrap();
+    let mut cfg = ResolutionConfig::default();
+    cfg.tenants.insert(
+        OTHER.into(),
+        identity_svc::config::TenantResolution {
+            default_phone_region: Some("US".into()),
+            ..Default::default()
+        },
+    );
+    let r = Resolver::new(
+        t.conn.clone(),
+        Some(Pii::from_base64(&Pii::generate_base64()).unwrap()),
+        Policy::from_config(&cfg),
+        8,
+    );
+    let app = api!(r);
+    // WeChat verified +86 139 1234 5670; its API and users give it as 13912345670.
+    let p = profile_of(
+        &r,
+        &scrm_tests::events::phone(TENANT, MP, "oP1", None, "+8613912345670"),
+    )
+    .await;
+    for q in [
+        "kind=phone&value=13912345670",
+        "kind=phone&namespace=86&value=13912345670",
+        "kind=phone&namespace=86&value=%2B8613912345670",
+        "kind=phone&value=%2B86%20139%201234%205670",
+        "kind=phone&value=008613912345670",
+    ] {
+        let (st, b) = call!(app, get!(format!("/v1/profiles/by-identifier?{q}")));
+        assert_eq!((st, b["id"].as_str()), (200, Some(p.as_str())), "{q}: {b}");
+    }
+    for q in [
+        "phone=13912345670",
+        "phone=139-1234-5670",
+        "phone=%2B8613912345670",
+    ] {
+        let (st, b) = call!(app, get!(format!("/v1/profiles/search?{q}")));
+        assert_eq!(
+            (st, b["items"][0]["id"].as_str()),
+            (200, Some(p.as_str())),
+            "{q}: {b}"
+        );
+    }
+    // Another number, or the number in another country: not found; not a number: 400 naming it.
+    let (st, _) = call!(
+        app,
+        get!("/v1/profiles/by-identifier?kind=phone&value=13912345671")
+    );
+    assert_eq!(st, 404);
+    let (st, b) = call!(
+        app,
+        get!("/v1/profiles/by-identifier?kind=phone&namespace=86&value=%2B14155550134")
+    );
+    assert_eq!(
+        (st, b["code"].as_str(), b["details"]["field"].as_str()),
+        (400, Some("namespace_mismatch"), Some("namespace")),
+        "{b}"
+    );
+    let (st, b) = call!(app, get!("/v1/profiles/search?phone=call-me"));
+    assert_eq!(
+        (st, b["code"].as_str(), b["details"]["field"].as_str()),
+        (400, Some("invalid_value"), Some("phone")),
+        "{b}"
+    );
+
+    // A tenant in the US reads national numbers in its own region (namespace 1).
+    let us = profile_of(
+        &r,
+        &Envelope::builder(
+            "channel.track.form_submit",
+            OTHER,
+            json!({"subject": {"mp_app_id": MP, "openid": "oUS1"}, "kind": "form_submit",
+                   "properties": {"phone": "(415) 555-0134"}}),
+        )
+        .build(),
+    )
+    .await;
+    let (st, b) = call!(
+        app,
+        get!(
+            OTHER,
+            "/v1/profiles/by-identifier?kind=phone&value=4155550134"
+        )
+    );
+    assert_eq!((st, b["id"].as_str()), (200, Some(us.as_str())), "{b}");
+    let (st, b) = call!(app, get!(OTHER, "/v1/profiles/search?phone=415-555-0134"));
+    assert_eq!(
+        (st, b["items"][0]["id"].as_str()),
+        (200, Some(us.as_str())),
+        "{b}"
+    );
+    // The CN number is the other tenant's: not found from here in any format.
+    let (st, _) = call!(
+        app,
+        get!(
+            OTHER,
+            "/v1/profiles/by-identifier?kind=phone&value=%2B8613912345670"
+        )
+    );
+    assert_eq!(st, 404);
+    t.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
     fields_forms_quality_and_operator_edits,
     relationships_follows_and_groups,
     binding_codes_link_whoever_comes_through_them,
+    tenants_see_only_their_own_profiles,
+    phones_are_found_by_the_national_number,
 );

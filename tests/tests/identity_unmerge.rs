@@ -1,6 +1,8 @@
 //! Reversible merges on MariaDB and SQLite: merge then un-merge gives back both profiles as they
 //! were (a property test over random histories), split of one identifier, the block that stops an
-//! automatic re-merge of a manually separated pair, and the operator endpoints with their errors.
+//! automatic re-merge of a manually separated pair, and the operator endpoints with their errors
+//! (the operator recorded is the service credential's actor; another tenant's merge or profile is
+//! not found).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use identity_svc::store::unmerge::{Decision, ManualError};
 use identity_svc::store::{Outcome, Resolution, Resolver};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
+use proto::auth::Role;
 use proto::channel::{Channel, EventBody, ExternalContactChange, ExternalContactChangeType};
 use proto::identity::{IdentityUnmerged, UnmergeKind, IDENTITY_MERGED, IDENTITY_UNMERGED};
 use proto::Envelope;
@@ -120,10 +123,10 @@ struct Snap {
     relations: String,
 }
 
-async fn snap(db: &DatabaseConnection, id: &str) -> Snap {
-    let p = queries::profile(db, id).await.unwrap().unwrap();
-    let tl = queries::timeline(db, id, None, 500).await.unwrap();
-    let merges = queries::merges(db, id).await.unwrap();
+async fn snap(db: &DatabaseConnection, tenant: &str, id: &str) -> Snap {
+    let p = queries::profile(db, tenant, id).await.unwrap().unwrap();
+    let tl = queries::timeline(db, tenant, id, None, 500).await.unwrap();
+    let merges = queries::merges(db, tenant, id).await.unwrap();
     Snap {
         fields: json!(p.fields).to_string(),
         relations: json!(p.relations).to_string(),
@@ -311,7 +314,7 @@ async fn check_case(
     if pa == pb {
         return Err("two people resolved to one profile".into());
     }
-    let (before_a, before_b) = (snap(db, &pa).await, snap(db, &pb).await);
+    let (before_a, before_b) = (snap(db, &tenant, &pa).await, snap(db, &tenant, &pb).await);
     // The derived state is really there: typed fields from forms, follows from WeCom.
     for ((persona, choices), s) in [(&c.a, &before_a), (&c.b, &before_b)] {
         let fields: Value = serde_json::from_str(&s.fields).unwrap();
@@ -342,7 +345,7 @@ async fn check_case(
         .manual_merge(&tenant, survivor, absorbed, &by("ops@x"))
         .await
         .map_err(|e| format!("merge: {e}"))?;
-    let merged = snap(db, survivor).await;
+    let merged = snap(db, &tenant, survivor).await;
     let expect_ids: BTreeSet<_> = before_a
         .identifiers
         .union(&before_b.identifiers)
@@ -356,17 +359,17 @@ async fn check_case(
     if merged.identifiers != expect_ids || merged.timeline != expect_tl {
         return Err(format!("merged profile is not the union: {merged:?}"));
     }
-    if snap(db, absorbed).await.status != "merged" {
+    if snap(db, &tenant, absorbed).await.status != "merged" {
         return Err("absorbed profile still active".into());
     }
     let u = r
-        .unmerge(m.merge_id, &by("ops@y"))
+        .unmerge_in(&tenant, m.merge_id, &by("ops@y"))
         .await
         .map_err(|e| format!("unmerge: {e}"))?;
     if &u.restored != absorbed || &u.survivor != survivor {
         return Err(format!("unexpected un-merge {u:?}"));
     }
-    let (after_a, after_b) = (snap(db, &pa).await, snap(db, &pb).await);
+    let (after_a, after_b) = (snap(db, &tenant, &pa).await, snap(db, &tenant, &pb).await);
     if after_a != before_a {
         return Err(format!(
             "A differs:\nbefore {before_a:?}\nafter  {after_a:?}"
@@ -413,8 +416,8 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
     // An automatic merge by unionid: P2 (oU2) is absorbed into P1 (oU1, uU).
     let p1 = resolved(&r, &session(tn, MP, "oU1", Some("uU"))).await;
     let p2 = resolved(&r, &text(tn, Channel::Mp, MP, "oU2", 1)).await;
-    let before1 = snap(db, &p1.profile_id).await;
-    let before2 = snap(db, &p2.profile_id).await;
+    let before1 = snap(db, tn, &p1.profile_id).await;
+    let before2 = snap(db, tn, &p2.profile_id).await;
     let link = session(tn, MP, "oU2", Some("uU"));
     let m = resolved(&r, &link).await;
     assert_eq!(m.absorbed, vec![p2.profile_id.clone()]);
@@ -429,14 +432,19 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
     let later_a = resolved(&r, &text(tn, Channel::Mp, MP, "oU1", 3)).await;
     assert_eq!(later_a.profile_id, p1.profile_id);
 
-    let merge_id = queries::merges(db, &p1.profile_id).await.unwrap()[0].id;
-    let u = r.unmerge(merge_id, &by("alice")).await.unwrap();
+    let merge_id = queries::merges(db, tn, &p1.profile_id).await.unwrap()[0].id;
+    // Another tenant cannot name the merge.
+    match r.unmerge_in("t-elsewhere", merge_id, &by("mallory")).await {
+        Err(ManualError::NotFound { field, .. }) => assert_eq!(field, "id"),
+        other => panic!("{other:?}"),
+    }
+    let u = r.unmerge_in(tn, merge_id, &by("alice")).await.unwrap();
     assert_eq!(u.kind, UnmergeKind::Unmerge);
     assert_eq!(u.survivor, p1.profile_id);
     assert_eq!(u.restored, p2.profile_id);
 
-    let a = snap(db, &p1.profile_id).await;
-    let b = snap(db, &p2.profile_id).await;
+    let a = snap(db, tn, &p1.profile_id).await;
+    let b = snap(db, tn, &p2.profile_id).await;
     assert_eq!(b.status, "active");
     assert_eq!(b.merged_into, None);
     assert_eq!(a.identifiers, before1.identifiers, "survivor keeps its own");
@@ -470,7 +478,7 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
         .await,
         1
     );
-    let merges = queries::merges(db, &p1.profile_id).await.unwrap();
+    let merges = queries::merges(db, tn, &p1.profile_id).await.unwrap();
     assert!(merges[0].unmerged_at.is_some());
     assert_eq!(merges[0].unmerge_id, Some(u.unmerge_id));
     assert_eq!(
@@ -501,7 +509,7 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
     assert_eq!(payload.merge_id, Some(merge_id));
 
     // Twice is refused.
-    match r.unmerge(merge_id, &by("alice")).await {
+    match r.unmerge_in(tn, merge_id, &by("alice")).await {
         Err(ManualError::Conflict { code, .. }) => assert_eq!(code, "already_unmerged"),
         other => panic!("{other:?}"),
     }
@@ -509,9 +517,9 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
     let again = resolved(&r, &session(tn, MP, "oU2", Some("uU"))).await;
     assert!(again.absorbed.is_empty());
     assert_eq!(again.refused, 1);
-    let refusals = queries::refusals(db, Some(tn), 10).await.unwrap();
+    let refusals = queries::refusals(db, tn, 10).await.unwrap();
     assert_eq!(refusals[0].reason, "manually_unmerged");
-    assert_eq!(snap(db, &p2.profile_id).await.status, "active");
+    assert_eq!(snap(db, tn, &p2.profile_id).await.status, "active");
     assert_eq!(
         count(db, "SELECT COUNT(*) FROM profiles WHERE status = 'active'").await,
         3
@@ -552,9 +560,25 @@ async fn split_one_identifier(backend: Backend) {
     // `text` uses the given app: oS2 in MP2 is the tracked subject's openid.
     assert_eq!(resolved(&r, &own).await.profile_id, p.profile_id);
     let edges_before = count(db, "SELECT COUNT(*) FROM identity_edges").await;
+    // Another tenant cannot name the profile.
+    match r
+        .split(
+            "t-elsewhere",
+            &p.profile_id,
+            proto::identity::IdentifierKind::MpOpenid,
+            MP2,
+            "oS2",
+            &by("mallory"),
+        )
+        .await
+    {
+        Err(ManualError::NotFound { field, .. }) => assert_eq!(field, "id"),
+        other => panic!("{other:?}"),
+    }
 
     let u = r
         .split(
+            tn,
             &p.profile_id,
             proto::identity::IdentifierKind::MpOpenid,
             MP2,
@@ -565,7 +589,7 @@ async fn split_one_identifier(backend: Backend) {
         .unwrap();
     assert_eq!(u.kind, UnmergeKind::Split);
     assert_eq!(u.survivor, p.profile_id);
-    let new = snap(db, &u.restored).await;
+    let new = snap(db, tn, &u.restored).await;
     assert_eq!(new.status, "active");
     assert_eq!(
         new.identifiers,
@@ -576,7 +600,7 @@ async fn split_one_identifier(backend: Backend) {
         BTreeSet::from([web.id.to_string(), own.id.to_string()]),
         "events whose subject is oS2"
     );
-    let old = snap(db, &p.profile_id).await;
+    let old = snap(db, tn, &p.profile_id).await;
     assert_eq!(old.identifiers.len(), 3, "oS1, uS and the cookie stay");
     assert_eq!(old.timeline.len(), 1);
     assert_eq!(
@@ -602,6 +626,7 @@ async fn split_one_identifier(backend: Backend) {
     // Not on that profile any more; the new profile's only identifier cannot go.
     match r
         .split(
+            tn,
             &p.profile_id,
             proto::identity::IdentifierKind::MpOpenid,
             MP2,
@@ -615,6 +640,7 @@ async fn split_one_identifier(backend: Backend) {
     }
     match r
         .split(
+            tn,
             &u.restored,
             proto::identity::IdentifierKind::MpOpenid,
             MP2,
@@ -631,7 +657,7 @@ async fn split_one_identifier(backend: Backend) {
     assert_eq!(again.profile_id, u.restored);
     assert!(again.absorbed.is_empty());
     assert_eq!(
-        queries::refusals(db, Some(tn), 1).await.unwrap()[0].reason,
+        queries::refusals(db, tn, 1).await.unwrap()[0].reason,
         "manually_unmerged"
     );
     t.cleanup().await;
@@ -657,15 +683,29 @@ async fn operator_endpoints(backend: Backend) {
     let routes = identity_svc::api::routes(r.clone());
     let app = atest::init_service(
         App::new()
+            .app_data(web::Data::new(scrm_tests::auth::key()))
             .app_data(platform::http::json_config())
             .app_data(platform::http::path_config())
             .configure(move |c: &mut web::ServiceConfig| routes(c)),
     )
     .await;
+    // Operators act through the gateway's credential: its actor is who is recorded.
+    let as_user = |user: &str| {
+        scrm_tests::auth::header_with(
+            scrm_tests::auth::TEST_INTERNAL_KEY,
+            tn,
+            &format!("user:{user}"),
+            Role::Operator,
+        )
+    };
     macro_rules! post {
-        ($uri:expr, $body:expr) => {{
+        ($uri:expr, $body:expr $(,)?) => {
+            post!($uri, $body, "dave")
+        };
+        ($uri:expr, $body:expr, $user:expr $(,)?) => {{
             let req = atest::TestRequest::post()
                 .uri(AsRef::<str>::as_ref(&$uri))
+                .insert_header(as_user($user))
                 .set_json($body)
                 .to_request();
             let resp = atest::call_service(&app, req).await;
@@ -674,26 +714,30 @@ async fn operator_endpoints(backend: Backend) {
             (status, body)
         }};
     }
-    let merge_body = |s: &str, a: &str| json!({"tenant_id": tn, "survivor": s, "absorbed": a, "operator": "dave", "reason": "same person"});
+    let merge_body =
+        |s: &str, a: &str| json!({"survivor": s, "absorbed": a, "reason": "same person"});
 
     // Manual merge: input errors, unknown ids, guard refusal, success.
     let (st, b) = post!(
         "/v1/profiles/merge",
-        json!({"survivor": pa, "absorbed": pb, "operator": "dave", "reason": "x"})
+        json!({"survivor": pa, "absorbed": pb})
     );
     assert_eq!(
-        (st, b["code"].as_str()),
-        (400, Some("missing_field")),
+        (st, b["code"].as_str(), b["details"]["field"].as_str()),
+        (400, Some("missing_field"), Some("reason")),
         "{b}"
     );
-    assert_eq!(b["details"]["field"], "tenant_id");
-    let (st, b) = post!(
-        "/v1/profiles/merge",
-        json!({"tenant_id": tn, "survivor": pa, "absorbed": pb, "reason": "x"})
-    );
+    let (st, b) = post!("/v1/profiles/merge", json!({"survivor": pa, "reason": "x"}));
     assert_eq!(
         (st, b["details"]["field"].as_str()),
-        (400, Some("operator")),
+        (400, Some("absorbed")),
+        "{b}"
+    );
+    // An actor too long for the audit trail is refused, naming it.
+    let (st, b) = post!("/v1/profiles/merge", merge_body(&pa, &pb), &"x".repeat(70));
+    assert_eq!(
+        (st, b["code"].as_str(), b["details"]["field"].as_str()),
+        (400, Some("invalid_actor"), Some("actor")),
         "{b}"
     );
     let (st, b) = post!("/v1/profiles/merge", merge_body(&pa, &pa));
@@ -708,16 +752,20 @@ async fn operator_endpoints(backend: Backend) {
         "{b}"
     );
     assert_eq!(
-        queries::refusals(db, Some(tn), 1).await.unwrap()[0].rule,
+        queries::refusals(db, tn, 1).await.unwrap()[0].rule,
         "manual"
     );
-    let (st, b) = post!("/v1/profiles/merge", merge_body(&pa, &pb));
+    // A stray `operator` or `tenant_id` (callers being migrated) is ignored.
+    let mut body = merge_body(&pa, &pb);
+    body["operator"] = json!("someone-else");
+    body["tenant_id"] = json!("t-elsewhere");
+    let (st, b) = post!("/v1/profiles/merge", body);
     assert_eq!(st, 200, "{b}");
     let merge_id = b["merge_id"].as_i64().unwrap();
-    let m = &queries::merges(db, &pa).await.unwrap()[0];
+    let m = &queries::merges(db, tn, &pa).await.unwrap()[0];
     assert_eq!(
         (m.operator.as_deref(), m.reason.as_deref()),
-        (Some("dave"), Some("same person"))
+        (Some("user:dave"), Some("same person"))
     );
     let (st, b) = post!("/v1/profiles/merge", merge_body(&pc, &pb));
     assert_eq!(
@@ -727,7 +775,7 @@ async fn operator_endpoints(backend: Backend) {
     );
 
     // Un-merge.
-    let ok = json!({"operator": "erin", "reason": "wrong person"});
+    let ok = json!({"reason": "wrong person"});
     let (st, b) = post!("/v1/merges/abc/unmerge", ok.clone());
     assert_eq!(
         (st, b["code"].as_str()),
@@ -736,17 +784,22 @@ async fn operator_endpoints(backend: Backend) {
     );
     let (st, b) = post!("/v1/merges/999999/unmerge", ok.clone());
     assert_eq!((st, b["code"].as_str()), (404, Some("not_found")), "{b}");
-    let (st, b) = post!(
-        format!("/v1/merges/{merge_id}/unmerge"),
-        json!({"operator": "erin"})
-    );
+    let (st, b) = post!(format!("/v1/merges/{merge_id}/unmerge"), json!({}), "erin");
     assert_eq!(
         (st, b["details"]["field"].as_str()),
         (400, Some("reason")),
         "{b}"
     );
-    let (st, b) = post!(format!("/v1/merges/{merge_id}/unmerge"), ok.clone());
+    let (st, b) = post!(format!("/v1/merges/{merge_id}/unmerge"), ok.clone(), "erin");
     assert_eq!(st, 200, "{b}");
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM unmerges WHERE operator = 'user:erin' AND kind = 'unmerge'"
+        )
+        .await,
+        1
+    );
     assert_eq!(b["restored"], pb.as_str());
     assert_eq!(b["identifiers"].as_array().unwrap().len(), 2);
     assert!(!b.to_string().contains("+8613912340000"), "phone masked");
@@ -758,14 +811,11 @@ async fn operator_endpoints(backend: Backend) {
     );
 
     // Split.
-    let split = |kind: &str, ns: &str, value: &str| json!({"identifier": {"kind": kind, "namespace": ns, "value": value}, "operator": "frank", "reason": "shared phone"});
+    let split = |kind: &str, ns: &str, value: &str| json!({"identifier": {"kind": kind, "namespace": ns, "value": value}, "reason": "shared phone"});
     let (st, b) = post!(format!("/v1/profiles/{pb}/split"), split("fax", "86", "1"));
     assert_eq!((st, b["code"].as_str()), (400, Some("invalid_kind")), "{b}");
     assert_eq!(b["details"]["field"], "identifier.kind");
-    let (st, b) = post!(
-        format!("/v1/profiles/{pb}/split"),
-        json!({"operator": "frank", "reason": "r"})
-    );
+    let (st, b) = post!(format!("/v1/profiles/{pb}/split"), json!({"reason": "r"}));
     assert_eq!(
         (st, b["details"]["field"].as_str()),
         (400, Some("identifier")),
@@ -785,11 +835,21 @@ async fn operator_endpoints(backend: Backend) {
         (404, Some("not_found"), Some("identifier")),
         "{b}"
     );
+    // The phone as WeChat gives it (national number, the tenant's region), by the operator.
     let (st, b) = post!(
         format!("/v1/profiles/{pb}/split"),
-        split("phone", "86", "+8613912340000")
+        json!({"identifier": {"kind": "phone", "value": "13912340000"}, "reason": "shared phone"}),
+        "frank"
     );
     assert_eq!(st, 200, "{b}");
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM unmerges WHERE operator = 'user:frank' AND kind = 'split'"
+        )
+        .await,
+        1
+    );
     assert_eq!(b["kind"], "split");
     assert_eq!(b["identifiers"][0]["value"], "+86139****0000");
     let restored = b["restored"].as_str().unwrap().to_string();

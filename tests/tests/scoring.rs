@@ -388,7 +388,7 @@ async fn recompute_replays_events_under_changed_rules(backend: Backend) {
     s.handle(&resolved("p2", &view("r9", 3))).await;
     assert_eq!(s.score(T, "p1", "engagement").await, 30.0, "per-day cap");
     // Views are worth 5 now, capped at 100 a day.
-    let rule = scoring_svc::store::defs::model(s.db(), &m)
+    let rule = scoring_svc::store::defs::model(s.db(), T, &m)
         .await
         .unwrap()
         .rules
@@ -396,7 +396,7 @@ async fn recompute_replays_events_under_changed_rules(backend: Backend) {
         .id
         .clone();
     let spec = serde_json::from_value(json!({"kind": "event", "name": "Page view", "event": "track.page_view", "points": 5, "caps": {"per_day": 100}})).unwrap();
-    scoring_svc::store::defs::replace_rule(s.db(), &rule, spec, "test", start())
+    scoring_svc::store::defs::replace_rule(s.db(), T, &rule, spec, "test", start())
         .await
         .unwrap();
     s.scorer.defs().invalidate(T);
@@ -412,12 +412,12 @@ async fn recompute_replays_events_under_changed_rules(backend: Backend) {
     let c = run.compile(start()).unwrap();
     let dry = run.profile(&s.scorer, &c, "p1", true).await.unwrap();
     assert_eq!((dry.score, dry.current, dry.entries), (28.0, Some(30.0), 4));
-    let job = scoring_svc::store::jobs::create_recompute(&s.scorer, &m, "ops", false)
+    let job = scoring_svc::store::jobs::create_recompute(&s.scorer, T, &m, "ops", false)
         .await
         .unwrap();
     assert_eq!((job.total, job.status.as_str()), (2, "queued"));
     scheduler(&s).tick().await.unwrap();
-    let job = scoring_svc::store::jobs::job(s.db(), &job.id)
+    let job = scoring_svc::store::jobs::job(s.db(), T, &job.id)
         .await
         .unwrap()
         .unwrap();
@@ -735,7 +735,162 @@ async fn batches_apply_as_messages_one_by_one(backend: Backend) {
     b.cleanup().await;
 }
 
+/// The store answers by id only within the tenant: another tenant's model, rule, trigger, job
+/// and lead are not found (and not changed), and a manual adjustment, move or contact on a
+/// profile the tenant has no lead for is refused without creating one; on a merged profile an
+/// adjustment still goes to the survivor.
+async fn by_id_reads_and_manual_changes_stay_in_the_tenant(backend: Backend) {
+    use scoring_svc::store::defs::{self, DefsError};
+    use scoring_svc::store::engine::ManualError;
+    use scoring_svc::store::jobs;
+    const B: &str = "t-score-b";
+    let s = ScoringDb::new(backend).await;
+    let m = engagement(&s, json!({"kind": "none"})).await;
+    let t = s
+        .trigger(
+            T,
+            json!({"name": "Hot", "on": {"type": "score", "model": "engagement", "threshold": 50, "direction": "up"},
+                "actions": [{"type": "notify", "message": "hot"}]}),
+        )
+        .await;
+    s.handle(&resolved("p1", &view("iso-1", 0))).await;
+    let rule = defs::model(s.db(), T, &m).await.unwrap().rules.unwrap()[0]
+        .id
+        .clone();
+    let job = jobs::create_recompute(&s.scorer, T, &m, "ops", false)
+        .await
+        .unwrap();
+
+    let not_found = |r: Result<(), DefsError>, what: &str| match r {
+        Err(DefsError::NotFound(msg)) => assert!(msg.contains('`'), "{what}: {msg}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    not_found(defs::model(s.db(), B, &m).await.map(drop), "model");
+    not_found(
+        defs::update_model(s.db(), B, &m, Default::default(), "b", start())
+            .await
+            .map(drop),
+        "update_model",
+    );
+    let spec = |p: i32| {
+        serde_json::from_value(
+            json!({"kind": "event", "name": "X", "event": "track.page_view", "points": p}),
+        )
+        .unwrap()
+    };
+    not_found(
+        defs::create_rule_in(s.db(), B, &m, spec(99), "b", start())
+            .await
+            .map(drop),
+        "create_rule_in",
+    );
+    not_found(defs::rule(s.db(), B, &rule).await.map(drop), "rule");
+    not_found(
+        defs::replace_rule(s.db(), B, &rule, spec(99), "b", start())
+            .await
+            .map(drop),
+        "replace_rule",
+    );
+    not_found(
+        defs::delete_rule(s.db(), B, &rule, "b", start()).await,
+        "delete_rule",
+    );
+    not_found(defs::trigger(s.db(), B, &t).await.map(drop), "trigger");
+    not_found(
+        defs::delete_trigger(s.db(), B, &t, "b", start()).await,
+        "delete_trigger",
+    );
+    not_found(
+        jobs::create_recompute(&s.scorer, B, &m, "b", false)
+            .await
+            .map(drop),
+        "create_recompute",
+    );
+    assert_eq!(jobs::job(s.db(), B, &job.id).await.unwrap(), None);
+    assert_eq!(
+        jobs::job(s.db(), T, &job.id).await.unwrap().map(|j| j.id),
+        Some(job.id.clone())
+    );
+    assert_eq!(defs::rule(s.db(), T, &rule).await.unwrap().status, "active");
+    assert_eq!(defs::trigger(s.db(), T, &t).await.unwrap().status, "active");
+    assert!(defs::models(s.db(), B).await.unwrap().is_empty());
+    assert!(defs::triggers(s.db(), B).await.unwrap().is_empty());
+
+    // Manual changes: B has no lead for p1, T none for ghost.
+    s.model(B, json!({"key": "engagement", "name": "E of B"}))
+        .await;
+    let b_model = s.scorer.compiled(B).await.unwrap().models[0].id.clone();
+    let t_model = s.scorer.compiled(T).await.unwrap().models[0].id.clone();
+    for (tenant, profile, model) in [(B, "p1", &b_model), (T, "ghost", &t_model)] {
+        let r = s
+            .scorer
+            .adjust(tenant, profile, model, 50.0, "user:b", "phantom")
+            .await;
+        assert!(
+            matches!(&r, Err(ManualError::NotFound(p)) if p == profile),
+            "adjust {tenant}/{profile}: {r:?}"
+        );
+        let r = s
+            .scorer
+            .move_stage(tenant, profile, "sql", "user:b", "phantom")
+            .await;
+        assert!(
+            matches!(&r, Err(ManualError::NotFound(p)) if p == profile),
+            "move {tenant}/{profile}: {:?}",
+            r.map(|m| m.history_id)
+        );
+        let r = s.scorer.mark_contacted(tenant, profile, "user:b").await;
+        assert!(
+            matches!(&r, Err(ManualError::NotFound(p)) if p == profile),
+            "contacted {tenant}/{profile}: {r:?}"
+        );
+    }
+    for (sql, v) in [
+        ("SELECT COUNT(*) FROM leads WHERE tenant_id = ?", B),
+        ("SELECT COUNT(*) FROM leads WHERE profile_id = ?", "ghost"),
+        ("SELECT COUNT(*) FROM score_ledger WHERE tenant_id = ?", B),
+        (
+            "SELECT COUNT(*) FROM facts_profile WHERE profile_id = ?",
+            "ghost",
+        ),
+    ] {
+        assert_eq!(s.count(sql, vec![v.into()]).await, 0, "{sql} {v}");
+    }
+    assert_eq!(s.score(T, "p1", "engagement").await, 10.0);
+
+    // An adjustment on a merged profile goes to its survivor, recorded with the actor.
+    s.handle(&resolved("p2", &view("iso-2", 0))).await;
+    s.handle(&merged(T, "p2", &["p1"])).await;
+    let lead = s
+        .scorer
+        .adjust(T, "p1", &t_model, 5.0, "user:ops", "goodwill")
+        .await
+        .unwrap();
+    assert_eq!(lead.profile, "p2");
+    assert_eq!(s.score(T, "p2", "engagement").await, 25.0);
+    let page = scoring_svc::store::queries::ledger(
+        &s.scorer,
+        T,
+        "p2",
+        &scoring_svc::store::queries::LedgerQuery {
+            limit: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            page.items[0].kind.as_str(),
+            page.items[0].cause_id.as_deref()
+        ),
+        ("adjust", Some("user:ops"))
+    );
+    s.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
+    by_id_reads_and_manual_changes_stay_in_the_tenant,
     batches_apply_as_messages_one_by_one,
     leaderboard_keys_hold_across_eras,
     redelivery_scores_once,

@@ -1,18 +1,32 @@
-//! scoring-svc's internal API on MariaDB and SQLite: definitions validated with errors naming
-//! the field or condition node; a rep's manual moves — allowed forward, refused backwards with
-//! 409 and the reason, refused by a guard — and the stage history showing every move with who
-//! or what made it; scores, the ledger page by page, the leaderboard, a dry run, a recompute
-//! job with its progress, a manual adjustment and a contact meeting the SLA.
+//! scoring-svc's internal API on MariaDB and SQLite, called as the gateway calls it (with the
+//! service credential naming the tenant and the actor): definitions validated with errors naming
+//! the field or condition node and recorded with the credential's actor; a rep's manual moves —
+//! allowed forward, refused backwards with 409 and the reason, refused by a guard — and the stage
+//! history showing every move with who or what made it; scores, the ledger page by page, the
+//! leaderboard, a dry run, a recompute job with its progress, a manual adjustment and a contact
+//! meeting the SLA. A `tenant_id`, `operator` or `actor` a caller still sends is ignored.
+//!
+//! Tenants are isolated: every model, rule, trigger, job and lead of one tenant answers 404
+//! through another tenant's credential (reads and writes alike, nothing changes), and lists
+//! never show another tenant's. A move, contact or adjustment on a profile scoring has no lead
+//! for answers 404 naming it and creates no lead. Every route refuses a request without a
+//! credential or with one signed under another key (401).
 
-use actix_web::{test, App};
+use actix_web::{test, web, App};
+use proto::auth::Role;
 use proto::sdk::TrackKind;
 use scoring_svc::api::{routes, ApiState};
 use scoring_svc::store::schedule::Scheduler;
+use scrm_tests::auth;
 use scrm_tests::db::Backend;
 use scrm_tests::scoring::{resolved, start, tracked, updated, ScoringDb};
 use serde_json::{json, Value};
 
 const T: &str = "t-api";
+/// Another tenant of the same deployment.
+const B: &str = "t-api-b";
+/// A rep of tenant [`T`] as the gateway names them.
+const REP: &str = "rep:corp-1:rep-1";
 
 macro_rules! call {
     ($app:expr, $req:expr) => {{
@@ -28,77 +42,136 @@ macro_rules! call {
     }};
 }
 
+/// The service's routes in a test `App` that verifies credentials under the test key.
+macro_rules! app {
+    ($s:expr) => {{
+        let state = ApiState {
+            scorer: $s.scorer.clone(),
+            relay: None,
+            dry_run_max_sample: 100,
+        };
+        let r = routes(state);
+        test::init_service(
+            App::new()
+                .app_data(platform::http::json_config())
+                .app_data(platform::http::query_config())
+                .app_data(web::Data::new(auth::key()))
+                .configure(move |c| r(c)),
+        )
+        .await
+    }};
+}
+
+/// A request of `tenant`'s operator `user:test`.
+fn req(method: &str, uri: &str, tenant: &str) -> test::TestRequest {
+    as_actor(method, uri, tenant, "user:test", Role::Operator)
+}
+
+/// A request of `actor` with `role` in `tenant`.
+fn as_actor(method: &str, uri: &str, tenant: &str, actor: &str, role: Role) -> test::TestRequest {
+    let r = match method {
+        "GET" => test::TestRequest::get(),
+        "POST" => test::TestRequest::post(),
+        "PUT" => test::TestRequest::put(),
+        "PATCH" => test::TestRequest::patch(),
+        "DELETE" => test::TestRequest::delete(),
+        m => panic!("method {m}"),
+    };
+    r.uri(uri).insert_header(auth::header_with(
+        auth::TEST_INTERNAL_KEY,
+        tenant,
+        actor,
+        role,
+    ))
+}
+
+fn paths(body: &Value) -> Vec<&str> {
+    body["details"]["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {body}"))
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect()
+}
+
 async fn definitions_moves_and_reads(backend: Backend) {
     let s = ScoringDb::new(backend).await;
-    let state = ApiState {
-        scorer: s.scorer.clone(),
-        relay: None,
-        dry_run_max_sample: 100,
-    };
-    let r = routes(state);
-    let app = test::init_service(
-        App::new()
-            .app_data(platform::http::json_config())
-            .app_data(platform::http::query_config())
-            .configure(move |c| r(c)),
-    )
-    .await;
+    let app = app!(s);
 
-    // Models: a bad key and decay are named; then a good one.
-    let (st, body) = call!(app, test::TestRequest::post().uri("/v1/models").set_json(json!({
-        "tenant_id": T, "operator": "ops", "key": "Bad Key", "name": "E", "decay": {"kind": "half_life", "days": 0}})));
+    // Models: a bad key and decay are named; then a good one, recorded with the credential's
+    // actor in the credential's tenant (a stray `tenant_id` / `operator` is ignored).
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({
+        "key": "Bad Key", "name": "E", "decay": {"kind": "half_life", "days": 0}}))
+    );
     assert_eq!(
         (st, body["code"].as_str()),
         (400, Some("invalid_definition")),
         "{body}"
     );
-    let paths: Vec<&str> = body["details"]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(paths, vec!["key", "decay.days"]);
-    let (st, model) = call!(app, test::TestRequest::post().uri("/v1/models").set_json(json!({
-        "tenant_id": T, "operator": "ops", "key": "engagement", "name": "Engagement", "decay": {"kind": "half_life", "days": 30}})));
+    assert_eq!(paths(&body), vec!["key", "decay.days"]);
+    let (st, model) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({
+        "tenant_id": B, "operator": "someone-typed", "key": "engagement", "name": "Engagement",
+        "decay": {"kind": "half_life", "days": 30}}))
+    );
     assert_eq!(st, 201, "{model}");
+    assert_eq!(
+        (
+            model["tenant_id"].as_str(),
+            model["created_by"].as_str(),
+            model["updated_by"].as_str()
+        ),
+        (Some(T), Some("user:test"), Some("user:test")),
+        "{model}"
+    );
     let mid = model["id"].as_str().unwrap().to_string();
     let (st, body) = call!(
         app,
-        test::TestRequest::post().uri("/v1/models").set_json(json!({
-        "tenant_id": T, "operator": "ops", "key": "engagement", "name": "Again"}))
+        req("POST", "/v1/models", T).set_json(json!({"key": "engagement", "name": "Again"}))
     );
     assert_eq!((st, body["code"].as_str()), (409, Some("duplicate_key")));
+    let (st, body) = call!(
+        app,
+        as_actor(
+            "PATCH",
+            &format!("/v1/models/{mid}"),
+            T,
+            "user:7",
+            Role::Admin
+        )
+        .set_json(json!({"description": "web and WeChat", "operator": "ignored"}))
+    );
+    assert_eq!(
+        (st, body["updated_by"].as_str(), body["created_by"].as_str()),
+        (200, Some("user:7"), Some("user:test")),
+        "{body}"
+    );
 
     // Rules: a filter without its value and a condition node with a bad operator are named.
-    let (st, body) = call!(app, test::TestRequest::post().uri(&format!("/v1/models/{mid}/rules")).set_json(json!({
-        "operator": "ops", "kind": "event", "name": "Views", "event": "track.page_view", "points": 10,
+    let (st, body) = call!(app, req("POST", &format!("/v1/models/{mid}/rules"), T).set_json(json!({
+        "kind": "event", "name": "Views", "event": "track.page_view", "points": 10,
         "filters": [{"key": "content.tags", "value_type": "string", "op": "eq"}],
         "condition": {"version": 1, "root": {"type": "and", "children": [
             {"type": "property", "key": "contact.city", "value_type": "bool", "op": "gt", "value": true}]}}})));
     assert_eq!(st, 400, "{body}");
-    let paths: Vec<&str> = body["details"]["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["path"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        paths,
+        paths(&body),
         vec!["condition.root.children[0].op", "filters[0].value"],
         "{body}"
     );
     for rule in [
-        json!({"operator": "ops", "kind": "event", "name": "Views", "event": "track.page_view", "points": 10, "caps": {"per_day": 30}}),
+        json!({"kind": "event", "name": "Views", "event": "track.page_view", "points": 10, "caps": {"per_day": 30}}),
         json!({"operator": "ops", "kind": "event", "name": "Form", "event": "track.form_submit", "points": 25}),
     ] {
         let (st, body) = call!(
             app,
-            test::TestRequest::post()
-                .uri(&format!("/v1/models/{mid}/rules"))
-                .set_json(rule)
+            req("POST", &format!("/v1/models/{mid}/rules"), T).set_json(rule)
         );
         assert_eq!(st, 201, "{body}");
+        assert_eq!(body["created_by"], "user:test", "{body}");
     }
 
     // The machine: SQL needs a phone (guard); MQL at 30 points with a 24 h SLA.
@@ -107,29 +180,22 @@ async fn definitions_moves_and_reads(backend: Backend) {
     machine["stages"][1]["entry"] = json!({"version": 1, "root": {"type": "property", "key": "score.engagement", "value_type": "number", "op": "gte", "value": 30}});
     machine["stages"][1]["sla"] = json!({"hours": 24});
     machine["stages"][3]["guard"] = json!({"version": 1, "root": {"type": "property", "key": "contact.phone", "value_type": "string", "op": "exists"}});
-    machine["tenant_id"] = json!(T);
-    machine["operator"] = json!("ops");
     let mut bad = machine.clone();
     bad["transitions"][0]["to"] = json!("won");
-    let (st, body) = call!(
-        app,
-        test::TestRequest::put()
-            .uri("/v1/stage-machine")
-            .set_json(bad)
-    );
+    let (st, body) = call!(app, req("PUT", "/v1/stage-machine", T).set_json(bad));
     assert_eq!(
         (st, body["details"]["errors"][0]["path"].as_str()),
         (400, Some("transitions[0].to"))
     );
-    let (st, body) = call!(
-        app,
-        test::TestRequest::put()
-            .uri("/v1/stage-machine")
-            .set_json(machine)
-    );
+    let (st, body) = call!(app, req("PUT", "/v1/stage-machine", T).set_json(machine));
     assert_eq!(
-        (st, body["is_default"].as_bool()),
-        (200, Some(false)),
+        (
+            st,
+            body["is_default"].as_bool(),
+            body["updated_by"].as_str(),
+            body["tenant_id"].as_str()
+        ),
+        (200, Some(false), Some("user:test"), Some(T)),
         "{body}"
     );
 
@@ -161,25 +227,28 @@ async fn definitions_moves_and_reads(backend: Backend) {
         &tracked(T, TrackKind::FormSubmit, start(), "f", &[], json!({})),
     ))
     .await;
+    // A stray `tenant_id` naming another tenant changes nothing.
     let (st, lead) = call!(
         app,
-        test::TestRequest::get().uri(&format!("/v1/profiles/p1/scores?tenant_id={T}"))
+        req("GET", &format!("/v1/profiles/p1/scores?tenant_id={B}"), T)
     );
-    assert_eq!(st, 200);
+    assert_eq!(st, 200, "{lead}");
     assert_eq!(
         (lead["stage"].as_str(), lead["scores"][0]["score"].as_f64()),
         (Some("mql"), Some(55.0))
     );
     assert_eq!(lead["owner"]["user_id"], "rep-1");
 
-    // Manual moves: forward to sql; back to new is refused with the reason; opportunity's guard.
+    // Manual moves as the credential's actor: forward to sql; back to new is refused with the
+    // reason; opportunity's guard. An `actor` in the body is not who moved it.
     let mv = |stage: &str, actor: &str| {
-        test::TestRequest::post().uri("/v1/profiles/p1/stage").set_json(json!({
-            "tenant_id": T, "stage": stage, "actor": actor, "reason": format!("moving to {stage}")}))
+        as_actor("POST", "/v1/profiles/p1/stage", T, actor, Role::Rep).set_json(json!({
+            "tenant_id": B, "stage": stage, "actor": "typed-by-caller",
+            "reason": format!("moving to {stage}")}))
     };
-    let (st, body) = call!(app, mv("sql", "rep-1"));
+    let (st, body) = call!(app, mv("sql", REP));
     assert_eq!((st, body["stage"].as_str()), (200, Some("sql")), "{body}");
-    let (st, body) = call!(app, mv("new", "rep-1"));
+    let (st, body) = call!(app, mv("new", REP));
     assert_eq!(
         (st, body["code"].as_str()),
         (409, Some("transition_not_allowed")),
@@ -196,28 +265,38 @@ async fn definitions_moves_and_reads(backend: Backend) {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(allowed, vec!["opportunity", "customer", "lost", "recycled"]);
-    let (st, body) = call!(app, mv("opportunity", "rep-1"));
+    let (st, body) = call!(app, mv("opportunity", REP));
     assert_eq!(
         (st, body["code"].as_str()),
         (409, Some("guard_failed")),
         "{body}"
     );
-    let (st, body) = call!(app, mv("won", "rep-1"));
-    assert_eq!((st, body["code"].as_str()), (400, Some("unknown_stage")));
-    let (st, _) = call!(app, mv("lost", "manager-2"));
+    let (st, body) = call!(app, mv("won", REP));
+    assert_eq!(
+        (st, body["code"].as_str(), body["details"]["field"].as_str()),
+        (400, Some("unknown_stage"), Some("stage"))
+    );
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/profiles/p1/stage", T).set_json(json!({"reason": "no stage"}))
+    );
+    assert_eq!(
+        (st, body["code"].as_str(), body["details"]["field"].as_str()),
+        (400, Some("missing_field"), Some("stage")),
+        "{body}"
+    );
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/profiles/p1/stage", T).set_json(json!({"stage": "lost"}))
+    );
+    assert_eq!(
+        (st, body["details"]["field"].as_str()),
+        (400, Some("reason")),
+        "{body}"
+    );
+    let (st, _) = call!(app, mv("lost", "user:manager-2"));
     assert_eq!(st, 200);
-    let (st, body) = call!(
-        app,
-        test::TestRequest::post()
-            .uri("/v1/profiles/nobody/stage")
-            .set_json(json!({
-        "tenant_id": T, "stage": "sql", "actor": "rep-1", "reason": "x"}))
-    );
-    assert_eq!((st, body["code"].as_str()), (404, Some("not_found")));
-    let (st, body) = call!(
-        app,
-        test::TestRequest::get().uri(&format!("/v1/profiles/p1/stage-history?tenant_id={T}"))
-    );
+    let (st, body) = call!(app, req("GET", "/v1/profiles/p1/stage-history", T));
     assert_eq!(st, 200);
     let moves: Vec<(String, String, String, String)> = body["items"]
         .as_array()
@@ -250,30 +329,25 @@ async fn definitions_moves_and_reads(backend: Backend) {
             (
                 "sql".into(),
                 "user".into(),
-                "rep-1".into(),
+                REP.into(),
                 "moving to sql".into()
             ),
             (
                 "lost".into(),
                 "user".into(),
-                "manager-2".into(),
+                "user:manager-2".into(),
                 "moving to lost".into()
             ),
         ]
     );
     // The MQL SLA closed when the lead left mql.
-    let (_, slas) = call!(
-        app,
-        test::TestRequest::get().uri(&format!("/v1/profiles/p1/slas?tenant_id={T}"))
-    );
+    let (_, slas) = call!(app, req("GET", "/v1/profiles/p1/slas", T));
     assert_eq!(slas["items"][0]["status"], "closed");
 
     // Ledger, page by page, with the rule's name and each entry's worth now.
     let (st, page) = call!(
         app,
-        test::TestRequest::get().uri(&format!(
-            "/v1/profiles/p1/ledger?tenant_id={T}&model=engagement&limit=3"
-        ))
+        req("GET", "/v1/profiles/p1/ledger?model=engagement&limit=3", T)
     );
     assert_eq!(st, 200);
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
@@ -282,36 +356,67 @@ async fn definitions_moves_and_reads(backend: Backend) {
     let cursor = page["next_cursor"].as_i64().unwrap();
     let (_, rest) = call!(
         app,
-        test::TestRequest::get().uri(&format!(
-            "/v1/profiles/p1/ledger?tenant_id={T}&cursor={cursor}&limit=3"
-        ))
+        req(
+            "GET",
+            &format!("/v1/profiles/p1/ledger?cursor={cursor}&limit=3"),
+            T
+        )
     );
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert!(rest.get("next_cursor").is_none());
-    let (st, body) = call!(
-        app,
-        test::TestRequest::get().uri(&format!("/v1/profiles/p1/ledger?tenant_id={T}&limit=0"))
-    );
+    let (st, body) = call!(app, req("GET", "/v1/profiles/p1/ledger?limit=0", T));
     assert_eq!((st, body["code"].as_str()), (400, Some("invalid_limit")));
 
-    // Another lead, a leaderboard, a manual adjustment.
+    // Another lead, a leaderboard, a manual adjustment recorded with the actor.
     s.handle(&resolved(
         "p2",
         &tracked(T, TrackKind::PageView, start(), "p2v", &[], json!({})),
     ))
     .await;
-    let (st, adj) = call!(app, test::TestRequest::post().uri("/v1/profiles/p2/adjustments").set_json(json!({
-        "tenant_id": T, "model": "engagement", "delta": 100, "actor": "ops", "reason": "met at the fair"})));
+    let (st, adj) = call!(
+        app,
+        req("POST", "/v1/profiles/p2/adjustments", T).set_json(json!({
+        "tenant_id": B, "actor": "typed", "model": "engagement", "delta": 100,
+        "reason": "met at the fair"}))
+    );
     assert_eq!(
         (st, adj["scores"][0]["score"].as_f64()),
         (200, Some(110.0)),
         "{adj}"
     );
+    let (_, page) = call!(app, req("GET", "/v1/profiles/p2/ledger", T));
+    let manual = &page["items"][0];
+    assert_eq!(
+        (
+            manual["kind"].as_str(),
+            manual["cause_id"].as_str(),
+            manual["note"].as_str()
+        ),
+        (Some("adjust"), Some("user:test"), Some("met at the fair")),
+        "{page}"
+    );
+    for (body, field) in [
+        (
+            json!({"model": "engagement", "delta": 0, "reason": "x"}),
+            "delta",
+        ),
+        (json!({"model": "engagement", "delta": 5}), "reason"),
+        (json!({"delta": 5, "reason": "x"}), "model"),
+        (json!({"model": "fit", "delta": 5, "reason": "x"}), "model"),
+    ] {
+        let (st, err) = call!(
+            app,
+            req("POST", "/v1/profiles/p2/adjustments", T).set_json(body.clone())
+        );
+        assert_eq!(
+            (st, err["details"]["field"].as_str()),
+            (400, Some(field)),
+            "{body} → {err}"
+        );
+    }
     let (_, board) = call!(
         app,
-        test::TestRequest::get().uri(&format!(
-            "/v1/leaderboard?tenant_id={T}&model=engagement&limit=5"
-        ))
+        req("GET", "/v1/leaderboard?model=engagement&limit=5", T)
     );
     let order: Vec<&str> = board["items"]
         .as_array()
@@ -322,21 +427,21 @@ async fn definitions_moves_and_reads(backend: Backend) {
     assert_eq!(order, vec!["p2", "p1"]);
     let (_, board) = call!(
         app,
-        test::TestRequest::get().uri(&format!(
-            "/v1/leaderboard?tenant_id={T}&model=engagement&stage=lost"
-        ))
+        req("GET", "/v1/leaderboard?model=engagement&stage=lost", T)
     );
     assert_eq!(board["items"].as_array().unwrap().len(), 1);
+    let (st, body) = call!(app, req("GET", "/v1/leaderboard", T));
+    assert_eq!(
+        (st, body["details"]["field"].as_str()),
+        (400, Some("model"))
+    );
 
     // Dry run: forms worth 50 now.
-    let dry = json!({"tenant_id": T, "model": {"key": "engagement", "name": "E2"},
+    let dry = json!({"tenant_id": B, "model": {"key": "engagement", "name": "E2"},
         "rules": [{"kind": "event", "name": "Form", "event": "track.form_submit", "points": 50}]});
     let mut one = dry.clone();
     one["profile_id"] = json!("p1");
-    let (st, body) = call!(
-        app,
-        test::TestRequest::post().uri("/v1/dry-run").set_json(one)
-    );
+    let (st, body) = call!(app, req("POST", "/v1/dry-run", T).set_json(one));
     assert_eq!(
         (st, body["score"].as_f64(), body["current"].as_f64()),
         (200, Some(50.0), Some(55.0)),
@@ -344,12 +449,7 @@ async fn definitions_moves_and_reads(backend: Backend) {
     );
     let mut sample = dry.clone();
     sample["sample"] = json!(10);
-    let (st, body) = call!(
-        app,
-        test::TestRequest::post()
-            .uri("/v1/dry-run")
-            .set_json(sample)
-    );
+    let (st, body) = call!(app, req("POST", "/v1/dry-run", T).set_json(sample));
     assert_eq!(
         (
             st,
@@ -360,32 +460,38 @@ async fn definitions_moves_and_reads(backend: Backend) {
     );
     let mut bad = dry;
     bad["rules"][0]["points"] = json!(0);
-    let (st, body) = call!(
-        app,
-        test::TestRequest::post().uri("/v1/dry-run").set_json(bad)
-    );
+    let (st, body) = call!(app, req("POST", "/v1/dry-run", T).set_json(bad));
     assert_eq!(
         (st, body["details"]["errors"][0]["path"].as_str()),
         (400, Some("rules[0].points"))
     );
 
-    // Recompute with progress.
-    let (st, job) = call!(
+    // Recompute with progress (no body needed), recorded with the actor.
+    let (st, body) = call!(
         app,
-        test::TestRequest::post()
-            .uri(&format!("/v1/models/{mid}/recompute"))
-            .set_json(json!({"operator": "ops"}))
+        req("POST", &format!("/v1/models/{mid}/recompute"), T)
+            .set_json(json!({"fire_triggers": "yes"}))
     );
     assert_eq!(
-        (st, job["status"].as_str(), job["total"].as_i64()),
-        (202, Some("queued"), Some(2))
+        (st, body["details"]["field"].as_str()),
+        (400, Some("fire_triggers")),
+        "{body}"
     );
+    let (st, job) = call!(app, req("POST", &format!("/v1/models/{mid}/recompute"), T));
+    assert_eq!(
+        (
+            st,
+            job["status"].as_str(),
+            job["total"].as_i64(),
+            job["created_by"].as_str()
+        ),
+        (202, Some("queued"), Some(2), Some("user:test")),
+        "{job}"
+    );
+    let jid = job["id"].as_str().unwrap().to_string();
     let sched = Scheduler::new(s.scorer.clone(), 10, 1, None);
     sched.tick().await.unwrap();
-    let (_, j) = call!(
-        app,
-        test::TestRequest::get().uri(&format!("/v1/jobs/{}", job["id"].as_str().unwrap()))
-    );
+    let (_, j) = call!(app, req("GET", &format!("/v1/jobs/{jid}"), T));
     assert_eq!(
         (
             j["status"].as_str(),
@@ -396,37 +502,453 @@ async fn definitions_moves_and_reads(backend: Backend) {
     );
     sched.tick().await.unwrap();
     sched.tick().await.unwrap();
-    let (_, j) = call!(
-        app,
-        test::TestRequest::get().uri(&format!("/v1/jobs/{}", job["id"].as_str().unwrap()))
-    );
+    let (_, j) = call!(app, req("GET", &format!("/v1/jobs/{jid}"), T));
     assert_eq!(
         (j["status"].as_str(), j["done"].as_i64()),
         (Some("done"), Some(2)),
         "{j}"
     );
-    let (_, lead) = call!(
-        app,
-        test::TestRequest::get().uri(&format!("/v1/profiles/p2/scores?tenant_id={T}"))
-    );
+    let (_, lead) = call!(app, req("GET", "/v1/profiles/p2/scores", T));
     assert_eq!(
         lead["scores"][0]["score"].as_f64(),
         Some(110.0),
         "adjustments survive a recompute"
     );
 
-    // Missing fields are named.
+    // A contact meets the open MQL SLA of a third lead, settled by the rep who made it.
+    for (i, kind) in [TrackKind::PageView, TrackKind::FormSubmit]
+        .into_iter()
+        .enumerate()
+    {
+        s.handle(&resolved(
+            "p3",
+            &tracked(T, kind, start(), &format!("p3-{i}"), &[], json!({})),
+        ))
+        .await;
+    }
     let (st, body) = call!(
         app,
-        test::TestRequest::post()
-            .uri("/v1/profiles/p1/contacted")
-            .set_json(json!({"tenant_id": T}))
+        as_actor("POST", "/v1/profiles/p3/contacted", T, REP, Role::Rep)
+            .set_json(json!({"tenant_id": B, "actor": "typed"}))
+    );
+    assert_eq!((st, body["slas_met"].as_u64()), (200, Some(1)), "{body}");
+    let (_, slas) = call!(app, req("GET", "/v1/profiles/p3/slas", T));
+    assert_eq!(
+        (
+            slas["items"][0]["stage"].as_str(),
+            slas["items"][0]["status"].as_str(),
+            slas["items"][0]["settled_by"].as_str()
+        ),
+        (Some("mql"), Some("met"), Some(REP)),
+        "{slas}"
+    );
+    let (st, body) = call!(app, req("POST", "/v1/profiles/p3/contacted", T));
+    assert_eq!((st, body["slas_met"].as_u64()), (200, Some(0)), "{body}");
+
+    // Rules and triggers are changed and deleted as the actor.
+    let (_, m) = call!(app, req("GET", &format!("/v1/models/{mid}"), T));
+    let rid = m["rules"][0]["id"].as_str().unwrap().to_string();
+    let (st, body) = call!(
+        app,
+        req("PUT", &format!("/v1/rules/{rid}"), T).set_json(json!({
+            "kind": "event", "name": "Views", "event": "track.page_view", "points": 5}))
     );
     assert_eq!(
-        (st, body["details"]["field"].as_str()),
-        (400, Some("actor"))
+        (st, body["points"].as_f64(), body["updated_by"].as_str()),
+        (200, Some(5.0), Some("user:test")),
+        "{body}"
+    );
+    let (st, _) = call!(app, req("DELETE", &format!("/v1/rules/{rid}"), T));
+    assert_eq!(st, 204);
+    let (_, body) = call!(app, req("GET", &format!("/v1/rules/{rid}"), T));
+    assert_eq!(
+        (body["status"].as_str(), body["updated_by"].as_str()),
+        (Some("deleted"), Some("user:test"))
     );
     s.cleanup().await;
 }
 
-scrm_tests::on_both_backends!(definitions_moves_and_reads);
+/// Tenant `T`'s model, rule, trigger, job and lead are not found through a credential for `B`
+/// — reads and writes alike, nothing of `T` changes — and `B`'s lists never show them.
+async fn tenants_do_not_see_each_other(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let app = app!(s);
+
+    // Tenant T: a model with a rule, a trigger, a lead with points, a recompute job.
+    let (st, model) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({
+        "key": "engagement", "name": "Engagement of T"}))
+    );
+    assert_eq!(st, 201, "{model}");
+    let mid = model["id"].as_str().unwrap().to_string();
+    let (st, rule) = call!(
+        app,
+        req("POST", &format!("/v1/models/{mid}/rules"), T).set_json(json!({
+            "kind": "event", "name": "Views", "event": "track.page_view", "points": 10}))
+    );
+    assert_eq!(st, 201, "{rule}");
+    let rid = rule["id"].as_str().unwrap().to_string();
+    let trigger = json!({"name": "Hot", "on": {"type": "score", "model": "engagement", "threshold": 50, "direction": "up"},
+        "actions": [{"type": "notify", "message": "hot lead"}]});
+    let (st, trig) = call!(
+        app,
+        req("POST", "/v1/triggers", T).set_json(trigger.clone())
+    );
+    assert_eq!(st, 201, "{trig}");
+    let tid = trig["id"].as_str().unwrap().to_string();
+    s.handle(&resolved(
+        "pa",
+        &tracked(T, TrackKind::PageView, start(), "a-v1", &[], json!({})),
+    ))
+    .await;
+    let (st, job) = call!(app, req("POST", &format!("/v1/models/{mid}/recompute"), T));
+    assert_eq!(st, 202, "{job}");
+    let jid = job["id"].as_str().unwrap().to_string();
+
+    // Tenant B: its own model with the same key and a lead of its own.
+    let (st, bm) = call!(
+        app,
+        req("POST", "/v1/models", B).set_json(json!({
+        "key": "engagement", "name": "Engagement of B"}))
+    );
+    assert_eq!(st, 201, "{bm}");
+    let bmid = bm["id"].as_str().unwrap().to_string();
+    let (st, _) = call!(
+        app,
+        req("POST", &format!("/v1/models/{bmid}/rules"), B).set_json(json!({
+            "kind": "event", "name": "Views", "event": "track.page_view", "points": 3}))
+    );
+    assert_eq!(st, 201);
+    s.handle(&resolved(
+        "pb",
+        &tracked(B, TrackKind::PageView, start(), "b-v1", &[], json!({})),
+    ))
+    .await;
+
+    // Every by-id route on T's resources through B's credential: 404 like an unknown id.
+    let rule_body =
+        json!({"kind": "event", "name": "Hijack", "event": "track.page_view", "points": 99});
+    let not_found: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("/v1/models/{mid}"), None),
+        (
+            "PATCH",
+            format!("/v1/models/{mid}"),
+            Some(json!({"name": "Hijacked", "status": "archived"})),
+        ),
+        (
+            "POST",
+            format!("/v1/models/{mid}/rules"),
+            Some(rule_body.clone()),
+        ),
+        ("POST", format!("/v1/models/{mid}/recompute"), None),
+        ("GET", format!("/v1/rules/{rid}"), None),
+        ("PUT", format!("/v1/rules/{rid}"), Some(rule_body)),
+        ("DELETE", format!("/v1/rules/{rid}"), None),
+        ("GET", format!("/v1/triggers/{tid}"), None),
+        ("PUT", format!("/v1/triggers/{tid}"), Some(trigger)),
+        ("DELETE", format!("/v1/triggers/{tid}"), None),
+        ("GET", format!("/v1/jobs/{jid}"), None),
+        ("GET", "/v1/profiles/pa/scores".into(), None),
+        ("GET", "/v1/profiles/pa/ledger".into(), None),
+        ("GET", "/v1/profiles/pa/stage-history".into(), None),
+        ("GET", "/v1/profiles/pa/firings".into(), None),
+        ("GET", "/v1/profiles/pa/slas".into(), None),
+        (
+            "POST",
+            "/v1/profiles/pa/stage".into(),
+            Some(json!({"stage": "lost", "reason": "x"})),
+        ),
+        ("POST", "/v1/profiles/pa/contacted".into(), None),
+        (
+            "POST",
+            "/v1/profiles/pa/adjustments".into(),
+            Some(json!({"model": "engagement", "delta": 50, "reason": "x"})),
+        ),
+        (
+            "POST",
+            "/v1/dry-run".into(),
+            Some(
+                json!({"model": {"key": "engagement", "name": "E"}, "profile_id": "pa",
+                "rules": [{"kind": "event", "name": "V", "event": "track.page_view", "points": 1}]}),
+            ),
+        ),
+    ];
+    for (method, uri, body) in &not_found {
+        // The stray `tenant_id` naming the owner does not help.
+        let uri = if uri.contains('?') {
+            format!("{uri}&tenant_id={T}")
+        } else {
+            format!("{uri}?tenant_id={T}")
+        };
+        let mut r = req(method, &uri, B);
+        if let Some(b) = body {
+            let mut b = b.clone();
+            b["tenant_id"] = json!(T);
+            r = r.set_json(b);
+        }
+        let (st, err) = call!(app, r);
+        assert_eq!(
+            (st, err["code"].as_str()),
+            (404, Some("not_found")),
+            "{method} {uri} through B: {err}"
+        );
+    }
+
+    // Nothing of T changed; B's writes went nowhere.
+    let (_, m) = call!(app, req("GET", &format!("/v1/models/{mid}"), T));
+    assert_eq!(
+        (
+            m["name"].as_str(),
+            m["status"].as_str(),
+            m["rules"].as_array().map(Vec::len)
+        ),
+        (Some("Engagement of T"), Some("active"), Some(1)),
+        "{m}"
+    );
+    let (_, r) = call!(app, req("GET", &format!("/v1/rules/{rid}"), T));
+    assert_eq!(
+        (r["status"].as_str(), r["points"].as_f64()),
+        (Some("active"), Some(10.0))
+    );
+    let (_, t) = call!(app, req("GET", &format!("/v1/triggers/{tid}"), T));
+    assert_eq!(t["status"], "active", "{t}");
+    let (st, j) = call!(app, req("GET", &format!("/v1/jobs/{jid}"), T));
+    assert_eq!((st, j["tenant_id"].as_str()), (200, Some(T)));
+    let (_, a) = call!(app, req("GET", "/v1/profiles/pa/scores", T));
+    assert_eq!(
+        (a["stage"].as_str(), a["scores"][0]["score"].as_f64()),
+        (Some("new"), Some(10.0)),
+        "{a}"
+    );
+    let jobs_of_b = s
+        .count(
+            "SELECT COUNT(*) FROM scoring_jobs WHERE tenant_id = ?",
+            vec![B.into()],
+        )
+        .await;
+    assert_eq!(jobs_of_b, 0, "B's recompute of T's model queued nothing");
+    let leads_of_b = s
+        .count(
+            "SELECT COUNT(*) FROM leads WHERE tenant_id = ?",
+            vec![B.into()],
+        )
+        .await;
+    assert_eq!(leads_of_b, 1, "only B's own lead");
+
+    // B's lists: its own model and no trigger; its leaderboard only its own lead; its machine
+    // the default one (a stray `tenant_id` naming T changes nothing).
+    let (_, models) = call!(app, req("GET", &format!("/v1/models?tenant_id={T}"), B));
+    let ids: Vec<&str> = models["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![bmid.as_str()]);
+    let (_, triggers) = call!(app, req("GET", &format!("/v1/triggers?tenant_id={T}"), B));
+    assert_eq!(triggers["items"], json!([]), "{triggers}");
+    let (_, board) = call!(
+        app,
+        req(
+            "GET",
+            &format!("/v1/leaderboard?model=engagement&tenant_id={T}"),
+            B
+        )
+    );
+    let rows: Vec<(&str, f64)> = board["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["profile_id"].as_str().unwrap(),
+                r["score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, vec![("pb", 3.0)]);
+    let (_, board) = call!(app, req("GET", "/v1/leaderboard?model=engagement", T));
+    let rows: Vec<&str> = board["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["profile_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, vec!["pa"]);
+    let (_, machine) = call!(app, req("GET", "/v1/stage-machine", B));
+    assert_eq!(machine["is_default"], true);
+    // B's dry-run sample covers B's leads only.
+    let (_, dry) = call!(
+        app,
+        req("POST", "/v1/dry-run", B).set_json(json!({
+        "model": {"key": "engagement", "name": "E"}, "sample": 10,
+        "rules": [{"kind": "event", "name": "V", "event": "track.page_view", "points": 1}]}))
+    );
+    assert_eq!(dry["distribution"]["profiles"], 1, "{dry}");
+    assert_eq!(dry["top"][0]["profile_id"], "pb", "{dry}");
+    s.cleanup().await;
+}
+
+/// A move, a contact or an adjustment on a profile the tenant has no lead for answers 404
+/// naming it, and creates no lead: the leaderboard stays as it was.
+async fn unknown_profiles_are_not_found_and_get_no_lead(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let app = app!(s);
+    let (st, model) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({
+        "key": "engagement", "name": "Engagement"}))
+    );
+    assert_eq!(st, 201, "{model}");
+    let mid = model["id"].as_str().unwrap();
+    let (st, rule) = call!(
+        app,
+        req("POST", &format!("/v1/models/{mid}/rules"), T).set_json(json!({
+            "kind": "event", "name": "Views", "event": "track.page_view", "points": 10}))
+    );
+    assert_eq!(st, 201, "{rule}");
+    s.handle(&resolved(
+        "known",
+        &tracked(T, TrackKind::PageView, start(), "k-v1", &[], json!({})),
+    ))
+    .await;
+    let board = || req("GET", "/v1/leaderboard?model=engagement", T);
+    let (st, before) = call!(app, board());
+    assert_eq!(st, 200, "{before}");
+    assert_eq!(before["items"].as_array().unwrap().len(), 1, "{before}");
+
+    for (uri, body) in [
+        (
+            "/v1/profiles/ghost/adjustments",
+            Some(json!({"model": "engagement", "delta": 500, "reason": "phantom"})),
+        ),
+        (
+            "/v1/profiles/ghost/stage",
+            Some(json!({"stage": "sql", "reason": "phantom"})),
+        ),
+        ("/v1/profiles/ghost/contacted", None),
+    ] {
+        let mut r = req("POST", uri, T);
+        if let Some(b) = body {
+            r = r.set_json(b);
+        }
+        let (st, err) = call!(app, r);
+        assert_eq!(
+            (
+                st,
+                err["code"].as_str(),
+                err["details"]["profile_id"].as_str()
+            ),
+            (404, Some("not_found"), Some("ghost")),
+            "{uri}: {err}"
+        );
+        assert!(
+            err["message"].as_str().unwrap().contains("`ghost`"),
+            "{err}"
+        );
+    }
+    let (st, _) = call!(app, req("GET", "/v1/profiles/ghost/scores", T));
+    assert_eq!(st, 404);
+    let (_, after) = call!(app, board());
+    assert_eq!(after["items"], before["items"], "leaderboard unchanged");
+    for table in [
+        "leads",
+        "score_ledger",
+        "profile_scores",
+        "lead_stage_history",
+    ] {
+        let n = s
+            .count(
+                &format!("SELECT COUNT(*) FROM {table} WHERE profile_id = ?"),
+                vec!["ghost".into()],
+            )
+            .await;
+        assert_eq!(n, 0, "{table} has no row of the unknown profile");
+    }
+    s.cleanup().await;
+}
+
+/// Every route, without a credential or with one signed under another key, answers 401 (the
+/// handler itself requires the principal: a test `App` has no middleware).
+async fn every_route_requires_the_credential(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let app = app!(s);
+    let forged = auth::header_with(
+        "another-internal-key-0123456789abcdef",
+        T,
+        "user:test",
+        Role::Owner,
+    );
+    for (method, uri) in ROUTES {
+        let plain = |m: &str| match m {
+            "GET" => test::TestRequest::get(),
+            "POST" => test::TestRequest::post(),
+            "PUT" => test::TestRequest::put(),
+            "PATCH" => test::TestRequest::patch(),
+            _ => test::TestRequest::delete(),
+        };
+        let (st, body) = call!(
+            app,
+            plain(method)
+                .uri(&format!("{uri}?tenant_id={T}"))
+                .set_json(json!({"tenant_id": T}))
+        );
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{method} {uri} without a credential: {body}"
+        );
+        let (st, body) = call!(
+            app,
+            plain(method)
+                .uri(uri)
+                .insert_header(forged.clone())
+                .set_json(json!({}))
+        );
+        assert_eq!(
+            (st, body["code"].as_str()),
+            (401, Some("invalid_credential")),
+            "{method} {uri} with a forged credential: {body}"
+        );
+    }
+    s.cleanup().await;
+}
+
+/// Every route of the API with a plausible method and path.
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/models"),
+    ("GET", "/v1/models"),
+    ("GET", "/v1/models/m1"),
+    ("PATCH", "/v1/models/m1"),
+    ("POST", "/v1/models/m1/rules"),
+    ("POST", "/v1/models/m1/recompute"),
+    ("GET", "/v1/rules/r1"),
+    ("PUT", "/v1/rules/r1"),
+    ("DELETE", "/v1/rules/r1"),
+    ("GET", "/v1/stage-machine"),
+    ("PUT", "/v1/stage-machine"),
+    ("POST", "/v1/triggers"),
+    ("GET", "/v1/triggers"),
+    ("GET", "/v1/triggers/t1"),
+    ("PUT", "/v1/triggers/t1"),
+    ("DELETE", "/v1/triggers/t1"),
+    ("GET", "/v1/profiles/p1/scores"),
+    ("GET", "/v1/profiles/p1/ledger"),
+    ("GET", "/v1/profiles/p1/stage-history"),
+    ("GET", "/v1/profiles/p1/firings"),
+    ("GET", "/v1/profiles/p1/slas"),
+    ("POST", "/v1/profiles/p1/stage"),
+    ("POST", "/v1/profiles/p1/contacted"),
+    ("POST", "/v1/profiles/p1/adjustments"),
+    ("GET", "/v1/leaderboard"),
+    ("POST", "/v1/dry-run"),
+    ("GET", "/v1/jobs/j1"),
+];
+
+scrm_tests::on_both_backends!(
+    definitions_moves_and_reads,
+    tenants_do_not_see_each_other,
+    unknown_profiles_are_not_found_and_get_no_lead,
+    every_route_requires_the_credential,
+);

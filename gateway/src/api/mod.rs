@@ -2,6 +2,7 @@
 //! and the internal endpoints other roles and tools call (the WeChat access-token endpoint, the
 //! bus's parked messages).
 
+pub mod admin;
 pub mod bus;
 mod callbacks;
 mod internal;
@@ -30,6 +31,10 @@ pub struct GatewayState {
     pub wechat: WechatApi,
     /// The process's bus (tooling endpoints look at its queues).
     pub bus: Arc<dyn platform::bus::Bus>,
+    /// Tenants, users, credentials, audit log.
+    pub access: crate::access::Access,
+    /// The services the admin API composes.
+    pub services: crate::services::Services,
 }
 
 /// All gateway routes.
@@ -42,6 +47,7 @@ pub fn routes(state: GatewayState) -> Routes {
             .configure(sdk::routes)
             .configure(track::routes)
             .configure(internal::routes)
-            .configure(bus::routes);
+            .configure(bus::routes)
+            .configure(admin::register);
     })
 }

@@ -1,6 +1,8 @@
-//! Tables of the gateway and their migrations: the app registry (WeChat apps with sealed secrets)
-//! and tenant write keys for server-side tracking.
+//! Tables of the gateway and their migrations: the app registry (WeChat apps with sealed secrets),
+//! tenant write keys for server-side tracking, and the front door's tenants, users, roles,
+//! credentials and audit log.
 
+pub mod access;
 pub mod apps;
 pub mod migrations;
 pub mod write_keys;
@@ -18,6 +20,7 @@ impl MigratorTrait for Migrator {
             // admin API (app registry changes).
             Box::new(CreateOutbox),
             Box::new(migrations::CreateAppRegistry),
+            Box::new(access::CreateAccess),
         ]
     }
 }

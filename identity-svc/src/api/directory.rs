@@ -1,24 +1,27 @@
 //! Profile search, a rep's customers, operator field edits, custom-field declarations, binding
-//! tokens and the data-quality log.
+//! tokens and the data-quality log. As every route of the API: the tenant is the service
+//! credential's, the operator its actor (see the parent module).
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/profiles/search?tenant_id=&phone=\|name=\|unionid=\|external_userid=[&corp_id=]&limit=` | matching active profiles (id, display name, version) |
-//! | `PATCH /v1/profiles/{id}/fields` `{operator, fields: {key: value \| null}}` | sets / clears fields as the operator; 400 `invalid_field` names `fields.<key>` and the reason |
-//! | `POST /v1/profiles/{id}/binding-token` `{operator, ttl_days?}` | a personalised code (`scene`) for a QR code or contact-me link |
-//! | `GET /v1/reps/{user_id}/customers?tenant_id=&corp_id=&include_deleted=&cursor=&limit=` | the customers a WeCom rep follows |
-//! | `GET /v1/custom-fields?tenant_id=` | the tenant's custom fields |
-//! | `PUT /v1/custom-fields/{name}` `{tenant_id, value_type, label?, operator}` | declares one (201) or relabels it (200); 409 `type_change` |
-//! | `GET /v1/data-quality?tenant_id=&profile_id=&cursor=&limit=` | refused values, newest first |
+//! | `GET /v1/profiles/search?phone=\|name=\|unionid=\|external_userid=[&corp_id=]&limit=` | the tenant's matching active profiles (id, display name, version); a phone in any format (`13800138000`, `+86 138 0013 8000`) |
+//! | `PATCH /v1/profiles/{id}/fields` `{fields: {key: value \| null}}` | sets / clears fields as the operator; 400 `invalid_field` names `fields.<key>` and the reason |
+//! | `POST /v1/profiles/{id}/binding-token` `{ttl_days?}` (body optional) | a personalised code (`scene`) for a QR code or contact-me link (201) |
+//! | `GET /v1/reps/{user_id}/customers?corp_id=&include_deleted=&cursor=&limit=` | the customers a WeCom rep follows |
+//! | `GET /v1/custom-fields` | the tenant's custom fields |
+//! | `PUT /v1/custom-fields/{name}` `{value_type, label?}` | declares one (201) or relabels it (200); 409 `type_change` |
+//! | `GET /v1/data-quality?profile_id=&cursor=&limit=` | the tenant's refused values, newest first |
 
 use actix_web::{web, HttpResponse};
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use proto::identity::IdentifierKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{db_error, field, limit, missing, required, ApiState};
-use crate::domain::fields::{self, CustomField, FieldType};
+use super::{
+    actor, db_error, field, limit, missing, optional_body, phone_key, profile_not_found, ApiState,
+};
+use crate::domain::fields::{CustomField, FieldType};
 use crate::store::directory::{self, Search};
 use crate::store::edits::{field_types, EditError};
 use crate::store::queries::{self, LookupError};
@@ -66,7 +69,6 @@ fn cursor(c: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 #[derive(Debug, Deserialize)]
 struct SearchQuery {
-    tenant_id: Option<String>,
     phone: Option<String>,
     name: Option<String>,
     unionid: Option<String>,
@@ -76,11 +78,12 @@ struct SearchQuery {
 }
 
 async fn search(
+    p: Principal,
     state: web::Data<ApiState>,
     q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
+    let tenant = p.tenant;
     let limit = limit(q.limit)?;
     let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
     let n = [&q.phone, &q.name, &q.unionid, &q.external_userid]
@@ -94,12 +97,8 @@ async fn search(
         )
         .with_details(json!({"field": "phone|name|unionid|external_userid"})));
     }
-    let s = if let Some(p) = q.phone.filter(|p| !p.trim().is_empty()) {
-        let region = state.resolver.default_region(&tenant);
-        let (e164, cc) = fields::normalise_phone(&p, region).ok_or_else(|| {
-            ApiError::bad_request("invalid_value", "`phone` is not a valid phone number")
-                .with_details(json!({"field": "phone"}))
-        })?;
+    let s = if let Some(phone) = q.phone.filter(|p| !p.trim().is_empty()) {
+        let (cc, e164) = phone_key(&state.resolver, &tenant, None, &phone, ("phone", "phone"))?;
         Search::Identifier {
             kind: IdentifierKind::Phone,
             namespace: Some(cc),
@@ -137,17 +136,17 @@ async fn search(
 
 #[derive(Debug, Deserialize)]
 struct FieldsBody {
-    operator: Option<String>,
     fields: Option<serde_json::Map<String, Value>>,
 }
 
 async fn patch_fields(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<FieldsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let operator = field(b.operator, "operator")?;
+    let operator = actor(&p)?;
     let values = b
         .fields
         .filter(|f| !f.is_empty())
@@ -160,28 +159,31 @@ async fn patch_fields(
     }
     state
         .resolver
-        .set_fields(&id, &values, &operator)
+        .set_fields(&p.tenant, &id, &values, &operator)
         .await
         .map_err(edit_error)?;
-    match queries::profile(&state.db, &id).await.map_err(db_error)? {
-        Some(p) => Ok(HttpResponse::Ok().json(p)),
-        None => Err(ApiError::not_found(format!("no profile with id `{id}`"))),
+    match queries::profile(&state.db, &p.tenant, &id)
+        .await
+        .map_err(db_error)?
+    {
+        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        None => Err(profile_not_found(&id)),
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct BindingBody {
-    operator: Option<String>,
     ttl_days: Option<i64>,
 }
 
 async fn post_binding(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
-    body: web::Json<BindingBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
-    let operator = field(b.operator, "operator")?;
+    let b: BindingBody = optional_body(&body)?;
+    let operator = actor(&p)?;
     let days = b.ttl_days.unwrap_or(30);
     if !(1..=365).contains(&days) {
         return Err(
@@ -191,7 +193,7 @@ async fn post_binding(
     }
     let binding = state
         .resolver
-        .binding_token(&id, &operator, chrono::Duration::days(days))
+        .binding_token(&p.tenant, &id, &operator, chrono::Duration::days(days))
         .await
         .map_err(edit_error)?;
     Ok(HttpResponse::Created().json(binding))
@@ -199,7 +201,6 @@ async fn post_binding(
 
 #[derive(Debug, Deserialize)]
 struct RepQuery {
-    tenant_id: Option<String>,
     corp_id: Option<String>,
     include_deleted: Option<bool>,
     cursor: Option<String>,
@@ -207,15 +208,15 @@ struct RepQuery {
 }
 
 async fn rep_customers(
+    p: Principal,
     state: web::Data<ApiState>,
     user: web::Path<String>,
     q: web::Query<RepQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
     let page = directory::rep_customers(
         &state.db,
-        &tenant,
+        &p.tenant,
         q.corp_id.as_deref().filter(|c| !c.is_empty()),
         &user,
         q.include_deleted.unwrap_or(false),
@@ -227,19 +228,10 @@ async fn rep_customers(
     Ok(HttpResponse::Ok().json(page))
 }
 
-#[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
-}
-
-async fn list_custom(
-    state: web::Data<ApiState>,
-    q: web::Query<TenantQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
+async fn list_custom(p: Principal, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
     let items = state
         .resolver
-        .custom_fields(&tenant)
+        .custom_fields(&p.tenant)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
@@ -247,20 +239,18 @@ async fn list_custom(
 
 #[derive(Debug, Deserialize)]
 struct CustomBody {
-    tenant_id: Option<String>,
     value_type: Option<String>,
     label: Option<String>,
-    operator: Option<String>,
 }
 
 async fn put_custom(
+    p: Principal,
     state: web::Data<ApiState>,
     name: web::Path<String>,
     body: web::Json<CustomBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
-    let operator = field(b.operator, "operator")?;
+    let operator = actor(&p)?;
     let t = field(b.value_type, "value_type")?;
     let value_type = FieldType::parse(&t).ok_or_else(|| {
         ApiError::bad_request(
@@ -276,7 +266,7 @@ async fn put_custom(
     };
     let created = state
         .resolver
-        .declare_custom_field(&tenant, &f, &operator)
+        .declare_custom_field(&p.tenant, &f, &operator)
         .await
         .map_err(edit_error)?;
     Ok(if created {
@@ -288,21 +278,20 @@ async fn put_custom(
 
 #[derive(Debug, Deserialize)]
 struct QualityQuery {
-    tenant_id: Option<String>,
     profile_id: Option<String>,
     cursor: Option<String>,
     limit: Option<u64>,
 }
 
 async fn data_quality(
+    p: Principal,
     state: web::Data<ApiState>,
     q: web::Query<QualityQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
     let (items, next) = directory::data_quality(
         &state.db,
-        &tenant,
+        &p.tenant,
         q.profile_id.as_deref().filter(|p| !p.is_empty()),
         cursor(q.cursor.as_deref())?,
         limit(q.limit)?,

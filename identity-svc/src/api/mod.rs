@@ -1,26 +1,32 @@
-//! Internal HTTP API of the identity service. Errors are the common JSON body with a stable
-//! `code`; phones and e-mails are masked in every response.
+//! Internal HTTP API of the identity service, called only by the gateway (DESIGN.md §10). Every
+//! `/v1` request carries a service credential (`X-Scrm-Principal`, 401 without a valid one): its
+//! tenant scopes every read and write — a profile or merge of another tenant answers 404 exactly
+//! like an unknown id, lists hold only the tenant's rows — and its actor is the operator recorded
+//! in merges, un-merges, splits, field edits, custom fields and binding codes. Requests never name
+//! the tenant or the operator (a stray `tenant_id`, `operator` or `actor` is ignored). Errors are
+//! the common JSON body with a stable `code`; phones and e-mails are masked in every response.
 //!
 //! | route | answer |
 //! |---|---|
 //! | `GET /v1/profiles/{id}` | the profile with its identifiers |
-//! | `GET /v1/profiles/by-identifier?tenant_id=&kind=&namespace=&value=` | the profile holding it |
+//! | `GET /v1/profiles/by-identifier?kind=&namespace=&value=` | the profile holding it; a `phone` in any format (`13800138000`, `+86 138…`), `namespace` (its calling code) optional |
 //! | `GET /v1/profiles/{id}/timeline?cursor=&limit=` | resolved events, newest first, paginated |
 //! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots |
 //! | `GET /v1/profiles/{id}/edges` | the edge ledger of its identifiers (live and retracted links, rule, evidence, author) |
-//! | `GET /v1/merge-refusals?tenant_id=&limit=` | refused merges, newest first |
-//! | `POST /v1/profiles/merge` `{tenant_id, survivor, absorbed, operator, reason}` | manual merge (guards apply: 409 with the reason code) |
-//! | `POST /v1/merges/{id}/unmerge` `{operator, reason}` | undo a merge: the absorbed profile is active again |
-//! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, operator, reason}` | move one identifier to a new profile |
+//! | `GET /v1/merge-refusals?limit=` | refused merges, newest first |
+//! | `POST /v1/profiles/merge` `{survivor, absorbed, reason}` | manual merge (guards apply: 409 with the reason code) |
+//! | `POST /v1/merges/{id}/unmerge` `{reason}` | undo a merge: the absorbed profile is active again |
+//! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, reason}` | move one identifier to a new profile |
 //!
 //! Search, a rep's customers, field edits, custom fields, binding tokens and the data-quality log:
 //! see [`directory`].
 //!
 //! Operator actions answer 400 for bad input (`missing_field`, `invalid_kind`, `invalid_value`,
-//! `same_profile`, `invalid_merge_id`; `details.field` names the field), 404 for unknown ids
-//! (`not_found`), 409 when not allowed (`profile_not_active`, `already_unmerged`, `not_merged`,
-//! `still_linked`, `last_identifier`, or the guard's reason: `conflicting_unionids`,
-//! `kind_limit`).
+//! `invalid_namespace`, `namespace_mismatch`, `same_profile`, `invalid_merge_id`,
+//! `invalid_actor`; `details.field` names the field), 404 for unknown ids — and ids of another
+//! tenant — (`not_found`), 409 when not allowed (`profile_not_active`, `already_unmerged`,
+//! `not_merged`, `still_linked`, `last_identifier`, or the guard's reason:
+//! `conflicting_unionids`, `kind_limit`).
 
 mod directory;
 
@@ -28,11 +34,14 @@ use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
 use platform::http::params::{self, field, missing, required};
-use platform::http::{ApiError, Routes};
+use platform::http::{ApiError, Principal, Routes};
 use proto::identity::IdentifierKind;
 use sea_orm::DatabaseConnection;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::json;
 
+use crate::domain::fields;
 use crate::domain::pii::Pii;
 use crate::store::queries::{self, LookupError};
 use crate::store::unmerge::{Decision, ManualError};
@@ -40,6 +49,8 @@ use crate::store::Resolver;
 
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 500;
+/// Longest actor the audit columns hold.
+const MAX_ACTOR: usize = 64;
 
 fn db_error(e: sea_orm::DbErr) -> ApiError {
     params::db_error("identity", e)
@@ -49,12 +60,105 @@ fn limit(v: Option<u64>) -> Result<u64, ApiError> {
     params::limit(v, DEFAULT_LIMIT, MAX_LIMIT)
 }
 
+fn profile_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no profile with id `{id}`"))
+}
+
+/// The acting person of a request as audit trails record it: the credential's actor.
+fn actor(p: &Principal) -> Result<String, ApiError> {
+    let a = p.actor.trim();
+    if a.is_empty() || a.chars().count() > MAX_ACTOR {
+        return Err(ApiError::bad_request(
+            "invalid_actor",
+            format!("the service credential's `actor` must be 1 to {MAX_ACTOR} characters"),
+        )
+        .with_details(json!({"field": "actor"})));
+    }
+    Ok(a.to_string())
+}
+
+/// A JSON body whose every field is optional: an empty body is the default.
+fn optional_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+}
+
+fn invalid_kind(field: &str, given: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_kind",
+        format!("`{field}`: unknown identifier kind `{given}`"),
+    )
+    .with_details(json!({
+        "field": field,
+        "allowed": IdentifierKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+    }))
+}
+
+/// `(namespace, value in E.164)` of a phone given to find an identifier: in any format, a number
+/// without a country code read in the region of `namespace` (a calling code such as `86`) when it
+/// is given, else in the tenant's default region (`identity.resolution.default_phone_region`).
+/// `ns_field` / `value_field` name the inputs in errors.
+fn phone_key(
+    resolver: &Resolver,
+    tenant: &str,
+    namespace: Option<&str>,
+    value: &str,
+    (ns_field, value_field): (&str, &str),
+) -> Result<(String, String), ApiError> {
+    let namespace = namespace.map(str::trim).filter(|n| !n.is_empty());
+    let region = match namespace {
+        Some(ns) => fields::region_of_calling_code(ns).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_namespace",
+                format!(
+                    "`{ns_field}`: a phone's namespace is its country calling code (e.g. `86`), not `{ns}`"
+                ),
+            )
+            .with_details(json!({"field": ns_field}))
+        })?,
+        None => resolver.default_region(tenant).to_string(),
+    };
+    let (e164, cc) = fields::lookup_phone(value, &region).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_value",
+            format!("`{value_field}` is not a valid phone number"),
+        )
+        .with_details(json!({"field": value_field}))
+    })?;
+    if let Some(ns) = namespace.filter(|ns| *ns != cc) {
+        return Err(ApiError::bad_request(
+            "namespace_mismatch",
+            format!(
+                "`{ns_field}` is `{ns}` but `{value_field}` is a number of country code `{cc}`"
+            ),
+        )
+        .with_details(json!({"field": ns_field})));
+    }
+    Ok((cc, e164))
+}
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub db: DatabaseConnection,
     pub pii: Option<Pii>,
     pub resolver: Resolver,
+}
+
+impl ApiState {
+    /// 404 unless `tenant` has a profile `id` (merged ones count).
+    async fn require_profile(&self, tenant: &str, id: &str) -> Result<(), ApiError> {
+        match queries::find_profile(&self.db, tenant, id)
+            .await
+            .map_err(db_error)?
+        {
+            Some(_) => Ok(()),
+            None => Err(profile_not_found(id)),
+        }
+    }
 }
 
 /// Routes of the internal API (health, readiness and metrics are added by the platform).
@@ -83,59 +187,64 @@ pub fn routes(resolver: Resolver) -> Routes {
 }
 
 async fn get_profile(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match queries::profile(&state.db, &id).await.map_err(db_error)? {
-        Some(p) => Ok(HttpResponse::Ok().json(p)),
-        None => Err(ApiError::not_found(format!("no profile with id `{id}`"))),
+    match queries::profile(&state.db, &p.tenant, &id)
+        .await
+        .map_err(db_error)?
+    {
+        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        None => Err(profile_not_found(&id)),
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct ByIdentifier {
-    tenant_id: Option<String>,
     kind: Option<String>,
     namespace: Option<String>,
     value: Option<String>,
 }
 
 async fn profile_by_identifier(
+    p: Principal,
     state: web::Data<ApiState>,
     q: web::Query<ByIdentifier>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
     let kind_s = required(q.kind, "kind")?;
-    let namespace = required(q.namespace, "namespace")?;
-    let value = required(q.value, "value")?;
-    let kind = IdentifierKind::parse(&kind_s).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_kind",
-            format!("`kind`: unknown identifier kind `{kind_s}`"),
-        )
-        .with_details(serde_json::json!({
-            "field": "kind",
-            "allowed": IdentifierKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-        }))
-    })?;
+    let kind = IdentifierKind::parse(&kind_s).ok_or_else(|| invalid_kind("kind", &kind_s))?;
+    let (namespace, value) = if kind == IdentifierKind::Phone {
+        let value = required(q.value, "value")?;
+        phone_key(
+            &state.resolver,
+            &p.tenant,
+            q.namespace.as_deref(),
+            &value,
+            ("namespace", "value"),
+        )?
+    } else {
+        let namespace = required(q.namespace, "namespace")?;
+        (namespace, required(q.value, "value")?)
+    };
     let found = queries::profile_by_identifier(
         &state.db,
         state.pii.as_ref(),
-        &tenant,
+        &p.tenant,
         kind,
         &namespace,
         &value,
     )
     .await;
     match found {
-        Ok(Some(p)) => Ok(HttpResponse::Ok().json(p)),
+        Ok(Some(v)) => Ok(HttpResponse::Ok().json(v)),
         Ok(None) => Err(ApiError::not_found("no profile holds this identifier")),
         Err(LookupError::BadValue(k)) => Err(ApiError::bad_request(
             "invalid_value",
             format!("`value` is not a valid {k}"),
         )
-        .with_details(serde_json::json!({"field": "value"}))),
+        .with_details(json!({"field": "value"}))),
         Err(LookupError::NoKey(k)) => Err(ApiError::unavailable(
             "pii_key_missing",
             format!("{k} identifiers are not stored: identity.pii_key is not configured"),
@@ -151,6 +260,7 @@ struct Page {
 }
 
 async fn get_timeline(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
     q: web::Query<Page>,
@@ -163,66 +273,61 @@ async fn get_timeline(
                 "invalid_cursor",
                 "`cursor` is not a cursor this API returned",
             )
-            .with_details(serde_json::json!({"field": "cursor"}))
+            .with_details(json!({"field": "cursor"}))
         })?),
     };
-    if queries::profile(&state.db, &id)
-        .await
-        .map_err(db_error)?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("no profile with id `{id}`")));
-    }
-    let page = queries::timeline(&state.db, &id, cursor, limit)
+    state.require_profile(&p.tenant, &id).await?;
+    let page = queries::timeline(&state.db, &p.tenant, &id, cursor, limit)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(page))
 }
 
 async fn get_edges(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let edges = queries::edges(&state.db, &id).await.map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": edges})))
+    state.require_profile(&p.tenant, &id).await?;
+    let edges = queries::edges(&state.db, &p.tenant, &id)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({"items": edges})))
 }
 
 async fn get_merges(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let merges = queries::merges(&state.db, &id).await.map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": merges})))
+    state.require_profile(&p.tenant, &id).await?;
+    let merges = queries::merges(&state.db, &p.tenant, &id)
+        .await
+        .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(json!({"items": merges})))
 }
 
 #[derive(Debug, Deserialize)]
 struct Refusals {
-    tenant_id: Option<String>,
     limit: Option<u64>,
 }
 
 async fn get_refusals(
+    p: Principal,
     state: web::Data<ApiState>,
     q: web::Query<Refusals>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = limit(q.limit)?;
-    let items = queries::refusals(&state.db, q.tenant_id.as_deref(), limit)
+    let items = queries::refusals(&state.db, &p.tenant, limit)
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+    Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
-fn decision(operator: Option<String>, reason: Option<String>) -> Result<Decision, ApiError> {
-    let operator = field(operator, "operator")?;
-    if operator.chars().count() > 64 {
-        return Err(ApiError::bad_request(
-            "invalid_operator",
-            "`operator` must be at most 64 characters",
-        )
-        .with_details(serde_json::json!({"field": "operator"})));
-    }
+/// The decision of the credential's actor, with the reason the request gives.
+fn decision(p: &Principal, reason: Option<String>) -> Result<Decision, ApiError> {
     Ok(Decision {
-        operator,
+        operator: actor(p)?,
         reason: field(reason, "reason")?,
     })
 }
@@ -233,9 +338,9 @@ fn manual_error(e: ManualError) -> ApiError {
             code,
             field,
             message,
-        } => ApiError::bad_request(code, message).with_details(serde_json::json!({"field": field})),
+        } => ApiError::bad_request(code, message).with_details(json!({"field": field})),
         ManualError::NotFound { field, message } => {
-            ApiError::not_found(message).with_details(serde_json::json!({"field": field}))
+            ApiError::not_found(message).with_details(json!({"field": field}))
         }
         ManualError::Conflict { code, message } => ApiError::conflict(code, message),
         ManualError::NoKey(k) => ApiError::unavailable(
@@ -248,25 +353,23 @@ fn manual_error(e: ManualError) -> ApiError {
 
 #[derive(Debug, Deserialize)]
 struct MergeBody {
-    tenant_id: Option<String>,
     survivor: Option<String>,
     absorbed: Option<String>,
-    operator: Option<String>,
     reason: Option<String>,
 }
 
 async fn post_merge(
+    p: Principal,
     state: web::Data<ApiState>,
     body: web::Json<MergeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
     let survivor = field(b.survivor, "survivor")?;
     let absorbed = field(b.absorbed, "absorbed")?;
-    let by = decision(b.operator, b.reason)?;
+    let by = decision(&p, b.reason)?;
     let m = state
         .resolver
-        .manual_merge(&tenant, &survivor, &absorbed, &by)
+        .manual_merge(&p.tenant, &survivor, &absorbed, &by)
         .await
         .map_err(manual_error)?;
     Ok(HttpResponse::Ok().json(m))
@@ -274,24 +377,23 @@ async fn post_merge(
 
 #[derive(Debug, Deserialize)]
 struct UnmergeBody {
-    operator: Option<String>,
     reason: Option<String>,
 }
 
 async fn post_unmerge(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<UnmergeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let merge_id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request("invalid_merge_id", "`id` must be a merge id (an integer)")
-            .with_details(serde_json::json!({"field": "id"}))
+            .with_details(json!({"field": "id"}))
     })?;
-    let b = body.into_inner();
-    let by = decision(b.operator, b.reason)?;
+    let by = decision(&p, body.into_inner().reason)?;
     let u = state
         .resolver
-        .unmerge(merge_id, &by)
+        .unmerge_in(&p.tenant, merge_id, &by)
         .await
         .map_err(manual_error)?;
     Ok(HttpResponse::Ok().json(u))
@@ -307,11 +409,11 @@ struct IdentifierBody {
 #[derive(Debug, Deserialize)]
 struct SplitBody {
     identifier: Option<IdentifierBody>,
-    operator: Option<String>,
     reason: Option<String>,
 }
 
 async fn post_split(
+    p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
     body: web::Json<SplitBody>,
@@ -319,22 +421,27 @@ async fn post_split(
     let b = body.into_inner();
     let ident = b.identifier.ok_or_else(|| missing("identifier"))?;
     let kind_s = field(ident.kind, "identifier.kind")?;
-    let namespace = field(ident.namespace, "identifier.namespace")?;
-    let value = field(ident.value, "identifier.value")?;
-    let kind = IdentifierKind::parse(&kind_s).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_kind",
-            format!("`identifier.kind`: unknown identifier kind `{kind_s}`"),
+    let kind =
+        IdentifierKind::parse(&kind_s).ok_or_else(|| invalid_kind("identifier.kind", &kind_s))?;
+    let (namespace, value) = if kind == IdentifierKind::Phone {
+        let value = field(ident.value, "identifier.value")?;
+        phone_key(
+            &state.resolver,
+            &p.tenant,
+            ident.namespace.as_deref(),
+            &value,
+            ("identifier.namespace", "identifier.value"),
+        )?
+    } else {
+        (
+            field(ident.namespace, "identifier.namespace")?,
+            field(ident.value, "identifier.value")?,
         )
-        .with_details(serde_json::json!({
-            "field": "identifier.kind",
-            "allowed": IdentifierKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
-        }))
-    })?;
-    let by = decision(b.operator, b.reason)?;
+    };
+    let by = decision(&p, b.reason)?;
     let u = state
         .resolver
-        .split(&id, kind, &namespace, &value, &by)
+        .split(&p.tenant, &id, kind, &namespace, &value, &by)
         .await
         .map_err(manual_error)?;
     Ok(HttpResponse::Ok().json(u))

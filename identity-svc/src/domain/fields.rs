@@ -445,17 +445,16 @@ pub fn touch_from_properties(p: &std::collections::BTreeMap<String, Value>) -> O
 /// without a `+`/`00` prefix are read in `default_region` (ISO 3166 code, e.g. `CN`). `None` when it
 /// is not a valid phone number.
 pub fn normalise_phone(raw: &str, default_region: &str) -> Option<(String, String)> {
-    use phonenumber::{country, Mode};
+    use phonenumber::Mode;
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > 32 {
         return None;
     }
-    let region = default_region.parse::<country::Id>().ok();
     let raw = match raw.strip_prefix("00") {
         Some(rest) => format!("+{rest}"),
         None => raw.to_string(),
     };
-    let n = phonenumber::parse(region, &raw).ok()?;
+    let n = parse_phone(&raw, default_region)?;
     if !phonenumber::is_valid(&n) {
         return None;
     }
@@ -463,6 +462,54 @@ pub fn normalise_phone(raw: &str, default_region: &str) -> Option<(String, Strin
         n.format().mode(Mode::E164).to_string(),
         n.code().value().to_string(),
     ))
+}
+
+/// Parses a number (`00` already turned into `+`): one with a `+` as the international number it
+/// is — the default region's national prefix must not be taken off it (`+86 138…` read with
+/// region `US` would lose its `1`) — one without in `default_region`.
+fn parse_phone(raw: &str, default_region: &str) -> Option<phonenumber::PhoneNumber> {
+    let region = if raw.starts_with('+') {
+        None
+    } else {
+        default_region.parse::<phonenumber::country::Id>().ok()
+    };
+    phonenumber::parse(region, raw).ok()
+}
+
+/// A phone number given to look an identifier up, in E.164 with its country calling code (the
+/// namespace of phone identifiers): any format [`normalise_phone`] reads — `+86 138…`,
+/// `0086…`, or the national number WeChat itself returns (`13800138000`), read in
+/// `region` — but, unlike a typed number, not required to be in the numbering plans: a number
+/// WeChat verified is found even when libphonenumber's metadata lags behind. Only E.164's shape
+/// (6–15 digits) is required. `None` when it is not a phone number at all.
+pub fn lookup_phone(raw: &str, region: &str) -> Option<(String, String)> {
+    use phonenumber::Mode;
+    if let Some(found) = normalise_phone(raw, region) {
+        return Some(found);
+    }
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 32 {
+        return None;
+    }
+    let raw = match raw.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => raw.to_string(),
+    };
+    let n = parse_phone(&raw, region)?;
+    let e164 = n.format().mode(Mode::E164).to_string();
+    let digits = e164.strip_prefix('+')?;
+    let ok = (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| (e164.clone(), n.code().value().to_string()))
+}
+
+/// The main region (ISO 3166 code) of a country calling code (`86` → `CN`, `1` → `US`), the
+/// region a national number given with that namespace is read in. `None` for an unknown code.
+pub fn region_of_calling_code(code: &str) -> Option<String> {
+    let code: u16 = code.trim().parse().ok()?;
+    phonenumber::metadata::DATABASE
+        .region(&code)?
+        .first()
+        .map(|r| r.to_string())
 }
 
 #[cfg(test)]
@@ -576,5 +623,38 @@ mod tests {
                 "{raw}"
             );
         }
+        // An international number keeps every digit whatever the default region's national
+        // prefix (US: 1).
+        assert_eq!(
+            normalise_phone("+86 138-0013-8001", "US"),
+            Some(("+8613800138001".into(), "86".into()))
+        );
+    }
+
+    #[test]
+    fn phones_to_look_up_take_the_national_number_and_e164() {
+        for (raw, region, want) in [
+            ("13800138000", "CN", Some(("+8613800138000", "86"))),
+            ("+8613800138000", "CN", Some(("+8613800138000", "86"))),
+            ("+86 138-0013-8000", "US", Some(("+8613800138000", "86"))),
+            ("008613800138000", "CN", Some(("+8613800138000", "86"))),
+            ("4155550134", "US", Some(("+14155550134", "1"))),
+            // Not in the numbering plans, but shaped like E.164: still looked up.
+            ("+86 1380013800012345", "CN", None),
+            ("+8610000000", "CN", Some(("+8610000000", "86"))),
+            ("abc", "CN", None),
+            ("", "CN", None),
+        ] {
+            let got = lookup_phone(raw, region);
+            assert_eq!(
+                got.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                want,
+                "{raw} in {region}"
+            );
+        }
+        assert_eq!(region_of_calling_code("86").as_deref(), Some("CN"));
+        assert_eq!(region_of_calling_code("1").as_deref(), Some("US"));
+        assert_eq!(region_of_calling_code("999"), None);
+        assert_eq!(region_of_calling_code("x"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Finding profiles: search by phone, name, unionid or external_userid; the customers a WeCom
-//! rep follows (the basis of data permission in the sidebar); the data-quality log.
+//! rep follows (the basis of data permission in the sidebar); the data-quality log. Every read
+//! is scoped to one tenant.
 
 use std::collections::BTreeMap;
 
@@ -111,6 +112,7 @@ pub async fn search<C: ConnectionTrait>(
     let mut out: BTreeMap<String, ProfileSummary> = BTreeMap::new();
     if !ids.is_empty() {
         for p in profile::Entity::find()
+            .filter(profile::Column::TenantId.eq(tenant))
             .filter(profile::Column::Id.is_in(ids))
             .all(db)
             .await?
@@ -196,6 +198,7 @@ pub async fn rep_customers<C: ConnectionTrait>(
         BTreeMap::new()
     } else {
         identifier::Entity::find()
+            .filter(identifier::Column::TenantId.eq(tenant))
             .filter(identifier::Column::Id.is_in(ident_ids))
             .all(db)
             .await?
@@ -207,6 +210,7 @@ pub async fn rep_customers<C: ConnectionTrait>(
         BTreeMap::new()
     } else {
         profile::Entity::find()
+            .filter(profile::Column::TenantId.eq(tenant))
             .filter(profile::Column::Id.is_in(owners.values().cloned()))
             .all(db)
             .await?

@@ -1,6 +1,8 @@
 //! Operator writes that are not identity decisions: field values set by hand (the most trusted
 //! source), the tenant's custom-field declarations, and personalised binding tokens
 //! (千人千面码) whose QR scene / contact-me `state` ties whoever comes through it to a profile.
+//! Each is made in one tenant, on a profile of that tenant (another tenant's is not found), and
+//! records the acting person.
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -47,16 +49,17 @@ pub struct Binding {
 }
 
 impl Resolver {
-    /// Sets (or, with `null`, clears) fields of an active profile on the operator's word. Each
-    /// value is cleaned like any other; all or nothing.
+    /// Sets (or, with `null`, clears) fields of `tenant`'s active profile on the operator's word.
+    /// Each value is cleaned like any other; all or nothing.
     pub async fn set_fields(
         &self,
+        tenant: &str,
         profile_id: &str,
         values: &serde_json::Map<String, Value>,
         operator: &str,
     ) -> Result<i64, EditError> {
         let now = Utc::now();
-        let p = self.active_profile(profile_id).await?;
+        let p = self.active_profile(tenant, profile_id).await?;
         let custom = self.custom_fields(&p.tenant_id).await?;
         let mut claims = Vec::new();
         for (key, raw) in values {
@@ -112,9 +115,12 @@ impl Resolver {
         Ok(version)
     }
 
-    async fn active_profile(&self, profile_id: &str) -> Result<profile::Model, EditError> {
-        let p = profile::Entity::find_by_id(profile_id.to_string())
-            .one(&self.db)
+    async fn active_profile(
+        &self,
+        tenant: &str,
+        profile_id: &str,
+    ) -> Result<profile::Model, EditError> {
+        let p = super::queries::find_profile(&self.db, tenant, profile_id)
             .await?
             .ok_or_else(|| EditError::NotFound(format!("no profile with id `{profile_id}`")))?;
         if p.status != ACTIVE {
@@ -179,14 +185,15 @@ impl Resolver {
         }
     }
 
-    /// A new binding token for an active profile, valid for `ttl`.
+    /// A new binding token for `tenant`'s active profile, valid for `ttl`.
     pub async fn binding_token(
         &self,
+        tenant: &str,
         profile_id: &str,
         operator: &str,
         ttl: Duration,
     ) -> Result<Binding, EditError> {
-        let p = self.active_profile(profile_id).await?;
+        let p = self.active_profile(tenant, profile_id).await?;
         // 20 characters of base32 (100 bits): `pb_` + token fits WeCom's 30-character `state`.
         let token: String = (0..20)
             .map(|_| {

@@ -1,4 +1,6 @@
-//! Reads behind the internal API. Sensitive identifier values are returned masked.
+//! Reads behind the internal API, each scoped to one tenant: a profile of another tenant reads
+//! exactly like an unknown one (`None`), and lists hold only the tenant's rows. Sensitive
+//! identifier values are returned masked.
 
 use std::collections::BTreeMap;
 
@@ -66,12 +68,31 @@ pub struct ProfileView {
     pub identifiers: Vec<IdentifierView>,
 }
 
-/// A profile by id (merged ones too: they show `merged_into` and no identifiers).
-pub async fn profile<C: ConnectionTrait>(db: &C, id: &str) -> Result<Option<ProfileView>, DbErr> {
-    let Some(p) = profile::Entity::find_by_id(id.to_string()).one(db).await? else {
+/// The profile `id` of `tenant`, `None` when unknown there (merged ones too: they show
+/// `merged_into`).
+pub async fn find_profile<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<profile::Model>, DbErr> {
+    profile::Entity::find_by_id(id.to_string())
+        .filter(profile::Column::TenantId.eq(tenant))
+        .one(db)
+        .await
+}
+
+/// The profile `id` of `tenant` with its identifiers, `None` when unknown there (merged ones too:
+/// they show `merged_into` and no identifiers).
+pub async fn profile<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<ProfileView>, DbErr> {
+    let Some(p) = find_profile(db, tenant, id).await? else {
         return Ok(None);
     };
     let identifiers = identifier::Entity::find()
+        .filter(identifier::Column::TenantId.eq(tenant))
         .filter(identifier::Column::ProfileId.eq(id))
         .order_by_asc(identifier::Column::Id)
         .all(db)
@@ -106,7 +127,9 @@ pub enum LookupError {
 }
 
 /// The stored lookup hash of an identifier given in clear (normalised first; `namespace` is
-/// trimmed by the caller's query too).
+/// trimmed by the caller's query too). Phones must be in E.164 here: the API turns a number in
+/// another format (national, with spaces) into one in the tenant's region first
+/// ([`crate::domain::fields::lookup_phone`]).
 pub fn lookup_hash(
     pii: Option<&Pii>,
     kind: IdentifierKind,
@@ -140,7 +163,7 @@ pub async fn profile_by_identifier<C: ConnectionTrait>(
         .one(db)
         .await?;
     match found {
-        Some(m) => Ok(profile(db, &m.profile_id).await?),
+        Some(m) => Ok(profile(db, tenant, &m.profile_id).await?),
         None => Ok(None),
     }
 }
@@ -173,9 +196,10 @@ pub fn parse_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
     Some((at, id.parse().ok()?))
 }
 
-/// The profile's timeline and that of every profile merged into it, newest first.
+/// The timeline of `tenant`'s profile and of every profile merged into it, newest first.
 pub async fn timeline<C: ConnectionTrait>(
     db: &C,
+    tenant: &str,
     profile_id: &str,
     cursor: Option<(DateTime<Utc>, i64)>,
     limit: u64,
@@ -183,13 +207,16 @@ pub async fn timeline<C: ConnectionTrait>(
     let mut ids = vec![profile_id.to_string()];
     ids.extend(
         profile::Entity::find()
+            .filter(profile::Column::TenantId.eq(tenant))
             .filter(profile::Column::MergedInto.eq(profile_id))
             .all(db)
             .await?
             .into_iter()
             .map(|p| p.id),
     );
-    let mut q = timeline::Entity::find().filter(timeline::Column::ProfileId.is_in(ids));
+    let mut q = timeline::Entity::find()
+        .filter(timeline::Column::TenantId.eq(tenant))
+        .filter(timeline::Column::ProfileId.is_in(ids));
     if let Some((at, id)) = cursor {
         q = q.filter(
             Condition::any()
@@ -254,9 +281,14 @@ pub struct MergeView {
     pub unmerge_id: Option<i64>,
 }
 
-/// Merges the profile took part in (as survivor or absorbed), oldest first.
-pub async fn merges<C: ConnectionTrait>(db: &C, profile_id: &str) -> Result<Vec<MergeView>, DbErr> {
+/// Merges `tenant`'s profile took part in (as survivor or absorbed), oldest first.
+pub async fn merges<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    profile_id: &str,
+) -> Result<Vec<MergeView>, DbErr> {
     Ok(merge::Entity::find()
+        .filter(merge::Column::TenantId.eq(tenant))
         .filter(
             Condition::any()
                 .add(merge::Column::SurvivorId.eq(profile_id))
@@ -295,17 +327,15 @@ pub struct RefusalView {
     pub created_at: DateTime<Utc>,
 }
 
-/// Refused merges, newest first (of one tenant when given).
+/// `tenant`'s refused merges, newest first.
 pub async fn refusals<C: ConnectionTrait>(
     db: &C,
-    tenant: Option<&str>,
+    tenant: &str,
     limit: u64,
 ) -> Result<Vec<RefusalView>, DbErr> {
-    let mut q = refusal::Entity::find();
-    if let Some(t) = tenant {
-        q = q.filter(refusal::Column::TenantId.eq(t));
-    }
-    Ok(q.order_by_desc(refusal::Column::Id)
+    Ok(refusal::Entity::find()
+        .filter(refusal::Column::TenantId.eq(tenant))
+        .order_by_desc(refusal::Column::Id)
         .limit(limit)
         .all(db)
         .await?
@@ -343,9 +373,14 @@ pub struct EdgeView {
     pub merge_id: Option<i64>,
 }
 
-/// Every link (live and retracted) touching an identifier the profile holds, oldest first.
-pub async fn edges<C: ConnectionTrait>(db: &C, profile_id: &str) -> Result<Vec<EdgeView>, DbErr> {
+/// Every link (live and retracted) touching an identifier `tenant`'s profile holds, oldest first.
+pub async fn edges<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    profile_id: &str,
+) -> Result<Vec<EdgeView>, DbErr> {
     let ids: Vec<i64> = identifier::Entity::find()
+        .filter(identifier::Column::TenantId.eq(tenant))
         .filter(identifier::Column::ProfileId.eq(profile_id))
         .all(db)
         .await?
@@ -359,6 +394,7 @@ pub async fn edges<C: ConnectionTrait>(db: &C, profile_id: &str) -> Result<Vec<E
     for chunk in ids.chunks(500) {
         out.extend(
             edge::Entity::find()
+                .filter(edge::Column::TenantId.eq(tenant))
                 .filter(
                     Condition::any()
                         .add(edge::Column::FromIdentifierId.is_in(chunk.to_vec()))

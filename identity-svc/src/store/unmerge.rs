@@ -1,6 +1,6 @@
 //! Operator decisions on identity: a manual merge, the un-merge of a merge and the split of one
-//! identifier off a profile — each one transaction, recorded with the operator and announced
-//! through the outbox.
+//! identifier off a profile — each one transaction in one tenant (a profile or merge of another
+//! tenant is not found), recorded with the operator and announced through the outbox.
 //!
 //! The edge ledger is the source of truth. A profile is the connected component of the
 //! non-retracted edges between its identifiers and the profile itself (an edge without
@@ -204,17 +204,37 @@ impl Resolver {
         }
     }
 
-    /// Undoes merge `merge_id`: the absorbed profile is active again with the identifiers still
-    /// connected to it in the edge ledger, and the timeline rows of their events.
-    pub async fn unmerge(&self, merge_id: i64, by: &Decision) -> Result<Unmerged, ManualError> {
-        let r = in_tx!(self, txn, unmerge_tx(&txn, merge_id, by).await)?;
+    /// Undoes `tenant`'s merge `merge_id`: the absorbed profile is active again with the
+    /// identifiers still connected to it in the edge ledger, and the timeline rows of their
+    /// events. A merge of another tenant is not found.
+    pub async fn unmerge_in(
+        &self,
+        tenant: &str,
+        merge_id: i64,
+        by: &Decision,
+    ) -> Result<Unmerged, ManualError> {
+        let r = in_tx!(
+            self,
+            txn,
+            unmerge_tx(&txn, Some(tenant), merge_id, by).await
+        )?;
         metrics::counter!("scrm_identity_manual_total", "op" => "unmerge").increment(1);
         Ok(r)
     }
 
-    /// Takes one identifier off `profile_id` into a new profile.
+    /// [`Self::unmerge_in`] in whichever tenant merge `merge_id` belongs to: for callers that
+    /// already hold a merge id of their own tenant (tests, tooling), never for a request — the
+    /// API scopes by the caller's tenant.
+    pub async fn unmerge(&self, merge_id: i64, by: &Decision) -> Result<Unmerged, ManualError> {
+        let r = in_tx!(self, txn, unmerge_tx(&txn, None, merge_id, by).await)?;
+        metrics::counter!("scrm_identity_manual_total", "op" => "unmerge").increment(1);
+        Ok(r)
+    }
+
+    /// Takes one identifier off `tenant`'s profile `profile_id` into a new profile.
     pub async fn split(
         &self,
+        tenant: &str,
         profile_id: &str,
         kind: IdentifierKind,
         namespace: &str,
@@ -238,7 +258,11 @@ impl Resolver {
             namespace: namespace.trim().to_string(),
             hash,
         };
-        let r = in_tx!(self, txn, split_tx(&txn, profile_id, &key, by).await)?;
+        let r = in_tx!(
+            self,
+            txn,
+            split_tx(&txn, tenant, profile_id, &key, by).await
+        )?;
         metrics::counter!("scrm_identity_manual_total", "op" => "split").increment(1);
         Ok(r)
     }
@@ -501,15 +525,17 @@ async fn record_separation(
 
 async fn unmerge_tx(
     txn: &DatabaseTransaction,
+    tenant: Option<&str>,
     merge_id: i64,
     by: &Decision,
 ) -> Result<Unmerged, ManualError> {
     let now = Utc::now();
-    let Some(m) = merge::Entity::find_by_id(merge_id).one(txn).await? else {
-        return Err(not_found(
-            "merge_id",
-            format!("no merge with id {merge_id}"),
-        ));
+    let mut q = merge::Entity::find_by_id(merge_id);
+    if let Some(t) = tenant {
+        q = q.filter(merge::Column::TenantId.eq(t));
+    }
+    let Some(m) = q.one(txn).await? else {
+        return Err(not_found("id", format!("no merge with id {merge_id}")));
     };
     if m.unmerged_at.is_some() {
         return Err(conflict(
@@ -664,15 +690,13 @@ async fn unmerge_tx(
 
 async fn split_tx(
     txn: &DatabaseTransaction,
+    tenant: &str,
     profile_id: &str,
     key: &Key,
     by: &Decision,
 ) -> Result<Unmerged, ManualError> {
     let now = Utc::now();
-    let Some(p) = profile::Entity::find_by_id(profile_id.to_string())
-        .one(txn)
-        .await?
-    else {
+    let Some(p) = super::queries::find_profile(txn, tenant, profile_id).await? else {
         return Err(not_found(
             "id",
             format!("no profile with id `{profile_id}`"),
@@ -791,9 +815,8 @@ async fn merge_tx(
 ) -> Result<MergeTx, ManualError> {
     let now = Utc::now();
     for (field, id) in [("survivor", survivor), ("absorbed", absorbed)] {
-        let p = profile::Entity::find_by_id(id.to_string()).one(txn).await?;
-        match p {
-            Some(p) if p.tenant_id == tenant => {
+        match super::queries::find_profile(txn, tenant, id).await? {
+            Some(p) => {
                 if p.status != ACTIVE {
                     return Err(ManualError::Conflict {
                         code: "profile_not_active",
@@ -804,10 +827,10 @@ async fn merge_tx(
                     });
                 }
             }
-            _ => {
+            None => {
                 return Err(not_found(
                     field,
-                    format!("`{field}`: no profile `{id}` in tenant `{tenant}`"),
+                    format!("`{field}`: no profile with id `{id}`"),
                 ))
             }
         }

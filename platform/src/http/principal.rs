@@ -137,8 +137,7 @@ impl ServiceKey {
         let json = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| CredentialError::Malformed)?;
-        let p: Principal =
-            serde_json::from_slice(&json).map_err(|_| CredentialError::Malformed)?;
+        let p: Principal = serde_json::from_slice(&json).map_err(|_| CredentialError::Malformed)?;
         if p.expires < now || p.tenant.is_empty() {
             return Err(CredentialError::Expired);
         }
@@ -235,6 +234,9 @@ mod tests {
             Err(CredentialError::BadSignature)
         );
         assert_eq!(key.verify("v1.x", 1_000), Err(CredentialError::Malformed));
-        assert_eq!(key.verify("garbage", 1_000), Err(CredentialError::Malformed));
+        assert_eq!(
+            key.verify("garbage", 1_000),
+            Err(CredentialError::Malformed)
+        );
     }
 }

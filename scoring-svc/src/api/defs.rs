@@ -1,29 +1,30 @@
-//! Definitions over HTTP. Every write takes `operator` (who is changing it) and bumps the
-//! tenant's definitions version, so every instance recompiles before its next use.
+//! Definitions over HTTP, in the tenant of the caller's credential. Every write records the
+//! credential's actor (`created_by` / `updated_by`) and bumps the tenant's definitions version,
+//! so every instance recompiles before its next use. A model, rule or trigger of another tenant
+//! answers 404 like an unknown id.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/models` `{tenant_id, operator, key, name, description?, decay?}` | 201 the model |
-//! | `GET /v1/models?tenant_id=` | the tenant's models |
+//! | `POST /v1/models` `{key, name, description?, decay?}` | 201 the model |
+//! | `GET /v1/models` | the tenant's models |
 //! | `GET /v1/models/{id}` | the model with its rules |
-//! | `PATCH /v1/models/{id}` `{operator, name?, description?, decay?, status?: active\|archived}` | the model |
-//! | `POST /v1/models/{id}/rules` `{operator, kind: event\|state, name, event?, filters?, condition?, points, caps?, enabled?}` | 201 the rule |
+//! | `PATCH /v1/models/{id}` `{name?, description?, decay?, status?: active\|archived}` | the model |
+//! | `POST /v1/models/{id}/rules` `{kind: event\|state, name, event?, filters?, condition?, points, caps?, enabled?}` | 201 the rule |
 //! | `GET /v1/rules/{id}` | the rule |
-//! | `PUT /v1/rules/{id}` `{operator, …rule}` | the rule, replaced |
-//! | `DELETE /v1/rules/{id}?operator=` | 204 |
-//! | `GET /v1/stage-machine?tenant_id=` | the machine (`is_default` when none was saved) |
-//! | `PUT /v1/stage-machine` `{tenant_id, operator, stages, transitions?, forward_only?}` | the machine |
-//! | `POST /v1/triggers` `{tenant_id, operator, name, on, actions, condition?, enabled?}` | 201 the trigger |
-//! | `GET /v1/triggers?tenant_id=` | the tenant's triggers |
-//! | `GET /v1/triggers/{id}`, `PUT /v1/triggers/{id}` `{operator, …trigger}`, `DELETE /v1/triggers/{id}?operator=` | |
+//! | `PUT /v1/rules/{id}` `{…rule}` | the rule, replaced |
+//! | `DELETE /v1/rules/{id}` | 204 |
+//! | `GET /v1/stage-machine` | the machine (`is_default` when none was saved) |
+//! | `PUT /v1/stage-machine` `{stages, transitions?, forward_only?}` | the machine |
+//! | `POST /v1/triggers` `{name, on, actions, condition?, enabled?}` | 201 the trigger |
+//! | `GET /v1/triggers` | the tenant's triggers |
+//! | `GET /v1/triggers/{id}`, `PUT /v1/triggers/{id}` `{…trigger}`, `DELETE /v1/triggers/{id}` | the trigger, the trigger replaced, 204 |
 
 use actix_web::{web, HttpResponse};
-use platform::http::params::required;
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{db_error, defs_error, object, take, ApiState};
+use super::{db_error, defs_error, object, ApiState};
 use crate::domain::decay::Decay;
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
 use crate::store::defs::{self, spec_of, ModelPatch};
@@ -46,38 +47,23 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/triggers/{id}", web::delete().to(delete_trigger));
 }
 
-#[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OperatorQuery {
-    operator: Option<String>,
-}
-
 async fn post_model(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let tenant = take(&mut b, "tenant_id")?;
-    let operator = take(&mut b, "operator")?;
+    let b = object(body.into_inner())?;
     let spec: ModelSpec = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
-    let m = defs::create_model(s.db(), &tenant, spec, &operator, s.clock().now())
+    let m = defs::create_model(s.db(), &p.tenant, spec, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&tenant);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Created().json(m))
 }
 
-async fn get_models(
-    state: web::Data<ApiState>,
-    q: web::Query<TenantQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = defs::models(state.scorer.db(), &tenant)
+async fn get_models(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
+    let items = defs::models(state.scorer.db(), &p.tenant)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
@@ -85,9 +71,10 @@ async fn get_models(
 
 async fn get_model(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let m = defs::model(state.scorer.db(), &id)
+    let m = defs::model(state.scorer.db(), &p.tenant, &id)
         .await
         .map_err(defs_error)?;
     Ok(HttpResponse::Ok().json(m))
@@ -104,52 +91,54 @@ struct PatchBody {
 
 async fn patch_model(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let operator = take(&mut b, "operator")?;
-    let p: PatchBody = spec_of(&b).map_err(defs_error)?;
+    let b = object(body.into_inner())?;
+    let patch: PatchBody = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
     let m = defs::update_model(
         s.db(),
+        &p.tenant,
         &id,
         ModelPatch {
-            name: p.name,
-            description: p.description,
-            decay: p.decay,
-            status: p.status,
+            name: patch.name,
+            description: patch.description,
+            decay: patch.decay,
+            status: patch.status,
         },
-        &operator,
+        &p.actor,
         s.clock().now(),
     )
     .await
     .map_err(defs_error)?;
-    s.defs().invalidate(&m.tenant_id);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(m))
 }
 
 async fn post_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let operator = take(&mut b, "operator")?;
+    let b = object(body.into_inner())?;
     let spec: RuleSpec = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
-    let r = defs::create_rule(s.db(), &id, spec, &operator, s.clock().now())
+    let r = defs::create_rule_in(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&r.tenant_id);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Created().json(r))
 }
 
 async fn get_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = defs::rule(state.scorer.db(), &id)
+    let r = defs::rule(state.scorer.db(), &p.tenant, &id)
         .await
         .map_err(defs_error)?;
     Ok(HttpResponse::Ok().json(r))
@@ -157,41 +146,35 @@ async fn get_rule(
 
 async fn put_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let operator = take(&mut b, "operator")?;
+    let b = object(body.into_inner())?;
     let spec: RuleSpec = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
-    let r = defs::replace_rule(s.db(), &id, spec, &operator, s.clock().now())
+    let r = defs::replace_rule(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&r.tenant_id);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(r))
 }
 
 async fn delete_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<OperatorQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = required(q.into_inner().operator, "operator")?;
     let s = &state.scorer;
-    let r = defs::rule(s.db(), &id).await.map_err(defs_error)?;
-    defs::delete_rule(s.db(), &id, &operator, s.clock().now())
+    defs::delete_rule(s.db(), &p.tenant, &id, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&r.tenant_id);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn get_machine(
-    state: web::Data<ApiState>,
-    q: web::Query<TenantQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let m = defs::machine(state.scorer.db(), &tenant)
+async fn get_machine(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
+    let m = defs::machine(state.scorer.db(), &p.tenant)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(m))
@@ -199,42 +182,36 @@ async fn get_machine(
 
 async fn put_machine(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let tenant = take(&mut b, "tenant_id")?;
-    let operator = take(&mut b, "operator")?;
+    let b = object(body.into_inner())?;
     let spec: MachineSpec = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
-    let m = defs::put_machine(s.db(), &tenant, spec, &operator, s.clock().now())
+    let m = defs::put_machine(s.db(), &p.tenant, spec, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&tenant);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(m))
 }
 
 async fn post_trigger(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let tenant = take(&mut b, "tenant_id")?;
-    let operator = take(&mut b, "operator")?;
+    let b = object(body.into_inner())?;
     let spec: TriggerSpec = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
-    let t = defs::create_trigger(s.db(), &tenant, spec, &operator, s.clock().now())
+    let t = defs::create_trigger(s.db(), &p.tenant, spec, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&tenant);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Created().json(t))
 }
 
-async fn get_triggers(
-    state: web::Data<ApiState>,
-    q: web::Query<TenantQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = defs::triggers(state.scorer.db(), &tenant)
+async fn get_triggers(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
+    let items = defs::triggers(state.scorer.db(), &p.tenant)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
@@ -242,9 +219,10 @@ async fn get_triggers(
 
 async fn get_trigger(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = defs::trigger(state.scorer.db(), &id)
+    let t = defs::trigger(state.scorer.db(), &p.tenant, &id)
         .await
         .map_err(defs_error)?;
     Ok(HttpResponse::Ok().json(t))
@@ -252,31 +230,29 @@ async fn get_trigger(
 
 async fn put_trigger(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let operator = take(&mut b, "operator")?;
+    let b = object(body.into_inner())?;
     let spec: TriggerSpec = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
-    let t = defs::replace_trigger(s.db(), &id, spec, &operator, s.clock().now())
+    let t = defs::replace_trigger(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&t.tenant_id);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(t))
 }
 
 async fn delete_trigger(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<OperatorQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let operator = required(q.into_inner().operator, "operator")?;
     let s = &state.scorer;
-    let t = defs::trigger(s.db(), &id).await.map_err(defs_error)?;
-    defs::delete_trigger(s.db(), &id, &operator, s.clock().now())
+    defs::delete_trigger(s.db(), &p.tenant, &id, &p.actor, s.clock().now())
         .await
         .map_err(defs_error)?;
-    s.defs().invalidate(&t.tenant_id);
+    s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,24 +1,27 @@
-//! Leads over HTTP: what the sidebar and the console read, and what reps do.
+//! Leads over HTTP, in the tenant of the caller's credential: what the sidebar and the console
+//! read, and what reps do (as the credential's actor). A profile the tenant has no lead for —
+//! unknown, or another tenant's — answers 404 `not_found` naming it, on every route; a manual
+//! move, a contact or an adjustment never creates a lead.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/profiles/{id}/scores?tenant_id=` | stage, owner, activity and every dimension's score, exact now |
-//! | `GET /v1/profiles/{id}/ledger?tenant_id=&model=&cursor=&limit=&include_voided=` | ledger entries newest first (rule, event, delta, cap, earned, expiry, worth now), `next_cursor` |
-//! | `GET /v1/profiles/{id}/stage-history?tenant_id=` | every move with who/what moved it, why, and time in stage |
-//! | `GET /v1/profiles/{id}/firings?tenant_id=` | trigger firings with what each action did |
-//! | `GET /v1/profiles/{id}/slas?tenant_id=` | SLAs: open, met, breached or closed |
-//! | `POST /v1/profiles/{id}/stage` `{tenant_id, stage, actor, reason}` | the move; 409 `transition_not_allowed` / `guard_failed` / `same_stage` / `profile_merged` with the reason (`details.allowed` lists where it may go), 400 `unknown_stage`, 404 |
-//! | `POST /v1/profiles/{id}/contacted` `{tenant_id, actor}` | the lead's open SLA is met |
-//! | `POST /v1/profiles/{id}/adjustments` `{tenant_id, model, delta, actor, reason}` | a manual ledger entry |
-//! | `GET /v1/leaderboard?tenant_id=&model=&stage=&owner=&tag=&limit=` | top leads of a dimension |
+//! | `GET /v1/profiles/{id}/scores` | stage, owner, activity and every dimension's score, exact now |
+//! | `GET /v1/profiles/{id}/ledger?model=&cursor=&limit=&include_voided=` | ledger entries newest first (rule, event, delta, cap, earned, expiry, worth now), `next_cursor` |
+//! | `GET /v1/profiles/{id}/stage-history` | every move with who/what moved it, why, and time in stage |
+//! | `GET /v1/profiles/{id}/firings` | trigger firings with what each action did |
+//! | `GET /v1/profiles/{id}/slas` | SLAs: open, met, breached or closed |
+//! | `POST /v1/profiles/{id}/stage` `{stage, reason}` | the move, recorded with the actor; 409 `transition_not_allowed` / `guard_failed` / `same_stage` / `profile_merged` with the reason (`details.allowed` lists where it may go), 400 `unknown_stage`, 404 |
+//! | `POST /v1/profiles/{id}/contacted` (no body) | the lead's open SLA is met by the actor: `{slas_met}` |
+//! | `POST /v1/profiles/{id}/adjustments` `{model, delta, reason}` | a manual ledger entry (`cause_id` the actor); the lead with its scores |
+//! | `GET /v1/leaderboard?model=&stage=&owner=&tag=&limit=` | top leads of a dimension |
 
 use actix_web::{web, HttpResponse};
 use platform::http::params::{field, required};
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, limit, ApiState};
+use super::{db_error, limit, no_lead, ApiState};
 use crate::store::engine::ManualError;
 use crate::store::queries::{self, Board, LedgerQuery};
 
@@ -43,13 +46,15 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/leaderboard", web::get().to(get_leaderboard));
 }
 
-#[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
-}
-
-fn no_lead(profile: &str) -> ApiError {
-    ApiError::not_found(format!("no lead for profile `{profile}`"))
+/// 404 unless the tenant has a lead for `profile`.
+async fn known_lead(state: &ApiState, tenant: &str, profile: &str) -> Result<(), ApiError> {
+    match queries::lead(state.scorer.db(), tenant, profile)
+        .await
+        .map_err(db_error)?
+    {
+        Some(_) => Ok(()),
+        None => Err(no_lead(profile)),
+    }
 }
 
 fn manual_error(e: ManualError, allowed: Option<Vec<String>>) -> ApiError {
@@ -78,11 +83,10 @@ fn manual_error(e: ManualError, allowed: Option<Vec<String>>) -> ApiError {
 
 async fn get_scores(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    match queries::lead_scores(&state.scorer, &tenant, &id)
+    match queries::lead_scores(&state.scorer, &p.tenant, &id)
         .await
         .map_err(db_error)?
     {
@@ -93,7 +97,6 @@ async fn get_scores(
 
 #[derive(Debug, Deserialize)]
 struct LedgerParams {
-    tenant_id: Option<String>,
     model: Option<String>,
     cursor: Option<i64>,
     limit: Option<u64>,
@@ -102,11 +105,12 @@ struct LedgerParams {
 
 async fn get_ledger(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     q: web::Query<LedgerParams>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
+    let tenant = p.tenant;
     let model_id = match q.model {
         None => None,
         Some(m) => {
@@ -127,6 +131,7 @@ async fn get_ledger(
         limit: limit(q.limit)?,
         include_voided: q.include_voided.unwrap_or(false),
     };
+    known_lead(&state, &tenant, &id).await?;
     let page = queries::ledger(&state.scorer, &tenant, &id, &lq)
         .await
         .map_err(db_error)?;
@@ -135,10 +140,10 @@ async fn get_ledger(
 
 async fn get_history(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
+    let tenant = p.tenant;
     let s = &state.scorer;
     let Some(lead) = queries::lead(s.db(), &tenant, &id)
         .await
@@ -157,11 +162,11 @@ async fn get_history(
 
 async fn get_firings(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = queries::firings(state.scorer.db(), &tenant, &id)
+    known_lead(&state, &p.tenant, &id).await?;
+    let items = queries::firings(state.scorer.db(), &p.tenant, &id)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
@@ -169,36 +174,36 @@ async fn get_firings(
 
 async fn get_slas(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = queries::slas(state.scorer.db(), &tenant, &id)
+    known_lead(&state, &p.tenant, &id).await?;
+    let items = queries::slas(state.scorer.db(), &p.tenant, &id)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
+/// A manual move (other fields, such as a `tenant_id` or `actor` a caller still sends, are
+/// ignored).
 #[derive(Debug, Deserialize)]
 struct MoveBody {
-    tenant_id: Option<String>,
     stage: Option<String>,
-    actor: Option<String>,
     reason: Option<String>,
 }
 
 async fn post_stage(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<MoveBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
+    let tenant = p.tenant;
     let stage = field(b.stage, "stage")?;
-    let actor = field(b.actor, "actor")?;
     let reason = field(b.reason, "reason")?;
     let s = &state.scorer;
-    match s.move_stage(&tenant, &id, &stage, &actor, &reason).await {
+    match s.move_stage(&tenant, &id, &stage, &p.actor, &reason).await {
         Ok(m) => {
             state.wake();
             Ok(HttpResponse::Ok().json(json!({
@@ -224,46 +229,39 @@ async fn post_stage(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ContactBody {
-    tenant_id: Option<String>,
-    actor: Option<String>,
-}
-
+/// Takes no body: who contacted the lead is the credential's actor (a body a caller still sends
+/// is not read).
 async fn post_contacted(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
-    let actor = field(b.actor, "actor")?;
     let n = state
         .scorer
-        .mark_contacted(&tenant, &id, &actor)
+        .mark_contacted(&p.tenant, &id, &p.actor)
         .await
         .map_err(|e| manual_error(e, None))?;
     Ok(HttpResponse::Ok().json(json!({"slas_met": n})))
 }
 
+/// A manual adjustment (other fields, such as a `tenant_id` or `actor` a caller still sends, are
+/// ignored).
 #[derive(Debug, Deserialize)]
 struct AdjustBody {
-    tenant_id: Option<String>,
     model: Option<String>,
     delta: Option<f64>,
-    actor: Option<String>,
     reason: Option<String>,
 }
 
 async fn post_adjustment(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<AdjustBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
+    let tenant = p.tenant;
     let model = field(b.model, "model")?;
-    let actor = field(b.actor, "actor")?;
     let reason = field(b.reason, "reason")?;
     let delta = b
         .delta
@@ -288,7 +286,7 @@ async fn post_adjustment(
             .with_details(json!({"field": "model"}))
         })?;
     let model_id = defs.models[m].id.clone();
-    s.adjust(&tenant, &id, &model_id, delta, &actor, &reason)
+    s.adjust(&tenant, &id, &model_id, delta, &p.actor, &reason)
         .await
         .map_err(|e| manual_error(e, None))?;
     state.wake();
@@ -303,7 +301,6 @@ async fn post_adjustment(
 
 #[derive(Debug, Deserialize)]
 struct BoardParams {
-    tenant_id: Option<String>,
     model: Option<String>,
     stage: Option<String>,
     owner: Option<String>,
@@ -313,10 +310,11 @@ struct BoardParams {
 
 async fn get_leaderboard(
     state: web::Data<ApiState>,
+    p: Principal,
     q: web::Query<BoardParams>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
+    let tenant = p.tenant;
     let model = required(q.model, "model")?;
     let s = &state.scorer;
     let defs = s.compiled(&tenant).await.map_err(db_error)?;

@@ -3,6 +3,14 @@
 //! problem in `details.errors[]` (`path` names the field or the condition node, e.g.
 //! `filters[0].value` or `condition.root.children[1].op`).
 //!
+//! Only the gateway calls it: every `/v1` request carries the service credential
+//! (`X-Scrm-Principal`, DESIGN.md §10; 401 without a valid one). Every handler takes the tenant
+//! and the acting person from its [`Principal`](platform::http::Principal): no route names the
+//! tenant or the actor (a `tenant_id`, `operator` or `actor` a caller still sends is ignored),
+//! every read and write is scoped to the tenant, and a resource of another tenant answers 404
+//! exactly like an unknown id. The actor is what definitions record as `created_by` /
+//! `updated_by`, stage history as `actor`, adjustments as `cause_id`, SLAs as `settled_by`.
+//!
 //! - definitions (models, rules, the stage machine, triggers): [`defs`]
 //! - leads (scores, ledger, stage history, firings, SLAs, manual moves, contact, adjustments,
 //!   leaderboard): [`leads`]
@@ -81,23 +89,29 @@ pub(crate) fn defs_error(e: DefsError) -> ApiError {
     }
 }
 
-/// Takes the string field `name` out of a JSON object body (required, non-blank).
-fn take(body: &mut Value, name: &str) -> Result<String, ApiError> {
-    let v = body
-        .as_object_mut()
-        .and_then(|o| o.remove(name))
-        .and_then(|v| v.as_str().map(str::to_string));
-    params::field(v, name)
-}
+/// Fields callers typed before the service credential carried the tenant and the actor. A
+/// caller not yet migrated may still send them: they are dropped unread, never rejected.
+const FROM_CREDENTIAL: [&str; 3] = ["tenant_id", "operator", "actor"];
 
-/// The body as an object, or 400.
+/// The body as an object without the [`FROM_CREDENTIAL`] fields, or 400.
 fn object(body: Value) -> Result<Value, ApiError> {
-    if body.is_object() {
-        Ok(body)
-    } else {
-        Err(ApiError::bad_request(
+    match body {
+        Value::Object(mut o) => {
+            for k in FROM_CREDENTIAL {
+                o.remove(k);
+            }
+            Ok(Value::Object(o))
+        }
+        _ => Err(ApiError::bad_request(
             "invalid_json",
             "the body must be a JSON object",
-        ))
+        )),
     }
+}
+
+/// The answer for a profile scoring has no lead for in the caller's tenant (unknown, or
+/// another tenant's).
+fn no_lead(profile: &str) -> ApiError {
+    ApiError::not_found(format!("no lead for profile `{profile}`"))
+        .with_details(json!({"profile_id": profile}))
 }

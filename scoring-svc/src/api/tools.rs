@@ -1,17 +1,18 @@
-//! Dry runs and recompute jobs over HTTP.
+//! Dry runs and recompute jobs over HTTP, in the tenant of the caller's credential (a model,
+//! profile or job of another tenant answers 404 like an unknown id).
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/dry-run` `{tenant_id, model: {key, name, decay?}, rules: [...], profile_id?, sample?}` | for `profile_id`: its score under the rule set, the entries it would get and its current score; for `sample` (1..=`dry_run_max_sample`, default 1000): the distribution over the most recently active leads. Nothing is written. |
-//! | `POST /v1/models/{id}/recompute` `{operator, fire_triggers?}` | 202 the job: every lead's entries of the model rebuilt from its events under the current rules |
+//! | `POST /v1/dry-run` `{model: {key, name, decay?}, rules: [...], profile_id?, sample?}` | for `profile_id` (404 when the tenant has no lead for it): its score under the rule set, the entries it would get and its current score; for `sample` (1..=`dry_run_max_sample`, default 1000): the distribution over the most recently active leads. Nothing is written. |
+//! | `POST /v1/models/{id}/recompute` `{fire_triggers?}` (the body may be absent) | 202 the job (`created_by` the actor): every lead's entries of the model rebuilt from its events under the current rules |
 //! | `GET /v1/jobs/{id}` | the job with its progress |
 
 use actix_web::{web, HttpResponse};
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{db_error, defs_error, object, take, ApiState};
+use super::{db_error, defs_error, no_lead, object, ApiState};
 use crate::domain::defs::{ModelSpec, RuleSpec};
 use crate::store::defs::{spec_of, DefsError};
 use crate::store::jobs::{self, DryRun};
@@ -35,10 +36,11 @@ struct DryBody {
 
 async fn post_dry_run(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let tenant = take(&mut b, "tenant_id")?;
+    let b = object(body.into_inner())?;
+    let tenant = p.tenant;
     let d: DryBody = spec_of(&b).map_err(defs_error)?;
     let s = &state.scorer;
     let run = DryRun {
@@ -50,6 +52,13 @@ async fn post_dry_run(
         .compile(s.clock().now())
         .map_err(|e| defs_error(DefsError::Invalid(e)))?;
     if let Some(p) = d.profile_id.filter(|p| !p.trim().is_empty()) {
+        if crate::store::queries::lead(s.db(), &tenant, &p)
+            .await
+            .map_err(db_error)?
+            .is_none()
+        {
+            return Err(no_lead(&p));
+        }
         let r = run
             .profile(s, &compiled, &p, true)
             .await
@@ -79,18 +88,32 @@ async fn post_dry_run(
     Ok(HttpResponse::Ok().json(json!({"distribution": dist, "top": profiles})))
 }
 
+/// The options of a recompute; the body may be absent (`{}`).
+fn recompute_options(body: &[u8]) -> Result<bool, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(false);
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    match object(v)?.get("fire_triggers") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(
+            ApiError::bad_request("invalid_field", "`fire_triggers` must be a boolean")
+                .with_details(json!({"field": "fire_triggers"})),
+        ),
+    }
+}
+
 async fn post_recompute(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let mut b = object(body.into_inner())?;
-    let operator = take(&mut b, "operator")?;
-    let fire = b
-        .get("fire_triggers")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let job = jobs::create_recompute(&state.scorer, &id, &operator, fire)
+    let fire = recompute_options(&body)?;
+    let job = jobs::create_recompute(&state.scorer, &p.tenant, &id, &p.actor, fire)
         .await
         .map_err(defs_error)?;
     Ok(HttpResponse::Accepted().json(job))
@@ -98,9 +121,13 @@ async fn post_recompute(
 
 async fn get_job(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match jobs::job(state.scorer.db(), &id).await.map_err(db_error)? {
+    match jobs::job(state.scorer.db(), &p.tenant, &id)
+        .await
+        .map_err(db_error)?
+    {
         Some(j) => Ok(HttpResponse::Ok().json(j)),
         None => Err(ApiError::not_found(format!("no job with id `{id}`"))),
     }

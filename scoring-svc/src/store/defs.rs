@@ -1,6 +1,9 @@
 //! Definitions in the database: models, rules, the stage machine and triggers. Every write
 //! validates (errors name the field or node), runs in one transaction and bumps the tenant's
 //! definitions version, which every instance checks before using its compiled copy.
+//!
+//! Every function that reads or writes a definition by id takes the tenant and filters by it: a
+//! definition of another tenant is not found, exactly like an unknown id.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Order, Query};
@@ -197,11 +200,13 @@ fn trigger_view(r: &QueryResult) -> Result<TriggerView, DbErr> {
 
 async fn model_row<C: sea_orm::ConnectionTrait>(
     db: &C,
+    tenant: &str,
     id: &str,
 ) -> Result<Option<ModelView>, DbErr> {
     let q = Query::select()
         .expr(Expr::cust("*"))
         .from(ScoreModels::Table)
+        .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreModels::Id).eq(id))
         .to_owned();
     one(db, &q).await?.as_ref().map(model_view).transpose()
@@ -219,14 +224,23 @@ pub async fn models(db: &DatabaseConnection, tenant: &str) -> Result<Vec<ModelVi
     rows(db, &q).await?.iter().map(model_view).collect()
 }
 
-/// One model with its live rules.
-pub async fn model(db: &DatabaseConnection, id: &str) -> Result<ModelView, DefsError> {
-    let mut m = model_row(db, id)
+fn no_model(id: &str) -> DefsError {
+    DefsError::NotFound(format!("no model with id `{id}`"))
+}
+
+/// One model of `tenant` with its live rules.
+pub async fn model(
+    db: &DatabaseConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<ModelView, DefsError> {
+    let mut m = model_row(db, tenant, id)
         .await?
-        .ok_or_else(|| DefsError::NotFound(format!("no model with id `{id}`")))?;
+        .ok_or_else(|| no_model(id))?;
     let q = Query::select()
         .expr(Expr::cust("*"))
         .from(ScoreRules::Table)
+        .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::ModelId).eq(id))
         .and_where(Expr::col(ScoreRules::Status).eq(ACTIVE))
         .order_by(ScoreRules::CreatedAt, Order::Asc)
@@ -299,7 +313,7 @@ pub async fn create_model(
     }
     bump(&txn, tenant, now).await?;
     txn.commit().await?;
-    model(db, &id).await
+    model(db, tenant, &id).await
 }
 
 /// A change to a model: its key stays.
@@ -311,18 +325,20 @@ pub struct ModelPatch {
     pub status: Option<String>,
 }
 
-/// Changes a model. A new decay makes every stored fold of the model stale (each lead is looked
-/// at again by the scheduler) and forgets entry expiries computed with the old one.
+/// Changes a model of `tenant`. A new decay makes every stored fold of the model stale (each
+/// lead is looked at again by the scheduler) and forgets entry expiries computed with the old
+/// one.
 pub async fn update_model(
     db: &DatabaseConnection,
+    tenant: &str,
     id: &str,
     patch: ModelPatch,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<ModelView, DefsError> {
-    let current = model_row(db, id)
+    let current = model_row(db, tenant, id)
         .await?
-        .ok_or_else(|| DefsError::NotFound(format!("no model with id `{id}`")))?;
+        .ok_or_else(|| no_model(id))?;
     let mut spec = current.spec.clone();
     if let Some(n) = patch.name {
         spec.name = n;
@@ -346,7 +362,6 @@ pub async fn update_model(
     if !errors.is_empty() {
         return Err(DefsError::Invalid(errors));
     }
-    let tenant = current.tenant_id.clone();
     let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreModels::Table)
@@ -356,6 +371,7 @@ pub async fn update_model(
         .value(ScoreModels::Status, status)
         .value(ScoreModels::UpdatedBy, actor)
         .value(ScoreModels::UpdatedAt, now)
+        .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreModels::Id).eq(id))
         .to_owned();
     exec(&txn, &q).await?;
@@ -363,7 +379,7 @@ pub async fn update_model(
         let q = Query::update()
             .table(ScoreLedger::Table)
             .value(ScoreLedger::ExpiresAt, Option::<DateTime<Utc>>::None)
-            .and_where(Expr::col(ScoreLedger::TenantId).eq(&tenant))
+            .and_where(Expr::col(ScoreLedger::TenantId).eq(tenant))
             .and_where(Expr::col(ScoreLedger::ModelId).eq(id))
             .to_owned();
         exec(&txn, &q).await?;
@@ -373,53 +389,56 @@ pub async fn update_model(
                 ProfileScores::ValidUntil,
                 Expr::col(ProfileScores::FoldedAt),
             )
-            .and_where(Expr::col(ProfileScores::TenantId).eq(&tenant))
+            .and_where(Expr::col(ProfileScores::TenantId).eq(tenant))
             .and_where(Expr::col(ProfileScores::ModelId).eq(id))
             .to_owned();
         exec(&txn, &q).await?;
         let q = Query::update()
             .table(Leads::Table)
             .value(Leads::NextCheckAt, now)
-            .and_where(Expr::col(Leads::TenantId).eq(&tenant))
+            .and_where(Expr::col(Leads::TenantId).eq(tenant))
             .and_where(Expr::col(Leads::Status).eq(super::leads::ACTIVE))
             .to_owned();
         exec(&txn, &q).await?;
     }
-    bump(&txn, &tenant, now).await?;
+    bump(&txn, tenant, now).await?;
     txn.commit().await?;
-    model(db, id).await
+    model(db, tenant, id).await
 }
 
 async fn rule_row<C: sea_orm::ConnectionTrait>(
     db: &C,
+    tenant: &str,
     id: &str,
 ) -> Result<Option<RuleView>, DbErr> {
     let q = Query::select()
         .expr(Expr::cust("*"))
         .from(ScoreRules::Table)
+        .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::Id).eq(id))
         .to_owned();
     one(db, &q).await?.as_ref().map(rule_view).transpose()
 }
 
-/// One rule.
-pub async fn rule(db: &DatabaseConnection, id: &str) -> Result<RuleView, DefsError> {
-    rule_row(db, id)
+/// One rule of `tenant` (a deleted one too, with its status).
+pub async fn rule(db: &DatabaseConnection, tenant: &str, id: &str) -> Result<RuleView, DefsError> {
+    rule_row(db, tenant, id)
         .await?
         .ok_or_else(|| DefsError::NotFound(format!("no rule with id `{id}`")))
 }
 
-/// Adds a rule to a model.
-pub async fn create_rule(
+/// Adds a rule to model `model_id` of `tenant`.
+pub async fn create_rule_in(
     db: &DatabaseConnection,
+    tenant: &str,
     model_id: &str,
     spec: RuleSpec,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<RuleView, DefsError> {
-    let m = model_row(db, model_id)
+    let m = model_row(db, tenant, model_id)
         .await?
-        .ok_or_else(|| DefsError::NotFound(format!("no model with id `{model_id}`")))?;
+        .ok_or_else(|| no_model(model_id))?;
     if m.status != ACTIVE {
         return Err(DefsError::Conflict {
             code: "model_archived",
@@ -463,20 +482,43 @@ pub async fn create_rule(
         ])
         .to_owned();
     exec(&txn, &q).await?;
-    bump(&txn, &m.tenant_id, now).await?;
+    bump(&txn, tenant, now).await?;
     txn.commit().await?;
-    rule(db, &id).await
+    rule(db, tenant, &id).await
 }
 
-/// Replaces a rule's definition (its model stays).
+/// Adds a rule to model `model_id` in that model's own tenant: for seeding and tools that hold
+/// a model id they created themselves. Requests act through [`create_rule_in`], scoped to the
+/// caller's tenant.
+pub async fn create_rule(
+    db: &DatabaseConnection,
+    model_id: &str,
+    spec: RuleSpec,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<RuleView, DefsError> {
+    let q = Query::select()
+        .column(ScoreModels::TenantId)
+        .from(ScoreModels::Table)
+        .and_where(Expr::col(ScoreModels::Id).eq(model_id))
+        .to_owned();
+    let tenant: String = match one(db, &q).await? {
+        Some(r) => r.try_get("", "tenant_id")?,
+        None => return Err(no_model(model_id)),
+    };
+    create_rule_in(db, &tenant, model_id, spec, actor, now).await
+}
+
+/// Replaces the definition of a rule of `tenant` (its model stays).
 pub async fn replace_rule(
     db: &DatabaseConnection,
+    tenant: &str,
     id: &str,
     spec: RuleSpec,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<RuleView, DefsError> {
-    let r = rule(db, id).await?;
+    let r = rule(db, tenant, id).await?;
     if r.status != ACTIVE {
         return Err(DefsError::NotFound(format!("rule `{id}` was deleted")));
     }
@@ -491,33 +533,36 @@ pub async fn replace_rule(
         .value(ScoreRules::Enabled, spec.enabled)
         .value(ScoreRules::UpdatedBy, actor)
         .value(ScoreRules::UpdatedAt, now)
+        .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::Id).eq(id))
         .to_owned();
     exec(&txn, &q).await?;
-    bump(&txn, &r.tenant_id, now).await?;
+    bump(&txn, tenant, now).await?;
     txn.commit().await?;
-    rule(db, id).await
+    rule(db, tenant, id).await
 }
 
-/// Deletes a rule: it scores no more; its ledger entries stay (a state rule's held points are
-/// released the next time the lead is looked at).
+/// Deletes a rule of `tenant`: it scores no more; its ledger entries stay (a state rule's held
+/// points are released the next time the lead is looked at).
 pub async fn delete_rule(
     db: &DatabaseConnection,
+    tenant: &str,
     id: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DefsError> {
-    let r = rule(db, id).await?;
+    rule(db, tenant, id).await?;
     let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreRules::Table)
         .value(ScoreRules::Status, DELETED)
         .value(ScoreRules::UpdatedBy, actor)
         .value(ScoreRules::UpdatedAt, now)
+        .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::Id).eq(id))
         .to_owned();
     exec(&txn, &q).await?;
-    bump(&txn, &r.tenant_id, now).await?;
+    bump(&txn, tenant, now).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -594,19 +639,25 @@ pub async fn put_machine(
 
 async fn trigger_row<C: sea_orm::ConnectionTrait>(
     db: &C,
+    tenant: &str,
     id: &str,
 ) -> Result<Option<TriggerView>, DbErr> {
     let q = Query::select()
         .expr(Expr::cust("*"))
         .from(ScoreTriggers::Table)
+        .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Id).eq(id))
         .to_owned();
     one(db, &q).await?.as_ref().map(trigger_view).transpose()
 }
 
-/// One trigger.
-pub async fn trigger(db: &DatabaseConnection, id: &str) -> Result<TriggerView, DefsError> {
-    trigger_row(db, id)
+/// One trigger of `tenant` (a deleted one too, with its status).
+pub async fn trigger(
+    db: &DatabaseConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<TriggerView, DefsError> {
+    trigger_row(db, tenant, id)
         .await?
         .ok_or_else(|| DefsError::NotFound(format!("no trigger with id `{id}`")))
 }
@@ -688,22 +739,23 @@ pub async fn create_trigger(
     exec(&txn, &q).await?;
     bump(&txn, tenant, now).await?;
     txn.commit().await?;
-    trigger(db, &id).await
+    trigger(db, tenant, &id).await
 }
 
-/// Replaces a trigger's definition.
+/// Replaces the definition of a trigger of `tenant`.
 pub async fn replace_trigger(
     db: &DatabaseConnection,
+    tenant: &str,
     id: &str,
     spec: TriggerSpec,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<TriggerView, DefsError> {
-    let t = trigger(db, id).await?;
+    let t = trigger(db, tenant, id).await?;
     if t.status != ACTIVE {
         return Err(DefsError::NotFound(format!("trigger `{id}` was deleted")));
     }
-    check_trigger(db, &t.tenant_id, &spec).await?;
+    check_trigger(db, tenant, &spec).await?;
     let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreTriggers::Table)
@@ -712,32 +764,35 @@ pub async fn replace_trigger(
         .value(ScoreTriggers::Enabled, spec.enabled)
         .value(ScoreTriggers::UpdatedBy, actor)
         .value(ScoreTriggers::UpdatedAt, now)
+        .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Id).eq(id))
         .to_owned();
     exec(&txn, &q).await?;
-    bump(&txn, &t.tenant_id, now).await?;
+    bump(&txn, tenant, now).await?;
     txn.commit().await?;
-    trigger(db, id).await
+    trigger(db, tenant, id).await
 }
 
-/// Deletes a trigger (its firings stay).
+/// Deletes a trigger of `tenant` (its firings stay).
 pub async fn delete_trigger(
     db: &DatabaseConnection,
+    tenant: &str,
     id: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DefsError> {
-    let t = trigger(db, id).await?;
+    trigger(db, tenant, id).await?;
     let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreTriggers::Table)
         .value(ScoreTriggers::Status, DELETED)
         .value(ScoreTriggers::UpdatedBy, actor)
         .value(ScoreTriggers::UpdatedAt, now)
+        .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Id).eq(id))
         .to_owned();
     exec(&txn, &q).await?;
-    bump(&txn, &t.tenant_id, now).await?;
+    bump(&txn, tenant, now).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -1134,7 +1134,9 @@ impl Scorer {
         Ok(Moved { lead, history_id })
     }
 
-    /// A rep contacted the lead: its open SLA is met. Returns how many SLAs were settled.
+    /// `actor` (as the service credential names them, e.g. `rep:<corp>:<userid>`) contacted the
+    /// lead: its open SLA is met, settled by `actor`. Returns how many SLAs were settled;
+    /// [`ManualError::NotFound`] when the tenant has no lead for `profile`.
     pub async fn mark_contacted(
         &self,
         tenant: &str,
@@ -1149,10 +1151,15 @@ impl Scorer {
                     txn.rollback().await?;
                     return Ok(None);
                 };
-                let by = format!("user:{actor}");
-                let n =
-                    leads::settle_open_slas(&txn, tenant, &lead.profile, leads::SLA_MET, &by, now)
-                        .await?;
+                let n = leads::settle_open_slas(
+                    &txn,
+                    tenant,
+                    &lead.profile,
+                    leads::SLA_MET,
+                    actor,
+                    now,
+                )
+                .await?;
                 txn.commit().await?;
                 Ok(Some(n))
             })
@@ -1160,7 +1167,9 @@ impl Scorer {
         r.ok_or_else(|| ManualError::NotFound(profile.to_string()))
     }
 
-    /// Adds `delta` points to `profile` in model `model_id` by hand.
+    /// Adds `delta` points to `profile` (or the profile it was merged into) in model `model_id`
+    /// by hand, as `actor`. Never creates a lead: [`ManualError::NotFound`] when the tenant has
+    /// none for `profile`.
     pub async fn adjust(
         &self,
         tenant: &str,
@@ -1179,8 +1188,12 @@ impl Scorer {
             .retry(|| async {
                 let now = self.clock.now();
                 let txn = begin(&self.db).await?;
+                let Some(first) = leads::lock(&txn, tenant, profile).await? else {
+                    txn.rollback().await?;
+                    return Ok(None);
+                };
                 let (lead, created) = self
-                    .acquire(&txn, &defs, tenant, profile, true, now)
+                    .acquire_from(&txn, &defs, tenant, profile, true, now, Some(first))
                     .await?;
                 if created {
                     facts::ensure_profile(&txn, tenant, profile, now).await?;
@@ -1204,17 +1217,17 @@ impl Scorer {
                     capped: None,
                     earned: now,
                     expires_at: None,
-                    cause_id: Some(format!("user:{actor}")),
+                    cause_id: Some(actor.to_string()),
                     note: Some(reason.chars().take(500).collect()),
                 };
                 w.add_entry(model, e).await?;
                 w.settle().await?;
                 let lead = w.finish().await?;
                 txn.commit().await?;
-                Ok(lead)
+                Ok(Some(lead))
             })
             .await?;
-        Ok(lead)
+        lead.ok_or_else(|| ManualError::NotFound(profile.to_string()))
     }
 
     /// Rebuilds `profile`'s entries of model `model_id` from its events under the current rules

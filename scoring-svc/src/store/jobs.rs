@@ -74,8 +74,23 @@ fn job_view(r: &QueryResult) -> Result<JobView, DbErr> {
     })
 }
 
-/// One job.
-pub async fn job(db: &DatabaseConnection, id: &str) -> Result<Option<JobView>, DbErr> {
+/// One job of `tenant` (`None` for an unknown id and for another tenant's job alike).
+pub async fn job(
+    db: &DatabaseConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<JobView>, DbErr> {
+    let q = Query::select()
+        .expr(Expr::cust("*"))
+        .from(J::Table)
+        .and_where(Expr::col(J::TenantId).eq(tenant))
+        .and_where(Expr::col(J::Id).eq(id))
+        .to_owned();
+    one(db, &q).await?.as_ref().map(job_view).transpose()
+}
+
+/// A job by id alone, whatever its tenant: the scheduler's, which advances every tenant's jobs.
+async fn claimed_job(db: &DatabaseConnection, id: &str) -> Result<Option<JobView>, DbErr> {
     let q = Query::select()
         .expr(Expr::cust("*"))
         .from(J::Table)
@@ -97,15 +112,16 @@ async fn active_leads(db: &DatabaseConnection, tenant: &str) -> Result<i64, DbEr
     })
 }
 
-/// Queues a recompute of model `model_id` for every lead of its tenant.
+/// Queues a recompute of model `model_id` of `tenant` for every lead of the tenant.
 pub async fn create_recompute(
     scorer: &Scorer,
+    tenant: &str,
     model_id: &str,
     actor: &str,
     fire_triggers: bool,
 ) -> Result<JobView, DefsError> {
     let db = &scorer.db;
-    let m = super::defs::model(db, model_id).await?;
+    let m = super::defs::model(db, tenant, model_id).await?;
     if m.status != super::defs::ACTIVE {
         return Err(DefsError::Conflict {
             code: "model_archived",
@@ -145,7 +161,7 @@ pub async fn create_recompute(
         ])
         .to_owned();
     exec(db, &q).await?;
-    Ok(job(db, &id)
+    Ok(job(db, tenant, &id)
         .await?
         .ok_or_else(|| DbErr::Custom("job vanished".into()))?)
 }
@@ -189,7 +205,7 @@ pub async fn step(scorer: &Scorer, batch: u32, now: DateTime<Utc>) -> Result<usi
     if exec(db, &claim).await?.rows_affected() != 1 {
         return Ok(0);
     }
-    let Some(j) = job(db, &id).await? else {
+    let Some(j) = claimed_job(db, &id).await? else {
         return Ok(0);
     };
     let cursor: Option<String> = one(

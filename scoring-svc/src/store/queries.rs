@@ -255,7 +255,7 @@ pub async fn ledger(
     }
     rule_ids.sort();
     rule_ids.dedup();
-    let names = rule_names(db, &rule_ids).await?;
+    let names = rule_names(db, tenant, &rule_ids).await?;
     for i in &mut items {
         i.rule = names.get(&i.rule_id).cloned();
     }
@@ -267,6 +267,7 @@ pub async fn ledger(
 
 async fn rule_names(
     db: &DatabaseConnection,
+    tenant: &str,
     ids: &[String],
 ) -> Result<HashMap<String, String>, DbErr> {
     let mut out = HashMap::new();
@@ -274,6 +275,7 @@ async fn rule_names(
         let q = Query::select()
             .columns([R::Id, R::Name])
             .from(R::Table)
+            .and_where(Expr::col(R::TenantId).eq(tenant))
             .and_where(Expr::col(R::Id).is_in(chunk.iter().cloned()))
             .to_owned();
         for r in rows(db, &q).await? {

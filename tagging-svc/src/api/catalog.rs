@@ -1,24 +1,27 @@
-//! The tag catalogue over HTTP.
+//! The tag catalogue over HTTP. The tenant is the caller's principal's, and so is the creator
+//! recorded; a group or tag of another tenant is answered 404 like an unknown id.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/tag-groups` `{tenant_id, name, selection: single\|multi, sync_wecom?, corp_id?, operator}` | 201 the group |
-//! | `GET /v1/tag-groups?tenant_id=` | groups with their tags |
-//! | `POST /v1/tags` `{tenant_id, group_id, name, description?, operator}` | 201 the tag |
+//! | `POST /v1/tag-groups` `{name, selection?: single\|multi, sync_wecom?, corp_id?}` | 201 the group |
+//! | `GET /v1/tag-groups` | the tenant's groups with their tags |
+//! | `GET /v1/tag-groups/{id}` | the group with its tags |
+//! | `POST /v1/tags` `{group_id, name, description?}` | 201 the tag (400 `invalid_field` naming `group_id` when the tenant has no such group) |
 //! | `GET /v1/tags/{id}` | the tag |
 //! | `PATCH /v1/tags/{id}` `{name?, description?, status?: active\|retired}` | the tag |
 
 use actix_web::{web, HttpResponse};
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, field, required, ApiState};
+use super::{db_error, field, ApiState};
 use crate::store::catalog::{self, CatalogError, NewGroup, NewTag, TagPatch, TagRow};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/tag-groups", web::post().to(post_group))
         .route("/v1/tag-groups", web::get().to(get_groups))
+        .route("/v1/tag-groups/{id}", web::get().to(get_group))
         .route("/v1/tags", web::post().to(post_tag))
         .route("/v1/tags/{id}", web::get().to(get_tag))
         .route("/v1/tags/{id}", web::patch().to(patch_tag));
@@ -36,28 +39,28 @@ pub(super) fn catalog_error(e: CatalogError) -> ApiError {
     }
 }
 
+/// A new group (a `tenant_id` or `operator` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
 struct GroupBody {
-    tenant_id: Option<String>,
     name: Option<String>,
     selection: Option<String>,
     sync_wecom: Option<bool>,
     corp_id: Option<String>,
-    operator: Option<String>,
 }
 
 async fn post_group(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<GroupBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let g = NewGroup {
-        tenant_id: field(b.tenant_id, "tenant_id")?,
+        tenant_id: p.tenant,
         name: field(b.name, "name")?,
         selection: b.selection.unwrap_or_else(|| catalog::MULTI.into()),
         sync_wecom: b.sync_wecom.unwrap_or(false),
         corp_id: b.corp_id.filter(|c| !c.trim().is_empty()),
-        created_by: field(b.operator, "operator")?,
+        created_by: p.actor,
     };
     let g = catalog::create_group(&state.db, g)
         .await
@@ -65,42 +68,44 @@ async fn post_group(
     Ok(HttpResponse::Created().json(g))
 }
 
-#[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
-}
-
-async fn get_groups(
-    state: web::Data<ApiState>,
-    q: web::Query<TenantQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = catalog::groups(&state.db, &tenant)
+async fn get_groups(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
+    let items = catalog::groups(&state.db, &p.tenant)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
+async fn get_group(
+    state: web::Data<ApiState>,
+    p: Principal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let g = catalog::group_view(&state.db, &p.tenant, &id)
+        .await
+        .map_err(catalog_error)?;
+    Ok(HttpResponse::Ok().json(g))
+}
+
+/// A new tag (a `tenant_id` or `operator` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
 struct TagBody {
-    tenant_id: Option<String>,
     group_id: Option<String>,
     name: Option<String>,
     description: Option<String>,
-    operator: Option<String>,
 }
 
 async fn post_tag(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<TagBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let t = NewTag {
-        tenant_id: field(b.tenant_id, "tenant_id")?,
+        tenant_id: p.tenant,
         group_id: field(b.group_id, "group_id")?,
         name: field(b.name, "name")?,
         description: b.description.unwrap_or_default(),
-        created_by: field(b.operator, "operator")?,
+        created_by: p.actor,
     };
     let t = catalog::create_tag(&state.db, t)
         .await
@@ -110,9 +115,12 @@ async fn post_tag(
 
 async fn get_tag(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = catalog::tag(&state.db, &id).await.map_err(catalog_error)?;
+    let t = catalog::tag_in(&state.db, &p.tenant, &id)
+        .await
+        .map_err(catalog_error)?;
     Ok(HttpResponse::Ok().json(TagRow::from(t)))
 }
 
@@ -125,12 +133,14 @@ struct TagPatchBody {
 
 async fn patch_tag(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<TagPatchBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let t = catalog::update_tag(
+    let t = catalog::update_tag_in(
         &state.db,
+        &p.tenant,
         &id,
         TagPatch {
             name: b.name,

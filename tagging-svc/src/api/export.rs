@@ -1,11 +1,14 @@
-//! The audience package: every profile matching a condition as CSV (`profile_id` and the asked
-//! fields), streamed batch by batch over profile-id ranges, so any size is exported with bounded
-//! memory and the first bytes leave before the last profile is read.
+//! The audience package: every profile of the caller's tenant matching a condition as CSV
+//! (`profile_id` and the asked fields), streamed batch by batch over profile-id ranges, so any
+//! size is exported with bounded memory and the first bytes leave before the last profile is
+//! read. Text that a spreadsheet would take for a formula (a cell starting with `=`, `+`, `-`,
+//! `@`, a tab or a carriage return — visitors type some of these values) is written with a
+//! leading `'` (OWASP's advice against CSV injection), so it stays inert text.
 
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
 use futures_util::stream;
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde_json::{json, Value};
 
 use super::rules::{condition_of, ConditionBody};
@@ -17,11 +20,27 @@ const BATCH: u64 = 10_000;
 /// Most fields per export.
 const MAX_FIELDS: usize = 50;
 
+/// First characters that make a spreadsheet read a cell as a formula (or, for tab and carriage
+/// return, that hide one).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// `s` as inert text: with a leading `'` when it starts like a formula.
+fn neutral(s: &str) -> String {
+    if s.starts_with(FORMULA_STARTS) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// A field value as a cell. Numbers and booleans are written as they are (a negative number is
+/// not a formula); text, lists and objects are neutralised.
 fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+        Some(Value::String(s)) => neutral(s),
+        Some(other) => neutral(&other.to_string()),
     }
 }
 
@@ -43,10 +62,12 @@ struct Cursor {
 
 pub(super) async fn export(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<ConditionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let (tenant, cond) = condition_of(&state, &b).await?;
+    let tenant = p.tenant;
+    let cond = condition_of(&state, &tenant, &b).await?;
     if b.fields.len() > MAX_FIELDS || b.fields.iter().any(|f| !rules::valid_key(f)) {
         return Err(ApiError::bad_request(
             "invalid_fields",
@@ -95,7 +116,7 @@ pub(super) async fn export(
                 Ok(Some((until, matched, values))) => {
                     for id in matched {
                         let vals = values.get(&id);
-                        let mut row = vec![id.clone()];
+                        let mut row = vec![neutral(&id)];
                         row.extend(fields.iter().map(|f| cell(vals.and_then(|v| v.get(f)))));
                         rows.push(row);
                     }
@@ -118,4 +139,42 @@ pub(super) async fn export(
             "attachment; filename=\"segment.csv\"",
         ))
         .streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_text_is_neutralised_and_the_rest_is_not() {
+        for (raw, want) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "'=HYPERLINK(\"http://x\",\"y\")",
+            ),
+            ("+1+2", "'+1+2"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("Hangzhou", "Hangzhou"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(cell(Some(&Value::String(raw.into()))), want, "{raw:?}");
+        }
+        assert_eq!(cell(Some(&json!(-5))), "-5");
+        assert_eq!(cell(Some(&json!(true))), "true");
+        assert_eq!(cell(Some(&json!(["=x"]))), "[\"=x\"]");
+        assert_eq!(cell(Some(&json!({"a": 1}))), "{\"a\":1}");
+        assert_eq!(cell(None), "");
+        assert_eq!(cell(Some(&Value::Null)), "");
+    }
+
+    #[test]
+    fn neutralised_cells_survive_csv_quoting() {
+        let row = vec![cell(Some(&json!("=1+1,\"x\"")))];
+        let bytes = csv_rows(&[row]).unwrap();
+        assert_eq!(&bytes[..], b"\"'=1+1,\"\"x\"\"\"\n");
+    }
 }

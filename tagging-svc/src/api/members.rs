@@ -1,18 +1,21 @@
-//! A profile's tags by hand.
+//! A profile's tags by hand. The tenant is the caller's principal's and the actor recorded its
+//! actor; a profile tagging's projection does not hold for the tenant (unknown, or another
+//! tenant's) is 404, and so is a tag the tenant does not have.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/profiles/{id}/tags?tenant_id=` | every tag the profile holds and why (source, rule, who, since) |
-//! | `POST /v1/profiles/{id}/tags` `{tenant_id, tag_id, operator}` | the tag-set changes (a single-select group drops its other tag; chained rules settle) |
-//! | `DELETE /v1/profiles/{id}/tags/{tag_id}?tenant_id=&operator=` | takes back the operator's tag (a rule's tag stays while its rule holds) |
+//! | `GET /v1/profiles/{id}/tags` | every tag the profile holds and why (source, rule, who, since) |
+//! | `POST /v1/profiles/{id}/tags` `{tag_id}` | the tag-set changes (a single-select group drops its other tag; chained rules settle); 409 `tag_retired` |
+//! | `DELETE /v1/profiles/{id}/tags/{tag_id}` | takes back the manual tag (a rule's tag stays while its rule holds) |
 
 use actix_web::{web, HttpResponse};
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, field, required, ApiState};
+use super::{db_error, field, ApiState};
 use crate::store::members::{self, MemberError};
+use crate::store::segments;
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/profiles/{id}/tags", web::get().to(get_tags))
@@ -23,13 +26,17 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+fn unknown_profile(id: &str) -> ApiError {
+    ApiError::not_found(format!("no profile with id `{id}`"))
+}
+
 fn member_error(e: MemberError) -> ApiError {
     match e {
-        MemberError::UnknownTag(t) => ApiError::bad_request(
-            "unknown_tag",
-            format!("`tag_id`: no tag `{t}` in this tenant"),
-        )
-        .with_details(json!({"field": "tag_id"})),
+        MemberError::UnknownTag(t) => {
+            ApiError::not_found(format!("`tag_id`: no tag `{t}` in this tenant"))
+                .with_details(json!({"field": "tag_id"}))
+        }
+        MemberError::UnknownProfile(p) => unknown_profile(&p),
         MemberError::Retired(t) => {
             ApiError::conflict("tag_retired", format!("tag `{t}` is retired"))
         }
@@ -37,43 +44,39 @@ fn member_error(e: MemberError) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
-    operator: Option<String>,
-}
-
 async fn get_tags(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = members::of_profile(&state.db, &tenant, &id)
+    if !segments::has_profile(&state.db, &p.tenant, &id)
+        .await
+        .map_err(db_error)?
+    {
+        return Err(unknown_profile(&id));
+    }
+    let items = members::of_profile(&state.db, &p.tenant, &id)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
 }
 
+/// A tag by hand (a `tenant_id` or `operator` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
 struct TagBody {
-    tenant_id: Option<String>,
     tag_id: Option<String>,
-    operator: Option<String>,
 }
 
 async fn post_tag(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<TagBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
-    let tag = field(b.tag_id, "tag_id")?;
-    let by = field(b.operator, "operator")?;
+    let tag = field(body.into_inner().tag_id, "tag_id")?;
     let changes = state
         .tagger
-        .manual(&tenant, &id, &tag, true, &by)
+        .manual_known(&p.tenant, &id, &tag, true, &p.actor)
         .await
         .map_err(member_error)?;
     Ok(HttpResponse::Ok().json(json!({"changes": changes})))
@@ -81,16 +84,13 @@ async fn post_tag(
 
 async fn delete_tag(
     state: web::Data<ApiState>,
+    p: Principal,
     path: web::Path<(String, String)>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, tag) = path.into_inner();
-    let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
-    let by = required(q.operator, "operator")?;
     let changes = state
         .tagger
-        .manual(&tenant, &id, &tag, false, &by)
+        .manual_known(&p.tenant, &id, &tag, false, &p.actor)
         .await
         .map_err(member_error)?;
     Ok(HttpResponse::Ok().json(json!({"changes": changes})))

@@ -1,5 +1,12 @@
-//! Internal HTTP API of the tagging service. Errors are the common JSON body with a stable
-//! `code`; validation errors of conditions name the node (`details.errors[].path`).
+//! Internal HTTP API of the tagging service, called by the gateway only: every `/v1` request
+//! carries a service credential (`X-Scrm-Principal`, verified by the server's middleware, else
+//! 401) and each handler takes the tenant and the acting person from its [`Principal`]
+//! (`tenant_id`, `operator` in a query or body are not read). Every query is scoped by that
+//! tenant: a group, tag, rule, job, profile or WeCom corp of another tenant is answered 404
+//! exactly like an unknown id. Errors are the common JSON body with a stable `code`; validation
+//! errors of conditions name the node (`details.errors[].path`).
+//!
+//! [`Principal`]: platform::http::Principal
 //!
 //! - the tag catalogue: [`catalog`]
 //! - a profile's tags by hand: [`members`]
@@ -15,7 +22,7 @@ pub mod wecom;
 use std::sync::Arc;
 
 use actix_web::web;
-use platform::http::params::{self, field, required};
+use platform::http::params::{self, field};
 use platform::http::{ApiError, Routes};
 use sea_orm::DatabaseConnection;
 

@@ -1,25 +1,28 @@
-//! Tag rules, previews, exports and jobs over HTTP. A condition that does not validate is answered
-//! 400 `invalid_condition` with every error and the node it is in (`details.errors[].path`, e.g.
-//! `root.children[2].window.days`).
+//! Tag rules, previews, exports and jobs over HTTP. The tenant is the caller's principal's and
+//! the actor recorded its actor; a rule or job of another tenant is answered 404 like an unknown
+//! id. A condition that does not validate is answered 400 `invalid_condition` with every error
+//! and the node it is in (`details.errors[].path`, e.g. `root.children[2].window.days`); one
+//! whose only errors are tags the tenant does not have is 400 `unknown_tag`
+//! (`root.children[1].tags[0]`).
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/tag-rules` `{tenant_id, tag_id, name, condition, mode?, enabled?, operator}` | 201 `{rule, job}` (a backfill when enabled) |
-//! | `GET /v1/tag-rules?tenant_id=` / `GET /v1/tag-rules/{id}` | rules |
-//! | `PUT /v1/tag-rules/{id}` `{name, condition, mode, enabled, operator}` | `{rule, job}`: the profiles brought in line |
-//! | `DELETE /v1/tag-rules/{id}?operator=` | `{rule, job}`: what it set is taken back |
-//! | `POST /v1/tag-rules/{id}/backfill` `{operator}` | 202 a job |
-//! | `POST /v1/conditions/validate` `{tenant_id, condition}` | `{valid, errors}` |
-//! | `POST /v1/segments/preview` `{tenant_id, condition, sample?}` | `{count, sample[], took_ms}` for an unsaved condition |
-//! | `POST /v1/segments/export` `{tenant_id, condition, fields[]}` | CSV of every matching profile, streamed |
+//! | `POST /v1/tag-rules` `{tag_id, name, condition, mode?, enabled?}` | 201 `{rule, job}` (a backfill when enabled) |
+//! | `GET /v1/tag-rules` / `GET /v1/tag-rules/{id}` | rules |
+//! | `PUT /v1/tag-rules/{id}` `{name, condition, mode?, enabled?}` | `{rule, job}`: the profiles brought in line (the tag stays) |
+//! | `DELETE /v1/tag-rules/{id}` | `{rule, job}`: what it set is taken back |
+//! | `POST /v1/tag-rules/{id}/backfill` | 202 a job |
+//! | `POST /v1/conditions/validate` `{condition}` | `{valid, errors[{path, code, message}]}` |
+//! | `POST /v1/segments/preview` `{condition, sample?}` | `{count, sample[], took_ms}` for an unsaved condition |
+//! | `POST /v1/segments/export` `{condition, fields[]}` | CSV of every matching profile, streamed |
 //! | `GET /v1/jobs/{id}` | progress of a job |
 
 use actix_web::{web, HttpResponse};
-use platform::http::ApiError;
+use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{db_error, field, required, ApiState};
+use super::{db_error, field, ApiState};
 use crate::store::backfill::{self, JobView, BACKFILL, CLEANUP};
 use crate::store::rules::{self as tag_rules, RuleError, RuleInput, RuleView};
 use crate::store::segments;
@@ -40,7 +43,12 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 pub(super) fn rule_error(e: RuleError) -> ApiError {
     match e {
         RuleError::Invalid(errors) => ApiError::bad_request(
-            "invalid_condition",
+            // Only tags the tenant does not have: a code of its own.
+            if !errors.is_empty() && errors.iter().all(|e| e.code == tag_rules::UNKNOWN_TAG) {
+                tag_rules::UNKNOWN_TAG
+            } else {
+                "invalid_condition"
+            },
             match errors.first() {
                 Some(first) => format!("`condition` is invalid: {first}"),
                 None => "`condition` is invalid".to_string(),
@@ -56,29 +64,33 @@ pub(super) fn rule_error(e: RuleError) -> ApiError {
     }
 }
 
+/// A rule as written (a `tenant_id` or `operator` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
 struct RuleBody {
-    tenant_id: Option<String>,
     tag_id: Option<String>,
     name: Option<String>,
     condition: Option<Value>,
     mode: Option<String>,
     enabled: Option<bool>,
-    operator: Option<String>,
 }
 
 impl RuleBody {
-    fn input(self, tenant: Option<String>, tag: Option<String>) -> Result<RuleInput, ApiError> {
+    /// The input of `p`'s tenant and actor, for the rule's tag `tag` (an existing rule's: its tag
+    /// stays), else the body's.
+    fn input(self, p: &Principal, tag: Option<String>) -> Result<RuleInput, ApiError> {
         Ok(RuleInput {
-            tenant_id: field(self.tenant_id.or(tenant), "tenant_id")?,
-            tag_id: field(self.tag_id.or(tag), "tag_id")?,
+            tenant_id: p.tenant.clone(),
+            tag_id: match tag {
+                Some(t) => t,
+                None => field(self.tag_id, "tag_id")?,
+            },
             name: field(self.name, "name")?,
             condition: self
                 .condition
                 .ok_or_else(|| platform::http::params::missing("condition"))?,
             mode: self.mode.unwrap_or_else(|| "add_remove".into()),
             enabled: self.enabled.unwrap_or(true),
-            operator: field(self.operator, "operator")?,
+            operator: p.actor.clone(),
         })
     }
 }
@@ -102,28 +114,19 @@ async fn job_for(
 
 async fn post_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.into_inner().input(None, None)?;
-    let by = input.operator.clone();
+    let input = body.into_inner().input(&p, None)?;
     let r = tag_rules::create(&state.db, input, state.tagger.engine.rules.limits())
         .await
         .map_err(rule_error)?;
-    let job = job_for(&state, &r, &by).await?;
+    let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Created().json(json!({"rule": RuleView::from(r), "job": job})))
 }
 
-#[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
-}
-
-async fn list_rules(
-    state: web::Data<ApiState>,
-    q: web::Query<TenantQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
-    let items = tag_rules::list(&state.db, &tenant)
+async fn list_rules(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
+    let items = tag_rules::list(&state.db, &p.tenant)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(json!({"items": items})))
@@ -131,102 +134,96 @@ async fn list_rules(
 
 async fn get_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = tag_rules::get(&state.db, &id).await.map_err(rule_error)?;
+    let r = tag_rules::get(&state.db, &p.tenant, &id)
+        .await
+        .map_err(rule_error)?;
     Ok(HttpResponse::Ok().json(RuleView::from(r)))
 }
 
 async fn put_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let existing = tag_rules::get(&state.db, &id).await.map_err(rule_error)?;
-    let input = body.into_inner().input(
-        Some(existing.tenant_id.clone()),
-        Some(existing.tag_id.clone()),
-    )?;
-    let by = input.operator.clone();
+    let existing = tag_rules::get(&state.db, &p.tenant, &id)
+        .await
+        .map_err(rule_error)?;
+    let input = body.into_inner().input(&p, Some(existing.tag_id))?;
     let r = tag_rules::update(&state.db, &id, input, state.tagger.engine.rules.limits())
         .await
         .map_err(rule_error)?;
-    let job = job_for(&state, &r, &by).await?;
+    let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Ok().json(json!({"rule": RuleView::from(r), "job": job})))
-}
-
-#[derive(Debug, Deserialize)]
-struct OperatorQuery {
-    operator: Option<String>,
 }
 
 async fn delete_rule(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    q: web::Query<OperatorQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let by = required(q.into_inner().operator, "operator")?;
-    let r = tag_rules::delete(&state.db, &id, &by)
+    let r = tag_rules::delete(&state.db, &p.tenant, &id, &p.actor)
         .await
         .map_err(rule_error)?;
-    let job = job_for(&state, &r, &by).await?;
+    let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Ok().json(json!({"rule": RuleView::from(r), "job": job})))
-}
-
-#[derive(Debug, Deserialize)]
-struct OperatorBody {
-    operator: Option<String>,
 }
 
 async fn post_backfill(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
-    body: web::Json<OperatorBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let by = field(body.into_inner().operator, "operator")?;
-    let r = tag_rules::get(&state.db, &id).await.map_err(rule_error)?;
-    let job = job_for(&state, &r, &by).await?;
+    let r = tag_rules::get(&state.db, &p.tenant, &id)
+        .await
+        .map_err(rule_error)?;
+    let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Accepted().json(job))
 }
 
+/// An unsaved condition (a `tenant_id` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
 pub(super) struct ConditionBody {
-    pub tenant_id: Option<String>,
     pub condition: Option<Value>,
     pub sample: Option<u64>,
     #[serde(default)]
     pub fields: Vec<String>,
 }
 
-/// The tenant and the validated, expanded condition of a request.
+/// The validated, expanded condition of a request of `tenant` (its tags looked up in the
+/// tenant's catalogue).
 pub(super) async fn condition_of(
     state: &ApiState,
+    tenant: &str,
     b: &ConditionBody,
-) -> Result<(String, rules::Expanded), ApiError> {
-    let tenant = field(b.tenant_id.clone(), "tenant_id")?;
+) -> Result<rules::Expanded, ApiError> {
     let cond = b
         .condition
         .as_ref()
         .ok_or_else(|| platform::http::params::missing("condition"))?;
-    let (_, expanded) = tag_rules::validate(
+    let (_, expanded) = tag_rules::check(
         &state.db,
-        &tenant,
+        tenant,
         None,
         cond,
         state.tagger.engine.rules.limits(),
     )
     .await
     .map_err(rule_error)?;
-    Ok((tenant, expanded))
+    Ok(expanded)
 }
 
 async fn validate(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<ConditionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    match condition_of(&state, &body).await {
+    match condition_of(&state, &p.tenant, &body).await {
         Ok(_) => Ok(HttpResponse::Ok().json(json!({"valid": true, "errors": []}))),
-        Err(e) if e.code == "invalid_condition" => {
+        Err(e) if e.code == "invalid_condition" || e.code == tag_rules::UNKNOWN_TAG => {
             Ok(HttpResponse::Ok().json(json!({"valid": false, "errors": e.details["errors"]})))
         }
         Err(e) => Err(e),
@@ -235,9 +232,11 @@ async fn validate(
 
 async fn preview(
     state: web::Data<ApiState>,
+    p: Principal,
     body: web::Json<ConditionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (tenant, cond) = condition_of(&state, &body).await?;
+    let tenant = p.tenant;
+    let cond = condition_of(&state, &tenant, &body).await?;
     let sample = body.sample.unwrap_or(20);
     if sample > 100 {
         return Err(
@@ -257,9 +256,13 @@ async fn preview(
 
 async fn get_job(
     state: web::Data<ApiState>,
+    p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match backfill::get(&state.tagger, &id).await.map_err(db_error)? {
+    match backfill::get_in(&state.tagger, &p.tenant, &id)
+        .await
+        .map_err(db_error)?
+    {
         Some(j) => Ok(HttpResponse::Ok().json(j)),
         None => Err(ApiError::not_found(format!("no job with id `{id}`"))),
     }

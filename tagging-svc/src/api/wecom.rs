@@ -1,26 +1,29 @@
-//! WeCom corp-tag sync over HTTP.
+//! WeCom corp-tag sync over HTTP. The tenant is the caller's principal's and the actor recorded
+//! its actor; a group of another tenant, and a corp the tenant has nothing of, is answered 404
+//! like an unknown id.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/wecom/{corp_id}/corp-tags?tenant_id=` | the mirror: `{corp_id, groups: [{wecom_id, name, order, deleted, group_id?, synced_at, tags: [{wecom_id, name, order, deleted, tag_id?}]}], sync: {last_synced_at, last_error, pending}}` |
-//! | `POST /v1/wecom/{corp_id}/corp-tags/sync?tenant_id=` | reads the library now: 200 what changed; 202 `{status: "queued"}` while another process syncs it; 502 `wechat_error` (`details.errcode`); 503 `wecom_sync_off` |
-//! | `POST /v1/wecom/{corp_id}/corp-tag-groups/{group_id}/link` `{tenant_id, operator, name?, selection?}` | 201 the local group (written back to WeCom) with a tag per corp tag; 404 not mirrored; 409 `already_linked`, `corp_group_deleted`, `duplicate_name` |
-//! | `GET /v1/wecom/sync-queue?tenant_id=[&recent=20]` | write-back items per status and the latest failures |
+//! | `GET /v1/wecom/{corp_id}/corp-tags` | the mirror: `{corp_id, groups: [{wecom_id, name, order, deleted, group_id?, synced_at, tags: [{wecom_id, name, order, deleted, tag_id?}]}], sync: {last_synced_at, last_error, pending}}`; 404 before the tenant ever asked for the corp |
+//! | `POST /v1/wecom/{corp_id}/corp-tags/sync` | reads the library now: 200 what changed; 202 `{status: "queued"}` while another process syncs it; 404 a corp that is not the tenant's (the gateway's token keeper knows no such WeCom app of the tenant); 502 `wechat_error` (`details.errcode`); 503 `wecom_sync_off` |
+//! | `POST /v1/wecom/{corp_id}/corp-tag-groups/{group_id}/link` `{name?, selection?}` | 201 the local group (written back to WeCom) with a tag per corp tag; 404 not mirrored; 409 `already_linked`, `corp_group_deleted`, `duplicate_name` |
+//! | `GET /v1/wecom/sync-queue[?recent=20]` | write-back items per status and the latest failures |
 //! | `PATCH /v1/tag-groups/{id}/wecom` `{sync_wecom?, corp_id?}` | the group; turning sync off drops its pending write-backs, on queues its linked tags for every profile holding them |
-//! | `POST /v1/tag-groups/{id}/wecom/push` `{tenant_id}` | creates the group's tags that WeCom lacks (and the corp group when not linked), links them: 200 `{group_id, wecom_group_id, created, linked, mirror}`; 400 a name over 30 characters or no `corp_id`; 409 `already_linked`, `group_retired`, `sync_running`; 502 `wechat_error`; 503 `wecom_sync_off` |
+//! | `POST /v1/tag-groups/{id}/wecom/push` | creates the group's tags that WeCom lacks (and the corp group when not linked), links them: 200 `{group_id, wecom_group_id, created, linked, mirror}`; 400 a name over 30 characters, no `corp_id` or one that is not the tenant's; 409 `already_linked`, `group_retired`, `sync_running`; 502 `wechat_error`; 503 `wecom_sync_off` |
 
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use platform::http::params::limit;
-use platform::http::{ApiError, Routes};
+use platform::http::{ApiError, Principal, Routes};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::catalog::catalog_error;
-use super::{db_error, field, required};
+use super::db_error;
+use crate::store::catalog;
 use crate::store::corp_tags::{self, LinkOptions};
 use crate::store::sync_queue;
 use crate::wecom::mirror::{MirrorError, PushError};
@@ -54,42 +57,63 @@ pub fn routes(base: Routes, db: DatabaseConnection, sync: Option<WecomSync>) -> 
     })
 }
 
+/// The sync queue's page (a `tenant_id` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
-struct TenantQuery {
-    tenant_id: Option<String>,
+struct QueueQuery {
     recent: Option<u64>,
 }
 
 async fn get_mirror(
     state: web::Data<WecomState>,
+    p: Principal,
     corp: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
     let corp = corp.into_inner();
-    let mut mirror = corp_tags::list(&state.db, &tenant, Some(&corp))
+    let mut mirror = corp_tags::list(&state.db, &p.tenant, Some(&corp))
         .await
         .map_err(db_error)?;
-    let sync = corp_tags::sync_state(&state.db, &tenant, &corp)
+    let sync = corp_tags::sync_state(&state.db, &p.tenant, &corp)
         .await
         .map_err(db_error)?;
+    let groups = mirror.remove(&corp).unwrap_or_default();
+    if sync.is_none() && groups.is_empty() {
+        return Err(unknown_corp(&corp, " (sync its tag library first)"));
+    }
     Ok(HttpResponse::Ok().json(json!({
         "corp_id": corp,
-        "groups": mirror.remove(&corp).unwrap_or_default(),
+        "groups": groups,
         "sync": sync,
     })))
 }
 
+/// 404 for a corp the tenant has nothing of (`hint`: what to do about it, may be empty).
+fn unknown_corp(corp: &str, hint: &str) -> ApiError {
+    ApiError::not_found(format!("no WeCom corp `{corp}` in this tenant{hint}"))
+}
+
+/// Did the gateway's token keeper refuse the tenant the corp (no such WeCom app, or another
+/// tenant's)?
+fn not_the_tenants(e: &MirrorError) -> bool {
+    matches!(e, MirrorError::Wechat(wechat::api::ApiError::TokenKeeper { code, .. })
+        if code == "unknown_app" || code == "tenant_mismatch")
+}
+
 async fn post_sync(
     state: web::Data<WecomState>,
+    p: Principal,
     corp: web::Path<String>,
-    q: web::Query<TenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = required(q.into_inner().tenant_id, "tenant_id")?;
     let sync = wecom_on(&state)?;
-    match sync.mirror.sync(&tenant, &corp).await {
+    match sync.mirror.sync(&p.tenant, &corp).await {
         Ok(report) => Ok(HttpResponse::Ok().json(report)),
         Err(MirrorError::Busy) => Ok(HttpResponse::Accepted().json(json!({"status": "queued"}))),
+        Err(e) if not_the_tenants(&e) => {
+            // Not the tenant's corp: like an unknown one, and not asked for again.
+            corp_tags::forget_corp(&state.db, &p.tenant, &corp)
+                .await
+                .map_err(db_error)?;
+            Err(unknown_corp(&corp, ""))
+        }
         Err(e) => Err(mirror_error(e)),
     }
 }
@@ -117,47 +141,81 @@ fn wecom_on(state: &WecomState) -> Result<&WecomSync, ApiError> {
     })
 }
 
-#[derive(Debug, Deserialize)]
-struct PushBody {
-    tenant_id: Option<String>,
-}
-
 async fn post_push(
     state: web::Data<WecomState>,
+    p: Principal,
     id: web::Path<String>,
-    body: web::Json<PushBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = field(body.into_inner().tenant_id, "tenant_id")?;
+    // A group the tenant does not have is 404 whether or not WeCom access is on.
+    catalog::group(&state.db, &p.tenant, &id)
+        .await
+        .map_err(catalog_error)?;
     let sync = wecom_on(&state)?;
-    match sync.mirror.push(&tenant, &id).await {
+    match sync.mirror.push(&p.tenant, &id).await {
         Ok(report) => Ok(HttpResponse::Ok().json(report)),
         Err(PushError::Refused(e)) => Err(catalog_error(e)),
+        // The group names a corp that is not a WeCom app of the tenant.
+        Err(PushError::Mirror(e)) if not_the_tenants(&e) => Err(ApiError::bad_request(
+            "invalid_field",
+            "`corp_id`: the group's corp is not a WeCom app of this tenant; set another with \
+             PATCH /v1/tag-groups/{id}/wecom",
+        )
+        .with_details(json!({"field": "corp_id"}))),
         Err(PushError::Mirror(e)) => Err(mirror_error(e)),
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// How to link: `{name?, selection?}`; no body at all is the defaults (a `tenant_id` or
+/// `operator` still sent by an old caller is ignored).
+#[derive(Debug, Default)]
 struct LinkBody {
-    tenant_id: Option<String>,
-    operator: Option<String>,
     name: Option<String>,
     selection: Option<String>,
 }
 
+impl LinkBody {
+    fn read(body: &[u8]) -> Result<Self, ApiError> {
+        if body.trim_ascii().is_empty() {
+            return Ok(LinkBody::default());
+        }
+        let v: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))?;
+        let Some(obj) = v.as_object() else {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "request body: must be an object {name?, selection?}",
+            ));
+        };
+        let text = |field: &'static str| match obj.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`{field}`: must be a string"),
+            )
+            .with_details(json!({"field": field}))),
+        };
+        Ok(LinkBody {
+            name: text("name")?,
+            selection: text("selection")?,
+        })
+    }
+}
+
 async fn post_link(
     state: web::Data<WecomState>,
+    p: Principal,
     path: web::Path<(String, String)>,
-    body: web::Json<LinkBody>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let (corp, group) = path.into_inner();
-    let b = body.into_inner();
-    let tenant = field(b.tenant_id, "tenant_id")?;
+    let b = LinkBody::read(&body)?;
     let opts = LinkOptions {
         name: b.name.filter(|n| !n.trim().is_empty()),
         selection: b.selection,
-        operator: field(b.operator, "operator")?,
+        operator: p.actor,
     };
-    let view = corp_tags::link(&state.db, &tenant, &corp, &group, opts)
+    let view = corp_tags::link(&state.db, &p.tenant, &corp, &group, opts)
         .await
         .map_err(catalog_error)?;
     Ok(HttpResponse::Created().json(view))
@@ -165,12 +223,11 @@ async fn post_link(
 
 async fn get_queue(
     state: web::Data<WecomState>,
-    q: web::Query<TenantQuery>,
+    p: Principal,
+    q: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = q.into_inner();
-    let tenant = required(q.tenant_id, "tenant_id")?;
-    let recent = limit(q.recent, 20, 500)?;
-    let status = sync_queue::status(&state.db, &tenant, recent)
+    let recent = limit(q.into_inner().recent, 20, 500)?;
+    let status = sync_queue::status(&state.db, &p.tenant, recent)
         .await
         .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(status))
@@ -184,11 +241,12 @@ struct GroupSyncBody {
 
 async fn patch_group(
     state: web::Data<WecomState>,
+    p: Principal,
     id: web::Path<String>,
     body: web::Json<GroupSyncBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let g = corp_tags::set_group_sync(&state.db, &id, b.sync_wecom, b.corp_id)
+    let g = corp_tags::set_group_sync_in(&state.db, &p.tenant, &id, b.sync_wecom, b.corp_id)
         .await
         .map_err(catalog_error)?;
     Ok(HttpResponse::Ok().json(g))

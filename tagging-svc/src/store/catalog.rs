@@ -190,15 +190,56 @@ pub async fn groups<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<Vec<Grou
         .collect())
 }
 
-/// A group by id.
-pub async fn group<C: ConnectionTrait>(db: &C, id: &str) -> Result<tag_group::Model, CatalogError> {
+/// The group `id` of `tenant` (a group of another tenant is not found, like an unknown id).
+pub async fn group<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    id: &str,
+) -> Result<tag_group::Model, CatalogError> {
     tag_group::Entity::find_by_id(id.to_string())
+        .filter(tag_group::Column::TenantId.eq(tenant))
         .one(db)
         .await?
         .ok_or_else(|| CatalogError::NotFound(format!("no tag group with id `{id}`")))
 }
 
-/// A tag by id.
+/// The group `id` of `tenant` with its tags.
+pub async fn group_view<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    id: &str,
+) -> Result<GroupView, CatalogError> {
+    let g = group(db, tenant, id).await?;
+    let tags = tag::Entity::find()
+        .filter(tag::Column::TenantId.eq(tenant))
+        .filter(tag::Column::GroupId.eq(id))
+        .order_by_asc(tag::Column::Name)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(TagRow::from)
+        .collect();
+    Ok(GroupView {
+        group: g.into(),
+        tags,
+    })
+}
+
+/// The tag `id` of `tenant` (a tag of another tenant is not found, like an unknown id).
+pub async fn tag_in<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    id: &str,
+) -> Result<tag::Model, CatalogError> {
+    tag::Entity::find_by_id(id.to_string())
+        .filter(tag::Column::TenantId.eq(tenant))
+        .one(db)
+        .await?
+        .ok_or_else(|| CatalogError::NotFound(format!("no tag with id `{id}`")))
+}
+
+/// The tag `id` of whichever tenant holds it: for ids the service read from a tenant's own
+/// rows (and tests). A request's id is looked up with [`tag_in`].
 pub async fn tag<C: ConnectionTrait>(db: &C, id: &str) -> Result<tag::Model, CatalogError> {
     tag::Entity::find_by_id(id.to_string())
         .one(db)
@@ -222,16 +263,16 @@ pub async fn create_tag(db: &DatabaseConnection, t: NewTag) -> Result<TagRow, Ca
     if t.description.chars().count() > 255 {
         return Err(invalid("description", "must be at most 255 characters"));
     }
-    let g = group(db, &t.group_id).await.map_err(|e| match e {
-        CatalogError::NotFound(m) => CatalogError::Invalid {
-            field: "group_id",
-            message: m,
-        },
-        other => other,
-    })?;
-    if g.tenant_id != t.tenant_id {
-        return Err(invalid("group_id", "belongs to another tenant"));
-    }
+    // A group of another tenant is refused exactly like an unknown one.
+    let g = group(db, &t.tenant_id, &t.group_id)
+        .await
+        .map_err(|e| match e {
+            CatalogError::NotFound(_) => CatalogError::Invalid {
+                field: "group_id",
+                message: format!("no tag group `{}` in this tenant", t.group_id),
+            },
+            other => other,
+        })?;
     if g.status != ACTIVE {
         return Err(CatalogError::Conflict {
             code: "group_retired",
@@ -266,14 +307,26 @@ pub struct TagPatch {
     pub status: Option<String>,
 }
 
-/// Renames, describes, retires or revives a tag. A retired tag is no longer set by anyone (its
-/// rules stop) but the profiles holding it keep it until removed.
+/// [`update_tag_in`] for the tag `id` of whichever tenant holds it (the service's own callers
+/// and tests; a request goes through [`update_tag_in`]).
 pub async fn update_tag(
     db: &DatabaseConnection,
     id: &str,
     p: TagPatch,
 ) -> Result<TagRow, CatalogError> {
     let row = tag(db, id).await?;
+    update_tag_in(db, &row.tenant_id, id, p).await
+}
+
+/// Renames, describes, retires or revives the tag `id` of `tenant`. A retired tag is no longer
+/// set by anyone (its rules stop) but the profiles holding it keep it until removed.
+pub async fn update_tag_in(
+    db: &DatabaseConnection,
+    tenant: &str,
+    id: &str,
+    p: TagPatch,
+) -> Result<TagRow, CatalogError> {
+    let row = tag_in(db, tenant, id).await?;
     let mut m = row.into_active_model();
     if let Some(n) = p.name {
         m.name = Set(name_ok("name", &n)?);

@@ -10,7 +10,7 @@
 //! - [`link`] makes a mirrored corp group a local tag group written back to WeCom: the group and
 //!   a tag per corp tag, with their WeCom ids. Mirror rows of a linked group or tag carry the
 //!   local id in `tag_id`.
-//! - [`set_group_sync`] switches a local group's write-back on or off.
+//! - [`set_group_sync_in`] switches a local group's write-back on or off.
 //! - Sync requests (`corp_tag_syncs`): [`request_sync`] asks for a corp to be read again (an
 //!   event, the API, start-up, the periodic refresh); [`claim_sync`] / [`finish_sync`] let one
 //!   process at a time run it.
@@ -590,7 +590,7 @@ pub async fn link(
     for c in &corp_tags {
         let id = new_local_tag(&txn, tenant, &group.id, c, &operator, now).await?;
         set_link(&txn, tenant, corp, &c.wecom_id, &id).await?;
-        tags.push(catalog::tag(&txn, &id).await?);
+        tags.push(catalog::tag_in(&txn, tenant, &id).await?);
     }
     txn.commit().await?;
     Ok(GroupView {
@@ -619,12 +619,7 @@ pub async fn push_plan(
     tenant: &str,
     group_id: &str,
 ) -> Result<PushPlan, CatalogError> {
-    let group = catalog::group(db, group_id).await?;
-    if group.tenant_id != tenant {
-        return Err(CatalogError::NotFound(format!(
-            "no tag group with id `{group_id}`"
-        )));
-    }
+    let group = catalog::group(db, tenant, group_id).await?;
     let Some(corp) = group.corp_id.clone() else {
         return Err(CatalogError::Invalid {
             field: "corp_id",
@@ -738,17 +733,34 @@ pub async fn link_pushed(
     Ok(linked)
 }
 
-/// Switches the write-back of local group `id` on (with the corp, unless it has one) or off.
-/// Turning it off drops the group's pending write-backs. A group linked to a corp tag group
-/// keeps its corp.
+/// [`set_group_sync_in`] for the group `id` of whichever tenant holds it (the service's own
+/// callers and tests; a request goes through [`set_group_sync_in`]).
 pub async fn set_group_sync(
     db: &DatabaseConnection,
     id: &str,
     sync_wecom: Option<bool>,
     corp_id: Option<String>,
 ) -> Result<GroupRow, CatalogError> {
+    let tenant = tag_group::Entity::find_by_id(id.to_string())
+        .one(db)
+        .await?
+        .ok_or_else(|| CatalogError::NotFound(format!("no tag group with id `{id}`")))?
+        .tenant_id;
+    set_group_sync_in(db, &tenant, id, sync_wecom, corp_id).await
+}
+
+/// Switches the write-back of the local group `id` of `tenant` on (with the corp, unless it has
+/// one) or off. Turning it off drops the group's pending write-backs. A group linked to a corp
+/// tag group keeps its corp.
+pub async fn set_group_sync_in(
+    db: &DatabaseConnection,
+    tenant: &str,
+    id: &str,
+    sync_wecom: Option<bool>,
+    corp_id: Option<String>,
+) -> Result<GroupRow, CatalogError> {
     let txn = platform::db::begin_write(db).await?;
-    let g = catalog::group(&txn, id).await?;
+    let g = catalog::group(&txn, tenant, id).await?;
     let corp = corp_id
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
@@ -847,6 +859,36 @@ pub async fn request_sync<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
     Ok(())
+}
+
+/// Forgets the sync requests of `corp` for `tenant` when the tenant holds nothing of it (no
+/// mirror row, no tag group naming it): for a corp that is not the tenant's (the gateway's
+/// token keeper knows no such WeCom app of the tenant), so the refresh stops asking for it.
+/// Returns whether it was forgotten.
+pub async fn forget_corp(db: &DatabaseConnection, tenant: &str, corp: &str) -> Result<bool, DbErr> {
+    let txn = platform::db::begin_write(db).await?;
+    let mirrored = corp_tag::Entity::find()
+        .filter(corp_tag::Column::TenantId.eq(tenant))
+        .filter(corp_tag::Column::CorpId.eq(corp))
+        .one(&txn)
+        .await?
+        .is_some();
+    let named = tag_group::Entity::find()
+        .filter(tag_group::Column::TenantId.eq(tenant))
+        .filter(tag_group::Column::CorpId.eq(corp))
+        .one(&txn)
+        .await?
+        .is_some();
+    if mirrored || named {
+        return Ok(false);
+    }
+    corp_tag_sync::Entity::delete_many()
+        .filter(corp_tag_sync::Column::TenantId.eq(tenant))
+        .filter(corp_tag_sync::Column::CorpId.eq(corp))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(true)
 }
 
 /// Every (tenant, corp) the service knows: asked for before, or named by a tag group.

@@ -55,6 +55,9 @@ impl Reason {
 pub enum MemberError {
     #[error("no tag with id `{0}`")]
     UnknownTag(String),
+    /// The tenant's projection does not hold the profile (unknown, or another tenant's).
+    #[error("no profile with id `{0}`")]
+    UnknownProfile(String),
     #[error("tag `{0}` is retired")]
     Retired(String),
     #[error(transparent)]

@@ -1,5 +1,6 @@
-//! Tag rules: stored documents, validated on write (errors point at the node), and the tenant's
-//! rule set in memory — each rule expanded (references inlined) with what it depends on, so an
+//! Tag rules: stored documents, validated on write (errors point at the node; a tag the tenant's
+//! catalogue does not hold is `unknown_tag` at its node, see [`check`]), and the tenant's rule
+//! set in memory — each rule expanded (references inlined) with what it depends on, so an
 //! event only evaluates the rules it can change (the reverse index).
 //!
 //! The in-memory set is reloaded when this process changes a rule and at most `ttl` after
@@ -259,11 +260,40 @@ impl RuleCache {
     }
 }
 
+/// The `code` of a condition naming a tag the tenant does not have.
+pub const UNKNOWN_TAG: &str = "unknown_tag";
+
+/// One problem in a condition: the language's ([`ValidationError`]) or the catalogue's (a tag
+/// that does not exist in the tenant, [`UNKNOWN_TAG`]). Serialised as `{path, code, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[error("{path}: {message} ({code})")]
+pub struct ConditionError {
+    /// The node, e.g. `root.children[1].tags[0]`.
+    pub path: String,
+    /// A stable code: the language's ([`rules::ErrorCode`]) or `unknown_tag`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<ValidationError> for ConditionError {
+    fn from(e: ValidationError) -> Self {
+        ConditionError {
+            path: e.path,
+            code: e.code.as_str(),
+            message: e.message,
+        }
+    }
+}
+
+fn language_errors(errors: Vec<ValidationError>) -> RuleError {
+    RuleError::Invalid(errors.into_iter().map(ConditionError::from).collect())
+}
+
 /// Why a rule write was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error("the condition is invalid")]
-    Invalid(Vec<ValidationError>),
+    Invalid(Vec<ConditionError>),
     #[error("`{field}`: {message}")]
     Field {
         field: &'static str,
@@ -319,8 +349,9 @@ impl From<rule::Model> for RuleView {
     }
 }
 
-/// Validates a condition document of `tenant` (as rule `rule_id` when given: references back
-/// to it are cycles).
+/// Validates a condition document of `tenant` in the condition language (as rule `rule_id` when
+/// given: references back to it are cycles; references to rules the tenant does not have are
+/// `unknown_rule`). Tags are not looked up: [`check`] does that as well.
 pub async fn validate<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
@@ -338,9 +369,113 @@ pub async fn validate<C: ConnectionTrait>(
         Some(id) => rules::parse_rule(condition, id, limits, &lookup),
         None => rules::parse(condition, limits, &lookup),
     }
-    .map_err(RuleError::Invalid)?;
-    let expanded = rules::expand(&doc.root, limits, &lookup).map_err(RuleError::Invalid)?;
+    .map_err(language_errors)?;
+    let expanded = rules::expand(&doc.root, limits, &lookup).map_err(language_errors)?;
     Ok((doc, expanded))
+}
+
+/// [`validate`], and every tag the document names must be a tag of `tenant` (active or
+/// retired): one `unknown_tag` error per tag that is not, at its node
+/// (`root.children[1].tags[0]`), reported with the language's errors. (A referenced rule's tags
+/// were checked when it was saved; tags are never deleted.)
+pub async fn check<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    rule_id: Option<&str>,
+    condition: &Value,
+    limits: &Limits,
+) -> Result<(proto::condition::ConditionDoc, Expanded), RuleError> {
+    let validated = validate(conn, tenant, rule_id, condition, limits).await;
+    let unknown = unknown_tags(conn, tenant, condition, limits).await?;
+    match validated {
+        Ok(v) if unknown.is_empty() => Ok(v),
+        Ok(_) => Err(RuleError::Invalid(unknown)),
+        Err(RuleError::Invalid(mut errors)) => {
+            errors.extend(unknown);
+            Err(RuleError::Invalid(errors))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Tag ids of the tag leaves of `doc` (read as JSON, so that a document with other errors is
+/// looked at too), with the path of each: `root.children[1].tags[0]`. At most `max_nodes` nodes
+/// and `max_tags` tags per leaf are read (the language refuses more anyway); ids that are not
+/// ids at all are the language's `invalid_id`.
+fn tag_refs(doc: &Value, limits: &Limits) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut todo: Vec<(String, &Value)> = doc
+        .get("root")
+        .map(|r| vec![("root".to_string(), r)])
+        .unwrap_or_default();
+    let mut seen = 0;
+    while let Some((path, node)) = todo.pop() {
+        seen += 1;
+        if seen > limits.max_nodes {
+            break;
+        }
+        match node.get("type").and_then(Value::as_str) {
+            Some("and" | "or") => {
+                if let Some(children) = node.get("children").and_then(Value::as_array) {
+                    // Reversed onto the stack: errors come out in document order.
+                    for (i, c) in children.iter().enumerate().rev() {
+                        todo.push((format!("{path}.children[{i}]"), c));
+                    }
+                }
+            }
+            Some("not") => {
+                if let Some(c) = node.get("child") {
+                    todo.push((format!("{path}.child"), c));
+                }
+            }
+            Some("tag") => {
+                let tags = node.get("tags").and_then(Value::as_array);
+                for (i, t) in tags.into_iter().flatten().enumerate().take(limits.max_tags) {
+                    if let Some(id) = t
+                        .as_str()
+                        .filter(|id| rules::valid_id(id, rules::MAX_ID_CHARS))
+                    {
+                        out.push((format!("{path}.tags[{i}]"), id.to_string()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The tags `doc` names that `tenant` does not have, as `unknown_tag` errors at their nodes.
+pub async fn unknown_tags<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    doc: &Value,
+    limits: &Limits,
+) -> Result<Vec<ConditionError>, DbErr> {
+    let refs = tag_refs(doc, limits);
+    let wanted: BTreeSet<&str> = refs.iter().map(|(_, id)| id.as_str()).collect();
+    let mut known = BTreeSet::new();
+    let wanted: Vec<&str> = wanted.into_iter().collect();
+    for chunk in wanted.chunks(500) {
+        known.extend(
+            tag::Entity::find()
+                .filter(tag::Column::TenantId.eq(tenant))
+                .filter(tag::Column::Id.is_in(chunk.iter().map(|t| t.to_string())))
+                .all(conn)
+                .await?
+                .into_iter()
+                .map(|t| t.id),
+        );
+    }
+    Ok(refs
+        .into_iter()
+        .filter(|(_, id)| !known.contains(id))
+        .map(|(path, id)| ConditionError {
+            path,
+            code: UNKNOWN_TAG,
+            message: format!("no tag `{id}` in this tenant"),
+        })
+        .collect())
 }
 
 fn check_input(i: &RuleInput) -> Result<Mode, RuleError> {
@@ -356,22 +491,25 @@ fn check_input(i: &RuleInput) -> Result<Mode, RuleError> {
     })
 }
 
-/// Creates a rule (validated) for an existing tag of the tenant.
+/// Creates a rule (validated, see [`check`]) for an existing tag of the tenant.
 pub async fn create(
     db: &DatabaseConnection,
     i: RuleInput,
     limits: &Limits,
 ) -> Result<rule::Model, RuleError> {
     let mode = check_input(&i)?;
-    let t = tag::Entity::find_by_id(i.tag_id.clone()).one(db).await?;
-    if t.is_none_or(|t| t.tenant_id != i.tenant_id) {
+    let t = tag::Entity::find_by_id(i.tag_id.clone())
+        .filter(tag::Column::TenantId.eq(i.tenant_id.as_str()))
+        .one(db)
+        .await?;
+    if t.is_none() {
         return Err(RuleError::Field {
             field: "tag_id",
             message: format!("no tag `{}` in this tenant", i.tag_id),
         });
     }
     let id = uuid::Uuid::now_v7().to_string();
-    let (doc, _) = validate(db, &i.tenant_id, Some(&id), &i.condition, limits).await?;
+    let (doc, _) = check(db, &i.tenant_id, Some(&id), &i.condition, limits).await?;
     let now = Utc::now();
     let m = rule::ActiveModel {
         id: Set(id),
@@ -391,16 +529,22 @@ pub async fn create(
     Ok(m.insert(db).await?)
 }
 
-/// A live rule of any tenant.
-pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<rule::Model, RuleError> {
+/// The live rule `id` of `tenant` (a rule of another tenant is not found, like an unknown id).
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    id: &str,
+) -> Result<rule::Model, RuleError> {
     rule::Entity::find_by_id(id.to_string())
+        .filter(rule::Column::TenantId.eq(tenant))
         .one(conn)
         .await?
         .filter(|r| r.deleted_at.is_none())
         .ok_or_else(|| RuleError::NotFound(format!("no tag rule with id `{id}`")))
 }
 
-/// Replaces a rule's name, condition, mode and enabled flag (the tag stays); a new version.
+/// Replaces the name, condition, mode and enabled flag of the rule `id` of `i.tenant_id` (the
+/// tag stays: `i.tag_id` is not read); a new version.
 pub async fn update(
     db: &DatabaseConnection,
     id: &str,
@@ -408,8 +552,8 @@ pub async fn update(
     limits: &Limits,
 ) -> Result<rule::Model, RuleError> {
     let mode = check_input(&i)?;
-    let row = get(db, id).await?;
-    let (doc, _) = validate(db, &row.tenant_id, Some(id), &i.condition, limits).await?;
+    let row = get(db, &i.tenant_id, id).await?;
+    let (doc, _) = check(db, &row.tenant_id, Some(id), &i.condition, limits).await?;
     let version = row.version + 1;
     let mut m = row.into_active_model();
     m.name = Set(i.name.trim().to_string());
@@ -422,13 +566,14 @@ pub async fn update(
     Ok(m.update(db).await?)
 }
 
-/// Marks a rule deleted (kept for the history of the tags it set).
+/// Marks the rule `id` of `tenant` deleted (kept for the history of the tags it set).
 pub async fn delete(
     db: &DatabaseConnection,
+    tenant: &str,
     id: &str,
     operator: &str,
 ) -> Result<rule::Model, RuleError> {
-    let row = get(db, id).await?;
+    let row = get(db, tenant, id).await?;
     let mut m = row.into_active_model();
     m.enabled = Set(false);
     m.deleted_at = Set(Some(Utc::now()));
@@ -443,4 +588,53 @@ pub async fn list<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<Vec<Rule
         .into_iter()
         .map(RuleView::from)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tag_references_are_found_with_the_paths_the_language_uses() {
+        let doc = json!({"version": 1, "root": {"type": "and", "children": [
+            {"type": "property", "key": "contact.city", "value_type": "string", "op": "eq", "value": "x"},
+            {"type": "tag", "op": "has_any", "tags": ["a", "b"]},
+            {"type": "not", "child": {"type": "or", "children": [
+                {"type": "tag", "op": "has", "tags": ["c"]}]}},
+            {"type": "tag", "op": "has", "tags": [" bad "]},
+            {"type": "tag", "op": "has", "tags": [7]}]}});
+        let refs = tag_refs(&doc, &Limits::default());
+        assert_eq!(
+            refs,
+            [
+                ("root.children[1].tags[0]", "a"),
+                ("root.children[1].tags[1]", "b"),
+                ("root.children[2].child.children[0].tags[0]", "c"),
+            ]
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+        );
+        // The language reports its own errors at the same paths (here: a malformed id, and a
+        // value that is no id at all), and those are not looked up.
+        let errors = rules::parse(&doc, &Limits::default(), &rules::NoRules).unwrap_err();
+        for path in ["root.children[3].tags[0]", "root.children[4].tags[0]"] {
+            assert!(errors.iter().any(|e| e.path == path), "{path}: {errors:?}");
+        }
+        // A leaf at the root, and a document that is not one.
+        let root = json!({"version": 1, "root": {"type": "tag", "op": "has", "tags": ["z"]}});
+        assert_eq!(
+            tag_refs(&root, &Limits::default()),
+            vec![("root.tags[0]".to_string(), "z".to_string())]
+        );
+        assert!(tag_refs(&json!([1, 2]), &Limits::default()).is_empty());
+    }
+
+    #[test]
+    fn the_walk_stops_at_the_node_limit() {
+        let leaf = json!({"type": "tag", "op": "has", "tags": ["t"]});
+        let doc = json!({"version": 1, "root": {"type": "or", "children": vec![leaf; 500]}});
+        let limits = Limits::default();
+        // The root and max_nodes - 1 leaves.
+        assert_eq!(tag_refs(&doc, &limits).len(), limits.max_nodes - 1);
+    }
 }

@@ -154,6 +154,22 @@ pub async fn next_ids<Db: ConnectionTrait>(
     run(conn, &q).await?.iter().map(id_of).collect()
 }
 
+/// Is `profile` in the tenant's projection (a profile tagging has heard of, for this tenant)?
+pub async fn has_profile<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+) -> Result<bool, DbErr> {
+    let q = Query::select()
+        .column(C::ProfileId)
+        .from(T::FactsProfile)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile))
+        .limit(1)
+        .to_owned();
+    Ok(!run(conn, &q).await?.is_empty())
+}
+
 /// Profiles of the tenant.
 pub async fn profile_count<Db: ConnectionTrait>(conn: &Db, tenant: &str) -> Result<u64, DbErr> {
     let q = Query::select()

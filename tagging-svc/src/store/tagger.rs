@@ -25,7 +25,7 @@ use super::engine::{At, Engine};
 use super::entities::schedule;
 use super::members::{self, MemberError, Reason, TagInfo};
 use super::rules::Trigger;
-use super::{rep_tags, writeback};
+use super::{rep_tags, segments, writeback};
 use crate::clock::Clock;
 use crate::config::Config;
 
@@ -545,9 +545,11 @@ impl Tagger {
         Ok(out)
     }
 
-    /// An operator tags (or takes back a manual tag from) a profile by hand. Run again after a
-    /// short pause when it meets contention (two operators creating the same new profile's facts,
-    /// a deadlock, a busy SQLite database).
+    /// An operator tags (or takes back a manual tag from) a profile by hand; a profile the
+    /// projection does not hold yet is added to it (for callers that know the profile exists,
+    /// and tests; a request goes through [`Tagger::manual_known`]). Run again after a short
+    /// pause when it meets contention (two operators creating the same new profile's facts, a
+    /// deadlock, a busy SQLite database).
     pub async fn manual(
         &self,
         tenant: &str,
@@ -556,6 +558,34 @@ impl Tagger {
         add: bool,
         operator: &str,
     ) -> Result<Vec<TagChanged>, MemberError> {
+        self.manual_retried(tenant, profile, tag_id, add, operator, false)
+            .await
+    }
+
+    /// [`Tagger::manual`] for a profile the tenant's projection holds already (the API: a
+    /// profile tagging never heard of for this tenant — unknown, or another tenant's — is
+    /// [`MemberError::UnknownProfile`], and nothing is written).
+    pub async fn manual_known(
+        &self,
+        tenant: &str,
+        profile: &str,
+        tag_id: &str,
+        add: bool,
+        actor: &str,
+    ) -> Result<Vec<TagChanged>, MemberError> {
+        self.manual_retried(tenant, profile, tag_id, add, actor, true)
+            .await
+    }
+
+    async fn manual_retried(
+        &self,
+        tenant: &str,
+        profile: &str,
+        tag_id: &str,
+        add: bool,
+        operator: &str,
+        known_only: bool,
+    ) -> Result<Vec<TagChanged>, MemberError> {
         // The tenant's rules are read into their cache first: a transaction holding a pooled
         // connection (and on SQLite the write lock) should not wait for another connection.
         self.engine.rules.get(tenant).await?;
@@ -563,7 +593,7 @@ impl Tagger {
         loop {
             attempt += 1;
             match self
-                .manual_once(tenant, profile, tag_id, add, operator)
+                .manual_once(tenant, profile, tag_id, add, operator, known_only)
                 .await
             {
                 Err(MemberError::Db(e))
@@ -583,13 +613,20 @@ impl Tagger {
         tag_id: &str,
         add: bool,
         operator: &str,
+        known_only: bool,
     ) -> Result<Vec<TagChanged>, MemberError> {
         let at = self.at(tenant);
         let txn = platform::db::begin_write(&self.db).await?;
         let info = members::tag_info(&txn, tenant, tag_id)
             .await?
             .ok_or_else(|| MemberError::UnknownTag(tag_id.to_string()))?;
-        facts::ensure_profile(&txn, tenant, profile, at.now).await?;
+        if known_only {
+            if !segments::has_profile(&txn, tenant, profile).await? {
+                return Err(MemberError::UnknownProfile(profile.to_string()));
+            }
+        } else {
+            facts::ensure_profile(&txn, tenant, profile, at.now).await?;
+        }
         facts::lock_profile(&txn, tenant, profile).await?;
         let out = self
             .change(

@@ -1,0 +1,72 @@
+//! The 360° read of one customer, composed from the services in parallel: identity's profile
+//! (fields with their sources, identifiers masked by the service, relations), tagging's tags
+//! with their origin, scoring's scores and stage, and the last 20 timeline entries.
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{web, HttpResponse, Route};
+use platform::http::ApiError;
+use serde_json::{json, Value};
+
+use super::proxy::call_error;
+use super::routes::AdminRoute;
+use crate::access::AdminPrincipal;
+use crate::api::GatewayState;
+use crate::services::Service;
+
+/// Registers the handler of `r` when it is one of this module's.
+pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Route) -> bool {
+    match (r.method, r.path) {
+        ("GET", "/admin/v1/customers/{id}") => {
+            cfg.route(r.path, route.to(customer));
+            true
+        }
+        _ => false,
+    }
+}
+
+async fn customer(
+    state: web::Data<GatewayState>,
+    p: AdminPrincipal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: String = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        .then(|| id.into_inner())
+        .ok_or_else(|| ApiError::not_found("no such customer"))?;
+    let s = &state.services;
+    let profile_path = format!("/v1/profiles/{id}");
+    let tags_path = format!("/v1/profiles/{id}/tags");
+    let scores_path = format!("/v1/profiles/{id}/scores");
+    let timeline_path = format!("/v1/profiles/{id}/timeline?limit=20");
+    let (profile, tags, scores, timeline) = futures_util::join!(
+        s.json(Service::Identity, Method::GET, &profile_path, None, &p),
+        s.json(Service::Tagging, Method::GET, &tags_path, None, &p),
+        s.json(Service::Scoring, Method::GET, &scores_path, None, &p),
+        s.json(Service::Identity, Method::GET, &timeline_path, None, &p),
+    );
+    let (status, profile) = profile.map_err(call_error)?;
+    if status == StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found(format!("no customer `{id}`")));
+    }
+    if !status.is_success() {
+        return Ok(HttpResponse::build(status).json(profile));
+    }
+    // A part a service could not give is null, with why; the rest is still worth showing.
+    let part = |r: Result<(StatusCode, Value), crate::services::CallError>| match r {
+        Ok((s, v)) if s.is_success() => v,
+        Ok((s, v)) if s == StatusCode::NOT_FOUND => {
+            let _ = v;
+            Value::Null
+        }
+        Ok((s, v)) => json!({"error": {"status": s.as_u16(), "body": v}}),
+        Err(e) => json!({"error": {"message": e.to_string()}}),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "id": id,
+        "profile": profile,
+        "tags": part(tags),
+        "scores": part(scores),
+        "timeline": part(timeline),
+    })))
+}
