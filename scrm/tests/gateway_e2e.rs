@@ -525,6 +525,35 @@ async fn mini_program_login_phone_and_tracking() {
     let got = drain(&mut sub, Duration::from_millis(500)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].tenant_id, TENANT);
+    // A write key cannot claim a WeChat identity: a victim's unionid (or openid) in the subject
+    // is refused, and nothing reaches the bus.
+    for subject in [
+        json!({"unionid": "oVICTIM-unionid", "anonymous_id": "attacker-cookie"}),
+        json!({"mp_app_id": apps.mp.appid, "openid": "oVICTIM"}),
+    ] {
+        let r = http
+            .post(format!("{gw}/track"))
+            .header("X-Write-Key", WRITE_KEY)
+            .json(
+                &json!({"subject": subject, "events": [{"type": "form_submit",
+                "anonymous_id": "attacker-cookie",
+                "properties": {"phone": "13800000000", "city": "Nowhere"}}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_subject", "{body}");
+        assert!(
+            body["details"]["field"]
+                .as_str()
+                .unwrap()
+                .starts_with("subject."),
+            "{body}"
+        );
+    }
+    assert!(drain(&mut sub, Duration::from_millis(300)).await.is_empty());
     let r = http
         .post(format!("{gw}/track"))
         .header("X-Write-Key", "not-a-key-0123456789")

@@ -82,10 +82,32 @@ async fn caller(
                 "X-Write-Key: unknown key",
             )
         })?;
+    let subject = batch_subject.unwrap_or_default();
+    // A write key is public by design (it sits in H5 pages): its events may name an anonymous
+    // visitor, never a WeChat identity — those come only from signed callbacks and SDK sessions,
+    // or anyone could attach their cookie, phone and city to a victim's profile.
+    for (field, named) in [
+        ("subject.openid", subject.openid.is_some()),
+        ("subject.unionid", subject.unionid.is_some()),
+        ("subject.mp_app_id", subject.mp_app_id.is_some()),
+    ] {
+        if named {
+            metrics::counter!("scrm_gateway_track_refused_total", "reason" => "wechat_subject")
+                .increment(1);
+            return Err(ApiError::bad_request(
+                "invalid_subject",
+                format!(
+                    "{field}: a write key may name only anonymous visitors (`anonymous_id`); \
+                     WeChat identities come from an SDK session token"
+                ),
+            )
+            .with_details(serde_json::json!({"field": field})));
+        }
+    }
     let digest = Sha256::digest(key.as_bytes());
     Ok(Caller {
         tenant_id: tenant,
-        subject: batch_subject.unwrap_or_default(),
+        subject,
         principal: format!("wk:{:x}", digest)[..19].to_string(),
     })
 }
