@@ -916,35 +916,7 @@ async fn every_route_requires_the_credential(backend: Backend) {
 }
 
 /// Every route of the API with a plausible method and path.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/models"),
-    ("GET", "/v1/models"),
-    ("GET", "/v1/models/m1"),
-    ("PATCH", "/v1/models/m1"),
-    ("POST", "/v1/models/m1/rules"),
-    ("POST", "/v1/models/m1/recompute"),
-    ("GET", "/v1/rules/r1"),
-    ("PUT", "/v1/rules/r1"),
-    ("DELETE", "/v1/rules/r1"),
-    ("GET", "/v1/stage-machine"),
-    ("PUT", "/v1/stage-machine"),
-    ("POST", "/v1/triggers"),
-    ("GET", "/v1/triggers"),
-    ("GET", "/v1/triggers/t1"),
-    ("PUT", "/v1/triggers/t1"),
-    ("DELETE", "/v1/triggers/t1"),
-    ("GET", "/v1/profiles/p1/scores"),
-    ("GET", "/v1/profiles/p1/ledger"),
-    ("GET", "/v1/profiles/p1/stage-history"),
-    ("GET", "/v1/profiles/p1/firings"),
-    ("GET", "/v1/profiles/p1/slas"),
-    ("POST", "/v1/profiles/p1/stage"),
-    ("POST", "/v1/profiles/p1/contacted"),
-    ("POST", "/v1/profiles/p1/adjustments"),
-    ("GET", "/v1/leaderboard"),
-    ("POST", "/v1/dry-run"),
-    ("GET", "/v1/jobs/j1"),
-];
+const ROUTES: &[(&str, &str)] = scrm_tests::scoring::API_ROUTES;
 
 scrm_tests::on_both_backends!(
     definitions_moves_and_reads,
