@@ -234,6 +234,94 @@ impl AppRegistry {
         })
     }
 
+    /// The apps registered to `tenant` (no secret is ever in an [`AppSummary`]).
+    pub async fn list(&self, tenant: &str) -> Result<Vec<AppSummary>, RegistryError> {
+        Ok(apps::Entity::find()
+            .filter(apps::Column::TenantId.eq(tenant))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(AppSummary::from)
+            .collect())
+    }
+
+    /// The app `kind`/`app_id` of `tenant` (`None` also when another tenant registered it).
+    pub async fn summary(
+        &self,
+        tenant: &str,
+        kind: AppKind,
+        app_id: &str,
+    ) -> Result<Option<AppSummary>, RegistryError> {
+        Ok(apps::Entity::find()
+            .filter(apps::Column::Kind.eq(kind.as_str()))
+            .filter(apps::Column::AppId.eq(app_id))
+            .filter(apps::Column::TenantId.eq(tenant))
+            .one(&self.db)
+            .await?
+            .map(AppSummary::from))
+    }
+
+    /// The tenant that registered `kind`/`app_id`, if any.
+    pub async fn owner_of(
+        &self,
+        kind: AppKind,
+        app_id: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        Ok(apps::Entity::find()
+            .filter(apps::Column::Kind.eq(kind.as_str()))
+            .filter(apps::Column::AppId.eq(app_id))
+            .one(&self.db)
+            .await?
+            .map(|a| a.tenant_id))
+    }
+
+    /// Removes `tenant`'s app; `false` when it has no such app. Callbacks for it are refused
+    /// from then on (404 unknown app).
+    pub async fn remove(
+        &self,
+        tenant: &str,
+        kind: AppKind,
+        app_id: &str,
+    ) -> Result<bool, RegistryError> {
+        let r = apps::Entity::delete_many()
+            .filter(apps::Column::Kind.eq(kind.as_str()))
+            .filter(apps::Column::AppId.eq(app_id))
+            .filter(apps::Column::TenantId.eq(tenant))
+            .exec(&self.db)
+            .await?;
+        self.apps.invalidate(&(kind, app_id.to_string())).await;
+        Ok(r.rows_affected > 0)
+    }
+
+    /// The write keys of `tenant`: (id = the first 16 hex digits of the key's hash, name,
+    /// created at).
+    pub async fn write_keys(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(String, String, chrono::DateTime<Utc>)>, RegistryError> {
+        Ok(write_keys::Entity::find()
+            .filter(write_keys::Column::TenantId.eq(tenant))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|k| (k.key_hash[..16].to_string(), k.name, k.created_at))
+            .collect())
+    }
+
+    /// Removes `tenant`'s write key whose id (see [`Self::write_keys`]) is `id`.
+    pub async fn remove_write_key(&self, tenant: &str, id: &str) -> Result<bool, RegistryError> {
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let r = write_keys::Entity::delete_many()
+            .filter(write_keys::Column::TenantId.eq(tenant))
+            .filter(write_keys::Column::KeyHash.starts_with(id.to_lowercase()))
+            .exec(&self.db)
+            .await?;
+        self.write_keys.invalidate_all();
+        Ok(r.rows_affected > 0)
+    }
+
     /// Registers a tenant write key (only its hash is stored).
     pub async fn add_write_key(&self, seed: &WriteKeySeed) -> Result<(), RegistryError> {
         let row = write_keys::ActiveModel {
@@ -321,6 +409,38 @@ mod tests {
         db.close().await.unwrap();
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+/// A registered app as the admin API shows it: which secrets are set, never their values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppSummary {
+    pub kind: AppKind,
+    pub app_id: String,
+    pub name: String,
+    pub token_set: bool,
+    pub encoding_aes_key_set: bool,
+    pub secret_set: bool,
+    pub created_at: chrono::DateTime<Utc>,
+    pub updated_at: chrono::DateTime<Utc>,
+}
+
+impl From<apps::Model> for AppSummary {
+    fn from(a: apps::Model) -> Self {
+        AppSummary {
+            kind: match a.kind.as_str() {
+                "mp" => AppKind::Mp,
+                "wecom" => AppKind::Wecom,
+                _ => AppKind::Oa,
+            },
+            app_id: a.app_id,
+            name: a.name,
+            token_set: !a.token_sealed.is_empty(),
+            encoding_aes_key_set: a.aes_key_sealed.is_some(),
+            secret_set: a.secret_sealed.is_some(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
         }
     }
 }

@@ -377,6 +377,140 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
     assert_eq!(r.status(), 429);
     assert!(r.headers().get("retry-after").is_some());
 
+    // The app registry at run time: the tenant sees its apps (never a secret), tests one
+    // through the keeper, cannot take another tenant's appid, and a new app takes callbacks at
+    // once; removed, it takes none.
+    let (s, list) = c.send("GET", "/admin/v1/apps", Some(&mine), None).await;
+    assert_eq!(s, 200, "{list}");
+    let oa_entry = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app_id"] == json!(apps.oa.appid))
+        .unwrap_or_else(|| panic!("{list}"))
+        .clone();
+    assert_eq!(oa_entry["secret_set"], true);
+    assert!(oa_entry["callback_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/wechat/oa/{}", apps.oa.appid)));
+    assert!(
+        !list.to_string().contains(&apps.oa.secret),
+        "no secret in the answer"
+    );
+    let test_path = format!("/admin/v1/apps/oa/{}/test", apps.oa.appid);
+    let (s, b) = c.send("POST", &test_path, Some(&mine), None).await;
+    assert_eq!((s, b["ok"].as_bool()), (200, Some(true)), "{b}");
+    let (s, _) = c.send("POST", &test_path, Some(owner), None).await;
+    assert_eq!(s, 404, "another tenant's app does not exist for demo");
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/apps",
+            Some(owner),
+            Some(json!({
+            "kind": "oa", "app_id": apps.oa.appid, "token": "tok123"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (409, Some("app_registered")),
+        "{b}"
+    );
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/apps",
+            Some(owner),
+            Some(json!({
+            "kind": "oa", "app_id": "wxNEWAPP00000001", "token": "bad token!"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["details"]["field"].as_str()),
+        (400, Some("token")),
+        "{b}"
+    );
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/apps",
+            Some(owner),
+            Some(json!({
+            "kind": "oa", "app_id": "wxNEWAPP00000001", "name": "Spring", "token": "newtoken1",
+            "secret": "s3cret-value"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(!b.to_string().contains("s3cret-value"));
+    let new_callback = |ts: i64| {
+        let (ts, nonce) = (ts.to_string(), "7");
+        let sig = wechat::signature::signature("newtoken1", &ts, nonce);
+        (
+            format!("{}/wechat/oa/wxNEWAPP00000001?signature={sig}&timestamp={ts}&nonce={nonce}", c.base),
+            format!("<xml><ToUserName><![CDATA[gh_new]]></ToUserName><FromUserName><![CDATA[oNEW{ts}]]></FromUserName><CreateTime>{ts}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>"),
+        )
+    };
+    let (url, xml) = new_callback(chrono::Utc::now().timestamp());
+    let r = c.http.post(url).body(xml).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a new app takes callbacks without a restart"
+    );
+    let (s, _) = c
+        .send(
+            "DELETE",
+            "/admin/v1/apps/oa/wxNEWAPP00000001",
+            Some(owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (url, xml) = new_callback(chrono::Utc::now().timestamp() + 1);
+    let r = c.http.post(url).body(xml).send().await.unwrap();
+    assert_eq!(r.status(), 404, "a removed app takes none");
+
+    // Write keys: made at run time (shown once), used by /track, removed.
+    let (s, k) = c
+        .send(
+            "POST",
+            "/admin/v1/write-keys",
+            Some(&mine),
+            Some(json!({"name": "site"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["key"].as_str().unwrap().to_string();
+    let track = json!({"events": [{"type": "page_view", "page": "/", "anonymous_id": "v-1"}]});
+    let r = c
+        .http
+        .post(format!("{}/track", c.base))
+        .header("X-Write-Key", &key)
+        .json(&track)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, _) = c
+        .send(
+            "DELETE",
+            &format!("/admin/v1/write-keys/{}", k["id"].as_str().unwrap()),
+            Some(&mine),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let r = c
+        .http
+        .post(format!("{}/track", c.base))
+        .header("X-Write-Key", &key)
+        .json(&track)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a removed key is refused");
+
     // Signing out ends the session.
     let analyst = &tokens[3].1;
     let (s, _) = c

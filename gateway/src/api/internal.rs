@@ -80,7 +80,7 @@ fn registry_kind(app: &AppRef) -> AppKind {
 }
 
 /// The common body for a failed token fetch: WeChat's own verdict keeps its errcode.
-fn token_error(e: &wechat::api::ApiError) -> ApiError {
+pub(super) fn token_error(e: &wechat::api::ApiError) -> ApiError {
     let message = e.to_string();
     match (e.errcode(), e.is_transient()) {
         (Some(errcode), transient) => {

@@ -5,7 +5,7 @@
 pub mod admin;
 pub mod bus;
 mod callbacks;
-mod internal;
+pub(crate) mod internal;
 mod sdk;
 mod track;
 

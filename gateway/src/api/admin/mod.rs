@@ -12,6 +12,7 @@
 
 pub mod routes;
 
+mod apps;
 mod auth;
 mod customers;
 mod proxy;
@@ -52,6 +53,7 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig) {
             }
             Target::Local => {
                 let handled = auth::register(cfg, r, web::method(method.clone()))
+                    || apps::register(cfg, r, web::method(method.clone()))
                     || customers::register(cfg, r, web::method(method));
                 debug_assert!(handled, "no handler for {} {}", r.method, r.path);
             }

@@ -68,6 +68,16 @@ pub const ROUTES: &[AdminRoute] = &[
     local("GET", "/admin/v1/users", Some(Admin)),
     local("POST", "/admin/v1/users", Some(Owner)),
     local("GET", "/admin/v1/audit", Some(Admin)),
+    // The app registry and write keys.
+    local("GET", "/admin/v1/apps", Some(Admin)),
+    local("POST", "/admin/v1/apps", Some(Owner)),
+    local("GET", "/admin/v1/apps/{kind}/{app_id}", Some(Admin)),
+    local("PATCH", "/admin/v1/apps/{kind}/{app_id}", Some(Owner)),
+    local("DELETE", "/admin/v1/apps/{kind}/{app_id}", Some(Owner)),
+    local("POST", "/admin/v1/apps/{kind}/{app_id}/test", Some(Owner)),
+    local("GET", "/admin/v1/write-keys", Some(Admin)),
+    local("POST", "/admin/v1/write-keys", Some(Owner)),
+    local("DELETE", "/admin/v1/write-keys/{id}", Some(Owner)),
     // Customers (identity).
     local("GET", "/admin/v1/customers/{id}", Some(Analyst)),
     to(

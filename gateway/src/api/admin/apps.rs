@@ -1,0 +1,430 @@
+//! The runtime app registry: a tenant's owners register, update, test and remove Official
+//! Accounts, mini-programs and WeCom corps, and their write keys, without a restart. Secrets are
+//! sealed at once and never returned; the answer says which are set and the callback URL and
+//! token to paste into WeChat's console.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, Route};
+use platform::config::Secret;
+use platform::http::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::routes::AdminRoute;
+use super::{audit, redacted};
+use crate::access::AdminPrincipal;
+use crate::api::GatewayState;
+use crate::config::{AppSeed, WriteKeySeed};
+use crate::registry::{AppKind, AppSummary, RegistryError};
+use crate::wechat_api::WechatApi;
+
+/// Registers the handler of `r` when it is one of this module's.
+pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Route) -> bool {
+    let route = match (r.method, r.path) {
+        ("GET", "/admin/v1/apps") => route.to(list),
+        ("POST", "/admin/v1/apps") => route.to(create),
+        ("GET", "/admin/v1/apps/{kind}/{app_id}") => route.to(get),
+        ("PATCH", "/admin/v1/apps/{kind}/{app_id}") => route.to(update),
+        ("DELETE", "/admin/v1/apps/{kind}/{app_id}") => route.to(remove),
+        ("POST", "/admin/v1/apps/{kind}/{app_id}/test") => route.to(test),
+        ("GET", "/admin/v1/write-keys") => route.to(list_keys),
+        ("POST", "/admin/v1/write-keys") => route.to(create_key),
+        ("DELETE", "/admin/v1/write-keys/{id}") => route.to(remove_key),
+        _ => return false,
+    };
+    cfg.route(r.path, route);
+    true
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
+    tracing::error!(error = %e, "App registry failed");
+    ApiError::unavailable("registry_unavailable", "the app registry did not answer")
+}
+
+fn invalid(code: &'static str, field: &'static str, message: &str) -> ApiError {
+    ApiError::bad_request(code, format!("`{field}` {message}"))
+        .with_details(json!({"field": field}))
+}
+
+fn kind_of(s: &str) -> Option<AppKind> {
+    match s {
+        "oa" => Some(AppKind::Oa),
+        "mp" => Some(AppKind::Mp),
+        "wecom" => Some(AppKind::Wecom),
+        _ => None,
+    }
+}
+
+/// The app an admin path names, checked for shape (an unknown kind is a 404 like any unknown app).
+fn path_app(path: &(String, String)) -> Result<(AppKind, String), ApiError> {
+    let kind = kind_of(&path.0).ok_or_else(|| ApiError::not_found("no such app"))?;
+    Ok((kind, path.1.clone()))
+}
+
+/// The answer for an app: what is set, where WeChat must send its callbacks.
+fn view(req: &HttpRequest, a: &AppSummary) -> Value {
+    let info = req.connection_info();
+    let callback_url = format!(
+        "{}://{}/wechat/{}/{}",
+        info.scheme(),
+        info.host(),
+        a.kind.as_str(),
+        a.app_id
+    );
+    let mut v = json!(a);
+    v["callback_url"] = json!(callback_url);
+    v
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApp {
+    kind: AppKind,
+    app_id: String,
+    #[serde(default)]
+    name: Option<String>,
+    token: String,
+    #[serde(default)]
+    encoding_aes_key: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppChange {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    encoding_aes_key: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+/// Checks an app's values as WeChat defines them; the message names the field.
+fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<(), ApiError> {
+    let id_ok = (3..=64).contains(&app_id.len())
+        && app_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !id_ok {
+        return Err(invalid(
+            "invalid_app_id",
+            "app_id",
+            "must be the appid / corpid (3–64 letters and digits)",
+        ));
+    }
+    // WeChat: the callback Token is 3–32 letters and digits.
+    if !(3..=32).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(invalid(
+            "invalid_token",
+            "token",
+            "must be 3–32 letters and digits (WeChat's Token)",
+        ));
+    }
+    match aes {
+        Some(k) => {
+            wechat::crypto::MsgCrypto::new(token.to_string(), k, app_id.to_string()).map_err(
+                |e| {
+                    invalid(
+                        "invalid_encoding_aes_key",
+                        "encoding_aes_key",
+                        &format!("is not a valid EncodingAESKey ({e})"),
+                    )
+                },
+            )?;
+        }
+        None if kind == AppKind::Wecom => {
+            return Err(invalid(
+                "missing_field",
+                "encoding_aes_key",
+                "is required for a WeCom corp (callbacks are always encrypted)",
+            ));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+async fn list(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+) -> Result<HttpResponse, ApiError> {
+    let items: Vec<Value> = state
+        .registry
+        .list(&p.tenant_id)
+        .await
+        .map_err(registry_error)?
+        .iter()
+        .map(|a| view(&req, a))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
+}
+
+async fn create(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    body: web::Json<NewApp>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    check(b.kind, &b.app_id, &b.token, b.encoding_aes_key.as_deref())?;
+    if state
+        .registry
+        .owner_of(b.kind, &b.app_id)
+        .await
+        .map_err(registry_error)?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "app_registered",
+            format!(
+                "`app_id`: {} app `{}` is registered already (PATCH it)",
+                b.kind.as_str(),
+                b.app_id
+            ),
+        )
+        .with_details(json!({"field": "app_id"})));
+    }
+    let seed = AppSeed {
+        tenant_id: p.tenant_id.clone(),
+        kind: b.kind,
+        app_id: b.app_id.clone(),
+        name: b.name.clone(),
+        token: Secret::new(b.token),
+        encoding_aes_key: b.encoding_aes_key.map(Secret::new),
+        secret: b.secret.map(Secret::new),
+    };
+    state.registry.upsert(&seed).await.map_err(registry_error)?;
+    let a = state
+        .registry
+        .summary(&p.tenant_id, b.kind, &b.app_id)
+        .await
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::internal("the app vanished"))?;
+    let after = view(&req, &a);
+    audit(
+        &state.access,
+        &req,
+        &p,
+        StatusCode::CREATED,
+        json!({"after": after}),
+    )
+    .await;
+    Ok(HttpResponse::Created().json(after))
+}
+
+async fn get(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, app_id) = path_app(&path)?;
+    let a = state
+        .registry
+        .summary(&p.tenant_id, kind, &app_id)
+        .await
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+    Ok(HttpResponse::Ok().json(view(&req, &a)))
+}
+
+async fn update(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    path: web::Path<(String, String)>,
+    body: web::Json<AppChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, app_id) = path_app(&path)?;
+    let before = state
+        .registry
+        .summary(&p.tenant_id, kind, &app_id)
+        .await
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+    let current = state
+        .registry
+        .get(kind, &app_id)
+        .await
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+    let b = body.into_inner();
+    // The token and secret not given stay as they are. The EncodingAESKey is kept only inside
+    // the message crypto, so an app that has one needs it again with any change.
+    if current.crypto.is_some() && b.encoding_aes_key.is_none() {
+        return Err(invalid(
+            "missing_field",
+            "encoding_aes_key",
+            "must be given again with any change (it is stored sealed and not shown)",
+        ));
+    }
+    let token = b
+        .token
+        .unwrap_or_else(|| current.token.expose().to_string());
+    check(kind, &app_id, &token, b.encoding_aes_key.as_deref())?;
+    let seed_aes = b.encoding_aes_key.map(Secret::new);
+    let seed = AppSeed {
+        tenant_id: p.tenant_id.clone(),
+        kind,
+        app_id: app_id.clone(),
+        name: b.name.or(Some(before.name.clone())),
+        token: Secret::new(token),
+        encoding_aes_key: seed_aes,
+        secret: b.secret.map(Secret::new).or_else(|| current.secret.clone()),
+    };
+    state.registry.upsert(&seed).await.map_err(registry_error)?;
+    let after = state
+        .registry
+        .summary(&p.tenant_id, kind, &app_id)
+        .await
+        .map_err(registry_error)?
+        .ok_or_else(|| ApiError::internal("the app vanished"))?;
+    let after = view(&req, &after);
+    audit(
+        &state.access,
+        &req,
+        &p,
+        StatusCode::OK,
+        json!({"before": view(&req, &before), "after": after}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(after))
+}
+
+async fn remove(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, app_id) = path_app(&path)?;
+    if !state
+        .registry
+        .remove(&p.tenant_id, kind, &app_id)
+        .await
+        .map_err(registry_error)?
+    {
+        return Err(ApiError::not_found(format!(
+            "no {} app `{app_id}`",
+            kind.as_str()
+        )));
+    }
+    audit(&state.access, &req, &p, StatusCode::NO_CONTENT, json!({})).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Fetches an access token through the keeper: the secret is right and WeChat answers.
+async fn test(
+    state: web::Data<GatewayState>,
+    p: AdminPrincipal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (kind, app_id) = path_app(&path)?;
+    let app = state
+        .registry
+        .get(kind, &app_id)
+        .await
+        .map_err(registry_error)?
+        .filter(|a| a.tenant_id == p.tenant_id)
+        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+    let credentials = WechatApi::credentials(&app).ok_or_else(|| {
+        ApiError::conflict(
+            "app_without_secret",
+            format!("`secret`: app `{app_id}` has no API secret"),
+        )
+    })?;
+    let kept = state
+        .wechat
+        .kept_token(&credentials, None)
+        .await
+        .map_err(|e| crate::api::internal::token_error(&e))?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true, "token_expires_at": kept.expires_at})))
+}
+
+async fn list_keys(
+    state: web::Data<GatewayState>,
+    p: AdminPrincipal,
+) -> Result<HttpResponse, ApiError> {
+    let items: Vec<Value> = state
+        .registry
+        .write_keys(&p.tenant_id)
+        .await
+        .map_err(registry_error)?
+        .into_iter()
+        .map(|(id, name, at)| json!({"id": id, "name": name, "created_at": at}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+}
+
+async fn create_key(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    body: web::Json<NewKey>,
+) -> Result<HttpResponse, ApiError> {
+    let name = body.into_inner().name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(invalid("invalid_name", "name", "must be 1–64 characters"));
+    }
+    use base64::Engine;
+    let key = format!(
+        "wk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
+    );
+    state
+        .registry
+        .add_write_key(&WriteKeySeed {
+            tenant_id: p.tenant_id.clone(),
+            name: name.clone(),
+            key: Secret::new(key.clone()),
+        })
+        .await
+        .map_err(registry_error)?;
+    let id = state
+        .registry
+        .write_keys(&p.tenant_id)
+        .await
+        .map_err(registry_error)?
+        .into_iter()
+        .find(|(_, n, _)| *n == name)
+        .map(|(id, _, _)| id);
+    audit(
+        &state.access,
+        &req,
+        &p,
+        StatusCode::CREATED,
+        json!({"request": redacted(&json!({"name": name})), "after": {"id": id}}),
+    )
+    .await;
+    Ok(HttpResponse::Created()
+        .json(json!({"id": id, "name": name, "key": key, "note": "the key is shown only now"})))
+}
+
+async fn remove_key(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if !state
+        .registry
+        .remove_write_key(&p.tenant_id, &id)
+        .await
+        .map_err(registry_error)?
+    {
+        return Err(ApiError::not_found(format!("no write key `{id}`")));
+    }
+    audit(&state.access, &req, &p, StatusCode::NO_CONTENT, json!({})).await;
+    Ok(HttpResponse::NoContent().finish())
+}
