@@ -61,6 +61,25 @@ fn path_app(path: &(String, String)) -> Result<(AppKind, String), ApiError> {
     Ok((kind, path.1.clone()))
 }
 
+fn no_app(kind: AppKind, app_id: &str) -> ApiError {
+    ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str()))
+}
+
+/// `tenant`'s app `kind`/`app_id` (a 404 when it has none: another tenant's is not there).
+async fn own(
+    state: &GatewayState,
+    tenant: &str,
+    kind: AppKind,
+    app_id: &str,
+) -> Result<AppSummary, ApiError> {
+    state
+        .registry
+        .summary(tenant, kind, app_id)
+        .await
+        .map_err(registry_error)?
+        .ok_or_else(|| no_app(kind, app_id))
+}
+
 /// The answer for an app: what is set, where WeChat must send its callbacks.
 fn view(req: &HttpRequest, a: &AppSummary) -> Value {
     let info = req.connection_info();
@@ -199,12 +218,7 @@ async fn create(
         secret: b.secret.map(Secret::new),
     };
     state.registry.upsert(&seed).await.map_err(registry_error)?;
-    let a = state
-        .registry
-        .summary(&p.tenant_id, b.kind, &b.app_id)
-        .await
-        .map_err(registry_error)?
-        .ok_or_else(|| ApiError::internal("the app vanished"))?;
+    let a = own(&state, &p.tenant_id, b.kind, &b.app_id).await?;
     let after = view(&req, &a);
     audit(
         &state.access,
@@ -224,12 +238,7 @@ async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, app_id) = path_app(&path)?;
-    let a = state
-        .registry
-        .summary(&p.tenant_id, kind, &app_id)
-        .await
-        .map_err(registry_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+    let a = own(&state, &p.tenant_id, kind, &app_id).await?;
     Ok(HttpResponse::Ok().json(view(&req, &a)))
 }
 
@@ -241,18 +250,13 @@ async fn update(
     body: web::Json<AppChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, app_id) = path_app(&path)?;
-    let before = state
-        .registry
-        .summary(&p.tenant_id, kind, &app_id)
-        .await
-        .map_err(registry_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+    let before = own(&state, &p.tenant_id, kind, &app_id).await?;
     let current = state
         .registry
         .get(kind, &app_id)
         .await
         .map_err(registry_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+        .ok_or_else(|| no_app(kind, &app_id))?;
     let b = body.into_inner();
     // The token and secret not given stay as they are. The EncodingAESKey is kept only inside
     // the message crypto, so an app that has one needs it again with any change.
@@ -278,12 +282,7 @@ async fn update(
         secret: b.secret.map(Secret::new).or_else(|| current.secret.clone()),
     };
     state.registry.upsert(&seed).await.map_err(registry_error)?;
-    let after = state
-        .registry
-        .summary(&p.tenant_id, kind, &app_id)
-        .await
-        .map_err(registry_error)?
-        .ok_or_else(|| ApiError::internal("the app vanished"))?;
+    let after = own(&state, &p.tenant_id, kind, &app_id).await?;
     let after = view(&req, &after);
     audit(
         &state.access,
@@ -331,7 +330,7 @@ async fn test(
         .await
         .map_err(registry_error)?
         .filter(|a| a.tenant_id == p.tenant_id)
-        .ok_or_else(|| ApiError::not_found(format!("no {} app `{app_id}`", kind.as_str())))?;
+        .ok_or_else(|| no_app(kind, &app_id))?;
     let credentials = WechatApi::credentials(&app).ok_or_else(|| {
         ApiError::conflict(
             "app_without_secret",
