@@ -5,6 +5,7 @@
 //! Keys are plain strings; every implementation prepends the deployment's key prefix.
 
 mod memory;
+mod rate;
 mod redis;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::memory::MemoryCache;
+pub use self::rate::RateLimiter;
 pub use self::redis::RedisCache;
 use crate::config::{CacheConfig, CacheKind};
 

@@ -18,10 +18,10 @@ use wechat::api::{
     ApiError, AppRef, Auth, CorpTagGroup, CorpTagGroupRef, NewCorpTag, WechatAccess,
 };
 
-use super::limiter::RateLimiter;
 use super::{METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_MIRROR_SYNCS};
 use crate::store::catalog::CatalogError;
 use crate::store::corp_tags::{self, MirrorReport, PushPlan};
+use platform::cache::RateLimiter;
 
 /// Why a mirror sync did not happen.
 #[derive(Debug, thiserror::Error)]

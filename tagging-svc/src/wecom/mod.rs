@@ -1,7 +1,7 @@
 //! WeCom corp-tag sync: the mirror of each corp's tag library ([`mirror`]) and the write-back of
 //! tag changes in synced groups to the reps' external contacts ([`worker`]), both under one
-//! per-corp rate limit shared by every replica ([`limiter`]), with access tokens from the
-//! gateway (`[tagging.wechat]`; this service never holds a secret).
+//! per-corp rate limit shared by every replica ([`platform::cache::RateLimiter`]), with access
+//! tokens from the gateway (`[tagging.wechat]`; this service never holds a secret).
 //!
 //! Consumes `channel.wecom.external_tag.*` ([`consume`]: asks for a mirror sync). Writes
 //! `corp_tags`, `corp_tag_syncs`, linked `tag_groups` / `tags`, and the status of
@@ -10,7 +10,6 @@
 
 pub mod config;
 pub(crate) mod consume;
-pub mod limiter;
 pub mod mirror;
 pub mod plan;
 pub mod worker;
@@ -26,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use wechat::api::WechatAccess;
 
 pub use self::config::WecomSyncConfig;
-use self::limiter::RateLimiter;
 use self::mirror::Mirror;
 use self::worker::Worker;
+use platform::cache::RateLimiter;
 
 /// Items by outcome (`done`, `retry`, `failed`, `superseded`, `released`).
 pub const METRIC_ITEMS: &str = "scrm_tagging_wecom_sync_items_total";
@@ -56,7 +55,7 @@ impl WecomSync {
         cache: Arc<dyn Cache>,
         cfg: WecomSyncConfig,
     ) -> Self {
-        let limiter = RateLimiter::new(cache, cfg.rate_per_minute, cfg.rate_burst);
+        let limiter = RateLimiter::new(cache, "wecom_sync", cfg.rate_per_minute, cfg.rate_burst);
         let cfg = Arc::new(cfg);
         WecomSync {
             mirror: Mirror {

@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 use wechat::api::{ApiError, AppRef, Auth, MarkTagRequest, WechatAccess};
 
 use super::config::WecomSyncConfig;
-use super::limiter::RateLimiter;
 use super::plan::Action;
 use super::{METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_ITEMS};
 use crate::store::sync_queue::{self, Claimed, ClaimedItem, Contact, Outcome};
+use platform::cache::RateLimiter;
 
 /// What to do after a failed `mark_tag` call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

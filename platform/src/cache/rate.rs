@@ -1,9 +1,10 @@
-//! The per-corp rate limit of WeCom calls, shared by every replica through the cache (Redis in
-//! production): a token bucket of `burst` tokens refilled at `rate_per_minute`, built on the
-//! cache's atomic `set_nx` alone.
+//! A rate limit of calls per key (a WeCom corp, an Official Account) shared by every replica
+//! through the cache (Redis in production): a token bucket of `burst` tokens refilled at
+//! `rate_per_minute`, built on the cache's atomic `set_nx` alone. Used for calls to WeChat's
+//! APIs, whose quotas are per app across every process of a deployment.
 //!
 //! Time is a row of slots, one every `60 s / rate_per_minute`, numbered from the Unix epoch; a
-//! slot is taken by writing its key `wecom_sync:rate:<corp>:<n>` with `set_nx`, so each slot
+//! slot is taken by writing its key `<namespace>:rate:<key>:<n>` with `set_nx`, so each slot
 //! goes to exactly one caller across all replicas (their clocks kept by NTP). A caller takes the
 //! first free slot from `burst − 1` slots before now (the tokens a quiet spell saved) and calls
 //! at its start (at once when it is past). So every call starts at most `burst` slots after
@@ -13,12 +14,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use platform::cache::{Cache, CacheError};
+use super::{Cache, CacheError};
 
-/// Shared rate limit of calls per corp.
+/// Shared rate limit of calls per key.
 #[derive(Clone)]
 pub struct RateLimiter {
     cache: Arc<dyn Cache>,
+    /// What is limited, the first part of every slot key (e.g. `wecom_sync`).
+    namespace: &'static str,
     /// Milliseconds between two slots.
     spacing_ms: f64,
     burst: u32,
@@ -32,20 +35,26 @@ fn unix_ms() -> i64 {
 }
 
 impl RateLimiter {
-    /// `rate_per_minute` calls per minute per corp, at most `burst` at once.
-    pub fn new(cache: Arc<dyn Cache>, rate_per_minute: u32, burst: u32) -> Self {
+    /// `rate_per_minute` calls per minute per key of `namespace`, at most `burst` at once.
+    pub fn new(
+        cache: Arc<dyn Cache>,
+        namespace: &'static str,
+        rate_per_minute: u32,
+        burst: u32,
+    ) -> Self {
         RateLimiter {
             cache,
+            namespace,
             spacing_ms: 60_000.0 / f64::from(rate_per_minute.max(1)),
             burst: burst.max(1),
         }
     }
 
-    /// Takes the next call slot of `corp` that starts within `horizon`: how long to wait before
+    /// Takes the next call slot of `key` that starts within `horizon`: how long to wait before
     /// calling (zero: call now), or `None` when every slot until then is taken.
     pub async fn reserve(
         &self,
-        corp: &str,
+        key: &str,
         horizon: Duration,
     ) -> Result<Option<Duration>, CacheError> {
         let now = unix_ms() as f64;
@@ -61,7 +70,7 @@ impl RateLimiter {
             let ttl = Duration::from_millis(((start - now).max(0.0) + saved + 2_000.0) as u64);
             if self
                 .cache
-                .set_nx(&format!("wecom_sync:rate:{corp}:{n}"), b"1", ttl)
+                .set_nx(&format!("{}:rate:{key}:{n}", self.namespace), b"1", ttl)
                 .await?
             {
                 return Ok(Some(Duration::from_millis(
@@ -76,7 +85,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use platform::cache::MemoryCache;
+    use crate::cache::MemoryCache;
 
     /// The waits (ms) of `n` reservations in a row for corp `ww1`.
     async fn waits(limiter: &RateLimiter, n: usize) -> Vec<i64> {
@@ -96,7 +105,7 @@ mod tests {
     async fn spaces_calls_after_the_burst() {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new("t:", 1_000));
         // 600 a minute = one slot every 100 ms; 3 at once after a quiet spell.
-        let limiter = RateLimiter::new(cache, 600, 3);
+        let limiter = RateLimiter::new(cache, "test", 600, 3);
         let waits = waits(&limiter, 7).await;
         // The two saved slots and the current one go at once (the current one may start a
         // little later), then one every 100 ms.
@@ -124,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn one_at_a_time_spaces_every_call() {
         let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new("t:", 1_000));
-        let limiter = RateLimiter::new(cache, 1_200, 1);
+        let limiter = RateLimiter::new(cache, "test", 1_200, 1);
         let waits = waits(&limiter, 4).await;
         assert!(waits[0] <= 50, "{waits:?}");
         for pair in waits.windows(2) {
