@@ -58,6 +58,24 @@ pub struct WechatConfig {
     /// Answers kept at most in the in-process cache.
     #[serde(default = "default_cache_max_entries")]
     pub cache_max_entries: u64,
+    /// Lookups in flight at once in this process (the `identity-enrich` consumer).
+    #[serde(default = "default_lookup_concurrency")]
+    pub concurrency: usize,
+    /// Calls to WeChat per minute per app (Official Account or WeCom corp), shared by every
+    /// replica through the cache; lookups beyond it wait for their slot.
+    #[serde(default = "default_rate_per_minute")]
+    pub rate_per_minute: u32,
+    /// Calls one app may make at once after a quiet spell.
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: u32,
+    /// Deliveries of one lookup request before it is parked (WeChat still failing); parked
+    /// requests are replayed with `scrm bus replay identity-enrich`. Default: the bus's.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Delays before the retries of a failed lookup, in milliseconds (the last repeats).
+    /// Default: the bus's.
+    #[serde(default)]
+    pub retry_delays_ms: Option<Vec<u64>>,
 }
 
 fn default_cache_ttl_secs() -> u64 {
@@ -65,6 +83,15 @@ fn default_cache_ttl_secs() -> u64 {
 }
 fn default_cache_max_entries() -> u64 {
     50_000
+}
+fn default_lookup_concurrency() -> usize {
+    16
+}
+fn default_rate_per_minute() -> u32 {
+    30_000
+}
+fn default_rate_burst() -> u32 {
+    100
 }
 
 impl Default for WechatConfig {
@@ -74,6 +101,11 @@ impl Default for WechatConfig {
             access: WechatAccessConfig::default(),
             cache_ttl_secs: default_cache_ttl_secs(),
             cache_max_entries: default_cache_max_entries(),
+            concurrency: default_lookup_concurrency(),
+            rate_per_minute: default_rate_per_minute(),
+            rate_burst: default_rate_burst(),
+            max_attempts: None,
+            retry_delays_ms: None,
         }
     }
 }
@@ -105,6 +137,38 @@ impl Validate for WechatConfig {
                 key(prefix, "cache_max_entries"),
                 "must be at least 1",
             ));
+        }
+        let ranges: [(&str, u64, u64, u64); 3] = [
+            ("concurrency", self.concurrency as u64, 1, 1_024),
+            (
+                "rate_per_minute",
+                u64::from(self.rate_per_minute),
+                1,
+                1_000_000,
+            ),
+            ("rate_burst", u64::from(self.rate_burst), 1, 10_000),
+        ];
+        for (name, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key(prefix, name),
+                    format!("must be between {lo} and {hi}"),
+                ));
+            }
+        }
+        if self.max_attempts.is_some_and(|n| n == 0 || n > 100) {
+            return Err(ConfigError::invalid(
+                key(prefix, "max_attempts"),
+                "must be between 1 and 100",
+            ));
+        }
+        if let Some(d) = &self.retry_delays_ms {
+            if d.is_empty() || d.iter().any(|&ms| ms == 0 || ms > 86_400_000) {
+                return Err(ConfigError::invalid(
+                    key(prefix, "retry_delays_ms"),
+                    "must list at least one delay, each between 1 ms and one day",
+                ));
+            }
         }
         Ok(())
     }

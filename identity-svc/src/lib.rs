@@ -40,8 +40,33 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         pii.clone(),
         Policy::from_config(&cfg.resolution),
         cfg.tx_attempts,
-    );
+    )
+    .with_enrichment(wechat.is_some());
     let mut background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
+    {
+        let enricher = consume::enrich::Enricher::new(
+            resolver.clone(),
+            relay.clone(),
+            wechat,
+            deps.cache.clone(),
+            &cfg.wechat,
+        );
+        let (bus, shutdown, wcfg) = (deps.bus.clone(), deps.shutdown.clone(), cfg.wechat.clone());
+        background.push(deps.tasks.spawn(
+            ROLE,
+            "identity.enrich",
+            None,
+            deps.shutdown.clone(),
+            move |_| {
+                consume::enrich::run(
+                    bus.clone(),
+                    enricher.clone(),
+                    wcfg.clone(),
+                    shutdown.clone(),
+                )
+            },
+        ));
+    }
     let (bus, r, shutdown, n) = (
         deps.bus.clone(),
         resolver.clone(),
@@ -53,16 +78,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         "identity.consumer",
         None,
         deps.shutdown.clone(),
-        move |_| {
-            consume::run(
-                bus.clone(),
-                r.clone(),
-                relay.clone(),
-                wechat.clone(),
-                n,
-                shutdown.clone(),
-            )
-        },
+        move |_| consume::run(bus.clone(), r.clone(), relay.clone(), n, shutdown.clone()),
     ));
     let health = deps.health(ROLE, Some(&db));
     // Only the gateway calls the API: every `/v1` request carries its signed credential.

@@ -2,7 +2,7 @@
 //! identity-svc announces after resolving a channel event to a customer profile.
 //!
 //! Routing keys: [`PROFILE_RESOLVED`], [`IDENTITY_MERGED`], [`IDENTITY_UNMERGED`],
-//! [`PROFILE_UPDATED`].
+//! [`PROFILE_UPDATED`]; inside identity-svc, [`ENRICH_REQUESTED`].
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -17,6 +17,18 @@ pub const IDENTITY_MERGED: &str = "identity.merged";
 pub const IDENTITY_UNMERGED: &str = "identity.unmerged";
 /// Routing key of [`ProfileUpdated`].
 pub const PROFILE_UPDATED: &str = "profile.updated";
+/// Routing key of [`EnrichRequested`].
+pub const ENRICH_REQUESTED: &str = "identity.enrich";
+
+/// `identity.enrich`: a resolved channel event whose subject WeChat's APIs can say more about
+/// (OA `user/info`, WeCom `externalcontact/get`). identity-svc enqueues it with the resolution and
+/// looks the subject up beside the event's path; what WeChat answers is applied to the profile
+/// as if the event had carried it. Read only by identity-svc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrichRequested {
+    /// The channel event, unchanged.
+    pub event: Envelope,
+}
 
 /// Namespace of identifiers that have no natural one (a unionid whose Open Platform account is not
 /// known, a web cookie).

@@ -47,8 +47,15 @@ pub const SCORING: GroupDef = GroupDef {
     ],
 };
 
+/// identity-svc's WeChat lookups, beside the event path: resolved events whose subject WeChat can
+/// say more about. Published only while `identity.wechat` is on; identity-svc reads it always.
+pub const IDENTITY_ENRICH: GroupDef = GroupDef {
+    name: "identity-enrich",
+    bindings: &["identity.enrich"],
+};
+
 /// Every consumer group of the system (each has a consumer in every deployment).
-pub const GROUPS: &[GroupDef] = &[IDENTITY, TAGGING, SCORING];
+pub const GROUPS: &[GroupDef] = &[IDENTITY, IDENTITY_ENRICH, TAGGING, SCORING];
 
 /// Does `routing_key` match the topic `pattern`?
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

@@ -324,6 +324,7 @@ fn lookup_config(gateway_url: &str, wechat_base: &str) -> WechatConfig {
         },
         cache_ttl_secs: 600,
         cache_max_entries: 1_000,
+        ..WechatConfig::default()
     }
 }
 

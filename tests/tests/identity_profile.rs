@@ -254,9 +254,10 @@ async fn fields_forms_quality_and_operator_edits(backend: Backend) {
         follow: None,
         source: "wecom.external_contact".into(),
     };
-    r.resolve_enriched(&session(TENANT, MP, "oF1", None), Some(&e))
-        .await
-        .unwrap();
+    // The event resolves on what it carries; WeChat's answer follows it.
+    let ev = session(TENANT, MP, "oF1", None);
+    r.resolve(&ev).await.unwrap();
+    r.apply_enrichment(&ev, &e).await.unwrap();
     let v: Value = atest::call_and_read_body_json(&app, get!(format!("/v1/profiles/{p}"))).await;
     assert_eq!(v["fields"]["custom.vip"], true);
     assert_eq!(v["fields"]["contact.city"], "Suzhou");
@@ -366,17 +367,14 @@ async fn relationships_follows_and_groups(backend: Backend) {
         }),
         source: "wecom.external_contact".into(),
     };
-    r.resolve_enriched(
-        &contact(
-            "wmG1",
-            "rep7",
-            ExternalContactChangeType::EditExternalContact,
-            4,
-        ),
-        Some(&e),
-    )
-    .await
-    .unwrap();
+    let ev = contact(
+        "wmG1",
+        "rep7",
+        ExternalContactChangeType::EditExternalContact,
+        4,
+    );
+    r.resolve(&ev).await.unwrap();
+    r.apply_enrichment(&ev, &e).await.unwrap();
     let page: Value = atest::call_and_read_body_json(
         &app,
         get!(format!("/v1/reps/rep7/customers?corp_id={CORP}")),

@@ -3,42 +3,27 @@
 //! those attempts, and any other database failure, goes back to the bus (`Transient`); a payload
 //! that does not decode is parked (`Invalid`). Events carrying no identifier (WeCom group-chat
 //! and corp-tag changes, member messages, unmodelled callbacks) are acknowledged without effect.
+//! An event never waits on WeChat: lookups run beside it ([`enrich`], group `identity-enrich`).
+
+pub mod enrich;
 
 use std::sync::Arc;
 
-use platform::bus::{run_consumer, subscribe_retrying, Attempt, Bus, GroupSpec, HandlerError};
+use platform::bus::{run_consumer, subscribe_retrying, Bus, GroupSpec, HandlerError};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
-use crate::enrich::WechatLookup;
 use crate::store::{Outcome, ResolveError, Resolver};
 
-/// Handles one delivery: asks WeChat about the event's subject when it is worth it (a failing
-/// lookup is retried through the bus; on the last attempt the event is resolved without it, as
-/// what it carries itself must not wait on WeChat), then resolves it.
+/// Handles one delivery: resolves the event on what it carries (and, when the resolver asks for
+/// lookups, requests WeChat's answer in the same transaction).
 pub async fn handle(
     resolver: &Resolver,
     relay: &OutboxRelay,
-    lookup: Option<&WechatLookup>,
     env: Envelope,
-    attempt: Attempt,
 ) -> Result<(), HandlerError> {
-    let enriched = match lookup {
-        None => None,
-        Some(l) => match l.for_event(&env).await {
-            Ok(e) => e,
-            Err(e) if e.is_transient() && !attempt.last => {
-                return Err(HandlerError::Transient(format!("WeChat lookup: {e}")));
-            }
-            Err(e) => {
-                metrics::counter!("scrm_identity_enrichment_skipped_total").increment(1);
-                tracing::warn!(error = %e, attempt = attempt.number, "Resolving without WeChat's answer");
-                None
-            }
-        },
-    };
-    match resolver.resolve_enriched(&env, enriched.as_ref()).await {
+    match resolver.resolve(&env).await {
         Ok(Outcome::Resolved(r)) => {
             relay.wake();
             tracing::debug!(
@@ -68,7 +53,6 @@ pub async fn run(
     bus: Arc<dyn Bus>,
     resolver: Resolver,
     relay: OutboxRelay,
-    lookup: Option<WechatLookup>,
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
@@ -81,11 +65,10 @@ pub async fn run(
         sub,
         concurrency,
         shutdown,
-        move |env, attempt| {
+        move |env, _attempt| {
             let resolver = resolver.clone();
             let relay = relay.clone();
-            let lookup = lookup.clone();
-            async move { handle(&resolver, &relay, lookup.as_ref(), env, attempt).await }
+            async move { handle(&resolver, &relay, env).await }
         },
     )
     .await;

@@ -468,6 +468,25 @@ pub fn group_change(env: &Envelope) -> Option<GroupChange> {
     (g.dismissed || !g.joined.is_empty() || !g.left.is_empty()).then_some(g)
 }
 
+/// Whether WeChat's APIs can say more about `env`'s subject than the event carries: an Official
+/// Account follow or QR scan (`user/info`: unionid, language) or a WeCom customer added or edited
+/// (`externalcontact/get`: unionid, name, avatar, the rep's remark, add way, state, corp tags).
+pub fn wants_lookup(env: &Envelope) -> bool {
+    let Ok(cb) = env.payload_as::<CallbackReceived>() else {
+        return false;
+    };
+    match &cb.event.body {
+        EventBody::Subscribe { .. } | EventBody::Scan { .. } => true,
+        EventBody::ExternalContact(c) => matches!(
+            c.change_type,
+            ExternalContactChangeType::AddExternalContact
+                | ExternalContactChangeType::AddHalfExternalContact
+                | ExternalContactChangeType::EditExternalContact
+        ),
+        _ => false,
+    }
+}
+
 /// The app (OA / mini-program appid, WeCom corpid) that received a callback.
 pub fn event_app(env: &Envelope) -> Option<String> {
     env.payload_as::<CallbackReceived>()

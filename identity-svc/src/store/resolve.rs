@@ -1,7 +1,13 @@
 //! Resolution of one channel event in one transaction: record the message in the inbox, lock the
 //! identifiers it carries, plan (create / attach / merge / refuse, [`crate::domain::plan`]), write
 //! profiles, identifiers, edges, merges, refusals and the timeline, and enqueue `profile.resolved`
-//! (and `identity.merged`) in the outbox — all or nothing.
+//! (and `identity.merged`) in the outbox — all or nothing. When WeChat lookups are on and WeChat
+//! can say more about the subject ([`observe::wants_lookup`]), the same transaction enqueues an
+//! `identity.enrich` request: the event never waits on WeChat. The answer comes back through
+//! [`Resolver::apply_enrichment`], which runs the same plan with the identifiers and fields WeChat
+//! added (a unionid may merge the profile with the person's others), under its own inbox entry,
+//! without a second timeline entry or `profile.resolved` (downstream sees `identity.merged` and
+//! `profile.updated`, as for any change of the profile).
 //!
 //! Concurrency: uniqueness is the database's unique key on (tenant, kind, namespace, value_hash).
 //! Two transactions racing to create the same identifier both try to insert it; one fails with a
@@ -17,8 +23,8 @@ use chrono::Utc;
 use platform::db::inbox::{self, Processed};
 use platform::db::outbox;
 use proto::identity::{
-    Identifier, IdentifierKind, IdentityMerged, LinkRule, ProfileResolved, IDENTITY_MERGED,
-    PROFILE_RESOLVED,
+    EnrichRequested, Identifier, IdentifierKind, IdentityMerged, LinkRule, ProfileResolved,
+    ENRICH_REQUESTED, IDENTITY_MERGED, PROFILE_RESOLVED,
 };
 use proto::Envelope;
 use sea_orm::sea_query::Expr;
@@ -39,6 +45,8 @@ use crate::domain::{plan_with_blocks, profile_pair, Incoming, Key, Policy};
 
 /// Consumer name in the inbox.
 pub const CONSUMER: &str = "identity";
+/// Consumer name in the inbox of WeChat's answers applied to resolved events.
+pub const ENRICH_CONSUMER: &str = "identity.enrich";
 /// `created_by` of edges written by automatic resolution.
 pub(crate) const SYSTEM: &str = "system";
 
@@ -117,6 +125,8 @@ pub struct Resolver {
     pub(crate) pii: Option<Pii>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) tx_attempts: u32,
+    /// Ask for WeChat lookups (`identity.enrich`) of the events that want one.
+    pub(crate) enrich: bool,
 }
 
 impl Resolver {
@@ -127,7 +137,15 @@ impl Resolver {
             pii,
             policy: Arc::new(policy),
             tx_attempts: tx_attempts.max(1),
+            enrich: false,
         }
+    }
+
+    /// Enqueues an `identity.enrich` request with every resolved event WeChat's APIs can say
+    /// more about (when the service's WeChat lookups are on).
+    pub fn with_enrichment(mut self, on: bool) -> Self {
+        self.enrich = on;
+        self
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -146,14 +164,29 @@ impl Resolver {
 
     /// Resolves `env` exactly once (the inbox remembers its id), retrying the transaction on races.
     pub async fn resolve(&self, env: &Envelope) -> Result<Outcome, ResolveError> {
-        self.resolve_enriched(env, None).await
+        let mode = Mode::Event {
+            request_lookup: self.enrich && observe::wants_lookup(env),
+        };
+        self.run(env, None, mode).await
     }
 
-    /// [`Resolver::resolve`] with what WeChat's APIs said about the event's subject.
-    pub async fn resolve_enriched(
+    /// Applies what WeChat's APIs said about the subject of `env`, an event resolved before,
+    /// exactly once (an inbox entry of its own): the identifiers it adds (a unionid) are linked —
+    /// merging profiles where the policy says so — and its fields recorded with the event's time,
+    /// as if the event had carried them. `Duplicate` when applied before.
+    pub async fn apply_enrichment(
+        &self,
+        env: &Envelope,
+        enriched: &Enriched,
+    ) -> Result<Outcome, ResolveError> {
+        self.run(env, Some(enriched), Mode::Enrichment).await
+    }
+
+    async fn run(
         &self,
         env: &Envelope,
         enriched: Option<&Enriched>,
+        mode: Mode,
     ) -> Result<Outcome, ResolveError> {
         let policy = self.policy.for_tenant(&env.tenant_id);
         let extracted = extract(env, policy).map_err(|e| ResolveError::Invalid(e.to_string()))?;
@@ -165,15 +198,17 @@ impl Resolver {
         } else {
             Vec::new()
         };
-        let obs = observe::observe(
-            env,
-            enriched,
-            &ObserveCtx {
-                default_region: &policy.default_region,
-                custom: &custom,
-                now: Utc::now(),
-            },
-        );
+        let ctx = ObserveCtx {
+            default_region: &policy.default_region,
+            custom: &custom,
+            now: Utc::now(),
+        };
+        let mut obs = observe::observe(env, enriched, &ctx);
+        if mode == Mode::Enrichment {
+            // The event's own refused values were logged when it was resolved.
+            let own = observe::observe(env, None, &ctx).issues;
+            obs.issues.retain(|i| !own.contains(i));
+        }
         let mut found = extracted.identifiers;
         if let Some(u) = enriched.and_then(|e| e.unionid.as_deref()) {
             found.push(Found {
@@ -193,7 +228,8 @@ impl Resolver {
             }
         }
         let mut prepared = self.prepare(&env.tenant_id, found);
-        if !prepared.is_empty() {
+        // A binding code's link was made when the event was resolved.
+        if !prepared.is_empty() && mode != Mode::Enrichment {
             if let Some(anchor) = self.binding_anchor(env).await? {
                 prepared.push(anchor);
             }
@@ -209,12 +245,17 @@ impl Resolver {
             summary: extracted.summary,
             policy: Arc::new(policy.clone()),
             obs,
+            mode,
         });
+        let consumer = match mode {
+            Mode::Event { .. } => CONSUMER,
+            Mode::Enrichment => ENRICH_CONSUMER,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let j = job.clone();
-            let r = inbox::process_once::<_, DbErr, _>(&self.db, CONSUMER, env.id, move |txn| {
+            let r = inbox::process_once::<_, DbErr, _>(&self.db, consumer, env.id, move |txn| {
                 Box::pin(async move { apply(txn, &j).await })
             })
             .await;
@@ -228,8 +269,16 @@ impl Resolver {
                     } else {
                         "attached"
                     };
-                    metrics::counter!("scrm_identity_events_total", "outcome" => outcome)
-                        .increment(1);
+                    match mode {
+                        Mode::Event { .. } => {
+                            metrics::counter!("scrm_identity_events_total", "outcome" => outcome)
+                                .increment(1);
+                        }
+                        Mode::Enrichment => {
+                            metrics::counter!("scrm_identity_enrichments_total", "outcome" => outcome)
+                                .increment(1);
+                        }
+                    }
                     return Ok(Outcome::Resolved(res));
                 }
                 Ok(Processed::Duplicate) => return Ok(Outcome::Duplicate),
@@ -386,12 +435,23 @@ impl Resolver {
     }
 }
 
+/// What a resolution transaction applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A channel event: its timeline entry and `profile.resolved`; `request_lookup` also
+    /// enqueues `identity.enrich`.
+    Event { request_lookup: bool },
+    /// WeChat's answer about a resolved event's subject.
+    Enrichment,
+}
+
 struct Job {
     env: Envelope,
     prepared: Vec<Prepared>,
     summary: Value,
     policy: Arc<Policy>,
     obs: Observations,
+    mode: Mode,
 }
 
 pub(crate) fn snapshot_identifier(m: &identifier::Model) -> Value {
@@ -734,20 +794,22 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
             .increment(1);
     }
 
-    timeline::Entity::insert(timeline::ActiveModel {
-        id: sea_orm::NotSet,
-        tenant_id: Set(tenant.to_string()),
-        profile_id: Set(survivor.clone()),
-        event_id: Set(event_id.clone()),
-        event_type: Set(env.kind.clone()),
-        occurred_at: Set(env.occurred_at),
-        summary: Set(job.summary.to_string()),
-        identifier_ids: Set(Some(
-            json!(row_id.iter().flatten().collect::<Vec<_>>()).to_string(),
-        )),
-    })
-    .exec_without_returning(txn)
-    .await?;
+    if let Mode::Event { .. } = job.mode {
+        timeline::Entity::insert(timeline::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            profile_id: Set(survivor.clone()),
+            event_id: Set(event_id.clone()),
+            event_type: Set(env.kind.clone()),
+            occurred_at: Set(env.occurred_at),
+            summary: Set(job.summary.to_string()),
+            identifier_ids: Set(Some(
+                json!(row_id.iter().flatten().collect::<Vec<_>>()).to_string(),
+            )),
+        })
+        .exec_without_returning(txn)
+        .await?;
+    }
 
     // What the event says beyond identifiers, against its subject's identifier row; then the
     // profile's derived state when anything it depends on changed.
@@ -759,10 +821,21 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
     dirty |= plan
         .attach
         .iter()
-        .any(|&i| job.prepared[i].key.kind.is_sensitive());
+        .any(|&i| job.prepared[i].key.kind.is_sensitive() || job.mode == Mode::Enrichment);
     if dirty {
         state::refresh(txn, &survivor, Some(env.id), now).await?;
     }
+    let resolution = Resolution {
+        profile_id: survivor.clone(),
+        created,
+        absorbed,
+        attached,
+        refused: plan.refusals.len(),
+        attempts: 1,
+    };
+    let Mode::Event { request_lookup } = job.mode else {
+        return Ok(resolution);
+    };
 
     let payload = ProfileResolved {
         profile_id: survivor.clone(),
@@ -781,15 +854,16 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
         .dedupe_key(env.id.to_string())
         .build();
     outbox::enqueue(txn, &out).await?;
-
-    Ok(Resolution {
-        profile_id: survivor,
-        created,
-        absorbed,
-        attached,
-        refused: plan.refusals.len(),
-        attempts: 1,
-    })
+    if request_lookup {
+        let request = EnrichRequested { event: env.clone() };
+        let out = Envelope::builder(ENRICH_REQUESTED, tenant, json!(request))
+            .occurred_at(env.occurred_at)
+            .trace_id(env.trace_id.clone())
+            .dedupe_key(format!("enrich|{}", env.id))
+            .build();
+        outbox::enqueue(txn, &out).await?;
+    }
+    Ok(resolution)
 }
 
 /// One edge of the ledger about to be written.
