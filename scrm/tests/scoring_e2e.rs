@@ -293,11 +293,20 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
         notify.payload["reason"],
         json!({"kind": "stage_entered", "stage": "mql"})
     );
-    let changes = seen
+    // The follow is scored at once on the follower's own profile (WeChat's unionid comes beside
+    // the event), and its points move in with the merge: five changes on the person's lead, and
+    // the one of the follower's profile before it was merged.
+    let (mine, others): (Vec<&proto::Envelope>, Vec<&proto::Envelope>) = seen
         .iter()
         .filter(|e| e.kind == "lead.score_changed")
-        .count();
-    assert_eq!(changes, 5, "follow, three articles, form");
+        .partition(|e| e.payload["profile_id"] == json!(pid));
+    assert_eq!(
+        mine.len(),
+        5,
+        "the follow, three articles, the form: {mine:#?}"
+    );
+    assert_eq!(others.len(), 1, "{others:#?}");
+    assert_eq!(others[0].payload["new"], json!(10.0), "{others:#?}");
 
     // The lead as the console sees it.
     let lead: Value = http
