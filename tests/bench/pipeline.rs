@@ -1,0 +1,856 @@
+//! The whole pipeline under load, in production mode on this machine: the four roles as separate
+//! `scrm` processes against the local MariaDB, RabbitMQ and Redis; signed, encrypted Official
+//! Account callbacks posted through the real gateway; what comes out observed on the bus.
+//!
+//! Run: `cargo bench -p scrm --bench pipeline`. Phases, each on fresh people of one tenant:
+//! 1. `new`: `BENCH_EVENTS` follows of distinct new followers, posted as fast as the gateway
+//!    takes them (64 connections);
+//! 2. `returning`: `BENCH_EVENTS` events of those followers — menu clicks and text messages,
+//!    half each — as fast;
+//! 3. `new@50%` and `returning@50%`: the same kinds paced at half the rate the first two drained
+//!    at, for `BENCH_SECONDS` each, for the latencies.
+//!
+//! The tenant has a tag rule (followed the Official Account: tag `follower`) and an engagement
+//! model (a follow 10 points once, a click 2, a text 1), so every event is resolved by
+//! identity-svc (`profile.resolved`), every follow tagged by tagging-svc (`tag.changed`) and
+//! every event scored by scoring-svc (`lead.score_changed`). Reported per phase: accepted/s (the
+//! gateway's 200s), drained/s per service (events over the time until the last of that service's
+//! answers), lag from the gateway's 200 to each answer (p50 / p99), SQL statements per event per
+//! service (MariaDB's per-user statistics; each role connects as its own user), CPU time per event
+//! per process. WeChat lookups are off (they run beside the event path, not on it).
+//!
+//! The last line is `pipeline: new_eps=N returning_eps=N p99_ms=N stmts_new=N stmts_returning=N`:
+//! drained end to end per second in phases 1 and 2, the worse callback → `lead.score_changed`
+//! p99 of the paced phases, and statements per event of all services together.
+//!
+//! Env: `BENCH_EVENTS` (default 20 000), `BENCH_SECONDS` (default 20), `BENCH_CONNECTIONS` (64),
+//! `BENCH_PHASES` (`new,returning,new_half,returning_half`). Leaves nothing behind: the databases,
+//! users, queues and exchange are removed at the end (also after a failure in a phase).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use chrono::Utc;
+use platform::bus::{AmqpBus, Bus, GroupSpec};
+use platform::config::{BusConfig, DbConfig};
+use scrm_tests::servers::{amqp_url, free_port, mysql_url, redis_url, unique};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::{json, Value};
+use wechat::fake::{prepare_oa, CallbackMode, FakeApp, FakeHandle, FakeWechat};
+
+const TENANT: &str = "t-pipeline";
+const ROLES: [&str; 4] = ["gateway", "identity", "tagging", "scoring"];
+const SERVICES: [&str; 3] = ["identity", "tagging", "scoring"];
+const INTERNAL_KEY: &str = "ik-pipeline-0123456789abcdef0123456789abcdef";
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+// ---- the deployment ---------------------------------------------------------------------------
+
+/// The four roles as processes, their databases and users.
+struct Deployment {
+    dir: PathBuf,
+    config: PathBuf,
+    /// role → (database name, MariaDB user).
+    dbs: Vec<(&'static str, String, String)>,
+    children: Vec<(&'static str, Child)>,
+    urls: HashMap<&'static str, String>,
+    exchange: String,
+    admin: DatabaseConnection,
+    userstat_was: String,
+}
+
+impl Deployment {
+    async fn start(fake_apps: &[(&FakeApp, &str)]) -> anyhow::Result<Deployment> {
+        let dir = std::env::temp_dir().join(unique("pipeline"));
+        std::fs::create_dir_all(&dir)?;
+        let root = mysql_url();
+        let admin = platform::db::connect(&DbConfig::new(root.clone()), false).await?;
+        let userstat_was = scalar(&admin, "SELECT @@GLOBAL.userstat").await?;
+        let suffix = unique("p");
+        let mut dbs = Vec::new();
+        for role in ROLES {
+            let db = format!("{suffix}_{role}");
+            let user = format!("{}_{role}", &suffix[..suffix.len().min(20)]);
+            exec(&admin, &format!("CREATE DATABASE `{db}`")).await?;
+            exec(
+                &admin,
+                &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'bench'"),
+            )
+            .await?;
+            exec(&admin, &format!("GRANT ALL ON `{db}`.* TO '{user}'@'%'")).await?;
+            dbs.push((role, db, user));
+        }
+        exec(&admin, "SET GLOBAL userstat = 1").await?;
+        let host = root
+            .split_once("://")
+            .map(|(_, r)| r.rsplit_once('@').map_or(r, |(_, h)| h))
+            .unwrap_or("127.0.0.1:3306")
+            .trim_end_matches('/')
+            .to_string();
+        let exchange = unique("pipeline");
+        let ports: HashMap<&str, u16> = ROLES.iter().map(|r| (*r, free_port())).collect();
+        let urls: HashMap<&'static str, String> = ROLES
+            .iter()
+            .map(|r| (*r, format!("http://127.0.0.1:{}", ports[r])))
+            .collect();
+        let mut toml = String::new();
+        toml += &format!(
+            "[telemetry]\nlog_format = \"json\"\nlog_level = \"warn\"\n\n\
+             [bus]\nkind = \"amqp\"\nurl = \"{}\"\nexchange = \"{exchange}\"\nprefetch = 64\n\n\
+             [cache]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{exchange}:\"\n\n",
+            amqp_url(),
+            redis_url()
+        );
+        for (role, db, user) in &dbs {
+            toml += &format!(
+                "[{role}.http]\nbind = \"127.0.0.1:{}\"\n[{role}.database]\n\
+                 url = \"mysql://{user}:bench@{host}/{db}\"\nmax_connections = 10\n\n",
+                ports[role]
+            );
+        }
+        toml += &format!(
+            "[gateway.services]\nidentity_url = \"{}\"\ntagging_url = \"{}\"\nscoring_url = \"{}\"\n\n\
+             [identity.wechat]\nenabled = false\n\n[tagging.wechat]\nenabled = false\n\n",
+            urls["identity"], urls["tagging"], urls["scoring"]
+        );
+        for (app, kind) in fake_apps {
+            toml += &format!(
+                "[[gateway.apps]]\ntenant_id = \"{TENANT}\"\nkind = \"{kind}\"\napp_id = \"{}\"\n\
+                 token = \"{}\"\nencoding_aes_key = \"{}\"\nsecret = \"{}\"\n\n",
+                app.appid, app.token, app.encoding_aes_key, app.secret
+            );
+        }
+        let config = dir.join("pipeline.toml");
+        std::fs::write(&config, toml)?;
+        let d = Deployment {
+            dir,
+            config,
+            dbs,
+            children: Vec::new(),
+            urls,
+            exchange,
+            admin,
+            userstat_was,
+        };
+        let (ok, out) = d.scrm(&["migrate"]);
+        if !ok {
+            bail!("scrm migrate failed: {out}");
+        }
+        Ok(d)
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SCRM_GATEWAY__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+            ("SCRM_GATEWAY__SECRET_KEY", KEY_B64.to_string()),
+            ("SCRM_IDENTITY__PII_KEY", KEY_B64.to_string()),
+            ("SCRM_IDENTITY__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+            ("SCRM_TAGGING__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+            ("SCRM_SCORING__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+        ]
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrm"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .envs(self.env());
+        cmd
+    }
+
+    fn scrm(&self, args: &[&str]) -> (bool, String) {
+        match self.command(args).output() {
+            Ok(o) => (
+                o.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            ),
+            Err(e) => (false, e.to_string()),
+        }
+    }
+
+    /// Starts every role and waits for each `/readyz`.
+    async fn run_roles(&mut self) -> anyhow::Result<()> {
+        for role in ROLES {
+            let log = std::fs::File::create(self.dir.join(format!("{role}.log")))?;
+            let child = self
+                .command(&[role])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("start {role}"))?;
+            self.children.push((role, child));
+        }
+        let http = reqwest::Client::new();
+        for role in ROLES {
+            let url = format!("{}/readyz", self.urls[role]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(r) = http.get(&url).send().await {
+                    if r.status().is_success() {
+                        break;
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "{role} never became ready; see {}",
+                        self.dir.join(format!("{role}.log")).display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn db_url(&self, role: &str) -> String {
+        let (_, db, _) = self.dbs.iter().find(|(r, _, _)| *r == role).unwrap();
+        format!("{}/{db}", mysql_url())
+    }
+
+    /// Statements each service's user has sent so far.
+    async fn statements(&self) -> anyhow::Result<HashMap<&'static str, u64>> {
+        let mut out = HashMap::new();
+        for (role, _, user) in &self.dbs {
+            let row = self
+                .admin
+                .query_one(Statement::from_string(
+                    self.admin.get_database_backend(),
+                    format!(
+                        "SELECT CAST(SELECT_COMMANDS + UPDATE_COMMANDS + OTHER_COMMANDS AS SIGNED) \
+                         FROM information_schema.USER_STATISTICS WHERE USER = '{user}'"
+                    ),
+                ))
+                .await?;
+            let n: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+            out.insert(*role, n as u64);
+        }
+        Ok(out)
+    }
+
+    /// CPU seconds (user + system) each role's process has used so far.
+    fn cpu(&self) -> HashMap<&'static str, f64> {
+        let tick = 100.0; // USER_HZ on Linux
+        self.children
+            .iter()
+            .map(|(role, c)| {
+                let stat =
+                    std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+                // Fields after the command name (which may hold spaces), from its closing paren.
+                let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                // utime and stime are fields 14 and 15 of the line, 12 and 13 after the paren.
+                (*role, (t(11) + t(12)) / tick)
+            })
+            .collect()
+    }
+
+    async fn stop(mut self, bus: &AmqpBus) {
+        for (_, c) in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        for (_, c) in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (_, db, user) in &self.dbs {
+            let _ = exec(&self.admin, &format!("DROP DATABASE IF EXISTS `{db}`")).await;
+            let _ = exec(&self.admin, &format!("DROP USER IF EXISTS '{user}'@'%'")).await;
+        }
+        let _ = exec(
+            &self.admin,
+            &format!("SET GLOBAL userstat = {}", self.userstat_was),
+        )
+        .await;
+        let _ = bus.destroy().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
+    db.execute(Statement::from_string(
+        db.get_database_backend(),
+        sql.to_string(),
+    ))
+    .await
+    .with_context(|| sql.to_string())?;
+    Ok(())
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_string(),
+        ))
+        .await?
+        .ok_or_else(|| anyhow!("no row: {sql}"))?;
+    let v: i64 = row.try_get_by_index(0)?;
+    Ok(v.to_string())
+}
+
+/// The tenant's definitions, written before the roles start: tag `follower` by a rule (followed
+/// the Official Account), and an engagement model (follow 10 once, click 2, text 1).
+async fn define(d: &Deployment) -> anyhow::Result<()> {
+    let tagging = platform::db::connect(&DbConfig::new(d.db_url("tagging")), false).await?;
+    let tag_id = scrm_tests::tagging::group_with_tag(&tagging, TENANT, "lifecycle", "follower")
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    tagging_svc::store::rules::create(
+        &tagging,
+        tagging_svc::store::rules::RuleInput {
+            tenant_id: TENANT.into(),
+            tag_id,
+            name: "followed the Official Account".into(),
+            condition: json!({"version": 1, "root": {"type": "behaviour", "event": "oa.subscribe",
+                               "count": {"op": "gte", "value": 1}, "window": {"type": "all_time"}}}),
+            mode: "add_remove".into(),
+            enabled: true,
+            operator: "bench".into(),
+        },
+        &rules::Limits::default(),
+    )
+    .await
+    .map_err(|e| anyhow!("{e:?}"))?;
+    let now = Utc::now();
+    facts::roll(&tagging, TENANT, facts::local_day(now, 480), 20_000, now).await?;
+    let scoring = platform::db::connect(&DbConfig::new(d.db_url("scoring")), false).await?;
+    use scoring_svc::domain::defs::{ModelSpec, RuleSpec};
+    use scoring_svc::store::defs;
+    let spec: ModelSpec =
+        serde_json::from_value(json!({"key": "engagement", "name": "Engagement",
+        "decay": {"kind": "half_life", "days": 30}}))?;
+    let m = defs::create_model(&scoring, TENANT, spec, "bench", now).await?;
+    for r in [
+        json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
+        json!({"kind": "event", "name": "Menu click", "event": "oa.click", "points": 2}),
+        json!({"kind": "event", "name": "Message", "event": "oa.message.text", "points": 1}),
+    ] {
+        let spec: RuleSpec = serde_json::from_value(r)?;
+        defs::create_rule_in(&scoring, TENANT, &m.id, spec, "bench", now).await?;
+    }
+    Ok(())
+}
+
+// ---- load and observation ---------------------------------------------------------------------
+
+/// What one callback is: a follow of a new person, a menu click or a text message.
+#[derive(Clone)]
+enum Kind {
+    Follow { openid: String },
+    Click { openid: String, key: String },
+    Text { openid: String, content: String },
+}
+
+impl Kind {
+    /// The string that identifies the callback in what the services publish about it.
+    fn marker(&self) -> &str {
+        match self {
+            Kind::Follow { openid } => openid,
+            Kind::Click { key, .. } => key,
+            Kind::Text { content, .. } => content,
+        }
+    }
+}
+
+/// What the observer saw: per marker the time of `profile.resolved`; per profile its markers;
+/// every `tag.changed` (profile, time) and `lead.score_changed` (cause envelope, time).
+#[derive(Default)]
+struct Seen {
+    resolved: HashMap<String, Instant>,
+    /// profile.resolved envelope id → marker.
+    resolved_env: HashMap<String, String>,
+    profile_of: HashMap<String, String>,
+    tagged: Vec<(String, Instant)>,
+    scored: Vec<(String, Instant)>,
+}
+
+/// The marker a channel event carries (the click key / text content over the follower's openid).
+fn marker_in(event: &Value, run: &str) -> Option<String> {
+    let text = event.to_string();
+    for prefix in [format!("K{run}-"), format!("T{run}-"), format!("o{run}-")] {
+        if let Some(i) = text.find(&prefix) {
+            let tail: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            return Some(tail);
+        }
+    }
+    None
+}
+
+async fn observe(mut sub: platform::bus::Subscription, seen: Arc<Mutex<Seen>>, run: String) {
+    while let Some(d) = sub.recv().await {
+        let at = Instant::now();
+        let env = &d.envelope;
+        {
+            let mut s = seen.lock().unwrap();
+            match env.kind.as_str() {
+                proto::identity::PROFILE_RESOLVED => {
+                    let p = &env.payload;
+                    if let Some(m) = marker_in(&p["event"]["payload"], &run) {
+                        s.resolved.entry(m.clone()).or_insert(at);
+                        s.resolved_env.insert(env.id.to_string(), m.clone());
+                        let profile = p["profile_id"].as_str().unwrap_or_default().to_string();
+                        s.profile_of.entry(m).or_insert(profile);
+                    }
+                }
+                proto::tagging::TAG_CHANGED => {
+                    let profile = env.payload["profile_id"].as_str().unwrap_or_default();
+                    s.tagged.push((profile.to_string(), at));
+                }
+                proto::scoring::LEAD_SCORE_CHANGED => {
+                    let cause = env.payload["reason"]["cause_id"]
+                        .as_str()
+                        .unwrap_or_default();
+                    s.scored.push((cause.to_string(), at));
+                }
+                _ => {}
+            }
+        }
+        let _ = d.ack().await;
+    }
+}
+
+/// One phase's figures.
+struct Report {
+    name: String,
+    events: usize,
+    accepted_per_s: f64,
+    /// Service → events per second until its last answer.
+    drained: Vec<(&'static str, f64)>,
+    /// Answer → (p50, p99) lag in ms.
+    lags: Vec<(&'static str, f64, f64)>,
+    stmts: Vec<(&'static str, f64)>,
+    cpu_ms: Vec<(&'static str, f64)>,
+    end_to_end_per_s: f64,
+}
+
+impl Report {
+    fn stmts_total(&self) -> f64 {
+        self.stmts.iter().map(|(_, v)| v).sum()
+    }
+
+    fn lag_p99(&self, what: &str) -> f64 {
+        self.lags
+            .iter()
+            .find(|(w, _, _)| *w == what)
+            .map_or(0.0, |(_, _, p99)| *p99)
+    }
+
+    fn print(&self) {
+        println!(
+            "[{}] {} callbacks: accepted {:.0}/s; drained end to end {:.0}/s",
+            self.name, self.events, self.accepted_per_s, self.end_to_end_per_s
+        );
+        for (s, r) in &self.drained {
+            println!("  drained by {s}: {r:.0} events/s");
+        }
+        for (w, p50, p99) in &self.lags {
+            println!("  200 → {w}: p50 {p50:.0} ms, p99 {p99:.0} ms");
+        }
+        let stmts: Vec<String> = self
+            .stmts
+            .iter()
+            .map(|(s, v)| format!("{s} {v:.1}"))
+            .collect();
+        println!(
+            "  SQL statements per event: {} (all {:.1})",
+            stmts.join(", "),
+            self.stmts_total()
+        );
+        let cpu: Vec<String> = self
+            .cpu_ms
+            .iter()
+            .map(|(s, v)| format!("{s} {v:.2}"))
+            .collect();
+        println!("  CPU ms per event: {}", cpu.join(", "));
+    }
+}
+
+struct Load<'a> {
+    d: &'a Deployment,
+    fake: &'a FakeHandle,
+    oa: &'a FakeApp,
+    http: reqwest::Client,
+    seen: Arc<Mutex<Seen>>,
+    run: String,
+    connections: usize,
+    /// Followers of earlier phases (their openids), for returning events.
+    followers: Vec<String>,
+    next: u64,
+}
+
+impl Load<'_> {
+    fn follows(&mut self, n: usize) -> Vec<Kind> {
+        (0..n)
+            .map(|_| {
+                self.next += 1;
+                Kind::Follow {
+                    openid: format!("o{}-{}", self.run, self.next),
+                }
+            })
+            .collect()
+    }
+
+    fn returning(&mut self, n: usize) -> Vec<Kind> {
+        (0..n)
+            .map(|i| {
+                self.next += 1;
+                let openid =
+                    self.followers[(self.next as usize * 7919) % self.followers.len()].clone();
+                if i % 2 == 0 {
+                    Kind::Click {
+                        openid,
+                        key: format!("K{}-{}", self.run, self.next),
+                    }
+                } else {
+                    Kind::Text {
+                        openid,
+                        content: format!("T{}-{}", self.run, self.next),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Posts `kinds` (at `rate` per second, or as fast as possible), waits until every service
+    /// has answered for all of them, and reports.
+    async fn phase(
+        &mut self,
+        name: &str,
+        kinds: Vec<Kind>,
+        rate: Option<f64>,
+    ) -> anyhow::Result<Report> {
+        let follows = kinds
+            .iter()
+            .filter(|k| matches!(k, Kind::Follow { .. }))
+            .count();
+        let stmts0 = self.d.statements().await?;
+        let cpu0 = self.d.cpu();
+        let (tagged0, scored0) = {
+            let s = self.seen.lock().unwrap();
+            (s.tagged.len(), s.scored.len())
+        };
+        let callbacks: Vec<(String, wechat::fake::PreparedCallback)> = kinds
+            .iter()
+            .map(|k| {
+                let cb = self.oa_callback(k);
+                (k.marker().to_string(), cb)
+            })
+            .collect();
+        let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let queue = Arc::new(Mutex::new(
+            callbacks.into_iter().enumerate().collect::<Vec<_>>(),
+        ));
+        queue.lock().unwrap().reverse();
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..self.connections {
+            let (queue, sent, http) = (queue.clone(), sent.clone(), self.http.clone());
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let Some((i, (marker, cb))) = queue.lock().unwrap().pop() else {
+                        return Ok::<(), anyhow::Error>(());
+                    };
+                    if let Some(rate) = rate {
+                        let due = started + Duration::from_secs_f64(i as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let r = http
+                        .post(&cb.url)
+                        .query(&cb.query)
+                        .header("content-type", cb.content_type)
+                        .body(cb.body.clone())
+                        .send()
+                        .await?;
+                    let status = r.status();
+                    if !status.is_success() {
+                        bail!(
+                            "gateway answered {status}: {}",
+                            r.text().await.unwrap_or_default()
+                        );
+                    }
+                    sent.lock().unwrap().insert(marker, Instant::now());
+                }
+            }));
+        }
+        for w in workers {
+            w.await??;
+        }
+        let accepted_in = started.elapsed();
+        let total = kinds.len();
+        // Everything answered: resolved, tagged (follows), scored.
+        let deadline = Instant::now() + Duration::from_secs(300 + total as u64 / 50);
+        loop {
+            let done = {
+                let s = self.seen.lock().unwrap();
+                let resolved = kinds
+                    .iter()
+                    .filter(|k| s.resolved.contains_key(k.marker()))
+                    .count();
+                resolved == total
+                    && s.tagged.len() - tagged0 >= follows
+                    && s.scored.len() - scored0 >= total
+            };
+            if done {
+                break;
+            }
+            if Instant::now() > deadline {
+                let s = self.seen.lock().unwrap();
+                bail!(
+                    "{name}: not drained in time: resolved {}/{total}, tagged {}/{follows}, scored {}/{total}",
+                    kinds.iter().filter(|k| s.resolved.contains_key(k.marker())).count(),
+                    s.tagged.len() - tagged0,
+                    s.scored.len() - scored0
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The statements of the last transactions (outbox deletes after confirms) land a moment
+        // after their events were seen.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stmts1 = self.d.statements().await?;
+        let cpu1 = self.d.cpu();
+        let sent = sent.lock().unwrap().clone();
+        let s = self.seen.lock().unwrap();
+        let mut lag_resolved = Vec::new();
+        let mut last_resolved = started;
+        for k in &kinds {
+            if let (Some(t0), Some(t1)) = (sent.get(k.marker()), s.resolved.get(k.marker())) {
+                lag_resolved.push(t1.saturating_duration_since(*t0));
+                last_resolved = last_resolved.max(*t1);
+            }
+        }
+        // tag.changed of this phase's followers, by profile.
+        let profile_sent: HashMap<&str, Instant> = kinds
+            .iter()
+            .filter(|k| matches!(k, Kind::Follow { .. }))
+            .filter_map(|k| {
+                Some((
+                    s.profile_of.get(k.marker())?.as_str(),
+                    *sent.get(k.marker())?,
+                ))
+            })
+            .collect();
+        let mut lag_tagged = Vec::new();
+        let mut last_tagged = started;
+        for (p, at) in &s.tagged[tagged0..] {
+            if let Some(t0) = profile_sent.get(p.as_str()) {
+                lag_tagged.push(at.saturating_duration_since(*t0));
+                last_tagged = last_tagged.max(*at);
+            }
+        }
+        let mut lag_scored = Vec::new();
+        let mut last_scored = started;
+        for (cause, at) in &s.scored[scored0..] {
+            if let Some(t0) = s.resolved_env.get(cause).and_then(|m| sent.get(m)) {
+                lag_scored.push(at.saturating_duration_since(*t0));
+                last_scored = last_scored.max(*at);
+            }
+        }
+        for l in [&mut lag_resolved, &mut lag_tagged, &mut lag_scored] {
+            l.sort();
+        }
+        let per_s = |last: Instant| total as f64 / last.duration_since(started).as_secs_f64();
+        let mut drained = vec![("identity", per_s(last_resolved))];
+        if follows > 0 {
+            drained.push((
+                "tagging",
+                follows as f64 / last_tagged.duration_since(started).as_secs_f64(),
+            ));
+        }
+        drained.push(("scoring", per_s(last_scored)));
+        let mut lags = vec![(
+            "profile.resolved",
+            ms(pct(&lag_resolved, 0.5)),
+            ms(pct(&lag_resolved, 0.99)),
+        )];
+        if follows > 0 {
+            lags.push((
+                "tag.changed",
+                ms(pct(&lag_tagged, 0.5)),
+                ms(pct(&lag_tagged, 0.99)),
+            ));
+        }
+        lags.push((
+            "lead.score_changed",
+            ms(pct(&lag_scored, 0.5)),
+            ms(pct(&lag_scored, 0.99)),
+        ));
+        let end = last_resolved.max(last_tagged).max(last_scored);
+        for k in &kinds {
+            if let Kind::Follow { openid } = k {
+                self.followers.push(openid.clone());
+            }
+        }
+        Ok(Report {
+            name: name.to_string(),
+            events: total,
+            accepted_per_s: total as f64 / accepted_in.as_secs_f64(),
+            drained,
+            lags,
+            stmts: SERVICES
+                .iter()
+                .map(|r| (*r, (stmts1[r] - stmts0[r]) as f64 / total as f64))
+                .collect(),
+            cpu_ms: ROLES
+                .iter()
+                .map(|r| (*r, (cpu1[r] - cpu0[r]) * 1000.0 / total as f64))
+                .collect(),
+            end_to_end_per_s: total as f64 / end.duration_since(started).as_secs_f64(),
+        })
+    }
+
+    fn oa_callback(&self, k: &Kind) -> wechat::fake::PreparedCallback {
+        let b = self.fake.callbacks(self.oa);
+        let xml = match k {
+            Kind::Follow { openid } => b.subscribe(openid),
+            Kind::Click { openid, key } => b.click(openid, key),
+            Kind::Text { openid, content } => b.text(openid, content),
+        };
+        prepare_oa(&self.d.urls["gateway"], self.oa, &xml, CallbackMode::Safe).expect("a callback")
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let events = env_u64("BENCH_EVENTS", 20_000) as usize;
+    let seconds = env_u64("BENCH_SECONDS", 20) as f64;
+    let connections = env_u64("BENCH_CONNECTIONS", 64) as usize;
+    let phases: Vec<String> = std::env::var("BENCH_PHASES")
+        .unwrap_or_else(|_| "new,returning,new_half,returning_half".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let fake = FakeWechat::start(0, 5)?;
+    let apps = fake.apps().clone();
+    let mut d = Deployment::start(&[(&apps.oa, "oa")]).await?;
+    let mut cfg = BusConfig::amqp(amqp_url());
+    cfg.exchange = d.exchange.clone();
+    let bus = AmqpBus::connect(&cfg).await?;
+    let result = async {
+        platform::bus::declare_groups(&bus, proto::routing::GROUPS)
+            .await
+            .map_err(|(g, e)| anyhow!("declare {g}: {e}"))?;
+        let sub = bus
+            .subscribe(&GroupSpec::with_policy(
+                "pipeline-observer",
+                &["profile.resolved", "tag.changed", "lead.score_changed"],
+                &bus.policy(),
+            ))
+            .await?;
+        define(&d).await?;
+        d.run_roles().await?;
+        println!(
+            "pipeline: four roles as processes (RabbitMQ exchange {}, MariaDB, Redis); {events} callbacks per phase",
+            d.exchange
+        );
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let run = unique("r").replace(['_', '-'], "");
+        let observer = tokio::spawn(observe(sub, seen.clone(), run.clone()));
+        let mut load = Load {
+            d: &d,
+            fake: &fake,
+            oa: &apps.oa,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(connections)
+                .build()?,
+            seen,
+            run,
+            connections,
+            followers: Vec::new(),
+            next: 0,
+        };
+        let (mut new, mut returning, mut half_p99) = (None::<Report>, None::<Report>, 0.0f64);
+        for p in &phases {
+            let report = match p.as_str() {
+                "new" => {
+                    let k = load.follows(events);
+                    load.phase("new", k, None).await?
+                }
+                "returning" => {
+                    if load.followers.is_empty() {
+                        let k = load.follows(events.min(5_000));
+                        load.phase("warm-up follows", k, None).await?.print();
+                    }
+                    let k = load.returning(events);
+                    load.phase("returning", k, None).await?
+                }
+                "new_half" | "returning_half" => {
+                    let full = if p == "new_half" { &new } else { &returning };
+                    let Some(full) = full else {
+                        bail!("{p} needs the full-rate phase before it");
+                    };
+                    let rate = full.end_to_end_per_s / 2.0;
+                    let n = (rate * seconds).round().max(1.0) as usize;
+                    let k = if p == "new_half" {
+                        load.follows(n)
+                    } else {
+                        load.returning(n)
+                    };
+                    let r = load.phase(&format!("{p} at {rate:.0}/s"), k, Some(rate)).await?;
+                    half_p99 = half_p99.max(r.lag_p99("lead.score_changed"));
+                    r
+                }
+                other => bail!("unknown phase `{other}`"),
+            };
+            report.print();
+            match p.as_str() {
+                "new" => new = Some(report),
+                "returning" => returning = Some(report),
+                _ => {}
+            }
+        }
+        observer.abort();
+        let eps = |r: &Option<Report>| r.as_ref().map_or(0.0, |r| r.end_to_end_per_s);
+        let stmts = |r: &Option<Report>| r.as_ref().map_or(0.0, Report::stmts_total);
+        println!(
+            "pipeline: new_eps={:.0} returning_eps={:.0} p99_ms={:.0} stmts_new={:.0} stmts_returning={:.0}",
+            eps(&new),
+            eps(&returning),
+            half_p99,
+            stmts(&new),
+            stmts(&returning)
+        );
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    d.stop(&bus).await;
+    fake.stop().await;
+    result
+}
