@@ -157,7 +157,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
     let (_, mirror) = until(
         "the mirror",
         || get(&http, mirror_url.clone()),
-        |(_, m)| m["groups"].as_array().is_some_and(|g| g.len() == lib.len()),
+        |(_, m)| m["items"].as_array().is_some_and(|g| g.len() == lib.len()),
     )
     .await;
     assert_eq!(mirror["sync"]["last_error"], Value::Null);
@@ -250,7 +250,7 @@ async fn a_tag_set_in_scrm_reaches_the_reps_customer_in_wecom() {
     )
     .await;
     assert_eq!(s, 200);
-    assert_eq!(queue["recent_failures"], json!([]));
+    assert_eq!(queue["items"], json!([]));
     assert!(
         fake.calls(endpoints::GETTOKEN) >= 1,
         "tokens through the gateway"

@@ -72,7 +72,7 @@ async fn define(db: &DatabaseConnection) -> String {
         json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
     ] {
         let spec: RuleSpec = serde_json::from_value(r).unwrap();
-        let rule = scoring_svc::store::defs::create_rule(db, &m.id, spec, "bench", now)
+        let rule = scoring_svc::store::defs::create_rule_in(db, TENANT, &m.id, spec, "bench", now)
             .await
             .expect("rule");
         if view.is_empty() {
@@ -331,13 +331,13 @@ async fn heavy(
         .await
         .unwrap();
     let http = reqwest::Client::new();
+    let (auth_name, auth) = scrm_tests::auth::header(TENANT);
     let mut first = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
         let r = http
-            .get(format!(
-                "{scoring}/v1/profiles/{profile}/ledger?tenant_id={TENANT}&limit=100"
-            ))
+            .get(format!("{scoring}/v1/profiles/{profile}/ledger?limit=100"))
+            .header(auth_name, &auth)
             .send()
             .await
             .unwrap();
@@ -349,18 +349,25 @@ async fn heavy(
     let mut walks = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
-        let mut cursor: Option<i64> = None;
+        let mut cursor: Option<String> = None;
         let mut seen = 0;
         loop {
-            let mut u =
-                format!("{scoring}/v1/profiles/{profile}/ledger?tenant_id={TENANT}&limit=1000");
-            if let Some(c) = cursor {
+            let mut u = format!("{scoring}/v1/profiles/{profile}/ledger?limit=500");
+            if let Some(c) = &cursor {
                 u.push_str(&format!("&cursor={c}"));
             }
-            let page: serde_json::Value = http.get(u).send().await.unwrap().json().await.unwrap();
+            let page: serde_json::Value = http
+                .get(u)
+                .header(auth_name, &auth)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             seen += page["items"].as_array().map_or(0, |a| a.len());
-            match page["next_cursor"].as_i64() {
-                Some(c) => cursor = Some(c),
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
                 None => break,
             }
         }
@@ -372,9 +379,8 @@ async fn heavy(
     for _ in 0..200 {
         let t = Instant::now();
         let r = http
-            .get(format!(
-                "{scoring}/v1/profiles/{profile}/scores?tenant_id={TENANT}"
-            ))
+            .get(format!("{scoring}/v1/profiles/{profile}/scores"))
+            .header(auth_name, &auth)
             .send()
             .await
             .unwrap();
@@ -449,6 +455,7 @@ fn main() {
             },
             dbcfg.clone(),
         );
+        cfg.internal_key = platform::config::Secret::new(scrm_tests::auth::TEST_INTERNAL_KEY);
         cfg.consumer_concurrency = concurrency;
         cfg.consumer_batch = batch;
         cfg.consumer_linger_ms = env_u64("BENCH_LINGER_MS", cfg.consumer_linger_ms);

@@ -478,7 +478,9 @@ async fn main() -> anyhow::Result<()> {
         let job = backfill::queue(&tagger, TENANT, backfill::BACKFILL, &rule.id, "bench").await?;
         let start = Instant::now();
         backfill::run(&tagger, &job.id).await?;
-        let j = backfill::get(&tagger, &job.id).await?.context("job")?;
+        let j = backfill::get_in(&tagger, TENANT, &job.id)
+            .await?
+            .context("job")?;
         println!(
             "  {round:<28} {:>7.1} s  profiles {}  added {}  removed {}",
             start.elapsed().as_secs_f64(),

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod bus_load;
 pub mod db;
 pub mod events;
+pub mod pages;
 pub mod proxy;
 pub mod scoring;
 pub mod servers;

@@ -91,11 +91,12 @@ impl ScoringDb {
         m.id
     }
 
-    /// Adds a rule to a model.
-    pub async fn rule(&self, model_id: &str, spec: Value) -> String {
+    /// Adds a rule to `tenant`'s model.
+    pub async fn rule(&self, tenant: &str, model_id: &str, spec: Value) -> String {
         let spec: RuleSpec = serde_json::from_value(spec).expect("rule spec");
-        let r = scoring_svc::store::defs::create_rule(
+        let r = scoring_svc::store::defs::create_rule_in(
             self.db(),
+            tenant,
             model_id,
             spec,
             "test",
@@ -103,7 +104,7 @@ impl ScoringDb {
         )
         .await
         .expect("rule created");
-        self.scorer.defs().invalidate(&r.tenant_id);
+        self.scorer.defs().invalidate(tenant);
         r.id
     }
 
@@ -358,6 +359,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/models/m1"),
     ("PATCH", "/v1/models/m1"),
     ("POST", "/v1/models/m1/rules"),
+    ("GET", "/v1/models/m1/rules"),
     ("POST", "/v1/models/m1/recompute"),
     ("GET", "/v1/rules/r1"),
     ("PUT", "/v1/rules/r1"),

@@ -152,7 +152,7 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
     assert_eq!(gone.merged_into.as_deref(), Some(a.profile_id.as_str()));
     assert!(gone.identifiers.is_empty());
 
-    let merges = queries::merges(&t.conn, TENANT, &a.profile_id)
+    let merges = queries::merges(&t.conn, TENANT, &a.profile_id, None, 100)
         .await
         .unwrap();
     assert_eq!(merges.len(), 1);
@@ -174,17 +174,15 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
     let page1 = queries::timeline(&t.conn, TENANT, &a.profile_id, None, 3)
         .await
         .unwrap();
-    assert_eq!(page1.items.len(), 3);
-    let cursor = queries::parse_cursor(page1.next_cursor.as_deref().unwrap()).unwrap();
-    let page2 = queries::timeline(&t.conn, TENANT, &a.profile_id, Some(cursor), 3)
+    assert_eq!(page1.len(), 3);
+    let after = page1.last().map(|e| e.key());
+    let page2 = queries::timeline(&t.conn, TENANT, &a.profile_id, after, 3)
         .await
         .unwrap();
-    assert_eq!(page2.items.len(), 2);
-    assert!(page2.next_cursor.is_none());
+    assert_eq!(page2.len(), 2);
     let events: HashSet<String> = page1
-        .items
         .iter()
-        .chain(page2.items.iter())
+        .chain(page2.iter())
         .map(|e| e.event_id.clone())
         .collect();
     assert_eq!(events.len(), 5);
@@ -232,7 +230,7 @@ async fn verified_phone_merges(backend: Backend) {
     assert_eq!(m.profile_id, first.profile_id);
     assert_eq!(m.absorbed, vec![second.profile_id.clone()]);
     assert_eq!(
-        queries::merges(&t.conn, TENANT, &first.profile_id)
+        queries::merges(&t.conn, TENANT, &first.profile_id, None, 100)
             .await
             .unwrap()[0]
             .rule,
@@ -286,7 +284,7 @@ async fn guard_refuses_merge_of_different_unionids(backend: Backend) {
             .unwrap();
         assert_eq!(p.status, "active");
     }
-    let refusals = queries::refusals(&t.conn, TENANT, 10).await.unwrap();
+    let refusals = queries::refusals(&t.conn, TENANT, None, 10).await.unwrap();
     assert_eq!(refusals.len(), 1);
     assert_eq!(refusals[0].reason, "conflicting_unionids");
     assert_eq!(refusals[0].rule, "verified_phone");

@@ -6,6 +6,7 @@
 //! of them) and phones looked up by the national number WeChat returns.
 
 use actix_web::{test as atest, web, App};
+use chrono::{DateTime, Utc};
 use identity_svc::config::ResolutionConfig;
 use identity_svc::domain::observe::{wecom_contact_fields, Enriched, FollowChange};
 use identity_svc::domain::pii::Pii;
@@ -19,6 +20,7 @@ use proto::identity::{ProfileUpdated, PROFILE_UPDATED};
 use proto::Envelope;
 use scrm_tests::db::{Backend, TestDb};
 use scrm_tests::events::{callback, count, session};
+use scrm_tests::pages;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
@@ -830,10 +832,195 @@ async fn phones_are_found_by_the_national_number(backend: Backend) {
     t.cleanup().await;
 }
 
+/// Every list of the API pages by cursor: walked two at a time, each gives the items of one
+/// large page, once and in order (newest first, oldest first, by name, …); limits out of range and
+/// cursors a list did not give — another list's among them — are 400 naming the parameter.
+async fn every_list_pages_by_cursor(backend: Backend) {
+    let (t, r) = setup(backend).await;
+    let app = api!(r);
+    let get = |uri: String| {
+        let app = &app;
+        async move {
+            let resp = atest::call_service(app, get!(uri)).await;
+            let status = resp.status().as_u16();
+            let body: Value = atest::read_body_json(resp).await;
+            (status, body)
+        }
+    };
+    let id = |v: &Value| v["id"].clone();
+
+    // One person seen through seven mini-program sessions of one unionid.
+    let s = profile_of(&r, &session(TENANT, MP, "oL0", Some("uL"))).await;
+    for i in 1..7 {
+        profile_of(&r, &session(TENANT, MP, &format!("oL{i}"), Some("uL"))).await;
+    }
+    // Five others merged into it by hand: five merges, and the edges of every identifier.
+    for i in 0..5 {
+        let other = profile_of(&r, &session(TENANT, MP, &format!("oM{i}"), None)).await;
+        let (st, b) = call!(
+            app,
+            send!(
+                TENANT,
+                "POST",
+                "/v1/profiles/merge",
+                json!({"survivor": s, "absorbed": other, "reason": "same person"})
+            )
+        );
+        assert_eq!(st, 200, "{b}");
+    }
+    // A verified phone claimed by five more unionids: five refused merges.
+    r.resolve(&scrm_tests::events::phone(
+        TENANT,
+        MP,
+        "oR",
+        Some("uR"),
+        "+8613911112222",
+    ))
+    .await
+    .unwrap();
+    for i in 0..5 {
+        r.resolve(&scrm_tests::events::phone(
+            TENANT,
+            MP,
+            &format!("oR{i}"),
+            Some(&format!("uR{i}")),
+            "+8613911112222",
+        ))
+        .await
+        .unwrap();
+    }
+    // Five people whose names start with "Wang" (two of them just "Wang"), each form with an age
+    // nobody has: five refused values.
+    for (i, name) in ["Wang", "Wang Lei", "Wang", "Wangs", "Wang Fang"]
+        .iter()
+        .enumerate()
+    {
+        profile_of(
+            &r,
+            &form(&format!("oW{i}"), json!({"name": name, "age": 300})),
+        )
+        .await;
+    }
+    // Five custom fields, five customers of one rep.
+    for name in ["tier", "budget", "region", "score_hint", "vip"] {
+        let (st, b) = call!(
+            app,
+            send!(
+                TENANT,
+                "PUT",
+                format!("/v1/custom-fields/{name}"),
+                json!({"value_type": "string"})
+            )
+        );
+        assert_eq!(st, 201, "{b}");
+    }
+    for i in 0..5 {
+        profile_of(
+            &r,
+            &contact(
+                &format!("wmL{i}"),
+                "repL",
+                ExternalContactChangeType::AddExternalContact,
+                i,
+            ),
+        )
+        .await;
+    }
+
+    let timeline = pages::check(&get, &format!("/v1/profiles/{s}/timeline"), 2, |v| {
+        v["event_id"].clone()
+    })
+    .await;
+    assert_eq!(
+        timeline.items.len(),
+        7 + 5,
+        "its own events and the merged profiles'"
+    );
+    let at = |v: &Value| {
+        v["occurred_at"]
+            .as_str()
+            .unwrap()
+            .parse::<DateTime<Utc>>()
+            .unwrap()
+    };
+    assert!(
+        timeline.items.windows(2).all(|w| at(&w[0]) >= at(&w[1])),
+        "newest first"
+    );
+
+    let merges = pages::check(&get, &format!("/v1/profiles/{s}/merges"), 2, id).await;
+    assert_eq!(merges.items.len(), 5);
+    assert!(ascending(&merges.items, id), "oldest first");
+    let edges = pages::check(&get, &format!("/v1/profiles/{s}/edges"), 2, id).await;
+    assert!(edges.items.len() >= 6, "{:?}", edges.items);
+    assert!(ascending(&edges.items, id), "oldest first");
+
+    let refusals = pages::check(&get, "/v1/merge-refusals", 2, id).await;
+    assert_eq!(refusals.items.len(), 5);
+    assert!(
+        ascending(
+            &refusals.items.iter().rev().cloned().collect::<Vec<_>>(),
+            id
+        ),
+        "newest first"
+    );
+
+    let found = pages::check(&get, "/v1/profiles/search?name=Wang", 2, id).await;
+    let names: Vec<&str> = found
+        .items
+        .iter()
+        .map(|v| v["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Wang", "Wang", "Wang Fang", "Wang Lei", "Wangs"]);
+    assert!(
+        found.items[0]["id"].as_str() < found.items[1]["id"].as_str(),
+        "ties by id"
+    );
+
+    let quality = pages::check(&get, "/v1/data-quality", 2, id).await;
+    assert!(quality.items.len() >= 5);
+    assert!(
+        ascending(&quality.items.iter().rev().cloned().collect::<Vec<_>>(), id),
+        "newest first"
+    );
+
+    let fields = pages::check(&get, "/v1/custom-fields", 2, |v| v["name"].clone()).await;
+    let names: Vec<&str> = fields
+        .items
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["budget", "region", "score_hint", "tier", "vip"]);
+
+    let customers = pages::check(&get, "/v1/reps/repL/customers", 2, |v| {
+        v["profile_id"].clone()
+    })
+    .await;
+    assert_eq!(customers.items.len(), 5);
+
+    // A cursor of one list is not a cursor of another, even where both are row ids.
+    let foreign = merges.first_cursor.unwrap();
+    pages::refused(
+        &get,
+        &format!("/v1/merge-refusals?cursor={foreign}"),
+        "invalid_cursor",
+        "cursor",
+    )
+    .await;
+    t.cleanup().await;
+}
+
+/// Are the items' `key`s strictly ascending?
+fn ascending(items: &[Value], key: impl Fn(&Value) -> Value) -> bool {
+    let keys: Vec<i64> = items.iter().map(|v| key(v).as_i64().unwrap()).collect();
+    keys.windows(2).all(|w| w[0] < w[1])
+}
+
 scrm_tests::on_both_backends!(
     fields_forms_quality_and_operator_edits,
     relationships_follows_and_groups,
     binding_codes_link_whoever_comes_through_them,
     tenants_see_only_their_own_profiles,
     phones_are_found_by_the_national_number,
+    every_list_pages_by_cursor,
 );

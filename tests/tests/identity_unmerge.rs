@@ -126,7 +126,7 @@ struct Snap {
 async fn snap(db: &DatabaseConnection, tenant: &str, id: &str) -> Snap {
     let p = queries::profile(db, tenant, id).await.unwrap().unwrap();
     let tl = queries::timeline(db, tenant, id, None, 500).await.unwrap();
-    let merges = queries::merges(db, tenant, id).await.unwrap();
+    let merges = queries::merges(db, tenant, id, None, 100).await.unwrap();
     Snap {
         fields: json!(p.fields).to_string(),
         relations: json!(p.relations).to_string(),
@@ -137,7 +137,7 @@ async fn snap(db: &DatabaseConnection, tenant: &str, id: &str) -> Snap {
             .into_iter()
             .map(|i| (i.kind, i.namespace, i.value))
             .collect(),
-        timeline: tl.items.into_iter().map(|e| e.event_id).collect(),
+        timeline: tl.into_iter().map(|e| e.event_id).collect(),
         live_merges: merges
             .into_iter()
             .filter(|m| m.unmerged_at.is_none())
@@ -432,7 +432,10 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
     let later_a = resolved(&r, &text(tn, Channel::Mp, MP, "oU1", 3)).await;
     assert_eq!(later_a.profile_id, p1.profile_id);
 
-    let merge_id = queries::merges(db, tn, &p1.profile_id).await.unwrap()[0].id;
+    let merge_id = queries::merges(db, tn, &p1.profile_id, None, 100)
+        .await
+        .unwrap()[0]
+        .id;
     // Another tenant cannot name the merge.
     match r.unmerge_in("t-elsewhere", merge_id, &by("mallory")).await {
         Err(ManualError::NotFound { field, .. }) => assert_eq!(field, "id"),
@@ -478,7 +481,9 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
         .await,
         1
     );
-    let merges = queries::merges(db, tn, &p1.profile_id).await.unwrap();
+    let merges = queries::merges(db, tn, &p1.profile_id, None, 100)
+        .await
+        .unwrap();
     assert!(merges[0].unmerged_at.is_some());
     assert_eq!(merges[0].unmerge_id, Some(u.unmerge_id));
     assert_eq!(
@@ -517,7 +522,7 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
     let again = resolved(&r, &session(tn, MP, "oU2", Some("uU"))).await;
     assert!(again.absorbed.is_empty());
     assert_eq!(again.refused, 1);
-    let refusals = queries::refusals(db, tn, 10).await.unwrap();
+    let refusals = queries::refusals(db, tn, None, 10).await.unwrap();
     assert_eq!(refusals[0].reason, "manually_unmerged");
     assert_eq!(snap(db, tn, &p2.profile_id).await.status, "active");
     assert_eq!(
@@ -657,7 +662,7 @@ async fn split_one_identifier(backend: Backend) {
     assert_eq!(again.profile_id, u.restored);
     assert!(again.absorbed.is_empty());
     assert_eq!(
-        queries::refusals(db, tn, 1).await.unwrap()[0].reason,
+        queries::refusals(db, tn, None, 1).await.unwrap()[0].reason,
         "manually_unmerged"
     );
     t.cleanup().await;
@@ -752,7 +757,7 @@ async fn operator_endpoints(backend: Backend) {
         "{b}"
     );
     assert_eq!(
-        queries::refusals(db, tn, 1).await.unwrap()[0].rule,
+        queries::refusals(db, tn, None, 1).await.unwrap()[0].rule,
         "manual"
     );
     // A stray `operator` or `tenant_id` (callers being migrated) is ignored.
@@ -762,7 +767,7 @@ async fn operator_endpoints(backend: Backend) {
     let (st, b) = post!("/v1/profiles/merge", body);
     assert_eq!(st, 200, "{b}");
     let merge_id = b["merge_id"].as_i64().unwrap();
-    let m = &queries::merges(db, tn, &pa).await.unwrap()[0];
+    let m = &queries::merges(db, tn, &pa, None, 100).await.unwrap()[0];
     assert_eq!(
         (m.operator.as_deref(), m.reason.as_deref()),
         (Some("user:dave"), Some("same person"))

@@ -30,9 +30,10 @@ async fn engagement(s: &ScoringDb, decay: serde_json::Value) -> String {
             json!({"key": "engagement", "name": "Engagement", "decay": decay}),
         )
         .await;
-    s.rule(&m, json!({"kind": "event", "name": "Page view", "event": "track.page_view", "points": 10, "caps": {"per_day": 30}}))
+    s.rule(T, &m, json!({"kind": "event", "name": "Page view", "event": "track.page_view", "points": 10, "caps": {"per_day": 30}}))
         .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 25}),
     )
@@ -119,11 +120,13 @@ async fn merge_counts_a_shared_event_once_and_unmerge_restores(backend: Backend)
         .model(T, json!({"key": "engagement", "name": "Engagement"}))
         .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "event", "name": "View", "event": "track.page_view", "points": 10}),
     )
     .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 25}),
     )
@@ -188,10 +191,11 @@ async fn merge_counts_a_shared_event_once_and_unmerge_restores(backend: Backend)
 async fn state_rules_hold_points_while_matching(backend: Backend) {
     let s = ScoringDb::new(backend).await;
     let m = s.model(T, json!({"key": "fit", "name": "Fit"})).await;
-    s.rule(&m, json!({"kind": "state", "name": "Retail", "points": 20, "condition": {"version": 1, "root":
+    s.rule(T, &m, json!({"kind": "state", "name": "Retail", "points": 20, "condition": {"version": 1, "root":
         {"type": "property", "key": "company.industry", "value_type": "string", "op": "eq", "value": "retail"}}}))
         .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "state", "name": "VIP", "points": 15, "condition": {"version": 1, "root":
         {"type": "tag", "op": "has", "tags": ["vip"]}}}),
@@ -335,10 +339,16 @@ async fn stages_triggers_slas_decay_and_inactivity(backend: Backend) {
     s.clock.set(start() + Duration::days(60));
     sched.tick().await.unwrap();
     assert_eq!(s.stage(T, "p1").await, "recycled");
-    let history =
-        scoring_svc::store::queries::history(s.db(), T, "p1", start() + Duration::days(60))
-            .await
-            .unwrap();
+    let history = scoring_svc::store::queries::history(
+        s.db(),
+        T,
+        "p1",
+        start() + Duration::days(60),
+        None,
+        100,
+    )
+    .await
+    .unwrap();
     let last = history.last().unwrap();
     assert_eq!(
         (last.actor_kind.as_str(), last.actor.as_str()),
@@ -371,7 +381,7 @@ async fn stages_triggers_slas_decay_and_inactivity(backend: Backend) {
         .await;
     }
     assert_eq!(s.stage(T, "p1").await, "mql");
-    let history = scoring_svc::store::queries::history(s.db(), T, "p1", day60)
+    let history = scoring_svc::store::queries::history(s.db(), T, "p1", day60, None, 100)
         .await
         .unwrap();
     assert_eq!(history.last().unwrap().actor, "transition:recycled->mql");
@@ -446,6 +456,7 @@ async fn leaderboard_orders_by_exact_scores(backend: Backend) {
         )
         .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "event", "name": "V", "event": "track.page_view", "points": 10}),
     )
@@ -506,6 +517,7 @@ async fn leaderboard_keys_hold_across_eras(backend: Backend) {
         )
         .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "event", "name": "V", "event": "track.page_view", "points": 10}),
     )
@@ -621,6 +633,7 @@ async fn batches_apply_as_messages_one_by_one(backend: Backend) {
     for s in [&a, &b] {
         let m = engagement(s, json!({"kind": "none"})).await;
         s.rule(
+            T,
             &m,
             json!({"kind": "state", "name": "VIP", "points": 15, "condition": {"version": 1,
             "root": {"type": "tag", "op": "has", "tags": ["vip"]}}}),
@@ -628,6 +641,7 @@ async fn batches_apply_as_messages_one_by_one(backend: Backend) {
         .await;
         // Reads the projection: the batch must have recorded each event before it is scored.
         s.rule(
+            T,
             &m,
             json!({"kind": "event", "name": "Engaged download", "event": "track.download",
             "points": 7, "condition": {"version": 1, "root": {"type": "behaviour",
@@ -813,8 +827,11 @@ async fn by_id_reads_and_manual_changes_stay_in_the_tenant(backend: Backend) {
     );
     assert_eq!(defs::rule(s.db(), T, &rule).await.unwrap().status, "active");
     assert_eq!(defs::trigger(s.db(), T, &t).await.unwrap().status, "active");
-    assert!(defs::models(s.db(), B).await.unwrap().is_empty());
-    assert!(defs::triggers(s.db(), B).await.unwrap().is_empty());
+    assert!(defs::models(s.db(), B, None, 10).await.unwrap().is_empty());
+    assert!(defs::triggers(s.db(), B, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Manual changes: B has no lead for p1, T none for ghost.
     s.model(B, json!({"key": "engagement", "name": "E of B"}))

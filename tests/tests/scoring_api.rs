@@ -19,6 +19,7 @@ use scoring_svc::api::{routes, ApiState};
 use scoring_svc::store::schedule::Scheduler;
 use scrm_tests::auth;
 use scrm_tests::db::Backend;
+use scrm_tests::pages;
 use scrm_tests::scoring::{resolved, start, tracked, updated, ScoringDb};
 use serde_json::{json, Value};
 
@@ -353,7 +354,7 @@ async fn definitions_moves_and_reads(backend: Backend) {
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
     assert_eq!(page["items"][0]["rule"], "Form");
     assert_eq!(page["items"][1]["capped"], "per_day");
-    let cursor = page["next_cursor"].as_i64().unwrap();
+    let cursor = page["next_cursor"].as_str().unwrap();
     let (_, rest) = call!(
         app,
         req(
@@ -363,7 +364,7 @@ async fn definitions_moves_and_reads(backend: Backend) {
         )
     );
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
-    assert!(rest.get("next_cursor").is_none());
+    assert!(rest["next_cursor"].is_null(), "{rest}");
     let (st, body) = call!(app, req("GET", "/v1/profiles/p1/ledger?limit=0", T));
     assert_eq!((st, body["code"].as_str()), (400, Some("invalid_limit")));
 
@@ -915,6 +916,184 @@ async fn every_route_requires_the_credential(backend: Backend) {
     s.cleanup().await;
 }
 
+/// Every list of the API pages by cursor: walked two at a time, each gives the items of one
+/// large page, once and in order (definitions as created, the ledger newest first, a lead's
+/// history, firings and SLAs oldest first, the leaderboard by score then profile id); limits out
+/// of range and cursors a list did not give — another list's among them — are 400 naming the
+/// parameter. The stage machine is read whole: it is not a list.
+async fn every_list_pages_by_cursor(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let app = app!(s);
+    let get = |uri: String| {
+        let app = &app;
+        async move { call!(app, req("GET", &uri, T)) }
+    };
+    let id = |v: &Value| v["id"].clone();
+    let post = |uri: &str, body: Value| req("POST", uri, T).set_json(body);
+
+    // Five models, five rules of the first, five triggers on entering stages.
+    let mut models = Vec::new();
+    for key in ["engagement", "fit", "intent", "loyalty", "reach"] {
+        let (st, m) = call!(app, post("/v1/models", json!({"key": key, "name": key})));
+        assert_eq!(st, 201, "{m}");
+        models.push(m["id"].clone());
+    }
+    let mid = models[0].as_str().unwrap().to_string();
+    let mut rules = Vec::new();
+    for (name, event) in [
+        ("Views", "track.page_view"),
+        ("Forms", "track.form_submit"),
+        ("Downloads", "track.download"),
+        ("Sessions", "mp.session"),
+        ("Follows", "oa.subscribe"),
+    ] {
+        let (st, r) = call!(
+            app,
+            post(
+                &format!("/v1/models/{mid}/rules"),
+                json!({"kind": "event", "name": name, "event": event, "points": 10})
+            )
+        );
+        assert_eq!(st, 201, "{r}");
+        rules.push(r["id"].clone());
+    }
+    let mut machine =
+        serde_json::to_value(scoring_svc::domain::defs::MachineSpec::default_machine()).unwrap();
+    for stage in 1..=3 {
+        machine["stages"][stage]["sla"] = json!({"hours": 24});
+    }
+    let (st, body) = call!(app, req("PUT", "/v1/stage-machine", T).set_json(machine));
+    assert_eq!(st, 200, "{body}");
+    let mut triggers = Vec::new();
+    for stage in ["mql", "sql", "opportunity", "customer", "lost"] {
+        let (st, t) = call!(
+            app,
+            post(
+                "/v1/triggers",
+                json!({"name": stage, "on": {"type": "stage_entered", "stage": stage},
+                       "actions": [{"type": "notify"}]})
+            )
+        );
+        assert_eq!(st, 201, "{t}");
+        triggers.push(t["id"].clone());
+    }
+    // Leads: p1 with five views, moved up to customer; p5 with two; p2..p4 with one each.
+    for (p, views) in [("p1", 5), ("p2", 1), ("p3", 1), ("p4", 1), ("p5", 2)] {
+        for i in 0..views {
+            s.handle(&resolved(
+                p,
+                &tracked(
+                    T,
+                    TrackKind::PageView,
+                    start(),
+                    &format!("{p}-v{i}"),
+                    &[],
+                    json!({}),
+                ),
+            ))
+            .await;
+        }
+    }
+    for stage in ["mql", "sql", "opportunity", "customer"] {
+        let (st, body) = call!(
+            app,
+            post(
+                "/v1/profiles/p1/stage",
+                json!({"stage": stage, "reason": "qualified"})
+            )
+        );
+        assert_eq!(st, 200, "{body}");
+    }
+
+    let listed = pages::check(&get, "/v1/models", 2, id).await;
+    assert_eq!(
+        listed.items.iter().map(id).collect::<Vec<_>>(),
+        models,
+        "as created"
+    );
+    let listed = pages::check(&get, &format!("/v1/models/{mid}/rules"), 2, id).await;
+    assert_eq!(
+        listed.items.iter().map(id).collect::<Vec<_>>(),
+        rules,
+        "as created"
+    );
+    let listed = pages::check(&get, "/v1/triggers", 2, id).await;
+    assert_eq!(
+        listed.items.iter().map(id).collect::<Vec<_>>(),
+        triggers,
+        "as created"
+    );
+
+    let ledger = pages::check(&get, "/v1/profiles/p1/ledger", 2, id).await;
+    assert_eq!(ledger.items.len(), 5);
+    assert!(descending(&ledger.items, "id"), "newest first");
+    let history = pages::check(&get, "/v1/profiles/p1/stage-history", 2, id).await;
+    let stages: Vec<&str> = history
+        .items
+        .iter()
+        .map(|h| h["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["new", "mql", "sql", "opportunity", "customer"]);
+    let (_, page) = get("/v1/profiles/p1/stage-history?limit=1".into()).await;
+    assert_eq!(page["stage"], "customer", "{page}");
+    let firings = pages::check(&get, "/v1/profiles/p1/firings", 2, id).await;
+    let fired: Vec<&Value> = firings.items.iter().map(|f| &f["trigger_id"]).collect();
+    assert_eq!(
+        fired,
+        triggers[..4].iter().collect::<Vec<_>>(),
+        "oldest first"
+    );
+    let slas = pages::check(&get, "/v1/profiles/p1/slas", 2, |v| v["history_id"].clone()).await;
+    let stages: Vec<&str> = slas
+        .items
+        .iter()
+        .map(|a| a["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["mql", "sql", "opportunity"]);
+
+    // The leaderboard: by score, ties by profile id.
+    let board = pages::check(&get, "/v1/leaderboard?model=engagement", 2, |v| {
+        v["profile_id"].clone()
+    })
+    .await;
+    let order: Vec<&str> = board
+        .items
+        .iter()
+        .map(|r| r["profile_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["p1", "p5", "p2", "p3", "p4"]);
+    let (_, page) = get("/v1/leaderboard?model=engagement&limit=1".into()).await;
+    assert_eq!(
+        (page["model"].as_str(), page["as_of"].is_string()),
+        (Some("engagement"), true)
+    );
+    // A filter narrows the walk.
+    let fresh = pages::walk(&get, "/v1/leaderboard?model=engagement&stage=new", 2).await;
+    let order: Vec<&str> = fresh
+        .items
+        .iter()
+        .map(|r| r["profile_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["p5", "p2", "p3", "p4"]);
+
+    // A cursor of one list is not a cursor of another, even where both are row ids.
+    let foreign = firings.first_cursor.unwrap();
+    pages::refused(
+        &get,
+        &format!("/v1/profiles/p1/slas?cursor={foreign}"),
+        "invalid_cursor",
+        "cursor",
+    )
+    .await;
+    s.cleanup().await;
+}
+
+/// Are the items' `field`s strictly descending integers?
+fn descending(items: &[Value], field: &str) -> bool {
+    let keys: Vec<i64> = items.iter().map(|v| v[field].as_i64().unwrap()).collect();
+    keys.windows(2).all(|w| w[0] > w[1])
+}
+
 /// Every route of the API with a plausible method and path.
 const ROUTES: &[(&str, &str)] = scrm_tests::scoring::API_ROUTES;
 
@@ -923,4 +1102,5 @@ scrm_tests::on_both_backends!(
     tenants_do_not_see_each_other,
     unknown_profiles_are_not_found_and_get_no_lead,
     every_route_requires_the_credential,
+    every_list_pages_by_cursor,
 );

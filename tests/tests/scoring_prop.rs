@@ -161,19 +161,19 @@ async fn define(s: &ScoringDb, tenant: &str, c: &Case) {
     if let Some((d, max)) = c.window {
         caps["window"] = json!({"days": d, "max": max});
     }
-    s.rule(&m, json!({"kind": "event", "name": "Article view", "event": "track.page_view", "points": 10, "caps": caps,
+    s.rule(tenant, &m, json!({"kind": "event", "name": "Article view", "event": "track.page_view", "points": 10, "caps": caps,
         "filters": [{"key": "content.tags", "value_type": "string", "op": "eq", "value": "article"}]}))
         .await;
     let mut form_caps = json!({"once": c.once});
     if let Some(l) = c.lifetime {
         form_caps["lifetime"] = json!(l);
     }
-    s.rule(&m, json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 25, "caps": form_caps})).await;
-    s.rule(&m, json!({"kind": "event", "name": "Download", "event": "track.download", "points": -5, "caps": {"window": {"days": 2, "max": 12}}}))
+    s.rule(tenant, &m, json!({"kind": "event", "name": "Form", "event": "track.form_submit", "points": 25, "caps": form_caps})).await;
+    s.rule(tenant, &m, json!({"kind": "event", "name": "Download", "event": "track.download", "points": -5, "caps": {"window": {"days": 2, "max": 12}}}))
         .await;
-    s.rule(&m, json!({"kind": "state", "name": "VIP", "points": 15, "condition": {"version": 1, "root": {"type": "tag", "op": "has", "tags": ["vip"]}}}))
+    s.rule(tenant, &m, json!({"kind": "state", "name": "VIP", "points": 15, "condition": {"version": 1, "root": {"type": "tag", "op": "has", "tags": ["vip"]}}}))
         .await;
-    s.rule(&m, json!({"kind": "state", "name": "Retail", "points": 20, "condition": {"version": 1, "root":
+    s.rule(tenant, &m, json!({"kind": "state", "name": "Retail", "points": 20, "condition": {"version": 1, "root":
         {"type": "property", "key": "company.industry", "value_type": "string", "op": "eq", "value": "retail"}}}))
         .await;
 }

@@ -20,6 +20,7 @@ async fn a_crossing_fires_once_across_two_instances(backend: Backend) {
         .model(T, json!({"key": "engagement", "name": "Engagement"}))
         .await;
     s.rule(
+        T,
         &m,
         json!({"kind": "event", "name": "View", "event": "track.page_view", "points": 10}),
     )

@@ -51,7 +51,7 @@ async fn setup(backend: Backend) -> Setup {
 
 async fn tag(s: &Setup, group: &str, selection: &str, name: &str) -> String {
     let db = &s.db.conn;
-    let groups = catalog::groups(db, T).await.unwrap();
+    let groups = catalog::groups(db, T, None, 500).await.unwrap();
     let gid = match groups.iter().find(|g| g.group.name == group) {
         Some(g) => g.group.id.clone(),
         None => {

@@ -23,6 +23,8 @@ use proto::identity::{ProfileResolved, ProfileUpdated, Relations, WecomFollow};
 use proto::Envelope;
 use scrm_tests::auth;
 use scrm_tests::db::{Backend, TestDb};
+use scrm_tests::pages;
+use sea_orm::{ActiveModelTrait, Set};
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::ManualClock;
@@ -496,6 +498,7 @@ async fn requests_without_a_valid_credential_are_refused(backend: Backend) {
     ];
     for (method, uri, body) in [
         (Method::GET, "/v1/tag-groups", None),
+        (Method::GET, "/v1/tags", None),
         (Method::POST, "/v1/tag-groups", Some(json!({"name": "g"}))),
         (Method::GET, "/v1/tag-rules", None),
         (
@@ -809,6 +812,22 @@ async fn tenants_see_and_touch_only_their_own(backend: Backend) {
     assert!(!theirs.to_string().contains(&other_tag));
     let rules = ok!(&app, Method::GET, "/v1/tag-rules", OTHER, None, 200);
     assert_eq!(rules["items"], json!([]));
+    let tags = ok!(&app, Method::GET, "/v1/tags", OTHER, None, 200);
+    assert_eq!(tags["items"][0]["id"], other_tag.as_str(), "{tags}");
+    assert_eq!(tags["items"].as_array().unwrap().len(), 1, "{tags}");
+    let tags = ok!(
+        &app,
+        Method::GET,
+        &format!("/v1/tags?group_id={group}"),
+        OTHER,
+        None,
+        200
+    );
+    assert_eq!(
+        tags["items"],
+        json!([]),
+        "another tenant's group holds nothing"
+    );
     let queue = ok!(&app, Method::GET, "/v1/wecom/sync-queue", OTHER, None, 200);
     assert!(
         queue["counts"]
@@ -835,7 +854,7 @@ async fn tenants_see_and_touch_only_their_own(backend: Backend) {
         None,
         200,
     );
-    assert_eq!(mirror["groups"].as_array().unwrap().len(), 2);
+    assert_eq!(mirror["items"].as_array().unwrap().len(), 2);
     // Segments start from the tenant's own profiles: T's population is not the other's.
     let everyone = json!({"version": 1, "root": {"type": "not", "child":
         {"type": "property", "key": "contact.city", "value_type": "string", "op": "eq", "value": "nowhere"}}});
@@ -1236,6 +1255,170 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
     rows
 }
 
+/// Every list of the API pages by cursor: walked two at a time, each gives the items of one
+/// large page, once and in order (groups by name, rules and a profile's tags as created, the
+/// mirror by WeCom's order, failures latest first); limits out of range and cursors a list did
+/// not give — another list's among them — are 400 naming the parameter.
+async fn every_list_pages_by_cursor(backend: Backend) {
+    let (db, tagger) = setup(backend).await;
+    let app = api!(db, tagger);
+    let get = |uri: String| {
+        let app = &app;
+        async move { call!(app, req(Method::GET, &uri, T, None)) }
+    };
+    // Five groups of one tag each, created out of name order; five rules; a profile holding
+    // every tag by hand.
+    profile(&tagger, T, "pl", json!({}), vec![]).await;
+    let mut tags = Vec::new();
+    for name in ["g-c", "g-a", "g-e", "g-b", "g-d"] {
+        let (_, tag) = group_and_tag!(&app, T, name, format!("{name}-tag"));
+        let created = ok!(
+            &app,
+            Method::POST,
+            "/v1/tag-rules",
+            T,
+            Some(json!({"tag_id": tag, "name": name, "condition": condition(), "enabled": false})),
+            201,
+        );
+        wait_job!(&app, T, created["job"]["id"].as_str().unwrap());
+        ok!(
+            &app,
+            Method::POST,
+            "/v1/profiles/pl/tags",
+            T,
+            Some(json!({"tag_id": tag})),
+            200,
+        );
+        tags.push(tag);
+    }
+    // A mirrored library of five groups, two pairs of them at one order.
+    let library: Vec<wechat::api::CorpTagGroup> = serde_json::from_value(json!([
+        {"group_id": "etG3", "group_name": "c", "order": 1, "tag": [{"id": "etT3", "name": "c"}]},
+        {"group_id": "etG1", "group_name": "a", "order": 5, "tag": [{"id": "etT1", "name": "a"}]},
+        {"group_id": "etG5", "group_name": "e", "order": 1, "tag": [{"id": "etT5", "name": "e"}]},
+        {"group_id": "etG2", "group_name": "b", "order": 5, "tag": [{"id": "etT2", "name": "b"}]},
+        {"group_id": "etG4", "group_name": "d", "order": 0, "tag": [{"id": "etT4", "name": "d"}]}
+    ]))
+    .unwrap();
+    tagging_svc::store::corp_tags::apply(&db.conn, T, CORP, &library, now())
+        .await
+        .unwrap();
+    // Five failed write-backs, pairs of them failed in the same second.
+    for i in 0..5i64 {
+        tagging_svc::store::entities::sync_item::ActiveModel {
+            tenant_id: Set(T.into()),
+            corp_id: Set(CORP.into()),
+            user_id: Set("rep1".into()),
+            external_userid: Set(format!("wmF{i}")),
+            wecom_tag_id: Set(format!("etF{i}")),
+            action: Set("add".into()),
+            status: Set("failed".into()),
+            attempts: Set(3),
+            next_at: Set(now()),
+            last_error: Set(Some("84061".into())),
+            created_at: Set(now()),
+            updated_at: Set(now() - chrono::Duration::seconds(i / 2)),
+            ..Default::default()
+        }
+        .insert(&db.conn)
+        .await
+        .unwrap();
+    }
+
+    let groups = pages::check(&get, "/v1/tag-groups", 2, |v| v["id"].clone()).await;
+    let names: Vec<&str> = groups
+        .items
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["g-a", "g-b", "g-c", "g-d", "g-e"]);
+    assert!(groups
+        .items
+        .iter()
+        .all(|g| g["tags"].as_array().unwrap().len() == 1));
+
+    let rules = pages::check(&get, "/v1/tag-rules", 2, |v| v["id"].clone()).await;
+    let names: Vec<&str> = rules
+        .items
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["g-c", "g-a", "g-e", "g-b", "g-d"], "as created");
+
+    let listed = pages::check(&get, "/v1/tags", 2, |v| v["id"].clone()).await;
+    let listed: Vec<&str> = listed
+        .items
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, tags, "as created");
+    let group = groups.items[0]["id"].as_str().unwrap();
+    let (_, one) = get(format!("/v1/tags?group_id={group}")).await;
+    assert_eq!(one["items"], groups.items[0]["tags"], "{one}");
+
+    let held = pages::check(&get, "/v1/profiles/pl/tags", 2, |v| v["tag_id"].clone()).await;
+    let held: Vec<&str> = held
+        .items
+        .iter()
+        .map(|h| h["tag_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, tags, "as given");
+
+    let mirror = pages::check(&get, &format!("/v1/wecom/{CORP}/corp-tags"), 2, |v| {
+        v["wecom_id"].clone()
+    })
+    .await;
+    let order: Vec<&str> = mirror
+        .items
+        .iter()
+        .map(|g| g["wecom_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["etG1", "etG2", "etG3", "etG5", "etG4"]);
+    assert_eq!(mirror.items[0]["tags"][0]["wecom_id"], "etT1");
+    // Beside the page: the corp and its sync state (none asked for here).
+    let (_, page) = get(format!("/v1/wecom/{CORP}/corp-tags?limit=1")).await;
+    assert_eq!(
+        (page["corp_id"].as_str(), page.get("sync")),
+        (Some(CORP), Some(&Value::Null)),
+        "{page}"
+    );
+
+    let failed = pages::check(&get, "/v1/wecom/sync-queue", 2, |v| v["id"].clone()).await;
+    let order: Vec<&str> = failed
+        .items
+        .iter()
+        .map(|f| f["external_userid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["wmF1", "wmF0", "wmF3", "wmF2", "wmF4"],
+        "latest first, then newest"
+    );
+    let (_, page) = get("/v1/wecom/sync-queue?limit=1".into()).await;
+    assert_eq!(page["counts"]["failed"], 5, "{page}");
+    // `recent`, the old name of `limit`, still sizes the page, and is named when out of range.
+    let (_, page) = get("/v1/wecom/sync-queue?recent=3".into()).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 3, "{page}");
+    pages::refused(
+        &get,
+        "/v1/wecom/sync-queue?recent=0",
+        "invalid_limit",
+        "recent",
+    )
+    .await;
+
+    // A cursor of one list is not a cursor of another.
+    let foreign = rules.first_cursor.unwrap();
+    pages::refused(
+        &get,
+        &format!("/v1/tag-groups?cursor={foreign}"),
+        "invalid_cursor",
+        "cursor",
+    )
+    .await;
+    db.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
     rules_preview_backfill_export,
     requests_without_a_valid_credential_are_refused,
@@ -1243,4 +1426,5 @@ scrm_tests::on_both_backends!(
     conditions_naming_unknown_tags_are_refused_at_their_node,
     manual_tags_need_a_profile_and_a_tag_of_the_tenant,
     exported_cells_never_run_as_formulas,
+    every_list_pages_by_cursor,
 );

@@ -299,7 +299,7 @@ async fn define(p: &Pipeline, tenant: &str) -> BTreeMap<String, String> {
                "root": {"type": "tag", "op": "has", "tags": [tags["engaged"]]}}}),
     ];
     for r in score_rules {
-        scoring_svc::store::defs::create_rule(sdb, &model.id, spec(r), "ops", now())
+        scoring_svc::store::defs::create_rule_in(sdb, tenant, &model.id, spec(r), "ops", now())
             .await
             .expect("score rule");
     }
@@ -657,7 +657,7 @@ async fn run(p: &mut Pipeline, tenant: &str, c: &Case, merge: bool) -> Result<Ra
     }
     if let Some(id) = merge_id {
         p.resolver
-            .unmerge(id, &by())
+            .unmerge_in(tenant, id, &by())
             .await
             .map_err(|e| format!("unmerge: {e}"))?;
         p.settle().await;

@@ -339,7 +339,7 @@ impl Env {
     }
 
     async fn counts(&self) -> BTreeMap<String, i64> {
-        sync_queue::status(&self.conn, T, 10)
+        sync_queue::status(&self.conn, T, None, 10)
             .await
             .expect("status")
             .counts
@@ -455,8 +455,9 @@ async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
             (report.groups, report.tags),
             (lib.len() as u64, total_tags as u64)
         );
-        let mirror = corp_tags::list(&e.conn, T, Some(&e.corp)).await.unwrap();
-        let groups = &mirror[&e.corp];
+        let groups = &corp_tags::mirror(&e.conn, T, &e.corp, None, 500)
+            .await
+            .unwrap();
         assert_eq!(groups.len(), lib.len());
         for g in &lib {
             let m = groups
@@ -506,8 +507,9 @@ async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
         e.tag("p-1", &local[&deleted.id], true).await;
         assert_eq!(e.counts().await["pending"], 1);
         // An operator renamed one local tag: a later rename in WeCom does not overwrite it.
-        catalog::update_tag(
+        catalog::update_tag_in(
             &e.conn,
+            T,
             &local[&kept.id],
             TagPatch {
                 name: Some("重点客户".into()),
@@ -544,11 +546,10 @@ async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
             "the redelivery was a duplicate"
         );
 
-        let mirror = corp_tags::list(&e.conn, T, Some(&e.corp)).await.unwrap();
-        let m0 = mirror[&e.corp]
-            .iter()
-            .find(|m| m.wecom_id == g0.group_id)
+        let mirror = corp_tags::mirror(&e.conn, T, &e.corp, None, 500)
+            .await
             .unwrap();
+        let m0 = mirror.iter().find(|m| m.wecom_id == g0.group_id).unwrap();
         let mt = |id: &str| {
             m0.tags
                 .iter()
@@ -560,7 +561,7 @@ async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
         assert!(mt(&deleted.id).deleted && !mt(&renamed.id).deleted);
         assert_eq!(mt(&added).name, "D级");
 
-        let groups = catalog::groups(&e.conn, T).await.unwrap();
+        let groups = catalog::groups(&e.conn, T, None, 500).await.unwrap();
         let g = groups.iter().find(|g| g.group.id == view.group.id).unwrap();
         let lt = |wecom: &str| {
             g.tags
@@ -584,7 +585,7 @@ async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
         );
         assert_eq!(mt(&added).tag_id.as_deref(), Some(lt(&added).id.as_str()));
         // The queued add of the deleted tag will never work.
-        let status = sync_queue::status(&e.conn, T, 10).await.unwrap();
+        let status = sync_queue::status(&e.conn, T, None, 10).await.unwrap();
         assert_eq!((status.counts["pending"], status.counts["failed"]), (0, 1));
         assert!(status.recent_failures[0]
             .error
@@ -607,7 +608,7 @@ async fn mirror_follows_renames_deletions_and_new_tags(backend: Backend) {
         )
         .await;
         assert_eq!(e.sync.mirror.pass().await.unwrap(), 1);
-        let groups = catalog::groups(&e.conn, T).await.unwrap();
+        let groups = catalog::groups(&e.conn, T, None, 500).await.unwrap();
         let g = groups.iter().find(|g| g.group.id == view.group.id).unwrap();
         assert_eq!(g.group.status, "retired");
         assert!(g.tags.iter().all(|t| t.status == "retired"), "{:?}", g.tags);
@@ -732,17 +733,22 @@ async fn manual_and_rule_tags_reach_each_reps_view_net_of_reversals(backend: Bac
 
         // Write-back off for the group: its new changes are not queued, pending ones dropped.
         e.tag("p-1", &local(1), true).await;
-        corp_tags::set_group_sync(&e.conn, &view.group.id, Some(false), None)
+        corp_tags::set_group_sync_in(&e.conn, T, &view.group.id, Some(false), None)
             .await
             .unwrap();
         e.tag("p-1", &local(0), true).await;
         assert_eq!(e.counts().await["pending"], 0);
         assert_eq!(e.sync.worker.pass().await.unwrap().calls, 0);
         assert_eq!(e.calls_for(&user).len(), 6);
-        let err =
-            corp_tags::set_group_sync(&e.conn, &view.group.id, Some(true), Some("wwOther".into()))
-                .await
-                .unwrap_err();
+        let err = corp_tags::set_group_sync_in(
+            &e.conn,
+            T,
+            &view.group.id,
+            Some(true),
+            Some("wwOther".into()),
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("corp_id"), "{err}");
     })
     .await;
@@ -788,7 +794,7 @@ async fn failures_are_retried_given_up_or_failed_at_once(backend: Backend) {
         e.drain(&e.sync, Duration::from_secs(15)).await;
         let codes: Vec<i64> = e.calls_for(&u2).iter().map(|c| c.errcode).collect();
         assert_eq!(codes, vec![45033, -1, -1]);
-        let status = sync_queue::status(&e.conn, T, 10).await.unwrap();
+        let status = sync_queue::status(&e.conn, T, None, 10).await.unwrap();
         assert_eq!(status.counts["failed"], 1);
         let f = &status.recent_failures[0];
         assert_eq!(
@@ -823,7 +829,7 @@ async fn failures_are_retried_given_up_or_failed_at_once(backend: Backend) {
             84061
         );
         assert!(e.fake.corp_tags_of(&u3, &rep(&u3)).contains(&g1.tags[2].id));
-        let status = sync_queue::status(&e.conn, T, 10).await.unwrap();
+        let status = sync_queue::status(&e.conn, T, None, 10).await.unwrap();
         assert_eq!(status.counts["failed"], 2);
         let f = &status.recent_failures[0];
         assert_eq!((f.user_id.as_str(), f.attempts), (stranger.as_str(), 1));
@@ -846,7 +852,7 @@ async fn failures_are_retried_given_up_or_failed_at_once(backend: Backend) {
             [(g1.tags[2].id.clone(), 0), (g1.tags[3].id.clone(), 40068)].into();
         assert_eq!(split, want, "{calls:?}");
         assert!(e.fake.corp_tags_of(&u1, &rep(&u1)).contains(&g1.tags[2].id));
-        let status = sync_queue::status(&e.conn, T, 10).await.unwrap();
+        let status = sync_queue::status(&e.conn, T, None, 10).await.unwrap();
         assert_eq!(status.recent_failures[0].wecom_tag_id, g1.tags[3].id);
     })
     .await;
@@ -1037,7 +1043,7 @@ async fn a_lost_lease_is_taken_over_and_its_late_result_changes_nothing(backend:
             .unwrap();
             assert_eq!(late, 0);
         }
-        let status = sync_queue::status(&e.conn, T, 10).await.unwrap();
+        let status = sync_queue::status(&e.conn, T, None, 10).await.unwrap();
         assert_eq!((status.counts["done"], status.counts["failed"]), (1, 0));
         assert_eq!(e.fake.mark_tag_calls().len(), 1);
     })
@@ -1046,7 +1052,7 @@ async fn a_lost_lease_is_taken_over_and_its_late_result_changes_nothing(backend:
 
 /// Why `profile` holds `tag`: (source, origin) pairs.
 async fn reasons(e: &Env, profile: &str, tag: &str) -> Vec<(String, String)> {
-    members::of_profile(&e.conn, T, profile)
+    members::of_profile(&e.conn, T, profile, None, 500)
         .await
         .expect("memberships")
         .into_iter()
@@ -1079,7 +1085,7 @@ async fn reps_own_wecom_tags_are_held_for_them_and_write_backs_are_not(backend: 
             e.fake.rep_tags(&user, r, &[], &all);
         }
         e.seen("p-1", 1, &user, &reps, &[]).await;
-        assert!(members::of_profile(&e.conn, T, "p-1")
+        assert!(members::of_profile(&e.conn, T, "p-1", None, 500)
             .await
             .unwrap()
             .is_empty());
@@ -1248,14 +1254,12 @@ async fn a_local_group_is_pushed_to_wecom_and_written_back(backend: Backend) {
                 .map(|t| t.id.clone())
         };
         for t in [&hot, &warm] {
-            let local = catalog::tag(&e.conn, &t.id).await.expect("tag");
+            let local = catalog::tag_in(&e.conn, T, &t.id).await.expect("tag");
             assert_eq!(local.wecom_tag_id, wecom_id(&t.name), "{} linked", t.name);
         }
-        let mirror = corp_tags::list(&e.conn, T, Some(&e.corp))
+        let mirror = corp_tags::mirror(&e.conn, T, &e.corp, None, 500)
             .await
-            .expect("mirror")
-            .remove(&e.corp)
-            .unwrap_or_default();
+            .expect("mirror");
         let m = mirror
             .iter()
             .find(|g| g.wecom_id == made.group_id)
@@ -1263,7 +1267,9 @@ async fn a_local_group_is_pushed_to_wecom_and_written_back(backend: Backend) {
         assert_eq!(m.group_id.as_deref(), Some(group.id.as_str()));
         assert!(m.tags.iter().all(|t| t.tag_id.is_some()), "{m:?}");
         // The mirror did not make local copies of what was pushed.
-        let local_tags = catalog::groups(&e.conn, T).await.expect("groups");
+        let local_tags = catalog::groups(&e.conn, T, None, 500)
+            .await
+            .expect("groups");
         let mine = local_tags
             .iter()
             .find(|g| g.group.id == group.id)
@@ -1279,7 +1285,7 @@ async fn a_local_group_is_pushed_to_wecom_and_written_back(backend: Backend) {
         let cold = new_tag("cold").await;
         let r = e.sync.mirror.push(T, &group.id).await.expect("push");
         assert_eq!((r.created, r.linked), (0, 1));
-        let cold = catalog::tag(&e.conn, &cold.id).await.expect("tag");
+        let cold = catalog::tag_in(&e.conn, T, &cold.id).await.expect("tag");
         assert_eq!(cold.wecom_tag_id.as_deref(), Some(there.as_str()));
 
         // A name longer than WeCom takes is refused before any call, naming the tag.
@@ -1311,13 +1317,13 @@ async fn a_local_group_is_pushed_to_wecom_and_written_back(backend: Backend) {
 
         // Write-back off, a tag given meanwhile stays local; switched on again, WeCom gets what
         // the profile holds now.
-        corp_tags::set_group_sync(&e.conn, &group.id, Some(false), None)
+        corp_tags::set_group_sync_in(&e.conn, T, &group.id, Some(false), None)
             .await
             .expect("off");
         e.tag("p-push", &cold.id, true).await;
         e.drain(&e.sync, Duration::from_secs(10)).await;
         assert_eq!(e.calls_for(&user).len(), 2);
-        corp_tags::set_group_sync(&e.conn, &group.id, Some(true), None)
+        corp_tags::set_group_sync_in(&e.conn, T, &group.id, Some(true), None)
             .await
             .expect("on");
         e.drain(&e.sync, Duration::from_secs(10)).await;

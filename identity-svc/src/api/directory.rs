@@ -4,13 +4,15 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/profiles/search?phone=\|name=\|unionid=\|external_userid=[&corp_id=]&limit=` | the tenant's matching active profiles (id, display name, version); a phone in any format (`13800138000`, `+86 138 0013 8000`) |
+//! | `GET /v1/profiles/search?phone=\|name=\|unionid=\|external_userid=[&corp_id=]` | the tenant's matching profiles (id, display name, version): active ones by name then id for a name prefix, by id for an identifier; a phone in any format (`13800138000`, `+86 138 0013 8000`) |
 //! | `PATCH /v1/profiles/{id}/fields` `{fields: {key: value \| null}}` | sets / clears fields as the operator; 400 `invalid_field` names `fields.<key>` and the reason |
 //! | `POST /v1/profiles/{id}/binding-token` `{ttl_days?}` (body optional) | a personalised code (`scene`) for a QR code or contact-me link (201) |
-//! | `GET /v1/reps/{user_id}/customers?corp_id=&include_deleted=&cursor=&limit=` | the customers a WeCom rep follows |
-//! | `GET /v1/custom-fields` | the tenant's custom fields |
+//! | `GET /v1/reps/{user_id}/customers?corp_id=&include_deleted=` | the customers a WeCom rep follows, in the order the follows were recorded |
+//! | `GET /v1/custom-fields` | the tenant's custom fields by name |
 //! | `PUT /v1/custom-fields/{name}` `{value_type, label?}` | declares one (201) or relabels it (200); 409 `type_change` |
-//! | `GET /v1/data-quality?profile_id=&cursor=&limit=` | the tenant's refused values, newest first |
+//! | `GET /v1/data-quality?profile_id=` | the tenant's refused values, newest first |
+//!
+//! The lists page as every list of the API: `?cursor=&limit=`, `{items, next_cursor}`.
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
@@ -18,11 +20,12 @@ use proto::identity::IdentifierKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::page::{PageQuery, PageReq};
 use super::{
-    actor, db_error, field, limit, missing, optional_body, phone_key, profile_not_found, ApiState,
+    actor, db_error, field, missing, optional_body, phone_key, profile_not_found, ApiState,
 };
 use crate::domain::fields::{CustomField, FieldType};
-use crate::store::directory::{self, Search};
+use crate::store::directory::{self, ProfileSummary, Search};
 use crate::store::edits::{field_types, EditError};
 use crate::store::queries::{self, LookupError};
 
@@ -52,21 +55,6 @@ fn edit_error(e: EditError) -> ApiError {
     }
 }
 
-fn bad_cursor() -> ApiError {
-    ApiError::bad_request(
-        "invalid_cursor",
-        "`cursor` is not a cursor this API returned",
-    )
-    .with_details(json!({"field": "cursor"}))
-}
-
-fn cursor(c: Option<&str>) -> Result<Option<i64>, ApiError> {
-    match c.filter(|c| !c.is_empty()) {
-        None => Ok(None),
-        Some(c) => c.parse().map(Some).map_err(|_| bad_cursor()),
-    }
-}
-
 #[derive(Debug, Deserialize)]
 struct SearchQuery {
     phone: Option<String>,
@@ -74,6 +62,7 @@ struct SearchQuery {
     unionid: Option<String>,
     external_userid: Option<String>,
     corp_id: Option<String>,
+    cursor: Option<String>,
     limit: Option<u64>,
 }
 
@@ -84,7 +73,8 @@ async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let tenant = p.tenant;
-    let limit = limit(q.limit)?;
+    let page: PageReq<(String, String)> =
+        PageReq::parse("profiles.search", q.cursor.as_deref(), q.limit)?;
     let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
     let n = [&q.phone, &q.name, &q.unionid, &q.external_userid]
         .iter()
@@ -119,8 +109,17 @@ async fn search(
             value: q.external_userid.unwrap_or_default(),
         }
     };
-    match directory::search(&state.db, state.pii.as_ref(), &tenant, &s, limit).await {
-        Ok(items) => Ok(HttpResponse::Ok().json(json!({"items": items}))),
+    let found = directory::search(
+        &state.db,
+        state.pii.as_ref(),
+        &tenant,
+        &s,
+        page.after.as_ref(),
+        page.fetch(),
+    )
+    .await;
+    match found {
+        Ok(rows) => Ok(HttpResponse::Ok().json(page.page(rows, ProfileSummary::key))),
         Err(LookupError::BadValue(k)) => Err(ApiError::bad_request(
             "invalid_value",
             format!("not a valid {k}"),
@@ -214,27 +213,31 @@ async fn rep_customers(
     q: web::Query<RepQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let page = directory::rep_customers(
+    let page: PageReq<i64> = PageReq::parse("rep-customers", q.cursor.as_deref(), q.limit)?;
+    let (items, next) = directory::rep_customers(
         &state.db,
         &p.tenant,
         q.corp_id.as_deref().filter(|c| !c.is_empty()),
         &user,
         q.include_deleted.unwrap_or(false),
-        cursor(q.cursor.as_deref())?,
-        limit(q.limit)?,
+        page.after,
+        page.limit,
     )
     .await
     .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(page.with_next(items, next)))
 }
 
-async fn list_custom(p: Principal, state: web::Data<ApiState>) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .resolver
-        .custom_fields(&p.tenant)
+async fn list_custom(
+    p: Principal,
+    state: web::Data<ApiState>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<String> = q.read("custom-fields")?;
+    let rows = directory::custom_fields(&state.db, &p.tenant, page.after.as_deref(), page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |f| f.name.clone())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,14 +292,15 @@ async fn data_quality(
     q: web::Query<QualityQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let (items, next) = directory::data_quality(
+    let page: PageReq<i64> = PageReq::parse("data-quality", q.cursor.as_deref(), q.limit)?;
+    let rows = directory::data_quality(
         &state.db,
         &p.tenant,
         q.profile_id.as_deref().filter(|p| !p.is_empty()),
-        cursor(q.cursor.as_deref())?,
-        limit(q.limit)?,
+        page.after,
+        page.fetch(),
     )
     .await
     .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |e| e.id)))
 }

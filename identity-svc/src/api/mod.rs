@@ -10,16 +10,19 @@
 //! |---|---|
 //! | `GET /v1/profiles/{id}` | the profile with its identifiers |
 //! | `GET /v1/profiles/by-identifier?kind=&namespace=&value=` | the profile holding it; a `phone` in any format (`13800138000`, `+86 138…`), `namespace` (its calling code) optional |
-//! | `GET /v1/profiles/{id}/timeline?cursor=&limit=` | resolved events, newest first, paginated |
-//! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots |
-//! | `GET /v1/profiles/{id}/edges` | the edge ledger of its identifiers (live and retracted links, rule, evidence, author) |
-//! | `GET /v1/merge-refusals?limit=` | refused merges, newest first |
+//! | `GET /v1/profiles/{id}/timeline` | resolved events, newest first |
+//! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots, oldest first |
+//! | `GET /v1/profiles/{id}/edges` | the edge ledger of its identifiers (live and retracted links, rule, evidence, author), oldest first |
+//! | `GET /v1/merge-refusals` | refused merges, newest first |
 //! | `POST /v1/profiles/merge` `{survivor, absorbed, reason}` | manual merge (guards apply: 409 with the reason code) |
 //! | `POST /v1/merges/{id}/unmerge` `{reason}` | undo a merge: the absorbed profile is active again |
 //! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, reason}` | move one identifier to a new profile |
 //!
 //! Search, a rep's customers, field edits, custom fields, binding tokens and the data-quality log:
 //! see [`directory`].
+//!
+//! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
+//! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter).
 //!
 //! Operator actions answer 400 for bad input (`missing_field`, `invalid_kind`, `invalid_value`,
 //! `invalid_namespace`, `namespace_mismatch`, `same_profile`, `invalid_merge_id`,
@@ -29,6 +32,7 @@
 //! `conflicting_unionids`, `kind_limit`).
 
 mod directory;
+use platform::http::page;
 
 use std::sync::Arc;
 
@@ -41,23 +45,18 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use self::page::PageQuery;
 use crate::domain::fields;
 use crate::domain::pii::Pii;
-use crate::store::queries::{self, LookupError};
+use crate::store::queries::{self, LookupError, TimelineEntry};
 use crate::store::unmerge::{Decision, ManualError};
 use crate::store::Resolver;
 
-const DEFAULT_LIMIT: u64 = 50;
-const MAX_LIMIT: u64 = 500;
 /// Longest actor the audit columns hold.
 const MAX_ACTOR: usize = 64;
 
 fn db_error(e: sea_orm::DbErr) -> ApiError {
     params::db_error("identity", e)
-}
-
-fn limit(v: Option<u64>) -> Result<u64, ApiError> {
-    params::limit(v, DEFAULT_LIMIT, MAX_LIMIT)
 }
 
 fn profile_not_found(id: &str) -> ApiError {
@@ -253,75 +252,58 @@ async fn profile_by_identifier(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Page {
-    cursor: Option<String>,
-    limit: Option<u64>,
-}
-
 async fn get_timeline(
     p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
-    q: web::Query<Page>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(q.limit)?;
-    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(queries::parse_cursor(c).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "`cursor` is not a cursor this API returned",
-            )
-            .with_details(json!({"field": "cursor"}))
-        })?),
-    };
+    let page = q.read("timeline")?;
     state.require_profile(&p.tenant, &id).await?;
-    let page = queries::timeline(&state.db, &p.tenant, &id, cursor, limit)
+    let rows = queries::timeline(&state.db, &p.tenant, &id, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(page.page(rows, TimelineEntry::key)))
 }
 
 async fn get_edges(
     p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = q.read("edges")?;
     state.require_profile(&p.tenant, &id).await?;
-    let edges = queries::edges(&state.db, &p.tenant, &id)
+    let rows = queries::edges(&state.db, &p.tenant, &id, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": edges})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |e| e.id)))
 }
 
 async fn get_merges(
     p: Principal,
     state: web::Data<ApiState>,
     id: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page = q.read("merges")?;
     state.require_profile(&p.tenant, &id).await?;
-    let merges = queries::merges(&state.db, &p.tenant, &id)
+    let rows = queries::merges(&state.db, &p.tenant, &id, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": merges})))
-}
-
-#[derive(Debug, Deserialize)]
-struct Refusals {
-    limit: Option<u64>,
+    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id)))
 }
 
 async fn get_refusals(
     p: Principal,
     state: web::Data<ApiState>,
-    q: web::Query<Refusals>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(q.limit)?;
-    let items = queries::refusals(&state.db, &p.tenant, limit)
+    let page = q.read("merge-refusals")?;
+    let rows = queries::refusals(&state.db, &p.tenant, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |r| r.id)))
 }
 
 /// The decision of the credential's actor, with the reason the request gives.

@@ -1,6 +1,7 @@
 //! Finding profiles: search by phone, name, unionid or external_userid; the customers a WeCom
-//! rep follows (the basis of data permission in the sidebar); the data-quality log. Every read
-//! is scoped to one tenant.
+//! rep follows (the basis of data permission in the sidebar); the data-quality log; the custom
+//! fields. Every read is scoped to one tenant and reads one page, in a stable order, after the
+//! key of the previous page's last row.
 
 use std::collections::BTreeMap;
 
@@ -8,13 +9,15 @@ use chrono::{DateTime, Utc};
 use proto::identity::IdentifierKind;
 use sea_orm::sea_query::{Expr, LikeExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 
-use super::entities::{data_quality, identifier, profile, wecom_follow};
+use super::entities::{custom_field, data_quality, identifier, profile, wecom_follow};
 use super::queries::{lookup_hash, LookupError};
 use super::ACTIVE;
+use crate::domain::fields::{CustomField, FieldType};
 use crate::domain::pii::Pii;
 
 /// A profile in a result list.
@@ -25,6 +28,16 @@ pub struct ProfileSummary {
     pub display_name: Option<String>,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
+}
+
+impl ProfileSummary {
+    /// The result's place in a search: `(display name, id)`.
+    pub fn key(&self) -> (String, String) {
+        (
+            self.display_name.clone().unwrap_or_default(),
+            self.id.clone(),
+        )
+    }
 }
 
 impl From<profile::Model> for ProfileSummary {
@@ -51,12 +64,14 @@ pub enum Search {
     NamePrefix(String),
 }
 
-/// Active profiles matching `search` in `tenant`, at most `limit`.
+/// Profiles matching `search` in `tenant`, at most `limit` after `after` (a result's
+/// [`ProfileSummary::key`]): by name then id for a name, by id for an identifier.
 pub async fn search<C: ConnectionTrait>(
     db: &C,
     pii: Option<&Pii>,
     tenant: &str,
     search: &Search,
+    after: Option<&(String, String)>,
     limit: u64,
 ) -> Result<Vec<ProfileSummary>, LookupError> {
     let ids: Vec<String> = match search {
@@ -83,22 +98,33 @@ pub async fn search<C: ConnectionTrait>(
                     q = q.filter(identifier::Column::ValueHash.eq(hash));
                 }
             }
-            q.limit(limit)
-                .all(db)
-                .await?
-                .into_iter()
-                .map(|m| m.profile_id)
-                .collect()
+            // One value of one kind: a handful of identifiers (one per namespace at most).
+            let mut ids: Vec<String> = q.all(db).await?.into_iter().map(|m| m.profile_id).collect();
+            ids.sort();
+            ids.dedup();
+            ids
         }
         Search::NamePrefix(prefix) => {
             let pattern = format!("{}%", escape_like(prefix.trim()));
-            return Ok(profile::Entity::find()
+            let mut q = profile::Entity::find()
                 .filter(profile::Column::TenantId.eq(tenant))
                 .filter(profile::Column::Status.eq(ACTIVE))
                 .filter(
                     Expr::col(profile::Column::DisplayName)
                         .like(LikeExpr::new(pattern).escape('\\')),
-                )
+                );
+            if let Some((name, id)) = after {
+                q = q.filter(
+                    Condition::any()
+                        .add(profile::Column::DisplayName.gt(name.as_str()))
+                        .add(
+                            Condition::all()
+                                .add(profile::Column::DisplayName.eq(name.as_str()))
+                                .add(profile::Column::Id.gt(id.as_str())),
+                        ),
+                );
+            }
+            return Ok(q
                 .order_by_asc(profile::Column::DisplayName)
                 .order_by_asc(profile::Column::Id)
                 .limit(limit)
@@ -109,18 +135,22 @@ pub async fn search<C: ConnectionTrait>(
                 .collect());
         }
     };
-    let mut out: BTreeMap<String, ProfileSummary> = BTreeMap::new();
-    if !ids.is_empty() {
-        for p in profile::Entity::find()
-            .filter(profile::Column::TenantId.eq(tenant))
-            .filter(profile::Column::Id.is_in(ids))
-            .all(db)
-            .await?
-        {
-            out.insert(p.id.clone(), p.into());
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out.into_values().collect())
+    let mut q = profile::Entity::find()
+        .filter(profile::Column::TenantId.eq(tenant))
+        .filter(profile::Column::Id.is_in(ids));
+    if let Some((_, id)) = after {
+        q = q.filter(profile::Column::Id.gt(id.as_str()));
+    }
+    Ok(q.order_by_asc(profile::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(ProfileSummary::from)
+        .collect())
 }
 
 /// `%`, `_` and `\` taken literally in a LIKE pattern.
@@ -156,15 +186,10 @@ pub struct RepCustomer {
     pub row: i64,
 }
 
-/// A page of a rep's customers, in the order the follows were recorded.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RepCustomers {
-    pub items: Vec<RepCustomer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-/// The customers WeCom rep `user_id` follows (or followed, with `include_deleted`).
+/// The customers WeCom rep `user_id` follows (or followed, with `include_deleted`), in the order
+/// the follows were recorded: a page of at most `limit` follows after row `after`, and the row
+/// to continue after when more follow (a follow whose identifier is gone is left out of the
+/// page, not of the count).
 pub async fn rep_customers<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
@@ -173,7 +198,7 @@ pub async fn rep_customers<C: ConnectionTrait>(
     include_deleted: bool,
     after: Option<i64>,
     limit: u64,
-) -> Result<RepCustomers, DbErr> {
+) -> Result<(Vec<RepCustomer>, Option<i64>), DbErr> {
     let mut q = wecom_follow::Entity::find()
         .filter(wecom_follow::Column::TenantId.eq(tenant))
         .filter(wecom_follow::Column::UserId.eq(user_id));
@@ -218,8 +243,8 @@ pub async fn rep_customers<C: ConnectionTrait>(
             .map(|p| (p.id, p.display_name))
             .collect()
     };
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(last.id.to_string()),
+    let next = match (more, rows.last()) {
+        (true, Some(last)) => Some(last.id),
         _ => None,
     };
     let items = rows
@@ -239,7 +264,7 @@ pub async fn rep_customers<C: ConnectionTrait>(
             })
         })
         .collect();
-    Ok(RepCustomers { items, next_cursor })
+    Ok((items, next))
 }
 
 /// One refused value.
@@ -257,14 +282,15 @@ pub struct QualityEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// The tenant's data-quality log (of one profile when given), newest first, before row `before`.
+/// The tenant's data-quality log (of one profile when given), newest first: at most `limit`
+/// entries before row `before`.
 pub async fn data_quality<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     profile_id: Option<&str>,
     before: Option<i64>,
     limit: u64,
-) -> Result<(Vec<QualityEntry>, Option<String>), DbErr> {
+) -> Result<Vec<QualityEntry>, DbErr> {
     let mut q = data_quality::Entity::find().filter(data_quality::Column::TenantId.eq(tenant));
     if let Some(p) = profile_id {
         q = q.filter(data_quality::Column::ProfileId.eq(p));
@@ -272,15 +298,11 @@ pub async fn data_quality<C: ConnectionTrait>(
     if let Some(b) = before {
         q = q.filter(data_quality::Column::Id.lt(b));
     }
-    let rows = q
-        .order_by_desc(data_quality::Column::Id)
-        .limit(limit + 1)
+    Ok(q.order_by_desc(data_quality::Column::Id)
+        .limit(limit)
         .all(db)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    let items: Vec<QualityEntry> = rows
+        .await?
         .into_iter()
-        .take(limit as usize)
         .map(|r| QualityEntry {
             id: r.id,
             profile_id: r.profile_id,
@@ -291,11 +313,31 @@ pub async fn data_quality<C: ConnectionTrait>(
             source: r.source,
             created_at: r.created_at,
         })
-        .collect();
-    let next = if more {
-        items.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    Ok((items, next))
+        .collect())
+}
+
+/// `tenant`'s declared custom fields by name: at most `limit` named after `after`.
+pub async fn custom_fields<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<CustomField>, DbErr> {
+    let mut q = custom_field::Entity::find().filter(custom_field::Column::TenantId.eq(tenant));
+    if let Some(a) = after {
+        q = q.filter(custom_field::Column::Name.gt(a));
+    }
+    Ok(q.order_by_asc(custom_field::Column::Name)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            Some(CustomField {
+                value_type: FieldType::parse(&c.value_type)?,
+                name: c.name,
+                label: c.label,
+            })
+        })
+        .collect())
 }

@@ -1,5 +1,6 @@
 //! Reads behind the internal API, each scoped to one tenant: a profile of another tenant reads
-//! exactly like an unknown one (`None`), and lists hold only the tenant's rows. Sensitive
+//! exactly like an unknown one (`None`), and lists hold only the tenant's rows, a page at a time
+//! after the key of the previous page's last row (a keyset, never an offset). Sensitive
 //! identifier values are returned masked.
 
 use std::collections::BTreeMap;
@@ -178,32 +179,30 @@ pub struct TimelineEntry {
     pub summary: serde_json::Value,
     /// The profile the event was first resolved to (another id for events of merged profiles).
     pub profile_id: String,
+    /// Row id: with `occurred_at`, the key of the timeline's order.
+    #[serde(skip)]
+    pub row: i64,
 }
 
-/// A page of the timeline, newest first.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TimelinePage {
-    pub items: Vec<TimelineEntry>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
+impl TimelineEntry {
+    /// The entry's place in the timeline: `(occurred_at in nanoseconds, row id)`.
+    pub fn key(&self) -> (i64, i64) {
+        (
+            self.occurred_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
+            self.row,
+        )
+    }
 }
 
-/// A timeline cursor: `<occurred_at millis>_<row id>` of the last entry returned.
-pub fn parse_cursor(s: &str) -> Option<(DateTime<Utc>, i64)> {
-    let (ms, id) = s.split_once('_')?;
-    let at = DateTime::from_timestamp_millis(ms.parse().ok()?)?;
-    Some((at, id.parse().ok()?))
-}
-
-/// The timeline of `tenant`'s profile and of every profile merged into it, newest first.
+/// The timeline of `tenant`'s profile and of every profile merged into it, newest first: at
+/// most `limit` entries older than `before` (an entry's [`TimelineEntry::key`]).
 pub async fn timeline<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     profile_id: &str,
-    cursor: Option<(DateTime<Utc>, i64)>,
+    before: Option<(i64, i64)>,
     limit: u64,
-) -> Result<TimelinePage, DbErr> {
+) -> Result<Vec<TimelineEntry>, DbErr> {
     let mut ids = vec![profile_id.to_string()];
     ids.extend(
         profile::Entity::find()
@@ -217,7 +216,8 @@ pub async fn timeline<C: ConnectionTrait>(
     let mut q = timeline::Entity::find()
         .filter(timeline::Column::TenantId.eq(tenant))
         .filter(timeline::Column::ProfileId.is_in(ids));
-    if let Some((at, id)) = cursor {
+    if let Some((nanos, id)) = before {
+        let at = DateTime::<Utc>::from_timestamp_nanos(nanos);
         q = q.filter(
             Condition::any()
                 .add(timeline::Column::OccurredAt.lt(at))
@@ -228,35 +228,21 @@ pub async fn timeline<C: ConnectionTrait>(
                 ),
         );
     }
-    let rows = q
-        .order_by_desc(timeline::Column::OccurredAt)
+    Ok(q.order_by_desc(timeline::Column::OccurredAt)
         .order_by_desc(timeline::Column::Id)
-        .limit(limit + 1)
+        .limit(limit)
         .all(db)
-        .await?;
-    let more = rows.len() as u64 > limit;
-    let rows: Vec<timeline::Model> = rows.into_iter().take(limit as usize).collect();
-    let next_cursor = match (more, rows.last()) {
-        (true, Some(last)) => Some(format!(
-            "{}_{}",
-            last.occurred_at.timestamp_millis(),
-            last.id
-        )),
-        _ => None,
-    };
-    Ok(TimelinePage {
-        items: rows
-            .into_iter()
-            .map(|r| TimelineEntry {
-                event_id: r.event_id,
-                event_type: r.event_type,
-                occurred_at: r.occurred_at,
-                summary: serde_json::from_str(&r.summary).unwrap_or(serde_json::Value::Null),
-                profile_id: r.profile_id,
-            })
-            .collect(),
-        next_cursor,
-    })
+        .await?
+        .into_iter()
+        .map(|r| TimelineEntry {
+            event_id: r.event_id,
+            event_type: r.event_type,
+            occurred_at: r.occurred_at,
+            summary: serde_json::from_str(&r.summary).unwrap_or(serde_json::Value::Null),
+            profile_id: r.profile_id,
+            row: r.id,
+        })
+        .collect())
 }
 
 /// A merge record.
@@ -281,20 +267,27 @@ pub struct MergeView {
     pub unmerge_id: Option<i64>,
 }
 
-/// Merges `tenant`'s profile took part in (as survivor or absorbed), oldest first.
+/// Merges `tenant`'s profile took part in (as survivor or absorbed), oldest first: at most
+/// `limit` with an id above `after`.
 pub async fn merges<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     profile_id: &str,
+    after: Option<i64>,
+    limit: u64,
 ) -> Result<Vec<MergeView>, DbErr> {
-    Ok(merge::Entity::find()
+    let mut q = merge::Entity::find()
         .filter(merge::Column::TenantId.eq(tenant))
         .filter(
             Condition::any()
                 .add(merge::Column::SurvivorId.eq(profile_id))
                 .add(merge::Column::AbsorbedId.eq(profile_id)),
-        )
-        .order_by_asc(merge::Column::Id)
+        );
+    if let Some(a) = after {
+        q = q.filter(merge::Column::Id.gt(a));
+    }
+    Ok(q.order_by_asc(merge::Column::Id)
+        .limit(limit)
         .all(db)
         .await?
         .into_iter()
@@ -327,15 +320,18 @@ pub struct RefusalView {
     pub created_at: DateTime<Utc>,
 }
 
-/// `tenant`'s refused merges, newest first.
+/// `tenant`'s refused merges, newest first: at most `limit` with an id below `before`.
 pub async fn refusals<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
+    before: Option<i64>,
     limit: u64,
 ) -> Result<Vec<RefusalView>, DbErr> {
-    Ok(refusal::Entity::find()
-        .filter(refusal::Column::TenantId.eq(tenant))
-        .order_by_desc(refusal::Column::Id)
+    let mut q = refusal::Entity::find().filter(refusal::Column::TenantId.eq(tenant));
+    if let Some(b) = before {
+        q = q.filter(refusal::Column::Id.lt(b));
+    }
+    Ok(q.order_by_desc(refusal::Column::Id)
         .limit(limit)
         .all(db)
         .await?
@@ -373,11 +369,14 @@ pub struct EdgeView {
     pub merge_id: Option<i64>,
 }
 
-/// Every link (live and retracted) touching an identifier `tenant`'s profile holds, oldest first.
+/// Links (live and retracted) touching an identifier `tenant`'s profile holds, oldest first: at
+/// most `limit` with an id above `after`.
 pub async fn edges<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     profile_id: &str,
+    after: Option<i64>,
+    limit: u64,
 ) -> Result<Vec<EdgeView>, DbErr> {
     let ids: Vec<i64> = identifier::Entity::find()
         .filter(identifier::Column::TenantId.eq(tenant))
@@ -390,22 +389,29 @@ pub async fn edges<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // Each chunk's first `limit` links after the cursor; the page is the first `limit` of all.
     let mut out = Vec::new();
     for chunk in ids.chunks(500) {
+        let mut q = edge::Entity::find()
+            .filter(edge::Column::TenantId.eq(tenant))
+            .filter(
+                Condition::any()
+                    .add(edge::Column::FromIdentifierId.is_in(chunk.to_vec()))
+                    .add(edge::Column::ToIdentifierId.is_in(chunk.to_vec())),
+            );
+        if let Some(a) = after {
+            q = q.filter(edge::Column::Id.gt(a));
+        }
         out.extend(
-            edge::Entity::find()
-                .filter(edge::Column::TenantId.eq(tenant))
-                .filter(
-                    Condition::any()
-                        .add(edge::Column::FromIdentifierId.is_in(chunk.to_vec()))
-                        .add(edge::Column::ToIdentifierId.is_in(chunk.to_vec())),
-                )
+            q.order_by_asc(edge::Column::Id)
+                .limit(limit)
                 .all(db)
                 .await?,
         );
     }
     out.sort_by_key(|e| e.id);
     out.dedup_by_key(|e| e.id);
+    out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(out
         .into_iter()
         .map(|e| EdgeView {

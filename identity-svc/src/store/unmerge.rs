@@ -213,20 +213,7 @@ impl Resolver {
         merge_id: i64,
         by: &Decision,
     ) -> Result<Unmerged, ManualError> {
-        let r = in_tx!(
-            self,
-            txn,
-            unmerge_tx(&txn, Some(tenant), merge_id, by).await
-        )?;
-        metrics::counter!("scrm_identity_manual_total", "op" => "unmerge").increment(1);
-        Ok(r)
-    }
-
-    /// [`Self::unmerge_in`] in whichever tenant merge `merge_id` belongs to: for callers that
-    /// already hold a merge id of their own tenant (tests, tooling), never for a request — the
-    /// API scopes by the caller's tenant.
-    pub async fn unmerge(&self, merge_id: i64, by: &Decision) -> Result<Unmerged, ManualError> {
-        let r = in_tx!(self, txn, unmerge_tx(&txn, None, merge_id, by).await)?;
+        let r = in_tx!(self, txn, unmerge_tx(&txn, tenant, merge_id, by).await)?;
         metrics::counter!("scrm_identity_manual_total", "op" => "unmerge").increment(1);
         Ok(r)
     }
@@ -525,16 +512,16 @@ async fn record_separation(
 
 async fn unmerge_tx(
     txn: &DatabaseTransaction,
-    tenant: Option<&str>,
+    tenant: &str,
     merge_id: i64,
     by: &Decision,
 ) -> Result<Unmerged, ManualError> {
     let now = Utc::now();
-    let mut q = merge::Entity::find_by_id(merge_id);
-    if let Some(t) = tenant {
-        q = q.filter(merge::Column::TenantId.eq(t));
-    }
-    let Some(m) = q.one(txn).await? else {
+    let Some(m) = merge::Entity::find_by_id(merge_id)
+        .filter(merge::Column::TenantId.eq(tenant))
+        .one(txn)
+        .await?
+    else {
         return Err(not_found("id", format!("no merge with id {merge_id}")));
     };
     if m.unmerged_at.is_some() {

@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+pub mod page;
 pub mod principal;
 mod request_id;
 

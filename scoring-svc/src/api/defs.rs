@@ -6,8 +6,9 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /v1/models` `{key, name, description?, decay?}` | 201 the model |
-//! | `GET /v1/models` | the tenant's models |
+//! | `GET /v1/models?cursor=&limit=` | a page of the tenant's models, in the order they were created |
 //! | `GET /v1/models/{id}` | the model with its rules |
+//! | `GET /v1/models/{id}/rules?cursor=&limit=` | a page of the model's live rules, in the order they were created |
 //! | `PATCH /v1/models/{id}` `{name?, description?, decay?, status?: active\|archived}` | the model |
 //! | `POST /v1/models/{id}/rules` `{kind: event\|state, name, event?, filters?, condition?, points, caps?, enabled?}` | 201 the rule |
 //! | `GET /v1/rules/{id}` | the rule |
@@ -16,14 +17,15 @@
 //! | `GET /v1/stage-machine` | the machine (`is_default` when none was saved) |
 //! | `PUT /v1/stage-machine` `{stages, transitions?, forward_only?}` | the machine |
 //! | `POST /v1/triggers` `{name, on, actions, condition?, enabled?}` | 201 the trigger |
-//! | `GET /v1/triggers` | the tenant's triggers |
+//! | `GET /v1/triggers?cursor=&limit=` | a page of the tenant's triggers, in the order they were created |
 //! | `GET /v1/triggers/{id}`, `PUT /v1/triggers/{id}` `{…trigger}`, `DELETE /v1/triggers/{id}` | the trigger, the trigger replaced, 204 |
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::page::{PageQuery, PageReq};
 use super::{db_error, defs_error, object, ApiState};
 use crate::domain::decay::Decay;
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
@@ -35,6 +37,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/models/{id}", web::get().to(get_model))
         .route("/v1/models/{id}", web::patch().to(patch_model))
         .route("/v1/models/{id}/rules", web::post().to(post_rule))
+        .route("/v1/models/{id}/rules", web::get().to(get_model_rules))
         .route("/v1/rules/{id}", web::get().to(get_rule))
         .route("/v1/rules/{id}", web::put().to(put_rule))
         .route("/v1/rules/{id}", web::delete().to(delete_rule))
@@ -62,11 +65,40 @@ async fn post_model(
     Ok(HttpResponse::Created().json(m))
 }
 
-async fn get_models(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
-    let items = defs::models(state.scorer.db(), &p.tenant)
-        .await
-        .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+async fn get_models(
+    state: web::Data<ApiState>,
+    p: Principal,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<String> = q.read("models")?;
+    let rows = defs::models(
+        state.scorer.db(),
+        &p.tenant,
+        page.after.as_deref(),
+        page.fetch(),
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id.clone())))
+}
+
+async fn get_model_rules(
+    state: web::Data<ApiState>,
+    p: Principal,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<String> = q.read("model-rules")?;
+    let rows = defs::model_rules(
+        state.scorer.db(),
+        &p.tenant,
+        &id,
+        page.after.as_deref(),
+        page.fetch(),
+    )
+    .await
+    .map_err(defs_error)?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |r| r.id.clone())))
 }
 
 async fn get_model(
@@ -210,11 +242,21 @@ async fn post_trigger(
     Ok(HttpResponse::Created().json(t))
 }
 
-async fn get_triggers(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
-    let items = defs::triggers(state.scorer.db(), &p.tenant)
-        .await
-        .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+async fn get_triggers(
+    state: web::Data<ApiState>,
+    p: Principal,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<String> = q.read("triggers")?;
+    let rows = defs::triggers(
+        state.scorer.db(),
+        &p.tenant,
+        page.after.as_deref(),
+        page.fetch(),
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |t| t.id.clone())))
 }
 
 async fn get_trigger(

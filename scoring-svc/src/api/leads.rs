@@ -6,14 +6,16 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /v1/profiles/{id}/scores` | stage, owner, activity and every dimension's score, exact now |
-//! | `GET /v1/profiles/{id}/ledger?model=&cursor=&limit=&include_voided=` | ledger entries newest first (rule, event, delta, cap, earned, expiry, worth now), `next_cursor` |
-//! | `GET /v1/profiles/{id}/stage-history` | every move with who/what moved it, why, and time in stage |
-//! | `GET /v1/profiles/{id}/firings` | trigger firings with what each action did |
-//! | `GET /v1/profiles/{id}/slas` | SLAs: open, met, breached or closed |
+//! | `GET /v1/profiles/{id}/ledger?model=&include_voided=&cursor=&limit=` | ledger entries newest first (rule, event, delta, cap, earned, expiry, worth now) |
+//! | `GET /v1/profiles/{id}/stage-history?cursor=&limit=` | `{stage, status, items, next_cursor}`: the moves, oldest first, with who/what moved it, why, and time in stage |
+//! | `GET /v1/profiles/{id}/firings?cursor=&limit=` | trigger firings, oldest first, with what each action did |
+//! | `GET /v1/profiles/{id}/slas?cursor=&limit=` | SLAs, oldest first: open, met, breached or closed |
 //! | `POST /v1/profiles/{id}/stage` `{stage, reason}` | the move, recorded with the actor; 409 `transition_not_allowed` / `guard_failed` / `same_stage` / `profile_merged` with the reason (`details.allowed` lists where it may go), 400 `unknown_stage`, 404 |
 //! | `POST /v1/profiles/{id}/contacted` (no body) | the lead's open SLA is met by the actor: `{slas_met}` |
 //! | `POST /v1/profiles/{id}/adjustments` `{model, delta, reason}` | a manual ledger entry (`cause_id` the actor); the lead with its scores |
-//! | `GET /v1/leaderboard?model=&stage=&owner=&tag=&limit=` | top leads of a dimension |
+//! | `GET /v1/leaderboard?model=&stage=&owner=&tag=&cursor=&limit=` | `{model, as_of, items, next_cursor}`: top leads of a dimension, by score (to a millionth of a point, descending) then profile id; each page is exact at its own `as_of` |
+//!
+//! A lead's scores (`GET /v1/profiles/{id}/scores`) are one per model, not a list that pages.
 
 use actix_web::{web, HttpResponse};
 use platform::http::params::{field, required};
@@ -21,9 +23,10 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, limit, no_lead, ApiState};
+use super::page::{PageQuery, PageReq};
+use super::{db_error, no_lead, ApiState};
 use crate::store::engine::ManualError;
-use crate::store::queries::{self, Board, LedgerQuery};
+use crate::store::queries::{self, Board, BoardRow, LedgerQuery};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/profiles/{id}/scores", web::get().to(get_scores))
@@ -98,7 +101,7 @@ async fn get_scores(
 #[derive(Debug, Deserialize)]
 struct LedgerParams {
     model: Option<String>,
-    cursor: Option<i64>,
+    cursor: Option<String>,
     limit: Option<u64>,
     include_voided: Option<bool>,
 }
@@ -111,6 +114,7 @@ async fn get_ledger(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let tenant = p.tenant;
+    let page: PageReq<i64> = PageReq::parse("ledger", q.cursor.as_deref(), q.limit)?;
     let model_id = match q.model {
         None => None,
         Some(m) => {
@@ -127,22 +131,24 @@ async fn get_ledger(
     };
     let lq = LedgerQuery {
         model_id,
-        cursor: q.cursor,
-        limit: limit(q.limit)?,
+        cursor: page.after,
+        limit: page.limit,
         include_voided: q.include_voided.unwrap_or(false),
     };
     known_lead(&state, &tenant, &id).await?;
-    let page = queries::ledger(&state.scorer, &tenant, &id, &lq)
+    let entries = queries::ledger(&state.scorer, &tenant, &id, &lq)
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(page.with_next(entries.items, entries.next_cursor)))
 }
 
 async fn get_history(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<i64> = q.read("stage-history")?;
     let tenant = p.tenant;
     let s = &state.scorer;
     let Some(lead) = queries::lead(s.db(), &tenant, &id)
@@ -151,37 +157,51 @@ async fn get_history(
     else {
         return Err(no_lead(&id));
     };
-    let items = queries::history(s.db(), &tenant, &id, s.clock().now())
-        .await
-        .map_err(db_error)?;
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({"stage": lead.stage, "status": lead.status, "items": items})),
+    let rows = queries::history(
+        s.db(),
+        &tenant,
+        &id,
+        s.clock().now(),
+        page.after,
+        page.fetch(),
     )
+    .await
+    .map_err(db_error)?;
+    let moves = page.page(rows, |h| h.id);
+    Ok(HttpResponse::Ok().json(json!({
+        "stage": lead.stage,
+        "status": lead.status,
+        "items": moves.items,
+        "next_cursor": moves.next_cursor,
+    })))
 }
 
 async fn get_firings(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<i64> = q.read("firings")?;
     known_lead(&state, &p.tenant, &id).await?;
-    let items = queries::firings(state.scorer.db(), &p.tenant, &id)
+    let rows = queries::firings(state.scorer.db(), &p.tenant, &id, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |f| f.id)))
 }
 
 async fn get_slas(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<i64> = q.read("slas")?;
     known_lead(&state, &p.tenant, &id).await?;
-    let items = queries::slas(state.scorer.db(), &p.tenant, &id)
+    let rows = queries::slas(state.scorer.db(), &p.tenant, &id, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |a| a.history_id)))
 }
 
 /// A manual move (other fields, such as a `tenant_id` or `actor` a caller still sends, are
@@ -305,6 +325,7 @@ struct BoardParams {
     stage: Option<String>,
     owner: Option<String>,
     tag: Option<String>,
+    cursor: Option<String>,
     limit: Option<u64>,
 }
 
@@ -315,6 +336,7 @@ async fn get_leaderboard(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let tenant = p.tenant;
+    let page: PageReq<(i64, String)> = PageReq::parse("leaderboard", q.cursor.as_deref(), q.limit)?;
     let model = required(q.model, "model")?;
     let s = &state.scorer;
     let defs = s.compiled(&tenant).await.map_err(db_error)?;
@@ -332,11 +354,18 @@ async fn get_leaderboard(
         stage: q.stage.filter(|v| !v.is_empty()),
         owner: q.owner.filter(|v| !v.is_empty()),
         tag: q.tag.filter(|v| !v.is_empty()),
-        limit: limit(q.limit)?,
+        after: page.after.clone(),
+        limit: page.fetch(),
     };
-    let items = queries::leaderboard(s, &tenant, &defs, m, &board)
+    let as_of = s.clock().now();
+    let rows = queries::leaderboard(s, &tenant, &defs, m, &board)
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"model": defs.models[m].key, "as_of": s.clock().now(), "items": items})))
+    let board = page.page(rows, BoardRow::key);
+    Ok(HttpResponse::Ok().json(json!({
+        "model": defs.models[m].key,
+        "as_of": as_of,
+        "items": board.items,
+        "next_cursor": board.next_cursor,
+    })))
 }

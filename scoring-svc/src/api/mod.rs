@@ -15,9 +15,14 @@
 //! - leads (scores, ledger, stage history, firings, SLAs, manual moves, contact, adjustments,
 //!   leaderboard): [`leads`]
 //! - dry runs, recompute jobs: [`tools`]
+//!
+//! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
+//! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter). The stage
+//! machine is not a list: a handful of stages, read and written whole.
 
 mod defs;
 mod leads;
+use platform::http::page;
 mod tools;
 
 use std::sync::Arc;
@@ -30,9 +35,6 @@ use serde_json::{json, Value};
 
 use crate::store::defs::DefsError;
 use crate::store::Scorer;
-
-const DEFAULT_LIMIT: u64 = 50;
-const MAX_LIMIT: u64 = 1000;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -63,10 +65,6 @@ pub fn routes(state: ApiState) -> Routes {
 
 fn db_error(e: sea_orm::DbErr) -> ApiError {
     params::db_error("scoring", e)
-}
-
-fn limit(v: Option<u64>) -> Result<u64, ApiError> {
-    params::limit(v, DEFAULT_LIMIT, MAX_LIMIT)
 }
 
 /// The common answer to a refused definition write.

@@ -212,16 +212,40 @@ async fn model_row<C: sea_orm::ConnectionTrait>(
     one(db, &q).await?.as_ref().map(model_view).transpose()
 }
 
-/// Models of a tenant (every status), oldest first.
-pub async fn models(db: &DatabaseConnection, tenant: &str) -> Result<Vec<ModelView>, DbErr> {
-    let q = Query::select()
+/// Models of a tenant (every status) by id, the order they were created in (ids are
+/// time-ordered): at most `limit` after `after`.
+pub async fn models(
+    db: &DatabaseConnection,
+    tenant: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<ModelView>, DbErr> {
+    let mut q = Query::select()
         .expr(Expr::cust("*"))
         .from(ScoreModels::Table)
         .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
-        .order_by(ScoreModels::CreatedAt, Order::Asc)
         .order_by(ScoreModels::Id, Order::Asc)
+        .limit(limit)
         .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(ScoreModels::Id).gt(a));
+    }
     rows(db, &q).await?.iter().map(model_view).collect()
+}
+
+/// The keys of `tenant`'s active models.
+async fn active_model_keys(db: &DatabaseConnection, tenant: &str) -> Result<Vec<String>, DbErr> {
+    let q = Query::select()
+        .column(ScoreModels::Key)
+        .from(ScoreModels::Table)
+        .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
+        .and_where(Expr::col(ScoreModels::Status).eq(ACTIVE))
+        .to_owned();
+    rows(db, &q)
+        .await?
+        .iter()
+        .map(|r| r.try_get("", "key"))
+        .collect()
 }
 
 fn no_model(id: &str) -> DefsError {
@@ -254,6 +278,37 @@ pub async fn model(
             .collect::<Result<_, _>>()?,
     );
     Ok(m)
+}
+
+/// Live rules of `tenant`'s model `model_id` by id, the order they were created in (ids are
+/// time-ordered): at most `limit` after `after`. A model of another tenant is not found.
+pub async fn model_rules(
+    db: &DatabaseConnection,
+    tenant: &str,
+    model_id: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<RuleView>, DefsError> {
+    model_row(db, tenant, model_id)
+        .await?
+        .ok_or_else(|| no_model(model_id))?;
+    let mut q = Query::select()
+        .expr(Expr::cust("*"))
+        .from(ScoreRules::Table)
+        .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
+        .and_where(Expr::col(ScoreRules::ModelId).eq(model_id))
+        .and_where(Expr::col(ScoreRules::Status).eq(ACTIVE))
+        .order_by(ScoreRules::Id, Order::Asc)
+        .limit(limit)
+        .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(ScoreRules::Id).gt(a));
+    }
+    Ok(rows(db, &q)
+        .await?
+        .iter()
+        .map(rule_view)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Creates a model.
@@ -487,28 +542,6 @@ pub async fn create_rule_in(
     rule(db, tenant, &id).await
 }
 
-/// Adds a rule to model `model_id` in that model's own tenant: for seeding and tools that hold
-/// a model id they created themselves. Requests act through [`create_rule_in`], scoped to the
-/// caller's tenant.
-pub async fn create_rule(
-    db: &DatabaseConnection,
-    model_id: &str,
-    spec: RuleSpec,
-    actor: &str,
-    now: DateTime<Utc>,
-) -> Result<RuleView, DefsError> {
-    let q = Query::select()
-        .column(ScoreModels::TenantId)
-        .from(ScoreModels::Table)
-        .and_where(Expr::col(ScoreModels::Id).eq(model_id))
-        .to_owned();
-    let tenant: String = match one(db, &q).await? {
-        Some(r) => r.try_get("", "tenant_id")?,
-        None => return Err(no_model(model_id)),
-    };
-    create_rule_in(db, &tenant, model_id, spec, actor, now).await
-}
-
 /// Replaces the definition of a rule of `tenant` (its model stays).
 pub async fn replace_rule(
     db: &DatabaseConnection,
@@ -662,16 +695,25 @@ pub async fn trigger(
         .ok_or_else(|| DefsError::NotFound(format!("no trigger with id `{id}`")))
 }
 
-/// Live triggers of a tenant.
-pub async fn triggers(db: &DatabaseConnection, tenant: &str) -> Result<Vec<TriggerView>, DbErr> {
-    let q = Query::select()
+/// Active triggers of a tenant by id, the order they were created in (ids are time-ordered):
+/// at most `limit` after `after`.
+pub async fn triggers(
+    db: &DatabaseConnection,
+    tenant: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<TriggerView>, DbErr> {
+    let mut q = Query::select()
         .expr(Expr::cust("*"))
         .from(ScoreTriggers::Table)
         .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Status).eq(ACTIVE))
-        .order_by(ScoreTriggers::CreatedAt, Order::Asc)
         .order_by(ScoreTriggers::Id, Order::Asc)
+        .limit(limit)
         .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(ScoreTriggers::Id).gt(a));
+    }
     rows(db, &q).await?.iter().map(trigger_view).collect()
 }
 
@@ -680,12 +722,7 @@ async fn check_trigger(
     tenant: &str,
     spec: &TriggerSpec,
 ) -> Result<(), DefsError> {
-    let keys: Vec<String> = models(db, tenant)
-        .await?
-        .into_iter()
-        .filter(|m| m.status == ACTIVE)
-        .map(|m| m.spec.key)
-        .collect();
+    let keys = active_model_keys(db, tenant).await?;
     let stages: Vec<String> = machine(db, tenant)
         .await?
         .spec

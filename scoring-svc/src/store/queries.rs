@@ -146,11 +146,10 @@ pub struct EntryView {
 }
 
 /// A page of entries, newest first.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LedgerPage {
     pub items: Vec<EntryView>,
-    /// Pass as `cursor` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The id the next page starts below (the API's cursor holds it); `None` on the last.
     pub next_cursor: Option<i64>,
 }
 
@@ -304,14 +303,16 @@ pub struct HistoryView {
     pub cause_id: Option<String>,
 }
 
-/// Every move of a lead, oldest first.
+/// The moves of a lead, oldest first: at most `limit` with an id above `after`.
 pub async fn history(
     db: &DatabaseConnection,
     tenant: &str,
     profile: &str,
     now: DateTime<Utc>,
+    after: Option<i64>,
+    limit: u64,
 ) -> Result<Vec<HistoryView>, DbErr> {
-    let q = Query::select()
+    let mut q = Query::select()
         .columns([
             H::Id,
             H::FromStage,
@@ -327,7 +328,11 @@ pub async fn history(
         .and_where(Expr::col(H::TenantId).eq(tenant))
         .and_where(Expr::col(H::ProfileId).eq(profile))
         .order_by(H::Id, Order::Asc)
+        .limit(limit)
         .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(H::Id).gt(a));
+    }
     rows(db, &q)
         .await?
         .iter()
@@ -369,13 +374,15 @@ pub struct FiringView {
     pub result: serde_json::Value,
 }
 
-/// The firings of a profile's triggers, oldest first.
+/// The firings of a profile's triggers, oldest first: at most `limit` with an id above `after`.
 pub async fn firings(
     db: &DatabaseConnection,
     tenant: &str,
     profile: &str,
+    after: Option<i64>,
+    limit: u64,
 ) -> Result<Vec<FiringView>, DbErr> {
-    let q = Query::select()
+    let mut q = Query::select()
         .columns([
             F::Id,
             F::TriggerId,
@@ -391,7 +398,11 @@ pub async fn firings(
         .and_where(Expr::col(F::TenantId).eq(tenant))
         .and_where(Expr::col(F::ProfileId).eq(profile))
         .order_by(F::Id, Order::Asc)
+        .limit(limit)
         .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(F::Id).gt(a));
+    }
     rows(db, &q)
         .await?
         .iter()
@@ -427,13 +438,16 @@ pub struct SlaView {
     pub settled_by: Option<String>,
 }
 
-/// The SLAs of a lead, oldest first.
+/// The SLAs of a lead, oldest first (by the stage entry they are about): at most `limit` with a
+/// history id above `after`.
 pub async fn slas(
     db: &DatabaseConnection,
     tenant: &str,
     profile: &str,
+    after: Option<i64>,
+    limit: u64,
 ) -> Result<Vec<SlaView>, DbErr> {
-    let q = Query::select()
+    let mut q = Query::select()
         .columns([
             A::HistoryId,
             A::Stage,
@@ -447,7 +461,11 @@ pub async fn slas(
         .and_where(Expr::col(A::TenantId).eq(tenant))
         .and_where(Expr::col(A::ProfileId).eq(profile))
         .order_by(A::HistoryId, Order::Asc)
+        .limit(limit)
         .to_owned();
+    if let Some(a) = after {
+        q.and_where(Expr::col(A::HistoryId).gt(a));
+    }
     rows(db, &q)
         .await?
         .iter()
@@ -465,12 +483,14 @@ pub async fn slas(
         .collect()
 }
 
-/// Filters of the leaderboard.
+/// Filters and page of the leaderboard.
 #[derive(Debug, Clone, Default)]
 pub struct Board {
     pub stage: Option<String>,
     pub owner: Option<String>,
     pub tag: Option<String>,
+    /// Rows after this [`BoardRow::key`].
+    pub after: Option<(i64, String)>,
     pub limit: u64,
 }
 
@@ -484,11 +504,37 @@ pub struct BoardRow {
     pub owner: Option<String>,
 }
 
-/// The top leads of model `model` (index into `defs`) by their exact score now.
+/// Millionths of a point: the leaderboard ranks scores at this resolution, so that the order of
+/// two leads does not hang on the last bits of a float.
+const RANK_SCALE: f64 = 1e6;
+
+/// A score as the leaderboard ranks it: in millionths of a point.
+pub fn rank(score: f64) -> i64 {
+    (score * RANK_SCALE).round() as i64
+}
+
+impl BoardRow {
+    /// The row's place on the board, which is ordered by rank (descending), then profile id:
+    /// `(rank of its score, profile id)`.
+    pub fn key(&self) -> (i64, String) {
+        (rank(self.score), self.profile_id.clone())
+    }
+
+    fn after(&self, (r, id): &(i64, String)) -> bool {
+        let mine = rank(self.score);
+        mine < *r || (mine == *r && self.profile_id.as_str() > id.as_str())
+    }
+}
+
+/// The top leads of model `model` (index into `defs`) by their exact score now: at most
+/// `b.limit`, after `b.after` when given. Each page is exact at its own instant, so a lead whose
+/// score crosses the cursor between two requests (a new event, or decay) may show on both pages
+/// or on neither.
 ///
 /// Rows are ordered in SQL by `held + norm × carry of its era at now`, exact for every fold still
-/// valid; folds past a decay boundary (few: the scheduler rebuilds them as they come due) are
-/// rebuilt here and merged in.
+/// valid (to float rounding: the SQL bounds of a cursor leave a margin, the rows are then ranked
+/// and cut here); folds past a decay boundary (few: the scheduler rebuilds them as they come
+/// due) are rebuilt here and merged in.
 pub async fn leaderboard(
     scorer: &Scorer,
     tenant: &str,
@@ -543,65 +589,88 @@ pub async fn leaderboard(
     // decayed to nothing.
     let era = m.decay.era(m.epoch, now);
     let era_col = || Expr::col((s.clone(), ScoreEras::NormEra));
-    let carry = Expr::case(era_col().eq(era), m.decay.era_carry(m.epoch, era, now))
-        .case(
-            era_col().eq(era - 1),
-            m.decay.era_carry(m.epoch, era - 1, now),
-        )
-        .case(
-            era_col().eq(era + 1),
-            m.decay.era_carry(m.epoch, era + 1, now),
-        )
-        .finally(0.0f64);
-    let mut top = Query::select();
-    base(&mut top);
-    top.order_by_expr(
-        Expr::col((s.clone(), P::Held)).add(Expr::col((s.clone(), P::Norm)).mul(carry)),
-        Order::Desc,
-    )
-    .order_by((s.clone(), P::ProfileId), Order::Asc)
-    .limit(b.limit);
+    let key = || {
+        let carry = Expr::case(era_col().eq(era), m.decay.era_carry(m.epoch, era, now))
+            .case(
+                era_col().eq(era - 1),
+                m.decay.era_carry(m.epoch, era - 1, now),
+            )
+            .case(
+                era_col().eq(era + 1),
+                m.decay.era_carry(m.epoch, era + 1, now),
+            )
+            .finally(0.0f64);
+        Expr::col((s.clone(), P::Held)).add(Expr::col((s.clone(), P::Norm)).mul(carry))
+    };
     let mut stale = Query::select();
     base(&mut stale);
     stale
         .and_where(Expr::col((s.clone(), P::ValidUntil)).lte(now))
         .limit(10_000);
-    let mut found: HashMap<String, BoardRow> = HashMap::new();
-    for r in rows(db, &top)
-        .await?
-        .into_iter()
-        .chain(rows(db, &stale).await?)
-    {
-        let profile: String = r.try_get("", "profile_id")?;
-        if found.contains_key(&profile) {
-            continue;
+    let stale = rows(db, &stale).await?;
+    // The rows after the cursor, read in growing batches until the page is full: the SQL bounds
+    // let through a few rows at the cursor's edges that the ranking here then drops.
+    let mut want = b.limit;
+    loop {
+        let mut top = Query::select();
+        base(&mut top);
+        if let Some((r, id)) = &b.after {
+            // Rows ranked at most `r`; of those certainly ranked at least `r`, only ids above.
+            let (lo, hi) = (
+                (*r as f64 - 0.5) / RANK_SCALE,
+                (*r as f64 + 0.5) / RANK_SCALE,
+            );
+            let margin = 1e-9 * hi.abs().max(lo.abs()).max(1.0);
+            top.and_where(Expr::expr(key()).lt(hi + margin)).and_where(
+                Expr::expr(key())
+                    .lt(lo + margin)
+                    .or(Expr::col((s.clone(), P::ProfileId)).gt(id.as_str())),
+            );
         }
-        let fold = Fold {
-            held: r.try_get("", "held")?,
-            decaying: r.try_get("", "decaying")?,
-            at: r.try_get("", "folded_at")?,
-            valid_until: r.try_get("", "valid_until")?,
-        };
-        let score = match fold.carried(&m.decay, now) {
-            Some(f) => f.value(),
-            None => scores::rebuild(db, tenant, &profile, m, now).await?.value(),
-        };
-        found.insert(
-            profile.clone(),
-            BoardRow {
-                profile_id: profile,
-                score,
-                stage: r.try_get("", "stage")?,
-                owner: r.try_get("", "owner_user_id")?,
-            },
-        );
+        top.order_by_expr(key(), Order::Desc)
+            .order_by((s.clone(), P::ProfileId), Order::Asc)
+            .limit(want);
+        let top = rows(db, &top).await?;
+        let read = top.len() as u64;
+        let mut found: HashMap<String, BoardRow> = HashMap::new();
+        for r in top.iter().chain(stale.iter()) {
+            let profile: String = r.try_get("", "profile_id")?;
+            if found.contains_key(&profile) {
+                continue;
+            }
+            let fold = Fold {
+                held: r.try_get("", "held")?,
+                decaying: r.try_get("", "decaying")?,
+                at: r.try_get("", "folded_at")?,
+                valid_until: r.try_get("", "valid_until")?,
+            };
+            let score = match fold.carried(&m.decay, now) {
+                Some(f) => f.value(),
+                None => scores::rebuild(db, tenant, &profile, m, now).await?.value(),
+            };
+            found.insert(
+                profile.clone(),
+                BoardRow {
+                    profile_id: profile,
+                    score,
+                    stage: r.try_get("", "stage")?,
+                    owner: r.try_get("", "owner_user_id")?,
+                },
+            );
+        }
+        let mut out: Vec<BoardRow> = found
+            .into_values()
+            .filter(|row| b.after.as_ref().is_none_or(|a| row.after(a)))
+            .collect();
+        out.sort_by(|a, b| {
+            rank(b.score)
+                .cmp(&rank(a.score))
+                .then_with(|| a.profile_id.cmp(&b.profile_id))
+        });
+        if out.len() as u64 >= b.limit || read < want {
+            out.truncate(b.limit as usize);
+            return Ok(out);
+        }
+        want = want.saturating_mul(2);
     }
-    let mut out: Vec<BoardRow> = found.into_values().collect();
-    out.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then_with(|| a.profile_id.cmp(&b.profile_id))
-    });
-    out.truncate(b.limit as usize);
-    Ok(out)
 }

@@ -4,9 +4,10 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /v1/tag-groups` `{name, selection?: single\|multi, sync_wecom?, corp_id?}` | 201 the group |
-//! | `GET /v1/tag-groups` | the tenant's groups with their tags |
+//! | `GET /v1/tag-groups?cursor=&limit=` | a page of the tenant's groups (by name) with their tags |
 //! | `GET /v1/tag-groups/{id}` | the group with its tags |
 //! | `POST /v1/tags` `{group_id, name, description?}` | 201 the tag (400 `invalid_field` naming `group_id` when the tenant has no such group) |
+//! | `GET /v1/tags?group_id=&cursor=&limit=` | a page of the tenant's tags (of one group when given), in the order they were created |
 //! | `GET /v1/tags/{id}` | the tag |
 //! | `PATCH /v1/tags/{id}` `{name?, description?, status?: active\|retired}` | the tag |
 
@@ -15,14 +16,16 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::page::{PageQuery, PageReq};
 use super::{db_error, field, ApiState};
-use crate::store::catalog::{self, CatalogError, NewGroup, NewTag, TagPatch, TagRow};
+use crate::store::catalog::{self, CatalogError, GroupView, NewGroup, NewTag, TagPatch, TagRow};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/tag-groups", web::post().to(post_group))
         .route("/v1/tag-groups", web::get().to(get_groups))
         .route("/v1/tag-groups/{id}", web::get().to(get_group))
         .route("/v1/tags", web::post().to(post_tag))
+        .route("/v1/tags", web::get().to(get_tags))
         .route("/v1/tags/{id}", web::get().to(get_tag))
         .route("/v1/tags/{id}", web::patch().to(patch_tag));
 }
@@ -68,11 +71,16 @@ async fn post_group(
     Ok(HttpResponse::Created().json(g))
 }
 
-async fn get_groups(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
-    let items = catalog::groups(&state.db, &p.tenant)
+async fn get_groups(
+    state: web::Data<ApiState>,
+    p: Principal,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<(String, String)> = q.read("tag-groups")?;
+    let rows = catalog::groups(&state.db, &p.tenant, page.after.as_ref(), page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, GroupView::key)))
 }
 
 async fn get_group(
@@ -111,6 +119,34 @@ async fn post_tag(
         .await
         .map_err(catalog_error)?;
     Ok(HttpResponse::Created().json(t))
+}
+
+/// `?group_id=&cursor=&limit=` of the tag list.
+#[derive(Debug, Deserialize)]
+struct TagsQuery {
+    group_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u64>,
+}
+
+async fn get_tags(
+    state: web::Data<ApiState>,
+    p: Principal,
+    q: web::Query<TagsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = q.into_inner();
+    let page: PageReq<String> = PageReq::parse("tags", q.cursor.as_deref(), q.limit)?;
+    let group = q.group_id.filter(|g| !g.trim().is_empty());
+    let rows = catalog::tags(
+        &state.db,
+        &p.tenant,
+        group.as_deref(),
+        page.after.as_deref(),
+        page.fetch(),
+    )
+    .await
+    .map_err(db_error)?;
+    Ok(HttpResponse::Ok().json(page.page(rows, |t| t.id.clone())))
 }
 
 async fn get_tag(

@@ -4,7 +4,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/profiles/{id}/tags` | every tag the profile holds and why (source, rule, who, since) |
+//! | `GET /v1/profiles/{id}/tags?cursor=&limit=` | the tags the profile holds and why (source, rule, who, since), in the order they were given |
 //! | `POST /v1/profiles/{id}/tags` `{tag_id}` | the tag-set changes (a single-select group drops its other tag; chained rules settle); 409 `tag_retired` |
 //! | `DELETE /v1/profiles/{id}/tags/{tag_id}` | takes back the manual tag (a rule's tag stays while its rule holds) |
 
@@ -13,6 +13,7 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::page::{PageQuery, PageReq};
 use super::{db_error, field, ApiState};
 use crate::store::members::{self, MemberError};
 use crate::store::segments;
@@ -48,17 +49,19 @@ async fn get_tags(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<i64> = q.read("profile-tags")?;
     if !segments::has_profile(&state.db, &p.tenant, &id)
         .await
         .map_err(db_error)?
     {
         return Err(unknown_profile(&id));
     }
-    let items = members::of_profile(&state.db, &p.tenant, &id)
+    let rows = members::of_profile(&state.db, &p.tenant, &id, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |h| h.row)))
 }
 
 /// A tag by hand (a `tenant_id` or `operator` still sent by an old caller is ignored).

@@ -12,10 +12,14 @@
 //! - a profile's tags by hand: [`members`]
 //! - rules, previews, exports, jobs: [`rules`], [`export`]
 //! - WeCom corp-tag sync: [`wecom`]
+//!
+//! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
+//! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter).
 
 mod catalog;
 mod export;
 mod members;
+use platform::http::page;
 mod rules;
 pub mod wecom;
 

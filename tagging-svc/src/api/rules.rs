@@ -8,7 +8,8 @@
 //! | route | answer |
 //! |---|---|
 //! | `POST /v1/tag-rules` `{tag_id, name, condition, mode?, enabled?}` | 201 `{rule, job}` (a backfill when enabled) |
-//! | `GET /v1/tag-rules` / `GET /v1/tag-rules/{id}` | rules |
+//! | `GET /v1/tag-rules?cursor=&limit=` | a page of the live rules, in the order they were created |
+//! | `GET /v1/tag-rules/{id}` | the rule |
 //! | `PUT /v1/tag-rules/{id}` `{name, condition, mode?, enabled?}` | `{rule, job}`: the profiles brought in line (the tag stays) |
 //! | `DELETE /v1/tag-rules/{id}` | `{rule, job}`: what it set is taken back |
 //! | `POST /v1/tag-rules/{id}/backfill` | 202 a job |
@@ -22,6 +23,7 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::page::{PageQuery, PageReq};
 use super::{db_error, field, ApiState};
 use crate::store::backfill::{self, JobView, BACKFILL, CLEANUP};
 use crate::store::rules::{self as tag_rules, RuleError, RuleInput, RuleView};
@@ -125,11 +127,16 @@ async fn post_rule(
     Ok(HttpResponse::Created().json(json!({"rule": RuleView::from(r), "job": job})))
 }
 
-async fn list_rules(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
-    let items = tag_rules::list(&state.db, &p.tenant)
+async fn list_rules(
+    state: web::Data<ApiState>,
+    p: Principal,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<String> = q.read("tag-rules")?;
+    let rows = tag_rules::list(&state.db, &p.tenant, page.after.as_deref(), page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items})))
+    Ok(HttpResponse::Ok().json(page.page(rows, |r| r.id.clone())))
 }
 
 async fn get_rule(

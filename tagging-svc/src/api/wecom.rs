@@ -4,10 +4,10 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/wecom/{corp_id}/corp-tags` | the mirror: `{corp_id, groups: [{wecom_id, name, order, deleted, group_id?, synced_at, tags: [{wecom_id, name, order, deleted, tag_id?}]}], sync: {last_synced_at, last_error, pending}}`; 404 before the tenant ever asked for the corp |
+//! | `GET /v1/wecom/{corp_id}/corp-tags?cursor=&limit=` | the mirror, a page of groups by WeCom's order: `{corp_id, sync: {last_synced_at, last_error, pending}, items: [{wecom_id, name, order, deleted, group_id?, synced_at, tags: [{wecom_id, name, order, deleted, tag_id?}]}], next_cursor}`; 404 before the tenant ever asked for the corp |
 //! | `POST /v1/wecom/{corp_id}/corp-tags/sync` | reads the library now: 200 what changed; 202 `{status: "queued"}` while another process syncs it; 404 a corp that is not the tenant's (the gateway's token keeper knows no such WeCom app of the tenant); 502 `wechat_error` (`details.errcode`); 503 `wecom_sync_off` |
 //! | `POST /v1/wecom/{corp_id}/corp-tag-groups/{group_id}/link` `{name?, selection?}` | 201 the local group (written back to WeCom) with a tag per corp tag; 404 not mirrored; 409 `already_linked`, `corp_group_deleted`, `duplicate_name` |
-//! | `GET /v1/wecom/sync-queue[?recent=20]` | write-back items per status and the latest failures |
+//! | `GET /v1/wecom/sync-queue?cursor=&limit=` | write-back items per status and a page of failures, latest first: `{counts, items, next_cursor}` (`recent`, the old name of `limit`, is still read) |
 //! | `PATCH /v1/tag-groups/{id}/wecom` `{sync_wecom?, corp_id?}` | the group; turning sync off drops its pending write-backs, on queues its linked tags for every profile holding them |
 //! | `POST /v1/tag-groups/{id}/wecom/push` | creates the group's tags that WeCom lacks (and the corp group when not linked), links them: 200 `{group_id, wecom_group_id, created, linked, mirror}`; 400 a name over 30 characters, no `corp_id` or one that is not the tenant's; 409 `already_linked`, `group_retired`, `sync_running`; 502 `wechat_error`; 503 `wecom_sync_off` |
 
@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use platform::http::params::limit;
 use platform::http::{ApiError, Principal, Routes};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
@@ -23,9 +22,10 @@ use serde_json::json;
 
 use super::catalog::catalog_error;
 use super::db_error;
+use super::page::{limit, PageQuery, PageReq};
 use crate::store::catalog;
-use crate::store::corp_tags::{self, LinkOptions};
-use crate::store::sync_queue;
+use crate::store::corp_tags::{self, LinkOptions, MirrorGroup};
+use crate::store::sync_queue::{self, FailedItem};
 use crate::wecom::mirror::{MirrorError, PushError};
 use crate::wecom::WecomSync;
 
@@ -57,9 +57,12 @@ pub fn routes(base: Routes, db: DatabaseConnection, sync: Option<WecomSync>) -> 
     })
 }
 
-/// The sync queue's page (a `tenant_id` still sent by an old caller is ignored).
+/// The sync queue's page of failures: `?cursor=&limit=`, `recent` the old name of `limit` (a
+/// `tenant_id` still sent by an old caller is ignored).
 #[derive(Debug, Deserialize)]
 struct QueueQuery {
+    cursor: Option<String>,
+    limit: Option<u64>,
     recent: Option<u64>,
 }
 
@@ -67,22 +70,31 @@ async fn get_mirror(
     state: web::Data<WecomState>,
     p: Principal,
     corp: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let page: PageReq<(i64, String)> = q.read("corp-tags")?;
     let corp = corp.into_inner();
-    let mut mirror = corp_tags::list(&state.db, &p.tenant, Some(&corp))
-        .await
-        .map_err(db_error)?;
+    let groups = corp_tags::mirror(
+        &state.db,
+        &p.tenant,
+        &corp,
+        page.after.as_ref(),
+        page.fetch(),
+    )
+    .await
+    .map_err(db_error)?;
     let sync = corp_tags::sync_state(&state.db, &p.tenant, &corp)
         .await
         .map_err(db_error)?;
-    let groups = mirror.remove(&corp).unwrap_or_default();
-    if sync.is_none() && groups.is_empty() {
+    if sync.is_none() && groups.is_empty() && page.after.is_none() {
         return Err(unknown_corp(&corp, " (sync its tag library first)"));
     }
+    let page = page.page(groups, MirrorGroup::key);
     Ok(HttpResponse::Ok().json(json!({
         "corp_id": corp,
-        "groups": groups,
         "sync": sync,
+        "items": page.items,
+        "next_cursor": page.next_cursor,
     })))
 }
 
@@ -226,11 +238,21 @@ async fn get_queue(
     p: Principal,
     q: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let recent = limit(q.into_inner().recent, 20, 500)?;
-    let status = sync_queue::status(&state.db, &p.tenant, recent)
+    let q = q.into_inner();
+    let mut page: PageReq<(i64, i64)> =
+        PageReq::parse("sync-queue.failures", q.cursor.as_deref(), q.limit)?;
+    if let (None, Some(recent)) = (q.limit, q.recent) {
+        page.limit = limit(Some(recent), "recent")?;
+    }
+    let status = sync_queue::status(&state.db, &p.tenant, page.after, page.fetch())
         .await
         .map_err(db_error)?;
-    Ok(HttpResponse::Ok().json(status))
+    let failures = page.page(status.recent_failures, FailedItem::key);
+    Ok(HttpResponse::Ok().json(json!({
+        "counts": status.counts,
+        "items": failures.items,
+        "next_cursor": failures.next_cursor,
+    })))
 }
 
 #[derive(Debug, Deserialize)]

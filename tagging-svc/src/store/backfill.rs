@@ -527,12 +527,3 @@ pub async fn get_in(tagger: &Tagger, tenant: &str, id: &str) -> Result<Option<Jo
         .await?
         .map(JobView::from))
 }
-
-/// The job `id` of whichever tenant started it (the service's own callers, benches and tests; a
-/// request goes through [`get_in`]).
-pub async fn get(tagger: &Tagger, id: &str) -> Result<Option<JobView>, DbErr> {
-    Ok(job::Entity::find_by_id(id.to_string())
-        .one(&tagger.db)
-        .await?
-        .map(JobView::from))
-}

@@ -3,8 +3,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set, SqlErr,
 };
 use serde::Serialize;
 
@@ -76,6 +76,13 @@ pub struct GroupView {
     #[serde(flatten)]
     pub group: GroupRow,
     pub tags: Vec<TagRow>,
+}
+
+impl GroupView {
+    /// The group's place in the catalogue: `(name, id)`.
+    pub fn key(&self) -> (String, String) {
+        (self.group.name.clone(), self.group.id.clone())
+    }
 }
 
 /// A group as the API shows it.
@@ -162,24 +169,46 @@ pub async fn create_group(db: &DatabaseConnection, g: NewGroup) -> Result<GroupR
     Ok(row.into())
 }
 
-/// A tenant's groups with their tags, by name.
-pub async fn groups<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<Vec<GroupView>, DbErr> {
-    let gs = tag_group::Entity::find()
-        .filter(tag_group::Column::TenantId.eq(tenant))
+/// A tenant's groups with their tags, by name then id: at most `limit` groups after `after`
+/// (a group's [`GroupView::key`]).
+pub async fn groups<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    after: Option<&(String, String)>,
+    limit: u64,
+) -> Result<Vec<GroupView>, DbErr> {
+    let mut q = tag_group::Entity::find().filter(tag_group::Column::TenantId.eq(tenant));
+    if let Some((name, id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(tag_group::Column::Name.gt(name.as_str()))
+                .add(
+                    Condition::all()
+                        .add(tag_group::Column::Name.eq(name.as_str()))
+                        .add(tag_group::Column::Id.gt(id.as_str())),
+                ),
+        );
+    }
+    let gs = q
         .order_by_asc(tag_group::Column::Name)
+        .order_by_asc(tag_group::Column::Id)
+        .limit(limit)
         .all(db)
         .await?;
     let mut by_group: std::collections::BTreeMap<String, Vec<TagRow>> = Default::default();
-    for t in tag::Entity::find()
-        .filter(tag::Column::TenantId.eq(tenant))
-        .order_by_asc(tag::Column::Name)
-        .all(db)
-        .await?
-    {
-        by_group
-            .entry(t.group_id.clone())
-            .or_default()
-            .push(t.into());
+    if !gs.is_empty() {
+        for t in tag::Entity::find()
+            .filter(tag::Column::TenantId.eq(tenant))
+            .filter(tag::Column::GroupId.is_in(gs.iter().map(|g| g.id.clone())))
+            .order_by_asc(tag::Column::Name)
+            .all(db)
+            .await?
+        {
+            by_group
+                .entry(t.group_id.clone())
+                .or_default()
+                .push(t.into());
+        }
     }
     Ok(gs
         .into_iter()
@@ -187,6 +216,31 @@ pub async fn groups<C: ConnectionTrait>(db: &C, tenant: &str) -> Result<Vec<Grou
             tags: by_group.remove(&g.id).unwrap_or_default(),
             group: g.into(),
         })
+        .collect())
+}
+
+/// A tenant's tags (of group `group` when given) by id, the order they were created in (ids are
+/// time-ordered): at most `limit` after `after`.
+pub async fn tags<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    group: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<TagRow>, DbErr> {
+    let mut q = tag::Entity::find().filter(tag::Column::TenantId.eq(tenant));
+    if let Some(g) = group {
+        q = q.filter(tag::Column::GroupId.eq(g));
+    }
+    if let Some(a) = after {
+        q = q.filter(tag::Column::Id.gt(a));
+    }
+    Ok(q.order_by_asc(tag::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(TagRow::from)
         .collect())
 }
 
@@ -233,15 +287,6 @@ pub async fn tag_in<C: ConnectionTrait>(
 ) -> Result<tag::Model, CatalogError> {
     tag::Entity::find_by_id(id.to_string())
         .filter(tag::Column::TenantId.eq(tenant))
-        .one(db)
-        .await?
-        .ok_or_else(|| CatalogError::NotFound(format!("no tag with id `{id}`")))
-}
-
-/// The tag `id` of whichever tenant holds it: for ids the service read from a tenant's own
-/// rows (and tests). A request's id is looked up with [`tag_in`].
-pub async fn tag<C: ConnectionTrait>(db: &C, id: &str) -> Result<tag::Model, CatalogError> {
-    tag::Entity::find_by_id(id.to_string())
         .one(db)
         .await?
         .ok_or_else(|| CatalogError::NotFound(format!("no tag with id `{id}`")))
@@ -305,17 +350,6 @@ pub struct TagPatch {
     pub name: Option<String>,
     pub description: Option<String>,
     pub status: Option<String>,
-}
-
-/// [`update_tag_in`] for the tag `id` of whichever tenant holds it (the service's own callers
-/// and tests; a request goes through [`update_tag_in`]).
-pub async fn update_tag(
-    db: &DatabaseConnection,
-    id: &str,
-    p: TagPatch,
-) -> Result<TagRow, CatalogError> {
-    let row = tag(db, id).await?;
-    update_tag_in(db, &row.tenant_id, id, p).await
 }
 
 /// Renames, describes, retires or revives the tag `id` of `tenant`. A retired tag is no longer

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use wechat::api::CorpTagGroup;
@@ -430,53 +430,78 @@ async fn set_link<C: ConnectionTrait>(
     Ok(())
 }
 
-/// The mirror of `corp` (every corp of `tenant` when `None`), groups by WeCom's order (larger
-/// first), each with its tags.
-pub async fn list<C: ConnectionTrait>(
+impl MirrorGroup {
+    /// The group's place in the mirror: `(WeCom's order, WeCom id)`.
+    pub fn key(&self) -> (i64, String) {
+        (self.order, self.wecom_id.clone())
+    }
+}
+
+/// The mirror of `tenant`'s `corp`: groups by WeCom's order (larger first, then WeCom id), each
+/// with its tags; at most `limit` groups after `after` (a group's [`MirrorGroup::key`]).
+pub async fn mirror<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
-    corp: Option<&str>,
-) -> Result<BTreeMap<String, Vec<MirrorGroup>>, DbErr> {
-    let mut q = corp_tag::Entity::find().filter(corp_tag::Column::TenantId.eq(tenant));
-    if let Some(c) = corp {
-        q = q.filter(corp_tag::Column::CorpId.eq(c));
+    corp: &str,
+    after: Option<&(i64, String)>,
+    limit: u64,
+) -> Result<Vec<MirrorGroup>, DbErr> {
+    let mut q = corp_tag::Entity::find()
+        .filter(corp_tag::Column::TenantId.eq(tenant))
+        .filter(corp_tag::Column::CorpId.eq(corp))
+        .filter(corp_tag::Column::Kind.eq(GROUP));
+    if let Some((order, wecom_id)) = after {
+        q = q.filter(
+            Condition::any()
+                .add(corp_tag::Column::SortOrder.lt(*order))
+                .add(
+                    Condition::all()
+                        .add(corp_tag::Column::SortOrder.eq(*order))
+                        .add(corp_tag::Column::WecomId.gt(wecom_id.as_str())),
+                ),
+        );
     }
-    let rows = q
+    let groups = q
         .order_by_desc(corp_tag::Column::SortOrder)
         .order_by_asc(corp_tag::Column::WecomId)
+        .limit(limit)
         .all(conn)
         .await?;
-    let mut tags: BTreeMap<(String, String), Vec<MirrorTag>> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.kind == TAG) {
-        tags.entry((
-            r.corp_id.clone(),
-            r.group_wecom_id.clone().unwrap_or_default(),
-        ))
-        .or_default()
-        .push(MirrorTag {
-            wecom_id: r.wecom_id.clone(),
-            name: r.name.clone(),
-            order: r.sort_order,
-            deleted: r.deleted,
-            tag_id: r.tag_id.clone(),
-        });
+    let mut tags: BTreeMap<String, Vec<MirrorTag>> = BTreeMap::new();
+    if !groups.is_empty() {
+        for r in corp_tag::Entity::find()
+            .filter(corp_tag::Column::TenantId.eq(tenant))
+            .filter(corp_tag::Column::CorpId.eq(corp))
+            .filter(corp_tag::Column::Kind.eq(TAG))
+            .filter(corp_tag::Column::GroupWecomId.is_in(groups.iter().map(|g| g.wecom_id.clone())))
+            .order_by_desc(corp_tag::Column::SortOrder)
+            .order_by_asc(corp_tag::Column::WecomId)
+            .all(conn)
+            .await?
+        {
+            tags.entry(r.group_wecom_id.clone().unwrap_or_default())
+                .or_default()
+                .push(MirrorTag {
+                    wecom_id: r.wecom_id,
+                    name: r.name,
+                    order: r.sort_order,
+                    deleted: r.deleted,
+                    tag_id: r.tag_id,
+                });
+        }
     }
-    let mut out: BTreeMap<String, Vec<MirrorGroup>> = BTreeMap::new();
-    for r in rows.into_iter().filter(|r| r.kind == GROUP) {
-        let t = tags
-            .remove(&(r.corp_id.clone(), r.wecom_id.clone()))
-            .unwrap_or_default();
-        out.entry(r.corp_id).or_default().push(MirrorGroup {
+    Ok(groups
+        .into_iter()
+        .map(|r| MirrorGroup {
+            tags: tags.remove(&r.wecom_id).unwrap_or_default(),
             wecom_id: r.wecom_id,
             name: r.name,
             order: r.sort_order,
             deleted: r.deleted,
             group_id: r.tag_id,
             synced_at: r.synced_at,
-            tags: t,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// How to link a mirrored corp group.
@@ -731,22 +756,6 @@ pub async fn link_pushed(
     }
     txn.commit().await?;
     Ok(linked)
-}
-
-/// [`set_group_sync_in`] for the group `id` of whichever tenant holds it (the service's own
-/// callers and tests; a request goes through [`set_group_sync_in`]).
-pub async fn set_group_sync(
-    db: &DatabaseConnection,
-    id: &str,
-    sync_wecom: Option<bool>,
-    corp_id: Option<String>,
-) -> Result<GroupRow, CatalogError> {
-    let tenant = tag_group::Entity::find_by_id(id.to_string())
-        .one(db)
-        .await?
-        .ok_or_else(|| CatalogError::NotFound(format!("no tag group with id `{id}`")))?
-        .tenant_id;
-    set_group_sync_in(db, &tenant, id, sync_wecom, corp_id).await
 }
 
 /// Switches the write-back of the local group `id` of `tenant` on (with the corp, unless it has

@@ -13,7 +13,7 @@ use proto::Envelope;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -293,18 +293,29 @@ pub struct Held {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     pub since: DateTime<Utc>,
+    /// The membership row: the key of the list's order.
+    #[serde(skip)]
+    pub row: i64,
 }
 
-/// Every reason the profile holds each of its tags.
+/// Every reason the profile holds each of its tags, in the order they were given: at most
+/// `limit` after membership row `after`.
 pub async fn of_profile<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
     profile: &str,
+    after: Option<i64>,
+    limit: u64,
 ) -> Result<Vec<Held>, DbErr> {
-    let rows = membership::Entity::find()
+    let mut q = membership::Entity::find()
         .filter(membership::Column::TenantId.eq(tenant))
-        .filter(membership::Column::ProfileId.eq(profile))
+        .filter(membership::Column::ProfileId.eq(profile));
+    if let Some(a) = after {
+        q = q.filter(membership::Column::Id.gt(a));
+    }
+    let rows = q
         .order_by_asc(membership::Column::Id)
+        .limit(limit)
         .all(conn)
         .await?;
     let ids: BTreeSet<String> = rows.iter().map(|r| r.tag_id.clone()).collect();
@@ -331,6 +342,7 @@ pub async fn of_profile<C: ConnectionTrait>(
                 origin: r.origin,
                 actor: r.actor,
                 since: r.created_at,
+                row: r.id,
             })
         })
         .collect())

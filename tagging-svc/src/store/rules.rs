@@ -15,7 +15,7 @@ use proto::condition::Condition;
 use rules::{Dependencies, Expanded, Limits, RuleLookup, ValidationError};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -581,9 +581,23 @@ pub async fn delete(
     Ok(m.update(db).await?)
 }
 
-/// The tenant's live rules.
-pub async fn list<C: ConnectionTrait>(conn: &C, tenant: &str) -> Result<Vec<RuleView>, DbErr> {
-    Ok(docs(conn, tenant)
+/// The tenant's live rules by id (the order they were created in): at most `limit` after
+/// `after`.
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<RuleView>, DbErr> {
+    let mut q = rule::Entity::find()
+        .filter(rule::Column::TenantId.eq(tenant))
+        .filter(rule::Column::DeletedAt.is_null());
+    if let Some(a) = after {
+        q = q.filter(rule::Column::Id.gt(a));
+    }
+    Ok(q.order_by_asc(rule::Column::Id)
+        .limit(limit)
+        .all(conn)
         .await?
         .into_iter()
         .map(RuleView::from)

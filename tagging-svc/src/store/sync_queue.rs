@@ -387,10 +387,11 @@ pub struct FailedItem {
     pub at: DateTime<Utc>,
 }
 
-/// The queue of one tenant: items per status, the latest failures.
+/// The queue of one tenant: items per status, a page of failures.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct QueueStatus {
     pub counts: BTreeMap<String, i64>,
+    /// Latest first.
     pub recent_failures: Vec<FailedItem>,
 }
 
@@ -400,11 +401,21 @@ struct StatusCount {
     n: i64,
 }
 
-/// Items of `tenant` per status and its `recent` latest failures.
+impl FailedItem {
+    /// The failure's place in the list, latest first: `(failed at in nanoseconds, id)` (a
+    /// failed item is final, so its time no longer changes).
+    pub fn key(&self) -> (i64, i64) {
+        (self.at.timestamp_nanos_opt().unwrap_or(i64::MAX), self.id)
+    }
+}
+
+/// Items of `tenant` per status and its latest failures: at most `limit` older than `before`
+/// (a failure's [`FailedItem::key`]).
 pub async fn status<C: ConnectionTrait>(
     conn: &C,
     tenant: &str,
-    recent: u64,
+    before: Option<(i64, i64)>,
+    limit: u64,
 ) -> Result<QueueStatus, DbErr> {
     let counts = sync_item::Entity::find()
         .select_only()
@@ -422,12 +433,25 @@ pub async fn status<C: ConnectionTrait>(
     for c in counts {
         out.insert(c.status, c.n);
     }
-    let failures = sync_item::Entity::find()
+    let mut failed = sync_item::Entity::find()
         .filter(sync_item::Column::TenantId.eq(tenant))
-        .filter(sync_item::Column::Status.eq(FAILED))
+        .filter(sync_item::Column::Status.eq(FAILED));
+    if let Some((nanos, id)) = before {
+        let at = DateTime::<Utc>::from_timestamp_nanos(nanos);
+        failed = failed.filter(
+            Condition::any()
+                .add(sync_item::Column::UpdatedAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(sync_item::Column::UpdatedAt.eq(at))
+                        .add(sync_item::Column::Id.lt(id)),
+                ),
+        );
+    }
+    let failures = failed
         .order_by_desc(sync_item::Column::UpdatedAt)
         .order_by_desc(sync_item::Column::Id)
-        .limit(recent)
+        .limit(limit)
         .all(conn)
         .await?
         .into_iter()
