@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: makes sure MariaDB, Redis and RabbitMQ are up on this machine
-# (installing and starting them if needed), then runs every test of the workspace against them.
-# Extra arguments go to `cargo test`, e.g. `./scripts/test.sh -p rules`.
+# (installing and starting them if needed), runs every test of the workspace against them, then
+# fuzzes the admin API of a real `scrm up` against its OpenAPI description
+# (scripts/schemathesis.sh). Extra arguments go to `cargo test`, e.g. `./scripts/test.sh -p rules`.
+# SCRM_SCHEMATHESIS=0 skips the fuzzing step.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,3 +20,12 @@ export SCRM_TEST_AMQP_URL=${SCRM_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:567
 
 # Not --all-targets: that would also run the benchmarks, as tests.
 cargo test --workspace --locked "$@"
+
+# `cargo test --workspace` has built target/debug/scrm for the end-to-end tests.
+if [[ ${SCRM_SCHEMATHESIS:-1} != 0 ]]; then
+  if [[ $# -eq 0 ]]; then
+    SCRM_BIN_FRESH=1 bash scripts/schemathesis.sh
+  else
+    bash scripts/schemathesis.sh
+  fi
+fi

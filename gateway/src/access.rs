@@ -2,7 +2,18 @@
 //! attempts limited per account and per address), login sessions and personal API tokens
 //! (random, shown once, stored as SHA-256, expiring or revocable, last use recorded), and the
 //! audit log. The principal of a request (tenant, user, role) comes only from its credential.
+//!
+//! Verified credentials are kept for a few seconds so a request does not cost a database read;
+//! any change of who may act (a revocation, a role or status change, a removal) forgets them
+//! in this process at once, and a lookup that raced such a change is not kept (see
+//! [`Access::forget_verified`]). Other gateway processes see the change within the cache's
+//! time to live.
 
+mod people;
+
+pub use people::{MemberChange, MemberStatus, MemberView, TenantView};
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +30,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::store::access::{audit, member, tenant, token, user};
 
@@ -49,6 +61,12 @@ pub enum AccessError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The change would leave the tenant without an active owner.
+    #[error("{0}")]
+    LastOwner(String),
+    /// The user is a member of the tenant already.
+    #[error("{0}")]
+    MemberExists(String),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("cache error: {0}")]
@@ -84,21 +102,25 @@ impl AdminPrincipal {
 }
 
 /// A credential just issued: the token is in the clear only here.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Issued {
     pub id: String,
+    /// The bearer token; shown only in this answer.
     pub token: String,
     pub tenant_id: String,
+    #[schema(schema_with = crate::api::admin::openapi::role_schema)]
     pub role: Role,
     pub expires_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// A credential as lists show it (never the token).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub name: String,
+    /// `session` or `api`.
     pub kind: String,
+    #[schema(schema_with = crate::api::admin::openapi::role_schema)]
     pub role: String,
     pub created_at: chrono::DateTime<Utc>,
     pub expires_at: Option<chrono::DateTime<Utc>>,
@@ -146,6 +168,27 @@ pub fn check_tenant_id(id: &str) -> Result<(), AccessError> {
             "must be 1–64 of a-z, 0-9, `_`, `-`, starting with a letter or digit",
         ))
     }
+}
+
+/// Checks a time zone: a name of the IANA database, e.g. `Asia/Shanghai`.
+pub fn check_time_zone(tz: &str) -> Result<(), AccessError> {
+    if tz.len() <= 64 && tz.parse::<chrono_tz::Tz>().is_ok() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_time_zone",
+            "time_zone",
+            "must be an IANA time zone such as `Asia/Shanghai`",
+        ))
+    }
+}
+
+/// Checks a tenant's display name: 1–128 characters, not blank.
+pub fn check_tenant_name(name: &str) -> Result<(), AccessError> {
+    if name.trim().is_empty() || name.chars().count() > 128 {
+        return Err(invalid("invalid_name", "name", "must be 1–128 characters"));
+    }
+    Ok(())
 }
 
 fn check_email(email: &str) -> Result<String, AccessError> {
@@ -205,6 +248,9 @@ pub struct Access {
     cache: Arc<dyn Cache>,
     /// Recently verified credentials (a request should not cost a database read).
     verified: moka::future::Cache<String, Option<AdminPrincipal>>,
+    /// Bumped by every change of who may act; a lookup that began under an older value is
+    /// answered but not kept in [`Self::verified`].
+    epoch: Arc<AtomicU64>,
 }
 
 impl Access {
@@ -216,7 +262,16 @@ impl Access {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+            epoch: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Forgets every verified credential of this process, after a change of who may act has
+    /// been written: the next request of any credential is looked up again, and a lookup that
+    /// was under way during the change is not kept.
+    pub fn forget_verified(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.verified.invalidate_all();
     }
 
     /// Creates a tenant, or updates its name and time zone.
@@ -227,18 +282,8 @@ impl Access {
         time_zone: &str,
     ) -> Result<tenant::Model, AccessError> {
         check_tenant_id(id)?;
-        let tz_ok = !time_zone.is_empty()
-            && time_zone.len() <= 64
-            && time_zone
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_+-/".contains(&b));
-        if !tz_ok {
-            return Err(invalid(
-                "invalid_time_zone",
-                "time_zone",
-                "must be an IANA time zone such as `Asia/Shanghai`",
-            ));
-        }
+        check_time_zone(time_zone)?;
+        check_tenant_name(name)?;
         let at = now();
         let model = match tenant::Entity::find_by_id(id).one(&self.db).await? {
             Some(t) => {
@@ -270,6 +315,10 @@ impl Access {
             .one(&self.db)
             .await?
             .filter(|t| t.status == "active"))
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     /// Creates a user, or sets the password of the one with this e-mail; then gives them `role`
@@ -351,35 +400,15 @@ impl Access {
                     tenant_id: Set(tenant_id.to_string()),
                     user_id: Set(user_id.to_string()),
                     role: Set(role.as_str().to_string()),
+                    status: Set(MemberStatus::Active.as_str().to_string()),
                     created_at: Set(now()),
                 }
                 .insert(&self.db)
                 .await?;
             }
         }
-        self.verified.invalidate_all();
+        self.forget_verified();
         Ok(())
-    }
-
-    /// The users of a tenant with their role.
-    pub async fn members(&self, tenant_id: &str) -> Result<Vec<serde_json::Value>, AccessError> {
-        let ms = member::Entity::find()
-            .filter(member::Column::TenantId.eq(tenant_id))
-            .all(&self.db)
-            .await?;
-        let mut out = Vec::new();
-        for m in ms {
-            if let Some(u) = user::Entity::find_by_id(m.user_id.clone())
-                .one(&self.db)
-                .await?
-            {
-                out.push(serde_json::json!({
-                    "id": u.id, "email": u.email, "name": u.name, "role": m.role,
-                    "status": u.status, "created_at": utc(u.created_at),
-                }));
-            }
-        }
-        Ok(out)
     }
 
     /// Signs in with e-mail and password into `tenant_id` (or the user's only tenant); failed
@@ -436,11 +465,12 @@ impl Access {
         };
         let memberships = member::Entity::find()
             .filter(member::Column::UserId.eq(u.id.clone()))
+            .filter(member::Column::Status.eq(MemberStatus::Active.as_str()))
             .all(&self.db)
             .await?;
         let m = match tenant_id {
             Some(t) => memberships.into_iter().find(|m| m.tenant_id == t),
-            None if memberships.len() == 1 => memberships.into_iter().next(),
+            None if memberships.len() <= 1 => memberships.into_iter().next(),
             None => {
                 return Err(invalid(
                     "tenant_required",
@@ -511,8 +541,11 @@ impl Access {
         if let Some(p) = self.verified.get(&h).await {
             return Ok(p);
         }
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let p = self.lookup(&h).await?;
-        self.verified.insert(h, p.clone()).await;
+        if self.epoch.load(Ordering::SeqCst) == epoch {
+            self.verified.insert(h, p.clone()).await;
+        }
         Ok(p)
     }
 
@@ -538,6 +571,7 @@ impl Access {
         let Some(m) = member::Entity::find_by_id((t.tenant_id.clone(), t.user_id.clone()))
             .one(&self.db)
             .await?
+            .filter(|m| m.status == MemberStatus::Active.as_str())
         else {
             return Ok(None);
         };
@@ -573,14 +607,25 @@ impl Access {
         }))
     }
 
-    /// The caller's API tokens in their tenant.
-    pub async fn tokens(&self, p: &AdminPrincipal) -> Result<Vec<TokenView>, DbErr> {
-        let ts = token::Entity::find()
+    /// A page of the caller's API tokens in their tenant, newest first (ids are time-ordered),
+    /// after the token `after` and at most `limit` + 1 (the extra one tells a next page exists).
+    pub async fn tokens(
+        &self,
+        p: &AdminPrincipal,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<TokenView>, DbErr> {
+        let mut q = token::Entity::find()
             .filter(token::Column::UserId.eq(p.user_id.clone()))
             .filter(token::Column::TenantId.eq(p.tenant_id.clone()))
             .filter(token::Column::Kind.eq(API))
-            .filter(token::Column::RevokedAt.is_null())
-            .order_by_desc(token::Column::CreatedAt)
+            .filter(token::Column::RevokedAt.is_null());
+        if let Some(a) = after {
+            q = q.filter(token::Column::Id.lt(a));
+        }
+        let ts = q
+            .order_by_desc(token::Column::Id)
+            .limit(limit + 1)
             .all(&self.db)
             .await?;
         Ok(ts
@@ -610,7 +655,7 @@ impl Access {
             .filter(token::Column::RevokedAt.is_null())
             .exec(&self.db)
             .await?;
-        self.verified.invalidate_all();
+        self.forget_verified();
         Ok(r.rows_affected > 0)
     }
 
@@ -650,7 +695,7 @@ impl Access {
         since: Option<NaiveDateTime>,
         cursor: Option<i64>,
         limit: u64,
-    ) -> Result<(Vec<serde_json::Value>, Option<i64>), DbErr> {
+    ) -> Result<(Vec<audit::Model>, Option<i64>), DbErr> {
         let mut q = audit::Entity::find().filter(audit::Column::TenantId.eq(tenant_id));
         if let Some(a) = actor {
             q = q.filter(audit::Column::Actor.eq(a));
@@ -676,20 +721,7 @@ impl Access {
         } else {
             None
         };
-        Ok((
-            items
-                .into_iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "id": r.id, "actor": r.actor, "action": r.action, "target": r.target,
-                        "status": r.status, "at": utc(r.at), "request_id": r.request_id,
-                        "summary": serde_json::from_str::<serde_json::Value>(&r.summary)
-                            .unwrap_or_default(),
-                    })
-                })
-                .collect(),
-            next,
-        ))
+        Ok((items, next))
     }
 }
 

@@ -18,7 +18,7 @@ use crate::domain::keys::{KeyError, Keys};
 use crate::store::{apps, write_keys};
 
 /// Which WeChat product an app is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AppKind {
     /// Official Account (公众号).
@@ -414,7 +414,7 @@ mod tests {
 }
 
 /// A registered app as the admin API shows it: which secrets are set, never their values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AppSummary {
     pub kind: AppKind,
     pub app_id: String,

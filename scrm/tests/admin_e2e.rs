@@ -1,7 +1,9 @@
 //! The operators' front door in `scrm up`: the permission matrix over every `/admin/v1` route
 //! (generated from the route table: a route added without a declared permission fails here),
 //! tenant isolation through the admin API, sign-in with limited failures, API tokens, the
-//! audit log, and the bootstrap token the README's examples use.
+//! audit log, and the bootstrap token the README's examples use; the tenant's people and
+//! settings as owners manage them, cursor pages of the gateway's lists, the check of a
+//! trigger's tags, and the OpenAPI description with its viewer.
 
 mod common;
 
@@ -519,6 +521,423 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
     assert_eq!(s, 204);
     let (s, _) = c.send("GET", "/admin/v1/me", Some(analyst), None).await;
     assert_eq!(s, 401);
+
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The next page of `path` (a list answering `{items, next_cursor}`) walked to its end with
+/// `limit`: every item once, in order.
+async fn walk(c: &Client, path: &str, token: &str, limit: u32) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(k) => format!("{path}{sep}limit={limit}&cursor={k}"),
+            None => format!("{path}{sep}limit={limit}"),
+        };
+        let (s, b) = c.send("GET", &url, Some(token), None).await;
+        assert_eq!(s, 200, "{url}: {b}");
+        let items = b["items"].as_array().unwrap();
+        assert!(items.len() <= limit as usize, "{b}");
+        all.extend(items.iter().cloned());
+        match b["next_cursor"].as_str() {
+            Some(k) => cursor = Some(k.to_string()),
+            None => return all,
+        }
+    }
+    panic!("{path} never ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn people_tenant_trigger_tags_pages_and_the_description() {
+    let fake = FakeWechat::start(0, 43).unwrap();
+    let (running, dir) = common::start_up(
+        &fake,
+        Some(json!({"identity": {"wechat": {"enabled": false}}})),
+    )
+    .await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: running.url(ProcessRole::Gateway),
+    };
+    let owner = std::fs::read_to_string(dir.join("admin.token")).unwrap();
+    let owner = owner.trim();
+
+    // The description and its viewer are public; every declared route is in it.
+    let (s, spec) = c.send("GET", "/admin/v1/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+    for r in ROUTES {
+        let op = &spec["paths"][r.path][r.method.to_lowercase()];
+        assert!(op.is_object(), "{} {} is not described", r.method, r.path);
+        if let Some(role) = r.role {
+            assert_eq!(op["x-least-role"], role.as_str(), "{} {}", r.method, r.path);
+        }
+    }
+    let docs = c
+        .http
+        .get(format!("{}/admin/v1/docs", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        docs.status(),
+        200,
+        "the viewer is served after the redirect"
+    );
+    let html = docs.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    let init = c
+        .http
+        .get(format!("{}/admin/v1/docs/swagger-initializer.js", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/admin/v1/openapi.json"), "{init}");
+
+    // People: an admin and an operator, each signed in.
+    let mut ids = Vec::new();
+    let mut sessions = Vec::new();
+    for (email, role) in [("ada@demo.test", "admin"), ("otto@demo.test", "operator")] {
+        let (s, b) = c
+            .send(
+                "POST",
+                "/admin/v1/users",
+                Some(owner),
+                Some(json!({"email": email, "password": "a long enough password", "role": role})),
+            )
+            .await;
+        assert_eq!((s, b["status"].as_str()), (201, Some("active")), "{b}");
+        ids.push(b["id"].as_str().unwrap().to_string());
+        let (s, b) = c
+            .send(
+                "POST",
+                "/admin/v1/login",
+                None,
+                Some(json!({"email": email, "password": "a long enough password"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        sessions.push(b["token"].as_str().unwrap().to_string());
+    }
+    let (admin_id, operator_id) = (&ids[0], &ids[1]);
+    let (admin, operator) = (&sessions[0], &sessions[1]);
+    // Adding a member again neither changes them nor their password.
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/users",
+            Some(owner),
+            Some(json!({"email": "otto@demo.test", "password": "another long password", "role": "rep"})),
+        )
+        .await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("member_exists")), "{b}");
+    let (s, me) = c.send("GET", "/admin/v1/me", Some(operator), None).await;
+    assert_eq!((s, me["role"].as_str()), (200, Some("operator")), "{me}");
+
+    // Users page by cursor; a cursor this API did not give is refused naming the field.
+    let users = walk(&c, "/admin/v1/users", owner, 1).await;
+    assert_eq!(users.len(), 3, "{users:?}");
+    let mut seen: Vec<&str> = users.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    seen.dedup();
+    assert_eq!(seen.len(), 3);
+    for path in [
+        "/admin/v1/users?cursor=bm90LWEtY3Vyc29y",
+        "/admin/v1/tokens?cursor=%21",
+        "/admin/v1/audit?cursor=42",
+        "/admin/v1/apps?cursor=x",
+        "/admin/v1/write-keys?cursor=x",
+    ] {
+        let (s, b) = c.send("GET", path, Some(owner), None).await;
+        assert_eq!(
+            (s, b["code"].as_str(), b["details"]["field"].as_str()),
+            (400, Some("invalid_cursor"), Some("cursor")),
+            "{path}: {b}"
+        );
+    }
+    for i in 0..3 {
+        let (s, b) = c
+            .send(
+                "POST",
+                "/admin/v1/tokens",
+                Some(operator),
+                Some(json!({"name": format!("script {i}")})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let tokens = walk(&c, "/admin/v1/tokens", operator, 2).await;
+    assert_eq!(tokens.len(), 3, "{tokens:?}");
+    assert_eq!(tokens[0]["name"], "script 2", "newest first");
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/write-keys",
+            Some(owner),
+            Some(json!({"name": "site"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(walk(&c, "/admin/v1/write-keys", owner, 1).await.len(), 1);
+    for n in 1..=3 {
+        let (s, b) = c
+            .send(
+                "POST",
+                "/admin/v1/apps",
+                Some(owner),
+                Some(
+                    json!({"kind": "oa", "app_id": format!("wxPAGE000{n}"), "token": "pagetoken1"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let apps = walk(&c, "/admin/v1/apps", owner, 2).await;
+    let app_ids: Vec<&str> = apps.iter().map(|a| a["app_id"].as_str().unwrap()).collect();
+    assert_eq!(app_ids, ["wxPAGE0001", "wxPAGE0002", "wxPAGE0003"]);
+
+    // Roles and status: only owners change people; the last owner stays.
+    let patch_user = |id: &str| format!("/admin/v1/users/{id}");
+    let (s, _) = c
+        .send(
+            "PATCH",
+            &patch_user(operator_id),
+            Some(admin),
+            Some(json!({"role": "analyst"})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (_, owner_me) = c.send("GET", "/admin/v1/me", Some(owner), None).await;
+    let owner_id = owner_me["user_id"].as_str().unwrap().to_string();
+    for body in [json!({"role": "admin"}), json!({"status": "disabled"})] {
+        let (s, b) = c
+            .send("PATCH", &patch_user(&owner_id), Some(owner), Some(body))
+            .await;
+        assert_eq!((s, b["code"].as_str()), (409, Some("last_owner")), "{b}");
+    }
+    let (s, b) = c
+        .send("DELETE", &patch_user(&owner_id), Some(owner), None)
+        .await;
+    assert_eq!((s, b["code"].as_str()), (409, Some("last_owner")), "{b}");
+    let (s, b) = c
+        .send(
+            "PATCH",
+            &patch_user(operator_id),
+            Some(owner),
+            Some(json!({"status": "asleep"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = c
+        .send(
+            "PATCH",
+            &patch_user(operator_id),
+            Some(owner),
+            Some(json!({"role": "analyst"})),
+        )
+        .await;
+    assert_eq!((s, b["role"].as_str()), (200, Some("analyst")), "{b}");
+    let (s, me) = c.send("GET", "/admin/v1/me", Some(operator), None).await;
+    assert_eq!(
+        (s, me["role"].as_str()),
+        (200, Some("analyst")),
+        "a demotion acts at once"
+    );
+    let (s, _) = c
+        .send(
+            "POST",
+            "/admin/v1/tag-groups",
+            Some(operator),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Disabled: every session and token of the user ends at once, and sign-in is refused.
+    let (s, b) = c
+        .send(
+            "PATCH",
+            &patch_user(operator_id),
+            Some(owner),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!((s, b["status"].as_str()), (200, Some("disabled")), "{b}");
+    let (s, _) = c.send("GET", "/admin/v1/me", Some(operator), None).await;
+    assert_eq!(s, 401, "the disabled member's session is dead");
+    let (s, _) = c
+        .send(
+            "POST",
+            "/admin/v1/login",
+            None,
+            Some(json!({"email": "otto@demo.test", "password": "a long enough password"})),
+        )
+        .await;
+    assert_eq!(s, 401, "a disabled member cannot sign in");
+    // Removed: the membership and the admin's credentials for the tenant are gone.
+    let (s, _) = c
+        .send("DELETE", &patch_user(admin_id), Some(owner), None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = c.send("GET", "/admin/v1/me", Some(admin), None).await;
+    assert_eq!(s, 401);
+    let (s, _) = c
+        .send("DELETE", &patch_user(admin_id), Some(owner), None)
+        .await;
+    assert_eq!(s, 404);
+    let users = walk(&c, "/admin/v1/users", owner, 50).await;
+    assert_eq!(users.len(), 2, "{users:?}");
+
+    // The tenant: admins read it, owners change it; the time zone is an IANA one.
+    let (s, t) = c.send("GET", "/admin/v1/tenant", Some(owner), None).await;
+    assert_eq!((s, t["id"].as_str()), (200, Some("demo")), "{t}");
+    for (body, field) in [
+        (json!({"time_zone": "Mars/Olympus_Mons"}), "time_zone"),
+        (json!({"name": " "}), "name"),
+    ] {
+        let (s, b) = c
+            .send("PATCH", "/admin/v1/tenant", Some(owner), Some(body))
+            .await;
+        assert_eq!(
+            (s, b["details"]["field"].as_str()),
+            (400, Some(field)),
+            "{b}"
+        );
+    }
+    let (s, t) = c
+        .send(
+            "PATCH",
+            "/admin/v1/tenant",
+            Some(owner),
+            Some(json!({"name": "Demo Ltd", "time_zone": "Europe/Berlin"})),
+        )
+        .await;
+    assert_eq!(
+        (s, t["name"].as_str(), t["time_zone"].as_str()),
+        (200, Some("Demo Ltd"), Some("Europe/Berlin")),
+        "{t}"
+    );
+    let (_, me) = c.send("GET", "/admin/v1/me", Some(owner), None).await;
+    assert_eq!(me["tenant"]["time_zone"], "Europe/Berlin");
+
+    // Every one of those writes is audited, with before and after.
+    let log = walk(&c, "/admin/v1/audit", owner, 5).await;
+    for action in [
+        "PATCH /admin/v1/users/{id}",
+        "DELETE /admin/v1/users/{id}",
+        "PATCH /admin/v1/tenant",
+    ] {
+        let e = log
+            .iter()
+            .find(|e| e["action"] == action && e["status"].as_u64().unwrap() < 300)
+            .unwrap_or_else(|| panic!("{action} not audited: {log:?}"));
+        assert!(e["summary"]["before"].is_object(), "{e}");
+    }
+    let patched = log
+        .iter()
+        .find(|e| e["action"] == "PATCH /admin/v1/tenant")
+        .unwrap();
+    assert_eq!(patched["summary"]["before"]["time_zone"], "Asia/Shanghai");
+    assert_eq!(patched["summary"]["after"]["time_zone"], "Europe/Berlin");
+
+    // A trigger's tag actions must name the tenant's tags.
+    let (s, g) = c
+        .send(
+            "POST",
+            "/admin/v1/tag-groups",
+            Some(owner),
+            Some(json!({"name": "Lifecycle", "selection": "multi"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    let (s, tag) = c
+        .send(
+            "POST",
+            "/admin/v1/tags",
+            Some(owner),
+            Some(json!({"group_id": g["id"], "name": "hot lead"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{tag}");
+    let tag_id = tag["id"].as_str().unwrap().to_string();
+    let trigger = |second: &str| {
+        json!({"name": "MQL follow-up", "on": {"type": "stage_entered", "stage": "mql"},
+               "actions": [{"type": "add_tag", "tag_id": tag_id},
+                           {"type": "remove_tag", "tag_id": second},
+                           {"type": "notify"}]})
+    };
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/triggers",
+            Some(owner),
+            Some(trigger("no-such-tag")),
+        )
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str(), b["details"]["field"].as_str()),
+        (400, Some("unknown_tag"), Some("actions[1].tag_id")),
+        "{b}"
+    );
+    assert!(
+        b["message"].as_str().unwrap().contains("no-such-tag"),
+        "{b}"
+    );
+    // Another tenant's tag does not exist for this one.
+    scrm(
+        &[
+            "tenant",
+            "add",
+            "--id",
+            "other",
+            "--name",
+            "Other",
+            "--data-dir",
+            &dir.display().to_string(),
+        ],
+        &[],
+    );
+    let other = user_token(
+        &dir.display().to_string(),
+        "other",
+        "owner@other.test",
+        "owner",
+    );
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/triggers",
+            Some(&other),
+            Some(trigger(&tag_id)),
+        )
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str(), b["details"]["field"].as_str()),
+        (400, Some("unknown_tag"), Some("actions[0].tag_id")),
+        "{b}"
+    );
+    assert_eq!(b["details"]["errors"].as_array().unwrap().len(), 2, "{b}");
+    let (s, created) = c
+        .send(
+            "POST",
+            "/admin/v1/triggers",
+            Some(owner),
+            Some(trigger(&tag_id)),
+        )
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let put = format!("/admin/v1/triggers/{}", created["id"].as_str().unwrap());
+    let (s, b) = c
+        .send("PUT", &put, Some(owner), Some(trigger("gone")))
+        .await;
+    assert_eq!((s, b["code"].as_str()), (400, Some("unknown_tag")), "{b}");
+    let (s, b) = c
+        .send("PUT", &put, Some(owner), Some(trigger(&tag_id)))
+        .await;
+    assert_eq!(s, 200, "{b}");
 
     running.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);

@@ -1,6 +1,7 @@
 //! Tables of the front door: tenants, users (argon2id password hashes), their role in each
 //! tenant, credentials (login sessions and personal API tokens, stored as SHA-256 of the token,
 //! with expiry, revocation and last use) and the audit log of every write through the admin API.
+//! Memberships carry their own status, so an owner disables a person in their tenant only.
 
 use platform::db::schema::{dt, dt_null, id_col, index, opt_str, str_col};
 use sea_orm_migration::prelude::*;
@@ -69,6 +70,9 @@ pub mod member {
         pub user_id: String,
         /// `proto::auth::Role`'s name.
         pub role: String,
+        /// `active` or `disabled` (a disabled member's credentials for the tenant sign nothing
+        /// in).
+        pub status: String,
         pub created_at: DateTime,
     }
 
@@ -166,6 +170,7 @@ enum TenantMembers {
     TenantId,
     UserId,
     Role,
+    Status,
     CreatedAt,
 }
 
@@ -337,5 +342,45 @@ impl MigrationTrait for CreateAccess {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Gives memberships a status (`active` or `disabled`), every existing one active.
+pub struct AddMemberStatus;
+
+impl MigrationName for AddMemberStatus {
+    fn name(&self) -> &str {
+        "m20261207_000001_member_status"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddMemberStatus {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.has_column("tenant_members", "status").await? {
+            return Ok(());
+        }
+        m.alter_table(
+            Table::alter()
+                .table(TenantMembers::Table)
+                .add_column(
+                    ColumnDef::new(TenantMembers::Status)
+                        .string_len(16)
+                        .not_null()
+                        .default("active"),
+                )
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(
+            Table::alter()
+                .table(TenantMembers::Table)
+                .drop_column(TenantMembers::Status)
+                .to_owned(),
+        )
+        .await
     }
 }

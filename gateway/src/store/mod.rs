@@ -21,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateOutbox),
             Box::new(migrations::CreateAppRegistry),
             Box::new(access::CreateAccess),
+            Box::new(access::AddMemberStatus),
         ]
     }
 }

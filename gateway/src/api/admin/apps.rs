@@ -7,9 +7,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use platform::config::Secret;
 use platform::http::ApiError;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
+use super::page::{self, Page, PageQuery};
 use super::routes::AdminRoute;
 use super::{audit, redacted};
 use crate::access::AdminPrincipal;
@@ -80,8 +82,18 @@ async fn own(
         .ok_or_else(|| no_app(kind, app_id))
 }
 
+/// An app as the admin API shows it: which secrets are set (never their values) and where
+/// WeChat must send its callbacks.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AppView {
+    #[serde(flatten)]
+    app: AppSummary,
+    /// The URL to paste into WeChat's console.
+    callback_url: String,
+}
+
 /// The answer for an app: what is set, where WeChat must send its callbacks.
-fn view(req: &HttpRequest, a: &AppSummary) -> Value {
+fn view(req: &HttpRequest, a: &AppSummary) -> AppView {
     let info = req.connection_info();
     let callback_url = format!(
         "{}://{}/wechat/{}/{}",
@@ -90,28 +102,36 @@ fn view(req: &HttpRequest, a: &AppSummary) -> Value {
         a.kind.as_str(),
         a.app_id
     );
-    let mut v = json!(a);
-    v["callback_url"] = json!(callback_url);
-    v
+    AppView {
+        app: a.clone(),
+        callback_url,
+    }
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /admin/v1/apps`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewApp {
+pub(super) struct NewApp {
     kind: AppKind,
+    /// The appid / corpid.
     app_id: String,
     #[serde(default)]
     name: Option<String>,
+    /// WeChat's callback Token: 3–32 letters and digits.
     token: String,
+    /// 43 characters; required for a WeCom corp.
     #[serde(default)]
     encoding_aes_key: Option<String>,
+    /// The API secret (AppSecret / corpsecret).
     #[serde(default)]
     secret: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `PATCH /admin/v1/apps/{kind}/{app_id}`: what is given changes (an app with an
+/// EncodingAESKey needs it again with any change).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AppChange {
+pub(super) struct AppChange {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -167,20 +187,27 @@ fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<
     Ok(())
 }
 
+/// The sort key of an app in lists and cursors.
+fn app_key(a: &AppSummary) -> String {
+    format!("{}/{}", a.kind.as_str(), a.app_id)
+}
+
 async fn list(
     state: web::Data<GatewayState>,
     req: HttpRequest,
     p: AdminPrincipal,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let items: Vec<Value> = state
+    let w = q.window()?;
+    let mut all = state
         .registry
         .list(&p.tenant_id)
         .await
-        .map_err(registry_error)?
-        .iter()
-        .map(|a| view(&req, a))
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
+        .map_err(registry_error)?;
+    all.sort_by_key(app_key);
+    let (rows, next_cursor) = page::of_sorted(all, &w, app_key);
+    let items: Vec<AppView> = rows.iter().map(|a| view(&req, a)).collect();
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 async fn create(
@@ -317,7 +344,9 @@ async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Fetches an access token through the keeper: the secret is right and WeChat answers.
+/// Fetches an access token through the keeper: the secret is right and WeChat answers. The
+/// test's outcome is the answer: `ok: false` with WeChat's refusal, or why WeChat could not be
+/// reached, is a test that ran (200), not a failure of this API.
 async fn test(
     state: web::Data<GatewayState>,
     p: AdminPrincipal,
@@ -337,33 +366,96 @@ async fn test(
             format!("`secret`: app `{app_id}` has no API secret"),
         )
     })?;
-    let kept = state
-        .wechat
-        .kept_token(&credentials, None)
-        .await
-        .map_err(|e| crate::api::internal::token_error(&e))?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true, "token_expires_at": kept.expires_at})))
+    let outcome = match state.wechat.kept_token(&credentials, None).await {
+        Ok(kept) => AppTest {
+            ok: true,
+            token_expires_at: Some(kept.expires_at),
+            error: None,
+        },
+        Err(e) => {
+            let e = crate::api::internal::token_error(&e);
+            AppTest {
+                ok: false,
+                token_expires_at: None,
+                error: Some(TestFailure {
+                    code: e.code.to_string(),
+                    message: e.message,
+                    details: e.details,
+                }),
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(outcome))
+}
+
+/// The outcome of an app's test.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AppTest {
+    /// WeChat gave an access token for the app's secret.
+    ok: bool,
+    /// Unix seconds after which the keeper fetches a new token (when `ok`).
+    token_expires_at: Option<i64>,
+    /// Why not (when not `ok`): WeChat's refusal (`wechat_refused`, with its errcode) or why
+    /// it could not be reached (`wechat_unavailable`, `token_unavailable`).
+    error: Option<TestFailure>,
+}
+
+/// Why an app's test failed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TestFailure {
+    code: String,
+    message: String,
+    /// WeChat's `errcode` and `errmsg` when it answered.
+    details: serde_json::Value,
+}
+
+/// A write key as lists show it (never the key).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct WriteKeyView {
+    /// The first 16 hex digits of the key's hash.
+    id: String,
+    name: String,
+    created_at: chrono::DateTime<chrono::Utc>,
 }
 
 async fn list_keys(
     state: web::Data<GatewayState>,
     p: AdminPrincipal,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let items: Vec<Value> = state
+    let w = q.window()?;
+    let mut all: Vec<WriteKeyView> = state
         .registry
         .write_keys(&p.tenant_id)
         .await
         .map_err(registry_error)?
         .into_iter()
-        .map(|(id, name, at)| json!({"id": id, "name": name, "created_at": at}))
+        .map(|(id, name, created_at)| WriteKeyView {
+            id,
+            name,
+            created_at,
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    let (items, next_cursor) = page::of_sorted(all, &w, |k| k.id.clone());
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /admin/v1/write-keys`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub(super) struct NewKey {
+    /// 1–64 characters.
     name: String,
+}
+
+/// A new write key: the key is shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct NewKeyAnswer {
+    id: Option<String>,
+    name: String,
+    key: String,
+    note: String,
 }
 
 async fn create_key(
@@ -406,8 +498,12 @@ async fn create_key(
         json!({"request": redacted(&json!({"name": name})), "after": {"id": id}}),
     )
     .await;
-    Ok(HttpResponse::Created()
-        .json(json!({"id": id, "name": name, "key": key, "note": "the key is shown only now"})))
+    Ok(HttpResponse::Created().json(NewKeyAnswer {
+        id,
+        name,
+        key,
+        note: "the key is shown only now".into(),
+    }))
 }
 
 async fn remove_key(

@@ -1,15 +1,17 @@
-//! Sign-in, the caller, their API tokens, the tenant's users and the audit log.
+//! Sign-in, the caller, their API tokens and the audit log.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use platform::http::ApiError;
 use proto::auth::Role;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
+use super::audit;
+use super::page::{self, Page, PageQuery};
 use super::routes::AdminRoute;
-use super::{audit, redacted};
-use crate::access::{AccessError, AdminPrincipal, API};
+use crate::access::{AccessError, AdminPrincipal, TenantView, TokenView, API};
 use crate::api::GatewayState;
 
 /// Registers the handler of `r` when it is one of this module's.
@@ -21,8 +23,6 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
         ("GET", "/admin/v1/tokens") => route.to(list_tokens),
         ("POST", "/admin/v1/tokens") => route.to(create_token),
         ("DELETE", "/admin/v1/tokens/{id}") => route.to(delete_token),
-        ("GET", "/admin/v1/users") => route.to(list_users),
-        ("POST", "/admin/v1/users") => route.to(create_user),
         ("GET", "/admin/v1/audit") => route.to(list_audit),
         _ => return false,
     };
@@ -52,16 +52,22 @@ pub(super) fn access_error(e: AccessError) -> ApiError {
         .with_details(json!({"retry_after": d.as_secs()})),
         AccessError::NotFound(m) => ApiError::not_found(m),
         AccessError::Conflict(m) => ApiError::conflict("conflict", m),
+        AccessError::LastOwner(m) => ApiError::conflict("last_owner", m),
+        AccessError::MemberExists(m) => {
+            ApiError::conflict("member_exists", m).with_details(json!({"field": "email"}))
+        }
         AccessError::Db(e) => platform::http::params::db_error("gateway", e),
         AccessError::Cache(m) => ApiError::unavailable("cache_unavailable", m),
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /admin/v1/login`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Login {
+pub(super) struct Login {
     email: String,
     password: String,
+    /// The tenant to sign in to; needed when the user belongs to several.
     #[serde(default)]
     tenant_id: Option<String>,
 }
@@ -108,40 +114,74 @@ async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `GET /admin/v1/me`: who the credential acts for.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Me {
+    user_id: String,
+    email: String,
+    #[schema(schema_with = super::openapi::role_schema)]
+    role: Role,
+    /// `session` or `api`.
+    credential: String,
+    tenant: Option<TenantView>,
+}
+
 async fn me(state: web::Data<GatewayState>, p: AdminPrincipal) -> Result<HttpResponse, ApiError> {
     let tenant = state
         .access
         .tenant(&p.tenant_id)
         .await
         .map_err(access_error)?;
-    Ok(HttpResponse::Ok().json(json!({
-        "user_id": p.user_id, "email": p.email, "role": p.role, "credential": p.kind,
-        "tenant": tenant.map(|t| json!({"id": t.id, "name": t.name, "time_zone": t.time_zone})),
-    })))
+    Ok(HttpResponse::Ok().json(Me {
+        user_id: p.user_id,
+        email: p.email,
+        role: p.role,
+        credential: p.kind,
+        tenant: tenant.map(TenantView::from),
+    }))
 }
 
 async fn list_tokens(
     state: web::Data<GatewayState>,
     p: AdminPrincipal,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let items = state
+    let w = q.window()?;
+    let rows = state
         .access
-        .tokens(&p)
+        .tokens(&p, w.after.as_deref(), w.limit)
         .await
         .map_err(|e| platform::http::params::db_error("gateway", e))?;
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
+    let (items, next_cursor) = page::cut(rows, w.limit, |t: &TokenView| t.id.clone());
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /admin/v1/tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(super) struct NewToken {
+    /// 1–128 characters.
     name: String,
     /// At most the caller's role (default: the caller's).
     #[serde(default)]
+    #[schema(schema_with = super::openapi::optional_role_schema)]
     role: Option<Role>,
-    /// Days until it expires (default: never).
+    /// Days until it expires, 1–3650 (default: never).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
     expires_in_days: Option<u32>,
+}
+
+/// A new API token: the token is shown only in this answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct NewTokenAnswer {
+    id: String,
+    token: String,
+    #[schema(schema_with = super::openapi::role_schema)]
+    role: Role,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    name: String,
+    note: String,
 }
 
 async fn create_token(
@@ -191,11 +231,14 @@ async fn create_token(
         json!({"request": {"name": name, "role": role}, "after": {"id": issued.id}}),
     )
     .await;
-    Ok(HttpResponse::Created().json(json!({
-        "id": issued.id, "token": issued.token, "role": issued.role,
-        "expires_at": issued.expires_at, "name": name,
-        "note": "the token is shown only now",
-    })))
+    Ok(HttpResponse::Created().json(NewTokenAnswer {
+        id: issued.id,
+        token: issued.token,
+        role: issued.role,
+        expires_at: issued.expires_at,
+        name: name.to_string(),
+        note: "the token is shown only now".into(),
+    }))
 }
 
 async fn delete_token(
@@ -216,66 +259,46 @@ async fn delete_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_users(
-    state: web::Data<GatewayState>,
-    p: AdminPrincipal,
-) -> Result<HttpResponse, ApiError> {
-    let items = state
-        .access
-        .members(&p.tenant_id)
-        .await
-        .map_err(access_error)?;
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": null})))
-}
-
-#[derive(Debug, Deserialize)]
+/// `GET /admin/v1/audit`'s filters and page.
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct NewUser {
-    email: String,
-    #[serde(default)]
-    name: String,
-    password: String,
-    role: Role,
-}
-
-async fn create_user(
-    state: web::Data<GatewayState>,
-    req: HttpRequest,
-    p: AdminPrincipal,
-    body: web::Json<NewUser>,
-) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
-    let u = state
-        .access
-        .put_user(&p.tenant_id, &b.email, &b.name, Some(&b.password), b.role)
-        .await
-        .map_err(access_error)?;
-    let after = json!({"id": u.id, "email": u.email, "name": u.name, "role": b.role});
-    audit(
-        &state.access,
-        &req,
-        &p,
-        StatusCode::CREATED,
-        json!({"request": redacted(&json!({"email": b.email, "role": b.role, "password": "x"})), "after": after}),
-    )
-    .await;
-    Ok(HttpResponse::Created().json(after))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    /// Only entries of this actor (`user:<id>`).
     #[serde(default)]
     actor: Option<String>,
+    /// Only entries whose target path starts with this.
     #[serde(default)]
     target: Option<String>,
-    /// RFC 3339.
+    /// Only entries at or after this time (RFC 3339).
     #[serde(default)]
     since: Option<chrono::DateTime<chrono::Utc>>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
+    /// Items per page, 1–500 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+}
+
+/// One write through the admin API.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AuditEntry {
+    id: i64,
+    /// `user:<id>`.
+    actor: String,
+    /// `<METHOD> <route pattern>`.
+    action: String,
+    /// The request path.
+    target: String,
+    /// The answer's HTTP status.
+    status: i32,
+    at: chrono::DateTime<chrono::Utc>,
+    request_id: Option<String>,
+    /// `{request, before, after}` with secrets removed.
+    #[schema(value_type = Object)]
+    summary: Value,
 }
 
 async fn list_audit(
@@ -284,8 +307,12 @@ async fn list_audit(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let limit = platform::http::params::limit(q.limit, 50, 500)?;
-    let cursor = match q.cursor.as_deref() {
+    let w = PageQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .window()?;
+    let cursor = match w.after.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
             ApiError::bad_request("invalid_cursor", "`cursor` is not one this API gave")
@@ -300,12 +327,25 @@ async fn list_audit(
             q.target.as_deref(),
             q.since.map(|s| s.naive_utc()),
             cursor,
-            limit,
+            w.limit,
         )
         .await
         .map_err(|e| platform::http::params::db_error("gateway", e))?;
-    Ok(
-        HttpResponse::Ok()
-            .json(json!({"items": items, "next_cursor": next.map(|n| n.to_string())})),
-    )
+    let items: Vec<AuditEntry> = items
+        .into_iter()
+        .map(|r| AuditEntry {
+            id: r.id,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            status: r.status,
+            at: r.at.and_utc(),
+            request_id: r.request_id,
+            summary: serde_json::from_str(&r.summary).unwrap_or_default(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next.map(|n| page::encode(&n.to_string())),
+    }))
 }

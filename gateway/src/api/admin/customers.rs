@@ -5,7 +5,9 @@
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpResponse, Route};
 use platform::http::ApiError;
+use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::proxy::call_error;
 use super::routes::AdminRoute;
@@ -24,6 +26,23 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
     }
 }
 
+/// The 360° view of one customer. A part a service could not give is `null` (nothing there)
+/// or `{"error": …}` saying why; the rest is still shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Customer360 {
+    id: String,
+    /// identity's profile: fields with their sources, identifiers (masked for analysts),
+    /// relations.
+    #[schema(value_type = Object)]
+    profile: Value,
+    /// tagging's tags of the customer with their origin.
+    tags: Value,
+    /// scoring's scores and stage.
+    scores: Value,
+    /// The last 20 timeline entries.
+    timeline: Value,
+}
+
 async fn customer(
     state: web::Data<GatewayState>,
     p: AdminPrincipal,
@@ -36,7 +55,8 @@ async fn customer(
         .ok_or_else(|| ApiError::not_found("no such customer"))?;
     let s = &state.services;
     let profile_path = format!("/v1/profiles/{id}");
-    let tags_path = format!("/v1/profiles/{id}/tags");
+    // Every tag: a profile holds far fewer than a page's most.
+    let tags_path = format!("/v1/profiles/{id}/tags?limit=500");
     let scores_path = format!("/v1/profiles/{id}/scores");
     let timeline_path = format!("/v1/profiles/{id}/timeline?limit=20");
     let (profile, tags, scores, timeline) = futures_util::join!(
@@ -62,11 +82,11 @@ async fn customer(
         Ok((s, v)) => json!({"error": {"status": s.as_u16(), "body": v}}),
         Err(e) => json!({"error": {"message": e.to_string()}}),
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "id": id,
-        "profile": profile,
-        "tags": part(tags),
-        "scores": part(scores),
-        "timeline": part(timeline),
-    })))
+    Ok(HttpResponse::Ok().json(Customer360 {
+        id,
+        profile,
+        tags: part(tags),
+        scores: part(scores),
+        timeline: part(timeline),
+    }))
 }

@@ -1,7 +1,9 @@
 //! The operators' front door, `/admin/v1`: sign-in and credentials, the tenant's people and the
 //! audit log, and every operator feature of the services, called for the authenticated principal.
 //!
-//! Every handler but the sign-in takes an [`AdminPrincipal`], checked against the route table
+//! Every handler but the public ones (the sign-in, the OpenAPI description at
+//! `/admin/v1/openapi.json` and its viewer at `/admin/v1/docs`) takes an [`AdminPrincipal`],
+//! checked against the route table
 //! ([`routes::ROUTES`]): a bearer
 //! credential (a login session or a personal API token) gives the tenant, the user and the role —
 //! never the request; 401 without a valid one, 403 naming the role a route needs, 403
@@ -10,12 +12,16 @@
 //! with the user, the route, the target, the request (secrets removed) and the resource before
 //! and after where a service can show it.
 
+pub mod openapi;
+pub mod page;
 pub mod routes;
 
 mod apps;
 mod auth;
 mod customers;
+mod people;
 mod proxy;
+mod triggers;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -53,7 +59,9 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig) {
             }
             Target::Local => {
                 let handled = auth::register(cfg, r, web::method(method.clone()))
+                    || people::register(cfg, r, web::method(method.clone()))
                     || apps::register(cfg, r, web::method(method.clone()))
+                    || openapi::register(cfg, r, web::method(method.clone()))
                     || customers::register(cfg, r, web::method(method));
                 debug_assert!(handled, "no handler for {} {}", r.method, r.path);
             }

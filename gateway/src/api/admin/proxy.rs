@@ -46,7 +46,7 @@ fn service_path(req: &HttpRequest, template: &str) -> String {
 }
 
 /// Percent-escapes a path segment.
-fn url_escape(s: &str) -> String {
+pub(super) fn url_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -83,6 +83,11 @@ pub(super) async fn forward(
         })?;
         Some(without_principal_keys(v))
     };
+    if super::triggers::carries_trigger(req.method(), &pattern) {
+        if let Some(b) = &json_body {
+            super::triggers::check_tags(&state.services, &p, b).await?;
+        }
+    }
     let path = service_path(&req, template);
     let write = req.method() != Method::GET;
     // The resource before a change of it, where the service shows it at the same path.

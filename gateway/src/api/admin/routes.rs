@@ -23,7 +23,8 @@ pub struct AdminRoute {
     pub method: &'static str,
     /// The actix pattern, e.g. `/admin/v1/tags/{id}`.
     pub path: &'static str,
-    /// The least role that may call it; `None` for the sign-in itself.
+    /// The least role that may call it; `None` for the public ones: the sign-in, the API's
+    /// description and its viewer.
     pub role: Option<Role>,
     pub target: Target,
 }
@@ -57,6 +58,9 @@ use Service::{Identity, Scoring, Tagging};
 
 /// Every admin route.
 pub const ROUTES: &[AdminRoute] = &[
+    // The API's description and its viewer.
+    local("GET", "/admin/v1/openapi.json", None),
+    local("GET", "/admin/v1/docs", None),
     // Sign-in, the caller, credentials.
     local("POST", "/admin/v1/login", None),
     local("POST", "/admin/v1/logout", Some(Analyst)),
@@ -64,9 +68,13 @@ pub const ROUTES: &[AdminRoute] = &[
     local("GET", "/admin/v1/tokens", Some(Analyst)),
     local("POST", "/admin/v1/tokens", Some(Analyst)),
     local("DELETE", "/admin/v1/tokens/{id}", Some(Analyst)),
-    // The tenant's people and the audit log.
+    // The tenant, its people and the audit log.
+    local("GET", "/admin/v1/tenant", Some(Admin)),
+    local("PATCH", "/admin/v1/tenant", Some(Owner)),
     local("GET", "/admin/v1/users", Some(Admin)),
     local("POST", "/admin/v1/users", Some(Owner)),
+    local("PATCH", "/admin/v1/users/{id}", Some(Owner)),
+    local("DELETE", "/admin/v1/users/{id}", Some(Owner)),
     local("GET", "/admin/v1/audit", Some(Admin)),
     // The app registry and write keys.
     local("GET", "/admin/v1/apps", Some(Admin)),
@@ -221,6 +229,7 @@ pub const ROUTES: &[AdminRoute] = &[
         Tagging,
         "/v1/tag-groups/{id}/wecom/push",
     ),
+    to("GET", "/admin/v1/tags", Analyst, Tagging, "/v1/tags"),
     to("POST", "/admin/v1/tags", Operator, Tagging, "/v1/tags"),
     to(
         "GET",
@@ -383,6 +392,13 @@ pub const ROUTES: &[AdminRoute] = &[
         Operator,
         Scoring,
         "/v1/models/{id}",
+    ),
+    to(
+        "GET",
+        "/admin/v1/score-models/{id}/rules",
+        Analyst,
+        Scoring,
+        "/v1/models/{id}/rules",
     ),
     to(
         "POST",
