@@ -28,6 +28,12 @@ pub struct Config {
     /// Channel events handled at once by this process.
     #[serde(default = "default_consumer_concurrency")]
     pub consumer_concurrency: usize,
+    /// Waiting channel events one transaction resolves together (in their order).
+    #[serde(default = "default_consumer_batch")]
+    pub consumer_batch: usize,
+    /// How long a transaction waits for more events to share it, in milliseconds.
+    #[serde(default)]
+    pub consumer_linger_ms: u64,
     /// Attempts of one event's transaction when it meets a unique-key race, a deadlock or a busy
     /// database, before the message goes back to the bus for a later retry.
     #[serde(default = "default_tx_attempts")]
@@ -244,6 +250,9 @@ fn yes() -> bool {
 fn default_consumer_concurrency() -> usize {
     8
 }
+fn default_consumer_batch() -> usize {
+    32
+}
 fn default_tx_attempts() -> u32 {
     8
 }
@@ -275,6 +284,15 @@ impl Default for ResolutionConfig {
 }
 
 impl Config {
+    /// How the channel-event consumer gathers deliveries into transactions.
+    pub fn batching(&self) -> platform::bus::Batching {
+        platform::bus::Batching {
+            concurrency: self.consumer_concurrency,
+            batch: self.consumer_batch,
+            linger: std::time::Duration::from_millis(self.consumer_linger_ms),
+        }
+    }
+
     /// A config with defaults for everything but the listener and the database, and WeChat
     /// enrichment off (it needs a gateway).
     pub fn new(http: HttpConfig, database: DbConfig) -> Self {
@@ -284,6 +302,8 @@ impl Config {
             internal_key: Secret::default(),
             pii_key: None,
             consumer_concurrency: default_consumer_concurrency(),
+            consumer_batch: default_consumer_batch(),
+            consumer_linger_ms: 0,
             tx_attempts: default_tx_attempts(),
             resolution: ResolutionConfig::default(),
             wechat: WechatConfig::disabled(),
@@ -315,6 +335,18 @@ impl Validate for Config {
             return Err(ConfigError::invalid(
                 key(prefix, "consumer_concurrency"),
                 "must be between 1 and 1024",
+            ));
+        }
+        if self.consumer_batch == 0 || self.consumer_batch > 1000 {
+            return Err(ConfigError::invalid(
+                key(prefix, "consumer_batch"),
+                "must be between 1 and 1000",
+            ));
+        }
+        if self.consumer_linger_ms > 10_000 {
+            return Err(ConfigError::invalid(
+                key(prefix, "consumer_linger_ms"),
+                "must be at most 10000",
             ));
         }
         if self.tx_attempts == 0 || self.tx_attempts > 100 {

@@ -71,7 +71,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         deps.bus.clone(),
         resolver.clone(),
         deps.shutdown.clone(),
-        cfg.consumer_concurrency,
+        cfg.batching(),
     );
     background.push(deps.tasks.spawn(
         ROLE,

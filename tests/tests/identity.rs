@@ -1,6 +1,7 @@
 //! identity-svc resolution on MariaDB and SQLite: create / attach / merge by unionid, merge by
 //! verified phone, guard refusals, blocked values, idempotent redelivery, and the race of 500
-//! events for one unionid consumed by two service instances at once.
+//! events for one unionid consumed by two service instances at once (event by event, and in
+//! batches); a batch resolves exactly as its events one by one.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -358,10 +359,113 @@ async fn redelivery_has_one_effect(backend: Backend) {
     t.cleanup().await;
 }
 
+/// What a resolved history left in the database: active profiles, identifiers, merges, timeline
+/// entries, inbox entries and each kind of announcement.
+async fn footprint(db: &DatabaseConnection) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for (name, sql) in [
+        (
+            "active profiles",
+            "SELECT COUNT(*) FROM profiles WHERE status = 'active'",
+        ),
+        ("identifiers", "SELECT COUNT(*) FROM identifiers"),
+        ("merges", "SELECT COUNT(*) FROM merges"),
+        ("timeline", "SELECT COUNT(*) FROM timeline"),
+        ("inbox", "SELECT COUNT(*) FROM bus_inbox"),
+        ("property records", "SELECT COUNT(*) FROM property_records"),
+    ] {
+        out.push((name.to_string(), count(db, sql).await));
+    }
+    for key in [PROFILE_RESOLVED, IDENTITY_MERGED, "profile.updated"] {
+        out.push((key.to_string(), outbox_count(db, key).await));
+    }
+    out
+}
+
+/// Events that depend on each other inside one batch — a person created and then seen again, a
+/// second openid of the same unionid merging two profiles the batch itself created, a message of
+/// a merged person, an event given twice, an Official Account follow, two that do not decode —
+/// leave exactly what the same events leave one by one, with the same outcome each.
+async fn a_batch_resolves_as_its_events_one_by_one(backend: Backend) {
+    let history = || {
+        let first = session("oB1", None);
+        vec![
+            first.clone(),
+            mp_text("oB1", 1),
+            session("oB2", Some("uB")),
+            session("oB1", Some("uB")),
+            mp_text("oB2", 2),
+            first,
+            callback(
+                Channel::Oa,
+                OA,
+                "oOA1",
+                EventBody::Subscribe {
+                    scene: None,
+                    ticket: None,
+                },
+                1_714_000_000,
+            ),
+            Envelope::builder(
+                "channel.mp.session",
+                TENANT,
+                serde_json::json!({"nonsense": true}),
+            )
+            .build(),
+            Envelope::builder(
+                "channel.wecom.external_chat.update",
+                TENANT,
+                serde_json::json!({}),
+            )
+            .build(),
+        ]
+    };
+    let kind = |o: &Result<Outcome, identity_svc::store::ResolveError>| match o {
+        Ok(Outcome::Resolved(r)) => format!(
+            "resolved (created {}, merged {})",
+            r.created,
+            r.absorbed.len()
+        ),
+        Ok(other) => format!("{other:?}"),
+        Err(identity_svc::store::ResolveError::Invalid(_)) => "invalid".to_string(),
+        Err(e) => panic!("{e}"),
+    };
+    let (one, pii) = setup(backend).await;
+    let r = resolver(one.conn.clone(), &pii, ResolutionConfig::default());
+    let mut by_one = Vec::new();
+    for ev in history() {
+        by_one.push(kind(&r.resolve(&ev).await));
+    }
+    let (batch, _) = setup(backend).await;
+    let r = resolver(batch.conn.clone(), &pii, ResolutionConfig::default());
+    let events = history();
+    let together: Vec<String> = r.resolve_batch(&events).await.iter().map(kind).collect();
+    assert_eq!(together, by_one);
+    assert_eq!(footprint(&batch.conn).await, footprint(&one.conn).await);
+    // The batch delivered again: every event is a duplicate or without effect.
+    let again = r.resolve_batch(&events).await;
+    assert!(
+        again.iter().all(|o| !matches!(o, Ok(Outcome::Resolved(_)))),
+        "{again:?}"
+    );
+    assert_eq!(footprint(&batch.conn).await, footprint(&one.conn).await);
+    one.cleanup().await;
+    batch.cleanup().await;
+}
+
 /// 500 events, each a different openid carrying one unionid, handled at once by two service
 /// instances (two pools, two handler loops): exactly one profile, every identifier, no event
 /// lost. A resolution that gives up after its transaction attempts is retried, as the bus would.
 async fn race_of_500_events_for_one_unionid(backend: Backend) {
+    race_of_500(backend, 1).await;
+}
+
+/// The race with each handler loop resolving 16 events at a time in one transaction.
+async fn race_of_500_events_in_batches(backend: Backend) {
+    race_of_500(backend, 16).await;
+}
+
+async fn race_of_500(backend: Backend, batch: usize) {
     const N: usize = 500;
     const PER_INSTANCE: usize = 8;
     let (t, pii) = setup(backend).await;
@@ -389,25 +493,37 @@ async fn race_of_500_events_for_one_unionid(backend: Backend) {
             loops.push(tokio::spawn(async move {
                 let mut handled = Vec::new();
                 loop {
-                    let Some(ev) = queue.lock().await.pop() else {
-                        break;
+                    let mut taken: Vec<Envelope> = {
+                        let mut q = queue.lock().await;
+                        let n = q.len().min(batch);
+                        let at = q.len() - n;
+                        q.split_off(at)
                     };
-                    loop {
-                        match inst.resolve(&ev).await {
-                            Ok(Outcome::Resolved(r)) => {
-                                tx_retries.fetch_add(r.attempts - 1, Ordering::Relaxed);
-                                handled.push((ev.id, r.profile_id));
-                                break;
-                            }
-                            Ok(other) => panic!("unexpected {other:?}"),
-                            Err(e) => {
-                                assert!(
-                                    !matches!(e, identity_svc::store::ResolveError::Invalid(_)),
-                                    "{e}"
-                                );
-                                redeliveries.fetch_add(1, Ordering::Relaxed);
+                    if taken.is_empty() {
+                        break;
+                    }
+                    // What failed goes back, as the bus would redeliver it.
+                    while !taken.is_empty() {
+                        let outcomes = inst.resolve_batch(&taken).await;
+                        let mut again = Vec::new();
+                        for (ev, o) in taken.into_iter().zip(outcomes) {
+                            match o {
+                                Ok(Outcome::Resolved(r)) => {
+                                    tx_retries.fetch_add(r.attempts - 1, Ordering::Relaxed);
+                                    handled.push((ev.id, r.profile_id));
+                                }
+                                Ok(other) => panic!("unexpected {other:?}"),
+                                Err(e) => {
+                                    assert!(
+                                        !matches!(e, identity_svc::store::ResolveError::Invalid(_)),
+                                        "{e}"
+                                    );
+                                    redeliveries.fetch_add(1, Ordering::Relaxed);
+                                    again.push(ev);
+                                }
                             }
                         }
+                        taken = again;
                     }
                 }
                 handled
@@ -459,7 +575,7 @@ async fn race_of_500_events_for_one_unionid(backend: Backend) {
     );
     assert_eq!(outbox_count(&t.conn, PROFILE_RESOLVED).await, N as i64);
     println!(
-        "race on {backend:?}: {N} events, {} profile id(s) reported, {} transaction retries, {} redeliveries",
+        "race on {backend:?} in batches of {batch}: {N} events, {} profile id(s) reported, {} transaction retries, {} redeliveries",
         profiles.len(),
         tx_retries.load(Ordering::Relaxed),
         redeliveries.load(Ordering::Relaxed)
@@ -474,4 +590,6 @@ scrm_tests::on_both_backends!(
     blocked_values_are_ignored,
     redelivery_has_one_effect,
     race_of_500_events_for_one_unionid,
+    race_of_500_events_in_batches,
+    a_batch_resolves_as_its_events_one_by_one,
 );

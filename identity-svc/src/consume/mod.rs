@@ -1,5 +1,6 @@
 //! The channel-event consumer: every event on `channel.#` (group `identity`) is resolved to a
-//! profile. Database races are retried inside [`Resolver::resolve`]; contention that outlasts
+//! profile, the deliveries waiting together in one transaction
+//! ([`Resolver::resolve_batch`]). Database races are retried inside it; contention that outlasts
 //! those attempts, and any other database failure, goes back to the bus (`Transient`); a payload
 //! that does not decode is parked (`Invalid`). Events carrying no identifier (WeCom group-chat
 //! and corp-tag changes, member messages, unmodelled callbacks) are acknowledged without effect.
@@ -9,43 +10,68 @@ pub mod enrich;
 
 use std::sync::Arc;
 
-use platform::bus::{run_consumer, subscribe_retrying, Bus, GroupSpec, HandlerError};
+use platform::bus::{
+    run_batch_consumer, subscribe_retrying, Attempt, Batching, Bus, GroupSpec, HandlerError,
+};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Outcome, ResolveError, Resolver};
 
-/// Handles one delivery: resolves the event on what it carries (and, when the resolver asks for
-/// lookups, requests WeChat's answer in the same transaction).
+/// Handles the deliveries that arrived together: resolves them on what they carry, in one
+/// transaction (and, when the resolver asks for lookups, requests WeChat's answers in it). One
+/// outcome per delivery, in order.
+pub async fn handle_batch(
+    resolver: &Resolver,
+    relay: &OutboxRelay,
+    envs: Vec<Envelope>,
+) -> Vec<Result<(), HandlerError>> {
+    let mut wake = false;
+    let out = resolver
+        .resolve_batch(&envs)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Ok(Outcome::Resolved(r)) => {
+                wake = true;
+                tracing::debug!(
+                    profile_id = %r.profile_id,
+                    created = r.created,
+                    merged = r.absorbed.len(),
+                    attached = r.attached,
+                    refused = r.refused,
+                    attempts = r.attempts,
+                    "Event resolved"
+                );
+                Ok(())
+            }
+            Ok(Outcome::Duplicate) | Ok(Outcome::NoIdentifiers) => Ok(()),
+            Err(ResolveError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
+            Err(e) => Err(HandlerError::Transient(e.to_string())),
+        })
+        .collect();
+    if wake {
+        relay.wake();
+    }
+    out
+}
+
+/// Handles one delivery.
 pub async fn handle(
     resolver: &Resolver,
     relay: &OutboxRelay,
     env: Envelope,
 ) -> Result<(), HandlerError> {
-    match resolver.resolve(&env).await {
-        Ok(Outcome::Resolved(r)) => {
-            relay.wake();
-            tracing::debug!(
-                profile_id = %r.profile_id,
-                created = r.created,
-                merged = r.absorbed.len(),
-                attached = r.attached,
-                refused = r.refused,
-                attempts = r.attempts,
-                "Event resolved"
-            );
-            Ok(())
-        }
-        Ok(Outcome::Duplicate) | Ok(Outcome::NoIdentifiers) => Ok(()),
-        Err(ResolveError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
-        Err(e) => Err(HandlerError::Transient(e.to_string())),
-    }
+    handle_batch(resolver, relay, vec![env])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(HandlerError::Transient("no outcome for the event".into())))
 }
 
-/// The identity group's spec under `bus`'s policy.
-pub fn group_spec(bus: &dyn Bus, concurrency: usize) -> GroupSpec {
-    platform::bus::group_spec(bus, proto::routing::IDENTITY, concurrency)
+/// The identity group's spec under `bus`'s policy, with prefetch for `in_flight` deliveries.
+pub fn group_spec(bus: &dyn Bus, in_flight: usize) -> GroupSpec {
+    platform::bus::group_spec(bus, proto::routing::IDENTITY, in_flight)
 }
 
 /// Subscribes (retrying while the broker is unreachable) and consumes until `shutdown`.
@@ -53,22 +79,23 @@ pub async fn run(
     bus: Arc<dyn Bus>,
     resolver: Resolver,
     relay: OutboxRelay,
-    concurrency: usize,
+    batching: Batching,
     shutdown: CancellationToken,
 ) {
-    let Some(sub) = subscribe_retrying(&bus, &group_spec(&*bus, concurrency), &shutdown).await
-    else {
+    let spec = group_spec(&*bus, batching.concurrency * batching.batch);
+    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
         return;
     };
-    run_consumer(
+    run_batch_consumer(
         crate::ROLE,
         sub,
-        concurrency,
+        batching,
         shutdown,
-        move |env, _attempt| {
+        move |deliveries: Vec<(Envelope, Attempt)>| {
             let resolver = resolver.clone();
             let relay = relay.clone();
-            async move { handle(&resolver, &relay, env).await }
+            let envs = deliveries.into_iter().map(|(env, _)| env).collect();
+            async move { handle_batch(&resolver, &relay, envs).await }
         },
     )
     .await;

@@ -182,16 +182,130 @@ impl Resolver {
         self.run(env, Some(enriched), Mode::Enrichment).await
     }
 
+    /// Resolves the events that arrived together, each exactly once, in one transaction (one
+    /// inbox statement, one commit, READ COMMITTED on MySQL/MariaDB) and in their order, so
+    /// events of one person keep it. A race reruns the batch; a batch that fails otherwise is
+    /// run again event by event, so one event that cannot be stored fails alone. Customer-group
+    /// changes run on their own. One outcome per event, in order.
+    pub async fn resolve_batch(&self, envs: &[Envelope]) -> Vec<Result<Outcome, ResolveError>> {
+        let mut out: Vec<Option<Result<Outcome, ResolveError>>> = Vec::with_capacity(envs.len());
+        let mut jobs: Vec<(usize, Arc<Job>)> = Vec::new();
+        for (i, env) in envs.iter().enumerate() {
+            let mode = Mode::Event {
+                request_lookup: self.enrich && observe::wants_lookup(env),
+            };
+            out.push(match self.prepare_job(env, None, mode).await {
+                Ok(Step::Job(job)) => {
+                    jobs.push((i, job));
+                    None
+                }
+                Ok(Step::Done(o)) => Some(Ok(o)),
+                Ok(Step::Group(g)) => Some(self.apply_group(env, g).await),
+                Err(e) => Some(Err(e)),
+            });
+        }
+        if jobs.len() == 1 {
+            let (i, job) = jobs.pop().expect("one job");
+            out[i] = Some(self.apply_one(job).await);
+        } else if !jobs.is_empty() {
+            for (i, r) in self.apply_together(&jobs).await {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or(Ok(Outcome::NoIdentifiers)))
+            .collect()
+    }
+
+    /// `jobs` in one transaction; event by event when that fails other than by a race.
+    async fn apply_together(
+        &self,
+        jobs: &[(usize, Arc<Job>)],
+    ) -> Vec<(usize, Result<Outcome, ResolveError>)> {
+        let ids: Vec<uuid::Uuid> = jobs.iter().map(|(_, j)| j.env.id).collect();
+        let all: Arc<Vec<Arc<Job>>> = Arc::new(jobs.iter().map(|(_, j)| j.clone()).collect());
+        let r = inbox::process_batch_retrying(
+            &self.db,
+            CONSUMER,
+            &ids,
+            self.tx_attempts,
+            move |txn, fresh| {
+                let all = all.clone();
+                Box::pin(async move {
+                    let mut done = Vec::with_capacity(fresh.len());
+                    for i in fresh {
+                        done.push(apply(txn, &all[i]).await?);
+                    }
+                    Ok(done)
+                })
+            },
+        )
+        .await;
+        match r {
+            Ok((processed, runs)) => {
+                metrics::counter!("scrm_identity_tx_retries_total")
+                    .increment(u64::from(runs.saturating_sub(1)));
+                jobs.iter()
+                    .zip(processed)
+                    .map(|((i, job), p)| {
+                        let outcome = match p {
+                            Processed::Done(mut res) => {
+                                res.attempts = runs;
+                                count_resolved(job.mode, &res);
+                                Outcome::Resolved(res)
+                            }
+                            Processed::Duplicate => Outcome::Duplicate,
+                        };
+                        (*i, Ok(outcome))
+                    })
+                    .collect()
+            }
+            Err(e) if is_contention(&e) => {
+                let reason = e.to_string();
+                jobs.iter()
+                    .map(|(i, _)| {
+                        let source = DbErr::Custom(reason.clone());
+                        let attempts = self.tx_attempts;
+                        (*i, Err(ResolveError::Contention { attempts, source }))
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = jobs.len(), "Batch failed; resolving its events one by one");
+                let mut out = Vec::with_capacity(jobs.len());
+                for (i, job) in jobs {
+                    out.push((*i, self.apply_one(job.clone()).await));
+                }
+                out
+            }
+        }
+    }
+
     async fn run(
         &self,
         env: &Envelope,
         enriched: Option<&Enriched>,
         mode: Mode,
     ) -> Result<Outcome, ResolveError> {
+        match self.prepare_job(env, enriched, mode).await? {
+            Step::Job(job) => self.apply_one(job).await,
+            Step::Group(g) => self.apply_group(env, g).await,
+            Step::Done(o) => Ok(o),
+        }
+    }
+
+    /// What `env` needs of its transaction, read before it begins (custom fields, a binding
+    /// code's anchor), or what it is without one.
+    async fn prepare_job(
+        &self,
+        env: &Envelope,
+        enriched: Option<&Enriched>,
+        mode: Mode,
+    ) -> Result<Step, ResolveError> {
         let policy = self.policy.for_tenant(&env.tenant_id);
         let extracted = extract(env, policy).map_err(|e| ResolveError::Invalid(e.to_string()))?;
         if let Some(g) = observe::group_change(env) {
-            return self.apply_group(env, g).await;
+            return Ok(Step::Group(g));
         }
         let custom = if env.kind == proto::sdk::TrackKind::FormSubmit.routing_key() {
             self.custom_fields(&env.tenant_id).await?
@@ -237,16 +351,21 @@ impl Resolver {
         if prepared.is_empty() {
             metrics::counter!("scrm_identity_events_total", "outcome" => "no_identifiers")
                 .increment(1);
-            return Ok(Outcome::NoIdentifiers);
+            return Ok(Step::Done(Outcome::NoIdentifiers));
         }
-        let job = Arc::new(Job {
+        Ok(Step::Job(Arc::new(Job {
             env: env.clone(),
             prepared,
             summary: extracted.summary,
             policy: Arc::new(policy.clone()),
             obs,
             mode,
-        });
+        })))
+    }
+
+    /// One event's transaction, run again after a short pause while it races.
+    async fn apply_one(&self, job: Arc<Job>) -> Result<Outcome, ResolveError> {
+        let (mode, id) = (job.mode, job.env.id);
         let consumer = match mode {
             Mode::Event { .. } => CONSUMER,
             Mode::Enrichment => ENRICH_CONSUMER,
@@ -255,30 +374,14 @@ impl Resolver {
         loop {
             attempt += 1;
             let j = job.clone();
-            let r = inbox::process_once::<_, DbErr, _>(&self.db, consumer, env.id, move |txn| {
+            let r = inbox::process_once::<_, DbErr, _>(&self.db, consumer, id, move |txn| {
                 Box::pin(async move { apply(txn, &j).await })
             })
             .await;
             match r {
                 Ok(Processed::Done(mut res)) => {
                     res.attempts = attempt;
-                    let outcome = if !res.absorbed.is_empty() {
-                        "merged"
-                    } else if res.created {
-                        "created"
-                    } else {
-                        "attached"
-                    };
-                    match mode {
-                        Mode::Event { .. } => {
-                            metrics::counter!("scrm_identity_events_total", "outcome" => outcome)
-                                .increment(1);
-                        }
-                        Mode::Enrichment => {
-                            metrics::counter!("scrm_identity_enrichments_total", "outcome" => outcome)
-                                .increment(1);
-                        }
-                    }
+                    count_resolved(mode, &res);
                     return Ok(Outcome::Resolved(res));
                 }
                 Ok(Processed::Duplicate) => return Ok(Outcome::Duplicate),
@@ -433,6 +536,33 @@ impl Resolver {
         }
         out
     }
+}
+
+/// Counts a resolved event (or applied enrichment) by what it did.
+fn count_resolved(mode: Mode, res: &Resolution) {
+    let outcome = if !res.absorbed.is_empty() {
+        "merged"
+    } else if res.created {
+        "created"
+    } else {
+        "attached"
+    };
+    match mode {
+        Mode::Event { .. } => {
+            metrics::counter!("scrm_identity_events_total", "outcome" => outcome).increment(1);
+        }
+        Mode::Enrichment => {
+            metrics::counter!("scrm_identity_enrichments_total", "outcome" => outcome).increment(1);
+        }
+    }
+}
+
+/// An event made ready for its transaction, or what it is without one.
+enum Step {
+    Job(Arc<Job>),
+    /// A customer-group membership change (several people, no single subject).
+    Group(observe::GroupChange),
+    Done(Outcome),
 }
 
 /// What a resolution transaction applies.
