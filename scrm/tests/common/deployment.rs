@@ -1,0 +1,321 @@
+//! The four roles of a production deployment as separate `scrm` processes on this machine's
+//! MariaDB, RabbitMQ and Redis: a config file with fresh databases (each role connects as its own
+//! MariaDB user, so its statements can be counted apart), a unique bus exchange and cache prefix,
+//! the given fake WeChat apps registered to one tenant, WeChat lookups off. Used by the pipeline
+//! benchmark and the end-to-end tests that kill a role; [`Deployment::stop`] removes everything.
+
+// Each user takes its own subset.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use platform::bus::AmqpBus;
+use platform::config::DbConfig;
+use scrm_tests::servers::{amqp_url, free_port, mysql_url, redis_url, unique};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use wechat::fake::FakeApp;
+
+pub const ROLES: [&str; 4] = ["gateway", "identity", "tagging", "scoring"];
+pub const SERVICES: [&str; 3] = ["identity", "tagging", "scoring"];
+pub const INTERNAL_KEY: &str = "ik-pipeline-0123456789abcdef0123456789abcdef";
+const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The four roles as processes, their databases and users.
+pub struct Deployment {
+    dir: PathBuf,
+    config: PathBuf,
+    /// role → (database name, MariaDB user).
+    dbs: Vec<(&'static str, String, String)>,
+    children: Vec<(&'static str, Child)>,
+    pub urls: HashMap<&'static str, String>,
+    pub exchange: String,
+    pub admin: DatabaseConnection,
+    /// `userstat` before the start, when per-user statistics were switched on.
+    userstat_was: Option<String>,
+}
+
+impl Deployment {
+    /// Databases, users and the config file; `scrm migrate` run. `count_statements` switches
+    /// MariaDB's per-user statistics on (set back by [`Deployment::stop`]).
+    pub async fn start(
+        tenant: &str,
+        fake_apps: &[(&FakeApp, &str)],
+        count_statements: bool,
+    ) -> anyhow::Result<Deployment> {
+        let dir = std::env::temp_dir().join(unique("pipeline"));
+        std::fs::create_dir_all(&dir)?;
+        let root = mysql_url();
+        let admin = platform::db::connect(&DbConfig::new(root.clone()), false).await?;
+        let userstat_was = if count_statements {
+            Some(scalar(&admin, "SELECT @@GLOBAL.userstat").await?)
+        } else {
+            None
+        };
+        let suffix = unique("p");
+        let mut dbs = Vec::new();
+        for role in ROLES {
+            let db = format!("{suffix}_{role}");
+            let user = format!("{}_{role}", &suffix[..suffix.len().min(20)]);
+            exec(&admin, &format!("CREATE DATABASE `{db}`")).await?;
+            exec(
+                &admin,
+                &format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'bench'"),
+            )
+            .await?;
+            exec(&admin, &format!("GRANT ALL ON `{db}`.* TO '{user}'@'%'")).await?;
+            dbs.push((role, db, user));
+        }
+        if count_statements {
+            exec(&admin, "SET GLOBAL userstat = 1").await?;
+        }
+        let host = root
+            .split_once("://")
+            .map(|(_, r)| r.rsplit_once('@').map_or(r, |(_, h)| h))
+            .unwrap_or("127.0.0.1:3306")
+            .trim_end_matches('/')
+            .to_string();
+        let exchange = unique("pipeline");
+        let ports: HashMap<&str, u16> = ROLES.iter().map(|r| (*r, free_port())).collect();
+        let urls: HashMap<&'static str, String> = ROLES
+            .iter()
+            .map(|r| (*r, format!("http://127.0.0.1:{}", ports[r])))
+            .collect();
+        let mut toml = String::new();
+        toml += &format!(
+            "[telemetry]\nlog_format = \"json\"\nlog_level = \"warn\"\n\n\
+             [bus]\nkind = \"amqp\"\nurl = \"{}\"\nexchange = \"{exchange}\"\nprefetch = 64\n\n\
+             [cache]\nkind = \"redis\"\nurl = \"{}\"\nkey_prefix = \"{exchange}:\"\n\n",
+            amqp_url(),
+            redis_url()
+        );
+        for (role, db, user) in &dbs {
+            toml += &format!(
+                "[{role}.http]\nbind = \"127.0.0.1:{}\"\n[{role}.database]\n\
+                 url = \"mysql://{user}:bench@{host}/{db}\"\nmax_connections = 10\n\n",
+                ports[role]
+            );
+        }
+        toml += &format!(
+            "[gateway.services]\nidentity_url = \"{}\"\ntagging_url = \"{}\"\nscoring_url = \"{}\"\n\n\
+             [identity.wechat]\nenabled = false\n\n[tagging.wechat]\nenabled = false\n\n",
+            urls["identity"], urls["tagging"], urls["scoring"]
+        );
+        for (app, kind) in fake_apps {
+            toml += &format!(
+                "[[gateway.apps]]\ntenant_id = \"{tenant}\"\nkind = \"{kind}\"\napp_id = \"{}\"\n\
+                 token = \"{}\"\nencoding_aes_key = \"{}\"\nsecret = \"{}\"\n\n",
+                app.appid, app.token, app.encoding_aes_key, app.secret
+            );
+        }
+        let config = dir.join("pipeline.toml");
+        std::fs::write(&config, toml)?;
+        let d = Deployment {
+            dir,
+            config,
+            dbs,
+            children: Vec::new(),
+            urls,
+            exchange,
+            admin,
+            userstat_was,
+        };
+        let (ok, out) = d.scrm(&["migrate"]);
+        if !ok {
+            bail!("scrm migrate failed: {out}");
+        }
+        Ok(d)
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SCRM_GATEWAY__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+            ("SCRM_GATEWAY__SECRET_KEY", KEY_B64.to_string()),
+            ("SCRM_IDENTITY__PII_KEY", KEY_B64.to_string()),
+            ("SCRM_IDENTITY__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+            ("SCRM_TAGGING__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+            ("SCRM_SCORING__INTERNAL_KEY", INTERNAL_KEY.to_string()),
+        ]
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scrm"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .envs(self.env());
+        cmd
+    }
+
+    fn scrm(&self, args: &[&str]) -> (bool, String) {
+        match self.command(args).output() {
+            Ok(o) => (
+                o.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            ),
+            Err(e) => (false, e.to_string()),
+        }
+    }
+
+    /// Starts every role and waits for each `/readyz`.
+    pub async fn run_roles(&mut self) -> anyhow::Result<()> {
+        for role in ROLES {
+            self.spawn(role)?;
+        }
+        for role in ROLES {
+            self.ready(role).await?;
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, role: &'static str) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{role}.log")))?;
+        let child = self
+            .command(&[role])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {role}"))?;
+        self.children.push((role, child));
+        Ok(())
+    }
+
+    /// Kills `role`'s process at once (SIGKILL: no drain, no goodbye to the broker or database).
+    pub fn kill(&mut self, role: &str) {
+        for (_, c) in self.children.iter_mut().filter(|(r, _)| *r == role) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.children.retain(|(r, _)| *r != role);
+    }
+
+    /// Starts `role` again and waits until it is ready.
+    pub async fn restart(&mut self, role: &'static str) -> anyhow::Result<()> {
+        self.spawn(role)?;
+        self.ready(role).await
+    }
+
+    /// Waits for `role`'s `/readyz`.
+    async fn ready(&self, role: &str) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let url = format!("{}/readyz", self.urls[role]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{role} never became ready; see {}",
+                    self.dir.join(format!("{role}.log")).display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The URL of `role`'s database (as root).
+    pub fn db_url(&self, role: &str) -> String {
+        let (_, db, _) = self.dbs.iter().find(|(r, _, _)| *r == role).unwrap();
+        format!("{}/{db}", mysql_url())
+    }
+
+    /// Statements each service's user has sent so far.
+    pub async fn statements(&self) -> anyhow::Result<HashMap<&'static str, u64>> {
+        let mut out = HashMap::new();
+        for (role, _, user) in &self.dbs {
+            let row = self
+                .admin
+                .query_one(Statement::from_string(
+                    self.admin.get_database_backend(),
+                    format!(
+                        "SELECT CAST(SELECT_COMMANDS + UPDATE_COMMANDS + OTHER_COMMANDS AS SIGNED) \
+                         FROM information_schema.USER_STATISTICS WHERE USER = '{user}'"
+                    ),
+                ))
+                .await?;
+            let n: i64 = row.map(|r| r.try_get_by_index(0)).transpose()?.unwrap_or(0);
+            out.insert(*role, n as u64);
+        }
+        Ok(out)
+    }
+
+    /// CPU seconds (user + system) each role's process has used so far.
+    pub fn cpu(&self) -> HashMap<&'static str, f64> {
+        let tick = 100.0; // USER_HZ on Linux
+        self.children
+            .iter()
+            .map(|(role, c)| {
+                let stat =
+                    std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+                // Fields after the command name (which may hold spaces), from its closing paren.
+                let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+                // utime and stime are fields 14 and 15 of the line, 12 and 13 after the paren.
+                (*role, (t(11) + t(12)) / tick)
+            })
+            .collect()
+    }
+
+    /// Stops the roles and removes the databases, users, queues (declared through `bus`) and
+    /// files.
+    pub async fn stop(mut self, bus: &AmqpBus) {
+        for (_, c) in &mut self.children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        for (_, c) in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for (_, db, user) in &self.dbs {
+            let _ = exec(&self.admin, &format!("DROP DATABASE IF EXISTS `{db}`")).await;
+            let _ = exec(&self.admin, &format!("DROP USER IF EXISTS '{user}'@'%'")).await;
+        }
+        if let Some(was) = &self.userstat_was {
+            let _ = exec(&self.admin, &format!("SET GLOBAL userstat = {was}")).await;
+        }
+        let _ = bus.destroy().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
+    db.execute(Statement::from_string(
+        db.get_database_backend(),
+        sql.to_string(),
+    ))
+    .await
+    .with_context(|| sql.to_string())?;
+    Ok(())
+}
+
+pub async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<String> {
+    let row = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            sql.to_string(),
+        ))
+        .await?
+        .ok_or_else(|| anyhow!("no row: {sql}"))?;
+    let v: i64 = row.try_get_by_index(0)?;
+    Ok(v.to_string())
+}

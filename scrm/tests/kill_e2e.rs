@@ -1,0 +1,127 @@
+//! identity-svc killed (SIGKILL) in the middle of its batches, in production mode (the four roles
+//! as processes on MariaDB, RabbitMQ and Redis): every follow posted to the gateway is resolved
+//! exactly once — one timeline entry, one identifier, one profile, one inbox entry each — after
+//! the process comes back, whatever batch was in flight when it died.
+
+#[path = "common/deployment.rs"]
+mod deployment;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deployment::Deployment;
+use platform::bus::AmqpBus;
+use platform::config::{BusConfig, DbConfig};
+use scrm_tests::servers::amqp_url;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use wechat::fake::{prepare_oa, CallbackMode, FakeWechat};
+
+const TENANT: &str = "t-kill";
+const FOLLOWS: usize = 600;
+
+async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    db.query_one(Statement::from_string(
+        db.get_database_backend(),
+        sql.to_string(),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn identity_killed_mid_batch_resolves_every_event_exactly_once() {
+    let fake = FakeWechat::start(0, 9).unwrap();
+    let oa = fake.apps().oa.clone();
+    let mut d = Deployment::start(TENANT, &[(&oa, "oa")], false)
+        .await
+        .expect("the deployment");
+    let mut cfg = BusConfig::amqp(amqp_url());
+    cfg.exchange = d.exchange.clone();
+    let bus = AmqpBus::connect(&cfg).await.expect("RabbitMQ");
+    platform::bus::declare_groups(&bus, proto::routing::GROUPS)
+        .await
+        .expect("declare");
+    d.run_roles().await.expect("the roles start");
+    let identity = platform::db::connect(&DbConfig::new(d.db_url("identity")), false)
+        .await
+        .unwrap();
+
+    // The follows go in while identity-svc is killed twice and started again.
+    let gateway = d.urls["gateway"].clone();
+    let callbacks: Vec<_> = (0..FOLLOWS)
+        .map(|i| {
+            let xml = fake.callbacks(&oa).subscribe(&format!("oKILL{i:05}"));
+            prepare_oa(&gateway, &oa, &xml, CallbackMode::Safe).unwrap()
+        })
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(callbacks));
+    let http = reqwest::Client::new();
+    let mut senders = Vec::new();
+    for _ in 0..16 {
+        let (queue, http) = (queue.clone(), http.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let Some(cb) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let r = http
+                    .post(&cb.url)
+                    .query(&cb.query)
+                    .header("content-type", cb.content_type)
+                    .body(cb.body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.status());
+            }
+        }));
+    }
+    for kill_at in [FOLLOWS as i64 / 5, FOLLOWS as i64 / 2] {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count(&identity, "SELECT COUNT(*) FROM timeline").await < kill_at {
+            assert!(Instant::now() < deadline, "identity-svc never got going");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        d.kill("identity");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        d.restart("identity")
+            .await
+            .expect("identity-svc starts again");
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while count(&identity, "SELECT COUNT(*) FROM timeline").await < FOLLOWS as i64 {
+        assert!(Instant::now() < deadline, "not every follow was resolved");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Redeliveries of what was in flight have nothing left to do.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = FOLLOWS as i64;
+    assert_eq!(count(&identity, "SELECT COUNT(*) FROM timeline").await, n);
+    assert_eq!(
+        count(&identity, "SELECT COUNT(DISTINCT event_id) FROM timeline").await,
+        n
+    );
+    assert_eq!(
+        count(&identity, "SELECT COUNT(*) FROM identifiers").await,
+        n
+    );
+    assert_eq!(count(&identity, "SELECT COUNT(*) FROM profiles").await, n);
+    assert_eq!(
+        count(
+            &identity,
+            "SELECT COUNT(*) FROM bus_inbox WHERE consumer = 'identity'"
+        )
+        .await,
+        n
+    );
+
+    d.stop(&bus).await;
+    fake.stop().await;
+}
