@@ -32,11 +32,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
-use chrono::Utc;
 use platform::bus::{AmqpBus, Bus, GroupSpec};
-use platform::config::{BusConfig, DbConfig};
+use platform::config::BusConfig;
 use scrm_tests::servers::{amqp_url, unique};
-use serde_json::{json, Value};
+use serde_json::Value;
 use wechat::fake::{prepare_oa, CallbackMode, FakeApp, FakeHandle, FakeWechat};
 
 #[path = "../../scrm/tests/common/deployment.rs"]
@@ -62,49 +61,6 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// The tenant's definitions, written before the roles start: tag `follower` by a rule (followed
-/// the Official Account), and an engagement model (follow 10 once, click 2, text 1).
-async fn define(d: &Deployment) -> anyhow::Result<()> {
-    let tagging = platform::db::connect(&DbConfig::new(d.db_url("tagging")), false).await?;
-    let tag_id = scrm_tests::tagging::group_with_tag(&tagging, TENANT, "lifecycle", "follower")
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    tagging_svc::store::rules::create(
-        &tagging,
-        tagging_svc::store::rules::RuleInput {
-            tenant_id: TENANT.into(),
-            tag_id,
-            name: "followed the Official Account".into(),
-            condition: json!({"version": 1, "root": {"type": "behaviour", "event": "oa.subscribe",
-                               "count": {"op": "gte", "value": 1}, "window": {"type": "all_time"}}}),
-            mode: "add_remove".into(),
-            enabled: true,
-            operator: "bench".into(),
-        },
-        &rules::Limits::default(),
-    )
-    .await
-    .map_err(|e| anyhow!("{e:?}"))?;
-    let now = Utc::now();
-    facts::roll(&tagging, TENANT, facts::local_day(now, 480), 20_000, now).await?;
-    let scoring = platform::db::connect(&DbConfig::new(d.db_url("scoring")), false).await?;
-    use scoring_svc::domain::defs::{ModelSpec, RuleSpec};
-    use scoring_svc::store::defs;
-    let spec: ModelSpec =
-        serde_json::from_value(json!({"key": "engagement", "name": "Engagement",
-        "decay": {"kind": "half_life", "days": 30}}))?;
-    let m = defs::create_model(&scoring, TENANT, spec, "bench", now).await?;
-    for r in [
-        json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
-        json!({"kind": "event", "name": "Menu click", "event": "oa.click", "points": 2}),
-        json!({"kind": "event", "name": "Message", "event": "oa.message.text", "points": 1}),
-    ] {
-        let spec: RuleSpec = serde_json::from_value(r)?;
-        defs::create_rule_in(&scoring, TENANT, &m.id, spec, "bench", now).await?;
-    }
-    Ok(())
 }
 
 // ---- load and observation ---------------------------------------------------------------------
@@ -516,7 +472,7 @@ async fn main() -> anyhow::Result<()> {
                 &bus.policy(),
             ))
             .await?;
-        define(&d).await?;
+        d.define_engagement(TENANT).await?;
         d.run_roles().await?;
         println!(
             "pipeline: four roles as processes (RabbitMQ exchange {}, MariaDB, Redis); {events} callbacks per phase",

@@ -13,10 +13,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use chrono::Utc;
 use platform::bus::AmqpBus;
 use platform::config::DbConfig;
 use scrm_tests::servers::{amqp_url, free_port, mysql_url, redis_url, unique};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::json;
 use wechat::fake::FakeApp;
 
 pub const ROLES: [&str; 4] = ["gateway", "identity", "tagging", "scoring"];
@@ -199,6 +201,41 @@ impl Deployment {
         self.children.retain(|(r, _)| *r != role);
     }
 
+    /// Starts one more process of `role` on its own port (a replica: a competing consumer of
+    /// the role's queues) and waits until it is ready.
+    pub async fn add_replica(&mut self, role: &'static str) -> anyhow::Result<()> {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{role}-{port}.log")))?;
+        let child = self
+            .command(&[role])
+            .env(
+                format!("SCRM_{}__HTTP__BIND", role.to_uppercase()),
+                format!("127.0.0.1:{port}"),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start a replica of {role}"))?;
+        self.children.push((role, child));
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("the replica of {role} never became ready");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Starts `role` again and waits until it is ready.
     pub async fn restart(&mut self, role: &'static str) -> anyhow::Result<()> {
         self.spawn(role)?;
@@ -318,4 +355,51 @@ pub async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<String
         .ok_or_else(|| anyhow!("no row: {sql}"))?;
     let v: i64 = row.try_get_by_index(0)?;
     Ok(v.to_string())
+}
+
+impl Deployment {
+    /// `tenant`'s definitions, written before the roles start: tag `follower` by a rule
+    /// (followed the Official Account), and an engagement model (follow 10 once, click 2,
+    /// text 1).
+    pub async fn define_engagement(&self, tenant: &str) -> anyhow::Result<()> {
+        let d = self;
+        let tagging = platform::db::connect(&DbConfig::new(d.db_url("tagging")), false).await?;
+        let tag_id = scrm_tests::tagging::group_with_tag(&tagging, tenant, "lifecycle", "follower")
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        tagging_svc::store::rules::create(
+        &tagging,
+        tagging_svc::store::rules::RuleInput {
+            tenant_id: tenant.into(),
+            tag_id,
+            name: "followed the Official Account".into(),
+            condition: json!({"version": 1, "root": {"type": "behaviour", "event": "oa.subscribe",
+                               "count": {"op": "gte", "value": 1}, "window": {"type": "all_time"}}}),
+            mode: "add_remove".into(),
+            enabled: true,
+            operator: "bench".into(),
+        },
+        &rules::Limits::default(),
+    )
+    .await
+    .map_err(|e| anyhow!("{e:?}"))?;
+        let now = Utc::now();
+        facts::roll(&tagging, tenant, facts::local_day(now, 480), 20_000, now).await?;
+        let scoring = platform::db::connect(&DbConfig::new(d.db_url("scoring")), false).await?;
+        use scoring_svc::domain::defs::{ModelSpec, RuleSpec};
+        use scoring_svc::store::defs;
+        let spec: ModelSpec =
+            serde_json::from_value(json!({"key": "engagement", "name": "Engagement",
+        "decay": {"kind": "half_life", "days": 30}}))?;
+        let m = defs::create_model(&scoring, tenant, spec, "bench", now).await?;
+        for r in [
+            json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
+            json!({"kind": "event", "name": "Menu click", "event": "oa.click", "points": 2}),
+            json!({"kind": "event", "name": "Message", "event": "oa.message.text", "points": 1}),
+        ] {
+            let spec: RuleSpec = serde_json::from_value(r)?;
+            defs::create_rule_in(&scoring, tenant, &m.id, spec, "bench", now).await?;
+        }
+        Ok(())
+    }
 }
