@@ -7,7 +7,8 @@
 //! of the same list is 400 `invalid_cursor`; a `limit` outside `1..=MAX_LIMIT` is 400
 //! `invalid_limit`; `details.field` names the parameter either way.
 //!
-//! Every service's lists and the gateway's own use it.
+//! Every service's lists and the gateway's own use it (the gateway through its admin `page`
+//! module, which adds the OpenAPI description of the query).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -122,12 +123,14 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-fn encode<K: Serialize>(list: &str, key: &K) -> String {
+/// The cursor of list `list` naming `key` as the last item given.
+pub fn encode<K: Serialize>(list: &str, key: &K) -> String {
     let key = serde_json::to_string(key).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(format!("{list}:{key}"))
 }
 
-fn decode<K: DeserializeOwned>(list: &str, cursor: &str) -> Option<K> {
+/// The key a cursor of list `list` names; `None` for a cursor of another list or none at all.
+pub fn decode<K: DeserializeOwned>(list: &str, cursor: &str) -> Option<K> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let text = std::str::from_utf8(&bytes).ok()?;
     let (name, key) = text.split_once(':')?;

@@ -198,7 +198,7 @@ async fn list(
     p: AdminPrincipal,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let w = q.window()?;
+    let w = q.window("apps")?;
     let mut all = state
         .registry
         .list(&p.tenant_id)
@@ -423,7 +423,7 @@ async fn list_keys(
     p: AdminPrincipal,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let w = q.window()?;
+    let w = q.window("write_keys")?;
     let mut all: Vec<WriteKeyView> = state
         .registry
         .write_keys(&p.tenant_id)

@@ -146,13 +146,13 @@ async fn list_tokens(
     p: AdminPrincipal,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let w = q.window()?;
+    let w = q.window("tokens")?;
     let rows = state
         .access
         .tokens(&p, w.after.as_deref(), w.limit)
         .await
         .map_err(|e| platform::http::params::db_error("gateway", e))?;
-    let (items, next_cursor) = page::cut(rows, w.limit, |t: &TokenView| t.id.clone());
+    let (items, next_cursor) = page::cut(rows, &w, |t: &TokenView| t.id.clone());
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
@@ -311,7 +311,7 @@ async fn list_audit(
         cursor: q.cursor,
         limit: q.limit,
     }
-    .window()?;
+    .window("audit")?;
     let cursor = match w.after.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
@@ -346,6 +346,6 @@ async fn list_audit(
         .collect();
     Ok(HttpResponse::Ok().json(Page {
         items,
-        next_cursor: next.map(|n| page::encode(&n.to_string())),
+        next_cursor: next.map(|n| w.cursor(&n.to_string())),
     }))
 }

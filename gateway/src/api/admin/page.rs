@@ -1,22 +1,15 @@
 //! Pages of the gateway's own admin lists (API tokens, users, apps, write keys, the audit log):
-//! `?cursor=&limit=` in, `{items, next_cursor}` out. A cursor is opaque to callers: the
-//! base64url of the sort key of the last item given, under a version prefix, so a cursor this
-//! API did not give (or one of another shape) is refused with `invalid_cursor` naming the field.
+//! `?cursor=&limit=` in, `{items, next_cursor}` out, with the cursor codec and limits every list
+//! of the system shares ([`platform::http::page`]): a cursor names its list and the sort key of
+//! the last item given, so one this list did not give is refused with `invalid_cursor` naming
+//! the field. This module adds the query's OpenAPI description and lists sorted in memory.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use platform::http::page as shared;
 use platform::http::ApiError;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::IntoParams;
 
-/// Items per page when `limit` is absent.
-pub const DEFAULT_LIMIT: u64 = 50;
-/// The most items one page may hold.
-pub const MAX_LIMIT: u64 = 500;
-
-/// The version prefix inside every cursor.
-const PREFIX: &str = "c1:";
+pub use shared::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// `?cursor=&limit=` of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -40,41 +33,30 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// A page request checked: the key to start after and the page size.
+/// A page request of one list, checked: the key to start after and the page size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
+    list: &'static str,
     pub after: Option<String>,
     pub limit: u64,
 }
 
-/// The cursor naming `key` as the last item given.
-pub fn encode(key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{PREFIX}{key}"))
-}
-
-fn invalid_cursor() -> ApiError {
-    ApiError::bad_request("invalid_cursor", "`cursor` is not one this API gave")
-        .with_details(json!({"field": "cursor"}))
-}
-
-/// The sort key a cursor names, or `invalid_cursor`.
-pub fn decode(cursor: &str) -> Result<String, ApiError> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .map_err(|_| invalid_cursor())?;
-    let text = String::from_utf8(raw).map_err(|_| invalid_cursor())?;
-    match text.strip_prefix(PREFIX) {
-        Some(key) if !key.is_empty() && key.len() <= 512 => Ok(key.to_string()),
-        _ => Err(invalid_cursor()),
+impl Window {
+    /// The cursor of this list naming `key` as the last item given.
+    pub fn cursor(&self, key: &str) -> String {
+        shared::encode(self.list, &key)
     }
 }
 
 impl PageQuery {
-    /// The checked window: `invalid_cursor` / `invalid_limit` naming the field.
-    pub fn window(&self) -> Result<Window, ApiError> {
-        let limit = platform::http::params::limit(self.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
-        let after = self.cursor.as_deref().map(decode).transpose()?;
-        Ok(Window { after, limit })
+    /// The checked window of list `list`: `invalid_cursor` / `invalid_limit` naming the field.
+    pub fn window(&self, list: &'static str) -> Result<Window, ApiError> {
+        let req = shared::PageReq::<String>::parse(list, self.cursor.as_deref(), self.limit)?;
+        Ok(Window {
+            list,
+            after: req.after,
+            limit: req.limit,
+        })
     }
 }
 
@@ -82,13 +64,13 @@ impl PageQuery {
 /// exists); `key` gives an item's sort key for the next cursor.
 pub fn cut<T>(
     mut rows: Vec<T>,
-    limit: u64,
+    w: &Window,
     key: impl Fn(&T) -> String,
 ) -> (Vec<T>, Option<String>) {
-    let more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
+    let more = rows.len() as u64 > w.limit;
+    rows.truncate(w.limit as usize);
     let next = if more {
-        rows.last().map(|r| encode(&key(r)))
+        rows.last().map(|r| w.cursor(&key(r)))
     } else {
         None
     };
@@ -107,7 +89,7 @@ pub fn of_sorted<T>(
         None => rows,
     };
     let rest: Vec<T> = rest.into_iter().take(w.limit as usize + 1).collect();
-    cut(rest, w.limit, key)
+    cut(rest, w, key)
 }
 
 #[cfg(test)]
@@ -116,10 +98,18 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
-        let c = encode("0190-abc");
-        assert_eq!(decode(&c).unwrap(), "0190-abc");
-        for bad in ["", "!!!", "MTIz", &URL_SAFE_NO_PAD.encode("c1:")] {
-            let e = decode(bad).unwrap_err();
+        let q = |cursor: &str| PageQuery {
+            cursor: Some(cursor.to_string()),
+            limit: None,
+        };
+        let w = PageQuery::default().window("users").unwrap();
+        let c = w.cursor("0190-abc");
+        assert_eq!(
+            q(&c).window("users").unwrap().after.as_deref(),
+            Some("0190-abc")
+        );
+        for (list, bad) in [("tokens", c.as_str()), ("users", "!!!"), ("users", "MTIz")] {
+            let e = q(bad).window(list).unwrap_err();
             assert_eq!(
                 (e.code, e.details["field"].as_str()),
                 ("invalid_cursor", Some("cursor")),
@@ -130,34 +120,39 @@ mod tests {
             cursor: None,
             limit: Some(0),
         };
-        assert_eq!(q.window().unwrap_err().code, "invalid_limit");
+        assert_eq!(q.window("users").unwrap_err().code, "invalid_limit");
     }
 
     #[test]
     fn pages_walk_a_sorted_list_to_the_end() {
         let all: Vec<String> = (0..7).map(|i| format!("k{i}")).collect();
-        let mut w = Window {
-            after: None,
-            limit: 3,
+        let first = PageQuery {
+            cursor: None,
+            limit: Some(3),
         };
+        let mut w = first.window("apps").unwrap();
         let mut seen = Vec::new();
         loop {
             let (items, next) = of_sorted(all.clone(), &w, |s| s.clone());
             seen.extend(items);
             match next {
-                Some(c) => w.after = Some(decode(&c).unwrap()),
+                Some(c) => {
+                    w = PageQuery {
+                        cursor: Some(c),
+                        limit: Some(3),
+                    }
+                    .window("apps")
+                    .unwrap()
+                }
                 None => break,
             }
         }
         assert_eq!(seen, all);
-        let (items, next) = of_sorted(
-            all.clone(),
-            &Window {
-                after: None,
-                limit: 7,
-            },
-            |s| s.clone(),
-        );
+        let whole = PageQuery {
+            cursor: None,
+            limit: Some(7),
+        };
+        let (items, next) = of_sorted(all.clone(), &whole.window("apps").unwrap(), |s| s.clone());
         assert_eq!(
             (items.len(), next),
             (7, None),

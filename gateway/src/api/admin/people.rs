@@ -37,13 +37,13 @@ async fn list_users(
     p: AdminPrincipal,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let w = q.window()?;
+    let w = q.window("users")?;
     let rows = state
         .access
         .members(&p.tenant_id, w.after.as_deref(), w.limit)
         .await
         .map_err(access_error)?;
-    let (items, next_cursor) = page::cut(rows, w.limit, |m: &MemberView| m.id.clone());
+    let (items, next_cursor) = page::cut(rows, &w, |m: &MemberView| m.id.clone());
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
