@@ -3,21 +3,23 @@
 //! Account callbacks posted through the real gateway; what comes out observed on the bus.
 //!
 //! Run: `cargo bench -p scrm --bench pipeline`. Phases, each on fresh people of one tenant:
-//! 1. `new`: `BENCH_EVENTS` follows of distinct new followers, posted as fast as the gateway
-//!    takes them (64 connections);
-//! 2. `returning`: `BENCH_EVENTS` events of those followers — menu clicks and text messages,
-//!    half each — as fast;
+//! 1. `new`: `BENCH_EVENTS` new people posted as fast as the gateway takes them (64
+//!    connections): four in five follow the Official Account, one in five is added by a WeCom rep;
+//! 2. `returning`: `BENCH_EVENTS` events of people seen before, as fast: the followers' menu
+//!    clicks and text messages (two in five each) and page views of 200 H5 visitors through
+//!    `/track` with the tenant's write key (one in five);
 //! 3. `new@50%` and `returning@50%`: the same kinds paced at half the rate the first two drained
 //!    at, for `BENCH_SECONDS` each, for the latencies.
 //!
 //! The tenant has a tag rule (followed the Official Account: tag `follower`) and an engagement
-//! model (a follow 10 points once, a click 2, a text 1), so every event is resolved by
-//! identity-svc (`profile.resolved`), every follow tagged by tagging-svc (`tag.changed`) and
-//! every event scored by scoring-svc (`lead.score_changed`). Reported per phase: accepted/s (the
-//! gateway's 200s), drained/s per service (events over the time until the last of that service's
-//! answers), lag from the gateway's 200 to each answer (p50 / p99), SQL statements per event per
-//! service (MariaDB's per-user statistics; each role connects as its own user), CPU time per event
-//! per process. WeChat lookups are off (they run beside the event path, not on it).
+//! model (a follow 10 points once, a click 2, a text 1, an add by a rep 10, a page view 1), so
+//! every event is resolved by identity-svc (`profile.resolved`), every follow tagged by
+//! tagging-svc (`tag.changed`) and every event scored by scoring-svc (`lead.score_changed`).
+//! Reported per phase: accepted/s (the gateway's 200s), drained/s per service (events over the
+//! time until the last of that service's answers; tagging: follows), lag from the gateway's 200 to
+//! each answer (p50 / p99), SQL statements per event per service (MariaDB's per-user statistics;
+//! each role connects as its own user), CPU time per event per process. WeChat lookups are off
+//! (they run beside the event path, not on it).
 //!
 //! The last line is `pipeline: new_eps=N returning_eps=N p99_ms=N stmts_new=N stmts_returning=N`:
 //! drained end to end per second in phases 1 and 2, the worse callback → `lead.score_changed`
@@ -35,8 +37,8 @@ use anyhow::{anyhow, bail};
 use platform::bus::{AmqpBus, Bus, GroupSpec};
 use platform::config::BusConfig;
 use scrm_tests::servers::{amqp_url, unique};
-use serde_json::Value;
-use wechat::fake::{prepare_oa, CallbackMode, FakeApp, FakeHandle, FakeWechat};
+use serde_json::{json, Value};
+use wechat::fake::{prepare_oa, prepare_wecom, CallbackMode, FakeApp, FakeHandle, FakeWechat};
 
 #[path = "../../scrm/tests/common/deployment.rs"]
 mod deployment;
@@ -44,6 +46,8 @@ mod deployment;
 use deployment::{Deployment, ROLES, SERVICES};
 
 const TENANT: &str = "t-pipeline";
+/// H5 visitors whose page views the `returning` phases spread over.
+const VISITORS: u64 = 200;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -68,18 +72,67 @@ fn ms(d: Duration) -> f64 {
 /// What one callback is: a follow of a new person, a menu click or a text message.
 #[derive(Clone)]
 enum Kind {
-    Follow { openid: String },
-    Click { openid: String, key: String },
-    Text { openid: String, content: String },
+    Follow {
+        openid: String,
+    },
+    /// A WeCom rep adds a new customer.
+    WecomAdd {
+        external_userid: String,
+        rep: String,
+    },
+    Click {
+        openid: String,
+        key: String,
+    },
+    Text {
+        openid: String,
+        content: String,
+    },
+    /// An H5 page view through `/track` with the tenant's write key (an anonymous visitor) of
+    /// page `/p/{page}`.
+    PageView {
+        visitor: String,
+        page: String,
+    },
 }
 
 impl Kind {
-    /// The string that identifies the callback in what the services publish about it.
+    /// The string that identifies the event in what the services publish about it.
     fn marker(&self) -> &str {
         match self {
             Kind::Follow { openid } => openid,
+            Kind::WecomAdd {
+                external_userid, ..
+            } => external_userid,
             Kind::Click { key, .. } => key,
             Kind::Text { content, .. } => content,
+            Kind::PageView { page, .. } => page,
+        }
+    }
+
+    /// A new person the services tag (the rule reads OA follows).
+    fn tagged(&self) -> bool {
+        matches!(self, Kind::Follow { .. })
+    }
+}
+
+/// One request to the gateway.
+struct Request {
+    url: String,
+    query: Vec<(String, String)>,
+    content_type: &'static str,
+    body: String,
+    write_key: Option<&'static str>,
+}
+
+impl From<wechat::fake::PreparedCallback> for Request {
+    fn from(cb: wechat::fake::PreparedCallback) -> Self {
+        Request {
+            url: cb.url,
+            query: cb.query,
+            content_type: cb.content_type,
+            body: cb.body,
+            write_key: None,
         }
     }
 }
@@ -99,7 +152,7 @@ struct Seen {
 /// The marker a channel event carries (the click key / text content over the follower's openid).
 fn marker_in(event: &Value, run: &str) -> Option<String> {
     let text = event.to_string();
-    for prefix in [format!("K{run}-"), format!("T{run}-"), format!("o{run}-")] {
+    for prefix in ["K", "T", "P", "o", "w"].map(|p| format!("{p}{run}-")) {
         if let Some(i) = text.find(&prefix) {
             let tail: String = text[i..]
                 .chars()
@@ -204,6 +257,9 @@ struct Load<'a> {
     d: &'a Deployment,
     fake: &'a FakeHandle,
     oa: &'a FakeApp,
+    wecom: &'a FakeApp,
+    /// WeCom userids of the reps who add customers.
+    reps: Vec<String>,
     http: reqwest::Client,
     seen: Arc<Mutex<Seen>>,
     run: String,
@@ -214,33 +270,46 @@ struct Load<'a> {
 }
 
 impl Load<'_> {
+    /// New people: four in five follow the Official Account, one in five is added by a rep.
     fn follows(&mut self, n: usize) -> Vec<Kind> {
         (0..n)
-            .map(|_| {
+            .map(|i| {
                 self.next += 1;
-                Kind::Follow {
-                    openid: format!("o{}-{}", self.run, self.next),
+                if i % 5 == 4 {
+                    Kind::WecomAdd {
+                        external_userid: format!("w{}-{}", self.run, self.next),
+                        rep: self.reps[self.next as usize % self.reps.len()].clone(),
+                    }
+                } else {
+                    Kind::Follow {
+                        openid: format!("o{}-{}", self.run, self.next),
+                    }
                 }
             })
             .collect()
     }
 
+    /// Events of people seen before: followers' menu clicks and messages (two in five each) and
+    /// page views of a pool of H5 visitors (one in five).
     fn returning(&mut self, n: usize) -> Vec<Kind> {
         (0..n)
             .map(|i| {
                 self.next += 1;
                 let openid =
                     self.followers[(self.next as usize * 7919) % self.followers.len()].clone();
-                if i % 2 == 0 {
-                    Kind::Click {
+                match i % 5 {
+                    0 | 2 => Kind::Click {
                         openid,
                         key: format!("K{}-{}", self.run, self.next),
-                    }
-                } else {
-                    Kind::Text {
+                    },
+                    1 | 3 => Kind::Text {
                         openid,
                         content: format!("T{}-{}", self.run, self.next),
-                    }
+                    },
+                    _ => Kind::PageView {
+                        visitor: format!("v{}-{}", self.run, self.next % VISITORS),
+                        page: format!("P{}-{}", self.run, self.next),
+                    },
                 }
             })
             .collect()
@@ -254,22 +323,16 @@ impl Load<'_> {
         kinds: Vec<Kind>,
         rate: Option<f64>,
     ) -> anyhow::Result<Report> {
-        let follows = kinds
-            .iter()
-            .filter(|k| matches!(k, Kind::Follow { .. }))
-            .count();
+        let follows = kinds.iter().filter(|k| k.tagged()).count();
         let stmts0 = self.d.statements().await?;
         let cpu0 = self.d.cpu();
         let (tagged0, scored0) = {
             let s = self.seen.lock().unwrap();
             (s.tagged.len(), s.scored.len())
         };
-        let callbacks: Vec<(String, wechat::fake::PreparedCallback)> = kinds
+        let callbacks: Vec<(String, Request)> = kinds
             .iter()
-            .map(|k| {
-                let cb = self.oa_callback(k);
-                (k.marker().to_string(), cb)
-            })
+            .map(|k| (k.marker().to_string(), self.request(k)))
             .collect();
         let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         let queue = Arc::new(Mutex::new(
@@ -289,13 +352,15 @@ impl Load<'_> {
                         let due = started + Duration::from_secs_f64(i as f64 / rate);
                         tokio::time::sleep_until(due.into()).await;
                     }
-                    let r = http
+                    let mut post = http
                         .post(&cb.url)
                         .query(&cb.query)
                         .header("content-type", cb.content_type)
-                        .body(cb.body.clone())
-                        .send()
-                        .await?;
+                        .body(cb.body.clone());
+                    if let Some(key) = cb.write_key {
+                        post = post.header("X-Write-Key", key);
+                    }
+                    let r = post.send().await?;
                     let status = r.status();
                     if !status.is_success() {
                         bail!(
@@ -312,8 +377,11 @@ impl Load<'_> {
         }
         let accepted_in = started.elapsed();
         let total = kinds.len();
-        // Everything answered: resolved, tagged (follows), scored.
+        // Everything answered: resolved, tagged (follows), scored. Scoring may announce events
+        // of one person that share a transaction as one change, so it is done once it has
+        // announced one per event or has been quiet for a while after everything resolved.
         let deadline = Instant::now() + Duration::from_secs(300 + total as u64 / 50);
+        let (mut scored_last, mut quiet_since) = (0, Instant::now());
         loop {
             let done = {
                 let s = self.seen.lock().unwrap();
@@ -321,9 +389,14 @@ impl Load<'_> {
                     .iter()
                     .filter(|k| s.resolved.contains_key(k.marker()))
                     .count();
+                let scored = s.scored.len() - scored0;
+                if scored != scored_last {
+                    (scored_last, quiet_since) = (scored, Instant::now());
+                }
                 resolved == total
                     && s.tagged.len() - tagged0 >= follows
-                    && s.scored.len() - scored0 >= total
+                    && (scored >= total
+                        || (scored > 0 && quiet_since.elapsed() > Duration::from_secs(3)))
             };
             if done {
                 break;
@@ -434,14 +507,41 @@ impl Load<'_> {
         })
     }
 
-    fn oa_callback(&self, k: &Kind) -> wechat::fake::PreparedCallback {
-        let b = self.fake.callbacks(self.oa);
+    fn request(&self, k: &Kind) -> Request {
+        let gateway = &self.d.urls["gateway"];
+        let oa = self.fake.callbacks(self.oa);
         let xml = match k {
-            Kind::Follow { openid } => b.subscribe(openid),
-            Kind::Click { openid, key } => b.click(openid, key),
-            Kind::Text { openid, content } => b.text(openid, content),
+            Kind::Follow { openid } => oa.subscribe(openid),
+            Kind::Click { openid, key } => oa.click(openid, key),
+            Kind::Text { openid, content } => oa.text(openid, content),
+            Kind::WecomAdd {
+                external_userid,
+                rep,
+            } => {
+                let xml = self.fake.callbacks(self.wecom).add_external_contact(
+                    rep,
+                    external_userid,
+                    None,
+                );
+                return prepare_wecom(gateway, self.wecom, &xml)
+                    .expect("a callback")
+                    .into();
+            }
+            Kind::PageView { visitor, page } => {
+                return Request {
+                    url: format!("{gateway}/track"),
+                    query: Vec::new(),
+                    content_type: "application/json",
+                    body: json!({"events": [{"type": "page_view", "page": format!("/p/{page}"),
+                                             "anonymous_id": visitor}]})
+                    .to_string(),
+                    write_key: Some(deployment::WRITE_KEY),
+                }
+            }
         };
-        prepare_oa(&self.d.urls["gateway"], self.oa, &xml, CallbackMode::Safe).expect("a callback")
+        prepare_oa(gateway, self.oa, &xml, CallbackMode::Safe)
+            .expect("a callback")
+            .into()
     }
 }
 
@@ -457,7 +557,8 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let fake = FakeWechat::start(0, 5)?;
     let apps = fake.apps().clone();
-    let mut d = Deployment::start(TENANT, &[(&apps.oa, "oa")], true).await?;
+    let mut d =
+        Deployment::start(TENANT, &[(&apps.oa, "oa"), (&apps.wecom, "wecom")], true).await?;
     let mut cfg = BusConfig::amqp(amqp_url());
     cfg.exchange = d.exchange.clone();
     let bus = AmqpBus::connect(&cfg).await?;
@@ -485,6 +586,13 @@ async fn main() -> anyhow::Result<()> {
             d: &d,
             fake: &fake,
             oa: &apps.oa,
+            wecom: &apps.wecom,
+            reps: fake
+                .population()
+                .reps
+                .iter()
+                .map(|r| r.userid.clone())
+                .collect(),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(connections)
                 .build()?,

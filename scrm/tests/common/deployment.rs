@@ -24,6 +24,8 @@ use wechat::fake::FakeApp;
 pub const ROLES: [&str; 4] = ["gateway", "identity", "tagging", "scoring"];
 pub const SERVICES: [&str; 3] = ["identity", "tagging", "scoring"];
 pub const INTERNAL_KEY: &str = "ik-pipeline-0123456789abcdef0123456789abcdef";
+/// The tenant's write key for `/track` (not rate-limited here: one load generator sends all).
+pub const WRITE_KEY: &str = "wk-pipeline-0123456789abcdef";
 const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// The four roles as processes, their databases and users.
@@ -103,7 +105,9 @@ impl Deployment {
         }
         toml += &format!(
             "[gateway.services]\nidentity_url = \"{}\"\ntagging_url = \"{}\"\nscoring_url = \"{}\"\n\n\
-             [identity.wechat]\nenabled = false\n\n[tagging.wechat]\nenabled = false\n\n",
+             [identity.wechat]\nenabled = false\n\n[tagging.wechat]\nenabled = false\n\n\
+             [gateway.track]\nrate_per_minute = 100000000\n\n\
+             [[gateway.write_keys]]\ntenant_id = \"{tenant}\"\nname = \"load\"\nkey = \"{WRITE_KEY}\"\n\n",
             urls["identity"], urls["tagging"], urls["scoring"]
         );
         for (app, kind) in fake_apps {
@@ -307,8 +311,8 @@ impl Deployment {
             .collect()
     }
 
-    /// Stops the roles and removes the databases, users, queues (declared through `bus`) and
-    /// files.
+    /// Stops the roles and removes the databases, users, queues (declared through `bus`), cache
+    /// keys and files.
     pub async fn stop(mut self, bus: &AmqpBus) {
         for (_, c) in &mut self.children {
             let _ = Command::new("kill")
@@ -331,6 +335,11 @@ impl Deployment {
             let _ = exec(&self.admin, &format!("SET GLOBAL userstat = {was}")).await;
         }
         let _ = bus.destroy().await;
+        if let Ok(cache) =
+            platform::cache::RedisCache::connect(&redis_url(), &format!("{}:", self.exchange)).await
+        {
+            let _ = cache.delete_prefix().await;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -360,7 +369,7 @@ pub async fn scalar(db: &DatabaseConnection, sql: &str) -> anyhow::Result<String
 impl Deployment {
     /// `tenant`'s definitions, written before the roles start: tag `follower` by a rule
     /// (followed the Official Account), and an engagement model (follow 10 once, click 2,
-    /// text 1).
+    /// text 1, added by a rep 10, page view 1).
     pub async fn define_engagement(&self, tenant: &str) -> anyhow::Result<()> {
         let d = self;
         let tagging = platform::db::connect(&DbConfig::new(d.db_url("tagging")), false).await?;
@@ -396,6 +405,8 @@ impl Deployment {
             json!({"kind": "event", "name": "Follow", "event": "oa.subscribe", "points": 10, "caps": {"once": true}}),
             json!({"kind": "event", "name": "Menu click", "event": "oa.click", "points": 2}),
             json!({"kind": "event", "name": "Message", "event": "oa.message.text", "points": 1}),
+            json!({"kind": "event", "name": "Added by a rep", "event": "wecom.external_contact.add_external_contact", "points": 10}),
+            json!({"kind": "event", "name": "Page view", "event": "track.page_view", "points": 1}),
         ] {
             let spec: RuleSpec = serde_json::from_value(r)?;
             defs::create_rule_in(&scoring, tenant, &m.id, spec, "bench", now).await?;
