@@ -9,27 +9,11 @@ mod deployment;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deployment::Deployment;
-use platform::bus::AmqpBus;
-use platform::config::{BusConfig, DbConfig};
-use scrm_tests::servers::amqp_url;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use deployment::{count, Deployment};
 use wechat::fake::{prepare_oa, CallbackMode, FakeWechat};
 
 const TENANT: &str = "t-kill";
 const FOLLOWS: usize = 600;
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    db.query_one(Statement::from_string(
-        db.get_database_backend(),
-        sql.to_string(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get_by_index(0)
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn identity_killed_mid_batch_resolves_every_event_exactly_once() {
@@ -38,16 +22,9 @@ async fn identity_killed_mid_batch_resolves_every_event_exactly_once() {
     let mut d = Deployment::start(TENANT, &[(&oa, "oa")], false)
         .await
         .expect("the deployment");
-    let mut cfg = BusConfig::amqp(amqp_url());
-    cfg.exchange = d.exchange.clone();
-    let bus = AmqpBus::connect(&cfg).await.expect("RabbitMQ");
-    platform::bus::declare_groups(&bus, proto::routing::GROUPS)
-        .await
-        .expect("declare");
+    let bus = d.bus().await.expect("RabbitMQ");
     d.run_roles().await.expect("the roles start");
-    let identity = platform::db::connect(&DbConfig::new(d.db_url("identity")), false)
-        .await
-        .unwrap();
+    let identity = d.db("identity").await.unwrap();
 
     // The follows go in while identity-svc is killed twice and started again.
     let gateway = d.urls["gateway"].clone();

@@ -12,34 +12,12 @@ mod deployment;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deployment::Deployment;
-use platform::bus::AmqpBus;
-use platform::config::{BusConfig, DbConfig};
-use scrm_tests::servers::amqp_url;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use deployment::{count, Deployment};
 use wechat::fake::{prepare_oa, CallbackMode, FakeWechat};
 
 const TENANT: &str = "t-replicas";
 const PEOPLE: usize = 300;
 const EVENTS_EACH: usize = 5;
-
-async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
-    db.query_one(Statement::from_string(
-        db.get_database_backend(),
-        sql.to_string(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get_by_index(0)
-    .unwrap()
-}
-
-async fn db(d: &Deployment, role: &str) -> DatabaseConnection {
-    platform::db::connect(&DbConfig::new(d.db_url(role)), false)
-        .await
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_of_each_service_apply_every_event_once() {
@@ -48,21 +26,16 @@ async fn two_replicas_of_each_service_apply_every_event_once() {
     let mut d = Deployment::start(TENANT, &[(&oa, "oa")], false)
         .await
         .expect("the deployment");
-    let mut cfg = BusConfig::amqp(amqp_url());
-    cfg.exchange = d.exchange.clone();
-    let bus = AmqpBus::connect(&cfg).await.expect("RabbitMQ");
-    platform::bus::declare_groups(&bus, proto::routing::GROUPS)
-        .await
-        .expect("declare");
+    let bus = d.bus().await.expect("RabbitMQ");
     d.define_engagement(TENANT).await.expect("definitions");
     d.run_roles().await.expect("the roles start");
     for role in deployment::SERVICES {
         d.add_replica(role).await.expect("a second replica");
     }
     let (identity, tagging, scoring) = (
-        db(&d, "identity").await,
-        db(&d, "tagging").await,
-        db(&d, "scoring").await,
+        d.db("identity").await.unwrap(),
+        d.db("tagging").await.unwrap(),
+        d.db("scoring").await.unwrap(),
     );
 
     // Each person's events in order, sixteen people at a time.

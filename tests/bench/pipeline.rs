@@ -33,10 +33,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
-use platform::bus::{AmqpBus, Bus, GroupSpec};
-use platform::config::BusConfig;
-use scrm_tests::servers::{amqp_url, unique};
+use anyhow::bail;
+use platform::bus::{Bus, GroupSpec};
+use scrm_tests::servers::unique;
 use serde_json::{json, Value};
 use wechat::fake::{prepare_oa, prepare_wecom, CallbackMode, FakeApp, FakeHandle, FakeWechat};
 
@@ -559,13 +558,8 @@ async fn main() -> anyhow::Result<()> {
     let apps = fake.apps().clone();
     let mut d =
         Deployment::start(TENANT, &[(&apps.oa, "oa"), (&apps.wecom, "wecom")], true).await?;
-    let mut cfg = BusConfig::amqp(amqp_url());
-    cfg.exchange = d.exchange.clone();
-    let bus = AmqpBus::connect(&cfg).await?;
+    let bus = d.bus().await?;
     let result = async {
-        platform::bus::declare_groups(&bus, proto::routing::GROUPS)
-            .await
-            .map_err(|(g, e)| anyhow!("declare {g}: {e}"))?;
         let sub = bus
             .subscribe(&GroupSpec::with_policy(
                 "pipeline-observer",

@@ -267,6 +267,24 @@ impl Deployment {
         }
     }
 
+    /// A connection to the deployment's bus with every consumer group declared, so nothing the
+    /// roles publish before their consumers start is dropped; [`Deployment::stop`] removes what
+    /// it declared.
+    pub async fn bus(&self) -> anyhow::Result<AmqpBus> {
+        let mut cfg = platform::config::BusConfig::amqp(amqp_url());
+        cfg.exchange = self.exchange.clone();
+        let bus = AmqpBus::connect(&cfg).await?;
+        platform::bus::declare_groups(&bus, proto::routing::GROUPS)
+            .await
+            .map_err(|(g, e)| anyhow!("declare {g}: {e}"))?;
+        Ok(bus)
+    }
+
+    /// A connection to `role`'s database (as root).
+    pub async fn db(&self, role: &str) -> anyhow::Result<DatabaseConnection> {
+        Ok(platform::db::connect(&DbConfig::new(self.db_url(role)), false).await?)
+    }
+
     /// The URL of `role`'s database (as root).
     pub fn db_url(&self, role: &str) -> String {
         let (_, db, _) = self.dbs.iter().find(|(r, _, _)| *r == role).unwrap();
@@ -413,4 +431,17 @@ impl Deployment {
         }
         Ok(())
     }
+}
+
+/// The first column of the first row of `sql` (a count).
+pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
+    db.query_one(Statement::from_string(
+        db.get_database_backend(),
+        sql.to_string(),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
 }
