@@ -290,6 +290,46 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
         )
         .await;
     assert_eq!(s, 404, "another tenant cannot change it");
+    // The customer list: the tenant's own customers, never another tenant's; a query by POST
+    // reads (it is not a write for the audit log).
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        let (s, b) = c
+            .send("GET", "/admin/v1/customers?limit=10", Some(&mine), None)
+            .await;
+        assert_eq!(s, 200, "{b}");
+        if b["items"].as_array().is_some_and(|i| !i.is_empty()) {
+            listed = b;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed["items"][0]["profile_id"], json!(id), "{listed}");
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/customers/query",
+            Some(&mine),
+            Some(json!({"sort": "created", "stage": listed["items"][0]["stage"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["items"][0]["profile_id"].clone()),
+        (200, json!(id)),
+        "{b}"
+    );
+    let (s, b) = c
+        .send("GET", "/admin/v1/customers", Some(owner), None)
+        .await;
+    assert!(
+        s == 200
+            && !b["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| i["profile_id"] == json!(id)),
+        "another tenant's list: {b}"
+    );
 
     // A write is audited with the user who made it; analysts cannot read the log.
     let operator = &tokens[2].1;
@@ -309,6 +349,19 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
         .find(|e| e["action"] == "POST /admin/v1/tag-groups")
         .unwrap_or_else(|| panic!("{log}"))
         .clone();
+    for read in [
+        "POST /admin/v1/customers/query",
+        "POST /admin/v1/segments/preview",
+    ] {
+        assert!(
+            !log["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == read),
+            "{read} only reads (the matrix called it): not audited"
+        );
+    }
     let (_, op_me) = c.send("GET", "/admin/v1/me", Some(operator), None).await;
     assert_eq!(
         entry["actor"],

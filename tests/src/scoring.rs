@@ -380,6 +380,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/profiles/p1/contacted"),
     ("POST", "/v1/profiles/p1/adjustments"),
     ("GET", "/v1/leaderboard"),
+    ("GET", "/v1/customers"),
+    ("POST", "/v1/customers/query"),
     ("POST", "/v1/dry-run"),
     ("GET", "/v1/jobs/j1"),
 ];

@@ -483,7 +483,10 @@ async fn leaderboard_orders_by_exact_scores(backend: Backend) {
     s.handle(&tag_changed(T, "p3", "hot", true, start())).await;
     let defs = s.scorer.compiled(T).await.unwrap();
     let board = |tag: Option<&str>| scoring_svc::store::queries::Board {
-        tag: tag.map(str::to_string),
+        filter: scoring_svc::store::browse::Filter {
+            tags: tag.map(str::to_string).into_iter().collect(),
+            ..Default::default()
+        },
         limit: 10,
         ..Default::default()
     };

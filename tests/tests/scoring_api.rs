@@ -1088,6 +1088,215 @@ async fn every_list_pages_by_cursor(backend: Backend) {
     s.cleanup().await;
 }
 
+/// The customer browse: every lead of the tenant, by last activity (default), creation, stage
+/// (the machine's order, each by last activity) or score, page by page with cursors of their own
+/// sort; filtered by stage, owner, tags (all of them), first-touch channel, a score range
+/// (unscored = 0) and a condition of the rule language; bad parameters are 400 naming them; the
+/// other tenant sees none of it.
+async fn customers_browse(backend: Backend) {
+    use scrm_tests::scoring::tag_changed;
+    let s = ScoringDb::new(backend).await;
+    let app = app!(s);
+    let get = |uri: String| {
+        let app = &app;
+        async move { call!(app, req("GET", &uri, T)) }
+    };
+    let ids = |items: &[Value]| -> Vec<String> {
+        items
+            .iter()
+            .map(|v| v["profile_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (st, m) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({"key": "engagement", "name": "E"}))
+    );
+    assert_eq!(st, 201, "{m}");
+    let mid = m["id"].as_str().unwrap().to_string();
+    let (st, r) = call!(
+        app,
+        req("POST", &format!("/v1/models/{mid}/rules"), T).set_json(
+            json!({"kind": "event", "name": "Views", "event": "track.page_view", "points": 10})
+        )
+    );
+    assert_eq!(st, 201, "{r}");
+    // c1..c5 created in this order; views: c1 ×1 (latest), c2 ×3, c3 ×2, c4 ×1 (earliest);
+    // c5 only has a profile update (never active).
+    let views = [("c4", 1, 1), ("c2", 3, 2), ("c3", 2, 3), ("c1", 1, 4)];
+    for (i, p) in ["c1", "c2", "c3", "c4", "c5"].iter().enumerate() {
+        let (source, rep) = if i % 2 == 0 {
+            ("ads", Some("rep-a"))
+        } else {
+            ("expo", None)
+        };
+        s.clock.set(start() + chrono::Duration::minutes(i as i64));
+        s.handle(&updated(
+            T,
+            p,
+            1,
+            json!({"contact.name": format!("Name {p}"), "contact.city": if i < 2 { "Shanghai" } else { "Beijing" },
+                   "source.first.channel": source}),
+            rep,
+        ))
+        .await;
+    }
+    for (p, n, hour) in views {
+        for k in 0..n {
+            let at = start() + chrono::Duration::hours(hour) + chrono::Duration::minutes(k);
+            s.clock.set(at);
+            s.handle(&resolved(
+                p,
+                &tracked(
+                    T,
+                    TrackKind::PageView,
+                    at,
+                    &format!("{p}-{k}"),
+                    &[],
+                    json!({}),
+                ),
+            ))
+            .await;
+        }
+    }
+    for p in ["c2", "c3"] {
+        s.handle(&tag_changed(T, p, "hot", true, start())).await;
+    }
+    s.handle(&tag_changed(T, "c3", "vip", true, start())).await;
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/profiles/c4/stage", T).set_json(json!({"stage": "mql", "reason": "call"}))
+    );
+    assert_eq!(st, 200, "{body}");
+
+    // Last activity, most recent first; never active last. Every page of two is the same walk.
+    let walk = pages::check(&get, "/v1/customers", 2, |v| v["profile_id"].clone()).await;
+    assert_eq!(ids(&walk.items), ["c1", "c3", "c2", "c4", "c5"]);
+    let first = &walk.items[0];
+    assert_eq!(
+        (
+            first["name"].as_str(),
+            first["stage"].as_str(),
+            first["scores"]["engagement"].as_f64()
+        ),
+        (Some("Name c1"), Some("new"), Some(10.0)),
+        "{first}"
+    );
+    assert_eq!(first["owner"]["user_id"], "rep-a", "{first}");
+    let walk = pages::walk(&get, "/v1/customers?order=asc", 2).await;
+    assert_eq!(ids(&walk.items), ["c5", "c4", "c2", "c3", "c1"]);
+    let walk = pages::walk(&get, "/v1/customers?sort=created&order=asc", 2).await;
+    assert_eq!(ids(&walk.items), ["c1", "c2", "c3", "c4", "c5"]);
+    let walk = pages::walk(&get, "/v1/customers?sort=score&model=engagement", 2).await;
+    assert_eq!(ids(&walk.items), ["c2", "c3", "c1", "c4", "c5"]);
+    let walk = pages::walk(&get, "/v1/customers?sort=stage", 2).await;
+    assert_eq!(
+        ids(&walk.items),
+        ["c4", "c1", "c3", "c2", "c5"],
+        "mql before new"
+    );
+
+    // Filters.
+    let list = |q: &str| {
+        let get = &get;
+        let uri = format!("/v1/customers?limit=500&{q}");
+        async move {
+            let (st, body) = get(uri).await;
+            assert_eq!(st, 200, "{body}");
+            ids(body["items"].as_array().unwrap())
+        }
+    };
+    assert_eq!(list("stage=new").await, ["c1", "c3", "c2", "c5"]);
+    assert_eq!(list("owner=rep-a").await, ["c1", "c3", "c5"]);
+    assert_eq!(list("tag=hot").await, ["c3", "c2"]);
+    assert_eq!(list("tag=hot,vip").await, ["c3"]);
+    assert_eq!(list("source=expo").await, ["c2", "c4"]);
+    assert_eq!(list("model=engagement&score_min=20").await, ["c3", "c2"]);
+    assert_eq!(
+        list("model=engagement&score_max=10").await,
+        ["c1", "c4", "c5"],
+        "unscored counts as 0"
+    );
+    assert_eq!(
+        list("model=engagement&score_min=5&score_max=25&tag=hot").await,
+        ["c3"]
+    );
+    let cond = json!({"version": 1, "root": {"type": "property", "key": "contact.city",
+        "value_type": "string", "op": "eq", "value": "Shanghai"}});
+    let q = format!("condition={}", urlencode(&cond.to_string()));
+    assert_eq!(list(&q).await, ["c1", "c2"]);
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/customers/query", T).set_json(json!({
+            "tenant_id": B, "sort": "score", "model": "engagement", "tags": ["hot"],
+            "condition": {"version": 1, "root": {"type": "not", "child":
+                {"type": "property", "key": "contact.city", "value_type": "string", "op": "eq", "value": "Shanghai"}}}}))
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(ids(body["items"].as_array().unwrap()), ["c3"]);
+
+    // Bad parameters name themselves.
+    for (q, code, field) in [
+        ("sort=name", "invalid_field", "sort"),
+        ("order=up", "invalid_field", "order"),
+        ("sort=score", "missing_field", "model"),
+        ("sort=score&model=nope", "unknown_model", "model"),
+        (
+            "sort=score&model=engagement&order=asc",
+            "invalid_field",
+            "order",
+        ),
+        (
+            "model=engagement&score_min=5&score_max=1",
+            "invalid_field",
+            "score_min",
+        ),
+        ("score_min=1", "missing_field", "model"),
+        ("condition=%7B", "invalid_field", "condition"),
+        ("limit=0", "invalid_limit", "limit"),
+    ] {
+        pages::refused(&get, &format!("/v1/customers?{q}"), code, field).await;
+    }
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/customers/query", T).set_json(
+            json!({"condition": {"version": 1, "root": {"type": "tag", "op": "sometimes"}}})
+        )
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("invalid_condition")),
+        "{body}"
+    );
+    let by_score = pages::walk(&get, "/v1/customers?sort=score&model=engagement", 2).await;
+    pages::refused(
+        &get,
+        &format!("/v1/customers?cursor={}", by_score.first_cursor.unwrap()),
+        "invalid_cursor",
+        "cursor",
+    )
+    .await;
+
+    // The other tenant has no customers.
+    let (st, body) = call!(app, req("GET", "/v1/customers", B));
+    assert_eq!(
+        (st, body["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{body}"
+    );
+    s.cleanup().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Are the items' `field`s strictly descending integers?
 fn descending(items: &[Value], field: &str) -> bool {
     let keys: Vec<i64> = items.iter().map(|v| v[field].as_i64().unwrap()).collect();
@@ -1103,4 +1312,5 @@ scrm_tests::on_both_backends!(
     unknown_profiles_are_not_found_and_get_no_lead,
     every_route_requires_the_credential,
     every_list_pages_by_cursor,
+    customers_browse,
 );

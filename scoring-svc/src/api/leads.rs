@@ -25,6 +25,7 @@ use serde_json::json;
 
 use super::page::{PageQuery, PageReq};
 use super::{db_error, no_lead, ApiState};
+use crate::store::browse::Filter;
 use crate::store::engine::ManualError;
 use crate::store::queries::{self, Board, BoardRow, LedgerQuery};
 
@@ -351,9 +352,12 @@ async fn get_leaderboard(
             .with_details(json!({"field": "model"}))
         })?;
     let board = Board {
-        stage: q.stage.filter(|v| !v.is_empty()),
-        owner: q.owner.filter(|v| !v.is_empty()),
-        tag: q.tag.filter(|v| !v.is_empty()),
+        filter: Filter {
+            stage: q.stage.filter(|v| !v.is_empty()),
+            owner: q.owner.filter(|v| !v.is_empty()),
+            tags: q.tag.filter(|v| !v.is_empty()).into_iter().collect(),
+            ..Filter::default()
+        },
         after: page.after.clone(),
         limit: page.fetch(),
     };

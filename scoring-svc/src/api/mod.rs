@@ -14,12 +14,14 @@
 //! - definitions (models, rules, the stage machine, triggers): [`defs`]
 //! - leads (scores, ledger, stage history, firings, SLAs, manual moves, contact, adjustments,
 //!   leaderboard): [`leads`]
+//! - the customer browse (sorted, filtered pages of every lead): [`customers`]
 //! - dry runs, recompute jobs: [`tools`]
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
 //! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter). The stage
 //! machine is not a list: a handful of stages, read and written whole.
 
+mod customers;
 mod defs;
 mod leads;
 use platform::http::page;
@@ -59,6 +61,7 @@ pub fn routes(state: ApiState) -> Routes {
         cfg.app_data(web::Data::new(state.clone()))
             .configure(defs::routes)
             .configure(leads::routes)
+            .configure(customers::routes)
             .configure(tools::routes);
     })
 }

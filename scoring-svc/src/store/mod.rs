@@ -5,6 +5,7 @@
 //! passes ([`schedule`]), recompute jobs and dry runs ([`jobs`]) and the reads behind the API
 //! ([`queries`]).
 
+pub mod browse;
 pub mod cache;
 pub mod defs;
 pub mod engine;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::DropUnreadFactsIndexes),
             Box::new(migrations::ScoreKeyEras),
             Box::new(migrations::LeadMergeMark),
+            Box::new(migrations::LeadBrowseIndexes),
         ]
     }
 }

@@ -10,10 +10,11 @@ use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query};
 use sea_orm::{DatabaseConnection, DbErr};
 use serde::Serialize;
 
+use super::browse::{score_key, Filter};
 use super::leads::{self, Lead};
 use super::migrations::{
-    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreEras,
-    ScoreLedger as E, ScoreRules as R, TriggerFirings as F,
+    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreLedger as E,
+    ScoreRules as R, TriggerFirings as F,
 };
 use super::{one, rows, scores, Scorer};
 use crate::domain::compiled::Compiled;
@@ -486,9 +487,8 @@ pub async fn slas(
 /// Filters and page of the leaderboard.
 #[derive(Debug, Clone, Default)]
 pub struct Board {
-    pub stage: Option<String>,
-    pub owner: Option<String>,
-    pub tag: Option<String>,
+    /// Which leads compete.
+    pub filter: Filter,
     /// Rows after this [`BoardRow::key`].
     pub after: Option<(i64, String)>,
     pub limit: u64,
@@ -566,42 +566,10 @@ pub async fn leaderboard(
                 .add(Expr::col((s.clone(), P::ProfileId)).equals((l.clone(), L::ProfileId))),
         )
         .and_where(Expr::col((s.clone(), P::TenantId)).eq(tenant))
-        .and_where(Expr::col((s.clone(), P::ModelId)).eq(m.id.as_str()))
-        .and_where(Expr::col((l.clone(), L::Status)).eq(leads::ACTIVE));
-        if let Some(st) = &b.stage {
-            q.and_where(Expr::col((l.clone(), L::Stage)).eq(st.as_str()));
-        }
-        if let Some(o) = &b.owner {
-            q.and_where(Expr::col((l.clone(), L::OwnerUserId)).eq(o.as_str()));
-        }
-        if let Some(t) = &b.tag {
-            use rules::schema::{FactsCol, FactsTable};
-            let tagged = Query::select()
-                .column(FactsCol::ProfileId)
-                .from(FactsTable::FactsTag)
-                .and_where(Expr::col(FactsCol::TenantId).eq(tenant))
-                .and_where(Expr::col(FactsCol::TagId).eq(t.as_str()))
-                .to_owned();
-            q.and_where(Expr::col((s.clone(), P::ProfileId)).in_subquery(tagged));
-        }
+        .and_where(Expr::col((s.clone(), P::ModelId)).eq(m.id.as_str()));
+        b.filter.apply(q, tenant, &l, defs, now);
     };
-    // Keys of the previous, current and next era, each with its own carry; older keys have
-    // decayed to nothing.
-    let era = m.decay.era(m.epoch, now);
-    let era_col = || Expr::col((s.clone(), ScoreEras::NormEra));
-    let key = || {
-        let carry = Expr::case(era_col().eq(era), m.decay.era_carry(m.epoch, era, now))
-            .case(
-                era_col().eq(era - 1),
-                m.decay.era_carry(m.epoch, era - 1, now),
-            )
-            .case(
-                era_col().eq(era + 1),
-                m.decay.era_carry(m.epoch, era + 1, now),
-            )
-            .finally(0.0f64);
-        Expr::col((s.clone(), P::Held)).add(Expr::col((s.clone(), P::Norm)).mul(carry))
-    };
+    let key = || score_key(&s, m, now);
     let mut stale = Query::select();
     base(&mut stale);
     stale

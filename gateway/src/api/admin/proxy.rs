@@ -89,7 +89,7 @@ pub(super) async fn forward(
         }
     }
     let path = service_path(&req, template);
-    let write = req.method() != Method::GET;
+    let write = super::routes::writes(req.method().as_str(), &pattern);
     // The resource before a change of it, where the service shows it at the same path.
     let before = if write && matches!(*req.method(), Method::PUT | Method::PATCH | Method::DELETE) {
         state

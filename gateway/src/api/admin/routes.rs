@@ -542,6 +542,20 @@ pub const ROUTES: &[AdminRoute] = &[
     ),
     to(
         "GET",
+        "/admin/v1/customers",
+        Analyst,
+        Scoring,
+        "/v1/customers",
+    ),
+    to(
+        "POST",
+        "/admin/v1/customers/query",
+        Analyst,
+        Scoring,
+        "/v1/customers/query",
+    ),
+    to(
+        "GET",
         "/admin/v1/leaderboard",
         Analyst,
         Scoring,
@@ -562,6 +576,21 @@ pub const ROUTES: &[AdminRoute] = &[
         "/v1/jobs/{id}",
     ),
 ];
+
+/// The `POST` routes that only read (a query, a check or a simulation whose body is too rich
+/// for a query string): they change nothing, so the audit log does not record them. An export
+/// is not among them: who took customers' data out is worth recording.
+pub const READ_ONLY_POSTS: &[&str] = &[
+    "/admin/v1/conditions/validate",
+    "/admin/v1/segments/preview",
+    "/admin/v1/dry-run",
+    "/admin/v1/customers/query",
+];
+
+/// Does a call of `method` on `pattern` change something (and so goes to the audit log)?
+pub fn writes(method: &str, pattern: &str) -> bool {
+    method != "GET" && !(method == "POST" && READ_ONLY_POSTS.contains(&pattern))
+}
 
 /// The route declared for `method` on `pattern` (the matched actix pattern).
 pub fn find(method: &str, pattern: &str) -> Option<&'static AdminRoute> {

@@ -258,6 +258,32 @@ pub(super) fn proxied_query(method: &str, path: &str) -> Vec<Parameter> {
             ),
             q("value", true, "the identifier's value"),
         ],
+        ("GET", "/admin/v1/customers") => {
+            vec![
+            q(
+                "sort",
+                false,
+                "`last_active` (default), `created`, `stage` (the machine's stages in order, each \
+                 by last activity) or `score` (needs `model`; highest first, unscored after)",
+            ),
+            q("order", false, "`desc` (default) or `asc`"),
+            q("stage", false, "only customers in this stage"),
+            q("owner", false, "only customers this rep (WeCom userid) owns"),
+            q("tag", false, "tag ids, comma-separated: customers with every one"),
+            q("source", false, "the first touch's channel (`source.first.channel`)"),
+            q("model", false, "the score model (key or id) of `sort=score` and the score range"),
+            q("score_min", false, "the least score now in `model` (unscored = 0)"),
+            q("score_max", false, "the greatest score now in `model`"),
+            q(
+                "condition",
+                false,
+                "a condition of the rule language as JSON (`POST /admin/v1/customers/query` takes \
+                 it as an object)",
+            ),
+            q("cursor", false, "the `next_cursor` of the previous page of the same sort"),
+            q("limit", false, "page size, 1..=500 (default 50)"),
+        ]
+        }
         _ => Vec::new(),
     }
 }
