@@ -20,6 +20,9 @@
 //! - **Retry**: an answer of 40001 / 40014 / 42001 deletes the cached token only while it is still
 //!   the one that failed, fetches a new one (single-flight again) and retries the call once; a
 //!   delegated call asks its source for a token other than the rejected one, then retries once.
+//! - **JS-SDK tickets** (WeCom corp and app tickets for the sidebar's `wx.config` /
+//!   `wx.agentConfig`) are kept by the same machinery under their own keys, fetched with the
+//!   app's token ([`ApiClient::kept_ticket`]).
 //! - **Secrets**: the secret and the token travel as query parameters; neither appears in an
 //!   error, a log line or a `Debug` output (messages are redacted, URLs dropped).
 
@@ -29,6 +32,7 @@ mod error;
 mod keeper;
 mod miniprogram;
 mod oa;
+mod ticket;
 mod token;
 mod wecom;
 
@@ -47,6 +51,7 @@ pub use self::keeper::{
 };
 pub use self::miniprogram::{MpSession, PhoneInfo, PhoneWatermark};
 pub use self::oa::{OaTag, OaUserInfo};
+pub use self::ticket::{JsapiTicket, KeptTicket, TicketKind};
 pub use self::token::{AccessToken, KeptToken};
 pub use self::wecom::{
     CorpTag, CorpTagGroup, CorpTagGroupRef, ExternalContact, ExternalContactDetail, FollowUser,

@@ -1,5 +1,6 @@
-//! Access tokens: cached in the shared cache, refreshed by one caller at a time across every
-//! process of a deployment.
+//! Access tokens, and the machinery the keeper shares with JS-SDK tickets (`super::ticket`):
+//! cached in the shared cache, refreshed by one caller at a time across every process of a
+//! deployment.
 //!
 //! Keys (after the cache's own deployment prefix):
 //! - `{key_prefix}{label}` — the token, expiring `expires_in − margin` after the fetch;
@@ -11,8 +12,11 @@
 //!   fingerprint of the secret used), kept for a moment so the callers that waited on it, with
 //!   the same secret, fail with the same error instead of each asking WeChat again.
 //!
-//! where `label` is `oa:{appid}`, `mp:{appid}` or `wecom:{corpid}:{agent}`.
+//! where `label` is `oa:{appid}`, `mp:{appid}` or `wecom:{corpid}:{agent}`. A ticket lives under
+//! `{key_prefix}{label}:ticket:{jsapi|agent_config}` with the same three companions.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +24,7 @@ use platform::cache::Cache;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{redact, ApiClient, ApiError, AppCredentials, AppKind, Family, Request};
+use super::{redact, ApiClient, ApiError, AppCredentials, AppKind, Family, Request, TicketKind};
 
 /// An access token. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,6 +100,35 @@ fn lock_owner() -> String {
     hex::encode(rand::random::<[u8; 16]>())
 }
 
+/// What the keeper keeps for an app: its access token, or one of its JS-SDK tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// The access token (`/cgi-bin/token`, `/cgi-bin/gettoken`).
+    Token,
+    /// A JS-SDK ticket, fetched with the access token.
+    Ticket(TicketKind),
+}
+
+impl Kept {
+    /// What it is, in log lines.
+    fn noun(self) -> &'static str {
+        match self {
+            Kept::Token => "Access token",
+            Kept::Ticket(TicketKind::Corp) => "JS-SDK corp ticket",
+            Kept::Ticket(TicketKind::Agent) => "JS-SDK agent ticket",
+        }
+    }
+}
+
+/// A fetch of a kept value (the value and its `expires_in`), boxed with a declared `Send`.
+type BoxedFetch<'a> = Pin<Box<dyn Future<Output = Result<(String, u64), ApiError>> + Send + 'a>>;
+
+/// A value the keeper holds and when it leaves the cache (Unix seconds).
+pub(crate) struct KeptValue {
+    pub(crate) value: String,
+    pub(crate) expires_at: i64,
+}
+
 impl ApiClient {
     /// The cache key of an app's token (before the cache's deployment prefix). A service that
     /// only reads tokens (and never holds the secret) reads this key.
@@ -125,41 +158,55 @@ impl ApiClient {
         })
     }
 
-    async fn cached_token(&self, key: &str) -> Result<Option<AccessToken>, ApiError> {
+    async fn cached_value(&self, key: &str) -> Result<Option<String>, ApiError> {
         Ok(self
             .keeper_cache()?
             .get(key)
             .await?
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .filter(|t| !t.is_empty())
-            .map(AccessToken))
+            .filter(|t| !t.is_empty()))
     }
 
     /// The app's access token: from the cache, or fetched by exactly one caller across every
     /// process sharing the cache while the others wait for it.
     pub async fn access_token(&self, app: &AppCredentials) -> Result<AccessToken, ApiError> {
         let key = self.token_cache_key(app);
-        if let Some(token) = self.cached_token(&key).await? {
-            return Ok(token);
+        if let Some(token) = self.cached_value(&key).await? {
+            return Ok(AccessToken(token));
         }
-        self.refresh_single_flight(app, &key)
+        self.refresh_single_flight(app, &key, Kept::Token)
             .await
-            .map(|kept| kept.token)
+            .map(|kept| AccessToken(kept.value))
     }
 
     /// Like [`access_token`](Self::access_token), with the moment the token leaves the cache:
     /// what the gateway's token endpoint hands to services that hold no secret.
     pub async fn kept_token(&self, app: &AppCredentials) -> Result<KeptToken, ApiError> {
         let key = self.token_cache_key(app);
-        if let Some(kept) = self.cached_kept(&key).await? {
-            return Ok(kept);
-        }
-        self.refresh_single_flight(app, &key).await
+        self.kept(app, &key, Kept::Token)
+            .await
+            .map(|kept| KeptToken {
+                token: AccessToken(kept.value),
+                expires_at: kept.expires_at,
+            })
     }
 
-    /// The cached token with its expiry (a short hold when the expiry entry is missing).
-    async fn cached_kept(&self, key: &str) -> Result<Option<KeptToken>, ApiError> {
-        let Some(token) = self.cached_token(key).await? else {
+    /// The value under `key` with its expiry: cached, or fetched single-flight.
+    pub(crate) async fn kept(
+        &self,
+        app: &AppCredentials,
+        key: &str,
+        what: Kept,
+    ) -> Result<KeptValue, ApiError> {
+        if let Some(kept) = self.cached_kept(key).await? {
+            return Ok(kept);
+        }
+        self.refresh_single_flight(app, key, what).await
+    }
+
+    /// The cached value with its expiry (a short hold when the expiry entry is missing).
+    async fn cached_kept(&self, key: &str) -> Result<Option<KeptValue>, ApiError> {
+        let Some(value) = self.cached_value(key).await? else {
             return Ok(None);
         };
         let expires_at = self
@@ -169,7 +216,7 @@ impl ApiClient {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse::<i64>().ok())
             .unwrap_or_else(|| unix_after(UNKNOWN_EXPIRY_HOLD));
-        Ok(Some(KeptToken { token, expires_at }))
+        Ok(Some(KeptValue { value, expires_at }))
     }
 
     /// Removes the cached token only while it is still `rejected` (another caller may already
@@ -180,9 +227,18 @@ impl ApiClient {
         rejected: &str,
     ) -> Result<bool, ApiError> {
         let key = self.token_cache_key(app);
+        self.drop_if_current(&key, rejected).await
+    }
+
+    /// Deletes `key` only while it still holds `rejected`.
+    pub(crate) async fn drop_if_current(
+        &self,
+        key: &str,
+        rejected: &str,
+    ) -> Result<bool, ApiError> {
         Ok(self
             .keeper_cache()?
-            .delete_if_eq(&key, rejected.as_bytes())
+            .delete_if_eq(key, rejected.as_bytes())
             .await?)
     }
 
@@ -190,7 +246,8 @@ impl ApiClient {
         &self,
         app: &AppCredentials,
         key: &str,
-    ) -> Result<KeptToken, ApiError> {
+        what: Kept,
+    ) -> Result<KeptValue, ApiError> {
         let cache = self.keeper_cache()?;
         let lock_key = format!("{key}:lock");
         let error_key = format!("{key}:error");
@@ -201,7 +258,7 @@ impl ApiClient {
                 .set_nx(&lock_key, owner.as_bytes(), self.options.lock_ttl)
                 .await?
             {
-                let result = self.refresh_locked(app, key, &error_key).await;
+                let result = self.refresh_locked(app, key, &error_key, what).await;
                 if let Err(e) = cache.delete_if_eq(&lock_key, owner.as_bytes()).await {
                     // The lock expires on its own after lock_ttl.
                     tracing::warn!(app = %app.label(), error = %e, "could not release the token refresh lock");
@@ -209,7 +266,7 @@ impl ApiClient {
                 return result;
             }
 
-            // Someone else is refreshing: wait for the token (or their failure).
+            // Someone else is refreshing: wait for the value (or their failure).
             let now = Instant::now();
             if now >= deadline {
                 return Err(ApiError::TokenUnavailable { app: app.label() });
@@ -241,13 +298,14 @@ impl ApiClient {
     }
 
     /// Runs with the refresh lock held: looks again (the previous holder may just have stored a
-    /// token, or just failed), fetches, stores.
+    /// value, or just failed), fetches, stores.
     async fn refresh_locked(
         &self,
         app: &AppCredentials,
         key: &str,
         error_key: &str,
-    ) -> Result<KeptToken, ApiError> {
+        what: Kept,
+    ) -> Result<KeptValue, ApiError> {
         let cache = self.keeper_cache()?;
         if let Some(kept) = self.cached_kept(key).await? {
             return Ok(kept);
@@ -255,11 +313,11 @@ impl ApiClient {
         if let Some(failure) = self.remembered_failure(app, error_key).await? {
             return Err(failure);
         }
-        match self.fetch_token(app).await {
-            Ok(answer) => {
-                let ttl = self.cache_ttl(answer.expires_in);
+        match self.fetch_kept(app, what).await {
+            Ok((value, expires_in)) => {
+                let ttl = self.cache_ttl(expires_in);
                 let expires_at = unix_after(ttl);
-                // The expiry first: whoever sees the token also sees when it leaves.
+                // The expiry first: whoever sees the value also sees when it leaves.
                 cache
                     .set(
                         &format!("{key}:expires_at"),
@@ -267,19 +325,14 @@ impl ApiClient {
                         Some(ttl),
                     )
                     .await?;
-                cache
-                    .set(key, answer.access_token.as_bytes(), Some(ttl))
-                    .await?;
+                cache.set(key, value.as_bytes(), Some(ttl)).await?;
                 // A stale failure must not answer the next waiters.
                 cache.delete(error_key).await?;
-                tracing::info!(app = %app.label(), expires_in = answer.expires_in, "Access token refreshed");
-                Ok(KeptToken {
-                    token: AccessToken(answer.access_token),
-                    expires_at,
-                })
+                tracing::info!(app = %app.label(), expires_in, "{} refreshed", what.noun());
+                Ok(KeptValue { value, expires_at })
             }
             Err(e) => {
-                tracing::warn!(app = %app.label(), error = %e, "access token refresh failed");
+                tracing::warn!(app = %app.label(), error = %e, "{} refresh failed", what.noun());
                 if let (Some(errcode), Some(errmsg)) = (e.errcode(), e.errmsg()) {
                     let failure = RememberedFailure {
                         errcode,
@@ -295,6 +348,24 @@ impl ApiClient {
                 Err(e)
             }
         }
+    }
+
+    /// One request to WeChat for `what`: the value and its `expires_in`. A ticket is fetched
+    /// with the access token, which may itself need a single-flight refresh: the boxed future
+    /// with its declared `Send` breaks the async recursion.
+    fn fetch_kept<'a>(&'a self, app: &'a AppCredentials, what: Kept) -> BoxedFetch<'a> {
+        Box::pin(async move {
+            match what {
+                Kept::Token => {
+                    let answer = self.fetch_token(app).await?;
+                    Ok((answer.access_token, answer.expires_in))
+                }
+                Kept::Ticket(kind) => {
+                    let ticket = self.wecom_jsapi_ticket(app, kind).await?;
+                    Ok((ticket.ticket.expose().to_owned(), ticket.expires_in))
+                }
+            }
+        })
     }
 
     /// One token request to WeChat.
