@@ -125,6 +125,8 @@ errcodes! {
     InvalidCode = 40029, "invalid code";
     /// `40032`: the openid list is empty or too long.
     InvalidOpenidList = 40032, "invalid openid list length";
+    /// `40056`: the agentid is not the app the access token belongs to.
+    InvalidAgentId = 40056, "invalid agentid";
     /// `40068`: unknown corp tag id.
     InvalidCorpTagId = 40068, "invalid corp tag id";
     /// `40071`: a corp tag of that name is already in the group.
@@ -159,8 +161,12 @@ errcodes! {
     InvalidTagId = 45159, "invalid tag id";
     /// `48001`: the app is not authorised for this API.
     Unauthorized = 48001, "API unauthorized for this app";
+    /// `60020`: the calling server's IP is not on the app's trusted IP list (WeCom).
+    IpNotAllowed = 60020, "IP not allowed";
     /// `60111`: the WeCom userid does not exist.
     UserNotFound = 60111, "userid not found";
+    /// `81013`: none of an app message's recipients is valid (WeCom `message/send`).
+    NoValidRecipient = 81013, "no valid recipient";
     /// `84061`: the customer is not an external contact (of this rep / corp).
     NoExternalContact = 84061, "not an external contact";
     /// `301002`: the app may only change what it created.
@@ -176,6 +182,19 @@ impl ApiError {
             ApiError::InvalidCredential { .. }
                 | ApiError::InvalidAccessToken { .. }
                 | ApiError::AccessTokenExpired { .. }
+        )
+    }
+
+    /// `true` for the errcodes of a limit on calls — 45009 (quota), 45011 (rate), 45033
+    /// (concurrency) — which a queue of outgoing calls retries later, after backing off. (45009
+    /// is not [`is_transient`](Self::is_transient): a daily quota does not recover within a
+    /// retry or two.)
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(
+            self,
+            ApiError::ApiLimit { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::ConcurrencyLimited { .. }
         )
     }
 
@@ -260,9 +279,9 @@ mod tests {
     #[test]
     fn errcode_table_round_trips() {
         for code in [
-            -1, 40001, 40003, 40013, 40014, 40029, 40032, 40068, 40071, 40096, 40125, 40163, 41001,
-            42001, 45009, 45011, 45033, 45056, 45058, 45059, 45157, 45158, 45159, 48001, 60111,
-            84061, 301002,
+            -1, 40001, 40003, 40013, 40014, 40029, 40032, 40056, 40068, 40071, 40096, 40125, 40163,
+            41001, 42001, 45009, 45011, 45033, 45056, 45058, 45059, 45157, 45158, 45159, 48001,
+            60020, 60111, 81013, 84061, 301002,
         ] {
             let e = ApiError::from_errcode(code, "m");
             assert!(!matches!(e, ApiError::Other { .. }), "{code} has a variant");
@@ -291,6 +310,15 @@ mod tests {
         assert!(ApiError::from_errcode(45011, "").is_transient());
         assert!(ApiError::from_errcode(45033, "").is_transient());
         assert!(!ApiError::from_errcode(45009, "").is_transient());
+        for limit in [45009, 45011, 45033] {
+            assert!(
+                ApiError::from_errcode(limit, "").is_rate_limited(),
+                "{limit}"
+            );
+        }
+        assert!(!ApiError::from_errcode(-1, "").is_rate_limited());
+        assert!(!ApiError::from_errcode(81013, "").is_transient());
+        assert!(!ApiError::from_errcode(60020, "").is_transient());
         assert!(!ApiError::from_errcode(40125, "").is_transient());
         let server = ApiError::InvalidResponse {
             endpoint: "/x".into(),

@@ -23,10 +23,13 @@
 //! - **JS-SDK tickets** (WeCom corp and app tickets for the sidebar's `wx.config` /
 //!   `wx.agentConfig`) are kept by the same machinery under their own keys, fetched with the
 //!   app's token ([`ApiClient::kept_ticket`]).
+//! - **The sidebar's sign-in and app messages**: the OAuth authorize URL on WeChat's web host
+//!   ([`ClientOptions::open_base_url`]), `auth/getuserinfo`, `message/send`.
 //! - **Secrets**: the secret and the token travel as query parameters; neither appears in an
 //!   error, a log line or a `Debug` output (messages are redacted, URLs dropped).
 
 mod access;
+mod agent;
 mod app;
 mod error;
 mod keeper;
@@ -43,6 +46,10 @@ use platform::cache::Cache;
 use serde::de::DeserializeOwned;
 
 pub use self::access::{WechatAccess, WechatAccessConfig};
+pub use self::agent::{
+    wecom_oauth_url, AppMessage, AppMessageBody, OAuthUser, SendOutcome, TextCard, TextContent,
+    Unreached, OPEN_BASE_URL,
+};
 pub use self::app::{AppCredentials, AppKind, AppRef, Auth, TokenSource, WECOM_CONTACT_AGENT};
 pub use self::error::ApiError;
 pub use self::keeper::{
@@ -93,6 +100,10 @@ impl ApiBaseUrls {
 pub struct ClientOptions {
     /// API base URLs.
     pub base_urls: ApiBaseUrls,
+    /// WeChat's web host, where the OAuth authorize page lives ([`OPEN_BASE_URL`]; the fake
+    /// server serves a stand-in). Kept apart from [`ApiBaseUrls`], which callers build field by
+    /// field: it is not an API host.
+    pub open_base_url: String,
     /// Prefix of the token cache keys (the cache adds the deployment prefix in front).
     pub key_prefix: String,
     /// A token is cached for `expires_in` minus this margin (half of `expires_in` when the
@@ -116,6 +127,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             base_urls: ApiBaseUrls::default(),
+            open_base_url: OPEN_BASE_URL.to_owned(),
             key_prefix: "wechat:token:".to_owned(),
             safety_margin: Duration::from_secs(300),
             lock_ttl: Duration::from_secs(15),
