@@ -2,13 +2,16 @@
 //!
 //! It serves the endpoints the API client uses — `/cgi-bin/token`, `/cgi-bin/gettoken`,
 //! `/cgi-bin/user/info`, the OA `tags` APIs, `externalcontact/get`, `mark_tag`,
-//! `get_corp_tag_list`, `add_corp_tag`, `/sns/jscode2session`, `/wxa/business/getuserphonenumber` — with
-//! WeChat's JSON shapes and errcodes, from a population generated deterministically from a seed
-//! ([`Population`], also at `GET /fake/population`; the apps at `GET /fake/apps`, counters at
-//! `GET /fake/counters`). Like WeChat it invalidates an app's previous token whenever a new one
-//! is fetched. Tests steer it (token lifetime and latency, revoking / expiring tokens, call caps,
-//! injected errcodes, rate limits, the corp tag library) and read its counters (token fetches
-//! per app, calls per endpoint) and what `mark_tag` was asked, when.
+//! `get_corp_tag_list`, `add_corp_tag`, `/sns/jscode2session`, `/wxa/business/getuserphonenumber`,
+//! and for the sales-rep sidebar `auth/getuserinfo`, `get_jsapi_ticket`,
+//! `ticket/get?type=agent_config`, `message/send` and a stand-in OAuth authorize page
+//! (`/connect/oauth2/authorize`, redirecting back with a code) — with WeChat's JSON shapes and
+//! errcodes, from a population generated deterministically from a seed ([`Population`], also at
+//! `GET /fake/population`; the developer endpoints are listed by [`help_lines`]). Like WeChat it
+//! invalidates an app's previous token (and JS-SDK ticket) whenever a new one is fetched. Tests
+//! steer it (token lifetime and latency, revoking / expiring tokens, call caps, injected
+//! errcodes, rate limits, the corp tag library) and read its counters (token and ticket fetches
+//! per app, calls per endpoint), what `mark_tag` was asked, when, and the app messages sent.
 //!
 //! It also plays WeChat's side of callbacks: [`FakeHandle::callbacks`] builds messages,
 //! [`FakeHandle::send_oa`], [`FakeHandle::send_wecom`] and [`FakeHandle::send_mp`] sign, encrypt
@@ -32,8 +35,10 @@
 //! ```
 
 mod callbacks;
+pub mod endpoints;
 mod population;
 mod server;
+mod sidebar;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,48 +52,13 @@ pub use self::callbacks::{
     prepare_mp, prepare_oa, prepare_wecom, CallbackBuilder, CallbackError, CallbackMode,
     CallbackResponse, PreparedCallback,
 };
+pub use self::endpoints::help_lines;
 pub use self::population::{
     FakeApp, FakeAppKind, FakeApps, FakeCorpTag, FakeCorpTagGroup, FakeFollow, FakeOaFollow,
     FakeOaTag, FakeRep, FakeUser, Population, EPOCH, OA_SYSTEM_TAG_IDS,
 };
 use self::server::{errmsg_of, Shared};
-pub use self::server::{MarkTagCall, SinkRequest};
-
-/// Endpoint paths, for the counters and the failure controls.
-pub mod endpoints {
-    /// OA / MP token.
-    pub const TOKEN: &str = "/cgi-bin/token";
-    /// WeCom token.
-    pub const GETTOKEN: &str = "/cgi-bin/gettoken";
-    /// OA user info.
-    pub const USER_INFO: &str = "/cgi-bin/user/info";
-    /// OA tag creation.
-    pub const TAGS_CREATE: &str = "/cgi-bin/tags/create";
-    /// OA tag list.
-    pub const TAGS_GET: &str = "/cgi-bin/tags/get";
-    /// OA tag rename.
-    pub const TAGS_UPDATE: &str = "/cgi-bin/tags/update";
-    /// OA tag deletion.
-    pub const TAGS_DELETE: &str = "/cgi-bin/tags/delete";
-    /// OA batch tagging.
-    pub const TAGS_BATCH_TAG: &str = "/cgi-bin/tags/members/batchtagging";
-    /// OA batch untagging.
-    pub const TAGS_BATCH_UNTAG: &str = "/cgi-bin/tags/members/batchuntagging";
-    /// OA tags of a user.
-    pub const TAGS_OF_USER: &str = "/cgi-bin/tags/getidlist";
-    /// WeCom external contact.
-    pub const EXTERNAL_CONTACT: &str = "/cgi-bin/externalcontact/get";
-    /// WeCom mark tag.
-    pub const MARK_TAG: &str = "/cgi-bin/externalcontact/mark_tag";
-    /// WeCom corp tag list.
-    pub const CORP_TAG_LIST: &str = "/cgi-bin/externalcontact/get_corp_tag_list";
-    /// WeCom corp tags added.
-    pub const ADD_CORP_TAG: &str = "/cgi-bin/externalcontact/add_corp_tag";
-    /// MP login.
-    pub const CODE2SESSION: &str = "/sns/jscode2session";
-    /// MP phone number.
-    pub const PHONE_NUMBER: &str = "/wxa/business/getuserphonenumber";
-}
+pub use self::server::{FakeMessage, MarkTagCall, SinkRequest};
 
 /// How to start the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,7 +241,19 @@ impl FakeHandle {
 
     /// A `getPhoneNumber` code for `user`, accepted once within the phone code lifetime (5 min).
     pub fn issue_phone_code(&self, user: &FakeUser) -> String {
-        self.shared.issue_phone_code(user)
+        self.shared.issue_phone_code(user, None)
+    }
+
+    /// Like [`issue_phone_code`](Self::issue_phone_code), answering another number
+    /// (`country_code` without `+`, the national number) instead of the user's own.
+    pub fn issue_phone_code_with_number(
+        &self,
+        user: &FakeUser,
+        country_code: &str,
+        number: &str,
+    ) -> String {
+        self.shared
+            .issue_phone_code(user, Some((country_code.to_owned(), number.to_owned())))
     }
 
     // ---- steering ----------------------------------------------------------------------------
@@ -399,6 +381,11 @@ impl FakeHandle {
     /// failures included; not cleared by [`reset_counters`](Self::reset_counters)).
     pub fn mark_tag_calls(&self) -> Vec<MarkTagCall> {
         self.shared.lock().mark_tag_calls.clone()
+    }
+
+    /// The developer endpoints of this fake, one line each ([`help_lines`]).
+    pub fn help_lines(&self) -> Vec<String> {
+        help_lines(&self.base_url)
     }
 
     /// Requests posted to `{base_url}/fake/sink/…` so far.

@@ -1,15 +1,18 @@
 //! The fake's mini-program endpoints: `jscode2session` (with its per-user rate limit) and the
-//! phone number of a `getPhoneNumber` code, and the single-use codes both accept.
+//! phone number of a `getPhoneNumber` code, and the single-use codes both accept — issued in
+//! Rust or over HTTP (`/fake/mp/login-code`, `/fake/mp/phone-code`) for a browser or a script.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
 use base64::Engine as _;
 use rand::Rng;
 use serde_json::{json, Value};
 
 use super::super::population::{random_string, FakeAppKind, FakeUser};
-use super::{now_unix, Answer, PhoneCode, Shared, State, TOKEN_CHARS};
+use super::{json_response, now_unix, Answer, PhoneCode, Shared, State, TOKEN_CHARS};
 
 impl Shared {
     pub(crate) fn issue_login_code(&self, user: &FakeUser) -> String {
@@ -19,13 +22,20 @@ impl Shared {
         code
     }
 
-    pub(crate) fn issue_phone_code(&self, user: &FakeUser) -> String {
+    /// A phone code for `user`, answering `number` (country code, national number) instead of
+    /// the user's own when given.
+    pub(crate) fn issue_phone_code(
+        &self,
+        user: &FakeUser,
+        number: Option<(String, String)>,
+    ) -> String {
         let mut st = self.lock();
         let code = random_string(&mut st.rng, TOKEN_CHARS, 64);
         st.phone_codes.insert(
             code.clone(),
             PhoneCode {
                 user: user.index,
+                number,
                 issued: Instant::now(),
                 used: false,
             },
@@ -87,10 +97,10 @@ impl Shared {
         self.check_token(st, q, FakeAppKind::MiniProgram)?;
         let code = body["code"].as_str().ok_or_else(|| st.error(47001))?;
         let ttl = st.phone_code_ttl;
-        let user_index = match st.phone_codes.get_mut(code) {
+        let (user_index, number) = match st.phone_codes.get_mut(code) {
             Some(c) if !c.used && c.issued.elapsed() < ttl => {
                 c.used = true;
-                c.user
+                (c.user, c.number.clone())
             }
             _ => return Err(st.error(40029)),
         };
@@ -99,15 +109,83 @@ impl Shared {
             .users
             .get(user_index)
             .ok_or_else(|| st.error(40029))?;
+        let (country_code, pure) = number.unwrap_or_else(|| ("86".to_owned(), user.phone.clone()));
+        let full = if country_code == "86" {
+            pure.clone()
+        } else {
+            format!("+{country_code}{pure}")
+        };
         Ok(json!({
             "errcode": 0,
             "errmsg": "ok",
             "phone_info": {
-                "phoneNumber": user.phone,
-                "purePhoneNumber": user.phone,
-                "countryCode": "86",
+                "phoneNumber": full,
+                "purePhoneNumber": pure,
+                "countryCode": country_code,
                 "watermark": { "timestamp": now_unix(), "appid": self.apps.mp.appid },
             },
         }))
     }
+}
+
+impl Shared {
+    /// The user a `/fake/mp/…` query names: `openid` (mini-program openid) or `user` (index).
+    fn queried_user(&self, q: &HashMap<String, String>) -> Option<&FakeUser> {
+        if let Some(openid) = q.get("openid") {
+            return self.population.by_mp_openid(openid);
+        }
+        let index: usize = q.get("user")?.parse().ok()?;
+        self.population.users.get(index)
+    }
+
+    /// `GET /fake/mp/login-code?openid=` (or `user=`): `{js_code, openid, unionid}`.
+    pub(super) fn fake_login_code(&self, q: &HashMap<String, String>) -> HttpResponse {
+        let Some(user) = self.queried_user(q) else {
+            return unknown_user();
+        };
+        let code = self.issue_login_code(user);
+        json_response(
+            StatusCode::OK,
+            &json!({ "js_code": code, "openid": user.mp_openid, "unionid": user.unionid }),
+        )
+    }
+
+    /// `GET /fake/mp/phone-code?openid=&phone=[&country_code=]` (or `user=`): `{code, phone}`;
+    /// without `phone` the user's own number.
+    pub(super) fn fake_phone_code(&self, q: &HashMap<String, String>) -> HttpResponse {
+        let Some(user) = self.queried_user(q) else {
+            return unknown_user();
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let phone = q.get("phone").map(|p| p.trim()).filter(|p| !p.is_empty());
+        let country_code = q
+            .get("country_code")
+            .map(|c| c.trim().trim_start_matches('+'))
+            .unwrap_or("86");
+        let number = match phone {
+            Some(p) if digits(p) && digits(country_code) => {
+                Some((country_code.to_owned(), p.to_owned()))
+            }
+            Some(_) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    &json!({ "errcode": 400, "errmsg": "phone and country_code must be digits" }),
+                )
+            }
+            None => None,
+        };
+        let phone = number
+            .as_ref()
+            .map_or(user.phone.as_str(), |(_, p)| p)
+            .to_owned();
+        let code = self.issue_phone_code(user, number);
+        json_response(StatusCode::OK, &json!({ "code": code, "phone": phone }))
+    }
+}
+
+fn unknown_user() -> HttpResponse {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({ "errcode": 400, "errmsg": "no such user: pass openid (mini-program) or user (index)" }),
+    )
 }

@@ -7,9 +7,12 @@
 //! expired, 48001 an app without customer-contact access), and the endpoint's own checks.
 //!
 //! This module owns the shared state, the routing and the HTTP handler; the endpoints live by
-//! area: [`tokens`] (token endpoints and token checks), [`oa`], [`wecom`], [`miniprogram`], and
-//! [`steering`] (the `/fake/…` developer endpoints and what tests change or read directly).
+//! area: [`tokens`] (token endpoints and token checks), [`oa`], [`wecom`], [`miniprogram`], the
+//! sales-rep sidebar's [`agent`] (OAuth sign-in, JS-SDK tickets) and [`messages`] (app messages),
+//! and [`steering`] (the `/fake/…` developer endpoints and what tests change or read directly).
 
+mod agent;
+mod messages;
 mod miniprogram;
 mod oa;
 mod steering;
@@ -20,13 +23,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
+use crate::api::TicketKind;
+
 use super::population::{FakeApps, FakeCorpTagGroup, Population};
 
+pub(crate) use self::agent::{ticket_key, OAuthSubject};
+pub use self::messages::FakeMessage;
 pub use self::steering::SinkRequest;
 pub use self::wecom::MarkTagCall;
 
@@ -53,7 +61,14 @@ pub(crate) const ENDPOINTS: &[(&str, bool)] = &[
     ("/cgi-bin/externalcontact/add_corp_tag", true),
     ("/sns/jscode2session", false),
     ("/wxa/business/getuserphonenumber", true),
+    ("/cgi-bin/auth/getuserinfo", false),
+    ("/cgi-bin/get_jsapi_ticket", false),
+    ("/cgi-bin/ticket/get", false),
+    ("/cgi-bin/message/send", true),
 ];
+
+/// The stand-in for WeChat's OAuth authorize page (not a JSON API: it redirects).
+const AUTHORIZE_PAGE: &str = "/connect/oauth2/authorize";
 
 /// WeChat's usual `errmsg` for an errcode (without the `rid` suffix).
 pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
@@ -62,10 +77,12 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         40001 => "invalid credential, access_token is invalid or not latest",
         40002 => "invalid grant_type",
         40003 => "invalid openid",
+        40008 => "invalid message type",
         40013 => "invalid appid",
         40014 => "invalid access_token",
         40029 => "invalid code",
         40032 => "invalid openid list size",
+        40056 => "invalid agentid",
         40058 => "invalid parameter",
         40068 => "invalid tagid",
         40071 => "tag name already exists",
@@ -74,10 +91,12 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         40163 => "code been used",
         41001 => "access_token missing",
         41008 => "missing code",
+        41011 => "missing agentid",
         42001 => "access_token expired",
         43001 => "require GET method",
         43002 => "require POST method",
         44002 => "empty post data",
+        44004 => "empty content",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit mustslower retry next minute",
         45033 => "api concurrent out of limit",
@@ -89,7 +108,9 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         45159 => "invalid tag id",
         47001 => "data format error",
         48001 => "api unauthorized",
+        60020 => "not allow to access from your ip",
         60111 => "userid not found",
+        81013 => "user & party & tag all invalid",
         84061 => "not external contact",
         301002 => "no privilege to access/modify the object",
         _ => "error",
@@ -114,6 +135,8 @@ struct IssuedToken {
 #[derive(Debug)]
 struct PhoneCode {
     user: usize,
+    /// The number to answer (country code, national number) instead of the user's own.
+    number: Option<(String, String)>,
     issued: Instant,
     used: bool,
 }
@@ -143,6 +166,8 @@ pub(crate) struct State {
     /// Every `mark_tag` request, in arrival order.
     pub mark_tag_calls: Vec<MarkTagCall>,
     pub sink: Vec<SinkRequest>,
+    /// OAuth codes, JS-SDK tickets and app messages.
+    pub sidebar: agent::SidebarState,
 }
 
 /// Everything the handlers share.
@@ -193,6 +218,7 @@ impl Shared {
             corp_tag_groups: population.corp_tag_groups.clone(),
             mark_tag_calls: Vec::new(),
             sink: Vec::new(),
+            sidebar: agent::SidebarState::default(),
         };
         Shared {
             apps,
@@ -209,7 +235,7 @@ impl Shared {
     }
 
     /// Answers one WeChat API request; `None` for a path the fake does not serve. Every
-    /// `mark_tag` request is logged with its answer.
+    /// `mark_tag` and `message/send` request is logged with its answer.
     fn answer(
         &self,
         path: &str,
@@ -224,6 +250,11 @@ impl Shared {
             self.lock()
                 .mark_tag_calls
                 .push(MarkTagCall::of(&body, errcode));
+        }
+        if path == "/cgi-bin/message/send" {
+            let body = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let message = FakeMessage::of(&body, &answer, &self.population.reps);
+            self.lock().sidebar.messages.push(message);
         }
         Some(answer)
     }
@@ -277,6 +308,10 @@ impl Shared {
             "/cgi-bin/externalcontact/add_corp_tag" => self.add_corp_tags(&mut st, query, &body),
             "/sns/jscode2session" => self.code2session(&mut st, query),
             "/wxa/business/getuserphonenumber" => self.phone_number(&mut st, query, &body),
+            "/cgi-bin/auth/getuserinfo" => self.oauth_user_info(&mut st, query),
+            "/cgi-bin/get_jsapi_ticket" => self.ticket(&mut st, query, TicketKind::Corp),
+            "/cgi-bin/ticket/get" => self.ticket(&mut st, query, TicketKind::Agent),
+            "/cgi-bin/message/send" => self.message_send(&mut st, query, &body),
             _ => Err(st.error(48001)),
         };
         Some(answer.unwrap_or_else(|e| e))
@@ -316,6 +351,13 @@ fn strings(body: &Value, field: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A JSON answer with `status`.
+fn json_response(status: StatusCode, v: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json; charset=utf-8")
+        .body(v.to_string())
+}
+
 fn parse_query(query: &str) -> HashMap<String, String> {
     web::Query::<HashMap<String, String>>::from_query(query)
         .map(web::Query::into_inner)
@@ -336,6 +378,10 @@ pub(crate) async fn dispatch(
     let latency = {
         let mut st = shared.lock();
         *st.calls.entry(path.clone()).or_default() += 1;
+        if path == AUTHORIZE_PAGE {
+            drop(st);
+            return shared.authorize_page(&query);
+        }
         if path == "/cgi-bin/token" || path == "/cgi-bin/gettoken" {
             st.token_latency
         } else {

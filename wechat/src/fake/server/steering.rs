@@ -1,5 +1,6 @@
 //! What tests and developers do to the fake besides calling WeChat's APIs: the `/fake/…`
-//! endpoints (population, apps, counters, the callback sink) and the direct changes behind
+//! endpoints (population, apps, counters, the callback sink, app messages sent; the codes are
+//! issued by their areas' modules) and the direct changes behind
 //! [`super::super::FakeHandle`]'s steering methods (revoking and expiring tokens, a rep
 //! changing tags by hand).
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::super::population::{FakeApp, FakeUser};
-use super::{Shared, State};
+use super::{parse_query, Shared, State};
 
 /// A request received on `/fake/sink/…` (a stand-in gateway for callback tests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -85,6 +86,7 @@ impl State {
     pub(crate) fn reset_counters(&mut self) {
         self.token_fetches.clear();
         self.calls.clear();
+        self.sidebar.ticket_fetches.clear();
     }
 }
 
@@ -117,13 +119,22 @@ pub(super) fn fake_endpoint(
             .content_type("text/plain")
             .body("success");
     }
+    let query = || parse_query(req.query_string());
     match rest {
         "population" => json_response(json!(shared.population)),
         "apps" => json_response(json!(shared.apps.all())),
         "counters" => {
             let st = shared.lock();
-            json_response(json!({ "token_fetches": st.token_fetches, "calls": st.calls }))
+            json_response(
+                json!({ "token_fetches": st.token_fetches, "calls": st.calls,
+                                   "ticket_fetches": st.sidebar.ticket_fetches }),
+            )
         }
+        "messages" => json_response(json!(shared.lock().sidebar.messages)),
+        "oauth-code" => shared.fake_oauth_code(&query()),
+        "jssdk/verify" => shared.fake_jssdk_verify(&query()),
+        "mp/login-code" => shared.fake_login_code(&query()),
+        "mp/phone-code" => shared.fake_phone_code(&query()),
         _ => HttpResponse::NotFound()
             .content_type("application/json; charset=utf-8")
             .body(json!({ "errcode": 404, "errmsg": "not found" }).to_string()),
