@@ -1,7 +1,9 @@
 //! The API client against the fake WeChat server, with the in-process cache and with real Redis:
 //! token caching and single-flight refresh (also across two client instances sharing Redis),
 //! expiry and invalidation with one retry, every endpoint's seeded answers, typed errors, secret
-//! redaction, and the fake's signed / encrypted callbacks round-tripping through `MsgCrypto`.
+//! redaction, the fake's signed / encrypted callbacks round-tripping through `MsgCrypto`, and the
+//! sales-rep sidebar's calls: single-use OAuth codes (also through the fake's authorize page),
+//! JS-SDK tickets kept like tokens, app messages with unreached recipients and injected failures.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +11,9 @@ use std::time::Duration;
 use platform::cache::{Cache, MemoryCache, RedisCache};
 use scrm_tests::servers;
 use wechat::api::{
-    ApiBaseUrls, ApiClient, ApiError, AppCredentials, ClientOptions, CorpTagGroupRef,
-    MarkTagRequest, NewCorpTag, Secret,
+    ApiBaseUrls, ApiClient, ApiError, AppCredentials, AppMessage, AppMessageBody, ClientOptions,
+    CorpTagGroupRef, KeptTicket, MarkTagRequest, NewCorpTag, OAuthUser, Secret, SendOutcome,
+    TicketKind,
 };
 use wechat::fake::{endpoints, CallbackMode, FakeHandle, FakeWechat};
 use wechat::signature;
@@ -1287,6 +1290,532 @@ async fn developer_endpoints_and_determinism() {
     assert_eq!(apps.as_array().map(Vec::len), Some(4));
     assert_eq!(apps[0]["appid"], a.apps().oa.appid.as_str());
     a.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sidebar: OAuth sign-in, JS-SDK tickets, app messages
+// ---------------------------------------------------------------------------------------------
+
+/// A client whose OAuth authorize URLs point at the fake too.
+fn sidebar_client(fake: &FakeHandle, cache: Arc<dyn Cache>) -> ApiClient {
+    ApiClient::with_options(
+        cache,
+        reqwest::Client::new(),
+        ClientOptions {
+            open_base_url: fake.base_url().to_owned(),
+            ..options(fake)
+        },
+    )
+}
+
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.expect("GET");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("JSON"))
+}
+
+fn member(userid: &str) -> OAuthUser {
+    OAuthUser::Member {
+        userid: userid.to_owned(),
+        user_ticket: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidebar_sign_in_with_single_use_codes() {
+    let fake = start_fake(71);
+    let api = sidebar_client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let agent_app = &fake.apps().wecom_agent;
+    let agent = agent_app.credentials();
+    let corpid = agent_app.appid.as_str();
+
+    // A code signs in once.
+    let code = fake.issue_oauth_code("rep01");
+    let who = api
+        .wecom_oauth_user(&agent, &code)
+        .await
+        .expect("signed in");
+    assert_eq!(who, member("rep01"));
+    let again = api.wecom_oauth_user(&agent, &code).await.expect_err("used");
+    assert!(matches!(again, ApiError::InvalidCode { .. }), "{again:?}");
+    let forged = api
+        .wecom_oauth_user(&agent, "never-issued")
+        .await
+        .expect_err("unknown");
+    assert_eq!(forged.errcode(), Some(40029));
+
+    // Over HTTP, for a browser or a script; a customer signs in as a non-member.
+    let base = fake.base_url();
+    let (status, body) = get_json(&format!(
+        "{base}/fake/oauth-code?corp_id={corpid}&userid=rep02"
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let code = body["code"].as_str().expect("code");
+    assert_eq!(
+        api.wecom_oauth_user(&agent, code).await.expect("rep02"),
+        member("rep02")
+    );
+    let (status, _) = get_json(&format!(
+        "{base}/fake/oauth-code?corp_id={corpid}&userid=nobody"
+    ))
+    .await;
+    assert_eq!(status, 400, "only the corp's members");
+    let customer = fake.population().typical_user().expect("a customer");
+    let code = fake.issue_customer_oauth_code(customer);
+    match api.wecom_oauth_user(&agent, &code).await.expect("customer") {
+        OAuthUser::NonMember {
+            openid,
+            external_userid,
+        } => {
+            assert!(openid.is_some());
+            assert_eq!(
+                external_userid.as_deref(),
+                Some(customer.external_userid.as_str())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A code past its 5 minutes is refused.
+    fake.set_oauth_code_ttl(Duration::ZERO);
+    let stale = fake.issue_oauth_code("rep01");
+    let err = api
+        .wecom_oauth_user(&agent, &stale)
+        .await
+        .expect_err("expired");
+    assert!(matches!(err, ApiError::InvalidCode { .. }), "{err:?}");
+    fake.set_oauth_code_ttl(Duration::from_secs(300));
+
+    // A superseded token is refreshed once and the call retried.
+    fake.reset_counters();
+    fake.invalidate_tokens(agent_app);
+    let code = fake.issue_oauth_code("rep03");
+    assert_eq!(
+        api.wecom_oauth_user(&agent, &code).await.expect("retried"),
+        member("rep03")
+    );
+    assert_eq!(fake.token_fetches(agent_app), 1);
+    assert_eq!(fake.calls(endpoints::OAUTH_USER_INFO), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidebar_authorize_page_redirects_with_a_code() {
+    let fake = start_fake(72);
+    let api = sidebar_client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let agent_app = &fake.apps().wecom_agent;
+    let agent = agent_app.credentials();
+    let agentid = agent_app.agent_id.expect("self-built app");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let callback = "https://crm.example.com/sidebar/callback?tenant=t1";
+    let url = api.wecom_oauth_url(&agent_app.appid, agentid, callback, "s7");
+    assert!(url.starts_with(&format!(
+        "{}/connect/oauth2/authorize?appid=",
+        fake.base_url()
+    )));
+    assert!(url.ends_with("#wechat_redirect"), "{url}");
+
+    // The browser follows the authorize URL (the fragment stays in the browser).
+    let sign_in = |extra: &str| {
+        let target = format!("{}{extra}", url.trim_end_matches("#wechat_redirect"));
+        let browser = browser.clone();
+        async move {
+            let response = browser.get(target).send().await.expect("GET");
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().expect("ASCII").to_owned());
+            (status, location)
+        }
+    };
+    let signed_in_as = |location: String| {
+        let api = api.clone();
+        let agent = agent.clone();
+        async move {
+            assert!(location.starts_with(callback), "{location}");
+            let query = location.split_once('?').expect("query").1;
+            let pairs = url_pairs(query);
+            let value = |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(name, _)| name == k)
+                    .map(|(_, v)| v.clone())
+                    .expect("parameter")
+            };
+            assert_eq!(value("tenant"), "t1", "the callback's own query is kept");
+            assert_eq!(value("state"), "s7");
+            api.wecom_oauth_user(&agent, &value("code"))
+                .await
+                .expect("code works")
+        }
+    };
+    let (status, location) = sign_in("&userid=rep02").await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        signed_in_as(location.expect("redirect")).await,
+        member("rep02")
+    );
+    // Nobody named: the configured default, else the first rep.
+    let (_, location) = sign_in("").await;
+    assert_eq!(
+        signed_in_as(location.expect("redirect")).await,
+        member("rep01")
+    );
+    fake.set_oauth_default_userid(Some("rep04"));
+    let (_, location) = sign_in("").await;
+    assert_eq!(
+        signed_in_as(location.expect("redirect")).await,
+        member("rep04")
+    );
+    // A URL WeChat would refuse is refused.
+    let wrong = api.wecom_oauth_url("ww-other-corp", agentid, callback, "s");
+    let response = browser.get(wrong).send().await.expect("GET");
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(fake.calls(endpoints::OAUTH_AUTHORIZE), 4);
+}
+
+async fn jssdk_tickets_are_kept_and_refetched(backend: Backend) {
+    let fake = start_fake(73);
+    let tc = TestCache::new(backend).await;
+    let api = sidebar_client(&fake, Arc::clone(&tc.cache));
+    let agent_app = &fake.apps().wecom_agent;
+    let agent = agent_app.credentials();
+
+    // Many callers, one fetch per kind; the kinds are distinct tickets.
+    let corp: Vec<KeptTicket> =
+        futures_util::future::join_all((0..8).map(|_| api.kept_ticket(&agent, TicketKind::Corp)))
+            .await
+            .into_iter()
+            .map(|t| t.expect("ticket"))
+            .collect();
+    assert!(corp.windows(2).all(|w| w[0] == w[1]));
+    let corp = corp[0].clone();
+    assert_eq!(fake.ticket_fetches(agent_app, TicketKind::Corp), 1);
+    assert_eq!(
+        Some(corp.ticket.expose()),
+        fake.current_ticket(agent_app, TicketKind::Corp).as_deref()
+    );
+    // WeCom's 7200 s minus the keeper's 300 s margin.
+    assert!((now() + 6890..=now() + 6900).contains(&corp.expires_at));
+    let app_ticket = api
+        .kept_ticket(&agent, TicketKind::Agent)
+        .await
+        .expect("agent ticket");
+    assert_ne!(app_ticket.ticket, corp.ticket);
+    assert_eq!(fake.ticket_fetches(agent_app, TicketKind::Agent), 1);
+    assert!(
+        !format!("{corp:?}").contains(corp.ticket.expose()),
+        "Debug hides it"
+    );
+
+    // A page signed with the kept ticket verifies (fragment ignored), in Rust and over HTTP.
+    let url = "https://crm.example.com/sidebar?tenant=t1#/customer";
+    let sig = signature::jsapi_signature(corp.ticket.expose(), "n0nce", "1714000000", url);
+    assert_eq!(
+        fake.verify_jssdk_signature(url, "n0nce", "1714000000", &sig),
+        Some(TicketKind::Corp)
+    );
+    let (_, verdict) = get_json(&format!(
+        "{}/fake/jssdk/verify?url={}&noncestr=n0nce&timestamp=1714000000&signature={sig}",
+        fake.base_url(),
+        "https%3A%2F%2Fcrm.example.com%2Fsidebar%3Ftenant%3Dt1"
+    ))
+    .await;
+    assert_eq!(
+        verdict,
+        serde_json::json!({ "valid": true, "kind": "jsapi" })
+    );
+
+    // A fetch elsewhere supersedes it; the rejected ticket is dropped once and refetched.
+    let fresh = api
+        .wecom_jsapi_ticket(&agent, TicketKind::Corp)
+        .await
+        .expect("fetch");
+    assert_eq!(
+        fake.verify_jssdk_signature(url, "n0nce", "1714000000", &sig),
+        None
+    );
+    assert!(api
+        .invalidate_ticket(&agent, TicketKind::Corp, corp.ticket.expose())
+        .await
+        .expect("dropped"));
+    assert!(!api
+        .invalidate_ticket(&agent, TicketKind::Corp, corp.ticket.expose())
+        .await
+        .expect("already gone"));
+    let refetched = api
+        .kept_ticket(&agent, TicketKind::Corp)
+        .await
+        .expect("refetched");
+    assert_ne!(refetched.ticket, corp.ticket);
+    assert_ne!(refetched.ticket, fresh.ticket);
+    assert_eq!(fake.ticket_fetches(agent_app, TicketKind::Corp), 3);
+
+    // The token used for a fetch was superseded: dropped, refreshed once, the fetch retried.
+    fake.reset_counters();
+    fake.invalidate_tokens(agent_app);
+    api.invalidate_ticket(&agent, TicketKind::Agent, app_ticket.ticket.expose())
+        .await
+        .expect("dropped");
+    api.kept_ticket(&agent, TicketKind::Agent)
+        .await
+        .expect("after retry");
+    assert_eq!(fake.token_fetches(agent_app), 1);
+    assert_eq!(fake.calls(endpoints::AGENT_TICKET), 2);
+    assert_eq!(fake.ticket_fetches(agent_app, TicketKind::Agent), 1);
+
+    // Expiry: a short-lived ticket leaves the cache before WeCom's expiry.
+    fake.set_ticket_lifetime(Duration::from_millis(400));
+    api.invalidate_ticket(
+        &agent,
+        TicketKind::Agent,
+        fake.current_ticket(agent_app, TicketKind::Agent)
+            .as_deref()
+            .unwrap_or(""),
+    )
+    .await
+    .expect("dropped");
+    let short = api
+        .kept_ticket(&agent, TicketKind::Agent)
+        .await
+        .expect("short");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let next = api
+        .kept_ticket(&agent, TicketKind::Agent)
+        .await
+        .expect("next");
+    assert_ne!(short.ticket, next.ticket);
+    tc.cleanup().await;
+}
+
+both_backends!(jssdk_tickets_are_kept_and_refetched: tickets_kept_memory, tickets_kept_redis);
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_errors_are_typed() {
+    let fake = start_fake(74);
+    let api = sidebar_client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let agent = fake.apps().wecom_agent.credentials();
+    fake.fail_next(endpoints::AGENT_TICKET, 45009, 1);
+    let limited = api
+        .wecom_jsapi_ticket(&agent, TicketKind::Agent)
+        .await
+        .expect_err("injected");
+    assert!(limited.is_rate_limited(), "{limited:?}");
+    fake.fail_next(endpoints::JSAPI_TICKET, -1, 1);
+    let busy = api
+        .wecom_jsapi_ticket(&agent, TicketKind::Corp)
+        .await
+        .expect_err("injected");
+    assert!(busy.is_transient(), "{busy:?}");
+    api.wecom_jsapi_ticket(&agent, TicketKind::Corp)
+        .await
+        .expect("then fine");
+    // The customer-contact secret is no app: no tickets.
+    let contact = fake.apps().wecom.credentials();
+    let err = api
+        .kept_ticket(&contact, TicketKind::Agent)
+        .await
+        .expect_err("not an app");
+    assert!(matches!(err, ApiError::Unauthorized { .. }), "{err:?}");
+    let oa = fake.apps().oa.credentials();
+    let err = api
+        .kept_ticket(&oa, TicketKind::Corp)
+        .await
+        .expect_err("OA");
+    assert!(matches!(err, ApiError::WrongAppKind { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_messages_are_recorded_with_their_answers() {
+    let fake = start_fake(75);
+    let api = sidebar_client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let agent_app = &fake.apps().wecom_agent;
+    let agent = agent_app.credentials();
+    let agentid = agent_app.agent_id.expect("self-built app");
+    let card = AppMessageBody::textcard(
+        "新客户",
+        "<div class=\"gray\">王伟</div>",
+        "https://crm.example.com/sidebar/c/1",
+        Some("查看"),
+    );
+
+    // A card to a rep and to someone who is not a member: sent, but not to everyone.
+    let outcome = api
+        .wecom_send_message(
+            &agent,
+            &AppMessage::new(agentid, &["rep01", "nobody"], card.clone()),
+        )
+        .await
+        .expect("sent");
+    match &outcome {
+        SendOutcome::PartlyUnreached { unreached, .. } => {
+            assert_eq!(unreached.users, vec!["nobody".to_owned()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let delivered = api
+        .wecom_send_message(
+            &agent,
+            &AppMessage::new(agentid, &["rep02"], AppMessageBody::text("hi")),
+        )
+        .await
+        .expect("sent");
+    assert!(
+        matches!(delivered, SendOutcome::Delivered { .. }),
+        "{delivered:?}"
+    );
+    assert_ne!(delivered.msgid(), outcome.msgid());
+
+    let messages = fake.messages();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].msgtype, "textcard");
+    assert_eq!(messages[0].agentid, Some(agentid));
+    assert_eq!(messages[0].touser, "rep01|nobody");
+    assert_eq!(messages[0].content["title"], "新客户");
+    assert_eq!(messages[0].content["btntxt"], "查看");
+    assert_eq!(messages[0].delivered_to, vec!["rep01".to_owned()]);
+    assert_eq!(messages[0].answer["invaliduser"], "nobody");
+    assert_eq!(messages[1].content["content"], "hi");
+
+    // Refusals are typed errors.
+    let err = api
+        .wecom_send_message(&agent, &AppMessage::new(agentid, &["nobody"], card.clone()))
+        .await
+        .expect_err("no valid recipient");
+    assert!(matches!(err, ApiError::NoValidRecipient { .. }), "{err:?}");
+    let err = api
+        .wecom_send_message(
+            &agent,
+            &AppMessage::new(agentid + 1, &["rep01"], card.clone()),
+        )
+        .await
+        .expect_err("another app's id");
+    assert!(matches!(err, ApiError::InvalidAgentId { .. }), "{err:?}");
+    let contact = fake.apps().wecom.credentials();
+    let err = api
+        .wecom_send_message(
+            &contact,
+            &AppMessage::new(agentid, &["rep01"], card.clone()),
+        )
+        .await
+        .expect_err("contact secret");
+    assert!(matches!(err, ApiError::Unauthorized { .. }), "{err:?}");
+
+    // Injected failures, then success; a superseded token is refreshed once.
+    fake.fail_next(endpoints::MESSAGE_SEND, -1, 2);
+    fake.fail_next(endpoints::MESSAGE_SEND, 45009, 1);
+    let message = AppMessage::new(agentid, &["rep03"], card);
+    for expected in [-1, -1, 45009] {
+        let err = api
+            .wecom_send_message(&agent, &message)
+            .await
+            .expect_err("injected");
+        assert_eq!(err.errcode(), Some(expected));
+        assert!(err.is_transient() || err.is_rate_limited(), "{err:?}");
+    }
+    fake.invalidate_tokens(agent_app);
+    api.wecom_send_message(&agent, &message)
+        .await
+        .expect("then sent");
+    let tail: Vec<i64> = fake
+        .messages()
+        .iter()
+        .rev()
+        .take(5)
+        .map(|m| m.errcode)
+        .collect();
+    assert_eq!(tail, vec![0, 40001, 45009, -1, -1]);
+    assert_eq!(
+        fake.messages().last().map(|m| m.delivered_to.clone()),
+        Some(vec!["rep03".to_owned()])
+    );
+
+    let (status, listed) = get_json(&format!("{}/fake/messages", fake.base_url())).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(fake.messages().len()));
+    assert_eq!(listed[0]["delivered_to"], serde_json::json!(["rep01"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mini_program_codes_over_http_and_the_help() {
+    let fake = start_fake(76);
+    let api = client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let mp = fake.apps().mp.credentials();
+    let base = fake.base_url();
+    let user = &fake.population().users[2];
+
+    let (status, login) = get_json(&format!(
+        "{base}/fake/mp/login-code?openid={}",
+        user.mp_openid
+    ))
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let session = api
+        .mp_code_to_session(&mp, login["js_code"].as_str().expect("js_code"))
+        .await
+        .expect("session");
+    assert_eq!(session.openid, user.mp_openid);
+    assert_eq!(session.unionid, user.unionid);
+    let (_, by_index) = get_json(&format!("{base}/fake/mp/login-code?user=2")).await;
+    assert_eq!(by_index["openid"], user.mp_openid.as_str());
+
+    let (_, phone) = get_json(&format!(
+        "{base}/fake/mp/phone-code?openid={}",
+        user.mp_openid
+    ))
+    .await;
+    let info = api
+        .mp_phone_number(&mp, phone["code"].as_str().expect("code"))
+        .await
+        .expect("own number");
+    assert_eq!(info.pure_phone_number, user.phone);
+    let (_, phone) = get_json(&format!(
+        "{base}/fake/mp/phone-code?user=2&phone=4155550100&country_code=1"
+    ))
+    .await;
+    let info = api
+        .mp_phone_number(&mp, phone["code"].as_str().expect("code"))
+        .await
+        .expect("given number");
+    assert_eq!(
+        (
+            info.phone_number.as_str(),
+            info.pure_phone_number.as_str(),
+            info.country_code.as_str()
+        ),
+        ("+14155550100", "4155550100", "1")
+    );
+    let (status, _) = get_json(&format!("{base}/fake/mp/phone-code?openid=o-unknown")).await;
+    assert_eq!(status, 400);
+
+    let help = fake.help_lines().join("\n");
+    for path in [
+        "/fake/population",
+        "/fake/apps",
+        "/fake/counters",
+        "/fake/messages",
+        "/fake/oauth-code",
+        "/connect/oauth2/authorize",
+        "/fake/jssdk/verify",
+        "/fake/mp/login-code",
+        "/fake/mp/phone-code",
+        "/fake/sink",
+    ] {
+        assert!(help.contains(&format!("{base}{path}")), "{path} in\n{help}");
+    }
+    let (_, counters) = get_json(&format!("{base}/fake/counters")).await;
+    assert!(counters["ticket_fetches"].is_object(), "{counters}");
 }
 
 // ---------------------------------------------------------------------------------------------

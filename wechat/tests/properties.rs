@@ -1,4 +1,5 @@
-//! Property tests: round trips, receive-id checks, and no panics on hostile input.
+//! Property tests: round trips, receive-id checks, no panics on hostile input, and the JS-SDK
+//! signature's indifference to a URL fragment.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -6,7 +7,7 @@ use cbc::cipher::block_padding::NoPadding;
 use cbc::cipher::{BlockEncryptMut, KeyIvInit};
 use proptest::prelude::*;
 use wechat::crypto::{CryptoError, MsgCrypto};
-use wechat::mp;
+use wechat::{mp, signature};
 
 const KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 
@@ -153,5 +154,26 @@ proptest! {
                 CryptoError::IllegalBuffer(_) | CryptoError::ReceiveIdMismatch
             ), "{:?}", e),
         }
+    }
+
+    #[test]
+    fn jsapi_signature_ignores_the_fragment(
+        ticket in "[A-Za-z0-9_-]{1,100}",
+        noncestr in "[A-Za-z0-9]{1,32}",
+        timestamp in 0u64..=4_000_000_000,
+        url in "https?://[a-z0-9.]{1,20}(/[A-Za-z0-9._~%/-]{0,30})?(\\?[A-Za-z0-9=&%._-]{0,30})?",
+        fragment in "\\PC{0,40}",
+    ) {
+        let ts = timestamp.to_string();
+        let bare = signature::jsapi_signature(&ticket, &noncestr, &ts, &url);
+        let with_fragment = format!("{url}#{fragment}");
+        prop_assert_eq!(
+            signature::jsapi_signature(&ticket, &noncestr, &ts, &with_fragment),
+            bare.clone()
+        );
+        prop_assert!(signature::verify_jsapi_signature(&ticket, &noncestr, &ts, &with_fragment, &bare));
+        // The part before the fragment is signed: changing it changes the signature.
+        let other = format!("{url}x#{fragment}");
+        prop_assert_ne!(signature::jsapi_signature(&ticket, &noncestr, &ts, &other), bare);
     }
 }
