@@ -1,6 +1,32 @@
 //! Tables of the identity service, their migrations, the transactional resolution of one event
 //! ([`resolve`]) and the reads behind the internal API ([`queries`]).
 
+/// Runs `$body` (an expression awaiting on `$txn`) in a transaction, again after a short pause
+/// when it meets a race. `$db` is the variant of the body's error type that carries a `DbErr`
+/// (the error type converts from `DbErr` too).
+macro_rules! in_tx {
+    ($self:ident, $txn:ident, $db:path, $body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let $txn = platform::db::begin_write(&$self.db).await?;
+            let r = match $body {
+                Ok(v) => $txn.commit().await.map(|_| v).map_err($db),
+                Err(e) => {
+                    let _ = $txn.rollback().await;
+                    Err(e)
+                }
+            };
+            match r {
+                Err($db(e)) if $crate::store::is_contention(&e) && attempt < $self.tx_attempts => {
+                    platform::db::contention_pause(attempt).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
 pub mod directory;
 pub mod edits;
 pub mod entities;

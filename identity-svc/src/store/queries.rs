@@ -194,15 +194,14 @@ impl TimelineEntry {
     }
 }
 
-/// The timeline of `tenant`'s profile and of every profile merged into it, newest first: at
-/// most `limit` entries older than `before` (an entry's [`TimelineEntry::key`]).
-pub async fn timeline<C: ConnectionTrait>(
+/// `tenant`'s profile `profile_id` and every profile merged into it: the profiles whose rows its
+/// timeline holds (rows stay on the profile they were written to; a merge lists them under the
+/// survivor, an un-merge takes them back by making their profile active again).
+pub async fn family<C: ConnectionTrait>(
     db: &C,
     tenant: &str,
     profile_id: &str,
-    before: Option<(i64, i64)>,
-    limit: u64,
-) -> Result<Vec<TimelineEntry>, DbErr> {
+) -> Result<Vec<String>, DbErr> {
     let mut ids = vec![profile_id.to_string()];
     ids.extend(
         profile::Entity::find()
@@ -213,6 +212,19 @@ pub async fn timeline<C: ConnectionTrait>(
             .into_iter()
             .map(|p| p.id),
     );
+    Ok(ids)
+}
+
+/// The timeline of `tenant`'s profile and of every profile merged into it, newest first: at
+/// most `limit` entries older than `before` (an entry's [`TimelineEntry::key`]).
+pub async fn timeline<C: ConnectionTrait>(
+    db: &C,
+    tenant: &str,
+    profile_id: &str,
+    before: Option<(i64, i64)>,
+    limit: u64,
+) -> Result<Vec<TimelineEntry>, DbErr> {
+    let ids = family(db, tenant, profile_id).await?;
     let mut q = timeline::Entity::find()
         .filter(timeline::Column::TenantId.eq(tenant))
         .filter(timeline::Column::ProfileId.is_in(ids));

@@ -37,7 +37,7 @@ use super::entities::{block, edge, identifier, merge, profile, refusal, timeline
 use super::queries::{lookup_hash, LookupError};
 use super::resolve::{snapshot, NewEdge};
 use super::state;
-use super::{is_contention, Resolver, ACTIVE, MERGED};
+use super::{Resolver, ACTIVE, MERGED};
 use crate::domain::{merge_violation, profile_pair, Key, RefusalReason};
 
 /// Why an operator's request was not carried out. `code`s are stable.
@@ -144,31 +144,6 @@ fn keys(ids: &[identifier::Model]) -> Vec<Key> {
         .collect()
 }
 
-/// Runs `$body` (an expression awaiting on `$txn`) in a transaction, again after a short pause
-/// when it meets a race.
-macro_rules! in_tx {
-    ($self:ident, $txn:ident, $body:expr) => {{
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let $txn = platform::db::begin_write(&$self.db).await?;
-            let r = match $body {
-                Ok(v) => $txn.commit().await.map(|_| v).map_err(ManualError::Db),
-                Err(e) => {
-                    let _ = $txn.rollback().await;
-                    Err(e)
-                }
-            };
-            match r {
-                Err(ManualError::Db(e)) if is_contention(&e) && attempt < $self.tx_attempts => {
-                    platform::db::contention_pause(attempt).await;
-                }
-                other => break other,
-            }
-        }
-    }};
-}
-
 impl Resolver {
     /// Merges `absorbed` into `survivor` on an operator's decision. The guards apply (a refusal is
     /// recorded and answered as a conflict with the reason code); a block left by an earlier
@@ -190,6 +165,7 @@ impl Resolver {
         let r = in_tx!(
             self,
             txn,
+            ManualError::Db,
             merge_tx(&txn, self, tenant, survivor, absorbed, by).await
         )?;
         match r {
@@ -213,7 +189,12 @@ impl Resolver {
         merge_id: i64,
         by: &Decision,
     ) -> Result<Unmerged, ManualError> {
-        let r = in_tx!(self, txn, unmerge_tx(&txn, tenant, merge_id, by).await)?;
+        let r = in_tx!(
+            self,
+            txn,
+            ManualError::Db,
+            unmerge_tx(&txn, tenant, merge_id, by).await
+        )?;
         metrics::counter!("scrm_identity_manual_total", "op" => "unmerge").increment(1);
         Ok(r)
     }
@@ -248,6 +229,7 @@ impl Resolver {
         let r = in_tx!(
             self,
             txn,
+            ManualError::Db,
             split_tx(&txn, tenant, profile_id, &key, by).await
         )?;
         metrics::counter!("scrm_identity_manual_total", "op" => "split").increment(1);
