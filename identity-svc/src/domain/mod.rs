@@ -1,11 +1,13 @@
 //! Pure identity logic, no I/O: which identifiers an event carries ([`extract`]), which values are
 //! never identifiers ([`Blocklist`]), personal-data hashing, sealing and masking ([`pii`]), and the
 //! resolution plan for one event ([`plan`]): create, attach, or merge when a rule links profiles
-//! and the guards allow it — otherwise a recorded refusal.
+//! and the guards allow it — otherwise a recorded refusal. Also what a note on a customer may
+//! say and who may change it ([`notes`]).
 
 pub mod derive;
 pub mod extract;
 pub mod fields;
+pub mod notes;
 pub mod observe;
 pub mod pii;
 
