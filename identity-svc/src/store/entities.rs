@@ -410,3 +410,31 @@ pub mod binding_token {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A note (follow-up record) on a customer, on the profile it was written on; `deleted_at` set
+/// once deleted (the row stays).
+pub mod note {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub profile_id: String,
+        pub author: String,
+        pub note_type: String,
+        #[sea_orm(column_type = "Text")]
+        pub text: String,
+        pub next_follow_up_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub deleted_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

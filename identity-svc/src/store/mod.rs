@@ -1,5 +1,6 @@
 //! Tables of the identity service, their migrations, the transactional resolution of one event
-//! ([`resolve`]) and the reads behind the internal API ([`queries`]).
+//! ([`resolve`]), the reads behind the internal API ([`queries`]) and the notes reps and
+//! operators keep on customers ([`notes`]).
 
 /// Runs `$body` (an expression awaiting on `$txn`) in a transaction, again after a short pause
 /// when it meets a race. `$db` is the variant of the body's error type that carries a `DbErr`
@@ -31,6 +32,7 @@ pub mod directory;
 pub mod edits;
 pub mod entities;
 pub mod migrations;
+pub mod notes;
 pub mod queries;
 pub mod resolve;
 pub mod state;
@@ -53,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::ReversibleMerges),
             Box::new(migrations::ProfileStateTables),
             Box::new(migrations::FollowCorpTags),
+            Box::new(migrations::CreateNotes),
         ]
     }
 }

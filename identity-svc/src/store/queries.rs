@@ -195,8 +195,8 @@ impl TimelineEntry {
 }
 
 /// `tenant`'s profile `profile_id` and every profile merged into it: the profiles whose rows its
-/// timeline holds (rows stay on the profile they were written to; a merge lists them under the
-/// survivor, an un-merge takes them back by making their profile active again).
+/// timeline and its notes hold (rows stay on the profile they were written to; a merge lists them
+/// under the survivor, an un-merge takes them back by making their profile active again).
 pub async fn family<C: ConnectionTrait>(
     db: &C,
     tenant: &str,

@@ -5,9 +5,11 @@ use platform::db::schema::{id_col, index, str_col, ts_col};
 use sea_orm_migration::prelude::*;
 
 mod follow_tags;
+mod notes;
 mod profile_state;
 
 pub use follow_tags::FollowCorpTags;
+pub use notes::CreateNotes;
 pub use profile_state::ProfileStateTables;
 
 #[derive(DeriveIden)]
