@@ -260,6 +260,18 @@ fn every_route() -> Vec<(&'static str, &'static str, Option<Value>)> {
             "/v1/custom-fields/vip",
             Some(json!({"value_type": "bool"})),
         ),
+        (
+            "POST",
+            "/v1/profiles/p1/notes",
+            Some(json!({"type": "call", "text": "called"})),
+        ),
+        ("GET", "/v1/profiles/p1/notes", None),
+        (
+            "PATCH",
+            "/v1/notes/n1",
+            Some(json!({"text": "called twice"})),
+        ),
+        ("DELETE", "/v1/notes/n1", None),
     ]
 }
 

@@ -1,25 +1,33 @@
 //! Internal HTTP API of the identity service, called only by the gateway (DESIGN.md §10). Every
 //! `/v1` request carries a service credential (`X-Scrm-Principal`, 401 without a valid one): its
-//! tenant scopes every read and write — a profile or merge of another tenant answers 404 exactly
-//! like an unknown id, lists hold only the tenant's rows — and its actor is the operator recorded
-//! in merges, un-merges, splits, field edits, custom fields and binding codes. Requests never name
-//! the tenant or the operator (a stray `tenant_id`, `operator` or `actor` is ignored). Errors are
-//! the common JSON body with a stable `code`; phones and e-mails are masked in every response.
+//! tenant scopes every read and write — a profile, merge or note of another tenant answers 404
+//! exactly like an unknown id, lists hold only the tenant's rows — and its actor is the operator
+//! recorded in merges, un-merges, splits, field edits, custom fields and binding codes, and the
+//! author of notes. Requests never name the tenant or the operator (a stray `tenant_id`,
+//! `operator` or `actor` is ignored; a note's body refuses any field it does not have). Errors
+//! are the common JSON body with a stable `code`; phones and e-mails are masked in every
+//! response.
 //!
 //! | route | answer |
 //! |---|---|
 //! | `GET /v1/profiles/{id}` | the profile with its identifiers |
 //! | `GET /v1/profiles/by-identifier?kind=&namespace=&value=` | the profile holding it; a `phone` in any format (`13800138000`, `+86 138…`), `namespace` (its calling code) optional |
-//! | `GET /v1/profiles/{id}/timeline` | resolved events, newest first |
+//! | `GET /v1/profiles/{id}/timeline` | resolved events and note entries, newest first |
 //! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots, oldest first |
 //! | `GET /v1/profiles/{id}/edges` | the edge ledger of its identifiers (live and retracted links, rule, evidence, author), oldest first |
 //! | `GET /v1/merge-refusals` | refused merges, newest first |
 //! | `POST /v1/profiles/merge` `{survivor, absorbed, reason}` | manual merge (guards apply: 409 with the reason code) |
 //! | `POST /v1/merges/{id}/unmerge` `{reason}` | undo a merge: the absorbed profile is active again |
 //! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, reason}` | move one identifier to a new profile |
+//! | `POST /v1/profiles/{id}/notes` `{type, text, next_follow_up_at?}` | a note on the customer (201), by the credential's actor |
+//! | `GET /v1/profiles/{id}/notes` | its notes and those of profiles merged into it, newest first |
+//! | `PATCH /v1/notes/{id}` `{text?, type?, next_follow_up_at?}` | the note edited (its author, an admin or owner; else 403 `not_your_note`) |
+//! | `DELETE /v1/notes/{id}` | 204; same rule |
 //!
 //! Search, a rep's customers, field edits, custom fields, binding tokens and the data-quality log:
-//! see [`directory`].
+//! see [`directory`]. Notes, their fields and errors, and how they follow merges: see [`notes`].
+//! Each note write adds a timeline entry (`note.added`, `note.edited`, `note.deleted`, its
+//! `summary` naming the note) in the same transaction.
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
 //! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter).
@@ -32,6 +40,7 @@
 //! `conflicting_unionids`, `kind_limit`).
 
 mod directory;
+mod notes;
 use platform::http::page;
 
 use std::sync::Arc;
@@ -170,6 +179,7 @@ pub fn routes(resolver: Resolver) -> Routes {
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
             .configure(directory::routes)
+            .configure(notes::routes)
             .route("/v1/profiles/merge", web::post().to(post_merge))
             .route("/v1/merges/{id}/unmerge", web::post().to(post_unmerge))
             .route("/v1/profiles/{id}/split", web::post().to(post_split))
