@@ -36,6 +36,12 @@ pub struct Config {
     /// WeChat API endpoints (point them at `scrm fake-wechat` to develop offline).
     #[serde(default)]
     pub wechat_api: WechatApiConfig,
+    /// The gateway's address as WeChat and reps' phones reach it, e.g. `https://crm.example.com`
+    /// (a path prefix allowed): the callback URLs the admin API shows and the links of reps'
+    /// notifications start with it. Unset: the admin API uses the address a request came to,
+    /// notifications `http://<gateway.http.bind>` (right for `scrm up` on this machine only).
+    #[serde(default)]
+    pub public_base_url: Option<String>,
     /// Apps registered (or updated) at start. Secrets are sealed into the database.
     #[serde(default)]
     pub apps: Vec<AppSeed>,
@@ -111,6 +117,9 @@ pub struct WechatApiConfig {
     /// WeCom API.
     #[serde(default = "default_wecom_base")]
     pub wecom_base_url: String,
+    /// WeChat's web host, where the WeCom OAuth sign-in page lives (not an API host).
+    #[serde(default = "default_open_base")]
+    pub open_base_url: String,
 }
 
 fn default_oa_base() -> String {
@@ -119,12 +128,16 @@ fn default_oa_base() -> String {
 fn default_wecom_base() -> String {
     "https://qyapi.weixin.qq.com".into()
 }
+fn default_open_base() -> String {
+    wechat::api::OPEN_BASE_URL.into()
+}
 
 impl Default for WechatApiConfig {
     fn default() -> Self {
         WechatApiConfig {
             oa_base_url: default_oa_base(),
             wecom_base_url: default_wecom_base(),
+            open_base_url: default_open_base(),
         }
     }
 }
@@ -134,18 +147,24 @@ impl Default for WechatApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct AppSeed {
     pub tenant_id: String,
-    /// `oa`, `mp` or `wecom`.
+    /// `oa`, `mp`, `wecom` (a corp: callbacks and the customer-contact secret) or `wecom_agent`
+    /// (a corp's self-built app that sends reps app messages).
     pub kind: AppKind,
-    /// appid (OA, MP) or corpid (WeCom).
+    /// appid (OA, MP) or corpid (WeCom, WeCom agent).
     pub app_id: String,
     #[serde(default)]
     pub name: Option<String>,
-    /// The callback Token set in the WeChat console.
-    pub token: Secret,
+    /// The AgentID of a `wecom_agent` app (required for it, refused for the other kinds).
+    #[serde(default)]
+    pub agent_id: Option<i64>,
+    /// The callback Token set in the WeChat console (required except for `wecom_agent`, which
+    /// takes no callbacks here).
+    #[serde(default)]
+    pub token: Option<Secret>,
     /// The 43-character EncodingAESKey (required for WeCom and for OA/MP safe mode).
     #[serde(default)]
     pub encoding_aes_key: Option<Secret>,
-    /// AppSecret / WeCom secret for API calls.
+    /// AppSecret / WeCom secret for API calls (required for `wecom_agent`: its own secret).
     #[serde(default)]
     pub secret: Option<Secret>,
 }
@@ -187,7 +206,17 @@ impl Validate for Config {
             if app.app_id.is_empty() {
                 return Err(ConfigError::invalid(k("app_id"), "must not be empty"));
             }
-            if app.token.expose().is_empty() {
+            if app.kind == AppKind::WecomAgent {
+                check_agent_seed(app).map_err(|(f, why)| ConfigError::invalid(k(f), why))?;
+                continue;
+            }
+            if app.agent_id.is_some() {
+                return Err(ConfigError::invalid(
+                    k("agent_id"),
+                    "is only for kind `wecom_agent`",
+                ));
+            }
+            if app.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
                 return Err(ConfigError::invalid(k("token"), "must not be empty"));
             }
             match &app.encoding_aes_key {
@@ -204,6 +233,10 @@ impl Validate for Config {
                 None => {}
             }
         }
+        if let Some(base) = &self.public_base_url {
+            check_public_base_url(base)
+                .map_err(|why| ConfigError::invalid(key(prefix, "public_base_url"), why))?;
+        }
         for (i, wk) in self.write_keys.iter().enumerate() {
             if wk.key.expose().len() < 16 {
                 return Err(ConfigError::invalid(
@@ -213,6 +246,65 @@ impl Validate for Config {
             }
         }
         Ok(())
+    }
+}
+
+/// The largest AgentID accepted (WeCom's are 7-digit numbers such as 1000002).
+pub const MAX_AGENT_ID: i64 = i32::MAX as i64;
+
+/// What a `wecom_agent` app needs: its AgentID and secret, no callback token or key. On failure,
+/// the field at fault and why.
+fn check_agent_seed(app: &AppSeed) -> Result<(), (&'static str, &'static str)> {
+    match app.agent_id {
+        None => return Err(("agent_id", "is required for kind `wecom_agent`")),
+        Some(id) if !(1..=MAX_AGENT_ID).contains(&id) => {
+            return Err(("agent_id", "must be a positive AgentID"))
+        }
+        Some(_) => {}
+    }
+    if app.secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+        return Err((
+            "secret",
+            "is required for kind `wecom_agent` (the app's own secret)",
+        ));
+    }
+    let no_callbacks = "is not for a `wecom_agent` app (it takes no callbacks here)";
+    if app.token.is_some() {
+        return Err(("token", no_callbacks));
+    }
+    if app.encoding_aes_key.is_some() {
+        return Err(("encoding_aes_key", no_callbacks));
+    }
+    Ok(())
+}
+
+/// `http(s)://host[:port][/prefix]`, no query or fragment.
+fn check_public_base_url(base: &str) -> Result<(), &'static str> {
+    let rest = base
+        .strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"))
+        .ok_or("must start with https:// (or http://)")?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || base.contains(['?', '#', ' ']) {
+        return Err("must be http(s)://host[:port][/prefix] without query or fragment");
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Where links for people outside (reps' notifications) start: `public_base_url`, else
+    /// `http://<http.bind>` with an unspecified address taken as loopback. No trailing `/`.
+    pub fn public_base(&self) -> String {
+        if let Some(b) = &self.public_base_url {
+            return b.trim_end_matches('/').to_string();
+        }
+        let bind = self.http.bind;
+        let ip = match bind.ip() {
+            ip if !ip.is_unspecified() => ip,
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, bind.port()))
     }
 }
 
@@ -237,4 +329,47 @@ pub struct Bootstrap {
     pub owner_email: String,
     /// Where the owner's API token is written (mode 0600); kept while it still signs in.
     pub token_file: std::path::PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(kind: AppKind) -> AppSeed {
+        AppSeed {
+            tenant_id: "t1".into(),
+            kind,
+            app_id: "ww1".into(),
+            name: None,
+            agent_id: Some(1_000_002),
+            token: None,
+            encoding_aes_key: None,
+            secret: Some(Secret::new("s")),
+        }
+    }
+
+    #[test]
+    fn an_agent_app_has_an_agent_id_and_a_secret_and_no_callbacks() {
+        assert_eq!(check_agent_seed(&seed(AppKind::WecomAgent)), Ok(()));
+        let mut s = seed(AppKind::WecomAgent);
+        s.agent_id = None;
+        assert_eq!(check_agent_seed(&s).unwrap_err().0, "agent_id");
+        s.agent_id = Some(0);
+        assert_eq!(check_agent_seed(&s).unwrap_err().0, "agent_id");
+        let mut s = seed(AppKind::WecomAgent);
+        s.secret = None;
+        assert_eq!(check_agent_seed(&s).unwrap_err().0, "secret");
+        let mut s = seed(AppKind::WecomAgent);
+        s.token = Some(Secret::new("tok"));
+        assert_eq!(check_agent_seed(&s).unwrap_err().0, "token");
+    }
+
+    #[test]
+    fn public_base_urls() {
+        assert!(check_public_base_url("https://crm.example.com").is_ok());
+        assert!(check_public_base_url("http://127.0.0.1:8080/scrm/").is_ok());
+        for bad in ["crm.example.com", "https://", "https://x/?a=1", "ftp://x"] {
+            assert!(check_public_base_url(bad).is_err(), "{bad}");
+        }
+    }
 }

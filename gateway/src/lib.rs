@@ -3,8 +3,8 @@
 //! typed events with broker confirms (never a 200 for something not durable); serves the admin and
 //! sidebar APIs by composing reads from the services.
 //!
-//! Owns: the app registry (tenants' OA/MP apps and WeCom corps with their sealed secrets), tenant
-//! write keys, SDK session tokens and the WeChat access-token keeper. Must not touch: services'
+//! Owns: the app registry (tenants' OA/MP apps, WeCom corps and WeCom agent apps with their
+//! sealed secrets), tenant write keys, SDK session tokens and the WeChat access-token keeper. Must not touch: services'
 //! tables (it calls their internal APIs), business rules (identity, tags, scores).
 //!
 //! Inner shape: `api/` handlers, `domain/` pure logic (keys, session tokens, tracking validation),

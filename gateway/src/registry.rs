@@ -1,6 +1,12 @@
-//! The app registry: tenants' OA / mini-program apps and WeCom corps with their callback token,
+//! The app registry: tenants' OA / mini-program apps, WeCom corps (the customer-contact secret)
+//! and WeCom self-built apps (the agent that sends reps app messages) with their callback token,
 //! EncodingAESKey and secret. Stored in the gateway's database with every secret sealed under the
 //! gateway key; read through a short in-process cache (callbacks look an app up on every request).
+//!
+//! An app is keyed by its kind and `app_id`: the appid of an Official Account or mini-program,
+//! the corpid of a WeCom corp — for both WeCom kinds, so a corp has one customer-contact secret
+//! and one agent app, found by the corpid a WeCom event or a rep names. The agent app's AgentID
+//! is a field of its own (`agent_id`): WeCom's `message/send` names the app by it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,17 +31,39 @@ pub enum AppKind {
     Oa,
     /// Mini-program (小程序).
     Mp,
-    /// WeCom corp (企业微信).
+    /// WeCom corp (企业微信): callbacks and the customer-contact secret.
     Wecom,
+    /// A WeCom self-built app (自建应用) of a corp, by its corpid, with its AgentID and secret:
+    /// sends reps app messages. It takes no callbacks here.
+    WecomAgent,
 }
 
 impl AppKind {
+    pub const ALL: [AppKind; 4] = [
+        AppKind::Oa,
+        AppKind::Mp,
+        AppKind::Wecom,
+        AppKind::WecomAgent,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AppKind::Oa => "oa",
             AppKind::Mp => "mp",
             AppKind::Wecom => "wecom",
+            AppKind::WecomAgent => "wecom_agent",
         }
+    }
+
+    /// The kind named `name` (as [`Self::as_str`] gives it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// WeChat sends this kind's callbacks to `/wechat/<kind>/<app_id>` (a callback token is
+    /// registered with it); an agent app has none here.
+    pub fn takes_callbacks(self) -> bool {
+        self != AppKind::WecomAgent
     }
 }
 
@@ -45,7 +73,9 @@ pub struct App {
     pub kind: AppKind,
     pub app_id: String,
     pub name: String,
-    /// Callback token (signatures).
+    /// The AgentID of a WeCom agent app (`None` for the other kinds).
+    pub agent_id: Option<i64>,
+    /// Callback token (signatures); empty for an agent app.
     pub token: Secret,
     /// Message crypto, when an EncodingAESKey is registered.
     pub crypto: Option<MsgCrypto>,
@@ -124,7 +154,14 @@ impl AppRegistry {
             kind: ActiveValue::Set(seed.kind.as_str().to_string()),
             app_id: ActiveValue::Set(seed.app_id.clone()),
             name: ActiveValue::Set(seed.name.clone().unwrap_or_else(|| seed.app_id.clone())),
-            token_sealed: ActiveValue::Set(seal(&seed.token, "token")),
+            agent_id: ActiveValue::Set(seed.agent_id),
+            // Empty for an app without callbacks (an agent app).
+            token_sealed: ActiveValue::Set(
+                seed.token
+                    .as_ref()
+                    .map(|t| seal(t, "token"))
+                    .unwrap_or_default(),
+            ),
             aes_key_sealed: ActiveValue::Set(
                 seed.encoding_aes_key.as_ref().map(|k| seal(k, "aes_key")),
             ),
@@ -208,7 +245,11 @@ impl AppRegistry {
                 .open(sealed, &context(kind, &r.app_id, f))
                 .map_err(|e| RegistryError::Unseal(r.app_id.clone(), e))
         };
-        let token = open(&r.token_sealed, "token")?;
+        let token = if r.token_sealed.is_empty() {
+            String::new()
+        } else {
+            open(&r.token_sealed, "token")?
+        };
         let crypto = match &r.aes_key_sealed {
             Some(sealed) => {
                 let aes = open(sealed, "aes_key")?;
@@ -228,6 +269,7 @@ impl AppRegistry {
             kind,
             app_id: r.app_id,
             name: r.name,
+            agent_id: r.agent_id,
             token: Secret::new(token),
             crypto,
             secret,
@@ -367,7 +409,8 @@ mod tests {
             kind: AppKind::Oa,
             app_id: "wx2c2769f8efd9abc2".into(),
             name: None,
-            token: Secret::new(token),
+            agent_id: None,
+            token: Some(Secret::new(token)),
             encoding_aes_key: Some(Secret::new("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")),
             secret: Some(Secret::new("s3cret")),
         }
@@ -406,6 +449,40 @@ mod tests {
             !raw[0].secret_sealed.as_deref().unwrap().contains("s3cret"),
             "sealed at rest"
         );
+        // A corp's agent app: beside its customer-contact entry, no callback token.
+        let corp = "ww2c2769f8efd9abc2";
+        let mut contact = seed("wecomtoken");
+        (contact.kind, contact.app_id) = (AppKind::Wecom, corp.into());
+        reg.upsert(&contact).await.unwrap();
+        let agent = AppSeed {
+            kind: AppKind::WecomAgent,
+            app_id: corp.into(),
+            agent_id: Some(1_000_002),
+            token: None,
+            encoding_aes_key: None,
+            secret: Some(Secret::new("agent-secret")),
+            ..seed("unused")
+        };
+        reg.upsert(&agent).await.unwrap();
+        let a = reg.get(AppKind::WecomAgent, corp).await.unwrap().unwrap();
+        assert_eq!(
+            (a.agent_id, a.token.expose(), a.crypto.is_none()),
+            (Some(1_000_002), "", true)
+        );
+        assert_eq!(a.secret.as_ref().unwrap().expose(), "agent-secret");
+        let label = crate::wechat_api::WechatApi::app_ref(&a).label();
+        assert_eq!(label, format!("wecom:{corp}:1000002"));
+        let c = reg.get(AppKind::Wecom, corp).await.unwrap().unwrap();
+        assert_eq!((c.agent_id, c.token.expose()), (None, "wecomtoken"));
+        let s = reg
+            .summary("t1", AppKind::WecomAgent, corp)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.token_set, s.secret_set, s.agent_id),
+            (false, true, Some(1_000_002))
+        );
         db.close().await.unwrap();
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -417,8 +494,11 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AppSummary {
     pub kind: AppKind,
+    /// The appid (OA, mini-program) or the corpid (both WeCom kinds).
     pub app_id: String,
     pub name: String,
+    /// The AgentID of a WeCom agent app; null for the other kinds.
+    pub agent_id: Option<i64>,
     pub token_set: bool,
     pub encoding_aes_key_set: bool,
     pub secret_set: bool,
@@ -429,13 +509,10 @@ pub struct AppSummary {
 impl From<apps::Model> for AppSummary {
     fn from(a: apps::Model) -> Self {
         AppSummary {
-            kind: match a.kind.as_str() {
-                "mp" => AppKind::Mp,
-                "wecom" => AppKind::Wecom,
-                _ => AppKind::Oa,
-            },
+            kind: AppKind::parse(&a.kind).unwrap_or(AppKind::Oa),
             app_id: a.app_id,
             name: a.name,
+            agent_id: a.agent_id,
             token_set: !a.token_sealed.is_empty(),
             encoding_aes_key_set: a.aes_key_sealed.is_some(),
             secret_set: a.secret_sealed.is_some(),

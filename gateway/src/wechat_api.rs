@@ -1,5 +1,6 @@
-//! The gateway's calls to WeChat (mini-program login and phone) and its role as the one access
-//! token keeper (tokens handed to services through the internal token endpoint), over the
+//! The gateway's calls to WeChat (mini-program login and phone, app messages to reps) and its
+//! role as the one access token keeper (tokens handed to services through the internal token
+//! endpoint), over the
 //! `wechat` API client with access tokens kept in the shared cache. Maps WeChat's answers to what
 //! the SDK caller should hear: a bad code is the caller's problem (4xx), a busy WeChat is
 //! retryable (503).
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use platform::cache::Cache;
 use platform::config::Secret;
 use wechat::api::{
-    ApiBaseUrls, ApiClient, ApiError, AppCredentials, AppRef, ClientOptions, KeptToken,
+    ApiBaseUrls, ApiClient, ApiError, AppCredentials, AppMessage, AppRef, ClientOptions, KeptToken,
+    SendOutcome,
 };
 
 use crate::config::WechatApiConfig;
@@ -96,6 +98,7 @@ impl WechatApi {
                 weixin: cfg.oa_base_url.trim_end_matches('/').to_string(),
                 wecom: cfg.wecom_base_url.trim_end_matches('/').to_string(),
             },
+            open_base_url: cfg.open_base_url.trim_end_matches('/').to_string(),
             ..ClientOptions::default()
         };
         Ok(WechatApi {
@@ -103,13 +106,18 @@ impl WechatApi {
         })
     }
 
-    /// The app as the API client names it: WeCom corps by their customer-contact secret, the one
-    /// secret the registry keeps for a corp.
+    /// The app as the API client names it: a WeCom corp by its customer-contact secret, an
+    /// agent app by its AgentID (WeCom issues one token per secret; the label keeps their cached
+    /// tokens apart).
     pub fn app_ref(app: &App) -> AppRef {
         match app.kind {
             AppKind::Oa => AppRef::official_account(app.app_id.clone()),
             AppKind::Mp => AppRef::mini_program(app.app_id.clone()),
             AppKind::Wecom => AppRef::wecom_contact(app.app_id.clone()),
+            AppKind::WecomAgent => AppRef::wecom(
+                app.app_id.clone(),
+                app.agent_id.unwrap_or_default().to_string(),
+            ),
         }
     }
 
@@ -137,6 +145,15 @@ impl WechatApi {
             self.client.invalidate_token(credentials, rejected).await?;
         }
         self.client.kept_token(credentials).await
+    }
+
+    /// `message/send` from a WeCom agent app, with its token from the keeper.
+    pub async fn send_app_message(
+        &self,
+        credentials: &AppCredentials,
+        message: &AppMessage,
+    ) -> Result<SendOutcome, ApiError> {
+        self.client.wecom_send_message(credentials, message).await
     }
 
     /// `code2session` for a mini-program login code.

@@ -322,21 +322,24 @@ async fn fake_wechat(port: u16, seed: u64) -> anyhow::Result<()> {
     println!("Fake WeChat is up at {base} (seed {seed})");
     println!("  API base for OA, mini-program and WeCom: {base}");
     for app in fake.apps().all() {
-        let agent = app
-            .agent
-            .as_deref()
-            .map(|a| format!(" (secret label {a})"))
-            .unwrap_or_default();
+        let agent = match (app.agent.as_deref(), app.agent_id) {
+            (_, Some(id)) => format!(" (AgentID {id})"),
+            (Some(a), None) => format!(" (secret label {a})"),
+            (None, None) => String::new(),
+        };
         println!(
             "  {:<13} id {}{agent}  secret {}  callback token {}  EncodingAESKey {}",
             app.name, app.appid, app.secret, app.token, app.encoding_aes_key
         );
     }
     println!(
-        "  {} users, {} reps: {base}/fake/population   apps: {base}/fake/apps   counters: {base}/fake/counters",
+        "  {} users, {} reps",
         fake.population().users.len(),
         fake.population().reps.len()
     );
+    for line in fake.help_lines() {
+        println!("  {line}");
+    }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await

@@ -526,6 +526,82 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
     let r = c.http.post(url).body(xml).send().await.unwrap();
     assert_eq!(r.status(), 404, "a removed app takes none");
 
+    // The corp's agent app (the self-built app that messages reps): keyed by the corpid with
+    // its AgentID beside it, its own secret sealed, no callbacks; the keeper fetches its token.
+    let agent = &apps.wecom_agent;
+    let agent_id = agent.agent_id.unwrap();
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/apps",
+            Some(&mine),
+            Some(json!({"kind": "wecom_agent", "app_id": agent.appid, "secret": agent.secret})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["details"]["field"].as_str()),
+        (400, Some("agent_id")),
+        "{b}"
+    );
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/apps",
+            Some(&mine),
+            Some(
+                json!({"kind": "wecom_agent", "app_id": agent.appid, "agent_id": agent_id,
+                        "secret": agent.secret, "token": "tok123"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, b["details"]["field"].as_str()),
+        (400, Some("token")),
+        "{b}"
+    );
+    let (s, b) = c
+        .send(
+            "POST",
+            "/admin/v1/apps",
+            Some(&mine),
+            Some(
+                json!({"kind": "wecom_agent", "app_id": agent.appid, "agent_id": agent_id,
+                        "secret": agent.secret, "name": "Sales assistant"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (
+            b["kind"].as_str(),
+            b["agent_id"].as_i64(),
+            b["secret_set"].as_bool(),
+            b["token_set"].as_bool()
+        ),
+        (Some("wecom_agent"), Some(agent_id), Some(true), Some(false)),
+        "{b}"
+    );
+    assert_eq!(b["callback_url"], Value::Null, "{b}");
+    assert!(!b.to_string().contains(&agent.secret));
+    let agent_path = format!("/admin/v1/apps/wecom_agent/{}", agent.appid);
+    let (s, b) = c.send("GET", &agent_path, Some(&mine), None).await;
+    assert_eq!((s, b["agent_id"].as_i64()), (200, Some(agent_id)), "{b}");
+    let (s, b) = c
+        .send("POST", &format!("{agent_path}/test"), Some(&mine), None)
+        .await;
+    assert_eq!((s, b["ok"].as_bool()), (200, Some(true)), "{b}");
+    assert_eq!(fake.token_fetches(agent), 1, "the agent's own secret");
+    // The corp's customer-contact app is another entry of the same corpid.
+    let (s, b) = c
+        .send(
+            "GET",
+            &format!("/admin/v1/apps/wecom/{}", agent.appid),
+            Some(&mine),
+            None,
+        )
+        .await;
+    assert_eq!((s, b["agent_id"].clone()), (200, Value::Null), "{b}");
+
     // Write keys: made at run time (shown once), used by /track, removed.
     let (s, k) = c
         .send(

@@ -190,7 +190,8 @@ async fn verify_url(
             }
             echostr.to_string()
         }
-        AppKind::Wecom => {
+        // An agent app takes no callbacks here (no route names it); WeCom's shape regardless.
+        AppKind::Wecom | AppKind::WecomAgent => {
             let msg_signature = required(kind, &q.msg_signature, "msg_signature")?;
             crypto_of(kind, &app)?
                 .decrypt_echostr(msg_signature, timestamp, nonce, echostr)
@@ -283,11 +284,13 @@ async fn receive(
                 })?)
             }
         }
-        AppKind::Wecom => Cow::Owned(open_encrypted(kind, &app, &q, &body, false)?),
+        AppKind::Wecom | AppKind::WecomAgent => {
+            Cow::Owned(open_encrypted(kind, &app, &q, &body, false)?)
+        }
     };
     let parsed = match kind {
         AppKind::Oa => codec::parse_oa(&inner),
-        AppKind::Wecom => codec::parse_wecom(&inner),
+        AppKind::Wecom | AppKind::WecomAgent => codec::parse_wecom(&inner),
         AppKind::Mp if json => codec::parse_mp_json(&inner),
         AppKind::Mp => codec::parse_mp_xml(&inner),
     };

@@ -4,8 +4,10 @@
 //!
 //! `GET /internal/v1/wechat/token?tenant_id=&kind=oa|mp|wecom&app_id=[&agent=][&rejected=]` with
 //! `Authorization: Bearer <gateway.internal_key>` → `{access_token, expires_at}` from the token
-//! keeper (single-flight across processes through the cache). `rejected` drops that token only
-//! while it is still the cached one, then answers a fresh one.
+//! keeper (single-flight across processes through the cache). For WeCom, `agent` names the
+//! secret: `contact` (the default) the corp's customer-contact secret, an AgentID the corp's
+//! registered agent app. `rejected` drops that token only while it is still the cached one,
+//! then answers a fresh one.
 //!
 //! Errors (common body): 401 `unauthenticated` / `invalid_internal_key`; 400 `invalid_query`;
 //! 404 `unknown_app`; 403 `tenant_mismatch` (only the app's registered tenant may ask); 409
@@ -135,29 +137,25 @@ async fn token(state: web::Data<GatewayState>, req: HttpRequest) -> Result<HttpR
             format!("rejected: 1–{MAX_TOKEN_LEN} characters"),
         ));
     }
-    if app.agent().is_some_and(|a| a != WECOM_CONTACT_AGENT) {
-        count(&q.kind, "unknown_app");
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_app",
-            format!(
-                "agent: only the customer-contact secret (`{WECOM_CONTACT_AGENT}`) of a WeCom \
-                 corp is registered"
-            ),
-        ));
-    }
+    // A WeCom corp's secrets: the customer-contact one is the `wecom` app, another label is
+    // the AgentID of the corp's agent app.
+    let (kind, agent) = match app.agent() {
+        Some(a) if a != WECOM_CONTACT_AGENT => (AppKind::WecomAgent, Some(a)),
+        _ => (registry_kind(&app), None),
+    };
     let registered = state
         .registry
-        .get(registry_kind(&app), app.id())
+        .get(kind, app.id())
         .await
         .map_err(|e| ApiError::unavailable("registry_unavailable", e.to_string()))?
+        .filter(|r| agent.is_none_or(|a| r.agent_id.map(|id| id.to_string()).as_deref() == Some(a)))
         .ok_or_else(|| {
             count(&q.kind, "unknown_app");
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_app",
-                format!("app_id: no {} app `{}` is registered", q.kind, app.id()),
-            )
+            let what = match agent {
+                Some(a) => format!("agent: corp `{}` has no agent app {a} registered", app.id()),
+                None => format!("app_id: no {} app `{}` is registered", q.kind, app.id()),
+            };
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_app", what)
         })?;
     if registered.tenant_id != q.tenant_id {
         count(&q.kind, "forbidden");

@@ -1,5 +1,5 @@
-//! `wechat_apps`: one row per OA / mini-program appid or WeCom corp, with its token,
-//! EncodingAESKey and secret sealed under the gateway's key.
+//! `wechat_apps`: one row per OA / mini-program appid, WeCom corp and WeCom agent app (by its
+//! corpid), with its token, EncodingAESKey and secret sealed under the gateway's key.
 
 use sea_orm::entity::prelude::*;
 
@@ -9,11 +9,14 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub tenant_id: String,
-    /// `oa`, `mp` or `wecom`.
+    /// `oa`, `mp`, `wecom` or `wecom_agent`.
     pub kind: String,
-    /// appid (OA, MP) or corpid (WeCom).
+    /// appid (OA, MP) or corpid (WeCom, WeCom agent).
     pub app_id: String,
     pub name: String,
+    /// AgentID of a WeCom agent app.
+    pub agent_id: Option<i64>,
+    /// Empty for an app without callbacks (an agent app).
     pub token_sealed: String,
     pub aes_key_sealed: Option<String>,
     pub secret_sealed: Option<String>,

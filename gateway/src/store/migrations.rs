@@ -10,6 +10,7 @@ enum WechatApps {
     Kind,
     AppId,
     Name,
+    AgentId,
     TokenSealed,
     AesKeySealed,
     SecretSealed,
@@ -122,6 +123,51 @@ impl MigrationTrait for CreateAppRegistry {
             .await?;
         manager
             .drop_table(Table::drop().table(WechatApps::Table).to_owned())
+            .await
+    }
+}
+
+/// Makes room for WeCom agent apps in the registry: the `agent_id` column, and a `kind` wide
+/// enough for `wecom_agent` (SQLite does not enforce a string's length).
+pub struct AddAgentApps;
+
+impl MigrationName for AddAgentApps {
+    fn name(&self) -> &str {
+        "m20260301_000001_add_agent_apps"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddAgentApps {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(WechatApps::Table)
+                        .modify_column(ColumnDef::new(WechatApps::Kind).string_len(16).not_null())
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(WechatApps::Table)
+                    .add_column(ColumnDef::new(WechatApps::AgentId).big_integer().null())
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(WechatApps::Table)
+                    .drop_column(WechatApps::AgentId)
+                    .to_owned(),
+            )
             .await
     }
 }

@@ -22,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::CreateAppRegistry),
             Box::new(access::CreateAccess),
             Box::new(access::AddMemberStatus),
+            Box::new(migrations::AddAgentApps),
         ]
     }
 }

@@ -1,7 +1,9 @@
 //! The runtime app registry: a tenant's owners register, update, test and remove Official
-//! Accounts, mini-programs and WeCom corps, and their write keys, without a restart. Secrets are
-//! sealed at once and never returned; the answer says which are set and the callback URL and
-//! token to paste into WeChat's console.
+//! Accounts, mini-programs, WeCom corps and WeCom agent apps (the self-built app that sends reps
+//! app messages: `app_id` the corpid, with its `agent_id`), and their write keys, without a
+//! restart. Secrets are sealed at once and never returned; the answer says which are set and the
+//! callback URL to paste into WeChat's console (none for an agent app, which takes no callbacks
+//! here).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
@@ -16,7 +18,7 @@ use super::routes::AdminRoute;
 use super::{audit, redacted};
 use crate::access::AdminPrincipal;
 use crate::api::GatewayState;
-use crate::config::{AppSeed, WriteKeySeed};
+use crate::config::{AppSeed, WriteKeySeed, MAX_AGENT_ID};
 use crate::registry::{AppKind, AppSummary, RegistryError};
 use crate::wechat_api::WechatApi;
 
@@ -48,18 +50,9 @@ fn invalid(code: &'static str, field: &'static str, message: &str) -> ApiError {
         .with_details(json!({"field": field}))
 }
 
-fn kind_of(s: &str) -> Option<AppKind> {
-    match s {
-        "oa" => Some(AppKind::Oa),
-        "mp" => Some(AppKind::Mp),
-        "wecom" => Some(AppKind::Wecom),
-        _ => None,
-    }
-}
-
 /// The app an admin path names, checked for shape (an unknown kind is a 404 like any unknown app).
 fn path_app(path: &(String, String)) -> Result<(AppKind, String), ApiError> {
-    let kind = kind_of(&path.0).ok_or_else(|| ApiError::not_found("no such app"))?;
+    let kind = AppKind::parse(&path.0).ok_or_else(|| ApiError::not_found("no such app"))?;
     Ok((kind, path.1.clone()))
 }
 
@@ -88,20 +81,24 @@ async fn own(
 pub(super) struct AppView {
     #[serde(flatten)]
     app: AppSummary,
-    /// The URL to paste into WeChat's console.
-    callback_url: String,
+    /// The URL to paste into WeChat's console; null for an agent app (no callbacks here).
+    callback_url: Option<String>,
 }
 
-/// The answer for an app: what is set, where WeChat must send its callbacks.
-fn view(req: &HttpRequest, a: &AppSummary) -> AppView {
-    let info = req.connection_info();
-    let callback_url = format!(
-        "{}://{}/wechat/{}/{}",
-        info.scheme(),
-        info.host(),
-        a.kind.as_str(),
-        a.app_id
-    );
+/// The answer for an app: what is set, where WeChat must send its callbacks
+/// (`gateway.public_base_url`, else the address the request came to).
+fn view(state: &GatewayState, req: &HttpRequest, a: &AppSummary) -> AppView {
+    let base = match &state.cfg.public_base_url {
+        Some(b) => b.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    let callback_url = a
+        .kind
+        .takes_callbacks()
+        .then(|| format!("{base}/wechat/{}/{}", a.kind.as_str(), a.app_id));
     AppView {
         app: a.clone(),
         callback_url,
@@ -113,16 +110,21 @@ fn view(req: &HttpRequest, a: &AppSummary) -> AppView {
 #[serde(deny_unknown_fields)]
 pub(super) struct NewApp {
     kind: AppKind,
-    /// The appid / corpid.
+    /// The appid / corpid (the corp's for a `wecom_agent` app).
     app_id: String,
     #[serde(default)]
     name: Option<String>,
-    /// WeChat's callback Token: 3–32 letters and digits.
-    token: String,
-    /// 43 characters; required for a WeCom corp.
+    /// The AgentID of a `wecom_agent` app (required for it; not for the other kinds).
+    #[serde(default)]
+    agent_id: Option<i64>,
+    /// WeChat's callback Token: 3–32 letters and digits. Required except for `wecom_agent`
+    /// (which takes no callbacks here, so has none).
+    #[serde(default)]
+    token: Option<String>,
+    /// 43 characters; required for a WeCom corp, not for a `wecom_agent` app.
     #[serde(default)]
     encoding_aes_key: Option<String>,
-    /// The API secret (AppSecret / corpsecret).
+    /// The API secret (AppSecret / corpsecret; a `wecom_agent` app's own secret, required).
     #[serde(default)]
     secret: Option<String>,
 }
@@ -134,6 +136,9 @@ pub(super) struct NewApp {
 pub(super) struct AppChange {
     #[serde(default)]
     name: Option<String>,
+    /// A `wecom_agent` app's AgentID.
+    #[serde(default)]
+    agent_id: Option<i64>,
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
@@ -142,10 +147,20 @@ pub(super) struct AppChange {
     secret: Option<String>,
 }
 
+/// What an app is registered with, to check.
+struct Values<'a> {
+    kind: AppKind,
+    app_id: &'a str,
+    agent_id: Option<i64>,
+    token: Option<&'a str>,
+    aes: Option<&'a str>,
+    secret: Option<&'a str>,
+}
+
 /// Checks an app's values as WeChat defines them; the message names the field.
-fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<(), ApiError> {
-    let id_ok = (3..=64).contains(&app_id.len())
-        && app_id
+fn check(v: &Values<'_>) -> Result<(), ApiError> {
+    let id_ok = (3..=64).contains(&v.app_id.len())
+        && v.app_id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !id_ok {
@@ -155,6 +170,23 @@ fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<
             "must be the appid / corpid (3–64 letters and digits)",
         ));
     }
+    if !v.kind.takes_callbacks() {
+        return check_agent(v);
+    }
+    if v.agent_id.is_some() {
+        return Err(invalid(
+            "invalid_agent_id",
+            "agent_id",
+            "is only for kind `wecom_agent`",
+        ));
+    }
+    let token = v.token.ok_or_else(|| {
+        invalid(
+            "missing_field",
+            "token",
+            "is required (WeChat's callback Token)",
+        )
+    })?;
     // WeChat: the callback Token is 3–32 letters and digits.
     if !(3..=32).contains(&token.len()) || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(invalid(
@@ -163,9 +195,9 @@ fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<
             "must be 3–32 letters and digits (WeChat's Token)",
         ));
     }
-    match aes {
+    match v.aes {
         Some(k) => {
-            wechat::crypto::MsgCrypto::new(token.to_string(), k, app_id.to_string()).map_err(
+            wechat::crypto::MsgCrypto::new(token.to_string(), k, v.app_id.to_string()).map_err(
                 |e| {
                     invalid(
                         "invalid_encoding_aes_key",
@@ -175,7 +207,7 @@ fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<
                 },
             )?;
         }
-        None if kind == AppKind::Wecom => {
+        None if v.kind == AppKind::Wecom => {
             return Err(invalid(
                 "missing_field",
                 "encoding_aes_key",
@@ -183,6 +215,52 @@ fn check(kind: AppKind, app_id: &str, token: &str, aes: Option<&str>) -> Result<
             ));
         }
         None => {}
+    }
+    Ok(())
+}
+
+/// A `wecom_agent` app: its AgentID and own secret, no callback token or key.
+fn check_agent(v: &Values<'_>) -> Result<(), ApiError> {
+    match v.agent_id {
+        None => {
+            return Err(invalid(
+                "missing_field",
+                "agent_id",
+                "is required for a `wecom_agent` app (its AgentID)",
+            ))
+        }
+        Some(id) if !(1..=MAX_AGENT_ID).contains(&id) => {
+            return Err(invalid(
+                "invalid_agent_id",
+                "agent_id",
+                &format!("must be an AgentID between 1 and {MAX_AGENT_ID}"),
+            ))
+        }
+        Some(_) => {}
+    }
+    if v.token.is_some() {
+        return Err(invalid(
+            "invalid_token",
+            "token",
+            "is not for a `wecom_agent` app (it takes no callbacks here)",
+        ));
+    }
+    if v.aes.is_some() {
+        return Err(invalid(
+            "invalid_encoding_aes_key",
+            "encoding_aes_key",
+            "is not for a `wecom_agent` app (it takes no callbacks here)",
+        ));
+    }
+    let secret_ok = v
+        .secret
+        .is_some_and(|s| (1..=128).contains(&s.len()) && !s.chars().any(char::is_whitespace));
+    if !secret_ok {
+        return Err(invalid(
+            "missing_field",
+            "secret",
+            "is required for a `wecom_agent` app (its own Secret, 1–128 characters)",
+        ));
     }
     Ok(())
 }
@@ -206,7 +284,7 @@ async fn list(
         .map_err(registry_error)?;
     all.sort_by_key(app_key);
     let (rows, next_cursor) = page::of_sorted(all, &w, app_key);
-    let items: Vec<AppView> = rows.iter().map(|a| view(&req, a)).collect();
+    let items: Vec<AppView> = rows.iter().map(|a| view(&state, &req, a)).collect();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
@@ -217,7 +295,14 @@ async fn create(
     body: web::Json<NewApp>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    check(b.kind, &b.app_id, &b.token, b.encoding_aes_key.as_deref())?;
+    check(&Values {
+        kind: b.kind,
+        app_id: &b.app_id,
+        agent_id: b.agent_id,
+        token: b.token.as_deref(),
+        aes: b.encoding_aes_key.as_deref(),
+        secret: b.secret.as_deref(),
+    })?;
     if state
         .registry
         .owner_of(b.kind, &b.app_id)
@@ -240,13 +325,14 @@ async fn create(
         kind: b.kind,
         app_id: b.app_id.clone(),
         name: b.name.clone(),
-        token: Secret::new(b.token),
+        agent_id: b.agent_id,
+        token: b.token.map(Secret::new),
         encoding_aes_key: b.encoding_aes_key.map(Secret::new),
         secret: b.secret.map(Secret::new),
     };
     state.registry.upsert(&seed).await.map_err(registry_error)?;
     let a = own(&state, &p.tenant_id, b.kind, &b.app_id).await?;
-    let after = view(&req, &a);
+    let after = view(&state, &req, &a);
     audit(
         &state.access,
         &req,
@@ -266,7 +352,7 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (kind, app_id) = path_app(&path)?;
     let a = own(&state, &p.tenant_id, kind, &app_id).await?;
-    Ok(HttpResponse::Ok().json(view(&req, &a)))
+    Ok(HttpResponse::Ok().json(view(&state, &req, &a)))
 }
 
 async fn update(
@@ -294,29 +380,42 @@ async fn update(
             "must be given again with any change (it is stored sealed and not shown)",
         ));
     }
-    let token = b
-        .token
-        .unwrap_or_else(|| current.token.expose().to_string());
-    check(kind, &app_id, &token, b.encoding_aes_key.as_deref())?;
+    let kept_token = Some(current.token.expose().to_string()).filter(|t| !t.is_empty());
+    let token = b.token.or(kept_token);
+    let secret = b.secret.map(Secret::new).or_else(|| current.secret.clone());
+    let agent_id = b.agent_id.or(current.agent_id);
+    check(&Values {
+        kind,
+        app_id: &app_id,
+        agent_id: if kind.takes_callbacks() {
+            b.agent_id
+        } else {
+            agent_id
+        },
+        token: token.as_deref(),
+        aes: b.encoding_aes_key.as_deref(),
+        secret: secret.as_ref().map(|s| s.expose()),
+    })?;
     let seed_aes = b.encoding_aes_key.map(Secret::new);
     let seed = AppSeed {
         tenant_id: p.tenant_id.clone(),
         kind,
         app_id: app_id.clone(),
         name: b.name.or(Some(before.name.clone())),
-        token: Secret::new(token),
+        agent_id,
+        token: token.map(Secret::new),
         encoding_aes_key: seed_aes,
-        secret: b.secret.map(Secret::new).or_else(|| current.secret.clone()),
+        secret,
     };
     state.registry.upsert(&seed).await.map_err(registry_error)?;
     let after = own(&state, &p.tenant_id, kind, &app_id).await?;
-    let after = view(&req, &after);
+    let after = view(&state, &req, &after);
     audit(
         &state.access,
         &req,
         &p,
         StatusCode::OK,
-        json!({"before": view(&req, &before), "after": after}),
+        json!({"before": view(&state, &req, &before), "after": after}),
     )
     .await;
     Ok(HttpResponse::Ok().json(after))

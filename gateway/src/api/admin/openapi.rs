@@ -125,7 +125,7 @@ fn path_param(route: &AdminRoute, name: &str) -> Parameter {
     let schema = if name == "kind" && route.path.starts_with("/admin/v1/apps/") {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(["oa", "mp", "wecom"]))
+            .enum_values(Some(crate::registry::AppKind::ALL.map(|k| k.as_str())))
     } else {
         ObjectBuilder::new()
             .schema_type(Type::String)

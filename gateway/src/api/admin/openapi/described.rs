@@ -154,7 +154,9 @@ pub(super) fn local_doc(method: &str, path: &str) -> Option<LocalDoc> {
             &[],
         ),
         ("POST", "/admin/v1/apps") => doc(
-            "Registers an Official Account, mini-program or WeCom corp",
+            "Registers an Official Account, mini-program, WeCom corp or WeCom agent app (the \
+             corp's self-built app that sends reps app messages: `app_id` the corpid, with \
+             `agent_id` and `secret`, no callback token)",
             Some("NewApp"),
             NoQuery,
             (201, Some("AppView")),
@@ -164,7 +166,7 @@ pub(super) fn local_doc(method: &str, path: &str) -> Option<LocalDoc> {
             doc("One app", None, NoQuery, (200, Some("AppView")), &[])
         }
         ("PATCH", "/admin/v1/apps/{kind}/{app_id}") => doc(
-            "Changes an app's name, token or secrets",
+            "Changes an app's name, token, secrets or (an agent app's) AgentID",
             Some("AppChange"),
             NoQuery,
             (200, Some("AppView")),
