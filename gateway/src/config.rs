@@ -48,6 +48,9 @@ pub struct Config {
     /// Tenant write keys registered at start, for `/track` from servers and H5 pages.
     #[serde(default)]
     pub write_keys: Vec<WriteKeySeed>,
+    /// Lead notifications to reps (`lead.notify` delivered as WeCom app messages).
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// Where the services' internal APIs are (`[gateway.services]`): `identity_url`,
     /// `tagging_url`, `scoring_url`, e.g. `http://identity:8081`. Required in production;
     /// `scrm up` finds the roles of its own process.
@@ -142,6 +145,100 @@ impl Default for WechatApiConfig {
     }
 }
 
+/// Lead notifications to reps: every `lead.notify` is sent to the owning rep as a WeCom app
+/// message from the corp's agent app (`[gateway.notify]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Notifications handled at once by this process.
+    #[serde(default = "default_notify_concurrency")]
+    pub concurrency: usize,
+    /// `message/send` calls per minute per corp, every gateway replica together (counted in the
+    /// cache); notifications beyond it wait for their slot.
+    #[serde(default = "default_notify_rate_per_minute")]
+    pub rate_per_minute: u32,
+    /// Calls one corp may make at once after a quiet spell.
+    #[serde(default = "default_notify_rate_burst")]
+    pub rate_burst: u32,
+    /// Tries of one notification while WeCom answers busy or rate-limited (or cannot be
+    /// reached) before it is recorded as failed. Default: the bus's (`bus.max_attempts`).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Delays before the retries, in milliseconds (the last repeats); the bus holds the
+    /// notification meanwhile. Default: the bus's (`bus.retry_delays_ms`).
+    #[serde(default)]
+    pub retry_delays_ms: Option<Vec<u64>>,
+    /// How long a card waits for identity-svc to name the customer (the rep's remark, else the
+    /// contact's name); `0` never asks, and the card names the customer by id.
+    #[serde(default = "default_notify_name_lookup_ms")]
+    pub name_lookup_ms: u64,
+}
+
+fn default_notify_concurrency() -> usize {
+    4
+}
+fn default_notify_rate_per_minute() -> u32 {
+    600
+}
+fn default_notify_rate_burst() -> u32 {
+    10
+}
+fn default_notify_name_lookup_ms() -> u64 {
+    2_000
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            concurrency: default_notify_concurrency(),
+            rate_per_minute: default_notify_rate_per_minute(),
+            rate_burst: default_notify_rate_burst(),
+            max_attempts: None,
+            retry_delays_ms: None,
+            name_lookup_ms: default_notify_name_lookup_ms(),
+        }
+    }
+}
+
+impl Validate for NotifyConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            ("concurrency", self.concurrency as u64, 1, 256),
+            (
+                "rate_per_minute",
+                u64::from(self.rate_per_minute),
+                1,
+                1_000_000,
+            ),
+            ("rate_burst", u64::from(self.rate_burst), 1, 10_000),
+            ("name_lookup_ms", self.name_lookup_ms, 0, 30_000),
+        ];
+        for (field, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Err(ConfigError::invalid(
+                    key(prefix, field),
+                    format!("must be between {lo} and {hi}"),
+                ));
+            }
+        }
+        if self.max_attempts.is_some_and(|n| n == 0 || n > 100) {
+            return Err(ConfigError::invalid(
+                key(prefix, "max_attempts"),
+                "must be between 1 and 100",
+            ));
+        }
+        if let Some(d) = &self.retry_delays_ms {
+            if d.is_empty() || d.iter().any(|&ms| ms == 0 || ms > 86_400_000) {
+                return Err(ConfigError::invalid(
+                    key(prefix, "retry_delays_ms"),
+                    "must list delays between 1 and 86400000 ms",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// An app to register at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,6 +330,7 @@ impl Validate for Config {
                 None => {}
             }
         }
+        self.notify.validate(&key(prefix, "notify"))?;
         if let Some(base) = &self.public_base_url {
             check_public_base_url(base)
                 .map_err(|why| ConfigError::invalid(key(prefix, "public_base_url"), why))?;

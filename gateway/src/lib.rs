@@ -4,17 +4,21 @@
 //! sidebar APIs by composing reads from the services.
 //!
 //! Owns: the app registry (tenants' OA/MP apps, WeCom corps and WeCom agent apps with their
-//! sealed secrets), tenant write keys, SDK session tokens and the WeChat access-token keeper. Must not touch: services'
-//! tables (it calls their internal APIs), business rules (identity, tags, scores).
+//! sealed secrets), tenant write keys, SDK session tokens, the WeChat access-token keeper, and
+//! the delivery of lead notifications to reps (`lead.notify` → WeCom app messages, recorded per
+//! rep). Must not touch: services' tables (it calls their internal APIs), business rules
+//! (identity, tags, scores; whom to notify and when is scoring-svc's).
 //!
 //! Inner shape: `api/` handlers, `domain/` pure logic (keys, session tokens, tracking validation),
 //! `store/` tables and migrations, `registry` (app lookup), `publish` (confirmed publishing with
-//! retry dedupe), `wechat_api` (calls to WeChat).
+//! retry dedupe), `wechat_api` (calls to WeChat), `notify` (the `lead.notify` consumer: its pure
+//! decisions, its table and the reps' inbox reads).
 
 pub mod access;
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod notify;
 pub mod publish;
 pub mod registry;
 pub mod services;
@@ -63,7 +67,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     );
     let wechat = wechat_api::WechatApi::new(&cfg.wechat_api, deps.cache.clone()).map_err(other)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
-    let background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
+    let mut background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
     let http = cfg.http.clone();
     let access = access::Access::new(db.clone(), deps.cache.clone());
     if let Some(b) = &cfg.bootstrap {
@@ -71,6 +75,38 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     }
     let cfg_internal_key = cfg.internal_key.expose().to_string();
     let cfg_services = cfg.services.clone();
+    let services =
+        services::Services::new(cfg_internal_key.as_str(), cfg_services, deps.peers.clone());
+    notify::describe_metrics();
+    let notifier = notify::Notifier::new(
+        notify::NotifierDeps {
+            db: db.clone(),
+            registry: registry.clone(),
+            wechat: wechat.clone(),
+            access: access.clone(),
+            services: services.clone(),
+            cache: deps.cache.clone(),
+            public_base: cfg.public_base(),
+        },
+        &cfg.notify,
+    );
+    {
+        let (bus, shutdown, ncfg) = (deps.bus.clone(), deps.shutdown.clone(), cfg.notify.clone());
+        background.push(deps.tasks.spawn(
+            ROLE,
+            "gateway.notify",
+            None,
+            deps.shutdown.clone(),
+            move |_| {
+                notify::run(
+                    bus.clone(),
+                    notifier.clone(),
+                    ncfg.clone(),
+                    shutdown.clone(),
+                )
+            },
+        ));
+    }
     let state = api::GatewayState {
         cfg: Arc::new(cfg),
         registry,
@@ -80,11 +116,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         wechat,
         bus: deps.bus.clone(),
         access: access.clone(),
-        services: services::Services::new(
-            cfg_internal_key.as_str(),
-            cfg_services,
-            deps.peers.clone(),
-        ),
+        services,
     };
     let health = deps.health(ROLE, Some(&db));
     let served =

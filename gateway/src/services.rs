@@ -110,13 +110,61 @@ impl Services {
         body: Option<&serde_json::Value>,
         p: &AdminPrincipal,
     ) -> Result<Answer, CallError> {
+        self.send(
+            service,
+            method,
+            path_and_query,
+            body,
+            self.credential(p),
+            None,
+        )
+        .await
+    }
+
+    /// `GET path_and_query` of `service` for the system itself (`principal`'s actor is
+    /// `system:<what>`), answered within `timeout`: `(status, body)`.
+    pub async fn get_json_as(
+        &self,
+        service: Service,
+        path_and_query: &str,
+        principal: &Principal,
+        timeout: Duration,
+    ) -> Result<(StatusCode, serde_json::Value), CallError> {
+        let a = self
+            .send(
+                service,
+                Method::GET,
+                path_and_query,
+                None,
+                self.key.sign(principal),
+                Some(timeout),
+            )
+            .await?;
+        Ok((
+            a.status,
+            serde_json::from_slice(&a.body).unwrap_or_default(),
+        ))
+    }
+
+    async fn send(
+        &self,
+        service: Service,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&serde_json::Value>,
+        credential: String,
+        timeout: Option<Duration>,
+    ) -> Result<Answer, CallError> {
         let url = format!("{}{path_and_query}", self.base(service)?);
         let method =
             reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut req = self
             .http
             .request(method, url)
-            .header(PRINCIPAL_HEADER, self.credential(p));
+            .header(PRINCIPAL_HEADER, credential);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }

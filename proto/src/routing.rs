@@ -54,8 +54,15 @@ pub const IDENTITY_ENRICH: GroupDef = GroupDef {
     bindings: &["identity.enrich"],
 };
 
+/// The gateway's lead notifications: each `lead.notify` delivered to the owning rep as a WeCom
+/// app message (the gateway holds the agent apps' secrets and the token keeper).
+pub const NOTIFY: GroupDef = GroupDef {
+    name: "notify",
+    bindings: &["lead.notify"],
+};
+
 /// Every consumer group of the system (each has a consumer in every deployment).
-pub const GROUPS: &[GroupDef] = &[IDENTITY, IDENTITY_ENRICH, TAGGING, SCORING];
+pub const GROUPS: &[GroupDef] = &[IDENTITY, IDENTITY_ENRICH, TAGGING, SCORING, NOTIFY];
 
 /// Does `routing_key` match the topic `pattern`?
 pub fn topic_matches(pattern: &str, routing_key: &str) -> bool {

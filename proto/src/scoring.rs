@@ -5,7 +5,7 @@
 //! | [`LEAD_SCORE_CHANGED`] | [`ScoreChanged`] | a dimension's score of a profile changed by a write (event points, a state rule starting or stopping to hold, a merge, an un-merge, a recompute, a manual adjustment) or by decay crossing a threshold or a step |
 //! | [`LEAD_STAGE_CHANGED`] | [`StageChanged`] | a lead moved from one stage to another (automatically, by a trigger, by a merge, or by a rep) |
 //! | [`LEAD_SLA_BREACHED`] | [`SlaBreached`] | a lead stayed in a stage with an SLA past its due time without being contacted |
-//! | [`LEAD_NOTIFY`] | [`LeadNotify`] | a trigger asks that the owning rep be told (for a message sender) |
+//! | [`LEAD_NOTIFY`] | [`LeadNotify`] | a trigger asks that the owning rep be told (the gateway's `notify` group sends it as a WeCom app message) |
 //!
 //! Every message id is derived from what caused it, so a retried transaction publishes the same
 //! ids. Scoring also sends `command.tag.add` / `command.tag.remove`
@@ -190,8 +190,9 @@ pub enum NotifyReason {
     StageEntered { stage: String },
 }
 
-/// `lead.notify`: tell the owning rep about a lead (a message sender delivers it, e.g. as a WeCom
-/// application message to `owner.user_id`). `owner` is absent when no rep follows the customer.
+/// `lead.notify`: tell the owning rep about a lead (the gateway delivers it as a WeCom
+/// application message to `owner.user_id`; the envelope id is the notification's id). `owner`
+/// is absent when no rep follows the customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeadNotify {
     pub profile_id: String,

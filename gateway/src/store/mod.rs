@@ -1,13 +1,14 @@
 //! Tables of the gateway and their migrations: the app registry (WeChat apps with sealed secrets),
-//! tenant write keys for server-side tracking, and the front door's tenants, users, roles,
-//! credentials and audit log.
+//! tenant write keys for server-side tracking, the front door's tenants, users, roles,
+//! credentials and audit log, and (from `notify::store`) the reps' lead notifications with the
+//! inbox of the messages that made them.
 
 pub mod access;
 pub mod apps;
 pub mod migrations;
 pub mod write_keys;
 
-use platform::db::migrations::CreateOutbox;
+use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 /// Every migration of the gateway, in order.
@@ -23,6 +24,9 @@ impl MigratorTrait for Migrator {
             Box::new(access::CreateAccess),
             Box::new(access::AddMemberStatus),
             Box::new(migrations::AddAgentApps),
+            // The lead-notification consumer records settled messages (inbox) beside its table.
+            Box::new(CreateInbox),
+            Box::new(crate::notify::store::CreateLeadNotifications),
         ]
     }
 }
