@@ -136,6 +136,17 @@ impl Deployment {
         Ok(d)
     }
 
+    /// Adds `toml` to the roles' config file (before they start: e.g. more apps, the WeChat API
+    /// base URLs, a section's tuning).
+    pub fn append_config(&self, toml: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.config)?;
+        writeln!(f, "\n{toml}")?;
+        Ok(())
+    }
+
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("SCRM_GATEWAY__INTERNAL_KEY", INTERNAL_KEY.to_string()),

@@ -5,6 +5,8 @@
 // Each test file uses its own subset.
 #![allow(dead_code)]
 
+pub mod leads;
+
 use std::path::PathBuf;
 
 use scrm::up::{start_embedded, Running, UpOptions};
