@@ -3,8 +3,9 @@
 //! scoring-svc publishes `lead.notify`; the gateway sends the rep one `textcard` from the corp's
 //! agent app leading to the customer in the sidebar. The same message published again sends
 //! nothing more; a WeCom failure (-1) is retried and still gives one delivered message, every
-//! try recorded where a rep's inbox reads it. A corp without an agent app gets its notification
-//! recorded as skipped, and nothing is sent.
+//! try recorded where a rep's inbox reads it; the cards went out on one token of the agent app,
+//! the one the internal token endpoint serves for the corp's AgentID. A corp without an agent
+//! app gets its notification recorded as skipped, and nothing is sent.
 
 mod common;
 
@@ -244,6 +245,37 @@ async fn a_lead_crossing_its_threshold_messages_its_rep_once() {
         format!("{PUBLIC}/sidebar/?external_userid={}", b.external_userid)
     );
     assert_eq!(inbox[0].title, sent_again[1].content["title"]);
+
+    // One keeper: every card went out on one token of the agent's own secret, the one the
+    // internal endpoint hands out for the corp's AgentID (and nothing for an AgentID not
+    // registered).
+    let token = |agent_label: String| {
+        let (http, gateway, corp) = (http.clone(), u.gateway.clone(), corp.clone());
+        async move {
+            let r = http
+                .get(format!("{gateway}{}", wechat::api::TOKEN_PATH))
+                .bearer_auth(INTERNAL_KEY)
+                .query(&[
+                    ("tenant_id", TENANT),
+                    ("kind", "wecom"),
+                    ("app_id", corp.as_str()),
+                    ("agent", agent_label.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, t) = token(agent.agent_id.unwrap().to_string()).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        t["access_token"].as_str(),
+        fake.current_token(agent).as_deref()
+    );
+    assert_eq!(fake.token_fetches(agent), 1);
+    let (s, t) = token("1000009".into()).await;
+    assert_eq!((s, t["code"].as_str()), (404, Some("unknown_app")), "{t}");
 
     // The counters are described.
     let metrics = http
