@@ -43,11 +43,11 @@ use wechat::api::{AppMessage, AppMessageBody};
 
 use crate::access::Access;
 use crate::config::NotifyConfig;
-use crate::registry::{AppKind, AppRegistry};
+use crate::registry::{App, AppKind, AppRegistry};
 use crate::services::{Service, Services};
 use crate::wechat_api::WechatApi;
 
-use self::domain::{Decision, Verdict};
+use self::domain::{Card, Decision, SkipReason, Verdict};
 use self::store::{Claim, Claimed, NewNotification, SettleError, Settlement, Status};
 
 /// Notifications sent (WeCom accepted the message for the rep).
@@ -108,6 +108,14 @@ pub struct Notifier {
     public_base: String,
 }
 
+/// The agent app a card goes out from.
+#[derive(Clone, Copy)]
+struct Sender<'a> {
+    agent_id: i64,
+    agent: &'a App,
+    card: &'a Card,
+}
+
 /// The dependencies of a [`Notifier`].
 pub struct NotifierDeps {
     pub db: DatabaseConnection,
@@ -154,7 +162,34 @@ impl Notifier {
             count(DUPLICATES, None);
             return Ok(());
         }
-        // Load: the owner's agent app, the tenant's time zone, the customer's name.
+        let (decision, agent, card) = self.load(&env, &n).await?;
+        let Some(claimed) = self.claim(&env, &n, &card, attempt).await? else {
+            return Ok(());
+        };
+        match (decision, agent) {
+            (Decision::Send { agent_id }, Some(agent)) => {
+                let sender = Sender {
+                    agent_id,
+                    agent: &agent,
+                    card: &card,
+                };
+                self.send(env.id, &n, &claimed, sender, attempt).await
+            }
+            (Decision::Skip(reason), _) => self.skip(env.id, &claimed, reason).await,
+            // `decide` sends only with an agent app.
+            (Decision::Send { .. }, None) => {
+                self.skip(env.id, &claimed, SkipReason::NoAgentApp).await
+            }
+        }
+    }
+
+    /// What the decision needs, and the decision: the owner's agent app (registered to the
+    /// message's tenant, with its secret), the tenant's time zone, the customer's name.
+    async fn load(
+        &self,
+        env: &Envelope,
+        n: &LeadNotify,
+    ) -> Result<(Decision, Option<Arc<App>>, Card), HandlerError> {
         let agent = match &n.owner {
             Some(o) => self
                 .registry
@@ -165,105 +200,121 @@ impl Notifier {
                 .filter(|a| a.tenant_id == env.tenant_id && a.secret.is_some()),
             None => None,
         };
-        let decision = domain::decide(&n, agent.as_ref().and_then(|a| a.agent_id));
+        let decision = domain::decide(n, agent.as_ref().and_then(|a| a.agent_id));
         let tz = self.time_zone(&env.tenant_id).await;
         let name = match decision {
-            Decision::Send { .. } => self.customer_name(&env.tenant_id, &n).await,
+            Decision::Send { .. } => self.customer_name(&env.tenant_id, n).await,
             Decision::Skip(_) => None,
         };
-        let card = domain::card(&n, name.as_deref(), tz, &self.public_base);
+        let card = domain::card(n, name.as_deref(), tz, &self.public_base);
+        Ok((decision, agent, card))
+    }
+
+    /// This consumer's claim on the notification, or `None` when it is settled or another
+    /// consumer holds it (this copy then looks again later, and lets go on its last delivery:
+    /// the holder's own delivery is redelivered should the holder die).
+    async fn claim(
+        &self,
+        env: &Envelope,
+        n: &LeadNotify,
+        card: &Card,
+        attempt: Attempt,
+    ) -> Result<Option<Claimed>, HandlerError> {
+        let owner = n.owner.as_ref();
         let row = NewNotification {
             id: env.id,
             tenant_id: env.tenant_id.clone(),
-            corp_id: n.owner.as_ref().map(|o| o.corp_id.clone()),
-            user_id: n.owner.as_ref().map(|o| o.user_id.clone()),
-            external_userid: n.owner.as_ref().and_then(|o| o.external_userid.clone()),
+            corp_id: owner.map(|o| o.corp_id.clone()),
+            user_id: owner.map(|o| o.user_id.clone()),
+            external_userid: owner.and_then(|o| o.external_userid.clone()),
             profile_id: n.profile_id.clone(),
             trigger_id: n.trigger_id.clone(),
             title: card.title.clone(),
             description: card.description.clone(),
             url: card.url.clone(),
         };
-        let now = Utc::now();
-        let claimed = match store::claim(&self.db, &row, now, chrono::Duration::seconds(LEASE_SECS))
+        let lease = chrono::Duration::seconds(LEASE_SECS);
+        match store::claim(&self.db, &row, Utc::now(), lease)
             .await
             .map_err(transient)?
         {
-            Claim::Claimed(c) => c,
+            Claim::Claimed(c) => Ok(Some(c)),
             Claim::Settled(_) => {
                 count(DUPLICATES, None);
-                return Ok(());
+                Ok(None)
             }
-            // Its holder settles it; this copy looks again later (and gives up on its last
-            // delivery: the holder's own delivery is redelivered if the holder dies).
             Claim::InFlight if attempt.last => {
                 count(DUPLICATES, None);
-                return Ok(());
+                Ok(None)
             }
-            Claim::InFlight => {
-                return Err(HandlerError::Transient(format!(
-                    "notification {} is being sent by another consumer",
-                    env.id
-                )))
-            }
+            Claim::InFlight => Err(HandlerError::Transient(format!(
+                "notification {} is being sent by another consumer",
+                env.id
+            ))),
+        }
+    }
+
+    /// Records the notification without a message.
+    async fn skip(
+        &self,
+        id: uuid::Uuid,
+        claimed: &Claimed,
+        reason: SkipReason,
+    ) -> Result<(), HandlerError> {
+        let s = Settlement {
+            status: Status::Skipped,
+            reason: Some(reason.as_str().into()),
+            attempts: claimed.attempts.clone(),
+            msgid: None,
         };
-        let sender = match (decision, agent) {
-            (Decision::Send { agent_id }, Some(agent)) => Some((agent_id, agent)),
+        self.settle(id, claimed, &s).await?;
+        count(SKIPPED, Some(reason.as_str()));
+        tracing::info!(notification = %id, reason = reason.as_str(), "Lead notification recorded without a message");
+        Ok(())
+    }
+
+    /// One try: the corp's call slot, `message/send`, and what the answer means written down
+    /// (settled, or handed back for the bus to bring again).
+    async fn send(
+        &self,
+        id: uuid::Uuid,
+        n: &LeadNotify,
+        claimed: &Claimed,
+        sender: Sender<'_>,
+        attempt: Attempt,
+    ) -> Result<(), HandlerError> {
+        let (corp, rep) = n
+            .owner
+            .as_ref()
+            .map(|o| (o.corp_id.as_str(), o.user_id.as_str()))
+            .unwrap_or_default();
+        let card = sender.card;
+        let result = match (self.pace(corp).await, WechatApi::credentials(sender.agent)) {
+            (true, Some(creds)) => {
+                let message = AppMessage::new(
+                    sender.agent_id,
+                    &[rep],
+                    AppMessageBody::textcard(
+                        &card.title,
+                        &card.description,
+                        &card.url,
+                        Some(domain::BUTTON),
+                    ),
+                );
+                Some(self.wechat.send_app_message(&creds, &message).await)
+            }
+            // No call slot soon enough (an agent app always has its secret: `load` made sure).
             _ => None,
-        };
-        let Some((agent_id, agent)) = sender else {
-            let reason = match decision {
-                Decision::Skip(r) => r,
-                Decision::Send { .. } => domain::SkipReason::NoAgentApp,
-            };
-            let s = Settlement {
-                status: Status::Skipped,
-                reason: Some(reason.as_str().into()),
-                attempts: claimed.attempts.clone(),
-                msgid: None,
-            };
-            self.settle(env.id, &claimed, &s).await?;
-            count(SKIPPED, Some(reason.as_str()));
-            tracing::info!(notification = %env.id, reason = reason.as_str(), "Lead notification recorded without a message");
-            return Ok(());
-        };
-        let rep = n
-            .owner
-            .as_ref()
-            .map(|o| o.user_id.clone())
-            .unwrap_or_default();
-        let corp = n
-            .owner
-            .as_ref()
-            .map(|o| o.corp_id.clone())
-            .unwrap_or_default();
-        let result = if self.pace(&corp).await {
-            let message = AppMessage::new(
-                agent_id,
-                &[rep.as_str()],
-                AppMessageBody::textcard(
-                    &card.title,
-                    &card.description,
-                    &card.url,
-                    Some(domain::BUTTON),
-                ),
-            );
-            match WechatApi::credentials(&agent) {
-                Some(creds) => Some(self.wechat.send_app_message(&creds, &message).await),
-                // Filtered above: an agent app without a secret is no agent app.
-                None => None,
-            }
-        } else {
-            None
         };
         let tries = claimed.attempts.len() as u32 + 1;
         let last = attempt.last || self.cfg.max_attempts.is_some_and(|m| tries >= m);
-        let (verdict, record) = domain::judge(result.as_ref(), &rep, last, Utc::now());
+        let (verdict, record) = domain::judge(result.as_ref(), rep, last, Utc::now());
         let mut attempts = claimed.attempts.clone();
         attempts.push(record.clone());
+        let error = record.errmsg.as_deref().unwrap_or("");
         match verdict {
             Verdict::Retry => {
-                store::release(&self.db, env.id, &claimed, &attempts, Utc::now())
+                store::release(&self.db, id, claimed, &attempts, Utc::now())
                     .await
                     .map_err(|e| match e {
                         SettleError::Db(e) => transient(e),
@@ -271,14 +322,10 @@ impl Notifier {
                     })?;
                 count(RETRIES, None);
                 tracing::warn!(
-                    notification = %env.id, corp_id = %corp, errcode = ?record.errcode,
-                    error = record.errmsg.as_deref().unwrap_or(""), tries,
+                    notification = %id, corp_id = %corp, errcode = ?record.errcode, error, tries,
                     "Lead notification not sent; will retry"
                 );
-                Err(HandlerError::Transient(format!(
-                    "message/send: {}",
-                    record.errmsg.unwrap_or_default()
-                )))
+                Err(HandlerError::Transient(format!("message/send: {error}")))
             }
             Verdict::Sent { msgid } => {
                 let s = Settlement {
@@ -287,9 +334,9 @@ impl Notifier {
                     attempts,
                     msgid: Some(msgid).filter(|m| !m.is_empty()),
                 };
-                self.settle(env.id, &claimed, &s).await?;
+                self.settle(id, claimed, &s).await?;
                 count(SENT, None);
-                tracing::info!(notification = %env.id, corp_id = %corp, tries, "Lead notification sent");
+                tracing::info!(notification = %id, corp_id = %corp, tries, "Lead notification sent");
                 Ok(())
             }
             Verdict::Failed { reason } => {
@@ -299,12 +346,11 @@ impl Notifier {
                     attempts,
                     msgid: record.msgid.clone(),
                 };
-                self.settle(env.id, &claimed, &s).await?;
+                self.settle(id, claimed, &s).await?;
                 count(FAILED, Some(reason));
                 tracing::warn!(
-                    notification = %env.id, corp_id = %corp, reason, errcode = ?record.errcode,
-                    error = record.errmsg.as_deref().unwrap_or(""), tries,
-                    "Lead notification failed"
+                    notification = %id, corp_id = %corp, reason, errcode = ?record.errcode, error,
+                    tries, "Lead notification failed"
                 );
                 Ok(())
             }
