@@ -5,7 +5,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/profiles/{id}/scores` | stage, owner, activity and every dimension's score, exact now |
+//! | `GET /v1/profiles/{id}/scores` | stage, owner, activity, every dimension's score exact now, the stages a person may move it to (`allowed_moves`) and the open SLA's `sla_due_at` |
 //! | `GET /v1/profiles/{id}/ledger?model=&include_voided=&cursor=&limit=` | ledger entries newest first (rule, event, delta, cap, earned, expiry, worth now) |
 //! | `GET /v1/profiles/{id}/stage-history?cursor=&limit=` | `{stage, status, items, next_cursor}`: the moves, oldest first, with who/what moved it, why, and time in stage |
 //! | `GET /v1/profiles/{id}/firings?cursor=&limit=` | trigger firings, oldest first, with what each action did |

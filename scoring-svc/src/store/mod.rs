@@ -42,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::ScoreKeyEras),
             Box::new(migrations::LeadMergeMark),
             Box::new(migrations::LeadBrowseIndexes),
+            Box::new(migrations::ScoreBoardIndexes),
         ]
     }
 }

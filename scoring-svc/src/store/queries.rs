@@ -6,18 +6,18 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use proto::scoring::Owner;
-use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query};
+use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement};
 use sea_orm::{DatabaseConnection, DbErr};
 use serde::Serialize;
 
 use super::browse::{score_key, Filter};
 use super::leads::{self, Lead};
 use super::migrations::{
-    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreLedger as E,
-    ScoreRules as R, TriggerFirings as F,
+    LeadSla as A, LeadStageHistory as H, Leads as L, ProfileScores as P, ScoreEras,
+    ScoreLedger as E, ScoreRules as R, TriggerFirings as F,
 };
 use super::{one, rows, scores, Scorer};
-use crate::domain::compiled::Compiled;
+use crate::domain::compiled::{Compiled, Model};
 use crate::domain::decay::Fold;
 
 /// A lead's row.
@@ -64,6 +64,12 @@ pub struct LeadView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_activity_at: Option<DateTime<Utc>>,
     pub scores: Vec<ScoreView>,
+    /// The stages a person may move the lead to by hand now, as the stage machine says (a
+    /// guard may still refuse a move).
+    pub allowed_moves: Vec<String>,
+    /// When the open SLA of the current stage falls due, if one is open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_due_at: Option<DateTime<Utc>>,
     pub as_of: DateTime<Utc>,
 }
 
@@ -92,7 +98,27 @@ pub async fn lead_scores(
             decaying: f.decaying,
         });
     }
+    let open_sla = Query::select()
+        .column(A::DueAt)
+        .from(A::Table)
+        .and_where(Expr::col(A::TenantId).eq(tenant))
+        .and_where(Expr::col(A::ProfileId).eq(profile))
+        .and_where(Expr::col(A::Status).eq(leads::SLA_OPEN))
+        .order_by(A::HistoryId, Order::Desc)
+        .limit(1)
+        .to_owned();
+    let sla_due_at: Option<DateTime<Utc>> = match one(db, &open_sla).await? {
+        Some(r) => r.try_get("", "due_at")?,
+        None => None,
+    };
+    let allowed_moves = if l.active() {
+        defs.machine.manual_targets(&l.stage)
+    } else {
+        Vec::new()
+    };
     Ok(Some(LeadView {
+        allowed_moves,
+        sla_due_at,
         tenant_id: l.tenant,
         profile_id: l.profile,
         stage: l.stage,
@@ -531,11 +557,217 @@ impl BoardRow {
 /// score crosses the cursor between two requests (a new event, or decay) may show on both pages
 /// or on neither.
 ///
+/// A valid fold of the current era scores `held + norm × c` (`c` the era's carry now, the same
+/// for every row), which grows with `norm` and with `held`: the page is found by the threshold
+/// algorithm over two index-ordered reads, by `norm` (descending, then profile id) and by `held`,
+/// in growing batches, until the page's last row scores above what any unread row can (`held`
+/// of the last row read by `held` + `c × norm` of the last read by `norm`; on a tie, ids after
+/// the `norm` read's last cannot come before it). The rest — folds past a decay boundary (the
+/// scheduler rebuilds them as they come due) and folds of another era (around an era's turn,
+/// 128 half-lives apart) — are few: read whole and scored exactly; when there are more than
+/// [`EXTRA_MAX`], the page is ranked by one ordered scan instead.
+pub async fn leaderboard(
+    scorer: &Scorer,
+    tenant: &str,
+    defs: &Compiled,
+    model: usize,
+    b: &Board,
+) -> Result<Vec<BoardRow>, DbErr> {
+    let db = &scorer.db;
+    let now = scorer.clock.now();
+    let m = &defs.models[model];
+    let s = Alias::new("s");
+    let l = Alias::new("l");
+    let base = |q: &mut SelectStatement| {
+        q.columns([
+            (s.clone(), P::ProfileId),
+            (s.clone(), P::Held),
+            (s.clone(), P::Decaying),
+            (s.clone(), P::FoldedAt),
+            (s.clone(), P::ValidUntil),
+            (s.clone(), P::Norm),
+        ])
+        .columns([(l.clone(), L::Stage), (l.clone(), L::OwnerUserId)])
+        .from_as(P::Table, s.clone())
+        .join_as(
+            sea_orm::sea_query::JoinType::InnerJoin,
+            L::Table,
+            l.clone(),
+            Cond::all()
+                .add(Expr::col((s.clone(), P::TenantId)).equals((l.clone(), L::TenantId)))
+                .add(Expr::col((s.clone(), P::ProfileId)).equals((l.clone(), L::ProfileId))),
+        )
+        .and_where(Expr::col((s.clone(), P::TenantId)).eq(tenant))
+        .and_where(Expr::col((s.clone(), P::ModelId)).eq(m.id.as_str()));
+        b.filter.apply(q, tenant, &l, defs, now);
+    };
+    let era = m.decay.era(m.epoch, now);
+    let carry = m.decay.era_carry(m.epoch, era, now);
+    let era_col = || Expr::col((s.clone(), ScoreEras::NormEra));
+    let valid = || {
+        Cond::any()
+            .add(Expr::col((s.clone(), P::ValidUntil)).is_null())
+            .add(Expr::col((s.clone(), P::ValidUntil)).gt(now))
+    };
+    let mut found: HashMap<String, BoardRow> = HashMap::new();
+    let mut extra = Query::select();
+    base(&mut extra);
+    extra
+        .cond_where(
+            Cond::any()
+                .add(Expr::col((s.clone(), P::ValidUntil)).lte(now))
+                .add(era_col().ne(era)),
+        )
+        .limit(EXTRA_MAX + 1);
+    let extra = rows(db, &extra).await?;
+    if extra.len() as u64 > EXTRA_MAX {
+        return scan(scorer, tenant, defs, model, b).await;
+    }
+    for r in &extra {
+        board_row(scorer, tenant, m, now, r, &mut found).await?;
+    }
+    let mut batch = (b.limit + 1).max(64);
+    let mut by_norm: Option<(f64, String)> = None;
+    let mut by_held: Option<(f64, String)> = None;
+    loop {
+        // By norm, in the current era.
+        let mut q = Query::select();
+        base(&mut q);
+        q.and_where(era_col().eq(era)).cond_where(valid());
+        if let Some((n, id)) = &by_norm {
+            q.cond_where(
+                Cond::any().add(Expr::col((s.clone(), P::Norm)).lt(*n)).add(
+                    Expr::col((s.clone(), P::Norm))
+                        .eq(*n)
+                        .and(Expr::col((s.clone(), P::ProfileId)).gt(id.as_str())),
+                ),
+            );
+        }
+        q.order_by((s.clone(), P::Norm), Order::Desc)
+            .order_by((s.clone(), P::ProfileId), Order::Asc)
+            .limit(batch);
+        let read = rows(db, &q).await?;
+        let norm_done = (read.len() as u64) < batch;
+        for r in &read {
+            board_row(scorer, tenant, m, now, r, &mut found).await?;
+        }
+        if let Some(r) = read.last() {
+            by_norm = Some((r.try_get("", "norm")?, r.try_get("", "profile_id")?));
+        }
+        if norm_done {
+            // Every valid row of the era has been read.
+            break;
+        }
+        // By what is held, every valid row.
+        let mut q = Query::select();
+        base(&mut q);
+        q.cond_where(valid());
+        if let Some((h, id)) = &by_held {
+            q.cond_where(
+                Cond::any().add(Expr::col((s.clone(), P::Held)).lt(*h)).add(
+                    Expr::col((s.clone(), P::Held))
+                        .eq(*h)
+                        .and(Expr::col((s.clone(), P::ProfileId)).gt(id.as_str())),
+                ),
+            );
+        }
+        q.order_by((s.clone(), P::Held), Order::Desc)
+            .order_by((s.clone(), P::ProfileId), Order::Asc)
+            .limit(batch);
+        let read = rows(db, &q).await?;
+        let held_done = (read.len() as u64) < batch;
+        for r in &read {
+            board_row(scorer, tenant, m, now, r, &mut found).await?;
+        }
+        if let Some(r) = read.last() {
+            by_held = Some((r.try_get("", "held")?, r.try_get("", "profile_id")?));
+        }
+        if held_done {
+            break;
+        }
+        let (Some((n, norm_id)), Some((h, _))) = (&by_norm, &by_held) else {
+            break;
+        };
+        // No unread row scores above this; one scoring it has an id after `norm_id`.
+        let threshold = rank(h + carry * n);
+        let mut page: Vec<&BoardRow> = found
+            .values()
+            .filter(|row| b.after.as_ref().is_none_or(|a| row.after(a)))
+            .collect();
+        if page.len() as u64 >= b.limit {
+            page.sort_by(|a, b| board_order(a, b));
+            let last = page[b.limit as usize - 1];
+            let r = rank(last.score);
+            if r > threshold || (r == threshold && last.profile_id.as_str() < norm_id.as_str()) {
+                break;
+            }
+        }
+        batch = batch.saturating_mul(2);
+    }
+    let mut out: Vec<BoardRow> = found
+        .into_values()
+        .filter(|row| b.after.as_ref().is_none_or(|a| row.after(a)))
+        .collect();
+    out.sort_by(board_order);
+    out.truncate(b.limit as usize);
+    Ok(out)
+}
+
+/// Folds outside the sorted reads that make the leaderboard fall back to [`scan`].
+const EXTRA_MAX: u64 = 10_000;
+
+/// The board's order: score (to a millionth) descending, then profile id.
+fn board_order(a: &BoardRow, b: &BoardRow) -> std::cmp::Ordering {
+    rank(b.score)
+        .cmp(&rank(a.score))
+        .then_with(|| a.profile_id.cmp(&b.profile_id))
+}
+
+/// Scores the fold of row `r` exactly now (rebuilt from the ledger past a decay boundary) into
+/// `found`, unless it is there already.
+async fn board_row(
+    scorer: &Scorer,
+    tenant: &str,
+    m: &Model,
+    now: DateTime<Utc>,
+    r: &sea_orm::QueryResult,
+    found: &mut HashMap<String, BoardRow>,
+) -> Result<(), DbErr> {
+    let profile: String = r.try_get("", "profile_id")?;
+    if found.contains_key(&profile) {
+        return Ok(());
+    }
+    let fold = Fold {
+        held: r.try_get("", "held")?,
+        decaying: r.try_get("", "decaying")?,
+        at: r.try_get("", "folded_at")?,
+        valid_until: r.try_get("", "valid_until")?,
+    };
+    let score = match fold.carried(&m.decay, now) {
+        Some(f) => f.value(),
+        None => scores::rebuild(&scorer.db, tenant, &profile, m, now)
+            .await?
+            .value(),
+    };
+    found.insert(
+        profile.clone(),
+        BoardRow {
+            profile_id: profile,
+            score,
+            stage: r.try_get("", "stage")?,
+            owner: r.try_get("", "owner_user_id")?,
+        },
+    );
+    Ok(())
+}
+
+/// The leaderboard by one scan ordered in SQL (the fallback of [`leaderboard`]).
+///
 /// Rows are ordered in SQL by `held + norm × carry of its era at now`, exact for every fold still
 /// valid (to float rounding: the SQL bounds of a cursor leave a margin, the rows are then ranked
 /// and cut here); folds past a decay boundary (few: the scheduler rebuilds them as they come
 /// due) are rebuilt here and merged in.
-pub async fn leaderboard(
+async fn scan(
     scorer: &Scorer,
     tenant: &str,
     defs: &Compiled,
