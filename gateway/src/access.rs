@@ -10,8 +10,10 @@
 //! time to live.
 
 mod people;
+mod reps;
 
 pub use people::{MemberChange, MemberStatus, MemberView, TenantView};
+pub use reps::{RepRef, RepRefusal, SIDEBAR, SIDEBAR_TTL};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -90,14 +92,20 @@ pub struct AdminPrincipal {
     pub role: Role,
     /// The credential's id (a session or an API token).
     pub token_id: String,
-    /// `session` or `api`.
+    /// `session`, `api` or `sidebar`.
     pub kind: String,
+    /// The WeCom member a sidebar session acts as.
+    pub rep: Option<RepRef>,
 }
 
 impl AdminPrincipal {
-    /// The actor services record: `user:<id>`.
+    /// The actor services record: `rep:<corp>:<userid>` for a sidebar session, else
+    /// `user:<id>`.
     pub fn actor(&self) -> String {
-        format!("user:{}", self.user_id)
+        match &self.rep {
+            Some(r) => format!("rep:{}:{}", r.corp_id, r.userid),
+            None => format!("user:{}", self.user_id),
+        }
     }
 }
 
@@ -301,6 +309,7 @@ impl Access {
                     status: Set("active".into()),
                     created_at: Set(at),
                     updated_at: Set(at),
+                    reps_sign_up: Set(true),
                 }
                 .insert(&self.db)
                 .await?
@@ -597,6 +606,15 @@ impl Access {
             .filter(token::Column::Id.eq(t.id.clone()))
             .exec(&self.db)
             .await?;
+        let rep = if t.kind == SIDEBAR {
+            match self.rep_of(&t.tenant_id, &u.id).await? {
+                Some(r) => Some(r),
+                // A sidebar session of a member no longer mapped signs nothing in.
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
         Ok(Some(AdminPrincipal {
             tenant_id: t.tenant_id,
             user_id: u.id,
@@ -604,6 +622,7 @@ impl Access {
             role,
             token_id: t.id,
             kind: t.kind,
+            rep,
         }))
     }
 

@@ -147,6 +147,36 @@ impl WechatApi {
         self.client.kept_token(credentials).await
     }
 
+    /// WeCom's sign-in page for the corp's agent app, coming back to `redirect_uri`.
+    pub fn oauth_url(
+        &self,
+        corp_id: &str,
+        agent_id: i64,
+        redirect_uri: &str,
+        state: &str,
+    ) -> String {
+        self.client
+            .wecom_oauth_url(corp_id, agent_id, redirect_uri, state)
+    }
+
+    /// Who signed in with `code` (`auth/getuserinfo` with the agent app's token).
+    pub async fn oauth_user(
+        &self,
+        credentials: &AppCredentials,
+        code: &str,
+    ) -> Result<wechat::api::OAuthUser, ApiError> {
+        self.client.wecom_oauth_user(credentials, code).await
+    }
+
+    /// A JS-SDK ticket of the agent app, from the keeper (one fetch for every replica).
+    pub async fn jsapi_ticket(
+        &self,
+        credentials: &AppCredentials,
+        kind: wechat::api::TicketKind,
+    ) -> Result<Secret, ApiError> {
+        Ok(self.client.kept_ticket(credentials, kind).await?.ticket)
+    }
+
     /// `message/send` from a WeCom agent app, with its token from the keeper.
     pub async fn send_app_message(
         &self,

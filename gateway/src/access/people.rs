@@ -62,6 +62,9 @@ pub struct TenantView {
     pub status: String,
     pub created_at: chrono::DateTime<Utc>,
     pub updated_at: chrono::DateTime<Utc>,
+    /// A WeCom member signing in to the sidebar for the first time becomes a `rep` (else an
+    /// owner adds them first).
+    pub reps_sign_up: bool,
 }
 
 impl From<tenant::Model> for TenantView {
@@ -73,6 +76,7 @@ impl From<tenant::Model> for TenantView {
             status: t.status,
             created_at: utc(t.created_at),
             updated_at: utc(t.updated_at),
+            reps_sign_up: t.reps_sign_up,
         }
     }
 }
@@ -321,12 +325,14 @@ impl Access {
             .ok_or_else(|| AccessError::NotFound(format!("no tenant `{tenant_id}`")))
     }
 
-    /// Changes the tenant's name and/or time zone (checked: 1–128 characters, an IANA zone).
+    /// Changes the tenant's name, time zone (checked: 1–128 characters, an IANA zone) and
+    /// whether reps sign up in the sidebar.
     pub async fn update_tenant(
         &self,
         tenant_id: &str,
         name: Option<&str>,
         time_zone: Option<&str>,
+        reps_sign_up: Option<bool>,
     ) -> Result<TenantView, AccessError> {
         if let Some(n) = name {
             check_tenant_name(n)?;
@@ -344,6 +350,9 @@ impl Access {
         }
         if let Some(tz) = time_zone {
             a.time_zone = Set(tz.to_string());
+        }
+        if let Some(r) = reps_sign_up {
+            a.reps_sign_up = Set(r);
         }
         a.updated_at = Set(now());
         Ok(a.update(self.db()).await?.into())
@@ -462,14 +471,15 @@ mod tests {
         assert_eq!(page.len(), 1);
 
         assert!(matches!(
-            a.update_tenant("acme", None, Some("Mars/Olympus")).await,
+            a.update_tenant("acme", None, Some("Mars/Olympus"), None)
+                .await,
             Err(AccessError::Invalid {
                 code: "invalid_time_zone",
                 ..
             })
         ));
         let t = a
-            .update_tenant("acme", Some("Acme Ltd"), Some("Europe/Paris"))
+            .update_tenant("acme", Some("Acme Ltd"), Some("Europe/Paris"), None)
             .await
             .unwrap();
         assert_eq!(

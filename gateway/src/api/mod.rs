@@ -1,12 +1,13 @@
-//! HTTP endpoints of the gateway: WeChat callbacks, the mini-program SDK (login, phone, tracking)
-//! and the internal endpoints other roles and tools call (the WeChat access-token endpoint, the
-//! bus's parked messages).
+//! HTTP endpoints of the gateway: WeChat callbacks, the mini-program SDK (login, phone, tracking),
+//! the admin API, the WeCom sidebar for reps, and the internal endpoints other roles and tools
+//! call (the WeChat access-token endpoint, the bus's parked messages).
 
 pub mod admin;
 pub mod bus;
 mod callbacks;
 pub(crate) mod internal;
 mod sdk;
+pub mod sidebar;
 mod track;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn routes(state: GatewayState) -> Routes {
             .configure(track::routes)
             .configure(internal::routes)
             .configure(bus::routes)
-            .configure(admin::register);
+            .configure(admin::register)
+            .configure(sidebar::routes);
     })
 }

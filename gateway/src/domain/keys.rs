@@ -1,5 +1,5 @@
-//! The gateway's master key and what is derived from it: a sealer for app secrets at rest and an
-//! HMAC key for SDK session tokens (see `platform::crypto`).
+//! The gateway's master key and what is derived from it: a sealer for app secrets at rest and
+//! HMAC keys for SDK session tokens and the sidebar's OAuth state (see `platform::crypto`).
 
 use platform::crypto::{CryptoError, MasterKey, Sealer};
 
@@ -11,6 +11,7 @@ pub type KeyError = CryptoError;
 pub struct Keys {
     secrets: Sealer,
     sdk: [u8; 32],
+    sidebar: [u8; 32],
 }
 
 impl Keys {
@@ -20,6 +21,7 @@ impl Keys {
         Ok(Keys {
             secrets: Sealer::new(master.derive("scrm.gateway.app-secrets.v1")),
             sdk: master.derive("scrm.gateway.sdk-session.v1"),
+            sidebar: master.derive("scrm.gateway.sidebar-oauth.v1"),
         })
     }
 
@@ -41,6 +43,11 @@ impl Keys {
     /// The key SDK session tokens are signed with.
     pub fn sdk_key(&self) -> &[u8; 32] {
         &self.sdk
+    }
+
+    /// The key the sidebar's OAuth `state` is signed with.
+    pub fn sidebar_key(&self) -> &[u8; 32] {
+        &self.sidebar
     }
 }
 

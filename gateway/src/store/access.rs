@@ -23,6 +23,9 @@ pub mod tenant {
         pub status: String,
         pub created_at: DateTime,
         pub updated_at: DateTime,
+        /// Does a WeCom member signing in to the sidebar for the first time become a user with
+        /// the `rep` role (else an owner adds them first)?
+        pub reps_sign_up: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,11 +1,12 @@
 //! Tables of the gateway and their migrations: the app registry (WeChat apps with sealed secrets),
 //! tenant write keys for server-side tracking, the front door's tenants, users, roles,
-//! credentials and audit log, and (from `notify::store`) the reps' lead notifications with the
-//! inbox of the messages that made them.
+//! credentials and audit log, the WeCom members reps sign in to the sidebar as, and (from
+//! `notify::store`) the reps' lead notifications with the inbox of the messages that made them.
 
 pub mod access;
 pub mod apps;
 pub mod migrations;
+pub mod reps;
 pub mod write_keys;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             // The lead-notification consumer records settled messages (inbox) beside its table.
             Box::new(CreateInbox),
             Box::new(crate::notify::store::CreateLeadNotifications),
+            Box::new(reps::AddRepIdentities),
         ]
     }
 }

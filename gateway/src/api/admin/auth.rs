@@ -31,7 +31,7 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
 }
 
 /// The common answer to an access error.
-pub(super) fn access_error(e: AccessError) -> ApiError {
+pub(crate) fn access_error(e: AccessError) -> ApiError {
     match e {
         AccessError::Invalid {
             code,

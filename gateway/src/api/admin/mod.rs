@@ -23,6 +23,8 @@ mod people;
 mod proxy;
 mod triggers;
 
+pub(crate) use auth::access_error;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use platform::http::ApiError;
@@ -147,7 +149,7 @@ fn without_principal_keys(mut body: Value) -> Value {
 }
 
 /// A copy of `v` fit for the audit log: secrets and passwords replaced, long strings cut.
-fn redacted(v: &Value) -> Value {
+pub(crate) fn redacted(v: &Value) -> Value {
     match v {
         Value::Object(o) => Value::Object(
             o.iter()

@@ -180,6 +180,9 @@ pub(super) struct TenantChange {
     /// An IANA time zone, e.g. `Asia/Shanghai`.
     #[serde(default)]
     time_zone: Option<String>,
+    /// Does a WeCom member signing in to the sidebar for the first time become a `rep`?
+    #[serde(default)]
+    reps_sign_up: Option<bool>,
 }
 
 async fn update_tenant(
@@ -189,10 +192,10 @@ async fn update_tenant(
     body: web::Json<TenantChange>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    if b.name.is_none() && b.time_zone.is_none() {
+    if b.name.is_none() && b.time_zone.is_none() && b.reps_sign_up.is_none() {
         return Err(ApiError::bad_request(
             "missing_field",
-            "give `name` and/or `time_zone` to change",
+            "give `name`, `time_zone` and/or `reps_sign_up` to change",
         )
         .with_details(json!({"field": "name"})));
     }
@@ -203,7 +206,12 @@ async fn update_tenant(
         .map_err(access_error)?;
     let after = state
         .access
-        .update_tenant(&p.tenant_id, b.name.as_deref(), b.time_zone.as_deref())
+        .update_tenant(
+            &p.tenant_id,
+            b.name.as_deref(),
+            b.time_zone.as_deref(),
+            b.reps_sign_up,
+        )
         .await
         .map_err(access_error)?;
     audit(
@@ -211,7 +219,8 @@ async fn update_tenant(
         &req,
         &p,
         StatusCode::OK,
-        json!({"request": {"name": b.name, "time_zone": b.time_zone}, "before": before, "after": after}),
+        json!({"request": {"name": b.name, "time_zone": b.time_zone, "reps_sign_up": b.reps_sign_up},
+               "before": before, "after": after}),
     )
     .await;
     Ok(HttpResponse::Ok().json(after))
