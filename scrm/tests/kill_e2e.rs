@@ -44,14 +44,7 @@ async fn identity_killed_mid_batch_resolves_every_event_exactly_once() {
                 let Some(cb) = queue.lock().unwrap().pop() else {
                     return;
                 };
-                let r = http
-                    .post(&cb.url)
-                    .query(&cb.query)
-                    .header("content-type", cb.content_type)
-                    .body(cb.body.clone())
-                    .send()
-                    .await
-                    .unwrap();
+                let r = deployment::post_callback(&http, &cb).await.unwrap();
                 assert!(r.status().is_success(), "{}", r.status());
             }
         }));

@@ -67,14 +67,7 @@ async fn two_replicas_of_each_service_apply_every_event_once() {
                     return;
                 };
                 for cb in person {
-                    let r = http
-                        .post(&cb.url)
-                        .query(&cb.query)
-                        .header("content-type", cb.content_type)
-                        .body(cb.body.clone())
-                        .send()
-                        .await
-                        .unwrap();
+                    let r = deployment::post_callback(&http, &cb).await.unwrap();
                     assert!(r.status().is_success(), "{}", r.status());
                 }
             }

@@ -7,6 +7,8 @@
 //! no one is 404.
 
 mod common;
+#[path = "common/sidebar.rs"]
+mod sidebar;
 
 use std::time::Duration;
 
@@ -74,60 +76,6 @@ impl Http {
         let text = resp.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
-}
-
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let first = v.split(';').next()?;
-            let (k, val) = first.split_once('=')?;
-            (k.trim() == name && !val.is_empty()).then(|| val.to_string())
-        })
-}
-
-/// Walks the OAuth sign-in as `userid`; the sidebar session token.
-async fn sign_in(c: &reqwest::Client, gw: &str, corp: &str, agent: i64, userid: &str) -> String {
-    let r = c
-        .get(format!(
-            "{gw}/sidebar/v1/oauth/start?corp_id={corp}&agent_id={agent}&redirect=/sidebar/"
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 302, "{:?}", r.text().await);
-    let nonce = set_cookie(&r, "scrm_sidebar_state").expect("the state cookie");
-    let authorize = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        authorize.contains("/connect/oauth2/authorize?appid="),
-        "{authorize}"
-    );
-    assert!(authorize.ends_with("#wechat_redirect"), "{authorize}");
-    // The fake's authorize page signs in whoever the query names.
-    let authorize = authorize.replace("#wechat_redirect", &format!("&userid={userid}"));
-    let r = c.get(&authorize).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 302);
-    let callback = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(
-        callback.contains("/sidebar/v1/oauth/callback?code="),
-        "{callback}"
-    );
-    // Another browser (no state cookie) cannot finish it.
-    let r = c.get(&callback).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 400, "state bound to the browser");
-    let r = c
-        .get(&callback)
-        .header("cookie", format!("scrm_sidebar_state={nonce}"))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let token = set_cookie(&r, "scrm_sidebar");
-    assert_eq!(status, 302, "{:?}", r.text().await);
-    assert_eq!(r.headers()["location"], "/sidebar/");
-    token.expect("the session cookie")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -209,7 +157,7 @@ async fn a_rep_signs_in_reads_the_card_tags_notes_and_moves_the_stage() {
     assert_eq!(r.status, 200, "{}", r.body);
 
     // Sign-in, who am I, and the JS-SDK signatures.
-    let session = sign_in(&http.c, &gw, &corp, agent_id, &rep).await;
+    let session = sidebar::sign_in(&http.c, &gw, &corp, agent_id, &rep).await;
     let (s, me) = http
         .send("GET", "/sidebar/v1/me", Some(&session), None)
         .await;
@@ -417,7 +365,7 @@ async fn a_rep_signs_in_reads_the_card_tags_notes_and_moves_the_stage() {
     assert_eq!(s, 200, "{leads}");
 
     // Another rep of the corp: not theirs. A customer of no one: unknown.
-    let other = sign_in(&http.c, &gw, &corp, agent_id, &stranger).await;
+    let other = sidebar::sign_in(&http.c, &gw, &corp, agent_id, &stranger).await;
     let (s, b) = http.send("GET", &card_path, Some(&other), None).await;
     assert_eq!(
         (s, b["code"].as_str()),

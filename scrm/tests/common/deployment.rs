@@ -296,6 +296,31 @@ impl Deployment {
         Ok(platform::db::connect(&DbConfig::new(self.db_url(role)), false).await?)
     }
 
+    /// The name of `role`'s database.
+    pub fn db_name(&self, role: &str) -> String {
+        let (_, db, _) = self.dbs.iter().find(|(r, _, _)| *r == role).unwrap();
+        db.clone()
+    }
+
+    /// A new user of `tenant` with `role` (the tenant made first when missing) and their API
+    /// token, through the command line.
+    pub fn user_token(&self, tenant: &str, email: &str, role: &str) -> anyhow::Result<String> {
+        let (ok, out) = self.scrm(&["tenant", "add", "--id", tenant, "--name", tenant]);
+        if !ok {
+            bail!("scrm tenant add: {out}");
+        }
+        let (ok, out) = self.scrm(&[
+            "user", "add", "--tenant", tenant, "--email", email, "--role", role, "--token",
+        ]);
+        if !ok {
+            bail!("scrm user add: {out}");
+        }
+        out.lines()
+            .find_map(|l| l.strip_prefix("API token (shown only now): "))
+            .map(|t| t.trim().to_string())
+            .ok_or_else(|| anyhow!("no token in: {out}"))
+    }
+
     /// The URL of `role`'s database (as root).
     pub fn db_url(&self, role: &str) -> String {
         let (_, db, _) = self.dbs.iter().find(|(r, _, _)| *r == role).unwrap();
@@ -455,4 +480,17 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
     .unwrap()
     .try_get_by_index(0)
     .unwrap()
+}
+
+/// Posts a prepared callback to the gateway as WeChat would.
+pub async fn post_callback(
+    http: &reqwest::Client,
+    cb: &wechat::fake::PreparedCallback,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(&cb.url)
+        .query(&cb.query)
+        .header("content-type", cb.content_type)
+        .body(cb.body.clone())
+        .send()
+        .await
 }
