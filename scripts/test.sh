@@ -2,8 +2,10 @@
 # The project's test command: makes sure MariaDB, Redis and RabbitMQ are up on this machine
 # (installing and starting them if needed), runs every test of the workspace against them, then
 # fuzzes the admin API of a real `scrm up` against its OpenAPI description
-# (scripts/schemathesis.sh). Extra arguments go to `cargo test`, e.g. `./scripts/test.sh -p rules`.
-# SCRM_SCHEMATHESIS=0 skips the fuzzing step.
+# (scripts/schemathesis.sh) and drives the sidebar page in a headless Chromium against `scrm up`
+# and the fake WeChat (scripts/browser.sh). Extra arguments go to `cargo test`, e.g.
+# `./scripts/test.sh -p rules`. SCRM_SCHEMATHESIS=0 skips the fuzzing step, SCRM_BROWSER=0 the
+# browser step.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,5 +29,14 @@ if [[ ${SCRM_SCHEMATHESIS:-1} != 0 ]]; then
     SCRM_BIN_FRESH=1 bash scripts/schemathesis.sh
   else
     bash scripts/schemathesis.sh
+  fi
+fi
+
+# The sidebar page in a real browser, against the same binary.
+if [[ ${SCRM_BROWSER:-1} != 0 ]]; then
+  if [[ $# -eq 0 ]]; then
+    SCRM_BIN_FRESH=1 bash scripts/browser.sh
+  else
+    bash scripts/browser.sh
   fi
 fi

@@ -57,6 +57,7 @@ pub fn help_lines(base_url: &str) -> Vec<String> {
         ("GET ", "/fake/mp/login-code?openid=|user=", "a js_code for jscode2session"),
         ("GET ", "/fake/mp/phone-code?openid=|user=[&phone=&country_code=]", "a getPhoneNumber code"),
         ("ANY ", "/fake/sink/...", "records what is posted (a stand-in gateway)"),
+        ("ANY ", "/fake/send/wecom-add?gateway=&userid=&external_userid=[&state=]", "posts a signed add_external_contact callback to the gateway; answers its {status, body}"),
     ]
     .iter()
     .map(|(method, path, what)| format!("{method}{base_url}{path}  {what}"))

@@ -15,8 +15,9 @@
 //!
 //! It also plays WeChat's side of callbacks: [`FakeHandle::callbacks`] builds messages,
 //! [`FakeHandle::send_oa`], [`FakeHandle::send_wecom`] and [`FakeHandle::send_mp`] sign, encrypt
-//! and post them to a gateway. `/fake/sink/…` records whatever is posted to it, so the sending
-//! side can be checked without a gateway.
+//! and post them to a gateway; scripts outside the process ask for one over HTTP
+//! (`/fake/send/wecom-add?gateway=&userid=&external_userid=`). `/fake/sink/…` records whatever is
+//! posted to it, so the sending side can be checked without a gateway.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,6 +1,7 @@
 //! The 360° read of one customer, composed from the services in parallel: identity's profile
 //! (fields with their sources, identifiers masked by the service, relations), tagging's tags
-//! with their origin, scoring's scores and stage, and the last 20 timeline entries.
+//! with their origin, scoring's scores (each with the top reasons from the ledger) and stage
+//! (with the moves allowed and the SLA due), and the last 20 timeline entries.
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpResponse, Route};
@@ -37,7 +38,8 @@ pub(super) struct Customer360 {
     profile: Value,
     /// tagging's tags of the customer with their origin.
     tags: Value,
-    /// scoring's scores and stage.
+    /// scoring's scores and stage: each model's score with its top reasons from the ledger,
+    /// the stage with the moves allowed from it and the open SLA's due time.
     scores: Value,
     /// The last 20 timeline entries.
     timeline: Value,
@@ -59,11 +61,13 @@ async fn customer(
     let tags_path = format!("/v1/profiles/{id}/tags?limit=500");
     let scores_path = format!("/v1/profiles/{id}/scores");
     let timeline_path = format!("/v1/profiles/{id}/timeline?limit=20");
-    let (profile, tags, scores, timeline) = futures_util::join!(
+    let ledger_path = format!("/v1/profiles/{id}/ledger?limit=200");
+    let (profile, tags, scores, timeline, ledger) = futures_util::join!(
         s.json(Service::Identity, Method::GET, &profile_path, None, &p),
         s.json(Service::Tagging, Method::GET, &tags_path, None, &p),
         s.json(Service::Scoring, Method::GET, &scores_path, None, &p),
         s.json(Service::Identity, Method::GET, &timeline_path, None, &p),
+        s.json(Service::Scoring, Method::GET, &ledger_path, None, &p),
     );
     let (status, profile) = profile.map_err(call_error)?;
     if status == StatusCode::NOT_FOUND {
@@ -82,11 +86,19 @@ async fn customer(
         Ok((s, v)) => json!({"error": {"status": s.as_u16(), "body": v}}),
         Err(e) => json!({"error": {"message": e.to_string()}}),
     };
+    let mut scores = part(scores);
+    let ledger = part(ledger);
+    if let Some(models) = scores.get_mut("scores").and_then(Value::as_array_mut) {
+        for m in models {
+            let reasons = crate::api::sidebar::top_reasons(&m["model_id"], &ledger);
+            m["reasons"] = json!(reasons);
+        }
+    }
     Ok(HttpResponse::Ok().json(Customer360 {
         id,
         profile,
         tags: part(tags),
-        scores: part(scores),
+        scores,
         timeline: part(timeline),
     }))
 }

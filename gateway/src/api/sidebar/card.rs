@@ -107,6 +107,36 @@ fn items(v: &Value) -> &[Value] {
     v["items"].as_array().map(Vec::as_slice).unwrap_or(&[])
 }
 
+/// What weighs most in model `model_id`'s score now, from ledger `entries` (`{items}`, voided
+/// ones left out): at most [`REASONS`] `{reason, points, entries}`, the rule (else the note or
+/// kind) with the points its entries are worth now and how many there are, largest first.
+pub(crate) fn top_reasons(model_id: &Value, ledger: &Value) -> Vec<Value> {
+    let mut reasons: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for e in items(ledger) {
+        if &e["model_id"] != model_id || e.get("voided_at").is_some_and(|v| !v.is_null()) {
+            continue;
+        }
+        let why = e["rule"]
+            .as_str()
+            .or_else(|| e["note"].as_str())
+            .or_else(|| e["kind"].as_str())
+            .unwrap_or("adjustment")
+            .to_string();
+        let r = reasons.entry(why).or_insert((0.0, 0));
+        r.0 += e["value_now"].as_f64().unwrap_or(0.0);
+        r.1 += 1;
+    }
+    let mut reasons: Vec<(String, (f64, u64))> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1 .0.abs().total_cmp(&a.1 .0.abs()).then(a.0.cmp(&b.0)));
+    reasons.truncate(REASONS);
+    reasons
+        .into_iter()
+        .map(
+            |(why, (points, entries))| json!({"reason": why, "points": points, "entries": entries}),
+        )
+        .collect()
+}
+
 /// The card from the services' answers.
 pub fn compose(parts: &Parts, member: &RepRef, external_userid: &str) -> Value {
     let fields = &parts.profile["fields"];
@@ -180,34 +210,12 @@ pub fn compose(parts: &Parts, member: &RepRef, external_userid: &str) -> Value {
         .map(|ss| {
             ss.iter()
                 .map(|sc| {
-                    let mut reasons: BTreeMap<String, (f64, u64)> = BTreeMap::new();
-                    for e in items(&parts.ledger) {
-                        if e["model_id"] != sc["model_id"]
-                            || e.get("voided_at").is_some_and(|v| !v.is_null())
-                        {
-                            continue;
-                        }
-                        let why = e["rule"]
-                            .as_str()
-                            .or_else(|| e["note"].as_str())
-                            .or_else(|| e["kind"].as_str())
-                            .unwrap_or("adjustment")
-                            .to_string();
-                        let r = reasons.entry(why).or_insert((0.0, 0));
-                        r.0 += e["value_now"].as_f64().unwrap_or(0.0);
-                        r.1 += 1;
-                    }
-                    let mut reasons: Vec<(String, (f64, u64))> = reasons.into_iter().collect();
-                    reasons
-                        .sort_by(|a, b| b.1 .0.abs().total_cmp(&a.1 .0.abs()).then(a.0.cmp(&b.0)));
-                    reasons.truncate(REASONS);
+                    let reasons = top_reasons(&sc["model_id"], &parts.ledger);
                     json!({
                         "model": sc["model"],
                         "name": sc["name"],
                         "score": sc["score"],
-                        "reasons": reasons.into_iter().map(|(why, (points, entries))| {
-                            json!({"reason": why, "points": points, "entries": entries})
-                        }).collect::<Vec<_>>(),
+                        "reasons": reasons,
                     })
                 })
                 .collect()

@@ -9,11 +9,17 @@
 //! tenant. Reads and writes go to the services with the rep as the actor
 //! (`rep:<corp>:<userid>`), and every write lands in the audit log.
 //!
+//! The page reps open in WeCom ([`page`], `GET /sidebar/`) is served here too, and drives all
+//! of it.
+//!
 //! Every route is in [`ROUTES`] with who may call it; the permission test is generated from it.
 
 mod actions;
 mod card;
+mod page;
 mod signin;
+
+pub(crate) use card::top_reasons;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest};
@@ -55,6 +61,9 @@ const fn r(method: &'static str, path: &'static str, access: Access) -> SidebarR
 
 /// Every sidebar route.
 pub const ROUTES: &[SidebarRoute] = &[
+    r("GET", "/sidebar/", Access::Public),
+    r("GET", "/sidebar/app.js", Access::Public),
+    r("GET", "/sidebar/app.css", Access::Public),
     r("GET", "/sidebar/v1/oauth/start", Access::Public),
     r("GET", "/sidebar/v1/oauth/callback", Access::Public),
     r("GET", "/sidebar/v1/me", Access::Rep),
@@ -106,7 +115,8 @@ pub fn find(method: &str, pattern: &str) -> Option<&'static SidebarRoute> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     for rt in ROUTES {
         let method = Method::from_bytes(rt.method.as_bytes()).unwrap_or(Method::GET);
-        let handled = signin::register(cfg, rt, web::method(method.clone()))
+        let handled = page::register(cfg, rt, web::method(method.clone()))
+            || signin::register(cfg, rt, web::method(method.clone()))
             || card::register(cfg, rt, web::method(method.clone()))
             || actions::register(cfg, rt, web::method(method));
         debug_assert!(handled, "no handler for {} {}", rt.method, rt.path);

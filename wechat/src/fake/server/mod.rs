@@ -9,12 +9,14 @@
 //! This module owns the shared state, the routing and the HTTP handler; the endpoints live by
 //! area: [`tokens`] (token endpoints and token checks), [`oa`], [`wecom`], [`miniprogram`], the
 //! sales-rep sidebar's [`agent`] (OAuth sign-in, JS-SDK tickets) and [`messages`] (app messages),
-//! and [`steering`] (the `/fake/…` developer endpoints and what tests change or read directly).
+//! [`steering`] (the `/fake/…` developer endpoints and what tests change or read directly) and
+//! [`send`] (`/fake/send/…`: callbacks posted to a gateway on request).
 
 mod agent;
 mod messages;
 mod miniprogram;
 mod oa;
+mod send;
 mod steering;
 mod tokens;
 mod wecom;
@@ -175,6 +177,8 @@ pub(crate) struct Shared {
     pub apps: FakeApps,
     pub population: Population,
     state: Mutex<State>,
+    /// Posts the callbacks `/fake/send/…` is asked for.
+    http: reqwest::Client,
 }
 
 type Answer = Result<Value, Value>;
@@ -224,6 +228,7 @@ impl Shared {
             apps,
             population,
             state: Mutex::new(state),
+            http: reqwest::Client::new(),
         }
     }
 
@@ -371,6 +376,10 @@ pub(crate) async fn dispatch(
     body: web::Bytes,
 ) -> HttpResponse {
     let path = req.path().to_owned();
+    if let Some(what) = path.strip_prefix("/fake/send/") {
+        let query = parse_query(req.query_string());
+        return shared.fake_send(what, &query).await;
+    }
     if let Some(rest) = path.strip_prefix("/fake/") {
         return steering::fake_endpoint(&shared, rest, &req, &body);
     }
