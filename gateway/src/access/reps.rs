@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use proto::auth::Role;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use super::{now, Access, AccessError, Issued, MemberStatus};
 use crate::store::access::{member, tenant, user};
@@ -106,7 +106,9 @@ impl Access {
     }
 
     /// A new user with the `rep` role mapped to the member (or the one another sign-in made at
-    /// the same time).
+    /// the same time). Each step is one statement that a repeat finds done — no transaction
+    /// that reads and then writes, which SQLite may refuse to upgrade under concurrent writers
+    /// — so a sign-in that failed half way is completed by the next one.
     async fn add_rep(
         &self,
         tenant_id: &str,
@@ -115,43 +117,52 @@ impl Access {
     ) -> Result<String, AccessError> {
         let at = now();
         let email = rep_email(corp_id, userid);
-        let txn = self.db().begin().await?;
-        let existing = user::Entity::find()
-            .filter(user::Column::Email.eq(email.clone()))
-            .one(&txn)
-            .await?;
-        let user_id = match existing {
+        let find_user = || {
+            user::Entity::find()
+                .filter(user::Column::Email.eq(email.clone()))
+                .one(self.db())
+        };
+        let user_id = match find_user().await? {
             Some(u) => u.id,
             None => {
                 let id = uuid::Uuid::now_v7().to_string();
-                user::ActiveModel {
+                let inserted = user::ActiveModel {
                     id: Set(id.clone()),
-                    email: Set(email),
+                    email: Set(email.clone()),
                     name: Set(userid.chars().take(128).collect()),
                     password_hash: Set(None),
                     status: Set("active".into()),
                     created_at: Set(at),
                     updated_at: Set(at),
                 }
-                .insert(&txn)
-                .await?;
-                id
+                .insert(self.db())
+                .await;
+                match inserted {
+                    Ok(_) => id,
+                    // Another sign-in made the user first.
+                    Err(e) => find_user().await?.map(|u| u.id).ok_or(AccessError::Db(e))?,
+                }
             }
         };
-        if member::Entity::find_by_id((tenant_id.to_string(), user_id.clone()))
-            .one(&txn)
-            .await?
-            .is_none()
-        {
-            member::ActiveModel {
+        let membership = member::Entity::find_by_id((tenant_id.to_string(), user_id.clone()))
+            .one(self.db())
+            .await?;
+        if membership.is_none() {
+            let inserted = member::ActiveModel {
                 tenant_id: Set(tenant_id.to_string()),
                 user_id: Set(user_id.clone()),
                 role: Set(Role::Rep.as_str().to_string()),
                 status: Set(MemberStatus::Active.as_str().to_string()),
                 created_at: Set(at),
             }
-            .insert(&txn)
-            .await?;
+            .insert(self.db())
+            .await;
+            if let Err(e) = inserted {
+                member::Entity::find_by_id((tenant_id.to_string(), user_id.clone()))
+                    .one(self.db())
+                    .await?
+                    .ok_or(AccessError::Db(e))?;
+            }
         }
         let inserted = rep_identity::ActiveModel {
             tenant_id: Set(tenant_id.to_string()),
@@ -160,26 +171,20 @@ impl Access {
             user_id: Set(user_id.clone()),
             created_at: Set(at),
         }
-        .insert(&txn)
+        .insert(self.db())
         .await;
         match inserted {
-            Ok(_) => {
-                txn.commit().await?;
-                Ok(user_id)
-            }
-            Err(e) => {
-                drop(txn);
-                // Another sign-in of the same member won the race: theirs stands.
-                rep_identity::Entity::find_by_id((
-                    tenant_id.to_string(),
-                    corp_id.to_string(),
-                    userid.to_string(),
-                ))
-                .one(self.db())
-                .await?
-                .map(|k| k.user_id)
-                .ok_or(AccessError::Db(e))
-            }
+            Ok(_) => Ok(user_id),
+            // Another sign-in of the same member won the race: theirs stands.
+            Err(e) => rep_identity::Entity::find_by_id((
+                tenant_id.to_string(),
+                corp_id.to_string(),
+                userid.to_string(),
+            ))
+            .one(self.db())
+            .await?
+            .map(|k| k.user_id)
+            .ok_or(AccessError::Db(e)),
         }
     }
 

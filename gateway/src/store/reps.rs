@@ -55,7 +55,7 @@ impl MigrationName for AddRepIdentities {
 #[async_trait::async_trait]
 impl MigrationTrait for AddRepIdentities {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use platform::db::schema::{str_col, ts_col};
+        use platform::db::schema::{dt, str_col};
         m.create_table(
             Table::create()
                 .table(RepIdentities::Table)
@@ -64,7 +64,7 @@ impl MigrationTrait for AddRepIdentities {
                 .col(str_col(RepIdentities::CorpId, 64))
                 .col(str_col(RepIdentities::WecomUserid, 64))
                 .col(str_col(RepIdentities::UserId, 36))
-                .col(ts_col(RepIdentities::CreatedAt))
+                .col(dt(RepIdentities::CreatedAt))
                 .primary_key(
                     Index::create()
                         .col(RepIdentities::TenantId)
