@@ -22,15 +22,34 @@ async fn access(backend: Backend) -> (TestDb, Access) {
 
 async fn first_and_later_sign_ins(backend: Backend) {
     let (t, a) = access(backend).await;
-    let s1 = a.rep_sign_in("acme", "ww1", "zhang").await.unwrap().unwrap();
-    let p = a.authenticate(&s1.token).await.unwrap().expect("the session signs in");
-    assert_eq!((p.role, p.kind.as_str()), (Role::Rep, gateway::access::SIDEBAR));
+    let s1 = a
+        .rep_sign_in("acme", "ww1", "zhang")
+        .await
+        .unwrap()
+        .unwrap();
+    let p = a
+        .authenticate(&s1.token)
+        .await
+        .unwrap()
+        .expect("the session signs in");
+    assert_eq!(
+        (p.role, p.kind.as_str()),
+        (Role::Rep, gateway::access::SIDEBAR)
+    );
     assert_eq!(p.actor(), "rep:ww1:zhang");
-    let s2 = a.rep_sign_in("acme", "ww1", "zhang").await.unwrap().unwrap();
+    let s2 = a
+        .rep_sign_in("acme", "ww1", "zhang")
+        .await
+        .unwrap()
+        .unwrap();
     let p2 = a.authenticate(&s2.token).await.unwrap().unwrap();
     assert_eq!(p2.user_id, p.user_id, "the same user");
     // The same userid in another corp is another member.
-    let s3 = a.rep_sign_in("acme", "ww2", "zhang").await.unwrap().unwrap();
+    let s3 = a
+        .rep_sign_in("acme", "ww2", "zhang")
+        .await
+        .unwrap()
+        .unwrap();
     let p3 = a.authenticate(&s3.token).await.unwrap().unwrap();
     assert_ne!(p3.user_id, p.user_id);
     // Racing first sign-ins of one member: one user.
@@ -49,11 +68,20 @@ async fn first_and_later_sign_ins(backend: Backend) {
 
 async fn sign_up_off_and_disabled_members(backend: Backend) {
     let (t, a) = access(backend).await;
-    let known = a.rep_sign_in("acme", "ww1", "zhang").await.unwrap().unwrap();
+    let known = a
+        .rep_sign_in("acme", "ww1", "zhang")
+        .await
+        .unwrap()
+        .unwrap();
     let p = a.authenticate(&known.token).await.unwrap().unwrap();
-    a.update_tenant("acme", None, None, Some(false)).await.unwrap();
+    a.update_tenant("acme", None, None, Some(false))
+        .await
+        .unwrap();
     assert_eq!(
-        a.rep_sign_in("acme", "ww1", "wang").await.unwrap().unwrap_err(),
+        a.rep_sign_in("acme", "ww1", "wang")
+            .await
+            .unwrap()
+            .unwrap_err(),
         RepRefusal::NotAMember
     );
     assert!(a.rep_sign_in("acme", "ww1", "zhang").await.unwrap().is_ok());
@@ -68,7 +96,10 @@ async fn sign_up_off_and_disabled_members(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(
-        a.rep_sign_in("acme", "ww1", "zhang").await.unwrap().unwrap_err(),
+        a.rep_sign_in("acme", "ww1", "zhang")
+            .await
+            .unwrap()
+            .unwrap_err(),
         RepRefusal::Disabled
     );
     assert!(
@@ -76,7 +107,10 @@ async fn sign_up_off_and_disabled_members(backend: Backend) {
         "a disabled member's session signs nothing in"
     );
     assert_eq!(
-        a.rep_sign_in("nope", "ww1", "zhang").await.unwrap().unwrap_err(),
+        a.rep_sign_in("nope", "ww1", "zhang")
+            .await
+            .unwrap()
+            .unwrap_err(),
         RepRefusal::NoTenant
     );
     t.cleanup().await;
