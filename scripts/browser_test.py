@@ -10,7 +10,8 @@ the admin API and the fake's developer endpoints, then drives the page with Sele
    another rep; makes a tag group and a tag;
 3. in Chromium at the WeCom sidebar's width: opens `/sidebar/?corp_id=&agent_id=&external_userid=`,
    which goes through the WeCom OAuth sign-in and back; checks the rep is signed in, the card
-   shows the customer's name and stage and fits the width; adds the tag and sees it on the card;
+   shows the customer's name and stage and fits the width; offers the tenant's tag in the picker,
+   adds it and sees it on the card;
    adds a note and sees it in the timeline and the notes; moves the stage with a reason; removes
    the tag; opens the other rep's customer and sees the 403 `not_your_customer` shown; opens the
    inbox;
@@ -345,6 +346,9 @@ def main():
         ok(f"the card shows {name!r} at stage {stage!r}, fitting {width}px")
 
         step = "add a tag"
+        page.wait("the tenant's tag offered in the picker",
+                  lambda _: any(o.get_attribute("value") == tag_id
+                                for o in d.find_elements(By.CSS_SELECTOR, "#tag-known option")))
         field = page.css("#tag-id")
         field.clear()
         field.send_keys(tag_id)

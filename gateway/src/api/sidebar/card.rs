@@ -3,7 +3,8 @@
 //! through) and the first touch's source path; the other reps following; tags by group with
 //! their origin; scores per model with the top reasons from the ledger; the stage with the moves
 //! allowed and the SLA due; the last 20 timeline entries (channel events, notes, stage moves);
-//! the customer's group chats in the rep's corp. The services are read in parallel; the card is
+//! the customer's group chats in the rep's corp; and the tenant's active tags by group (what the
+//! rep may add: reps cannot list the catalogue). The services are read in parallel; the card is
 //! composed by [`compose`], a pure function of their answers.
 
 use std::collections::BTreeMap;
@@ -250,6 +251,24 @@ pub fn compose(parts: &Parts, member: &RepRef, external_userid: &str) -> Value {
     };
     timeline.sort_by_key(|e| std::cmp::Reverse(at(e)));
     timeline.truncate(TIMELINE);
+    // What a rep may add: the tenant's active tags by group (reps cannot list the catalogue).
+    let catalog: Vec<Value> = items(&parts.groups)
+        .iter()
+        .filter(|g| g.get("status").is_none_or(|s| s == "active"))
+        .map(|g| {
+            let tags: Vec<Value> = g["tags"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .filter(|t| t.get("status").is_none_or(|s| s == "active"))
+                        .map(|t| json!({"tag_id": t["id"], "name": t["name"]}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"group_id": g["id"], "group_name": g["name"], "tags": tags})
+        })
+        .filter(|g| g["tags"].as_array().is_some_and(|t| !t.is_empty()))
+        .collect();
     let group_chats: Vec<Value> = parts.profile["relations"]["group_chats"]
         .as_array()
         .map(|cs| {
@@ -273,6 +292,7 @@ pub fn compose(parts: &Parts, member: &RepRef, external_userid: &str) -> Value {
         "stage": stage,
         "timeline": timeline,
         "group_chats": group_chats,
+        "catalog": catalog,
     })
 }
 
@@ -308,7 +328,12 @@ mod tests {
                 {"tag_id": "t1", "tag_name": "hot", "group_id": "g1", "origin": "rule", "since": "2026-01-01T00:00:00Z"},
                 {"tag_id": "t1", "tag_name": "hot", "group_id": "g1", "origin": "manual", "since": "2026-01-02T00:00:00Z"},
                 {"tag_id": "t2", "tag_name": "expo", "group_id": "g2", "origin": "manual", "since": "2026-01-02T00:00:00Z"}]}),
-            groups: json!({"items": [{"id": "g1", "name": "Intent"}, {"id": "g2", "name": "Channel"}]}),
+            groups: json!({"items": [
+                {"id": "g1", "name": "Intent", "status": "active", "tags": [
+                    {"id": "t1", "name": "hot", "status": "active"},
+                    {"id": "t9", "name": "old", "status": "retired"}]},
+                {"id": "g2", "name": "Channel", "tags": [{"id": "t2", "name": "expo"}]},
+                {"id": "g3", "name": "Gone", "status": "retired", "tags": [{"id": "t3", "name": "x"}]}]}),
             scores: json!({"stage": "mql", "stage_entered_at": "2026-01-04T00:00:00Z",
                            "allowed_moves": ["sql", "lost"], "sla_due_at": "2026-01-05T00:00:00Z",
                            "scores": [{"model_id": "m1", "model": "engagement", "name": "E", "score": 23.0}]}),
@@ -371,6 +396,12 @@ mod tests {
             "newest first"
         );
         assert_eq!(c["group_chats"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            c["catalog"],
+            json!([{"group_id": "g1", "group_name": "Intent", "tags": [{"tag_id": "t1", "name": "hot"}]},
+                   {"group_id": "g2", "group_name": "Channel", "tags": [{"tag_id": "t2", "name": "expo"}]}]),
+            "active tags of active groups"
+        );
     }
 
     #[test]

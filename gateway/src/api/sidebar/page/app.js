@@ -355,7 +355,7 @@
     if (!others.childElementCount) others.append(el('li', { class: 'muted', text: '无 / None' }));
 
     renderStage(c.stage);
-    renderTags(c.tags || []);
+    renderTags(c.tags || [], c.catalog || []);
     renderScores(c.scores || []);
     renderTimeline(c.timeline || []);
     const chats = clear($('c-chats'));
@@ -408,7 +408,7 @@
     }
   }
 
-  /** Remembers the tags seen on cards in this browser (reps cannot list the tenant's tags). */
+  /** Remembers the tags seen on cards in this browser (offered besides the card's catalogue). */
   function rememberTags(groups) {
     const known = new Map(knownTags().map((t) => [t.id, t]));
     for (const g of groups) {
@@ -423,7 +423,7 @@
     return list;
   }
 
-  function renderTags(groups) {
+  function renderTags(groups, catalog) {
     const box = clear($('c-tags'));
     const mine = new Set();
     for (const g of groups) {
@@ -447,8 +447,17 @@
     }
     if (!groups.length) box.append(el('p', { class: 'muted', text: '暂无标签 / No tags' }));
     const suggestions = clear($('tag-known'));
-    for (const t of rememberTags(groups)) {
-      if (mine.has(t.id)) continue;
+    const offered = new Set();
+    // The tenant's active tags the card lists first, then tags seen on other cards.
+    const fromCatalog = [];
+    for (const g of catalog) {
+      for (const t of g.tags || []) {
+        fromCatalog.push({ id: t.tag_id, name: t.name, group: g.group_name || g.group_id });
+      }
+    }
+    for (const t of fromCatalog.concat(rememberTags(groups))) {
+      if (mine.has(t.id) || offered.has(t.id)) continue;
+      offered.add(t.id);
       suggestions.append(el('option', { value: t.id, label: `${t.name} (${t.group || ''})` }));
     }
   }
