@@ -1207,6 +1207,14 @@ async fn customers_browse(backend: Backend) {
     };
     assert_eq!(list("stage=new").await, ["c1", "c3", "c2", "c5"]);
     assert_eq!(list("owner=rep-a").await, ["c1", "c3", "c5"]);
+    assert_eq!(
+        list("owner=rep-a&owner_corp=wwcorp").await,
+        ["c1", "c3", "c5"]
+    );
+    assert!(
+        list("owner=rep-a&owner_corp=ww-other").await.is_empty(),
+        "another corp's rep-a"
+    );
     assert_eq!(list("tag=hot").await, ["c3", "c2"]);
     assert_eq!(list("tag=hot,vip").await, ["c3"]);
     assert_eq!(list("source=expo").await, ["c2", "c4"]);

@@ -2,7 +2,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /v1/customers?sort=&order=&stage=&owner=&tag=&source=&model=&score_min=&score_max=&condition=&cursor=&limit=` | `{items, next_cursor, as_of}` |
+//! | `GET /v1/customers?sort=&order=&stage=&owner=&owner_corp=&tag=&source=&model=&score_min=&score_max=&condition=&cursor=&limit=` | `{items, next_cursor, as_of}` |
 //! | `POST /v1/customers/query` with the same fields as a JSON object (`tags` a list, `condition` an object) | the same |
 //!
 //! - `sort`: `last_active` (default), `created`, `stage` (the machine's stages in order, each by
@@ -42,6 +42,7 @@ struct ListParams {
     order: Option<String>,
     stage: Option<String>,
     owner: Option<String>,
+    owner_corp: Option<String>,
     tag: Option<String>,
     source: Option<String>,
     model: Option<String>,
@@ -60,6 +61,7 @@ struct QueryBody {
     order: Option<String>,
     stage: Option<String>,
     owner: Option<String>,
+    owner_corp: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
     source: Option<String>,
@@ -113,6 +115,7 @@ async fn get_customers(
         order: q.order,
         stage: q.stage,
         owner: q.owner,
+        owner_corp: q.owner_corp,
         tags,
         source: q.source,
         model: q.model,
@@ -240,6 +243,7 @@ async fn answer(state: &ApiState, tenant: &str, q: QueryBody) -> Result<HttpResp
         filter: Filter {
             stage: blank_none(q.stage),
             owner: blank_none(q.owner),
+            owner_corp: blank_none(q.owner_corp),
             tags: q
                 .tags
                 .into_iter()

@@ -60,6 +60,8 @@ pub struct Filter {
     pub stage: Option<String>,
     /// The owning rep's WeCom userid.
     pub owner: Option<String>,
+    /// The owning rep's corp (a userid is unique within a corp only).
+    pub owner_corp: Option<String>,
     /// Every one of these tags.
     pub tags: Vec<String>,
     /// First-touch channel ([`SOURCE_KEY`]).
@@ -150,6 +152,9 @@ impl Filter {
         }
         if let Some(o) = &self.owner {
             q.and_where(lcol(L::OwnerUserId).eq(o.as_str()));
+        }
+        if let Some(c) = &self.owner_corp {
+            q.and_where(lcol(L::OwnerCorpId).eq(c.as_str()));
         }
         for t in &self.tags {
             let tagged = Query::select()

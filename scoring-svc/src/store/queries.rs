@@ -626,66 +626,51 @@ pub async fn leaderboard(
     for r in &extra {
         board_row(scorer, tenant, m, now, r, &mut found).await?;
     }
-    let mut batch = (b.limit + 1).max(64);
-    let mut by_norm: Option<(f64, String)> = None;
-    let mut by_held: Option<(f64, String)> = None;
-    loop {
-        // By norm, in the current era.
-        let mut q = Query::select();
-        base(&mut q);
-        q.and_where(era_col().eq(era)).cond_where(valid());
-        if let Some((n, id)) = &by_norm {
-            q.cond_where(
-                Cond::any().add(Expr::col((s.clone(), P::Norm)).lt(*n)).add(
-                    Expr::col((s.clone(), P::Norm))
-                        .eq(*n)
-                        .and(Expr::col((s.clone(), P::ProfileId)).gt(id.as_str())),
-                ),
-            );
-        }
-        q.order_by((s.clone(), P::Norm), Order::Desc)
-            .order_by((s.clone(), P::ProfileId), Order::Asc)
-            .limit(batch);
-        let read = rows(db, &q).await?;
-        let norm_done = (read.len() as u64) < batch;
-        for r in &read {
-            board_row(scorer, tenant, m, now, r, &mut found).await?;
-        }
-        if let Some(r) = read.last() {
-            by_norm = Some((r.try_get("", "norm")?, r.try_get("", "profile_id")?));
-        }
-        if norm_done {
-            // Every valid row of the era has been read.
-            break;
-        }
-        // By what is held, every valid row.
+    // One index-ordered read: by `col` descending then profile id, after `after`, of the current
+    // era only when `era_only`.
+    let sorted = |col: P, era_only: bool, after: &Option<(f64, String)>, limit: u64| {
         let mut q = Query::select();
         base(&mut q);
         q.cond_where(valid());
-        if let Some((h, id)) = &by_held {
+        if era_only {
+            q.and_where(era_col().eq(era));
+        }
+        if let Some((v, id)) = after {
             q.cond_where(
-                Cond::any().add(Expr::col((s.clone(), P::Held)).lt(*h)).add(
-                    Expr::col((s.clone(), P::Held))
-                        .eq(*h)
+                Cond::any().add(Expr::col((s.clone(), col)).lt(*v)).add(
+                    Expr::col((s.clone(), col))
+                        .eq(*v)
                         .and(Expr::col((s.clone(), P::ProfileId)).gt(id.as_str())),
                 ),
             );
         }
-        q.order_by((s.clone(), P::Held), Order::Desc)
+        q.order_by((s.clone(), col), Order::Desc)
             .order_by((s.clone(), P::ProfileId), Order::Asc)
-            .limit(batch);
-        let read = rows(db, &q).await?;
-        let held_done = (read.len() as u64) < batch;
-        for r in &read {
-            board_row(scorer, tenant, m, now, r, &mut found).await?;
+            .limit(limit);
+        q
+    };
+    let mut batch = (b.limit + 1).max(64);
+    // (column, its name, current era only, where the read is): by norm in the current era, by
+    // what is held among every valid row.
+    let mut reads = [
+        (P::Norm, "norm", true, None::<(f64, String)>),
+        (P::Held, "held", false, None),
+    ];
+    'reading: loop {
+        for (col, name, era_only, after) in reads.iter_mut() {
+            let read = rows(db, &sorted(*col, *era_only, after, batch)).await?;
+            for r in &read {
+                board_row(scorer, tenant, m, now, r, &mut found).await?;
+            }
+            if let Some(r) = read.last() {
+                *after = Some((r.try_get("", name)?, r.try_get("", "profile_id")?));
+            }
+            if (read.len() as u64) < batch {
+                // Every row that could outrank the page has been read (the rest are `extra`).
+                break 'reading;
+            }
         }
-        if let Some(r) = read.last() {
-            by_held = Some((r.try_get("", "held")?, r.try_get("", "profile_id")?));
-        }
-        if held_done {
-            break;
-        }
-        let (Some((n, norm_id)), Some((h, _))) = (&by_norm, &by_held) else {
+        let (Some((n, norm_id)), Some((h, _))) = (&reads[0].3, &reads[1].3) else {
             break;
         };
         // No unread row scores above this; one scoring it has an id after `norm_id`.

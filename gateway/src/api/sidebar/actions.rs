@@ -194,6 +194,27 @@ fn object(body: web::Json<Value>) -> Result<Value, ApiError> {
     }
 }
 
+/// Passes a request about the customer `ext` on to `service` at `/v1/profiles/{id}{suffix}`, as
+/// the rep and once the rep may see the customer, and answers what the service answered.
+#[allow(clippy::too_many_arguments)]
+async fn on_customer(
+    state: &GatewayState,
+    req: &HttpRequest,
+    rep: &Rep,
+    ext: &str,
+    service: Service,
+    method: Method,
+    suffix: &str,
+    body: Option<&Value>,
+) -> Result<HttpResponse, ApiError> {
+    let profile = customer(state, rep, ext).await?;
+    let id = profile_id(&profile)?;
+    let path = format!("/v1/profiles/{id}{suffix}");
+    let target = format!("customer:{id}");
+    let (status, answer) = act(state, req, rep, service, method, &path, body, &target).await?;
+    Ok(passed(status, answer))
+}
+
 async fn post_stage(
     state: web::Data<GatewayState>,
     req: HttpRequest,
@@ -202,20 +223,17 @@ async fn post_stage(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = object(body)?;
-    let profile = customer(&state, &rep, &ext).await?;
-    let id = profile_id(&profile)?;
-    let (status, answer) = act(
+    on_customer(
         &state,
         &req,
         &rep,
+        &ext,
         Service::Scoring,
         Method::POST,
-        &format!("/v1/profiles/{id}/stage"),
+        "/stage",
         Some(&body),
-        &format!("customer:{id}"),
     )
-    .await?;
-    Ok(passed(status, answer))
+    .await
 }
 
 async fn post_contacted(
@@ -224,20 +242,17 @@ async fn post_contacted(
     rep: Rep,
     ext: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let profile = customer(&state, &rep, &ext).await?;
-    let id = profile_id(&profile)?;
-    let (status, answer) = act(
+    on_customer(
         &state,
         &req,
         &rep,
+        &ext,
         Service::Scoring,
         Method::POST,
-        &format!("/v1/profiles/{id}/contacted"),
+        "/contacted",
         None,
-        &format!("customer:{id}"),
     )
-    .await?;
-    Ok(passed(status, answer))
+    .await
 }
 
 /// `?cursor=&limit=` of a list, passed on.
@@ -265,20 +280,18 @@ async fn get_notes(
     ext: web::Path<String>,
     q: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let profile = customer(&state, &rep, &ext).await?;
-    let id = profile_id(&profile)?;
-    let (status, answer) = act(
+    let suffix = format!("/notes?{}", page_query(&q));
+    on_customer(
         &state,
         &req,
         &rep,
+        &ext,
         Service::Identity,
         Method::GET,
-        &format!("/v1/profiles/{id}/notes?{}", page_query(&q)),
+        &suffix,
         None,
-        "",
     )
-    .await?;
-    Ok(passed(status, answer))
+    .await
 }
 
 async fn post_note(
@@ -289,31 +302,49 @@ async fn post_note(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = object(body)?;
-    let profile = customer(&state, &rep, &ext).await?;
-    let id = profile_id(&profile)?;
-    let (status, answer) = act(
+    on_customer(
         &state,
         &req,
         &rep,
+        &ext,
         Service::Identity,
         Method::POST,
-        &format!("/v1/profiles/{id}/notes"),
+        "/notes",
         Some(&body),
-        &format!("customer:{id}"),
+    )
+    .await
+}
+
+/// Passes a change of note `id` on to identity as the rep (identity lets only the author, or an
+/// admin, change it).
+async fn on_note(
+    state: &GatewayState,
+    req: &HttpRequest,
+    rep: &Rep,
+    id: &str,
+    method: Method,
+    body: Option<&Value>,
+) -> Result<HttpResponse, ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ok {
+        return Err(ApiError::not_found(format!("no note `{id}`")));
+    }
+    let path = format!("/v1/notes/{id}");
+    let target = format!("note:{id}");
+    let (status, answer) = act(
+        state,
+        req,
+        rep,
+        Service::Identity,
+        method,
+        &path,
+        body,
+        &target,
     )
     .await?;
     Ok(passed(status, answer))
-}
-
-fn note_id(id: &str) -> Result<&str, ApiError> {
-    if !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
-        Ok(id)
-    } else {
-        Err(ApiError::not_found(format!("no note `{id}`")))
-    }
 }
 
 async fn patch_note(
@@ -324,19 +355,7 @@ async fn patch_note(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let body = object(body)?;
-    let id = note_id(&id)?;
-    let (status, answer) = act(
-        &state,
-        &req,
-        &rep,
-        Service::Identity,
-        Method::PATCH,
-        &format!("/v1/notes/{id}"),
-        Some(&body),
-        &format!("note:{id}"),
-    )
-    .await?;
-    Ok(passed(status, answer))
+    on_note(&state, &req, &rep, &id, Method::PATCH, Some(&body)).await
 }
 
 async fn delete_note(
@@ -345,19 +364,7 @@ async fn delete_note(
     rep: Rep,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = note_id(&id)?;
-    let (status, answer) = act(
-        &state,
-        &req,
-        &rep,
-        Service::Identity,
-        Method::DELETE,
-        &format!("/v1/notes/{id}"),
-        None,
-        &format!("note:{id}"),
-    )
-    .await?;
-    Ok(passed(status, answer))
+    on_note(&state, &req, &rep, &id, Method::DELETE, None).await
 }
 
 /// `GET /sidebar/v1/leads`: the rep's own customers.
@@ -378,7 +385,10 @@ async fn get_leads(
     q: web::Query<LeadsParams>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
-    let mut params: Vec<(&str, String)> = vec![("owner", rep.member.userid.clone())];
+    let mut params: Vec<(&str, String)> = vec![
+        ("owner", rep.member.userid.clone()),
+        ("owner_corp", rep.member.corp_id.clone()),
+    ];
     for (k, v) in [
         ("sort", q.sort),
         ("model", q.model),

@@ -271,6 +271,7 @@ pub(super) fn proxied_query(method: &str, path: &str) -> Vec<Parameter> {
             q("order", false, "`desc` (default) or `asc`"),
             q("stage", false, "only customers in this stage"),
             q("owner", false, "only customers this rep (WeCom userid) owns"),
+            q("owner_corp", false, "the owning rep's corp (a userid is unique within a corp)"),
             q("tag", false, "tag ids, comma-separated: customers with every one"),
             q("source", false, "the first touch's channel (`source.first.channel`)"),
             q("model", false, "the score model (key or id) of `sort=score` and the score range"),
