@@ -207,6 +207,11 @@ struct Report {
     lags: Vec<(&'static str, f64, f64)>,
     stmts: Vec<(&'static str, f64)>,
     cpu_ms: Vec<(&'static str, f64)>,
+    /// The servers' and the load's CPU ms per event.
+    server_cpu_ms: Vec<(&'static str, f64)>,
+    /// Cores busy on average from the first callback to the last answer (of all there are).
+    busy_cores: f64,
+    cores: f64,
     end_to_end_per_s: f64,
 }
 
@@ -249,6 +254,31 @@ impl Report {
             .map(|(s, v)| format!("{s} {v:.2}"))
             .collect();
         println!("  CPU ms per event: {}", cpu.join(", "));
+        let servers: Vec<String> = self
+            .server_cpu_ms
+            .iter()
+            .map(|(s, v)| format!("{s} {v:.2}"))
+            .collect();
+        let all = self.cpu_total();
+        println!(
+            "  servers' CPU ms per event: {}; everything {all:.2} ms, so at most {:.0} events/s on {:.0} cores",
+            servers.join(", "),
+            self.cores * 1000.0 / all.max(1e-9),
+            self.cores
+        );
+        println!(
+            "  machine busy: {:.2} of {:.0} cores",
+            self.busy_cores, self.cores
+        );
+    }
+
+    /// CPU ms per event of every process taking part.
+    fn cpu_total(&self) -> f64 {
+        self.cpu_ms
+            .iter()
+            .chain(&self.server_cpu_ms)
+            .map(|(_, v)| v)
+            .sum()
     }
 }
 
@@ -325,6 +355,7 @@ impl Load<'_> {
         let follows = kinds.iter().filter(|k| k.tagged()).count();
         let stmts0 = self.d.statements().await?;
         let cpu0 = self.d.cpu();
+        let (servers0, machine0) = (deployment::server_cpu(), deployment::machine_cpu());
         let (tagged0, scored0) = {
             let s = self.seen.lock().unwrap();
             (s.tagged.len(), s.scored.len())
@@ -416,6 +447,8 @@ impl Load<'_> {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let stmts1 = self.d.statements().await?;
         let cpu1 = self.d.cpu();
+        let (servers1, machine1) = (deployment::server_cpu(), deployment::machine_cpu());
+        let read_after = started.elapsed();
         let sent = sent.lock().unwrap().clone();
         let s = self.seen.lock().unwrap();
         let mut lag_resolved = Vec::new();
@@ -502,6 +535,15 @@ impl Load<'_> {
                 .iter()
                 .map(|r| (*r, (cpu1[r] - cpu0[r]) * 1000.0 / total as f64))
                 .collect(),
+            server_cpu_ms: deployment::SERVERS
+                .iter()
+                .map(|(s, _)| *s)
+                .chain(["load"])
+                .map(|s| (s, (servers1[s] - servers0[s]) * 1000.0 / total as f64))
+                .collect(),
+            // Over the whole reading (which ends 0.5 s after the last answer).
+            busy_cores: (machine1.0 - machine0.0) / read_after.as_secs_f64(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
             end_to_end_per_s: total as f64 / end.duration_since(started).as_secs_f64(),
         })
     }

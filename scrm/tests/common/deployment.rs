@@ -349,19 +349,9 @@ impl Deployment {
 
     /// CPU seconds (user + system) each role's process has used so far.
     pub fn cpu(&self) -> HashMap<&'static str, f64> {
-        let tick = 100.0; // USER_HZ on Linux
         self.children
             .iter()
-            .map(|(role, c)| {
-                let stat =
-                    std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
-                // Fields after the command name (which may hold spaces), from its closing paren.
-                let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-                // utime and stime are fields 14 and 15 of the line, 12 and 13 after the paren.
-                (*role, (t(11) + t(12)) / tick)
-            })
+            .map(|(role, c)| (*role, process_cpu_seconds(c.id())))
             .collect()
     }
 
@@ -493,4 +483,63 @@ pub async fn post_callback(
         .body(cb.body.clone())
         .send()
         .await
+}
+
+/// User and system CPU seconds process `pid` has used so far (0 when it is gone).
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces), from its closing paren.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the paren.
+    (t(11) + t(12)) / tick
+}
+
+/// The servers a deployment runs on, by the name of their processes.
+pub const SERVERS: &[(&str, &str)] = &[
+    ("mariadb", "mariadbd"),
+    ("rabbitmq", "beam.smp"),
+    ("redis", "redis-server"),
+];
+
+/// CPU seconds used so far by each server of [`SERVERS`] (all its processes) and by this
+/// process (the load it generates and observes), as `load`.
+pub fn server_cpu() -> HashMap<&'static str, f64> {
+    let mut out: HashMap<&'static str, f64> = SERVERS
+        .iter()
+        .map(|(name, process)| {
+            let pids = Command::new("pidof")
+                .arg(process)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let secs = pids
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(process_cpu_seconds)
+                .sum();
+            (*name, secs)
+        })
+        .collect();
+    out.insert("load", process_cpu_seconds(std::process::id()));
+    out
+}
+
+/// Busy and total CPU seconds of the whole machine so far (`/proc/stat`; idle and I/O wait are
+/// not busy).
+pub fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0.0) + f.get(4).copied().unwrap_or(0.0);
+    ((total - idle) / 100.0, total / 100.0)
 }
