@@ -1,7 +1,8 @@
 //! Pure identity logic, no I/O: which identifiers an event carries ([`extract`]), which values are
 //! never identifiers ([`Blocklist`]), personal-data hashing, sealing and masking ([`pii`]), and the
 //! resolution plan for one event ([`plan`]): create, attach, or merge when a rule links profiles
-//! and the guards allow it — otherwise a recorded refusal. Also what a note on a customer may
+//! and the guards allow it — otherwise a recorded refusal —, and what that plan writes
+//! ([`resolution::decide`]). Also what a note on a customer may
 //! say and who may change it ([`notes`]).
 
 pub mod derive;
@@ -10,6 +11,7 @@ pub mod fields;
 pub mod notes;
 pub mod observe;
 pub mod pii;
+pub mod resolution;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -1,0 +1,232 @@
+//! Writes one event's resolution as [`crate::domain::resolution::decide`] decided it: the
+//! profile (created or touched), the attached identifiers with their ledger edges, the merges
+//! (identifiers moved, the absorbed profile marked, the merge record with its snapshots, the
+//! proving edge, `identity.merged` in the outbox), the refusals and the timeline entry. Nothing
+//! here decides.
+
+use chrono::{DateTime, Utc};
+use platform::db::outbox;
+use proto::identity::LinkRule;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
+use serde_json::json;
+
+use super::{Job, SYSTEM};
+use crate::domain::resolution::{Effects, Ref};
+use crate::store::entities::{edge, identifier, merge, profile, refusal, timeline};
+use crate::store::{ACTIVE, MERGED};
+
+/// Identifier rows of the event's identifiers, as they stand while the effects are written.
+pub(crate) struct Rows(Vec<Option<i64>>);
+
+impl Rows {
+    /// The row `r` names (an attached one once written).
+    pub(crate) fn get(&self, r: Ref) -> Option<i64> {
+        match r {
+            Ref::Row(id) => Some(id),
+            Ref::New(i) => self.0.get(i).copied().flatten(),
+        }
+    }
+}
+
+/// Writes `fx`, decided for `job` on the identifier rows `rows` found; returns the rows of the
+/// event's identifiers after it.
+pub(crate) async fn write(
+    txn: &DatabaseTransaction,
+    job: &Job,
+    rows: Vec<Option<i64>>,
+    fx: &Effects,
+    now: DateTime<Utc>,
+) -> Result<Rows, DbErr> {
+    let env = &job.env;
+    let tenant = env.tenant_id.as_str();
+    let event_id = env.id.to_string();
+    let survivor = fx.profile_id.as_str();
+    if fx.created {
+        profile::Entity::insert(profile::ActiveModel {
+            id: Set(survivor.to_string()),
+            tenant_id: Set(tenant.to_string()),
+            status: Set(ACTIVE.to_string()),
+            merged_into: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec_without_returning(txn)
+        .await?;
+    } else {
+        profile::Entity::update_many()
+            .col_expr(profile::Column::UpdatedAt, Expr::value(now))
+            .filter(profile::Column::Id.eq(survivor))
+            .exec(txn)
+            .await?;
+    }
+
+    let mut rows = Rows(rows);
+    for a in &fx.attach {
+        let p = &job.prepared[a.idx];
+        let new_id = identifier::Entity::insert(identifier::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            kind: Set(p.key.kind.as_str().to_string()),
+            namespace: Set(p.key.namespace.clone()),
+            value_hash: Set(p.key.hash.clone()),
+            value: Set(p.value.clone()),
+            value_sealed: Set(p.sealed.clone()),
+            value_masked: Set(p.masked.clone()),
+            profile_id: Set(survivor.to_string()),
+            provenance: Set(p.found.provenance.as_str().to_string()),
+            first_seen_event: Set(event_id.clone()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .exec(txn)
+        .await?
+        .last_insert_id;
+        rows.0[a.idx] = Some(new_id);
+        let (from, to) = match a.from.and_then(|f| rows.get(f)) {
+            Some(from) => (from, Some(new_id)),
+            None => (new_id, None),
+        };
+        let e = NewEdge {
+            tenant,
+            from,
+            to,
+            profile_id: survivor,
+            rule: if to.is_some() {
+                a.rule
+            } else {
+                LinkRule::NewProfile
+            },
+            event_id: Some(&event_id),
+            created_by: SYSTEM,
+            merge_id: None,
+        };
+        e.insert(txn, now).await?;
+    }
+
+    for m in &fx.merges {
+        identifier::Entity::update_many()
+            .col_expr(identifier::Column::ProfileId, Expr::value(survivor))
+            .col_expr(identifier::Column::UpdatedAt, Expr::value(now))
+            .filter(identifier::Column::ProfileId.eq(m.absorbed.clone()))
+            .exec(txn)
+            .await?;
+        profile::Entity::update_many()
+            .col_expr(profile::Column::Status, Expr::value(MERGED))
+            .col_expr(profile::Column::MergedInto, Expr::value(survivor))
+            .col_expr(profile::Column::UpdatedAt, Expr::value(now))
+            .filter(
+                Condition::any()
+                    .add(profile::Column::Id.eq(m.absorbed.clone()))
+                    .add(profile::Column::MergedInto.eq(m.absorbed.clone())),
+            )
+            .exec(txn)
+            .await?;
+        let merge_id = merge::Entity::insert(merge::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            survivor_id: Set(survivor.to_string()),
+            absorbed_id: Set(m.absorbed.clone()),
+            rule: Set(m.rule.as_str().to_string()),
+            evidence_event_id: Set(Some(event_id.clone())),
+            before_snapshot: Set(m.before.to_string()),
+            after_snapshot: Set(m.after.to_string()),
+            operator: Set(None),
+            created_at: Set(now),
+            reason: Set(None),
+            unmerged_at: Set(None),
+            unmerge_id: Set(None),
+        })
+        .exec(txn)
+        .await?
+        .last_insert_id;
+        if let Some((from, to)) = m.proof {
+            if let (Some(from), Some(to)) = (rows.get(from), rows.get(to)) {
+                let e = NewEdge {
+                    tenant,
+                    from,
+                    to: Some(to),
+                    profile_id: survivor,
+                    rule: m.rule,
+                    event_id: Some(&event_id),
+                    created_by: SYSTEM,
+                    merge_id: Some(merge_id),
+                };
+                e.insert(txn, now).await?;
+            }
+        }
+        outbox::enqueue(txn, &m.announce).await?;
+    }
+
+    for r in &fx.refusals {
+        refusal::Entity::insert(refusal::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            candidate_ids: Set(json!(r.candidates).to_string()),
+            rule: Set(r.rule.as_str().to_string()),
+            reason: Set(r.detail.clone()),
+            evidence_event_id: Set(Some(event_id.clone())),
+            created_at: Set(now),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        metrics::counter!("scrm_identity_merge_refusals_total", "reason" => r.reason.as_str())
+            .increment(1);
+    }
+
+    if let Some(named) = &fx.timeline {
+        let ids: Vec<i64> = named.iter().filter_map(|r| rows.get(*r)).collect();
+        timeline::Entity::insert(timeline::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(tenant.to_string()),
+            profile_id: Set(survivor.to_string()),
+            event_id: Set(event_id.clone()),
+            event_type: Set(env.kind.clone()),
+            occurred_at: Set(env.occurred_at),
+            summary: Set(job.summary.to_string()),
+            identifier_ids: Set(Some(json!(ids).to_string())),
+        })
+        .exec_without_returning(txn)
+        .await?;
+    }
+    Ok(rows)
+}
+
+/// One edge of the ledger about to be written.
+pub(crate) struct NewEdge<'a> {
+    pub tenant: &'a str,
+    pub from: i64,
+    /// `None`: `from` is linked to the profile itself (its first identifier, or a split).
+    pub to: Option<i64>,
+    pub profile_id: &'a str,
+    pub rule: LinkRule,
+    pub event_id: Option<&'a str>,
+    pub created_by: &'a str,
+    pub merge_id: Option<i64>,
+}
+
+impl NewEdge<'_> {
+    pub(crate) async fn insert(
+        &self,
+        txn: &DatabaseTransaction,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbErr> {
+        edge::Entity::insert(edge::ActiveModel {
+            id: sea_orm::NotSet,
+            tenant_id: Set(self.tenant.to_string()),
+            from_identifier_id: Set(self.from),
+            to_identifier_id: Set(self.to),
+            profile_id: Set(self.profile_id.to_string()),
+            rule: Set(self.rule.as_str().to_string()),
+            evidence_event_id: Set(self.event_id.map(str::to_string)),
+            created_at: Set(now),
+            created_by: Set(self.created_by.to_string()),
+            retracted_at: Set(None),
+            merge_id: Set(self.merge_id),
+        })
+        .exec_without_returning(txn)
+        .await?;
+        Ok(())
+    }
+}
