@@ -80,6 +80,31 @@ pub struct Claim {
     pub at: DateTime<Utc>,
 }
 
+/// The claims one identifier keeps of `claims` when it held none before: one per (field,
+/// source), the earliest for a first-touch field and the newest (the later one on a tie) for the
+/// others — what storing them one by one would leave. In order of first appearance.
+pub fn kept_claims(claims: &[Claim]) -> Vec<&Claim> {
+    let mut kept: Vec<&Claim> = Vec::new();
+    for c in claims {
+        match kept
+            .iter_mut()
+            .find(|k| k.field == c.field && k.source == c.source)
+        {
+            None => kept.push(c),
+            Some(k) => {
+                let replace = match super::fields::strategy(&c.field) {
+                    super::fields::Strategy::Earliest => c.at < k.at,
+                    _ => c.at >= k.at,
+                };
+                if replace {
+                    *k = c;
+                }
+            }
+        }
+    }
+    kept
+}
+
 /// A refused value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
@@ -590,6 +615,35 @@ mod tests {
         })
         .unwrap();
         Envelope::builder(ev.event_type(), "t1", payload).build()
+    }
+
+    #[test]
+    fn a_fresh_identifier_keeps_the_first_touch_and_the_newest_of_the_rest() {
+        let claim = |field: &str, v: &str, at: &str| Claim {
+            field: field.into(),
+            value: serde_json::json!(v),
+            trust: Trust::Wechat,
+            source: "oa.subscribe".into(),
+            at: at.parse().unwrap(),
+        };
+        let claims = [
+            claim("source.first", "a", "2026-06-01T00:00:02Z"),
+            claim("contact.city", "x", "2026-06-01T00:00:01Z"),
+            claim("source.first", "b", "2026-06-01T00:00:01Z"),
+            claim("contact.city", "y", "2026-06-01T00:00:01Z"),
+            claim("source.first", "c", "2026-06-01T00:00:01Z"),
+        ];
+        let kept: Vec<(&str, &serde_json::Value)> = kept_claims(&claims)
+            .into_iter()
+            .map(|c| (c.field.as_str(), &c.value))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("source.first", &serde_json::json!("b")),
+                ("contact.city", &serde_json::json!("y"))
+            ]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::entities::{
 use crate::domain::derive::{self, ContactValue, Record};
 use crate::domain::fields::{self, Strategy};
 use crate::domain::observe::{
-    Claim, FollowChange, GroupChange, Issue, Observations, RelationChange, Trust,
+    self, Claim, FollowChange, GroupChange, Issue, Observations, RelationChange, Trust,
 };
 use crate::domain::pii::plain_hash;
 
@@ -38,22 +38,42 @@ use crate::domain::pii::plain_hash;
 const CHUNK: usize = 500;
 
 /// Writes what `obs` says about the person behind identifier row `subject` (of `profile_id`).
-/// Returns whether a row that the derived state depends on changed.
+/// `fresh`: the row was created in this transaction, so nothing is stored against it yet and
+/// the rows are inserted without looking for them first. Returns whether a row that the derived
+/// state depends on changed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn record(
     txn: &DatabaseTransaction,
     tenant: &str,
     subject: i64,
+    fresh: bool,
     profile_id: &str,
     event_id: &str,
     obs: &Observations,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let mut changed = false;
-    for c in &obs.claims {
-        changed |= upsert_claim(txn, tenant, subject, Some(event_id), c, now).await?;
+    if fresh {
+        let claims = observe::kept_claims(&obs.claims);
+        changed |= !claims.is_empty();
+        insert_claims(txn, tenant, subject, Some(event_id), &claims, now).await?;
+    } else {
+        for c in &obs.claims {
+            changed |= upsert_claim(txn, tenant, subject, Some(event_id), c, now).await?;
+        }
     }
+    // Relations of a fresh row: the first of each kind is inserted as it is; any later one of
+    // the same relation is applied on top of it.
+    let mut inserted: Vec<&RelationChange> = Vec::new();
     for r in &obs.relations {
-        changed |= apply_relation(txn, tenant, subject, r).await?;
+        let first = fresh && !inserted.iter().any(|o| same_relation(o, r));
+        changed |= if first {
+            inserted.push(r);
+            insert_relation(txn, tenant, subject, r).await?;
+            true
+        } else {
+            apply_relation(txn, tenant, subject, r).await?
+        };
     }
     log_issues(
         txn,
@@ -65,6 +85,46 @@ pub(crate) async fn record(
     )
     .await?;
     Ok(changed)
+}
+
+/// Whether two changes are of one relationship row (the subscription, or the follow of a rep).
+fn same_relation(a: &RelationChange, b: &RelationChange) -> bool {
+    match (a, b) {
+        (RelationChange::Oa { .. }, RelationChange::Oa { .. }) => true,
+        (RelationChange::Follow { user_id: a, .. }, RelationChange::Follow { user_id: b, .. }) => {
+            a == b
+        }
+        _ => false,
+    }
+}
+
+/// Inserts the statements `claims` of an identifier that has none yet, in one statement.
+async fn insert_claims(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    subject: i64,
+    event_id: Option<&str>,
+    claims: &[&Claim],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if claims.is_empty() {
+        return Ok(());
+    }
+    property_record::Entity::insert_many(claims.iter().map(|c| property_record::ActiveModel {
+        id: sea_orm::NotSet,
+        tenant_id: Set(tenant.to_string()),
+        identifier_id: Set(subject),
+        field: Set(c.field.clone()),
+        source: Set(c.source.clone()),
+        trust: Set(c.trust.as_str().to_string()),
+        value: Set(c.value.to_string()),
+        observed_at: Set(c.at),
+        event_id: Set(event_id.map(str::to_string)),
+        updated_at: Set(now),
+    }))
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
 }
 
 /// Records refused values in the data-quality log.
@@ -115,20 +175,7 @@ pub(crate) async fn upsert_claim(
         .one(txn)
         .await?;
     let Some(row) = existing else {
-        property_record::Entity::insert(property_record::ActiveModel {
-            id: sea_orm::NotSet,
-            tenant_id: Set(tenant.to_string()),
-            identifier_id: Set(subject),
-            field: Set(c.field.clone()),
-            source: Set(c.source.clone()),
-            trust: Set(c.trust.as_str().to_string()),
-            value: Set(value),
-            observed_at: Set(c.at),
-            event_id: Set(event_id.map(str::to_string)),
-            updated_at: Set(now),
-        })
-        .exec_without_returning(txn)
-        .await?;
+        insert_claims(txn, tenant, subject, event_id, &[c], now).await?;
         return Ok(true);
     };
     let replace = match fields::strategy(&c.field) {
@@ -161,10 +208,10 @@ async fn apply_relation(
 ) -> Result<bool, DbErr> {
     match r {
         RelationChange::Oa {
-            app_id,
             subscribed,
             scene,
             at,
+            ..
         } => {
             let row = oa_subscription::Entity::find()
                 .filter(oa_subscription::Column::IdentifierId.eq(subject))
@@ -173,17 +220,7 @@ async fn apply_relation(
                 .await?;
             match row {
                 None => {
-                    oa_subscription::Entity::insert(oa_subscription::ActiveModel {
-                        id: sea_orm::NotSet,
-                        tenant_id: Set(tenant.to_string()),
-                        identifier_id: Set(subject),
-                        app_id: Set(app_id.clone()),
-                        subscribed: Set(*subscribed),
-                        scene: Set(scene.clone()),
-                        changed_at: Set(*at),
-                    })
-                    .exec_without_returning(txn)
-                    .await?;
+                    insert_relation(txn, tenant, subject, r).await?;
                     Ok(true)
                 }
                 Some(row) if *at >= row.changed_at => {
@@ -211,6 +248,89 @@ async fn apply_relation(
     }
 }
 
+/// Inserts the row of relationship change `r` of an identifier that has none yet.
+async fn insert_relation(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    subject: i64,
+    r: &RelationChange,
+) -> Result<(), DbErr> {
+    match r {
+        RelationChange::Oa {
+            app_id,
+            subscribed,
+            scene,
+            at,
+        } => {
+            oa_subscription::Entity::insert(oa_subscription::ActiveModel {
+                id: sea_orm::NotSet,
+                tenant_id: Set(tenant.to_string()),
+                identifier_id: Set(subject),
+                app_id: Set(app_id.clone()),
+                subscribed: Set(*subscribed),
+                scene: Set(scene.clone()),
+                changed_at: Set(*at),
+            })
+            .exec_without_returning(txn)
+            .await?;
+            Ok(())
+        }
+        RelationChange::Follow {
+            corp_id,
+            user_id,
+            change,
+            at,
+        } => insert_follow(txn, tenant, subject, corp_id, user_id, change, *at).await,
+    }
+}
+
+/// Inserts the follow of `user_id` by `subject`, not stored before.
+async fn insert_follow(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    subject: i64,
+    corp_id: &str,
+    user_id: &str,
+    change: &FollowChange,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let (deleted_at, remark, add_way, state, added_at, tags) = match change {
+        FollowChange::Added { state } => (None, None, None, state.clone(), at, None),
+        FollowChange::Deleted => (Some(at), None, None, None, at, None),
+        FollowChange::Details {
+            remark,
+            add_way,
+            state,
+            since,
+            corp_tags,
+        } => (
+            None,
+            remark.clone(),
+            *add_way,
+            state.clone(),
+            since.unwrap_or(at),
+            corp_tags.as_deref().map(encode_tags),
+        ),
+    };
+    wecom_follow::Entity::insert(wecom_follow::ActiveModel {
+        id: sea_orm::NotSet,
+        tenant_id: Set(tenant.to_string()),
+        identifier_id: Set(subject),
+        corp_id: Set(corp_id.to_string()),
+        user_id: Set(user_id.to_string()),
+        remark: Set(remark),
+        add_way: Set(add_way.and_then(|w| i32::try_from(w).ok())),
+        state: Set(state),
+        added_at: Set(added_at),
+        deleted_at: Set(deleted_at),
+        changed_at: Set(at),
+        corp_tags: Set(tags),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
 async fn apply_follow(
     txn: &DatabaseTransaction,
     tenant: &str,
@@ -227,40 +347,7 @@ async fn apply_follow(
         .one(txn)
         .await?;
     let Some(row) = row else {
-        let (deleted_at, remark, add_way, state, added_at, tags) = match change {
-            FollowChange::Added { state } => (None, None, None, state.clone(), at, None),
-            FollowChange::Deleted => (Some(at), None, None, None, at, None),
-            FollowChange::Details {
-                remark,
-                add_way,
-                state,
-                since,
-                corp_tags,
-            } => (
-                None,
-                remark.clone(),
-                *add_way,
-                state.clone(),
-                since.unwrap_or(at),
-                corp_tags.as_deref().map(encode_tags),
-            ),
-        };
-        wecom_follow::Entity::insert(wecom_follow::ActiveModel {
-            id: sea_orm::NotSet,
-            tenant_id: Set(tenant.to_string()),
-            identifier_id: Set(subject),
-            corp_id: Set(corp_id.to_string()),
-            user_id: Set(user_id.to_string()),
-            remark: Set(remark),
-            add_way: Set(add_way.and_then(|w| i32::try_from(w).ok())),
-            state: Set(state),
-            added_at: Set(added_at),
-            deleted_at: Set(deleted_at),
-            changed_at: Set(at),
-            corp_tags: Set(tags),
-        })
-        .exec_without_returning(txn)
-        .await?;
+        insert_follow(txn, tenant, subject, corp_id, user_id, change, at).await?;
         return Ok(true);
     };
     let before = row.clone();
@@ -590,7 +677,19 @@ pub(crate) async fn refresh(
         .order_by_asc(identifier::Column::Id)
         .all(txn)
         .await?;
-    let new = derive_for(txn, &p.tenant_id, &idents).await?;
+    refresh_known(txn, &p, &idents, cause, now).await
+}
+
+/// [`refresh`] of profile row `p` (locked, or written in this transaction) holding `idents`.
+pub(crate) async fn refresh_known(
+    txn: &DatabaseTransaction,
+    p: &profile::Model,
+    idents: &[identifier::Model],
+    cause: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, DbErr> {
+    let profile_id = p.id.as_str();
+    let new = derive_for(txn, &p.tenant_id, idents).await?;
     let fields_json = json!(new.fields).to_string();
     let relations_json = json!(new.relations).to_string();
     if p.fields.as_deref() == Some(fields_json.as_str())
@@ -598,7 +697,7 @@ pub(crate) async fn refresh(
     {
         return Ok(None);
     }
-    let old = stored(&p);
+    let old = stored(p);
     let version = p.version + 1;
     profile::Entity::update_many()
         .col_expr(profile::Column::Fields, Expr::value(fields_json))

@@ -450,21 +450,23 @@ async fn apply(txn: &DatabaseTransaction, job: &Job) -> Result<Resolution, DbErr
     // What the event says beyond identifiers, against its subject's identifier row; then the
     // profile's derived state when anything it depends on changed.
     let mut dirty = fx.refresh;
-    if let Some(subject) = fx.subject.and_then(|r| rows.get(r)) {
-        let event_id = env.id.to_string();
-        dirty |= state::record(
-            txn,
-            tenant,
-            subject,
-            &fx.profile_id,
-            &event_id,
-            &job.obs,
-            now,
-        )
-        .await?;
+    if let Some(subject) = fx.subject {
+        let fresh = matches!(subject, resolution::Ref::New(_));
+        if let Some(row) = rows.get(subject) {
+            let event_id = env.id.to_string();
+            let (profile, obs) = (&fx.profile_id, &job.obs);
+            dirty |= state::record(txn, tenant, row, fresh, profile, &event_id, obs, now).await?;
+        }
     }
-    if dirty {
-        state::refresh(txn, &fx.profile_id, Some(env.id), now).await?;
+    match &rows.created {
+        // Derived from what was just written, without reading it back.
+        Some((p, idents)) => {
+            state::refresh_known(txn, p, idents, Some(env.id), now).await?;
+        }
+        None if dirty => {
+            state::refresh(txn, &fx.profile_id, Some(env.id), now).await?;
+        }
+        None => {}
     }
     outbox::enqueue_many(txn, &fx.announce).await?;
     Ok(Resolution {

@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use platform::db::outbox;
 use proto::identity::LinkRule;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, QueryFilter,
+    Set,
+};
 use serde_json::json;
 
 use super::{Job, SYSTEM};
@@ -17,14 +20,19 @@ use crate::store::entities::{edge, identifier, merge, profile, refusal, timeline
 use crate::store::{ACTIVE, MERGED};
 
 /// Identifier rows of the event's identifiers, as they stand while the effects are written.
-pub(crate) struct Rows(Vec<Option<i64>>);
+pub(crate) struct Rows {
+    ids: Vec<Option<i64>>,
+    /// A profile the effects created, as written, with its identifiers: what its state is
+    /// derived from, known without reading it back.
+    pub created: Option<(profile::Model, Vec<identifier::Model>)>,
+}
 
 impl Rows {
     /// The row `r` names (an attached one once written).
     pub(crate) fn get(&self, r: Ref) -> Option<i64> {
         match r {
             Ref::Row(id) => Some(id),
-            Ref::New(i) => self.0.get(i).copied().flatten(),
+            Ref::New(i) => self.ids.get(i).copied().flatten(),
         }
     }
 }
@@ -42,18 +50,27 @@ pub(crate) async fn write(
     let tenant = env.tenant_id.as_str();
     let event_id = env.id.to_string();
     let survivor = fx.profile_id.as_str();
+    let mut rows = Rows {
+        ids: rows,
+        created: None,
+    };
     if fx.created {
-        profile::Entity::insert(profile::ActiveModel {
-            id: Set(survivor.to_string()),
-            tenant_id: Set(tenant.to_string()),
-            status: Set(ACTIVE.to_string()),
-            merged_into: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        })
-        .exec_without_returning(txn)
-        .await?;
+        let p = profile::Model {
+            id: survivor.to_string(),
+            tenant_id: tenant.to_string(),
+            status: ACTIVE.to_string(),
+            merged_into: None,
+            created_at: now,
+            updated_at: now,
+            fields: None,
+            relations: None,
+            version: 0,
+            display_name: None,
+        };
+        profile::Entity::insert(p.clone().into_active_model())
+            .exec_without_returning(txn)
+            .await?;
+        rows.created = Some((p, Vec::with_capacity(fx.attach.len())));
     } else {
         profile::Entity::update_many()
             .col_expr(profile::Column::UpdatedAt, Expr::value(now))
@@ -62,28 +79,34 @@ pub(crate) async fn write(
             .await?;
     }
 
-    let mut rows = Rows(rows);
     for a in &fx.attach {
         let p = &job.prepared[a.idx];
-        let new_id = identifier::Entity::insert(identifier::ActiveModel {
-            id: sea_orm::NotSet,
-            tenant_id: Set(tenant.to_string()),
-            kind: Set(p.key.kind.as_str().to_string()),
-            namespace: Set(p.key.namespace.clone()),
-            value_hash: Set(p.key.hash.clone()),
-            value: Set(p.value.clone()),
-            value_sealed: Set(p.sealed.clone()),
-            value_masked: Set(p.masked.clone()),
-            profile_id: Set(survivor.to_string()),
-            provenance: Set(p.found.provenance.as_str().to_string()),
-            first_seen_event: Set(event_id.clone()),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
-        .exec(txn)
-        .await?
-        .last_insert_id;
-        rows.0[a.idx] = Some(new_id);
+        let mut m = identifier::Model {
+            id: 0,
+            tenant_id: tenant.to_string(),
+            kind: p.key.kind.as_str().to_string(),
+            namespace: p.key.namespace.clone(),
+            value_hash: p.key.hash.clone(),
+            value: p.value.clone(),
+            value_sealed: p.sealed.clone(),
+            value_masked: p.masked.clone(),
+            profile_id: survivor.to_string(),
+            provenance: p.found.provenance.as_str().to_string(),
+            first_seen_event: event_id.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut am = m.clone().into_active_model();
+        am.id = sea_orm::NotSet;
+        let new_id = identifier::Entity::insert(am)
+            .exec(txn)
+            .await?
+            .last_insert_id;
+        m.id = new_id;
+        rows.ids[a.idx] = Some(new_id);
+        if let Some((_, idents)) = rows.created.as_mut() {
+            idents.push(m);
+        }
         let (from, to) = match a.from.and_then(|f| rows.get(f)) {
             Some(from) => (from, Some(new_id)),
             None => (new_id, None),
