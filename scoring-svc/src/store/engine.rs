@@ -912,7 +912,7 @@ impl Scorer {
         let moved: Vec<String> = u.moved_events.iter().map(|e| e.to_string()).collect();
         let mut restored = Vec::new();
         for (i, r) in u.restored.iter().enumerate() {
-            let Some((mut rl, rcreated)) = locked.remove(r) else {
+            let Some((rl, rcreated)) = locked.remove(r) else {
                 continue;
             };
             if r == &s_id {
@@ -922,15 +922,16 @@ impl Scorer {
                 self.stage_before_merge(txn, &mut ws, r, rl.merge_history_id)
                     .await?;
             }
-            rl.status = leads::ACTIVE.to_string();
-            rl.merged_into = None;
-            rl.merge_history_id = 0;
-            if let Some(owner) = owners.get(r.as_str()) {
-                rl.owner = owner.clone();
-            }
+            // Opened as stored, changed in the work (so that the change is written).
             let mut wr = self
                 .open(txn, defs, rl, rcreated, now, cause.clone(), prep.outbox)
                 .await?;
+            wr.lead.status = leads::ACTIVE.to_string();
+            wr.lead.merged_into = None;
+            wr.lead.merge_history_id = 0;
+            if let Some(owner) = owners.get(r.as_str()) {
+                wr.lead.owner = owner.clone();
+            }
             // Events go back with the first restored profile (an un-merge restores one; a split
             // creates one).
             let theirs: &[String] = if i == 0 { &moved } else { &[] };

@@ -72,6 +72,8 @@ pub struct Work<'a> {
     pub offset: i32,
     pub cause: Cause,
     pub lead: Lead,
+    /// The lead as stored when the work opened (an unchanged lead is not written again).
+    stored_lead: Lead,
     /// Settle consequences this many rounds at most.
     pub max_rounds: u32,
     /// Fire triggers on crossings (recompute jobs may record sides without firing).
@@ -97,8 +99,9 @@ pub struct Work<'a> {
 }
 
 impl<'a> Work<'a> {
-    /// Opens the work on a locked `lead`: loads its folds and carries them to `now` (rebuilding
-    /// any whose decay boundary passed).
+    /// Opens the work on a locked `lead`, as stored (changes go through [`Work::lead`]: the lead
+    /// is written at [`Work::finish`] only when it differs from what was opened): loads its folds
+    /// and carries them to `now` (rebuilding any whose decay boundary passed).
     #[allow(clippy::too_many_arguments)]
     pub async fn open(
         txn: &'a DatabaseTransaction,
@@ -121,6 +124,7 @@ impl<'a> Work<'a> {
             offset,
             cause,
             facts: ProfileFacts::new(lead.profile.clone()),
+            stored_lead: lead.clone(),
             lead,
             max_rounds,
             fire_triggers: true,
@@ -860,7 +864,9 @@ impl<'a> Work<'a> {
         } else {
             None
         };
-        leads::save(self.txn, &self.lead, self.now).await?;
+        if self.lead != self.stored_lead {
+            leads::save(self.txn, &self.lead, self.now).await?;
+        }
         Ok(self.lead)
     }
 }
