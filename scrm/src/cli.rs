@@ -316,7 +316,7 @@ async fn bus(config: Option<&std::path::Path>, command: BusCommand) -> anyhow::R
 
 /// Starts the fake WeChat server, prints where it is and its apps, and runs until Ctrl-C.
 async fn fake_wechat(port: u16, seed: u64) -> anyhow::Result<()> {
-    let fake = wechat::fake::FakeWechat::start(port, seed)
+    let fake = fake_wechat::FakeWechat::start(port, seed)
         .with_context(|| format!("starting the fake WeChat server on port {port}"))?;
     let base = fake.base_url().to_owned();
     println!("Fake WeChat is up at {base} (seed {seed})");

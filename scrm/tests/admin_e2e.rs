@@ -9,11 +9,11 @@ mod common;
 
 use std::time::Duration;
 
+use fake_wechat::{CallbackMode, FakeWechat};
 use gateway::api::admin::routes::{Target, ROUTES};
 use proto::auth::Role;
 use scrm::roles::Role as ProcessRole;
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeWechat};
 
 /// Runs the `scrm` binary; its stdout.
 fn scrm(args: &[&str], env: &[(&str, &str)]) -> String {

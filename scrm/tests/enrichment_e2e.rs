@@ -11,10 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use fake_wechat::{CallbackMode, FakeWechat};
 use proto::auth::Role;
 use scrm::up::Running;
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeWechat};
 
 use common::{INTERNAL_KEY, TENANT};
 

@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
+use fake_wechat::{CallbackMode, FakeHandle, FakeWechat};
 use platform::bus::{Bus, Delivery, GroupSpec, Subscription};
 use proto::callback::CallbackReceived;
 use scrm::up::Running;
 use scrm_tests::proxy::TcpProxy;
 use scrm_tests::servers::{amqp_url, unique};
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeHandle, FakeWechat};
 
 mod common;
 
@@ -186,7 +186,7 @@ async fn forged_and_malformed_callbacks_are_refused_with_a_reason() {
     let xml = fake.callbacks(&apps.oa).subscribe(&user.oa_openid);
 
     // A good safe-mode callback, then variations of it.
-    let good = wechat::fake::prepare_oa(&gw, &apps.oa, &xml, CallbackMode::Safe).unwrap();
+    let good = fake_wechat::prepare_oa(&gw, &apps.oa, &xml, CallbackMode::Safe).unwrap();
     let post = |query: Vec<(String, String)>, body: String, url: String| {
         let http = http.clone();
         async move {
@@ -284,7 +284,7 @@ async fn forged_and_malformed_callbacks_are_refused_with_a_reason() {
     );
 
     // XXE attempt in plaintext mode.
-    let plain = wechat::fake::prepare_oa(&gw, &apps.oa, &xml, CallbackMode::Plaintext).unwrap();
+    let plain = fake_wechat::prepare_oa(&gw, &apps.oa, &xml, CallbackMode::Plaintext).unwrap();
     let xxe = format!(
         "<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{}",
         plain

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deployment::{count, Deployment};
-use wechat::fake::{prepare_oa, CallbackMode, FakeWechat};
+use fake_wechat::{prepare_oa, CallbackMode, FakeWechat};
 
 const TENANT: &str = "t-kill";
 const FOLLOWS: usize = 600;

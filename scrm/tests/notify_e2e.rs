@@ -12,12 +12,12 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use fake_wechat::{endpoints, FakeApp, FakeHandle, FakeWechat};
 use gateway::notify::store::{self, Notification, Status, INBOX_LIST};
 use platform::bus::{GroupSpec, Subscription};
 use platform::http::page::PageReq;
 use scrm::up::Running;
 use serde_json::{json, Value};
-use wechat::fake::{endpoints, FakeApp, FakeHandle, FakeWechat};
 
 use common::leads::{eventually, messages_about, two_of_one_rep, Lead};
 use common::{INTERNAL_KEY, TENANT};

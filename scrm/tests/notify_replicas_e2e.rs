@@ -12,11 +12,11 @@ mod deployment;
 use std::time::Duration;
 
 use deployment::Deployment;
+use fake_wechat::{endpoints, FakeWechat};
 use gateway::notify::store::{self, Status, INBOX_LIST};
 use platform::bus::{Bus, GroupSpec};
 use platform::http::page::PageReq;
 use serde_json::json;
-use wechat::fake::{endpoints, FakeWechat};
 
 use common::leads::{eventually, messages_about, two_of_one_rep, Lead};
 

@@ -8,12 +8,12 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use fake_wechat::{CallbackMode, FakeHandle, FakeWechat};
 use platform::bus::{Bus, GroupSpec};
 use platform::config::BusConfig;
 use scrm::roles::Role;
 use scrm_tests::servers::{amqp_url, mysql_url, redis_url, unique};
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeHandle, FakeWechat};
 
 /// `/readyz` of `url`: (status, body).
 async fn readyz(http: &reqwest::Client, url: &str) -> (u16, Value) {

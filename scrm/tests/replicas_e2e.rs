@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deployment::{count, Deployment};
-use wechat::fake::{prepare_oa, CallbackMode, FakeWechat};
+use fake_wechat::{prepare_oa, CallbackMode, FakeWechat};
 
 const TENANT: &str = "t-replicas";
 const PEOPLE: usize = 300;

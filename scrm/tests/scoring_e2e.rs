@@ -14,12 +14,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use fake_wechat::{CallbackMode, FakeWechat};
 use platform::bus::{GroupSpec, Subscription};
 use platform::http::{Principal, ServiceKey, PRINCIPAL_HEADER};
 use proto::auth::Role;
 use scrm::up::Running;
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeWechat};
 
 use common::{INTERNAL_KEY, TENANT};
 

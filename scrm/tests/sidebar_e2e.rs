@@ -12,11 +12,11 @@ mod sidebar;
 
 use std::time::Duration;
 
+use fake_wechat::FakeWechat;
 use reqwest::redirect::Policy;
 use scrm::roles::Role as ProcessRole;
 use serde_json::{json, Value};
 use wechat::api::TicketKind;
-use wechat::fake::FakeWechat;
 
 fn scrm(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrm"))

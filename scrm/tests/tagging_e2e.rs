@@ -13,6 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use fake_wechat::{CallbackMode, FakeWechat};
 use platform::bus::GroupSpec;
 use platform::http::{Principal, ServiceKey, PRINCIPAL_HEADER};
 use proto::auth::Role as AuthRole;
@@ -20,7 +21,6 @@ use proto::tagging::{TagChange, TagChanged};
 use reqwest::Method;
 use scrm::roles::Role;
 use serde_json::{json, Value};
-use wechat::fake::{CallbackMode, FakeWechat};
 
 use common::TENANT;
 

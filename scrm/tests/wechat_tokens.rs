@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{start_up, INTERNAL_KEY, TENANT};
+use fake_wechat::{endpoints, FakeApp, FakeHandle, FakeWechat};
 use identity_svc::config::WechatConfig;
 use identity_svc::enrich::{LookupError, WechatLookup};
 use platform::cache::RedisCache;
@@ -20,7 +21,6 @@ use scrm::up::Running;
 use scrm_tests::servers::{redis_url, unique};
 use serde_json::{json, Value};
 use wechat::api::WechatAccessConfig;
-use wechat::fake::{endpoints, FakeApp, FakeHandle, FakeWechat};
 
 /// `GET /internal/v1/wechat/token` with `key` (none: no Authorization header); status and body.
 async fn ask(running: &Running, key: Option<&str>, query: &[(&str, &str)]) -> (u16, Value) {

@@ -13,6 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TENANT;
+use fake_wechat::{endpoints, FakeWechat};
 use platform::http::PRINCIPAL_HEADER;
 use proto::auth::Role as AuthRole;
 use proto::tagging::{TagCommand, COMMAND_TAG_ADD};
@@ -20,7 +21,6 @@ use proto::Envelope;
 use scrm::roles::Role;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
-use wechat::fake::{endpoints, FakeWechat};
 
 /// Polls `check` every 100 ms for up to 20 s; the last value when it never passes.
 async fn until<T, F, Fut>(what: &str, mut probe: F, check: impl Fn(&T) -> bool) -> T

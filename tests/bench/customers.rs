@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
+use fake_wechat::{prepare_oa, prepare_wecom, CallbackMode, FakeWechat, PreparedCallback};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use wechat::fake::{prepare_oa, prepare_wecom, CallbackMode, FakeWechat, PreparedCallback};
 
 #[path = "../../scrm/tests/common/deployment.rs"]
 mod deployment;

@@ -29,12 +29,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use fake_wechat::{prepare_oa, CallbackMode, FakeOptions, FakeWechat};
 use platform::bus::{Bus, BusError, GroupSpec, Subscription};
 use platform::config::BusConfig;
 use platform::Deps;
 use proto::Envelope;
 use serde_json::json;
-use wechat::fake::{prepare_oa, CallbackMode, FakeOptions, FakeWechat};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -269,7 +269,7 @@ fn main() {
 
 fn gateway_config(
     dir: &std::path::Path,
-    app: &wechat::fake::FakeApp,
+    app: &fake_wechat::FakeApp,
     name: &str,
 ) -> serde_json::Value {
     json!({
@@ -287,7 +287,7 @@ fn gateway_config(
 fn noop(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
-    app: &wechat::fake::FakeApp,
+    app: &fake_wechat::FakeApp,
     corpus: &str,
     script: &str,
     connections: u32,
@@ -338,7 +338,7 @@ fn wait_listening(port: u16) {
 
 /// Node's http server with `@wecom/crypto`, one process per core, on the same corpus.
 fn node(
-    app: &wechat::fake::FakeApp,
+    app: &fake_wechat::FakeApp,
     corpus: &str,
     script: &str,
     connections: u32,
@@ -451,7 +451,7 @@ fn child_rss_mb(pid: u32, field: &str) -> f64 {
 fn rabbitmq(
     rt: &tokio::runtime::Runtime,
     dir: &std::path::Path,
-    app: &wechat::fake::FakeApp,
+    app: &fake_wechat::FakeApp,
     corpus: &str,
     script: &str,
     connections: u32,

@@ -34,10 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use fake_wechat::{prepare_oa, prepare_wecom, CallbackMode, FakeApp, FakeHandle, FakeWechat};
 use platform::bus::{Bus, GroupSpec};
 use scrm_tests::servers::unique;
 use serde_json::{json, Value};
-use wechat::fake::{prepare_oa, prepare_wecom, CallbackMode, FakeApp, FakeHandle, FakeWechat};
 
 #[path = "../../scrm/tests/common/deployment.rs"]
 mod deployment;
@@ -124,8 +124,8 @@ struct Request {
     write_key: Option<&'static str>,
 }
 
-impl From<wechat::fake::PreparedCallback> for Request {
-    fn from(cb: wechat::fake::PreparedCallback) -> Self {
+impl From<fake_wechat::PreparedCallback> for Request {
+    fn from(cb: fake_wechat::PreparedCallback) -> Self {
         Request {
             url: cb.url,
             query: cb.query,

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
+use fake_wechat::{endpoints, FakeHandle, FakeOptions, FakeUser, FakeWechat, MarkTagCall};
 use platform::bus::MemoryBus;
 use platform::cache::{Cache, MemoryCache, RedisCache};
 use platform::config::{DbConfig, HttpConfig, Secret};
@@ -50,7 +51,6 @@ use wechat::api::{
     ApiBaseUrls, ApiClient, AppCredentials, ClientOptions, TokenGrant, TokenQuery, WechatAccess,
     WechatAccessConfig, TOKEN_PATH,
 };
-use wechat::fake::{endpoints, FakeHandle, FakeOptions, FakeUser, FakeWechat, MarkTagCall};
 
 const T: &str = "t-wecom";
 const KEY: &str = "wecom-sync-test-internal-key-0123456789";

@@ -9,8 +9,5 @@ pub mod crypto;
 pub mod mp;
 pub mod signature;
 
-#[cfg(feature = "fake")]
-pub mod fake;
-
 pub use crypto::{CryptoError, Decrypted, EncryptedReply, JsonReplyStyle, MsgCrypto};
 pub use mp::{MpCryptoError, MpOpenData};

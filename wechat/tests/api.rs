@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use fake_wechat::{endpoints, CallbackMode, FakeHandle, FakeWechat};
 use platform::cache::{Cache, MemoryCache, RedisCache};
 use scrm_tests::servers;
 use wechat::api::{
@@ -15,7 +16,6 @@ use wechat::api::{
     CorpTagGroupRef, KeptTicket, MarkTagRequest, NewCorpTag, OAuthUser, Secret, SendOutcome,
     TicketKind,
 };
-use wechat::fake::{endpoints, CallbackMode, FakeHandle, FakeWechat};
 use wechat::signature;
 
 // ---------------------------------------------------------------------------------------------
@@ -1096,7 +1096,7 @@ async fn oa_callbacks_round_trip_through_msg_crypto() {
     for xml in &messages {
         // Safe mode: the body holds only ToUserName and Encrypt.
         let safe =
-            wechat::fake::prepare_oa("http://gw", app, xml, CallbackMode::Safe).expect("prepare");
+            fake_wechat::prepare_oa("http://gw", app, xml, CallbackMode::Safe).expect("prepare");
         assert_eq!(safe.url, format!("http://gw/wechat/oa/{}", app.appid));
         assert_eq!(safe.param("encrypt_type"), Some("aes"));
         assert_eq!(safe.param("openid"), Some(user.oa_openid.as_str()));
@@ -1121,7 +1121,7 @@ async fn oa_callbacks_round_trip_through_msg_crypto() {
             .contains(&format!("<ToUserName><![CDATA[{}]]>", app.original_id)));
 
         // Compatible mode: the plain fields and Encrypt.
-        let compat = wechat::fake::prepare_oa("http://gw", app, xml, CallbackMode::Compatible)
+        let compat = fake_wechat::prepare_oa("http://gw", app, xml, CallbackMode::Compatible)
             .expect("prepare");
         assert!(compat.body.contains("<FromUserName>"));
         let encrypt = between(&compat.body, "<Encrypt><![CDATA[", "]]></Encrypt>");
@@ -1138,7 +1138,7 @@ async fn oa_callbacks_round_trip_through_msg_crypto() {
         );
 
         // Plaintext: the message as is, plain signature only.
-        let plain = wechat::fake::prepare_oa("http://gw", app, xml, CallbackMode::Plaintext)
+        let plain = fake_wechat::prepare_oa("http://gw", app, xml, CallbackMode::Plaintext)
             .expect("prepare");
         assert_eq!(&plain.body, xml);
         assert_eq!(plain.param("msg_signature"), None);
@@ -1195,7 +1195,7 @@ async fn wecom_and_mp_callbacks_round_trip() {
         cb.external_tag("etTag", "tag", "create"),
     ] {
         assert!(xml.contains("<FromUserName><![CDATA[sys]]></FromUserName>"));
-        let prepared = wechat::fake::prepare_wecom("http://gw/", wecom, &xml).expect("prepare");
+        let prepared = fake_wechat::prepare_wecom("http://gw/", wecom, &xml).expect("prepare");
         assert_eq!(
             prepared.url,
             format!("http://gw/wechat/wecom/{}", wecom.appid)
@@ -1229,7 +1229,7 @@ async fn wecom_and_mp_callbacks_round_trip() {
     let mp = &fake.apps().mp;
     let json = fake.callbacks(mp).text_json(&user.mp_openid, "hi");
     let prepared =
-        wechat::fake::prepare_mp("http://gw", mp, &json, CallbackMode::Safe).expect("prepare");
+        fake_wechat::prepare_mp("http://gw", mp, &json, CallbackMode::Safe).expect("prepare");
     assert_eq!(prepared.content_type, "application/json");
     let body: serde_json::Value = serde_json::from_str(&prepared.body).expect("JSON");
     assert_eq!(body["ToUserName"], mp.original_id.as_str());
@@ -1256,7 +1256,7 @@ async fn wecom_and_mp_callbacks_round_trip() {
     assert_eq!(sink[1].path, format!("/wechat/mp/{}", mp.appid));
 
     // The wrong kind of app is refused.
-    assert!(wechat::fake::prepare_wecom("http://gw", mp, "<xml/>").is_err());
+    assert!(fake_wechat::prepare_wecom("http://gw", mp, "<xml/>").is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

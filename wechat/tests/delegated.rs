@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use async_trait::async_trait;
+use fake_wechat::{endpoints, FakeHandle, FakeWechat};
 use platform::cache::MemoryCache;
 use wechat::api::{
     AccessToken, ApiBaseUrls, ApiClient, ApiError, AppCredentials, AppRef, Auth, ClientOptions,
     KeeperOptions, KeeperTokenSource, Secret, TokenGrant, TokenQuery, TokenSource, TOKEN_PATH,
 };
-use wechat::fake::{endpoints, FakeHandle, FakeWechat};
 
 const KEY: &str = "delegated-test-internal-key-0123456789";
 

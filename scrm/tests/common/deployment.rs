@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
+use fake_wechat::FakeApp;
 use platform::bus::AmqpBus;
 use platform::config::DbConfig;
 use scrm_tests::servers::{amqp_url, free_port, mysql_url, redis_url, unique};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::json;
-use wechat::fake::FakeApp;
 
 pub const ROLES: [&str; 4] = ["gateway", "identity", "tagging", "scoring"];
 pub const SERVICES: [&str; 3] = ["identity", "tagging", "scoring"];
@@ -475,7 +475,7 @@ pub async fn count(db: &DatabaseConnection, sql: &str) -> i64 {
 /// Posts a prepared callback to the gateway as WeChat would.
 pub async fn post_callback(
     http: &reqwest::Client,
-    cb: &wechat::fake::PreparedCallback,
+    cb: &fake_wechat::PreparedCallback,
 ) -> reqwest::Result<reqwest::Response> {
     http.post(&cb.url)
         .query(&cb.query)

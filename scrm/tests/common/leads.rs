@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use fake_wechat::{FakeHandle, FakeMessage, FakeUser};
 use proto::auth::Role;
 use serde_json::{json, Value};
-use wechat::fake::{FakeHandle, FakeMessage, FakeUser};
 
 /// Where roles listen, and whom the scoring and identity APIs are asked for.
 pub struct Lead<'a> {

@@ -9,10 +9,10 @@ pub mod leads;
 
 use std::path::PathBuf;
 
+use fake_wechat::{FakeApp, FakeHandle};
 use scrm::up::{start_embedded, Running, UpOptions};
 use scrm_tests::servers::unique;
 use serde_json::{json, Value};
-use wechat::fake::{FakeApp, FakeHandle};
 
 /// The tenant the fake's apps are registered to.
 pub const TENANT: &str = "t-e2e";

@@ -1,4 +1,11 @@
-//! A fake WeChat / WeCom server for tests and local development (cargo feature `fake`).
+//! A fake WeChat / WeCom server: a stand-in for WeChat's and WeCom's APIs and callbacks, for tests
+//! and offline development (the `fake-wechat` binary). Never part of the production binary:
+//! `scrm` does not depend on it; tests and benches take it as a dev-dependency.
+//!
+//! Owns: the fake's seeded population, its HTTP server and steering, the callbacks it builds and
+//! posts, the sidebar's OAuth and JS-SDK stand-ins. Must not touch: the gateway or the services,
+//! storage, the bus; the protocol (signatures, crypto, types) comes from the `wechat` crate and
+//! is not re-implemented here.
 //!
 //! It serves the endpoints the API client uses — `/cgi-bin/token`, `/cgi-bin/gettoken`,
 //! `/cgi-bin/user/info`, the OA `tags` APIs, `externalcontact/get`, `mark_tag`,
@@ -22,8 +29,8 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
+//! use fake_wechat::FakeWechat;
 //! use wechat::api::{ApiBaseUrls, ApiClient};
-//! use wechat::fake::FakeWechat;
 //!
 //! let fake = FakeWechat::start(0, 42)?;
 //! let cache = Arc::new(platform::cache::MemoryCache::new("test:", 1000));
@@ -207,7 +214,7 @@ impl Drop for FakeHandle {
 }
 
 impl FakeHandle {
-    /// The API base URL (for [`crate::api::ApiBaseUrls::single`]).
+    /// The API base URL (for [`wechat::api::ApiBaseUrls::single`]).
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::super::population::{random_string, FakeApp, FakeAppKind};
 use super::{Answer, IssuedToken, Shared, State, TOKEN_CHARS, TOKEN_LEN};
+use crate::population::{random_string, FakeApp, FakeAppKind};
 
 impl Shared {
     pub(super) fn token(&self, st: &mut State, q: &HashMap<String, String>) -> Answer {

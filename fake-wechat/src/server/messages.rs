@@ -1,15 +1,15 @@
 //! The fake's `message/send`: app messages from the corp's self-built app to reps, answered like
 //! WeCom — recipients who are not among the population's reps come back in `invaliduser` with
 //! errcode 0, no valid recipient at all is 81013 — and recorded with the answer given (injected
-//! failures included), for `/fake/messages` and [`super::super::FakeHandle::messages`].
+//! failures included), for `/fake/messages` and [`crate::FakeHandle::messages`].
 
 use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::super::population::{random_string, FakeRep};
 use super::{now_unix, Answer, Shared, State, TOKEN_CHARS};
+use crate::population::{random_string, FakeRep};
 
 /// One `message/send` request as the fake answered it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -7,8 +7,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::api::{AppCredentials, Secret};
-use crate::crypto::MsgCrypto;
+use wechat::api::{AppCredentials, Secret};
+use wechat::crypto::MsgCrypto;
 
 /// Characters of openids, unionids, external_userids and tokens.
 pub(crate) const ID_CHARS: &[u8] =

@@ -11,8 +11,8 @@ use base64::Engine as _;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::super::population::{random_string, FakeAppKind, FakeUser};
 use super::{json_response, now_unix, Answer, PhoneCode, Shared, State, TOKEN_CHARS};
+use crate::population::{random_string, FakeAppKind, FakeUser};
 
 impl Shared {
     pub(crate) fn issue_login_code(&self, user: &FakeUser) -> String {

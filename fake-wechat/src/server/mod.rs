@@ -31,9 +31,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::api::TicketKind;
+use wechat::api::TicketKind;
 
-use super::population::{FakeApps, FakeCorpTagGroup, Population};
+use crate::population::{FakeApps, FakeCorpTagGroup, Population};
 
 pub(crate) use self::agent::{ticket_key, OAuthSubject};
 pub use self::messages::FakeMessage;

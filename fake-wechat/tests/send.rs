@@ -1,8 +1,8 @@
 //! The fake's `/fake/send/…` endpoint: a callback asked for over HTTP is built, signed and
-//! encrypted like [`wechat::fake::FakeHandle::send_wecom`]'s and posted to the named gateway (here
+//! encrypted like [`fake_wechat::FakeHandle::send_wecom`]'s and posted to the named gateway (here
 //! a second fake's sink), and the gateway's answer comes back; bad requests are 400.
 
-use wechat::fake::FakeWechat;
+use fake_wechat::FakeWechat;
 
 async fn get(url: &str) -> (u16, serde_json::Value) {
     let r = reqwest::get(url).await.expect("the fake answers");

@@ -12,11 +12,11 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{json, Value};
 
-use super::super::population::{random_string, FakeApp, FakeAppKind};
 use super::messages::FakeMessage;
 use super::{json_response, Answer, Shared, State, TOKEN_CHARS};
-use crate::api::TicketKind;
-use crate::signature;
+use crate::population::{random_string, FakeApp, FakeAppKind};
+use wechat::api::TicketKind;
+use wechat::signature;
 
 /// Who an OAuth code signs in.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,10 +14,10 @@ use std::sync::OnceLock;
 
 use rand::Rng;
 
-use super::population::{FakeApp, FakeAppKind};
-use super::server::now_unix;
-use crate::crypto::CryptoError;
-use crate::signature;
+use crate::population::{FakeApp, FakeAppKind};
+use crate::server::now_unix;
+use wechat::crypto::CryptoError;
+use wechat::signature;
 
 /// How an OA / MP callback is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

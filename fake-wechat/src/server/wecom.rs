@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::super::population::{random_string, FakeCorpTag, FakeCorpTagGroup, FakeUser, ID_CHARS};
 use super::{now_unix, ok, strings, Answer, Shared, State, TOKEN_CHARS};
+use crate::population::{random_string, FakeCorpTag, FakeCorpTagGroup, FakeUser, ID_CHARS};
 
 /// One `mark_tag` request as the fake answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]

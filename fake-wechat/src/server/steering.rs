@@ -1,7 +1,7 @@
 //! What tests and developers do to the fake besides calling WeChat's APIs: the `/fake/…`
 //! endpoints (population, apps, counters, the callback sink, app messages sent; the codes are
 //! issued by their areas' modules) and the direct changes behind
-//! [`super::super::FakeHandle`]'s steering methods (revoking and expiring tokens, a rep
+//! [`crate::FakeHandle`]'s steering methods (revoking and expiring tokens, a rep
 //! changing tags by hand).
 
 use std::time::Instant;
@@ -10,8 +10,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::super::population::{FakeApp, FakeUser};
 use super::{parse_query, Shared, State};
+use crate::population::{FakeApp, FakeUser};
 
 /// A request received on `/fake/sink/…` (a stand-in gateway for callback tests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

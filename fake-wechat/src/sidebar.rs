@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::server::{ticket_key, OAuthSubject};
 use super::{FakeApp, FakeHandle, FakeMessage, FakeUser};
-use crate::api::TicketKind;
+use crate::server::{ticket_key, OAuthSubject};
+use wechat::api::TicketKind;
 
 impl FakeHandle {
     // ---- OAuth -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! Callbacks sent on request over HTTP, for scripts that drive a gateway from outside the
-//! process (the Rust side has [`super::super::FakeHandle::send_wecom`]):
+//! process (the Rust side has [`crate::FakeHandle::send_wecom`]):
 //!
 //! `GET|POST /fake/send/wecom-add?gateway=&userid=&external_userid=[&state=]` — the corp's rep
 //! `userid` added the customer `external_userid` (`add_external_contact`, with the contact-me
@@ -14,8 +14,8 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use super::super::callbacks::{self, CallbackBuilder};
 use super::{json_response, Shared};
+use crate::callbacks::{self, CallbackBuilder};
 
 fn bad_request(message: &str) -> HttpResponse {
     json_response(

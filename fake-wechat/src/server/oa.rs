@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
-use super::super::population::{FakeAppKind, FakeUser, OA_SYSTEM_TAG_IDS};
 use super::{ok, Answer, Shared, State};
+use crate::population::{FakeAppKind, FakeUser, OA_SYSTEM_TAG_IDS};
 
 /// At most this many OA tags per account.
 const OA_MAX_TAGS: usize = 100;
