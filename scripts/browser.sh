@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The sidebar page in a real headless browser: starts the fake WeChat (`scrm fake-wechat`) and a
-# real `scrm up` pointed at it (a temporary data dir, free ports), then runs
+# The sidebar page in a real headless browser: starts the fake WeChat (the `fake-wechat` binary)
+# and a real `scrm up` pointed at it (a temporary data dir, free ports), then runs
 # scripts/browser_test.py, which registers the fake's WeCom apps to tenant `demo` with the owner
 # token `scrm up` writes, has the fake send a rep's add_external_contact callback, and drives the
 # page in Chromium through Selenium at the WeCom sidebar's width: WeCom sign-in, the card, adding
 # a tag and a note, a stage move, a refused customer, the inbox, and the JS-SDK path a page inside
 # WeCom takes (with a stand-in `wx`). Any failed check fails this script; it takes a few seconds
-# once the binary is built.
+# once the binaries are built.
 #
 # Needs Debian's chromium and chromium-driver (installed here when missing). Selenium is installed into
 # a virtualenv under target/ (the machine's Python is left as it is) and kept there between runs;
@@ -14,7 +14,8 @@
 #
 # Usage: scripts/browser.sh
 # Environment:
-#   SCRM_BIN_FRESH=1        use the scrm binary as it is (the caller has just built it)
+#   SCRM_BIN_FRESH=1        use the scrm and fake-wechat binaries as they are (the caller has just
+#                           built them)
 #   SCRM_BROWSER_WIDTH      the browser window's width in px (default 400, WeCom's sidebar)
 #   SCRM_BROWSER_SCREENSHOTS  a directory to keep screenshots of the page in (default: none)
 set -euo pipefail
@@ -28,6 +29,7 @@ fi
 readonly SELENIUM=4.50.0
 readonly VENV=target/browser-venv
 BIN=${CARGO_TARGET_DIR:-target}/debug/scrm
+FAKE_BIN=${CARGO_TARGET_DIR:-target}/debug/fake-wechat
 START=$(date +%s)
 
 log() { printf 'browser.sh: %s\n' "$*" >&2; }
@@ -63,9 +65,9 @@ if [[ "$("$VENV/bin/python" -c 'import selenium; print(selenium.__version__)' 2>
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "selenium==$SELENIUM"
 fi
 
-# --- the scrm binary -----------------------------------------------------------------------------
-if [[ ${SCRM_BIN_FRESH:-0} != 1 || ! -x $BIN ]]; then
-  cargo build --locked -p scrm --bin scrm
+# --- the scrm and fake-wechat binaries -----------------------------------------------------------
+if [[ ${SCRM_BIN_FRESH:-0} != 1 || ! -x $BIN || ! -x $FAKE_BIN ]]; then
+  cargo build --locked -p scrm -p fake-wechat --bin scrm --bin fake-wechat
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/scrm-browser.XXXXXX")
@@ -110,7 +112,7 @@ wait_for_url() {
 }
 
 # --- the fake WeChat and `scrm up` pointed at it -------------------------------------------------
-"$BIN" fake-wechat --port 0 --seed 7 >"$WORK/fake.out" 2>"$WORK/fake.log" &
+"$FAKE_BIN" --port 0 --seed 7 >"$WORK/fake.out" 2>"$WORK/fake.log" &
 FAKE_PID=$!
 FAKE=$(wait_for_url "$WORK/fake.out" 's|^Fake WeChat is up at \(http://[^ ]*\) .*|\1|p' "$FAKE_PID" "the fake WeChat")
 

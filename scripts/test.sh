@@ -23,7 +23,8 @@ export SCRM_TEST_AMQP_URL=${SCRM_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:567
 # Not --all-targets: that would also run the benchmarks, as tests.
 cargo test --workspace --locked "$@"
 
-# `cargo test --workspace` has built target/debug/scrm for the end-to-end tests.
+# `cargo test --workspace` has built target/debug/scrm for the end-to-end tests, and
+# target/debug/fake-wechat for the fake's own tests.
 if [[ ${SCRM_SCHEMATHESIS:-1} != 0 ]]; then
   if [[ $# -eq 0 ]]; then
     SCRM_BIN_FRESH=1 bash scripts/schemathesis.sh
@@ -32,7 +33,7 @@ if [[ ${SCRM_SCHEMATHESIS:-1} != 0 ]]; then
   fi
 fi
 
-# The sidebar page in a real browser, against the same binary.
+# The sidebar page in a real browser, against the same binaries.
 if [[ ${SCRM_BROWSER:-1} != 0 ]]; then
   if [[ $# -eq 0 ]]; then
     SCRM_BIN_FRESH=1 bash scripts/browser.sh

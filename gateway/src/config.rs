@@ -33,7 +33,7 @@ pub struct Config {
     /// Lifetime of SDK session tokens issued at mini-program login, in seconds.
     #[serde(default = "default_session_ttl_secs")]
     pub session_ttl_secs: i64,
-    /// WeChat API endpoints (point them at `scrm fake-wechat` to develop offline).
+    /// WeChat API endpoints (point them at the `fake-wechat` binary to develop offline).
     #[serde(default)]
     pub wechat_api: WechatApiConfig,
     /// The gateway's address as WeChat and reps' phones reach it, e.g. `https://crm.example.com`

@@ -79,15 +79,6 @@ pub enum Command {
         #[command(subcommand)]
         command: BusCommand,
     },
-    /// Run a fake WeChat / WeCom API server with a seeded population (development and tests).
-    FakeWechat {
-        /// Port on 127.0.0.1 (0 picks a free port).
-        #[arg(long, default_value_t = 0, value_name = "N")]
-        port: u16,
-        /// Seed of the apps and the population.
-        #[arg(long, default_value_t = 1, value_name = "S")]
-        seed: u64,
-    },
 }
 
 /// `scrm tenant …` (the gateway's database of `--config`, else of `--data-dir`).
@@ -280,7 +271,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     data_dir,
                 },
         } => crate::people::add_user(config, &data_dir, &tenant, &email, role, token).await,
-        Command::FakeWechat { port, seed } => fake_wechat(port, seed).await,
     }
 }
 
@@ -311,40 +301,6 @@ async fn bus(config: Option<&std::path::Path>, command: BusCommand) -> anyhow::R
             println!("{group}: {n} parked message(s) sent back");
         }
     }
-    Ok(())
-}
-
-/// Starts the fake WeChat server, prints where it is and its apps, and runs until Ctrl-C.
-async fn fake_wechat(port: u16, seed: u64) -> anyhow::Result<()> {
-    let fake = fake_wechat::FakeWechat::start(port, seed)
-        .with_context(|| format!("starting the fake WeChat server on port {port}"))?;
-    let base = fake.base_url().to_owned();
-    println!("Fake WeChat is up at {base} (seed {seed})");
-    println!("  API base for OA, mini-program and WeCom: {base}");
-    for app in fake.apps().all() {
-        let agent = match (app.agent.as_deref(), app.agent_id) {
-            (_, Some(id)) => format!(" (AgentID {id})"),
-            (Some(a), None) => format!(" (secret label {a})"),
-            (None, None) => String::new(),
-        };
-        println!(
-            "  {:<13} id {}{agent}  secret {}  callback token {}  EncodingAESKey {}",
-            app.name, app.appid, app.secret, app.token, app.encoding_aes_key
-        );
-    }
-    println!(
-        "  {} users, {} reps",
-        fake.population().users.len(),
-        fake.population().reps.len()
-    );
-    for line in fake.help_lines() {
-        println!("  {line}");
-    }
-    println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    fake.stop().await;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ pub struct WechatAccessConfig {
     /// The gateway's `internal_key` (at least 32 characters). `scrm up` sets it.
     #[serde(default)]
     pub internal_key: Secret,
-    /// Official Account API base URL (point it at `scrm fake-wechat` to develop offline).
+    /// Official Account API base URL (point it at the `fake-wechat` binary to develop offline).
     #[serde(default = "default_oa_base_url")]
     pub oa_base_url: String,
     /// WeCom API base URL.
