@@ -323,7 +323,12 @@ pub async fn apply_profile<Db: ConnectionTrait>(
             exec(conn, &q).await?;
         }
     }
-    for table in [T::FactsProperty, T::FactsRelation] {
+    // A profile never applied (no row, or version 0 — identity's state before it was first
+    // derived, which is empty) has no property or relation rows to replace.
+    for table in [T::FactsProperty, T::FactsRelation]
+        .into_iter()
+        .filter(|_| !first)
+    {
         let q = Query::delete()
             .from_table(table)
             .and_where(Expr::col(C::TenantId).eq(tenant))
