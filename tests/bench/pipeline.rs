@@ -18,8 +18,10 @@
 //! Reported per phase: accepted/s (the gateway's 200s), drained/s per service (events over the
 //! time until the last of that service's answers; tagging: follows), lag from the gateway's 200 to
 //! each answer (p50 / p99), SQL statements per event per service (MariaDB's per-user statistics;
-//! each role connects as its own user), CPU time per event per process. WeChat lookups are off
-//! (they run beside the event path, not on it).
+//! each role connects as its own user), CPU time per event of each role, of MariaDB, RabbitMQ
+//! and Redis and of this process (the load and the observer), the rate that CPU allows on this
+//! machine's cores, and how busy the machine was. WeChat lookups are off (they run beside the
+//! event path, not on it).
 //!
 //! The last line is `pipeline: new_eps=N returning_eps=N p99_ms=N stmts_new=N stmts_returning=N`:
 //! drained end to end per second in phases 1 and 2, the worse callback → `lead.score_changed`
