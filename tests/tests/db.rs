@@ -467,6 +467,76 @@ async fn two_relays_publish_each_row_once(backend: Backend) {
     t.cleanup().await;
 }
 
+/// Races are told apart from other failures by the database's error code: a unique-key
+/// violation and a lock that cannot be had (MariaDB's lock-wait timeout, SQLite's busy database)
+/// are contention; a bad statement is not.
+async fn contention_is_classified_by_error_code(backend: Backend) {
+    let t = TestDb::new(backend).await;
+    let db = &t.conn;
+    let ddl = match backend {
+        Backend::MariaDb => "CREATE TABLE rows_u (id INT NOT NULL PRIMARY KEY, n INT NOT NULL)",
+        Backend::Sqlite => {
+            "CREATE TABLE rows_u (id INTEGER NOT NULL PRIMARY KEY, n INTEGER NOT NULL)"
+        }
+    };
+    db.execute_unprepared(ddl).await.unwrap();
+    db.execute_unprepared("INSERT INTO rows_u (id, n) VALUES (1, 0)")
+        .await
+        .unwrap();
+    let dup = db
+        .execute_unprepared("INSERT INTO rows_u (id, n) VALUES (1, 0)")
+        .await
+        .unwrap_err();
+    assert!(platform::db::is_contention(&dup), "{dup}");
+    let bad = db
+        .execute_unprepared("INSERT INTO no_such_table VALUES (1)")
+        .await
+        .unwrap_err();
+    assert!(!platform::db::is_contention(&bad), "{bad}");
+
+    // One transaction holds the row; another cannot wait for it.
+    let holder = db.begin().await.unwrap();
+    holder
+        .execute_unprepared("UPDATE rows_u SET n = 1 WHERE id = 1")
+        .await
+        .unwrap();
+    let locked = match backend {
+        Backend::MariaDb => {
+            let other = t.another_connection().await;
+            let txn = other.begin().await.unwrap();
+            txn.execute_unprepared("SET SESSION innodb_lock_wait_timeout = 1")
+                .await
+                .unwrap();
+            let e = txn
+                .execute_unprepared("UPDATE rows_u SET n = 2 WHERE id = 1")
+                .await
+                .unwrap_err();
+            let _ = txn.rollback().await;
+            other.close().await.unwrap();
+            e
+        }
+        Backend::Sqlite => {
+            use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+            use std::str::FromStr;
+            let url = t.cfg.url.expose().to_string();
+            let opts = SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .busy_timeout(Duration::ZERO);
+            let pool = sea_orm::sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            let other = sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(pool);
+            let e = other
+                .execute_unprepared("UPDATE rows_u SET n = 2 WHERE id = 1")
+                .await
+                .unwrap_err();
+            other.close().await.unwrap();
+            e
+        }
+    };
+    assert!(platform::db::is_contention(&locked), "{locked}");
+    holder.rollback().await.unwrap();
+    t.cleanup().await;
+}
+
 scrm_tests::on_both_backends!(
     every_service_migrates_up_and_is_idempotent,
     inbox_applies_effect_once,
@@ -477,4 +547,5 @@ scrm_tests::on_both_backends!(
     outbox_publishes_only_committed,
     outbox_keeps_rows_while_broker_down,
     two_relays_publish_each_row_once,
+    contention_is_classified_by_error_code,
 );

@@ -226,30 +226,51 @@ pub async fn contention_pause(attempt: u32) {
 }
 
 /// Is `e` a race the whole transaction should simply be run again for: a unique-key violation
-/// (another transaction created the same row first), a deadlock or lock-wait timeout
-/// (MySQL/MariaDB 1213, 1205, 1020), or a busy / locked SQLite database?
+/// (another transaction created the same row first), a deadlock, lock-wait timeout or changed
+/// record (MySQL / MariaDB error numbers 1213, 1205, 1020), or a busy or locked SQLite database
+/// (primary result codes 5 and 6)? Classified by the database's error code, never by its text.
 pub fn is_contention(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::{mysql::MySqlDatabaseError, sqlite::SqliteError, Error};
+    use sea_orm::{DbErr, RuntimeErr};
     if matches!(
         e.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     ) {
         return true;
     }
-    let s = e.to_string();
-    [
-        "1213",
-        "1205",
-        "1020",
-        "Deadlock found",
-        "Lock wait timeout",
-        "Record has changed since last read",
-        "database is locked",
-        "database table is locked",
-        "SQLITE_BUSY",
-    ]
-    .iter()
-    .any(|p| s.contains(p))
+    let (DbErr::Conn(RuntimeErr::SqlxError(Error::Database(d)))
+    | DbErr::Exec(RuntimeErr::SqlxError(Error::Database(d)))
+    | DbErr::Query(RuntimeErr::SqlxError(Error::Database(d)))) = e
+    else {
+        return false;
+    };
+    if let Some(m) = d.try_downcast_ref::<MySqlDatabaseError>() {
+        return matches!(
+            m.number(),
+            MYSQL_DEADLOCK | MYSQL_LOCK_WAIT_TIMEOUT | MYSQL_RECORD_CHANGED
+        );
+    }
+    if d.try_downcast_ref::<SqliteError>().is_some() {
+        // Extended result codes keep the primary code in their low byte.
+        let primary = d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .map(|c| c & 0xff);
+        return matches!(primary, Some(SQLITE_BUSY | SQLITE_LOCKED));
+    }
+    false
 }
+
+/// MySQL / MariaDB: deadlock found when trying to get lock.
+const MYSQL_DEADLOCK: u16 = 1213;
+/// MySQL / MariaDB: lock wait timeout exceeded.
+const MYSQL_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// MariaDB: record has changed since last read (optimistic snapshot check).
+const MYSQL_RECORD_CHANGED: u16 = 1020;
+/// SQLite: the database file is locked by another connection.
+const SQLITE_BUSY: i32 = 5;
+/// SQLite: a table is locked within the same connection.
+const SQLITE_LOCKED: i32 = 6;
 
 #[cfg(test)]
 mod tests {
