@@ -69,19 +69,11 @@ pub async fn process_retrying<T, F>(
 where
     F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T, DbErr>,
 {
-    let mut run = 0;
-    loop {
-        run += 1;
-        match process_once::<T, DbErr, _>(db, consumer, message_id, &effect).await {
-            Ok(p) => return Ok((p, run)),
-            Err(e) if super::is_contention(&e) && run < attempts.max(1) => {
-                metrics::counter!("scrm_tx_retries_total", "consumer" => consumer.to_string())
-                    .increment(1);
-                super::contention_pause(run).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let (r, runs) = super::retry_on_contention(consumer, attempts, || {
+        process_once::<T, DbErr, _>(db, consumer, message_id, &effect)
+    })
+    .await;
+    r.map(|p| (p, runs))
 }
 
 /// [`process_retrying`] for a batch of messages in one transaction (READ COMMITTED on
@@ -99,19 +91,11 @@ pub async fn process_batch_retrying<T, F>(
 where
     F: for<'c> Fn(&'c DatabaseTransaction, Vec<usize>) -> TxFuture<'c, Vec<T>, DbErr>,
 {
-    let mut run = 0;
-    loop {
-        run += 1;
-        match process_batch_once(db, consumer, message_ids, &effect).await {
-            Ok(p) => return Ok((p, run)),
-            Err(e) if super::is_contention(&e) && run < attempts.max(1) => {
-                metrics::counter!("scrm_tx_retries_total", "consumer" => consumer.to_string())
-                    .increment(1);
-                super::contention_pause(run).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let (r, runs) = super::retry_on_contention(consumer, attempts, || {
+        process_batch_once(db, consumer, message_ids, &effect)
+    })
+    .await;
+    r.map(|p| (p, runs))
 }
 
 async fn process_batch_once<T, F>(

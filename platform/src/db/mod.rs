@@ -216,6 +216,45 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     Ok(txn)
 }
 
+/// A failure that may be a race ([`is_contention`]), for [`retry_on_contention`].
+pub trait Contention {
+    fn is_contention(&self) -> bool;
+}
+
+impl Contention for DbErr {
+    fn is_contention(&self) -> bool {
+        is_contention(self)
+    }
+}
+
+/// Runs `tx` — one whole transaction, begun and ended inside it — again after a short random
+/// pause ([`contention_pause`]) while it fails by contention, `attempts` runs at most, counting
+/// each rerun in `scrm_tx_retries_total{consumer = op}`. Returns the last outcome and the number
+/// of runs it took (so a caller can say how long it raced).
+pub async fn retry_on_contention<T, E, F, Fut>(
+    op: &str,
+    attempts: u32,
+    mut tx: F,
+) -> (Result<T, E>, u32)
+where
+    E: Contention,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut run = 0;
+    loop {
+        run += 1;
+        match tx().await {
+            Err(e) if e.is_contention() && run < attempts.max(1) => {
+                metrics::counter!("scrm_tx_retries_total", "consumer" => op.to_string())
+                    .increment(1);
+                contention_pause(run).await;
+            }
+            other => return (other, run),
+        }
+    }
+}
+
 /// Waits before running a transaction again after its `attempt`-th run met contention: 5 ms per
 /// attempt so far (at most 50), plus up to twice that at random, so racing transactions do not
 /// meet again in step.

@@ -243,28 +243,18 @@ impl Scorer {
     }
 
     /// Runs `f` (one transaction) again on contention, with a growing random pause.
-    async fn retry<T, F, Fut>(&self, mut f: F) -> Result<T, ScoreError>
+    async fn retry<T, F, Fut>(&self, f: F) -> Result<T, ScoreError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, DbErr>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_contention(&e) => {
-                    metrics::counter!("scrm_scoring_tx_retries_total").increment(1);
-                    if attempt >= self.cfg.tx_attempts {
-                        return Err(ScoreError::Contention {
-                            attempts: attempt,
-                            source: e,
-                        });
-                    }
-                    platform::db::contention_pause(attempt).await;
-                }
-                Err(e) => return Err(ScoreError::Db(e)),
-            }
+        match platform::db::retry_on_contention(CONSUMER, self.cfg.tx_attempts, f).await {
+            (Ok(v), _) => Ok(v),
+            (Err(e), attempts) if is_contention(&e) => Err(ScoreError::Contention {
+                attempts,
+                source: e,
+            }),
+            (Err(e), _) => Err(ScoreError::Db(e)),
         }
     }
 

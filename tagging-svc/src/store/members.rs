@@ -64,6 +64,12 @@ pub enum MemberError {
     Db(#[from] DbErr),
 }
 
+impl platform::db::Contention for MemberError {
+    fn is_contention(&self) -> bool {
+        matches!(self, MemberError::Db(e) if platform::db::is_contention(e))
+    }
+}
+
 /// A tag with its group, as membership changes need them.
 #[derive(Debug, Clone)]
 pub struct TagInfo {

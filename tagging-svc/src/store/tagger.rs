@@ -589,21 +589,12 @@ impl Tagger {
         // The tenant's rules are read into their cache first: a transaction holding a pooled
         // connection (and on SQLite the write lock) should not wait for another connection.
         self.engine.rules.get(tenant).await?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .manual_once(tenant, profile, tag_id, add, operator, known_only)
-                .await
-            {
-                Err(MemberError::Db(e))
-                    if platform::db::is_contention(&e) && attempt < self.cfg.tx_attempts =>
-                {
-                    platform::db::contention_pause(attempt).await;
-                }
-                other => return other,
-            }
-        }
+        let attempts = self.cfg.tx_attempts;
+        platform::db::retry_on_contention("tagging.manual", attempts, || {
+            self.manual_once(tenant, profile, tag_id, add, operator, known_only)
+        })
+        .await
+        .0
     }
 
     async fn manual_once(

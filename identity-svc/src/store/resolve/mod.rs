@@ -244,24 +244,21 @@ impl Resolver {
         )
         .await;
         match r {
-            Ok((processed, runs)) => {
-                metrics::counter!("scrm_identity_tx_retries_total")
-                    .increment(u64::from(runs.saturating_sub(1)));
-                jobs.iter()
-                    .zip(processed)
-                    .map(|((i, job), p)| {
-                        let outcome = match p {
-                            Processed::Done(mut res) => {
-                                res.attempts = runs;
-                                count_resolved(job.mode, &res);
-                                Outcome::Resolved(res)
-                            }
-                            Processed::Duplicate => Outcome::Duplicate,
-                        };
-                        (*i, Ok(outcome))
-                    })
-                    .collect()
-            }
+            Ok((processed, runs)) => jobs
+                .iter()
+                .zip(processed)
+                .map(|((i, job), p)| {
+                    let outcome = match p {
+                        Processed::Done(mut res) => {
+                            res.attempts = runs;
+                            count_resolved(job.mode, &res);
+                            Outcome::Resolved(res)
+                        }
+                        Processed::Duplicate => Outcome::Duplicate,
+                    };
+                    (*i, Ok(outcome))
+                })
+                .collect(),
             Err(e) if is_contention(&e) => {
                 let reason = e.to_string();
                 jobs.iter()
@@ -303,33 +300,23 @@ impl Resolver {
             Mode::Event { .. } => CONSUMER,
             Mode::Enrichment => ENRICH_CONSUMER,
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let r = inbox::process_retrying(&self.db, consumer, id, self.tx_attempts, |txn| {
             let j = job.clone();
-            let r = inbox::process_once::<_, DbErr, _>(&self.db, consumer, id, move |txn| {
-                Box::pin(async move { apply(txn, &j).await })
-            })
-            .await;
-            match r {
-                Ok(Processed::Done(mut res)) => {
-                    res.attempts = attempt;
-                    count_resolved(mode, &res);
-                    return Ok(Outcome::Resolved(res));
-                }
-                Ok(Processed::Duplicate) => return Ok(Outcome::Duplicate),
-                Err(e) if is_contention(&e) => {
-                    metrics::counter!("scrm_identity_tx_retries_total").increment(1);
-                    if attempt >= self.tx_attempts {
-                        return Err(ResolveError::Contention {
-                            attempts: attempt,
-                            source: e,
-                        });
-                    }
-                    platform::db::contention_pause(attempt).await;
-                }
-                Err(e) => return Err(ResolveError::Db(e)),
+            Box::pin(async move { apply(txn, &j).await })
+        })
+        .await;
+        match r {
+            Ok((Processed::Done(mut res), runs)) => {
+                res.attempts = runs;
+                count_resolved(mode, &res);
+                Ok(Outcome::Resolved(res))
             }
+            Ok((Processed::Duplicate, _)) => Ok(Outcome::Duplicate),
+            Err(e) if is_contention(&e) => Err(ResolveError::Contention {
+                attempts: self.tx_attempts,
+                source: e,
+            }),
+            Err(e) => Err(ResolveError::Db(e)),
         }
     }
 
