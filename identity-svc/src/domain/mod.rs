@@ -498,11 +498,11 @@ pub fn plan_with_blocks(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use IdentifierKind::*;
 
-    fn key(kind: IdentifierKind, v: &str) -> Key {
+    pub(crate) fn key(kind: IdentifierKind, v: &str) -> Key {
         Key {
             kind,
             namespace: "ns".into(),
@@ -510,7 +510,7 @@ mod tests {
         }
     }
 
-    fn inc(kind: IdentifierKind, v: &str, found: Option<&str>) -> Incoming {
+    pub(crate) fn inc(kind: IdentifierKind, v: &str, found: Option<&str>) -> Incoming {
         Incoming {
             key: key(kind, v),
             provenance: if kind == Phone {

@@ -301,25 +301,8 @@ fn announcement(env: &Envelope, kind: &str, payload: Value, dedupe: String) -> E
 mod tests {
     use super::*;
     use crate::config::ResolutionConfig;
-    use proto::identity::Provenance;
+    use crate::domain::tests::inc;
     use IdentifierKind::*;
-
-    fn key(kind: IdentifierKind, v: &str) -> Key {
-        Key {
-            kind,
-            namespace: "ns".into(),
-            hash: v.into(),
-        }
-    }
-
-    fn inc(kind: IdentifierKind, v: &str, found: Option<&str>) -> Incoming {
-        Incoming {
-            key: key(kind, v),
-            provenance: Provenance::Wechat,
-            found_in: found.map(str::to_string),
-            binding: false,
-        }
-    }
 
     fn held(id: i64, kind: IdentifierKind, v: &str) -> Held {
         Held {
@@ -329,6 +312,26 @@ mod tests {
             hash: v.into(),
             shown: v.into(),
             provenance: "wechat".into(),
+        }
+    }
+
+    /// An event carrying o1 (held by the older p1) and u1 (held by p2, with m1).
+    fn two_profiles() -> Loaded {
+        Loaded {
+            incoming: vec![
+                inc(OaOpenid, "o1", Some("p1")),
+                inc(Unionid, "u1", Some("p2")),
+            ],
+            rows: vec![Some(1), Some(2)],
+            held: [
+                ("p1".to_string(), vec![held(1, OaOpenid, "o1")]),
+                (
+                    "p2".to_string(),
+                    vec![held(2, Unionid, "u1"), held(3, MpOpenid, "m1")],
+                ),
+            ]
+            .into(),
+            ..Default::default()
         }
     }
 
@@ -402,22 +405,7 @@ mod tests {
     #[test]
     fn a_unionid_merges_the_younger_profile_with_snapshots_and_a_proving_edge() {
         // p1 (older) holds o1; p2 holds the unionid; the event carries both.
-        let loaded = Loaded {
-            incoming: vec![
-                inc(OaOpenid, "o1", Some("p1")),
-                inc(Unionid, "u1", Some("p2")),
-            ],
-            rows: vec![Some(1), Some(2)],
-            held: [
-                ("p1".to_string(), vec![held(1, OaOpenid, "o1")]),
-                (
-                    "p2".to_string(),
-                    vec![held(2, Unionid, "u1"), held(3, MpOpenid, "m1")],
-                ),
-            ]
-            .into(),
-            ..Default::default()
-        };
+        let loaded = two_profiles();
         let fx = decide_on(&loaded, Some(false));
         assert_eq!(fx.profile_id, "p1");
         assert_eq!(fx.merges.len(), 1);
@@ -443,17 +431,8 @@ mod tests {
     #[test]
     fn an_operators_separation_is_refused_not_merged() {
         let loaded = Loaded {
-            incoming: vec![
-                inc(OaOpenid, "o1", Some("p1")),
-                inc(Unionid, "u1", Some("p2")),
-            ],
-            rows: vec![Some(1), Some(2)],
-            held: [
-                ("p1".to_string(), vec![held(1, OaOpenid, "o1")]),
-                ("p2".to_string(), vec![held(2, Unionid, "u1")]),
-            ]
-            .into(),
             blocked: [("p1".to_string(), "p2".to_string())].into(),
+            ..two_profiles()
         };
         let fx = decide_on(&loaded, Some(false));
         assert!(fx.merges.is_empty());

@@ -41,6 +41,35 @@ pub fn dt_null<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).date_time().null().to_owned()
 }
 
+/// `BOOLEAN NOT NULL`.
+pub fn boolean<T: IntoIden>(c: T) -> ColumnDef {
+    ColumnDef::new(c).boolean().not_null().to_owned()
+}
+
+/// `DOUBLE NOT NULL`.
+pub fn double<T: IntoIden>(c: T) -> ColumnDef {
+    ColumnDef::new(c).double().not_null().to_owned()
+}
+
+/// `BIGINT NOT NULL DEFAULT 0`.
+pub fn big<T: IntoIden>(c: T) -> ColumnDef {
+    ColumnDef::new(c)
+        .big_integer()
+        .not_null()
+        .default(0)
+        .to_owned()
+}
+
+/// `TEXT NOT NULL`.
+pub fn text<T: IntoIden>(c: T) -> ColumnDef {
+    ColumnDef::new(c).text().not_null().to_owned()
+}
+
+/// Column names as an index takes them.
+pub fn cols<T: IntoIden + Copy>(cs: &[T]) -> Vec<DynIden> {
+    cs.iter().map(|c| c.into_iden()).collect()
+}
+
 /// Creates an index (if missing) on `cols` of `table`.
 pub async fn index(
     m: &SchemaManager<'_>,

@@ -2,7 +2,7 @@
 //! (`tag_memberships`), tag rules, the window-exit schedule, jobs (backfill, export), the WeCom
 //! corp-tag mirror and its write-back queue. The facts projection comes from the `facts` crate.
 
-use platform::db::schema::{dt, id_col, index, opt_str, str_col, ts_col};
+use platform::db::schema::{big, boolean, dt, id_col, index, opt_str, str_col, ts_col};
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveIden)]
@@ -146,18 +146,6 @@ impl MigrationName for CreateTaggingTables {
     fn name(&self) -> &str {
         "m20260501_000001_create_tagging_tables"
     }
-}
-
-fn boolean<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c).boolean().not_null().to_owned()
-}
-
-fn big<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c)
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
 }
 
 #[async_trait::async_trait]

@@ -7,7 +7,9 @@
 //! holds recompute jobs. The facts projection comes from the `facts` crate. The table and column
 //! names are here; each migration is a file of its own, in the order `super::Migrator` runs them.
 
-use platform::db::schema::{dt, dt_null, id_col, index, opt_str, str_col, ts_col};
+use platform::db::schema::{
+    big, boolean, cols, double, dt, dt_null, id_col, index, opt_str, str_col, text, ts_col,
+};
 use sea_orm_migration::prelude::*;
 
 mod board_indexes;
@@ -257,27 +259,3 @@ pub const PROFILE: u32 = 64;
 const TENANT: u32 = 64;
 const ID: u32 = 36;
 const ACTOR: u32 = 128;
-
-fn boolean<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c).boolean().not_null().to_owned()
-}
-
-fn double<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c).double().not_null().to_owned()
-}
-
-fn big<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c)
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
-}
-
-fn text<T: IntoIden>(c: T) -> ColumnDef {
-    ColumnDef::new(c).text().not_null().to_owned()
-}
-
-fn cols<T: IntoIden + Copy>(cs: &[T]) -> Vec<DynIden> {
-    cs.iter().map(|c| c.into_iden()).collect()
-}
