@@ -1,5 +1,6 @@
-//! Contracts shared by every crate: the bus envelope and event type names, identifier types, the
-//! condition AST of tag rules and lead scoring, and (as they are added) internal API DTOs.
+//! Contracts shared by every crate: the bus envelope, typed events and their type names,
+//! identifier types, the condition AST of tag rules and lead scoring, and (as they are added)
+//! internal API DTOs.
 //!
 //! Owns: data shapes and their serde form, deterministic message ids.
 //! Must not touch: I/O of any kind (no network, database, files, clocks beyond `Utc::now` defaults).
@@ -9,6 +10,7 @@ pub mod callback;
 pub mod channel;
 pub mod condition;
 pub mod envelope;
+pub mod event;
 pub mod identity;
 pub mod routing;
 pub mod scoring;
@@ -16,3 +18,4 @@ pub mod sdk;
 pub mod tagging;
 
 pub use envelope::{Envelope, EnvelopeBuilder};
+pub use event::{DecodeError, Event};
