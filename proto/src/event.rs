@@ -101,6 +101,30 @@ mod tests {
     }
 
     #[test]
+    fn payloads_keep_their_wire_types() {
+        use crate::{identity as i, scoring as s, sdk, tagging as t};
+        let types = [
+            (i::ProfileResolved::TYPE, "profile.resolved"),
+            (i::ProfileUpdated::TYPE, "profile.updated"),
+            (i::IdentityMerged::TYPE, "identity.merged"),
+            (i::IdentityUnmerged::TYPE, "identity.unmerged"),
+            (i::EnrichRequested::TYPE, "identity.enrich"),
+            (t::TagChanged::TYPE, "tag.changed"),
+            (t::TagsUnmerged::TYPE, "tag.unmerged"),
+            (s::ScoreChanged::TYPE, "lead.score_changed"),
+            (s::StageChanged::TYPE, "lead.stage_changed"),
+            (s::SlaBreached::TYPE, "lead.sla_breached"),
+            (s::LeadNotify::TYPE, "lead.notify"),
+            (sdk::MpSessionStarted::TYPE, "channel.mp.session"),
+            (sdk::MpPhoneVerified::TYPE, "channel.mp.phone"),
+        ];
+        for (ty, wire) in types {
+            assert_eq!(ty, wire);
+        }
+        assert_eq!(i::ProfileUpdated::VERSION, 1);
+    }
+
+    #[test]
     fn decode_round_trips() {
         let ping = Ping {
             n: 1,

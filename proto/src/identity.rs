@@ -8,17 +8,18 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::Envelope;
+use crate::event::Event;
 
 /// Routing key of [`ProfileResolved`].
-pub const PROFILE_RESOLVED: &str = "profile.resolved";
+pub const PROFILE_RESOLVED: &str = ProfileResolved::TYPE;
 /// Routing key of [`IdentityMerged`].
-pub const IDENTITY_MERGED: &str = "identity.merged";
+pub const IDENTITY_MERGED: &str = IdentityMerged::TYPE;
 /// Routing key of [`IdentityUnmerged`].
-pub const IDENTITY_UNMERGED: &str = "identity.unmerged";
+pub const IDENTITY_UNMERGED: &str = IdentityUnmerged::TYPE;
 /// Routing key of [`ProfileUpdated`].
-pub const PROFILE_UPDATED: &str = "profile.updated";
+pub const PROFILE_UPDATED: &str = ProfileUpdated::TYPE;
 /// Routing key of [`EnrichRequested`].
-pub const ENRICH_REQUESTED: &str = "identity.enrich";
+pub const ENRICH_REQUESTED: &str = EnrichRequested::TYPE;
 
 /// `identity.enrich`: a resolved channel event whose subject WeChat's APIs can say more about
 /// (OA `user/info`, WeCom `externalcontact/get`). identity-svc enqueues it with the resolution and
@@ -28,6 +29,10 @@ pub const ENRICH_REQUESTED: &str = "identity.enrich";
 pub struct EnrichRequested {
     /// The channel event, unchanged.
     pub event: Envelope,
+}
+
+impl Event for EnrichRequested {
+    const TYPE: &'static str = "identity.enrich";
 }
 
 /// Namespace of identifiers that have no natural one (a unionid whose Open Platform account is not
@@ -224,6 +229,10 @@ pub struct ProfileResolved {
     pub identifiers: Vec<Identifier>,
 }
 
+impl Event for ProfileResolved {
+    const TYPE: &'static str = "profile.resolved";
+}
+
 /// `identity.merged`: profiles were absorbed into a survivor. Downstream services move what they
 /// keep under the absorbed ids to the survivor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +246,10 @@ pub struct IdentityMerged {
     /// Who merged them (manual merges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
+}
+
+impl Event for IdentityMerged {
+    const TYPE: &'static str = "identity.merged";
 }
 
 /// How profiles were separated.
@@ -287,6 +300,10 @@ pub struct IdentityUnmerged {
     pub states: Vec<ProfileUpdated>,
 }
 
+impl Event for IdentityUnmerged {
+    const TYPE: &'static str = "identity.unmerged";
+}
+
 /// `profile.updated`: the profile's derived state after a change. Each message carries the whole
 /// current state (fields and relationships), not a diff, so a projection replaces what it holds for
 /// the profile when `version` is newer than the version it holds, and ignores the message
@@ -312,6 +329,10 @@ pub struct ProfileUpdated {
     /// Message id of the event that caused the change, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause_event: Option<Uuid>,
+}
+
+impl Event for ProfileUpdated {
+    const TYPE: &'static str = "profile.updated";
 }
 
 /// A customer's relationship state with the tenant's WeChat surfaces (DESIGN.md §5).

@@ -14,14 +14,16 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::event::Event;
+
 /// Routing key of [`ScoreChanged`].
-pub const LEAD_SCORE_CHANGED: &str = "lead.score_changed";
+pub const LEAD_SCORE_CHANGED: &str = ScoreChanged::TYPE;
 /// Routing key of [`StageChanged`].
-pub const LEAD_STAGE_CHANGED: &str = "lead.stage_changed";
+pub const LEAD_STAGE_CHANGED: &str = StageChanged::TYPE;
 /// Routing key of [`SlaBreached`].
-pub const LEAD_SLA_BREACHED: &str = "lead.sla_breached";
+pub const LEAD_SLA_BREACHED: &str = SlaBreached::TYPE;
 /// Routing key of [`LeadNotify`].
-pub const LEAD_NOTIFY: &str = "lead.notify";
+pub const LEAD_NOTIFY: &str = LeadNotify::TYPE;
 
 /// The rep who owns a lead: the WeCom user that follows the customer (the earliest active
 /// follow of `profile.updated`'s `relations.wecom_follows`).
@@ -101,6 +103,10 @@ pub struct ScoreChanged {
     pub at: DateTime<Utc>,
 }
 
+impl Event for ScoreChanged {
+    const TYPE: &'static str = "lead.score_changed";
+}
+
 /// Who or what moved a lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,6 +165,10 @@ pub struct StageChanged {
     pub at: DateTime<Utc>,
 }
 
+impl Event for StageChanged {
+    const TYPE: &'static str = "lead.stage_changed";
+}
+
 /// `lead.sla_breached`: the lead entered `stage` at `entered_at` and was not contacted by
 /// `due_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +182,10 @@ pub struct SlaBreached {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
     pub at: DateTime<Utc>,
+}
+
+impl Event for SlaBreached {
+    const TYPE: &'static str = "lead.sla_breached";
 }
 
 /// What made a trigger fire.
@@ -207,6 +221,10 @@ pub struct LeadNotify {
     /// The lead's stage when the trigger fired.
     pub stage: String,
     pub at: DateTime<Utc>,
+}
+
+impl Event for LeadNotify {
+    const TYPE: &'static str = "lead.notify";
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Event;
+
 /// Routing key of [`MpSessionStarted`].
-pub const MP_SESSION: &str = "channel.mp.session";
+pub const MP_SESSION: &str = MpSessionStarted::TYPE;
 /// Routing key of [`MpPhoneVerified`].
-pub const MP_PHONE: &str = "channel.mp.phone";
+pub const MP_PHONE: &str = MpPhoneVerified::TYPE;
 /// Routing-key prefix of [`Tracked`] events: `channel.track.<kind>`.
 pub const TRACK_PREFIX: &str = "channel.track";
 
@@ -23,6 +25,10 @@ pub struct MpSessionStarted {
     pub unionid: Option<String>,
 }
 
+impl Event for MpSessionStarted {
+    const TYPE: &'static str = "channel.mp.session";
+}
+
 /// A phone number verified by WeChat through the mini-program phone button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpPhoneVerified {
@@ -34,6 +40,10 @@ pub struct MpPhoneVerified {
     pub phone_e164: String,
     /// Country calling code without `+`, e.g. `86`.
     pub country_code: String,
+}
+
+impl Event for MpPhoneVerified {
+    const TYPE: &'static str = "channel.mp.phone";
 }
 
 /// Who a tracked event is about.
@@ -94,7 +104,8 @@ impl TrackKind {
     }
 }
 
-/// A behaviour event from a mini-program or H5 page.
+/// A behaviour event from a mini-program or H5 page. Not an [`Event`]: it travels under the
+/// routing key of its kind ([`TrackKind::routing_key`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tracked {
     pub subject: Subject,

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::Event;
 use crate::identity::IdentityUnmerged;
 
 /// Routing key of [`TagChanged`].
-pub const TAG_CHANGED: &str = "tag.changed";
+pub const TAG_CHANGED: &str = TagChanged::TYPE;
 /// Routing key of [`TagsUnmerged`].
-pub const TAG_UNMERGED: &str = "tag.unmerged";
+pub const TAG_UNMERGED: &str = TagsUnmerged::TYPE;
 /// Routing key of a [`TagCommand`] that adds a tag.
 pub const COMMAND_TAG_ADD: &str = "command.tag.add";
 /// Routing key of a [`TagCommand`] that removes a tag.
@@ -82,6 +83,10 @@ pub struct TagsUnmerged {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+impl Event for TagsUnmerged {
+    const TYPE: &'static str = "tag.unmerged";
+}
+
 /// `tag.changed`: a profile gained or lost a tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagChanged {
@@ -103,9 +108,13 @@ pub struct TagChanged {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+impl Event for TagChanged {
+    const TYPE: &'static str = "tag.changed";
+}
+
 /// `command.tag.add` / `command.tag.remove`: another service asks tagging-svc to tag or untag a
 /// profile (e.g. a scoring trigger). Idempotent: adding a tag a profile has, or removing one it
-/// lacks, does nothing.
+/// lacks, does nothing. Not an [`Event`]: the routing key says which of the two it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagCommand {
     pub profile_id: String,
