@@ -8,7 +8,7 @@ use identity_svc::domain::Policy;
 use identity_svc::store::{Outcome, Resolver};
 use platform::http::{Principal, ServiceKey, PRINCIPAL_HEADER};
 use proto::auth::Role;
-use proto::sdk::{MpPhoneVerified, MpSessionStarted, MP_PHONE, MP_SESSION};
+use proto::sdk::{MpPhoneVerified, MpSessionStarted};
 use proto::Envelope;
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ fn session(openid: &str, unionid: &str) -> Envelope {
         openid: openid.into(),
         unionid: Some(unionid.into()),
     };
-    Envelope::builder(MP_SESSION, "t1", serde_json::to_value(p).unwrap()).build()
+    Envelope::of("t1", &p).build()
 }
 
 fn phone(openid: &str, unionid: &str, number: &str) -> Envelope {
@@ -52,7 +52,7 @@ fn phone(openid: &str, unionid: &str, number: &str) -> Envelope {
         phone_e164: number.into(),
         country_code: "86".into(),
     };
-    Envelope::builder(MP_PHONE, "t1", serde_json::to_value(p).unwrap()).build()
+    Envelope::of("t1", &p).build()
 }
 
 #[actix_web::test]

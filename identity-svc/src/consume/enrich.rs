@@ -64,8 +64,8 @@ impl Enricher {
     /// Handles one request: wait for the app's call slot, ask WeChat, apply its answer.
     pub async fn handle(&self, env: Envelope, attempt: Attempt) -> Result<(), HandlerError> {
         let request: EnrichRequested = env
-            .payload_as()
-            .map_err(|e| HandlerError::Invalid(format!("identity.enrich payload: {e}")))?;
+            .decode()
+            .map_err(|e| HandlerError::Invalid(e.to_string()))?;
         let event = request.event;
         let Some(lookup) = &self.lookup else {
             count("disabled");

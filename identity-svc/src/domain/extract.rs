@@ -54,10 +54,17 @@ pub fn extract(env: &Envelope, policy: &Policy) -> Result<Extracted, DecodeError
         kind: env.kind.clone(),
         reason: e.to_string(),
     };
+    let typed = |e: proto::DecodeError| match e {
+        proto::DecodeError::Payload { source, .. } => bad(source),
+        other => DecodeError {
+            kind: env.kind.clone(),
+            reason: other.to_string(),
+        },
+    };
     let mut out = Vec::new();
     let summary;
     if env.kind == MP_SESSION {
-        let s: MpSessionStarted = env.payload_as().map_err(bad)?;
+        let s: MpSessionStarted = env.decode().map_err(typed)?;
         push(
             &mut out,
             IdentifierKind::MpOpenid,
@@ -76,7 +83,7 @@ pub fn extract(env: &Envelope, policy: &Policy) -> Result<Extracted, DecodeError
         }
         summary = json!({"app_id": s.app_id});
     } else if env.kind == MP_PHONE {
-        let p: MpPhoneVerified = env.payload_as().map_err(bad)?;
+        let p: MpPhoneVerified = env.decode().map_err(typed)?;
         push(
             &mut out,
             IdentifierKind::MpOpenid,
@@ -345,7 +352,7 @@ mod tests {
             phone_e164: "+8613912345678".into(),
             country_code: "86".into(),
         };
-        let env = Envelope::builder(MP_PHONE, "t1", serde_json::to_value(p).unwrap()).build();
+        let env = Envelope::of("t1", &p).build();
         let e = extract(&env, &bl()).unwrap();
         assert_eq!(
             kinds(&e),
@@ -368,7 +375,7 @@ mod tests {
                 phone_e164: phone.into(),
                 country_code: "86".into(),
             };
-            Envelope::builder(MP_PHONE, "t1", serde_json::to_value(p).unwrap()).build()
+            Envelope::of("t1", &p).build()
         };
         assert!(extract(&mk("0", " ", "+8613800138000"), &bl())
             .unwrap()
@@ -409,7 +416,7 @@ mod tests {
                 openid: "o".into(),
                 unionid: Some("u".into()),
             };
-            Envelope::builder(MP_SESSION, "t1", serde_json::to_value(p).unwrap()).build()
+            Envelope::of("t1", &p).build()
         };
         let ns = |app: &str| {
             extract(&mk(app), &bl()).unwrap().identifiers[1]

@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proto::identity::{
     EnrichRequested, Identifier, IdentifierKind, IdentityMerged, LinkRule, ProfileResolved,
-    ENRICH_REQUESTED, IDENTITY_MERGED, PROFILE_RESOLVED,
 };
 use proto::Envelope;
 use serde_json::{json, Value};
@@ -216,7 +215,7 @@ pub fn decide(event: &Event, loaded: &Loaded) -> Effects {
             before,
             after: json!({"survivor": snapshot(&survivor, &survivor_ids)}),
             proof,
-            announce: Envelope::builder(IDENTITY_MERGED, &env.tenant_id, json!(payload))
+            announce: Envelope::of(&env.tenant_id, &payload)
                 .occurred_at(env.occurred_at)
                 .trace_id(env.trace_id.clone())
                 .dedupe_key(format!("{}|{}", env.id, step.absorbed))
@@ -259,20 +258,10 @@ pub fn decide(event: &Event, loaded: &Loaded) -> Effects {
             event: env.clone(),
             identifiers: event.public.to_vec(),
         };
-        announce.push(announcement(
-            env,
-            PROFILE_RESOLVED,
-            json!(payload),
-            env.id.to_string(),
-        ));
+        announce.push(announcement(env, &payload, env.id.to_string()));
         if lookup {
             let request = EnrichRequested { event: env.clone() };
-            announce.push(announcement(
-                env,
-                ENRICH_REQUESTED,
-                json!(request),
-                format!("enrich|{}", env.id),
-            ));
+            announce.push(announcement(env, &request, format!("enrich|{}", env.id)));
         }
     }
     Effects {
@@ -289,8 +278,8 @@ pub fn decide(event: &Event, loaded: &Loaded) -> Effects {
 }
 
 /// An event announcing something about `env`, at its time and in its trace.
-fn announcement(env: &Envelope, kind: &str, payload: Value, dedupe: String) -> Envelope {
-    Envelope::builder(kind, &env.tenant_id, payload)
+fn announcement<E: proto::Event>(env: &Envelope, payload: &E, dedupe: String) -> Envelope {
+    Envelope::of(&env.tenant_id, payload)
         .occurred_at(env.occurred_at)
         .trace_id(env.trace_id.clone())
         .dedupe_key(dedupe)
@@ -302,6 +291,7 @@ mod tests {
     use super::*;
     use crate::config::ResolutionConfig;
     use crate::domain::tests::inc;
+    use proto::identity::{ENRICH_REQUESTED, IDENTITY_MERGED, PROFILE_RESOLVED};
     use IdentifierKind::*;
 
     fn held(id: i64, kind: IdentifierKind, v: &str) -> Held {

@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use platform::db::outbox;
 use proto::identity::{
     GroupChatMembership, IdentifierKind, OaSubscription, ProfileUpdated, Relations, WecomFollow,
-    PROFILE_UPDATED,
 };
 use proto::Envelope;
 use sea_orm::sea_query::Expr;
@@ -719,7 +718,7 @@ pub(crate) async fn refresh_known(
         relations: new.relations,
         cause_event: cause,
     };
-    let env = Envelope::builder(PROFILE_UPDATED, &p.tenant_id, json!(payload))
+    let env = Envelope::of(&p.tenant_id, &payload)
         .dedupe_key(format!("profile|{profile_id}|v{version}"))
         .build();
     outbox::enqueue(txn, &env).await?;

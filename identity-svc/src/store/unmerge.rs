@@ -21,7 +21,6 @@ use chrono::{DateTime, Utc};
 use platform::db::outbox;
 use proto::identity::{
     Identifier, IdentifierKind, IdentityMerged, IdentityUnmerged, LinkRule, UnmergeKind,
-    IDENTITY_MERGED, IDENTITY_UNMERGED,
 };
 use proto::Envelope;
 use sea_orm::sea_query::Expr;
@@ -485,7 +484,7 @@ async fn record_separation(
         moved_events,
         states,
     };
-    let env = Envelope::builder(IDENTITY_UNMERGED, tenant, json!(payload))
+    let env = Envelope::of(tenant, &payload)
         .dedupe_key(format!("unmerge|{id}"))
         .build();
     outbox::enqueue(txn, &env).await?;
@@ -949,7 +948,7 @@ async fn merge_tx(
         evidence_event: None,
         operator: Some(by.operator.clone()),
     };
-    let env = Envelope::builder(IDENTITY_MERGED, tenant, json!(payload))
+    let env = Envelope::of(tenant, &payload)
         .dedupe_key(format!("merge|{merge_id}"))
         .build();
     outbox::enqueue(txn, &env).await?;
