@@ -13,11 +13,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use platform::db::outbox::{self, OutboxRelay};
-use proto::scoring::{SlaBreached, LEAD_SLA_BREACHED};
+use proto::scoring::SlaBreached;
 use proto::Envelope;
 use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::DbErr;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::leads::{self, SLA_BREACHED, SLA_OPEN};
@@ -167,7 +166,7 @@ impl Scheduler {
                 owner,
                 at: now,
             };
-            let env = Envelope::builder(LEAD_SLA_BREACHED, &tenant, json!(ev))
+            let env = Envelope::of(&tenant, &ev)
                 .occurred_at(now)
                 .dedupe_key(format!("sla|{hid}"))
                 .build();

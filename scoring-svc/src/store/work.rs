@@ -3,18 +3,16 @@
 //! lead moves through stages (entry conditions, automatic transitions, trigger actions), entered
 //! stages fire their triggers — then the folds, the lead row and the trigger states are written
 //! and `lead.score_changed` / `lead.stage_changed` / `lead.notify` / tag commands go to the
-//! outbox, all in the same transaction.
+//! outbox, all in the same transaction (`publish`: how they are enqueued).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use platform::db::outbox;
 use proto::scoring::{
     ActorKind, LeadNotify, NotifyReason, ScoreCause, ScoreChanged, ScoreReason, StageChanged,
-    LEAD_NOTIFY, LEAD_SCORE_CHANGED, LEAD_STAGE_CHANGED,
 };
-use proto::tagging::{TagCommand, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE};
+use proto::tagging::TagCommand;
 use proto::Envelope;
 use rules::{EvalCtx, ProfileFacts};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -31,6 +29,8 @@ use crate::domain::defs::ActionSpec;
 use crate::domain::stages::LeadView;
 use crate::domain::triggers::{crossings, On, Trigger};
 use crate::domain::view::{self, LeadProps};
+
+mod publish;
 
 /// Scores closer than this are equal.
 const EPS: f64 = 1e-9;
@@ -242,36 +242,6 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
-    /// Hands the events this work publishes to `sink` instead of the outbox: the owner of the
-    /// transaction writes the sink to the outbox before it commits.
-    pub fn defer_outbox(&mut self, sink: &'a Mutex<Vec<Envelope>>) {
-        self.outbox = Some(sink);
-    }
-
-    /// Enqueues an event in the outbox (or the deferred sink), its id derived from the cause.
-    pub async fn publish<T: serde::Serialize>(
-        &mut self,
-        kind: &str,
-        payload: &T,
-    ) -> Result<(), DbErr> {
-        self.msgs += 1;
-        let env = Envelope::builder(kind, &self.tenant, json!(payload))
-            .occurred_at(self.now)
-            .trace_id(self.cause.trace_id.clone())
-            .dedupe_key(format!(
-                "{}|{}|{}|{}",
-                self.cause.id, kind, self.lead.profile, self.msgs
-            ))
-            .build();
-        match self.outbox {
-            Some(sink) => {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(env);
-                Ok(())
-            }
-            None => outbox::enqueue(self.txn, &env).await,
-        }
-    }
-
     /// Enters the initial stage of a lead just created.
     pub async fn enter_initial(&mut self) -> Result<(), DbErr> {
         let to = self.lead.stage.clone();
@@ -371,7 +341,7 @@ impl<'a> Work<'a> {
             owner: self.lead.owner.clone(),
             at: self.now,
         };
-        self.publish(LEAD_STAGE_CHANGED, &ev).await
+        self.publish(&ev).await
     }
 
     /// State rules: hold each rule's points while the profile matches, release them when it
@@ -628,17 +598,13 @@ impl<'a> Work<'a> {
             let r = match a {
                 ActionSpec::MoveStage { stage } => self.trigger_move(t, stage).await?,
                 ActionSpec::AddTag { tag_id } | ActionSpec::RemoveTag { tag_id } => {
-                    let key = if matches!(a, ActionSpec::AddTag { .. }) {
-                        COMMAND_TAG_ADD
-                    } else {
-                        COMMAND_TAG_REMOVE
-                    };
+                    let add = matches!(a, ActionSpec::AddTag { .. });
                     let cmd = TagCommand {
                         profile_id: self.lead.profile.clone(),
                         tag_id: tag_id.clone(),
                         actor: format!("scoring:trigger:{}", t.id),
                     };
-                    self.publish(key, &cmd).await?;
+                    self.command(add, &cmd).await?;
                     json!({"type": a_type(a), "tag_id": tag_id, "result": "sent"})
                 }
                 ActionSpec::Notify { message } => {
@@ -652,7 +618,7 @@ impl<'a> Work<'a> {
                         stage: self.lead.stage.clone(),
                         at: self.now,
                     };
-                    self.publish(LEAD_NOTIFY, &n).await?;
+                    self.publish(&n).await?;
                     json!({"type": "notify", "result": "sent", "owner": self.lead.owner.as_ref().map(|o| o.user_id.clone())})
                 }
             };
@@ -827,7 +793,7 @@ impl<'a> Work<'a> {
                     },
                     at: self.now,
                 };
-                self.publish(LEAD_SCORE_CHANGED, &ev).await?;
+                self.publish(&ev).await?;
             }
         }
         if let Some(trig) = self.trig.take() {
