@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use platform::db::outbox;
-use proto::tagging::{TagChange, TagChanged, TagSource, TAG_CHANGED};
+use proto::tagging::{TagChange, TagChanged, TagSource};
 use proto::Envelope;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -16,7 +16,6 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 use serde::Serialize;
-use serde_json::json;
 
 use super::catalog::{ACTIVE, SINGLE};
 use super::entities::{membership, tag, tag_group};
@@ -246,11 +245,7 @@ pub async fn publish<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     let envs: Vec<Envelope> = changes
         .iter()
-        .map(|c| {
-            Envelope::builder(TAG_CHANGED, tenant, json!(c))
-                .occurred_at(c.at)
-                .build()
-        })
+        .map(|c| Envelope::of(tenant, c).occurred_at(c.at).build())
         .collect();
     outbox::enqueue_many(conn, &envs).await
 }

@@ -13,7 +13,6 @@ use proto::identity::{
 };
 use proto::tagging::{
     TagChanged, TagCommand, TagSource, TagsUnmerged, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE,
-    TAG_UNMERGED,
 };
 use proto::Envelope;
 use sea_orm::{
@@ -450,7 +449,7 @@ impl Tagger {
                     changes: out.clone(),
                     at: at.now,
                 };
-                let env = Envelope::builder(TAG_UNMERGED, tenant, serde_json::json!(done))
+                let env = Envelope::of(tenant, &done)
                     .occurred_at(at.now)
                     .dedupe_key(format!("tag.unmerged|{message}"))
                     .build();
