@@ -7,8 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use platform::http::{ApiError, RequestId};
-use proto::sdk::{MpPhoneVerified, MpSessionStarted, MP_PHONE, MP_SESSION};
-use proto::Envelope;
+use proto::sdk::{MpPhoneVerified, MpSessionStarted};
+use proto::{Envelope, Event};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -96,17 +96,14 @@ fn wechat_error(e: WechatCallError) -> ApiError {
 }
 
 /// Publishes one SDK event with a broker confirm; `what` names it in the error.
-async fn publish(
+async fn publish<E: Event>(
     state: &GatewayState,
-    kind: &str,
     tenant: &str,
-    payload: serde_json::Value,
+    event: &E,
     rid: &RequestId,
     what: &str,
 ) -> Result<(), ApiError> {
-    let env = Envelope::builder(kind, tenant, payload)
-        .trace_id(rid.0.clone())
-        .build();
+    let env = Envelope::of(tenant, event).trace_id(rid.0.clone()).build();
     state
         .publisher
         .publish(std::slice::from_ref(&env), "mp")
@@ -151,15 +148,7 @@ async fn session(
         openid: login.openid.clone(),
         unionid: login.unionid.clone(),
     };
-    publish(
-        &state,
-        MP_SESSION,
-        &app.tenant_id,
-        json!(event),
-        &rid,
-        "login",
-    )
-    .await?;
+    publish(&state, &app.tenant_id, &event, &rid, "login").await?;
     let exp = Utc::now().timestamp() + state.cfg.session_ttl_secs;
     let token = sdk_token::sign(
         state.keys.sdk_key(),
@@ -225,15 +214,7 @@ async fn phone(
         phone_e164: phone.e164.clone(),
         country_code: phone.country_code.clone(),
     };
-    publish(
-        &state,
-        MP_PHONE,
-        &app.tenant_id,
-        json!(event),
-        &rid,
-        "phone",
-    )
-    .await?;
+    publish(&state, &app.tenant_id, &event, &rid, "phone").await?;
     Ok(HttpResponse::Ok().json(json!({
         "verified": true,
         "phone": mask_phone(&phone.e164),

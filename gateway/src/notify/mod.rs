@@ -156,8 +156,8 @@ impl Notifier {
     /// Handles one `lead.notify`: see the module documentation.
     pub async fn handle(&self, env: Envelope, attempt: Attempt) -> Result<(), HandlerError> {
         let n: LeadNotify = env
-            .payload_as()
-            .map_err(|e| HandlerError::Invalid(format!("lead.notify payload: {e}")))?;
+            .decode()
+            .map_err(|e| HandlerError::Invalid(e.to_string()))?;
         if store::settled(&self.db, env.id).await.map_err(transient)? {
             count(DUPLICATES, None);
             return Ok(());
