@@ -412,7 +412,7 @@ async fn mini_program_login_phone_and_tracking() {
         .await
         .expect("session event");
     assert_eq!(e.envelope.kind, "channel.mp.session");
-    let s: proto::sdk::MpSessionStarted = e.envelope.payload_as().unwrap();
+    let s: proto::sdk::MpSessionStarted = e.envelope.decode().unwrap();
     assert_eq!(
         (s.openid.as_str(), s.unionid.as_deref()),
         (user.mp_openid.as_str(), user.unionid.as_deref())
@@ -455,7 +455,7 @@ async fn mini_program_login_phone_and_tracking() {
         .await
         .expect("phone event");
     assert_eq!(e.envelope.kind, "channel.mp.phone");
-    let p: proto::sdk::MpPhoneVerified = e.envelope.payload_as().unwrap();
+    let p: proto::sdk::MpPhoneVerified = e.envelope.decode().unwrap();
     assert_eq!(p.phone_e164, format!("+86{}", user.phone));
     assert_eq!(p.openid, user.mp_openid);
     e.ack().await.unwrap();

@@ -123,7 +123,7 @@ async fn a_killed_relay_turns_readyz_red_then_green_and_loses_nothing() {
         else {
             continue;
         };
-        let r: proto::identity::ProfileResolved = d.envelope.payload_as().unwrap();
+        let r: proto::identity::ProfileResolved = d.envelope.decode().unwrap();
         let cb: proto::callback::CallbackReceived = r.event.payload_as().unwrap();
         seen.insert(cb.event.from_user_name);
         d.ack().await.unwrap();

@@ -181,7 +181,7 @@ async fn a_follow_and_two_case_studies_tag_the_customer() {
         .await
         .expect("tag.changed on the bus")
         .unwrap();
-    let c: TagChanged = d.envelope.payload_as().unwrap();
+    let c: TagChanged = d.envelope.decode().unwrap();
     d.ack().await.unwrap();
     assert_eq!(
         (c.profile_id.as_str(), c.change),

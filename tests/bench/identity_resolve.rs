@@ -33,7 +33,7 @@ use platform::config::DbConfig;
 use proto::callback::CallbackReceived;
 use proto::channel::{Channel, ChannelEvent, EventBody};
 use proto::identity::{IdentifierKind, LinkRule, Provenance, DEFAULT_NAMESPACE};
-use proto::sdk::{Content, MpSessionStarted, Subject, TrackKind, Tracked, MP_SESSION};
+use proto::sdk::{Content, MpSessionStarted, Subject, TrackKind, Tracked};
 use proto::Envelope;
 use scrm_tests::servers::{mysql_url, unique};
 use sea_orm::sea_query::{InsertStatement, Query, SimpleExpr};
@@ -394,7 +394,7 @@ fn session(app: &str, openid: String, unionid: Option<String>) -> Envelope {
         openid,
         unionid,
     };
-    Envelope::builder(MP_SESSION, TENANT, serde_json::json!(p)).build()
+    Envelope::of(TENANT, &p).build()
 }
 
 fn phone_verified(openid: String, unionid: String, number: String) -> Envelope {
@@ -405,7 +405,7 @@ fn phone_verified(openid: String, unionid: String, number: String) -> Envelope {
         phone_e164: number,
         country_code: PHONE_NS.into(),
     };
-    Envelope::builder(proto::sdk::MP_PHONE, TENANT, serde_json::json!(p)).build()
+    Envelope::of(TENANT, &p).build()
 }
 
 fn page_view(openid: String, unionid: String, cookie: String) -> Envelope {

@@ -49,7 +49,7 @@ fn event(profile: &str) -> Envelope {
         event,
         identifiers: vec![],
     };
-    Envelope::builder(proto::identity::PROFILE_RESOLVED, TENANT, json!(p)).build()
+    Envelope::of(TENANT, &p).build()
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 };
                 let arrived = Instant::now();
-                if let Ok(c) = d.envelope.payload_as::<TagChanged>() {
+                if let Ok(c) = d.envelope.decode::<TagChanged>() {
                     if let Some(t0) = sent.lock().unwrap().remove(&c.profile_id) {
                         lat.push((t0, arrived - t0, c.profile_id));
                     }

@@ -3,7 +3,7 @@
 
 use proto::callback::CallbackReceived;
 use proto::channel::{Channel, ChannelEvent, EventBody, Message, MessageContent};
-use proto::sdk::{MpPhoneVerified, MpSessionStarted, MP_PHONE, MP_SESSION};
+use proto::sdk::{MpPhoneVerified, MpSessionStarted};
 use proto::Envelope;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
@@ -14,7 +14,7 @@ pub fn session(tenant: &str, app: &str, openid: &str, unionid: Option<&str>) -> 
         openid: openid.into(),
         unionid: unionid.map(str::to_string),
     };
-    Envelope::builder(MP_SESSION, tenant, serde_json::json!(p)).build()
+    Envelope::of(tenant, &p).build()
 }
 
 /// A phone verified through a mini-program (`channel.mp.phone`), country code 86.
@@ -32,7 +32,7 @@ pub fn phone(
         phone_e164: number.into(),
         country_code: "86".into(),
     };
-    Envelope::builder(MP_PHONE, tenant, serde_json::json!(p)).build()
+    Envelope::of(tenant, &p).build()
 }
 
 /// A WeChat callback received by `app` from `from` at Unix time `t`, with the gateway's

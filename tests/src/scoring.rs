@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use proto::identity::{
     IdentityMerged, IdentityUnmerged, LinkRule, ProfileResolved, ProfileUpdated, Relations,
-    UnmergeKind, WecomFollow, IDENTITY_MERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
+    UnmergeKind, WecomFollow,
 };
 use proto::sdk::{Content, Subject, TrackKind, Tracked};
-use proto::tagging::{TagChange, TagChanged, TagSource, TagsUnmerged, TAG_CHANGED, TAG_UNMERGED};
+use proto::tagging::{TagChange, TagChanged, TagSource, TagsUnmerged};
 use proto::Envelope;
 use scoring_svc::clock::ManualClock;
 use scoring_svc::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
@@ -245,7 +245,7 @@ pub fn resolved(profile: &str, event: &Envelope) -> Envelope {
         event: event.clone(),
         identifiers: Vec::new(),
     };
-    Envelope::builder(PROFILE_RESOLVED, &event.tenant_id, json!(p))
+    Envelope::of(&event.tenant_id, &p)
         .occurred_at(event.occurred_at)
         .build()
 }
@@ -259,7 +259,7 @@ pub fn merged(tenant: &str, survivor: &str, absorbed: &[&str]) -> Envelope {
         evidence_event: None,
         operator: None,
     };
-    Envelope::builder(IDENTITY_MERGED, tenant, json!(m)).build()
+    Envelope::of(tenant, &m).build()
 }
 
 /// `tag.unmerged` (an `identity.unmerged` as tagging applied it, tag sets left as they are)
@@ -282,7 +282,7 @@ pub fn unmerged(tenant: &str, survivor: &str, restored: &str, moved: &[&Envelope
         changes: Vec::new(),
         at: start(),
     };
-    Envelope::builder(TAG_UNMERGED, tenant, json!(t)).build()
+    Envelope::of(tenant, &t).build()
 }
 
 /// `profile.updated` with `fields` and, when `rep` is given, an active WeCom follow by that rep.
@@ -322,7 +322,7 @@ pub fn updated(
         },
         cause_event: None,
     };
-    Envelope::builder(PROFILE_UPDATED, tenant, json!(u)).build()
+    Envelope::of(tenant, &u).build()
 }
 
 /// `tag.changed`.
@@ -348,7 +348,7 @@ pub fn tag_changed(
         actor: Some("rep".into()),
         at,
     };
-    Envelope::builder(TAG_CHANGED, tenant, json!(t)).build()
+    Envelope::of(tenant, &t).build()
 }
 
 /// Every route of scoring's internal API with a plausible method and path (ids nobody has), for

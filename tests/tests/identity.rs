@@ -215,7 +215,7 @@ async fn create_attach_and_merge_by_unionid(backend: Backend) {
         .try_get_by_index(0)
         .unwrap();
     let env = Envelope::from_bytes(body.as_bytes()).unwrap();
-    let pr: ProfileResolved = env.payload_as().unwrap();
+    let pr: ProfileResolved = env.decode().unwrap();
     assert_eq!(pr.profile_id, a.profile_id);
     assert_eq!(pr.event.id, merge_ev.id);
     t.cleanup().await;

@@ -127,7 +127,7 @@ async fn updates(db: &DatabaseConnection, profile: &str) -> Vec<ProfileUpdated> 
         .map(|r| {
             let body: String = r.try_get_by_index(0).unwrap();
             let env: Envelope = serde_json::from_str(&body).unwrap();
-            env.payload_as::<ProfileUpdated>().unwrap()
+            env.decode::<ProfileUpdated>().unwrap()
         })
         .filter(|u| u.profile_id == profile)
         .collect()

@@ -506,7 +506,7 @@ async fn unmerge_sends_events_back_and_blocks_a_remerge(backend: Backend) {
         .try_get_by_index(0)
         .unwrap();
     let env = Envelope::from_bytes(body.as_bytes()).unwrap();
-    let payload: IdentityUnmerged = env.payload_as().unwrap();
+    let payload: IdentityUnmerged = env.decode().unwrap();
     assert_eq!(payload.survivor, p1.profile_id);
     assert_eq!(payload.restored, vec![p2.profile_id.clone()]);
     assert_eq!(payload.identifiers.len(), 2);

@@ -121,7 +121,7 @@ fn visit(profile: &str, at: DateTime<Utc>, tags: &[&str]) -> Envelope {
         event,
         identifiers: vec![],
     };
-    Envelope::builder(proto::identity::PROFILE_RESOLVED, T, json!(p)).build()
+    Envelope::of(T, &p).build()
 }
 
 async fn handle(s: &Setup, env: &Envelope) -> Vec<TagChanged> {
@@ -271,7 +271,7 @@ async fn chained_single_select_manual_and_merges(backend: Backend) {
         evidence_event: None,
         operator: None,
     };
-    let merged = Envelope::builder(proto::identity::IDENTITY_MERGED, T, json!(m)).build();
+    let merged = Envelope::of(T, &m).build();
     handle(&s, &merged).await;
     assert!(!has(&s.db.conn, "p3", &vip).await);
     assert!(has(&s.db.conn, "p2", &vip).await);
@@ -287,7 +287,7 @@ async fn chained_single_select_manual_and_merges(backend: Backend) {
         moved_events: vec![],
         states: vec![],
     };
-    let unmerged = Envelope::builder(proto::identity::IDENTITY_UNMERGED, T, json!(u)).build();
+    let unmerged = Envelope::of(T, &u).build();
     handle(&s, &unmerged).await;
     // Tagging announces the separation whole, with both sides' tags, instead of `tag.changed`.
     let announced = outbox_payloads(&s.db.conn, proto::tagging::TAG_UNMERGED).await;

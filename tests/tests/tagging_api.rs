@@ -196,7 +196,7 @@ async fn profile(
         cause_event: None,
     };
     tagger
-        .handle(&Envelope::builder(proto::identity::PROFILE_UPDATED, tenant, json!(u)).build())
+        .handle(&Envelope::of(tenant, &u).build())
         .await
         .unwrap();
 }
@@ -231,10 +231,7 @@ async fn population(tagger: &Tagger, tenant: &str, n: usize) {
                     identifiers: vec![],
                 };
                 tagger
-                    .handle(
-                        &Envelope::builder(proto::identity::PROFILE_RESOLVED, tenant, json!(p))
-                            .build(),
-                    )
+                    .handle(&Envelope::of(tenant, &p).build())
                     .await
                     .unwrap();
             }

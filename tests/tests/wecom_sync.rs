@@ -30,7 +30,7 @@ use platform::config::{DbConfig, HttpConfig, Secret};
 use platform::db::outbox::OutboxRelay;
 use proto::callback::CallbackReceived;
 use proto::channel::{Channel, ChannelEvent, EventBody, ExternalTagChange, ExternalTagChangeType};
-use proto::identity::{ProfileUpdated, Relations, WecomFollow, PROFILE_UPDATED};
+use proto::identity::{ProfileUpdated, Relations, WecomFollow};
 use proto::Envelope;
 use scrm_tests::db::{Backend, TestDb};
 use scrm_tests::servers::{redis_url, unique};
@@ -308,7 +308,7 @@ impl Env {
             },
             cause_event: None,
         };
-        let env = Envelope::builder(PROFILE_UPDATED, T, json!(u)).build();
+        let env = Envelope::of(T, &u).build();
         self.tagger.handle(&env).await.expect("profile.updated");
     }
 
