@@ -1,6 +1,6 @@
-//! Contracts shared by every crate: the bus envelope, typed events and their type names,
-//! identifier types, the condition AST of tag rules and lead scoring, and (as they are added)
-//! internal API DTOs.
+//! Contracts shared by every crate: the bus envelope, typed events and their type names (with
+//! the profile events the projections share), identifier types, the condition AST of tag rules
+//! and lead scoring, and (as they are added) internal API DTOs.
 //!
 //! Owns: data shapes and their serde form, deterministic message ids.
 //! Must not touch: I/O of any kind (no network, database, files, clocks beyond `Utc::now` defaults).
@@ -12,6 +12,7 @@ pub mod condition;
 pub mod envelope;
 pub mod event;
 pub mod identity;
+pub mod profile;
 pub mod routing;
 pub mod scoring;
 pub mod sdk;
