@@ -13,6 +13,7 @@ pub mod segments;
 pub mod sync_queue;
 pub mod tagger;
 pub mod wecom_migrations;
+mod work;
 pub mod writeback;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};

@@ -1,19 +1,15 @@
-//! The service's transactions: each bus event (once, through the inbox, retried on races) and each
-//! operator tag / untag updates the facts projection and settles the profile's rules in one
-//! commit; the scheduler's window exits and counter rolls.
+//! The service's transactions: each bus event (decoded by `work`; once, through the inbox,
+//! retried on races) and each operator tag / untag updates the facts projection and settles the
+//! profile's rules in one commit; the scheduler's window exits and counter rolls.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use platform::db::inbox::{self, Processed};
-use proto::identity::{
-    IdentityMerged, IdentityUnmerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED,
-    IDENTITY_UNMERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
-};
-use proto::tagging::{
-    TagChanged, TagCommand, TagSource, TagsUnmerged, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE,
-};
+use proto::identity::{ProfileResolved, ProfileUpdated};
+use proto::profile::ProfileEvent;
+use proto::tagging::{TagChanged, TagSource, TagsUnmerged};
 use proto::Envelope;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
@@ -24,6 +20,7 @@ use super::engine::{At, Engine};
 use super::entities::schedule;
 use super::members::{self, MemberError, Reason, TagInfo};
 use super::rules::Trigger;
+use super::work::{decode, Work};
 use super::{rep_tags, segments, writeback};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -71,51 +68,6 @@ pub type RolledCache = Arc<
         std::collections::HashMap<String, (std::time::Instant, Option<chrono::NaiveDate>)>,
     >,
 >;
-
-/// A decoded event this service acts on.
-enum Work {
-    Resolved(ProfileResolved),
-    Updated(ProfileUpdated),
-    Merged(IdentityMerged),
-    /// With the message's id (the `tag.unmerged` it leads to is named after it).
-    Unmerged(IdentityUnmerged, uuid::Uuid),
-    Command {
-        add: bool,
-        cmd: TagCommand,
-    },
-}
-
-impl Work {
-    /// The profile whose row the work locks first.
-    fn profile(&self) -> &str {
-        match self {
-            Work::Resolved(r) => &r.profile_id,
-            Work::Updated(u) => &u.profile_id,
-            Work::Merged(m) => &m.survivor,
-            Work::Unmerged(u, _) => &u.survivor,
-            Work::Command { cmd, .. } => &cmd.profile_id,
-        }
-    }
-}
-
-fn decode(env: &Envelope) -> Result<Option<Work>, HandleError> {
-    let bad = |e: serde_json::Error| HandleError::Invalid(format!("{}: {e}", env.kind));
-    Ok(Some(match env.kind.as_str() {
-        PROFILE_RESOLVED => Work::Resolved(env.payload_as().map_err(bad)?),
-        PROFILE_UPDATED => Work::Updated(env.payload_as().map_err(bad)?),
-        IDENTITY_MERGED => Work::Merged(env.payload_as().map_err(bad)?),
-        IDENTITY_UNMERGED => Work::Unmerged(env.payload_as().map_err(bad)?, env.id),
-        COMMAND_TAG_ADD => Work::Command {
-            add: true,
-            cmd: env.payload_as().map_err(bad)?,
-        },
-        COMMAND_TAG_REMOVE => Work::Command {
-            add: false,
-            cmd: env.payload_as().map_err(bad)?,
-        },
-        _ => return Ok(None),
-    }))
-}
 
 impl Tagger {
     /// The time of an evaluation for `tenant`.
@@ -240,7 +192,7 @@ impl Tagger {
                             .map(|&j| &items[j])
                             .take_while(|(_, t, _)| t == tenant)
                             .map_while(|(_, _, w)| match &**w {
-                                Work::Resolved(r) => Some(r),
+                                Work::Profile(ProfileEvent::Resolved(r)) => Some(r),
                                 _ => None,
                             })
                             .collect();
@@ -361,13 +313,13 @@ impl Tagger {
     ) -> Result<Vec<TagChanged>, DbErr> {
         let at = self.at(tenant);
         match work {
-            Work::Resolved(r) => Ok(self
+            Work::Profile(ProfileEvent::Resolved(r)) => Ok(self
                 .resolved(txn, tenant, &[r])
                 .await?
                 .into_iter()
                 .flatten()
                 .collect()),
-            Work::Updated(u) => {
+            Work::Profile(ProfileEvent::Updated(u)) => {
                 let p = u.profile_id.as_str();
                 facts::ensure_locked(txn, tenant, p, at.now).await?;
                 let Some((applied, mut out)) = self.apply_state(txn, tenant, u, &at).await? else {
@@ -384,7 +336,7 @@ impl Tagger {
                 out.extend(self.engine.settle(txn, tenant, p, trigger, &at).await?);
                 Ok(out)
             }
-            Work::Merged(m) => {
+            Work::Profile(ProfileEvent::Merged(m)) => {
                 let mut out = Vec::new();
                 facts::ensure_profile(txn, tenant, &m.survivor, at.now).await?;
                 facts::lock_profile(txn, tenant, &m.survivor).await?;
@@ -478,6 +430,8 @@ impl Tagger {
                         }
                     })
             }
+            // Types `decode` does not read for tagging (`PROFILE_KINDS`); un-merges are above.
+            Work::Profile(_) => Ok(Vec::new()),
         }
     }
 
