@@ -1,5 +1,5 @@
 //! The scorer: applies one bus message (`profile.resolved`, `profile.updated`, `tag.changed`,
-//! `identity.merged`, `identity.unmerged`) exactly once — the inbox row, the facts projection,
+//! `identity.merged`, `tag.unmerged`) exactly once — the inbox row, the facts projection,
 //! ledger entries, folds, stage moves, trigger firings and outbox events in one transaction — and
 //! the other changes of one profile: a scheduler look, a manual stage move, a contact, a manual
 //! adjustment, a recompute. Each runs again after a short random pause when it meets a
@@ -24,6 +24,7 @@ use proto::identity::{
     IdentityMerged, ProfileResolved, ProfileUpdated, IDENTITY_MERGED, PROFILE_RESOLVED,
     PROFILE_UPDATED,
 };
+use proto::profile::ProfileEvent;
 use proto::scoring::{ActorKind, ScoreCause};
 use proto::tagging::{TagChange, TagChanged, TagsUnmerged, TAG_CHANGED, TAG_UNMERGED};
 use proto::Envelope;
@@ -55,39 +56,19 @@ pub enum Outcome {
     Ignored,
 }
 
-/// A bus message scoring acts on, decoded.
-enum Msg {
-    Resolved(ProfileResolved),
-    Updated(ProfileUpdated),
-    Tag(TagChanged),
-    Merged(IdentityMerged),
-    /// An un-merge as tagging applied it (scoring waits for the final tags of both sides;
-    /// `identity.unmerged` itself is not acted on).
-    Unmerged(TagsUnmerged),
-}
+/// The bus messages scoring acts on. An un-merge is read as tagging applied it (`tag.unmerged`:
+/// scoring waits for the final tags of both sides); `identity.unmerged` itself is not read.
+const SCORED: &[&str] = &[
+    PROFILE_RESOLVED,
+    PROFILE_UPDATED,
+    TAG_CHANGED,
+    IDENTITY_MERGED,
+    TAG_UNMERGED,
+];
 
-impl Msg {
-    /// The profile whose lead the message locks first.
-    fn profile(&self) -> &str {
-        match self {
-            Msg::Resolved(p) => &p.profile_id,
-            Msg::Updated(u) => &u.profile_id,
-            Msg::Tag(t) => &t.profile_id,
-            Msg::Merged(m) => &m.survivor,
-            Msg::Unmerged(u) => &u.unmerged.survivor,
-        }
-    }
-
-    fn decode(env: &Envelope) -> Result<Option<Msg>, ScoreError> {
-        Ok(Some(match env.kind.as_str() {
-            PROFILE_RESOLVED => Msg::Resolved(decode(env)?),
-            PROFILE_UPDATED => Msg::Updated(decode(env)?),
-            TAG_CHANGED => Msg::Tag(decode(env)?),
-            IDENTITY_MERGED => Msg::Merged(decode(env)?),
-            TAG_UNMERGED => Msg::Unmerged(decode(env)?),
-            _ => return Ok(None),
-        }))
-    }
+/// Decodes a message scoring acts on; `None` for any other type.
+fn decode(env: &Envelope) -> Result<Option<ProfileEvent>, ScoreError> {
+    ProfileEvent::decode_of(env, SCORED).map_err(|e| ScoreError::Invalid(e.to_string()))
 }
 
 /// What a batch prepared for one of its messages.
@@ -201,11 +182,6 @@ pub struct Scorer {
     pub(crate) cfg: Arc<EngineConfig>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(env: &Envelope) -> Result<T, ScoreError> {
-    env.payload_as()
-        .map_err(|e| ScoreError::Invalid(format!("{} payload: {e}", env.kind)))
-}
-
 impl Scorer {
     pub fn new(
         db: DatabaseConnection,
@@ -260,7 +236,7 @@ impl Scorer {
 
     /// Applies a bus message exactly once.
     pub async fn handle(&self, env: &Envelope) -> Result<Outcome, ScoreError> {
-        let Some(msg) = Msg::decode(env)? else {
+        let Some(msg) = decode(env)? else {
             return Ok(count(Outcome::Ignored));
         };
         let outcome = self
@@ -286,7 +262,7 @@ impl Scorer {
         let mut out: Vec<Option<Result<Outcome, ScoreError>>> = envs.iter().map(|_| None).collect();
         let mut msgs = Vec::new();
         for (i, env) in envs.iter().enumerate() {
-            match Msg::decode(env) {
+            match decode(env) {
                 Ok(Some(m)) => msgs.push((i, m)),
                 Ok(None) => out[i] = Some(Ok(count(Outcome::Ignored))),
                 Err(e) => out[i] = Some(Err(e)),
@@ -296,8 +272,8 @@ impl Scorer {
         // sharing profiles wait for each other instead of deadlocking; the sort is stable, so a
         // profile's own messages keep their order.
         msgs.sort_by(|(a, ma), (b, mb)| {
-            (envs[*a].tenant_id.as_str(), ma.profile())
-                .cmp(&(envs[*b].tenant_id.as_str(), mb.profile()))
+            (envs[*a].tenant_id.as_str(), ma.profile_id())
+                .cmp(&(envs[*b].tenant_id.as_str(), mb.profile_id()))
         });
         if msgs.len() == 1 {
             let i = msgs[0].0;
@@ -366,7 +342,7 @@ impl Scorer {
         txn: &DatabaseTransaction,
         defs: &Compiled,
         env: &Envelope,
-        msg: &Msg,
+        msg: &ProfileEvent,
     ) -> Result<Outcome, DbErr> {
         let now = self.clock.now();
         if !inbox_record(txn, CONSUMER, &env.id.to_string(), now).await? {
@@ -382,16 +358,18 @@ impl Scorer {
         txn: &DatabaseTransaction,
         defs: &Compiled,
         env: &Envelope,
-        msg: &Msg,
+        msg: &ProfileEvent,
         now: DateTime<Utc>,
         prep: Prep<'_>,
     ) -> Result<Outcome, DbErr> {
         match msg {
-            Msg::Resolved(p) => self.on_resolved(txn, defs, env, p, now, prep).await,
-            Msg::Updated(u) => self.on_updated(txn, defs, env, u, now, prep).await,
-            Msg::Tag(t) => self.on_tag(txn, defs, env, t, now, prep).await,
-            Msg::Merged(m) => self.on_merged(txn, defs, env, m, now, prep).await,
-            Msg::Unmerged(u) => self.on_unmerged(txn, defs, env, u, now, prep).await,
+            ProfileEvent::Resolved(p) => self.on_resolved(txn, defs, env, p, now, prep).await,
+            ProfileEvent::Updated(u) => self.on_updated(txn, defs, env, u, now, prep).await,
+            ProfileEvent::TagChanged(t) => self.on_tag(txn, defs, env, t, now, prep).await,
+            ProfileEvent::Merged(m) => self.on_merged(txn, defs, env, m, now, prep).await,
+            ProfileEvent::TagsUnmerged(u) => self.on_unmerged(txn, defs, env, u, now, prep).await,
+            // Not in `SCORED`: never decoded here.
+            ProfileEvent::Unmerged(_) => Ok(Outcome::Ignored),
         }
     }
 
@@ -405,12 +383,12 @@ impl Scorer {
         txn: &DatabaseTransaction,
         defs: &BTreeMap<&str, Arc<Compiled>>,
         envs: &[Envelope],
-        msgs: &[(usize, Msg)],
+        msgs: &[(usize, ProfileEvent)],
         fresh: &[bool],
         now: DateTime<Utc>,
     ) -> Result<Vec<Option<(Lead, bool)>>, DbErr> {
         let mut out: Vec<Option<(Lead, bool)>> = msgs.iter().map(|_| None).collect();
-        let live: Vec<(usize, &str, &Msg)> = msgs
+        let live: Vec<(usize, &str, &ProfileEvent)> = msgs
             .iter()
             .enumerate()
             .filter(|(k, _)| fresh[*k])
@@ -418,20 +396,21 @@ impl Scorer {
             .collect();
         if live
             .iter()
-            .any(|(_, _, m)| matches!(m, Msg::Merged(_) | Msg::Unmerged(_)))
+            .any(|(_, _, m)| matches!(m, ProfileEvent::Merged(_) | ProfileEvent::TagsUnmerged(_)))
         {
             return Ok(out);
         }
         let mut count: HashMap<(&str, &str), usize> = HashMap::new();
         for (_, t, m) in &live {
-            *count.entry((t, m.profile())).or_default() += 1;
+            *count.entry((t, m.profile_id())).or_default() += 1;
         }
         // Every lead in key order (the messages are sorted), each once.
         let mut locked: HashMap<(&str, &str), Option<Lead>> = HashMap::new();
         for (_, t, m) in &live {
-            if let std::collections::hash_map::Entry::Vacant(slot) = locked.entry((t, m.profile()))
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                locked.entry((t, m.profile_id()))
             {
-                let l = leads::lock(txn, t, m.profile()).await?;
+                let l = leads::lock(txn, t, m.profile_id()).await?;
                 if l.as_ref()
                     .is_some_and(|l| !l.active() && l.merged_into.is_some())
                 {
@@ -444,14 +423,14 @@ impl Scorer {
         type Events = Vec<(String, rules::EventFact, DateTime<Utc>)>;
         let mut record: BTreeMap<&str, (Vec<String>, Events)> = BTreeMap::new();
         for (k, t, m) in live {
-            if count[&(t, m.profile())] != 1 {
+            if count[&(t, m.profile_id())] != 1 {
                 continue;
             }
-            let first = locked.remove(&(t, m.profile())).flatten();
+            let first = locked.remove(&(t, m.profile_id())).flatten();
             let (lead, created) = self
-                .acquire_from(txn, &defs[t], t, m.profile(), false, now, first)
+                .acquire_from(txn, &defs[t], t, m.profile_id(), false, now, first)
                 .await?;
-            if let Msg::Resolved(p) = m {
+            if let ProfileEvent::Resolved(p) = m {
                 let ev = facts::event_fact(&p.event, self.cfg.offset_of(t));
                 let earned = whole(p.event.occurred_at).min(now);
                 let r = record.entry(t).or_default();
@@ -1462,4 +1441,24 @@ pub async fn profile_events<C: sea_orm::ConnectionTrait>(
             ReplayEvent { event: e, earned }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_scored_types_only() {
+        let env = |kind: &str| Envelope::builder(kind, "t", serde_json::json!({"x": 1})).build();
+        // Unread types stay ignored, whatever they carry.
+        for kind in ["identity.unmerged", "command.tag.add", "lead.notify"] {
+            assert!(matches!(decode(&env(kind)), Ok(None)), "{kind}");
+        }
+        for kind in SCORED {
+            assert!(
+                matches!(decode(&env(kind)), Err(ScoreError::Invalid(_))),
+                "{kind}"
+            );
+        }
+    }
 }
