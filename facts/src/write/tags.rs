@@ -1,0 +1,82 @@
+//! The tags a profile holds, as the projection keeps them.
+
+use rules::schema::{FactsCol as C, FactsTable as T};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::*;
+use crate::exec;
+
+/// The profile carries `tag` (idempotent).
+pub async fn set_tag<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    tag: &str,
+) -> Result<(), DbErr> {
+    let q = Query::insert()
+        .into_table(T::FactsTag)
+        .columns([C::TenantId, C::ProfileId, C::TagId])
+        .values_panic([s(tenant), s(profile), s(tag)])
+        .to_owned();
+    match exec(conn, &q).await {
+        Err(e) if !is_duplicate(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Every profile of `profiles` carries `tag` (bulk: chunked deletes and multi-row inserts).
+pub async fn set_tag_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[String],
+    tag: &str,
+) -> Result<(), DbErr> {
+    unset_tag_many(conn, tenant, profiles, tag).await?;
+    let rows = profiles
+        .iter()
+        .map(|p| vec![s(tenant), s(p), s(tag)])
+        .collect();
+    insert_rows(
+        conn,
+        T::FactsTag,
+        &[C::TenantId, C::ProfileId, C::TagId],
+        rows,
+    )
+    .await
+}
+
+/// No profile of `profiles` carries `tag` any more.
+pub async fn unset_tag_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[String],
+    tag: &str,
+) -> Result<(), DbErr> {
+    for chunk in profiles.chunks(500) {
+        let q = Query::delete()
+            .from_table(T::FactsTag)
+            .and_where(Expr::col(C::TenantId).eq(tenant))
+            .and_where(Expr::col(C::TagId).eq(tag))
+            .and_where(Expr::col(C::ProfileId).is_in(chunk.iter().cloned()))
+            .to_owned();
+        exec(conn, &q).await?;
+    }
+    Ok(())
+}
+
+/// The profile no longer carries `tag`.
+pub async fn unset_tag<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+    tag: &str,
+) -> Result<(), DbErr> {
+    let q = Query::delete()
+        .from_table(T::FactsTag)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile))
+        .and_where(Expr::col(C::TagId).eq(tag))
+        .to_owned();
+    exec(conn, &q).await.map(drop)
+}
