@@ -14,6 +14,7 @@ pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod metrics;
 pub mod role;
 pub mod tasks;
 pub mod telemetry;

@@ -28,7 +28,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A run this long resets the back-off.
 const STEADY: Duration = Duration::from_secs(60);
 
-/// Describes the metrics (called once by telemetry set-up).
+/// Describes the metrics (once, from [`crate::metrics::describe`] when the recorder is installed).
 pub fn describe_metrics() {
     metrics::describe_counter!(RESTARTS, "Restarts of a supervised background task");
     metrics::describe_counter!(

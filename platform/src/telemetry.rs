@@ -55,7 +55,7 @@ pub fn metrics() -> PrometheusHandle {
             // Another recorder may already be installed (e.g. by a test harness); rendering then
             // shows only what this handle saw, which is still a valid exposition.
             let _ = metrics::set_global_recorder(recorder);
-            crate::tasks::describe_metrics();
+            crate::metrics::describe();
             let upkeep = handle.clone();
             let spawned = std::thread::Builder::new()
                 .name("metrics-upkeep".into())

@@ -477,10 +477,11 @@ impl Bus for AmqpBus {
             .inner
             .publish_raw(&[(&self.inner.exchange, envelope.routing_key(), body, props)])
             .await;
-        metrics::histogram!("scrm_bus_publish_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::BUS_PUBLISH_SECONDS)
+            .record(started.elapsed().as_secs_f64());
         match &result {
-            Ok(()) => metrics::counter!("scrm_bus_published_total").increment(1),
-            Err(_) => metrics::counter!("scrm_bus_publish_failed_total").increment(1),
+            Ok(()) => metrics::counter!(crate::metrics::BUS_PUBLISHED).increment(1),
+            Err(_) => metrics::counter!(crate::metrics::BUS_PUBLISH_FAILED).increment(1),
         }
         result
     }
@@ -499,7 +500,7 @@ impl Bus for AmqpBus {
             .collect();
         let result = self.inner.publish_raw(&items).await;
         if result.is_ok() {
-            metrics::counter!("scrm_bus_published_total").increment(envelopes.len() as u64);
+            metrics::counter!(crate::metrics::BUS_PUBLISHED).increment(envelopes.len() as u64);
         }
         result
     }
@@ -695,7 +696,7 @@ async fn consume_once(
             Err(e) => {
                 // Not an envelope: no consumer can ever handle it. Park the raw bytes.
                 tracing::error!(group = %spec.group, error = %e, "Unparseable message parked");
-                metrics::counter!("scrm_bus_parked_total").increment(1);
+                metrics::counter!(crate::metrics::BUS_PARKED).increment(1);
                 let mut headers = FieldTable::default();
                 headers.insert(
                     ERROR_HEADER.into(),

@@ -88,11 +88,11 @@ pub async fn run_consumer<H, F>(
 async fn settle(name: &'static str, delivery: Delivery, outcome: Result<(), HandlerError>) {
     let settled = match outcome {
         Ok(()) => {
-            metrics::counter!("scrm_consumer_handled_total", "consumer" => name).increment(1);
+            metrics::counter!(crate::metrics::CONSUMER_HANDLED, "consumer" => name).increment(1);
             delivery.ack().await
         }
         Err(HandlerError::Transient(reason)) => {
-            metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "transient").increment(1);
+            metrics::counter!(crate::metrics::CONSUMER_FAILED, "consumer" => name, "kind" => "transient").increment(1);
             match delivery.retry(&reason).await {
                 Ok(RetryOutcome::Scheduled(delay)) => {
                     tracing::warn!(error = %reason, retry_in = ?delay, "Handler failed; will retry");
@@ -106,7 +106,7 @@ async fn settle(name: &'static str, delivery: Delivery, outcome: Result<(), Hand
             }
         }
         Err(HandlerError::Invalid(reason)) => {
-            metrics::counter!("scrm_consumer_failed_total", "consumer" => name, "kind" => "invalid").increment(1);
+            metrics::counter!(crate::metrics::CONSUMER_FAILED, "consumer" => name, "kind" => "invalid").increment(1);
             tracing::error!(error = %reason, "Message cannot be handled; parked");
             delivery.park(&reason).await
         }
@@ -201,7 +201,7 @@ pub async fn run_batch_consumer<H, F>(
                 })
                 .collect();
             let outcomes = handler(input).await;
-            metrics::histogram!("scrm_consumer_batch_size", "consumer" => name)
+            metrics::histogram!(crate::metrics::CONSUMER_BATCH_SIZE, "consumer" => name)
                 .record(deliveries.len() as f64);
             // Settled concurrently: each is a round trip to the broker.
             let settles = deliveries

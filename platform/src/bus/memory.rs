@@ -168,7 +168,7 @@ impl Bus for MemoryBus {
         let deadline = tokio::time::Instant::now() + self.publish_timeout;
         for g in &targets {
             if g.room_for_one(self.capacity, deadline).await.is_err() {
-                metrics::counter!("scrm_bus_publish_failed_total").increment(1);
+                metrics::counter!(crate::metrics::BUS_PUBLISH_FAILED).increment(1);
                 return Err(BusError::Timeout(self.publish_timeout));
             }
         }
@@ -179,7 +179,7 @@ impl Bus for MemoryBus {
                 redelivered: false,
             });
         }
-        metrics::counter!("scrm_bus_published_total").increment(1);
+        metrics::counter!(crate::metrics::BUS_PUBLISHED).increment(1);
         Ok(())
     }
 

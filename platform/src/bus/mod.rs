@@ -347,12 +347,12 @@ impl Delivery {
                 settle
                     .retry(&self.envelope, self.attempt + 1, delay, reason)
                     .await?;
-                metrics::counter!("scrm_bus_retried_total").increment(1);
+                metrics::counter!(crate::metrics::BUS_RETRIED).increment(1);
                 Ok(RetryOutcome::Scheduled(delay))
             }
             None => {
                 settle.park(&self.envelope, self.attempt, reason).await?;
-                metrics::counter!("scrm_bus_parked_total").increment(1);
+                metrics::counter!(crate::metrics::BUS_PARKED).increment(1);
                 Ok(RetryOutcome::Parked)
             }
         }
@@ -362,7 +362,7 @@ impl Delivery {
     pub async fn park(mut self, reason: &str) -> Result<(), BusError> {
         let settle = self.take();
         settle.park(&self.envelope, self.attempt, reason).await?;
-        metrics::counter!("scrm_bus_parked_total").increment(1);
+        metrics::counter!(crate::metrics::BUS_PARKED).increment(1);
         Ok(())
     }
 }

@@ -46,7 +46,7 @@ where
         Ok(_) => {}
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             txn.rollback().await?;
-            metrics::counter!("scrm_inbox_duplicates_total").increment(1);
+            metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(1);
             return Ok(Processed::Duplicate);
         }
         Err(e) => return Err(e.into()),
@@ -119,7 +119,7 @@ where
             Ok(_) => vec![0],
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 txn.rollback().await?;
-                metrics::counter!("scrm_inbox_duplicates_total").increment(1);
+                metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(1);
                 return Ok(vec![Processed::Duplicate]);
             }
             Err(e) => return Err(e),
@@ -148,7 +148,7 @@ where
     }
     let dups = ids.len() - fresh.len();
     if dups > 0 {
-        metrics::counter!("scrm_inbox_duplicates_total").increment(dups as u64);
+        metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(dups as u64);
     }
     Ok(out)
 }

@@ -246,7 +246,7 @@ where
         run += 1;
         match tx().await {
             Err(e) if e.is_contention() && run < attempts.max(1) => {
-                metrics::counter!("scrm_tx_retries_total", "consumer" => op.to_string())
+                metrics::counter!(crate::metrics::TX_RETRIES, "consumer" => op.to_string())
                     .increment(1);
                 contention_pause(run).await;
             }

@@ -242,7 +242,7 @@ impl OutboxRelay {
                     tracing::warn!(error = %e, "Deleting relayed outbox rows failed; retrying");
                     delete_rows(&self.db, &ids).await?;
                 }
-                metrics::counter!("scrm_outbox_relayed_total").increment(ids.len() as u64);
+                metrics::counter!(crate::metrics::OUTBOX_RELAYED).increment(ids.len() as u64);
                 Ok(ids.len())
             }
             Err(e) => {
@@ -254,7 +254,7 @@ impl OutboxRelay {
                     .to_owned();
                 txn.execute(backend.build(&mark)).await?;
                 txn.commit().await?;
-                metrics::counter!("scrm_outbox_relay_failed_total").increment(1);
+                metrics::counter!(crate::metrics::OUTBOX_RELAY_FAILED).increment(1);
                 Err(e.into())
             }
         }

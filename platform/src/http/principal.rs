@@ -171,7 +171,7 @@ pub async fn require_credential(
             next.call(req).await.map(|r| r.map_into_left_body())
         }
         Err(e) => {
-            metrics::counter!("scrm_service_credential_refused_total", "reason" => e.code())
+            metrics::counter!(crate::metrics::SERVICE_CREDENTIAL_REFUSED, "reason" => e.code())
                 .increment(1);
             let (req, _) = req.into_parts();
             let res = actix_web::ResponseError::error_response(&ApiError::from(e));

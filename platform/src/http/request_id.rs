@@ -67,9 +67,9 @@ pub(crate) async fn middleware(
     let status_code = res.status();
     let status = status_code.as_u16().to_string();
     let route = route_label(&path, status_code == actix_web::http::StatusCode::NOT_FOUND);
-    metrics::counter!("scrm_http_requests_total", "route" => route.clone(), "status" => status)
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("scrm_http_request_seconds", "route" => route)
+    metrics::histogram!(crate::metrics::HTTP_REQUEST_SECONDS, "route" => route)
         .record(started.elapsed().as_secs_f64());
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut()
