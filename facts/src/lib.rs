@@ -13,6 +13,7 @@
 
 mod event;
 mod load;
+pub mod metrics;
 mod migration;
 mod rolling;
 mod write;

@@ -179,7 +179,7 @@ pub async fn roll(
         txn.commit().await?;
         at = Some(next);
         report.rolled = true;
-        metrics::counter!("scrm_facts_rolls_total", "how" => "step").increment(1);
+        metrics::counter!(crate::metrics::ROLLS, "how" => "step").increment(1);
     }
     if at != Some(today) {
         let mut after: Option<String> = None;
@@ -216,7 +216,7 @@ pub async fn roll(
         }
         set_clock(db, tenant, today, now).await?;
         report.rolled = true;
-        metrics::counter!("scrm_facts_rolls_total", "how" => "rebuild").increment(1);
+        metrics::counter!(crate::metrics::ROLLS, "how" => "rebuild").increment(1);
     }
     report.dirty_recomputed = drain_dirty(db, tenant, today).await?;
     Ok(report)
