@@ -443,8 +443,7 @@ impl Access {
                 .and_then(|v| String::from_utf8(v).ok()?.parse::<i64>().ok())
                 .unwrap_or(0);
             if failures >= MAX_FAILURES {
-                metrics::counter!("scrm_gateway_logins_total", "outcome" => "throttled")
-                    .increment(1);
+                metrics::counter!(crate::metrics::LOGINS, "outcome" => "throttled").increment(1);
                 return Err(AccessError::Throttled(FAILURE_WINDOW));
             }
         }
@@ -469,7 +468,7 @@ impl Access {
                     .await
                     .map_err(|e| AccessError::Cache(e.to_string()))?;
             }
-            metrics::counter!("scrm_gateway_logins_total", "outcome" => "refused").increment(1);
+            metrics::counter!(crate::metrics::LOGINS, "outcome" => "refused").increment(1);
             return Err(AccessError::BadLogin);
         };
         let memberships = member::Entity::find()
@@ -492,7 +491,7 @@ impl Access {
             return Err(AccessError::BadLogin);
         };
         let role = Role::parse(&m.role).unwrap_or(Role::Analyst);
-        metrics::counter!("scrm_gateway_logins_total", "outcome" => "ok").increment(1);
+        metrics::counter!(crate::metrics::LOGINS, "outcome" => "ok").increment(1);
         self.issue(
             &u.id,
             &m.tenant_id,

@@ -18,6 +18,7 @@ pub mod access;
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod metrics;
 pub mod notify;
 pub mod publish;
 pub mod registry;
@@ -77,7 +78,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     let cfg_services = cfg.services.clone();
     let services =
         services::Services::new(cfg_internal_key.as_str(), cfg_services, deps.peers.clone());
-    notify::describe_metrics();
+    crate::metrics::describe();
     let notifier = notify::Notifier::new(
         notify::NotifierDeps {
             db: db.clone(),

@@ -90,7 +90,7 @@ impl Publisher {
         let key = Self::hint_key(env);
         // The hint is an optimisation: when the cache is down, publish (consumers dedupe by id).
         if self.is_writing(env.id) || matches!(self.cache.get(&key).await, Ok(Some(_))) {
-            metrics::counter!("scrm_gateway_duplicates_total", "channel" => channel).increment(1);
+            metrics::counter!(crate::metrics::DUPLICATES, "channel" => channel).increment(1);
             return Ok(Published::Before);
         }
         self.publish(std::slice::from_ref(env), channel).await?;
@@ -126,11 +126,10 @@ impl Publisher {
             Ok(Err(e)) => Err(PublishError::Bus(e)),
             Err(_) => Err(PublishError::Timeout(self.budget)),
         };
-        metrics::histogram!("scrm_gateway_publish_seconds", "channel" => channel)
+        metrics::histogram!(crate::metrics::PUBLISH_SECONDS, "channel" => channel)
             .record(started.elapsed().as_secs_f64());
         if result.is_err() {
-            metrics::counter!("scrm_gateway_publish_failed_total", "channel" => channel)
-                .increment(1);
+            metrics::counter!(crate::metrics::PUBLISH_FAILED, "channel" => channel).increment(1);
         }
         result
     }

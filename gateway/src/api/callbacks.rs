@@ -63,7 +63,7 @@ fn refuse(
     code: &'static str,
     message: impl Into<String>,
 ) -> ApiError {
-    metrics::counter!("scrm_gateway_callbacks_rejected_total", "channel" => kind.as_str(), "reason" => code)
+    metrics::counter!(crate::metrics::CALLBACKS_REJECTED, "channel" => kind.as_str(), "reason" => code)
         .increment(1);
     ApiError::new(status, code, message)
 }
@@ -324,7 +324,7 @@ async fn receive(
         Published::Before => "duplicate",
     };
     metrics::counter!(
-        "scrm_gateway_callbacks_total",
+        crate::metrics::CALLBACKS,
         "channel" => kind.as_str(),
         "type" => event_type,
         "outcome" => label

@@ -39,7 +39,7 @@ fn count(kind: &str, outcome: &'static str) {
         "oa" | "mp" | "wecom" => kind.to_owned(),
         _ => "other".to_owned(),
     };
-    metrics::counter!("scrm_gateway_token_requests_total", "kind" => kind, "outcome" => outcome)
+    metrics::counter!(crate::metrics::TOKEN_REQUESTS, "kind" => kind, "outcome" => outcome)
         .increment(1);
 }
 

@@ -92,7 +92,7 @@ async fn caller(
         ("subject.mp_app_id", subject.mp_app_id.is_some()),
     ] {
         if named {
-            metrics::counter!("scrm_gateway_track_refused_total", "reason" => "wechat_subject")
+            metrics::counter!(crate::metrics::TRACK_REFUSED, "reason" => "wechat_subject")
                 .increment(1);
             return Err(ApiError::bad_request(
                 "invalid_subject",
@@ -185,8 +185,7 @@ async fn track(
                 envelopes.push(b.build());
             }
             Err(e) => {
-                metrics::counter!("scrm_gateway_track_rejected_total", "reason" => e.code)
-                    .increment(1);
+                metrics::counter!(crate::metrics::TRACK_REJECTED, "reason" => e.code).increment(1);
                 rejected.push(e);
             }
         }
@@ -204,7 +203,7 @@ async fn track(
         .map_err(|e| {
             ApiError::unavailable("not_durable", format!("events were not stored, retry: {e}"))
         })?;
-    metrics::counter!("scrm_gateway_track_accepted_total").increment(envelopes.len() as u64);
+    metrics::counter!(crate::metrics::TRACK_ACCEPTED).increment(envelopes.len() as u64);
     Ok(HttpResponse::Ok().json(json!({
         "accepted": envelopes.len(),
         "rejected": rejected,

@@ -61,7 +61,7 @@ pub const RETRIES: &str = "scrm_gateway_notify_retries_total";
 /// Copies of messages settled or in flight elsewhere.
 pub const DUPLICATES: &str = "scrm_gateway_notify_duplicates_total";
 
-/// Describes the metrics (once, at the gateway's start).
+/// Describes the metrics (once, from [`crate::metrics::describe`] at the gateway's start).
 pub fn describe_metrics() {
     metrics::describe_counter!(
         SENT,

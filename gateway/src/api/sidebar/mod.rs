@@ -286,7 +286,7 @@ async fn customer(
     }
     if !rep.sees_tenant() && !follows(&profile, &rep.member) {
         metrics::counter!(
-            "scrm_sidebar_refused_total",
+            crate::metrics::SIDEBAR_REFUSED,
             "reason" => "not_your_customer"
         )
         .increment(1);

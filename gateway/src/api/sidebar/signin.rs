@@ -240,7 +240,7 @@ async fn callback(
             RepRefusal::Disabled => refused("disabled", format!("`{userid}` is disabled")),
             RepRefusal::NoTenant => refused("tenant_unavailable", "the tenant is not active"),
         })?;
-    metrics::counter!("scrm_sidebar_sign_ins_total").increment(1);
+    metrics::counter!(crate::metrics::SIDEBAR_SIGN_INS).increment(1);
     Ok(HttpResponse::Found()
         .insert_header((LOCATION, st.r))
         .append_header((
