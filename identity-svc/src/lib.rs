@@ -13,6 +13,7 @@ pub mod config;
 pub mod consume;
 pub mod domain;
 pub mod enrich;
+pub mod metrics;
 pub mod store;
 
 pub use config::Config;
@@ -31,6 +32,7 @@ pub const ROLE: &str = "identity";
 /// the channel-event consumer, internal HTTP API with `/healthz`, `/readyz`, `/metrics` (every
 /// `/v1` route requires a service credential signed under `internal_key`).
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
+    crate::metrics::describe();
     let pii = pii_key(&cfg)?;
     let wechat = wechat_lookup(&cfg)?;
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;

@@ -119,7 +119,7 @@ impl Enricher {
         match self.limiter.reserve(&key, PACE_HORIZON).await {
             Ok(Some(wait)) => {
                 if !wait.is_zero() {
-                    metrics::counter!("scrm_identity_enrich_rate_waits_total").increment(1);
+                    metrics::counter!(crate::metrics::ENRICH_RATE_WAITS).increment(1);
                     tokio::time::sleep(wait).await;
                 }
                 Ok(())
@@ -140,7 +140,7 @@ impl Enricher {
 }
 
 fn count(outcome: &'static str) {
-    metrics::counter!("scrm_identity_enrich_requests_total", "outcome" => outcome).increment(1);
+    metrics::counter!(crate::metrics::ENRICH_REQUESTS, "outcome" => outcome).increment(1);
 }
 
 /// The enrichment group's spec: the bus's policy, with `cfg`'s retries where set.

@@ -188,9 +188,9 @@ async fn measured<T>(
         Ok(None) => "not_found",
         Err(e) => e.outcome(),
     };
-    metrics::histogram!("scrm_identity_wechat_call_seconds", "endpoint" => endpoint)
+    metrics::histogram!(crate::metrics::WECHAT_CALL_SECONDS, "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("scrm_identity_wechat_calls_total", "endpoint" => endpoint, "outcome" => outcome)
+    metrics::counter!(crate::metrics::WECHAT_CALLS, "endpoint" => endpoint, "outcome" => outcome)
         .increment(1);
     if let Err(e) = &result {
         tracing::warn!(endpoint, transient = e.is_transient(), error = %e, "WeChat lookup failed");
@@ -212,8 +212,7 @@ async fn cached<V: Clone + Send + Sync + 'static>(
         .await
         .map_err(|e| (*e).clone())?;
     if !entry.is_fresh() {
-        metrics::counter!("scrm_identity_wechat_cache_hits_total", "endpoint" => endpoint)
-            .increment(1);
+        metrics::counter!(crate::metrics::WECHAT_CACHE_HITS, "endpoint" => endpoint).increment(1);
     }
     Ok(entry.into_value())
 }

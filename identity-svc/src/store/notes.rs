@@ -254,7 +254,7 @@ impl Resolver {
             NoteError::Db,
             add_tx(&txn, tenant, profile_id, author, c).await
         )?;
-        metrics::counter!("scrm_identity_notes_total", "op" => "add").increment(1);
+        metrics::counter!(crate::metrics::NOTES, "op" => "add").increment(1);
         Ok(n.into())
     }
 
@@ -274,7 +274,7 @@ impl Resolver {
             NoteError::Db,
             edit_tx(&txn, tenant, id, actor, role, edit).await
         )?;
-        metrics::counter!("scrm_identity_notes_total", "op" => "edit").increment(1);
+        metrics::counter!(crate::metrics::NOTES, "op" => "edit").increment(1);
         Ok(n.into())
     }
 
@@ -294,7 +294,7 @@ impl Resolver {
             NoteError::Db,
             delete_tx(&txn, tenant, id, actor, role).await
         )?;
-        metrics::counter!("scrm_identity_notes_total", "op" => "delete").increment(1);
+        metrics::counter!(crate::metrics::NOTES, "op" => "delete").increment(1);
         Ok(())
     }
 }

@@ -136,8 +136,7 @@ pub(crate) async fn log_issues(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     for i in issues {
-        metrics::counter!("scrm_identity_data_quality_total", "reason" => i.reason.as_str())
-            .increment(1);
+        metrics::counter!(crate::metrics::DATA_QUALITY, "reason" => i.reason.as_str()).increment(1);
         data_quality::Entity::insert(data_quality::ActiveModel {
             id: sea_orm::NotSet,
             tenant_id: Set(tenant.to_string()),
@@ -722,6 +721,6 @@ pub(crate) async fn refresh_known(
         .dedupe_key(format!("profile|{profile_id}|v{version}"))
         .build();
     outbox::enqueue(txn, &env).await?;
-    metrics::counter!("scrm_identity_profile_updates_total").increment(1);
+    metrics::counter!(crate::metrics::PROFILE_UPDATES).increment(1);
     Ok(Some(version))
 }

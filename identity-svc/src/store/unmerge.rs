@@ -169,7 +169,7 @@ impl Resolver {
         )?;
         match r {
             MergeTx::Done(m) => {
-                metrics::counter!("scrm_identity_manual_total", "op" => "merge").increment(1);
+                metrics::counter!(crate::metrics::MANUAL, "op" => "merge").increment(1);
                 Ok(m)
             }
             MergeTx::Refused(reason) => Err(conflict(
@@ -194,7 +194,7 @@ impl Resolver {
             ManualError::Db,
             unmerge_tx(&txn, tenant, merge_id, by).await
         )?;
-        metrics::counter!("scrm_identity_manual_total", "op" => "unmerge").increment(1);
+        metrics::counter!(crate::metrics::MANUAL, "op" => "unmerge").increment(1);
         Ok(r)
     }
 
@@ -231,7 +231,7 @@ impl Resolver {
             ManualError::Db,
             split_tx(&txn, tenant, profile_id, &key, by).await
         )?;
-        metrics::counter!("scrm_identity_manual_total", "op" => "split").increment(1);
+        metrics::counter!(crate::metrics::MANUAL, "op" => "split").increment(1);
         Ok(r)
     }
 }
@@ -840,8 +840,7 @@ async fn merge_tx(
         })
         .exec_without_returning(txn)
         .await?;
-        metrics::counter!("scrm_identity_merge_refusals_total", "reason" => reason.as_str())
-            .increment(1);
+        metrics::counter!(crate::metrics::MERGE_REFUSALS, "reason" => reason.as_str()).increment(1);
         return Ok(MergeTx::Refused(reason));
     }
 

@@ -343,7 +343,7 @@ impl Resolver {
         .await;
         match r {
             Ok((Processed::Done(()), _)) => {
-                metrics::counter!("scrm_identity_events_total", "outcome" => "group").increment(1);
+                metrics::counter!(crate::metrics::EVENTS, "outcome" => "group").increment(1);
                 Ok(Outcome::NoIdentifiers)
             }
             Ok((Processed::Duplicate, _)) => Ok(Outcome::Duplicate),
@@ -367,10 +367,10 @@ fn count_resolved(mode: Mode, res: &Resolution) {
     };
     match mode {
         Mode::Event { .. } => {
-            metrics::counter!("scrm_identity_events_total", "outcome" => outcome).increment(1);
+            metrics::counter!(crate::metrics::EVENTS, "outcome" => outcome).increment(1);
         }
         Mode::Enrichment => {
-            metrics::counter!("scrm_identity_enrichments_total", "outcome" => outcome).increment(1);
+            metrics::counter!(crate::metrics::ENRICHMENTS, "outcome" => outcome).increment(1);
         }
     }
 }

@@ -74,8 +74,7 @@ impl Resolver {
             }
         }
         if prepared.is_empty() {
-            metrics::counter!("scrm_identity_events_total", "outcome" => "no_identifiers")
-                .increment(1);
+            metrics::counter!(crate::metrics::EVENTS, "outcome" => "no_identifiers").increment(1);
             return Ok(Step::Done(Outcome::NoIdentifiers));
         }
         Ok(Step::Job(Arc::new(Job {
@@ -157,7 +156,7 @@ impl Resolver {
             let id = &f.identifier;
             let (hash, value, sealed, masked) = if id.kind.is_sensitive() {
                 let Some(pii) = &self.pii else {
-                    metrics::counter!("scrm_identity_sensitive_dropped_total").increment(1);
+                    metrics::counter!(crate::metrics::SENSITIVE_DROPPED).increment(1);
                     continue;
                 };
                 (

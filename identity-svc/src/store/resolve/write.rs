@@ -194,7 +194,7 @@ pub(crate) async fn write(
         })
         .exec_without_returning(txn)
         .await?;
-        metrics::counter!("scrm_identity_merge_refusals_total", "reason" => r.reason.as_str())
+        metrics::counter!(crate::metrics::MERGE_REFUSALS, "reason" => r.reason.as_str())
             .increment(1);
     }
 
