@@ -12,6 +12,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod consume;
+pub mod metrics;
 pub mod store;
 pub mod wecom;
 
@@ -51,6 +52,7 @@ pub async fn run_with_clock(
     deps: Deps,
     clock: Arc<dyn Clock>,
 ) -> Result<(), RoleError> {
+    crate::metrics::describe();
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     let (wecom, mut background) = wecom::start(&cfg, &db, &deps)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());

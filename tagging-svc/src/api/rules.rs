@@ -257,7 +257,7 @@ async fn preview(
         .await
         .map_err(db_error)?;
     r.commit().await.map_err(db_error)?;
-    metrics::histogram!("scrm_tagging_preview_seconds").record(p.took_ms as f64 / 1000.0);
+    metrics::histogram!(crate::metrics::PREVIEW_SECONDS).record(p.took_ms as f64 / 1000.0);
     Ok(HttpResponse::Ok().json(p))
 }
 

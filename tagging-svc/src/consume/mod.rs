@@ -38,8 +38,7 @@ pub async fn handle_batch(
             o.unwrap_or_else(|| match handled.next() {
                 Some(Ok(Handled::Done(changes))) => {
                     wake |= !changes.is_empty();
-                    metrics::counter!("scrm_tagging_events_total", "outcome" => "done")
-                        .increment(1);
+                    metrics::counter!(crate::metrics::EVENTS, "outcome" => "done").increment(1);
                     Ok(())
                 }
                 Some(Ok(Handled::Duplicate)) | Some(Ok(Handled::Ignored)) => Ok(()),

@@ -232,7 +232,7 @@ pub async fn run(tagger: &Tagger, id: &str) -> Result<(), DbErr> {
         ],
     )
     .await?;
-    metrics::histogram!("scrm_tagging_job_seconds", "kind" => j.kind.clone())
+    metrics::histogram!(crate::metrics::JOB_SECONDS, "kind" => j.kind.clone())
         .record(started.elapsed().as_secs_f64());
     tracing::info!(job_id = %id, rule_id = %rule_id, added, removed, secs = started.elapsed().as_secs_f64(), "Tagging job done");
     // Rules reading this tag may change for the profiles that changed: bring them in line too.

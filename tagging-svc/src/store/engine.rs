@@ -127,7 +127,7 @@ impl Engine {
             cands = set.reading_tags(&changed_tags);
         }
         if round == self.max_rounds && !cands.is_empty() {
-            metrics::counter!("scrm_tagging_chain_cut_total").increment(1);
+            metrics::counter!(crate::metrics::CHAIN_CUT).increment(1);
             tracing::warn!(profile_id = %profile, "Chained rules did not settle within the round limit");
         }
         Ok(all)
@@ -187,7 +187,7 @@ impl Engine {
             )
             .await?;
         }
-        metrics::counter!("scrm_tagging_rule_evaluations_total").increment(1);
+        metrics::counter!(crate::metrics::RULE_EVALUATIONS).increment(1);
         Ok(out)
     }
 }

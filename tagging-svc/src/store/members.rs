@@ -273,7 +273,7 @@ async fn announce(
             TagChange::Removed => facts::unset_tag(txn, tenant, profile, &c.tag_id).await?,
         }
         writeback::enqueue(txn, tenant, profile, info, c.change, rep, now).await?;
-        metrics::counter!("scrm_tagging_tag_changes_total", "change" => match c.change {
+        metrics::counter!(crate::metrics::TAG_CHANGES, "change" => match c.change {
             TagChange::Added => "added",
             TagChange::Removed => "removed",
         }, "source" => c.source.as_str())

@@ -187,7 +187,7 @@ pub async fn load<C: ConnectionTrait>(
             .get(&r.id)
             .and_then(|c| rules::expand(c, limits, &lookup).ok());
         if expanded.is_none() {
-            metrics::counter!("scrm_tagging_rules_invalid_total").increment(1);
+            metrics::counter!(crate::metrics::RULES_INVALID).increment(1);
             tracing::warn!(rule_id = %r.id, "Rule condition no longer expands (a referenced rule changed); skipped");
         }
         let deps = expanded

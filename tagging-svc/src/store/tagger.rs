@@ -600,7 +600,7 @@ impl Tagger {
                 today - chrono::Duration::days(i64::from(self.cfg.event_retention_days));
             let pruned = facts::prune_events(&self.db, &tenant, keep_from, 5_000).await?;
             if pruned > 0 {
-                metrics::counter!("scrm_tagging_events_pruned_total").increment(pruned);
+                metrics::counter!(crate::metrics::EVENTS_PRUNED).increment(pruned);
             }
         }
         self.due(now, 500).await
@@ -649,7 +649,7 @@ impl Tagger {
             txn.commit().await?;
         }
         if n > 0 {
-            metrics::counter!("scrm_tagging_window_checks_total").increment(n as u64);
+            metrics::counter!(crate::metrics::WINDOW_CHECKS).increment(n as u64);
         }
         Ok(n)
     }

@@ -8,7 +8,6 @@ use platform::db::inbox;
 use proto::callback::CallbackReceived;
 use proto::Envelope;
 
-use super::METRIC_TAG_EVENTS;
 use crate::store::corp_tags;
 use crate::store::tagger::{Tagger, CONSUMER};
 
@@ -38,7 +37,7 @@ pub(crate) async fn handle(tagger: &Tagger, env: &Envelope) -> Option<Result<(),
     .await;
     Some(match done {
         Ok(_) => {
-            metrics::counter!(METRIC_TAG_EVENTS).increment(1);
+            metrics::counter!(crate::metrics::WECOM_TAG_EVENTS).increment(1);
             Ok(())
         }
         Err(e) => Err(HandlerError::Transient(e.to_string())),

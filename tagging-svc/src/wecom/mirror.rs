@@ -18,7 +18,6 @@ use wechat::api::{
     ApiError, AppRef, Auth, CorpTagGroup, CorpTagGroupRef, NewCorpTag, WechatAccess,
 };
 
-use super::{METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_MIRROR_SYNCS};
 use crate::store::catalog::CatalogError;
 use crate::store::corp_tags::{self, MirrorReport, PushPlan};
 use platform::cache::RateLimiter;
@@ -165,12 +164,14 @@ impl Mirror {
                     local_retired = report.local_retired,
                     "Corp tag library mirrored"
                 );
-                metrics::counter!(METRIC_MIRROR_SYNCS, "outcome" => "ok").increment(1);
+                metrics::counter!(crate::metrics::WECOM_MIRROR_SYNCS, "outcome" => "ok")
+                    .increment(1);
                 Ok(())
             }
             Err(e) => {
                 tracing::warn!(tenant_id = tenant, corp_id = corp, error = %e, "Corp tag library sync failed; retried later");
-                metrics::counter!(METRIC_MIRROR_SYNCS, "outcome" => "error").increment(1);
+                metrics::counter!(crate::metrics::WECOM_MIRROR_SYNCS, "outcome" => "error")
+                    .increment(1);
                 let pause =
                     chrono::Duration::from_std(self.failure_pause).unwrap_or(chrono::Duration::MAX);
                 Err((e.to_string(), now + pause))
@@ -192,14 +193,14 @@ impl Mirror {
         }
         let started = Instant::now();
         let answer = f.await;
-        metrics::histogram!(METRIC_CALL_SECONDS, "endpoint" => endpoint)
+        metrics::histogram!(crate::metrics::WECOM_CALL_SECONDS, "endpoint" => endpoint)
             .record(started.elapsed().as_secs_f64());
         let outcome = match &answer {
             Ok(_) => "ok",
             Err(e) if e.is_transient() => "transient",
             Err(_) => "permanent",
         };
-        metrics::counter!(METRIC_CALLS, "endpoint" => endpoint, "outcome" => outcome).increment(1);
+        metrics::counter!(crate::metrics::WECOM_CALLS, "endpoint" => endpoint, "outcome" => outcome).increment(1);
         Ok(answer?)
     }
 

@@ -29,17 +29,6 @@ use self::mirror::Mirror;
 use self::worker::Worker;
 use platform::cache::RateLimiter;
 
-/// Items by outcome (`done`, `retry`, `failed`, `superseded`, `released`).
-pub const METRIC_ITEMS: &str = "scrm_tagging_wecom_sync_items_total";
-/// WeCom calls by endpoint and outcome (`ok`, `rate_limited`, `transient`, `permanent`).
-pub const METRIC_CALLS: &str = "scrm_tagging_wecom_calls_total";
-/// Duration of WeCom calls by endpoint.
-pub const METRIC_CALL_SECONDS: &str = "scrm_tagging_wecom_call_seconds";
-/// Mirror syncs by outcome (`ok`, `error`).
-pub const METRIC_MIRROR_SYNCS: &str = "scrm_tagging_wecom_mirror_syncs_total";
-/// `change_external_tag` events that asked for a mirror sync.
-pub const METRIC_TAG_EVENTS: &str = "scrm_tagging_wecom_tag_events_total";
-
 /// The mirror and the write-back worker of one process. Cheap to clone.
 #[derive(Clone)]
 pub struct WecomSync {

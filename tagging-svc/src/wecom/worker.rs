@@ -24,7 +24,6 @@ use wechat::api::{ApiError, AppRef, Auth, MarkTagRequest, WechatAccess};
 
 use super::config::WecomSyncConfig;
 use super::plan::Action;
-use super::{METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_ITEMS};
 use crate::store::sync_queue::{self, Claimed, ClaimedItem, Contact, Outcome};
 use platform::cache::RateLimiter;
 
@@ -96,7 +95,8 @@ impl Worker {
         let claim =
             sync_queue::claim(&self.db, now, u64::from(self.cfg.batch), chrono(lease)).await?;
         if claim.superseded > 0 {
-            metrics::counter!(METRIC_ITEMS, "outcome" => "superseded").increment(claim.superseded);
+            metrics::counter!(crate::metrics::WECOM_SYNC_ITEMS, "outcome" => "superseded")
+                .increment(claim.superseded);
         }
         let mut report = PassReport {
             contacts: claim.claimed.len(),
@@ -186,7 +186,7 @@ impl Worker {
             .client
             .wecom_mark_tag(Auth::delegated(&app, &tokens), &request)
             .await;
-        metrics::histogram!(METRIC_CALL_SECONDS, "endpoint" => "mark_tag")
+        metrics::histogram!(crate::metrics::WECOM_CALL_SECONDS, "endpoint" => "mark_tag")
             .record(started.elapsed().as_secs_f64());
         let outcome = match &result {
             Ok(()) => "ok",
@@ -196,7 +196,7 @@ impl Worker {
                 Verdict::Fail | Verdict::Split => "permanent",
             },
         };
-        metrics::counter!(METRIC_CALLS, "endpoint" => "mark_tag", "outcome" => outcome)
+        metrics::counter!(crate::metrics::WECOM_CALLS, "endpoint" => "mark_tag", "outcome" => outcome)
             .increment(1);
         match result {
             Ok(()) => Call::Ok,
@@ -236,7 +236,7 @@ impl Worker {
             Outcome::Failed { .. } => "failed",
             Outcome::Release { .. } => "released",
         };
-        metrics::counter!(METRIC_ITEMS, "outcome" => label).increment(n);
+        metrics::counter!(crate::metrics::WECOM_SYNC_ITEMS, "outcome" => label).increment(n);
         Ok(())
     }
 
