@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod consume;
 pub mod domain;
+pub mod metrics;
 pub mod store;
 
 pub use config::Config;
@@ -50,6 +51,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
 
 /// [`run`] reading time from `clock`.
 pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Result<(), RoleError> {
+    crate::metrics::describe();
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone())
         .with_batch(500, Duration::from_millis(cfg.outbox_poll_ms));

@@ -88,7 +88,7 @@ fn count(outcome: Outcome) -> Outcome {
         Outcome::Duplicate => "duplicate",
         Outcome::Ignored => "ignored",
     };
-    metrics::counter!("scrm_scoring_messages_total", "outcome" => label).increment(1);
+    metrics::counter!(crate::metrics::MESSAGES, "outcome" => label).increment(1);
     outcome
 }
 
@@ -1091,8 +1091,7 @@ impl Scorer {
         };
         if let Err(r) = defs.machine.check_manual(&v, to) {
             txn.rollback().await?;
-            metrics::counter!("scrm_scoring_manual_moves_total", "outcome" => "refused")
-                .increment(1);
+            metrics::counter!(crate::metrics::MANUAL_MOVES, "outcome" => "refused").increment(1);
             return Err(ManualError::Refused(r));
         }
         w.move_stage(to, ActorKind::User, actor, reason).await?;
@@ -1100,7 +1099,7 @@ impl Scorer {
         w.settle().await?;
         let lead = w.finish().await?;
         txn.commit().await?;
-        metrics::counter!("scrm_scoring_manual_moves_total", "outcome" => "moved").increment(1);
+        metrics::counter!(crate::metrics::MANUAL_MOVES, "outcome" => "moved").increment(1);
         Ok(Moved { lead, history_id })
     }
 

@@ -172,7 +172,7 @@ impl Scheduler {
                 .build();
             outbox::enqueue(&txn, &env).await?;
             txn.commit().await?;
-            metrics::counter!("scrm_scoring_sla_breached_total").increment(1);
+            metrics::counter!(crate::metrics::SLA_BREACHED).increment(1);
             n += 1;
         }
         Ok(n)

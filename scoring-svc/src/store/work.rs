@@ -592,7 +592,7 @@ impl<'a> Work<'a> {
             Err(e) if is_duplicate(&e) => return Ok(false),
             Err(e) => return Err(e),
         };
-        metrics::counter!("scrm_scoring_trigger_fired_total").increment(1);
+        metrics::counter!(crate::metrics::TRIGGER_FIRED).increment(1);
         let mut results = Vec::new();
         for a in &t.actions {
             let r = match a {
