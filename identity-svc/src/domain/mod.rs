@@ -2,9 +2,11 @@
 //! never identifiers ([`Blocklist`]), personal-data hashing, sealing and masking ([`pii`]), and the
 //! resolution plan for one event ([`plan`]): create, attach, or merge when a rule links profiles
 //! and the guards allow it — otherwise a recorded refusal —, and what that plan writes
-//! ([`resolution::decide`]). Also what a note on a customer may
+//! ([`resolution::decide`]); which identifiers still hang together when a merge is undone
+//! ([`components`]). Also what a note on a customer may
 //! say and who may change it ([`notes`]).
 
+pub mod components;
 pub mod derive;
 pub mod extract;
 pub mod fields;

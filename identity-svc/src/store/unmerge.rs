@@ -15,7 +15,7 @@
 //! automatic resolution refuses to merge the pair again (`manually_unmerged`) until a manual
 //! merge lifts it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use platform::db::outbox;
@@ -37,6 +37,7 @@ use super::queries::{lookup_hash, LookupError};
 use super::resolve::{snapshot, NewEdge};
 use super::state;
 use super::{Resolver, ACTIVE, MERGED};
+use crate::domain::components::{Components, Node};
 use crate::domain::{merge_violation, profile_pair, Key, RefusalReason};
 
 /// Why an operator's request was not carried out. `code`s are stable.
@@ -294,62 +295,6 @@ async fn load_family(txn: &DatabaseTransaction, c: &str) -> Result<Family, DbErr
     })
 }
 
-/// Node of the connectivity graph.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Node {
-    Ident(i64),
-    Root(String),
-}
-
-/// Connected components of the family's live edges minus `retract`.
-struct Components {
-    index: BTreeMap<Node, usize>,
-    parent: Vec<usize>,
-}
-
-impl Components {
-    fn new(f: &Family, retract: &BTreeSet<i64>) -> Self {
-        let mut index = BTreeMap::new();
-        for m in &f.idents {
-            let n = index.len();
-            index.insert(Node::Ident(m.id), n);
-        }
-        for p in &f.members {
-            let n = index.len();
-            index.insert(Node::Root(p.id.clone()), n);
-        }
-        let mut c = Components {
-            parent: (0..index.len()).collect(),
-            index,
-        };
-        for e in f.edges.iter().filter(|e| !retract.contains(&e.id)) {
-            let a = Node::Ident(e.from_identifier_id);
-            let b = match e.to_identifier_id {
-                Some(t) => Node::Ident(t),
-                None => Node::Root(e.profile_id.clone()),
-            };
-            if let (Some(&x), Some(&y)) = (c.index.get(&a), c.index.get(&b)) {
-                let (rx, ry) = (c.find(x), c.find(y));
-                c.parent[rx] = ry;
-            }
-        }
-        c
-    }
-
-    fn find(&mut self, mut x: usize) -> usize {
-        while self.parent[x] != x {
-            self.parent[x] = self.parent[self.parent[x]];
-            x = self.parent[x];
-        }
-        x
-    }
-
-    fn of(&mut self, n: &Node) -> Option<usize> {
-        let i = *self.index.get(n)?;
-        Some(self.find(i))
-    }
-}
-
 /// Ids in a timeline row's `identifier_ids` (subject first); none for rows written before them.
 fn row_identifiers(row: &timeline::Model) -> Vec<i64> {
     row.identifier_ids
@@ -563,7 +508,21 @@ async fn unmerge_tx(
             .collect();
     }
 
-    let mut comps = Components::new(&family, &retract);
+    let mut comps = Components::new(
+        family.idents.iter().map(|m| m.id),
+        family.members.iter().map(|p| p.id.clone()),
+        family
+            .edges
+            .iter()
+            .filter(|e| !retract.contains(&e.id))
+            .map(|e| {
+                (
+                    e.from_identifier_id,
+                    e.to_identifier_id,
+                    e.profile_id.as_str(),
+                )
+            }),
+    );
     let restored_root = comps.of(&Node::Root(m.absorbed_id.clone()));
     if restored_root.is_some() && restored_root == comps.of(&Node::Root(c.clone())) {
         return Err(conflict(
