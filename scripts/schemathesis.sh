@@ -13,7 +13,8 @@
 #   SCRM_SCHEMATHESIS_EXAMPLES   test cases per operation and phase (default 20)
 #   SCRM_SCHEMATHESIS_MAX_TIME   time budget of the main pass, in seconds (default 110)
 #   SCRM_SCHEMATHESIS_REPORT     directory for the JUnit report (default target/schemathesis-report)
-#   SCRM_BIN_FRESH=1             use target/debug/scrm as it is (the caller has just built it)
+#   SCRM_BIN_FRESH=1             use the debug scrm binary as it is (the caller has just built it;
+#                                under $CARGO_TARGET_DIR when set, else target/)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -45,9 +46,10 @@ if [[ "$("$VENV/bin/st" --version 2>/dev/null || true)" != *"$VERSION"* ]]; then
 fi
 
 # --- a real `scrm up` ---------------------------------------------------------------------
-# The test command has just built target/debug/scrm with the test suites (SCRM_BIN_FRESH=1);
+# The test command has just built the scrm binary with the test suites (SCRM_BIN_FRESH=1);
 # building it again alone would resolve other features and rebuild crates for nothing.
-if [[ ${SCRM_BIN_FRESH:-0} != 1 || ! -x target/debug/scrm ]]; then
+BIN=${CARGO_TARGET_DIR:-target}/debug/scrm
+if [[ ${SCRM_BIN_FRESH:-0} != 1 || ! -x $BIN ]]; then
   cargo build --locked -p scrm --bin scrm
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/scrm-schemathesis.XXXXXX")
@@ -66,7 +68,7 @@ cleanup() {
 trap cleanup EXIT
 
 env -u SCRM_CONFIG -u SCRM_DATA_DIR -u SCRM_BIND \
-  target/debug/scrm up --data-dir "$WORK/data" --bind 127.0.0.1:0 \
+  "$BIN" up --data-dir "$WORK/data" --bind 127.0.0.1:0 \
   >"$WORK/up.out" 2>"$WORK/up.log" &
 UP_PID=$!
 
