@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use scrm::up::{start_embedded, UpOptions};
-use scrm_tests::servers::unique;
+use test_support::servers::unique;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_describes_its_metrics_at_start() {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use platform::bus::{AmqpBus, Bus, GroupSpec, MemoryBus};
 use platform::config::BusConfig;
 use proto::Envelope;
-use scrm_tests::bus_load::{callback_sized, channel_group, percentile, publish_concurrent};
-use scrm_tests::servers::{amqp_url, unique};
+use test_support::bus_load::{callback_sized, channel_group, percentile, publish_concurrent};
+use test_support::servers::{amqp_url, unique};
 
 fn event(n: u64) -> Envelope {
     callback_sized(n)

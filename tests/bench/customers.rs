@@ -31,9 +31,9 @@ use anyhow::{anyhow, bail};
 use fake_wechat::{prepare_oa, prepare_wecom, CallbackMode, FakeWechat, PreparedCallback};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-#[path = "../../scrm/tests/common/deployment.rs"]
+#[path = "../../scrm/tests/it/common/deployment.rs"]
 mod deployment;
-#[path = "../../scrm/tests/common/sidebar.rs"]
+#[path = "../../scrm/tests/it/common/sidebar.rs"]
 mod sidebar;
 
 use deployment::{exec, Deployment};
@@ -284,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
     let fake = FakeWechat::start(0, 9)?;
     {
         let admin = platform::db::connect(
-            &platform::config::DbConfig::new(scrm_tests::servers::mysql_url()),
+            &platform::config::DbConfig::new(test_support::servers::mysql_url()),
             false,
         )
         .await?;

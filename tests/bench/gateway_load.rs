@@ -353,7 +353,7 @@ fn node(
             .expect("npm on PATH (the `node` scenario needs Node.js and npm)");
         assert!(ok.success(), "npm ci in {dir} failed");
     }
-    let port = scrm_tests::servers::free_port();
+    let port = test_support::servers::free_port();
     let mut child = Command::new("node")
         .arg("server.js")
         .arg(port.to_string())
@@ -457,17 +457,17 @@ fn rabbitmq(
     connections: u32,
     seconds: u32,
 ) -> f64 {
-    let exchange = scrm_tests::servers::unique("gwbench");
-    let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
+    let exchange = test_support::servers::unique("gwbench");
+    let mut cfg = BusConfig::amqp(test_support::servers::amqp_url());
     cfg.exchange = exchange.clone();
     cfg.quorum_queues = env_or("BENCH_QUORUM_QUEUES", false);
-    let port = scrm_tests::servers::free_port();
+    let port = test_support::servers::free_port();
     let mut gw = gateway_config(dir, app, "rabbitmq");
     gw["http"]["bind"] = json!(format!("127.0.0.1:{port}"));
     let config = json!({
-        "bus": {"kind": "amqp", "url": scrm_tests::servers::amqp_url(), "exchange": exchange,
+        "bus": {"kind": "amqp", "url": test_support::servers::amqp_url(), "exchange": exchange,
                 "quorum_queues": cfg.quorum_queues},
-        "cache": {"kind": "redis", "url": scrm_tests::servers::redis_url(), "key_prefix": format!("{exchange}:")},
+        "cache": {"kind": "redis", "url": test_support::servers::redis_url(), "key_prefix": format!("{exchange}:")},
         "telemetry": {"log_level": "warn"},
         "gateway": gw,
     });
@@ -561,7 +561,7 @@ fn rabbitmq(
         }
         amqp.destroy().await.ok();
         if let Ok(r) = platform::cache::RedisCache::connect(
-            &scrm_tests::servers::redis_url(),
+            &test_support::servers::redis_url(),
             &format!("{exchange}:"),
         )
         .await
@@ -658,10 +658,10 @@ impl GatewayCounts {
 /// rate. `BENCH_BROKER_GAP_US` makes each publisher pause that long between a confirm and its next
 /// publish: the rate a front end spending that long of its own per message could reach at most.
 fn broker(rt: &tokio::runtime::Runtime, seconds: u32, publishers: u64) -> f64 {
-    use scrm_tests::bus_load::{channel_group, publish_concurrent};
+    use test_support::bus_load::{channel_group, publish_concurrent};
     rt.block_on(async {
-        let mut cfg = BusConfig::amqp(scrm_tests::servers::amqp_url());
-        cfg.exchange = scrm_tests::servers::unique("gwbroker");
+        let mut cfg = BusConfig::amqp(test_support::servers::amqp_url());
+        cfg.exchange = test_support::servers::unique("gwbroker");
         cfg.quorum_queues = env_or("BENCH_QUORUM_QUEUES", false);
         cfg.publish_timeout_ms = 30_000;
         let amqp = platform::bus::AmqpBus::connect(&cfg)

@@ -35,10 +35,10 @@ use proto::channel::{Channel, ChannelEvent, EventBody};
 use proto::identity::{IdentifierKind, LinkRule, Provenance, DEFAULT_NAMESPACE};
 use proto::sdk::{Content, MpSessionStarted, Subject, TrackKind, Tracked};
 use proto::Envelope;
-use scrm_tests::servers::{mysql_url, unique};
 use sea_orm::sea_query::{InsertStatement, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
+use test_support::servers::{mysql_url, unique};
 
 const TENANT: &str = "t-bench";
 /// The Official Account every preloaded person follows.

@@ -38,10 +38,10 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use fake_wechat::{prepare_oa, prepare_wecom, CallbackMode, FakeApp, FakeHandle, FakeWechat};
 use platform::bus::{Bus, GroupSpec};
-use scrm_tests::servers::unique;
 use serde_json::{json, Value};
+use test_support::servers::unique;
 
-#[path = "../../scrm/tests/common/deployment.rs"]
+#[path = "../../scrm/tests/it/common/deployment.rs"]
 mod deployment;
 
 use deployment::{Deployment, ROLES, SERVICES};

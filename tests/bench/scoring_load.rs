@@ -31,10 +31,10 @@ use rand::Rng;
 use scoring_svc::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
 use scoring_svc::store::migrations::ScoreLedger as L;
 use scrm_tests::scoring::{resolved, tracked};
-use scrm_tests::servers::{amqp_url, mysql_url, unique};
 use sea_orm::sea_query::Query;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
+use test_support::servers::{amqp_url, mysql_url, unique};
 use tokio_util::sync::CancellationToken;
 
 const TENANT: &str = "t-bench";
@@ -331,7 +331,7 @@ async fn heavy(
         .await
         .unwrap();
     let http = reqwest::Client::new();
-    let (auth_name, auth) = scrm_tests::auth::header(TENANT);
+    let (auth_name, auth) = test_support::auth::header(TENANT);
     let mut first = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
@@ -455,7 +455,7 @@ fn main() {
             },
             dbcfg.clone(),
         );
-        cfg.internal_key = platform::config::Secret::new(scrm_tests::auth::TEST_INTERNAL_KEY);
+        cfg.internal_key = platform::config::Secret::new(test_support::auth::TEST_INTERNAL_KEY);
         cfg.consumer_concurrency = concurrency;
         cfg.consumer_batch = batch;
         cfg.consumer_linger_ms = env_u64("BENCH_LINGER_MS", cfg.consumer_linger_ms);

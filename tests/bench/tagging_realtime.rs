@@ -21,9 +21,9 @@ use platform::Deps;
 use proto::identity::ProfileResolved;
 use proto::tagging::TagChanged;
 use proto::Envelope;
-use scrm_tests::servers::{amqp_url, mysql_url, unique};
 use serde_json::json;
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
+use test_support::servers::{amqp_url, mysql_url, unique};
 use tokio_util::sync::CancellationToken;
 
 const TENANT: &str = "t-rt";

@@ -23,7 +23,6 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use rules::schema::{FactsCol as C, FactsTable as T};
 use rules::Limits;
-use scrm_tests::servers::{mysql_url, unique};
 use sea_orm::sea_query::{InsertStatement, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
@@ -32,6 +31,7 @@ use tagging_svc::clock::SystemClock;
 use tagging_svc::store::backfill;
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::segments;
+use test_support::servers::{mysql_url, unique};
 
 const TENANT: &str = "t-bench";
 const CITIES: [&str; 10] = [

@@ -1,0 +1,6 @@
+//! tagging-svc's integration tests, one binary: the real-time tagger, the internal API and the
+//! WeCom corp-tag sync, on MariaDB and SQLite.
+
+mod api;
+mod tagger;
+mod wecom_sync;
