@@ -28,8 +28,7 @@ impl MigratorTrait for Migrator {
 }
 
 async fn setup(backend: Backend) -> TestDb {
-    let t = TestDb::new(backend).await;
-    Migrator::up(&t.conn, None).await.unwrap();
+    let t = TestDb::migrated::<Migrator>(backend).await;
     t
 }
 

@@ -9,13 +9,11 @@ use gateway::notify::store::{
 };
 use platform::db::inbox::Processed;
 use platform::http::page::PageReq;
-use sea_orm_migration::MigratorTrait;
 use test_support::db::{Backend, TestDb};
 use uuid::Uuid;
 
 async fn migrated(backend: Backend) -> TestDb {
-    let t = TestDb::new(backend).await;
-    gateway::store::Migrator::up(&t.conn, None).await.unwrap();
+    let t = TestDb::migrated::<gateway::store::Migrator>(backend).await;
     t
 }
 

@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use gateway::access::{Access, MemberChange, MemberStatus, RepRefusal};
 use proto::auth::Role;
-use sea_orm_migration::MigratorTrait;
 use test_support::db::{Backend, TestDb};
 
 async fn access(backend: Backend) -> (TestDb, Access) {
-    let t = TestDb::new(backend).await;
-    gateway::store::Migrator::up(&t.conn, None).await.unwrap();
+    let t = TestDb::migrated::<gateway::store::Migrator>(backend).await;
     let cache = Arc::new(platform::cache::MemoryCache::new("reps:", 1000));
     let a = Access::new(t.conn.clone(), cache);
     a.put_tenant("acme", "Acme", "Asia/Shanghai").await.unwrap();

@@ -13,7 +13,6 @@ use identity_svc::domain::Policy;
 use identity_svc::store::{Outcome, Resolution, Resolver};
 use proto::auth::Role;
 use proto::Envelope;
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use test_support::auth::{header_with, TEST_INTERNAL_KEY};
 use test_support::db::{Backend, TestDb};
@@ -29,10 +28,7 @@ const BOB: &str = "rep:wwNotes:bob";
 const UNKNOWN: &str = "00000000-0000-7000-8000-000000000000";
 
 async fn setup(backend: Backend) -> (TestDb, Resolver) {
-    let t = TestDb::new(backend).await;
-    identity_svc::store::Migrator::up(&t.conn, None)
-        .await
-        .unwrap();
+    let t = TestDb::migrated::<identity_svc::store::Migrator>(backend).await;
     let pii = Pii::from_base64(&Pii::generate_base64()).unwrap();
     let r = Resolver::new(
         t.conn.clone(),

@@ -19,7 +19,6 @@ use proto::channel::{
 use proto::identity::{ProfileUpdated, PROFILE_UPDATED};
 use proto::Envelope;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use test_support::db::{Backend, TestDb};
 use test_support::events::{callback, count, session};
@@ -31,10 +30,7 @@ const OA: &str = "wxOAprof";
 const CORP: &str = "wwCORPprof";
 
 async fn setup(backend: Backend) -> (TestDb, Resolver) {
-    let t = TestDb::new(backend).await;
-    identity_svc::store::Migrator::up(&t.conn, None)
-        .await
-        .unwrap();
+    let t = TestDb::migrated::<identity_svc::store::Migrator>(backend).await;
     let pii = Pii::from_base64(&Pii::generate_base64()).unwrap();
     let r = Resolver::new(
         t.conn.clone(),
@@ -725,10 +721,7 @@ async fn tenants_see_only_their_own_profiles(backend: Backend) {
 }
 
 async fn phones_are_found_by_the_national_number(backend: Backend) {
-    let t = TestDb::new(backend).await;
-    identity_svc::store::Migrator::up(&t.conn, None)
-        .await
-        .unwrap();
+    let t = TestDb::migrated::<identity_svc::store::Migrator>(backend).await;
     let mut cfg = ResolutionConfig::default();
     cfg.tenants.insert(
         OTHER.into(),

@@ -16,7 +16,6 @@ use proto::channel::{Channel, EventBody};
 use proto::identity::{IdentifierKind, ProfileResolved, IDENTITY_MERGED, PROFILE_RESOLVED};
 use proto::Envelope;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use sea_orm_migration::MigratorTrait;
 use test_support::db::{Backend, TestDb};
 use test_support::events::{self, count};
 
@@ -26,10 +25,7 @@ const MP2: &str = "wxMP0002";
 const OA: &str = "wxOA0001";
 
 async fn setup(backend: Backend) -> (TestDb, Pii) {
-    let t = TestDb::new(backend).await;
-    identity_svc::store::Migrator::up(&t.conn, None)
-        .await
-        .unwrap();
+    let t = TestDb::migrated::<identity_svc::store::Migrator>(backend).await;
     (t, Pii::from_base64(&Pii::generate_base64()).unwrap())
 }
 

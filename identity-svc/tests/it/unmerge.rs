@@ -21,7 +21,6 @@ use proto::channel::{Channel, EventBody, ExternalContactChange, ExternalContactC
 use proto::identity::{IdentityUnmerged, UnmergeKind, IDENTITY_MERGED, IDENTITY_UNMERGED};
 use proto::Envelope;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use test_support::db::{Backend, TestDb};
 use test_support::events::{callback, count, session, text};
@@ -32,10 +31,7 @@ const OA: &str = "wxOA0001";
 const CORP: &str = "wwCORP01";
 
 async fn setup(backend: Backend) -> (TestDb, Resolver) {
-    let t = TestDb::new(backend).await;
-    identity_svc::store::Migrator::up(&t.conn, None)
-        .await
-        .unwrap();
+    let t = TestDb::migrated::<identity_svc::store::Migrator>(backend).await;
     let pii = Pii::from_base64(&Pii::generate_base64()).unwrap();
     let r = Resolver::new(
         t.conn.clone(),

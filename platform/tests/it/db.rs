@@ -65,8 +65,7 @@ async fn effect_count(db: &DatabaseConnection) -> i64 {
 }
 
 async fn migrated(backend: Backend) -> TestDb {
-    let t = TestDb::new(backend).await;
-    Migrator::up(&t.conn, None).await.unwrap();
+    let t = TestDb::migrated::<Migrator>(backend).await;
     create_effects(&t.conn).await;
     t
 }

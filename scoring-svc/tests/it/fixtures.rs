@@ -18,7 +18,6 @@ use scoring_svc::store::cache::DefsCache;
 use scoring_svc::store::engine::EngineConfig;
 use scoring_svc::store::{Outcome, Scorer};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 
 use test_support::db::{Backend, TestDb};
@@ -38,10 +37,7 @@ pub fn start() -> DateTime<Utc> {
 impl ScoringDb {
     /// A fresh database on `backend`, migrated, with a scorer at [`start`].
     pub async fn new(backend: Backend) -> Self {
-        let t = TestDb::new(backend).await;
-        scoring_svc::store::Migrator::up(&t.conn, None)
-            .await
-            .expect("scoring migrations");
+        let t = TestDb::migrated::<scoring_svc::store::Migrator>(backend).await;
         let clock = ManualClock::new(start());
         let scorer = Scorer::new(
             t.conn.clone(),

@@ -28,7 +28,6 @@ use scoring_svc::store::cache::DefsCache;
 use scoring_svc::store::engine::EngineConfig;
 use scoring_svc::store::Scorer;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::store::catalog::{self, NewGroup, NewTag};
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
@@ -57,19 +56,10 @@ struct Pipeline {
 impl Pipeline {
     async fn new(backend: Backend) -> Self {
         let (idb, tdb, sdb) = (
-            TestDb::new(backend).await,
-            TestDb::new(backend).await,
-            TestDb::new(backend).await,
+            TestDb::migrated::<identity_svc::store::Migrator>(backend).await,
+            TestDb::migrated::<tagging_svc::store::Migrator>(backend).await,
+            TestDb::migrated::<scoring_svc::store::Migrator>(backend).await,
         );
-        identity_svc::store::Migrator::up(&idb.conn, None)
-            .await
-            .expect("identity migrations");
-        tagging_svc::store::Migrator::up(&tdb.conn, None)
-            .await
-            .expect("tagging migrations");
-        scoring_svc::store::Migrator::up(&sdb.conn, None)
-            .await
-            .expect("scoring migrations");
         let pii = Pii::from_base64(&Pii::generate_base64()).expect("key");
         let resolver = Resolver::new(
             idb.conn.clone(),

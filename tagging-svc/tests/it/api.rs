@@ -22,7 +22,6 @@ use proto::auth::Role;
 use proto::identity::{ProfileResolved, ProfileUpdated, Relations, WecomFollow};
 use proto::Envelope;
 use sea_orm::{ActiveModelTrait, Set};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::ManualClock;
 use tagging_svc::store::tagger::Tagger;
@@ -39,10 +38,7 @@ fn now() -> DateTime<Utc> {
 }
 
 async fn setup(backend: Backend) -> (TestDb, Tagger) {
-    let db = TestDb::new(backend).await;
-    tagging_svc::store::Migrator::up(&db.conn, None)
-        .await
-        .unwrap();
+    let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
     let mut cfg = tagging_svc::Config::new(
         platform::config::HttpConfig {
             bind: "127.0.0.1:0".parse().unwrap(),

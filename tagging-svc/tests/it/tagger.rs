@@ -11,7 +11,6 @@ use proto::identity::{IdentityMerged, IdentityUnmerged, LinkRule, ProfileResolve
 use proto::tagging::{TagChange, TagChanged};
 use proto::Envelope;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::ManualClock;
 use tagging_svc::store::catalog::{self, NewGroup, NewTag};
@@ -33,10 +32,7 @@ fn start() -> DateTime<Utc> {
 }
 
 async fn setup(backend: Backend) -> Setup {
-    let db = TestDb::new(backend).await;
-    tagging_svc::store::Migrator::up(&db.conn, None)
-        .await
-        .unwrap();
+    let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
     let clock = ManualClock::new(start());
     let cfg = tagging_svc::Config::new(
         platform::config::HttpConfig {

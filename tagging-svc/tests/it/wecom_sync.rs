@@ -33,7 +33,6 @@ use proto::channel::{Channel, ChannelEvent, EventBody, ExternalTagChange, Extern
 use proto::identity::{ProfileUpdated, Relations, WecomFollow};
 use proto::Envelope;
 use sea_orm::DatabaseConnection;
-use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::SystemClock;
 use tagging_svc::store::catalog::CatalogError;
@@ -155,10 +154,7 @@ where
     F: FnOnce(Arc<Env>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let db = TestDb::new(backend).await;
-    tagging_svc::store::Migrator::up(&db.conn, None)
-        .await
-        .expect("migrations");
+    let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
     let fake = FakeWechat::start_with(FakeOptions {
         seed,
         users: 40,
