@@ -12,7 +12,7 @@
 # a virtualenv under target/ (the machine's Python is left as it is) and kept there between runs;
 # a change of the pinned version reinstalls it.
 #
-# Usage: scripts/browser.sh
+# Usage: scripts/browser.sh [--prepare]   (--prepare: install the browser and selenium, then stop)
 # Environment:
 #   SCRM_BIN_FRESH=1        use the scrm and fake-wechat binaries as they are (the caller has just
 #                           built them)
@@ -63,6 +63,10 @@ if [[ "$("$VENV/bin/python" -c 'import selenium; print(selenium.__version__)' 2>
     python3 -m venv "$VENV"
   fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "selenium==$SELENIUM"
+fi
+
+if [[ ${1:-} == --prepare ]]; then
+  exit 0
 fi
 
 # --- the scrm and fake-wechat binaries -----------------------------------------------------------

@@ -8,7 +8,7 @@
 # schemathesis is installed from PyPI into a virtualenv under target/ (the machine's Python is
 # left as it is) and kept there between runs; a change of the pinned version reinstalls it.
 #
-# Usage: scripts/schemathesis.sh
+# Usage: scripts/schemathesis.sh [--prepare]   (--prepare: install schemathesis, then stop)
 # Environment:
 #   SCRM_SCHEMATHESIS_EXAMPLES   test cases per operation and phase (default 20)
 #   SCRM_SCHEMATHESIS_MAX_TIME   time budget of the main pass, in seconds (default 110)
@@ -43,6 +43,10 @@ if [[ "$("$VENV/bin/st" --version 2>/dev/null || true)" != *"$VERSION"* ]]; then
     python3 -m venv "$VENV"
   fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$VERSION"
+fi
+
+if [[ ${1:-} == --prepare ]]; then
+  exit 0
 fi
 
 # --- a real `scrm up` ---------------------------------------------------------------------
