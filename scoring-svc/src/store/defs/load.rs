@@ -1,0 +1,102 @@
+//! Everything a tenant's definitions compile from, read at one version, and the decoding of a
+//! spec from JSON with errors the API can show.
+
+use sea_orm::sea_query::{Expr, Order, Query};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use serde_json::Value;
+
+use crate::domain::compiled::{ModelDef, RuleDef, TriggerDef};
+use crate::domain::defs::MachineSpec;
+use crate::store::migrations::{ScoreModels, ScoreRules, ScoreTriggers};
+use crate::store::rows;
+
+use super::machine::machine;
+use super::{model_view, rule_view, trigger_view, version, DefsError, ACTIVE};
+
+/// Everything a tenant's definitions compile from, with the version they are at.
+pub struct TenantDefs {
+    pub version: i64,
+    pub models: Vec<ModelDef>,
+    pub rules: Vec<RuleDef>,
+    pub machine: Option<MachineSpec>,
+    pub triggers: Vec<TriggerDef>,
+}
+
+/// Loads a tenant's definitions in one read transaction (a consistent set).
+pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, DbErr> {
+    let txn = db.begin().await?;
+    let version = version(&txn, tenant).await?;
+    let q = Query::select()
+        .expr(Expr::cust("*"))
+        .from(ScoreModels::Table)
+        .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
+        .order_by(ScoreModels::CreatedAt, Order::Asc)
+        .order_by(ScoreModels::Id, Order::Asc)
+        .to_owned();
+    let models = rows(&txn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let v = model_view(r)?;
+            Ok(ModelDef {
+                epoch: r.try_get("", "epoch")?,
+                active: v.status == ACTIVE,
+                id: v.id,
+                spec: v.spec,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let q = Query::select()
+        .expr(Expr::cust("*"))
+        .from(ScoreRules::Table)
+        .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
+        .and_where(Expr::col(ScoreRules::Status).eq(ACTIVE))
+        .order_by(ScoreRules::CreatedAt, Order::Asc)
+        .order_by(ScoreRules::Id, Order::Asc)
+        .to_owned();
+    let rules = rows(&txn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let v = rule_view(r)?;
+            Ok(RuleDef {
+                id: v.id,
+                model_id: v.model_id,
+                spec: v.spec,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let m = machine(&txn, tenant).await?;
+    let q = Query::select()
+        .expr(Expr::cust("*"))
+        .from(ScoreTriggers::Table)
+        .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
+        .and_where(Expr::col(ScoreTriggers::Status).eq(ACTIVE))
+        .order_by(ScoreTriggers::CreatedAt, Order::Asc)
+        .order_by(ScoreTriggers::Id, Order::Asc)
+        .to_owned();
+    let triggers = rows(&txn, &q)
+        .await?
+        .iter()
+        .map(|r| {
+            let v = trigger_view(r)?;
+            Ok(TriggerDef {
+                id: v.id,
+                spec: v.spec,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    txn.commit().await?;
+    Ok(TenantDefs {
+        version,
+        models,
+        rules,
+        machine: (!m.is_default).then_some(m.spec),
+        triggers,
+    })
+}
+
+/// A JSON body's typed spec, or the errors naming the bad field.
+pub fn spec_of<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, DefsError> {
+    crate::domain::defs::from_json(v, "").map_err(DefsError::Invalid)
+}

@@ -1,0 +1,210 @@
+//! Definitions in the database: models, rules, the stage machine and triggers. Every write
+//! validates (errors name the field or node), runs in one transaction and bumps the tenant's
+//! definitions version, which every instance checks before using its compiled copy.
+//!
+//! Every function that reads or writes a definition by id takes the tenant and filters by it: a
+//! definition of another tenant is not found, exactly like an unknown id.
+//!
+//! Here: the statuses, errors and views every part shares, and the version. Each kind of
+//! definition has its own part (`model`, `rule`, `machine`, `trigger`); `load` reads
+//! everything a tenant's definitions compile from.
+
+mod load;
+mod machine;
+mod model;
+mod rule;
+mod trigger;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{DatabaseTransaction, DbErr, QueryResult};
+use serde::Serialize;
+
+use super::migrations::ScoringTenants;
+use super::{exec, one};
+use crate::domain::decay::Decay;
+use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
+use crate::domain::DefError;
+
+pub use load::{load, spec_of, TenantDefs};
+pub use machine::{machine, put_machine};
+pub use model::{create_model, model, model_rules, models, update_model, ModelPatch};
+pub use rule::{create_rule_in, delete_rule, replace_rule, rule};
+pub use trigger::{create_trigger, delete_trigger, replace_trigger, trigger, triggers};
+
+/// Status of live definitions.
+pub const ACTIVE: &str = "active";
+/// Status of an archived model (no longer scored; its ledger stays).
+pub const ARCHIVED: &str = "archived";
+/// Status of a deleted rule or trigger (kept for the ledger's references).
+pub const DELETED: &str = "deleted";
+
+/// Why a definition write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DefsError {
+    #[error("invalid definition: {}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<DefError>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// A model as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelView {
+    pub id: String,
+    pub tenant_id: String,
+    #[serde(flatten)]
+    pub spec: ModelSpec,
+    pub status: String,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RuleView>>,
+}
+
+/// A rule as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleView {
+    pub id: String,
+    pub tenant_id: String,
+    pub model_id: String,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+    pub status: String,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A trigger as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerView {
+    pub id: String,
+    pub tenant_id: String,
+    #[serde(flatten)]
+    pub spec: TriggerSpec,
+    pub status: String,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant's stage machine as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineView {
+    pub tenant_id: String,
+    #[serde(flatten)]
+    pub spec: MachineSpec,
+    /// No machine was saved: this is the default one.
+    pub is_default: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, DbErr> {
+    serde_json::to_string(v).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, DbErr> {
+    serde_json::from_str(s)
+        .map_err(|e| DbErr::Custom(format!("stored {what} does not decode: {e}")))
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The tenant's definitions version (0 before any definition).
+pub async fn version<C: sea_orm::ConnectionTrait>(db: &C, tenant: &str) -> Result<i64, DbErr> {
+    let q = Query::select()
+        .column(ScoringTenants::Version)
+        .from(ScoringTenants::Table)
+        .and_where(Expr::col(ScoringTenants::TenantId).eq(tenant))
+        .to_owned();
+    match one(db, &q).await? {
+        Some(r) => r.try_get("", "version"),
+        None => Ok(0),
+    }
+}
+
+/// Bumps the tenant's definitions version in `txn`.
+async fn bump(txn: &DatabaseTransaction, tenant: &str, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let q = Query::insert()
+        .into_table(ScoringTenants::Table)
+        .columns([
+            ScoringTenants::TenantId,
+            ScoringTenants::Version,
+            ScoringTenants::UpdatedAt,
+        ])
+        .values_panic([tenant.into(), 1i64.into(), now.into()])
+        .on_conflict(
+            OnConflict::column(ScoringTenants::TenantId)
+                .value(
+                    ScoringTenants::Version,
+                    Expr::col((ScoringTenants::Table, ScoringTenants::Version)).add(1),
+                )
+                .value(ScoringTenants::UpdatedAt, now)
+                .to_owned(),
+        )
+        .to_owned();
+    exec(txn, &q).await.map(drop)
+}
+
+fn model_view(r: &QueryResult) -> Result<ModelView, DbErr> {
+    let decay: String = r.try_get("", "decay")?;
+    Ok(ModelView {
+        id: r.try_get("", "id")?,
+        tenant_id: r.try_get("", "tenant_id")?,
+        spec: ModelSpec {
+            key: r.try_get("", "key")?,
+            name: r.try_get("", "name")?,
+            description: r.try_get("", "description")?,
+            decay: parse::<Decay>(&decay, "decay")?,
+        },
+        status: r.try_get("", "status")?,
+        created_by: r.try_get("", "created_by")?,
+        updated_by: r.try_get("", "updated_by")?,
+        created_at: r.try_get("", "created_at")?,
+        updated_at: r.try_get("", "updated_at")?,
+        rules: None,
+    })
+}
+
+fn rule_view(r: &QueryResult) -> Result<RuleView, DbErr> {
+    let spec: String = r.try_get("", "spec")?;
+    Ok(RuleView {
+        id: r.try_get("", "id")?,
+        tenant_id: r.try_get("", "tenant_id")?,
+        model_id: r.try_get("", "model_id")?,
+        spec: parse(&spec, "rule")?,
+        status: r.try_get("", "status")?,
+        created_by: r.try_get("", "created_by")?,
+        updated_by: r.try_get("", "updated_by")?,
+        created_at: r.try_get("", "created_at")?,
+        updated_at: r.try_get("", "updated_at")?,
+    })
+}
+
+fn trigger_view(r: &QueryResult) -> Result<TriggerView, DbErr> {
+    let spec: String = r.try_get("", "spec")?;
+    Ok(TriggerView {
+        id: r.try_get("", "id")?,
+        tenant_id: r.try_get("", "tenant_id")?,
+        spec: parse(&spec, "trigger")?,
+        status: r.try_get("", "status")?,
+        created_by: r.try_get("", "created_by")?,
+        updated_by: r.try_get("", "updated_by")?,
+        created_at: r.try_get("", "created_at")?,
+        updated_at: r.try_get("", "updated_at")?,
+    })
+}
