@@ -3,8 +3,9 @@
 //! resolution plan for one event ([`plan`]): create, attach, or merge when a rule links profiles
 //! and the guards allow it — otherwise a recorded refusal —, and what that plan writes
 //! ([`resolution::decide`]); which identifiers still hang together when a merge is undone
-//! ([`components`]). Also what a note on a customer may
-//! say and who may change it ([`notes`]).
+//! ([`components`]) and what an un-merge or split separates: the edges it retracts, the sides and
+//! the timeline rows that move ([`separation`]). Also what a note on a customer may say and who
+//! may change it ([`notes`]).
 
 pub mod components;
 pub mod derive;
@@ -14,6 +15,7 @@ pub mod notes;
 pub mod observe;
 pub mod pii;
 pub mod resolution;
+pub mod separation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
