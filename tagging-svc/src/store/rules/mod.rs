@@ -1,0 +1,119 @@
+//! Tag rules: stored documents, validated on write (errors point at the node; a tag the tenant's
+//! catalogue does not hold is `unknown_tag` at its node, see [`check`]), and the tenant's rule
+//! set in memory — each rule expanded (references inlined) with what it depends on, so an
+//! event only evaluates the rules it can change (the reverse index).
+//!
+//! The in-memory set is reloaded when this process changes a rule and at most `ttl` after
+//! another process did.
+//!
+//! Here: what a rule set holds. `set` loads and caches a tenant's rule set, `validation` checks
+//! documents and the tags they name, `stored` creates, reads, changes and lists rules.
+
+mod set;
+mod stored;
+mod validation;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use rules::{Dependencies, Expanded};
+use serde::Serialize;
+
+use super::members::TagInfo;
+
+pub use set::{load, RuleCache};
+pub use stored::{create, delete, get, list, update, RuleInput, RuleView};
+pub use validation::{check, unknown_tags, validate, ConditionError, RuleError, UNKNOWN_TAG};
+
+/// How a rule sets its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Adds the tag when the condition holds; never removes it.
+    AddOnly,
+    /// Keeps the tag equal to the condition: adds and removes.
+    AddRemove,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::AddOnly => "add_only",
+            Mode::AddRemove => "add_remove",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Mode::AddOnly, Mode::AddRemove]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// One rule as evaluation needs it.
+#[derive(Debug, Clone)]
+pub struct RuleEntry {
+    pub id: String,
+    pub tag_id: String,
+    pub mode: Mode,
+    /// Enabled, its tag active and its condition valid (a referenced rule may have gone).
+    pub live: bool,
+    pub expanded: Option<Expanded>,
+    pub deps: Dependencies,
+    pub version: i64,
+}
+
+/// What may have changed for a profile.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// A behaviour event of this kind, on content with these tags.
+    Event {
+        kind: String,
+        content_tags: Vec<String>,
+    },
+    /// Properties and / or relationship state.
+    State { keys: Vec<String>, relations: bool },
+    /// These tags were added or removed.
+    Tags(BTreeSet<String>),
+    /// These rules only (window exits, a rule's own backfill).
+    Rules(BTreeSet<String>),
+    /// Anything (a new or merged profile).
+    All,
+}
+
+/// A tenant's rules, with the tags they set (and their groups) as of the load.
+#[derive(Debug, Clone, Default)]
+pub struct TenantRules {
+    pub entries: Vec<Arc<RuleEntry>>,
+    pub tags: HashMap<String, TagInfo>,
+}
+
+impl TenantRules {
+    /// The live rules `trigger` can change the result of.
+    pub fn candidates(&self, trigger: &Trigger) -> Vec<Arc<RuleEntry>> {
+        self.entries
+            .iter()
+            .filter(|e| e.live)
+            .filter(|e| match trigger {
+                Trigger::Event { kind, content_tags } => {
+                    let tags: Vec<&str> = content_tags.iter().map(String::as_str).collect();
+                    e.deps.event_may_affect(kind, &tags)
+                }
+                Trigger::State { keys, relations } => {
+                    (*relations && e.deps.relations)
+                        || e.deps
+                            .properties_may_affect(keys.iter().map(String::as_str))
+                }
+                Trigger::Tags(t) => e.deps.tags.iter().any(|x| t.contains(x)),
+                Trigger::Rules(ids) => ids.contains(&e.id),
+                Trigger::All => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Live rules reading any of `tags` (chained rules).
+    pub fn reading_tags(&self, tags: &BTreeSet<String>) -> Vec<Arc<RuleEntry>> {
+        self.candidates(&Trigger::Tags(tags.clone()))
+    }
+}
