@@ -21,9 +21,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::page::{PageQuery, PageReq};
-use super::{
-    actor, db_error, field, missing, optional_body, phone_key, profile_not_found, ApiState,
-};
+use super::{actor, field, missing, optional_body, phone_key, profile_not_found, ApiState};
 use crate::domain::fields::{CustomField, FieldType};
 use crate::store::directory::{self, ProfileSummary, Search};
 use crate::store::edits::{field_types, EditError};
@@ -43,15 +41,17 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/data-quality", web::get().to(data_quality));
 }
 
-fn edit_error(e: EditError) -> ApiError {
-    match e {
-        EditError::InvalidField { field, reason } => {
-            ApiError::bad_request("invalid_field", format!("`{field}`: {reason}"))
-                .with_details(json!({"field": field, "reason": reason}))
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> Self {
+        match e {
+            EditError::InvalidField { field, reason } => {
+                ApiError::bad_request("invalid_field", format!("`{field}`: {reason}"))
+                    .with_details(json!({"field": field, "reason": reason}))
+            }
+            EditError::NotFound(m) => ApiError::not_found(m),
+            EditError::Conflict { code, message } => ApiError::conflict(code, message),
+            EditError::Db(e) => ApiError::from(e),
         }
-        EditError::NotFound(m) => ApiError::not_found(m),
-        EditError::Conflict { code, message } => ApiError::conflict(code, message),
-        EditError::Db(e) => db_error(e),
     }
 }
 
@@ -129,7 +129,7 @@ async fn search(
             "pii_key_missing",
             format!("{k} identifiers are not stored: identity.pii_key is not configured"),
         )),
-        Err(LookupError::Db(e)) => Err(db_error(e)),
+        Err(LookupError::Db(e)) => Err(ApiError::from(e)),
     }
 }
 
@@ -159,12 +159,8 @@ async fn patch_fields(
     state
         .resolver
         .set_fields(&p.tenant, &id, &values, &operator)
-        .await
-        .map_err(edit_error)?;
-    match queries::profile(&state.db, &p.tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+        .await?;
+    match queries::profile(&state.db, &p.tenant, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(profile_not_found(&id)),
     }
@@ -193,8 +189,7 @@ async fn post_binding(
     let binding = state
         .resolver
         .binding_token(&p.tenant, &id, &operator, chrono::Duration::days(days))
-        .await
-        .map_err(edit_error)?;
+        .await?;
     Ok(HttpResponse::Created().json(binding))
 }
 
@@ -223,8 +218,7 @@ async fn rep_customers(
         page.after,
         page.limit,
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(page.with_next(items, next)))
 }
 
@@ -234,9 +228,8 @@ async fn list_custom(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<String> = q.read("custom-fields")?;
-    let rows = directory::custom_fields(&state.db, &p.tenant, page.after.as_deref(), page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows =
+        directory::custom_fields(&state.db, &p.tenant, page.after.as_deref(), page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |f| f.name.clone())))
 }
 
@@ -270,8 +263,7 @@ async fn put_custom(
     let created = state
         .resolver
         .declare_custom_field(&p.tenant, &f, &operator)
-        .await
-        .map_err(edit_error)?;
+        .await?;
     Ok(if created {
         HttpResponse::Created().json(f)
     } else {
@@ -300,7 +292,6 @@ async fn data_quality(
         page.after,
         page.fetch(),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |e| e.id)))
 }

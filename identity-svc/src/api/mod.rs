@@ -46,7 +46,7 @@ use platform::http::page;
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use platform::http::params::{self, field, missing, required};
+use platform::http::params::{field, missing, required};
 use platform::http::{ApiError, Principal, Routes};
 use proto::identity::IdentifierKind;
 use sea_orm::DatabaseConnection;
@@ -63,10 +63,6 @@ use crate::store::Resolver;
 
 /// Longest actor the audit columns hold.
 const MAX_ACTOR: usize = 64;
-
-fn db_error(e: sea_orm::DbErr) -> ApiError {
-    params::db_error("identity", e)
-}
 
 fn profile_not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no profile with id `{id}`"))
@@ -159,10 +155,7 @@ pub struct ApiState {
 impl ApiState {
     /// 404 unless `tenant` has a profile `id` (merged ones count).
     async fn require_profile(&self, tenant: &str, id: &str) -> Result<(), ApiError> {
-        match queries::find_profile(&self.db, tenant, id)
-            .await
-            .map_err(db_error)?
-        {
+        match queries::find_profile(&self.db, tenant, id).await? {
             Some(_) => Ok(()),
             None => Err(profile_not_found(id)),
         }
@@ -200,10 +193,7 @@ async fn get_profile(
     state: web::Data<ApiState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match queries::profile(&state.db, &p.tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+    match queries::profile(&state.db, &p.tenant, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(profile_not_found(&id)),
     }
@@ -258,7 +248,7 @@ async fn profile_by_identifier(
             "pii_key_missing",
             format!("{k} identifiers are not stored: identity.pii_key is not configured"),
         )),
-        Err(LookupError::Db(e)) => Err(db_error(e)),
+        Err(LookupError::Db(e)) => Err(ApiError::from(e)),
     }
 }
 
@@ -270,9 +260,7 @@ async fn get_timeline(
 ) -> Result<HttpResponse, ApiError> {
     let page = q.read("timeline")?;
     state.require_profile(&p.tenant, &id).await?;
-    let rows = queries::timeline(&state.db, &p.tenant, &id, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = queries::timeline(&state.db, &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, TimelineEntry::key)))
 }
 
@@ -284,9 +272,7 @@ async fn get_edges(
 ) -> Result<HttpResponse, ApiError> {
     let page = q.read("edges")?;
     state.require_profile(&p.tenant, &id).await?;
-    let rows = queries::edges(&state.db, &p.tenant, &id, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = queries::edges(&state.db, &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |e| e.id)))
 }
 
@@ -298,9 +284,7 @@ async fn get_merges(
 ) -> Result<HttpResponse, ApiError> {
     let page = q.read("merges")?;
     state.require_profile(&p.tenant, &id).await?;
-    let rows = queries::merges(&state.db, &p.tenant, &id, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = queries::merges(&state.db, &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id)))
 }
 
@@ -310,9 +294,7 @@ async fn get_refusals(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = q.read("merge-refusals")?;
-    let rows = queries::refusals(&state.db, &p.tenant, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = queries::refusals(&state.db, &p.tenant, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |r| r.id)))
 }
 
@@ -324,22 +306,24 @@ fn decision(p: &Principal, reason: Option<String>) -> Result<Decision, ApiError>
     })
 }
 
-fn manual_error(e: ManualError) -> ApiError {
-    match e {
-        ManualError::Invalid {
-            code,
-            field,
-            message,
-        } => ApiError::bad_request(code, message).with_details(json!({"field": field})),
-        ManualError::NotFound { field, message } => {
-            ApiError::not_found(message).with_details(json!({"field": field}))
+impl From<ManualError> for ApiError {
+    fn from(e: ManualError) -> Self {
+        match e {
+            ManualError::Invalid {
+                code,
+                field,
+                message,
+            } => ApiError::bad_request(code, message).with_details(json!({"field": field})),
+            ManualError::NotFound { field, message } => {
+                ApiError::not_found(message).with_details(json!({"field": field}))
+            }
+            ManualError::Conflict { code, message } => ApiError::conflict(code, message),
+            ManualError::NoKey(k) => ApiError::unavailable(
+                "pii_key_missing",
+                format!("{k} identifiers are not stored: identity.pii_key is not configured"),
+            ),
+            ManualError::Db(e) => ApiError::from(e),
         }
-        ManualError::Conflict { code, message } => ApiError::conflict(code, message),
-        ManualError::NoKey(k) => ApiError::unavailable(
-            "pii_key_missing",
-            format!("{k} identifiers are not stored: identity.pii_key is not configured"),
-        ),
-        ManualError::Db(e) => db_error(e),
     }
 }
 
@@ -362,8 +346,7 @@ async fn post_merge(
     let m = state
         .resolver
         .manual_merge(&p.tenant, &survivor, &absorbed, &by)
-        .await
-        .map_err(manual_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -383,11 +366,7 @@ async fn post_unmerge(
             .with_details(json!({"field": "id"}))
     })?;
     let by = decision(&p, body.into_inner().reason)?;
-    let u = state
-        .resolver
-        .unmerge_in(&p.tenant, merge_id, &by)
-        .await
-        .map_err(manual_error)?;
+    let u = state.resolver.unmerge_in(&p.tenant, merge_id, &by).await?;
     Ok(HttpResponse::Ok().json(u))
 }
 
@@ -434,7 +413,6 @@ async fn post_split(
     let u = state
         .resolver
         .split(&p.tenant, &id, kind, &namespace, &value, &by)
-        .await
-        .map_err(manual_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(u))
 }

@@ -29,7 +29,7 @@ use platform::http::{ApiError, Principal};
 use serde_json::{json, Map, Value};
 
 use super::page::{PageQuery, PageReq};
-use super::{actor, db_error, profile_not_found, ApiState};
+use super::{actor, profile_not_found, ApiState};
 use crate::domain::notes::{self, FieldError, NoteType};
 use crate::store::notes::{NoteError, NoteView};
 
@@ -41,31 +41,37 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/notes/{id}", web::delete().to(delete_note));
 }
 
-fn note_error(e: NoteError) -> ApiError {
-    match e {
-        NoteError::NoProfile(id) => profile_not_found(&id),
-        NoteError::NoNote(id) => ApiError::not_found(format!("no note with id `{id}`")),
-        e @ NoteError::NotYours(_) => ApiError::new(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "not_your_note",
-            e.to_string(),
-        ),
-        NoteError::Db(e) => db_error(e),
+impl From<NoteError> for ApiError {
+    fn from(e: NoteError) -> Self {
+        match e {
+            NoteError::NoProfile(id) => profile_not_found(&id),
+            NoteError::NoNote(id) => ApiError::not_found(format!("no note with id `{id}`")),
+            e @ NoteError::NotYours(_) => ApiError::new(
+                actix_web::http::StatusCode::FORBIDDEN,
+                "not_your_note",
+                e.to_string(),
+            ),
+            NoteError::Db(e) => ApiError::from(e),
+        }
     }
 }
 
-fn field_error(e: FieldError) -> ApiError {
-    match e {
-        FieldError::Missing(f) => super::missing(f),
-        e @ FieldError::NothingToChange => ApiError::bad_request("missing_field", e.to_string())
-            .with_details(json!({"field": "text|type|next_follow_up_at"})),
-        FieldError::Invalid { field, reason } => {
-            let mut details = json!({"field": field, "reason": reason});
-            if field == "type" {
-                details["allowed"] = json!(NoteType::ALL.map(NoteType::as_str));
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        match e {
+            FieldError::Missing(f) => super::missing(f),
+            e @ FieldError::NothingToChange => {
+                ApiError::bad_request("missing_field", e.to_string())
+                    .with_details(json!({"field": "text|type|next_follow_up_at"}))
             }
-            ApiError::bad_request("invalid_field", format!("`{field}`: {reason}"))
-                .with_details(details)
+            FieldError::Invalid { field, reason } => {
+                let mut details = json!({"field": field, "reason": reason});
+                if field == "type" {
+                    details["allowed"] = json!(NoteType::ALL.map(NoteType::as_str));
+                }
+                ApiError::bad_request("invalid_field", format!("`{field}`: {reason}"))
+                    .with_details(details)
+            }
         }
     }
 }
@@ -91,13 +97,9 @@ async fn post_note(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let c = notes::read_new(&object(&body)?).map_err(field_error)?;
+    let c = notes::read_new(&object(&body)?)?;
     let author = actor(&p)?;
-    let n = state
-        .resolver
-        .add_note(&p.tenant, &id, &author, &c)
-        .await
-        .map_err(note_error)?;
+    let n = state.resolver.add_note(&p.tenant, &id, &author, &c).await?;
     Ok(HttpResponse::Created().json(n))
 }
 
@@ -111,8 +113,7 @@ async fn list_notes(
     state.require_profile(&p.tenant, &id).await?;
     let rows =
         crate::store::notes::notes(&state.db, &p.tenant, &id, page.after.clone(), page.fetch())
-            .await
-            .map_err(db_error)?;
+            .await?;
     Ok(HttpResponse::Ok().json(page.page(rows, NoteView::key)))
 }
 
@@ -122,13 +123,12 @@ async fn patch_note(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let edit = notes::read_edit(&object(&body)?).map_err(field_error)?;
+    let edit = notes::read_edit(&object(&body)?)?;
     let by = actor(&p)?;
     let n = state
         .resolver
         .edit_note(&p.tenant, &id, &by, p.role, &edit)
-        .await
-        .map_err(note_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(n))
 }
 
@@ -141,7 +141,6 @@ async fn delete_note(
     state
         .resolver
         .delete_note(&p.tenant, &id, &by, p.role)
-        .await
-        .map_err(note_error)?;
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

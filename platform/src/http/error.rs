@@ -59,6 +59,17 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// `database_unavailable` (503) for a failed query, logged once here with where it was asked (the
+/// handler's `?`), so a handler needs no mapping of its own for a database error.
+impl From<sea_orm::DbErr> for ApiError {
+    #[track_caller]
+    fn from(e: sea_orm::DbErr) -> Self {
+        let at = std::panic::Location::caller();
+        tracing::error!(error = %e, at = %at, "Query failed");
+        ApiError::unavailable("database_unavailable", "the database did not answer")
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -108,4 +119,24 @@ pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError
         req.method(),
         req.path()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup() -> Result<(), ApiError> {
+        Err(sea_orm::DbErr::Conn(sea_orm::RuntimeErr::Internal(
+            "connection refused".into(),
+        )))?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_error_is_a_503_without_its_text() {
+        let e = lookup().unwrap_err();
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "database_unavailable");
+        assert!(!e.message.contains("refused"), "{}", e.message);
+    }
 }

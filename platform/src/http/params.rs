@@ -44,15 +44,6 @@ pub fn limit(v: Option<u64>, default: u64, max: u64) -> Result<u64, ApiError> {
     }
 }
 
-/// `database_unavailable` (503) for a failed query of `service`'s database, logged once here.
-pub fn db_error(service: &str, e: sea_orm::DbErr) -> ApiError {
-    tracing::error!(error = %e, service, "Query failed");
-    ApiError::unavailable(
-        "database_unavailable",
-        format!("the {service} database did not answer"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::page::PageReq;
-use super::{db_error, ApiState};
+use super::ApiState;
 use crate::domain::compiled::Compiled;
 use crate::store::browse::{self, Browse, Customer, Filter, Key, ScoreRange, Sort};
 
@@ -173,7 +173,7 @@ fn model_of(defs: &Compiled, model: Option<&str>, why: &str) -> Result<usize, Ap
 
 async fn answer(state: &ApiState, tenant: &str, q: QueryBody) -> Result<HttpResponse, ApiError> {
     let s = &state.scorer;
-    let defs = s.compiled(tenant).await.map_err(db_error)?;
+    let defs = s.compiled(tenant).await?;
     let model = blank_none(q.model);
     let desc = match blank_none(q.order).as_deref() {
         None | Some("desc") => true,
@@ -256,9 +256,7 @@ async fn answer(state: &ApiState, tenant: &str, q: QueryBody) -> Result<HttpResp
         after: page.after.clone(),
         limit: page.fetch(),
     };
-    let rows = browse::browse(s, tenant, &defs, &b)
-        .await
-        .map_err(db_error)?;
+    let rows = browse::browse(s, tenant, &defs, &b).await?;
     let page = page.page(rows, |c: &Customer| c.key.clone());
     Ok(HttpResponse::Ok().json(json!({
         "items": page.items,

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::page::{PageQuery, PageReq};
-use super::{db_error, defs_error, object, ApiState};
+use super::{object, ApiState};
 use crate::domain::decay::Decay;
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
 use crate::store::defs::{self, spec_of, ModelPatch};
@@ -56,11 +56,9 @@ async fn post_model(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let spec: ModelSpec = spec_of(&b).map_err(defs_error)?;
+    let spec: ModelSpec = spec_of(&b)?;
     let s = &state.scorer;
-    let m = defs::create_model(s.db(), &p.tenant, spec, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    let m = defs::create_model(s.db(), &p.tenant, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Created().json(m))
 }
@@ -77,8 +75,7 @@ async fn get_models(
         page.after.as_deref(),
         page.fetch(),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |m| m.id.clone())))
 }
 
@@ -96,8 +93,7 @@ async fn get_model_rules(
         page.after.as_deref(),
         page.fetch(),
     )
-    .await
-    .map_err(defs_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |r| r.id.clone())))
 }
 
@@ -106,9 +102,7 @@ async fn get_model(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let m = defs::model(state.scorer.db(), &p.tenant, &id)
-        .await
-        .map_err(defs_error)?;
+    let m = defs::model(state.scorer.db(), &p.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -128,7 +122,7 @@ async fn patch_model(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let patch: PatchBody = spec_of(&b).map_err(defs_error)?;
+    let patch: PatchBody = spec_of(&b)?;
     let s = &state.scorer;
     let m = defs::update_model(
         s.db(),
@@ -143,8 +137,7 @@ async fn patch_model(
         &p.actor,
         s.clock().now(),
     )
-    .await
-    .map_err(defs_error)?;
+    .await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(m))
 }
@@ -156,11 +149,9 @@ async fn post_rule(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let spec: RuleSpec = spec_of(&b).map_err(defs_error)?;
+    let spec: RuleSpec = spec_of(&b)?;
     let s = &state.scorer;
-    let r = defs::create_rule_in(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    let r = defs::create_rule_in(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Created().json(r))
 }
@@ -170,9 +161,7 @@ async fn get_rule(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = defs::rule(state.scorer.db(), &p.tenant, &id)
-        .await
-        .map_err(defs_error)?;
+    let r = defs::rule(state.scorer.db(), &p.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
@@ -183,11 +172,9 @@ async fn put_rule(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let spec: RuleSpec = spec_of(&b).map_err(defs_error)?;
+    let spec: RuleSpec = spec_of(&b)?;
     let s = &state.scorer;
-    let r = defs::replace_rule(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    let r = defs::replace_rule(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(r))
 }
@@ -198,17 +185,13 @@ async fn delete_rule(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let s = &state.scorer;
-    defs::delete_rule(s.db(), &p.tenant, &id, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    defs::delete_rule(s.db(), &p.tenant, &id, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::NoContent().finish())
 }
 
 async fn get_machine(state: web::Data<ApiState>, p: Principal) -> Result<HttpResponse, ApiError> {
-    let m = defs::machine(state.scorer.db(), &p.tenant)
-        .await
-        .map_err(db_error)?;
+    let m = defs::machine(state.scorer.db(), &p.tenant).await?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -218,11 +201,9 @@ async fn put_machine(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let spec: MachineSpec = spec_of(&b).map_err(defs_error)?;
+    let spec: MachineSpec = spec_of(&b)?;
     let s = &state.scorer;
-    let m = defs::put_machine(s.db(), &p.tenant, spec, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    let m = defs::put_machine(s.db(), &p.tenant, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(m))
 }
@@ -233,11 +214,9 @@ async fn post_trigger(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let spec: TriggerSpec = spec_of(&b).map_err(defs_error)?;
+    let spec: TriggerSpec = spec_of(&b)?;
     let s = &state.scorer;
-    let t = defs::create_trigger(s.db(), &p.tenant, spec, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    let t = defs::create_trigger(s.db(), &p.tenant, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Created().json(t))
 }
@@ -254,8 +233,7 @@ async fn get_triggers(
         page.after.as_deref(),
         page.fetch(),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |t| t.id.clone())))
 }
 
@@ -264,9 +242,7 @@ async fn get_trigger(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = defs::trigger(state.scorer.db(), &p.tenant, &id)
-        .await
-        .map_err(defs_error)?;
+    let t = defs::trigger(state.scorer.db(), &p.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(t))
 }
 
@@ -277,11 +253,9 @@ async fn put_trigger(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
-    let spec: TriggerSpec = spec_of(&b).map_err(defs_error)?;
+    let spec: TriggerSpec = spec_of(&b)?;
     let s = &state.scorer;
-    let t = defs::replace_trigger(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    let t = defs::replace_trigger(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(t))
 }
@@ -292,9 +266,7 @@ async fn delete_trigger(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let s = &state.scorer;
-    defs::delete_trigger(s.db(), &p.tenant, &id, &p.actor, s.clock().now())
-        .await
-        .map_err(defs_error)?;
+    defs::delete_trigger(s.db(), &p.tenant, &id, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::NoContent().finish())
 }

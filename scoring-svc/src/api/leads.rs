@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::page::{PageQuery, PageReq};
-use super::{db_error, no_lead, ApiState};
+use super::{no_lead, ApiState};
 use crate::store::browse::Filter;
 use crate::store::engine::ManualError;
 use crate::store::queries::{self, Board, BoardRow, LedgerQuery};
@@ -52,10 +52,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 
 /// 404 unless the tenant has a lead for `profile`.
 async fn known_lead(state: &ApiState, tenant: &str, profile: &str) -> Result<(), ApiError> {
-    match queries::lead(state.scorer.db(), tenant, profile)
-        .await
-        .map_err(db_error)?
-    {
+    match queries::lead(state.scorer.db(), tenant, profile).await? {
         Some(_) => Ok(()),
         None => Err(no_lead(profile)),
     }
@@ -90,10 +87,7 @@ async fn get_scores(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match queries::lead_scores(&state.scorer, &p.tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+    match queries::lead_scores(&state.scorer, &p.tenant, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(no_lead(&id)),
     }
@@ -119,7 +113,7 @@ async fn get_ledger(
     let model_id = match q.model {
         None => None,
         Some(m) => {
-            let defs = state.scorer.compiled(&tenant).await.map_err(db_error)?;
+            let defs = state.scorer.compiled(&tenant).await?;
             let i = defs
                 .model_by_key(&m)
                 .or_else(|| defs.model_by_id(&m))
@@ -137,9 +131,7 @@ async fn get_ledger(
         include_voided: q.include_voided.unwrap_or(false),
     };
     known_lead(&state, &tenant, &id).await?;
-    let entries = queries::ledger(&state.scorer, &tenant, &id, &lq)
-        .await
-        .map_err(db_error)?;
+    let entries = queries::ledger(&state.scorer, &tenant, &id, &lq).await?;
     Ok(HttpResponse::Ok().json(page.with_next(entries.items, entries.next_cursor)))
 }
 
@@ -152,10 +144,7 @@ async fn get_history(
     let page: PageReq<i64> = q.read("stage-history")?;
     let tenant = p.tenant;
     let s = &state.scorer;
-    let Some(lead) = queries::lead(s.db(), &tenant, &id)
-        .await
-        .map_err(db_error)?
-    else {
+    let Some(lead) = queries::lead(s.db(), &tenant, &id).await? else {
         return Err(no_lead(&id));
     };
     let rows = queries::history(
@@ -166,8 +155,7 @@ async fn get_history(
         page.after,
         page.fetch(),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     let moves = page.page(rows, |h| h.id);
     Ok(HttpResponse::Ok().json(json!({
         "stage": lead.stage,
@@ -185,9 +173,8 @@ async fn get_firings(
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<i64> = q.read("firings")?;
     known_lead(&state, &p.tenant, &id).await?;
-    let rows = queries::firings(state.scorer.db(), &p.tenant, &id, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows =
+        queries::firings(state.scorer.db(), &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |f| f.id)))
 }
 
@@ -199,9 +186,7 @@ async fn get_slas(
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<i64> = q.read("slas")?;
     known_lead(&state, &p.tenant, &id).await?;
-    let rows = queries::slas(state.scorer.db(), &p.tenant, &id, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = queries::slas(state.scorer.db(), &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |a| a.history_id)))
 }
 
@@ -237,10 +222,8 @@ async fn post_stage(
         Err(e) => {
             let allowed = match &e {
                 ManualError::Refused(_) => {
-                    let defs = s.compiled(&tenant).await.map_err(db_error)?;
-                    let lead = queries::lead(s.db(), &tenant, &id)
-                        .await
-                        .map_err(db_error)?;
+                    let defs = s.compiled(&tenant).await?;
+                    let lead = queries::lead(s.db(), &tenant, &id).await?;
                     lead.map(|l| defs.machine.manual_targets(&l.stage))
                 }
                 _ => None,
@@ -295,7 +278,7 @@ async fn post_adjustment(
             .with_details(json!({"field": "delta"}))
         })?;
     let s = &state.scorer;
-    let defs = s.compiled(&tenant).await.map_err(db_error)?;
+    let defs = s.compiled(&tenant).await?;
     let m = defs
         .model_by_key(&model)
         .or_else(|| defs.model_by_id(&model))
@@ -311,10 +294,7 @@ async fn post_adjustment(
         .await
         .map_err(|e| manual_error(e, None))?;
     state.wake();
-    match queries::lead_scores(s, &tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+    match queries::lead_scores(s, &tenant, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
         None => Err(no_lead(&id)),
     }
@@ -340,7 +320,7 @@ async fn get_leaderboard(
     let page: PageReq<(i64, String)> = PageReq::parse("leaderboard", q.cursor.as_deref(), q.limit)?;
     let model = required(q.model, "model")?;
     let s = &state.scorer;
-    let defs = s.compiled(&tenant).await.map_err(db_error)?;
+    let defs = s.compiled(&tenant).await?;
     let m = defs
         .model_by_key(&model)
         .or_else(|| defs.model_by_id(&model))
@@ -362,9 +342,7 @@ async fn get_leaderboard(
         limit: page.fetch(),
     };
     let as_of = s.clock().now();
-    let rows = queries::leaderboard(s, &tenant, &defs, m, &board)
-        .await
-        .map_err(db_error)?;
+    let rows = queries::leaderboard(s, &tenant, &defs, m, &board).await?;
     let board = page.page(rows, BoardRow::key);
     Ok(HttpResponse::Ok().json(json!({
         "model": defs.models[m].key,

@@ -31,7 +31,6 @@ use std::sync::Arc;
 
 use actix_web::web;
 use platform::db::outbox::OutboxRelay;
-use platform::http::params;
 use platform::http::{ApiError, Routes};
 use serde_json::{json, Value};
 
@@ -66,27 +65,25 @@ pub fn routes(state: ApiState) -> Routes {
     })
 }
 
-fn db_error(e: sea_orm::DbErr) -> ApiError {
-    params::db_error("scoring", e)
-}
-
 /// The common answer to a refused definition write.
-pub(crate) fn defs_error(e: DefsError) -> ApiError {
-    match e {
-        DefsError::Invalid(errors) => {
-            let first = errors
-                .first()
-                .map(|e| format!("`{}`: {}", e.path, e.message))
-                .unwrap_or_default();
-            ApiError::bad_request(
-                "invalid_definition",
-                format!("{} problem(s), first {first}", errors.len()),
-            )
-            .with_details(json!({"errors": errors}))
+impl From<DefsError> for ApiError {
+    fn from(e: DefsError) -> Self {
+        match e {
+            DefsError::Invalid(errors) => {
+                let first = errors
+                    .first()
+                    .map(|e| format!("`{}`: {}", e.path, e.message))
+                    .unwrap_or_default();
+                ApiError::bad_request(
+                    "invalid_definition",
+                    format!("{} problem(s), first {first}", errors.len()),
+                )
+                .with_details(json!({"errors": errors}))
+            }
+            DefsError::NotFound(m) => ApiError::not_found(m),
+            DefsError::Conflict { code, message } => ApiError::conflict(code, message),
+            DefsError::Db(e) => ApiError::from(e),
         }
-        DefsError::NotFound(m) => ApiError::not_found(m),
-        DefsError::Conflict { code, message } => ApiError::conflict(code, message),
-        DefsError::Db(e) => db_error(e),
     }
 }
 

@@ -12,7 +12,7 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{db_error, defs_error, no_lead, object, ApiState};
+use super::{no_lead, object, ApiState};
 use crate::domain::defs::{ModelSpec, RuleSpec};
 use crate::store::defs::{spec_of, DefsError};
 use crate::store::jobs::{self, DryRun};
@@ -41,7 +41,7 @@ async fn post_dry_run(
 ) -> Result<HttpResponse, ApiError> {
     let b = object(body.into_inner())?;
     let tenant = p.tenant;
-    let d: DryBody = spec_of(&b).map_err(defs_error)?;
+    let d: DryBody = spec_of(&b)?;
     let s = &state.scorer;
     let run = DryRun {
         tenant: tenant.clone(),
@@ -50,19 +50,15 @@ async fn post_dry_run(
     };
     let compiled = run
         .compile(s.clock().now())
-        .map_err(|e| defs_error(DefsError::Invalid(e)))?;
+        .map_err(|e| ApiError::from(DefsError::Invalid(e)))?;
     if let Some(p) = d.profile_id.filter(|p| !p.trim().is_empty()) {
         if crate::store::queries::lead(s.db(), &tenant, &p)
-            .await
-            .map_err(db_error)?
+            .await?
             .is_none()
         {
             return Err(no_lead(&p));
         }
-        let r = run
-            .profile(s, &compiled, &p, true)
-            .await
-            .map_err(db_error)?;
+        let r = run.profile(s, &compiled, &p, true).await?;
         return Ok(HttpResponse::Ok().json(r));
     }
     let n = d.sample.unwrap_or(state.dry_run_max_sample);
@@ -73,14 +69,10 @@ async fn post_dry_run(
         )
         .with_details(json!({"field": "sample"})));
     }
-    let ids = jobs::sample(s.db(), &tenant, n).await.map_err(db_error)?;
+    let ids = jobs::sample(s.db(), &tenant, n).await?;
     let mut profiles = Vec::with_capacity(ids.len());
     for p in &ids {
-        profiles.push(
-            run.profile(s, &compiled, p, false)
-                .await
-                .map_err(db_error)?,
-        );
+        profiles.push(run.profile(s, &compiled, p, false).await?);
     }
     let dist = jobs::distribution(&profiles);
     profiles.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -113,9 +105,7 @@ async fn post_recompute(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let fire = recompute_options(&body)?;
-    let job = jobs::create_recompute(&state.scorer, &p.tenant, &id, &p.actor, fire)
-        .await
-        .map_err(defs_error)?;
+    let job = jobs::create_recompute(&state.scorer, &p.tenant, &id, &p.actor, fire).await?;
     Ok(HttpResponse::Accepted().json(job))
 }
 
@@ -124,10 +114,7 @@ async fn get_job(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match jobs::job(state.scorer.db(), &p.tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+    match jobs::job(state.scorer.db(), &p.tenant, &id).await? {
         Some(j) => Ok(HttpResponse::Ok().json(j)),
         None => Err(ApiError::not_found(format!("no job with id `{id}`"))),
     }

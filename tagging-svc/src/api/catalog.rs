@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::page::{PageQuery, PageReq};
-use super::{db_error, field, ApiState};
+use super::{field, ApiState};
 use crate::store::catalog::{self, CatalogError, GroupView, NewGroup, NewTag, TagPatch, TagRow};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
@@ -30,15 +30,17 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tags/{id}", web::patch().to(patch_tag));
 }
 
-pub(super) fn catalog_error(e: CatalogError) -> ApiError {
-    match e {
-        CatalogError::Invalid { field, message } => {
-            ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
-                .with_details(json!({"field": field}))
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Invalid { field, message } => {
+                ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
+                    .with_details(json!({"field": field}))
+            }
+            CatalogError::NotFound(m) => ApiError::not_found(m),
+            CatalogError::Conflict { code, message } => ApiError::conflict(code, message),
+            CatalogError::Db(e) => ApiError::from(e),
         }
-        CatalogError::NotFound(m) => ApiError::not_found(m),
-        CatalogError::Conflict { code, message } => ApiError::conflict(code, message),
-        CatalogError::Db(e) => db_error(e),
     }
 }
 
@@ -65,9 +67,7 @@ async fn post_group(
         corp_id: b.corp_id.filter(|c| !c.trim().is_empty()),
         created_by: p.actor,
     };
-    let g = catalog::create_group(&state.db, g)
-        .await
-        .map_err(catalog_error)?;
+    let g = catalog::create_group(&state.db, g).await?;
     Ok(HttpResponse::Created().json(g))
 }
 
@@ -77,9 +77,7 @@ async fn get_groups(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<(String, String)> = q.read("tag-groups")?;
-    let rows = catalog::groups(&state.db, &p.tenant, page.after.as_ref(), page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = catalog::groups(&state.db, &p.tenant, page.after.as_ref(), page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, GroupView::key)))
 }
 
@@ -88,9 +86,7 @@ async fn get_group(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let g = catalog::group_view(&state.db, &p.tenant, &id)
-        .await
-        .map_err(catalog_error)?;
+    let g = catalog::group_view(&state.db, &p.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(g))
 }
 
@@ -115,9 +111,7 @@ async fn post_tag(
         description: b.description.unwrap_or_default(),
         created_by: p.actor,
     };
-    let t = catalog::create_tag(&state.db, t)
-        .await
-        .map_err(catalog_error)?;
+    let t = catalog::create_tag(&state.db, t).await?;
     Ok(HttpResponse::Created().json(t))
 }
 
@@ -144,8 +138,7 @@ async fn get_tags(
         page.after.as_deref(),
         page.fetch(),
     )
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |t| t.id.clone())))
 }
 
@@ -154,9 +147,7 @@ async fn get_tag(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let t = catalog::tag_in(&state.db, &p.tenant, &id)
-        .await
-        .map_err(catalog_error)?;
+    let t = catalog::tag_in(&state.db, &p.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(TagRow::from(t)))
 }
 
@@ -184,7 +175,6 @@ async fn patch_tag(
             status: b.status,
         },
     )
-    .await
-    .map_err(catalog_error)?;
+    .await?;
     Ok(HttpResponse::Ok().json(t))
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::page::{PageQuery, PageReq};
-use super::{db_error, field, ApiState};
+use super::{field, ApiState};
 use crate::store::members::{self, MemberError};
 use crate::store::segments;
 
@@ -31,17 +31,19 @@ fn unknown_profile(id: &str) -> ApiError {
     ApiError::not_found(format!("no profile with id `{id}`"))
 }
 
-fn member_error(e: MemberError) -> ApiError {
-    match e {
-        MemberError::UnknownTag(t) => {
-            ApiError::not_found(format!("`tag_id`: no tag `{t}` in this tenant"))
-                .with_details(json!({"field": "tag_id"}))
+impl From<MemberError> for ApiError {
+    fn from(e: MemberError) -> Self {
+        match e {
+            MemberError::UnknownTag(t) => {
+                ApiError::not_found(format!("`tag_id`: no tag `{t}` in this tenant"))
+                    .with_details(json!({"field": "tag_id"}))
+            }
+            MemberError::UnknownProfile(p) => unknown_profile(&p),
+            MemberError::Retired(t) => {
+                ApiError::conflict("tag_retired", format!("tag `{t}` is retired"))
+            }
+            MemberError::Db(e) => ApiError::from(e),
         }
-        MemberError::UnknownProfile(p) => unknown_profile(&p),
-        MemberError::Retired(t) => {
-            ApiError::conflict("tag_retired", format!("tag `{t}` is retired"))
-        }
-        MemberError::Db(e) => db_error(e),
     }
 }
 
@@ -52,15 +54,10 @@ async fn get_tags(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<i64> = q.read("profile-tags")?;
-    if !segments::has_profile(&state.db, &p.tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+    if !segments::has_profile(&state.db, &p.tenant, &id).await? {
         return Err(unknown_profile(&id));
     }
-    let rows = members::of_profile(&state.db, &p.tenant, &id, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = members::of_profile(&state.db, &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |h| h.row)))
 }
 
@@ -80,8 +77,7 @@ async fn post_tag(
     let changes = state
         .tagger
         .manual_known(&p.tenant, &id, &tag, true, &p.actor)
-        .await
-        .map_err(member_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"changes": changes})))
 }
 
@@ -94,7 +90,6 @@ async fn delete_tag(
     let changes = state
         .tagger
         .manual_known(&p.tenant, &id, &tag, false, &p.actor)
-        .await
-        .map_err(member_error)?;
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"changes": changes})))
 }

@@ -26,8 +26,8 @@ pub mod wecom;
 use std::sync::Arc;
 
 use actix_web::web;
-use platform::http::params::{self, field};
-use platform::http::{ApiError, Routes};
+use platform::http::params::field;
+use platform::http::Routes;
 use sea_orm::DatabaseConnection;
 
 use crate::store::tagger::Tagger;
@@ -51,8 +51,4 @@ pub fn routes(tagger: Tagger) -> Routes {
             .configure(members::routes)
             .configure(rules::routes);
     })
-}
-
-fn db_error(e: sea_orm::DbErr) -> ApiError {
-    params::db_error("tagging", e)
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::page::{PageQuery, PageReq};
-use super::{db_error, field, ApiState};
+use super::{field, ApiState};
 use crate::store::backfill::{self, JobView, BACKFILL, CLEANUP};
 use crate::store::rules::{self as tag_rules, RuleError, RuleInput, RuleView};
 use crate::store::segments;
@@ -42,27 +42,29 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/jobs/{id}", web::get().to(get_job));
 }
 
-pub(super) fn rule_error(e: RuleError) -> ApiError {
-    match e {
-        RuleError::Invalid(errors) => ApiError::bad_request(
-            // Only tags the tenant does not have: a code of its own.
-            if !errors.is_empty() && errors.iter().all(|e| e.code == tag_rules::UNKNOWN_TAG) {
-                tag_rules::UNKNOWN_TAG
-            } else {
-                "invalid_condition"
-            },
-            match errors.first() {
-                Some(first) => format!("`condition` is invalid: {first}"),
-                None => "`condition` is invalid".to_string(),
-            },
-        )
-        .with_details(json!({"field": "condition", "errors": errors})),
-        RuleError::Field { field, message } => {
-            ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
-                .with_details(json!({"field": field}))
+impl From<RuleError> for ApiError {
+    fn from(e: RuleError) -> Self {
+        match e {
+            RuleError::Invalid(errors) => ApiError::bad_request(
+                // Only tags the tenant does not have: a code of its own.
+                if !errors.is_empty() && errors.iter().all(|e| e.code == tag_rules::UNKNOWN_TAG) {
+                    tag_rules::UNKNOWN_TAG
+                } else {
+                    "invalid_condition"
+                },
+                match errors.first() {
+                    Some(first) => format!("`condition` is invalid: {first}"),
+                    None => "`condition` is invalid".to_string(),
+                },
+            )
+            .with_details(json!({"field": "condition", "errors": errors})),
+            RuleError::Field { field, message } => {
+                ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
+                    .with_details(json!({"field": field}))
+            }
+            RuleError::NotFound(m) => ApiError::not_found(m),
+            RuleError::Db(e) => ApiError::from(e),
         }
-        RuleError::NotFound(m) => ApiError::not_found(m),
-        RuleError::Db(e) => db_error(e),
     }
 }
 
@@ -111,7 +113,7 @@ async fn job_for(
     backfill::start(&state.tagger, &r.tenant_id, kind, &r.id, by)
         .await
         .map(JobView::from)
-        .map_err(db_error)
+        .map_err(ApiError::from)
 }
 
 async fn post_rule(
@@ -120,9 +122,7 @@ async fn post_rule(
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner().input(&p, None)?;
-    let r = tag_rules::create(&state.db, input, state.tagger.engine.rules.limits())
-        .await
-        .map_err(rule_error)?;
+    let r = tag_rules::create(&state.db, input, state.tagger.engine.rules.limits()).await?;
     let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Created().json(json!({"rule": RuleView::from(r), "job": job})))
 }
@@ -133,9 +133,7 @@ async fn list_rules(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<String> = q.read("tag-rules")?;
-    let rows = tag_rules::list(&state.db, &p.tenant, page.after.as_deref(), page.fetch())
-        .await
-        .map_err(db_error)?;
+    let rows = tag_rules::list(&state.db, &p.tenant, page.after.as_deref(), page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |r| r.id.clone())))
 }
 
@@ -144,9 +142,7 @@ async fn get_rule(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = tag_rules::get(&state.db, &p.tenant, &id)
-        .await
-        .map_err(rule_error)?;
+    let r = tag_rules::get(&state.db, &p.tenant, &id).await?;
     Ok(HttpResponse::Ok().json(RuleView::from(r)))
 }
 
@@ -156,13 +152,9 @@ async fn put_rule(
     id: web::Path<String>,
     body: web::Json<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let existing = tag_rules::get(&state.db, &p.tenant, &id)
-        .await
-        .map_err(rule_error)?;
+    let existing = tag_rules::get(&state.db, &p.tenant, &id).await?;
     let input = body.into_inner().input(&p, Some(existing.tag_id))?;
-    let r = tag_rules::update(&state.db, &id, input, state.tagger.engine.rules.limits())
-        .await
-        .map_err(rule_error)?;
+    let r = tag_rules::update(&state.db, &id, input, state.tagger.engine.rules.limits()).await?;
     let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Ok().json(json!({"rule": RuleView::from(r), "job": job})))
 }
@@ -172,9 +164,7 @@ async fn delete_rule(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = tag_rules::delete(&state.db, &p.tenant, &id, &p.actor)
-        .await
-        .map_err(rule_error)?;
+    let r = tag_rules::delete(&state.db, &p.tenant, &id, &p.actor).await?;
     let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Ok().json(json!({"rule": RuleView::from(r), "job": job})))
 }
@@ -184,9 +174,7 @@ async fn post_backfill(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let r = tag_rules::get(&state.db, &p.tenant, &id)
-        .await
-        .map_err(rule_error)?;
+    let r = tag_rules::get(&state.db, &p.tenant, &id).await?;
     let job = job_for(&state, &r, &p.actor).await?;
     Ok(HttpResponse::Accepted().json(job))
 }
@@ -218,8 +206,7 @@ pub(super) async fn condition_of(
         cond,
         state.tagger.engine.rules.limits(),
     )
-    .await
-    .map_err(rule_error)?;
+    .await?;
     Ok(expanded)
 }
 
@@ -252,11 +239,9 @@ async fn preview(
         );
     }
     let at = state.tagger.at(&tenant);
-    let r = segments::reader(&state.db).await.map_err(db_error)?;
-    let p = segments::preview(&r, &tenant, &cond, &at, sample)
-        .await
-        .map_err(db_error)?;
-    r.commit().await.map_err(db_error)?;
+    let r = segments::reader(&state.db).await?;
+    let p = segments::preview(&r, &tenant, &cond, &at, sample).await?;
+    r.commit().await?;
     metrics::histogram!(crate::metrics::PREVIEW_SECONDS).record(p.took_ms as f64 / 1000.0);
     Ok(HttpResponse::Ok().json(p))
 }
@@ -266,10 +251,7 @@ async fn get_job(
     p: Principal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match backfill::get_in(&state.tagger, &p.tenant, &id)
-        .await
-        .map_err(db_error)?
-    {
+    match backfill::get_in(&state.tagger, &p.tenant, &id).await? {
         Some(j) => Ok(HttpResponse::Ok().json(j)),
         None => Err(ApiError::not_found(format!("no job with id `{id}`"))),
     }

@@ -20,8 +20,6 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::catalog::catalog_error;
-use super::db_error;
 use super::page::{limit, PageQuery, PageReq};
 use crate::store::catalog;
 use crate::store::corp_tags::{self, LinkOptions, MirrorGroup};
@@ -81,11 +79,8 @@ async fn get_mirror(
         page.after.as_ref(),
         page.fetch(),
     )
-    .await
-    .map_err(db_error)?;
-    let sync = corp_tags::sync_state(&state.db, &p.tenant, &corp)
-        .await
-        .map_err(db_error)?;
+    .await?;
+    let sync = corp_tags::sync_state(&state.db, &p.tenant, &corp).await?;
     if sync.is_none() && groups.is_empty() && page.after.is_none() {
         return Err(unknown_corp(&corp, " (sync its tag library first)"));
     }
@@ -121,9 +116,7 @@ async fn post_sync(
         Err(MirrorError::Busy) => Ok(HttpResponse::Accepted().json(json!({"status": "queued"}))),
         Err(e) if not_the_tenants(&e) => {
             // Not the tenant's corp: like an unknown one, and not asked for again.
-            corp_tags::forget_corp(&state.db, &p.tenant, &corp)
-                .await
-                .map_err(db_error)?;
+            corp_tags::forget_corp(&state.db, &p.tenant, &corp).await?;
             Err(unknown_corp(&corp, ""))
         }
         Err(e) => Err(mirror_error(e)),
@@ -133,7 +126,7 @@ async fn post_sync(
 fn mirror_error(e: MirrorError) -> ApiError {
     match e {
         MirrorError::Busy => ApiError::new(StatusCode::CONFLICT, "sync_running", e.to_string()),
-        MirrorError::Db(e) => db_error(e),
+        MirrorError::Db(e) => ApiError::from(e),
         MirrorError::Wechat(e) => {
             ApiError::new(StatusCode::BAD_GATEWAY, "wechat_error", e.to_string())
                 .with_details(json!({"errcode": e.errcode(), "transient": e.is_transient()}))
@@ -159,13 +152,11 @@ async fn post_push(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     // A group the tenant does not have is 404 whether or not WeCom access is on.
-    catalog::group(&state.db, &p.tenant, &id)
-        .await
-        .map_err(catalog_error)?;
+    catalog::group(&state.db, &p.tenant, &id).await?;
     let sync = wecom_on(&state)?;
     match sync.mirror.push(&p.tenant, &id).await {
         Ok(report) => Ok(HttpResponse::Ok().json(report)),
-        Err(PushError::Refused(e)) => Err(catalog_error(e)),
+        Err(PushError::Refused(e)) => Err(ApiError::from(e)),
         // The group names a corp that is not a WeCom app of the tenant.
         Err(PushError::Mirror(e)) if not_the_tenants(&e) => Err(ApiError::bad_request(
             "invalid_field",
@@ -227,9 +218,7 @@ async fn post_link(
         selection: b.selection,
         operator: p.actor,
     };
-    let view = corp_tags::link(&state.db, &p.tenant, &corp, &group, opts)
-        .await
-        .map_err(catalog_error)?;
+    let view = corp_tags::link(&state.db, &p.tenant, &corp, &group, opts).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -244,9 +233,7 @@ async fn get_queue(
     if let (None, Some(recent)) = (q.limit, q.recent) {
         page.limit = limit(Some(recent), "recent")?;
     }
-    let status = sync_queue::status(&state.db, &p.tenant, page.after, page.fetch())
-        .await
-        .map_err(db_error)?;
+    let status = sync_queue::status(&state.db, &p.tenant, page.after, page.fetch()).await?;
     let failures = page.page(status.recent_failures, FailedItem::key);
     Ok(HttpResponse::Ok().json(json!({
         "counts": status.counts,
@@ -268,8 +255,7 @@ async fn patch_group(
     body: web::Json<GroupSyncBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    let g = corp_tags::set_group_sync_in(&state.db, &p.tenant, &id, b.sync_wecom, b.corp_id)
-        .await
-        .map_err(catalog_error)?;
+    let g =
+        corp_tags::set_group_sync_in(&state.db, &p.tenant, &id, b.sync_wecom, b.corp_id).await?;
     Ok(HttpResponse::Ok().json(g))
 }

@@ -31,33 +31,35 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
 }
 
 /// The common answer to an access error.
-pub(crate) fn access_error(e: AccessError) -> ApiError {
-    match e {
-        AccessError::Invalid {
-            code,
-            field,
-            message,
-        } => ApiError::bad_request(code, format!("`{field}` {message}"))
-            .with_details(json!({"field": field})),
-        AccessError::BadLogin => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong e-mail or password",
-        ),
-        AccessError::Throttled(d) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many failed sign-ins; try again in {} s", d.as_secs()),
-        )
-        .with_details(json!({"retry_after": d.as_secs()})),
-        AccessError::NotFound(m) => ApiError::not_found(m),
-        AccessError::Conflict(m) => ApiError::conflict("conflict", m),
-        AccessError::LastOwner(m) => ApiError::conflict("last_owner", m),
-        AccessError::MemberExists(m) => {
-            ApiError::conflict("member_exists", m).with_details(json!({"field": "email"}))
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        match e {
+            AccessError::Invalid {
+                code,
+                field,
+                message,
+            } => ApiError::bad_request(code, format!("`{field}` {message}"))
+                .with_details(json!({"field": field})),
+            AccessError::BadLogin => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "wrong e-mail or password",
+            ),
+            AccessError::Throttled(d) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many failed sign-ins; try again in {} s", d.as_secs()),
+            )
+            .with_details(json!({"retry_after": d.as_secs()})),
+            AccessError::NotFound(m) => ApiError::not_found(m),
+            AccessError::Conflict(m) => ApiError::conflict("conflict", m),
+            AccessError::LastOwner(m) => ApiError::conflict("last_owner", m),
+            AccessError::MemberExists(m) => {
+                ApiError::conflict("member_exists", m).with_details(json!({"field": "email"}))
+            }
+            AccessError::Db(e) => ApiError::from(e),
+            AccessError::Cache(m) => ApiError::unavailable("cache_unavailable", m),
         }
-        AccessError::Db(e) => platform::http::params::db_error("gateway", e),
-        AccessError::Cache(m) => ApiError::unavailable("cache_unavailable", m),
     }
 }
 
@@ -89,7 +91,7 @@ async fn login(
         .access
         .login(&b.email, &b.password, b.tenant_id.as_deref(), &client(&req))
         .await
-        .map_err(access_error);
+        .map_err(ApiError::from);
     match issued {
         Ok(i) => Ok(HttpResponse::Ok().json(i)),
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
@@ -106,11 +108,7 @@ async fn logout(
     state: web::Data<GatewayState>,
     p: AdminPrincipal,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .access
-        .revoke(&p, &p.token_id)
-        .await
-        .map_err(|e| platform::http::params::db_error("gateway", e))?;
+    state.access.revoke(&p, &p.token_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -127,11 +125,7 @@ pub(super) struct Me {
 }
 
 async fn me(state: web::Data<GatewayState>, p: AdminPrincipal) -> Result<HttpResponse, ApiError> {
-    let tenant = state
-        .access
-        .tenant(&p.tenant_id)
-        .await
-        .map_err(access_error)?;
+    let tenant = state.access.tenant(&p.tenant_id).await?;
     Ok(HttpResponse::Ok().json(Me {
         user_id: p.user_id,
         email: p.email,
@@ -147,11 +141,7 @@ async fn list_tokens(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let w = q.window("tokens")?;
-    let rows = state
-        .access
-        .tokens(&p, w.after.as_deref(), w.limit)
-        .await
-        .map_err(|e| platform::http::params::db_error("gateway", e))?;
+    let rows = state.access.tokens(&p, w.after.as_deref(), w.limit).await?;
     let (items, next_cursor) = page::cut(rows, &w, |t: &TokenView| t.id.clone());
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
@@ -221,8 +211,7 @@ async fn create_token(
     let issued = state
         .access
         .issue(&p.user_id, &p.tenant_id, role, API, name, ttl)
-        .await
-        .map_err(access_error)?;
+        .await?;
     audit(
         &state.access,
         &req,
@@ -247,11 +236,7 @@ async fn delete_token(
     p: AdminPrincipal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let gone = state
-        .access
-        .revoke(&p, &id)
-        .await
-        .map_err(|e| platform::http::params::db_error("gateway", e))?;
+    let gone = state.access.revoke(&p, &id).await?;
     if !gone {
         return Err(ApiError::not_found(format!("no token `{id}`")));
     }
@@ -329,8 +314,7 @@ async fn list_audit(
             cursor,
             w.limit,
         )
-        .await
-        .map_err(|e| platform::http::params::db_error("gateway", e))?;
+        .await?;
     let items: Vec<AuditEntry> = items
         .into_iter()
         .map(|r| AuditEntry {

@@ -10,7 +10,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::proxy::call_error;
 use super::routes::AdminRoute;
 use crate::access::AdminPrincipal;
 use crate::api::GatewayState;
@@ -69,7 +68,7 @@ async fn customer(
         s.json(Service::Identity, Method::GET, &timeline_path, None, &p),
         s.json(Service::Scoring, Method::GET, &ledger_path, None, &p),
     );
-    let (status, profile) = profile.map_err(call_error)?;
+    let (status, profile) = profile?;
     if status == StatusCode::NOT_FOUND {
         return Err(ApiError::not_found(format!("no customer `{id}`")));
     }

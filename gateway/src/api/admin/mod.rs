@@ -23,8 +23,6 @@ mod people;
 mod proxy;
 mod triggers;
 
-pub(crate) use auth::access_error;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, FromRequest, HttpRequest};
 use platform::http::ApiError;
@@ -99,18 +97,13 @@ async fn decide(req: &HttpRequest) -> Result<AdminPrincipal, ApiError> {
     let state = req
         .app_data::<web::Data<GatewayState>>()
         .ok_or_else(|| ApiError::internal("the admin API has no state"))?;
-    let p = state
-        .access
-        .authenticate(presented)
-        .await
-        .map_err(|e| platform::http::params::db_error("gateway", e))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "Authorization: the token is unknown, expired or revoked",
-            )
-        })?;
+    let p = state.access.authenticate(presented).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "Authorization: the token is unknown, expired or revoked",
+        )
+    })?;
     let Some(needed) = route.role else {
         return Ok(p);
     };

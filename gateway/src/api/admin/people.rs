@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::auth::access_error;
 use super::page::{self, Page, PageQuery};
 use super::routes::AdminRoute;
 use super::{audit, redacted};
@@ -41,8 +40,7 @@ async fn list_users(
     let rows = state
         .access
         .members(&p.tenant_id, w.after.as_deref(), w.limit)
-        .await
-        .map_err(access_error)?;
+        .await?;
     let (items, next_cursor) = page::cut(rows, &w, |m: &MemberView| m.id.clone());
     Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
@@ -71,8 +69,7 @@ async fn create_user(
     let after = state
         .access
         .add_member(&p.tenant_id, &b.email, &b.name, &b.password, b.role)
-        .await
-        .map_err(access_error)?;
+        .await?;
     audit(
         &state.access,
         &req,
@@ -111,11 +108,7 @@ async fn update_user(
         )
         .with_details(json!({"field": "role"})));
     }
-    let before = state
-        .access
-        .member(&p.tenant_id, &id)
-        .await
-        .map_err(access_error)?;
+    let before = state.access.member(&p.tenant_id, &id).await?;
     let change = MemberChange {
         role: b.role,
         status: b.status,
@@ -123,8 +116,7 @@ async fn update_user(
     let after = state
         .access
         .update_member(&p.tenant_id, &id, change)
-        .await
-        .map_err(access_error)?;
+        .await?;
     audit(
         &state.access,
         &req,
@@ -142,11 +134,7 @@ async fn remove_user(
     p: AdminPrincipal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = state
-        .access
-        .remove_member(&p.tenant_id, &id)
-        .await
-        .map_err(access_error)?;
+    let before = state.access.remove_member(&p.tenant_id, &id).await?;
     audit(
         &state.access,
         &req,
@@ -162,11 +150,7 @@ async fn get_tenant(
     state: web::Data<GatewayState>,
     p: AdminPrincipal,
 ) -> Result<HttpResponse, ApiError> {
-    let t = state
-        .access
-        .tenant_view(&p.tenant_id)
-        .await
-        .map_err(access_error)?;
+    let t = state.access.tenant_view(&p.tenant_id).await?;
     Ok(HttpResponse::Ok().json(t))
 }
 
@@ -199,11 +183,7 @@ async fn update_tenant(
         )
         .with_details(json!({"field": "name"})));
     }
-    let before = state
-        .access
-        .tenant_view(&p.tenant_id)
-        .await
-        .map_err(access_error)?;
+    let before = state.access.tenant_view(&p.tenant_id).await?;
     let after = state
         .access
         .update_tenant(
@@ -212,8 +192,7 @@ async fn update_tenant(
             b.time_zone.as_deref(),
             b.reps_sign_up,
         )
-        .await
-        .map_err(access_error)?;
+        .await?;
     audit(
         &state.access,
         &req,

@@ -57,9 +57,11 @@ pub(super) fn url_escape(s: &str) -> String {
         .collect()
 }
 
-pub(super) fn call_error(e: CallError) -> ApiError {
-    tracing::error!(error = %e, "Service call failed");
-    ApiError::unavailable("service_unavailable", e.to_string())
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        tracing::error!(error = %e, "Service call failed");
+        ApiError::unavailable("service_unavailable", e.to_string())
+    }
 }
 
 /// Serves a proxied admin route.
@@ -105,8 +107,7 @@ pub(super) async fn forward(
     let answer = state
         .services
         .call(service, req.method().clone(), &path, json_body.as_ref(), &p)
-        .await
-        .map_err(call_error)?;
+        .await?;
     if write {
         let after: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         let summary = json!({

@@ -8,7 +8,7 @@ use actix_web::http::{Method, StatusCode};
 use platform::http::ApiError;
 use serde_json::{json, Value};
 
-use super::proxy::{call_error, url_escape};
+use super::proxy::url_escape;
 use crate::access::AdminPrincipal;
 use crate::services::{Service, Services};
 
@@ -65,7 +65,7 @@ pub(super) async fn check_tags(
     let mut missing = Vec::new();
     for (id, answer) in futures_util::future::join_all(lookups).await {
         // Only a clear "no such tag" refuses; a malformed id is scoring's to name.
-        if answer.map_err(call_error)?.status == StatusCode::NOT_FOUND {
+        if answer?.status == StatusCode::NOT_FOUND {
             missing.push(id);
         }
     }

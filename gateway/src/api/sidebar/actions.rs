@@ -12,7 +12,7 @@ use platform::http::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{audit, call_error, customer, profile_id, Rep, SidebarRoute};
+use super::{audit, customer, profile_id, Rep, SidebarRoute};
 use crate::api::GatewayState;
 use crate::services::Service;
 
@@ -75,8 +75,7 @@ async fn act(
     let (status, answer) = state
         .services
         .json(service, method.clone(), path, body, &rep.p)
-        .await
-        .map_err(call_error)?;
+        .await?;
     if method != Method::GET {
         audit(
             state,
@@ -434,7 +433,6 @@ async fn get_inbox(
         &rep.member.userid,
         &req,
     )
-    .await
-    .map_err(|e| platform::http::params::db_error("gateway", e))?;
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }

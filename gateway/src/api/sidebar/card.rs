@@ -14,7 +14,7 @@ use actix_web::{web, HttpResponse, Route};
 use platform::http::ApiError;
 use serde_json::{json, Map, Value};
 
-use super::{call_error, customer, profile_id, Rep, SidebarRoute};
+use super::{customer, profile_id, Rep, SidebarRoute};
 use crate::access::RepRef;
 use crate::api::GatewayState;
 use crate::services::Service;
@@ -50,7 +50,7 @@ async fn get_card(
             Ok((st, v)) if st.is_success() => Ok(v),
             Ok((st, _)) if st == StatusCode::NOT_FOUND => Ok(Value::Null),
             Ok((st, v)) => Ok(json!({"error": {"status": st.as_u16(), "body": v}})),
-            Err(e) => Err(call_error(e)),
+            Err(e) => Err(ApiError::from(e)),
         }
     };
     let (tags, groups, scores, ledger, history, timeline) = futures_util::join!(

@@ -184,18 +184,13 @@ async fn decide(req: &HttpRequest) -> Result<Rep, ApiError> {
             "sign in through /sidebar/v1/oauth/start (a session cookie or Bearer token)",
         )
     })?;
-    let p = state
-        .access
-        .authenticate(&token)
-        .await
-        .map_err(|e| platform::http::params::db_error("gateway", e))?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the sidebar session is unknown, expired or revoked: sign in again",
-            )
-        })?;
+    let p = state.access.authenticate(&token).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the sidebar session is unknown, expired or revoked: sign in again",
+        )
+    })?;
     debug_assert_eq!(route.access, Access::Rep);
     let Some(member) = p.rep.clone() else {
         return Err(ApiError::new(
@@ -215,11 +210,6 @@ impl FromRequest for Rep {
         let req = req.clone();
         Box::pin(async move { decide(&req).await })
     }
-}
-
-fn call_error(e: crate::services::CallError) -> ApiError {
-    tracing::error!(error = %e, "Service call failed");
-    ApiError::unavailable("service_unavailable", e.to_string())
 }
 
 /// An `external_userid` as WeCom issues them (letters, digits, `_` and `-`), else 404.
@@ -271,8 +261,7 @@ async fn customer(
     let (status, profile) = state
         .services
         .json(Service::Identity, Method::GET, &path, None, &rep.p)
-        .await
-        .map_err(call_error)?;
+        .await?;
     if status == StatusCode::NOT_FOUND {
         return Err(no_customer(external_userid));
     }

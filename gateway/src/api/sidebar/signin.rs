@@ -230,8 +230,7 @@ async fn callback(
     let issued = state
         .access
         .rep_sign_in(&st.t, &st.c, &userid)
-        .await
-        .map_err(crate::api::admin::access_error)?
+        .await?
         .map_err(|r| match r {
             RepRefusal::NotAMember => refused(
                 "not_a_rep",

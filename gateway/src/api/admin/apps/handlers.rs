@@ -17,10 +17,7 @@ use crate::config::AppSeed;
 use crate::wechat_api::WechatApi;
 
 use super::checks::check;
-use super::{
-    app_key, invalid, no_app, own, path_app, registry_error, view, AppChange, AppView, NewApp,
-    Values,
-};
+use super::{app_key, invalid, no_app, own, path_app, view, AppChange, AppView, NewApp, Values};
 
 pub(super) async fn list(
     state: web::Data<GatewayState>,
@@ -29,11 +26,7 @@ pub(super) async fn list(
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let w = q.window("apps")?;
-    let mut all = state
-        .registry
-        .list(&p.tenant_id)
-        .await
-        .map_err(registry_error)?;
+    let mut all = state.registry.list(&p.tenant_id).await?;
     all.sort_by_key(app_key);
     let (rows, next_cursor) = page::of_sorted(all, &w, app_key);
     let items: Vec<AppView> = rows.iter().map(|a| view(&state, &req, a)).collect();
@@ -55,13 +48,7 @@ pub(super) async fn create(
         aes: b.encoding_aes_key.as_deref(),
         secret: b.secret.as_deref(),
     })?;
-    if state
-        .registry
-        .owner_of(b.kind, &b.app_id)
-        .await
-        .map_err(registry_error)?
-        .is_some()
-    {
+    if state.registry.owner_of(b.kind, &b.app_id).await?.is_some() {
         return Err(ApiError::conflict(
             "app_registered",
             format!(
@@ -82,7 +69,7 @@ pub(super) async fn create(
         encoding_aes_key: b.encoding_aes_key.map(Secret::new),
         secret: b.secret.map(Secret::new),
     };
-    state.registry.upsert(&seed).await.map_err(registry_error)?;
+    state.registry.upsert(&seed).await?;
     let a = own(&state, &p.tenant_id, b.kind, &b.app_id).await?;
     let after = view(&state, &req, &a);
     audit(
@@ -119,8 +106,7 @@ pub(super) async fn update(
     let current = state
         .registry
         .get(kind, &app_id)
-        .await
-        .map_err(registry_error)?
+        .await?
         .ok_or_else(|| no_app(kind, &app_id))?;
     let b = body.into_inner();
     // The token and secret not given stay as they are. The EncodingAESKey is kept only inside
@@ -159,7 +145,7 @@ pub(super) async fn update(
         encoding_aes_key: seed_aes,
         secret,
     };
-    state.registry.upsert(&seed).await.map_err(registry_error)?;
+    state.registry.upsert(&seed).await?;
     let after = own(&state, &p.tenant_id, kind, &app_id).await?;
     let after = view(&state, &req, &after);
     audit(
@@ -180,12 +166,7 @@ pub(super) async fn remove(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (kind, app_id) = path_app(&path)?;
-    if !state
-        .registry
-        .remove(&p.tenant_id, kind, &app_id)
-        .await
-        .map_err(registry_error)?
-    {
+    if !state.registry.remove(&p.tenant_id, kind, &app_id).await? {
         return Err(ApiError::not_found(format!(
             "no {} app `{app_id}`",
             kind.as_str()
@@ -207,8 +188,7 @@ pub(super) async fn test(
     let app = state
         .registry
         .get(kind, &app_id)
-        .await
-        .map_err(registry_error)?
+        .await?
         .filter(|a| a.tenant_id == p.tenant_id)
         .ok_or_else(|| no_app(kind, &app_id))?;
     let credentials = WechatApi::credentials(&app).ok_or_else(|| {

@@ -14,7 +14,7 @@ use crate::api::admin::{audit, redacted};
 use crate::api::GatewayState;
 use crate::config::WriteKeySeed;
 
-use super::{invalid, registry_error};
+use super::invalid;
 
 /// A write key as lists show it (never the key).
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,8 +34,7 @@ pub(super) async fn list_keys(
     let mut all: Vec<WriteKeyView> = state
         .registry
         .write_keys(&p.tenant_id)
-        .await
-        .map_err(registry_error)?
+        .await?
         .into_iter()
         .map(|(id, name, created_at)| WriteKeyView {
             id,
@@ -87,13 +86,11 @@ pub(super) async fn create_key(
             name: name.clone(),
             key: Secret::new(key.clone()),
         })
-        .await
-        .map_err(registry_error)?;
+        .await?;
     let id = state
         .registry
         .write_keys(&p.tenant_id)
-        .await
-        .map_err(registry_error)?
+        .await?
         .into_iter()
         .find(|(_, n, _)| *n == name)
         .map(|(id, _, _)| id);
@@ -119,12 +116,7 @@ pub(super) async fn remove_key(
     p: AdminPrincipal,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state
-        .registry
-        .remove_write_key(&p.tenant_id, &id)
-        .await
-        .map_err(registry_error)?
-    {
+    if !state.registry.remove_write_key(&p.tenant_id, &id).await? {
         return Err(ApiError::not_found(format!("no write key `{id}`")));
     }
     audit(&state.access, &req, &p, StatusCode::NO_CONTENT, json!({})).await;

@@ -47,9 +47,11 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
     true
 }
 
-fn registry_error(e: RegistryError) -> ApiError {
-    tracing::error!(error = %e, "App registry failed");
-    ApiError::unavailable("registry_unavailable", "the app registry did not answer")
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        tracing::error!(error = %e, "App registry failed");
+        ApiError::unavailable("registry_unavailable", "the app registry did not answer")
+    }
 }
 
 fn invalid(code: &'static str, field: &'static str, message: &str) -> ApiError {
@@ -77,8 +79,7 @@ async fn own(
     state
         .registry
         .summary(tenant, kind, app_id)
-        .await
-        .map_err(registry_error)?
+        .await?
         .ok_or_else(|| no_app(kind, app_id))
 }
 
