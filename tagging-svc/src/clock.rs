@@ -1,50 +1,9 @@
 //! Time as the service sees it: the system clock in production, a clock a test moves by hand
 //! (window exits, midnight rolls) — and the tenant-local day and midnight derived from it.
 
-use std::sync::{Arc, Mutex};
-
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, TimeZone, Utc};
 
-/// A source of the current time.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that stands still until moved (tests).
-#[derive(Debug, Clone)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    pub fn new(at: DateTime<Utc>) -> Self {
-        ManualClock(Arc::new(Mutex::new(at)))
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *t += by;
-    }
-
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
+pub use platform::clock::{Clock, ManualClock, SharedClock, SystemClock};
 
 /// The start (in UTC) of `day` at UTC offset `offset_minutes`.
 pub fn local_midnight(day: NaiveDate, offset_minutes: i32) -> DateTime<Utc> {

@@ -38,7 +38,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use super::cache::DefsCache;
 use super::leads::Lead;
 use super::{is_contention, CONSUMER};
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, WholeSeconds};
 use crate::config::Config;
 use crate::domain::compiled::Compiled;
 use crate::domain::stages::Refusal;
@@ -154,7 +154,7 @@ impl Scorer {
     ) -> Self {
         Scorer {
             db,
-            clock,
+            clock: Arc::new(WholeSeconds(clock)),
             defs,
             cfg: Arc::new(cfg),
         }
