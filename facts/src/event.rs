@@ -10,7 +10,8 @@
 //! | `wecom.external_contact.*` | `app_id`, `user_id` (the rep), `state` |
 //! | others | `app_id` |
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+pub use platform::clock::local_day;
+use platform::clock::Tz;
 use proto::callback::CallbackReceived;
 use proto::channel::{EventBody, MessageContent};
 use proto::sdk::{Tracked, TRACK_PREFIX};
@@ -21,13 +22,6 @@ use serde_json::Value;
 /// The behaviour kind of an event type: `channel.track.page_view` → `track.page_view`.
 pub fn event_kind(event_type: &str) -> &str {
     event_type.strip_prefix("channel.").unwrap_or(event_type)
-}
-
-/// The day `at` falls on at UTC offset `offset_minutes`.
-pub fn local_day(at: DateTime<Utc>, offset_minutes: i32) -> NaiveDate {
-    let tz = FixedOffset::east_opt(offset_minutes * 60)
-        .unwrap_or(FixedOffset::east_opt(0).expect("UTC"));
-    at.with_timezone(&tz).date_naive()
 }
 
 fn put(e: &mut EventFact, key: &str, v: &Value) {
@@ -48,12 +42,12 @@ fn put_str(e: &mut EventFact, key: &str, v: Option<&str>) {
 }
 
 /// The behaviour fact of `env` (the original channel event of a `profile.resolved`), its day
-/// counted at UTC offset `offset_minutes`.
-pub fn event_fact(env: &Envelope, offset_minutes: i32) -> EventFact {
+/// counted in `zone`.
+pub fn event_fact(env: &Envelope, zone: Tz) -> EventFact {
     let mut e = EventFact::new(
         env.id.to_string(),
         event_kind(&env.kind),
-        local_day(env.occurred_at, offset_minutes),
+        local_day(env.occurred_at, zone),
     );
     if env
         .kind
@@ -123,7 +117,7 @@ mod tests {
         )
         .occurred_at("2026-01-01T17:00:00Z".parse().unwrap())
         .build();
-        let e = event_fact(&env, 480);
+        let e = event_fact(&env, chrono_tz::Asia::Shanghai);
         assert_eq!(e.kind, "track.page_view");
         assert_eq!(
             e.day.to_string(),
@@ -140,10 +134,16 @@ mod tests {
     }
 
     #[test]
-    fn days_follow_the_offset() {
-        let at: DateTime<Utc> = "2026-01-01T23:30:00Z".parse().unwrap();
-        assert_eq!(local_day(at, 0).to_string(), "2026-01-01");
-        assert_eq!(local_day(at, 60).to_string(), "2026-01-02");
-        assert_eq!(local_day(at, -60).to_string(), "2026-01-01");
+    fn days_follow_the_zone() {
+        let at: chrono::DateTime<chrono::Utc> = "2026-01-01T23:30:00Z".parse().unwrap();
+        assert_eq!(local_day(at, chrono_tz::UTC).to_string(), "2026-01-01");
+        assert_eq!(
+            local_day(at, chrono_tz::Europe::Berlin).to_string(),
+            "2026-01-02"
+        );
+        assert_eq!(
+            local_day(at, chrono_tz::Atlantic::Azores).to_string(),
+            "2026-01-01"
+        );
     }
 }

@@ -1,11 +1,17 @@
 //! Time as a service sees it: everything that depends on "now" reads a [`Clock`], the system's in
 //! production and a [`ManualClock`] a test moves by hand instead of sleeping. [`WholeSeconds`]
 //! gives a clock's time without its fraction of a second, for a service whose databases store
-//! whole seconds.
+//! whole seconds. [`TimeZones`] says in which IANA time zone each tenant's days begin
+//! (per-day caps, behaviour days, windows and their midnight exits).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
+pub use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{key, ConfigError, Validate};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
@@ -71,6 +77,76 @@ pub fn whole(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(0)
 }
 
+/// The zone tenants live in, by IANA name (`Asia/Shanghai`, `Europe/Berlin`): one for all and
+/// the tenants elsewhere. Daylight saving is the zone's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeZones {
+    /// Every tenant's zone unless `tenants` names another (China Standard Time by default).
+    #[serde(default = "default_zone")]
+    pub default: String,
+    /// Tenants in another zone: tenant id → IANA zone name.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, String>,
+}
+
+fn default_zone() -> String {
+    "Asia/Shanghai".into()
+}
+
+impl Default for TimeZones {
+    fn default() -> Self {
+        TimeZones {
+            default: default_zone(),
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl TimeZones {
+    /// The zone of `tenant` (names are checked when the configuration is loaded; one that is
+    /// not a zone counts as China Standard Time).
+    pub fn of(&self, tenant: &str) -> Tz {
+        let name = self.tenants.get(tenant).unwrap_or(&self.default);
+        name.parse().unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+}
+
+impl Validate for TimeZones {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let bad = |k: String, name: &str| {
+            ConfigError::invalid(k, format!("`{name}` is not an IANA time zone name"))
+        };
+        self.default
+            .parse::<Tz>()
+            .map_err(|_| bad(key(prefix, "default"), &self.default))?;
+        for (tenant, name) in &self.tenants {
+            name.parse::<Tz>()
+                .map_err(|_| bad(key(&key(prefix, "tenants"), tenant), name))?;
+        }
+        Ok(())
+    }
+}
+
+/// The day `at` falls on in `zone`.
+pub fn local_day(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    at.with_timezone(&zone).date_naive()
+}
+
+/// When `day` begins in `zone`, in UTC: its midnight, or the first moment of the day where a
+/// change of clocks skips midnight.
+pub fn local_midnight(day: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    let mut t = day.and_hms_opt(0, 0, 0).expect("midnight");
+    // A gap is at most a few hours; walk to its end.
+    for _ in 0..(24 * 4) {
+        if let Some(at) = zone.from_local_datetime(&t).earliest() {
+            return at.with_timezone(&Utc);
+        }
+        t += Duration::minutes(15);
+    }
+    day.and_hms_opt(0, 0, 0).expect("midnight").and_utc()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +161,54 @@ mod tests {
         c.set(start);
         assert_eq!(WholeSeconds(shared).now(), whole(start));
         assert_eq!(WholeSeconds(SystemClock).now().timestamp_subsec_nanos(), 0);
+    }
+
+    #[test]
+    fn days_begin_at_the_zones_midnight_also_when_clocks_change() {
+        let shanghai: Tz = "Asia/Shanghai".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        assert_eq!(
+            local_midnight(d, shanghai).to_rfc3339(),
+            "2026-03-30T16:00:00+00:00"
+        );
+        let at: DateTime<Utc> = "2026-03-30T16:00:00Z".parse().unwrap();
+        assert_eq!(local_day(at, shanghai), d);
+        assert_eq!(
+            local_day(at - Duration::seconds(1), shanghai),
+            d.pred_opt().unwrap()
+        );
+        // Berlin: winter +1, summer +2 (clocks went forward on 29 March 2026).
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let winter = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let summer = NaiveDate::from_ymd_opt(2026, 3, 30).unwrap();
+        assert_eq!(
+            local_midnight(winter, berlin).to_rfc3339(),
+            "2026-02-28T23:00:00+00:00"
+        );
+        assert_eq!(
+            local_midnight(summer, berlin).to_rfc3339(),
+            "2026-03-29T22:00:00+00:00"
+        );
+        // Santiago's clocks skip midnight (00:00 → 01:00) on the first Sunday of September.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        let skipped = NaiveDate::from_ymd_opt(2026, 9, 6).unwrap();
+        let begins = local_midnight(skipped, santiago);
+        assert_eq!(local_day(begins, santiago), skipped);
+        assert_eq!(
+            local_day(begins - Duration::seconds(1), santiago),
+            skipped.pred_opt().unwrap()
+        );
+    }
+
+    #[test]
+    fn zones_are_checked_by_name_and_per_tenant() {
+        let mut z = TimeZones::default();
+        z.tenants.insert("t-eu".into(), "Europe/Berlin".into());
+        assert!(z.validate("scoring.time_zones").is_ok());
+        assert_eq!(z.of("t-eu"), chrono_tz::Europe::Berlin);
+        assert_eq!(z.of("t-cn"), chrono_tz::Asia::Shanghai);
+        z.tenants.insert("t-x".into(), "UTC+8".into());
+        let e = z.validate("scoring.time_zones").unwrap_err().to_string();
+        assert!(e.contains("scoring.time_zones.tenants.t-x"), "{e}");
     }
 }

@@ -1,8 +1,7 @@
 //! Configuration of the scoring service (`[scoring]` in the config file, `SCRM_SCORING__*` in the
 //! environment).
 
-use std::collections::BTreeMap;
-
+use platform::clock::{TimeZones, Tz};
 use platform::config::{key, ConfigError, DbConfig, HttpConfig, Secret, Validate};
 use serde::{Deserialize, Serialize};
 
@@ -18,13 +17,10 @@ pub struct Config {
     /// signed with a key derived from it.
     #[serde(default)]
     pub internal_key: Secret,
-    /// The tenants' local time as an offset from UTC in minutes: per-day caps, behaviour days and
-    /// windows are counted in it; 480 is China Standard Time.
-    #[serde(default = "default_offset")]
-    pub utc_offset_minutes: i32,
-    /// Tenants in another time zone: tenant id → offset in minutes.
+    /// The tenants' time zones (`[scoring.time_zones]`: `default`, and `tenants.<id>` for those
+    /// elsewhere; IANA names): per-day caps, behaviour days and windows are counted in them.
     #[serde(default)]
-    pub tenant_utc_offsets: BTreeMap<String, i32>,
+    pub time_zones: TimeZones,
     /// Bus events handled at once by this process.
     #[serde(default = "default_concurrency")]
     pub consumer_concurrency: usize,
@@ -63,9 +59,6 @@ pub struct Config {
     pub outbox_poll_ms: u64,
 }
 
-fn default_offset() -> i32 {
-    480
-}
 fn default_concurrency() -> usize {
     8
 }
@@ -115,8 +108,7 @@ impl Config {
             http,
             database,
             internal_key: Secret::default(),
-            utc_offset_minutes: default_offset(),
-            tenant_utc_offsets: BTreeMap::new(),
+            time_zones: TimeZones::default(),
             consumer_concurrency: default_concurrency(),
             consumer_batch: default_consumer_batch(),
             consumer_linger_ms: default_consumer_linger(),
@@ -130,17 +122,10 @@ impl Config {
         }
     }
 
-    /// The UTC offset (minutes) of `tenant`.
-    pub fn offset_of(&self, tenant: &str) -> i32 {
-        self.tenant_utc_offsets
-            .get(tenant)
-            .copied()
-            .unwrap_or(self.utc_offset_minutes)
+    /// The time zone of `tenant`.
+    pub fn zone_of(&self, tenant: &str) -> Tz {
+        self.time_zones.of(tenant)
     }
-}
-
-fn offset_ok(m: i32) -> bool {
-    (-14 * 60..=14 * 60).contains(&m)
 }
 
 impl Validate for Config {
@@ -149,20 +134,7 @@ impl Validate for Config {
         self.database.validate(&key(prefix, "database"))?;
         platform::config::check_internal_key(self.internal_key.expose())
             .map_err(|reason| ConfigError::invalid(key(prefix, "internal_key"), reason))?;
-        if !offset_ok(self.utc_offset_minutes) {
-            return Err(ConfigError::invalid(
-                key(prefix, "utc_offset_minutes"),
-                "must be between -840 and 840",
-            ));
-        }
-        for (t, m) in &self.tenant_utc_offsets {
-            if !offset_ok(*m) {
-                return Err(ConfigError::invalid(
-                    key(&key(prefix, "tenant_utc_offsets"), t),
-                    "must be between -840 and 840",
-                ));
-            }
-        }
+        self.time_zones.validate(&key(prefix, "time_zones"))?;
         for (name, v, lo, hi) in [
             (
                 "consumer_concurrency",
@@ -226,7 +198,7 @@ mod tests {
             "http": {"bind": "127.0.0.1:0"},
             "database": {"url": "sqlite:///tmp/x.db"},
             "internal_key": "scoring-test-internal-key-0123456789",
-            "tenant_utc_offsets": {"t-eu": 60},
+            "time_zones": {"tenants": {"t-eu": "Europe/Berlin"}},
         }))
         .unwrap();
         c.validate("scoring").unwrap();
@@ -236,15 +208,15 @@ mod tests {
             let e = bad.validate("scoring").unwrap_err().to_string();
             assert!(e.contains("scoring.internal_key"), "{e}");
         }
-        assert_eq!(c.offset_of("t-eu"), 60);
-        assert_eq!(c.offset_of("other"), 480);
+        assert_eq!(c.zone_of("t-eu"), chrono_tz::Europe::Berlin);
+        assert_eq!(c.zone_of("other"), chrono_tz::Asia::Shanghai);
         let mut bad = c.clone();
         bad.scheduler_interval_ms = 0;
         let e = bad.validate("scoring").unwrap_err().to_string();
         assert!(e.contains("scoring.scheduler_interval_ms"), "{e}");
         let mut bad = c;
-        bad.tenant_utc_offsets.insert("t-x".into(), 2000);
+        bad.time_zones.tenants.insert("t-x".into(), "+08:00".into());
         let e = bad.validate("scoring").unwrap_err().to_string();
-        assert!(e.contains("scoring.tenant_utc_offsets.t-x"), "{e}");
+        assert!(e.contains("scoring.time_zones.tenants.t-x"), "{e}");
     }
 }

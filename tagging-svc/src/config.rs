@@ -1,8 +1,7 @@
 //! Configuration of the tagging service (`[tagging]` in the config file, `SCRM_TAGGING__*` in the
 //! environment).
 
-use std::collections::BTreeMap;
-
+use platform::clock::{TimeZones, Tz};
 use platform::config::{key, ConfigError, DbConfig, HttpConfig, Secret, Validate};
 use serde::{Deserialize, Serialize};
 use wechat::api::WechatAccessConfig;
@@ -21,13 +20,11 @@ pub struct Config {
     /// signed with a key derived from it.
     #[serde(default)]
     pub internal_key: Secret,
-    /// The tenants' local time as an offset from UTC in minutes (behaviour days, windows and
-    /// their midnight exits are counted in it); 480 is China Standard Time.
-    #[serde(default = "default_offset")]
-    pub utc_offset_minutes: i32,
-    /// Tenants in another time zone: tenant id → offset in minutes.
+    /// The tenants' time zones (`[tagging.time_zones]`: `default`, and `tenants.<id>` for those
+    /// elsewhere; IANA names): behaviour days, windows and their midnight exits are counted in
+    /// them.
     #[serde(default)]
-    pub tenant_utc_offsets: BTreeMap<String, i32>,
+    pub time_zones: TimeZones,
     /// Bus events handled at once by this process.
     #[serde(default = "default_concurrency")]
     pub consumer_concurrency: usize,
@@ -65,9 +62,6 @@ pub struct Config {
     pub wecom_sync: WecomSyncConfig,
 }
 
-fn default_offset() -> i32 {
-    480
-}
 fn default_concurrency() -> usize {
     // Measured on two cores with MariaDB and RabbitMQ beside it, 1 000 events/s offered, p99
     // over runs of 20 s: 4 transactions at once median 318 ms (228 ms – 1.5 s, 10 runs), 8
@@ -116,8 +110,7 @@ impl Config {
             http,
             database,
             internal_key: Secret::default(),
-            utc_offset_minutes: default_offset(),
-            tenant_utc_offsets: BTreeMap::new(),
+            time_zones: TimeZones::default(),
             consumer_concurrency: default_concurrency(),
             consumer_batch: default_consumer_batch(),
             consumer_linger_ms: default_consumer_linger(),
@@ -131,17 +124,10 @@ impl Config {
         }
     }
 
-    /// The UTC offset (minutes) of `tenant`.
-    pub fn offset_of(&self, tenant: &str) -> i32 {
-        self.tenant_utc_offsets
-            .get(tenant)
-            .copied()
-            .unwrap_or(self.utc_offset_minutes)
+    /// The time zone of `tenant`.
+    pub fn zone_of(&self, tenant: &str) -> Tz {
+        self.time_zones.of(tenant)
     }
-}
-
-fn offset_ok(m: i32) -> bool {
-    (-14 * 60..=14 * 60).contains(&m)
 }
 
 impl Validate for Config {
@@ -152,20 +138,7 @@ impl Validate for Config {
             .map_err(|reason| ConfigError::invalid(key(prefix, "internal_key"), reason))?;
         self.wechat.validate(&key(prefix, "wechat"))?;
         self.wecom_sync.validate(&key(prefix, "wecom_sync"))?;
-        if !offset_ok(self.utc_offset_minutes) {
-            return Err(ConfigError::invalid(
-                key(prefix, "utc_offset_minutes"),
-                "must be between -840 and 840",
-            ));
-        }
-        for (t, m) in &self.tenant_utc_offsets {
-            if !offset_ok(*m) {
-                return Err(ConfigError::invalid(
-                    key(&key(prefix, "tenant_utc_offsets"), t),
-                    "must be between -840 and 840",
-                ));
-            }
-        }
+        self.time_zones.validate(&key(prefix, "time_zones"))?;
         for (name, v, lo, hi) in [
             (
                 "consumer_concurrency",

@@ -132,7 +132,14 @@ async fn main() -> anyhow::Result<()> {
     // A tenant in service has had today's counters rolled (a new tenant's first scheduler pass
     // does it); events then add to the rolling counters directly.
     let now = chrono::Utc::now();
-    facts::roll(&db, TENANT, facts::local_day(now, 480), 20_000, now).await?;
+    facts::roll(
+        &db,
+        TENANT,
+        facts::local_day(now, chrono_tz::Asia::Shanghai),
+        20_000,
+        now,
+    )
+    .await?;
     let service = tokio::spawn(tagging_svc::run(cfg, deps));
     let mut observer = bus
         .subscribe(&GroupSpec::new(

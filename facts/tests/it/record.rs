@@ -37,7 +37,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn today() -> NaiveDate {
-    facts::local_day(now(), 480)
+    facts::local_day(now(), chrono_tz::Asia::Shanghai)
 }
 
 fn updated(profile: &str, version: i64, fields: Value, subscribed: bool) -> ProfileUpdated {
@@ -88,7 +88,7 @@ fn page_view(days_ago: i64, tags: &[&str]) -> Envelope {
 }
 
 async fn record(db: &DatabaseConnection, profile: &str, env: &Envelope) -> bool {
-    let ev = facts::event_fact(env, 480);
+    let ev = facts::event_fact(env, chrono_tz::Asia::Shanghai);
     let txn = db.begin().await.unwrap();
     facts::ensure_profile(&txn, T, profile, now())
         .await
@@ -342,8 +342,8 @@ async fn rolling_steps_forward_like_a_rebuild(backend: Backend) {
     for step in 1..=3 {
         // A new day: its events only mark their profiles until the roll.
         let day_now = now() + Duration::days(step);
-        let day = facts::local_day(day_now, 480);
-        let ev = facts::event_fact(&page_view(0, &[]), 480);
+        let day = facts::local_day(day_now, chrono_tz::Asia::Shanghai);
+        let ev = facts::event_fact(&page_view(0, &[]), chrono_tz::Asia::Shanghai);
         let ev = rules::EventFact { day, ..ev };
         let txn = db.begin().await.unwrap();
         facts::record_event(&txn, T, "pA", &ev, day).await.unwrap();
@@ -417,7 +417,7 @@ async fn batch_recording_equals_one_by_one(backend: Backend) {
         }
         let evs: Vec<(&str, rules::EventFact)> = all
             .iter()
-            .map(|(pr, e)| (*pr, facts::event_fact(e, 480)))
+            .map(|(pr, e)| (*pr, facts::event_fact(e, chrono_tz::Asia::Shanghai)))
             .collect();
         let pairs: Vec<facts::ProfileEvent> = evs.iter().map(|(pr, ev)| (*pr, ev)).collect();
         let txn = batch.conn.begin().await.unwrap();

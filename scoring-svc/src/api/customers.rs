@@ -231,7 +231,7 @@ async fn answer(state: &ApiState, tenant: &str, q: QueryBody) -> Result<HttpResp
                     )
                     .with_details(json!({"field": "condition", "errors": errors}))
                 })?;
-            let today = facts::local_day(now, s.cfg.offset_of(tenant));
+            let today = facts::local_day(now, s.cfg.zone_of(tenant));
             let ctx = CompileCtx::new(tenant, &EvalCtx { now, today });
             Some(sql::compile(&expanded, &ctx))
         }

@@ -4,6 +4,7 @@
 //! names the cap, so the ledger says why an event scored less than the rule's points.
 
 use chrono::{DateTime, Utc};
+use platform::clock::Tz;
 
 use super::defs::Caps;
 
@@ -22,17 +23,11 @@ pub struct Award {
     pub capped: Option<&'static str>,
 }
 
-/// The award of `points` for an event at `earned` under `caps`; days are counted at UTC offset
-/// `offset_minutes`. A window cap of `d` days limits the points of any `d`-day window containing
+/// The award of `points` for an event at `earned` under `caps`; days are counted in
+/// `zone`. A window cap of `d` days limits the points of any `d`-day window containing
 /// the event: it counts earlier and later awards less than `d` days away (later ones exist when
 /// events arrive out of order).
-pub fn award(
-    points: f64,
-    caps: &Caps,
-    prior: &[Prior],
-    earned: DateTime<Utc>,
-    offset_minutes: i32,
-) -> Award {
+pub fn award(points: f64, caps: &Caps, prior: &[Prior], earned: DateTime<Utc>, zone: Tz) -> Award {
     if caps.once && prior.iter().any(|p| p.delta != 0.0) {
         return Award {
             delta: 0.0,
@@ -49,10 +44,10 @@ pub fn award(
         }
     };
     if let Some(cap) = caps.per_day {
-        let day = facts::local_day(earned, offset_minutes);
+        let day = facts::local_day(earned, zone);
         let used = prior
             .iter()
-            .filter(|p| facts::local_day(p.earned, offset_minutes) == day)
+            .filter(|p| facts::local_day(p.earned, zone) == day)
             .map(|p| p.delta.abs())
             .sum();
         cut(cap, used, "per_day");
@@ -84,12 +79,12 @@ pub fn award(
 /// caps with the ones before it as prior — what the rule gives a profile whose events changed
 /// (an un-merge took some away: caps that the other person's events used up are free again).
 /// `events` are (nominal points, earned) in award order.
-pub fn reallocate(caps: &Caps, events: &[(f64, DateTime<Utc>)], offset_minutes: i32) -> Vec<Award> {
+pub fn reallocate(caps: &Caps, events: &[(f64, DateTime<Utc>)], zone: Tz) -> Vec<Award> {
     let mut prior = Vec::with_capacity(events.len());
     events
         .iter()
         .map(|&(points, earned)| {
-            let a = award(points, caps, &prior, earned, offset_minutes);
+            let a = award(points, caps, &prior, earned, zone);
             prior.push(Prior {
                 delta: a.delta,
                 earned,
@@ -119,7 +114,13 @@ mod tests {
         let mut prior = Vec::new();
         let mut got = Vec::new();
         for i in 0..4 {
-            let a = award(10.0, &caps, &prior, at + Duration::minutes(i), 480);
+            let a = award(
+                10.0,
+                &caps,
+                &prior,
+                at + Duration::minutes(i),
+                chrono_tz::Asia::Shanghai,
+            );
             got.push(a.delta);
             prior.push(Prior {
                 delta: a.delta,
@@ -128,9 +129,21 @@ mod tests {
         }
         assert_eq!(got, vec![10.0, 10.0, 5.0, 0.0]);
         // 16:30 UTC is the next day in Beijing: a fresh day.
-        let next = award(10.0, &caps, &prior, t("2026-01-01T16:30:00Z"), 480);
+        let next = award(
+            10.0,
+            &caps,
+            &prior,
+            t("2026-01-01T16:30:00Z"),
+            chrono_tz::Asia::Shanghai,
+        );
         assert_eq!(next.delta, 10.0);
-        let same_utc_day = award(10.0, &caps, &prior, t("2026-01-01T15:00:00Z"), 480);
+        let same_utc_day = award(
+            10.0,
+            &caps,
+            &prior,
+            t("2026-01-01T15:00:00Z"),
+            chrono_tz::Asia::Shanghai,
+        );
         assert_eq!(same_utc_day.capped, Some("per_day"));
     }
 
@@ -145,8 +158,11 @@ mod tests {
             delta: 5.0,
             earned: at,
         }];
-        assert_eq!(award(5.0, &once, &p, at, 0).capped, Some("once"));
-        assert_eq!(award(5.0, &once, &[], at, 0).delta, 5.0);
+        assert_eq!(
+            award(5.0, &once, &p, at, chrono_tz::UTC).capped,
+            Some("once")
+        );
+        assert_eq!(award(5.0, &once, &[], at, chrono_tz::UTC).delta, 5.0);
         let w = Caps {
             window: Some(WindowCap { days: 7, max: 12.0 }),
             ..Default::default()
@@ -155,15 +171,21 @@ mod tests {
             delta: -10.0,
             earned: at - Duration::days(6),
         }];
-        assert_eq!(award(-5.0, &w, &p, at, 0).delta, -2.0);
-        assert_eq!(award(-5.0, &w, &p, at + Duration::days(1), 0).delta, -5.0);
+        assert_eq!(award(-5.0, &w, &p, at, chrono_tz::UTC).delta, -2.0);
+        assert_eq!(
+            award(-5.0, &w, &p, at + Duration::days(1), chrono_tz::UTC).delta,
+            -5.0
+        );
         // A late event counts awards after it too.
-        assert_eq!(award(-5.0, &w, &p, at - Duration::days(12), 0).delta, -2.0);
+        assert_eq!(
+            award(-5.0, &w, &p, at - Duration::days(12), chrono_tz::UTC).delta,
+            -2.0
+        );
         let l = Caps {
             lifetime: Some(3.0),
             ..Default::default()
         };
-        let a = award(5.0, &l, &[], at, 0);
+        let a = award(5.0, &l, &[], at, chrono_tz::UTC);
         assert_eq!((a.delta, a.capped), (3.0, Some("lifetime")));
     }
 
@@ -175,7 +197,7 @@ mod tests {
             ..Default::default()
         };
         // Alone, the second form is the first: it earns.
-        let got = reallocate(&once, &[(25.0, at)], 480);
+        let got = reallocate(&once, &[(25.0, at)], chrono_tz::Asia::Shanghai);
         assert_eq!((got[0].delta, got[0].capped), (25.0, None));
         let window = Caps {
             window: Some(WindowCap { days: 3, max: 5.0 }),
@@ -186,7 +208,7 @@ mod tests {
             (5.0, at),
             (5.0, at + Duration::days(4)),
         ];
-        let got: Vec<f64> = reallocate(&window, &events, 480)
+        let got: Vec<f64> = reallocate(&window, &events, chrono_tz::Asia::Shanghai)
             .iter()
             .map(|a| a.delta)
             .collect();

@@ -4,6 +4,7 @@
 //! the profile's facts as they are now (the projection keeps no history of properties and tags).
 
 use chrono::{DateTime, Utc};
+use platform::clock::Tz;
 use rules::{EvalCtx, EventFact, ProfileFacts};
 
 use super::compiled::Compiled;
@@ -54,7 +55,7 @@ pub fn replay(
     events: &[ReplayEvent],
     facts: &ProfileFacts,
     ctx: &EvalCtx,
-    offset_minutes: i32,
+    zone: Tz,
 ) -> Vec<Planned> {
     let mut order: Vec<&ReplayEvent> = events.iter().collect();
     order.sort_by(|a, b| (a.earned, &a.event.event_id).cmp(&(b.earned, &b.event.event_id)));
@@ -74,7 +75,7 @@ pub fn replay(
                     earned: p.earned,
                 })
                 .collect();
-            let a = award(r.points, &r.caps, &prior, e.earned, offset_minutes);
+            let a = award(r.points, &r.caps, &prior, e.earned, zone);
             out.push(Planned {
                 kind: RuleKind::Event,
                 rule_id: r.id.clone(),

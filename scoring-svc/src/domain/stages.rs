@@ -3,6 +3,7 @@
 //! an automatic transition's condition, inactivity or renewed activity), and when time alone could
 //! make one apply (inactivity deadlines, time-driven conditions).
 
+use platform::clock::{local_midnight, Tz};
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -317,14 +318,11 @@ impl Machine {
     }
 
     /// When passing time alone could make an automatic move apply: an inactivity deadline, or
-    /// the day a time-driven condition can change (local midnight at `offset_minutes`).
-    pub fn next_time_check(&self, v: &LeadView<'_>, offset_minutes: i32) -> Option<DateTime<Utc>> {
+    /// the day a time-driven condition can change (local midnight in `zone`).
+    pub fn next_time_check(&self, v: &LeadView<'_>, zone: Tz) -> Option<DateTime<Utc>> {
         let mut due: Option<DateTime<Utc>> = None;
         let mut at = |t: DateTime<Utc>| due = Some(due.map_or(t, |d| d.min(t)));
-        let day_start = |d: NaiveDate| {
-            d.and_hms_opt(0, 0, 0)
-                .map(|n| n.and_utc() - Duration::minutes(i64::from(offset_minutes)))
-        };
+        let day_start = |d: NaiveDate| Some(local_midnight(d, zone));
         let mut conds: Vec<&Expanded> = Vec::new();
         if let Some(i) = self.forward_of(v.stage) {
             for s in self
@@ -451,7 +449,7 @@ mod tests {
         let half = view("mql", &f, &ctx, Some(now() - Duration::days(30)));
         assert!(m.next_auto(&half, &skip).is_none());
         assert_eq!(
-            m.next_time_check(&half, 480),
+            m.next_time_check(&half, chrono_tz::Asia::Shanghai),
             Some(now() + Duration::days(30))
         );
         // Recycled and active again with a high score: back to mql.

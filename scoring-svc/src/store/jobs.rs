@@ -365,8 +365,8 @@ impl DryRun {
     ) -> Result<DryProfile, DbErr> {
         let db = &scorer.db;
         let now = scorer.clock.now();
-        let offset = scorer.cfg.offset_of(&self.tenant);
-        let today = facts::local_day(now, offset);
+        let zone = scorer.cfg.zone_of(&self.tenant);
+        let today = facts::local_day(now, zone);
         let real = scorer.compiled(&self.tenant).await?;
         let lq = Query::select()
             .columns(leads::COLS)
@@ -396,7 +396,7 @@ impl DryRun {
             props.last_activity_at = l.last_activity_at;
             props.owner = l.owner.as_ref().map(|o| o.user_id.clone());
         }
-        let events = profile_events(db, &self.tenant, profile, offset).await?;
+        let events = profile_events(db, &self.tenant, profile, zone).await?;
         let mut f = facts::load_profile(
             db,
             &self.tenant,
@@ -410,7 +410,7 @@ impl DryRun {
         .await?;
         view::apply(&mut f, &props);
         let ctx = rules::EvalCtx { now, today };
-        let planned = replay(c, None, &events, &f, &ctx, offset);
+        let planned = replay(c, None, &events, &f, &ctx, zone);
         let decay = &c.models[0].decay;
         let worths: Vec<Worth> = planned
             .iter()

@@ -28,8 +28,8 @@ pub struct At {
     pub now: DateTime<Utc>,
     /// Today in the tenant's time zone.
     pub today: NaiveDate,
-    /// The tenant's UTC offset in minutes.
-    pub offset: i32,
+    /// The tenant's time zone.
+    pub zone: crate::clock::Tz,
 }
 
 impl At {
@@ -183,7 +183,7 @@ impl Engine {
                 tenant,
                 profile,
                 &rule.id,
-                next.map(|d| due_at(d, at.today, at.now, at.offset)),
+                next.map(|d| due_at(d, at.today, at.now, at.zone)),
             )
             .await?;
         }

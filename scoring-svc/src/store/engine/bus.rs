@@ -256,7 +256,7 @@ impl Scorer {
                 .acquire_from(txn, &defs[t], t, m.profile_id(), false, now, first)
                 .await?;
             if let ProfileEvent::Resolved(p) = m {
-                let ev = facts::event_fact(&p.event, self.cfg.offset_of(t));
+                let ev = facts::event_fact(&p.event, self.cfg.zone_of(t));
                 let earned = whole(p.event.occurred_at).min(now);
                 let r = record.entry(t).or_default();
                 if created {

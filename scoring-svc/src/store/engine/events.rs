@@ -51,7 +51,7 @@ impl Scorer {
             )
             .await?;
         let profile = w.profile().to_string();
-        let ev = facts::event_fact(&p.event, w.offset);
+        let ev = facts::event_fact(&p.event, w.zone);
         let earned = whole(p.event.occurred_at).min(now);
         if !recorded {
             if created {
@@ -99,7 +99,7 @@ impl Scorer {
                 }
                 prior
             };
-            let a = crate::domain::points::award(r.points, &r.caps, &prior, earned, w.offset);
+            let a = crate::domain::points::award(r.points, &r.caps, &prior, earned, w.zone);
             let m = &defs.models[r.model];
             let e = NewEntry {
                 model_id: m.id.clone(),

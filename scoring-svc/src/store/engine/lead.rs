@@ -85,13 +85,13 @@ impl Scorer {
         cause: Cause,
         outbox: Option<&'a Mutex<Vec<Envelope>>>,
     ) -> Result<Work<'a>, DbErr> {
-        let offset = self.cfg.offset_of(&lead.tenant);
+        let zone = self.cfg.zone_of(&lead.tenant);
         let mut w = Work::open(
             txn,
             defs,
             lead,
             now,
-            offset,
+            zone,
             cause,
             self.cfg.max_settle_rounds,
         )

@@ -195,7 +195,7 @@ impl Scorer {
             facts::split_events(txn, tenant, &s_id, r, theirs, today, now).await?;
             let n = ledger::split(txn, tenant, &s_id, r, theirs).await?;
             tracing::debug!(survivor = %s_id, restored = %r, moved = n, "Ledger split");
-            wr.lead.last_activity_at = last_activity(txn, tenant, r, wr.offset).await?;
+            wr.lead.last_activity_at = last_activity(txn, tenant, r, wr.zone).await?;
             self.recap(txn, defs, &mut wr, &cause.id, now).await?;
             wr.facts_changed();
             wr.force_state = true;
@@ -203,7 +203,7 @@ impl Scorer {
             restored.push(wr);
         }
         // The survivor's activity, caps and owner are its own again.
-        ws.lead.last_activity_at = last_activity(txn, tenant, &s_id, ws.offset).await?;
+        ws.lead.last_activity_at = last_activity(txn, tenant, &s_id, ws.zone).await?;
         self.recap(txn, defs, &mut ws, &cause.id, now).await?;
         if let Some(owner) = owners.get(s_id.as_str()) {
             ws.lead.owner = owner.clone();
@@ -237,7 +237,7 @@ impl Scorer {
         for r in defs.event_rules.iter().filter(|r| !r.caps.is_empty()) {
             let entries = ledger::rule_events(txn, &tenant, &profile, &r.id).await?;
             let events: Vec<_> = entries.iter().map(|e| (e.points, e.earned)).collect();
-            let awards = reallocate(&r.caps, &events, w.offset);
+            let awards = reallocate(&r.caps, &events, w.zone);
             let unchanged = entries
                 .iter()
                 .zip(&awards)

@@ -29,7 +29,6 @@ mod merge;
 mod projection;
 mod rescore;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -42,6 +41,7 @@ use crate::clock::{SharedClock, WholeSeconds};
 use crate::config::Config;
 use crate::domain::compiled::Compiled;
 use crate::domain::stages::Refusal;
+use platform::clock::{TimeZones, Tz};
 
 pub use projection::profile_events;
 
@@ -93,8 +93,7 @@ impl From<DbErr> for ManualError {
 /// Settings of the engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    pub utc_offset_minutes: i32,
-    pub tenant_utc_offsets: BTreeMap<String, i32>,
+    pub time_zones: TimeZones,
     pub tx_attempts: u32,
     pub max_settle_rounds: u32,
 }
@@ -102,26 +101,22 @@ pub struct EngineConfig {
 impl EngineConfig {
     pub fn from_config(c: &Config) -> Self {
         EngineConfig {
-            utc_offset_minutes: c.utc_offset_minutes,
-            tenant_utc_offsets: c.tenant_utc_offsets.clone(),
+            time_zones: c.time_zones.clone(),
             tx_attempts: c.tx_attempts.max(1),
             max_settle_rounds: c.max_settle_rounds.max(1),
         }
     }
 
-    pub fn offset_of(&self, tenant: &str) -> i32 {
-        self.tenant_utc_offsets
-            .get(tenant)
-            .copied()
-            .unwrap_or(self.utc_offset_minutes)
+    /// The time zone of `tenant`.
+    pub fn zone_of(&self, tenant: &str) -> Tz {
+        self.time_zones.of(tenant)
     }
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
-            utc_offset_minutes: 480,
-            tenant_utc_offsets: BTreeMap::new(),
+            time_zones: TimeZones::default(),
             tx_attempts: 8,
             max_settle_rounds: 8,
         }

@@ -2,6 +2,7 @@
 //! replays and decay), the last change seen of each tag (`tag_clock`, so late tag messages lose),
 //! and the reads built on them.
 
+use platform::clock::{local_midnight, Tz};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -123,9 +124,9 @@ pub(super) async fn last_activity(
     txn: &DatabaseTransaction,
     tenant: &str,
     profile: &str,
-    offset: i32,
+    zone: Tz,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let events = profile_events(txn, tenant, profile, offset).await?;
+    let events = profile_events(txn, tenant, profile, zone).await?;
     Ok(events.iter().map(|e| e.earned).max())
 }
 
@@ -135,7 +136,7 @@ pub async fn profile_events<C: sea_orm::ConnectionTrait>(
     conn: &C,
     tenant: &str,
     profile: &str,
-    offset: i32,
+    zone: Tz,
 ) -> Result<Vec<ReplayEvent>, DbErr> {
     let opts = facts::LoadOptions {
         events_since: chrono::NaiveDate::from_ymd_opt(1970, 1, 1),
@@ -159,12 +160,10 @@ pub async fn profile_events<C: sea_orm::ConnectionTrait>(
     Ok(f.events
         .into_iter()
         .map(|e| {
-            let earned = times.get(&e.event_id).copied().unwrap_or_else(|| {
-                e.day
-                    .and_hms_opt(0, 0, 0)
-                    .map(|n| n.and_utc() - chrono::Duration::minutes(i64::from(offset)))
-                    .unwrap_or_default()
-            });
+            let earned = times
+                .get(&e.event_id)
+                .copied()
+                .unwrap_or_else(|| local_midnight(e.day, zone));
             ReplayEvent { event: e, earned }
         })
         .collect())

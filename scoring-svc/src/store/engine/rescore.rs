@@ -78,11 +78,11 @@ impl Scorer {
                 .open(&txn, &defs, lead, false, now, cause, None)
                 .await?;
             w.fire_triggers = fire_triggers;
-            let events = profile_events(&txn, tenant, profile, w.offset).await?;
+            let events = profile_events(&txn, tenant, profile, w.zone).await?;
             let ctx = w.ctx();
-            let offset = w.offset;
+            let zone = w.zone;
             let facts = w.view().await?.clone();
-            let planned = replay(&defs, Some(model), &events, &facts, &ctx, offset);
+            let planned = replay(&defs, Some(model), &events, &facts, &ctx, zone);
             ledger::void_model(
                 &txn,
                 tenant,

@@ -34,7 +34,7 @@ impl Work<'_> {
         let stage = self.lead.stage.clone();
         let entered = self.lead.stage_entered_at;
         let last = self.lead.last_activity_at;
-        let offset = self.offset;
+        let zone = self.zone;
         let machine = &self.defs.machine;
         let facts = self.view().await?;
         let v = LeadView {
@@ -44,7 +44,7 @@ impl Work<'_> {
             facts,
             ctx: &ctx,
         };
-        if let Some(t) = machine.next_time_check(&v, offset) {
+        if let Some(t) = machine.next_time_check(&v, zone) {
             at(t);
         }
         Ok(due)

@@ -16,6 +16,7 @@ mod publish;
 mod stages;
 mod triggers;
 
+use platform::clock::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
@@ -69,7 +70,7 @@ pub struct Work<'a> {
     pub tenant: String,
     pub now: DateTime<Utc>,
     pub today: NaiveDate,
-    pub offset: i32,
+    pub zone: Tz,
     pub cause: Cause,
     pub lead: Lead,
     /// The lead as stored when the work opened (an unchanged lead is not written again).
@@ -108,7 +109,7 @@ impl<'a> Work<'a> {
         defs: &'a Compiled,
         lead: Lead,
         now: DateTime<Utc>,
-        offset: i32,
+        zone: Tz,
         cause: Cause,
         max_rounds: u32,
     ) -> Result<Work<'a>, DbErr> {
@@ -118,10 +119,10 @@ impl<'a> Work<'a> {
         let mut w = Work {
             txn,
             defs,
-            today: facts::local_day(now, offset),
+            today: facts::local_day(now, zone),
             tenant,
             now,
-            offset,
+            zone,
             cause,
             facts: ProfileFacts::new(lead.profile.clone()),
             stored_lead: lead.clone(),

@@ -437,7 +437,14 @@ impl Deployment {
     .await
     .map_err(|e| anyhow!("{e:?}"))?;
         let now = Utc::now();
-        facts::roll(&tagging, tenant, facts::local_day(now, 480), 20_000, now).await?;
+        facts::roll(
+            &tagging,
+            tenant,
+            facts::local_day(now, chrono_tz::Asia::Shanghai),
+            20_000,
+            now,
+        )
+        .await?;
         let scoring = platform::db::connect(&DbConfig::new(d.db_url("scoring")), false).await?;
         use scoring_svc::domain::defs::{ModelSpec, RuleSpec};
         use scoring_svc::store::defs;

@@ -166,7 +166,7 @@ impl Tagger {
         let mut first = facts::ensure_locked_many(txn, tenant, &profiles, at.now).await?;
         let evs: Vec<rules::EventFact> = works
             .iter()
-            .map(|r| facts::event_fact(&r.event, at.offset))
+            .map(|r| facts::event_fact(&r.event, at.zone))
             .collect();
         let rolling = facts::Rolling::AsOf {
             today: at.today,

@@ -68,11 +68,11 @@ impl Tagger {
     /// The time of an evaluation for `tenant`.
     pub fn at(&self, tenant: &str) -> At {
         let now = self.clock.now();
-        let offset = self.cfg.offset_of(tenant);
+        let zone = self.cfg.zone_of(tenant);
         At {
             now,
-            today: facts::local_day(now, offset),
-            offset,
+            today: facts::local_day(now, zone),
+            zone,
         }
     }
 

@@ -19,7 +19,7 @@ impl Tagger {
     pub async fn tick(&self) -> Result<usize, DbErr> {
         let now = self.clock.now();
         for tenant in facts::tenants(&self.db).await? {
-            let today = facts::local_day(now, self.cfg.offset_of(&tenant));
+            let today = facts::local_day(now, self.cfg.zone_of(&tenant));
             facts::roll(&self.db, &tenant, today, 20_000, now).await?;
             let keep_from =
                 today - chrono::Duration::days(i64::from(self.cfg.event_retention_days));
