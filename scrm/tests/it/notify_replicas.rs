@@ -124,6 +124,9 @@ async fn two_scoring_instances_and_two_gateways_message_the_rep_once() {
     assert_eq!(got, vec![(Status::Sent, 2), (Status::Sent, 1)], "{page:#?}");
     assert_eq!(page.items[1].id, notify.id.to_string());
 
+    // The observer goes first: a live subscription would declare its queue again once the
+    // deployment deletes it.
+    drop(sub);
     d.stop(&bus).await;
     fake.stop().await;
 }

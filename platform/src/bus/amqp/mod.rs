@@ -158,16 +158,22 @@ impl AmqpBus {
             .unwrap_or_else(|p| p.into_inner())
             .drain()
             .collect();
+        // Every queue and the exchange are tried, also after one fails; the first failure is
+        // the answer.
+        let mut first = Ok(());
         for q in queues {
-            ch.queue_delete(&q, QueueDeleteOptions::default())
-                .await
-                .map_err(err)?;
+            if let Err(e) = ch.queue_delete(&q, QueueDeleteOptions::default()).await {
+                first = first.and(Err(err(e)));
+            }
         }
-        ch.exchange_delete(&self.inner.exchange, ExchangeDeleteOptions::default())
+        if let Err(e) = ch
+            .exchange_delete(&self.inner.exchange, ExchangeDeleteOptions::default())
             .await
-            .map_err(err)?;
+        {
+            first = first.and(Err(err(e)));
+        }
         let _ = ch.close(200, "ok").await;
-        Ok(())
+        first
     }
 
     /// Name of the queue of `group`.
