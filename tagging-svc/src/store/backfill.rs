@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::catalog::SINGLE;
 use super::entities::{job, membership};
-use super::members::{self, Reason, TagInfo};
+use super::members::{self, MemberError, Reason, TagInfo};
 use super::rules::{self as tag_rules, Mode, RuleEntry};
 use super::segments;
 use super::tagger::Tagger;
@@ -190,8 +190,9 @@ async fn progress(
     q.exec(&tagger.db).await.map(drop)
 }
 
-/// Runs a job to the end.
-pub async fn run(tagger: &Tagger, id: &str) -> Result<(), DbErr> {
+/// Runs a job to the end. A tag the rule sets that is gone or retired meanwhile fails the job
+/// with that reason (a [`MemberError`], not a database error).
+pub async fn run(tagger: &Tagger, id: &str) -> Result<(), MemberError> {
     let Some(j) = job::Entity::find_by_id(id.to_string())
         .one(&tagger.db)
         .await?
@@ -285,7 +286,7 @@ async fn backfill(
     id: &str,
     tenant: &str,
     rule: &RuleEntry,
-) -> Result<(u64, u64), DbErr> {
+) -> Result<(u64, u64), MemberError> {
     let Some(cond) = &rule.expanded else {
         return Ok((0, 0));
     };
@@ -343,7 +344,7 @@ async fn cleanup(
     id: &str,
     tenant: &str,
     rule_id: &str,
-) -> Result<(u64, u64), DbErr> {
+) -> Result<(u64, u64), MemberError> {
     let rule = tag_rules::get(&tagger.db, tenant, rule_id).await;
     let tag_id = match rule {
         Ok(r) => r.tag_id,
@@ -400,7 +401,7 @@ async fn apply(
     rule_id: &str,
     to_add: &[String],
     to_remove: &[String],
-) -> Result<(u64, u64), DbErr> {
+) -> Result<(u64, u64), MemberError> {
     if to_add.is_empty() && to_remove.is_empty() {
         return Ok((0, 0));
     }
@@ -410,14 +411,7 @@ async fn apply(
     let mut changes: Vec<TagChanged> = Vec::new();
     if info.group.selection == SINGLE {
         for p in to_add {
-            changes.extend(
-                members::add(&txn, tenant, p, info, &why, now)
-                    .await
-                    .map_err(|e| match e {
-                        members::MemberError::Db(e) => e,
-                        other => DbErr::Custom(other.to_string()),
-                    })?,
-            );
+            changes.extend(members::add(&txn, tenant, p, info, &why, now).await?);
         }
         for p in to_remove {
             changes.extend(
