@@ -138,6 +138,19 @@ pub async fn version<C: sea_orm::ConnectionTrait>(db: &C, tenant: &str) -> Resul
 }
 
 /// Bumps the tenant's definitions version in `txn`.
+/// Applies one statement to `tenant`'s definitions and moves their version, in one transaction.
+async fn write_one<S: sea_orm::StatementBuilder>(
+    db: &sea_orm::DatabaseConnection,
+    tenant: &str,
+    stmt: &S,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let txn = platform::db::begin_write(db).await?;
+    exec(&txn, stmt).await?;
+    bump(&txn, tenant, now).await?;
+    txn.commit().await
+}
+
 async fn bump(txn: &DatabaseTransaction, tenant: &str, now: DateTime<Utc>) -> Result<(), DbErr> {
     let q = Query::insert()
         .into_table(ScoringTenants::Table)

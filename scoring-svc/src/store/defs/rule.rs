@@ -10,7 +10,7 @@ use crate::store::migrations::ScoreRules;
 use crate::store::{exec, one};
 
 use super::model::{model_row, no_model};
-use super::{bump, json, new_id, rule_view, DefsError, RuleView, ACTIVE, DELETED};
+use super::{bump, json, new_id, rule_view, write_one, DefsError, RuleView, ACTIVE, DELETED};
 
 async fn rule_row<C: sea_orm::ConnectionTrait>(
     db: &C,
@@ -107,7 +107,6 @@ pub async fn replace_rule(
         return Err(DefsError::NotFound(format!("rule `{id}` was deleted")));
     }
     spec.check("").map_err(DefsError::Invalid)?;
-    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreRules::Table)
         .value(ScoreRules::Name, spec.name.trim())
@@ -120,9 +119,7 @@ pub async fn replace_rule(
         .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::Id).eq(id))
         .to_owned();
-    exec(&txn, &q).await?;
-    bump(&txn, tenant, now).await?;
-    txn.commit().await?;
+    write_one(db, tenant, &q, now).await?;
     rule(db, tenant, id).await
 }
 
@@ -136,7 +133,6 @@ pub async fn delete_rule(
     now: DateTime<Utc>,
 ) -> Result<(), DefsError> {
     rule(db, tenant, id).await?;
-    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreRules::Table)
         .value(ScoreRules::Status, DELETED)
@@ -145,8 +141,6 @@ pub async fn delete_rule(
         .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::Id).eq(id))
         .to_owned();
-    exec(&txn, &q).await?;
-    bump(&txn, tenant, now).await?;
-    txn.commit().await?;
+    write_one(db, tenant, &q, now).await?;
     Ok(())
 }

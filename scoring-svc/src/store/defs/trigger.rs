@@ -11,7 +11,7 @@ use crate::store::{exec, one, rows};
 
 use super::machine::machine;
 use super::model::active_model_keys;
-use super::{bump, json, new_id, trigger_view, DefsError, TriggerView, ACTIVE, DELETED};
+use super::{bump, json, new_id, trigger_view, write_one, DefsError, TriggerView, ACTIVE, DELETED};
 
 async fn trigger_row<C: sea_orm::ConnectionTrait>(
     db: &C,
@@ -136,7 +136,6 @@ pub async fn replace_trigger(
         return Err(DefsError::NotFound(format!("trigger `{id}` was deleted")));
     }
     check_trigger(db, tenant, &spec).await?;
-    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreTriggers::Table)
         .value(ScoreTriggers::Name, spec.name.trim())
@@ -147,9 +146,7 @@ pub async fn replace_trigger(
         .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Id).eq(id))
         .to_owned();
-    exec(&txn, &q).await?;
-    bump(&txn, tenant, now).await?;
-    txn.commit().await?;
+    write_one(db, tenant, &q, now).await?;
     trigger(db, tenant, id).await
 }
 
@@ -162,7 +159,6 @@ pub async fn delete_trigger(
     now: DateTime<Utc>,
 ) -> Result<(), DefsError> {
     trigger(db, tenant, id).await?;
-    let txn = platform::db::begin_write(db).await?;
     let q = Query::update()
         .table(ScoreTriggers::Table)
         .value(ScoreTriggers::Status, DELETED)
@@ -171,8 +167,6 @@ pub async fn delete_trigger(
         .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Id).eq(id))
         .to_owned();
-    exec(&txn, &q).await?;
-    bump(&txn, tenant, now).await?;
-    txn.commit().await?;
+    write_one(db, tenant, &q, now).await?;
     Ok(())
 }
