@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use platform::bus::{run_consumer, subscribe_retrying, Attempt, Bus, GroupSpec, HandlerError};
+use platform::bus::{consume, Attempt, Bus, GroupSpec, HandlerError};
 use platform::cache::{Cache, RateLimiter};
 use platform::db::inbox::Processed;
 use platform::http::Principal;
@@ -468,14 +468,8 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
 
 /// The group's spec: the bus's policy, with `cfg`'s retries where set.
 pub fn group_spec(bus: &dyn Bus, cfg: &NotifyConfig) -> GroupSpec {
-    let mut spec = platform::bus::group_spec(bus, proto::routing::NOTIFY, cfg.concurrency);
-    if let Some(n) = cfg.max_attempts {
-        spec.retry.max_attempts = n;
-    }
-    if let Some(d) = &cfg.retry_delays_ms {
-        spec.retry.delays = d.iter().map(|&ms| Duration::from_millis(ms)).collect();
-    }
-    spec
+    platform::bus::group_spec(bus, proto::routing::NOTIFY, cfg.concurrency)
+        .with_retries(cfg.max_attempts, cfg.retry_delays_ms.as_deref())
 }
 
 /// Subscribes (retrying while the broker is unreachable) and notifies until `shutdown`.
@@ -485,12 +479,11 @@ pub async fn run(
     cfg: NotifyConfig,
     shutdown: CancellationToken,
 ) {
-    let Some(sub) = subscribe_retrying(&bus, &group_spec(&*bus, &cfg), &shutdown).await else {
-        return;
-    };
-    run_consumer(
+    let spec = group_spec(&*bus, &cfg);
+    consume(
         "notify",
-        sub,
+        bus,
+        spec,
         cfg.concurrency,
         shutdown,
         move |env, attempt| {

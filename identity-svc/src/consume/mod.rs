@@ -10,9 +10,7 @@ pub mod enrich;
 
 use std::sync::Arc;
 
-use platform::bus::{
-    run_batch_consumer, subscribe_retrying, Attempt, Batching, Bus, GroupSpec, HandlerError,
-};
+use platform::bus::{consume_batches, Batching, Bus, GroupSpec, HandlerError};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -82,21 +80,11 @@ pub async fn run(
     batching: Batching,
     shutdown: CancellationToken,
 ) {
-    let spec = group_spec(&*bus, batching.concurrency * batching.batch);
-    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
-        return;
-    };
-    run_batch_consumer(
-        crate::ROLE,
-        sub,
-        batching,
-        shutdown,
-        move |deliveries: Vec<(Envelope, Attempt)>| {
-            let resolver = resolver.clone();
-            let relay = relay.clone();
-            let envs = deliveries.into_iter().map(|(env, _)| env).collect();
-            async move { handle_batch(&resolver, &relay, envs).await }
-        },
-    )
+    let spec = group_spec(&*bus, 1);
+    consume_batches(crate::ROLE, bus, spec, batching, shutdown, move |envs| {
+        let resolver = resolver.clone();
+        let relay = relay.clone();
+        async move { handle_batch(&resolver, &relay, envs).await }
+    })
     .await;
 }

@@ -240,6 +240,53 @@ pub async fn declare_groups(
     Ok(())
 }
 
+/// A role's consumer for its whole life, as every service runs it: subscribes to `spec`
+/// (retrying while the broker is unreachable, [`subscribe_retrying`]) and hands each delivery to
+/// `handler` ([`run_consumer`]) until `shutdown`.
+pub async fn consume<H, F>(
+    name: &'static str,
+    bus: Arc<dyn Bus>,
+    spec: GroupSpec,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Envelope, Attempt) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<(), HandlerError>> + Send + 'static,
+{
+    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
+        return;
+    };
+    run_consumer(name, sub, concurrency, shutdown, handler).await;
+}
+
+/// [`consume`] in batches ([`run_batch_consumer`]): `spec`'s prefetch is raised to hold
+/// `batching.concurrency` full batches, and the handler gets the envelopes waiting together
+/// (their attempts are the handler's business only through its outcomes).
+pub async fn consume_batches<H, F>(
+    name: &'static str,
+    bus: Arc<dyn Bus>,
+    mut spec: GroupSpec,
+    batching: Batching,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Vec<Envelope>) -> F + Send + Sync + 'static,
+    F: Future<Output = Vec<Result<(), HandlerError>>> + Send + 'static,
+{
+    let in_flight = batching.concurrency.max(1) * batching.batch.max(1);
+    spec.prefetch = spec
+        .prefetch
+        .max(u16::try_from(in_flight).unwrap_or(u16::MAX));
+    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
+        return;
+    };
+    run_batch_consumer(name, sub, batching, shutdown, move |deliveries| {
+        handler(deliveries.into_iter().map(|(env, _)| env).collect())
+    })
+    .await;
+}
+
 /// Subscribes, retrying with back-off while the broker is unreachable; `None` once `shutdown`
 /// fires first.
 pub async fn subscribe_retrying(

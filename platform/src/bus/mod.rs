@@ -22,8 +22,8 @@ use proto::Envelope;
 
 pub use amqp::AmqpBus;
 pub use consumer::{
-    declare_groups, group_spec, run_batch_consumer, run_consumer, subscribe_retrying, Attempt,
-    Batching, HandlerError,
+    consume, consume_batches, declare_groups, group_spec, run_batch_consumer, run_consumer,
+    subscribe_retrying, Attempt, Batching, HandlerError,
 };
 pub use memory::MemoryBus;
 
@@ -157,6 +157,18 @@ impl GroupSpec {
     /// One of the system's groups (`proto::routing`) under `policy`.
     pub fn of(def: proto::routing::GroupDef, policy: &GroupPolicy) -> Self {
         Self::with_policy(def.name, def.bindings, policy)
+    }
+
+    /// The group with a role's own retries where its config sets them: at most `max_attempts`
+    /// deliveries, and `delays_ms` between them.
+    pub fn with_retries(mut self, max_attempts: Option<u32>, delays_ms: Option<&[u64]>) -> Self {
+        if let Some(n) = max_attempts {
+            self.retry.max_attempts = n;
+        }
+        if let Some(d) = delays_ms {
+            self.retry.delays = d.iter().map(|&ms| Duration::from_millis(ms)).collect();
+        }
+        self
     }
 }
 

@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use platform::bus::{
-    run_batch_consumer, subscribe_retrying, Attempt, Batching, Bus, GroupSpec, HandlerError,
-};
+use platform::bus::{consume_batches, Batching, Bus, GroupSpec, HandlerError};
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
 
@@ -45,26 +43,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let spec = group_spec(&*bus, batching.concurrency, batching.batch);
-    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
-        return;
-    };
-    run_batch_consumer(
-        crate::ROLE,
-        sub,
-        batching,
-        shutdown,
-        move |deliveries: Vec<(Envelope, Attempt)>| {
-            let scorer = scorer.clone();
-            let envs: Vec<Envelope> = deliveries.into_iter().map(|(e, _)| e).collect();
-            async move {
-                scorer
-                    .handle_batch(&envs)
-                    .await
-                    .into_iter()
-                    .map(settled)
-                    .collect()
-            }
-        },
-    )
+    consume_batches(crate::ROLE, bus, spec, batching, shutdown, move |envs| {
+        let scorer = scorer.clone();
+        async move {
+            scorer
+                .handle_batch(&envs)
+                .await
+                .into_iter()
+                .map(settled)
+                .collect()
+        }
+    })
     .await;
 }

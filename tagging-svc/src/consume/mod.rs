@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use platform::bus::{run_batch_consumer, subscribe_retrying, Batching, Bus, HandlerError};
+use platform::bus::{consume_batches, Batching, Bus, HandlerError};
 use platform::db::outbox::OutboxRelay;
 use proto::Envelope;
 use tokio_util::sync::CancellationToken;
@@ -74,25 +74,11 @@ pub async fn run(
     batching: Batching,
     shutdown: CancellationToken,
 ) {
-    let spec = platform::bus::group_spec(
-        &*bus,
-        proto::routing::TAGGING,
-        batching.concurrency * batching.batch,
-    );
-    let Some(sub) = subscribe_retrying(&bus, &spec, &shutdown).await else {
-        return;
-    };
-    run_batch_consumer(
-        crate::ROLE,
-        sub,
-        batching,
-        shutdown,
-        move |deliveries: Vec<(Envelope, platform::bus::Attempt)>| {
-            let tagger = tagger.clone();
-            let relay = relay.clone();
-            let envs = deliveries.into_iter().map(|(env, _)| env).collect();
-            async move { handle_batch(&tagger, &relay, envs).await }
-        },
-    )
+    let spec = platform::bus::group_spec(&*bus, proto::routing::TAGGING, 1);
+    consume_batches(crate::ROLE, bus, spec, batching, shutdown, move |envs| {
+        let tagger = tagger.clone();
+        let relay = relay.clone();
+        async move { handle_batch(&tagger, &relay, envs).await }
+    })
     .await;
 }
