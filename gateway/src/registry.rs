@@ -102,6 +102,10 @@ pub enum RegistryError {
     Unseal(String, KeyError),
     #[error("app {0} has an invalid EncodingAESKey: {1}")]
     BadAesKey(String, wechat::crypto::CryptoError),
+    /// Concurrent registrations of the app won every attempt: a conflict to try again, not a
+    /// database failure.
+    #[error("app {0} kept changing while it was registered")]
+    KeptChanging(String),
 }
 
 /// Lookup of apps and write keys.
@@ -210,10 +214,7 @@ impl AppRegistry {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(RegistryError::Db(DbErr::Custom(format!(
-            "app {} kept changing while it was registered",
-            seed.app_id
-        ))))
+        Err(RegistryError::KeptChanging(seed.app_id.clone()))
     }
 
     /// The app registered as `kind` / `app_id`, if any.

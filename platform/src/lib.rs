@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod crypto;
 pub mod db;
+pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod role;
@@ -21,3 +22,4 @@ pub mod tasks;
 pub mod telemetry;
 
 pub use context::Deps;
+pub use error::ServiceError;

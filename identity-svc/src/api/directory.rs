@@ -16,6 +16,7 @@
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
+use platform::ServiceError;
 use proto::identity::IdentifierKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,16 +42,16 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/data-quality", web::get().to(data_quality));
 }
 
-impl From<EditError> for ApiError {
+impl From<EditError> for ServiceError {
     fn from(e: EditError) -> Self {
         match e {
             EditError::InvalidField { field, reason } => {
-                ApiError::bad_request("invalid_field", format!("`{field}`: {reason}"))
+                ServiceError::invalid("invalid_field", format!("`{field}`: {reason}"))
                     .with_details(json!({"field": field, "reason": reason}))
             }
-            EditError::NotFound(m) => ApiError::not_found(m),
-            EditError::Conflict { code, message } => ApiError::conflict(code, message),
-            EditError::Db(e) => ApiError::from(e),
+            EditError::NotFound(m) => ServiceError::not_found(m),
+            EditError::Conflict { code, message } => ServiceError::conflict(code, message),
+            EditError::Db(e) => ServiceError::Db(e),
         }
     }
 }
@@ -162,7 +163,7 @@ async fn patch_fields(
         .await?;
     match queries::profile(&state.db, &p.tenant, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
-        None => Err(profile_not_found(&id)),
+        None => Err(profile_not_found(&id).into()),
     }
 }
 

@@ -42,6 +42,7 @@
 mod directory;
 mod notes;
 use platform::http::page;
+use platform::ServiceError;
 
 use std::sync::Arc;
 
@@ -64,8 +65,8 @@ use crate::store::Resolver;
 /// Longest actor the audit columns hold.
 const MAX_ACTOR: usize = 64;
 
-fn profile_not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("no profile with id `{id}`"))
+fn profile_not_found(id: &str) -> ServiceError {
+    ServiceError::not_found(format!("no profile with id `{id}`"))
 }
 
 /// The acting person of a request as audit trails record it: the credential's actor.
@@ -157,7 +158,7 @@ impl ApiState {
     async fn require_profile(&self, tenant: &str, id: &str) -> Result<(), ApiError> {
         match queries::find_profile(&self.db, tenant, id).await? {
             Some(_) => Ok(()),
-            None => Err(profile_not_found(id)),
+            None => Err(profile_not_found(id).into()),
         }
     }
 }
@@ -195,7 +196,7 @@ async fn get_profile(
 ) -> Result<HttpResponse, ApiError> {
     match queries::profile(&state.db, &p.tenant, &id).await? {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
-        None => Err(profile_not_found(&id)),
+        None => Err(profile_not_found(&id).into()),
     }
 }
 
@@ -306,23 +307,23 @@ fn decision(p: &Principal, reason: Option<String>) -> Result<Decision, ApiError>
     })
 }
 
-impl From<ManualError> for ApiError {
+impl From<ManualError> for ServiceError {
     fn from(e: ManualError) -> Self {
         match e {
             ManualError::Invalid {
                 code,
                 field,
                 message,
-            } => ApiError::bad_request(code, message).with_details(json!({"field": field})),
+            } => ServiceError::invalid(code, message).with_details(json!({"field": field})),
             ManualError::NotFound { field, message } => {
-                ApiError::not_found(message).with_details(json!({"field": field}))
+                ServiceError::not_found(message).with_details(json!({"field": field}))
             }
-            ManualError::Conflict { code, message } => ApiError::conflict(code, message),
-            ManualError::NoKey(k) => ApiError::unavailable(
+            ManualError::Conflict { code, message } => ServiceError::conflict(code, message),
+            ManualError::NoKey(k) => ServiceError::unavailable(
                 "pii_key_missing",
                 format!("{k} identifiers are not stored: identity.pii_key is not configured"),
             ),
-            ManualError::Db(e) => ApiError::from(e),
+            ManualError::Db(e) => ServiceError::Db(e),
         }
     }
 }

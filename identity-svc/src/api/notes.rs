@@ -26,6 +26,7 @@
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
+use platform::ServiceError;
 use serde_json::{json, Map, Value};
 
 use super::page::{PageQuery, PageReq};
@@ -41,27 +42,23 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/notes/{id}", web::delete().to(delete_note));
 }
 
-impl From<NoteError> for ApiError {
+impl From<NoteError> for ServiceError {
     fn from(e: NoteError) -> Self {
         match e {
             NoteError::NoProfile(id) => profile_not_found(&id),
-            NoteError::NoNote(id) => ApiError::not_found(format!("no note with id `{id}`")),
-            e @ NoteError::NotYours(_) => ApiError::new(
-                actix_web::http::StatusCode::FORBIDDEN,
-                "not_your_note",
-                e.to_string(),
-            ),
-            NoteError::Db(e) => ApiError::from(e),
+            NoteError::NoNote(id) => ServiceError::not_found(format!("no note with id `{id}`")),
+            e @ NoteError::NotYours(_) => ServiceError::forbidden("not_your_note", e.to_string()),
+            NoteError::Db(e) => ServiceError::Db(e),
         }
     }
 }
 
-impl From<FieldError> for ApiError {
+impl From<FieldError> for ServiceError {
     fn from(e: FieldError) -> Self {
         match e {
-            FieldError::Missing(f) => super::missing(f),
+            FieldError::Missing(f) => ServiceError::missing(f),
             e @ FieldError::NothingToChange => {
-                ApiError::bad_request("missing_field", e.to_string())
+                ServiceError::invalid("missing_field", e.to_string())
                     .with_details(json!({"field": "text|type|next_follow_up_at"}))
             }
             FieldError::Invalid { field, reason } => {
@@ -69,7 +66,7 @@ impl From<FieldError> for ApiError {
                 if field == "type" {
                     details["allowed"] = json!(NoteType::ALL.map(NoteType::as_str));
                 }
-                ApiError::bad_request("invalid_field", format!("`{field}`: {reason}"))
+                ServiceError::invalid("invalid_field", format!("`{field}`: {reason}"))
                     .with_details(details)
             }
         }

@@ -21,6 +21,18 @@ pub enum HandlerError {
     Invalid(String),
 }
 
+/// A service failure on the bus: the failures of the moment (database, a dependency, throttling)
+/// retry; everything else — the message is wrong and always will be — parks.
+impl From<crate::ServiceError> for HandlerError {
+    fn from(e: crate::ServiceError) -> Self {
+        if e.is_transient() {
+            HandlerError::Transient(e.to_string())
+        } else {
+            HandlerError::Invalid(e.to_string())
+        }
+    }
+}
+
 /// Which delivery of a message a handler sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {

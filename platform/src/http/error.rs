@@ -4,6 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::error::ServiceError;
+
 /// An error answered as `{ "code": …, "message": …, "details": … }` with a stable `code`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiError {
@@ -59,14 +61,46 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-/// `database_unavailable` (503) for a failed query, logged once here with where it was asked (the
-/// handler's `?`), so a handler needs no mapping of its own for a database error.
-impl From<sea_orm::DbErr> for ApiError {
+/// The answer to a [`ServiceError`] (and so to any service error that converts into one, and to
+/// a bare `DbErr`): its kind's status, code, message and details. A database failure answers 503
+/// `database_unavailable` and is logged once here with where it was asked (the handler's `?`),
+/// never putting the database's text in the answer.
+impl<E: Into<ServiceError>> From<E> for ApiError {
     #[track_caller]
-    fn from(e: sea_orm::DbErr) -> Self {
-        let at = std::panic::Location::caller();
-        tracing::error!(error = %e, at = %at, "Query failed");
-        ApiError::unavailable("database_unavailable", "the database did not answer")
+    fn from(e: E) -> Self {
+        match e.into() {
+            ServiceError::Invalid {
+                code,
+                message,
+                details,
+            } => ApiError::bad_request(code, message).with_details(details),
+            ServiceError::Unauthenticated { code, message } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+            }
+            ServiceError::Forbidden { code, message } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
+            ServiceError::NotFound { message, details } => {
+                ApiError::not_found(message).with_details(details)
+            }
+            ServiceError::Conflict {
+                code,
+                message,
+                details,
+            } => ApiError::conflict(code, message).with_details(details),
+            ServiceError::Throttled {
+                code,
+                message,
+                retry_after,
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+                .with_details(serde_json::json!({"retry_after": retry_after.as_secs()})),
+            ServiceError::Unavailable { code, message } => ApiError::unavailable(code, message),
+            ServiceError::Db(e) => {
+                let at = std::panic::Location::caller();
+                tracing::error!(error = %e, at = %at, "Query failed");
+                ApiError::unavailable("database_unavailable", "the database did not answer")
+            }
+        }
     }
 }
 

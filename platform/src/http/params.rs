@@ -7,8 +7,7 @@ use super::ApiError;
 
 /// `missing_field`: a required body field is absent or blank.
 pub fn missing(field: &str) -> ApiError {
-    ApiError::bad_request("missing_field", format!("`{field}` is required"))
-        .with_details(json!({"field": field}))
+    crate::ServiceError::missing(field).into()
 }
 
 /// A required, non-blank string field of a request body (trimmed).

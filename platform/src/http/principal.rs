@@ -12,7 +12,6 @@ use std::rc::Rc;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -84,9 +83,9 @@ impl CredentialError {
     }
 }
 
-impl From<CredentialError> for ApiError {
+impl From<CredentialError> for crate::ServiceError {
     fn from(e: CredentialError) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+        crate::ServiceError::unauthenticated(e.code(), e.to_string())
     }
 }
 

@@ -25,6 +25,7 @@ mod customers;
 mod defs;
 mod leads;
 use platform::http::page;
+use platform::ServiceError;
 mod tools;
 
 use std::sync::Arc;
@@ -66,7 +67,7 @@ pub fn routes(state: ApiState) -> Routes {
 }
 
 /// The common answer to a refused definition write.
-impl From<DefsError> for ApiError {
+impl From<DefsError> for ServiceError {
     fn from(e: DefsError) -> Self {
         match e {
             DefsError::Invalid(errors) => {
@@ -74,15 +75,15 @@ impl From<DefsError> for ApiError {
                     .first()
                     .map(|e| format!("`{}`: {}", e.path, e.message))
                     .unwrap_or_default();
-                ApiError::bad_request(
+                ServiceError::invalid(
                     "invalid_definition",
                     format!("{} problem(s), first {first}", errors.len()),
                 )
                 .with_details(json!({"errors": errors}))
             }
-            DefsError::NotFound(m) => ApiError::not_found(m),
-            DefsError::Conflict { code, message } => ApiError::conflict(code, message),
-            DefsError::Db(e) => ApiError::from(e),
+            DefsError::NotFound(m) => ServiceError::not_found(m),
+            DefsError::Conflict { code, message } => ServiceError::conflict(code, message),
+            DefsError::Db(e) => ServiceError::Db(e),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
+use platform::ServiceError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -30,16 +31,16 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/tags/{id}", web::patch().to(patch_tag));
 }
 
-impl From<CatalogError> for ApiError {
+impl From<CatalogError> for ServiceError {
     fn from(e: CatalogError) -> Self {
         match e {
             CatalogError::Invalid { field, message } => {
-                ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
+                ServiceError::invalid("invalid_field", format!("`{field}`: {message}"))
                     .with_details(json!({"field": field}))
             }
-            CatalogError::NotFound(m) => ApiError::not_found(m),
-            CatalogError::Conflict { code, message } => ApiError::conflict(code, message),
-            CatalogError::Db(e) => ApiError::from(e),
+            CatalogError::NotFound(m) => ServiceError::not_found(m),
+            CatalogError::Conflict { code, message } => ServiceError::conflict(code, message),
+            CatalogError::Db(e) => ServiceError::Db(e),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
+use platform::ServiceError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,22 +28,22 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn unknown_profile(id: &str) -> ApiError {
-    ApiError::not_found(format!("no profile with id `{id}`"))
+fn unknown_profile(id: &str) -> ServiceError {
+    ServiceError::not_found(format!("no profile with id `{id}`"))
 }
 
-impl From<MemberError> for ApiError {
+impl From<MemberError> for ServiceError {
     fn from(e: MemberError) -> Self {
         match e {
             MemberError::UnknownTag(t) => {
-                ApiError::not_found(format!("`tag_id`: no tag `{t}` in this tenant"))
+                ServiceError::not_found(format!("`tag_id`: no tag `{t}` in this tenant"))
                     .with_details(json!({"field": "tag_id"}))
             }
             MemberError::UnknownProfile(p) => unknown_profile(&p),
             MemberError::Retired(t) => {
-                ApiError::conflict("tag_retired", format!("tag `{t}` is retired"))
+                ServiceError::conflict("tag_retired", format!("tag `{t}` is retired"))
             }
-            MemberError::Db(e) => ApiError::from(e),
+            MemberError::Db(e) => ServiceError::Db(e),
         }
     }
 }
@@ -55,7 +56,7 @@ async fn get_tags(
 ) -> Result<HttpResponse, ApiError> {
     let page: PageReq<i64> = q.read("profile-tags")?;
     if !segments::has_profile(&state.db, &p.tenant, &id).await? {
-        return Err(unknown_profile(&id));
+        return Err(unknown_profile(&id).into());
     }
     let rows = members::of_profile(&state.db, &p.tenant, &id, page.after, page.fetch()).await?;
     Ok(HttpResponse::Ok().json(page.page(rows, |h| h.row)))

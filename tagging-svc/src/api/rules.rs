@@ -20,6 +20,7 @@
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
+use platform::ServiceError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -42,10 +43,10 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/jobs/{id}", web::get().to(get_job));
 }
 
-impl From<RuleError> for ApiError {
+impl From<RuleError> for ServiceError {
     fn from(e: RuleError) -> Self {
         match e {
-            RuleError::Invalid(errors) => ApiError::bad_request(
+            RuleError::Invalid(errors) => ServiceError::invalid(
                 // Only tags the tenant does not have: a code of its own.
                 if !errors.is_empty() && errors.iter().all(|e| e.code == tag_rules::UNKNOWN_TAG) {
                     tag_rules::UNKNOWN_TAG
@@ -59,11 +60,11 @@ impl From<RuleError> for ApiError {
             )
             .with_details(json!({"field": "condition", "errors": errors})),
             RuleError::Field { field, message } => {
-                ApiError::bad_request("invalid_field", format!("`{field}`: {message}"))
+                ServiceError::invalid("invalid_field", format!("`{field}`: {message}"))
                     .with_details(json!({"field": field}))
             }
-            RuleError::NotFound(m) => ApiError::not_found(m),
-            RuleError::Db(e) => ApiError::from(e),
+            RuleError::NotFound(m) => ServiceError::not_found(m),
+            RuleError::Db(e) => ServiceError::Db(e),
         }
     }
 }

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, Route};
 use platform::http::ApiError;
+use platform::ServiceError;
 use proto::auth::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,34 +32,31 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
 }
 
 /// The common answer to an access error.
-impl From<AccessError> for ApiError {
+impl From<AccessError> for ServiceError {
     fn from(e: AccessError) -> Self {
         match e {
             AccessError::Invalid {
                 code,
                 field,
                 message,
-            } => ApiError::bad_request(code, format!("`{field}` {message}"))
+            } => ServiceError::invalid(code, format!("`{field}` {message}"))
                 .with_details(json!({"field": field})),
-            AccessError::BadLogin => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "wrong e-mail or password",
-            ),
-            AccessError::Throttled(d) => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!("too many failed sign-ins; try again in {} s", d.as_secs()),
-            )
-            .with_details(json!({"retry_after": d.as_secs()})),
-            AccessError::NotFound(m) => ApiError::not_found(m),
-            AccessError::Conflict(m) => ApiError::conflict("conflict", m),
-            AccessError::LastOwner(m) => ApiError::conflict("last_owner", m),
-            AccessError::MemberExists(m) => {
-                ApiError::conflict("member_exists", m).with_details(json!({"field": "email"}))
+            AccessError::BadLogin => {
+                ServiceError::unauthenticated("invalid_credentials", "wrong e-mail or password")
             }
-            AccessError::Db(e) => ApiError::from(e),
-            AccessError::Cache(m) => ApiError::unavailable("cache_unavailable", m),
+            AccessError::Throttled(d) => ServiceError::Throttled {
+                code: "too_many_attempts",
+                message: format!("too many failed sign-ins; try again in {} s", d.as_secs()),
+                retry_after: d,
+            },
+            AccessError::NotFound(m) => ServiceError::not_found(m),
+            AccessError::Conflict(m) => ServiceError::conflict("conflict", m),
+            AccessError::LastOwner(m) => ServiceError::conflict("last_owner", m),
+            AccessError::MemberExists(m) => {
+                ServiceError::conflict("member_exists", m).with_details(json!({"field": "email"}))
+            }
+            AccessError::Db(e) => ServiceError::Db(e),
+            AccessError::Cache(m) => ServiceError::unavailable("cache_unavailable", m),
         }
     }
 }

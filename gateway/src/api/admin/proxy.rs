@@ -6,6 +6,7 @@
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use platform::http::ApiError;
+use platform::ServiceError;
 use serde_json::{json, Value};
 
 use super::routes::{find, Target};
@@ -57,10 +58,10 @@ pub(super) fn url_escape(s: &str) -> String {
         .collect()
 }
 
-impl From<CallError> for ApiError {
+impl From<CallError> for ServiceError {
     fn from(e: CallError) -> Self {
         tracing::error!(error = %e, "Service call failed");
-        ApiError::unavailable("service_unavailable", e.to_string())
+        ServiceError::unavailable("service_unavailable", e.to_string())
     }
 }
 

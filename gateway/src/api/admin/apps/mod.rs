@@ -15,6 +15,7 @@ mod keys;
 
 use actix_web::{web, HttpRequest, Route};
 use platform::http::ApiError;
+use platform::ServiceError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -47,10 +48,13 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
     true
 }
 
-impl From<RegistryError> for ApiError {
+impl From<RegistryError> for ServiceError {
     fn from(e: RegistryError) -> Self {
+        if let RegistryError::KeptChanging(_) = e {
+            return ServiceError::conflict("concurrent_change", format!("{e}; try again"));
+        }
         tracing::error!(error = %e, "App registry failed");
-        ApiError::unavailable("registry_unavailable", "the app registry did not answer")
+        ServiceError::unavailable("registry_unavailable", "the app registry did not answer")
     }
 }
 
