@@ -3,15 +3,18 @@
 //! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
 //!
 //! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the bus
-//! consumer, `store/` tables, migrations and the transactions (catalogue, memberships, rules and
-//! their cache, the evaluation engine, the tagger tying them to events and the scheduler); the
-//! pure condition logic is the `rules` crate and the facts projection the `facts` crate; `wecom/`
-//! the corp-tag mirror and the write-back worker.
+//! consumer, `domain/` pure decisions (rule settling: which rules match, what each does to its
+//! membership, when to look again, chained rules up to a bound), `store/` tables, migrations and
+//! the transactions (catalogue, memberships, rules and their cache, the evaluation engine that
+//! loads, lets the domain decide and writes, the tagger tying them to events and the
+//! scheduler); the pure condition logic is the `rules` crate and the facts projection the
+//! `facts` crate; `wecom/` the corp-tag mirror and the write-back worker.
 
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod consume;
+pub mod domain;
 pub mod metrics;
 pub mod store;
 pub mod wecom;

@@ -1,7 +1,7 @@
 //! Tables of the tagging service and their migrations, and what works on them: the bus events it
 //! acts on ([`tagger`], decoded in `work`), rules and their real-time evaluation ([`rules`],
-//! [`engine`]), memberships ([`members`]), the catalogue, backfills, segments and the WeCom
-//! corp-tag mirror and write-back.
+//! [`engine`]: it loads, lets `crate::domain` decide, then writes), memberships ([`members`]),
+//! the catalogue, backfills, segments and the WeCom corp-tag mirror and write-back.
 
 pub mod backfill;
 pub mod catalog;

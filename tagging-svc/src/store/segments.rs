@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rules::schema::{FactsCol as C, FactsTable as T};
 use rules::sql::{self, CompileCtx, IdRange, Restrict};
-use rules::{EvalCtx, Expanded};
+use rules::Expanded;
 use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, Statement,
@@ -14,7 +14,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::engine::At;
+use crate::domain::At;
 
 /// Fields shown with each profile of a preview sample.
 const SAMPLE_FIELDS: [&str; 3] = ["contact.name", "contact.nickname", "contact.city"];
@@ -74,13 +74,7 @@ pub async fn ctx<Db: ConnectionTrait>(
     Ok(CompileCtx {
         rolling_as_of: facts::rolled_to(conn, tenant).await?,
         restrict,
-        ..CompileCtx::new(
-            tenant,
-            &EvalCtx {
-                now: at.now,
-                today: at.today,
-            },
-        )
+        ..CompileCtx::new(tenant, &at.eval())
     })
 }
 

@@ -6,7 +6,8 @@
 //! The in-memory set is reloaded when this process changes a rule and at most `ttl` after
 //! another process did.
 //!
-//! Here: what a rule set holds. `set` loads and caches a tenant's rule set, `validation` checks
+//! Here: what a rule set holds (each rule a [`RuleEntry`] of the domain, which settling reads
+//! through [`RuleSet`]). `set` loads and caches a tenant's rule set, `validation` checks
 //! documents and the tags they name, `stored` creates, reads, changes and lists rules.
 
 mod set;
@@ -16,52 +17,15 @@ mod validation;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use rules::{Dependencies, Expanded};
-use serde::Serialize;
-
+use super::catalog::{ACTIVE, SINGLE};
 use super::members::TagInfo;
+use crate::domain::{RuleSet, Tag};
 
 pub use set::{load, RuleCache};
 pub use stored::{create, delete, get, list, update, RuleInput, RuleView};
 pub use validation::{check, unknown_tags, validate, ConditionError, RuleError, UNKNOWN_TAG};
 
-/// How a rule sets its tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// Adds the tag when the condition holds; never removes it.
-    AddOnly,
-    /// Keeps the tag equal to the condition: adds and removes.
-    AddRemove,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::AddOnly => "add_only",
-            Mode::AddRemove => "add_remove",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Mode::AddOnly, Mode::AddRemove]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
-
-/// One rule as evaluation needs it.
-#[derive(Debug, Clone)]
-pub struct RuleEntry {
-    pub id: String,
-    pub tag_id: String,
-    pub mode: Mode,
-    /// Enabled, its tag active and its condition valid (a referenced rule may have gone).
-    pub live: bool,
-    pub expanded: Option<Expanded>,
-    pub deps: Dependencies,
-    pub version: i64,
-}
+pub use crate::domain::{Mode, RuleEntry};
 
 /// What may have changed for a profile.
 #[derive(Debug, Clone)]
@@ -115,5 +79,20 @@ impl TenantRules {
     /// Live rules reading any of `tags` (chained rules).
     pub fn reading_tags(&self, tags: &BTreeSet<String>) -> Vec<Arc<RuleEntry>> {
         self.candidates(&Trigger::Tags(tags.clone()))
+    }
+}
+
+impl RuleSet for TenantRules {
+    fn tag(&self, id: &str) -> Option<Tag> {
+        self.tags.get(id).map(|i| Tag {
+            id: i.tag.id.clone(),
+            group: i.group.id.clone(),
+            single: i.group.selection == SINGLE,
+            active: i.tag.status == ACTIVE,
+        })
+    }
+
+    fn reading_tags(&self, tags: &BTreeSet<String>) -> Vec<Arc<RuleEntry>> {
+        TenantRules::reading_tags(self, tags)
     }
 }

@@ -8,7 +8,7 @@ use proto::tagging::{TagChanged, TagSource, TagsUnmerged};
 use proto::Envelope;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
-use crate::store::engine::At;
+use crate::domain::At;
 use crate::store::entities::schedule;
 use crate::store::members::{self, MemberError, Reason};
 use crate::store::rules::Trigger;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use proto::tagging::TagChanged;
 use sea_orm::DatabaseTransaction;
 
-use crate::store::engine::At;
+use crate::domain::At;
 use crate::store::members::{self, MemberError, Reason, TagInfo};
 use crate::store::rules::Trigger;
 use crate::store::segments;

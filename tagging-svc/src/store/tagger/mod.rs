@@ -16,9 +16,10 @@ use std::sync::Arc;
 use proto::tagging::TagChanged;
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::engine::{At, Engine};
+use super::engine::Engine;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::At;
 
 /// Consumer name in the inbox.
 pub const CONSUMER: &str = "tagging";

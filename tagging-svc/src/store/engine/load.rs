@@ -1,0 +1,180 @@
+//! What settling reads: the profile's memberships with each held tag's group
+//! ([`holdings`]), and which of the profile's facts a round's rules look at ([`options`],
+//! loaded again only when a round reads something the loaded facts lack: [`covers`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use facts::LoadOptions;
+use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
+
+use crate::domain::{Holdings, RuleEntry};
+use crate::store::entities::membership;
+use crate::store::members;
+use crate::store::rules::TenantRules;
+
+/// Raw events older than this are never read for evaluation (the longest window).
+const EVENT_HORIZON_DAYS: i64 = 366;
+
+/// Every reason the profile holds each tag for, with the tag's group (from the rule set, or read
+/// for a tag newer than it; `None` for a tag the catalogue does not hold).
+pub async fn holdings(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    set: &TenantRules,
+) -> Result<Holdings, DbErr> {
+    let rows = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant))
+        .filter(membership::Column::ProfileId.eq(profile))
+        .all(txn)
+        .await?;
+    let mut newer: HashMap<String, Option<String>> = HashMap::new();
+    let mut h = Holdings::default();
+    for m in rows {
+        let group = match set.tags.get(&m.tag_id) {
+            Some(i) => Some(i.group.id.clone()),
+            None => match newer.get(&m.tag_id) {
+                Some(g) => g.clone(),
+                None => {
+                    let g = members::tag_info(txn, tenant, &m.tag_id)
+                        .await?
+                        .map(|i| i.group.id);
+                    newer.insert(m.tag_id.clone(), g.clone());
+                    g
+                }
+            },
+        };
+        h.hold(&m.tag_id, group.as_deref(), &m.source, &m.origin);
+    }
+    Ok(h)
+}
+
+/// Reads only what the candidate rules can look at: their property keys, tags, relationships,
+/// the buckets of their metrics, raw events of their kinds when a leaf filters on properties.
+pub fn options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
+    let raw = cands.iter().any(|e| {
+        !e.deps.event_property_keys.is_empty()
+            || (!e.deps.event_kinds.is_empty() && !e.deps.content_tags.is_empty())
+    });
+    let keys: BTreeSet<String> = cands
+        .iter()
+        .flat_map(|e| e.deps.property_keys.iter().cloned())
+        .collect();
+    let metrics: BTreeSet<String> = cands
+        .iter()
+        .flat_map(|e| {
+            e.deps
+                .event_kinds
+                .iter()
+                .map(|k| rules::event_metric(k))
+                .chain(
+                    e.deps
+                        .content_tags
+                        .iter()
+                        .map(|t| rules::content_tag_metric(t)),
+                )
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    LoadOptions {
+        events_since: raw.then(|| today - Duration::days(EVENT_HORIZON_DAYS)),
+        event_kinds: if raw {
+            cands
+                .iter()
+                .flat_map(|e| e.deps.event_kinds.iter().cloned())
+                .collect()
+        } else {
+            BTreeSet::new()
+        },
+        properties: (!keys.is_empty()).then_some(keys),
+        tags: cands.iter().any(|e| !e.deps.tags.is_empty()),
+        relations: cands.iter().any(|e| e.deps.relations),
+        metrics: (!metrics.is_empty()).then_some(metrics),
+    }
+}
+
+/// Facts loaded with `have` hold everything `want` reads.
+pub fn covers(have: &LoadOptions, want: &LoadOptions) -> bool {
+    // `None`: nothing; an empty set: everything; else these keys.
+    fn keys(have: &Option<BTreeSet<String>>, want: &Option<BTreeSet<String>>) -> bool {
+        match (have, want) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(h), Some(w)) => h.is_empty() || (!w.is_empty() && w.is_subset(h)),
+        }
+    }
+    let events = match (have.events_since, want.events_since) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(h), Some(w)) => {
+            h <= w
+                && (have.event_kinds.is_empty()
+                    || (!want.event_kinds.is_empty()
+                        && want.event_kinds.is_subset(&have.event_kinds)))
+        }
+    };
+    events
+        && keys(&have.properties, &want.properties)
+        && keys(&have.metrics, &want.metrics)
+        && (have.tags || !want.tags)
+        && (have.relations || !want.relations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(xs: &[&str]) -> BTreeSet<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn nothing() -> LoadOptions {
+        LoadOptions {
+            events_since: None,
+            event_kinds: BTreeSet::new(),
+            properties: None,
+            tags: false,
+            relations: false,
+            metrics: None,
+        }
+    }
+
+    #[test]
+    fn loaded_facts_cover_what_reads_less() {
+        let day = NaiveDate::from_ymd_opt(2024, 6, 15).unwrap();
+        let have = LoadOptions {
+            events_since: Some(day),
+            event_kinds: set(&["a", "b"]),
+            properties: Some(set(&["city", "age"])),
+            tags: true,
+            relations: false,
+            metrics: Some(set(&["e:a"])),
+        };
+        assert!(covers(&have, &nothing()));
+        assert!(covers(&have, &have));
+        let more = |f: &dyn Fn(&mut LoadOptions)| {
+            let mut w = have.clone();
+            f(&mut w);
+            covers(&have, &w)
+        };
+        assert!(more(&|w| w.properties = Some(set(&["city"]))));
+        assert!(more(&|w| w.event_kinds = set(&["b"])));
+        assert!(!more(&|w| w.properties = Some(set(&["phone"]))));
+        assert!(!more(&|w| w.properties = Some(BTreeSet::new())));
+        assert!(!more(&|w| w.relations = true));
+        assert!(!more(&|w| w.metrics = Some(set(&["e:b"]))));
+        assert!(!more(&|w| w.event_kinds = BTreeSet::new()));
+        assert!(!more(&|w| w.events_since = day.pred_opt()));
+        assert!(!covers(&nothing(), &have));
+        let everything = LoadOptions::default();
+        assert!(covers(
+            &everything,
+            &LoadOptions {
+                events_since: None,
+                ..have.clone()
+            }
+        ));
+    }
+}

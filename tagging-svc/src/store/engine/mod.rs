@@ -1,0 +1,69 @@
+//! Real-time rule evaluation for one profile, inside the transaction of the change that may
+//! affect it: the rules the change can affect (the reverse index) are evaluated on the profile's
+//! facts, their tags added or removed, rules reading a tag that changed are evaluated in turn
+//! (chained rules settle, up to a bound), and each windowed rule's next possible change without
+//! a new event is scheduled (window exits happen on time, not at the next event).
+//!
+//! Here: the engine, settling as load → decide → write. `load` reads the profile's memberships
+//! and, round by round, the facts the round's rules look at; the whole settling is decided in
+//! memory by [`crate::domain::settle`]; `write` then makes its membership changes and schedules.
+
+mod load;
+mod write;
+
+use facts::LoadOptions;
+use proto::tagging::TagChanged;
+use rules::ProfileFacts;
+use sea_orm::{DatabaseTransaction, DbErr};
+
+use super::rules::{RuleCache, Trigger};
+use crate::domain::settle::Settling;
+use crate::domain::At;
+
+/// Evaluates rules for profiles.
+#[derive(Clone)]
+pub struct Engine {
+    pub rules: RuleCache,
+    pub max_rounds: u32,
+}
+
+impl Engine {
+    /// Settles the profile after `trigger`: returns every change of its tag set.
+    pub async fn settle(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        profile: &str,
+        trigger: Trigger,
+        at: &At,
+    ) -> Result<Vec<TagChanged>, DbErr> {
+        let set = self.rules.get(tenant).await?;
+        let cands = set.candidates(&trigger);
+        if cands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let holdings = load::holdings(txn, tenant, profile, &set).await?;
+        let mut settling = Settling::new(cands, holdings, self.max_rounds);
+        let mut loaded: Option<(LoadOptions, ProfileFacts)> = None;
+        while let Some(cands) = settling.next_round() {
+            let want = load::options(cands, at.today);
+            let (have, facts) = match loaded.take() {
+                Some((have, facts)) if load::covers(&have, &want) => (have, facts),
+                _ => {
+                    let facts = facts::load_profile(txn, tenant, profile, &want).await?;
+                    (want, facts)
+                }
+            };
+            let (_, facts) = loaded.insert((have, facts));
+            settling.round(&*set, facts, at);
+        }
+        let decision = settling.finish();
+        if decision.cut {
+            metrics::counter!(crate::metrics::CHAIN_CUT).increment(1);
+            tracing::warn!(profile_id = %profile, "Chained rules did not settle within the round limit");
+        }
+        metrics::counter!(crate::metrics::RULE_EVALUATIONS)
+            .increment(decision.verdicts.len() as u64);
+        write::apply(txn, tenant, profile, &set, &decision, at).await
+    }
+}
