@@ -1,8 +1,9 @@
 //! Backfill jobs: when a rule is saved, changed or deleted, every profile of the tenant is brought
 //! in line with it — in batches of profile ids (each batch one compiled query over the facts and
 //! one transaction), adding the tag to new matches and (mode `add_remove`) removing it from stale
-//! ones, with progress in `tagging_jobs`. A job interrupted by a restart is run again from the
-//! start (every batch is idempotent). Rules reading the tag are backfilled after it.
+//! ones (the decision real-time settling makes per profile: [`settle::batch`]), with progress in
+//! `tagging_jobs`. A job interrupted by a restart is run again from the start (every batch is
+//! idempotent). Rules reading the tag are backfilled after it.
 
 use std::collections::BTreeSet;
 
@@ -15,10 +16,11 @@ use serde::Serialize;
 use super::catalog::SINGLE;
 use super::entities::{job, membership};
 use super::members::{self, MemberError, Reason, TagInfo};
-use super::rules::{self as tag_rules, Mode, RuleEntry};
+use super::rules::{self as tag_rules, RuleEntry};
 use super::segments;
 use super::tagger::Tagger;
 use super::writeback;
+use crate::domain::settle;
 
 /// Job kinds.
 pub const BACKFILL: &str = "backfill";
@@ -314,12 +316,7 @@ async fn backfill(
             &until,
         )
         .await?;
-        let to_add: Vec<String> = matched.difference(&current).cloned().collect();
-        let to_remove: Vec<String> = if rule.mode == Mode::AddRemove {
-            current.difference(&matched).cloned().collect()
-        } else {
-            Vec::new()
-        };
+        let (to_add, to_remove) = settle::batch(rule.mode, &matched, &current);
         let (a, r) = apply(tagger, tenant, &info, &rule.id, &to_add, &to_remove).await?;
         added += a;
         removed += r;
