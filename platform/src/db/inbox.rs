@@ -40,16 +40,10 @@ where
     F: for<'c> FnOnce(&'c DatabaseTransaction) -> TxFuture<'c, T, E>,
 {
     let txn = db.begin().await?;
-    let insert = record(consumer, &[message_id.to_string()]);
-    let backend = txn.get_database_backend();
-    match txn.execute(backend.build(&insert)).await {
-        Ok(_) => {}
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            txn.rollback().await?;
-            metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(1);
-            return Ok(Processed::Duplicate);
-        }
-        Err(e) => return Err(e.into()),
+    if record_fresh(&txn, consumer, &[message_id.to_string()], Utc::now()).await? == [false] {
+        txn.rollback().await?;
+        metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(1);
+        return Ok(Processed::Duplicate);
     }
     let value = effect(&txn).await?;
     txn.commit().await?;
@@ -110,28 +104,19 @@ where
     // Under READ COMMITTED: the effect reads what it locked as last committed, not a snapshot
     // from this first read, however long the batch has run.
     let txn = super::begin_locking(db).await?;
-    let backend = txn.get_database_backend();
     let ids: Vec<String> = message_ids.iter().map(Uuid::to_string).collect();
-    let fresh: Vec<usize> = if ids.len() == 1 {
-        // One message (a quiet queue): the insert itself tells a duplicate, as in
-        // `process_once`.
-        match txn.execute(backend.build(&record(consumer, &ids))).await {
-            Ok(_) => vec![0],
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                txn.rollback().await?;
-                metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(1);
-                return Ok(vec![Processed::Duplicate]);
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        record_many(&txn, consumer, &ids, Utc::now())
-            .await?
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, fresh)| fresh.then_some(i))
-            .collect()
-    };
+    let recorded = record_fresh(&txn, consumer, &ids, Utc::now()).await?;
+    if recorded == [false] {
+        // One message seen before: nothing to run.
+        txn.rollback().await?;
+        metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(1);
+        return Ok(vec![Processed::Duplicate]);
+    }
+    let fresh: Vec<usize> = recorded
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, fresh)| fresh.then_some(i))
+        .collect();
     let mut values = effect(&txn, fresh.clone()).await?;
     if values.len() != fresh.len() {
         // Dropping the transaction rolls it back.
@@ -151,6 +136,34 @@ where
         metrics::counter!(crate::metrics::INBOX_DUPLICATES).increment(dups as u64);
     }
     Ok(out)
+}
+
+/// Records `message_ids` as processed by `consumer` at `now` in `txn`; `false` for a message
+/// processed before or earlier in `message_ids` (a transaction recording only such messages
+/// should be rolled back without effect). One message (a quiet queue) is one insert, which tells
+/// a duplicate by its unique key: a concurrent delivery of it waits on the row and then sees a
+/// duplicate. More take [`record_many`]'s two statements, where another delivery recording one
+/// of them meanwhile is a unique-key race the caller runs again ([`super::is_contention`]).
+pub async fn record_fresh(
+    txn: &DatabaseTransaction,
+    consumer: &str,
+    message_ids: &[String],
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<bool>, DbErr> {
+    if message_ids.len() != 1 {
+        return record_many(txn, consumer, message_ids, now).await;
+    }
+    let backend = txn.get_database_backend();
+    match txn
+        .execute(backend.build(&record_at(consumer, message_ids, now)))
+        .await
+    {
+        Ok(_) => Ok(vec![true]),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Ok(vec![false])
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Records several messages as processed by `consumer` at `now` in two statements (a read of
@@ -194,11 +207,7 @@ pub async fn record_many<C: ConnectionTrait>(
     Ok(fresh)
 }
 
-/// The inbox rows recording `message_ids` as processed by `consumer` now.
-fn record(consumer: &str, message_ids: &[String]) -> sea_orm::sea_query::InsertStatement {
-    record_at(consumer, message_ids, Utc::now())
-}
-
+/// The inbox rows recording `message_ids` as processed by `consumer` at `now`.
 fn record_at(
     consumer: &str,
     message_ids: &[String],

@@ -196,14 +196,31 @@ pub async fn begin_locking(
 }
 
 /// Begins a transaction that reads and then writes. On SQLite it takes the database's write
-/// lock first (a no-op write to `bus_outbox`, which every service's database has): a deferred
-/// transaction that read first cannot upgrade while another connection writes and fails at once
-/// with "database is locked" instead of waiting out the busy timeout. On MySQL/MariaDB row
-/// locks do the work and it is a plain `BEGIN`.
+/// lock first ([`take_write_lock`]); on MySQL/MariaDB row locks do the work and it is a plain
+/// `BEGIN`.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = db.begin().await?;
+    take_write_lock(&txn).await?;
+    Ok(txn)
+}
+
+/// Both of the above: [`begin_locking`]'s READ COMMITTED on MySQL/MariaDB, so a read after
+/// taking a row's lock sees what its previous holder committed, and [`begin_write`]'s write lock
+/// taken first on SQLite, so the transaction never reads a snapshot another writer changes
+/// before it writes.
+pub async fn begin_locking_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let txn = begin_locking(db).await?;
+    take_write_lock(&txn).await?;
+    Ok(txn)
+}
+
+/// On SQLite, takes the database's write lock with a no-op write to `bus_outbox` (which every
+/// service's database has): a deferred transaction that read first cannot upgrade while another
+/// connection writes and fails at once with "database is locked" instead of waiting out the
+/// busy timeout. Nothing on MySQL/MariaDB.
+async fn take_write_lock(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     use migrations::BusOutbox;
     use sea_orm::sea_query::{Expr, Query};
-    let txn = db.begin().await?;
     let backend = txn.get_database_backend();
     if backend == DbBackend::Sqlite {
         let lock = Query::update()
@@ -213,7 +230,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
             .to_owned();
         txn.execute(backend.build(&lock)).await?;
     }
-    Ok(txn)
+    Ok(())
 }
 
 /// A failure that may be a race ([`is_contention`]), for [`retry_on_contention`].

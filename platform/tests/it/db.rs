@@ -486,11 +486,55 @@ async fn contention_is_classified_by_error_code(backend: Backend) {
     t.cleanup().await;
 }
 
+/// `record_fresh` tells messages seen before, one message (an insert refused by its key) and
+/// several (a read, then an insert of the others) alike, in a transaction that still writes.
+async fn inbox_record_fresh_tells_duplicates(backend: Backend) {
+    let t = migrated(backend).await;
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let now = chrono::Utc::now();
+    let txn = platform::db::begin_locking_write(&t.conn).await.unwrap();
+    assert_eq!(
+        inbox::record_fresh(&txn, "scoring", &ids[..1], now)
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    assert_eq!(
+        inbox::record_fresh(&txn, "scoring", &ids[..1], now)
+            .await
+            .unwrap(),
+        vec![false],
+        "the refused insert leaves the transaction usable"
+    );
+    let batch = [
+        ids[0].clone(),
+        ids[1].clone(),
+        ids[2].clone(),
+        ids[1].clone(),
+    ];
+    assert_eq!(
+        inbox::record_fresh(&txn, "scoring", &batch, now)
+            .await
+            .unwrap(),
+        vec![false, true, true, false]
+    );
+    add_effect(&txn, "after").await.unwrap();
+    txn.commit().await.unwrap();
+    for id in &ids {
+        let id = uuid::Uuid::parse_str(id).unwrap();
+        assert!(inbox::seen(&t.conn, "scoring", id).await.unwrap());
+        assert!(!inbox::seen(&t.conn, "tagging", id).await.unwrap());
+    }
+    assert_eq!(effect_count(&t.conn).await, 1);
+    t.cleanup().await;
+}
+
 test_support::on_both_backends!(
     inbox_applies_effect_once,
     inbox_failed_effect_leaves_no_record,
     inbox_concurrent_redeliveries_apply_once,
     inbox_batch_applies_each_message_once,
+    inbox_record_fresh_tells_duplicates,
     inbox_overlapping_batches_on_two_connections_apply_once,
     outbox_publishes_only_committed,
     outbox_keeps_rows_while_broker_down,
