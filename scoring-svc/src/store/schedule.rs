@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use platform::db::begin_locking_write;
 use platform::db::outbox::{self, OutboxRelay};
 use proto::scoring::SlaBreached;
 use proto::Envelope;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::leads::{self, SLA_BREACHED, SLA_OPEN};
 use super::migrations::{LeadSla as A, Leads as L};
-use super::{begin, exec, jobs, one, rows, Scorer};
+use super::{exec, jobs, one, rows, Scorer};
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,7 +135,7 @@ impl Scheduler {
             let hid: i64 = row.try_get("", "history_id")?;
             let tenant: String = row.try_get("", "tenant_id")?;
             let profile: String = row.try_get("", "profile_id")?;
-            let txn = begin(&self.scorer.db).await?;
+            let txn = begin_locking_write(&self.scorer.db).await?;
             let q = Query::update()
                 .table(A::Table)
                 .value(A::Status, SLA_BREACHED)

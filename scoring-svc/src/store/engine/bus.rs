@@ -16,8 +16,8 @@ use sea_orm::{DatabaseTransaction, DbErr};
 use crate::clock::whole;
 use crate::domain::compiled::Compiled;
 use crate::store::leads::{self, Lead};
-use crate::store::{begin, inbox_record, inbox_record_many, CONSUMER};
-use platform::db::outbox;
+use crate::store::CONSUMER;
+use platform::db::{begin_locking_write, inbox, outbox};
 
 use super::projection::record_times;
 use super::{Outcome, ScoreError, Scorer};
@@ -67,7 +67,7 @@ impl Scorer {
         let outcome = self
             .retry(|| async {
                 let defs = self.compiled(&env.tenant_id).await?;
-                let txn = begin(&self.db).await?;
+                let txn = begin_locking_write(&self.db).await?;
                 let o = self.apply(&txn, &defs, env, &msg).await?;
                 if o == Outcome::Duplicate {
                     txn.rollback().await?;
@@ -113,12 +113,12 @@ impl Scorer {
                             defs.insert(t, self.compiled(t).await?);
                         }
                     }
-                    let txn = begin(&self.db).await?;
+                    let txn = begin_locking_write(&self.db).await?;
                     // One instant for the whole transaction.
                     let now = self.clock.now();
                     let ids: Vec<String> =
                         msgs.iter().map(|(i, _)| envs[*i].id.to_string()).collect();
-                    let fresh = inbox_record_many(&txn, CONSUMER, &ids, now).await?;
+                    let fresh = inbox::record_fresh(&txn, CONSUMER, &ids, now).await?;
                     let mut prepared = self.prepare(&txn, &defs, envs, &msgs, &fresh, now).await?;
                     let sink = Mutex::new(Vec::new());
                     let mut outcomes = Vec::with_capacity(msgs.len());
@@ -170,7 +170,7 @@ impl Scorer {
         msg: &ProfileEvent,
     ) -> Result<Outcome, DbErr> {
         let now = self.clock.now();
-        if !inbox_record(txn, CONSUMER, &env.id.to_string(), now).await? {
+        if inbox::record_fresh(txn, CONSUMER, &[env.id.to_string()], now).await? == [false] {
             return Ok(Outcome::Duplicate);
         }
         self.dispatch(txn, defs, env, msg, now, Prep::default())

@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
+use platform::db::begin_locking_write;
 use proto::scoring::{ActorKind, ScoreCause};
 
 use crate::domain::compiled::Compiled;
 use crate::domain::stages::LeadView;
+use crate::store::is_contention;
 use crate::store::leads::{self, Lead};
 use crate::store::ledger::{self, NewEntry};
 use crate::store::work::Cause;
-use crate::store::{begin, is_contention};
 
 use super::{ManualError, Moved, ScoreError, Scorer};
 
@@ -56,7 +57,7 @@ impl Scorer {
         request: uuid::Uuid,
     ) -> Result<Moved, ManualError> {
         let now = self.clock.now();
-        let txn = begin(&self.db).await?;
+        let txn = begin_locking_write(&self.db).await?;
         let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
             txn.rollback().await?;
             return Err(ManualError::NotFound(profile.to_string()));
@@ -114,7 +115,7 @@ impl Scorer {
         let r = self
             .retry(|| async {
                 let now = self.clock.now();
-                let txn = begin(&self.db).await?;
+                let txn = begin_locking_write(&self.db).await?;
                 let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
                     txn.rollback().await?;
                     return Ok(None);
@@ -155,7 +156,7 @@ impl Scorer {
         let lead = self
             .retry(|| async {
                 let now = self.clock.now();
-                let txn = begin(&self.db).await?;
+                let txn = begin_locking_write(&self.db).await?;
                 let Some(first) = leads::lock(&txn, tenant, profile).await? else {
                     txn.rollback().await?;
                     return Ok(None);

@@ -2,10 +2,10 @@
 //! time-driven stage moves) and a recompute job's rebuild of one model's entries from the
 //! profile's events under the current rules.
 
+use platform::db::begin_locking_write;
 use proto::scoring::ScoreCause;
 
 use crate::domain::replay::replay;
-use crate::store::begin;
 use crate::store::leads;
 use crate::store::ledger::{self, NewEntry};
 use crate::store::work::Cause;
@@ -19,7 +19,7 @@ impl Scorer {
         let defs = self.compiled(tenant).await?;
         self.retry(|| async {
             let now = self.clock.now();
-            let txn = begin(&self.db).await?;
+            let txn = begin_locking_write(&self.db).await?;
             let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
                 txn.rollback().await?;
                 return Ok(false);
@@ -60,7 +60,7 @@ impl Scorer {
         };
         self.retry(|| async {
             let now = self.clock.now();
-            let txn = begin(&self.db).await?;
+            let txn = begin_locking_write(&self.db).await?;
             let Some(lead) = leads::lock(&txn, tenant, profile).await? else {
                 txn.rollback().await?;
                 return Ok(false);
