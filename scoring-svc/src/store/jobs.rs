@@ -49,6 +49,15 @@ pub struct JobView {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+/// done / total, 0..=1 (1 for a job of nothing).
+fn progress(done: i64, total: i64) -> f64 {
+    if total > 0 {
+        (done as f64 / total as f64).min(1.0)
+    } else {
+        1.0
+    }
+}
+
 fn job_view(r: &QueryResult) -> Result<JobView, DbErr> {
     let total: i64 = r.try_get("", "total")?;
     let done: i64 = r.try_get("", "done")?;
@@ -60,11 +69,7 @@ fn job_view(r: &QueryResult) -> Result<JobView, DbErr> {
         status: r.try_get("", "status")?,
         total,
         done,
-        progress: if total > 0 {
-            (done as f64 / total as f64).min(1.0)
-        } else {
-            1.0
-        },
+        progress: progress(done, total),
         fire_triggers: r.try_get("", "fire_triggers")?,
         error: r.try_get("", "error")?,
         created_by: r.try_get("", "created_by")?,
@@ -161,9 +166,23 @@ pub async fn create_recompute(
         ])
         .to_owned();
     exec(db, &q).await?;
-    Ok(job(db, tenant, &id)
-        .await?
-        .ok_or_else(|| DbErr::Custom("job vanished".into()))?)
+    // The row just written, as [`job`] reads it back.
+    Ok(JobView {
+        id,
+        tenant_id: m.tenant_id,
+        kind: "recompute".into(),
+        model_id: Some(model_id.to_string()),
+        status: QUEUED.into(),
+        total,
+        done: 0,
+        progress: progress(0, total),
+        fire_triggers,
+        error: None,
+        created_by: actor.to_string(),
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    })
 }
 
 /// Advances one claimable job by one batch. Returns how many profiles were recomputed.
