@@ -1,7 +1,8 @@
 //! The bus consumer (group `scoring`: `profile.resolved`, `profile.updated`, `tag.changed`,
 //! `identity.merged`, `identity.unmerged`). Each message is applied once by [`Scorer::handle`];
 //! contention that outlasts its retries, and any other database failure, goes back to the bus
-//! (`Transient`); a payload that does not decode is parked (`Invalid`).
+//! (`Transient`); a payload that does not decode, or stored leads no retry can make sense of (a
+//! merge chain that does not end), is parked (`Invalid`).
 //!
 //! The consumer does not wake the outbox relay after each event: the relay publishes what many
 //! events wrote in one pass every `scoring.outbox_poll_ms`, which costs the database one claim
@@ -19,6 +20,7 @@ fn settled(r: Result<Outcome, ScoreError>) -> Result<(), HandlerError> {
     match r {
         Ok(Outcome::Applied) | Ok(Outcome::Duplicate) | Ok(Outcome::Ignored) => Ok(()),
         Err(ScoreError::Invalid(reason)) => Err(HandlerError::Invalid(reason)),
+        Err(e) if e.is_invalid() => Err(HandlerError::Invalid(e.to_string())),
         Err(e) => Err(HandlerError::Transient(e.to_string())),
     }
 }
@@ -55,4 +57,28 @@ pub async fn run(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::DbErr;
+
+    use super::*;
+
+    #[test]
+    fn stored_leads_no_retry_helps_are_parked_and_database_failures_retried() {
+        let r = settled(Err(ScoreError::MergeChain {
+            profile: "p1".into(),
+        }));
+        assert!(
+            matches!(&r, Err(HandlerError::Invalid(m)) if m.contains("`p1`")),
+            "{r:?}"
+        );
+        let r = settled(Err(ScoreError::SurvivorNotLocked {
+            profile: "p1".into(),
+        }));
+        assert!(matches!(r, Err(HandlerError::Invalid(_))), "{r:?}");
+        let r = settled(Err(ScoreError::Db(DbErr::Custom("gone".into()))));
+        assert!(matches!(r, Err(HandlerError::Transient(_))), "{r:?}");
+    }
 }

@@ -8,11 +8,13 @@ use crate::fixtures::{
     merged, resolved, start, tag_changed, tracked, unmerged, updated, ScoringDb,
 };
 use chrono::Duration;
+use platform::bus::HandlerError;
 use proto::scoring::{LEAD_NOTIFY, LEAD_SCORE_CHANGED, LEAD_SLA_BREACHED, LEAD_STAGE_CHANGED};
 use proto::sdk::TrackKind;
 use proto::tagging::COMMAND_TAG_ADD;
+use scoring_svc::store::leads::MERGED;
 use scoring_svc::store::schedule::Scheduler;
-use scoring_svc::store::Outcome;
+use scoring_svc::store::{Outcome, ScoreError};
 use serde_json::json;
 use test_support::db::Backend;
 
@@ -909,7 +911,33 @@ async fn by_id_reads_and_manual_changes_stay_in_the_tenant(backend: Backend) {
     s.cleanup().await;
 }
 
+/// Leads that forward to each other in a loop are stored data no retry mends: the consumer
+/// parks a message that meets them (`Invalid`) instead of sending it back to the bus.
+async fn a_merge_chain_that_does_not_end_is_parked(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    engagement(&s, json!({"kind": "none"})).await;
+    s.handle(&resolved("p1", &view("ev-1", 1))).await;
+    s.handle(&resolved("p2", &view("ev-2", 1))).await;
+    for (p, into) in [("p1", "p2"), ("p2", "p1")] {
+        let n = s
+            .count_exec(
+                "UPDATE leads SET status = ?, merged_into = ? WHERE tenant_id = ? AND profile_id = ?",
+                vec![MERGED.into(), into.into(), T.into(), p.into()],
+            )
+            .await;
+        assert_eq!(n, 1);
+    }
+    match s.scorer.handle(&resolved("p1", &view("ev-3", 1))).await {
+        Err(ScoreError::MergeChain { profile }) => assert_eq!(profile, "p1"),
+        other => panic!("expected a merge chain that does not end, got {other:?}"),
+    }
+    let r = scoring_svc::consume::handle(&s.scorer, resolved("p1", &view("ev-4", 1))).await;
+    assert!(matches!(r, Err(HandlerError::Invalid(_))), "{r:?}");
+    s.cleanup().await;
+}
+
 test_support::on_both_backends!(
+    a_merge_chain_that_does_not_end_is_parked,
     by_id_reads_and_manual_changes_stay_in_the_tenant,
     batches_apply_as_messages_one_by_one,
     leaderboard_keys_hold_across_eras,

@@ -11,7 +11,7 @@ use proto::identity::{IDENTITY_MERGED, PROFILE_RESOLVED, PROFILE_UPDATED};
 use proto::profile::ProfileEvent;
 use proto::tagging::{TAG_CHANGED, TAG_UNMERGED};
 use proto::Envelope;
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DatabaseTransaction;
 
 use crate::clock::whole;
 use crate::domain::compiled::Compiled;
@@ -168,7 +168,7 @@ impl Scorer {
         defs: &Compiled,
         env: &Envelope,
         msg: &ProfileEvent,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         let now = self.clock.now();
         if inbox::record_fresh(txn, CONSUMER, &[env.id.to_string()], now).await? == [false] {
             return Ok(Outcome::Duplicate);
@@ -186,7 +186,7 @@ impl Scorer {
         msg: &ProfileEvent,
         now: DateTime<Utc>,
         prep: Prep<'_>,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         match msg {
             ProfileEvent::Resolved(p) => self.on_resolved(txn, defs, env, p, now, prep).await,
             ProfileEvent::Updated(u) => self.on_updated(txn, defs, env, u, now, prep).await,
@@ -211,7 +211,7 @@ impl Scorer {
         msgs: &[(usize, ProfileEvent)],
         fresh: &[bool],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Option<(Lead, bool)>>, DbErr> {
+    ) -> Result<Vec<Option<(Lead, bool)>>, ScoreError> {
         let mut out: Vec<Option<(Lead, bool)>> = msgs.iter().map(|_| None).collect();
         let live: Vec<(usize, &str, &ProfileEvent)> = msgs
             .iter()

@@ -7,7 +7,7 @@ use proto::identity::{ProfileResolved, ProfileUpdated};
 use proto::scoring::ScoreCause;
 use proto::tagging::{TagChange, TagChanged};
 use proto::Envelope;
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::DatabaseTransaction;
 
 use crate::clock::whole;
 use crate::domain::compiled::Compiled;
@@ -17,7 +17,7 @@ use crate::store::ledger::{self, NewEntry};
 
 use super::bus::Prep;
 use super::projection::{record_times, tag_is_newer};
-use super::{Outcome, Scorer};
+use super::{Outcome, ScoreError, Scorer};
 
 impl Scorer {
     pub(super) async fn on_resolved(
@@ -28,7 +28,7 @@ impl Scorer {
         p: &ProfileResolved,
         now: DateTime<Utc>,
         prep: Prep<'_>,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         let tenant = env.tenant_id.as_str();
         // A prepared lead comes with its event recorded by the batch.
         let recorded = prep.lead.is_some();
@@ -130,7 +130,7 @@ impl Scorer {
         u: &ProfileUpdated,
         now: DateTime<Utc>,
         prep: Prep<'_>,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         let tenant = env.tenant_id.as_str();
         let (lead, created) = match prep.lead {
             Some(l) => l,
@@ -172,7 +172,7 @@ impl Scorer {
         t: &TagChanged,
         now: DateTime<Utc>,
         prep: Prep<'_>,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         let tenant = env.tenant_id.as_str();
         let (lead, created) = match prep.lead {
             Some(l) => l,

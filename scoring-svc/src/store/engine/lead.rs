@@ -12,7 +12,7 @@ use crate::domain::compiled::Compiled;
 use crate::store::leads::{self, Lead};
 use crate::store::work::{Cause, Work};
 
-use super::Scorer;
+use super::{ScoreError, Scorer};
 
 impl Scorer {
     pub(super) fn cause(env: &Envelope, kind: ScoreCause) -> Cause {
@@ -33,7 +33,7 @@ impl Scorer {
         profile: &str,
         follow: bool,
         now: DateTime<Utc>,
-    ) -> Result<(Lead, bool), DbErr> {
+    ) -> Result<(Lead, bool), ScoreError> {
         let first = leads::lock(txn, tenant, profile).await?;
         self.acquire_from(txn, defs, tenant, profile, follow, now, first)
             .await
@@ -50,7 +50,7 @@ impl Scorer {
         follow: bool,
         now: DateTime<Utc>,
         first: Option<Lead>,
-    ) -> Result<(Lead, bool), DbErr> {
+    ) -> Result<(Lead, bool), ScoreError> {
         let mut p = profile.to_string();
         let mut got = first;
         for _ in 0..32 {
@@ -69,9 +69,9 @@ impl Scorer {
             }
             got = leads::lock(txn, tenant, &p).await?;
         }
-        Err(DbErr::Custom(format!(
-            "merge chain of profile `{profile}` does not end"
-        )))
+        Err(ScoreError::MergeChain {
+            profile: profile.to_string(),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

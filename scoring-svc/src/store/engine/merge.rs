@@ -21,7 +21,7 @@ use crate::store::work::Work;
 
 use super::bus::Prep;
 use super::projection::{last_activity, replace_tags};
-use super::{Outcome, Scorer};
+use super::{Outcome, ScoreError, Scorer};
 
 impl Scorer {
     /// Locks every lead of `ids` in id order (creating missing ones as `status`), raw (no
@@ -33,7 +33,7 @@ impl Scorer {
         tenant: &str,
         ids: &[&str],
         now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, (Lead, bool)>, DbErr> {
+    ) -> Result<BTreeMap<String, (Lead, bool)>, ScoreError> {
         let mut sorted: Vec<&str> = ids.to_vec();
         sorted.sort();
         sorted.dedup();
@@ -53,7 +53,7 @@ impl Scorer {
         m: &IdentityMerged,
         now: DateTime<Utc>,
         prep: Prep<'_>,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         let tenant = env.tenant_id.as_str();
         let mut ids: Vec<&str> = m.absorbed.iter().map(String::as_str).collect();
         ids.push(&m.survivor);
@@ -133,7 +133,7 @@ impl Scorer {
         t: &TagsUnmerged,
         now: DateTime<Utc>,
         prep: Prep<'_>,
-    ) -> Result<Outcome, DbErr> {
+    ) -> Result<Outcome, ScoreError> {
         let tenant = env.tenant_id.as_str();
         let u = &t.unmerged;
         let mut ids: Vec<&str> = u.restored.iter().map(String::as_str).collect();
@@ -149,9 +149,12 @@ impl Scorer {
         for (p, tags) in &t.tags {
             replace_tags(txn, tenant, p, tags, whole(t.at), now).await?;
         }
-        let (survivor, created) = locked
-            .remove(&u.survivor)
-            .ok_or_else(|| DbErr::Custom("survivor not locked".into()))?;
+        let (survivor, created) =
+            locked
+                .remove(&u.survivor)
+                .ok_or_else(|| ScoreError::SurvivorNotLocked {
+                    profile: u.survivor.clone(),
+                })?;
         let s_id = survivor.profile.clone();
         let cause = Self::cause(env, ScoreCause::Unmerge);
         let mut ws = self

@@ -67,8 +67,35 @@ pub enum ScoreError {
         #[source]
         source: DbErr,
     },
+    /// Following merged-away leads to their survivor never reached an active lead: the stored
+    /// leads point at each other in a loop. Applying the change again will not help.
+    #[error("merge chain of profile `{profile}` does not end")]
+    MergeChain { profile: String },
+    /// An un-merge's survivor was not among the leads it locked. Applying it again will not
+    /// help.
+    #[error("survivor `{profile}` of the un-merge was not locked")]
+    SurvivorNotLocked { profile: String },
     #[error("database error: {0}")]
     Db(#[from] DbErr),
+}
+
+impl ScoreError {
+    /// Will applying the change again never succeed (the message should be parked, not
+    /// retried)?
+    pub fn is_invalid(&self) -> bool {
+        matches!(
+            self,
+            ScoreError::Invalid(_)
+                | ScoreError::MergeChain { .. }
+                | ScoreError::SurvivorNotLocked { .. }
+        )
+    }
+}
+
+impl platform::db::Contention for ScoreError {
+    fn is_contention(&self) -> bool {
+        matches!(self, ScoreError::Db(e) if is_contention(e))
+    }
 }
 
 /// Why a manual change was refused.
@@ -180,15 +207,17 @@ impl Scorer {
     async fn retry<T, F, Fut>(&self, f: F) -> Result<T, ScoreError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, DbErr>>,
+        Fut: Future<Output = Result<T, ScoreError>>,
     {
         match platform::db::retry_on_contention(CONSUMER, self.cfg.tx_attempts, f).await {
             (Ok(v), _) => Ok(v),
-            (Err(e), attempts) if is_contention(&e) => Err(ScoreError::Contention {
-                attempts,
-                source: e,
-            }),
-            (Err(e), _) => Err(ScoreError::Db(e)),
+            (Err(ScoreError::Db(e)), attempts) if is_contention(&e) => {
+                Err(ScoreError::Contention {
+                    attempts,
+                    source: e,
+                })
+            }
+            (Err(e), _) => Err(e),
         }
     }
 }
