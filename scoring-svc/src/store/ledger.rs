@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Cond, Expr, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 
 use super::migrations::ScoreLedger as L;
-use super::{exec, is_duplicate, rows};
+use super::{exec, fetch, is_duplicate};
 use crate::domain::decay::Worth;
 use crate::domain::points::{Award, Prior};
 
@@ -156,6 +156,12 @@ pub async fn prior<C: ConnectionTrait>(
     rule: &str,
     source_key: &str,
 ) -> Result<(Vec<Prior>, bool), DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        delta: f64,
+        earned_at: DateTime<Utc>,
+        source_key: String,
+    }
     let q = Query::select()
         .columns([L::Delta, L::EarnedAt, L::SourceKey])
         .from(L::Table)
@@ -163,11 +169,11 @@ pub async fn prior<C: ConnectionTrait>(
         .to_owned();
     let mut seen = false;
     let mut out = Vec::new();
-    for r in rows(conn, &q).await? {
-        seen |= r.try_get::<String>("", "source_key")? == source_key;
+    for r in fetch::<Row, _>(conn, &q).await? {
+        seen |= r.source_key == source_key;
         out.push(Prior {
-            delta: r.try_get("", "delta")?,
-            earned: r.try_get("", "earned_at")?,
+            delta: r.delta,
+            earned: r.earned_at,
         });
     }
     Ok((out, seen))
@@ -179,17 +185,20 @@ pub async fn held<C: ConnectionTrait>(
     tenant: &str,
     profile: &str,
 ) -> Result<BTreeMap<String, (String, f64)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        rule_id: String,
+        model_id: String,
+        delta: f64,
+    }
     let q = Query::select()
         .columns([L::RuleId, L::ModelId, L::Delta])
         .from(L::Table)
         .cond_where(live(tenant, profile).add(Expr::col(L::Kind).eq(STATE)))
         .to_owned();
     let mut out: BTreeMap<String, (String, f64)> = BTreeMap::new();
-    for r in rows(conn, &q).await? {
-        let rule: String = r.try_get("", "rule_id")?;
-        let model: String = r.try_get("", "model_id")?;
-        let d: f64 = r.try_get("", "delta")?;
-        out.entry(rule).or_insert((model, 0.0)).1 += d;
+    for r in fetch::<Row, _>(conn, &q).await? {
+        out.entry(r.rule_id).or_insert((r.model_id, 0.0)).1 += r.delta;
     }
     Ok(out)
 }
@@ -202,6 +211,12 @@ pub async fn worths<C: ConnectionTrait>(
     model: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Worth>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        kind: String,
+        delta: f64,
+        earned_at: DateTime<Utc>,
+    }
     let q = Query::select()
         .columns([L::Kind, L::Delta, L::EarnedAt])
         .from(L::Table)
@@ -215,18 +230,15 @@ pub async fn worths<C: ConnectionTrait>(
                 ),
         )
         .to_owned();
-    rows(conn, &q)
+    Ok(fetch::<Row, _>(conn, &q)
         .await?
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get("", "kind")?;
-            Ok(Worth {
-                delta: r.try_get("", "delta")?,
-                earned: r.try_get("", "earned_at")?,
-                decays: kind == EVENT,
-            })
+        .into_iter()
+        .map(|r| Worth {
+            delta: r.delta,
+            earned: r.earned_at,
+            decays: r.kind == EVENT,
         })
-        .collect()
+        .collect())
 }
 
 /// (id, rule, source key) of live entries matching `extra`.
@@ -236,22 +248,22 @@ async fn keys<C: ConnectionTrait>(
     profile: &str,
     extra: Cond,
 ) -> Result<Vec<(i64, String, String)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: i64,
+        rule_id: String,
+        source_key: String,
+    }
     let q = Query::select()
         .columns([L::Id, L::RuleId, L::SourceKey])
         .from(L::Table)
         .cond_where(live(tenant, profile).add(extra))
         .to_owned();
-    rows(conn, &q)
+    Ok(fetch::<Row, _>(conn, &q)
         .await?
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "id")?,
-                r.try_get("", "rule_id")?,
-                r.try_get("", "source_key")?,
-            ))
-        })
-        .collect()
+        .into_iter()
+        .map(|r| (r.id, r.rule_id, r.source_key))
+        .collect())
 }
 
 /// Moves entries `ids` to `to`, recording `merged_from`.
@@ -359,7 +371,7 @@ pub async fn split(
 }
 
 /// A live event entry as [`rule_events`] reads it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
 pub struct EventEntry {
     pub id: i64,
     pub model_id: String,
@@ -368,6 +380,7 @@ pub struct EventEntry {
     pub points: f64,
     pub delta: f64,
     pub capped: Option<String>,
+    #[sea_orm(from_alias = "earned_at")]
     pub earned: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub merged_from: Option<String>,
@@ -402,24 +415,7 @@ pub async fn rule_events(
         )
         .order_by(L::Id, sea_orm::sea_query::Order::Asc)
         .to_owned();
-    rows(txn, &q)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(EventEntry {
-                id: r.try_get("", "id")?,
-                model_id: r.try_get("", "model_id")?,
-                source_key: r.try_get("", "source_key")?,
-                event_kind: r.try_get("", "event_kind")?,
-                points: r.try_get("", "points")?,
-                delta: r.try_get("", "delta")?,
-                capped: r.try_get("", "capped")?,
-                earned: r.try_get("", "earned_at")?,
-                expires_at: r.try_get("", "expires_at")?,
-                merged_from: r.try_get("", "merged_from")?,
-            })
-        })
-        .collect()
+    fetch(txn, &q).await
 }
 
 /// Writes a rule's entries again with new awards: each old entry is voided (by `by`) and

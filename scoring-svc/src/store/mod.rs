@@ -20,7 +20,9 @@ pub mod work;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm::sea_query::SelectStatement;
-use sea_orm::{ConnectionTrait, DbErr, ExecResult, QueryResult, SqlErr, StatementBuilder};
+use sea_orm::{
+    ConnectionTrait, DbErr, ExecResult, FromQueryResult, QueryResult, SqlErr, StatementBuilder,
+};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 pub use engine::{Outcome, ScoreError, Scorer};
@@ -80,4 +82,22 @@ pub async fn one<C: ConnectionTrait>(
 ) -> Result<Option<QueryResult>, DbErr> {
     let b = conn.get_database_backend();
     conn.query_one(b.build(stmt)).await
+}
+
+/// Runs one select and decodes its rows as `T` (a row struct of the select's shape).
+pub async fn fetch<T: FromQueryResult, C: ConnectionTrait>(
+    conn: &C,
+    stmt: &SelectStatement,
+) -> Result<Vec<T>, DbErr> {
+    let b = conn.get_database_backend();
+    T::find_by_statement(b.build(stmt)).all(conn).await
+}
+
+/// Runs one select and decodes its first row as `T`.
+pub async fn fetch_one<T: FromQueryResult, C: ConnectionTrait>(
+    conn: &C,
+    stmt: &SelectStatement,
+) -> Result<Option<T>, DbErr> {
+    let b = conn.get_database_backend();
+    T::find_by_statement(b.build(stmt)).one(conn).await
 }

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{DatabaseTransaction, DbErr};
+use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 
 use crate::domain::replay::ReplayEvent;
 use crate::store::migrations::{LeadEvents, TagClock};
-use crate::store::{exec, one, rows};
+use crate::store::{exec, fetch, fetch_one};
 
 /// Remembers when events happened (replays order and decay events by it); an event known
 /// before keeps its first time.
@@ -49,6 +49,10 @@ pub(super) async fn tag_is_newer(
     at: DateTime<Utc>,
     present: bool,
 ) -> Result<bool, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Clock {
+        changed_at: DateTime<Utc>,
+    }
     let q = Query::select()
         .column(TagClock::ChangedAt)
         .from(TagClock::Table)
@@ -56,9 +60,8 @@ pub(super) async fn tag_is_newer(
         .and_where(Expr::col(TagClock::ProfileId).eq(profile))
         .and_where(Expr::col(TagClock::TagId).eq(tag))
         .to_owned();
-    if let Some(r) = one(txn, &q).await? {
-        let seen: DateTime<Utc> = r.try_get("", "changed_at")?;
-        if seen > at {
+    if let Some(seen) = fetch_one::<Clock, _>(txn, &q).await? {
+        if seen.changed_at > at {
             return Ok(false);
         }
     }
@@ -144,6 +147,11 @@ pub async fn profile_events<C: sea_orm::ConnectionTrait>(
         ..Default::default()
     };
     let f = facts::load_profile(conn, tenant, profile, &opts).await?;
+    #[derive(FromQueryResult)]
+    struct Earned {
+        event_id: String,
+        earned_at: DateTime<Utc>,
+    }
     let mut times: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     let ids: Vec<String> = f.events.iter().map(|e| e.event_id.clone()).collect();
     for chunk in ids.chunks(500) {
@@ -153,8 +161,8 @@ pub async fn profile_events<C: sea_orm::ConnectionTrait>(
             .and_where(Expr::col(LeadEvents::TenantId).eq(tenant))
             .and_where(Expr::col(LeadEvents::EventId).is_in(chunk.iter().cloned()))
             .to_owned();
-        for r in rows(conn, &q).await? {
-            times.insert(r.try_get("", "event_id")?, r.try_get("", "earned_at")?);
+        for r in fetch::<Earned, _>(conn, &q).await? {
+            times.insert(r.event_id, r.earned_at);
         }
     }
     Ok(f.events

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use proto::scoring::{ActorKind, LeadNotify, NotifyReason};
 use proto::tagging::TagCommand;
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::DbErr;
+use sea_orm::{DbErr, FromQueryResult};
 use serde_json::json;
 
 use crate::domain::defs::ActionSpec;
 use crate::domain::stages::LeadView;
 use crate::domain::triggers::{crossings, On, Trigger};
 use crate::store::migrations::{TriggerFirings as F, TriggerState as TS};
-use crate::store::{exec, is_duplicate, rows};
+use crate::store::{exec, fetch, is_duplicate};
 
 use super::{TrigState, Work};
 
@@ -23,6 +23,12 @@ impl Work<'_> {
         if self.trig.is_some() {
             return Ok(());
         }
+        #[derive(FromQueryResult)]
+        struct Row {
+            trigger_id: String,
+            above: bool,
+            seq: i64,
+        }
         let q = Query::select()
             .columns([TS::TriggerId, TS::Above, TS::Seq])
             .from(TS::Table)
@@ -30,12 +36,12 @@ impl Work<'_> {
             .and_where(Expr::col(TS::ProfileId).eq(&self.lead.profile))
             .to_owned();
         let mut m = HashMap::new();
-        for r in rows(self.txn, &q).await? {
+        for r in fetch::<Row, _>(self.txn, &q).await? {
             m.insert(
-                r.try_get::<String>("", "trigger_id")?,
+                r.trigger_id,
                 TrigState {
-                    above: Some(r.try_get("", "above")?),
-                    seq: r.try_get("", "seq")?,
+                    above: Some(r.above),
+                    seq: r.seq,
                     seen: None,
                     changed: false,
                 },
