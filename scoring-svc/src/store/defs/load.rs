@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use crate::domain::compiled::{ModelDef, RuleDef, TriggerDef};
 use crate::domain::defs::MachineSpec;
+use crate::store::fetch;
 use crate::store::migrations::{ScoreModels, ScoreRules, ScoreTriggers};
-use crate::store::rows;
 
 use super::machine::machine;
-use super::{model_view, rule_view, trigger_view, version, DefsError, ACTIVE};
+use super::{version, DefsError, ModelRow, RuleRow, TriggerRow, ACTIVE};
 
 /// Everything a tenant's definitions compile from, with the version they are at.
 pub struct TenantDefs {
@@ -33,13 +33,14 @@ pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, D
         .order_by(ScoreModels::CreatedAt, Order::Asc)
         .order_by(ScoreModels::Id, Order::Asc)
         .to_owned();
-    let models = rows(&txn, &q)
+    let models = fetch::<ModelRow, _>(&txn, &q)
         .await?
-        .iter()
+        .into_iter()
         .map(|r| {
-            let v = model_view(r)?;
+            let epoch = r.epoch;
+            let v = r.view()?;
             Ok(ModelDef {
-                epoch: r.try_get("", "epoch")?,
+                epoch,
                 active: v.status == ACTIVE,
                 id: v.id,
                 spec: v.spec,
@@ -54,11 +55,11 @@ pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, D
         .order_by(ScoreRules::CreatedAt, Order::Asc)
         .order_by(ScoreRules::Id, Order::Asc)
         .to_owned();
-    let rules = rows(&txn, &q)
+    let rules = fetch::<RuleRow, _>(&txn, &q)
         .await?
-        .iter()
+        .into_iter()
         .map(|r| {
-            let v = rule_view(r)?;
+            let v = r.view()?;
             Ok(RuleDef {
                 id: v.id,
                 model_id: v.model_id,
@@ -75,11 +76,11 @@ pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, D
         .order_by(ScoreTriggers::CreatedAt, Order::Asc)
         .order_by(ScoreTriggers::Id, Order::Asc)
         .to_owned();
-    let triggers = rows(&txn, &q)
+    let triggers = fetch::<TriggerRow, _>(&txn, &q)
         .await?
-        .iter()
+        .into_iter()
         .map(|r| {
-            let v = trigger_view(r)?;
+            let v = r.view()?;
             Ok(TriggerDef {
                 id: v.id,
                 spec: v.spec,

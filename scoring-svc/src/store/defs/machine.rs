@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
 
 use crate::domain::defs::MachineSpec;
 use crate::store::migrations::StageMachines;
-use crate::store::{exec, one};
+use crate::store::{exec, fetch_one};
 
 use super::{bump, json, parse, DefsError, MachineView};
 
@@ -15,6 +15,12 @@ pub async fn machine<C: sea_orm::ConnectionTrait>(
     db: &C,
     tenant: &str,
 ) -> Result<MachineView, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        spec: String,
+        updated_by: String,
+        updated_at: DateTime<Utc>,
+    }
     let q = Query::select()
         .columns([
             StageMachines::Spec,
@@ -24,17 +30,14 @@ pub async fn machine<C: sea_orm::ConnectionTrait>(
         .from(StageMachines::Table)
         .and_where(Expr::col(StageMachines::TenantId).eq(tenant))
         .to_owned();
-    Ok(match one(db, &q).await? {
-        Some(r) => {
-            let spec: String = r.try_get("", "spec")?;
-            MachineView {
-                tenant_id: tenant.to_string(),
-                spec: parse(&spec, "stage machine")?,
-                is_default: false,
-                updated_by: Some(r.try_get("", "updated_by")?),
-                updated_at: Some(r.try_get("", "updated_at")?),
-            }
-        }
+    Ok(match fetch_one::<Row, _>(db, &q).await? {
+        Some(r) => MachineView {
+            tenant_id: tenant.to_string(),
+            spec: parse(&r.spec, "stage machine")?,
+            is_default: false,
+            updated_by: Some(r.updated_by),
+            updated_at: Some(r.updated_at),
+        },
         None => MachineView {
             tenant_id: tenant.to_string(),
             spec: MachineSpec::default_machine(),

@@ -17,11 +17,11 @@ mod trigger;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::{DatabaseTransaction, DbErr, FromQueryResult};
 use serde::Serialize;
 
 use super::migrations::ScoringTenants;
-use super::{exec, one};
+use super::{exec, fetch_one};
 use crate::domain::decay::Decay;
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
 use crate::domain::DefError;
@@ -131,10 +131,11 @@ pub async fn version<C: sea_orm::ConnectionTrait>(db: &C, tenant: &str) -> Resul
         .from(ScoringTenants::Table)
         .and_where(Expr::col(ScoringTenants::TenantId).eq(tenant))
         .to_owned();
-    match one(db, &q).await? {
-        Some(r) => r.try_get("", "version"),
-        None => Ok(0),
+    #[derive(FromQueryResult)]
+    struct Row {
+        version: i64,
     }
+    Ok(fetch_one::<Row, _>(db, &q).await?.map_or(0, |r| r.version))
 }
 
 /// Bumps the tenant's definitions version in `txn`.
@@ -173,51 +174,99 @@ async fn bump(txn: &DatabaseTransaction, tenant: &str, now: DateTime<Utc>) -> Re
     exec(txn, &q).await.map(drop)
 }
 
-fn model_view(r: &QueryResult) -> Result<ModelView, DbErr> {
-    let decay: String = r.try_get("", "decay")?;
-    Ok(ModelView {
-        id: r.try_get("", "id")?,
-        tenant_id: r.try_get("", "tenant_id")?,
-        spec: ModelSpec {
-            key: r.try_get("", "key")?,
-            name: r.try_get("", "name")?,
-            description: r.try_get("", "description")?,
-            decay: parse::<Decay>(&decay, "decay")?,
-        },
-        status: r.try_get("", "status")?,
-        created_by: r.try_get("", "created_by")?,
-        updated_by: r.try_get("", "updated_by")?,
-        created_at: r.try_get("", "created_at")?,
-        updated_at: r.try_get("", "updated_at")?,
-        rules: None,
-    })
+/// A model's row (`SELECT *`).
+#[derive(FromQueryResult)]
+struct ModelRow {
+    id: String,
+    tenant_id: String,
+    key: String,
+    name: String,
+    description: String,
+    decay: String,
+    /// The reference instant of the leaderboard's sort key.
+    epoch: DateTime<Utc>,
+    status: String,
+    created_by: String,
+    updated_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-fn rule_view(r: &QueryResult) -> Result<RuleView, DbErr> {
-    let spec: String = r.try_get("", "spec")?;
-    Ok(RuleView {
-        id: r.try_get("", "id")?,
-        tenant_id: r.try_get("", "tenant_id")?,
-        model_id: r.try_get("", "model_id")?,
-        spec: parse(&spec, "rule")?,
-        status: r.try_get("", "status")?,
-        created_by: r.try_get("", "created_by")?,
-        updated_by: r.try_get("", "updated_by")?,
-        created_at: r.try_get("", "created_at")?,
-        updated_at: r.try_get("", "updated_at")?,
-    })
+impl ModelRow {
+    fn view(self) -> Result<ModelView, DbErr> {
+        Ok(ModelView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            spec: ModelSpec {
+                key: self.key,
+                name: self.name,
+                description: self.description,
+                decay: parse::<Decay>(&self.decay, "decay")?,
+            },
+            status: self.status,
+            created_by: self.created_by,
+            updated_by: self.updated_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            rules: None,
+        })
+    }
 }
 
-fn trigger_view(r: &QueryResult) -> Result<TriggerView, DbErr> {
-    let spec: String = r.try_get("", "spec")?;
-    Ok(TriggerView {
-        id: r.try_get("", "id")?,
-        tenant_id: r.try_get("", "tenant_id")?,
-        spec: parse(&spec, "trigger")?,
-        status: r.try_get("", "status")?,
-        created_by: r.try_get("", "created_by")?,
-        updated_by: r.try_get("", "updated_by")?,
-        created_at: r.try_get("", "created_at")?,
-        updated_at: r.try_get("", "updated_at")?,
-    })
+/// A rule's row (`SELECT *`).
+#[derive(FromQueryResult)]
+struct RuleRow {
+    id: String,
+    tenant_id: String,
+    model_id: String,
+    spec: String,
+    status: String,
+    created_by: String,
+    updated_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl RuleRow {
+    fn view(self) -> Result<RuleView, DbErr> {
+        Ok(RuleView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            model_id: self.model_id,
+            spec: parse(&self.spec, "rule")?,
+            status: self.status,
+            created_by: self.created_by,
+            updated_by: self.updated_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// A trigger's row (`SELECT *`).
+#[derive(FromQueryResult)]
+struct TriggerRow {
+    id: String,
+    tenant_id: String,
+    spec: String,
+    status: String,
+    created_by: String,
+    updated_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TriggerRow {
+    fn view(self) -> Result<TriggerView, DbErr> {
+        Ok(TriggerView {
+            id: self.id,
+            tenant_id: self.tenant_id,
+            spec: parse(&self.spec, "trigger")?,
+            status: self.status,
+            created_by: self.created_by,
+            updated_by: self.updated_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
 }

@@ -3,16 +3,16 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Order, Query};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
 
 use crate::domain::decay::Decay;
 use crate::domain::defs::ModelSpec;
 use crate::domain::DefError;
 use crate::store::migrations::{Leads, ProfileScores, ScoreLedger, ScoreModels, ScoreRules};
-use crate::store::{exec, is_duplicate, one, rows};
+use crate::store::{exec, fetch, fetch_one, is_duplicate};
 
 use super::{
-    bump, json, model_view, new_id, rule_view, DefsError, ModelView, RuleView, ACTIVE, ARCHIVED,
+    bump, json, new_id, DefsError, ModelRow, ModelView, RuleRow, RuleView, ACTIVE, ARCHIVED,
 };
 
 pub(super) async fn model_row<C: sea_orm::ConnectionTrait>(
@@ -26,7 +26,10 @@ pub(super) async fn model_row<C: sea_orm::ConnectionTrait>(
         .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreModels::Id).eq(id))
         .to_owned();
-    one(db, &q).await?.as_ref().map(model_view).transpose()
+    fetch_one::<ModelRow, _>(db, &q)
+        .await?
+        .map(ModelRow::view)
+        .transpose()
 }
 
 /// Models of a tenant (every status) by id, the order they were created in (ids are
@@ -47,7 +50,11 @@ pub async fn models(
     if let Some(a) = after {
         q.and_where(Expr::col(ScoreModels::Id).gt(a));
     }
-    rows(db, &q).await?.iter().map(model_view).collect()
+    fetch::<ModelRow, _>(db, &q)
+        .await?
+        .into_iter()
+        .map(ModelRow::view)
+        .collect()
 }
 
 /// The keys of `tenant`'s active models.
@@ -55,17 +62,21 @@ pub(super) async fn active_model_keys(
     db: &DatabaseConnection,
     tenant: &str,
 ) -> Result<Vec<String>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Key {
+        key: String,
+    }
     let q = Query::select()
         .column(ScoreModels::Key)
         .from(ScoreModels::Table)
         .and_where(Expr::col(ScoreModels::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreModels::Status).eq(ACTIVE))
         .to_owned();
-    rows(db, &q)
+    Ok(fetch::<Key, _>(db, &q)
         .await?
-        .iter()
-        .map(|r| r.try_get("", "key"))
-        .collect()
+        .into_iter()
+        .map(|r| r.key)
+        .collect())
 }
 
 pub(super) fn no_model(id: &str) -> DefsError {
@@ -91,10 +102,10 @@ pub async fn model(
         .order_by(ScoreRules::Id, Order::Asc)
         .to_owned();
     m.rules = Some(
-        rows(db, &q)
+        fetch::<RuleRow, _>(db, &q)
             .await?
-            .iter()
-            .map(rule_view)
+            .into_iter()
+            .map(RuleRow::view)
             .collect::<Result<_, _>>()?,
     );
     Ok(m)
@@ -124,10 +135,10 @@ pub async fn model_rules(
     if let Some(a) = after {
         q.and_where(Expr::col(ScoreRules::Id).gt(a));
     }
-    Ok(rows(db, &q)
+    Ok(fetch::<RuleRow, _>(db, &q)
         .await?
-        .iter()
-        .map(rule_view)
+        .into_iter()
+        .map(RuleRow::view)
         .collect::<Result<_, _>>()?)
 }
 

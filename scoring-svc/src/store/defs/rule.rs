@@ -7,10 +7,10 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::domain::defs::RuleSpec;
 use crate::store::migrations::ScoreRules;
-use crate::store::{exec, one};
+use crate::store::{exec, fetch_one};
 
 use super::model::{model_row, no_model};
-use super::{bump, json, new_id, rule_view, write_one, DefsError, RuleView, ACTIVE, DELETED};
+use super::{bump, json, new_id, write_one, DefsError, RuleRow, RuleView, ACTIVE, DELETED};
 
 async fn rule_row<C: sea_orm::ConnectionTrait>(
     db: &C,
@@ -23,7 +23,10 @@ async fn rule_row<C: sea_orm::ConnectionTrait>(
         .and_where(Expr::col(ScoreRules::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreRules::Id).eq(id))
         .to_owned();
-    one(db, &q).await?.as_ref().map(rule_view).transpose()
+    fetch_one::<RuleRow, _>(db, &q)
+        .await?
+        .map(RuleRow::view)
+        .transpose()
 }
 
 /// One rule of `tenant` (a deleted one too, with its status).

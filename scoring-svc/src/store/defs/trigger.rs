@@ -7,11 +7,11 @@ use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::domain::defs::TriggerSpec;
 use crate::store::migrations::ScoreTriggers;
-use crate::store::{exec, one, rows};
+use crate::store::{exec, fetch, fetch_one};
 
 use super::machine::machine;
 use super::model::active_model_keys;
-use super::{bump, json, new_id, trigger_view, write_one, DefsError, TriggerView, ACTIVE, DELETED};
+use super::{bump, json, new_id, write_one, DefsError, TriggerRow, TriggerView, ACTIVE, DELETED};
 
 async fn trigger_row<C: sea_orm::ConnectionTrait>(
     db: &C,
@@ -24,7 +24,10 @@ async fn trigger_row<C: sea_orm::ConnectionTrait>(
         .and_where(Expr::col(ScoreTriggers::TenantId).eq(tenant))
         .and_where(Expr::col(ScoreTriggers::Id).eq(id))
         .to_owned();
-    one(db, &q).await?.as_ref().map(trigger_view).transpose()
+    fetch_one::<TriggerRow, _>(db, &q)
+        .await?
+        .map(TriggerRow::view)
+        .transpose()
 }
 
 /// One trigger of `tenant` (a deleted one too, with its status).
@@ -57,7 +60,11 @@ pub async fn triggers(
     if let Some(a) = after {
         q.and_where(Expr::col(ScoreTriggers::Id).gt(a));
     }
-    rows(db, &q).await?.iter().map(trigger_view).collect()
+    fetch::<TriggerRow, _>(db, &q)
+        .await?
+        .into_iter()
+        .map(TriggerRow::view)
+        .collect()
 }
 
 async fn check_trigger(
