@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Order, Query};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
 use serde::Serialize;
 
+use crate::store::fetch;
 use crate::store::migrations::{LeadSla as A, LeadStageHistory as H, TriggerFirings as F};
-use crate::store::rows;
 
 /// One move of a lead.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -36,6 +36,18 @@ pub async fn history(
     after: Option<i64>,
     limit: u64,
 ) -> Result<Vec<HistoryView>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: i64,
+        from_stage: Option<String>,
+        to_stage: String,
+        actor_kind: String,
+        actor: String,
+        reason: String,
+        entered_at: DateTime<Utc>,
+        left_at: Option<DateTime<Utc>>,
+        cause_id: Option<String>,
+    }
     let mut q = Query::select()
         .columns([
             H::Id,
@@ -57,26 +69,24 @@ pub async fn history(
     if let Some(a) = after {
         q.and_where(Expr::col(H::Id).gt(a));
     }
-    rows(db, &q)
+    Ok(fetch::<Row, _>(db, &q)
         .await?
-        .iter()
-        .map(|r| {
-            let entered: DateTime<Utc> = r.try_get("", "entered_at")?;
-            let left: Option<DateTime<Utc>> = r.try_get("", "left_at")?;
-            Ok(HistoryView {
-                id: r.try_get("", "id")?,
-                from: r.try_get("", "from_stage")?,
-                to: r.try_get("", "to_stage")?,
-                actor_kind: r.try_get("", "actor_kind")?,
-                actor: r.try_get("", "actor")?,
-                reason: r.try_get("", "reason")?,
-                entered_at: entered,
-                left_at: left,
-                time_in_stage_secs: (left.unwrap_or(now) - entered).num_seconds().max(0),
-                cause_id: r.try_get("", "cause_id")?,
-            })
+        .into_iter()
+        .map(|r| HistoryView {
+            id: r.id,
+            from: r.from_stage,
+            to: r.to_stage,
+            actor_kind: r.actor_kind,
+            actor: r.actor,
+            reason: r.reason,
+            entered_at: r.entered_at,
+            left_at: r.left_at,
+            time_in_stage_secs: (r.left_at.unwrap_or(now) - r.entered_at)
+                .num_seconds()
+                .max(0),
+            cause_id: r.cause_id,
         })
-        .collect()
+        .collect())
 }
 
 /// A trigger firing.
@@ -106,6 +116,18 @@ pub async fn firings(
     after: Option<i64>,
     limit: u64,
 ) -> Result<Vec<FiringView>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: i64,
+        trigger_id: String,
+        seq: i64,
+        kind: String,
+        value: Option<f64>,
+        stage: Option<String>,
+        fired_at: DateTime<Utc>,
+        cause_id: Option<String>,
+        result: String,
+    }
     let mut q = Query::select()
         .columns([
             F::Id,
@@ -127,28 +149,25 @@ pub async fn firings(
     if let Some(a) = after {
         q.and_where(Expr::col(F::Id).gt(a));
     }
-    rows(db, &q)
+    Ok(fetch::<Row, _>(db, &q)
         .await?
-        .iter()
-        .map(|r| {
-            let result: String = r.try_get("", "result")?;
-            Ok(FiringView {
-                id: r.try_get("", "id")?,
-                trigger_id: r.try_get("", "trigger_id")?,
-                seq: r.try_get("", "seq")?,
-                kind: r.try_get("", "kind")?,
-                value: r.try_get("", "value")?,
-                stage: r.try_get("", "stage")?,
-                fired_at: r.try_get("", "fired_at")?,
-                cause_id: r.try_get("", "cause_id")?,
-                result: serde_json::from_str(&result).unwrap_or(serde_json::Value::Null),
-            })
+        .into_iter()
+        .map(|r| FiringView {
+            id: r.id,
+            trigger_id: r.trigger_id,
+            seq: r.seq,
+            kind: r.kind,
+            value: r.value,
+            stage: r.stage,
+            fired_at: r.fired_at,
+            cause_id: r.cause_id,
+            result: serde_json::from_str(&r.result).unwrap_or(serde_json::Value::Null),
         })
-        .collect()
+        .collect())
 }
 
-/// An SLA of a lead.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// An SLA of a lead (its row as [`slas`] selects it).
+#[derive(Debug, Clone, Serialize, PartialEq, FromQueryResult)]
 pub struct SlaView {
     pub history_id: i64,
     pub stage: String,
@@ -190,19 +209,5 @@ pub async fn slas(
     if let Some(a) = after {
         q.and_where(Expr::col(A::HistoryId).gt(a));
     }
-    rows(db, &q)
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(SlaView {
-                history_id: r.try_get("", "history_id")?,
-                stage: r.try_get("", "stage")?,
-                entered_at: r.try_get("", "entered_at")?,
-                due_at: r.try_get("", "due_at")?,
-                status: r.try_get("", "status")?,
-                settled_at: r.try_get("", "settled_at")?,
-                settled_by: r.try_get("", "settled_by")?,
-            })
-        })
-        .collect()
+    fetch(db, &q).await
 }

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Order, Query};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
 use serde::Serialize;
 
 use crate::store::migrations::{ScoreLedger as E, ScoreRules as R};
-use crate::store::{rows, Scorer};
+use crate::store::{fetch, Scorer};
 
 /// One ledger entry.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -68,6 +68,29 @@ pub struct LedgerQuery {
     pub include_voided: bool,
 }
 
+/// A ledger row as [`ledger`] selects it.
+#[derive(FromQueryResult)]
+struct Row {
+    id: i64,
+    model_id: String,
+    kind: String,
+    rule_id: String,
+    source_key: String,
+    void_key: i64,
+    event_kind: Option<String>,
+    points: f64,
+    delta: f64,
+    capped: Option<String>,
+    earned_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    merged_from: Option<String>,
+    cause_id: Option<String>,
+    note: Option<String>,
+    created_at: DateTime<Utc>,
+    voided_at: Option<DateTime<Utc>>,
+    voided_by: Option<String>,
+}
+
 /// A page of the profile's ledger.
 pub async fn ledger(
     scorer: &Scorer,
@@ -113,48 +136,43 @@ pub async fn ledger(
     if !q.include_voided {
         s.and_where(Expr::col(E::VoidKey).eq(0));
     }
-    let got = rows(db, &s).await?;
+    let got: Vec<Row> = fetch(db, &s).await?;
+    let more = got.len() as u64 > q.limit;
     let mut items = Vec::with_capacity(got.len());
     let mut rule_ids = Vec::new();
-    for r in got.iter().take(q.limit as usize) {
-        let model_id: String = r.try_get("", "model_id")?;
-        let kind: String = r.try_get("", "kind")?;
-        let delta: f64 = r.try_get("", "delta")?;
-        let earned: DateTime<Utc> = r.try_get("", "earned_at")?;
-        let void_key: i64 = r.try_get("", "void_key")?;
-        let m = defs.model_by_id(&model_id).map(|i| &defs.models[i]);
-        let value_now = match (m, kind.as_str(), void_key) {
+    for r in got.into_iter().take(q.limit as usize) {
+        let m = defs.model_by_id(&r.model_id).map(|i| &defs.models[i]);
+        let value_now = match (m, r.kind.as_str(), r.void_key) {
             (_, _, v) if v != 0 => 0.0,
             (Some(m), crate::store::ledger::EVENT, _) => {
-                delta * m.decay.factor((now - earned).num_seconds())
+                r.delta * m.decay.factor((now - r.earned_at).num_seconds())
             }
-            _ => delta,
+            _ => r.delta,
         };
-        let rule_id: String = r.try_get("", "rule_id")?;
-        if !rule_id.is_empty() {
-            rule_ids.push(rule_id.clone());
+        if !r.rule_id.is_empty() {
+            rule_ids.push(r.rule_id.clone());
         }
         items.push(EntryView {
-            id: r.try_get("", "id")?,
+            id: r.id,
             model: m.map(|m| m.key.clone()),
-            model_id,
-            kind,
-            rule_id,
+            model_id: r.model_id,
+            kind: r.kind,
+            rule_id: r.rule_id,
             rule: None,
-            source: r.try_get("", "source_key")?,
-            event_kind: r.try_get("", "event_kind")?,
-            points: r.try_get("", "points")?,
-            delta,
-            capped: r.try_get("", "capped")?,
-            earned_at: earned,
-            expires_at: r.try_get("", "expires_at")?,
+            source: r.source_key,
+            event_kind: r.event_kind,
+            points: r.points,
+            delta: r.delta,
+            capped: r.capped,
+            earned_at: r.earned_at,
+            expires_at: r.expires_at,
             value_now,
-            merged_from: r.try_get("", "merged_from")?,
-            cause_id: r.try_get("", "cause_id")?,
-            note: r.try_get("", "note")?,
-            created_at: r.try_get("", "created_at")?,
-            voided_at: r.try_get("", "voided_at")?,
-            voided_by: r.try_get("", "voided_by")?,
+            merged_from: r.merged_from,
+            cause_id: r.cause_id,
+            note: r.note,
+            created_at: r.created_at,
+            voided_at: r.voided_at,
+            voided_by: r.voided_by,
         });
     }
     rule_ids.sort();
@@ -163,9 +181,7 @@ pub async fn ledger(
     for i in &mut items {
         i.rule = names.get(&i.rule_id).cloned();
     }
-    let next_cursor = (got.len() as u64 > q.limit)
-        .then(|| items.last().map(|i| i.id))
-        .flatten();
+    let next_cursor = more.then(|| items.last().map(|i| i.id)).flatten();
     Ok(LedgerPage { items, next_cursor })
 }
 
@@ -174,6 +190,11 @@ async fn rule_names(
     tenant: &str,
     ids: &[String],
 ) -> Result<HashMap<String, String>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Named {
+        id: String,
+        name: String,
+    }
     let mut out = HashMap::new();
     for chunk in ids.chunks(500) {
         let q = Query::select()
@@ -182,8 +203,8 @@ async fn rule_names(
             .and_where(Expr::col(R::TenantId).eq(tenant))
             .and_where(Expr::col(R::Id).is_in(chunk.iter().cloned()))
             .to_owned();
-        for r in rows(db, &q).await? {
-            out.insert(r.try_get("", "id")?, r.try_get("", "name")?);
+        for r in fetch::<Named, _>(db, &q).await? {
+            out.insert(r.id, r.name);
         }
     }
     Ok(out)
