@@ -14,15 +14,15 @@ use chrono::{DateTime, Utc};
 use proto::scoring::Owner;
 use rules::schema::{FactsCol, FactsTable};
 use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement, SimpleExpr};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 use serde::{Deserialize, Serialize};
 
 use super::leads::{self, Lead};
 use super::migrations::{Leads as L, ProfileScores as P, ScoreEras};
 use super::queries::{self, Board};
-use super::{rows, scores, Scorer};
+use super::scores::{self, ModelFold};
+use super::{fetch, Scorer};
 use crate::domain::compiled::{Compiled, Model};
-use crate::domain::decay::Fold;
 
 /// The property holding the first touch's channel (`source=` filters on it).
 pub const SOURCE_KEY: &str = "source.first.channel";
@@ -282,18 +282,6 @@ pub async fn browse(
         .collect())
 }
 
-fn lead_select(l: &Alias) -> SelectStatement {
-    let mut q = Query::select();
-    q.columns(leads::COLS.map(|c| (l.clone(), c)))
-        .column((l.clone(), L::CreatedAt))
-        .from_as(L::Table, l.clone());
-    q
-}
-
-fn lead_of(r: &QueryResult) -> Result<(Lead, DateTime<Utc>), DbErr> {
-    Ok((leads::from_row(r)?, r.try_get("", "created_at")?))
-}
-
 /// The leads of `ids` with their creation time.
 async fn lead_rows<C: ConnectionTrait>(
     db: &C,
@@ -304,14 +292,14 @@ async fn lead_rows<C: ConnectionTrait>(
         return Ok(HashMap::new());
     }
     let l = Alias::new("l");
-    let mut q = lead_select(&l);
+    let mut q = leads::listing(&l);
     q.and_where(Expr::col((l.clone(), L::TenantId)).eq(tenant))
         .and_where(Expr::col((l.clone(), L::ProfileId)).is_in(ids.iter().map(String::as_str)));
-    rows(db, &q)
+    Ok(leads::listed(db, &q)
         .await?
-        .iter()
-        .map(|r| lead_of(r).map(|x| (x.0.profile.clone(), x)))
-        .collect()
+        .into_iter()
+        .map(|x| (x.0.profile.clone(), x))
+        .collect())
 }
 
 /// Leads ordered by `col` (nulls last when descending, first when ascending) then profile id,
@@ -332,7 +320,7 @@ async fn by_time<C: ConnectionTrait>(
     let l = Alias::new("l");
     let c = || Expr::col((l.clone(), col));
     let id = || Expr::col((l.clone(), L::ProfileId));
-    let mut q = lead_select(&l);
+    let mut q = leads::listing(&l);
     filter.apply(&mut q, tenant, &l, defs, now);
     if let Some((t, cid)) = after {
         let cid = cid.as_str();
@@ -353,19 +341,18 @@ async fn by_time<C: ConnectionTrait>(
     q.order_by((l.clone(), col), order.clone())
         .order_by((l.clone(), L::ProfileId), order)
         .limit(limit);
-    rows(db, &q)
+    Ok(leads::listed(db, &q)
         .await?
-        .iter()
-        .map(|r| {
-            let (lead, created) = lead_of(r)?;
+        .into_iter()
+        .map(|(lead, created)| {
             let t = if matches!(col, L::CreatedAt) {
                 Some(created)
             } else {
                 lead.last_activity_at
             };
-            Ok((lead, created, t))
+            (lead, created, t)
         })
-        .collect()
+        .collect())
 }
 
 /// Key `n` of the customers without a score in the sorted model: they follow every scored one,
@@ -417,7 +404,7 @@ async fn by_score(
         return Ok(out);
     }
     let l = Alias::new("l");
-    let mut q = lead_select(&l);
+    let mut q = leads::listing(&l);
     b.filter.apply(&mut q, tenant, &l, defs, now);
     let scored = Query::select()
         .column(P::ProfileId)
@@ -431,8 +418,7 @@ async fn by_score(
     }
     q.order_by((l.clone(), L::ProfileId), Order::Asc)
         .limit(b.limit - out.len() as u64);
-    for r in rows(db, &q).await? {
-        let (lead, created) = lead_of(&r)?;
+    for (lead, created) in leads::listed(db, &q).await? {
         let key = Key {
             n: Some(UNSCORED),
             t: None,
@@ -464,12 +450,14 @@ async fn by_stage<C: ConnectionTrait>(
         .from_as(L::Table, l.clone())
         .and_where(Expr::col((l.clone(), L::TenantId)).eq(tenant))
         .and_where(Expr::col((l.clone(), L::Status)).eq(leads::ACTIVE));
-    let mut others: Vec<String> = rows(db, &present)
+    #[derive(FromQueryResult)]
+    struct Present {
+        stage: String,
+    }
+    let mut others: Vec<String> = fetch::<Present, _>(db, &present)
         .await?
-        .iter()
-        .map(|r| r.try_get::<String>("", "stage"))
-        .collect::<Result<Vec<_>, _>>()?
         .into_iter()
+        .map(|r| r.stage)
         .filter(|s| !stages.contains(s))
         .collect();
     others.sort();
@@ -524,6 +512,13 @@ async fn shown_fields<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(out);
     }
+    /// Bytes on MySQL/MariaDB (the facts tables' text is binary there).
+    #[derive(FromQueryResult)]
+    struct Shown {
+        profile_id: Option<Vec<u8>>,
+        pkey: Option<Vec<u8>>,
+        s: Option<Vec<u8>>,
+    }
     let q = Query::select()
         .columns([FactsCol::ProfileId, FactsCol::Pkey, FactsCol::S])
         .from(FactsTable::FactsProperty)
@@ -532,14 +527,9 @@ async fn shown_fields<C: ConnectionTrait>(
         .and_where(Expr::col(FactsCol::Pkey).is_in(SHOWN))
         .and_where(Expr::col(FactsCol::Ord).eq(0))
         .to_owned();
-    let text = |r: &QueryResult, c: &str| -> Result<Option<String>, DbErr> {
-        let raw: Option<Vec<u8>> = r.try_get("", c)?;
-        Ok(raw.map(|b| String::from_utf8_lossy(&b).into_owned()))
-    };
-    for r in rows(db, &q).await? {
-        let (Some(p), Some(k), Some(v)) =
-            (text(&r, "profile_id")?, text(&r, "pkey")?, text(&r, "s")?)
-        else {
+    let text = |b: Option<Vec<u8>>| b.map(|b| String::from_utf8_lossy(&b).into_owned());
+    for r in fetch::<Shown, _>(db, &q).await? {
+        let (Some(p), Some(k), Some(v)) = (text(r.profile_id), text(r.pkey), text(r.s)) else {
             continue;
         };
         out.entry(p).or_default().insert(k, v);
@@ -567,30 +557,17 @@ async fn page_scores<C: ConnectionTrait>(
         return Ok(out);
     }
     let q = Query::select()
-        .columns([
-            P::ProfileId,
-            P::ModelId,
-            P::Held,
-            P::Decaying,
-            P::FoldedAt,
-            P::ValidUntil,
-        ])
+        .columns(scores::STORED_COLS)
         .from(P::Table)
         .and_where(Expr::col(P::TenantId).eq(tenant))
         .and_where(Expr::col(P::ProfileId).is_in(ids.iter().map(String::as_str)))
         .to_owned();
-    for r in rows(db, &q).await? {
-        let profile: String = r.try_get("", "profile_id")?;
-        let model: String = r.try_get("", "model_id")?;
-        let Some(m) = defs.model_by_id(&model).map(|i| &defs.models[i]) else {
+    for r in fetch::<ModelFold, _>(db, &q).await? {
+        let Some(m) = defs.model_by_id(&r.model_id).map(|i| &defs.models[i]) else {
             continue;
         };
-        let fold = Fold {
-            held: r.try_get("", "held")?,
-            decaying: r.try_get("", "decaying")?,
-            at: r.try_get("", "folded_at")?,
-            valid_until: r.try_get("", "valid_until")?,
-        };
+        let fold = r.fold.fold();
+        let profile = r.profile_id;
         let (now_fold, _) = scores::current(db, tenant, &profile, m, Some(&fold), now).await?;
         out.entry(profile)
             .or_default()

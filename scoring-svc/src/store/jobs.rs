@@ -4,15 +4,15 @@
 //! or a sample of profiles; nothing is written).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Cond, Expr, Order, Query};
-use sea_orm::{DatabaseConnection, DbErr, QueryResult};
+use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
 use serde::Serialize;
 
 use super::defs::DefsError;
 use super::engine::profile_events;
 use super::leads;
 use super::migrations::{Leads as L, ScoringJobs as J};
-use super::{exec, one, rows, scores, Scorer};
+use super::{exec, fetch_one, scores, Scorer};
 use crate::domain::compiled::{Compiled, ModelDef, RuleDef};
 use crate::domain::decay::{Fold, Worth};
 use crate::domain::defs::{ModelSpec, RuleKind, RuleSpec};
@@ -58,25 +58,44 @@ fn progress(done: i64, total: i64) -> f64 {
     }
 }
 
-fn job_view(r: &QueryResult) -> Result<JobView, DbErr> {
-    let total: i64 = r.try_get("", "total")?;
-    let done: i64 = r.try_get("", "done")?;
-    Ok(JobView {
-        id: r.try_get("", "id")?,
-        tenant_id: r.try_get("", "tenant_id")?,
-        kind: r.try_get("", "kind")?,
-        model_id: r.try_get("", "model_id")?,
-        status: r.try_get("", "status")?,
-        total,
-        done,
-        progress: progress(done, total),
-        fire_triggers: r.try_get("", "fire_triggers")?,
-        error: r.try_get("", "error")?,
-        created_by: r.try_get("", "created_by")?,
-        created_at: r.try_get("", "created_at")?,
-        updated_at: r.try_get("", "updated_at")?,
-        finished_at: r.try_get("", "finished_at")?,
-    })
+/// A job's row (`SELECT *`).
+#[derive(FromQueryResult)]
+struct JobRow {
+    id: String,
+    tenant_id: String,
+    kind: String,
+    model_id: Option<String>,
+    status: String,
+    total: i64,
+    done: i64,
+    cursor: Option<String>,
+    fire_triggers: bool,
+    error: Option<String>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobRow> for JobView {
+    fn from(r: JobRow) -> Self {
+        JobView {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            kind: r.kind,
+            model_id: r.model_id,
+            status: r.status,
+            total: r.total,
+            done: r.done,
+            progress: progress(r.done, r.total),
+            fire_triggers: r.fire_triggers,
+            error: r.error,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            finished_at: r.finished_at,
+        }
+    }
 }
 
 /// One job of `tenant` (`None` for an unknown id and for another tenant's job alike).
@@ -91,30 +110,31 @@ pub async fn job(
         .and_where(Expr::col(J::TenantId).eq(tenant))
         .and_where(Expr::col(J::Id).eq(id))
         .to_owned();
-    one(db, &q).await?.as_ref().map(job_view).transpose()
+    Ok(fetch_one::<JobRow, _>(db, &q).await?.map(JobView::from))
 }
 
 /// A job by id alone, whatever its tenant: the scheduler's, which advances every tenant's jobs.
-async fn claimed_job(db: &DatabaseConnection, id: &str) -> Result<Option<JobView>, DbErr> {
+async fn claimed_job(db: &DatabaseConnection, id: &str) -> Result<Option<JobRow>, DbErr> {
     let q = Query::select()
         .expr(Expr::cust("*"))
         .from(J::Table)
         .and_where(Expr::col(J::Id).eq(id))
         .to_owned();
-    one(db, &q).await?.as_ref().map(job_view).transpose()
+    fetch_one(db, &q).await
 }
 
 async fn active_leads(db: &DatabaseConnection, tenant: &str) -> Result<i64, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        n: i64,
+    }
     let q = Query::select()
-        .expr(Expr::col(L::ProfileId).count())
+        .expr_as(Expr::col(L::ProfileId).count(), Alias::new("n"))
         .from(L::Table)
         .and_where(Expr::col(L::TenantId).eq(tenant))
         .and_where(Expr::col(L::Status).eq(leads::ACTIVE))
         .to_owned();
-    Ok(match one(db, &q).await? {
-        Some(r) => r.try_get_by_index::<i64>(0)?,
-        None => 0,
-    })
+    Ok(fetch_one::<Row, _>(db, &q).await?.map_or(0, |r| r.n))
 }
 
 /// Queues a recompute of model `model_id` of `tenant` for every lead of the tenant.
@@ -203,10 +223,13 @@ pub async fn step(scorer: &Scorer, batch: u32, now: DateTime<Utc>) -> Result<usi
         .order_by(J::CreatedAt, Order::Asc)
         .limit(1)
         .to_owned();
-    let Some(r) = one(db, &q).await? else {
+    #[derive(FromQueryResult)]
+    struct Claimable {
+        id: String,
+    }
+    let Some(Claimable { id }) = fetch_one(db, &q).await? else {
         return Ok(0);
     };
-    let id: String = r.try_get("", "id")?;
     let claim = Query::update()
         .table(J::Table)
         .value(J::Status, RUNNING)
@@ -227,18 +250,7 @@ pub async fn step(scorer: &Scorer, batch: u32, now: DateTime<Utc>) -> Result<usi
     let Some(j) = claimed_job(db, &id).await? else {
         return Ok(0);
     };
-    let cursor: Option<String> = one(
-        db,
-        &Query::select()
-            .column(J::Cursor)
-            .from(J::Table)
-            .and_where(Expr::col(J::Id).eq(&id))
-            .to_owned(),
-    )
-    .await?
-    .map(|r| r.try_get("", "cursor"))
-    .transpose()?
-    .flatten();
+    let cursor = j.cursor.clone();
     let mut q = Query::select();
     q.column(L::ProfileId)
         .from(L::Table)
@@ -249,11 +261,7 @@ pub async fn step(scorer: &Scorer, batch: u32, now: DateTime<Utc>) -> Result<usi
     if let Some(c) = &cursor {
         q.and_where(Expr::col(L::ProfileId).gt(c.as_str()));
     }
-    let ids: Vec<String> = rows(db, &q)
-        .await?
-        .iter()
-        .map(|r| r.try_get("", "profile_id"))
-        .collect::<Result<_, _>>()?;
+    let ids = leads::profile_ids(db, &q).await?;
     let model = j.model_id.clone().unwrap_or_default();
     let mut n = 0;
     for p in &ids {
@@ -387,17 +395,7 @@ impl DryRun {
         let zone = scorer.cfg.zone_of(&self.tenant);
         let today = facts::local_day(now, zone);
         let real = scorer.compiled(&self.tenant).await?;
-        let lq = Query::select()
-            .columns(leads::COLS)
-            .from(L::Table)
-            .and_where(Expr::col(L::TenantId).eq(&self.tenant))
-            .and_where(Expr::col(L::ProfileId).eq(profile))
-            .to_owned();
-        let lead = one(db, &lq)
-            .await?
-            .as_ref()
-            .map(leads::from_row)
-            .transpose()?;
+        let lead = leads::find(db, &self.tenant, profile).await?;
         let stored = scores::load(db, &self.tenant, profile).await?;
         let mut props = LeadProps::default();
         let mut current = None;
@@ -480,11 +478,7 @@ pub async fn sample(db: &DatabaseConnection, tenant: &str, n: u32) -> Result<Vec
         .order_by(L::ProfileId, Order::Asc)
         .limit(u64::from(n))
         .to_owned();
-    rows(db, &q)
-        .await?
-        .iter()
-        .map(|r| r.try_get("", "profile_id"))
-        .collect()
+    leads::profile_ids(db, &q).await
 }
 
 /// Distribution of scores over a sample.

@@ -6,11 +6,11 @@
 use chrono::{DateTime, Utc};
 use proto::identity::Relations;
 use proto::scoring::{ActorKind, Owner};
-use sea_orm::sea_query::{Expr, LockType, Query};
-use sea_orm::{DatabaseTransaction, DbErr, QueryResult};
+use sea_orm::sea_query::{Alias, Expr, LockType, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, FromQueryResult};
 
 use super::migrations::{LeadSla as A, LeadStageHistory as H, Leads as L};
-use super::{exec, is_duplicate, one};
+use super::{exec, fetch, fetch_one, is_duplicate};
 
 /// Status of a live lead.
 pub const ACTIVE: &str = "active";
@@ -47,34 +47,51 @@ impl Lead {
     }
 }
 
-pub(crate) fn from_row(r: &QueryResult) -> Result<Lead, DbErr> {
-    let corp: Option<String> = r.try_get("", "owner_corp_id")?;
-    let user: Option<String> = r.try_get("", "owner_user_id")?;
-    let ext: Option<String> = r.try_get("", "owner_external_userid")?;
-    Ok(Lead {
-        tenant: r.try_get("", "tenant_id")?,
-        profile: r.try_get("", "profile_id")?,
-        stage: r.try_get("", "stage")?,
-        stage_entered_at: r.try_get("", "stage_entered_at")?,
-        history_id: r.try_get("", "history_id")?,
-        status: r.try_get("", "status")?,
-        merged_into: r.try_get("", "merged_into")?,
-        owner: match (corp, user) {
-            (Some(corp_id), Some(user_id)) => Some(Owner {
-                corp_id,
-                user_id,
-                external_userid: ext,
-            }),
-            _ => None,
-        },
-        last_activity_at: r.try_get("", "last_activity_at")?,
-        next_check_at: r.try_get("", "next_check_at")?,
-        merge_history_id: r.try_get("", "merge_history_id")?,
-    })
+/// A lead as [`COLS`] select it.
+#[derive(FromQueryResult)]
+struct LeadRow {
+    tenant_id: String,
+    profile_id: String,
+    stage: String,
+    stage_entered_at: DateTime<Utc>,
+    history_id: i64,
+    status: String,
+    merged_into: Option<String>,
+    owner_corp_id: Option<String>,
+    owner_user_id: Option<String>,
+    owner_external_userid: Option<String>,
+    last_activity_at: Option<DateTime<Utc>>,
+    next_check_at: Option<DateTime<Utc>>,
+    merge_history_id: i64,
 }
 
-/// The columns of a lead row.
-pub(crate) const COLS: [L; 13] = [
+impl From<LeadRow> for Lead {
+    fn from(r: LeadRow) -> Self {
+        Lead {
+            tenant: r.tenant_id,
+            profile: r.profile_id,
+            stage: r.stage,
+            stage_entered_at: r.stage_entered_at,
+            history_id: r.history_id,
+            status: r.status,
+            merged_into: r.merged_into,
+            owner: match (r.owner_corp_id, r.owner_user_id) {
+                (Some(corp_id), Some(user_id)) => Some(Owner {
+                    corp_id,
+                    user_id,
+                    external_userid: r.owner_external_userid,
+                }),
+                _ => None,
+            },
+            last_activity_at: r.last_activity_at,
+            next_check_at: r.next_check_at,
+            merge_history_id: r.merge_history_id,
+        }
+    }
+}
+
+/// The columns of a lead row ([`LeadRow`]).
+const COLS: [L; 13] = [
     L::TenantId,
     L::ProfileId,
     L::Stage,
@@ -90,20 +107,79 @@ pub(crate) const COLS: [L; 13] = [
     L::MergeHistoryId,
 ];
 
+/// The select of the lead of `profile`.
+fn select(tenant: &str, profile: &str) -> SelectStatement {
+    Query::select()
+        .columns(COLS)
+        .from(L::Table)
+        .and_where(Expr::col(L::TenantId).eq(tenant))
+        .and_where(Expr::col(L::ProfileId).eq(profile))
+        .to_owned()
+}
+
 /// Reads (and on MySQL locks) a lead.
 pub async fn lock(
     txn: &DatabaseTransaction,
     tenant: &str,
     profile: &str,
 ) -> Result<Option<Lead>, DbErr> {
-    let q = Query::select()
-        .columns(COLS)
-        .from(L::Table)
-        .and_where(Expr::col(L::TenantId).eq(tenant))
-        .and_where(Expr::col(L::ProfileId).eq(profile))
-        .lock(LockType::Update)
-        .to_owned();
-    one(txn, &q).await?.as_ref().map(from_row).transpose()
+    let q = select(tenant, profile).lock(LockType::Update).to_owned();
+    Ok(fetch_one::<LeadRow, _>(txn, &q).await?.map(Lead::from))
+}
+
+/// Reads a lead without locking it.
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    profile: &str,
+) -> Result<Option<Lead>, DbErr> {
+    let q = select(tenant, profile);
+    Ok(fetch_one::<LeadRow, _>(conn, &q).await?.map(Lead::from))
+}
+
+/// A select of leads (as `l`) with their creation time, for [`listed`].
+pub(crate) fn listing(l: &Alias) -> SelectStatement {
+    let mut q = Query::select();
+    q.columns(COLS.map(|c| (l.clone(), c)))
+        .column((l.clone(), L::CreatedAt))
+        .from_as(L::Table, l.clone());
+    q
+}
+
+/// A lead as [`listing`] selects it.
+#[derive(FromQueryResult)]
+struct Listed {
+    #[sea_orm(nested)]
+    lead: LeadRow,
+    created_at: DateTime<Utc>,
+}
+
+/// The leads `q` (a [`listing`]) finds, each with its creation time.
+pub(crate) async fn listed<C: ConnectionTrait>(
+    db: &C,
+    q: &SelectStatement,
+) -> Result<Vec<(Lead, DateTime<Utc>)>, DbErr> {
+    Ok(fetch::<Listed, _>(db, q)
+        .await?
+        .into_iter()
+        .map(|r| (Lead::from(r.lead), r.created_at))
+        .collect())
+}
+
+/// The profile ids a select of the one column `profile_id` finds, in its order.
+pub(crate) async fn profile_ids<C: ConnectionTrait>(
+    conn: &C,
+    stmt: &SelectStatement,
+) -> Result<Vec<String>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        profile_id: String,
+    }
+    Ok(fetch::<Row, _>(conn, stmt)
+        .await?
+        .into_iter()
+        .map(|r| r.profile_id)
+        .collect())
 }
 
 /// Inserts a new lead in `stage`; `false` when another transaction created it first.
@@ -316,6 +392,12 @@ pub async fn history_from(
     profile: &str,
     from_id: i64,
 ) -> Result<Vec<HistoryEntry>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: i64,
+        to_stage: String,
+        actor_kind: String,
+    }
     let q = Query::select()
         .columns([H::Id, H::ToStage, H::ActorKind])
         .from(H::Table)
@@ -324,16 +406,13 @@ pub async fn history_from(
         .and_where(Expr::col(H::Id).gte(from_id))
         .order_by(H::Id, sea_orm::sea_query::Order::Asc)
         .to_owned();
-    super::rows(txn, &q)
+    Ok(fetch::<Row, _>(txn, &q)
         .await?
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get("", "actor_kind")?;
-            Ok(HistoryEntry {
-                id: r.try_get("", "id")?,
-                to_stage: r.try_get("", "to_stage")?,
-                actor_kind: ActorKind::parse(&kind),
-            })
+        .into_iter()
+        .map(|r| HistoryEntry {
+            id: r.id,
+            to_stage: r.to_stage,
+            actor_kind: ActorKind::parse(&r.actor_kind),
         })
-        .collect()
+        .collect())
 }

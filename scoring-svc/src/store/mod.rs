@@ -20,9 +20,7 @@ pub mod work;
 
 use platform::db::migrations::{CreateInbox, CreateOutbox};
 use sea_orm::sea_query::SelectStatement;
-use sea_orm::{
-    ConnectionTrait, DbErr, ExecResult, FromQueryResult, QueryResult, SqlErr, StatementBuilder,
-};
+use sea_orm::{ConnectionTrait, DbErr, ExecResult, FromQueryResult, SqlErr, StatementBuilder};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 pub use engine::{Outcome, ScoreError, Scorer};
@@ -64,24 +62,6 @@ where
 {
     let b = conn.get_database_backend();
     conn.execute(b.build(stmt)).await
-}
-
-/// Runs one select and returns its rows.
-pub async fn rows<C: ConnectionTrait>(
-    conn: &C,
-    stmt: &SelectStatement,
-) -> Result<Vec<QueryResult>, DbErr> {
-    let b = conn.get_database_backend();
-    conn.query_all(b.build(stmt)).await
-}
-
-/// Runs one select and returns its first row.
-pub async fn one<C: ConnectionTrait>(
-    conn: &C,
-    stmt: &SelectStatement,
-) -> Result<Option<QueryResult>, DbErr> {
-    let b = conn.get_database_backend();
-    conn.query_one(b.build(stmt)).await
 }
 
 /// Runs one select and decodes its rows as `T` (a row struct of the select's shape).

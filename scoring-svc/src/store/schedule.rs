@@ -17,12 +17,12 @@ use platform::db::outbox::{self, OutboxRelay};
 use proto::scoring::SlaBreached;
 use proto::Envelope;
 use sea_orm::sea_query::{Expr, Order, Query};
-use sea_orm::DbErr;
+use sea_orm::{DbErr, FromQueryResult};
 use tokio_util::sync::CancellationToken;
 
 use super::leads::{self, SLA_BREACHED, SLA_OPEN};
 use super::migrations::{LeadSla as A, Leads as L};
-use super::{exec, jobs, one, rows, Scorer};
+use super::{exec, fetch, jobs, Scorer};
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,6 +83,11 @@ impl Scheduler {
     }
 
     async fn due_leads(&self, now: DateTime<Utc>) -> Result<usize, DbErr> {
+        #[derive(FromQueryResult)]
+        struct Due {
+            tenant_id: String,
+            profile_id: String,
+        }
         let q = Query::select()
             .columns([L::TenantId, L::ProfileId])
             .from(L::Table)
@@ -91,11 +96,13 @@ impl Scheduler {
             .order_by(L::NextCheckAt, Order::Asc)
             .limit(u64::from(self.batch))
             .to_owned();
-        let due = rows(&self.scorer.db, &q).await?;
+        let due: Vec<Due> = fetch(&self.scorer.db, &q).await?;
         let mut n = 0;
-        for row in due {
-            let tenant: String = row.try_get("", "tenant_id")?;
-            let profile: String = row.try_get("", "profile_id")?;
+        for Due {
+            tenant_id: tenant,
+            profile_id: profile,
+        } in due
+        {
             match self.scorer.reevaluate(&tenant, &profile).await {
                 Ok(_) => n += 1,
                 Err(e) => {
@@ -115,6 +122,15 @@ impl Scheduler {
     }
 
     async fn breaches(&self, now: DateTime<Utc>) -> Result<usize, DbErr> {
+        #[derive(FromQueryResult)]
+        struct Due {
+            history_id: i64,
+            tenant_id: String,
+            profile_id: String,
+            stage: String,
+            entered_at: DateTime<Utc>,
+            due_at: DateTime<Utc>,
+        }
         let q = Query::select()
             .columns([
                 A::HistoryId,
@@ -131,10 +147,8 @@ impl Scheduler {
             .limit(u64::from(self.batch))
             .to_owned();
         let mut n = 0;
-        for row in rows(&self.scorer.db, &q).await? {
-            let hid: i64 = row.try_get("", "history_id")?;
-            let tenant: String = row.try_get("", "tenant_id")?;
-            let profile: String = row.try_get("", "profile_id")?;
+        for row in fetch::<Due, _>(&self.scorer.db, &q).await? {
+            let (hid, tenant, profile) = (row.history_id, row.tenant_id, row.profile_id);
             let txn = begin_locking_write(&self.scorer.db).await?;
             let q = Query::update()
                 .table(A::Table)
@@ -148,22 +162,15 @@ impl Scheduler {
                 txn.rollback().await?;
                 continue;
             }
-            let lq = Query::select()
-                .columns(leads::COLS)
-                .from(L::Table)
-                .and_where(Expr::col(L::TenantId).eq(&tenant))
-                .and_where(Expr::col(L::ProfileId).eq(&profile))
-                .to_owned();
-            let owner = match one(&txn, &lq).await? {
-                Some(r) => leads::from_row(&r)?.owner,
-                None => None,
-            };
+            let owner = leads::find(&txn, &tenant, &profile)
+                .await?
+                .and_then(|l| l.owner);
             let ev = SlaBreached {
                 profile_id: profile.clone(),
-                stage: row.try_get("", "stage")?,
+                stage: row.stage,
                 history_id: hid,
-                entered_at: row.try_get("", "entered_at")?,
-                due_at: row.try_get("", "due_at")?,
+                entered_at: row.entered_at,
+                due_at: row.due_at,
                 owner,
                 at: now,
             };

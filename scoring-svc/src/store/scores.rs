@@ -5,12 +5,52 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, IntoIden, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use super::migrations::{ProfileScores as P, ScoreEras};
-use super::{exec, ledger, rows};
+use super::{exec, fetch, ledger};
 use crate::domain::compiled::Model;
 use crate::domain::decay::Fold;
+
+/// A stored fold's columns (`held`, `decaying`, `folded_at`, `valid_until`), nested in the row
+/// of each read of folds.
+#[derive(FromQueryResult)]
+pub(crate) struct StoredFold {
+    pub(crate) held: f64,
+    decaying: f64,
+    folded_at: DateTime<Utc>,
+    valid_until: Option<DateTime<Utc>>,
+}
+
+impl StoredFold {
+    pub(crate) fn fold(&self) -> Fold {
+        Fold {
+            held: self.held,
+            decaying: self.decaying,
+            at: self.folded_at,
+            valid_until: self.valid_until,
+        }
+    }
+}
+
+/// A profile's fold in one model, as [`STORED_COLS`] select it.
+#[derive(FromQueryResult)]
+pub(crate) struct ModelFold {
+    pub(crate) profile_id: String,
+    pub(crate) model_id: String,
+    #[sea_orm(nested)]
+    pub(crate) fold: StoredFold,
+}
+
+/// The columns of a [`ModelFold`].
+pub(crate) const STORED_COLS: [P; 6] = [
+    P::ProfileId,
+    P::ModelId,
+    P::Held,
+    P::Decaying,
+    P::FoldedAt,
+    P::ValidUntil,
+];
 
 /// The stored folds of a profile: model id → fold.
 pub async fn load<C: ConnectionTrait>(
@@ -19,24 +59,16 @@ pub async fn load<C: ConnectionTrait>(
     profile: &str,
 ) -> Result<HashMap<String, Fold>, DbErr> {
     let q = Query::select()
-        .columns([P::ModelId, P::Held, P::Decaying, P::FoldedAt, P::ValidUntil])
+        .columns(STORED_COLS)
         .from(P::Table)
         .and_where(Expr::col(P::TenantId).eq(tenant))
         .and_where(Expr::col(P::ProfileId).eq(profile))
         .to_owned();
-    let mut out = HashMap::new();
-    for r in rows(conn, &q).await? {
-        out.insert(
-            r.try_get("", "model_id")?,
-            Fold {
-                held: r.try_get("", "held")?,
-                decaying: r.try_get("", "decaying")?,
-                at: r.try_get("", "folded_at")?,
-                valid_until: r.try_get("", "valid_until")?,
-            },
-        );
-    }
-    Ok(out)
+    Ok(fetch::<ModelFold, _>(conn, &q)
+        .await?
+        .into_iter()
+        .map(|r| (r.model_id, r.fold.fold()))
+        .collect())
 }
 
 /// The fold of one model rebuilt from the ledger at `now`.

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Cond, Expr, Order, Query, SelectStatement};
-use sea_orm::DbErr;
+use sea_orm::{DbErr, FromQueryResult};
 use serde::Serialize;
 
 use crate::domain::compiled::{Compiled, Model};
-use crate::domain::decay::Fold;
 use crate::store::browse::{score_key, Filter};
 use crate::store::migrations::{Leads as L, ProfileScores as P, ScoreEras};
-use crate::store::{rows, scores, Scorer};
+use crate::store::scores::StoredFold;
+use crate::store::{fetch, scores, Scorer};
 
 /// Filters and page of the leaderboard.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +32,17 @@ pub struct BoardRow {
     pub stage: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+}
+
+/// A fold with its lead's stage and owner, as the board's reads select them.
+#[derive(FromQueryResult)]
+struct Ranked {
+    profile_id: String,
+    #[sea_orm(nested)]
+    fold: StoredFold,
+    norm: f64,
+    stage: String,
+    owner_user_id: Option<String>,
 }
 
 /// Millionths of a point: the leaderboard ranks scores at this resolution, so that the order of
@@ -123,7 +134,7 @@ pub async fn leaderboard(
                 .add(era_col().ne(era)),
         )
         .limit(EXTRA_MAX + 1);
-    let extra = rows(db, &extra).await?;
+    let extra: Vec<Ranked> = fetch(db, &extra).await?;
     if extra.len() as u64 > EXTRA_MAX {
         return scan(scorer, tenant, defs, model, b).await;
     }
@@ -154,20 +165,22 @@ pub async fn leaderboard(
         q
     };
     let mut batch = (b.limit + 1).max(64);
-    // (column, its name, current era only, where the read is): by norm in the current era, by
-    // what is held among every valid row.
+    // (column, its value in a row, current era only, where the read is): by norm in the current
+    // era, by what is held among every valid row.
+    let norm: fn(&Ranked) -> f64 = |r| r.norm;
+    let held: fn(&Ranked) -> f64 = |r| r.fold.held;
     let mut reads = [
-        (P::Norm, "norm", true, None::<(f64, String)>),
-        (P::Held, "held", false, None),
+        (P::Norm, norm, true, None::<(f64, String)>),
+        (P::Held, held, false, None),
     ];
     'reading: loop {
-        for (col, name, era_only, after) in reads.iter_mut() {
-            let read = rows(db, &sorted(*col, *era_only, after, batch)).await?;
+        for (col, value, era_only, after) in reads.iter_mut() {
+            let read: Vec<Ranked> = fetch(db, &sorted(*col, *era_only, after, batch)).await?;
             for r in &read {
                 board_row(scorer, tenant, m, now, r, &mut found).await?;
             }
             if let Some(r) = read.last() {
-                *after = Some((r.try_get("", name)?, r.try_get("", "profile_id")?));
+                *after = Some((value(r), r.profile_id.clone()));
             }
             if (read.len() as u64) < batch {
                 // Every row that could outrank the page has been read (the rest are `extra`).
@@ -219,32 +232,26 @@ async fn board_row(
     tenant: &str,
     m: &Model,
     now: DateTime<Utc>,
-    r: &sea_orm::QueryResult,
+    r: &Ranked,
     found: &mut HashMap<String, BoardRow>,
 ) -> Result<(), DbErr> {
-    let profile: String = r.try_get("", "profile_id")?;
-    if found.contains_key(&profile) {
+    let profile = &r.profile_id;
+    if found.contains_key(profile) {
         return Ok(());
     }
-    let fold = Fold {
-        held: r.try_get("", "held")?,
-        decaying: r.try_get("", "decaying")?,
-        at: r.try_get("", "folded_at")?,
-        valid_until: r.try_get("", "valid_until")?,
-    };
-    let score = match fold.carried(&m.decay, now) {
+    let score = match r.fold.fold().carried(&m.decay, now) {
         Some(f) => f.value(),
-        None => scores::rebuild(&scorer.db, tenant, &profile, m, now)
+        None => scores::rebuild(&scorer.db, tenant, profile, m, now)
             .await?
             .value(),
     };
     found.insert(
         profile.clone(),
         BoardRow {
-            profile_id: profile,
+            profile_id: profile.clone(),
             score,
-            stage: r.try_get("", "stage")?,
-            owner: r.try_get("", "owner_user_id")?,
+            stage: r.stage.clone(),
+            owner: r.owner_user_id.clone(),
         },
     );
     Ok(())
@@ -275,6 +282,7 @@ async fn scan(
             (s.clone(), P::Decaying),
             (s.clone(), P::FoldedAt),
             (s.clone(), P::ValidUntil),
+            (s.clone(), P::Norm),
         ])
         .columns([(l.clone(), L::Stage), (l.clone(), L::OwnerUserId)])
         .from_as(P::Table, s.clone())
@@ -296,7 +304,7 @@ async fn scan(
     stale
         .and_where(Expr::col((s.clone(), P::ValidUntil)).lte(now))
         .limit(10_000);
-    let stale = rows(db, &stale).await?;
+    let stale: Vec<Ranked> = fetch(db, &stale).await?;
     // The rows after the cursor, read in growing batches until the page is full: the SQL bounds
     // let through a few rows at the cursor's edges that the ranking here then drops.
     let mut want = b.limit;
@@ -319,33 +327,11 @@ async fn scan(
         top.order_by_expr(key(), Order::Desc)
             .order_by((s.clone(), P::ProfileId), Order::Asc)
             .limit(want);
-        let top = rows(db, &top).await?;
+        let top: Vec<Ranked> = fetch(db, &top).await?;
         let read = top.len() as u64;
         let mut found: HashMap<String, BoardRow> = HashMap::new();
         for r in top.iter().chain(stale.iter()) {
-            let profile: String = r.try_get("", "profile_id")?;
-            if found.contains_key(&profile) {
-                continue;
-            }
-            let fold = Fold {
-                held: r.try_get("", "held")?,
-                decaying: r.try_get("", "decaying")?,
-                at: r.try_get("", "folded_at")?,
-                valid_until: r.try_get("", "valid_until")?,
-            };
-            let score = match fold.carried(&m.decay, now) {
-                Some(f) => f.value(),
-                None => scores::rebuild(db, tenant, &profile, m, now).await?.value(),
-            };
-            found.insert(
-                profile.clone(),
-                BoardRow {
-                    profile_id: profile,
-                    score,
-                    stage: r.try_get("", "stage")?,
-                    owner: r.try_get("", "owner_user_id")?,
-                },
-            );
+            board_row(scorer, tenant, m, now, r, &mut found).await?;
         }
         let mut out: Vec<BoardRow> = found
             .into_values()

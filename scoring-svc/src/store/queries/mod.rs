@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use proto::scoring::Owner;
 use sea_orm::sea_query::{Expr, Order, Query};
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
 use serde::Serialize;
 
 use super::leads::{self, Lead};
-use super::migrations::{LeadSla as A, Leads as L};
-use super::{one, scores, Scorer};
+use super::migrations::LeadSla as A;
+use super::{fetch_one, scores, Scorer};
 
 mod board;
 mod history;
@@ -26,13 +26,7 @@ pub async fn lead(
     tenant: &str,
     profile: &str,
 ) -> Result<Option<Lead>, DbErr> {
-    let q = Query::select()
-        .columns(leads::COLS)
-        .from(L::Table)
-        .and_where(Expr::col(L::TenantId).eq(tenant))
-        .and_where(Expr::col(L::ProfileId).eq(profile))
-        .to_owned();
-    one(db, &q).await?.as_ref().map(leads::from_row).transpose()
+    leads::find(db, tenant, profile).await
 }
 
 /// One dimension's score.
@@ -98,6 +92,10 @@ pub async fn lead_scores(
             decaying: f.decaying,
         });
     }
+    #[derive(FromQueryResult)]
+    struct OpenSla {
+        due_at: DateTime<Utc>,
+    }
     let open_sla = Query::select()
         .column(A::DueAt)
         .from(A::Table)
@@ -107,10 +105,9 @@ pub async fn lead_scores(
         .order_by(A::HistoryId, Order::Desc)
         .limit(1)
         .to_owned();
-    let sla_due_at: Option<DateTime<Utc>> = match one(db, &open_sla).await? {
-        Some(r) => r.try_get("", "due_at")?,
-        None => None,
-    };
+    let sla_due_at = fetch_one::<OpenSla, _>(db, &open_sla)
+        .await?
+        .map(|r| r.due_at);
     let allowed_moves = if l.active() {
         defs.machine.manual_targets(&l.stage)
     } else {
