@@ -5,7 +5,7 @@
 //!
 //! Owns: writing the facts tables (profile state from `profile.updated`, behaviour from
 //! `profile.resolved`, tags, merges and un-merges), the rolling behaviour counters and their
-//! daily roll, reading a profile's facts. Must not touch: what a service decides from the facts
+//! daily roll, reading a profile's facts, the zone each tenant's operators set (`zones`). Must not touch: what a service decides from the facts
 //! (tags, scores), the bus (callers consume and pass payloads in), other services' databases.
 //!
 //! Every write runs in the caller's transaction, so a consumer records its inbox row, its own
@@ -17,6 +17,7 @@ pub mod metrics;
 mod migration;
 mod rolling;
 mod write;
+mod zones;
 
 pub use event::{event_fact, event_kind, local_day};
 pub use load::{load_profile, LoadOptions};
@@ -28,6 +29,7 @@ pub use write::{
     record_event_buckets, record_events, remove_profile, set_tag, set_tag_many, split_events,
     unset_tag, unset_tag_many, ProfileApplied, ProfileEvent, Rolling,
 };
+pub use zones::{announce_kept, record_zone, take_settings, CreateTenantZones, ZoneError};
 
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 

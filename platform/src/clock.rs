@@ -4,8 +4,8 @@
 //! whole seconds. [`TimeZones`] says in which IANA time zone each tenant's days begin
 //! (per-day caps, behaviour days, windows and their midnight exits).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, TimeZone, Utc};
 pub use chrono_tz::Tz;
@@ -78,8 +78,12 @@ pub fn whole(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The zone tenants live in, by IANA name (`Asia/Shanghai`, `Europe/Berlin`): one for all and
-/// the tenants elsewhere. Daylight saving is the zone's own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// the tenants elsewhere, as configured, and over them the zones tenants' operators set since
+/// (announced on the bus, [`TimeZones::announce`]). Daylight saving is the zone's own.
+///
+/// Clones share what was announced, so every part of a service holding its configuration sees
+/// a new zone at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeZones {
     /// Every tenant's zone unless `tenants` names another (China Standard Time by default).
@@ -88,7 +92,19 @@ pub struct TimeZones {
     /// Tenants in another zone: tenant id → IANA zone name.
     #[serde(default)]
     pub tenants: BTreeMap<String, String>,
+    /// Zones set for tenants since the start, tenant id → zone: they win over the configured.
+    #[serde(skip)]
+    announced: Arc<RwLock<HashMap<String, Tz>>>,
 }
+
+/// Configurations are equal on what they configure.
+impl PartialEq for TimeZones {
+    fn eq(&self, other: &Self) -> bool {
+        self.default == other.default && self.tenants == other.tenants
+    }
+}
+
+impl Eq for TimeZones {}
 
 fn default_zone() -> String {
     "Asia/Shanghai".into()
@@ -99,6 +115,7 @@ impl Default for TimeZones {
         TimeZones {
             default: default_zone(),
             tenants: BTreeMap::new(),
+            announced: Arc::default(),
         }
     }
 }
@@ -107,8 +124,20 @@ impl TimeZones {
     /// The zone of `tenant` (names are checked when the configuration is loaded; one that is
     /// not a zone counts as China Standard Time).
     pub fn of(&self, tenant: &str) -> Tz {
+        let announced = self.announced.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(z) = announced.get(tenant) {
+            return *z;
+        }
         let name = self.tenants.get(tenant).unwrap_or(&self.default);
         name.parse().unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
+    /// From now on `tenant` counts its days in `zone` (its operators set it).
+    pub fn announce(&self, tenant: &str, zone: Tz) {
+        self.announced
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string(), zone);
     }
 }
 
@@ -210,5 +239,25 @@ mod tests {
         z.tenants.insert("t-x".into(), "UTC+8".into());
         let e = z.validate("scoring.time_zones").unwrap_err().to_string();
         assert!(e.contains("scoring.time_zones.tenants.t-x"), "{e}");
+    }
+
+    #[test]
+    fn an_announced_zone_wins_in_every_clone() {
+        let mut z = TimeZones::default();
+        z.tenants.insert("t-eu".into(), "Europe/Berlin".into());
+        let copy = z.clone();
+        z.announce("t-eu", chrono_tz::America::Santiago);
+        z.announce("t-new", chrono_tz::Europe::London);
+        assert_eq!(copy.of("t-eu"), chrono_tz::America::Santiago);
+        assert_eq!(copy.of("t-new"), chrono_tz::Europe::London);
+        assert_eq!(copy.of("t-cn"), chrono_tz::Asia::Shanghai);
+        // Configurations compare on what they configure.
+        assert_eq!(
+            copy,
+            TimeZones {
+                tenants: z.tenants.clone(),
+                ..TimeZones::default()
+            }
+        );
     }
 }

@@ -117,6 +117,7 @@ mod tests {
             (s::LeadNotify::TYPE, "lead.notify"),
             (sdk::MpSessionStarted::TYPE, "channel.mp.session"),
             (sdk::MpPhoneVerified::TYPE, "channel.mp.phone"),
+            (crate::tenant::TenantSettings::TYPE, "tenant.settings"),
         ];
         for (ty, wire) in types {
             assert_eq!(ty, wire);

@@ -17,6 +17,7 @@ pub mod routing;
 pub mod scoring;
 pub mod sdk;
 pub mod tagging;
+pub mod tenant;
 
 pub use envelope::{Envelope, EnvelopeBuilder};
 pub use event::{DecodeError, Event};

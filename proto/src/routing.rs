@@ -21,7 +21,8 @@ pub const IDENTITY: GroupDef = GroupDef {
 };
 
 /// tagging-svc: resolved events (behaviour counters, real-time rules), profile state and identity
-/// changes (its facts projection), WeCom corp-tag changes (catalogue mirror) and tag commands.
+/// changes (its facts projection), WeCom corp-tag changes (catalogue mirror), tag commands and
+/// tenants' settings (the zone their days are counted in).
 pub const TAGGING: GroupDef = GroupDef {
     name: "tagging",
     bindings: &[
@@ -31,11 +32,13 @@ pub const TAGGING: GroupDef = GroupDef {
         "identity.unmerged",
         "command.tag.#",
         "channel.wecom.external_tag.#",
+        "tenant.settings",
     ],
 };
 
 /// scoring-svc: resolved events (points), profile state, tag changes, merges, and un-merges as
-/// tagging applied them (`tag.unmerged`: the separation with both profiles' final tags).
+/// tagging applied them (`tag.unmerged`: the separation with both profiles' final tags), and
+/// tenants' settings.
 pub const SCORING: GroupDef = GroupDef {
     name: "scoring",
     bindings: &[
@@ -44,6 +47,7 @@ pub const SCORING: GroupDef = GroupDef {
         "tag.changed",
         "tag.unmerged",
         "identity.merged",
+        "tenant.settings",
     ],
 };
 

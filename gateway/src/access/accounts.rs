@@ -2,7 +2,11 @@
 //! membership, a role set (forgetting verified credentials in this process).
 
 use proto::auth::Role;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use proto::tenant::TenantSettings;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
+};
 
 use crate::store::access::{member, tenant, user};
 
@@ -24,13 +28,18 @@ impl Access {
         check_time_zone(time_zone)?;
         check_tenant_name(name)?;
         let at = now();
-        let model = match tenant::Entity::find_by_id(id).one(&self.db).await? {
+        let txn = self.db.begin().await?;
+        let existing = tenant::Entity::find_by_id(id).one(&txn).await?;
+        if existing.as_ref().map(|t| t.time_zone.as_str()) != Some(time_zone) {
+            announce_zone(&txn, id, time_zone).await?;
+        }
+        let model = match existing {
             Some(t) => {
                 let mut a: tenant::ActiveModel = t.into();
                 a.name = Set(name.to_string());
                 a.time_zone = Set(time_zone.to_string());
                 a.updated_at = Set(at);
-                a.update(&self.db).await?
+                a.update(&txn).await?
             }
             None => {
                 tenant::ActiveModel {
@@ -42,10 +51,11 @@ impl Access {
                     updated_at: Set(at),
                     reps_sign_up: Set(true),
                 }
-                .insert(&self.db)
+                .insert(&txn)
                 .await?
             }
         };
+        txn.commit().await?;
         Ok(model)
     }
 
@@ -150,4 +160,20 @@ impl Access {
         self.forget_verified();
         Ok(())
     }
+}
+
+/// Tells the services that compute with the tenant's days (tagging, scoring) its new zone, in
+/// the transaction that sets it (`tenant.settings` through the outbox).
+pub(super) async fn announce_zone(
+    txn: &DatabaseTransaction,
+    tenant_id: &str,
+    time_zone: &str,
+) -> Result<(), AccessError> {
+    let settings = TenantSettings {
+        time_zone: time_zone.to_string(),
+        changed_at: platform::clock::whole(chrono::Utc::now()),
+    };
+    let env = proto::Envelope::of(tenant_id, &settings).build();
+    platform::db::outbox::enqueue(txn, &env).await?;
+    Ok(())
 }

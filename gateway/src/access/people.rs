@@ -8,7 +8,7 @@ use proto::auth::Role;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -340,10 +340,14 @@ impl Access {
         if let Some(tz) = time_zone {
             check_time_zone(tz)?;
         }
+        let txn = self.db().begin().await?;
         let t = tenant::Entity::find_by_id(tenant_id.to_string())
-            .one(self.db())
+            .one(&txn)
             .await?
             .ok_or_else(|| AccessError::NotFound(format!("no tenant `{tenant_id}`")))?;
+        if let Some(tz) = time_zone.filter(|tz| *tz != t.time_zone) {
+            super::accounts::announce_zone(&txn, tenant_id, tz).await?;
+        }
         let mut a: tenant::ActiveModel = t.into();
         if let Some(n) = name {
             a.name = Set(n.trim().to_string());
@@ -355,7 +359,9 @@ impl Access {
             a.reps_sign_up = Set(r);
         }
         a.updated_at = Set(now());
-        Ok(a.update(self.db()).await?.into())
+        let t = a.update(&txn).await?;
+        txn.commit().await?;
+        Ok(t.into())
     }
 }
 
@@ -490,5 +496,34 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    #[tokio::test]
+    async fn a_new_time_zone_is_announced_once_with_the_change() {
+        let (a, path) = access().await;
+        let pending = || async { platform::db::outbox::pending_count(a.db()).await.unwrap() };
+        a.put_tenant("acme", "Acme", "Asia/Shanghai").await.unwrap();
+        assert_eq!(pending().await, 1, "a new tenant announces its zone");
+        a.put_tenant("acme", "Acme Ltd", "Asia/Shanghai")
+            .await
+            .unwrap();
+        a.update_tenant("acme", Some("Acme"), Some("Asia/Shanghai"), None)
+            .await
+            .unwrap();
+        assert_eq!(pending().await, 1, "the same zone again is no news");
+        let t = a
+            .update_tenant("acme", None, Some("Europe/Berlin"), None)
+            .await
+            .unwrap();
+        assert_eq!(t.time_zone, "Europe/Berlin");
+        assert_eq!(pending().await, 2);
+        let e = a
+            .update_tenant("acme", None, Some("Mars/Olympus_Mons"), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, AccessError::Invalid { .. }), "{e:?}");
+        assert_eq!(pending().await, 2, "a refused change announces nothing");
+        drop(a);
+        let _ = std::fs::remove_file(path);
     }
 }

@@ -11,7 +11,9 @@
 use std::sync::Arc;
 
 use platform::bus::{consume_batches, Batching, Bus, GroupSpec, HandlerError};
-use proto::Envelope;
+use platform::ServiceError;
+use proto::tenant::TenantSettings;
+use proto::{Envelope, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{Outcome, ScoreError, Scorer};
@@ -27,7 +29,34 @@ fn settled(r: Result<Outcome, ScoreError>) -> Result<(), HandlerError> {
 
 /// Handles one delivery.
 pub async fn handle(scorer: &Scorer, env: Envelope) -> Result<(), HandlerError> {
-    settled(scorer.handle(&env).await)
+    handle_batch(scorer, vec![env])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(HandlerError::Transient("no outcome for the event".into())))
+}
+
+/// Handles the deliveries that arrived together: tenants' settings one by one, everything else
+/// in one transaction ([`Scorer::handle_batch`]); one outcome per delivery, in order.
+pub async fn handle_batch(scorer: &Scorer, envs: Vec<Envelope>) -> Vec<Result<(), HandlerError>> {
+    let (settings, rest): (Vec<_>, Vec<_>) = envs
+        .into_iter()
+        .enumerate()
+        .partition(|(_, e)| e.kind == TenantSettings::TYPE);
+    let mut out: Vec<Option<Result<(), HandlerError>>> =
+        (0..settings.len() + rest.len()).map(|_| None).collect();
+    for (i, env) in &settings {
+        let done = facts::take_settings(scorer.db(), &scorer.cfg.time_zones, env).await;
+        out[*i] = Some(done.map_err(|e| ServiceError::from(e).into()));
+    }
+    let (at, envs): (Vec<usize>, Vec<Envelope>) = rest.into_iter().unzip();
+    for (i, r) in at.into_iter().zip(scorer.handle_batch(&envs).await) {
+        out[i] = Some(settled(r));
+    }
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| Err(HandlerError::Transient("no outcome for the event".into())))
+        })
+        .collect()
 }
 
 /// The group spec: the scoring group's bindings under `bus`'s policy, and enough prefetch for
@@ -47,14 +76,7 @@ pub async fn run(
     let spec = group_spec(&*bus, batching.concurrency, batching.batch);
     consume_batches(crate::ROLE, bus, spec, batching, shutdown, move |envs| {
         let scorer = scorer.clone();
-        async move {
-            scorer
-                .handle_batch(&envs)
-                .await
-                .into_iter()
-                .map(settled)
-                .collect()
-        }
+        async move { handle_batch(&scorer, envs).await }
     })
     .await;
 }

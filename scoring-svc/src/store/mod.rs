@@ -40,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::LeadMergeMark),
             Box::new(migrations::LeadBrowseIndexes),
             Box::new(migrations::ScoreBoardIndexes),
+            Box::new(facts::CreateTenantZones),
         ]
     }
 }

@@ -936,7 +936,46 @@ async fn a_merge_chain_that_does_not_end_is_parked(backend: Backend) {
     s.cleanup().await;
 }
 
+/// A batch with a tenant's settings in it: the zone is taken, the other messages scored, each
+/// outcome in its message's place; a zone that is no zone parks only its own message.
+async fn tenant_settings_in_a_batch_set_the_zone(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    engagement(&s, json!({"kind": "none"})).await;
+    let settings = |zone: &str| {
+        proto::Envelope::of(
+            T,
+            &proto::tenant::TenantSettings {
+                time_zone: zone.into(),
+                changed_at: "2026-06-01T00:00:00Z".parse().unwrap(),
+            },
+        )
+        .build()
+    };
+    let out = scoring_svc::consume::handle_batch(
+        &s.scorer,
+        vec![
+            settings("Europe/Berlin"),
+            resolved("p1", &view("ev-1", 1)),
+            settings("Mars/Olympus_Mons"),
+        ],
+    )
+    .await;
+    assert!(out[0].is_ok() && out[1].is_ok(), "{out:?}");
+    assert!(matches!(out[2], Err(HandlerError::Invalid(_))), "{out:?}");
+    assert_eq!(
+        s.scorer.config().zone_of(T),
+        chrono_tz::Europe::Berlin,
+        "the tenant's days now count in its zone"
+    );
+    assert_eq!(
+        s.scorer.config().zone_of("t-other"),
+        chrono_tz::Asia::Shanghai
+    );
+    s.cleanup().await;
+}
+
 test_support::on_both_backends!(
+    tenant_settings_in_a_batch_set_the_zone,
     a_merge_chain_that_does_not_end_is_parked,
     by_id_reads_and_manual_changes_stay_in_the_tenant,
     batches_apply_as_messages_one_by_one,

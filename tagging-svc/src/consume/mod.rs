@@ -7,13 +7,15 @@ use std::sync::Arc;
 
 use platform::bus::{consume_batches, Batching, Bus, HandlerError};
 use platform::db::outbox::OutboxRelay;
-use proto::Envelope;
+use platform::ServiceError;
+use proto::tenant::TenantSettings;
+use proto::{Envelope, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::tagger::{HandleError, Handled, Tagger};
 
-/// Handles the deliveries that arrived together: corp-tag changes one by one, everything else in
-/// one transaction; one outcome per delivery, in order.
+/// Handles the deliveries that arrived together: tenants' settings and corp-tag changes one by
+/// one, everything else in one transaction; one outcome per delivery, in order.
 pub async fn handle_batch(
     tagger: &Tagger,
     relay: &OutboxRelay,
@@ -22,6 +24,11 @@ pub async fn handle_batch(
     let mut out: Vec<Option<Result<(), HandlerError>>> = Vec::with_capacity(envs.len());
     let mut rest = Vec::new();
     for env in envs {
+        if env.kind == TenantSettings::TYPE {
+            let done = facts::take_settings(&tagger.db, &tagger.cfg.time_zones, &env).await;
+            out.push(Some(done.map_err(|e| ServiceError::from(e).into())));
+            continue;
+        }
         match crate::wecom::consume::handle(tagger, &env).await {
             Some(done) => out.push(Some(done)),
             None => {

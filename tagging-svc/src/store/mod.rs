@@ -34,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::CreateTaggingTables),
             Box::new(wecom_migrations::CreateWecomSyncTables),
             Box::new(wecom_migrations::CreateWecomMarks),
+            Box::new(facts::CreateTenantZones),
         ]
     }
 }

@@ -381,7 +381,71 @@ async fn concurrent_manual_tags_all_succeed(backend: Backend) {
     s.db.cleanup().await;
 }
 
+/// A tenant's operators set its zone: tagging counts the tenant's days in it from the message on,
+/// ignores an older setting arriving late, parks a zone it does not know, and knows the zone
+/// again after a restart (a fresh configuration reading what was kept).
+async fn tenant_zone_from_settings(backend: Backend) {
+    let s = setup(backend).await;
+    let relay = platform::db::outbox::OutboxRelay::new(
+        s.db.conn.clone(),
+        Arc::new(platform::bus::MemoryBus::new()),
+    );
+    let settings = |zone: &str, at: &str| {
+        Envelope::of(
+            T,
+            &proto::tenant::TenantSettings {
+                time_zone: zone.into(),
+                changed_at: at.parse().unwrap(),
+            },
+        )
+        .build()
+    };
+    let zones = &s.tagger.cfg.time_zones;
+    assert_eq!(zones.of(T), chrono_tz::Asia::Shanghai);
+    let out = tagging_svc::consume::handle_batch(
+        &s.tagger,
+        &relay,
+        vec![settings("Europe/Berlin", "2026-06-10T01:00:00Z")],
+    )
+    .await;
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(zones.of(T), chrono_tz::Europe::Berlin);
+    assert_eq!(zones.of("t-other"), chrono_tz::Asia::Shanghai);
+    // 20:00 UTC: the 11th in Beijing, still the 10th in Berlin.
+    let evening: DateTime<Utc> = "2026-06-10T20:00:00Z".parse().unwrap();
+    assert_eq!(
+        facts::local_day(evening, zones.of(T)),
+        chrono::NaiveDate::from_ymd_opt(2026, 6, 10).unwrap()
+    );
+    // Older, and again: nothing changes.
+    for env in [
+        settings("America/Santiago", "2026-06-09T00:00:00Z"),
+        settings("Europe/Berlin", "2026-06-10T01:00:00Z"),
+    ] {
+        assert!(tagging_svc::consume::handle(&s.tagger, &relay, env)
+            .await
+            .is_ok());
+    }
+    assert_eq!(zones.of(T), chrono_tz::Europe::Berlin);
+    // A name that is no zone never passes: parked.
+    let bad = tagging_svc::consume::handle(
+        &s.tagger,
+        &relay,
+        settings("Mars/Olympus_Mons", "2026-06-11T00:00:00Z"),
+    )
+    .await;
+    assert!(
+        matches!(bad, Err(platform::bus::HandlerError::Invalid(ref m)) if m.contains("time_zone")),
+        "{bad:?}"
+    );
+    // A restart: a configuration as loaded, then what the database kept.
+    let fresh = platform::clock::TimeZones::default();
+    assert_eq!(facts::announce_kept(&s.db.conn, &fresh).await.unwrap(), 1);
+    assert_eq!(fresh.of(T), chrono_tz::Europe::Berlin);
+}
+
 test_support::on_both_backends!(
+    tenant_zone_from_settings,
     concurrent_manual_tags_all_succeed,
     realtime_tag_and_window_exit,
     batch_settles_each_event,
