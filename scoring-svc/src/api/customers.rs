@@ -25,6 +25,7 @@ use rules::{EvalCtx, Limits, NoRules};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::body::{Body, RequestBody};
 use super::page::PageReq;
 use super::ApiState;
 use crate::domain::compiled::Compiled;
@@ -53,8 +54,9 @@ struct ListParams {
     limit: Option<u64>,
 }
 
-/// The body of `POST /v1/customers/query`.
-#[derive(Debug, Default, Deserialize)]
+/// The body of `POST /v1/customers/query` (a `tenant_id`, `operator` or `actor` a caller still
+/// sends is dropped unread, [`body`](super::body)).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
     sort: Option<String>,
@@ -71,13 +73,22 @@ struct QueryBody {
     condition: Option<Value>,
     cursor: Option<String>,
     limit: Option<u64>,
-    /// Sent by callers of before the credential carried them; ignored.
-    #[serde(default, rename = "tenant_id")]
-    _tenant_id: Option<Value>,
-    #[serde(default, rename = "operator")]
-    _operator: Option<Value>,
-    #[serde(default, rename = "actor")]
-    _actor: Option<Value>,
+}
+
+impl RequestBody for QueryBody {
+    fn refused(path: &str, message: &str) -> ApiError {
+        if path.is_empty() {
+            return ApiError::bad_request(
+                "invalid_json",
+                format!("the query does not read: {message}"),
+            );
+        }
+        ApiError::bad_request(
+            "invalid_json",
+            format!("the query does not read: `{path}`: {message}"),
+        )
+        .with_details(json!({"field": path}))
+    }
 }
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {
@@ -124,7 +135,6 @@ async fn get_customers(
         condition,
         cursor: q.cursor,
         limit: q.limit,
-        ..QueryBody::default()
     };
     answer(&state, &p.tenant, body).await
 }
@@ -132,11 +142,8 @@ async fn get_customers(
 async fn post_query(
     state: web::Data<ApiState>,
     p: Principal,
-    body: web::Json<Value>,
+    Body(body): Body<QueryBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body: QueryBody = serde_json::from_value(body.into_inner()).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the query does not read: {e}"))
-    })?;
     answer(&state, &p.tenant, body).await
 }
 

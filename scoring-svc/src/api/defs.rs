@@ -22,14 +22,12 @@
 
 use actix_web::{web, HttpResponse};
 use platform::http::{ApiError, Principal};
-use serde::Deserialize;
-use serde_json::Value;
 
+use super::body::Body;
 use super::page::{PageQuery, PageReq};
-use super::{object, ApiState};
-use crate::domain::decay::Decay;
+use super::ApiState;
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
-use crate::store::defs::{self, spec_of, ModelPatch};
+use crate::store::defs::{self, ModelPatch};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/models", web::post().to(post_model))
@@ -53,10 +51,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
 async fn post_model(
     state: web::Data<ApiState>,
     p: Principal,
-    body: web::Json<Value>,
+    Body(spec): Body<ModelSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let spec: ModelSpec = spec_of(&b)?;
     let s = &state.scorer;
     let m = defs::create_model(s.db(), &p.tenant, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
@@ -106,38 +102,14 @@ async fn get_model(
     Ok(HttpResponse::Ok().json(m))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PatchBody {
-    name: Option<String>,
-    description: Option<String>,
-    decay: Option<Decay>,
-    status: Option<String>,
-}
-
 async fn patch_model(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    Body(patch): Body<ModelPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let patch: PatchBody = spec_of(&b)?;
     let s = &state.scorer;
-    let m = defs::update_model(
-        s.db(),
-        &p.tenant,
-        &id,
-        ModelPatch {
-            name: patch.name,
-            description: patch.description,
-            decay: patch.decay,
-            status: patch.status,
-        },
-        &p.actor,
-        s.clock().now(),
-    )
-    .await?;
+    let m = defs::update_model(s.db(), &p.tenant, &id, patch, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
     Ok(HttpResponse::Ok().json(m))
 }
@@ -146,10 +118,8 @@ async fn post_rule(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    Body(spec): Body<RuleSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let spec: RuleSpec = spec_of(&b)?;
     let s = &state.scorer;
     let r = defs::create_rule_in(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
@@ -169,10 +139,8 @@ async fn put_rule(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    Body(spec): Body<RuleSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let spec: RuleSpec = spec_of(&b)?;
     let s = &state.scorer;
     let r = defs::replace_rule(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
@@ -198,10 +166,8 @@ async fn get_machine(state: web::Data<ApiState>, p: Principal) -> Result<HttpRes
 async fn put_machine(
     state: web::Data<ApiState>,
     p: Principal,
-    body: web::Json<Value>,
+    Body(spec): Body<MachineSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let spec: MachineSpec = spec_of(&b)?;
     let s = &state.scorer;
     let m = defs::put_machine(s.db(), &p.tenant, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
@@ -211,10 +177,8 @@ async fn put_machine(
 async fn post_trigger(
     state: web::Data<ApiState>,
     p: Principal,
-    body: web::Json<Value>,
+    Body(spec): Body<TriggerSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let spec: TriggerSpec = spec_of(&b)?;
     let s = &state.scorer;
     let t = defs::create_trigger(s.db(), &p.tenant, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);
@@ -250,10 +214,8 @@ async fn put_trigger(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    Body(spec): Body<TriggerSpec>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
-    let spec: TriggerSpec = spec_of(&b)?;
     let s = &state.scorer;
     let t = defs::replace_trigger(s.db(), &p.tenant, &id, spec, &p.actor, s.clock().now()).await?;
     s.defs().invalidate(&p.tenant);

@@ -16,11 +16,13 @@
 //!   leaderboard): [`leads`]
 //! - the customer browse (sorted, filtered pages of every lead): [`customers`]
 //! - dry runs, recompute jobs: [`tools`]
+//! - request bodies read as their types, refused naming the field: [`body`]
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
 //! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter). The stage
 //! machine is not a list: a handful of stages, read and written whole.
 
+mod body;
 mod customers;
 mod defs;
 mod leads;
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use actix_web::web;
 use platform::db::outbox::OutboxRelay;
 use platform::http::{ApiError, Routes};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::store::defs::DefsError;
 use crate::store::Scorer;
@@ -85,26 +87,6 @@ impl From<DefsError> for ServiceError {
             DefsError::Conflict { code, message } => ServiceError::conflict(code, message),
             DefsError::Db(e) => ServiceError::Db(e),
         }
-    }
-}
-
-/// Fields callers typed before the service credential carried the tenant and the actor. A
-/// caller not yet migrated may still send them: they are dropped unread, never rejected.
-const FROM_CREDENTIAL: [&str; 3] = ["tenant_id", "operator", "actor"];
-
-/// The body as an object without the [`FROM_CREDENTIAL`] fields, or 400.
-fn object(body: Value) -> Result<Value, ApiError> {
-    match body {
-        Value::Object(mut o) => {
-            for k in FROM_CREDENTIAL {
-                o.remove(k);
-            }
-            Ok(Value::Object(o))
-        }
-        _ => Err(ApiError::bad_request(
-            "invalid_json",
-            "the body must be a JSON object",
-        )),
     }
 }
 

@@ -12,9 +12,10 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{no_lead, object, ApiState};
+use super::body::{self, Body, RequestBody};
+use super::{no_lead, ApiState};
 use crate::domain::defs::{ModelSpec, RuleSpec};
-use crate::store::defs::{spec_of, DefsError};
+use crate::store::defs::DefsError;
 use crate::store::jobs::{self, DryRun};
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,6 +24,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/jobs/{id}", web::get().to(get_job));
 }
 
+/// The body of a dry run; a shape error is a definition's (`model.key`, `rules[0].points`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DryBody {
@@ -34,14 +36,14 @@ struct DryBody {
     sample: Option<u32>,
 }
 
+impl RequestBody for DryBody {}
+
 async fn post_dry_run(
     state: web::Data<ApiState>,
     p: Principal,
-    body: web::Json<Value>,
+    Body(d): Body<DryBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = object(body.into_inner())?;
     let tenant = p.tenant;
-    let d: DryBody = spec_of(&b)?;
     let s = &state.scorer;
     let run = DryRun {
         tenant: tenant.clone(),
@@ -80,22 +82,29 @@ async fn post_dry_run(
     Ok(HttpResponse::Ok().json(json!({"distribution": dist, "top": profiles})))
 }
 
+/// The options of a recompute (other fields are not read).
+#[derive(Debug, Default, Deserialize)]
+struct RecomputeBody {
+    #[serde(default)]
+    fire_triggers: Option<bool>,
+}
+
+impl RequestBody for RecomputeBody {
+    fn refused(path: &str, message: &str) -> ApiError {
+        ApiError::bad_request("invalid_field", format!("`{path}`: {message}"))
+            .with_details(json!({"field": path}))
+    }
+}
+
 /// The options of a recompute; the body may be absent (`{}`).
-fn recompute_options(body: &[u8]) -> Result<bool, ApiError> {
+fn recompute_options(body: &[u8]) -> Result<RecomputeBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(false);
+        return Ok(RecomputeBody::default());
     }
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })?;
-    match object(v)?.get("fire_triggers") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(
-            ApiError::bad_request("invalid_field", "`fire_triggers` must be a boolean")
-                .with_details(json!({"field": "fire_triggers"})),
-        ),
-    }
+    body::read(v)
 }
 
 async fn post_recompute(
@@ -104,7 +113,7 @@ async fn post_recompute(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let fire = recompute_options(&body)?;
+    let fire = recompute_options(&body)?.fire_triggers.unwrap_or(false);
     let job = jobs::create_recompute(&state.scorer, &p.tenant, &id, &p.actor, fire).await?;
     Ok(HttpResponse::Accepted().json(job))
 }

@@ -112,6 +112,47 @@ async fn definitions_moves_and_reads(backend: Backend) {
         "{body}"
     );
     assert_eq!(paths(&body), vec!["key", "decay.days"]);
+    // A body that does not read as a model is refused naming the field: of the wrong type, or
+    // missing (the credential's fields a caller still sends are not what is missing).
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({"key": "fit", "name": 5}))
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("invalid_definition")),
+        "{body}"
+    );
+    assert_eq!(paths(&body), vec!["name"]);
+    assert!(
+        body["message"].as_str().unwrap().contains("`name`"),
+        "{body}"
+    );
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!({"tenant_id": B, "actor": "x", "key": "fit"}))
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("invalid_definition")),
+        "{body}"
+    );
+    assert!(
+        body["details"]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `name`"),
+        "{body}"
+    );
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/models", T).set_json(json!(["key", "name"]))
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
     let (st, model) = call!(
         app,
         req("POST", "/v1/models", T).set_json(json!({
@@ -1273,6 +1314,38 @@ async fn customers_browse(backend: Backend) {
     assert_eq!(
         (st, body["code"].as_str()),
         (400, Some("invalid_condition")),
+        "{body}"
+    );
+    // A query that does not read names the field (a wrong type, one the query does not have).
+    for (query, field) in [
+        (json!({"score_min": "high"}), "score_min"),
+        (json!({"tags": ["hot", 1]}), "tags[1]"),
+    ] {
+        let (st, body) = call!(app, req("POST", "/v1/customers/query", T).set_json(query));
+        assert_eq!(
+            (st, body["code"].as_str(), body["details"]["field"].as_str()),
+            (400, Some("invalid_json"), Some(field)),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{field}`")),
+            "{body}"
+        );
+    }
+    let (st, body) = call!(
+        app,
+        req("POST", "/v1/customers/query", T).set_json(json!({"sorting": "score"}))
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("`sorting`"),
         "{body}"
     );
     let by_score = pages::walk(&get, "/v1/customers?sort=score&model=engagement", 2).await;

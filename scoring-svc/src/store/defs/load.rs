@@ -1,9 +1,7 @@
-//! Everything a tenant's definitions compile from, read at one version, and the decoding of a
-//! spec from JSON with errors the API can show.
+//! Everything a tenant's definitions compile from, read at one version.
 
 use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
-use serde_json::Value;
 
 use crate::domain::compiled::{ModelDef, RuleDef, TriggerDef};
 use crate::domain::defs::MachineSpec;
@@ -11,7 +9,7 @@ use crate::store::fetch;
 use crate::store::migrations::{ScoreModels, ScoreRules, ScoreTriggers};
 
 use super::machine::machine;
-use super::{version, DefsError, ModelRow, RuleRow, TriggerRow, ACTIVE};
+use super::{version, ModelRow, RuleRow, TriggerRow, ACTIVE};
 
 /// Everything a tenant's definitions compile from, with the version they are at.
 pub struct TenantDefs {
@@ -95,9 +93,4 @@ pub async fn load(db: &DatabaseConnection, tenant: &str) -> Result<TenantDefs, D
         machine: (!m.is_default).then_some(m.spec),
         triggers,
     })
-}
-
-/// A JSON body's typed spec, or the errors naming the bad field.
-pub fn spec_of<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, DefsError> {
-    crate::domain::defs::from_json(v, "").map_err(DefsError::Invalid)
 }

@@ -26,7 +26,7 @@ use crate::domain::decay::Decay;
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
 use crate::domain::DefError;
 
-pub use load::{load, spec_of, TenantDefs};
+pub use load::{load, TenantDefs};
 pub use machine::{machine, put_machine};
 pub use model::{create_model, model, model_rules, models, update_model, ModelPatch};
 pub use rule::{create_rule_in, delete_rule, replace_rule, rule};

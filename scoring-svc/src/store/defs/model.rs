@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{DatabaseConnection, DbErr, FromQueryResult};
+use serde::Deserialize;
 
 use crate::domain::decay::Decay;
 use crate::domain::defs::ModelSpec;
@@ -202,8 +203,10 @@ pub async fn create_model(
     model(db, tenant, &id).await
 }
 
-/// A change to a model: its key stays.
-#[derive(Debug, Clone, Default)]
+/// A change to a model (`PATCH /v1/models/{id}`, read as it is): its key stays; a field left
+/// out stays as it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelPatch {
     pub name: Option<String>,
     pub description: Option<String>,
