@@ -3,8 +3,8 @@
 //! against WeCom's tickets; the card of a customer the rep follows shows the rep's follow,
 //! scores, stage and timeline; a tag of a WeCom-synced group added there reaches WeCom
 //! (`mark_tag`); a note lands in the timeline and in the audit log with the rep as actor; a stage
-//! move the machine forbids is 409; another rep of the corp is refused (403) and a customer of
-//! no one is 404.
+//! move the machine forbids is 409; a body that does not read is 400 naming the field; another
+//! rep of the corp is refused (403) and a customer of no one is 404.
 
 use crate::common;
 use crate::common::sidebar;
@@ -358,6 +358,91 @@ async fn a_rep_signs_in_reads_the_card_tags_notes_and_moves_the_stage() {
             .await;
         assert_eq!(s, 200, "{b}");
     }
+    // A body that does not read is refused naming the field: a wrong type (by the gateway), a
+    // missing field (by the service the write goes to), a field a note does not have.
+    let stage_path = format!("{card_path}/stage");
+    let tags_path = format!("{card_path}/tags");
+    let notes_path = format!("{card_path}/notes");
+    let note_path = format!("/sidebar/v1/notes/{}", note["id"].as_str().unwrap());
+    for (method, path, body, code, field) in [
+        (
+            "POST",
+            &stage_path,
+            json!({"stage": 5, "reason": "x"}),
+            "invalid_json",
+            "stage",
+        ),
+        (
+            "POST",
+            &stage_path,
+            json!({"reason": "x"}),
+            "missing_field",
+            "stage",
+        ),
+        (
+            "POST",
+            &tags_path,
+            json!({"add": [7]}),
+            "invalid_json",
+            "add[0]",
+        ),
+        (
+            "POST",
+            &notes_path,
+            json!({"type": "call", "text": 5}),
+            "invalid_field",
+            "text",
+        ),
+        (
+            "POST",
+            &notes_path,
+            json!({"type": "call"}),
+            "missing_field",
+            "text",
+        ),
+        (
+            "POST",
+            &notes_path,
+            json!({"type": "call", "text": "x", "author": "me"}),
+            "invalid_field",
+            "author",
+        ),
+        (
+            "PATCH",
+            &note_path,
+            json!({"text": null}),
+            "invalid_field",
+            "text",
+        ),
+    ] {
+        let (s, b) = http.send(method, path, Some(&session), Some(body)).await;
+        assert_eq!(
+            (s, b["code"].as_str(), b["details"]["field"].as_str()),
+            (400, Some(code), Some(field)),
+            "{method} {path}: {b}"
+        );
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("`{field}`")),
+            "{method} {path}: {b}"
+        );
+    }
+    // An edit passes on what it leaves out, clears and changes.
+    let (s, b) = http
+        .send(
+            "PATCH",
+            &note_path,
+            Some(&session),
+            Some(json!({"text": "Wants a demo on Monday", "next_follow_up_at": null})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["text"].as_str(), b["type"].as_str()),
+        (200, Some("Wants a demo on Monday"), Some("call")),
+        "{b}"
+    );
     let (s, leads) = http
         .send("GET", "/sidebar/v1/leads", Some(&session), None)
         .await;

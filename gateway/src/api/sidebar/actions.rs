@@ -12,6 +12,7 @@ use platform::http::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::body::{Body, MoveBody, NewNote, NoteEdit, TagsBody};
 use super::{audit, customer, profile_id, Rep, SidebarRoute};
 use crate::api::GatewayState;
 use crate::services::Service;
@@ -90,26 +91,13 @@ async fn act(
     Ok((status, answer))
 }
 
-/// Tags to add and to remove.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TagsBody {
-    #[serde(default)]
-    add: Vec<String>,
-    #[serde(default)]
-    remove: Vec<String>,
-}
-
 async fn post_tags(
     state: web::Data<GatewayState>,
     req: HttpRequest,
     rep: Rep,
     ext: web::Path<String>,
-    body: web::Json<Value>,
+    Body(b): Body<TagsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b: TagsBody = serde_json::from_value(body.into_inner()).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body does not read: {e}"))
-    })?;
     if b.add.is_empty() && b.remove.is_empty() {
         return Err(ApiError::bad_request(
             "missing_field",
@@ -180,17 +168,10 @@ fn named(mut answer: Value, field: &str) -> Value {
     answer
 }
 
-/// A JSON object body, or 400.
-fn object(body: web::Json<Value>) -> Result<Value, ApiError> {
-    let v = body.into_inner();
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_json",
-            "the body must be a JSON object",
-        ))
-    }
+/// A typed body as the JSON a service is sent.
+fn passed_on<T: serde::Serialize>(body: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(body)
+        .map_err(|e| ApiError::internal(format!("a body did not encode: {e}")))
 }
 
 /// Passes a request about the customer `ext` on to `service` at `/v1/profiles/{id}{suffix}`, as
@@ -219,9 +200,8 @@ async fn post_stage(
     req: HttpRequest,
     rep: Rep,
     ext: web::Path<String>,
-    body: web::Json<Value>,
+    Body(b): Body<MoveBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = object(body)?;
     on_customer(
         &state,
         &req,
@@ -230,7 +210,7 @@ async fn post_stage(
         Service::Scoring,
         Method::POST,
         "/stage",
-        Some(&body),
+        Some(&passed_on(&b)?),
     )
     .await
 }
@@ -298,9 +278,8 @@ async fn post_note(
     req: HttpRequest,
     rep: Rep,
     ext: web::Path<String>,
-    body: web::Json<Value>,
+    Body(b): Body<NewNote>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = object(body)?;
     on_customer(
         &state,
         &req,
@@ -309,7 +288,7 @@ async fn post_note(
         Service::Identity,
         Method::POST,
         "/notes",
-        Some(&body),
+        Some(&passed_on(&b)?),
     )
     .await
 }
@@ -351,10 +330,17 @@ async fn patch_note(
     req: HttpRequest,
     rep: Rep,
     id: web::Path<String>,
-    body: web::Json<Value>,
+    Body(b): Body<NoteEdit>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = object(body)?;
-    on_note(&state, &req, &rep, &id, Method::PATCH, Some(&body)).await
+    on_note(
+        &state,
+        &req,
+        &rep,
+        &id,
+        Method::PATCH,
+        Some(&passed_on(&b)?),
+    )
+    .await
 }
 
 async fn delete_note(

@@ -12,9 +12,13 @@
 //! The page reps open in WeCom ([`page`], `GET /sidebar/`) is served here too, and drives all
 //! of it.
 //!
+//! The bodies of the writes are read as their types, refused naming the field at fault
+//! ([`body`]).
+//!
 //! Every route is in [`ROUTES`] with who may call it; the permission test is generated from it.
 
 mod actions;
+mod body;
 mod card;
 mod page;
 mod signin;
