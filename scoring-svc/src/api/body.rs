@@ -8,7 +8,8 @@
 //! How the refusal reads is the type's ([`RequestBody::refused`]): a definition (a model, its
 //! patch, a rule, the stage machine, a trigger, a dry run) answers 400 `invalid_definition`
 //! with one `{path, code: "syntax", message}` in `details.errors`, like every other problem of
-//! a definition; other bodies say their own code.
+//! a definition; the others 400 `invalid_json` with the field in `details.field`
+//! ([`unreadable`]); a recompute's options keep their `invalid_field`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,7 +18,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use platform::http::ApiError;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::domain::defs::{MachineSpec, ModelSpec, RuleSpec, TriggerSpec};
 use crate::domain::DefError;
@@ -35,6 +36,20 @@ pub(super) trait RequestBody: DeserializeOwned {
     fn refused(path: &str, message: &str) -> ApiError {
         DefsError::Invalid(vec![DefError::new(path, "syntax", message)]).into()
     }
+}
+
+/// 400 `invalid_json` for a body that does not read, naming the field in the message and in
+/// `details.field` (none when the body as a whole is at fault): the refusal of the bodies that
+/// are not definitions.
+pub(super) fn unreadable(path: &str, message: &str) -> ApiError {
+    if path.is_empty() {
+        return ApiError::bad_request("invalid_json", format!("the body does not read: {message}"));
+    }
+    ApiError::bad_request(
+        "invalid_json",
+        format!("the body does not read: `{path}`: {message}"),
+    )
+    .with_details(json!({"field": path}))
 }
 
 impl RequestBody for ModelSpec {}
@@ -77,8 +92,6 @@ impl<T: RequestBody + 'static> FromRequest for Body<T> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     fn refusal<T: RequestBody + std::fmt::Debug>(body: Value) -> ApiError {

@@ -25,7 +25,7 @@ use rules::{EvalCtx, Limits, NoRules};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::body::{Body, RequestBody};
+use super::body::{self, Body, RequestBody};
 use super::page::PageReq;
 use super::ApiState;
 use crate::domain::compiled::Compiled;
@@ -77,17 +77,7 @@ struct QueryBody {
 
 impl RequestBody for QueryBody {
     fn refused(path: &str, message: &str) -> ApiError {
-        if path.is_empty() {
-            return ApiError::bad_request(
-                "invalid_json",
-                format!("the query does not read: {message}"),
-            );
-        }
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the query does not read: `{path}`: {message}"),
-        )
-        .with_details(json!({"field": path}))
+        body::unreadable(path, message)
     }
 }
 

@@ -23,6 +23,7 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::body::{self, Body, RequestBody};
 use super::page::{PageQuery, PageReq};
 use super::{no_lead, ApiState};
 use crate::store::browse::Filter;
@@ -198,13 +199,18 @@ struct MoveBody {
     reason: Option<String>,
 }
 
+impl RequestBody for MoveBody {
+    fn refused(path: &str, message: &str) -> ApiError {
+        body::unreadable(path, message)
+    }
+}
+
 async fn post_stage(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
-    body: web::Json<MoveBody>,
+    Body(b): Body<MoveBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
     let tenant = p.tenant;
     let stage = field(b.stage, "stage")?;
     let reason = field(b.reason, "reason")?;
@@ -257,13 +263,18 @@ struct AdjustBody {
     reason: Option<String>,
 }
 
+impl RequestBody for AdjustBody {
+    fn refused(path: &str, message: &str) -> ApiError {
+        body::unreadable(path, message)
+    }
+}
+
 async fn post_adjustment(
     state: web::Data<ApiState>,
     p: Principal,
     id: web::Path<String>,
-    body: web::Json<AdjustBody>,
+    Body(b): Body<AdjustBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.into_inner();
     let tenant = p.tenant;
     let model = field(b.model, "model")?;
     let reason = field(b.reason, "reason")?;

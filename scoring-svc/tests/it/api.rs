@@ -329,6 +329,19 @@ async fn definitions_moves_and_reads(backend: Backend) {
     );
     let (st, body) = call!(
         app,
+        req("POST", "/v1/profiles/p1/stage", T).set_json(json!({"stage": 5, "reason": "typed"}))
+    );
+    assert_eq!(
+        (st, body["code"].as_str(), body["details"]["field"].as_str()),
+        (400, Some("invalid_json"), Some("stage")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("`stage`"),
+        "{body}"
+    );
+    let (st, body) = call!(
+        app,
         req("POST", "/v1/profiles/p1/stage", T).set_json(json!({"stage": "lost"}))
     );
     assert_eq!(
