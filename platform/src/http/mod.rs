@@ -1,6 +1,7 @@
-//! HTTP pieces every role shares: the JSON error body, health/readiness/metrics endpoints, the
+//! HTTP pieces every role shares: the JSON error body, typed request bodies (`body`), health/readiness/metrics endpoints, the
 //! request-id middleware and a server starter.
 
+pub mod body;
 mod error;
 mod health;
 pub mod page;

@@ -76,9 +76,7 @@ struct QueryBody {
 }
 
 impl RequestBody for QueryBody {
-    fn refused(path: &str, message: &str) -> ApiError {
-        body::unreadable(path, message)
-    }
+    const IGNORED: &'static [&'static str] = body::FROM_CREDENTIAL;
 }
 
 fn invalid(field: &str, message: impl std::fmt::Display) -> ApiError {

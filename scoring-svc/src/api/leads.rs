@@ -200,9 +200,7 @@ struct MoveBody {
 }
 
 impl RequestBody for MoveBody {
-    fn refused(path: &str, message: &str) -> ApiError {
-        body::unreadable(path, message)
-    }
+    const IGNORED: &'static [&'static str] = body::FROM_CREDENTIAL;
 }
 
 async fn post_stage(
@@ -264,9 +262,7 @@ struct AdjustBody {
 }
 
 impl RequestBody for AdjustBody {
-    fn refused(path: &str, message: &str) -> ApiError {
-        body::unreadable(path, message)
-    }
+    const IGNORED: &'static [&'static str] = body::FROM_CREDENTIAL;
 }
 
 async fn post_adjustment(

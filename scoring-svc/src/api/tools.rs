@@ -36,7 +36,7 @@ struct DryBody {
     sample: Option<u32>,
 }
 
-impl RequestBody for DryBody {}
+body::definition_bodies!(DryBody);
 
 async fn post_dry_run(
     state: web::Data<ApiState>,
@@ -90,6 +90,8 @@ struct RecomputeBody {
 }
 
 impl RequestBody for RecomputeBody {
+    const IGNORED: &'static [&'static str] = body::FROM_CREDENTIAL;
+
     fn refused(path: &str, message: &str) -> ApiError {
         ApiError::bad_request("invalid_field", format!("`{path}`: {message}"))
             .with_details(json!({"field": path}))

@@ -1,4 +1,4 @@
-//! The bodies of the sidebar's writes, read as their types. A body is a JSON object (else 400
+//! The bodies of the sidebar's writes, read as their types (through `platform::http::body`). A body is a JSON object (else 400
 //! `invalid_json`; the platform's JSON settings answer a body that is not JSON, too large or
 //! not `application/json`), deserialized as the handler's type; a field of the wrong type or
 //! one the type does not have is refused naming the field in the message and in
@@ -11,63 +11,10 @@
 //! read (`invalid_json`), a note's like identity's checks of a note (`invalid_field` with
 //! `details.reason` `wrong_type` or `unknown_field`).
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+pub(super) use platform::http::body::{Body, RequestBody};
 use platform::http::ApiError;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{json, Value};
-
-/// A type a sidebar body is read as.
-pub(super) trait RequestBody: DeserializeOwned {
-    /// The answer to a body that does not read as the type: `path` names the field at fault
-    /// (empty for the body as a whole), `message` is serde's. By default 400 `invalid_json`
-    /// with the field in `details.field`.
-    fn refused(path: &str, message: &str) -> ApiError {
-        if path.is_empty() {
-            return ApiError::bad_request(
-                "invalid_json",
-                format!("the body does not read: {message}"),
-            );
-        }
-        ApiError::bad_request(
-            "invalid_json",
-            format!("the body does not read: `{path}`: {message}"),
-        )
-        .with_details(json!({"field": path}))
-    }
-}
-
-/// `body` as a `T`, refused with the path of the field at fault.
-pub(super) fn read<T: RequestBody>(body: Value) -> Result<T, ApiError> {
-    if !body.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_json",
-            "the body must be a JSON object",
-        ));
-    }
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { "" } else { path.as_str() };
-        T::refused(path, &e.inner().to_string())
-    })
-}
-
-/// The extractor of a body read as `T` (see the module).
-pub(super) struct Body<T>(pub T);
-
-impl<T: RequestBody + 'static> FromRequest for Body<T> {
-    type Error = actix_web::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<Value>::from_request(req, payload);
-        Box::pin(async move { Ok(Body(read(json.await?.into_inner())?)) })
-    }
-}
+use serde_json::json;
 
 /// `POST …/tags`: tag ids to add and to remove.
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +136,7 @@ impl<T: Serialize> Serialize for Field<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::http::body::read;
 
     #[test]
     fn an_empty_object_reads_and_a_non_object_does_not() {
