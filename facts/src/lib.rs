@@ -29,7 +29,9 @@ pub use write::{
     record_event_buckets, record_events, remove_profile, set_tag, set_tag_many, split_events,
     unset_tag, unset_tag_many, ProfileApplied, ProfileEvent, Rolling,
 };
-pub use zones::{announce_kept, record_zone, take_settings, CreateTenantZones, ZoneError};
+pub use zones::{
+    announce_at_start, announce_kept, record_zone, take_settings, CreateTenantZones, ZoneError,
+};
 
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 

@@ -144,6 +144,21 @@ pub async fn record_zone<C: ConnectionTrait>(
     Ok(Some(zone))
 }
 
+/// [`announce_kept`] at `role`'s start, failing the start when the zones cannot be read.
+pub async fn announce_at_start(
+    role: &'static str,
+    conn: &sea_orm::DatabaseConnection,
+    zones: &TimeZones,
+) -> Result<(), platform::role::RoleError> {
+    announce_kept(conn, zones)
+        .await
+        .map(drop)
+        .map_err(|e| platform::role::RoleError::Other {
+            role,
+            message: format!("cannot read tenants' time zones: {e}"),
+        })
+}
+
 /// Lays every kept zone over `zones` (at a service's start); returns how many tenants have one.
 pub async fn announce_kept<C: ConnectionTrait>(
     conn: &C,

@@ -54,12 +54,7 @@ pub async fn run_with_clock(cfg: Config, deps: Deps, clock: SharedClock) -> Resu
     crate::metrics::describe();
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     // The zones tenants' operators set, over the configured ones.
-    facts::announce_kept(&db, &cfg.time_zones)
-        .await
-        .map_err(|e| RoleError::Other {
-            role: ROLE,
-            message: format!("cannot read tenants' time zones: {e}"),
-        })?;
+    facts::announce_at_start(ROLE, &db, &cfg.time_zones).await?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone())
         .with_batch(500, Duration::from_millis(cfg.outbox_poll_ms));
     let mut background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];

@@ -58,12 +58,7 @@ pub async fn run_with_clock(
     crate::metrics::describe();
     let db = role::open_db::<store::Migrator>(ROLE, &cfg.database, &deps).await?;
     // The zones tenants' operators set, over the configured ones.
-    facts::announce_kept(&db, &cfg.time_zones)
-        .await
-        .map_err(|e| RoleError::Other {
-            role: ROLE,
-            message: format!("cannot read tenants' time zones: {e}"),
-        })?;
+    facts::announce_at_start(ROLE, &db, &cfg.time_zones).await?;
     let (wecom, mut background) = wecom::start(&cfg, &db, &deps)?;
     let relay = OutboxRelay::new(db.clone(), deps.bus.clone());
     background.push(relay.spawn(&deps.tasks, ROLE, &deps.shutdown));
