@@ -5,7 +5,7 @@ use proto::auth::Role;
 use proto::tenant::TenantSettings;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, Set, TransactionTrait,
+    QueryFilter, Set,
 };
 
 use crate::store::access::{member, tenant, user};
@@ -28,7 +28,8 @@ impl Access {
         check_time_zone(time_zone)?;
         check_tenant_name(name)?;
         let at = now();
-        let txn = self.db.begin().await?;
+        // Read, then write: on SQLite the write lock first (`begin_write`).
+        let txn = platform::db::begin_write(&self.db).await?;
         let existing = tenant::Entity::find_by_id(id).one(&txn).await?;
         if existing.as_ref().map(|t| t.time_zone.as_str()) != Some(time_zone) {
             announce_zone(&txn, id, time_zone).await?;

@@ -8,7 +8,7 @@ use proto::auth::Role;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -340,7 +340,7 @@ impl Access {
         if let Some(tz) = time_zone {
             check_time_zone(tz)?;
         }
-        let txn = self.db().begin().await?;
+        let txn = platform::db::begin_write(self.db()).await?;
         let t = tenant::Entity::find_by_id(tenant_id.to_string())
             .one(&txn)
             .await?
