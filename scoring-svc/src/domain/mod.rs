@@ -1,7 +1,8 @@
 //! Pure logic of scoring, without I/O: decay and folds ([`decay`]), the definitions operators
 //! write and their validation ([`defs`]), what one tenant's definitions compile to
 //! ([`compiled`]), point awards under caps ([`points`]), the stage machine ([`stages`]),
-//! threshold crossings ([`triggers`]), the facts a condition sees ([`view`]) and the replay of a
+//! threshold crossings ([`triggers`]), the consequences of a change settled to a fixed point
+//! ([`settle`]), the facts a condition sees ([`view`]) and the replay of a
 //! profile's events through a rule set ([`replay`], for dry runs and recomputes).
 
 pub mod compiled;
@@ -9,6 +10,7 @@ pub mod decay;
 pub mod defs;
 pub mod points;
 pub mod replay;
+pub mod settle;
 pub mod stages;
 pub mod triggers;
 pub mod view;

@@ -32,6 +32,41 @@ pub struct Trigger {
     pub condition: Option<Expanded>,
 }
 
+/// What a score trigger remembers of one profile: the side last recorded and how many crossings
+/// it counted (the key of its next firing), plus what the work in progress saw of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrigState {
+    /// The side last recorded (`None`: never recorded).
+    pub above: Option<bool>,
+    pub seq: i64,
+    /// The value last evaluated in this work (crossings are counted from it).
+    pub seen: Option<f64>,
+    /// It must be written back.
+    pub changed: bool,
+}
+
+impl TrigState {
+    /// A state as recorded.
+    pub fn recorded(above: bool, seq: i64) -> Self {
+        TrigState {
+            above: Some(above),
+            seq,
+            seen: None,
+            changed: false,
+        }
+    }
+
+    /// A profile this trigger never looked at.
+    pub fn unseen() -> Self {
+        TrigState {
+            above: None,
+            seq: 0,
+            seen: None,
+            changed: false,
+        }
+    }
+}
+
 /// Crossings of one threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Crossed {
