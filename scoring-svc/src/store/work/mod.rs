@@ -5,14 +5,17 @@
 //! and `lead.score_changed` / `lead.stage_changed` / `lead.notify` / tag commands go to the
 //! outbox, all in the same transaction (`publish`: how they are enqueued).
 //!
-//! Here: the work itself, what it loads and the fixed point ([`Work::settle`]). Each consequence
-//! has its own file: `holdings` (state rules), `triggers` (score and stage triggers and their
-//! actions), `stages` (stage moves and their history and SLAs); `finish` writes what the work
+//! Here: the work itself, what it opens with and the change's own writes (ledger entries, folds
+//! rebuilt). The consequences are settled as load → decide → write (`settle`): everything the
+//! decision can read is loaded, [`crate::domain::settle::decide`] settles the fixed point without
+//! I/O, and its effects are written in the order decided. `triggers` reads trigger states and
+//! recorded firings and writes a firing; `stages` writes stage moves with their history, SLAs and
+//! events (the change's own moves as well as decided ones); `finish` writes what the work
 //! changed and when the lead is looked at next.
 
 mod finish;
-mod holdings;
 mod publish;
+mod settle;
 mod stages;
 mod triggers;
 
@@ -31,10 +34,9 @@ use super::ledger::{self, NewEntry};
 use super::scores;
 use crate::domain::compiled::Compiled;
 use crate::domain::decay::Fold;
+use crate::domain::settle::{History, EPS};
+use crate::domain::triggers::TrigState;
 use crate::domain::view::{self, LeadProps};
-
-/// Scores closer than this are equal.
-const EPS: f64 = 1e-9;
 
 /// What caused the work: the bus message, request, job or scheduler pass.
 #[derive(Debug, Clone)]
@@ -52,15 +54,6 @@ struct Reason {
     event_kind: Option<String>,
     /// Entries were written (or moved) in this model.
     touched: bool,
-}
-
-#[derive(Debug, Clone)]
-struct TrigState {
-    above: Option<bool>,
-    seq: i64,
-    /// The value last evaluated in this work (crossings are counted from it).
-    seen: Option<f64>,
-    changed: bool,
 }
 
 /// One profile's changes in one transaction.
@@ -92,7 +85,7 @@ pub struct Work<'a> {
     facts_loaded: bool,
     held: Option<BTreeMap<String, (String, f64)>>,
     trig: Option<HashMap<String, TrigState>>,
-    entered: Vec<(String, i64)>,
+    entered: Vec<(String, History)>,
     left: BTreeSet<String>,
     msgs: u32,
     /// Where its outbox events go when a batch writes them all at once ([`Work::defer_outbox`]).
@@ -214,11 +207,20 @@ impl<'a> Work<'a> {
 
     /// Writes a ledger entry and adds it to its model's fold; `false` when its key exists.
     pub async fn add_entry(&mut self, model: usize, e: NewEntry) -> Result<bool, DbErr> {
-        if !ledger::insert(self.txn, &self.tenant, &self.lead.profile, &e, self.now).await? {
+        if !self.write_entry(model, &e).await? {
             return Ok(false);
         }
         let decay = &self.defs.models[model].decay;
         self.folds[model].add(decay, &e.worth());
+        Ok(true)
+    }
+
+    /// Writes a ledger entry whose points its model's fold has already (or will not have:
+    /// `false` when its key exists), and notes what changed the model.
+    async fn write_entry(&mut self, model: usize, e: &NewEntry) -> Result<bool, DbErr> {
+        if !ledger::insert(self.txn, &self.tenant, &self.lead.profile, e, self.now).await? {
+            return Ok(false);
+        }
         self.dirty[model] = true;
         let r = &mut self.reasons[model];
         r.touched = true;
@@ -239,23 +241,6 @@ impl<'a> Work<'a> {
                 scores::rebuild(self.txn, &self.tenant, &self.lead.profile, m, self.now).await?;
             self.dirty[i] = true;
             self.reasons[i].touched = true;
-        }
-        Ok(())
-    }
-
-    /// Settles consequences until nothing changes (or the round limit).
-    pub async fn settle(&mut self) -> Result<(), DbErr> {
-        for round in 0..self.max_rounds {
-            let mut changed = self.reconcile_state().await?;
-            changed |= self.score_triggers().await?;
-            changed |= self.stage_triggers().await?;
-            changed |= self.auto_stage().await?;
-            if !changed && self.entered.is_empty() {
-                return Ok(());
-            }
-            if round + 1 == self.max_rounds {
-                tracing::warn!(profile_id = %self.lead.profile, rounds = self.max_rounds, "Consequences still changing after the last round; stopping");
-            }
         }
         Ok(())
     }

@@ -1,12 +1,14 @@
-//! Stage moves of a [`Work`]'s lead: the initial stage, a move (closing the open SLA of the stage
-//! it leaves), a return when what moved it on is undone, the automatic move the machine allows,
-//! and the history entry, SLA and `lead.stage_changed` of each stage entered.
+//! Stage moves of a [`Work`]'s lead, as written: the initial stage, a move the change itself
+//! makes (a rep's, a merge's — its entered stage's triggers fire when the work settles), a return
+//! when what moved it on is undone, and each move the settling decided; every move closes the
+//! open SLA of the stage it leaves and writes the history entry, SLA and `lead.stage_changed` of
+//! the stage entered.
 
 use chrono::Duration;
 use proto::scoring::{ActorKind, StageChanged};
 use sea_orm::DbErr;
 
-use crate::domain::stages::LeadView;
+use crate::domain::settle::History;
 use crate::store::leads::{self, Move};
 
 use super::Work;
@@ -15,8 +17,11 @@ impl Work<'_> {
     /// Enters the initial stage of a lead just created.
     pub async fn enter_initial(&mut self) -> Result<(), DbErr> {
         let to = self.lead.stage.clone();
-        self.record_stage(None, &to, ActorKind::System, "scoring", "first seen")
-            .await
+        let hid = self
+            .enter(None, &to, ActorKind::System, "scoring", "first seen")
+            .await?;
+        self.entered.push((to, History::Stored(hid)));
+        Ok(())
     }
 
     /// Moves the lead to `to`.
@@ -29,17 +34,9 @@ impl Work<'_> {
     ) -> Result<(), DbErr> {
         let from = self.lead.stage.clone();
         self.left.insert(from.clone());
-        leads::settle_open_slas(
-            self.txn,
-            &self.tenant,
-            &self.lead.profile,
-            leads::SLA_CLOSED,
-            "left the stage",
-            self.now,
-        )
-        .await?;
-        self.record_stage(Some(&from), to, kind, actor, reason)
-            .await
+        let hid = self.leave_for(&from, to, kind, actor, reason).await?;
+        self.entered.push((to.to_string(), History::Stored(hid)));
+        Ok(())
     }
 
     /// Moves the lead back to `to` when what moved it on is undone (an un-merge): unlike
@@ -58,14 +55,37 @@ impl Work<'_> {
         Ok(())
     }
 
-    async fn record_stage(
+    /// Leaves `from` (its open SLA closed) for `to`; returns the history entry of `to`.
+    pub(super) async fn leave_for(
+        &mut self,
+        from: &str,
+        to: &str,
+        kind: ActorKind,
+        actor: &str,
+        reason: &str,
+    ) -> Result<i64, DbErr> {
+        leads::settle_open_slas(
+            self.txn,
+            &self.tenant,
+            &self.lead.profile,
+            leads::SLA_CLOSED,
+            "left the stage",
+            self.now,
+        )
+        .await?;
+        self.enter(Some(from), to, kind, actor, reason).await
+    }
+
+    /// Enters `to`: its history entry (returned), its SLA, the lead row and
+    /// `lead.stage_changed`.
+    async fn enter(
         &mut self,
         from: Option<&str>,
         to: &str,
         kind: ActorKind,
         actor: &str,
         reason: &str,
-    ) -> Result<(), DbErr> {
+    ) -> Result<i64, DbErr> {
         let m = Move {
             from,
             to,
@@ -99,7 +119,6 @@ impl Work<'_> {
         self.lead.stage = to.to_string();
         self.lead.stage_entered_at = self.now;
         self.lead.history_id = hid;
-        self.entered.push((to.to_string(), hid));
         let ev = StageChanged {
             profile_id: self.lead.profile.clone(),
             from: from.map(str::to_string),
@@ -111,32 +130,7 @@ impl Work<'_> {
             owner: self.lead.owner.clone(),
             at: self.now,
         };
-        self.publish(&ev).await
-    }
-
-    /// One automatic stage move, if one applies.
-    pub(super) async fn auto_stage(&mut self) -> Result<bool, DbErr> {
-        let ctx = self.ctx();
-        let stage = self.lead.stage.clone();
-        let entered = self.lead.stage_entered_at;
-        let last = self.lead.last_activity_at;
-        let left = self.left.clone();
-        let machine = &self.defs.machine;
-        let facts = self.view().await?;
-        let v = LeadView {
-            stage: &stage,
-            entered_at: entered,
-            last_activity: last,
-            facts,
-            ctx: &ctx,
-        };
-        match machine.next_auto(&v, &left) {
-            Some(m) => {
-                self.move_stage(&m.to, ActorKind::Rule, &m.actor, &m.reason)
-                    .await?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        self.publish(&ev).await?;
+        Ok(hid)
     }
 }

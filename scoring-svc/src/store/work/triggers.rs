@@ -1,25 +1,21 @@
-//! Triggers of a [`Work`]: score triggers fire on crossings since the side last recorded, stage
-//! triggers on the stages entered; each firing is recorded once (the unique key) and runs its
-//! actions (a stage move, a tag command, a notification).
+//! Triggers of a [`Work`], as stored: what the decision reads (the score triggers' states, the
+//! firing keys recorded for the profile) and a firing it decided, recorded once (the unique
+//! key) with the results of its actions. Trigger states are written at `finish`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use proto::scoring::{ActorKind, LeadNotify, NotifyReason};
-use proto::tagging::TagCommand;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{DbErr, FromQueryResult};
-use serde_json::json;
 
-use crate::domain::defs::ActionSpec;
-use crate::domain::stages::LeadView;
-use crate::domain::triggers::{crossings, On, Trigger};
+use crate::domain::triggers::{TrigState, Trigger};
 use crate::store::migrations::{TriggerFirings as F, TriggerState as TS};
 use crate::store::{exec, fetch, is_duplicate};
 
-use super::{TrigState, Work};
+use super::Work;
 
 impl Work<'_> {
-    async fn trigger_states(&mut self) -> Result<(), DbErr> {
+    /// Loads the score triggers' states of the profile (once).
+    pub(super) async fn trigger_states(&mut self) -> Result<(), DbErr> {
         if self.trig.is_some() {
             return Ok(());
         }
@@ -51,119 +47,39 @@ impl Work<'_> {
         Ok(())
     }
 
-    fn trig_mut(&mut self, id: &str) -> &mut TrigState {
-        self.trig
-            .get_or_insert_with(HashMap::new)
-            .entry(id.to_string())
-            .or_insert(TrigState {
-                above: None,
-                seq: 0,
-                seen: None,
-                changed: false,
-            })
-    }
-
-    /// Score triggers: fire on crossings since the side last recorded. Returns whether any fired.
-    pub(super) async fn score_triggers(&mut self) -> Result<bool, DbErr> {
-        let defs = self.defs;
-        if !defs
-            .triggers
-            .iter()
-            .any(|t| matches!(t.on, On::Score { .. }))
-        {
-            return Ok(false);
+    /// The firing keys (trigger id, seq) recorded for the profile, of the tenant's triggers.
+    pub(super) async fn recorded_firings(&self) -> Result<BTreeSet<(String, i64)>, DbErr> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            trigger_id: String,
+            seq: i64,
         }
-        self.trigger_states().await?;
-        let mut fired = false;
-        for t in &defs.triggers {
-            let On::Score {
-                model,
-                threshold,
-                direction,
-            } = t.on
-            else {
-                continue;
-            };
-            let new = self.score(model);
-            let before = self.before[model];
-            let st = self.trig_mut(&t.id);
-            let old = st.seen.unwrap_or(before);
-            let c = crossings(threshold, st.above, old, new);
-            st.seen = Some(new);
-            if st.above != Some(c.above) {
-                st.above = Some(c.above);
-                st.changed = true;
-            }
-            if !c.fires(direction) || !self.fire_triggers {
-                continue;
-            }
-            if !self.trigger_condition(t).await? {
-                continue;
-            }
-            let st = self.trig_mut(&t.id);
-            st.seq += 1;
-            st.changed = true;
-            let seq = st.seq;
-            let reason = NotifyReason::ScoreCrossed {
-                model: defs.models[model].key.clone(),
-                threshold,
-                direction: direction.as_str().to_string(),
-                score: new,
-            };
-            fired |= self
-                .fire(t, seq, direction.as_str(), Some(new), reason)
-                .await?;
+        let ids: Vec<String> = self.defs.triggers.iter().map(|t| t.id.clone()).collect();
+        if ids.is_empty() {
+            return Ok(BTreeSet::new());
         }
-        Ok(fired)
+        let q = Query::select()
+            .columns([F::TriggerId, F::Seq])
+            .from(F::Table)
+            .and_where(Expr::col(F::TenantId).eq(&self.tenant))
+            .and_where(Expr::col(F::ProfileId).eq(&self.lead.profile))
+            .and_where(Expr::col(F::TriggerId).is_in(ids))
+            .to_owned();
+        let rows = fetch::<Row, _>(self.txn, &q).await?;
+        Ok(rows.into_iter().map(|r| (r.trigger_id, r.seq)).collect())
     }
 
-    async fn trigger_condition(&mut self, t: &Trigger) -> Result<bool, DbErr> {
-        let Some(c) = &t.condition else {
-            return Ok(true);
-        };
-        let ctx = self.ctx();
-        let f = self.view().await?;
-        Ok(rules::evaluate(c, f, &ctx))
-    }
-
-    /// Stage triggers of the stages entered so far.
-    pub(super) async fn stage_triggers(&mut self) -> Result<bool, DbErr> {
-        let entered = std::mem::take(&mut self.entered);
-        let defs = self.defs;
-        let mut fired = false;
-        for (stage, hid) in entered {
-            for t in &defs.triggers {
-                if !matches!(&t.on, On::StageEntered { stage: s } if *s == stage)
-                    || !self.fire_triggers
-                {
-                    continue;
-                }
-                if !self.trigger_condition(t).await? {
-                    continue;
-                }
-                let reason = NotifyReason::StageEntered {
-                    stage: stage.clone(),
-                };
-                fired |= self.fire(t, hid, "stage", None, reason).await?;
-            }
-        }
-        Ok(fired)
-    }
-
-    /// Records a firing (once per trigger, profile and crossing: the unique key) and runs its
-    /// actions. Returns whether it fired now.
-    async fn fire(
+    /// Records a firing decided with the results of its actions (once per trigger, profile and
+    /// key: the unique key).
+    pub(super) async fn record_firing(
         &mut self,
         t: &Trigger,
         seq: i64,
         kind: &str,
         value: Option<f64>,
-        reason: NotifyReason,
-    ) -> Result<bool, DbErr> {
-        let stage = match &reason {
-            NotifyReason::StageEntered { stage } => Some(stage.clone()),
-            NotifyReason::ScoreCrossed { .. } => None,
-        };
+        stage: Option<String>,
+        results: Vec<serde_json::Value>,
+    ) -> Result<(), DbErr> {
         let q = Query::insert()
             .into_table(F::Table)
             .columns([
@@ -188,91 +104,21 @@ impl Work<'_> {
                 stage.into(),
                 self.now.into(),
                 Some(self.cause.id.clone()).into(),
-                "[]".into(),
+                serde_json::Value::Array(results).to_string().into(),
             ])
             .to_owned();
-        let id = match exec(self.txn, &q).await {
-            Ok(r) => r.last_insert_id(),
-            Err(e) if is_duplicate(&e) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        metrics::counter!(crate::metrics::TRIGGER_FIRED).increment(1);
-        let mut results = Vec::new();
-        for a in &t.actions {
-            let r = match a {
-                ActionSpec::MoveStage { stage } => self.trigger_move(t, stage).await?,
-                ActionSpec::AddTag { tag_id } | ActionSpec::RemoveTag { tag_id } => {
-                    let add = matches!(a, ActionSpec::AddTag { .. });
-                    let cmd = TagCommand {
-                        profile_id: self.lead.profile.clone(),
-                        tag_id: tag_id.clone(),
-                        actor: format!("scoring:trigger:{}", t.id),
-                    };
-                    self.command(add, &cmd).await?;
-                    json!({"type": a_type(a), "tag_id": tag_id, "result": "sent"})
-                }
-                ActionSpec::Notify { message } => {
-                    let n = LeadNotify {
-                        profile_id: self.lead.profile.clone(),
-                        owner: self.lead.owner.clone(),
-                        trigger_id: t.id.clone(),
-                        trigger_name: t.name.clone(),
-                        reason: reason.clone(),
-                        message: message.clone(),
-                        stage: self.lead.stage.clone(),
-                        at: self.now,
-                    };
-                    self.publish(&n).await?;
-                    json!({"type": "notify", "result": "sent", "owner": self.lead.owner.as_ref().map(|o| o.user_id.clone())})
-                }
-            };
-            results.push(r);
-        }
-        let q = Query::update()
-            .table(F::Table)
-            .value(F::Result, serde_json::Value::Array(results).to_string())
-            .and_where(Expr::col(F::Id).eq(id as i64))
-            .to_owned();
-        exec(self.txn, &q).await?;
-        Ok(true)
-    }
-
-    async fn trigger_move(&mut self, t: &Trigger, stage: &str) -> Result<serde_json::Value, DbErr> {
-        if self.lead.stage == stage {
-            return Ok(json!({"type": "move_stage", "stage": stage, "result": "already_there"}));
-        }
-        let ctx = self.ctx();
-        let from = self.lead.stage.clone();
-        let entered = self.lead.stage_entered_at;
-        let last = self.lead.last_activity_at;
-        let machine = &self.defs.machine;
-        let facts = self.view().await?;
-        let v = LeadView {
-            stage: &from,
-            entered_at: entered,
-            last_activity: last,
-            facts,
-            ctx: &ctx,
-        };
-        match machine.check_manual(&v, stage) {
-            Ok(()) => {
-                let reason = format!("trigger `{}` fired", t.name);
-                self.move_stage(stage, ActorKind::Trigger, &t.id, &reason)
-                    .await?;
-                Ok(json!({"type": "move_stage", "stage": stage, "result": "moved"}))
+        match exec(self.txn, &q).await {
+            Ok(_) => {
+                metrics::counter!(crate::metrics::TRIGGER_FIRED).increment(1);
+                Ok(())
             }
-            Err(r) => Ok(
-                json!({"type": "move_stage", "stage": stage, "result": "refused", "code": r.code, "message": r.message}),
-            ),
+            // Only a key the decision could not see: a new history entry's id that a firing
+            // recorded when the trigger watched a score has already.
+            Err(e) if is_duplicate(&e) => {
+                tracing::warn!(trigger_id = %t.id, seq, profile_id = %self.lead.profile, "Firing key recorded already; firing not recorded again");
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
-    }
-}
-
-fn a_type(a: &ActionSpec) -> &'static str {
-    match a {
-        ActionSpec::MoveStage { .. } => "move_stage",
-        ActionSpec::AddTag { .. } => "add_tag",
-        ActionSpec::RemoveTag { .. } => "remove_tag",
-        ActionSpec::Notify { .. } => "notify",
     }
 }
