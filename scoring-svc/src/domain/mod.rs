@@ -2,12 +2,14 @@
 //! write and their validation ([`defs`]), what one tenant's definitions compile to
 //! ([`compiled`]), point awards under caps ([`points`]), the stage machine ([`stages`]),
 //! threshold crossings ([`triggers`]), the consequences of a change settled to a fixed point
-//! ([`settle`]), the facts a condition sees ([`view`]) and the replay of a
-//! profile's events through a rule set ([`replay`], for dry runs and recomputes).
+//! ([`settle`]) and what it announces when it ends ([`finish`]), the facts a condition sees
+//! ([`view`]) and the replay of a profile's events through a rule set ([`replay`], for dry runs
+//! and recomputes).
 
 pub mod compiled;
 pub mod decay;
 pub mod defs;
+pub mod finish;
 pub mod points;
 pub mod replay;
 pub mod settle;

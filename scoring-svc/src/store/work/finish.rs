@@ -1,80 +1,35 @@
 //! The end of a [`Work`]: folds, trigger states and the lead row written, score changes
-//! announced, and when the lead must be looked at again.
+//! announced, and when the lead must be looked at again — what to write and announce decided by
+//! [`crate::domain::finish`].
 
-use chrono::{DateTime, Utc};
-use proto::scoring::{ScoreCause, ScoreChanged, ScoreReason};
+use proto::scoring::{ScoreChanged, ScoreReason};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::DbErr;
 
-use crate::domain::stages::LeadView;
+use crate::domain::finish::{next_check, score_end, ModelEnd};
 use crate::store::leads::{self, Lead};
 use crate::store::migrations::TriggerState as TS;
 use crate::store::{exec, scores};
 
-use super::{Work, EPS};
+use super::Work;
 
 impl Work<'_> {
-    /// When the lead must be looked at again: a decay boundary, a predicted threshold crossing,
-    /// an inactivity deadline or a time-driven condition.
-    async fn next_check(&mut self) -> Result<Option<DateTime<Utc>>, DbErr> {
-        let mut due: Option<DateTime<Utc>> = None;
-        let mut at = |t: DateTime<Utc>| due = Some(due.map_or(t, |d| d.min(t)));
-        for (i, m) in self.defs.models.iter().enumerate() {
-            let f = &self.folds[i];
-            if let Some(v) = f.valid_until {
-                at(v);
-            }
-            for t in &self.defs.thresholds[i] {
-                if let Some(c) = f.crossing(&m.decay, *t) {
-                    at(c);
-                }
-            }
-        }
-        let ctx = self.ctx();
-        let stage = self.lead.stage.clone();
-        let entered = self.lead.stage_entered_at;
-        let last = self.lead.last_activity_at;
-        let zone = self.zone;
-        let machine = &self.defs.machine;
-        let facts = self.view().await?;
-        let v = LeadView {
-            stage: &stage,
-            entered_at: entered,
-            last_activity: last,
-            facts,
-            ctx: &ctx,
-        };
-        if let Some(t) = machine.next_time_check(&v, zone) {
-            at(t);
-        }
-        Ok(due)
-    }
-
     /// Writes folds, trigger states and the lead row, and announces score changes.
     pub async fn finish(mut self) -> Result<Lead, DbErr> {
         for i in 0..self.defs.models.len() {
             let m = &self.defs.models[i];
             let new = self.folds[i].value();
             let reason = &self.reasons[i];
-            let crossed_by_decay = self.stored_value[i].is_some_and(|old| {
-                self.defs.thresholds[i]
-                    .iter()
-                    .any(|t| (old >= *t) != (new >= *t))
-            });
-            let (publish, old, cause) = if reason.touched {
-                (
-                    (new - self.before[i]).abs() > EPS,
-                    self.before[i],
-                    self.cause.kind,
-                )
-            } else if self.rebuilt[i] || crossed_by_decay {
-                let old = self.stored_value[i].unwrap_or(0.0);
-                self.dirty[i] = true;
-                ((new - old).abs() > EPS, old, ScoreCause::Decay)
-            } else {
-                (false, 0.0, self.cause.kind)
+            let end = ModelEnd {
+                new,
+                before: self.before[i],
+                stored: self.stored_value[i],
+                touched: reason.touched,
+                rebuilt: self.rebuilt[i],
+                dirty: self.dirty[i],
             };
-            if self.dirty[i] {
+            let end = score_end(&end, &self.defs.thresholds[i], self.cause.kind);
+            if end.save {
                 scores::save(
                     self.txn,
                     &self.tenant,
@@ -85,7 +40,7 @@ impl Work<'_> {
                 )
                 .await?;
             }
-            if publish {
+            if let Some((old, cause)) = end.announce {
                 let ev = ScoreChanged {
                     profile_id: self.lead.profile.clone(),
                     model_id: m.id.clone(),
@@ -134,7 +89,17 @@ impl Work<'_> {
             }
         }
         self.lead.next_check_at = if self.lead.active() {
-            self.next_check().await?
+            self.ensure_facts().await?;
+            let lead = self.lead_state();
+            let ctx = self.ctx();
+            next_check(
+                self.defs,
+                &self.folds,
+                &lead,
+                &mut self.facts,
+                &ctx,
+                self.zone,
+            )
         } else {
             None
         };

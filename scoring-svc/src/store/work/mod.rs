@@ -34,7 +34,7 @@ use super::ledger::{self, NewEntry};
 use super::scores;
 use crate::domain::compiled::Compiled;
 use crate::domain::decay::Fold;
-use crate::domain::settle::{History, EPS};
+use crate::domain::settle::History;
 use crate::domain::triggers::TrigState;
 use crate::domain::view::{self, LeadProps};
 

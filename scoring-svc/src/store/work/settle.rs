@@ -78,12 +78,7 @@ impl Work<'_> {
         let empty = ProfileFacts::new(self.lead.profile.clone());
         Ok(Profile {
             id: self.lead.profile.clone(),
-            lead: LeadState {
-                stage: self.lead.stage.clone(),
-                stage_entered_at: self.lead.stage_entered_at,
-                last_activity_at: self.lead.last_activity_at,
-                owner: self.lead.owner.clone(),
-            },
+            lead: self.lead_state(),
             folds: mem::take(&mut self.folds),
             before: self.before.clone(),
             facts: mem::replace(&mut self.facts, empty),
@@ -93,6 +88,16 @@ impl Work<'_> {
             entered: mem::take(&mut self.entered),
             left: mem::take(&mut self.left),
         })
+    }
+
+    /// The lead as the decisions read it.
+    pub(super) fn lead_state(&self) -> LeadState {
+        LeadState {
+            stage: self.lead.stage.clone(),
+            stage_entered_at: self.lead.stage_entered_at,
+            last_activity_at: self.lead.last_activity_at,
+            owner: self.lead.owner.clone(),
+        }
     }
 
     /// Writes the decided effects in their order; returns the history entries of the moves.
