@@ -5,11 +5,18 @@
 //! are written in the order decided, so ledger ids, history ids and outbox ids come out as they
 //! would one by one.
 //!
-//! What still meets the database mid-way: a stage entered by the decision gets its history entry's
-//! id only when written, and its triggers' firings are keyed by that id; the decision takes such a
-//! key as new (the entry is created in this transaction), and a firing whose key turns out to be
-//! recorded already is not recorded a second time (see `triggers`). Everything else the decision
-//! reads is fixed by the lock on the lead row the work holds.
+//! Why loading once is enough: the work holds the lead row's lock and reads under READ COMMITTED
+//! (SQLite serialises writers), so what it loads is what the last holder of the lock committed,
+//! and nothing else writes this profile's ledger, trigger states or firings until it commits —
+//! whether a score trigger's firing key is new is known before deciding, not learnt from the
+//! unique key on insert.
+//!
+//! What still meets the database mid-way: a stage the decision enters gets its history entry's
+//! id only when written, and its triggers' firings are keyed by that id. The decision takes such
+//! a key as new (the entry is created in this transaction); only a trigger redefined from a score
+//! trigger into a stage trigger can have a recorded firing numbered like a new history entry, and
+//! then that firing's row is not written a second time while its decided actions are (see
+//! `triggers`).
 
 use std::mem;
 
