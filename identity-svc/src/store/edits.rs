@@ -14,12 +14,11 @@ use serde_json::Value;
 
 use super::entities::{binding_token, custom_field, identifier, profile};
 use super::resolve::Resolver;
-use super::{state, ACTIVE, MERGED};
+use super::{state, ACTIVE};
 use crate::domain::fields::{self, CustomField, FieldType, Kind, Rejection};
 use crate::domain::observe::{Claim, Trust};
 
-/// Prefix of a binding scene / state: `pb_<token>`.
-pub const BINDING_PREFIX: &str = "pb_";
+pub use super::bindings::BINDING_PREFIX;
 /// Source name of operator claims.
 pub const OPERATOR_SOURCE: &str = "operator";
 
@@ -220,39 +219,6 @@ impl Resolver {
             expires_at,
         })
     }
-}
-
-/// The live profile a binding scene names (following merges), if the token is known, unexpired
-/// and of `tenant`.
-pub(crate) async fn bound_profile<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    tenant: &str,
-    scene: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<String>, DbErr> {
-    let Some(token) = scene.strip_prefix(BINDING_PREFIX) else {
-        return Ok(None);
-    };
-    let Some(t) = binding_token::Entity::find_by_id(token.to_string())
-        .one(conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    if t.tenant_id != tenant || t.expires_at < now {
-        return Ok(None);
-    }
-    let Some(p) = profile::Entity::find_by_id(t.profile_id.clone())
-        .one(conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    Ok(match (&p.status[..], p.merged_into) {
-        (MERGED, Some(into)) => Some(into),
-        (ACTIVE, _) => Some(p.id),
-        _ => None,
-    })
 }
 
 /// Custom-field types for the API's validation message.

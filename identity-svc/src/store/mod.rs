@@ -28,6 +28,7 @@ macro_rules! in_tx {
     }};
 }
 
+pub mod bindings;
 pub mod directory;
 pub mod edits;
 pub mod entities;

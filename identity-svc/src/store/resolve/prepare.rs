@@ -94,7 +94,8 @@ impl Resolver {
             return Ok(None);
         };
         let Some(target) =
-            crate::store::edits::bound_profile(&self.db, &env.tenant_id, &code, Utc::now()).await?
+            crate::store::bindings::bound_profile(&self.db, &env.tenant_id, &code, Utc::now())
+                .await?
         else {
             return Ok(None);
         };
