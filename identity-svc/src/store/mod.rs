@@ -2,29 +2,25 @@
 //! ([`resolve`]), the reads behind the internal API ([`queries`]) and the notes reps and
 //! operators keep on customers ([`notes`]).
 
-/// Runs `$body` (an expression awaiting on `$txn`) in a transaction, again after a short pause
-/// when it meets a race. `$db` is the variant of the body's error type that carries a `DbErr`
-/// (the error type converts from `DbErr` too).
+/// Runs `$body` (an expression awaiting on `$txn`) in a transaction that takes the write lock
+/// first, committed when it succeeds, and again after a short pause while it meets a race
+/// ([`platform::db::retry_on_contention`], counted under `identity.manual`). `$db` is the variant
+/// of the body's error type that carries a `DbErr`; the error type says what a race is
+/// ([`platform::db::Contention`]).
 macro_rules! in_tx {
     ($self:ident, $txn:ident, $db:path, $body:expr) => {{
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let $txn = platform::db::begin_write(&$self.db).await?;
-            let r = match $body {
+        platform::db::retry_on_contention("identity.manual", $self.tx_attempts, || async {
+            let $txn = platform::db::begin_write(&$self.db).await.map_err($db)?;
+            match $body {
                 Ok(v) => $txn.commit().await.map(|_| v).map_err($db),
                 Err(e) => {
                     let _ = $txn.rollback().await;
                     Err(e)
                 }
-            };
-            match r {
-                Err($db(e)) if $crate::store::is_contention(&e) && attempt < $self.tx_attempts => {
-                    platform::db::contention_pause(attempt).await;
-                }
-                other => break other,
             }
-        }
+        })
+        .await
+        .0
     }};
 }
 

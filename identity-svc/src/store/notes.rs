@@ -78,6 +78,13 @@ pub enum NoteError {
     Db(#[from] DbErr),
 }
 
+/// A race of the database is the one failure worth running the transaction again for.
+impl platform::db::Contention for NoteError {
+    fn is_contention(&self) -> bool {
+        matches!(self, NoteError::Db(e) if platform::db::is_contention(e))
+    }
+}
+
 /// Times of notes are whole seconds: what MySQL's TIMESTAMP keeps, so a note reads back as
 /// written and its place in a list is the same on every backend.
 fn now() -> DateTime<Utc> {

@@ -65,6 +65,13 @@ pub enum ManualError {
     Db(#[from] DbErr),
 }
 
+/// A race of the database is the one failure worth running the transaction again for.
+impl platform::db::Contention for ManualError {
+    fn is_contention(&self) -> bool {
+        matches!(self, ManualError::Db(e) if platform::db::is_contention(e))
+    }
+}
+
 fn conflict(code: &'static str, message: impl Into<String>) -> ManualError {
     ManualError::Conflict {
         code,
