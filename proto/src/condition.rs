@@ -45,6 +45,8 @@ pub enum Condition {
     Property(PropertyPredicate),
     /// How often the profile did something in a time window.
     Behaviour(BehaviourLeaf),
+    /// How many different things the profile did in a time window.
+    Distinct(DistinctLeaf),
     /// The profile's tags.
     Tag(TagLeaf),
     /// WeChat relationship state (subscribed, followed by a rep, in a group chat).
@@ -200,6 +202,40 @@ pub struct BehaviourLeaf {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<PropertyPredicate>,
     /// Default: at least once.
+    #[serde(default)]
+    pub count: CountPredicate,
+    /// Default: the last 30 days.
+    #[serde(default)]
+    pub window: Window,
+}
+
+/// What a distinct leaf counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DistinctOf {
+    /// Content tags of the events (e.g. "interested in 3 topics").
+    ContentTags,
+    /// Event kinds (e.g. "used 4 kinds of touch point").
+    EventKinds,
+    /// String values of one event property, of events of one kind or of any (e.g. distinct
+    /// `utm_source` of page views, `scene` of Official Account follows: the channels that brought
+    /// the customer).
+    PropertyValues,
+}
+
+/// How many different content tags, event kinds or event property values a profile had in a
+/// window, e.g. "came through more than 3 channels in 90 days".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistinctLeaf {
+    pub of: DistinctOf,
+    /// `property_values` only: the event property whose values are counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// `property_values` only: count only events of this kind (any kind when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// Default: at least one.
     #[serde(default)]
     pub count: CountPredicate,
     /// Default: the last 30 days.
@@ -397,7 +433,10 @@ mod tests {
                  "op": "eq", "value": "wechat"},
                 {"type": "property", "key": "contact.birthday", "value_type": "date",
                  "op": "gte", "value": {"days_ago": 30}},
-                {"type": "rule", "rule_id": "r1"}
+                {"type": "rule", "rule_id": "r1"},
+                {"type": "distinct", "of": "property_values", "property": "utm_source",
+                 "event": "track.page_view", "count": {"op": "gt", "value": 3},
+                 "window": {"type": "last", "days": 90}}
             ]}
         ]}});
         let parsed: ConditionDoc = serde_json::from_value(doc.clone()).unwrap();

@@ -4,8 +4,8 @@
 //! Also the system's consumer groups: every process declares all of them at start, so an event
 //! published before its consumer first ran waits in the consumer's queue instead of being dropped.
 //! Only groups something in the deployment consumes are declared: an event no group binds (e.g.
-//! `lead.*` for a deployment without a reader of it) is dropped by the broker instead of piling
-//! up in a queue nobody reads. A reader outside the system declares its own group (`bus.outlets`).
+//! `lead.sla_breached` for a deployment without a reader of it) is dropped by the broker instead
+//! of piling up in a queue nobody reads. A reader outside the system declares its own group (`bus.outlets`).
 
 /// A consumer group and the routing-key patterns its queue is bound with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +21,9 @@ pub const IDENTITY: GroupDef = GroupDef {
 };
 
 /// tagging-svc: resolved events (behaviour counters, real-time rules), profile state and identity
-/// changes (its facts projection), WeCom corp-tag changes (catalogue mirror), tag commands and
-/// tenants' settings (the zone their days are counted in).
+/// changes (its facts projection), leads' scores and stages (`score.<model>`, `lead.stage`),
+/// WeCom corp-tag changes (catalogue mirror), tag commands and tenants' settings (the zone their
+/// days are counted in).
 pub const TAGGING: GroupDef = GroupDef {
     name: "tagging",
     bindings: &[
@@ -30,6 +31,8 @@ pub const TAGGING: GroupDef = GroupDef {
         "profile.updated",
         "identity.merged",
         "identity.unmerged",
+        "lead.score_changed",
+        "lead.stage_changed",
         "command.tag.#",
         "channel.wecom.external_tag.#",
         "tenant.settings",

@@ -101,6 +101,22 @@ pub struct ScoreChanged {
     pub new: f64,
     pub reason: ScoreReason,
     pub at: DateTime<Utc>,
+    /// How `new` changes with time from `at` on until the next change is published (absent from
+    /// publishers older than this field: then `new` holds until the next change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<ScoreFold>,
+}
+
+/// A score split into the part that keeps its value and the part that decays: `held + decaying`
+/// is the score at the event's `at`; with a half-life the decaying part halves every
+/// `half_life_days` from then on. Exact until the next `lead.score_changed` of the dimension
+/// (step decays and expiries are published when they happen).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreFold {
+    pub held: f64,
+    pub decaying: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_life_days: Option<f64>,
 }
 
 impl Event for ScoreChanged {

@@ -53,6 +53,14 @@ fn secs(d: u32) -> i64 {
 }
 
 impl Decay {
+    /// The half-life in days, for a continuous decay (the others change only at boundaries).
+    pub fn half_life_days(&self) -> Option<f64> {
+        match self {
+            Decay::HalfLife { days, .. } => Some(*days),
+            Decay::None | Decay::Steps { .. } => None,
+        }
+    }
+
     /// Checks the parameters; errors name the field under `path`.
     pub fn validate(&self, path: &str, errors: &mut Vec<DefError>) {
         match self {

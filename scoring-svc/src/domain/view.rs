@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use proto::condition::{Condition, Literal, Operand, Window};
+use proto::condition::{Condition, DistinctOf, Literal, Operand, Window};
 use rules::{EventFact, Expanded, FactValue, ProfileFacts};
 
 /// Prefix of the score properties.
@@ -80,6 +80,8 @@ impl Needs {
         let d = c.dependencies();
         let own = |k: &String| k.starts_with(SCORE_PREFIX) || k.starts_with(LEAD_PREFIX);
         if !d.event_kinds.is_empty()
+            || d.any_event
+            || d.any_content_tag
             || !d.content_tags.is_empty()
             || !d.tags.is_empty()
             || d.relations
@@ -111,6 +113,15 @@ fn widen(a: Option<RawSince>, b: RawSince) -> RawSince {
     }
 }
 
+/// How far back raw events must go for a leaf counting over `w`.
+fn since_of(w: Window) -> RawSince {
+    match w {
+        Window::Last { days } => RawSince::Days(days),
+        Window::Range { from, .. } => RawSince::From(from),
+        Window::AllTime => RawSince::All,
+    }
+}
+
 fn raw_leaves(c: &Condition, n: &mut Needs) {
     match c {
         Condition::And { children } | Condition::Or { children } => {
@@ -120,12 +131,10 @@ fn raw_leaves(c: &Condition, n: &mut Needs) {
         Condition::Behaviour(b)
             if !b.filters.is_empty() || (b.event.is_some() && b.content_tag.is_some()) =>
         {
-            let since = match b.window {
-                Window::Last { days } => RawSince::Days(days),
-                Window::Range { from, .. } => RawSince::From(from),
-                Window::AllTime => RawSince::All,
-            };
-            n.raw = Some(widen(n.raw, since));
+            n.raw = Some(widen(n.raw, since_of(b.window)));
+        }
+        Condition::Distinct(d) if d.of == DistinctOf::PropertyValues => {
+            n.raw = Some(widen(n.raw, since_of(d.window)));
         }
         _ => {}
     }

@@ -41,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::LeadBrowseIndexes),
             Box::new(migrations::ScoreBoardIndexes),
             Box::new(facts::CreateTenantZones),
+            Box::new(facts::CreateScoreFacts),
         ]
     }
 }

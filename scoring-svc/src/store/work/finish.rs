@@ -2,7 +2,7 @@
 //! announced, and when the lead must be looked at again — what to write and announce decided by
 //! [`crate::domain::finish`].
 
-use proto::scoring::{ScoreChanged, ScoreReason};
+use proto::scoring::{ScoreChanged, ScoreFold, ScoreReason};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::DbErr;
 
@@ -55,6 +55,11 @@ impl Work<'_> {
                         cause_id: Some(self.cause.id.clone()),
                     },
                     at: self.now,
+                    fold: Some(ScoreFold {
+                        held: self.folds[i].held,
+                        decaying: self.folds[i].decaying,
+                        half_life_days: m.decay.half_life_days(),
+                    }),
                 };
                 self.publish(&ev).await?;
             }
