@@ -2,9 +2,11 @@
 
 use std::collections::BTreeSet;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rules::schema::{FactsCol as C, FactsTable as T};
-use rules::{parse_date, parse_datetime, EventFact, FactValue, ProfileFacts, RelationKind};
+use rules::{
+    parse_date, parse_datetime, EventFact, FactValue, ProfileFacts, RelationKind, ScoreFold,
+};
 use sea_orm::sea_query::{Expr, Order, Query};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
@@ -23,6 +25,9 @@ pub struct LoadOptions {
     pub relations: bool,
     /// Read daily buckets (`None`: none; empty: every metric; else these metrics).
     pub metrics: Option<BTreeSet<String>>,
+    /// Read the lead's scores and set each `score.<model>` to its value at this instant
+    /// ([`ProfileFacts::set_score`]); `None` reads none.
+    pub scores_at: Option<DateTime<Utc>>,
 }
 
 impl Default for LoadOptions {
@@ -34,6 +39,7 @@ impl Default for LoadOptions {
             tags: true,
             relations: true,
             metrics: Some(BTreeSet::new()),
+            scores_at: None,
         }
     }
 }
@@ -114,6 +120,20 @@ pub async fn load_profile<Db: ConnectionTrait>(
         for r in rows(conn, &daily).await? {
             let cnt: i32 = r.try_get("", "cnt")?;
             f.add_count(text(&r, "metric")?, r.try_get("", "day")?, i64::from(cnt));
+        }
+    }
+    if let Some(now) = opts.scores_at {
+        let q = of(T::FactsScore)
+            .columns([C::Pkey, C::N, C::Decaying, C::FoldedAt, C::Rate])
+            .to_owned();
+        for r in rows(conn, &q).await? {
+            let fold = ScoreFold {
+                held: r.try_get("", "n")?,
+                decaying: r.try_get("", "decaying")?,
+                at: r.try_get("", "folded_at")?,
+                rate: r.try_get("", "rate")?,
+            };
+            f.set_score(text(&r, "pkey")?, fold, now);
         }
     }
     if let Some(since) = opts.events_since {

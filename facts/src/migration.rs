@@ -80,3 +80,30 @@ impl MigrationTrait for CreateFactsTables {
         Ok(())
     }
 }
+
+/// Creates `facts_score` ([`rules::schema::score_table`]) in a projection made before it existed
+/// (a new one has it from [`CreateFactsTables`]).
+pub struct CreateScoreFacts;
+
+impl MigrationName for CreateScoreFacts {
+    fn name(&self) -> &str {
+        "m20261207_000000_create_facts_score"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateScoreFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(schema::score_table()).await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table(rules::schema::FactsTable::FactsScore)
+                .if_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -8,8 +8,8 @@
 //!   1..=128) without control characters and without leading or trailing whitespace.
 
 use proto::condition::{
-    BehaviourLeaf, CountOp, CountValue, Literal, Operand, PropertyOp, PropertyPredicate,
-    SourceField, SourceLeaf, TagLeaf, TagOp, ValueType, WechatLeaf, Window,
+    BehaviourLeaf, CountOp, CountValue, DistinctLeaf, DistinctOf, Literal, Operand, PropertyOp,
+    PropertyPredicate, SourceField, SourceLeaf, TagLeaf, TagOp, ValueType, WechatLeaf, Window,
 };
 
 use crate::error::{index, join, ErrorCode, ValidationError};
@@ -326,6 +326,44 @@ impl<'a> Checker<'a> {
         }
         self.count(&join(path, "count"), b.count.op, b.count.value);
         self.window(&join(path, "window"), &b.window);
+    }
+
+    pub fn distinct(&mut self, path: &str, d: &DistinctLeaf) {
+        let key = |c: &mut Self, field: &str, v: &str, what: &str| {
+            if !valid_key(v) {
+                c.err(
+                    join(path, field),
+                    ErrorCode::InvalidKey,
+                    format!("must be {what}"),
+                );
+            }
+        };
+        match d.of {
+            DistinctOf::PropertyValues => match &d.property {
+                Some(p) => key(self, "property", p, "an event property key like utm_source"),
+                None => self.err(
+                    join(path, "property"),
+                    ErrorCode::MissingValue,
+                    "`property_values` needs the event property to count",
+                ),
+            },
+            DistinctOf::ContentTags | DistinctOf::EventKinds => {
+                for (field, set) in [("property", &d.property), ("event", &d.event)] {
+                    if set.is_some() {
+                        self.err(
+                            join(path, field),
+                            ErrorCode::UnexpectedValue,
+                            "only with `of: property_values`",
+                        );
+                    }
+                }
+            }
+        }
+        if let (DistinctOf::PropertyValues, Some(kind)) = (d.of, &d.event) {
+            key(self, "event", kind, "an event kind like track.page_view");
+        }
+        self.count(&join(path, "count"), d.count.op, d.count.value);
+        self.window(&join(path, "window"), &d.window);
     }
 
     fn count(&mut self, path: &str, op: CountOp, value: CountValue) {

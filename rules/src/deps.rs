@@ -4,15 +4,21 @@
 
 use std::collections::BTreeSet;
 
-use proto::condition::{Condition, Literal, Operand, PropertyPredicate, Window};
+use proto::condition::{Condition, DistinctOf, Literal, Operand, PropertyPredicate, Window};
 
 use crate::expand::Expanded;
+use crate::score::score_model;
 
 /// The facts a condition reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dependencies {
     /// Event kinds counted by behaviour leaves.
     pub event_kinds: BTreeSet<String>,
+    /// Counts distinct event kinds, or property values of events of any kind: every event may
+    /// change the result, and every metric / kind must be read.
+    pub any_event: bool,
+    /// Counts distinct content tags: every event on tagged content may change the result.
+    pub any_content_tag: bool,
     /// Content tags counted by behaviour leaves.
     pub content_tags: BTreeSet<String>,
     /// Profile property keys (source leaves included, as `source.<touch>.<field>`).
@@ -28,6 +34,8 @@ pub struct Dependencies {
     pub windowed: bool,
     /// Compares with `{"days_ago": N}`: its result can change as time passes.
     pub time_relative: bool,
+    /// Reads a lead score (`score.<model>`), which decay may carry across a bound.
+    pub reads_scores: bool,
     /// Rules referenced (for an [`Expanded`] condition: every rule its expansion went through).
     pub rule_refs: BTreeSet<String>,
 }
@@ -36,6 +44,8 @@ impl Dependencies {
     /// Adds everything `other` depends on.
     pub fn merge(&mut self, other: Dependencies) {
         self.event_kinds.extend(other.event_kinds);
+        self.any_event |= other.any_event;
+        self.any_content_tag |= other.any_content_tag;
         self.content_tags.extend(other.content_tags);
         self.property_keys.extend(other.property_keys);
         self.event_property_keys.extend(other.event_property_keys);
@@ -43,12 +53,15 @@ impl Dependencies {
         self.relations |= other.relations;
         self.windowed |= other.windowed;
         self.time_relative |= other.time_relative;
+        self.reads_scores |= other.reads_scores;
         self.rule_refs.extend(other.rule_refs);
     }
 
     /// Can an event of `kind` on content with `content_tags` change the result?
     pub fn event_may_affect(&self, kind: &str, content_tags: &[&str]) -> bool {
-        self.event_kinds.contains(kind)
+        self.any_event
+            || self.event_kinds.contains(kind)
+            || (self.any_content_tag && !content_tags.is_empty())
             || content_tags.iter().any(|t| self.content_tags.contains(*t))
     }
 
@@ -59,7 +72,7 @@ impl Dependencies {
 
     /// Does the result depend on the passing of time (needs [`crate::next_expiry`])?
     pub fn time_driven(&self) -> bool {
-        self.windowed || self.time_relative
+        self.windowed || self.time_relative || self.reads_scores
     }
 }
 
@@ -104,6 +117,7 @@ fn collect(c: &Condition, d: &mut Dependencies) {
         Condition::Property(p) => {
             d.property_keys.insert(p.key.clone());
             d.time_relative |= relative(p);
+            d.reads_scores |= score_model(&p.key).is_some();
         }
         Condition::Source(s) => {
             d.property_keys.insert(s.key());
@@ -116,6 +130,22 @@ fn collect(c: &Condition, d: &mut Dependencies) {
                 d.time_relative |= relative(f);
             }
             d.windowed |= matches!(b.window, Window::Last { .. });
+        }
+        Condition::Distinct(x) => {
+            match x.of {
+                DistinctOf::ContentTags => d.any_content_tag = true,
+                DistinctOf::EventKinds => d.any_event = true,
+                DistinctOf::PropertyValues => {
+                    match &x.event {
+                        Some(kind) => {
+                            d.event_kinds.insert(kind.clone());
+                        }
+                        None => d.any_event = true,
+                    }
+                    d.event_property_keys.extend(x.property.iter().cloned());
+                }
+            }
+            d.windowed |= matches!(x.window, Window::Last { .. });
         }
         Condition::Tag(t) => d.tags.extend(t.tags.iter().cloned()),
         Condition::Wechat(_) => d.relations = true,

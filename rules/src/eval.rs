@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use proto::condition::{BehaviourLeaf, Condition, TagLeaf, TagOp, WechatLeaf};
+use proto::condition::{BehaviourLeaf, Condition, DistinctLeaf, TagLeaf, TagOp, WechatLeaf};
 
 use crate::expand::Expanded;
-use crate::facts::{Facts, RelationKind};
-use crate::resolve::{behaviour_source, property_plan, window_days, CountCmp, Source};
+use crate::facts::{FactValue, Facts, RelationKind};
+use crate::resolve::{
+    behaviour_source, distinct_source, property_plan, window_days, CountCmp, DistinctSource, Source,
+};
 
 /// When a condition is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,9 @@ fn node(c: &Condition, facts: &dyn Facts, ctx: &EvalCtx) -> bool {
         }
         Condition::Behaviour(b) => {
             CountCmp::of(&b.count).matches(behaviour_count(b, facts, ctx.now, ctx.today))
+        }
+        Condition::Distinct(d) => {
+            CountCmp::of(&d.count).matches(distinct_count(d, facts, ctx.today))
         }
         Condition::Tag(t) => tag(t, facts),
         Condition::Wechat(w) => wechat(w, facts),
@@ -84,6 +89,39 @@ pub(crate) fn behaviour_count(
             i64::try_from(count).unwrap_or(i64::MAX)
         }
     }
+}
+
+/// How many different things a distinct leaf counts, on `today`: metrics of its prefix with an
+/// event in the window, or string values of its property among the window's raw events.
+pub(crate) fn distinct_count(d: &DistinctLeaf, facts: &dyn Facts, today: NaiveDate) -> i64 {
+    let days = window_days(&d.window, today);
+    let in_window = |d: NaiveDate| days.is_none_or(|(from, to)| from <= d && d <= to);
+    let n = match distinct_source(d) {
+        DistinctSource::Metrics(prefix) => facts
+            .metrics()
+            .into_iter()
+            .filter(|m| m.starts_with(&prefix))
+            .filter(|m| {
+                facts
+                    .daily_counts(m)
+                    .iter()
+                    .any(|(day, n)| *n > 0 && in_window(*day))
+            })
+            .count(),
+        DistinctSource::Values { kind, key } => facts
+            .events()
+            .iter()
+            .filter(|e| in_window(e.day))
+            .filter(|e| kind.as_ref().is_none_or(|k| &e.kind == k))
+            .flat_map(|e| e.props.get(&key).into_iter().flatten())
+            .filter_map(|v| match v {
+                FactValue::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect::<std::collections::BTreeSet<&str>>()
+            .len(),
+    };
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn tag(t: &TagLeaf, facts: &dyn Facts) -> bool {

@@ -185,6 +185,10 @@ impl Expander<'_> {
                 self.check.behaviour(path, b);
                 Some(c.clone())
             }
+            Condition::Distinct(d) => {
+                self.check.distinct(path, d);
+                Some(c.clone())
+            }
             Condition::Tag(t) => {
                 self.values(t.tags.len());
                 self.check.tag(path, t);

@@ -6,7 +6,8 @@
 //! change, evaluate the whole condition on each of them in order and return the first whose
 //! result differs. Datetime comparisons relative to `now` change at an instant, not at midnight:
 //! their flip instants are mapped to the earliest tenant-local day they can fall on (allowing two
-//! hours of time-zone offset change) and returned unchecked — early, never late.
+//! hours of time-zone offset change) and returned unchecked — early, never late. So are the
+//! instants decay carries a score (`score.<model>`) across a bound of its leaf.
 
 use std::collections::BTreeSet;
 
@@ -17,7 +18,8 @@ use proto::condition::{Condition, Literal, Operand, PropertyPredicate, ValueType
 use crate::eval::{evaluate, EvalCtx};
 use crate::expand::Expanded;
 use crate::facts::{whole_seconds, EventFact, FactValue, Facts};
-use crate::resolve::{behaviour_source, Source};
+use crate::resolve::{behaviour_source, distinct_source, DistinctSource, Source};
+use crate::score::score_model;
 
 /// Candidate days evaluated before giving up and answering the next candidate.
 const MAX_SIMULATED_DAYS: usize = 1000;
@@ -86,7 +88,10 @@ impl Candidates<'_> {
                 children.iter().for_each(|c| self.node(c, facts))
             }
             Condition::Not { child } => self.node(child, facts),
-            Condition::Property(p) => self.relative(p, facts.property(&p.key)),
+            Condition::Property(p) => {
+                self.relative(p, facts.property(&p.key));
+                self.decay(p, facts);
+            }
             Condition::Behaviour(b) => {
                 let last = match b.window {
                     Window::Last { days } => Some(u64::from(days.max(1))),
@@ -121,8 +126,61 @@ impl Candidates<'_> {
                     }
                 }
             }
+            Condition::Distinct(d) => {
+                let Window::Last { days } = d.window else {
+                    return;
+                };
+                let n = u64::from(days.max(1));
+                let bucket = |s: &mut Self, day: NaiveDate| {
+                    s.day(Some(day));
+                    s.day(day.checked_add_days(Days::new(n)));
+                };
+                match distinct_source(d) {
+                    DistinctSource::Metrics(prefix) => {
+                        for m in facts
+                            .metrics()
+                            .into_iter()
+                            .filter(|m| m.starts_with(&prefix))
+                        {
+                            for (day, _) in facts.daily_counts(m) {
+                                bucket(self, day);
+                            }
+                        }
+                    }
+                    DistinctSource::Values { kind, .. } => {
+                        let events = facts
+                            .events()
+                            .iter()
+                            .filter(|e| kind.as_ref().is_none_or(|k| &e.kind == k));
+                        for e in events {
+                            bucket(self, e.day);
+                        }
+                    }
+                }
+            }
             Condition::Tag(_) | Condition::Wechat(_) | Condition::Source(_) => {}
             Condition::Rule { .. } => {}
+        }
+    }
+
+    /// The instants decay carries a score across one of `p`'s bounds.
+    fn decay(&mut self, p: &PropertyPredicate, facts: &dyn Facts) {
+        let Some(fold) = score_model(&p.key).and_then(|m| facts.score(m)) else {
+            return;
+        };
+        let bounds: Vec<f64> = match &p.value {
+            Some(Operand::One(Literal::Number(n))) => vec![*n],
+            Some(Operand::List(ls)) => ls
+                .iter()
+                .filter_map(|l| match l {
+                    Literal::Number(n) => Some(*n),
+                    _ => None,
+                })
+                .collect(),
+            _ => return,
+        };
+        for b in bounds {
+            self.instant(fold.crossing(b, self.ctx.now));
         }
     }
 

@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde_json::Value;
 
+use crate::score::{ScoreFold, SCORE_PREFIX};
+
 /// Longest stored string, in characters: longer strings are cut to this many characters (the
 /// evaluator sees the cut value too, so real-time and bulk results agree).
 pub const STORED_STRING_CHARS: usize = 255;
@@ -348,8 +350,15 @@ pub trait Facts {
     fn has_relation(&self, kind: RelationKind, ns: Option<&str>, reference: Option<&str>) -> bool;
     /// The daily buckets `(day, count)` of a metric.
     fn daily_counts(&self, metric: &str) -> Vec<(NaiveDate, i64)>;
+    /// The metrics that have buckets.
+    fn metrics(&self) -> Vec<&str>;
     /// The raw events.
     fn events(&self) -> &[EventFact];
+    /// The fold of the score of `model` (its value now is the property `score.<model>`), for
+    /// predicting when decay carries it across a bound.
+    fn score(&self, _model: &str) -> Option<&ScoreFold> {
+        None
+    }
 }
 
 /// One profile's facts, in memory.
@@ -362,6 +371,8 @@ pub struct ProfileFacts {
     /// metric → day → count.
     pub daily: BTreeMap<String, BTreeMap<NaiveDate, i64>>,
     pub events: Vec<EventFact>,
+    /// model key → score fold (see [`ProfileFacts::set_score`]).
+    pub scores: BTreeMap<String, ScoreFold>,
 }
 
 impl ProfileFacts {
@@ -382,6 +393,23 @@ impl ProfileFacts {
     /// Replaces the values of `key` with those of a JSON field.
     pub fn set_property_json(&mut self, key: impl Into<String>, v: &Value) -> &mut Self {
         self.set_property(key, FactValue::from_json_multi(v))
+    }
+
+    /// Sets the score of `model`: its fold, and the property `score.<model>` as its value at
+    /// `now` (the instant the facts are evaluated at).
+    pub fn set_score(
+        &mut self,
+        model: impl Into<String>,
+        fold: ScoreFold,
+        now: DateTime<Utc>,
+    ) -> &mut Self {
+        let model = model.into();
+        self.set_property(
+            format!("{SCORE_PREFIX}{model}"),
+            vec![FactValue::Num(fold.value_at(now))],
+        );
+        self.scores.insert(model, fold);
+        self
     }
 
     /// Adds a tag.
@@ -463,8 +491,16 @@ impl Facts for ProfileFacts {
             .unwrap_or_default()
     }
 
+    fn metrics(&self) -> Vec<&str> {
+        self.daily.keys().map(String::as_str).collect()
+    }
+
     fn events(&self) -> &[EventFact] {
         &self.events
+    }
+
+    fn score(&self, model: &str) -> Option<&ScoreFold> {
+        self.scores.get(model)
     }
 }
 

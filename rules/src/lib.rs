@@ -1,6 +1,7 @@
 //! The condition language of visual tag rules and lead scoring: AND/OR/NOT trees over profile
-//! properties, behaviour counts in time windows, tags and WeChat state — validation, in-memory
-//! evaluation and SQL compilation (through sea-query, never string concatenation).
+//! properties (lead scores and stages among them), behaviour counts and distinct counts in time
+//! windows, tags and WeChat state — validation, in-memory evaluation and SQL compilation
+//! (through sea-query, never string concatenation).
 //!
 //! Owns: the semantics of a condition, the column encoding of facts and the schema of the facts
 //! tables the compiled SQL reads. Must not touch: I/O, storage, the bus; tagging-svc and
@@ -25,6 +26,7 @@ mod facts;
 mod parse;
 mod resolve;
 pub mod schema;
+mod score;
 pub mod sql;
 
 pub use proto::condition::*;
@@ -43,6 +45,9 @@ pub use facts::{
     STORED_STRING_CHARS,
 };
 pub use parse::{parse, parse_rule};
+pub use score::{
+    score_model, ScoreFold, LEAD_PREFIX, LEAD_STAGE_ENTERED_KEY, LEAD_STAGE_KEY, SCORE_PREFIX,
+};
 
 /// Parses, validates and expands in one step (a preview of a condition not yet saved).
 pub fn parse_expanded(

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use proto::condition::{
-    BehaviourLeaf, Condition, ConditionDoc, PropertyPredicate, SourceLeaf, TagLeaf, WechatLeaf,
-    Window, CONDITION_VERSION,
+    BehaviourLeaf, Condition, ConditionDoc, DistinctLeaf, PropertyPredicate, SourceLeaf, TagLeaf,
+    WechatLeaf, Window, CONDITION_VERSION,
 };
 
 use crate::check::{Checker, Limits};
@@ -110,7 +110,7 @@ struct Walker<'a> {
     refs: Vec<(String, String)>,
 }
 
-const NODE_TYPES: &str = "and, or, not, property, behaviour, tag, wechat, source, rule";
+const NODE_TYPES: &str = "and, or, not, property, behaviour, distinct, tag, wechat, source, rule";
 
 impl Walker<'_> {
     fn node(&mut self, v: &Value, path: &str, depth: usize) -> Option<Condition> {
@@ -192,6 +192,17 @@ impl Walker<'_> {
                 }
                 self.check.behaviour(path, &b);
                 Some(Condition::Behaviour(b))
+            }
+            "distinct" => {
+                let window = obj
+                    .get("window")
+                    .map(|w| self.window(w, &join(path, "window")));
+                let mut d: DistinctLeaf = self.leaf(path, without(obj, &["type", "window"]))?;
+                if let Some(w) = window {
+                    d.window = w?;
+                }
+                self.check.distinct(path, &d);
+                Some(Condition::Distinct(d))
             }
             "tag" => {
                 let t: TagLeaf = self.leaf(path, without(obj, &["type"]))?;

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Datelike, Days, Duration, NaiveDate, Utc};
 
 use proto::condition::{
-    BehaviourLeaf, CountOp, CountPredicate, CountValue, Literal, Operand, PropertyOp,
-    PropertyPredicate, ValueType, Window,
+    BehaviourLeaf, CountOp, CountPredicate, CountValue, DistinctLeaf, DistinctOf, Literal, Operand,
+    PropertyOp, PropertyPredicate, ValueType, Window,
 };
 
 use crate::facts::{
@@ -347,6 +347,27 @@ pub(crate) fn behaviour_source(b: &BehaviourLeaf, now: DateTime<Utc>, today: Nai
                 .iter()
                 .map(|f| property_plan(f, now, today))
                 .collect(),
+        },
+    }
+}
+
+/// What a distinct leaf counts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum DistinctSource {
+    /// Metrics starting with this prefix (`c:` content tags, `e:` event kinds) with events in
+    /// the window.
+    Metrics(String),
+    /// String values of the event property `key` of raw events of `kind` (any when `None`).
+    Values { kind: Option<String>, key: String },
+}
+
+pub(crate) fn distinct_source(d: &DistinctLeaf) -> DistinctSource {
+    match d.of {
+        DistinctOf::ContentTags => DistinctSource::Metrics(content_tag_metric("")),
+        DistinctOf::EventKinds => DistinctSource::Metrics(event_metric("")),
+        DistinctOf::PropertyValues => DistinctSource::Values {
+            kind: d.event.clone(),
+            key: d.property.clone().unwrap_or_default(),
         },
     }
 }

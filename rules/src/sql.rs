@@ -20,17 +20,20 @@ use sea_query::{
     SqliteQueryBuilder, UnionType, Value, Values,
 };
 
-use proto::condition::{BehaviourLeaf, Condition, TagLeaf, TagOp, WechatLeaf, Window};
+use proto::condition::{
+    BehaviourLeaf, Condition, DistinctLeaf, TagLeaf, TagOp, WechatLeaf, Window,
+};
 
 use crate::eval::{wechat_relation, EvalCtx};
 use crate::expand::Expanded;
 use crate::facts::VType;
 use crate::facts::CONTENT_TAGS_KEY;
 use crate::resolve::{
-    behaviour_source, property_plan, window_days, Cmp, Col, CountCmp, LikeKind, PropertyPlan,
-    Scalar, Source, Test,
+    behaviour_source, distinct_source, property_plan, window_days, Cmp, Col, CountCmp,
+    DistinctSource, LikeKind, PropertyPlan, Scalar, Source, Test,
 };
 use crate::schema::{FactsCol as C, FactsTable as T};
+use crate::score::score_model;
 
 /// The SQL dialect to render for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,6 +221,7 @@ impl Compiler<'_> {
                 self.ctx.today,
             )),
             Condition::Behaviour(b) => self.behaviour(b),
+            Condition::Distinct(d) => self.distinct(d),
             Condition::Tag(t) => self.tag(t),
             Condition::Wechat(w) => Set::Pos(Part::leaf(self.wechat(w)).rank(1)),
             // An `Expanded` holds no references; an unresolved one matches nothing.
@@ -318,6 +322,9 @@ impl Compiler<'_> {
     }
 
     fn property(&self, plan: &PropertyPlan) -> Set {
+        if let Some(model) = score_model(plan.key()) {
+            return self.score(model, plan);
+        }
         let t = T::FactsProperty;
         let mut q = self.base(t);
         q.and_where(Expr::col((t, C::Pkey)).eq(plan.key()));
@@ -341,6 +348,131 @@ impl Compiler<'_> {
         }
     }
 
+    /// A leaf over `score.<model>`: the model's row in `facts_score`, its value computed at
+    /// `now` exactly as [`crate::ScoreFold::value_at`] computes it (a number: tests of another
+    /// type never pass).
+    fn score(&self, model: &str, plan: &PropertyPlan) -> Set {
+        let t = T::FactsScore;
+        let mut q = self.base(t);
+        q.and_where(Expr::col((t, C::Pkey)).eq(model));
+        let negated = match plan {
+            PropertyPlan::Exists { negated, .. } => *negated,
+            PropertyPlan::Typed {
+                vtype,
+                test,
+                negated,
+                ..
+            } => {
+                q.and_where(match vtype {
+                    VType::Num => value_test(test, |_| self.score_value(t), never_expr()),
+                    _ => never_expr(),
+                });
+                *negated
+            }
+        };
+        let part = Part::leaf(q).unique();
+        if negated {
+            Set::Neg(part)
+        } else {
+            Set::Pos(part)
+        }
+    }
+
+    /// `n + decaying × 0.5^(elapsed × rate)`, `elapsed` the whole seconds from `folded_at` to
+    /// `now` (0 when the fold is newer).
+    fn score_value(&self, t: T) -> SimpleExpr {
+        let now = self.ctx.now.timestamp();
+        let col = |c: C| -> SimpleExpr { Expr::col((t, c)).into() };
+        Expr::cust_with_exprs(
+            "? + ? * POW(0.5, CASE WHEN ? < ? THEN (? - ?) * ? ELSE 0 END)",
+            [
+                col(C::N),
+                col(C::Decaying),
+                col(C::FoldedAt),
+                Expr::val(now).into(),
+                Expr::val(now).into(),
+                col(C::FoldedAt),
+                col(C::Rate),
+            ],
+        )
+    }
+
+    /// A distinct count: metrics of a prefix with events in the window (the rolling counters
+    /// when fresh, else the daily buckets), or distinct string values of an event property
+    /// among the window's raw events.
+    fn distinct(&self, d: &DistinctLeaf) -> Set {
+        let cmp = CountCmp::of(&d.count);
+        let (zero, cmp) = if cmp.matches(0) {
+            (true, cmp.negate())
+        } else {
+            (false, cmp)
+        };
+        let days = window_days(&d.window, self.ctx.today);
+        let fresh = self.ctx.rolling_as_of == Some(self.ctx.today);
+        let q = match distinct_source(d) {
+            DistinctSource::Metrics(prefix) => {
+                // Metrics from `prefix` up to the next byte string after every one of it.
+                let mut end = prefix.clone();
+                end.pop();
+                end.push(';');
+                match rolling_for(&d.window).filter(|_| fresh) {
+                    Some(r) => {
+                        let t = T::FactsBehaviourRolling;
+                        let mut q = self.base(t);
+                        q.and_where(Expr::col((t, C::Metric)).gte(prefix.as_str()))
+                            .and_where(Expr::col((t, C::Metric)).lt(end.as_str()))
+                            .and_where(Expr::col((t, rolling_col(r))).gt(0))
+                            .group_by_col((t, C::ProfileId))
+                            .and_having(count_expr(Expr::col(Asterisk).count(), cmp));
+                        q
+                    }
+                    None => {
+                        let t = T::FactsBehaviourDaily;
+                        let mut q = self.base(t);
+                        q.and_where(Expr::col((t, C::Metric)).gte(prefix.as_str()))
+                            .and_where(Expr::col((t, C::Metric)).lt(end.as_str()))
+                            .and_where(Expr::col((t, C::Cnt)).gt(0));
+                        if let Some((from, to)) = days {
+                            q.and_where(Expr::col((t, C::Day)).between(from, to));
+                        }
+                        q.group_by_col((t, C::ProfileId)).and_having(count_expr(
+                            Expr::col((t, C::Metric)).count_distinct(),
+                            cmp,
+                        ));
+                        q
+                    }
+                }
+            }
+            DistinctSource::Values { kind, key } => {
+                let (e, p) = (T::FactsEvent, T::FactsEventProp);
+                let mut q = self.base(e);
+                q.inner_join(
+                    p,
+                    Expr::col((p, C::TenantId))
+                        .equals((e, C::TenantId))
+                        .and(Expr::col((p, C::EventId)).equals((e, C::EventId))),
+                )
+                .and_where(Expr::col((p, C::Pkey)).eq(key))
+                .and_where(Expr::col((p, C::Vtype)).eq(VType::Str.code()));
+                if let Some(kind) = kind {
+                    q.and_where(Expr::col((e, C::Kind)).eq(kind));
+                }
+                if let Some((from, to)) = days {
+                    q.and_where(Expr::col((e, C::Day)).between(from, to));
+                }
+                q.group_by_col((e, C::ProfileId))
+                    .and_having(count_expr(Expr::col((p, C::S)).count_distinct(), cmp));
+                q
+            }
+        };
+        let part = Part::leaf(q).unique().rank(3);
+        if zero {
+            Set::Neg(part)
+        } else {
+            Set::Pos(part)
+        }
+    }
+
     fn behaviour(&self, b: &BehaviourLeaf) -> Set {
         let cmp = CountCmp::of(&b.count);
         // A predicate that 0 satisfies also matches profiles with no events at all: select those
@@ -356,12 +488,7 @@ impl Compiler<'_> {
             Source::Metric(metric) => match rolling_for(&b.window).filter(|_| fresh) {
                 Some(r) => {
                     let t = T::FactsBehaviourRolling;
-                    let col = match r {
-                        Rolling::Last7 => C::Last7,
-                        Rolling::Last30 => C::Last30,
-                        Rolling::Last90 => C::Last90,
-                        Rolling::Total => C::Total,
-                    };
+                    let col = rolling_col(r);
                     self.base(t)
                         .and_where(Expr::col((t, C::Metric)).eq(metric))
                         .and_where(count_expr(Expr::col((t, col)).into(), cmp))
@@ -506,7 +633,7 @@ fn scalar(v: &Scalar) -> Value {
 
 /// The test of one value row of `t` (`facts_property` or `facts_event_prop`).
 fn test_expr(t: T, test: &Test) -> SimpleExpr {
-    let col = |c: Col| {
+    let col = |c: Col| -> SimpleExpr {
         Expr::col((
             t,
             match c {
@@ -514,7 +641,21 @@ fn test_expr(t: T, test: &Test) -> SimpleExpr {
                 Col::N => C::N,
             },
         ))
+        .into()
     };
+    let fold = Expr::col((t, C::SFold)).into();
+    value_test(test, col, fold)
+}
+
+/// A condition that never holds.
+fn never_expr() -> SimpleExpr {
+    Expr::val(1).eq(0)
+}
+
+/// `test` over the value `col` gives for a column kind (`fold`: the case-folded string, for
+/// LIKE tests).
+fn value_test(test: &Test, col: impl Fn(Col) -> SimpleExpr, fold: SimpleExpr) -> SimpleExpr {
+    let col = |c: Col| Expr::expr(col(c));
     match test {
         Test::Cmp(c, op, v) => {
             let (e, v) = (col(*c), scalar(v));
@@ -535,9 +676,9 @@ fn test_expr(t: T, test: &Test) -> SimpleExpr {
                 LikeKind::StartsWith => format!("{n}%"),
                 LikeKind::EndsWith => format!("%{n}"),
             };
-            Expr::col((t, C::SFold)).like(LikeExpr::new(pattern).escape(LIKE_ESCAPE))
+            Expr::expr(fold).like(LikeExpr::new(pattern).escape(LIKE_ESCAPE))
         }
-        Test::Never => Expr::val(1).eq(0),
+        Test::Never => never_expr(),
     }
 }
 
@@ -579,6 +720,15 @@ enum Rolling {
     Last30,
     Last90,
     Total,
+}
+
+fn rolling_col(r: Rolling) -> C {
+    match r {
+        Rolling::Last7 => C::Last7,
+        Rolling::Last30 => C::Last30,
+        Rolling::Last90 => C::Last90,
+        Rolling::Total => C::Total,
+    }
 }
 
 fn rolling_for(w: &Window) -> Option<Rolling> {

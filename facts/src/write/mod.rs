@@ -1,6 +1,7 @@
 //! Writing the projection: a profile's state (replacing its properties and relationships when a
 //! newer `profile.updated` version arrives), behaviour events (raw row, daily buckets, rolling
-//! counters), tags, and moving facts between profiles on merges and un-merges.
+//! counters), tags, a lead's scores and stage, and moving facts between profiles on merges and
+//! un-merges.
 
 use std::collections::BTreeSet;
 
@@ -15,11 +16,13 @@ use super::{exec, rows, text};
 const ROWS_PER_INSERT: usize = 200;
 
 mod events;
+mod lead;
 mod moves;
 mod profiles;
 mod tags;
 
 pub use events::*;
+pub use lead::*;
 pub use moves::*;
 pub use profiles::*;
 pub use tags::*;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use proto::identity::{ProfileUpdated, Relations};
 use rules::schema::{FactsCol as C, FactsTable as T};
 use rules::{FactValue, RelationKind};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Cond, Expr, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::*;
@@ -174,6 +174,24 @@ pub async fn lock_profile<Db: ConnectionTrait>(
     rows(conn, &q).await.map(drop)
 }
 
+/// [`lock_profile`] for a profile that may not be in the projection: returns whether it is
+/// (and then holds its lock).
+pub async fn lock_known<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profile: &str,
+) -> Result<bool, DbErr> {
+    let mut q = Query::select();
+    q.column(C::Version)
+        .from(T::FactsProfile)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).eq(profile));
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+        q.lock(sea_orm::sea_query::LockType::Update);
+    }
+    Ok(!rows(conn, &q).await?.is_empty())
+}
+
 /// The relationship facts of a profile's relationship state: subscriptions in force, active
 /// follows, current group memberships.
 fn relation_rows(r: &Relations) -> BTreeSet<(RelationKind, String, String)> {
@@ -188,6 +206,15 @@ fn relation_rows(r: &Relations) -> BTreeSet<(RelationKind, String, String)> {
         out.insert((RelationKind::Group, g.corp_id.clone(), g.chat_id.clone()));
     }
     out
+}
+
+/// The first key after every `lead.` key.
+const LEAD_PREFIX_END: &str = "lead/";
+
+/// A key only scoring's messages set (`score.<model>`, `lead.*`): a field of that name in
+/// identity's state is not read.
+fn is_scoring_key(key: &str) -> bool {
+    key.starts_with(rules::SCORE_PREFIX) || key.starts_with(rules::LEAD_PREFIX)
 }
 
 /// Replaces the profile's properties and relationships with the state `u` carries, unless the
@@ -231,20 +258,29 @@ pub async fn apply_profile<Db: ConnectionTrait>(
     }
     // A profile never applied (no row, or version 0 — identity's state before it was first
     // derived, which is empty) has no property or relation rows to replace.
+    // The lead's own properties (scoring's, see `lead`) are kept: they sort between `lead.` and
+    // `lead/`, the next byte.
     for table in [T::FactsProperty, T::FactsRelation]
         .into_iter()
         .filter(|_| !first)
     {
-        let q = Query::delete()
+        let mut q = Query::delete()
             .from_table(table)
             .and_where(Expr::col(C::TenantId).eq(tenant))
             .and_where(Expr::col(C::ProfileId).eq(profile))
             .to_owned();
+        if table == T::FactsProperty {
+            q.cond_where(
+                Cond::any()
+                    .add(Expr::col(C::Pkey).lt(rules::LEAD_PREFIX))
+                    .add(Expr::col(C::Pkey).gte(LEAD_PREFIX_END)),
+            );
+        }
         exec(conn, &q).await?;
     }
     let mut props = Vec::new();
     for (key, v) in &u.fields {
-        if !rules::valid_key(key) {
+        if !rules::valid_key(key) || is_scoring_key(key) {
             continue;
         }
         for (ord, fv) in FactValue::from_json_multi(v).iter().enumerate() {

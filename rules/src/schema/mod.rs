@@ -21,6 +21,7 @@ mod write;
 
 pub use write::{
     bump_daily, bump_daily_many, bump_daily_rows, delete_profile_statements, insert_statements,
+    score_row, SCORE_COLS,
 };
 
 /// The facts tables.
@@ -42,6 +43,9 @@ pub enum FactsTable {
     FactsEvent,
     /// One row per raw event property value.
     FactsEventProp,
+    /// One row per lead score: `pkey` the model key, `n` the held part, `decaying` as of
+    /// `folded_at` (unix seconds), `rate` in half-lives per second ([`crate::ScoreFold`]).
+    FactsScore,
 }
 
 /// Columns of the facts tables.
@@ -72,6 +76,9 @@ pub enum FactsCol {
     Last90,
     Total,
     EventId,
+    Decaying,
+    FoldedAt,
+    Rate,
 }
 
 pub(crate) use FactsCol as C;
@@ -225,7 +232,28 @@ pub fn tables() -> Vec<TableCreateStatement> {
             event_prop,
             &[C::TenantId, C::EventId, C::Pkey, C::Ord],
         ),
+        score_table(),
     ]
+}
+
+/// `facts_score`, keyed by profile then model: a profile's scores are read and replaced
+/// together, and a score leaf reads every row of one model of the tenant (its value depends on
+/// the instant, so no index on it could serve the comparison).
+pub fn score_table() -> TableCreateStatement {
+    let double = |c: FactsCol| ColumnDef::new(c).double().not_null().to_owned();
+    table(
+        T::FactsScore,
+        vec![
+            bin(C::TenantId, width::TENANT),
+            bin(C::ProfileId, width::UUID),
+            bin(C::Pkey, width::KEY),
+            double(C::N),
+            double(C::Decaying),
+            big(C::FoldedAt),
+            double(C::Rate),
+        ],
+        &[C::TenantId, C::ProfileId, C::Pkey],
+    )
 }
 
 /// The secondary indexes (names are unique per database, as SQLite requires). Created without
@@ -332,6 +360,7 @@ pub fn drop_statements() -> Vec<TableDropStatement> {
         T::FactsBehaviourRolling,
         T::FactsEvent,
         T::FactsEventProp,
+        T::FactsScore,
     ]
     .into_iter()
     .map(|t| Table::drop().table(t).if_exists().to_owned())

@@ -6,6 +6,7 @@ use sea_query::{DeleteStatement, Expr, InsertStatement, OnConflict, Query, Simpl
 
 use super::{FactsCol, FactsTable, C, T};
 use crate::facts::ProfileFacts;
+use crate::score::{score_model, ScoreFold};
 
 /// Rows per `INSERT` (well below SQLite's and MySQL's placeholder limits).
 const ROWS_PER_INSERT: usize = 200;
@@ -95,6 +96,7 @@ pub fn insert_statements(
         T::FactsEventProp,
         &[&[C::TenantId, C::EventId][..], &value_cols].concat(),
     );
+    let mut score = Rows::new(T::FactsScore, &SCORE_COLS);
     let values = |key: &str, values: &[crate::FactValue]| -> Vec<Vec<SimpleExpr>> {
         values
             .iter()
@@ -121,6 +123,10 @@ pub fn insert_statements(
             Expr::val(updated_at).into(),
         ]);
         for (key, vs) in &p.properties {
+            // A score's property is its fold's value at one instant: the fold is stored.
+            if score_model(key).is_some_and(|m| p.scores.contains_key(m)) {
+                continue;
+            }
             for row in values(key, vs) {
                 property.push([vec![s(tenant_id), id()], row].concat());
             }
@@ -161,6 +167,9 @@ pub fn insert_statements(
                 ]);
             }
         }
+        for (model, fold) in &p.scores {
+            score.push(score_row(tenant_id, &p.profile_id, model, fold));
+        }
         for e in &p.events {
             event.push(vec![
                 s(tenant_id),
@@ -178,11 +187,35 @@ pub fn insert_statements(
     }
     let mut out = Vec::new();
     for rows in [
-        profile, property, tag, relation, daily, rolling, event, event_prop,
+        profile, property, tag, relation, daily, rolling, event, event_prop, score,
     ] {
         rows.into_statements(&mut out);
     }
     out
+}
+
+/// The columns of a `facts_score` row, in [`score_row`]'s order.
+pub const SCORE_COLS: [FactsCol; 7] = [
+    C::TenantId,
+    C::ProfileId,
+    C::Pkey,
+    C::N,
+    C::Decaying,
+    C::FoldedAt,
+    C::Rate,
+];
+
+/// The `facts_score` row of the score of `model` (values for [`SCORE_COLS`]).
+pub fn score_row(tenant_id: &str, profile_id: &str, model: &str, f: &ScoreFold) -> Vec<SimpleExpr> {
+    vec![
+        s(tenant_id),
+        s(profile_id),
+        s(model),
+        Expr::val(f.held).into(),
+        Expr::val(f.decaying).into(),
+        Expr::val(f.at).into(),
+        Expr::val(f.rate).into(),
+    ]
 }
 
 /// Deletes every facts row of one profile (its raw events' properties included).
@@ -214,6 +247,7 @@ pub fn delete_profile_statements(tenant_id: &str, profile_id: &str) -> Vec<Delet
             T::FactsRelation,
             T::FactsBehaviourDaily,
             T::FactsBehaviourRolling,
+            T::FactsScore,
             T::FactsProfile,
         ]
         .into_iter()

@@ -35,6 +35,7 @@ fn dependencies_of_every_leaf_kind() {
             windowed: true,
             time_relative: true,
             rule_refs: set(&["r1"]),
+            ..Dependencies::default()
         }
     );
     assert!(d.event_may_affect("track.page_view", &[]));
@@ -42,6 +43,33 @@ fn dependencies_of_every_leaf_kind() {
     assert!(!d.event_may_affect("oa.subscribe", &["other"]));
     assert!(d.properties_may_affect(["contact.city"]));
     assert!(d.time_driven());
+}
+
+#[test]
+fn distinct_counts_depend_on_every_event_they_may_count() {
+    let leaf = |v: serde_json::Value| cond(v).dependencies();
+    let tags = leaf(json!({"type": "distinct", "of": "content_tags"}));
+    assert!(tags.any_content_tag && !tags.any_event && tags.windowed);
+    assert!(tags.event_may_affect("track.page_view", &["anything"]));
+    assert!(!tags.event_may_affect("track.page_view", &[]));
+    let kinds = leaf(json!({"type": "distinct", "of": "event_kinds",
+                            "window": {"type": "all_time"}}));
+    assert!(kinds.any_event && !kinds.windowed);
+    assert!(kinds.event_may_affect("oa.click", &[]));
+    let values = leaf(json!({"type": "distinct", "of": "property_values",
+                             "property": "utm_source", "event": "track.page_view"}));
+    assert!(!values.any_event);
+    assert!(values.event_may_affect("track.page_view", &[]));
+    assert!(!values.event_may_affect("oa.click", &[]));
+    assert!(values.event_property_keys.contains("utm_source"));
+}
+
+#[test]
+fn scores_may_change_with_time() {
+    let d = cond(prop("score.engagement", "number", "gte", json!(50))).dependencies();
+    assert!(d.reads_scores && d.time_driven());
+    let d = cond(prop("lead.stage", "string", "eq", json!("sql"))).dependencies();
+    assert!(!d.reads_scores && !d.time_driven());
 }
 
 #[test]

@@ -346,3 +346,73 @@ fn long_strings_are_cut_like_storage_does() {
     assert!(!holds(prop("k", "string", "ends_with", json!("x")), &p));
     assert_eq!(FactValue::Str(long).encode().s.unwrap().len(), 255);
 }
+
+#[test]
+fn distinct_counts_tags_kinds_and_property_values_in_the_window() {
+    let today = ctx().today;
+    let ago = |n: u64| today.checked_sub_days(Days::new(n)).unwrap();
+    let mut p = ProfileFacts::new("p");
+    p.add_count("c:case_study", ago(1), 2)
+        .add_count("c:pricing", ago(5), 1)
+        .add_count("c:webinar", ago(40), 1)
+        .add_count("c:empty", ago(1), 0)
+        .add_count("e:track.page_view", ago(2), 3)
+        .add_count("e:oa.subscribe", ago(60), 1);
+    for (i, (kind, days, source)) in [
+        ("track.page_view", 1, "baidu"),
+        ("track.page_view", 3, "douyin"),
+        ("track.page_view", 4, "baidu"),
+        ("track.form_submit", 2, "wechat"),
+        ("track.page_view", 100, "xhs"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = EventFact::new(format!("e{i}"), kind, ago(days));
+        e.props
+            .insert("utm_source".into(), vec![FactValue::Str(source.into())]);
+        p.push_event(e);
+    }
+    let distinct = |of: &str, extra: Value, op: &str, n: u64, days: u32| {
+        let mut leaf = json!({"type": "distinct", "of": of, "count": {"op": op, "value": n},
+                              "window": {"type": "last", "days": days}});
+        if let (Some(l), Some(x)) = (leaf.as_object_mut(), extra.as_object()) {
+            l.extend(x.clone());
+        }
+        holds(leaf, &p)
+    };
+    // case_study and pricing in 7 days; webinar only in 90; a bucket of 0 counts nothing.
+    assert!(distinct("content_tags", json!({}), "eq", 2, 7));
+    assert!(distinct("content_tags", json!({}), "eq", 3, 90));
+    assert!(distinct("event_kinds", json!({}), "eq", 1, 30));
+    assert!(distinct("event_kinds", json!({}), "eq", 2, 90));
+    let sources = json!({"property": "utm_source"});
+    assert!(distinct("property_values", sources.clone(), "eq", 3, 7));
+    assert!(distinct("property_values", sources, "gt", 3, 365));
+    let views = json!({"property": "utm_source", "event": "track.page_view"});
+    assert!(distinct("property_values", views.clone(), "eq", 2, 7));
+    // Nothing in the window: 0, which `lt 1` matches.
+    assert!(distinct("property_values", views, "lt", 1, 1));
+    assert!(distinct("content_tags", json!({}), "lt", 1, 1));
+}
+
+#[test]
+fn distinct_leaves_are_checked() {
+    let e = errors(json!({"type": "distinct", "of": "property_values"}));
+    assert_eq!(
+        e,
+        vec![("root.property".into(), crate::ErrorCode::MissingValue)]
+    );
+    let e = errors(json!({"type": "distinct", "of": "content_tags", "event": "track.page_view"}));
+    assert_eq!(
+        e,
+        vec![("root.event".into(), crate::ErrorCode::UnexpectedValue)]
+    );
+    let e = errors(json!({"type": "distinct", "of": "property_values", "property": "Bad Key"}));
+    assert_eq!(
+        e,
+        vec![("root.property".into(), crate::ErrorCode::InvalidKey)]
+    );
+    let e = errors(json!({"type": "distinct", "of": "kinds"}));
+    assert_eq!(e.len(), 1, "{e:?}");
+}

@@ -108,3 +108,30 @@ fn filters_with_relative_dates_count_too() {
         "filters": [{"key": "due", "value_type": "date", "op": "lt", "value": {"days_ago": 0}}]});
     assert_eq!(expiry(overdue, &p), Some(in_days(5)));
 }
+
+#[test]
+fn decaying_scores_expire_when_they_cross_a_bound() {
+    let now = ctx().now;
+    let mut p = ProfileFacts::new("p");
+    // 10 held + 80 halving every 10 days: 50 after 10 days.
+    p.set_score(
+        "engagement",
+        crate::ScoreFold::new(10.0, 80.0, now, Some(10.0)),
+        now,
+    );
+    let gte = |v: f64| {
+        json!({"type": "property", "key": "score.engagement", "value_type": "number",
+               "op": "gte", "value": v})
+    };
+    // The crossing is ten days on; re-checked the day before (two hours of zone margin).
+    assert_eq!(expiry(gte(50.0), &p), Some(in_days(9)));
+    // Never reached (it only falls towards 10), or already below.
+    assert_eq!(expiry(gte(5.0), &p), None);
+    assert_eq!(expiry(gte(95.0), &p), None);
+    let between = json!({"type": "property", "key": "score.engagement",
+        "value_type": "number", "op": "between", "value": [20.0, 30.0]});
+    assert!(expiry(between, &p).is_some());
+    // A score that does not decay never expires.
+    p.set_score("engagement", crate::ScoreFold::constant(90.0, now), now);
+    assert_eq!(expiry(gte(50.0), &p), None);
+}

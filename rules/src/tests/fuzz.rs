@@ -19,6 +19,9 @@ fn json_value() -> impl Strategy<Value = Value> {
             "not",
             "property",
             "behaviour",
+            "distinct",
+            "content_tags",
+            "property_values",
             "tag",
             "wechat",
             "source",
@@ -123,7 +126,12 @@ fn near_valid() -> impl Strategy<Value = Value> {
             .prop_map(|(e, t, c, w)| json!({"type": "behaviour", "event": e, "content_tag": t, "count": c, "window": w})),
         any_of(vec![json!({"type": "tag", "op": "has_all", "tags": ["a", "a"]}),
                     json!({"type": "wechat", "state": "wecom_followed", "user_id": "u"}),
-                    json!({"type": "source", "touch": "first", "field": "level", "level": 10, "op": "exists"})]),
+                    json!({"type": "source", "touch": "first", "field": "level", "level": 10, "op": "exists"}),
+                    json!({"type": "distinct", "of": "property_values", "property": "a.b",
+                           "count": {"op": "lt", "value": 3}, "window": {"type": "last", "days": 1}}),
+                    json!({"type": "distinct", "of": "content_tags", "window": {"type": "all_time"}}),
+                    json!({"type": "property", "key": "score.a", "value_type": "number", "op": "between",
+                           "value": [1, 2]})]),
     ];
     leaf.prop_recursive(4, 24, 4, |inner| {
         prop_oneof![

@@ -141,7 +141,7 @@ async fn check(db: &DatabaseConnection, case: &Case, world: &World) -> Result<()
     let expected: BTreeSet<String> = world.populations[case.tenant]
         .iter()
         .filter(|p| allowed(&cctx.restrict, &p.profile_id))
-        .filter(|p| rules::evaluate(&expanded, *p, &at))
+        .filter(|p| rules::evaluate(&expanded, &gen::valued_at(p, at.now), &at))
         .map(|p| p.profile_id.clone())
         .collect();
     let universe = world.populations[case.tenant]

@@ -4,8 +4,9 @@
 //! customer on WeCom, the customer follows the Official Account, logs in to the mini-program,
 //! reads three articles and submits a form. identity-svc resolves every door to one profile;
 //! scoring-svc scores it (follow 10, articles 3 × 10, form 30), moves it from `new` to `mql`
-//! at 60 points and publishes `lead.stage_changed` and `lead.notify` for the rep. Another
-//! tenant's credential finds none of it.
+//! at 60 points and publishes `lead.stage_changed` and `lead.notify` for the rep; tagging hears
+//! both and tags the lead by a rule on `score.engagement` and `lead.stage`. Another tenant's
+//! credential finds none of it.
 //!
 //! The real server refuses every scoring route without a credential, with one signed under
 //! another key, expired or malformed (401), and keeps health and metrics open.
@@ -186,6 +187,30 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
     )
     .await;
 
+    // A tag rule on what scoring says of the lead, in tagging.
+    let tagging = url(&running, "tagging");
+    let group = post(
+        &http,
+        format!("{tagging}/v1/tag-groups"),
+        json!({"name": "sales"}),
+    )
+    .await;
+    let ready = post(
+        &http,
+        format!("{tagging}/v1/tags"),
+        json!({"group_id": group["id"], "name": "engaged MQL"}),
+    )
+    .await;
+    let on_lead = json!({"version": 1, "root": {"type": "and", "children": [
+        {"type": "property", "key": "score.engagement", "value_type": "number", "op": "gte", "value": 60},
+        {"type": "property", "key": "lead.stage", "value_type": "string", "op": "eq", "value": "mql"}]}});
+    post(
+        &http,
+        format!("{tagging}/v1/tag-rules"),
+        json!({"tag_id": ready["id"], "name": "engaged MQL", "condition": on_lead.clone()}),
+    )
+    .await;
+
     // The person: a rep adds them, they follow the OA, log in to the mini-program.
     let apps = fake.apps();
     let user = fake
@@ -309,6 +334,44 @@ async fn follow_three_articles_and_a_form_make_an_mql() {
     // Ten points, decayed (30-day half-life) over the moment between the follow and its scoring.
     let new = others[0].payload["new"].as_f64().unwrap_or_default();
     assert!((new - 10.0).abs() < 1e-3, "{others:#?}");
+    // With the fold that says how it decays from then on: all of it, halving every 30 days.
+    let fold = &others[0].payload["fold"];
+    assert_eq!(fold["half_life_days"], 30.0, "{fold}");
+    assert_eq!(fold["held"], 0.0, "{fold}");
+    assert!((fold["decaying"].as_f64().unwrap_or_default() - new).abs() < 1e-9);
+
+    // Tagging heard scoring: the lead carries the tag, and a preview of the same condition
+    // counts it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tags: Value = http
+            .get(format!("{tagging}/v1/profiles/{pid}/tags"))
+            .header(auth_name, &auth)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = tags["items"].as_array().cloned().unwrap_or_default();
+        if items.iter().any(|t| t["tag_id"] == ready["id"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never tagged: {tags:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let preview = post(
+        &http,
+        format!("{tagging}/v1/segments/preview"),
+        json!({"condition": on_lead, "sample": 5}),
+    )
+    .await;
+    assert_eq!(preview["count"], 1, "{preview:#}");
+    assert_eq!(
+        preview["sample"][0]["profile_id"],
+        json!(pid),
+        "{preview:#}"
+    );
 
     // The lead as the console sees it.
     let lead: Value = http

@@ -47,10 +47,10 @@ pub struct RuleEntry {
 }
 
 impl RuleEntry {
-    /// Its result may change with time alone (a window, a date relative to today): it is looked
-    /// at again when it may.
+    /// Its result may change with time alone (a window, a date relative to today, a decaying
+    /// score): it is looked at again when it may.
     pub fn timed(&self) -> bool {
-        self.deps.windowed || self.deps.time_relative
+        self.deps.time_driven()
     }
 }
 

@@ -35,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(wecom_migrations::CreateWecomSyncTables),
             Box::new(wecom_migrations::CreateWecomMarks),
             Box::new(facts::CreateTenantZones),
+            Box::new(facts::CreateScoreFacts),
         ]
     }
 }

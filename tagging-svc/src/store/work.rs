@@ -1,12 +1,14 @@
 //! What tagging-svc acts on from the bus, decoded: the profile events it reads (resolved
-//! events, profile states, merges, un-merges) and the tag commands other services send it.
+//! events, profile states, merges, un-merges), what scoring says of leads (scores, stages) and
+//! the tag commands other services send it.
 
 use proto::identity::{
     IdentityUnmerged, IDENTITY_MERGED, IDENTITY_UNMERGED, PROFILE_RESOLVED, PROFILE_UPDATED,
 };
 use proto::profile::ProfileEvent;
+use proto::scoring::{ScoreChanged, StageChanged};
 use proto::tagging::{TagCommand, COMMAND_TAG_ADD, COMMAND_TAG_REMOVE};
-use proto::Envelope;
+use proto::{Envelope, Event};
 
 use super::tagger::HandleError;
 
@@ -28,6 +30,10 @@ pub(super) enum Work {
         add: bool,
         cmd: TagCommand,
     },
+    /// A lead's score of one model changed (`score.<model>`).
+    Score(ScoreChanged),
+    /// A lead moved to another stage (`lead.stage`, `lead.stage_entered_at`).
+    Stage(StageChanged),
 }
 
 impl Work {
@@ -37,13 +43,18 @@ impl Work {
             Work::Profile(p) => p.profile_id(),
             Work::Unmerged(u, _) => &u.survivor,
             Work::Command { cmd, .. } => &cmd.profile_id,
+            Work::Score(c) => &c.profile_id,
+            Work::Stage(c) => &c.profile_id,
         }
     }
 }
 
 /// Decodes `env` into the work it asks for; `None` for a type tagging does not act on.
 pub(super) fn decode(env: &Envelope) -> Result<Option<Work>, HandleError> {
+    let invalid = |e: proto::DecodeError| HandleError::Invalid(e.to_string());
     let add = match env.kind.as_str() {
+        ScoreChanged::TYPE => return Ok(Some(Work::Score(env.decode().map_err(invalid)?))),
+        StageChanged::TYPE => return Ok(Some(Work::Stage(env.decode().map_err(invalid)?))),
         COMMAND_TAG_ADD => true,
         COMMAND_TAG_REMOVE => false,
         _ => {
@@ -85,10 +96,12 @@ mod tests {
                 "{kind}"
             );
         }
-        for kind in PROFILE_KINDS
-            .iter()
-            .chain(&[COMMAND_TAG_ADD, COMMAND_TAG_REMOVE])
-        {
+        for kind in PROFILE_KINDS.iter().chain(&[
+            COMMAND_TAG_ADD,
+            COMMAND_TAG_REMOVE,
+            ScoreChanged::TYPE,
+            StageChanged::TYPE,
+        ]) {
             let got = decode(&env(kind, json!({"x": 1})));
             assert!(matches!(got, Err(HandleError::Invalid(_))), "{kind}");
         }

@@ -2,5 +2,6 @@
 //! WeCom corp-tag sync, on MariaDB and SQLite.
 
 mod api;
+mod leads;
 mod tagger;
 mod wecom_sync;

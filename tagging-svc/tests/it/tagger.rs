@@ -18,20 +18,20 @@ use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::tagger::{Handled, Tagger};
 use test_support::db::{Backend, TestDb};
 
-const T: &str = "t-tag";
+pub(crate) const T: &str = "t-tag";
 
-struct Setup {
-    db: TestDb,
-    clock: ManualClock,
-    tagger: Tagger,
+pub(crate) struct Setup {
+    pub(crate) db: TestDb,
+    pub(crate) clock: ManualClock,
+    pub(crate) tagger: Tagger,
 }
 
-fn start() -> DateTime<Utc> {
+pub(crate) fn start() -> DateTime<Utc> {
     // 10:00 in Beijing.
     "2026-06-10T02:00:00Z".parse().unwrap()
 }
 
-async fn setup(backend: Backend) -> Setup {
+pub(crate) async fn setup(backend: Backend) -> Setup {
     let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
     let clock = ManualClock::new(start());
     let cfg = tagging_svc::Config::new(
@@ -45,7 +45,7 @@ async fn setup(backend: Backend) -> Setup {
     Setup { db, clock, tagger }
 }
 
-async fn tag(s: &Setup, group: &str, selection: &str, name: &str) -> String {
+pub(crate) async fn tag(s: &Setup, group: &str, selection: &str, name: &str) -> String {
     let db = &s.db.conn;
     let groups = catalog::groups(db, T, None, 500).await.unwrap();
     let gid = match groups.iter().find(|g| g.group.name == group) {
@@ -82,7 +82,7 @@ async fn tag(s: &Setup, group: &str, selection: &str, name: &str) -> String {
     .id
 }
 
-async fn rule(s: &Setup, tag_id: &str, root: Value, mode: &str) -> String {
+pub(crate) async fn rule(s: &Setup, tag_id: &str, root: Value, mode: &str) -> String {
     let r = tag_rules::create(
         &s.db.conn,
         RuleInput {
@@ -102,7 +102,7 @@ async fn rule(s: &Setup, tag_id: &str, root: Value, mode: &str) -> String {
     r.id
 }
 
-fn visit(profile: &str, at: DateTime<Utc>, tags: &[&str]) -> Envelope {
+pub(crate) fn visit(profile: &str, at: DateTime<Utc>, tags: &[&str]) -> Envelope {
     let event = Envelope::builder(
         "channel.track.page_view",
         T,
@@ -120,14 +120,14 @@ fn visit(profile: &str, at: DateTime<Utc>, tags: &[&str]) -> Envelope {
     Envelope::of(T, &p).build()
 }
 
-async fn handle(s: &Setup, env: &Envelope) -> Vec<TagChanged> {
+pub(crate) async fn handle(s: &Setup, env: &Envelope) -> Vec<TagChanged> {
     match s.tagger.handle(env).await.unwrap() {
         Handled::Done(c) => c,
         other => panic!("expected an effect, got {other:?}"),
     }
 }
 
-async fn has(db: &DatabaseConnection, profile: &str, tag: &str) -> bool {
+pub(crate) async fn has(db: &DatabaseConnection, profile: &str, tag: &str) -> bool {
     let st = Statement::from_sql_and_values(
         db.get_database_backend(),
         match db.get_database_backend() {
@@ -142,7 +142,7 @@ async fn has(db: &DatabaseConnection, profile: &str, tag: &str) -> bool {
     row.try_get_by_index::<i64>(0).unwrap() > 0
 }
 
-async fn outbox_changes(db: &DatabaseConnection) -> Vec<TagChanged> {
+pub(crate) async fn outbox_changes(db: &DatabaseConnection) -> Vec<TagChanged> {
     outbox_payloads(db, proto::tagging::TAG_CHANGED)
         .await
         .into_iter()

@@ -8,9 +8,10 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use rules::{
-    BehaviourLeaf, Condition, CountOp, CountPredicate, CountValue, DaysAgo, EventFact, FactValue,
-    Literal, Operand, ProfileFacts, PropertyOp, PropertyPredicate, RelationKind, SourceField,
-    SourceLeaf, TagLeaf, TagOp, Touch, ValueType, WechatLeaf, Window,
+    BehaviourLeaf, Condition, CountOp, CountPredicate, CountValue, DaysAgo, DistinctLeaf,
+    DistinctOf, EventFact, FactValue, Literal, Operand, ProfileFacts, PropertyOp,
+    PropertyPredicate, RelationKind, ScoreFold, SourceField, SourceLeaf, TagLeaf, TagOp, Touch,
+    ValueType, WechatLeaf, Window,
 };
 
 pub const TENANTS: [(&str, usize); 2] = [("t-rules-a", 70), ("t-rules-b", 30)];
@@ -70,7 +71,11 @@ pub const KEYS: &[&str] = &[
     "contact.tags",
     "source.first.channel",
     "source.latest.level2",
+    "lead.stage",
 ];
+/// Lead scores: facts in `facts_score`, read by conditions as `score.<model>`.
+pub const MODELS: &[&str] = &["engagement", "fit"];
+pub const SCORE_KEYS: &[&str] = &["score.engagement", "score.fit", "score.none"];
 pub const EVENT_KEYS: &[&str] = &["page", "amount", "at", "content.tags"];
 pub const KINDS: &[&str] = &[
     "track.page_view",
@@ -143,6 +148,31 @@ pub fn event() -> impl Strategy<Value = (String, NaiveDate, BTreeMap<String, Vec
 
 pub type Buckets = BTreeMap<String, BTreeMap<NaiveDate, i64>>;
 
+/// A score fold: held and decaying parts that meet the thresholds exactly now and then (a
+/// half-life of one day, a day ago, halves 2 to exactly 1), folded up to 40 days before now.
+pub fn score_fold() -> BoxedStrategy<ScoreFold> {
+    (
+        pick(&[-1.0, 0.0, 2.0, 10.0]),
+        pick(&[0.0, 1.0, 2.0, 3.0, 50.0, -2.0]),
+        (-40i64..2, prop_oneof![Just(0i64), Just(-1), Just(7200)]),
+        pick(&[None, Some(1.0), Some(7.0), Some(30.0)]),
+    )
+        .prop_map(|(held, decaying, (d, secs), half_life)| {
+            let at = now() + Duration::days(d) + Duration::seconds(secs);
+            ScoreFold::new(held, decaying, at, half_life)
+        })
+        .boxed()
+}
+
+/// `p` as the evaluator sees it at `now`: its scores' properties valued then.
+pub fn valued_at(p: &ProfileFacts, now: DateTime<Utc>) -> ProfileFacts {
+    let mut p = p.clone();
+    for (m, f) in p.scores.clone() {
+        p.set_score(m, f, now);
+    }
+    p
+}
+
 pub fn profile(id: String) -> impl Strategy<Value = ProfileFacts> {
     let metrics: Vec<String> = KINDS
         .iter()
@@ -164,12 +194,16 @@ pub fn profile(id: String) -> impl Strategy<Value = ProfileFacts> {
         proptest::collection::vec((0usize..3, 0usize..2, 0usize..3), 0..4),
         buckets,
         proptest::collection::vec(event(), 0..6),
+        proptest::collection::btree_map(pick(MODELS), score_fold(), 0..3),
     )
         .prop_map(
-            move |(props, tags, rels, daily, events): (_, _, _, Buckets, _)| {
+            move |(props, tags, rels, daily, events, scores): (_, _, _, Buckets, _, _)| {
                 let mut p = ProfileFacts::new(id.clone());
                 for (k, vs) in props {
                     p.set_property(k, vs);
+                }
+                for (m, f) in scores {
+                    p.set_score(m, f, now());
                 }
                 for t in tags {
                     p.add_tag(t);
@@ -256,18 +290,24 @@ pub fn ordered(ty: ValueType, a: Literal, b: Literal) -> (Literal, Literal) {
 }
 
 pub fn predicate(keys: &'static [&'static str]) -> BoxedStrategy<PropertyPredicate> {
-    let types = [
-        ValueType::String,
-        ValueType::Number,
-        ValueType::Bool,
-        ValueType::Date,
-        ValueType::Datetime,
-    ];
-    (
-        pick(keys),
-        proptest::sample::select(types.to_vec()),
-        any::<proptest::sample::Index>(),
+    predicate_of(
+        keys,
+        &[
+            ValueType::String,
+            ValueType::Number,
+            ValueType::Bool,
+            ValueType::Date,
+            ValueType::Datetime,
+        ],
     )
+}
+
+/// A predicate over one of `keys` of one of `types`.
+pub fn predicate_of(
+    keys: &'static [&'static str],
+    types: &'static [ValueType],
+) -> BoxedStrategy<PropertyPredicate> {
+    (pick(keys), pick(types), any::<proptest::sample::Index>())
         .prop_flat_map(|(key, ty, op_pick)| {
             let ops: Vec<PropertyOp> = PropertyOp::ALL
                 .into_iter()
@@ -364,6 +404,33 @@ pub fn behaviour() -> BoxedStrategy<Condition> {
         .boxed()
 }
 
+pub fn distinct() -> BoxedStrategy<Condition> {
+    let of = prop_oneof![
+        Just((DistinctOf::ContentTags, None, None)),
+        Just((DistinctOf::EventKinds, None, None)),
+        (
+            pick(&["page", "content.tags", "at"]),
+            proptest::option::of(pick(KINDS))
+        )
+            .prop_map(|(key, kind)| (
+                DistinctOf::PropertyValues,
+                Some(key.to_string()),
+                kind.map(String::from)
+            )),
+    ];
+    (of, count(), window())
+        .prop_map(|((of, property, event), count, window)| {
+            Condition::Distinct(DistinctLeaf {
+                of,
+                property,
+                event,
+                count,
+                window,
+            })
+        })
+        .boxed()
+}
+
 pub fn leaf() -> BoxedStrategy<Condition> {
     let tag = (
         proptest::sample::select(vec![
@@ -424,7 +491,10 @@ pub fn leaf() -> BoxedStrategy<Condition> {
         .prop_map(|id| Condition::Rule { rule_id: id.into() });
     prop_oneof![
         4 => predicate(KEYS).prop_map(Condition::Property),
+        2 => predicate_of(SCORE_KEYS, &[ValueType::Number]).prop_map(Condition::Property),
+        1 => predicate(SCORE_KEYS).prop_map(Condition::Property),
         4 => behaviour(),
+        2 => distinct(),
         2 => tag,
         2 => wechat,
         1 => source,

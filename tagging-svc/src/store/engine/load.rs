@@ -5,11 +5,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDate};
+use chrono::Duration;
 use facts::LoadOptions;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
-use crate::domain::{Holdings, RuleEntry};
+use crate::domain::{At, Holdings, RuleEntry};
 use crate::store::entities::membership;
 use crate::store::members;
 use crate::store::rules::TenantRules;
@@ -52,12 +52,15 @@ pub async fn holdings(
 }
 
 /// Reads only what the candidate rules can look at: their property keys, tags, relationships,
-/// the buckets of their metrics, raw events of their kinds when a leaf filters on properties.
-pub fn options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
+/// the buckets of their metrics, raw events of their kinds when a leaf filters on properties,
+/// the lead's scores (valued at `at`) when a leaf reads `score.<model>`.
+pub fn options(cands: &[Arc<RuleEntry>], at: &At) -> LoadOptions {
+    let today = at.today;
     let raw = cands.iter().any(|e| {
         !e.deps.event_property_keys.is_empty()
             || (!e.deps.event_kinds.is_empty() && !e.deps.content_tags.is_empty())
     });
+    let any_event = cands.iter().any(|e| e.deps.any_event);
     let keys: BTreeSet<String> = cands
         .iter()
         .flat_map(|e| e.deps.property_keys.iter().cloned())
@@ -80,7 +83,8 @@ pub fn options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
         .collect();
     LoadOptions {
         events_since: raw.then(|| today - Duration::days(EVENT_HORIZON_DAYS)),
-        event_kinds: if raw {
+        // Empty: every kind (a distinct count over events of any kind).
+        event_kinds: if raw && !any_event {
             cands
                 .iter()
                 .flat_map(|e| e.deps.event_kinds.iter().cloned())
@@ -88,10 +92,19 @@ pub fn options(cands: &[Arc<RuleEntry>], today: NaiveDate) -> LoadOptions {
         } else {
             BTreeSet::new()
         },
-        properties: (!keys.is_empty()).then_some(keys),
         tags: cands.iter().any(|e| !e.deps.tags.is_empty()),
         relations: cands.iter().any(|e| e.deps.relations),
-        metrics: (!metrics.is_empty()).then_some(metrics),
+        scores_at: keys
+            .iter()
+            .any(|k| rules::score_model(k).is_some())
+            .then_some(at.now),
+        properties: (!keys.is_empty()).then_some(keys),
+        // Distinct counts read every metric of a prefix: all of them.
+        metrics: if any_event || cands.iter().any(|e| e.deps.any_content_tag) {
+            Some(BTreeSet::new())
+        } else {
+            (!metrics.is_empty()).then_some(metrics)
+        },
     }
 }
 
@@ -120,11 +133,13 @@ pub fn covers(have: &LoadOptions, want: &LoadOptions) -> bool {
         && keys(&have.metrics, &want.metrics)
         && (have.tags || !want.tags)
         && (have.relations || !want.relations)
+        && (have.scores_at.is_some() || want.scores_at.is_none())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn set(xs: &[&str]) -> BTreeSet<String> {
         xs.iter().map(|s| s.to_string()).collect()
@@ -138,6 +153,7 @@ mod tests {
             tags: false,
             relations: false,
             metrics: None,
+            scores_at: None,
         }
     }
 
@@ -151,6 +167,7 @@ mod tests {
             tags: true,
             relations: false,
             metrics: Some(set(&["e:a"])),
+            scores_at: None,
         };
         assert!(covers(&have, &nothing()));
         assert!(covers(&have, &have));
@@ -167,6 +184,7 @@ mod tests {
         assert!(!more(&|w| w.metrics = Some(set(&["e:b"]))));
         assert!(!more(&|w| w.event_kinds = BTreeSet::new()));
         assert!(!more(&|w| w.events_since = day.pred_opt()));
+        assert!(!more(&|w| w.scores_at = Some(chrono::Utc::now())));
         assert!(!covers(&nothing(), &have));
         let everything = LoadOptions::default();
         assert!(covers(

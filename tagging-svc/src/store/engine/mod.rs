@@ -46,7 +46,7 @@ impl Engine {
         let mut settling = Settling::new(cands, holdings, self.max_rounds);
         let mut loaded: Option<(LoadOptions, ProfileFacts)> = None;
         while let Some(cands) = settling.next_round() {
-            let want = load::options(cands, at.today);
+            let want = load::options(cands, at);
             let (have, facts) = match loaded.take() {
                 Some((have, facts)) if load::covers(&have, &want) => (have, facts),
                 _ => {

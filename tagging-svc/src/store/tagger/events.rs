@@ -1,6 +1,6 @@
 //! One bus event applied to the projection and the profile's rules: a resolution, a state
-//! update (with the write-back's contacts and the reps' own WeCom tags), a merge, an un-merge or
-//! a tag command.
+//! update (with the write-back's contacts and the reps' own WeCom tags), a merge, an un-merge, a
+//! lead's score or stage, or a tag command.
 
 use proto::identity::ProfileUpdated;
 use proto::profile::ProfileEvent;
@@ -143,9 +143,62 @@ impl Tagger {
                         }
                     })
             }
+            Work::Score(c) => {
+                let p = c.profile_id.as_str();
+                if !self.holds(txn, tenant, p).await? || !facts::apply_score(txn, tenant, c).await?
+                {
+                    return Ok(Vec::new());
+                }
+                let keys = vec![format!("{}{}", rules::SCORE_PREFIX, c.model)];
+                self.settle_keys(txn, tenant, p, keys, &at).await
+            }
+            Work::Stage(c) => {
+                let p = c.profile_id.as_str();
+                if !self.holds(txn, tenant, p).await? || !facts::apply_stage(txn, tenant, c).await?
+                {
+                    return Ok(Vec::new());
+                }
+                let keys = vec![
+                    rules::LEAD_STAGE_KEY.to_string(),
+                    rules::LEAD_STAGE_ENTERED_KEY.to_string(),
+                ];
+                self.settle_keys(txn, tenant, p, keys, &at).await
+            }
             // Types `decode` does not read for tagging (`PROFILE_KINDS`); un-merges are above.
             Work::Profile(_) => Ok(Vec::new()),
         }
+    }
+
+    /// Locks the profile when the projection holds it. What scoring says of a lead is kept only
+    /// then: a profile it does not hold was merged away since scoring wrote the message (a new
+    /// profile's `profile.resolved` is always ahead of its first score in the queue).
+    async fn holds(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        profile: &str,
+    ) -> Result<bool, DbErr> {
+        let held = facts::lock_known(txn, tenant, profile).await?;
+        if !held {
+            tracing::debug!(profile_id = %profile, "Lead message for a profile not in the projection");
+        }
+        Ok(held)
+    }
+
+    /// Settles the rules that read `keys` of the profile.
+    async fn settle_keys(
+        &self,
+        txn: &DatabaseTransaction,
+        tenant: &str,
+        profile: &str,
+        keys: Vec<String>,
+        at: &At,
+    ) -> Result<Vec<TagChanged>, DbErr> {
+        let trigger = Trigger::State {
+            keys,
+            relations: false,
+        };
+        self.engine.settle(txn, tenant, profile, trigger, at).await
     }
 
     /// Applies a profile's state (`profile.updated`, or one an un-merge carries) to the projection
