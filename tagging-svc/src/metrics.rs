@@ -1,6 +1,7 @@
 //! The metric names tagging-svc records: events tagged, rule evaluations and tag changes, the
-//! scheduler's window checks and pruning, previews and bulk jobs, and the WeCom corp-tag sync
-//! (mirror and write-back). The facts projection's own are in [`facts::metrics`].
+//! scheduler's window checks and pruning, previews and bulk jobs, saved-segment refreshes, and
+//! the WeCom corp-tag sync (mirror and write-back). The facts projection's own are in
+//! [`facts::metrics`].
 //!
 //! [`describe`] gives each its HELP text (the projection's included); [`crate::run_with_clock`]
 //! calls it once at start.
@@ -26,6 +27,11 @@ pub const EVENTS_PRUNED: &str = "scrm_tagging_events_pruned_total";
 pub const PREVIEW_SECONDS: &str = "scrm_tagging_preview_seconds";
 /// Duration of bulk tagging jobs, by `kind`.
 pub const JOB_SECONDS: &str = "scrm_tagging_job_seconds";
+/// Refreshes of saved segments, by `cause` (`manual`, `scheduled`) and `outcome` (`ok`,
+/// `invalid`: the saved condition no longer validates, `refused`: archived, `error`).
+pub const SAVED_SEGMENT_REFRESHES: &str = "scrm_tagging_saved_segment_refreshes_total";
+/// Duration of saved-segment refreshes, by `cause`.
+pub const SAVED_SEGMENT_REFRESH_SECONDS: &str = "scrm_tagging_saved_segment_refresh_seconds";
 /// WeCom write-back items settled, by `outcome` (`done`, `retry`, `failed`, `superseded`,
 /// `released`).
 pub const WECOM_SYNC_ITEMS: &str = "scrm_tagging_wecom_sync_items_total";
@@ -75,6 +81,15 @@ pub fn describe() {
         JOB_SECONDS,
         Unit::Seconds,
         "Duration of bulk tagging jobs, by kind"
+    );
+    metrics::describe_counter!(
+        SAVED_SEGMENT_REFRESHES,
+        "Refreshes of saved segments, by cause (manual, scheduled) and outcome (ok, invalid, refused, error)"
+    );
+    metrics::describe_histogram!(
+        SAVED_SEGMENT_REFRESH_SECONDS,
+        Unit::Seconds,
+        "Duration of saved-segment refreshes, by cause"
     );
     metrics::describe_counter!(
         WECOM_SYNC_ITEMS,

@@ -1,7 +1,8 @@
 //! Tables of the tagging service and their migrations, and what works on them: the bus events it
 //! acts on ([`tagger`], decoded in `work`), rules and their real-time evaluation ([`rules`],
 //! [`engine`]: it loads, lets `crate::domain` decide, then writes), memberships ([`members`]),
-//! the catalogue, backfills, segments and the WeCom corp-tag mirror and write-back.
+//! the catalogue, backfills, segments, saved segments ([`saved`]) and the WeCom corp-tag mirror
+//! and write-back.
 
 pub mod backfill;
 pub mod catalog;
@@ -12,6 +13,7 @@ pub mod members;
 pub mod migrations;
 pub mod rep_tags;
 pub mod rules;
+pub mod saved;
 pub mod segments;
 pub mod sync_queue;
 pub mod tagger;
@@ -36,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(wecom_migrations::CreateWecomMarks),
             Box::new(facts::CreateTenantZones),
             Box::new(facts::CreateScoreFacts),
+            Box::new(saved::migration::CreateSavedSegments),
         ]
     }
 }

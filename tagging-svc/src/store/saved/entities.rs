@@ -1,0 +1,76 @@
+//! sea-orm entities of the saved-segment tables (see [`super::migration`] for the schema).
+
+/// A saved segment: a named condition of a tenant with its refresh mode and last size.
+pub mod segment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "saved_segments")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        /// `name` while active, `None` once archived (unique per tenant).
+        pub live_name: Option<String>,
+        pub description: String,
+        /// Who created it (the credential's actor).
+        pub owner: String,
+        /// The condition document (JSON), as validated on write.
+        pub condition: String,
+        /// `scheduled` or `manual`.
+        pub refresh_mode: String,
+        pub interval_minutes: i64,
+        /// `active` or `archived`.
+        pub status: String,
+        /// Profiles matching at the last refresh (`None` before the first, or since the
+        /// condition changed).
+        pub size: Option<i64>,
+        pub refreshed_at: Option<DateTimeUtc>,
+        /// When the scheduled refresh is due (`None`: manual or archived).
+        pub due_at: Option<DateTimeUtc>,
+        /// A process refreshing it holds it until then.
+        pub claimed_until: Option<DateTimeUtc>,
+        /// Why the last refresh failed (`None` after a successful one).
+        pub last_error: Option<String>,
+        /// Bumped by every change of the definition.
+        pub version: i64,
+        pub updated_by: String,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub archived_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// One refresh of a saved segment: how many profiles matched then.
+pub mod size {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "saved_segment_sizes")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub tenant_id: String,
+        pub segment_id: String,
+        pub at: DateTimeUtc,
+        pub count: i64,
+        /// `manual` (an operator's refresh) or `scheduled`.
+        pub cause: String,
+        /// The operator of a manual refresh.
+        pub actor: Option<String>,
+        /// The segment's version that was counted.
+        pub segment_version: i64,
+        pub took_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,167 @@
+//! The saved-segment tables: `saved_segments` (a named condition of a tenant, its refresh mode,
+//! its last size and when it is due again) and `saved_segment_sizes` (its size history, one row
+//! per refresh).
+
+use platform::db::schema::{big, dt_null, id_col, index, opt_str, str_col, text, ts_col};
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveIden)]
+pub enum SavedSegments {
+    Table,
+    Id,
+    TenantId,
+    Name,
+    /// The name while the segment is active, NULL once archived: unique per tenant, so an
+    /// archived segment's name can be used again.
+    LiveName,
+    Description,
+    Owner,
+    Condition,
+    RefreshMode,
+    IntervalMinutes,
+    Status,
+    Size,
+    RefreshedAt,
+    DueAt,
+    ClaimedUntil,
+    LastError,
+    Version,
+    UpdatedBy,
+    CreatedAt,
+    UpdatedAt,
+    ArchivedAt,
+}
+
+#[derive(DeriveIden)]
+pub enum SavedSegmentSizes {
+    Table,
+    Id,
+    TenantId,
+    SegmentId,
+    At,
+    Count,
+    Cause,
+    Actor,
+    SegmentVersion,
+    TookMs,
+}
+
+/// Creates `saved_segments` and `saved_segment_sizes`.
+pub struct CreateSavedSegments;
+
+impl MigrationName for CreateSavedSegments {
+    fn name(&self) -> &str {
+        "m20261207_000001_create_saved_segments"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSavedSegments {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use SavedSegments as S;
+        m.create_table(
+            Table::create()
+                .table(S::Table)
+                .if_not_exists()
+                .col(str_col(S::Id, 36).primary_key())
+                .col(str_col(S::TenantId, 64))
+                .col(str_col(S::Name, 128))
+                .col(opt_str(S::LiveName, 128))
+                .col(str_col(S::Description, 1000))
+                .col(str_col(S::Owner, 64))
+                .col(text(S::Condition))
+                .col(str_col(S::RefreshMode, 16))
+                .col(big(S::IntervalMinutes))
+                .col(str_col(S::Status, 16))
+                .col(ColumnDef::new(S::Size).big_integer().null())
+                .col(
+                    ColumnDef::new(S::RefreshedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .col(dt_null(S::DueAt))
+                .col(dt_null(S::ClaimedUntil))
+                .col(ColumnDef::new(S::LastError).text().null())
+                .col(big(S::Version))
+                .col(str_col(S::UpdatedBy, 64))
+                .col(ts_col(S::CreatedAt))
+                .col(ts_col(S::UpdatedAt))
+                .col(
+                    ColumnDef::new(S::ArchivedAt)
+                        .timestamp_with_time_zone()
+                        .null(),
+                )
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "ux_saved_segments_name",
+            S::Table,
+            vec![S::TenantId.into_iden(), S::LiveName.into_iden()],
+            true,
+        )
+        .await?;
+        index(
+            m,
+            "ix_saved_segments_tenant",
+            S::Table,
+            vec![
+                S::TenantId.into_iden(),
+                S::Status.into_iden(),
+                S::Id.into_iden(),
+            ],
+            false,
+        )
+        .await?;
+        index(
+            m,
+            "ix_saved_segments_due",
+            S::Table,
+            vec![S::DueAt.into_iden()],
+            false,
+        )
+        .await?;
+
+        use SavedSegmentSizes as Z;
+        m.create_table(
+            Table::create()
+                .table(Z::Table)
+                .if_not_exists()
+                .col(id_col(Z::Id))
+                .col(str_col(Z::TenantId, 64))
+                .col(str_col(Z::SegmentId, 36))
+                .col(ts_col(Z::At))
+                .col(big(Z::Count))
+                .col(str_col(Z::Cause, 16))
+                .col(opt_str(Z::Actor, 64))
+                .col(big(Z::SegmentVersion))
+                .col(big(Z::TookMs))
+                .to_owned(),
+        )
+        .await?;
+        index(
+            m,
+            "ix_saved_segment_sizes",
+            Z::Table,
+            vec![
+                Z::TenantId.into_iden(),
+                Z::SegmentId.into_iden(),
+                Z::Id.into_iden(),
+            ],
+            false,
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for t in [
+            SavedSegmentSizes::Table.into_iden(),
+            SavedSegments::Table.into_iden(),
+        ] {
+            m.drop_table(Table::drop().table(t).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
