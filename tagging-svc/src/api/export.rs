@@ -3,7 +3,8 @@
 //! size is exported with bounded memory and the first bytes leave before the last profile is
 //! read. Text that a spreadsheet would take for a formula (a cell starting with `=`, `+`, `-`,
 //! `@`, a tab or a carriage return — visitors type some of these values) is written with a
-//! leading `'` (OWASP's advice against CSV injection), so it stays inert text.
+//! leading `'` (OWASP's advice against CSV injection), so it stays inert text. A saved
+//! segment's export ([`super::saved_segments`]) is this same stream ([`csv_response`]).
 
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
@@ -68,16 +69,40 @@ pub(super) async fn export(
     let b = body.into_inner();
     let tenant = p.tenant;
     let cond = condition_of(&state, &tenant, &b).await?;
-    if b.fields.len() > MAX_FIELDS || b.fields.iter().any(|f| !rules::valid_key(f)) {
+    check_fields(&b.fields)?;
+    let at = state.tagger.at(&tenant);
+    Ok(csv_response(
+        state.db.clone(),
+        tenant,
+        cond,
+        at,
+        b.fields,
+        "segment.csv",
+    ))
+}
+
+/// 400 `invalid_fields` unless `fields` are at most [`MAX_FIELDS`] valid field keys.
+pub(super) fn check_fields(fields: &[String]) -> Result<(), ApiError> {
+    if fields.len() > MAX_FIELDS || fields.iter().any(|f| !rules::valid_key(f)) {
         return Err(ApiError::bad_request(
             "invalid_fields",
             format!("`fields`: at most {MAX_FIELDS} valid field keys (e.g. `contact.name`)"),
         )
         .with_details(json!({"field": "fields"})));
     }
-    let fields = b.fields.clone();
-    let at = state.tagger.at(&tenant);
-    let db = state.db.clone();
+    Ok(())
+}
+
+/// The CSV of every profile of `tenant` matching `cond` at `at` (`profile_id` and `fields`),
+/// streamed batch by batch, as the attachment `filename`.
+pub(super) fn csv_response(
+    db: sea_orm::DatabaseConnection,
+    tenant: String,
+    cond: rules::Expanded,
+    at: crate::domain::At,
+    fields: Vec<String>,
+    filename: &str,
+) -> HttpResponse {
     let start = Cursor {
         after: None,
         header: true,
@@ -132,13 +157,13 @@ pub(super) async fn export(
             Some((csv_rows(&rows), c))
         }
     });
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
             "content-disposition",
-            "attachment; filename=\"segment.csv\"",
+            format!("attachment; filename=\"{filename}\""),
         ))
-        .streaming(body))
+        .streaming(body)
 }
 
 #[cfg(test)]

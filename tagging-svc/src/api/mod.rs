@@ -11,6 +11,7 @@
 //! - the tag catalogue: [`catalog`]
 //! - a profile's tags by hand: [`members`]
 //! - rules, previews, exports, jobs: [`rules`], [`export`]
+//! - saved segments (人群包), their sizes, members and exports: [`saved_segments`]
 //! - WeCom corp-tag sync: [`wecom`]
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
@@ -21,6 +22,7 @@ mod export;
 mod members;
 use platform::http::page;
 mod rules;
+mod saved_segments;
 pub mod wecom;
 
 use std::sync::Arc;
@@ -49,6 +51,7 @@ pub fn routes(tagger: Tagger) -> Routes {
         cfg.app_data(web::Data::new(state.clone()))
             .configure(catalog::routes)
             .configure(members::routes)
-            .configure(rules::routes);
+            .configure(rules::routes)
+            .configure(saved_segments::routes);
     })
 }
