@@ -1,6 +1,6 @@
 //! Tagging service: tag groups, tags, visual tag rules evaluated in real time and in bulk (preview, backfill, export), behaviour counters, WeCom corp-tag sync (mirror, write-back, reps' own tagging in WeCom).
 //!
-//! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
+//! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs, saved segments and their size history (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
 //!
 //! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the bus
 //! consumer, `domain/` pure decisions (rule settling: which rules match, what each does to its
@@ -8,7 +8,8 @@
 //! the transactions (catalogue, memberships, rules and their cache, the evaluation engine that
 //! loads, lets the domain decide and writes, the tagger tying them to events and the
 //! scheduler); the pure condition logic is the `rules` crate and the facts projection the
-//! `facts` crate; `wecom/` the corp-tag mirror and the write-back worker.
+//! `facts` crate; `wecom/` the corp-tag mirror and the write-back worker; `refresher` the
+//! scheduled refresh of saved segments.
 
 pub mod api;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod consume;
 pub mod domain;
 pub mod metrics;
+pub mod refresher;
 pub mod store;
 pub mod wecom;
 
@@ -41,10 +43,11 @@ pub const ROLE: &str = "tagging";
 const RULE_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// Runs the service until `deps.shutdown`: database (migrated in embedded mode), outbox relay,
-/// the consumer, the scheduler (window exits, counter rolls), the WeCom corp-tag mirror and
-/// write-back worker ([`wecom::start`]), internal HTTP API (every `/v1` route requires the
-/// gateway's service credential, signed under a key derived from `internal_key`) with
-/// `/healthz`, `/readyz`, `/metrics`.
+/// the consumer, the scheduler (window exits, counter rolls), the scheduled refresh of saved
+/// segments ([`refresher`]), the WeCom corp-tag mirror and write-back worker
+/// ([`wecom::start`]), internal HTTP API (every `/v1` route requires the gateway's service
+/// credential, signed under a key derived from `internal_key`) with `/healthz`, `/readyz`,
+/// `/metrics`.
 pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     run_with_clock(cfg, deps, Arc::new(SystemClock)).await
 }
@@ -103,6 +106,14 @@ pub async fn run_with_clock(
         Some(SCHEDULER_DEADLINE.max(every * 4)),
         deps.shutdown.clone(),
         move |beat| scheduler(t.clone(), relay.clone(), every, shutdown.clone(), beat),
+    ));
+    let (t, shutdown) = (tagger.clone(), deps.shutdown.clone());
+    background.push(deps.tasks.spawn(
+        ROLE,
+        "tagging.saved_segments",
+        Some(refresher::DEADLINE),
+        deps.shutdown.clone(),
+        move |beat| refresher::run(t.clone(), shutdown.clone(), beat),
     ));
     let health = deps.health(ROLE, Some(&db));
     let routes = api::wecom::routes(api::routes(tagger), db.clone(), wecom);
