@@ -37,6 +37,11 @@ const BEARER: &str = "bearer";
 const ERROR: &str = "Error";
 /// The route of the description itself.
 pub(crate) const SPEC_PATH: &str = "/admin/v1/openapi.json";
+/// Routes a service answers with CSV (streamed exports).
+const CSV_ANSWERS: &[&str] = &[
+    "/admin/v1/segments/export",
+    "/admin/v1/saved-segments/{id}/export",
+];
 /// The route of the viewer; its files are under it.
 pub(crate) const DOCS_PATH: &str = "/admin/v1/docs";
 
@@ -333,7 +338,7 @@ fn operation(r: &AdminRoute) -> Operation {
             for &status in proxied_success(r.method, r.path) {
                 let mut ok = ResponseBuilder::new().description(status_text(status));
                 if status != 204 {
-                    let content = if r.path == "/admin/v1/segments/export" {
+                    let content = if CSV_ANSWERS.contains(&r.path) {
                         (
                             "text/csv",
                             ContentBuilder::new()

@@ -225,7 +225,8 @@ pub(super) fn proxied_success(method: &str, path: &str) -> &'static [u16] {
         | ("POST", "/admin/v1/customers/{id}/binding-token")
         | ("POST", "/admin/v1/score-models")
         | ("POST", "/admin/v1/score-models/{id}/rules")
-        | ("POST", "/admin/v1/triggers") => &[201],
+        | ("POST", "/admin/v1/triggers")
+        | ("POST", "/admin/v1/saved-segments") => &[201],
         ("POST", "/admin/v1/tag-rules/{id}/backfill")
         | ("POST", "/admin/v1/score-models/{id}/recompute") => &[202],
         ("POST", "/admin/v1/wecom/{corp_id}/corp-tags/sync") => &[200, 202],
@@ -287,6 +288,28 @@ pub(super) fn proxied_query(method: &str, path: &str) -> Vec<Parameter> {
             q("limit", false, "page size, 1..=500 (default 50)"),
         ]
         }
+        ("GET", "/admin/v1/saved-segments") => vec![
+            q("status", false, "`active` (default), `archived` or `all`"),
+            q("cursor", false, "the `next_cursor` of the previous page"),
+            q("limit", false, "page size, 1..=500 (default 50)"),
+        ],
+        ("GET", "/admin/v1/saved-segments/{id}/sizes") => vec![
+            q(
+                "cursor",
+                false,
+                "the `next_cursor` of the previous page (newest first)",
+            ),
+            q("limit", false, "page size, 1..=500 (default 50)"),
+        ],
+        ("GET", "/admin/v1/saved-segments/{id}/members") => vec![
+            q(
+                "after",
+                false,
+                "a profile id: the matching profiles after it in byte order (the previous \
+                 page's `next`)",
+            ),
+            q("limit", false, "page size, 1..=1000 (default 100)"),
+        ],
         _ => Vec::new(),
     }
 }

@@ -1,4 +1,5 @@
-//! Tags, tag groups, rules, segments and exports: routes served by tagging's internal API.
+//! Tags, tag groups, rules, segments, saved segments (人群包) and exports: routes served by
+//! tagging's internal API.
 
 use proto::auth::Role::{Admin, Analyst, Operator};
 
@@ -72,6 +73,71 @@ pub(super) const TAGGING: &[AdminRoute] = &[
         Analyst,
         Tagging,
         "/v1/segments/export",
+    ),
+    // Saved segments: reading and exporting them is an analyst's, defining and counting them
+    // an operator's.
+    to(
+        "GET",
+        "/admin/v1/saved-segments",
+        Analyst,
+        Tagging,
+        "/v1/saved-segments",
+    ),
+    to(
+        "POST",
+        "/admin/v1/saved-segments",
+        Operator,
+        Tagging,
+        "/v1/saved-segments",
+    ),
+    to(
+        "GET",
+        "/admin/v1/saved-segments/{id}",
+        Analyst,
+        Tagging,
+        "/v1/saved-segments/{id}",
+    ),
+    to(
+        "PATCH",
+        "/admin/v1/saved-segments/{id}",
+        Operator,
+        Tagging,
+        "/v1/saved-segments/{id}",
+    ),
+    to(
+        "DELETE",
+        "/admin/v1/saved-segments/{id}",
+        Operator,
+        Tagging,
+        "/v1/saved-segments/{id}",
+    ),
+    to(
+        "POST",
+        "/admin/v1/saved-segments/{id}/refresh",
+        Operator,
+        Tagging,
+        "/v1/saved-segments/{id}/refresh",
+    ),
+    to(
+        "GET",
+        "/admin/v1/saved-segments/{id}/sizes",
+        Analyst,
+        Tagging,
+        "/v1/saved-segments/{id}/sizes",
+    ),
+    to(
+        "GET",
+        "/admin/v1/saved-segments/{id}/members",
+        Analyst,
+        Tagging,
+        "/v1/saved-segments/{id}/members",
+    ),
+    to(
+        "POST",
+        "/admin/v1/saved-segments/{id}/export",
+        Analyst,
+        Tagging,
+        "/v1/saved-segments/{id}/export",
     ),
     to(
         "GET",
