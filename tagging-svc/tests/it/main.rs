@@ -1,7 +1,8 @@
-//! tagging-svc's integration tests, one binary: the real-time tagger, the internal API and the
-//! WeCom corp-tag sync, on MariaDB and SQLite.
+//! tagging-svc's integration tests, one binary: the real-time tagger, the internal API, saved
+//! segments and the WeCom corp-tag sync, on MariaDB and SQLite.
 
 mod api;
 mod leads;
+mod segments;
 mod tagger;
 mod wecom_sync;
