@@ -151,6 +151,15 @@ impl MigrationTrait for CreateSavedSegments {
             ],
             false,
         )
+        .await?;
+        // History past its retention is pruned by age.
+        index(
+            m,
+            "ix_saved_segment_sizes_at",
+            Z::Table,
+            vec![Z::At.into_iden()],
+            false,
+        )
         .await
     }
 

@@ -24,7 +24,9 @@ use super::rules::{ConditionError, RuleError};
 use entities::{segment, size};
 
 pub use members::{members, members_in_windows, MembersPage, MEMBER_FIELDS};
-pub use refresh::{claim_due, refresh, refresh_due, sizes, Cause, Refreshed, LEASE};
+pub use refresh::{
+    claim_due, prune_sizes, refresh, refresh_due, sizes, Cause, Refreshed, HISTORY_DAYS, LEASE,
+};
 pub use stored::{archive, create, get, list, update};
 
 /// Statuses: in use, or archived (kept with its history, no longer refreshed).

@@ -6,7 +6,8 @@
 //! with a conditional UPDATE of their claim (`claimed_until`), so among several replicas one
 //! counts each; a process that dies mid-count leaves the claim to run out after [`LEASE`], and
 //! the segment is taken again. A segment whose condition no longer validates records why
-//! (`last_error`) and is looked at again an interval later.
+//! (`last_error`) and is looked at again an interval later. History older than
+//! [`HISTORY_DAYS`] is pruned ([`prune_sizes`]).
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::Expr;
@@ -25,6 +26,9 @@ use crate::store::tagger::Tagger;
 
 /// How long a claimed scheduled refresh belongs to the process that claimed it.
 pub const LEASE: chrono::Duration = chrono::Duration::minutes(15);
+/// Days a refresh stays in a segment's size history (a segment counted every 5 minutes keeps
+/// about 115 000 rows).
+pub const HISTORY_DAYS: i64 = 400;
 
 /// Why a segment was counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,4 +303,30 @@ pub async fn sizes<C: ConnectionTrait>(
         .into_iter()
         .map(SizeView::from)
         .collect())
+}
+
+/// Deletes up to `batch` size-history rows (of any segment) counted before `before`; returns
+/// how many went.
+pub async fn prune_sizes<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let old: Vec<i64> = size::Entity::find()
+        .select_only()
+        .column(size::Column::Id)
+        .filter(size::Column::At.lt(before))
+        .order_by_asc(size::Column::At)
+        .limit(batch)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if old.is_empty() {
+        return Ok(0);
+    }
+    Ok(size::Entity::delete_many()
+        .filter(size::Column::Id.is_in(old))
+        .exec(conn)
+        .await?
+        .rows_affected)
 }

@@ -1,6 +1,6 @@
 //! The scheduled refresh: only active scheduled segments whose interval has passed are counted
 //! (of every tenant), each once per interval, and two processes claiming at the same moment
-//! count each due segment once.
+//! count each due segment once; history past its retention is pruned.
 
 use super::*;
 
@@ -135,6 +135,29 @@ pub(super) async fn only_due_segments_are_refreshed(backend: Backend) {
         json!(now() + chrono::Duration::minutes(66))
     );
     assert_eq!(saved::refresh_due(&tagger, 100).await.unwrap(), 1);
+
+    // History past its retention goes, oldest first and in bounded batches: here the three
+    // counts of the first pass.
+    let first_pass = now() + chrono::Duration::minutes(1);
+    assert_eq!(
+        saved::prune_sizes(&tagger.db, first_pass, 2).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        saved::prune_sizes(&tagger.db, first_pass, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        saved::prune_sizes(&tagger.db, first_pass, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(history(&tagger, T, &every5).await, scheduled(3));
+    assert_eq!(history(&tagger, T, &hourly).await.len(), 2);
+    assert_eq!(history(&tagger, OTHER, &other).await.len(), 1);
     db.cleanup().await;
 }
 
