@@ -25,6 +25,8 @@ pub const WINDOW_CHECKS: &str = "scrm_tagging_window_checks_total";
 pub const EVENTS_PRUNED: &str = "scrm_tagging_events_pruned_total";
 /// Duration of segment previews (as the preview measured it).
 pub const PREVIEW_SECONDS: &str = "scrm_tagging_preview_seconds";
+/// Duration of analytics breakdowns (as the breakdown measured it).
+pub const ANALYTICS_SECONDS: &str = "scrm_tagging_analytics_seconds";
 /// Duration of bulk tagging jobs, by `kind`.
 pub const JOB_SECONDS: &str = "scrm_tagging_job_seconds";
 /// Refreshes of saved segments, by `cause` (`manual`, `scheduled`) and `outcome` (`ok`,
@@ -76,6 +78,11 @@ pub fn describe() {
         PREVIEW_SECONDS,
         Unit::Seconds,
         "Duration of segment previews"
+    );
+    metrics::describe_histogram!(
+        ANALYTICS_SECONDS,
+        Unit::Seconds,
+        "Duration of analytics breakdowns of a tenant or a segment"
     );
     metrics::describe_histogram!(
         JOB_SECONDS,

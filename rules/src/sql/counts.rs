@@ -183,14 +183,14 @@ fn count_expr(e: SimpleExpr, cmp: CountCmp) -> SimpleExpr {
 
 /// The rolling counter that equals a window's count when the counters are fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rolling {
+pub(super) enum Rolling {
     Last7,
     Last30,
     Last90,
     Total,
 }
 
-fn rolling_col(r: Rolling) -> C {
+pub(super) fn rolling_col(r: Rolling) -> C {
     match r {
         Rolling::Last7 => C::Last7,
         Rolling::Last30 => C::Last30,
@@ -199,7 +199,7 @@ fn rolling_col(r: Rolling) -> C {
     }
 }
 
-fn rolling_for(w: &Window) -> Option<Rolling> {
+pub(super) fn rolling_for(w: &Window) -> Option<Rolling> {
     match *w {
         Window::Last { days: 7 } => Some(Rolling::Last7),
         Window::Last { days: 30 } => Some(Rolling::Last30),

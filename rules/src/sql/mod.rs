@@ -12,6 +12,7 @@
 //! The SQL is what MySQL 8, MariaDB ≥ 10.6, TiDB and SQLite all run; relative dates and windows
 //! are bound as literal values computed from the [`CompileCtx`].
 
+pub mod breakdown;
 mod counts;
 
 use std::collections::BTreeSet;
@@ -360,7 +361,7 @@ impl Compiler<'_> {
                 ..
             } => {
                 q.and_where(match vtype {
-                    VType::Num => value_test(test, |_| self.score_value(t), never_expr()),
+                    VType::Num => value_test(test, |_| score_value(self.ctx.now), never_expr()),
                     _ => never_expr(),
                 });
                 *negated
@@ -372,25 +373,6 @@ impl Compiler<'_> {
         } else {
             Set::Pos(part)
         }
-    }
-
-    /// `n + decaying × 0.5^(elapsed × rate)`, `elapsed` the whole seconds from `folded_at` to
-    /// `now` (0 when the fold is newer).
-    fn score_value(&self, t: T) -> SimpleExpr {
-        let now = self.ctx.now.timestamp();
-        let col = |c: C| -> SimpleExpr { Expr::col((t, c)).into() };
-        Expr::cust_with_exprs(
-            "? + ? * POW(0.5, CASE WHEN ? < ? THEN (? - ?) * ? ELSE 0 END)",
-            [
-                col(C::N),
-                col(C::Decaying),
-                col(C::FoldedAt),
-                Expr::val(now).into(),
-                Expr::val(now).into(),
-                col(C::FoldedAt),
-                col(C::Rate),
-            ],
-        )
     }
 
     /// `facts_event.event_id [NOT] IN (events whose property passes)`.
@@ -477,6 +459,27 @@ fn scalar(v: &Scalar) -> Value {
         Scalar::S(s) => s.as_str().into(),
         Scalar::N(n) => (*n).into(),
     }
+}
+
+/// The value of a `facts_score` row at `now`: `n + decaying × 0.5^(elapsed × rate)`, `elapsed`
+/// the whole seconds from `folded_at` to `now` (0 when the fold is newer) — what
+/// [`crate::ScoreFold::value_at`] computes, in the same order of operations.
+pub fn score_value(now: DateTime<Utc>) -> SimpleExpr {
+    let t = T::FactsScore;
+    let col = |c: C| -> SimpleExpr { Expr::col((t, c)).into() };
+    let now = now.timestamp();
+    Expr::cust_with_exprs(
+        "? + ? * POW(0.5, CASE WHEN ? < ? THEN (? - ?) * ? ELSE 0 END)",
+        [
+            col(C::N),
+            col(C::Decaying),
+            col(C::FoldedAt),
+            Expr::val(now).into(),
+            Expr::val(now).into(),
+            col(C::FoldedAt),
+            col(C::Rate),
+        ],
+    )
 }
 
 /// The test of one value row of `t` (`facts_property` or `facts_event_prop`).

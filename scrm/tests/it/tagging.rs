@@ -269,6 +269,11 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/v1/segments/export",
             Some(json!({"condition": cond, "fields": ["contact.name"]})),
         ),
+        (
+            Method::POST,
+            "/v1/analytics",
+            Some(json!({"dimensions": [{"kind": "stage"}]})),
+        ),
         (Method::GET, "/v1/jobs/j1", None),
         (Method::GET, "/v1/profiles/p1/tags", None),
         (

@@ -12,11 +12,13 @@
 //! - a profile's tags by hand: [`members`]
 //! - rules, previews, exports, jobs: [`rules`], [`export`]
 //! - saved segments (人群包), their sizes, members and exports: [`saved_segments`]
+//! - a tenant or segment broken down by dimensions: [`analytics`]
 //! - WeCom corp-tag sync: [`wecom`]
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
 //! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter).
 
+mod analytics;
 mod catalog;
 mod export;
 mod members;
@@ -49,6 +51,7 @@ pub fn routes(tagger: Tagger) -> Routes {
     };
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
+            .configure(analytics::routes)
             .configure(catalog::routes)
             .configure(members::routes)
             .configure(rules::routes)

@@ -4,6 +4,7 @@
 //! the catalogue, backfills, segments, saved segments ([`saved`]) and the WeCom corp-tag mirror
 //! and write-back.
 
+pub mod analytics;
 pub mod backfill;
 pub mod catalog;
 pub mod corp_tags;

@@ -26,7 +26,7 @@ fn backend(conn: &impl ConnectionTrait) -> sql::Backend {
     }
 }
 
-async fn run<Db: ConnectionTrait>(
+pub(crate) async fn run<Db: ConnectionTrait>(
     conn: &Db,
     stmt: &SelectStatement,
 ) -> Result<Vec<sea_orm::QueryResult>, DbErr> {

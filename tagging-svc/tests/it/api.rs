@@ -33,11 +33,11 @@ const T: &str = "t-api";
 /// Another tenant of the same deployment.
 const OTHER: &str = "t-api-other";
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     "2026-06-10T02:00:00Z".parse().unwrap()
 }
 
-async fn setup(backend: Backend) -> (TestDb, Tagger) {
+pub(crate) async fn setup(backend: Backend) -> (TestDb, Tagger) {
     let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
     let mut cfg = tagging_svc::Config::new(
         platform::config::HttpConfig {
@@ -72,7 +72,12 @@ macro_rules! api {
 }
 
 /// A request signed for `tenant` (as `user:test`, an operator), with a JSON body when given.
-fn req(method: Method, uri: &str, tenant: &str, body: Option<Value>) -> atest::TestRequest {
+pub(crate) fn req(
+    method: Method,
+    uri: &str,
+    tenant: &str,
+    body: Option<Value>,
+) -> atest::TestRequest {
     let r = atest::TestRequest::default()
         .method(method)
         .uri(uri)

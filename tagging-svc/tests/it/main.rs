@@ -1,7 +1,9 @@
 //! tagging-svc's integration tests, one binary: the real-time tagger, the internal API, saved
 //! segments and the WeCom corp-tag sync, on MariaDB and SQLite.
 
+#[macro_use]
 mod api;
+mod analytics;
 mod leads;
 mod segments;
 mod tagger;

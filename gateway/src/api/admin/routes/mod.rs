@@ -99,6 +99,7 @@ const fn concat<const N: usize>(parts: [&[AdminRoute]; 4]) -> [AdminRoute; N] {
 pub const READ_ONLY_POSTS: &[&str] = &[
     "/admin/v1/conditions/validate",
     "/admin/v1/segments/preview",
+    "/admin/v1/analytics",
     "/admin/v1/dry-run",
     "/admin/v1/customers/query",
 ];

@@ -1,5 +1,5 @@
-//! Tags, tag groups, rules, segments, saved segments (人群包) and exports: routes served by
-//! tagging's internal API.
+//! Tags, tag groups, rules, segments, saved segments (人群包), exports and analytics: routes
+//! served by tagging's internal API.
 
 use proto::auth::Role::{Admin, Analyst, Operator};
 
@@ -138,6 +138,13 @@ pub(super) const TAGGING: &[AdminRoute] = &[
         Analyst,
         Tagging,
         "/v1/saved-segments/{id}/export",
+    ),
+    to(
+        "POST",
+        "/admin/v1/analytics",
+        Analyst,
+        Tagging,
+        "/v1/analytics",
     ),
     to(
         "GET",

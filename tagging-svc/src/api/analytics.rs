@@ -1,0 +1,76 @@
+//! `POST /v1/analytics`: the caller's tenant — or the profiles matching a condition (a segment)
+//! — broken down by the dimensions asked (see [`crate::domain::analytics`]), as JSON shaped for
+//! charts: `{total, dimensions: [{kind, key?, buckets: [{key, label?, group_id?, count, share}],
+//! with_value, missing}], took_ms}`.
+
+use actix_web::{web, HttpResponse};
+use platform::http::body::{Body, RequestBody};
+use platform::http::{ApiError, Principal};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::ApiState;
+use crate::domain::analytics::{Dimension, MAX_DIMENSIONS};
+use crate::store::{analytics, catalog, rules as tag_rules, segments};
+
+/// The request: an optional condition (the segment; the whole tenant without one) and the
+/// dimensions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AnalyticsBody {
+    #[serde(default)]
+    condition: Option<Value>,
+    dimensions: Vec<Dimension>,
+}
+
+impl RequestBody for AnalyticsBody {
+    const IGNORED: &'static [&'static str] = &["tenant_id"];
+}
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/analytics", web::post().to(post_analytics));
+}
+
+async fn post_analytics(
+    state: web::Data<ApiState>,
+    p: Principal,
+    Body(b): Body<AnalyticsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = p.tenant;
+    if b.dimensions.is_empty() || b.dimensions.len() > MAX_DIMENSIONS {
+        return Err(ApiError::bad_request(
+            "invalid_dimensions",
+            format!("`dimensions`: 1..={MAX_DIMENSIONS} dimensions"),
+        )
+        .with_details(json!({"field": "dimensions"})));
+    }
+    for (i, d) in b.dimensions.iter().enumerate() {
+        if let Err(e) = d.check(i) {
+            return Err(ApiError::bad_request(
+                "invalid_dimension",
+                format!("`{}`: {}", e.field, e.message),
+            )
+            .with_details(json!({"field": e.field})));
+        }
+        if let Dimension::Tags { group_id: Some(g) } = d {
+            catalog::group(&state.db, &tenant, g).await?;
+        }
+    }
+    let cond = match &b.condition {
+        Some(c) => {
+            let limits = state.tagger.engine.rules.limits();
+            Some(
+                tag_rules::check(&state.db, &tenant, None, c, limits)
+                    .await?
+                    .1,
+            )
+        }
+        None => None,
+    };
+    let at = state.tagger.at(&tenant);
+    let r = segments::reader(&state.db).await?;
+    let out = analytics::breakdown(&r, &tenant, cond.as_ref(), &b.dimensions, &at).await?;
+    r.commit().await?;
+    metrics::histogram!(crate::metrics::ANALYTICS_SECONDS).record(out.took_ms as f64 / 1000.0);
+    Ok(HttpResponse::Ok().json(out))
+}

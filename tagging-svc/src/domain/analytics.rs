@@ -1,0 +1,274 @@
+//! What an analytics request asks for and how its answer is shaped, without I/O: the dimensions
+//! a population (the tenant, or the profiles matching a condition) is broken down by, their
+//! checks (errors name the field), and the counts the store reads turned into chart-ready
+//! buckets with their share of the population.
+//!
+//! Dimensions:
+//! - `property`: profiles per value of a string or bool property (`contact.city`,
+//!   `contact.gender`, `source.first.level2`, `lead.stage` …), the most frequent first;
+//! - `stage`: `property` on `lead.stage`;
+//! - `bands`: profiles per band of a number — a property (`contact.age`) or a lead score
+//!   (`score.engagement`, valued now) — between the given bounds;
+//! - `tags`: every tag's holders and share (tag coverage), optionally of one group;
+//! - `content_tags`: profiles with events on content of each tag in a window (interest).
+//!
+//! A profile with several values of a property counts once under each; `with_value` counts it
+//! once.
+
+use proto::condition::Window;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Most dimensions per request.
+pub const MAX_DIMENSIONS: usize = 20;
+/// Most buckets a `property` or `content_tags` dimension answers.
+pub const MAX_LIMIT: u32 = 200;
+/// Buckets answered when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 20;
+/// Most bounds of a `bands` dimension.
+pub const MAX_BOUNDS: usize = 50;
+
+/// One breakdown asked for.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Dimension {
+    Property {
+        key: String,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    Stage {},
+    Bands {
+        key: String,
+        /// Increasing; bands are `< b0`, `[b0, b1)`, …, `≥ bn`.
+        bounds: Vec<f64>,
+    },
+    Tags {
+        #[serde(default)]
+        group_id: Option<String>,
+    },
+    ContentTags {
+        #[serde(default)]
+        window: Window,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+}
+
+/// A dimension's problem: the field under `dimensions[i]` and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimensionError {
+    pub field: String,
+    pub message: String,
+}
+
+impl Dimension {
+    /// Checks the dimension at `dimensions[i]`.
+    pub fn check(&self, i: usize) -> Result<(), DimensionError> {
+        let err = |f: &str, m: String| DimensionError {
+            field: format!("dimensions[{i}].{f}"),
+            message: m,
+        };
+        let limit = |l: Option<u32>| match l {
+            Some(n) if n == 0 || n > MAX_LIMIT => {
+                Err(err("limit", format!("must be 1..={MAX_LIMIT}")))
+            }
+            _ => Ok(()),
+        };
+        match self {
+            Dimension::Property { key, limit: l } => {
+                if !rules::valid_key(key) {
+                    return Err(err(
+                        "key",
+                        "must be a property key like contact.city".into(),
+                    ));
+                }
+                limit(*l)
+            }
+            Dimension::Stage {} | Dimension::Tags { .. } => Ok(()),
+            Dimension::Bands { key, bounds } => {
+                if !rules::valid_key(key) {
+                    return Err(err("key", "must be a property key like contact.age".into()));
+                }
+                if bounds.is_empty() || bounds.len() > MAX_BOUNDS {
+                    return Err(err("bounds", format!("must have 1..={MAX_BOUNDS} numbers")));
+                }
+                if bounds.iter().any(|b| !b.is_finite()) || bounds.windows(2).any(|w| w[0] >= w[1])
+                {
+                    return Err(err("bounds", "must be finite and increasing".into()));
+                }
+                Ok(())
+            }
+            Dimension::ContentTags { window, limit: l } => {
+                match window {
+                    Window::Last { days } if !rules::LAST_DAYS.contains(days) => {
+                        return Err(err("window.days", "must be 1..=365".into()));
+                    }
+                    Window::Range { from, to } if from > to => {
+                        return Err(err("window", "`from` must not be after `to`".into()));
+                    }
+                    _ => {}
+                }
+                limit(*l)
+            }
+        }
+    }
+
+    /// The buckets a `property` / `content_tags` dimension answers.
+    pub fn limit(&self) -> u32 {
+        match self {
+            Dimension::Property { limit, .. } | Dimension::ContentTags { limit, .. } => {
+                limit.unwrap_or(DEFAULT_LIMIT)
+            }
+            _ => DEFAULT_LIMIT,
+        }
+    }
+}
+
+/// One bucket of a distribution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// The value (a string, a bool), the band `{from, to}`, the tag or content-tag id.
+    pub key: Value,
+    /// A name to show, when the key is an id (a tag's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The tag's group (`tags`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub count: u64,
+    /// `count` / the population.
+    pub share: f64,
+}
+
+/// One dimension's answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distribution {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub buckets: Vec<Bucket>,
+    /// Profiles with any value (`property`, `stage`, `bands`), or with any tag / any event on
+    /// tagged content in the window.
+    pub with_value: u64,
+    /// The population minus `with_value`.
+    pub missing: u64,
+}
+
+/// `part` of `total`, 0 for an empty population.
+pub fn share(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 / total as f64
+    }
+}
+
+/// A bucket of `count` in a population of `total`.
+pub fn bucket(key: Value, count: u64, total: u64) -> Bucket {
+    Bucket {
+        key,
+        label: None,
+        group_id: None,
+        count,
+        share: share(count, total),
+    }
+}
+
+/// The band keys of `bounds`: `{to: b0}`, `{from: b0, to: b1}`, …, `{from: bn}`.
+pub fn band_keys(bounds: &[f64]) -> Vec<Value> {
+    let mut keys = Vec::with_capacity(bounds.len() + 1);
+    let mut from: Option<f64> = None;
+    for b in bounds.iter().copied().map(Some).chain([None]) {
+        let mut k = serde_json::Map::new();
+        if let Some(f) = from {
+            k.insert("from".into(), f.into());
+        }
+        if let Some(t) = b {
+            k.insert("to".into(), t.into());
+        }
+        keys.push(Value::Object(k));
+        from = b;
+    }
+    keys
+}
+
+/// A distribution of `kind` from `(key, count)` rows, most frequent first (ties by key), with
+/// `with_value` of `total`.
+pub fn ranked(
+    kind: &'static str,
+    key: Option<String>,
+    mut rows: Vec<(Value, u64)>,
+    with_value: u64,
+    total: u64,
+) -> Distribution {
+    rows.sort_by(|(ka, a), (kb, b)| b.cmp(a).then_with(|| ka.to_string().cmp(&kb.to_string())));
+    Distribution {
+        kind,
+        key,
+        buckets: rows.into_iter().map(|(k, n)| bucket(k, n, total)).collect(),
+        with_value,
+        missing: total.saturating_sub(with_value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn dim(v: Value) -> Dimension {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn dimensions_are_checked_naming_the_field() {
+        let bad = |v: Value| dim(v).check(2).unwrap_err().field;
+        assert_eq!(
+            bad(json!({"kind": "property", "key": "City"})),
+            "dimensions[2].key"
+        );
+        assert_eq!(
+            bad(json!({"kind": "property", "key": "contact.city", "limit": 0})),
+            "dimensions[2].limit"
+        );
+        assert_eq!(
+            bad(json!({"kind": "bands", "key": "score.engagement", "bounds": [10, 5]})),
+            "dimensions[2].bounds"
+        );
+        assert_eq!(
+            bad(json!({"kind": "content_tags", "window": {"type": "last", "days": 0}})),
+            "dimensions[2].window.days"
+        );
+        assert!(dim(json!({"kind": "stage"})).check(0).is_ok());
+        assert!(serde_json::from_value::<Dimension>(json!({"kind": "stage", "x": 1})).is_err());
+    }
+
+    #[test]
+    fn buckets_rank_and_share() {
+        let d = ranked(
+            "property",
+            Some("contact.city".into()),
+            vec![(json!("b"), 1), (json!("a"), 3), (json!("c"), 1)],
+            5,
+            8,
+        );
+        let keys: Vec<&Value> = d.buckets.iter().map(|b| &b.key).collect();
+        assert_eq!(keys, vec![&json!("a"), &json!("b"), &json!("c")]);
+        assert_eq!(d.buckets[0].share, 3.0 / 8.0);
+        assert_eq!((d.with_value, d.missing), (5, 3));
+        assert_eq!(share(1, 0), 0.0);
+    }
+
+    #[test]
+    fn bands_cover_the_line() {
+        assert_eq!(
+            band_keys(&[20.0, 60.0]),
+            vec![
+                json!({"to": 20.0}),
+                json!({"from": 20.0, "to": 60.0}),
+                json!({"from": 60.0})
+            ]
+        );
+    }
+}
