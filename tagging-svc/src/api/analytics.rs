@@ -1,5 +1,5 @@
-//! `POST /v1/analytics`: the caller's tenant — or the profiles matching a condition (a segment)
-//! — broken down by the dimensions asked (see [`crate::domain::analytics`]), as JSON shaped for
+//! `POST /v1/analytics`: the caller's tenant — or the profiles matching a condition, or a saved
+//! segment's — broken down by the dimensions asked (see [`crate::domain::analytics`]), as JSON shaped for
 //! charts: `{total, dimensions: [{kind, key?, buckets: [{key, label?, group_id?, count, share}],
 //! with_value, missing}], took_ms}`.
 
@@ -9,17 +9,20 @@ use platform::http::{ApiError, Principal};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::saved_segments::live_condition;
 use super::ApiState;
 use crate::domain::analytics::{Dimension, MAX_DIMENSIONS};
-use crate::store::{analytics, catalog, rules as tag_rules, segments};
+use crate::store::{analytics, catalog, rules as tag_rules, saved, segments};
 
-/// The request: an optional condition (the segment; the whole tenant without one) and the
-/// dimensions.
+/// The request: the population — a condition, a saved segment, or (neither) the whole
+/// tenant — and the dimensions.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AnalyticsBody {
     #[serde(default)]
     condition: Option<Value>,
+    #[serde(default)]
+    segment_id: Option<String>,
     dimensions: Vec<Dimension>,
 }
 
@@ -56,8 +59,15 @@ async fn post_analytics(
             catalog::group(&state.db, &tenant, g).await?;
         }
     }
-    let cond = match &b.condition {
-        Some(c) => {
+    let cond = match (&b.condition, &b.segment_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_population",
+                "`segment_id`: give a condition or a saved segment, not both",
+            )
+            .with_details(json!({"field": "segment_id"})))
+        }
+        (Some(c), None) => {
             let limits = state.tagger.engine.rules.limits();
             Some(
                 tag_rules::check(&state.db, &tenant, None, c, limits)
@@ -65,7 +75,11 @@ async fn post_analytics(
                     .1,
             )
         }
-        None => None,
+        (None, Some(id)) => {
+            let s = saved::get(&state.db, &tenant, id).await?;
+            Some(live_condition(&state, &s).await?)
+        }
+        (None, None) => None,
     };
     let at = state.tagger.at(&tenant);
     let r = segments::reader(&state.db).await?;

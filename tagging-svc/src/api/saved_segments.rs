@@ -211,7 +211,10 @@ async fn sizes(
 
 /// The expanded condition of an active saved segment, checked again now (a rule it reads may
 /// have changed since it was saved).
-async fn live_condition(state: &ApiState, s: &segment::Model) -> Result<rules::Expanded, ApiError> {
+pub(super) async fn live_condition(
+    state: &ApiState,
+    s: &segment::Model,
+) -> Result<rules::Expanded, ApiError> {
     if s.status != ACTIVE {
         return Err(SavedError::Conflict {
             code: "segment_archived",

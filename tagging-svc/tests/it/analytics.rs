@@ -1,7 +1,7 @@
 //! `POST /v1/analytics` on MariaDB and SQLite against a population counted by hand: cities
 //! (one profile in two), stages, score bands, tag coverage (all tags and one group's), content
-//! tag interest in two windows — for the whole tenant and for a segment; another tenant's
-//! profiles never count; a dimension that does not check is 400 naming its field, another
+//! tag interest in two windows — for the whole tenant, for a condition and for a saved segment;
+//! another tenant's profiles and segments never count; a dimension that does not check is 400 naming its field, another
 //! tenant's tag group 404.
 
 use actix_web::http::Method;
@@ -150,7 +150,8 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
     // A segment: the Hangzhou profiles.
     let hangzhou = json!({"version": 1, "root": {"type": "property", "key": "contact.city",
         "value_type": "string", "op": "eq", "value": "Hangzhou"}});
-    let body = json!({"condition": hangzhou, "dimensions": [{"kind": "stage"}, {"kind": "tags"}]});
+    let body =
+        json!({"condition": hangzhou.clone(), "dimensions": [{"kind": "stage"}, {"kind": "tags"}]});
     let seg = ok!(&app, Method::POST, "/v1/analytics", T, Some(body), 200);
     assert_eq!(seg["total"], 3, "{seg:#}");
     assert_eq!(
@@ -165,6 +166,30 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
         .map(|b| b["share"].as_f64().unwrap())
         .collect();
     assert_eq!(shares, vec![2.0 / 3.0, 2.0 / 3.0]);
+
+    // The same segment saved: analysed by its id.
+    let saved = ok!(
+        &app,
+        Method::POST,
+        "/v1/saved-segments",
+        T,
+        Some(json!({"name": "Hangzhou", "condition": hangzhou.clone()})),
+        201
+    );
+    let by_id = json!({"segment_id": saved["id"], "dimensions": [{"kind": "stage"}]});
+    let seg = ok!(
+        &app,
+        Method::POST,
+        "/v1/analytics",
+        T,
+        Some(by_id.clone()),
+        200
+    );
+    assert_eq!(seg["total"], 3, "{seg:#}");
+    ok!(&app, Method::POST, "/v1/analytics", OTHER, Some(by_id), 404);
+    let both = json!({"segment_id": saved["id"], "condition": hangzhou, "dimensions": [{"kind": "stage"}]});
+    let e = ok!(&app, Method::POST, "/v1/analytics", T, Some(both), 400);
+    assert_eq!(e["details"]["field"], "segment_id", "{e}");
 
     // Refusals.
     let bad = json!({"dimensions": [{"kind": "stage"}, {"kind": "bands", "key": "score.engagement", "bounds": []}]});
