@@ -242,6 +242,21 @@ impl PropertyPlan {
             PropertyPlan::Typed { key, .. } | PropertyPlan::Exists { key, .. } => key,
         }
     }
+
+    /// It matches the profiles (or events) with no value passing.
+    pub(crate) fn negated(&self) -> bool {
+        match self {
+            PropertyPlan::Typed { negated, .. } | PropertyPlan::Exists { negated, .. } => *negated,
+        }
+    }
+
+    /// The type and the test a value must pass; `None` for any value.
+    pub(crate) fn typed(&self) -> Option<(VType, &Test)> {
+        match self {
+            PropertyPlan::Typed { vtype, test, .. } => Some((*vtype, test)),
+            PropertyPlan::Exists { .. } => None,
+        }
+    }
 }
 
 /// A resolved count predicate.

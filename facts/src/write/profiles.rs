@@ -32,15 +32,7 @@ pub async fn ensure_locked<Db: ConnectionTrait>(
     profile: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let mut q = Query::select();
-    q.column(C::Version)
-        .from(T::FactsProfile)
-        .and_where(Expr::col(C::TenantId).eq(tenant))
-        .and_where(Expr::col(C::ProfileId).eq(profile));
-    if conn.get_database_backend() == sea_orm::DatabaseBackend::MySql {
-        q.lock(sea_orm::sea_query::LockType::Update);
-    }
-    if !rows(conn, &q).await?.is_empty() {
+    if lock_known(conn, tenant, profile).await? {
         return Ok(false);
     }
     // A new profile: the inserted row is locked by its insert. On SQLite the read above was

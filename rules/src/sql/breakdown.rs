@@ -134,14 +134,10 @@ pub fn tag_holders(
     within: Option<&SelectStatement>,
 ) -> SelectStatement {
     let t = T::FactsTag;
-    let mut q = of(ctx, t, within);
-    q.column((t, C::TagId))
-        .expr_as(distinct_profiles(t), cnt())
-        .group_by_col((t, C::TagId));
-    if let Some(tags) = tags {
-        q.and_where(Expr::col((t, C::TagId)).is_in(tags.iter().map(String::as_str)));
-    }
-    q
+    tagged(ctx, tags, within)
+        .column((t, C::TagId))
+        .group_by_col((t, C::TagId))
+        .to_owned()
 }
 
 /// `cnt`: profiles holding any tag (of `tags` only, when given).

@@ -85,12 +85,7 @@ impl Compiler<'_> {
                 q
             }
         };
-        let part = Part::leaf(q).unique().rank(3);
-        if zero {
-            Set::Neg(part)
-        } else {
-            Set::Pos(part)
-        }
+        Set::of(Part::leaf(q).unique().rank(3), zero)
     }
 
     pub(super) fn behaviour(&self, b: &BehaviourLeaf) -> Set {
@@ -157,12 +152,7 @@ impl Compiler<'_> {
             }
         };
         // One row per profile: the rolling key (tenant, profile, metric), or GROUP BY profile.
-        let part = Part::leaf(q).unique().rank(3);
-        if zero {
-            Set::Neg(part)
-        } else {
-            Set::Pos(part)
-        }
+        Set::of(Part::leaf(q).unique().rank(3), zero)
     }
 }
 

@@ -167,6 +167,17 @@ enum Set {
     Neg(Part),
 }
 
+impl Set {
+    /// The profiles of `part`, or (`negated`) every profile but those.
+    fn of(part: Part, negated: bool) -> Set {
+        if negated {
+            Set::Neg(part)
+        } else {
+            Set::Pos(part)
+        }
+    }
+}
+
 struct Compiler<'a> {
     ctx: &'a CompileCtx,
     aliases: usize,
@@ -325,24 +336,11 @@ impl Compiler<'_> {
         let t = T::FactsProperty;
         let mut q = self.base(t);
         q.and_where(Expr::col((t, C::Pkey)).eq(plan.key()));
-        let negated = match plan {
-            PropertyPlan::Exists { negated, .. } => *negated,
-            PropertyPlan::Typed {
-                vtype,
-                test,
-                negated,
-                ..
-            } => {
-                q.and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
-                    .and_where(test_expr(t, test));
-                *negated
-            }
-        };
-        if negated {
-            Set::Neg(Part::leaf(q))
-        } else {
-            Set::Pos(Part::leaf(q))
+        if let Some((vtype, test)) = plan.typed() {
+            q.and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
+                .and_where(test_expr(t, test));
         }
+        Set::of(Part::leaf(q), plan.negated())
     }
 
     /// A leaf over `score.<model>`: the model's row in `facts_score`, its value computed at
@@ -352,27 +350,13 @@ impl Compiler<'_> {
         let t = T::FactsScore;
         let mut q = self.base(t);
         q.and_where(Expr::col((t, C::Pkey)).eq(model));
-        let negated = match plan {
-            PropertyPlan::Exists { negated, .. } => *negated,
-            PropertyPlan::Typed {
-                vtype,
-                test,
-                negated,
-                ..
-            } => {
-                q.and_where(match vtype {
-                    VType::Num => value_test(test, |_| score_value(self.ctx.now), never_expr()),
-                    _ => never_expr(),
-                });
-                *negated
-            }
-        };
-        let part = Part::leaf(q).unique();
-        if negated {
-            Set::Neg(part)
-        } else {
-            Set::Pos(part)
+        if let Some((vtype, test)) = plan.typed() {
+            q.and_where(match vtype {
+                VType::Num => value_test(test, |_| score_value(self.ctx.now), never_expr()),
+                _ => never_expr(),
+            });
         }
+        Set::of(Part::leaf(q).unique(), plan.negated())
     }
 
     /// `facts_event.event_id [NOT] IN (events whose property passes)`.
@@ -383,19 +367,11 @@ impl Compiler<'_> {
             .from(t)
             .and_where(Expr::col((t, C::TenantId)).eq(self.ctx.tenant_id.as_str()))
             .and_where(Expr::col((t, C::Pkey)).eq(plan.key()));
-        let negated = match plan {
-            PropertyPlan::Exists { negated, .. } => *negated,
-            PropertyPlan::Typed {
-                vtype,
-                test,
-                negated,
-                ..
-            } => {
-                sub.and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
-                    .and_where(test_expr(t, test));
-                *negated
-            }
-        };
+        if let Some((vtype, test)) = plan.typed() {
+            sub.and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
+                .and_where(test_expr(t, test));
+        }
+        let negated = plan.negated();
         let id = Expr::col((T::FactsEvent, C::EventId));
         if negated {
             id.not_in_subquery(sub.to_owned())

@@ -146,17 +146,23 @@ async fn scores_and_stages_tag_in_real_time(backend: Backend) {
     s.db.cleanup().await;
 }
 
-async fn decay_carries_a_score_out_of_its_rule(backend: Backend) {
-    let s = setup(backend).await;
-    let engaged = tag(&s, "intent", "multi", "engaged").await;
+/// A tag "engaged" set by a rule for engagement scores of at least `bound`.
+async fn engaged_from(s: &Setup, bound: f64) -> String {
+    let engaged = tag(s, "intent", "multi", "engaged").await;
     rule(
-        &s,
+        s,
         &engaged,
         json!({"type": "property", "key": "score.engagement", "value_type": "number",
-               "op": "gte", "value": 50}),
+               "op": "gte", "value": bound}),
         "add_remove",
     )
     .await;
+    engaged
+}
+
+async fn decay_carries_a_score_out_of_its_rule(backend: Backend) {
+    let s = setup(backend).await;
+    let engaged = engaged_from(&s, 50.0).await;
     let now = start();
     handle(&s, &visit("p2", now, &[])).await;
     // 10 held + 80 halving every 10 days: 90 now, 50 ten days on.
@@ -184,15 +190,7 @@ async fn decay_carries_a_score_out_of_its_rule(backend: Backend) {
 
 async fn lead_messages_for_unknown_profiles_add_nothing(backend: Backend) {
     let s = setup(backend).await;
-    let engaged = tag(&s, "intent", "multi", "engaged").await;
-    rule(
-        &s,
-        &engaged,
-        json!({"type": "property", "key": "score.engagement", "value_type": "number",
-               "op": "gte", "value": 1}),
-        "add_remove",
-    )
-    .await;
+    let engaged = engaged_from(&s, 1.0).await;
     let now = start();
     let got = s
         .tagger
@@ -207,6 +205,7 @@ async fn lead_messages_for_unknown_profiles_add_nothing(backend: Backend) {
         .unwrap();
     assert_eq!(got, Handled::Done(vec![]));
     assert_eq!(profiles_held(&s, "gone").await, 0, "no profile made up");
+    assert!(!has(&s.db.conn, "gone", &engaged).await);
     s.db.cleanup().await;
 }
 
