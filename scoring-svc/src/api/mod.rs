@@ -16,12 +16,14 @@
 //!   leaderboard): [`leads`]
 //! - the customer browse (sorted, filtered pages of every lead): [`customers`]
 //! - dry runs, recompute jobs: [`tools`]
+//! - the stage funnel of a period: [`analytics`]
 //! - request bodies read as their types, refused naming the field: [`body`]
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
 //! 1..=500, default 50; 400 `invalid_cursor` / `invalid_limit` naming the parameter). The stage
 //! machine is not a list: a handful of stages, read and written whole.
 
+mod analytics;
 mod body;
 mod customers;
 mod defs;
@@ -61,6 +63,7 @@ impl ApiState {
 pub fn routes(state: ApiState) -> Routes {
     Arc::new(move |cfg| {
         cfg.app_data(web::Data::new(state.clone()))
+            .configure(analytics::routes)
             .configure(defs::routes)
             .configure(leads::routes)
             .configure(customers::routes)

@@ -1380,6 +1380,93 @@ async fn customers_browse(backend: Backend) {
     s.cleanup().await;
 }
 
+/// The stage funnel of a period against a history moved by hand: a lead created before the
+/// period counts only for what it did in it; another tenant's leads never count.
+async fn stage_funnel_of_a_period(backend: Backend) {
+    let s = ScoringDb::new(backend).await;
+    let app = app!(s);
+    let t0 = start();
+    let at = |hours: i64| t0 + chrono::Duration::hours(hours);
+    let lead = |tenant: &'static str, p: &'static str, hours: i64| {
+        s.clock.set(at(hours));
+        let env = updated(tenant, p, 1, json!({"contact.city": "Hangzhou"}), None);
+        let s = &s;
+        async move {
+            s.handle(&env).await;
+        }
+    };
+    lead(T, "f4", -24 * 40).await;
+    for p in ["f1", "f2", "f3"] {
+        lead(T, p, 0).await;
+    }
+    lead(B, "g1", 0).await;
+    for (p, stage, hours, tenant) in [
+        ("f1", "mql", 24, T),
+        ("f2", "mql", 24, T),
+        ("f4", "mql", 24, T),
+        ("g1", "mql", 24, B),
+        ("f1", "sql", 48, T),
+    ] {
+        s.clock.set(at(hours));
+        let (st, body) = call!(
+            app,
+            req("POST", &format!("/v1/profiles/{p}/stage"), tenant)
+                .set_json(json!({"stage": stage, "reason": "qualified"}))
+        );
+        assert_eq!(st, 200, "{body}");
+    }
+    let period = |from: i64, to: i64| {
+        format!(
+            "/v1/analytics/stages?from={}&to={}",
+            urlencode(&at(from).to_rfc3339()),
+            urlencode(&at(to).to_rfc3339())
+        )
+    };
+    let (st, f) = call!(app, req("GET", &period(-1, 72), T));
+    assert_eq!(st, 200, "{f}");
+    assert_eq!(
+        f["entered"],
+        json!([{"stage": "mql", "leads": 3}, {"stage": "new", "leads": 3}, {"stage": "sql", "leads": 1}])
+    );
+    assert_eq!(
+        f["moves"],
+        json!([{"to": "new", "moves": 3}, {"from": "new", "to": "mql", "moves": 3},
+               {"from": "mql", "to": "sql", "moves": 1}])
+    );
+    assert_eq!(
+        f["conversion"],
+        json!([
+            {"from": "mql", "to": "sql", "entered": 3, "reached": 1, "rate": 1.0 / 3.0},
+            {"from": "new", "to": "mql", "entered": 3, "reached": 2, "rate": 2.0 / 3.0},
+            {"from": "new", "to": "sql", "entered": 3, "reached": 1, "rate": 1.0 / 3.0}
+        ])
+    );
+    // A period ending before the moves: only the new leads.
+    let (_, f) = call!(app, req("GET", &period(-1, 12), T));
+    assert_eq!(f["entered"], json!([{"stage": "new", "leads": 3}]), "{f}");
+    assert_eq!(f["conversion"], json!([]));
+    // The other tenant sees its one lead.
+    let (_, g) = call!(app, req("GET", &period(-1, 72), B));
+    assert_eq!(
+        g["entered"],
+        json!([{"stage": "mql", "leads": 1}, {"stage": "new", "leads": 1}])
+    );
+    // Periods that do not read are refused naming the field.
+    for (uri, field) in [
+        (period(5, 1), "from"),
+        ("/v1/analytics/stages?from=yesterday".to_string(), "from"),
+        (period(-24 * 400, 0), "from"),
+    ] {
+        let (st, e) = call!(app, req("GET", &uri, T));
+        assert_eq!(
+            (st, e["details"]["field"].as_str()),
+            (400, Some(field)),
+            "{uri}: {e}"
+        );
+    }
+    s.cleanup().await;
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -1407,4 +1494,5 @@ test_support::on_both_backends!(
     every_route_requires_the_credential,
     every_list_pages_by_cursor,
     customers_browse,
+    stage_funnel_of_a_period,
 );

@@ -380,4 +380,5 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/customers/query"),
     ("POST", "/v1/dry-run"),
     ("GET", "/v1/jobs/j1"),
+    ("GET", "/v1/analytics/stages"),
 ];

@@ -1,6 +1,7 @@
 //! Reads behind the internal API: a lead with its exact scores now, its ledger page by page
 //! (each entry with its worth now), its stage history with time in stage, its trigger firings
-//! and SLAs, and the leaderboard of a dimension (exact at the instant of the request).
+//! and SLAs, the leaderboard of a dimension (exact at the instant of the request), and the stage
+//! funnel of a period.
 
 use chrono::{DateTime, Utc};
 use proto::scoring::Owner;
@@ -13,10 +14,12 @@ use super::migrations::LeadSla as A;
 use super::{fetch_one, scores, Scorer};
 
 mod board;
+mod funnel;
 mod history;
 mod ledger;
 
 pub use board::*;
+pub use funnel::*;
 pub use history::*;
 pub use ledger::*;
 

@@ -288,6 +288,18 @@ pub(super) fn proxied_query(method: &str, path: &str) -> Vec<Parameter> {
             q("limit", false, "page size, 1..=500 (default 50)"),
         ]
         }
+        ("GET", "/admin/v1/analytics/stages") => vec![
+            q(
+                "from",
+                false,
+                "the period's start, RFC 3339 (default: 30 days before `to`; at most 366 days)",
+            ),
+            q(
+                "to",
+                false,
+                "the period's end (excluded), RFC 3339 (default: now)",
+            ),
+        ],
         ("GET", "/admin/v1/saved-segments") => vec![
             q("status", false, "`active` (default), `archived` or `all`"),
             q("cursor", false, "the `next_cursor` of the previous page"),

@@ -234,6 +234,13 @@ pub(super) const SCORING: &[AdminRoute] = &[
         "/v1/leaderboard",
     ),
     to(
+        "GET",
+        "/admin/v1/analytics/stages",
+        Analyst,
+        Scoring,
+        "/v1/analytics/stages",
+    ),
+    to(
         "POST",
         "/admin/v1/dry-run",
         Operator,
