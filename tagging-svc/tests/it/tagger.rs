@@ -442,6 +442,7 @@ async fn tenant_zone_from_settings(backend: Backend) {
     let fresh = platform::clock::TimeZones::default();
     assert_eq!(facts::announce_kept(&s.db.conn, &fresh).await.unwrap(), 1);
     assert_eq!(fresh.of(T), chrono_tz::Europe::Berlin);
+    s.db.cleanup().await;
 }
 
 test_support::on_both_backends!(
