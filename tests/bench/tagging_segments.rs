@@ -1,5 +1,6 @@
-//! Segment preview and rule backfill over a large population on MariaDB, through tagging-svc's
-//! own code paths (`segments::preview`, the backfill job) on the facts projection.
+//! Segment preview, analytics breakdowns and rule backfill over a large population on MariaDB,
+//! through tagging-svc's own code paths (`segments::preview`, `analytics::breakdown`, the
+//! backfill job) on the facts projection.
 //!
 //! Run: `cargo bench -p scrm-tests --bench tagging_segments` (MariaDB from SCRM_TEST_MYSQL_URL or
 //! the local default). Knobs:
@@ -28,9 +29,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
 use tagging_svc::clock::SystemClock;
-use tagging_svc::store::backfill;
+use tagging_svc::domain::analytics::Dimension;
 use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::segments;
+use tagging_svc::store::{analytics, backfill};
 use test_support::servers::{mysql_url, unique};
 
 const TENANT: &str = "t-bench";
@@ -323,6 +325,13 @@ fn queries() -> Vec<(&'static str, Value)> {
                 {"type": "not", "child": tag("t009")}]})),
         ),
         (
+            "distinct event kinds ≥3 in 30 d",
+            doc(
+                json!({"type": "distinct", "of": "event_kinds", "count": {"op": "gte", "value": 3},
+                       "window": {"type": "last", "days": 30}}),
+            ),
+        ),
+        (
             "case studies ≥2 in 7 d OR did not view in 90 d",
             doc(json!({"type": "or", "children": [
                 {"type": "behaviour", "content_tag": "case_study", "count": {"op": "gte", "value": 2}, "window": {"type": "last", "days": 7}},
@@ -447,6 +456,64 @@ async fn main() -> anyhow::Result<()> {
             sorted[2], sorted[4]
         );
         results.insert(label, times);
+    }
+
+    // Analytics of the whole tenant and of a segment, dimension by dimension.
+    println!(
+        "\n{:<58} {:>9} {:>9} {:>9} {:>9}",
+        "analytics breakdown", "profiles", "1st ms", "median ms", "max ms"
+    );
+    let (_, engaged) = tag_rules::validate(&db, TENANT, None, &queries()[1].1, &limits)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let dims: Vec<(&str, Dimension)> = vec![
+        (
+            "city",
+            serde_json::from_value(json!({"kind": "property", "key": "contact.city"}))?,
+        ),
+        (
+            "age bands",
+            serde_json::from_value(
+                json!({"kind": "bands", "key": "contact.age", "bounds": [25, 35, 45, 55]}),
+            )?,
+        ),
+        (
+            "tag coverage",
+            serde_json::from_value(json!({"kind": "tags"}))?,
+        ),
+        (
+            "content-tag interest, 30 d",
+            serde_json::from_value(
+                json!({"kind": "content_tags", "window": {"type": "last", "days": 30}}),
+            )?,
+        ),
+    ];
+    for (who, cond) in [
+        ("tenant", None),
+        ("segment: page views ≥10 in 90 d", Some(&engaged)),
+    ] {
+        for (label, d) in &dims {
+            let mut times = Vec::new();
+            let mut total = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let r = segments::reader(&db).await?;
+                let b =
+                    analytics::breakdown(&r, TENANT, cond, std::slice::from_ref(d), &at).await?;
+                r.commit().await?;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                total = b.total;
+            }
+            let mut sorted = times.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "{:<58} {total:>9} {:>9.0} {:>9.0} {:>9.0}",
+                format!("{who}: {label}"),
+                times[0],
+                sorted[2],
+                sorted[4]
+            );
+        }
     }
 
     // Backfill of a rule over every profile, then the same rule again (nothing to change).
