@@ -9,7 +9,7 @@ use sea_query::{Alias, Expr, Order, Query, SelectStatement, SimpleExpr};
 
 use proto::condition::Window;
 
-use super::counts::{rolling_col, rolling_for};
+use super::counts::{metrics_of, rolling_col, rolling_for};
 use super::{score_value, CompileCtx};
 use crate::facts::{content_tag_metric, VType};
 use crate::resolve::window_days;
@@ -155,13 +155,6 @@ pub fn tagged(
     q
 }
 
-/// The content-tag metrics, between `c:` and the byte after `:`.
-fn content_metrics(q: &mut SelectStatement, t: T) {
-    let prefix = content_tag_metric("");
-    q.and_where(Expr::col((t, C::Metric)).gte(prefix.as_str()))
-        .and_where(Expr::col((t, C::Metric)).lt("c;"));
-}
-
 /// `(metric, cnt)`: profiles with events on content of each tag in `window` (the rolling
 /// counters when fresh, else the daily buckets), the `limit` most frequent; with `limit` 0,
 /// `cnt` alone: profiles with any.
@@ -189,7 +182,7 @@ pub fn content_tag_interest(
             (t, q)
         }
     };
-    content_metrics(&mut q, t);
+    metrics_of(&mut q, t, &content_tag_metric(""));
     q.expr_as(distinct_profiles(t), cnt());
     if limit > 0 {
         q.column((t, C::Metric))

@@ -4,7 +4,7 @@
 //! satisfies also matches profiles with no rows: those compile to the complement of the failing
 //! count.
 
-use sea_query::{Asterisk, Expr, SimpleExpr};
+use sea_query::{Asterisk, Expr, SelectStatement, SimpleExpr};
 
 use proto::condition::{BehaviourLeaf, DistinctLeaf, Window};
 
@@ -30,39 +30,29 @@ impl Compiler<'_> {
         let days = window_days(&d.window, self.ctx.today);
         let fresh = self.ctx.rolling_as_of == Some(self.ctx.today);
         let q = match distinct_source(d) {
-            DistinctSource::Metrics(prefix) => {
-                // Metrics from `prefix` up to the next byte string after every one of it.
-                let mut end = prefix.clone();
-                end.pop();
-                end.push(';');
-                match rolling_for(&d.window).filter(|_| fresh) {
-                    Some(r) => {
-                        let t = T::FactsBehaviourRolling;
-                        let mut q = self.base(t);
-                        q.and_where(Expr::col((t, C::Metric)).gte(prefix.as_str()))
-                            .and_where(Expr::col((t, C::Metric)).lt(end.as_str()))
-                            .and_where(Expr::col((t, rolling_col(r))).gt(0))
-                            .group_by_col((t, C::ProfileId))
-                            .and_having(count_expr(Expr::col(Asterisk).count(), cmp));
-                        q
-                    }
-                    None => {
-                        let t = T::FactsBehaviourDaily;
-                        let mut q = self.base(t);
-                        q.and_where(Expr::col((t, C::Metric)).gte(prefix.as_str()))
-                            .and_where(Expr::col((t, C::Metric)).lt(end.as_str()))
-                            .and_where(Expr::col((t, C::Cnt)).gt(0));
-                        if let Some((from, to)) = days {
-                            q.and_where(Expr::col((t, C::Day)).between(from, to));
-                        }
-                        q.group_by_col((t, C::ProfileId)).and_having(count_expr(
-                            Expr::col((t, C::Metric)).count_distinct(),
-                            cmp,
-                        ));
-                        q
-                    }
+            DistinctSource::Metrics(prefix) => match rolling_for(&d.window).filter(|_| fresh) {
+                Some(r) => {
+                    let t = T::FactsBehaviourRolling;
+                    let mut q = self.base(t);
+                    metrics_of(&mut q, t, &prefix);
+                    q.and_where(Expr::col((t, rolling_col(r))).gt(0))
+                        .group_by_col((t, C::ProfileId))
+                        .and_having(count_expr(Expr::col(Asterisk).count(), cmp));
+                    q
                 }
-            }
+                None => {
+                    let t = T::FactsBehaviourDaily;
+                    let mut q = self.base(t);
+                    metrics_of(&mut q, t, &prefix);
+                    q.and_where(Expr::col((t, C::Cnt)).gt(0));
+                    if let Some((from, to)) = days {
+                        q.and_where(Expr::col((t, C::Day)).between(from, to));
+                    }
+                    q.group_by_col((t, C::ProfileId))
+                        .and_having(count_expr(Expr::col((t, C::Metric)).count_distinct(), cmp));
+                    q
+                }
+            },
             DistinctSource::Values { kind, key } => {
                 let (e, p) = (T::FactsEvent, T::FactsEventProp);
                 let mut q = self.base(e);
@@ -154,6 +144,16 @@ impl Compiler<'_> {
         // One row per profile: the rolling key (tenant, profile, metric), or GROUP BY profile.
         Set::of(Part::leaf(q).unique().rank(3), zero)
     }
+}
+
+/// Restricts `q` to the metrics of `t` starting with `prefix` (`c:`, `e:`): from the prefix up
+/// to the byte string after every one of it (its last byte, `:`, raised by one).
+pub(super) fn metrics_of(q: &mut SelectStatement, t: T, prefix: &str) {
+    let mut end = prefix.to_string();
+    end.pop();
+    end.push(';');
+    q.and_where(Expr::col((t, C::Metric)).gte(prefix))
+        .and_where(Expr::col((t, C::Metric)).lt(end));
 }
 
 /// `e` compared as `cmp` says.

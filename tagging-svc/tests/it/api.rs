@@ -88,7 +88,7 @@ pub(crate) fn req(
     }
 }
 
-/// Status and JSON body (`Null` when the body is not JSON) of a `TestRequest` (macros: the
+/// Status and JSON body (the text as a JSON string when it is not JSON) of a `TestRequest` (macros: the
 /// service's and the request's types cannot be named here).
 macro_rules! call {
     ($app:expr, $req:expr $(,)?) => {{
@@ -97,7 +97,8 @@ macro_rules! call {
         let body = atest::read_body(res).await;
         (
             status,
-            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            serde_json::from_slice::<Value>(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())),
         )
     }};
 }
@@ -202,6 +203,29 @@ async fn profile(
         .unwrap();
 }
 
+/// `n` page views of profile `id` of `tenant`, now.
+pub(crate) async fn page_views(tagger: &Tagger, tenant: &str, id: &str, n: usize) {
+    for _ in 0..n {
+        let event = Envelope::builder(
+            "channel.track.page_view",
+            tenant,
+            json!({"subject": {"anonymous_id": "a"}, "kind": "page_view"}),
+        )
+        .occurred_at(now())
+        .build();
+        let p = ProfileResolved {
+            profile_id: id.to_string(),
+            created: false,
+            event,
+            identifiers: vec![],
+        };
+        tagger
+            .handle(&Envelope::of(tenant, &p).build())
+            .await
+            .unwrap();
+    }
+}
+
 /// Profiles p00..p(n-1) of `tenant`: the even ones live in Hangzhou, every third visited 3
 /// times.
 async fn population(tagger: &Tagger, tenant: &str, n: usize) {
@@ -217,25 +241,7 @@ async fn population(tagger: &Tagger, tenant: &str, n: usize) {
         )
         .await;
         if i % 3 == 0 {
-            for _ in 0..3 {
-                let event = Envelope::builder(
-                    "channel.track.page_view",
-                    tenant,
-                    json!({"subject": {"anonymous_id": "a"}, "kind": "page_view"}),
-                )
-                .occurred_at(now())
-                .build();
-                let p = ProfileResolved {
-                    profile_id: id.clone(),
-                    created: false,
-                    event,
-                    identifiers: vec![],
-                };
-                tagger
-                    .handle(&Envelope::of(tenant, &p).build())
-                    .await
-                    .unwrap();
-            }
+            page_views(tagger, tenant, &id, 3).await;
         }
     }
 }

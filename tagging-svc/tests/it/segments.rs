@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use actix_web::{test as atest, web, App};
 use chrono::{DateTime, Utc};
-use proto::identity::{ProfileResolved, ProfileUpdated};
+use proto::identity::ProfileUpdated;
 use proto::Envelope;
 use serde_json::{json, Value};
 use tagging_svc::clock::ManualClock;
@@ -23,6 +23,8 @@ use tagging_svc::store::tagger::Tagger;
 use test_support::auth;
 use test_support::db::{Backend, TestDb};
 use test_support::pages;
+
+use crate::api::{page_views, req};
 
 const T: &str = "t-seg";
 /// Another tenant of the same deployment.
@@ -69,40 +71,6 @@ macro_rules! api {
     }};
 }
 
-/// A request signed for `tenant` (as `user:test`), with a JSON body when given.
-fn req(method: Method, uri: &str, tenant: &str, body: Option<Value>) -> atest::TestRequest {
-    let r = atest::TestRequest::default()
-        .method(method)
-        .uri(uri)
-        .insert_header(auth::header(tenant));
-    match body {
-        Some(b) => r.set_json(b),
-        None => r,
-    }
-}
-
-/// Status and body of a call: JSON, or the text as a JSON string when it is not JSON.
-macro_rules! call {
-    ($app:expr, $req:expr $(,)?) => {{
-        let res = atest::call_service($app, $req.to_request()).await;
-        let status = res.status().as_u16();
-        let body = atest::read_body(res).await;
-        let v = serde_json::from_slice::<Value>(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-        (status, v)
-    }};
-}
-
-/// The answer to a call as `tenant`, asserting its status.
-macro_rules! ok {
-    ($app:expr, $method:expr, $uri:expr, $tenant:expr, $body:expr, $want:expr $(,)?) => {{
-        let (method, uri, tenant): (Method, &str, &str) = ($method, &$uri, $tenant);
-        let (status, v) = call!($app, req(method.clone(), uri, tenant, $body));
-        assert_eq!(status, $want, "{method} {uri} as {tenant}: {v}");
-        v
-    }};
-}
-
 /// A `profile.updated` of `tenant` for `id` with every field it has now (`version` counts up
 /// from 1: the projection keeps only newer versions).
 async fn profile(tagger: &Tagger, tenant: &str, id: &str, fields: Value, version: i64) {
@@ -129,25 +97,7 @@ async fn person(tagger: &Tagger, tenant: &str, i: usize) {
     let fields = json!({"contact.name": format!("Name {i}"), "contact.city": city});
     profile(tagger, tenant, &id, fields, 1).await;
     if i % 3 == 0 {
-        for _ in 0..3 {
-            let event = Envelope::builder(
-                "channel.track.page_view",
-                tenant,
-                json!({"subject": {"anonymous_id": "a"}, "kind": "page_view"}),
-            )
-            .occurred_at(now())
-            .build();
-            let p = ProfileResolved {
-                profile_id: id.clone(),
-                created: false,
-                event,
-                identifiers: vec![],
-            };
-            tagger
-                .handle(&Envelope::of(tenant, &p).build())
-                .await
-                .unwrap();
-        }
+        page_views(tagger, tenant, &id, 3).await;
     }
 }
 
