@@ -41,6 +41,10 @@ pub const JSAPI_TICKET: &str = "/cgi-bin/get_jsapi_ticket";
 pub const AGENT_TICKET: &str = "/cgi-bin/ticket/get";
 /// WeCom app message.
 pub const MESSAGE_SEND: &str = "/cgi-bin/message/send";
+/// OA mass send to an openid list.
+pub const MASS_SEND: &str = "/cgi-bin/message/mass/send";
+/// WeCom group-send task of a rep.
+pub const ADD_MSG_TEMPLATE: &str = "/cgi-bin/externalcontact/add_msg_template";
 /// The stand-in OAuth authorize page (on the open base URL).
 pub const OAUTH_AUTHORIZE: &str = "/connect/oauth2/authorize";
 
@@ -51,6 +55,7 @@ pub fn help_lines(base_url: &str) -> Vec<String> {
         ("GET ", "/fake/apps", "the apps with secrets, callback tokens, keys"),
         ("GET ", "/fake/counters", "token and ticket fetches, calls per endpoint"),
         ("GET ", "/fake/messages", "WeCom app messages sent (message/send), with answers"),
+        ("GET ", "/fake/mass-sends", "OA mass sends and WeCom group-send tasks, with whom each reached"),
         ("GET ", "/fake/oauth-code?corp_id=&userid=", "a single-use sidebar sign-in code (5 min); external_userid= for a customer"),
         ("GET ", "/connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=snsapi_base&state=&agentid=[&userid=]", "signs in (default: the first rep) and redirects with ?code=&state="),
         ("GET ", "/fake/jssdk/verify?url=&noncestr=&timestamp=&signature=", "checks a JS-SDK signature against the live tickets"),

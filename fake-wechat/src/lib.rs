@@ -66,7 +66,7 @@ pub use self::population::{
     FakeOaTag, FakeRep, FakeUser, Population, EPOCH, OA_SYSTEM_TAG_IDS,
 };
 use self::server::{errmsg_of, Shared};
-pub use self::server::{FakeMessage, MarkTagCall, SinkRequest};
+pub use self::server::{FakeMassSend, FakeMessage, MarkTagCall, SinkRequest};
 
 /// How to start the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,6 +389,12 @@ impl FakeHandle {
     /// failures included; not cleared by [`reset_counters`](Self::reset_counters)).
     pub fn mark_tag_calls(&self) -> Vec<MarkTagCall> {
         self.shared.lock().mark_tag_calls.clone()
+    }
+
+    /// Every OA mass send and WeCom group-send task accepted so far, in arrival order, with whom
+    /// each reached.
+    pub fn mass_sends(&self) -> Vec<FakeMassSend> {
+        self.shared.lock().mass_sends.clone()
     }
 
     /// The developer endpoints of this fake, one line each ([`help_lines`]).

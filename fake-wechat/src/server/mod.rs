@@ -9,10 +9,12 @@
 //! This module owns the shared state, the routing and the HTTP handler; the endpoints live by
 //! area: [`tokens`] (token endpoints and token checks), [`oa`], [`wecom`], [`miniprogram`], the
 //! sales-rep sidebar's [`agent`] (OAuth sign-in, JS-SDK tickets) and [`messages`] (app messages),
+//! [`mass`] (OA mass sends and WeCom group-send tasks),
 //! [`steering`] (the `/fake/…` developer endpoints and what tests change or read directly) and
 //! [`send`] (`/fake/send/…`: callbacks posted to a gateway on request).
 
 mod agent;
+mod mass;
 mod messages;
 mod miniprogram;
 mod oa;
@@ -36,6 +38,7 @@ use wechat::api::TicketKind;
 use crate::population::{FakeApps, FakeCorpTagGroup, Population};
 
 pub(crate) use self::agent::{ticket_key, OAuthSubject};
+pub use self::mass::FakeMassSend;
 pub use self::messages::FakeMessage;
 pub use self::steering::SinkRequest;
 pub use self::wecom::MarkTagCall;
@@ -67,6 +70,8 @@ pub(crate) const ENDPOINTS: &[(&str, bool)] = &[
     ("/cgi-bin/get_jsapi_ticket", false),
     ("/cgi-bin/ticket/get", false),
     ("/cgi-bin/message/send", true),
+    ("/cgi-bin/message/mass/send", true),
+    ("/cgi-bin/externalcontact/add_msg_template", true),
 ];
 
 /// The stand-in for WeChat's OAuth authorize page (not a JSON API: it redirects).
@@ -84,6 +89,7 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         40014 => "invalid access_token",
         40029 => "invalid code",
         40032 => "invalid openid list size",
+        40130 => "invalid openid list size, at least two openid",
         40056 => "invalid agentid",
         40058 => "invalid parameter",
         40068 => "invalid tagid",
@@ -105,6 +111,7 @@ pub(crate) fn errmsg_of(errcode: i64) -> &'static str {
         45056 => "too many tag now, no need to add new",
         45058 => "can't modify sys tag",
         45059 => "has too many tags",
+        45065 => "clientmsgid exist",
         45157 => "invalid tag name, tag name already exists",
         45158 => "tag name too long",
         45159 => "invalid tag id",
@@ -168,6 +175,10 @@ pub(crate) struct State {
     /// Every `mark_tag` request, in arrival order.
     pub mark_tag_calls: Vec<MarkTagCall>,
     pub sink: Vec<SinkRequest>,
+    /// OA mass sends and WeCom group-send tasks, in arrival order.
+    pub mass_sends: Vec<FakeMassSend>,
+    /// `clientmsgid`s of OA mass sends accepted.
+    client_msg_ids: BTreeSet<String>,
     /// OAuth codes, JS-SDK tickets and app messages.
     pub sidebar: agent::SidebarState,
 }
@@ -222,6 +233,8 @@ impl Shared {
             corp_tag_groups: population.corp_tag_groups.clone(),
             mark_tag_calls: Vec::new(),
             sink: Vec::new(),
+            mass_sends: Vec::new(),
+            client_msg_ids: BTreeSet::new(),
             sidebar: agent::SidebarState::default(),
         };
         Shared {
@@ -317,6 +330,10 @@ impl Shared {
             "/cgi-bin/get_jsapi_ticket" => self.ticket(&mut st, query, TicketKind::Corp),
             "/cgi-bin/ticket/get" => self.ticket(&mut st, query, TicketKind::Agent),
             "/cgi-bin/message/send" => self.message_send(&mut st, query, &body),
+            "/cgi-bin/message/mass/send" => self.mass_send(&mut st, query, &body),
+            "/cgi-bin/externalcontact/add_msg_template" => {
+                self.add_msg_template(&mut st, query, &body)
+            }
             _ => Err(st.error(48001)),
         };
         Some(answer.unwrap_or_else(|e| e))

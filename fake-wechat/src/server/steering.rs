@@ -131,6 +131,7 @@ pub(super) fn fake_endpoint(
             )
         }
         "messages" => json_response(json!(shared.lock().sidebar.messages)),
+        "mass-sends" => json_response(json!(shared.lock().mass_sends)),
         "oauth-code" => shared.fake_oauth_code(&query()),
         "jssdk/verify" => shared.fake_jssdk_verify(&query()),
         "mp/login-code" => shared.fake_login_code(&query()),

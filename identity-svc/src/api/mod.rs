@@ -16,6 +16,7 @@
 //! | `GET /v1/profiles/{id}/merges` | merges the profile took part in, with snapshots, oldest first |
 //! | `GET /v1/profiles/{id}/edges` | the edge ledger of its identifiers (live and retracted links, rule, evidence, author), oldest first |
 //! | `GET /v1/merge-refusals` | refused merges, newest first |
+//! | `POST /v1/profiles/reach` `{profile_ids}` | where each profile can be reached now, per channel (see [`reach`]) |
 //! | `POST /v1/profiles/merge` `{survivor, absorbed, reason}` | manual merge (guards apply: 409 with the reason code) |
 //! | `POST /v1/merges/{id}/unmerge` `{reason}` | undo a merge: the absorbed profile is active again |
 //! | `POST /v1/profiles/{id}/split` `{identifier: {kind, namespace, value}, reason}` | move one identifier to a new profile |
@@ -41,6 +42,7 @@
 
 mod directory;
 mod notes;
+mod reach;
 use platform::http::page;
 use platform::ServiceError;
 
@@ -174,6 +176,7 @@ pub fn routes(resolver: Resolver) -> Routes {
         cfg.app_data(web::Data::new(state.clone()))
             .configure(directory::routes)
             .configure(notes::routes)
+            .configure(reach::routes)
             .route("/v1/profiles/merge", web::post().to(post_merge))
             .route("/v1/merges/{id}/unmerge", web::post().to(post_unmerge))
             .route("/v1/profiles/{id}/split", web::post().to(post_split))

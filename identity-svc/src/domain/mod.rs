@@ -5,7 +5,8 @@
 //! ([`resolution::decide`]); which identifiers still hang together when a merge is undone
 //! ([`components`]) and what an un-merge or split separates: the edges it retracts, the sides and
 //! the timeline rows that move ([`separation`]). Also what a note on a customer may say and who
-//! may change it ([`notes`]).
+//! may change it ([`notes`]), and where a customer can be reached on each channel
+//! ([`reach`]).
 
 pub mod components;
 pub mod derive;
@@ -14,6 +15,7 @@ pub mod fields;
 pub mod notes;
 pub mod observe;
 pub mod pii;
+pub mod reach;
 pub mod resolution;
 pub mod separation;
 

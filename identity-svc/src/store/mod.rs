@@ -31,6 +31,7 @@ pub mod entities;
 pub mod migrations;
 pub mod notes;
 pub mod queries;
+pub mod reach;
 pub mod resolve;
 pub mod state;
 pub mod unmerge;

@@ -252,6 +252,11 @@ fn every_route() -> Vec<(&'static str, &'static str, Option<Value>)> {
             ),
         ),
         ("GET", "/v1/merge-refusals", None),
+        (
+            "POST",
+            "/v1/profiles/reach",
+            Some(json!({"profile_ids": ["p1"]})),
+        ),
         ("GET", "/v1/data-quality", None),
         ("GET", "/v1/reps/rep1/customers", None),
         ("GET", "/v1/custom-fields", None),

@@ -438,6 +438,88 @@ async fn relationships_follows_and_groups(backend: Backend) {
     t.cleanup().await;
 }
 
+/// `POST /v1/profiles/reach`: the openid of an account the customer follows (not of one they
+/// left), per corp the external_userid with the reps following now in the order they added, the
+/// phone masked; unknown, another tenant's and merged ids are `missing`, never an error.
+async fn reach_per_channel(backend: Backend) {
+    let (t, r) = setup(backend).await;
+    let sub = EventBody::Subscribe {
+        scene: None,
+        ticket: None,
+    };
+    let c = profile_of(
+        &r,
+        &contact(
+            "wmR1",
+            "repA",
+            ExternalContactChangeType::AddExternalContact,
+            1,
+        ),
+    )
+    .await;
+    for (rep, at) in [("repC", 2), ("repB", 3)] {
+        r.resolve(&contact(
+            "wmR1",
+            rep,
+            ExternalContactChangeType::AddExternalContact,
+            at,
+        ))
+        .await
+        .unwrap();
+    }
+    r.resolve(&contact(
+        "wmR1",
+        "repC",
+        ExternalContactChangeType::DelFollowUser,
+        4,
+    ))
+    .await
+    .unwrap();
+    let o = profile_of(&r, &oa("oR1", sub.clone(), 5)).await;
+    let gone = profile_of(&r, &oa("oR2", sub, 6)).await;
+    r.resolve(&oa("oR2", EventBody::Unsubscribe, 7))
+        .await
+        .unwrap();
+    let app = api!(r);
+    let body = json!({"profile_ids": [o, "nobody", c, gone]});
+    let v: Value =
+        atest::call_and_read_body_json(&app, send!(TENANT, "POST", "/v1/profiles/reach", &body))
+            .await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{v}");
+    assert_eq!(items[0]["profile_id"], o.as_str());
+    assert_eq!(items[0]["oa"], json!([{"app_id": OA, "openid": "oR1"}]));
+    assert_eq!(items[1]["profile_id"], c.as_str());
+    assert_eq!(
+        items[1]["wecom"],
+        json!([{"corp_id": CORP, "external_userid": "wmR1", "reps": ["repA", "repB"]}])
+    );
+    assert_eq!(items[1]["oa"], json!([]));
+    assert_eq!(items[2]["oa"], json!([]), "unfollowed: not reachable");
+    assert_eq!(v["missing"], json!([{"profile_id": "nobody"}]));
+
+    // Another tenant's credential finds none of them.
+    let v: Value =
+        atest::call_and_read_body_json(&app, send!("t-other", "POST", "/v1/profiles/reach", &body))
+            .await;
+    assert_eq!(v["items"], json!([]));
+    assert_eq!(v["missing"].as_array().unwrap().len(), 4);
+
+    // Bad bodies name the field.
+    for (bad, field) in [
+        (json!({"profile_ids": []}), "profile_ids"),
+        (json!({"profile_ids": ["a", ""]}), "profile_ids[1]"),
+        (json!({"ids": ["a"]}), "profile_ids"),
+    ] {
+        let resp =
+            atest::call_service(&app, send!(TENANT, "POST", "/v1/profiles/reach", &bad)).await;
+        assert_eq!(resp.status().as_u16(), 400, "{bad}");
+        let b: Value = atest::read_body_json(resp).await;
+        assert_eq!(b["details"]["field"], field, "{b}");
+    }
+    t.cleanup().await;
+}
+
 async fn binding_codes_link_whoever_comes_through_them(backend: Backend) {
     let (t, r) = setup(backend).await;
     let known = profile_of(&r, &session(TENANT, MP, "oB1", None)).await;
@@ -1012,6 +1094,7 @@ fn ascending(items: &[Value], key: impl Fn(&Value) -> Value) -> bool {
 test_support::on_both_backends!(
     fields_forms_quality_and_operator_edits,
     relationships_follows_and_groups,
+    reach_per_channel,
     binding_codes_link_whoever_comes_through_them,
     tenants_see_only_their_own_profiles,
     phones_are_found_by_the_national_number,

@@ -3,6 +3,7 @@
 
 pub mod body;
 mod error;
+pub mod export;
 mod health;
 pub mod page;
 pub mod principal;

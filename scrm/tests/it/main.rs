@@ -4,6 +4,7 @@
 //! process-wide metrics recorder must hold only what that test records.
 
 mod admin;
+mod audience;
 mod cli;
 mod common;
 mod enrichment;

@@ -13,7 +13,7 @@
 //! | `DELETE /v1/saved-segments/{id}` | the segment, archived |
 //! | `POST /v1/saved-segments/{id}/refresh` | `{count, at, took_ms, segment}`: counted now, appended to the history |
 //! | `GET /v1/saved-segments/{id}/sizes?cursor=&limit=` | a page of its size history, newest first |
-//! | `GET /v1/saved-segments/{id}/members?after=&limit=` | `{items: [{profile_id, fields}], next}`: matching profiles after the profile id `after`, in byte order (`limit` 1..=1000, default 100) |
+//! | `GET /v1/saved-segments/{id}/members?after=&limit=&fields=&tags=` | `{items: [{profile_id, fields, tags?: [{id, name}]}], next}`: matching profiles after the profile id `after`, in byte order (`limit` 1..=1000, default 100), with the comma-separated `fields` (default name, nickname, city) and, with `tags=true`, the tags each carries |
 //! | `POST /v1/saved-segments/{id}/export` `{fields?}` | CSV of every matching profile, streamed as the unsaved export's |
 //!
 //! Members, refreshes and exports of an archived segment are 409 `segment_archived`; a saved
@@ -231,11 +231,33 @@ pub(super) async fn live_condition(
     }
 }
 
-/// `?after=&limit=` of the members.
+/// `?after=&limit=&fields=&tags=` of the members.
 #[derive(Debug, Deserialize)]
 struct MembersQuery {
     after: Option<String>,
     limit: Option<u64>,
+    /// Comma-separated field keys (default: the preview sample's).
+    fields: Option<String>,
+    tags: Option<bool>,
+}
+
+impl MembersQuery {
+    fn shown(&self) -> Result<saved::Shown, ApiError> {
+        let mut shown = saved::Shown {
+            tags: self.tags.unwrap_or(false),
+            ..saved::Shown::default()
+        };
+        if let Some(f) = &self.fields {
+            shown.fields = f
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect();
+            check_fields(&shown.fields)?;
+        }
+        Ok(shown)
+    }
 }
 
 async fn members(
@@ -246,12 +268,13 @@ async fn members(
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
     let limit = params::limit(q.limit, MEMBERS_DEFAULT, MEMBERS_MAX)?;
+    let shown = q.shown()?;
     let after = q.after.filter(|a| !a.is_empty());
     let s = saved::get(&state.db, &p.tenant, &id).await?;
     let cond = live_condition(&state, &s).await?;
     let at = state.tagger.at(&p.tenant);
     let r = segments::reader(&state.db).await?;
-    let page = saved::members(&r, &p.tenant, &cond, &at, after.as_deref(), limit).await?;
+    let page = saved::members(&r, &p.tenant, &cond, &at, after.as_deref(), limit, &shown).await?;
     r.commit().await?;
     Ok(HttpResponse::Ok().json(page))
 }

@@ -197,6 +197,69 @@ pub async fn matching<Db: ConnectionTrait>(
     run(conn, &compiled).await?.iter().map(id_of).collect()
 }
 
+/// A tag a profile carries, as an export names it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TagRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// The tags each of `ids` carries now (the facts projection's tag set), by name within each.
+pub async fn tags_of<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    ids: &[String],
+) -> Result<BTreeMap<String, Vec<TagRef>>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+    use crate::store::entities::tag;
+
+    let mut held: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let q = Query::select()
+        .columns([C::ProfileId, C::TagId])
+        .from(T::FactsTag)
+        .and_where(Expr::col(C::TenantId).eq(tenant))
+        .and_where(Expr::col(C::ProfileId).is_in(ids.iter().cloned()))
+        .to_owned();
+    for r in run(conn, &q).await? {
+        let profile = id_of(&r)?;
+        let raw: Vec<u8> = r.try_get_by_index(1)?;
+        held.entry(profile)
+            .or_default()
+            .push(String::from_utf8_lossy(&raw).into_owned());
+    }
+    let wanted: BTreeSet<&String> = held.values().flatten().collect();
+    let names: BTreeMap<String, String> = if wanted.is_empty() {
+        BTreeMap::new()
+    } else {
+        tag::Entity::find()
+            .filter(tag::Column::TenantId.eq(tenant))
+            .filter(tag::Column::Id.is_in(wanted.into_iter().cloned()))
+            .all(conn)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect()
+    };
+    Ok(held
+        .into_iter()
+        .map(|(profile, tag_ids)| {
+            let mut tags: Vec<TagRef> = tag_ids
+                .into_iter()
+                .filter_map(|id| {
+                    let name = names.get(&id)?.clone();
+                    Some(TagRef { id, name })
+                })
+                .collect();
+            tags.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+            (profile, tags)
+        })
+        .collect())
+}
+
 /// The values of `keys` of each of `ids` (first value of each key; arrays joined).
 pub async fn fields_of<Db: ConnectionTrait>(
     conn: &Db,

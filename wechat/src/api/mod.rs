@@ -25,6 +25,8 @@
 //!   app's token ([`ApiClient::kept_ticket`]).
 //! - **The sidebar's sign-in and app messages**: the OAuth authorize URL on WeChat's web host
 //!   ([`ClientOptions::open_base_url`]), `auth/getuserinfo`, `message/send`.
+//! - **Sends to many**: an Official Account mass send to openids, a WeCom group-send task of a
+//!   rep (`sends`).
 //! - **Secrets**: the secret and the token travel as query parameters; neither appears in an
 //!   error, a log line or a `Debug` output (messages are redacted, URLs dropped).
 
@@ -35,6 +37,7 @@ mod error;
 mod keeper;
 mod miniprogram;
 mod oa;
+mod sends;
 mod ticket;
 mod token;
 mod wecom;
@@ -58,6 +61,7 @@ pub use self::keeper::{
 };
 pub use self::miniprogram::{MpSession, PhoneInfo, PhoneWatermark};
 pub use self::oa::{OaTag, OaUserInfo};
+pub use self::sends::{MassSent, MsgTemplateAdded, MAX_RECIPIENTS};
 pub use self::ticket::{JsapiTicket, KeptTicket, TicketKind};
 pub use self::token::{AccessToken, KeptToken};
 pub use self::wecom::{

@@ -17,6 +17,7 @@ pub mod page;
 pub mod routes;
 
 mod apps;
+mod audience;
 mod auth;
 mod customers;
 mod people;
@@ -62,6 +63,7 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig) {
                     || people::register(cfg, r, web::method(method.clone()))
                     || apps::register(cfg, r, web::method(method.clone()))
                     || openapi::register(cfg, r, web::method(method.clone()))
+                    || audience::register(cfg, r, web::method(method.clone()))
                     || customers::register(cfg, r, web::method(method));
                 debug_assert!(handled, "no handler for {} {}", r.method, r.path);
             }

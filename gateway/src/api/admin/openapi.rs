@@ -42,6 +42,8 @@ const CSV_ANSWERS: &[&str] = &[
     "/admin/v1/segments/export",
     "/admin/v1/saved-segments/{id}/export",
 ];
+/// The audience export: JSON lines or CSV.
+const AUDIENCE_PATH: &str = "/admin/v1/saved-segments/{id}/audience";
 /// The route of the viewer; its files are under it.
 pub(crate) const DOCS_PATH: &str = "/admin/v1/docs";
 
@@ -106,6 +108,9 @@ pub(crate) fn member_status_schema() -> ObjectBuilder {
     super::apps::NewKey,
     super::apps::NewKeyAnswer,
     super::customers::Customer360,
+    super::audience::AudienceRequest,
+    super::audience::Format,
+    super::audience::ChannelName,
 )))]
 struct Schemas;
 
@@ -295,6 +300,16 @@ fn operation(r: &AdminRoute) -> Operation {
                         "application/json",
                         ContentBuilder::new().schema(Some(schema_ref(s))).build(),
                     );
+                }
+                (AUDIENCE_PATH, None) => {
+                    for ct in ["application/x-ndjson", "text/csv"] {
+                        ok = ok.content(
+                            ct,
+                            ContentBuilder::new()
+                                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                                .build(),
+                        );
+                    }
                 }
                 (_, None) => {}
             }

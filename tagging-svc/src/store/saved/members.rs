@@ -1,5 +1,6 @@
 //! The profiles of a saved segment, page by page in profile-id byte order (a keyset: the page
-//! after a profile id), each with the fields a preview's sample shows.
+//! after a profile id), each with the fields asked for (by default those a preview's sample
+//! shows) and, when asked, the tags it carries — what an audience export reads a page at a time.
 //!
 //! A page is found by windows of the tenant's profile ids: the condition is compiled by the
 //! `rules` SQL compiler restricted to the ids after the last one given and up to the window's
@@ -14,8 +15,10 @@ use sea_orm::sea_query::{Expr, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement};
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::domain::At;
-use crate::store::segments::{self, SampleProfile};
+use crate::store::segments::{self, TagRef};
 
 /// The fields shown with each member: those a preview's sample shows.
 pub const MEMBER_FIELDS: [&str; 3] = ["contact.name", "contact.nickname", "contact.city"];
@@ -23,11 +26,38 @@ pub const MEMBER_FIELDS: [&str; 3] = ["contact.name", "contact.nickname", "conta
 const FIRST_WINDOW: u64 = 2_000;
 const MAX_WINDOW: u64 = 200_000;
 
+/// What each member is shown with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// Field keys (first value of each; several joined).
+    pub fields: Vec<String>,
+    /// The tags the member carries now.
+    pub tags: bool,
+}
+
+impl Default for Shown {
+    fn default() -> Self {
+        Shown {
+            fields: MEMBER_FIELDS.iter().map(|f| f.to_string()).collect(),
+            tags: false,
+        }
+    }
+}
+
+/// A member with what was asked of it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Member {
+    pub profile_id: String,
+    pub fields: BTreeMap<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagRef>>,
+}
+
 /// A page of members: `next` is the profile id to pass as `after` for the next page (null on the
 /// last).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MembersPage {
-    pub items: Vec<SampleProfile>,
+    pub items: Vec<Member>,
     pub next: Option<String>,
 }
 
@@ -72,7 +102,7 @@ async fn nth_after<Db: ConnectionTrait>(
 }
 
 /// The members of `cond` of `tenant` after the profile id `after`: at most `limit`, in byte
-/// order, with [`MEMBER_FIELDS`]. Read in one transaction (`conn`), so the page is one snapshot.
+/// order, shown as `shown` asks. Read in one transaction (`conn`), so the page is one snapshot.
 pub async fn members<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
@@ -80,14 +110,33 @@ pub async fn members<Db: ConnectionTrait>(
     at: &At,
     after: Option<&str>,
     limit: u64,
+    shown: &Shown,
 ) -> Result<MembersPage, DbErr> {
     let first = ((limit + 1) * 8).clamp(FIRST_WINDOW, MAX_WINDOW);
-    members_in_windows(conn, tenant, cond, at, after, limit, first).await
+    let (ids, next) = ids_in_windows(conn, tenant, cond, at, after, limit, first).await?;
+    let keys: Vec<&str> = shown.fields.iter().map(String::as_str).collect();
+    let mut fields = segments::fields_of(conn, tenant, &ids, &keys).await?;
+    let mut tags = if shown.tags {
+        Some(segments::tags_of(conn, tenant, &ids).await?)
+    } else {
+        None
+    };
+    Ok(MembersPage {
+        items: ids
+            .into_iter()
+            .map(|id| Member {
+                fields: fields.remove(&id).unwrap_or_default(),
+                tags: tags.as_mut().map(|t| t.remove(&id).unwrap_or_default()),
+                profile_id: id,
+            })
+            .collect(),
+        next,
+    })
 }
 
-/// [`members`], looking at `first` profile ids first (then four times as many each time, up to
-/// [`MAX_WINDOW`]).
-pub async fn members_in_windows<Db: ConnectionTrait>(
+/// The ids of a page of [`members`] and the `next` cursor, looking at `first` profile ids first
+/// (then four times as many each time, up to [`MAX_WINDOW`]).
+pub async fn ids_in_windows<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
     cond: &Expanded,
@@ -95,7 +144,7 @@ pub async fn members_in_windows<Db: ConnectionTrait>(
     after: Option<&str>,
     limit: u64,
     first: u64,
-) -> Result<MembersPage, DbErr> {
+) -> Result<(Vec<String>, Option<String>), DbErr> {
     let want = limit + 1;
     let mut found: Vec<String> = Vec::new();
     let mut from = after.map(str::to_string);
@@ -121,15 +170,5 @@ pub async fn members_in_windows<Db: ConnectionTrait>(
     } else {
         None
     };
-    let mut fields = segments::fields_of(conn, tenant, &found, &MEMBER_FIELDS).await?;
-    Ok(MembersPage {
-        items: found
-            .into_iter()
-            .map(|id| SampleProfile {
-                fields: fields.remove(&id).unwrap_or_default(),
-                profile_id: id,
-            })
-            .collect(),
-        next,
-    })
+    Ok((found, next))
 }

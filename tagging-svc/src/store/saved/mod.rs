@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::rules::{ConditionError, RuleError};
 use entities::{segment, size};
 
-pub use members::{members, members_in_windows, MembersPage, MEMBER_FIELDS};
+pub use members::{ids_in_windows, members, Member, MembersPage, Shown, MEMBER_FIELDS};
 pub use refresh::{
     claim_due, prune_sizes, refresh, refresh_due, sizes, Cause, Refreshed, HISTORY_DAYS, LEASE,
 };

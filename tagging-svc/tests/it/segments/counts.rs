@@ -65,6 +65,57 @@ pub(super) async fn members_cover_exactly_the_matching_profiles(backend: Backend
     assert_eq!(all["items"], preview["sample"]);
     assert_eq!(all["items"][1]["fields"]["contact.name"], "Name 2");
     assert_eq!(all["next"], Value::Null);
+    // Chosen fields, and the tags each member carries now (an export's page).
+    let g = ok!(
+        &app,
+        Method::POST,
+        "/v1/tag-groups",
+        T,
+        Some(json!({"name": "tier"})),
+        201
+    );
+    let vip = ok!(
+        &app,
+        Method::POST,
+        "/v1/tags",
+        T,
+        Some(json!({"group_id": g["id"], "name": "vip"})),
+        201
+    );
+    ok!(
+        &app,
+        Method::POST,
+        "/v1/profiles/p02/tags",
+        T,
+        Some(json!({"tag_id": vip["id"]})),
+        200
+    );
+    let page = ok!(
+        &app,
+        Method::GET,
+        format!("{uri}?limit=2&fields=contact.city&tags=true"),
+        T,
+        None,
+        200
+    );
+    assert_eq!(page["items"][0]["tags"], json!([]));
+    assert_eq!(
+        page["items"][1]["tags"],
+        json!([{"id": vip["id"], "name": "vip"}])
+    );
+    assert_eq!(
+        page["items"][1]["fields"],
+        json!({"contact.city": "Hangzhou"})
+    );
+    let bad = ok!(
+        &app,
+        Method::GET,
+        format!("{uri}?fields=a%20b"),
+        T,
+        None,
+        400
+    );
+    assert_eq!(bad["details"]["field"], "fields");
     // After a profile that does not match, and after the last one.
     let page = ok!(
         &app,
@@ -113,17 +164,12 @@ pub(super) async fn members_cover_exactly_the_matching_profiles(backend: Backend
         let r = tagging_svc::store::segments::reader(&tagger.db)
             .await
             .unwrap();
-        let page = saved::members_in_windows(&r, T, &cond, &at, after.as_deref(), 2, 2)
+        let (ids, next) = saved::ids_in_windows(&r, T, &cond, &at, after.as_deref(), 2, 2)
             .await
             .unwrap();
         r.commit().await.unwrap();
-        got.push(
-            page.items
-                .iter()
-                .map(|m| m.profile_id.clone())
-                .collect::<Vec<_>>(),
-        );
-        match page.next {
+        got.push(ids);
+        match next {
             Some(n) => after = Some(n),
             None => break,
         }

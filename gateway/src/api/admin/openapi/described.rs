@@ -204,6 +204,15 @@ pub(super) fn local_doc(method: &str, path: &str) -> Option<LocalDoc> {
         ("DELETE", "/admin/v1/write-keys/{id}") => {
             doc("Removes a write key", None, NoQuery, (204, None), &[])
         }
+        ("POST", "/admin/v1/saved-segments/{id}/audience") => doc(
+            "A saved segment's members with their openids per Official Account and mini-program, \
+             WeCom external_userids with the reps following them, tags and fields, streamed as \
+             JSON lines (default) or CSV",
+            Some("AudienceRequest"),
+            NoQuery,
+            (200, None),
+            &[404, 409],
+        ),
         ("GET", "/admin/v1/customers/{id}") => doc(
             "The 360° view of a customer, composed from the services",
             None,
@@ -321,6 +330,12 @@ pub(super) fn proxied_query(method: &str, path: &str) -> Vec<Parameter> {
                  page's `next`)",
             ),
             q("limit", false, "page size, 1..=1000 (default 100)"),
+            q(
+                "fields",
+                false,
+                "comma-separated field keys shown with each member (default name, nickname, city)",
+            ),
+            q("tags", false, "`true`: the tags each member carries"),
         ],
         _ => Vec::new(),
     }

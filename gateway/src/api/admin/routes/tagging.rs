@@ -5,7 +5,7 @@ use proto::auth::Role::{Admin, Analyst, Operator};
 
 use crate::services::Service::Tagging;
 
-use super::{to, AdminRoute};
+use super::{local, to, AdminRoute};
 
 pub(super) const TAGGING: &[AdminRoute] = &[
     // Tags, rules, segments (tagging).
@@ -138,6 +138,12 @@ pub(super) const TAGGING: &[AdminRoute] = &[
         Analyst,
         Tagging,
         "/v1/saved-segments/{id}/export",
+    ),
+    // Members with their openids and external_userids: what a mass send takes, so an operator's.
+    local(
+        "POST",
+        "/admin/v1/saved-segments/{id}/audience",
+        Some(Operator),
     ),
     to(
         "POST",
