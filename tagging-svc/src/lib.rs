@@ -1,6 +1,6 @@
-//! Tagging service: tag groups, tags, visual tag rules evaluated in real time and in bulk (preview, backfill, export), analytics breakdowns of the tenant or a segment, behaviour counters, WeCom corp-tag sync (mirror, write-back, reps' own tagging in WeCom).
+//! Tagging service: tag groups, tags, visual tag rules evaluated in real time and in bulk (preview, backfill, export), analytics breakdowns of the tenant or a segment, personas with their reports and campaign validations, behaviour counters, WeCom corp-tag sync (mirror, write-back, reps' own tagging in WeCom).
 //!
-//! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs, saved segments and their size history (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
+//! Owns: tags, tag groups, tag rules, the profile-facts projection, behaviour counters, segment jobs, saved segments and their size history, personas (its own database). Must not touch: identity tables (it keeps a projection fed by bus events), score logic, WeChat secrets.
 //!
 //! Inner shape (shared by every service): `api/` internal HTTP handlers, `consume/` the bus
 //! consumer, `domain/` pure decisions (rule settling: which rules match, what each does to its

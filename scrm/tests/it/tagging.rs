@@ -274,6 +274,23 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>)> {
             "/v1/analytics",
             Some(json!({"dimensions": [{"kind": "stage"}]})),
         ),
+        (Method::GET, "/v1/personas", None),
+        (
+            Method::POST,
+            "/v1/personas",
+            Some(json!({"name": "p", "segment_id": "s1"})),
+        ),
+        (Method::GET, "/v1/personas/x1", None),
+        (Method::PATCH, "/v1/personas/x1", Some(json!({"name": "q"}))),
+        (Method::DELETE, "/v1/personas/x1", None),
+        (Method::GET, "/v1/personas/x1/report", None),
+        (
+            Method::POST,
+            "/v1/personas/x1/validate",
+            Some(
+                json!({"response": {"event": "track.form_submit", "from": "2026-11-01", "days": 7}}),
+            ),
+        ),
         (Method::GET, "/v1/jobs/j1", None),
         (Method::GET, "/v1/profiles/p1/tags", None),
         (

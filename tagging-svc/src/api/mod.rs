@@ -13,6 +13,7 @@
 //! - rules, previews, exports, jobs: [`rules`], [`export`]
 //! - saved segments (人群包), their sizes, members and exports: [`saved_segments`]
 //! - a tenant or segment broken down by dimensions: [`analytics`]
+//! - personas, their reports and campaign validations: [`personas`]
 //! - WeCom corp-tag sync: [`wecom`]
 //!
 //! Every list pages by `?cursor=&limit=` and answers `{items, next_cursor}` ([`page`]: `limit`
@@ -23,6 +24,7 @@ mod catalog;
 mod export;
 mod members;
 use platform::http::page;
+mod personas;
 mod rules;
 mod saved_segments;
 pub mod wecom;
@@ -54,6 +56,7 @@ pub fn routes(tagger: Tagger) -> Routes {
             .configure(analytics::routes)
             .configure(catalog::routes)
             .configure(members::routes)
+            .configure(personas::routes)
             .configure(rules::routes)
             .configure(saved_segments::routes);
     })

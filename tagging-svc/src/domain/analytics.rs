@@ -29,7 +29,7 @@ pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_BOUNDS: usize = 50;
 
 /// One breakdown asked for.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Dimension {
     Property {

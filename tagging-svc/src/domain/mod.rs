@@ -8,6 +8,7 @@
 
 pub mod analytics;
 pub mod holdings;
+pub mod persona;
 pub mod rule;
 pub mod settle;
 

@@ -1,7 +1,8 @@
 //! Tables of the tagging service and their migrations, and what works on them: the bus events it
 //! acts on ([`tagger`], decoded in `work`), rules and their real-time evaluation ([`rules`],
 //! [`engine`]: it loads, lets `crate::domain` decide, then writes), memberships ([`members`]),
-//! the catalogue, backfills, segments, saved segments ([`saved`]) and the WeCom corp-tag mirror
+//! the catalogue, backfills, segments, saved segments ([`saved`]), personas ([`personas`]) and
+//! the WeCom corp-tag mirror
 //! and write-back.
 
 pub mod analytics;
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod entities;
 pub mod members;
 pub mod migrations;
+pub mod personas;
 pub mod rep_tags;
 pub mod rules;
 pub mod saved;
@@ -40,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateTenantZones),
             Box::new(facts::CreateScoreFacts),
             Box::new(saved::migration::CreateSavedSegments),
+            Box::new(personas::migration::CreatePersonas),
         ]
     }
 }

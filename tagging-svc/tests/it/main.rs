@@ -5,6 +5,7 @@
 mod api;
 mod analytics;
 mod leads;
+mod personas;
 mod segments;
 mod tagger;
 mod wecom_sync;

@@ -235,12 +235,15 @@ pub(super) fn proxied_success(method: &str, path: &str) -> &'static [u16] {
         | ("POST", "/admin/v1/score-models")
         | ("POST", "/admin/v1/score-models/{id}/rules")
         | ("POST", "/admin/v1/triggers")
-        | ("POST", "/admin/v1/saved-segments") => &[201],
+        | ("POST", "/admin/v1/saved-segments")
+        | ("POST", "/admin/v1/personas") => &[201],
         ("POST", "/admin/v1/tag-rules/{id}/backfill")
         | ("POST", "/admin/v1/score-models/{id}/recompute") => &[202],
         ("POST", "/admin/v1/wecom/{corp_id}/corp-tags/sync") => &[200, 202],
         ("PUT", "/admin/v1/custom-fields/{name}") => &[200, 201],
-        ("DELETE", "/admin/v1/score-rules/{id}") | ("DELETE", "/admin/v1/triggers/{id}") => &[204],
+        ("DELETE", "/admin/v1/score-rules/{id}")
+        | ("DELETE", "/admin/v1/triggers/{id}")
+        | ("DELETE", "/admin/v1/personas/{id}") => &[204],
         _ => &[200],
     }
 }
@@ -322,6 +325,15 @@ pub(super) fn proxied_query(method: &str, path: &str) -> Vec<Parameter> {
             ),
             q("limit", false, "page size, 1..=500 (default 50)"),
         ],
+        ("GET", "/admin/v1/personas") => vec![
+            q("cursor", false, "the `next_cursor` of the previous page"),
+            q("limit", false, "page size, 1..=500 (default 50)"),
+        ],
+        ("GET", "/admin/v1/personas/{id}/report") => vec![q(
+            "min_count",
+            false,
+            "least members a bucket needs to be a distinguishing trait (default 5)",
+        )],
         ("GET", "/admin/v1/saved-segments/{id}/members") => vec![
             q(
                 "after",

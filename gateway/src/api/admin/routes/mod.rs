@@ -100,6 +100,7 @@ pub const READ_ONLY_POSTS: &[&str] = &[
     "/admin/v1/conditions/validate",
     "/admin/v1/segments/preview",
     "/admin/v1/analytics",
+    "/admin/v1/personas/{id}/validate",
     "/admin/v1/dry-run",
     "/admin/v1/customers/query",
 ];

@@ -145,6 +145,57 @@ pub(super) const TAGGING: &[AdminRoute] = &[
         "/admin/v1/saved-segments/{id}/audience",
         Some(Operator),
     ),
+    // Personas: reading, reports and validations are an analyst's, defining them an
+    // operator's.
+    to(
+        "GET",
+        "/admin/v1/personas",
+        Analyst,
+        Tagging,
+        "/v1/personas",
+    ),
+    to(
+        "POST",
+        "/admin/v1/personas",
+        Operator,
+        Tagging,
+        "/v1/personas",
+    ),
+    to(
+        "GET",
+        "/admin/v1/personas/{id}",
+        Analyst,
+        Tagging,
+        "/v1/personas/{id}",
+    ),
+    to(
+        "PATCH",
+        "/admin/v1/personas/{id}",
+        Operator,
+        Tagging,
+        "/v1/personas/{id}",
+    ),
+    to(
+        "DELETE",
+        "/admin/v1/personas/{id}",
+        Operator,
+        Tagging,
+        "/v1/personas/{id}",
+    ),
+    to(
+        "GET",
+        "/admin/v1/personas/{id}/report",
+        Analyst,
+        Tagging,
+        "/v1/personas/{id}/report",
+    ),
+    to(
+        "POST",
+        "/admin/v1/personas/{id}/validate",
+        Analyst,
+        Tagging,
+        "/v1/personas/{id}/validate",
+    ),
     to(
         "POST",
         "/admin/v1/analytics",
