@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(hz.tgi, Some(188));
         assert_eq!(c.buckets[2].key, json!("Shanghai"));
         assert_eq!((c.buckets[2].segment.count, c.buckets[2].tgi), (0, Some(0)));
-        let s = strongest(&[c.clone()], 5);
+        let s = strongest(std::slice::from_ref(&c), 5);
         assert_eq!(s.len(), 1, "only Hangzhou over-indexes");
         assert_eq!(s[0].value, json!("Hangzhou"));
         assert!(strongest(&[c], 31).is_empty(), "too few members");
