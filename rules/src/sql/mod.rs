@@ -13,7 +13,10 @@
 //! are bound as literal values computed from the [`CompileCtx`].
 
 pub mod breakdown;
+mod complement;
 mod counts;
+
+pub use complement::count_query;
 
 use std::collections::BTreeSet;
 

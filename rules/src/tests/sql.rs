@@ -186,3 +186,28 @@ fn count_and_sample_wrap_the_query() {
     );
     assert_eq!(values.0.last(), Some(&Value::BigUnsigned(Some(20))));
 }
+
+#[test]
+fn everyone_except_a_broad_set_is_counted_by_subtraction() {
+    use crate::sql::count_query;
+    let c = CompileCtx::new("t1", &ctx());
+    // b OR NOT a = U − (a − b): |U| − (|a| − |a ∩ b|), no EXCEPT at all.
+    let root = json!({"type": "or", "children": [tag("b"), {"type": "not", "child": tag("a")}]});
+    let (sql, _) = build(&count_query(&cond(root), &c), Backend::Sqlite);
+    assert!(!sql.contains("EXCEPT"), "{sql}");
+    assert_eq!(sql.matches("COUNT(*)").count(), 3, "{sql}");
+    assert_eq!(sql.matches(" - ").count(), 2, "{sql}");
+    assert!(sql.contains(" INTERSECT "), "{sql}");
+    // NOT a: |U| − |a|.
+    let (sql, _) = build(
+        &count_query(&cond(json!({"type": "not", "child": tag("a")})), &c),
+        Backend::MySql,
+    );
+    assert!(
+        !sql.contains("EXCEPT") && sql.matches("COUNT(*)").count() == 2,
+        "{sql}"
+    );
+    // A positive condition is counted as compiled.
+    let (sql, _) = build(&count_query(&cond(tag("a")), &c), Backend::MySql);
+    assert_eq!(sql.matches("COUNT(*)").count(), 1, "{sql}");
+}

@@ -185,6 +185,16 @@ async fn check(db: &DatabaseConnection, case: &Case, world: &World) -> Result<()
         .try_get_by_index(0)
         .map_err(|e| fail("count type", e.to_string()))?;
     prop_assert_eq!(n as usize, expected.len(), "count of {}", json);
+    let by_complement = rules::sql::count_query(&expanded, &cctx);
+    let row = db
+        .query_one(b.build(&by_complement))
+        .await
+        .map_err(|e| fail("complement count failed", e.to_string()))?
+        .ok_or_else(|| fail("complement count returned no row", String::new()))?;
+    let n: i64 = row
+        .try_get_by_index(0)
+        .map_err(|e| fail("complement count type", e.to_string()))?;
+    prop_assert_eq!(n as usize, expected.len(), "complement count of {}", json);
     let sample = ids(db, &rules::sql::sample_statement(&compiled, 7))
         .await
         .map_err(|e| fail("sample failed", e))?;

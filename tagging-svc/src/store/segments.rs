@@ -103,8 +103,10 @@ pub async fn preview<Db: ConnectionTrait>(
     limit: u64,
 ) -> Result<Preview, DbErr> {
     let started = std::time::Instant::now();
-    let compiled = sql::compile(cond, &ctx(conn, tenant, at, Restrict::All).await?);
-    let count = run(conn, &sql::count_statement(&compiled)).await?;
+    let cctx = ctx(conn, tenant, at, Restrict::All).await?;
+    let compiled = sql::compile(cond, &cctx);
+    // "Everyone except a broad set" is counted by subtraction (`rules::sql::count_query`).
+    let count = run(conn, &sql::count_query(cond, &cctx)).await?;
     let count: i64 = count
         .first()
         .map(|r| r.try_get_by_index(0))
