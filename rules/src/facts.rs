@@ -25,6 +25,14 @@ pub const STORED_STRING_CHARS: usize = 255;
 /// The event property that holds the tags of the content an event happened on.
 pub const CONTENT_TAGS_KEY: &str = "content.tags";
 
+/// Prefix of the properties a projection keeps of a profile itself, never taken from identity's
+/// fields (`profile.first_seen_at`).
+pub const PROFILE_PREFIX: &str = "profile.";
+
+/// Property key of when the profile was first seen (a datetime): its creation, or the first
+/// message about it the projection took, the earliest of the profiles merged into it.
+pub const FIRST_SEEN_KEY: &str = "profile.first_seen_at";
+
 /// The metric counting every event of `kind`: `e:<kind>`.
 pub fn event_metric(kind: &str) -> String {
     format!("e:{kind}")
@@ -247,6 +255,9 @@ pub struct EventFact {
     pub kind: String,
     /// The tenant-local day it happened on.
     pub day: NaiveDate,
+    /// The tenant-local hour (0–23) it happened in, when known (activity by hour of the week;
+    /// conditions never read it).
+    pub hour: Option<u8>,
     /// Its properties; content tags under [`CONTENT_TAGS_KEY`].
     pub props: BTreeMap<String, Vec<FactValue>>,
 }
@@ -258,8 +269,15 @@ impl EventFact {
             event_id: event_id.into(),
             kind: kind.into(),
             day,
+            hour: None,
             props: BTreeMap::new(),
         }
+    }
+
+    /// The event with its tenant-local hour (0–23; a larger one is ignored).
+    pub fn at_hour(mut self, hour: u8) -> Self {
+        self.hour = (hour < 24).then_some(hour);
+        self
     }
 
     /// Adds a content tag (stored as a string whatever it looks like).

@@ -42,7 +42,7 @@ pub use expiry::next_expiry;
 pub use facts::{
     content_tag_metric, event_metric, parse_date, parse_datetime, Encoded, EventFact, FactValue,
     Facts, ProfileFacts, Relation, RelationKind, RollingCounts, VType, CONTENT_TAGS_KEY,
-    STORED_STRING_CHARS,
+    FIRST_SEEN_KEY, PROFILE_PREFIX, STORED_STRING_CHARS,
 };
 pub use parse::{parse, parse_rule};
 pub use score::{
