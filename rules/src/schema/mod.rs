@@ -26,8 +26,8 @@ use sea_query::{
 mod write;
 
 pub use write::{
-    bump_activity_rows, bump_activity_tenant, bump_daily, bump_daily_many, bump_daily_rows, delete_profile_statements, insert_statements,
-    score_row, SCORE_COLS,
+    bump_activity_rows, bump_activity_tenant, bump_daily, bump_daily_many, bump_daily_rows,
+    delete_profile_statements, insert_statements, score_row, SCORE_COLS,
 };
 
 /// The facts tables.
@@ -280,7 +280,12 @@ pub fn event_hour_col() -> ColumnDef {
 pub fn analytics_tables() -> Vec<TableCreateStatement> {
     let tenant = || bin(C::TenantId, width::TENANT);
     let day = || ColumnDef::new(C::Day).date().not_null().to_owned();
-    let hour = || ColumnDef::new(C::Hour).small_integer().not_null().to_owned();
+    let hour = || {
+        ColumnDef::new(C::Hour)
+            .small_integer()
+            .not_null()
+            .to_owned()
+    };
     vec![
         table(
             T::FactsFirstSeen,
@@ -313,7 +318,10 @@ pub fn analytics_tables() -> Vec<TableCreateStatement> {
                 bin(C::Kind, width::KEY),
                 day(),
                 hour(),
-                ColumnDef::new(C::Shard).small_integer().not_null().to_owned(),
+                ColumnDef::new(C::Shard)
+                    .small_integer()
+                    .not_null()
+                    .to_owned(),
                 big(C::Cnt),
             ],
             &[C::TenantId, C::Kind, C::Day, C::Hour, C::Shard],

@@ -90,7 +90,14 @@ pub fn insert_statements(
     );
     let mut event = Rows::new(
         T::FactsEvent,
-        &[C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day, C::Hour],
+        &[
+            C::TenantId,
+            C::EventId,
+            C::ProfileId,
+            C::Kind,
+            C::Day,
+            C::Hour,
+        ],
     );
     let mut event_prop = Rows::new(
         T::FactsEventProp,

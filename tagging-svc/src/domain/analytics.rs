@@ -299,7 +299,9 @@ mod tests {
             "dimensions[2].window.days"
         );
         assert!(dim(json!({"kind": "stage"})).check(0, today).is_ok());
-        assert!(dim(json!({"kind": "activity_hours"})).check(0, today).is_ok());
+        assert!(dim(json!({"kind": "activity_hours"}))
+            .check(0, today)
+            .is_ok());
         assert!(dim(json!({"kind": "new_profiles"})).check(0, today).is_ok());
         assert!(serde_json::from_value::<Dimension>(json!({"kind": "stage", "x": 1})).is_err());
     }

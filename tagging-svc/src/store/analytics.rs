@@ -139,9 +139,8 @@ async fn dimension<Db: ConnectionTrait>(
             ranked("content_tags", None, rows, one(conn, &any).await?, total)
         }
         Dimension::NewProfiles { from, to } => {
-            let (from, to) =
-                analytics_time::period(0, from.as_deref(), to.as_deref(), ctx.today)
-                    .map_err(|e| DbErr::Custom(format!("{}: {}", e.field, e.message)))?;
+            let (from, to) = analytics_time::period(0, from.as_deref(), to.as_deref(), ctx.today)
+                .map_err(|e| DbErr::Custom(format!("{}: {}", e.field, e.message)))?;
             let mut counts = BTreeMap::new();
             for r in run(conn, &breakdown::first_seen_days(ctx, from, to, within)).await? {
                 counts.insert(r.try_get::<chrono::NaiveDate>("", "day")?, count(&r)?);

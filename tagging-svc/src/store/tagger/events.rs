@@ -92,15 +92,8 @@ impl Tagger {
                     .await?;
                     // A split's new profile is first seen with the split.
                     let new_at = (u.kind == UnmergeKind::Split).then_some(at.now);
-                    facts::unmerge_first_seen(
-                        txn,
-                        tenant,
-                        &u.survivor,
-                        restored,
-                        new_at,
-                        at.zone,
-                    )
-                    .await?;
+                    facts::unmerge_first_seen(txn, tenant, &u.survivor, restored, new_at, at.zone)
+                        .await?;
                     out.extend(members::unmerge(txn, tenant, &u.survivor, restored, at.now).await?);
                 }
                 // Both sides' states as identity derived them for the separation (the restored
