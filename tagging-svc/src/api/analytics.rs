@@ -50,7 +50,7 @@ async fn post_analytics(
     }
     let at = state.tagger.at(&tenant);
     for (i, d) in b.dimensions.iter().enumerate() {
-        if let Err(e) = d.check(i, at.today) {
+        if let Err(e) = d.check_on(i, at.today) {
             return Err(ApiError::bad_request(
                 "invalid_dimension",
                 format!("`{}`: {}", e.field, e.message),

@@ -97,8 +97,19 @@ fn check_window(i: usize, window: &Window) -> Result<(), DimensionError> {
 }
 
 impl Dimension {
+    /// Checks the dimension at `dimensions[i]` as far as the tenant's day does not matter: of a
+    /// `new_profiles` period whose `to` is left to default, only the formats (see
+    /// [`Self::check_on`]).
+    pub fn check(&self, i: usize) -> Result<(), DimensionError> {
+        self.check_at(i, None)
+    }
+
     /// Checks the dimension at `dimensions[i]` on the tenant's day `today`.
-    pub fn check(&self, i: usize, today: NaiveDate) -> Result<(), DimensionError> {
+    pub fn check_on(&self, i: usize, today: NaiveDate) -> Result<(), DimensionError> {
+        self.check_at(i, Some(today))
+    }
+
+    fn check_at(&self, i: usize, today: Option<NaiveDate>) -> Result<(), DimensionError> {
         let err = |f: &str, m: String| DimensionError {
             field: format!("dimensions[{i}].{f}"),
             message: m,
@@ -138,6 +149,10 @@ impl Dimension {
                 limit(*l)
             }
             Dimension::NewProfiles { from, to } => {
+                // Without the tenant's day, a missing `to` stands at `from`.
+                let today = today
+                    .or_else(|| from.as_deref().and_then(|f| f.parse().ok()))
+                    .unwrap_or_default();
                 super::analytics_time::period(i, from.as_deref(), to.as_deref(), today).map(drop)
             }
             Dimension::ActivityHours { event, window } => {
@@ -269,7 +284,7 @@ mod tests {
     #[test]
     fn dimensions_are_checked_naming_the_field() {
         let today: NaiveDate = "2026-11-30".parse().unwrap();
-        let bad = |v: Value| dim(v).check(2, today).unwrap_err().field;
+        let bad = |v: Value| dim(v).check_on(2, today).unwrap_err().field;
         assert_eq!(
             bad(json!({"kind": "property", "key": "City"})),
             "dimensions[2].key"
@@ -298,11 +313,18 @@ mod tests {
             bad(json!({"kind": "activity_hours", "window": {"type": "last", "days": 400}})),
             "dimensions[2].window.days"
         );
-        assert!(dim(json!({"kind": "stage"})).check(0, today).is_ok());
+        assert!(dim(json!({"kind": "stage"})).check_on(0, today).is_ok());
         assert!(dim(json!({"kind": "activity_hours"}))
-            .check(0, today)
+            .check_on(0, today)
             .is_ok());
-        assert!(dim(json!({"kind": "new_profiles"})).check(0, today).is_ok());
+        assert!(dim(json!({"kind": "new_profiles"}))
+            .check_on(0, today)
+            .is_ok());
+        // Without the day: formats and order.
+        let late = dim(json!({"kind": "new_profiles", "from": "2027-01-01"}));
+        assert!(late.check(0).is_ok() && late.check_on(0, today).is_err());
+        let bad_day = dim(json!({"kind": "new_profiles", "to": "2026-02-30"}));
+        assert_eq!(bad_day.check(1).unwrap_err().field, "dimensions[1].to");
         assert!(serde_json::from_value::<Dimension>(json!({"kind": "stage", "x": 1})).is_err());
     }
 
