@@ -25,14 +25,6 @@ pub const STORED_STRING_CHARS: usize = 255;
 /// The event property that holds the tags of the content an event happened on.
 pub const CONTENT_TAGS_KEY: &str = "content.tags";
 
-/// Prefix of the properties a projection keeps of a profile itself, never taken from identity's
-/// fields (`profile.first_seen_at`).
-pub const PROFILE_PREFIX: &str = "profile.";
-
-/// Property key of when the profile was first seen (a datetime): its creation, or the first
-/// message about it the projection took, the earliest of the profiles merged into it.
-pub const FIRST_SEEN_KEY: &str = "profile.first_seen_at";
-
 /// The metric counting every event of `kind`: `e:<kind>`.
 pub fn event_metric(kind: &str) -> String {
     format!("e:{kind}")
@@ -255,8 +247,7 @@ pub struct EventFact {
     pub kind: String,
     /// The tenant-local day it happened on.
     pub day: NaiveDate,
-    /// The tenant-local hour (0–23) it happened in, when known (activity by hour of the week;
-    /// conditions never read it).
+    /// The tenant-local hour (0–23) it happened in, when known (conditions never read it).
     pub hour: Option<u8>,
     /// Its properties; content tags under [`CONTENT_TAGS_KEY`].
     pub props: BTreeMap<String, Vec<FactValue>>,
