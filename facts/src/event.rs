@@ -1,5 +1,5 @@
 //! A resolved channel event as a behaviour fact: its kind (the routing key without `channel.`),
-//! its tenant-local day and the properties behaviour filters can read.
+//! its tenant-local day and hour and the properties behaviour filters can read.
 //!
 //! | event | properties |
 //! |---|---|
@@ -41,14 +41,21 @@ fn put_str(e: &mut EventFact, key: &str, v: Option<&str>) {
     }
 }
 
+/// The tenant-local hour (0–23) of `at` in `zone`.
+pub fn local_hour(at: chrono::DateTime<chrono::Utc>, zone: Tz) -> u8 {
+    use chrono::Timelike;
+    u8::try_from(at.with_timezone(&zone).hour()).unwrap_or(0)
+}
+
 /// The behaviour fact of `env` (the original channel event of a `profile.resolved`), its day
-/// counted in `zone`.
+/// and hour counted in `zone`.
 pub fn event_fact(env: &Envelope, zone: Tz) -> EventFact {
     let mut e = EventFact::new(
         env.id.to_string(),
         event_kind(&env.kind),
         local_day(env.occurred_at, zone),
-    );
+    )
+    .at_hour(local_hour(env.occurred_at, zone));
     if env
         .kind
         .strip_prefix(TRACK_PREFIX)
@@ -124,6 +131,7 @@ mod tests {
             "2026-01-02",
             "17:00 UTC is the next day in Beijing"
         );
+        assert_eq!(e.hour, Some(1), "at 01:00 in Beijing");
         assert_eq!(e.props["page"], vec![FactValue::Str("/cases/1".into())]);
         assert_eq!(e.props["duration"], vec![FactValue::Num(42.0)]);
         assert!(!e.props.contains_key("Bad Key"));

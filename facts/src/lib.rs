@@ -5,9 +5,11 @@
 //!
 //! Owns: writing the facts tables (profile state from `profile.updated`, behaviour from
 //! `profile.resolved`, tags, a lead's scores and stage from `lead.score_changed` /
-//! `lead.stage_changed`, merges and un-merges), the rolling behaviour counters and their
-//! daily roll, reading a profile's facts, the zone each tenant's operators set (`zones`). Must not touch: what a service decides from the facts
-//! (tags, scores), the bus (callers consume and pass payloads in), other services' databases.
+//! `lead.stage_changed`, merges and un-merges), the rolling behaviour counters and their daily
+//! roll, activity by hour and when each profile was first seen (for analytics), reading a
+//! profile's facts, the zone each tenant's operators set (`zones`). Must not touch: what a
+//! service decides from the facts (tags, scores), the bus (callers consume and pass payloads
+//! in), other services' databases.
 //!
 //! Every write runs in the caller's transaction, so a consumer records its inbox row, its own
 //! effects and the facts it read in one commit.
@@ -20,15 +22,18 @@ mod rolling;
 mod write;
 mod zones;
 
-pub use event::{event_fact, event_kind, local_day};
+pub use event::{event_fact, event_kind, local_day, local_hour};
 pub use load::{load_profile, LoadOptions};
-pub use migration::{CreateFactsTables, CreateScoreFacts, FactsClock, FactsRollingDirty};
+pub use migration::{
+    CreateAnalyticsFacts, CreateFactsTables, CreateScoreFacts, FactsClock, FactsRollingDirty,
+};
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{
     apply_profile, apply_score, apply_stage, ensure_locked, ensure_locked_many, ensure_profile,
-    ensure_profiles, lock_known, lock_profile, merge_profiles, prune_events, record_event,
-    record_event_as_of, record_event_buckets, record_events, remove_profile, set_tag, set_tag_many,
-    split_events, unset_tag, unset_tag_many, ProfileApplied, ProfileEvent, Rolling,
+    ensure_profiles, lock_known, lock_profile, merge_first_seen, merge_profiles, prune_events,
+    record_event, record_event_as_of, record_event_buckets, record_events, record_first_seen,
+    remove_profile, set_tag, set_tag_many, split_events, unmerge_first_seen, unset_tag,
+    unset_tag_many, ProfileApplied, ProfileEvent, Rolling, Sighting,
 };
 pub use zones::{
     announce_at_start, announce_kept, record_zone, take_settings, CreateTenantZones, ZoneError,

@@ -1,7 +1,8 @@
-//! The migration that creates the facts tables (exactly [`rules::schema::statements`]) and the
-//! projection's own bookkeeping: the day each tenant's rolling counters were rolled to
-//! (`facts_clock`) and the profiles whose counters must be recomputed before the next roll
-//! completes (`facts_rolling_dirty`). Each service that keeps a projection adds it to its migrator.
+//! The migration that creates the facts tables (exactly [`rules::schema::statements`]), those that
+//! add to a projection made before a table existed, and the projection's own bookkeeping: the day
+//! each tenant's rolling counters were rolled to (`facts_clock`) and the profiles whose counters
+//! must be recomputed before the next roll completes (`facts_rolling_dirty`). Each service that
+//! keeps a projection adds it to its migrator.
 
 use platform::db::schema::{str_col, ts_col};
 use rules::schema::{self, SchemaStatement};
@@ -102,6 +103,63 @@ impl MigrationTrait for CreateScoreFacts {
             Table::drop()
                 .table(rules::schema::FactsTable::FactsScore)
                 .if_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Creates what analytics read ([`rules::schema::analytics_tables`] with their indexes, and
+/// `facts_event.hour`) in a projection made before they existed (a new one has them from
+/// [`CreateFactsTables`]). Every service whose projection removes a merged profile's facts runs
+/// it: the removal names these tables.
+pub struct CreateAnalyticsFacts;
+
+impl MigrationName for CreateAnalyticsFacts {
+    fn name(&self) -> &str {
+        "m20261215_000000_create_analytics_facts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateAnalyticsFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use rules::schema::{FactsCol, FactsTable};
+        for t in schema::analytics_tables() {
+            m.create_table(t).await?;
+        }
+        for (table, name, i) in schema::analytics_indexes() {
+            if !m.has_index(table.to_string(), name).await? {
+                m.create_index(i).await?;
+            }
+        }
+        let (events, hour) = (FactsTable::FactsEvent, FactsCol::Hour);
+        if !m.has_column(events.to_string(), hour.to_string()).await? {
+            m.alter_table(
+                Table::alter()
+                    .table(events)
+                    .add_column(schema::event_hour_col())
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use rules::schema::{FactsCol, FactsTable};
+        for t in [
+            FactsTable::FactsFirstSeen,
+            FactsTable::FactsActivity,
+            FactsTable::FactsActivityTenant,
+        ] {
+            m.drop_table(Table::drop().table(t).if_exists().to_owned())
+                .await?;
+        }
+        m.alter_table(
+            Table::alter()
+                .table(FactsTable::FactsEvent)
+                .drop_column(FactsCol::Hour)
                 .to_owned(),
         )
         .await

@@ -247,6 +247,8 @@ pub struct EventFact {
     pub kind: String,
     /// The tenant-local day it happened on.
     pub day: NaiveDate,
+    /// The tenant-local hour (0–23) it happened in, when known (conditions never read it).
+    pub hour: Option<u8>,
     /// Its properties; content tags under [`CONTENT_TAGS_KEY`].
     pub props: BTreeMap<String, Vec<FactValue>>,
 }
@@ -258,8 +260,15 @@ impl EventFact {
             event_id: event_id.into(),
             kind: kind.into(),
             day,
+            hour: None,
             props: BTreeMap::new(),
         }
+    }
+
+    /// The event with its tenant-local hour (0–23; a larger one is ignored).
+    pub fn at_hour(mut self, hour: u8) -> Self {
+        self.hour = (hour < 24).then_some(hour);
+        self
     }
 
     /// Adds a content tag (stored as a string whatever it looks like).

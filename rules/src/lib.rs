@@ -45,6 +45,14 @@ pub use facts::{
     STORED_STRING_CHARS,
 };
 pub use parse::{parse, parse_rule};
+
+/// Prefix of the properties a projection keeps of a profile itself, never taken from identity's
+/// fields (`profile.first_seen_at`).
+pub const PROFILE_PREFIX: &str = "profile.";
+
+/// Property key of when the profile was first seen (a datetime): its creation, or the first
+/// message about it the projection took, the earliest of the profiles merged into it.
+pub const FIRST_SEEN_KEY: &str = "profile.first_seen_at";
 pub use score::{
     score_model, ScoreFold, LEAD_PREFIX, LEAD_STAGE_ENTERED_KEY, LEAD_STAGE_KEY, SCORE_PREFIX,
 };

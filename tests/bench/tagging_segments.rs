@@ -15,6 +15,7 @@
 //!
 //! Buckets are generated metric by metric and day by day (primary-key order), each profile having
 //! a bucket on a day with a per-metric probability, deterministic in (profile, metric, day).
+//! First sightings and activity by hour come from `segments_time`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ use tagging_svc::store::rules::{self as tag_rules, RuleInput};
 use tagging_svc::store::segments;
 use tagging_svc::store::{analytics, backfill};
 use test_support::servers::{mysql_url, unique};
+
+mod segments_time;
 
 const TENANT: &str = "t-bench";
 const CITIES: [&str; 10] = [
@@ -406,6 +409,13 @@ async fn main() -> anyhow::Result<()> {
             "  {rows} daily buckets: {:.1} s",
             t1.elapsed().as_secs_f64()
         );
+        let t3 = Instant::now();
+        let (act, sums) = segments_time::load(&db, n, at.today).await?;
+        println!(
+            "  first seen, {act} activity rows ({} days), {sums} tenant activity rows: {:.1} s",
+            segments_time::ACTIVITY_DAYS,
+            t3.elapsed().as_secs_f64()
+        );
         let t2 = Instant::now();
         let r = facts::roll(&db, TENANT, at.today, 20_000, Utc::now()).await?;
         println!(
@@ -421,11 +431,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "population: {} profiles, {} buckets, {} rolling rows, {} tag rows",
+        "population: {} profiles, {} buckets, {} rolling rows, {} tag rows, {} activity rows",
         scalar(&db, "SELECT COUNT(*) FROM facts_profile").await?,
         scalar(&db, "SELECT COUNT(*) FROM facts_behaviour_daily").await?,
         scalar(&db, "SELECT COUNT(*) FROM facts_behaviour_rolling").await?,
         scalar(&db, "SELECT COUNT(*) FROM facts_tag").await?,
+        scalar(&db, "SELECT COUNT(*) FROM facts_activity").await?,
     );
 
     println!(
@@ -529,6 +540,24 @@ async fn main() -> anyhow::Result<()> {
             serde_json::from_value(
                 json!({"kind": "content_tags", "window": {"type": "last", "days": 30}}),
             )?,
+        ),
+        (
+            "new profiles per day, 30 d",
+            serde_json::from_value(json!({"kind": "new_profiles"}))?,
+        ),
+        (
+            "new profiles per day, 366 d",
+            serde_json::from_value(json!({"kind": "new_profiles", "from": (at.today
+                - chrono::Duration::days(365)).to_string()}))?,
+        ),
+        (
+            "activity hours, every event, 30 d",
+            serde_json::from_value(json!({"kind": "activity_hours"}))?,
+        ),
+        (
+            "activity hours, page views, 90 d",
+            serde_json::from_value(json!({"kind": "activity_hours", "event": "track.page_view",
+                "window": {"type": "last", "days": 90}}))?,
         ),
     ];
     for (who, cond) in [

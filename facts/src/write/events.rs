@@ -1,4 +1,5 @@
-//! Behaviour events: the raw row with its properties, the daily buckets and the rolling counters.
+//! Behaviour events: the raw row with its properties, the daily buckets, the rolling counters
+//! and the activity by hour.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,13 +60,14 @@ pub async fn record_event_buckets<Db: ConnectionTrait>(
 /// A behaviour event and the profile it belongs to.
 pub type ProfileEvent<'a> = (&'a str, &'a EventFact);
 
-/// What [`record_events`] does with the rolling counters.
+/// What [`record_events`] does with the counters kept beside the daily buckets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rolling {
     /// Nothing: the projection never reads them (neither bumped nor marked).
     Skip,
-    /// Bumped as of `today` when the tenant's counters are rolled to it, else the profiles are
-    /// marked for recomputation. `rolled_to` is the tenant's `facts_clock.rolled_to` when the
+    /// The activity by hour is counted (`facts_activity`, `facts_activity_tenant`), and the
+    /// rolling counters are bumped as of `today` when the tenant's are rolled to it, else the
+    /// profiles are marked for recomputation. `rolled_to` is the tenant's `facts_clock.rolled_to` when the
     /// caller knows it (it only ever moves forward, so a value read a moment ago is safe: if it
     /// says today, it still is; if it says an earlier day the profiles are marked and
     /// recomputed, which is never wrong); `None` reads it.
@@ -126,6 +128,9 @@ pub async fn record_events<Db: ConnectionTrait>(
             exec(conn, &bump_daily_rows(tenant, chunk, n)).await?;
         }
     }
+    if matches!(rolling, Rolling::AsOf { .. }) {
+        super::activity::bump_activity(conn, tenant, &fresh).await?;
+    }
     let Rolling::AsOf {
         today,
         rolled_to: known,
@@ -179,9 +184,17 @@ async fn insert_events<Db: ConnectionTrait>(
             s(p),
             s(&ev.kind),
             Expr::val(ev.day).into(),
+            Expr::val(ev.hour.map(i16::from)).into(),
         ]
     };
-    let cols = [C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day];
+    let cols = [
+        C::TenantId,
+        C::EventId,
+        C::ProfileId,
+        C::Kind,
+        C::Day,
+        C::Hour,
+    ];
     if let [one] = events {
         // One event: the insert itself tells a duplicate.
         return match insert_rows(conn, T::FactsEvent, &cols, vec![row(one)]).await {

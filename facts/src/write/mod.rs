@@ -1,7 +1,7 @@
 //! Writing the projection: a profile's state (replacing its properties and relationships when a
 //! newer `profile.updated` version arrives), behaviour events (raw row, daily buckets, rolling
-//! counters), tags, a lead's scores and stage, and moving facts between profiles on merges and
-//! un-merges.
+//! counters, activity by hour), when each profile was first seen, tags, a lead's scores and
+//! stage, and moving facts between profiles on merges and un-merges.
 
 use std::collections::BTreeSet;
 
@@ -15,13 +15,16 @@ use super::{exec, rows, text};
 /// Rows per multi-row `INSERT`.
 const ROWS_PER_INSERT: usize = 200;
 
+mod activity;
 mod events;
+mod first_seen;
 mod lead;
 mod moves;
 mod profiles;
 mod tags;
 
 pub use events::*;
+pub use first_seen::*;
 pub use lead::*;
 pub use moves::*;
 pub use profiles::*;

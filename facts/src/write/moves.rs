@@ -6,13 +6,15 @@ use rules::EventFact;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
+use super::activity::{drop_empty_activity, move_activity, move_event_activity};
 use super::*;
 use crate::rolling::{mark_dirty, recompute_profile, rolled_to};
 use crate::{exec, opt_text, rows, text};
 
-/// `absorbed` was merged into `survivor`: its events, buckets and tags become the survivor's
-/// (buckets added day by day), its own state rows go (the survivor's arrive with its next
-/// `profile.updated`), and the survivor's rolling counters are recomputed.
+/// `absorbed` was merged into `survivor`: its events, buckets, activity rows and tags become the
+/// survivor's (buckets and activity added day by day), its own state rows go (the survivor's
+/// arrive with its next `profile.updated`), and the survivor's rolling counters are recomputed.
+/// A projection that keeps first-seen instants calls [`super::merge_first_seen`] first.
 pub async fn merge_profiles<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
@@ -41,6 +43,7 @@ pub async fn merge_profiles<Db: ConnectionTrait>(
         let cnt: i32 = r.try_get("", "cnt")?;
         exec(conn, &bump_daily(tenant, survivor, &metric, day, cnt)).await?;
     }
+    move_activity(conn, tenant, absorbed, survivor).await?;
     let tags = Query::select()
         .column(C::TagId)
         .from(T::FactsTag)
@@ -69,8 +72,10 @@ async fn refresh_rolling<Db: ConnectionTrait>(
 }
 
 /// An un-merge moved `moved` events from `survivor` back to `restored`: their raw rows and their
-/// counts (−1 / +1 on each metric's bucket of their day) follow them. Events older than the
-/// retention of raw events are no longer known one by one and stay counted with the survivor.
+/// counts (−1 / +1 on each metric's bucket of their day, and on their activity hour) follow
+/// them. Events older than the retention of raw events are no longer known one by one and stay
+/// counted with the survivor, as does the activity of events recorded before their hour was
+/// kept.
 pub async fn split_events<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
@@ -84,7 +89,7 @@ pub async fn split_events<Db: ConnectionTrait>(
     let mut n = 0;
     for chunk in moved.chunks(ROWS_PER_INSERT) {
         let q = Query::select()
-            .columns([C::EventId, C::Kind, C::Day])
+            .columns([C::EventId, C::Kind, C::Day, C::Hour])
             .from(T::FactsEvent)
             .and_where(Expr::col(C::TenantId).eq(tenant))
             .and_where(Expr::col(C::ProfileId).eq(survivor))
@@ -109,6 +114,11 @@ pub async fn split_events<Db: ConnectionTrait>(
                 exec(conn, &bump_daily(tenant, survivor, &m, ev.day, -1)).await?;
                 exec(conn, &bump_daily(tenant, restored, &m, ev.day, 1)).await?;
             }
+            let hour: Option<i16> = r.try_get("", "hour")?;
+            if let Some(h) = hour.and_then(|h| u8::try_from(h).ok()) {
+                let slot = (ev.kind.as_str(), ev.day, h);
+                move_event_activity(conn, tenant, survivor, restored, slot).await?;
+            }
             let q = Query::update()
                 .table(T::FactsEvent)
                 .value(C::ProfileId, restored)
@@ -127,6 +137,7 @@ pub async fn split_events<Db: ConnectionTrait>(
         .and_where(Expr::col(C::Cnt).lte(0))
         .to_owned();
     exec(conn, &q).await?;
+    drop_empty_activity(conn, tenant, survivor).await?;
     for p in [survivor, restored] {
         refresh_rolling(conn, tenant, p, today).await?;
     }

@@ -202,11 +202,16 @@ fn relation_rows(r: &Relations) -> BTreeSet<(RelationKind, String, String)> {
 
 /// The first key after every `lead.` key.
 const LEAD_PREFIX_END: &str = "lead/";
+/// The first key after every `profile.` key.
+const PROFILE_PREFIX_END: &str = "profile/";
 
-/// A key only scoring's messages set (`score.<model>`, `lead.*`): a field of that name in
-/// identity's state is not read.
+/// A key identity's state never sets: scoring's (`score.<model>`, `lead.*`) and the
+/// projection's own (`profile.*`, e.g. when the profile was first seen). A field of that name
+/// in identity's state is not read.
 fn is_scoring_key(key: &str) -> bool {
-    key.starts_with(rules::SCORE_PREFIX) || key.starts_with(rules::LEAD_PREFIX)
+    key.starts_with(rules::SCORE_PREFIX)
+        || key.starts_with(rules::LEAD_PREFIX)
+        || key.starts_with(rules::PROFILE_PREFIX)
 }
 
 /// Replaces the profile's properties and relationships with the state `u` carries, unless the
@@ -250,8 +255,9 @@ pub async fn apply_profile<Db: ConnectionTrait>(
     }
     // A profile never applied (no row, or version 0 — identity's state before it was first
     // derived, which is empty) has no property or relation rows to replace.
-    // The lead's own properties (scoring's, see `lead`) are kept: they sort between `lead.` and
-    // `lead/`, the next byte.
+    // The lead's own properties (scoring's, see `lead`) and the projection's own (`profile.*`)
+    // are kept: they sort between `lead.` and `lead/` (the next byte), `profile.` and
+    // `profile/`.
     for table in [T::FactsProperty, T::FactsRelation]
         .into_iter()
         .filter(|_| !first)
@@ -262,10 +268,15 @@ pub async fn apply_profile<Db: ConnectionTrait>(
             .and_where(Expr::col(C::ProfileId).eq(profile))
             .to_owned();
         if table == T::FactsProperty {
-            q.cond_where(
+            let outside = |from: &str, to: &str| {
                 Cond::any()
-                    .add(Expr::col(C::Pkey).lt(rules::LEAD_PREFIX))
-                    .add(Expr::col(C::Pkey).gte(LEAD_PREFIX_END)),
+                    .add(Expr::col(C::Pkey).lt(from))
+                    .add(Expr::col(C::Pkey).gte(to))
+            };
+            q.cond_where(
+                Cond::all()
+                    .add(outside(rules::LEAD_PREFIX, LEAD_PREFIX_END))
+                    .add(outside(rules::PROFILE_PREFIX, PROFILE_PREFIX_END)),
             );
         }
         exec(conn, &q).await?;

@@ -1,4 +1,5 @@
 //! facts' integration tests, one binary: recording profile state and behaviour on MariaDB and
-//! SQLite.
+//! SQLite, and migrating a projection made before the analytics tables.
 
+mod migrate;
 mod record;

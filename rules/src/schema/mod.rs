@@ -11,7 +11,13 @@
 //! MySQL flags such columns binary: read `profile_id` as bytes (`Vec<u8>`), not `String`.
 //!
 //! Invariant the compiler relies on: every profile with a row in any facts table has a row in
-//! `facts_profile` (the universe that NOT and "did not do" start from).
+//! `facts_profile` (the universe that NOT and "did not do" start from). The one exception is a
+//! merged-away profile's row in `facts_first_seen` (`merged_into` set), kept for an un-merge.
+//!
+//! Analytics read three tables no condition reads: `facts_first_seen` (when each profile was
+//! first seen, by tenant-local day), `facts_activity` (events per profile, kind, tenant-local day
+//! and hour) and `facts_activity_tenant` (the same summed over the tenant's profiles, in
+//! [`ACTIVITY_SHARDS`] rows per hour so that concurrent writers rarely meet on one row).
 
 use sea_query::{
     ColumnDef, Index, IndexCreateStatement, Table, TableCreateStatement, TableDropStatement,
@@ -20,8 +26,8 @@ use sea_query::{
 mod write;
 
 pub use write::{
-    bump_daily, bump_daily_many, bump_daily_rows, delete_profile_statements, insert_statements,
-    score_row, SCORE_COLS,
+    bump_activity_rows, bump_activity_tenant, bump_daily, bump_daily_many, bump_daily_rows,
+    delete_profile_statements, insert_statements, score_row, SCORE_COLS,
 };
 
 /// The facts tables.
@@ -46,7 +52,25 @@ pub enum FactsTable {
     /// One row per lead score: `pkey` the model key, `n` the held part, `decaying` as of
     /// `folded_at` (unix seconds), `rate` in half-lives per second ([`crate::ScoreFold`]).
     FactsScore,
+    /// When each profile was first seen: `seen_at` its own first sighting (null when unknown),
+    /// `first_at` the earliest of its own and of the profiles merged into it, `day` that
+    /// instant's tenant-local day, `merged_into` the survivor while it is merged away (else
+    /// empty).
+    FactsFirstSeen,
+    /// Events per profile, event `kind` ([`EVERY_EVENT`] for all of them), tenant-local day and
+    /// hour (0–23).
+    FactsActivity,
+    /// [`FactsTable::FactsActivity`] summed over the tenant's profiles, spread over `shard`s.
+    FactsActivityTenant,
 }
+
+/// The `kind` of the activity rows that count every event.
+pub const EVERY_EVENT: &str = "*";
+
+/// Rows per (tenant, kind, day, hour) of `facts_activity_tenant`: a transaction adds to one of
+/// them, so concurrent consumers of one tenant seldom wait for each other's row locks; reads
+/// sum them.
+pub const ACTIVITY_SHARDS: u32 = 16;
 
 /// Columns of the facts tables.
 #[derive(sea_query::Iden, Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +103,11 @@ pub enum FactsCol {
     Decaying,
     FoldedAt,
     Rate,
+    SeenAt,
+    FirstAt,
+    MergedInto,
+    Hour,
+    Shard,
 }
 
 pub(crate) use FactsCol as C;
@@ -224,6 +253,7 @@ pub fn tables() -> Vec<TableCreateStatement> {
                 profile(),
                 bin(C::Kind, width::KEY),
                 ColumnDef::new(C::Day).date().not_null().to_owned(),
+                event_hour_col(),
             ],
             &[C::TenantId, C::EventId],
         ),
@@ -234,6 +264,92 @@ pub fn tables() -> Vec<TableCreateStatement> {
         ),
         score_table(),
     ]
+    .into_iter()
+    .chain(analytics_tables())
+    .collect()
+}
+
+/// `facts_event.hour`: the event's tenant-local hour, null for events recorded before it was
+/// kept (their activity is not counted, so an un-merge has none of theirs to move).
+pub fn event_hour_col() -> ColumnDef {
+    ColumnDef::new(C::Hour).small_integer().null().to_owned()
+}
+
+/// The tables analytics read ([`FactsTable::FactsFirstSeen`], [`FactsTable::FactsActivity`],
+/// [`FactsTable::FactsActivityTenant`]).
+pub fn analytics_tables() -> Vec<TableCreateStatement> {
+    let tenant = || bin(C::TenantId, width::TENANT);
+    let day = || ColumnDef::new(C::Day).date().not_null().to_owned();
+    let hour = || {
+        ColumnDef::new(C::Hour)
+            .small_integer()
+            .not_null()
+            .to_owned()
+    };
+    vec![
+        table(
+            T::FactsFirstSeen,
+            vec![
+                tenant(),
+                bin(C::ProfileId, width::UUID),
+                ColumnDef::new(C::SeenAt).date_time().null().to_owned(),
+                ColumnDef::new(C::FirstAt).date_time().not_null().to_owned(),
+                day(),
+                bin(C::MergedInto, width::UUID),
+            ],
+            &[C::TenantId, C::ProfileId],
+        ),
+        table(
+            T::FactsActivity,
+            vec![
+                tenant(),
+                bin(C::ProfileId, width::UUID),
+                bin(C::Kind, width::KEY),
+                day(),
+                hour(),
+                int(C::Cnt),
+            ],
+            &[C::TenantId, C::Kind, C::Day, C::Hour, C::ProfileId],
+        ),
+        table(
+            T::FactsActivityTenant,
+            vec![
+                tenant(),
+                bin(C::Kind, width::KEY),
+                day(),
+                hour(),
+                ColumnDef::new(C::Shard)
+                    .small_integer()
+                    .not_null()
+                    .to_owned(),
+                big(C::Cnt),
+            ],
+            &[C::TenantId, C::Kind, C::Day, C::Hour, C::Shard],
+        ),
+    ]
+}
+
+/// The secondary indexes of [`analytics_tables`]: (table, index name, statement).
+pub fn analytics_indexes() -> Vec<(FactsTable, &'static str, IndexCreateStatement)> {
+    use FactsCol::*;
+    [
+        // New profiles per day: the live rows of a tenant by day, without visiting rows; and
+        // the rows merged into a survivor.
+        (
+            "ix_facts_first_seen_day",
+            T::FactsFirstSeen,
+            &[TenantId, MergedInto, Day, ProfileId][..],
+        ),
+        // A profile's activity rows (merges, un-merges, removal).
+        (
+            "ix_facts_activity_profile",
+            T::FactsActivity,
+            &[TenantId, ProfileId, Kind, Day, Hour, Cnt][..],
+        ),
+    ]
+    .into_iter()
+    .map(|(name, t, cols)| (t, name, index(name, t, cols)))
+    .collect()
 }
 
 /// `facts_score`, keyed by profile then model: a profile's scores are read and replaced
@@ -331,6 +447,9 @@ pub fn indexes() -> Vec<IndexCreateStatement> {
             &[TenantId, Pkey, Vtype, S, EventId],
         ),
     ]
+    .into_iter()
+    .chain(analytics_indexes().into_iter().map(|(_, _, i)| i))
+    .collect()
 }
 
 /// One schema statement, in the order to run them.
@@ -361,6 +480,9 @@ pub fn drop_statements() -> Vec<TableDropStatement> {
         T::FactsEvent,
         T::FactsEventProp,
         T::FactsScore,
+        T::FactsFirstSeen,
+        T::FactsActivity,
+        T::FactsActivityTenant,
     ]
     .into_iter()
     .map(|t| Table::drop().table(t).if_exists().to_owned())

@@ -90,7 +90,14 @@ pub fn insert_statements(
     );
     let mut event = Rows::new(
         T::FactsEvent,
-        &[C::TenantId, C::EventId, C::ProfileId, C::Kind, C::Day],
+        &[
+            C::TenantId,
+            C::EventId,
+            C::ProfileId,
+            C::Kind,
+            C::Day,
+            C::Hour,
+        ],
     );
     let mut event_prop = Rows::new(
         T::FactsEventProp,
@@ -177,6 +184,7 @@ pub fn insert_statements(
                 id(),
                 s(e.kind.as_str()),
                 Expr::val(e.day).into(),
+                Expr::val(e.hour.map(i16::from)).into(),
             ]);
             for (key, vs) in &e.props {
                 for row in values(key, vs) {
@@ -218,7 +226,9 @@ pub fn score_row(tenant_id: &str, profile_id: &str, model: &str, f: &ScoreFold) 
     ]
 }
 
-/// Deletes every facts row of one profile (its raw events' properties included).
+/// Deletes every facts row of one profile (its raw events' properties included); of
+/// `facts_first_seen` only its live row (a row it keeps for profiles merged into it stays, for
+/// an un-merge).
 pub fn delete_profile_statements(tenant_id: &str, profile_id: &str) -> Vec<DeleteStatement> {
     let of_profile = |t: FactsTable| {
         Query::delete()
@@ -238,10 +248,17 @@ pub fn delete_profile_statements(tenant_id: &str, profile_id: &str) -> Vec<Delet
         .and_where(Expr::col(C::TenantId).eq(tenant_id))
         .and_where(Expr::col(C::EventId).in_subquery(events))
         .to_owned();
-    let mut out = vec![props];
+    let first_seen = Query::delete()
+        .from_table(T::FactsFirstSeen)
+        .and_where(Expr::col(C::TenantId).eq(tenant_id))
+        .and_where(Expr::col(C::ProfileId).eq(profile_id))
+        .and_where(Expr::col(C::MergedInto).eq(""))
+        .to_owned();
+    let mut out = vec![props, first_seen];
     out.extend(
         [
             T::FactsEvent,
+            T::FactsActivity,
             T::FactsProperty,
             T::FactsTag,
             T::FactsRelation,
@@ -312,6 +329,76 @@ pub fn bump_daily_rows(
     q.on_conflict(
         OnConflict::columns([C::TenantId, C::Metric, C::Day, C::ProfileId])
             .value(C::Cnt, Expr::col((T::FactsBehaviourDaily, C::Cnt)).add(by))
+            .to_owned(),
+    )
+    .to_owned()
+}
+
+/// Adds `by` to activity rows (profile, kind, day, hour) of a tenant in one statement, creating
+/// the missing ones. `rows` must not be empty and must not name a row twice.
+pub fn bump_activity_rows(
+    tenant_id: &str,
+    rows: &[(&str, &str, NaiveDate, u8)],
+    by: i32,
+) -> InsertStatement {
+    let mut q = Query::insert();
+    q.into_table(T::FactsActivity).columns([
+        C::TenantId,
+        C::ProfileId,
+        C::Kind,
+        C::Day,
+        C::Hour,
+        C::Cnt,
+    ]);
+    for (profile_id, kind, day, hour) in rows {
+        q.values_panic([
+            tenant_id.into(),
+            (*profile_id).into(),
+            (*kind).into(),
+            (*day).into(),
+            i16::from(*hour).into(),
+            by.into(),
+        ]);
+    }
+    q.on_conflict(
+        OnConflict::columns([C::TenantId, C::Kind, C::Day, C::Hour, C::ProfileId])
+            .value(C::Cnt, Expr::col((T::FactsActivity, C::Cnt)).add(by))
+            .to_owned(),
+    )
+    .to_owned()
+}
+
+/// Adds `by` to the tenant's activity rows (kind, day, hour) of one `shard` in one statement,
+/// creating the missing ones. `rows` must not be empty and must not name a row twice.
+pub fn bump_activity_tenant(
+    tenant_id: &str,
+    rows: &[(&str, NaiveDate, u8)],
+    shard: u32,
+    by: i64,
+) -> InsertStatement {
+    let shard = i16::try_from(shard).unwrap_or(0);
+    let mut q = Query::insert();
+    q.into_table(T::FactsActivityTenant).columns([
+        C::TenantId,
+        C::Kind,
+        C::Day,
+        C::Hour,
+        C::Shard,
+        C::Cnt,
+    ]);
+    for (kind, day, hour) in rows {
+        q.values_panic([
+            tenant_id.into(),
+            (*kind).into(),
+            (*day).into(),
+            i16::from(*hour).into(),
+            shard.into(),
+            by.into(),
+        ]);
+    }
+    q.on_conflict(
+        OnConflict::columns([C::TenantId, C::Kind, C::Day, C::Hour, C::Shard])
+            .value(C::Cnt, Expr::col((T::FactsActivityTenant, C::Cnt)).add(by))
             .to_owned(),
     )
     .to_owned()

@@ -1,11 +1,13 @@
 //! Breakdowns of a population over the facts tables, for analytics: how many profiles have each
 //! value of a property, fall in each band of a number (a property, or a lead score valued at
-//! `now` exactly as conditions value it), hold each tag, or had events on content of each tag in
-//! a window. The population is the tenant's profiles, or those a compiled condition selects
-//! (`within`). Every statement counts distinct profiles, so a profile with several values counts
-//! once under each.
+//! `now` exactly as conditions value it), hold each tag, had events on content of each tag in
+//! a window, or were first seen on each day; and how many events happened in each hour of each
+//! day. The population is the tenant's profiles, or those a compiled condition selects
+//! (`within`). The profile statements count distinct profiles, so a profile with several values
+//! counts once under each.
 
-use sea_query::{Alias, Expr, Order, Query, SelectStatement, SimpleExpr};
+use chrono::NaiveDate;
+use sea_query::{Alias, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
 
 use proto::condition::Window;
 
@@ -190,5 +192,50 @@ pub fn content_tag_interest(
             .order_by_expr(Expr::col(cnt()).into(), Order::Desc)
             .limit(limit);
     }
+    q
+}
+
+/// `(day, cnt)`: profiles first seen on each tenant-local day from `from` to `to` (days with
+/// none have no row).
+pub fn first_seen_days(
+    ctx: &CompileCtx,
+    from: NaiveDate,
+    to: NaiveDate,
+    within: Option<&SelectStatement>,
+) -> SelectStatement {
+    let t = T::FactsFirstSeen;
+    of(ctx, t, within)
+        .column((t, C::Day))
+        .expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
+        .and_where(Expr::col((t, C::MergedInto)).eq(""))
+        .and_where(Expr::col((t, C::Day)).between(from, to))
+        .group_by_col((t, C::Day))
+        .to_owned()
+}
+
+/// `(day, hour, cnt)`: events of `kind` ([`crate::schema::EVERY_EVENT`] for all) in each
+/// tenant-local hour of each day of `window` (hours with none have no row): the tenant's
+/// counters, or its profiles' when `within` is given.
+pub fn activity_hours(
+    ctx: &CompileCtx,
+    kind: &str,
+    window: &Window,
+    within: Option<&SelectStatement>,
+) -> SelectStatement {
+    let t = match within {
+        Some(_) => T::FactsActivity,
+        None => T::FactsActivityTenant,
+    };
+    let mut q = of(ctx, t, within);
+    q.columns([(t, C::Day), (t, C::Hour)])
+        .expr_as(
+            Func::cast_as(Expr::col((t, C::Cnt)).sum(), Alias::new("SIGNED")),
+            cnt(),
+        )
+        .and_where(Expr::col((t, C::Kind)).eq(kind));
+    if let Some((from, to)) = window_days(window, ctx.today) {
+        q.and_where(Expr::col((t, C::Day)).between(from, to));
+    }
+    q.group_by_columns([(t, C::Day), (t, C::Hour)]);
     q
 }

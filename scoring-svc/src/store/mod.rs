@@ -42,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::ScoreBoardIndexes),
             Box::new(facts::CreateTenantZones),
             Box::new(facts::CreateScoreFacts),
+            Box::new(facts::CreateAnalyticsFacts),
         ]
     }
 }

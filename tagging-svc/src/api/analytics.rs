@@ -1,7 +1,8 @@
 //! `POST /v1/analytics`: the caller's tenant — or the profiles matching a condition, or a saved
-//! segment's — broken down by the dimensions asked (see [`crate::domain::analytics`]), as JSON shaped for
-//! charts: `{total, dimensions: [{kind, key?, buckets: [{key, label?, group_id?, count, share}],
-//! with_value, missing}], took_ms}`.
+//! segment's — broken down by the dimensions asked (see [`crate::domain::analytics`] and
+//! [`crate::domain::analytics_time`]), as JSON shaped for charts: `{total, dimensions: [{kind,
+//! key?, buckets: [{key, label?, group_id?, count, share}], with_value?, missing?, events?}],
+//! took_ms}`.
 
 use actix_web::{web, HttpResponse};
 use platform::http::body::{Body, RequestBody};
@@ -47,8 +48,9 @@ async fn post_analytics(
         )
         .with_details(json!({"field": "dimensions"})));
     }
+    let at = state.tagger.at(&tenant);
     for (i, d) in b.dimensions.iter().enumerate() {
-        if let Err(e) = d.check(i) {
+        if let Err(e) = d.check_on(i, at.today) {
             return Err(ApiError::bad_request(
                 "invalid_dimension",
                 format!("`{}`: {}", e.field, e.message),
@@ -81,7 +83,6 @@ async fn post_analytics(
         }
         (None, None) => None,
     };
-    let at = state.tagger.at(&tenant);
     let r = segments::reader(&state.db).await?;
     let out = analytics::breakdown(&r, &tenant, cond.as_ref(), &b.dimensions, &at).await?;
     r.commit().await?;

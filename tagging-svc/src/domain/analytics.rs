@@ -10,11 +10,13 @@
 //! - `bands`: profiles per band of a number — a property (`contact.age`) or a lead score
 //!   (`score.engagement`, valued now) — between the given bounds;
 //! - `tags`: every tag's holders and share (tag coverage), optionally of one group;
-//! - `content_tags`: profiles with events on content of each tag in a window (interest).
+//! - `content_tags`: profiles with events on content of each tag in a window (interest);
+//! - `new_profiles`, `activity_hours`: over time, see [`super::analytics_time`].
 //!
 //! A profile with several values of a property counts once under each; `with_value` counts it
 //! once.
 
+use chrono::NaiveDate;
 use proto::condition::Window;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,6 +55,21 @@ pub enum Dimension {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// Profiles first seen per tenant-local day, `from ..= to` (`YYYY-MM-DD`; the last 30
+    /// days by default).
+    NewProfiles {
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// Events (of `event` only, when given) by hour of the week in `window`.
+    ActivityHours {
+        #[serde(default)]
+        event: Option<String>,
+        #[serde(default)]
+        window: Window,
+    },
 }
 
 /// A dimension's problem: the field under `dimensions[i]` and what is wrong.
@@ -62,9 +79,37 @@ pub struct DimensionError {
     pub message: String,
 }
 
+/// Checks a window at `dimensions[i].window`.
+fn check_window(i: usize, window: &Window) -> Result<(), DimensionError> {
+    let err = |f: &str, m: &str| DimensionError {
+        field: format!("dimensions[{i}].{f}"),
+        message: m.into(),
+    };
+    match window {
+        Window::Last { days } if !rules::LAST_DAYS.contains(days) => {
+            Err(err("window.days", "must be 1..=365"))
+        }
+        Window::Range { from, to } if from > to => {
+            Err(err("window", "`from` must not be after `to`"))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Dimension {
-    /// Checks the dimension at `dimensions[i]`.
+    /// Checks the dimension at `dimensions[i]` as far as the tenant's day does not matter: of a
+    /// `new_profiles` period whose `to` is left to default, only the formats (see
+    /// [`Self::check_on`]).
     pub fn check(&self, i: usize) -> Result<(), DimensionError> {
+        self.check_at(i, None)
+    }
+
+    /// Checks the dimension at `dimensions[i]` on the tenant's day `today`.
+    pub fn check_on(&self, i: usize, today: NaiveDate) -> Result<(), DimensionError> {
+        self.check_at(i, Some(today))
+    }
+
+    fn check_at(&self, i: usize, today: Option<NaiveDate>) -> Result<(), DimensionError> {
         let err = |f: &str, m: String| DimensionError {
             field: format!("dimensions[{i}].{f}"),
             message: m,
@@ -100,16 +145,24 @@ impl Dimension {
                 Ok(())
             }
             Dimension::ContentTags { window, limit: l } => {
-                match window {
-                    Window::Last { days } if !rules::LAST_DAYS.contains(days) => {
-                        return Err(err("window.days", "must be 1..=365".into()));
-                    }
-                    Window::Range { from, to } if from > to => {
-                        return Err(err("window", "`from` must not be after `to`".into()));
-                    }
-                    _ => {}
-                }
+                check_window(i, window)?;
                 limit(*l)
+            }
+            Dimension::NewProfiles { from, to } => {
+                // Without the tenant's day, a missing `to` stands at `from`.
+                let today = today
+                    .or_else(|| from.as_deref().and_then(|f| f.parse().ok()))
+                    .unwrap_or_default();
+                super::analytics_time::period(i, from.as_deref(), to.as_deref(), today).map(drop)
+            }
+            Dimension::ActivityHours { event, window } => {
+                if event.as_deref().is_some_and(|e| !rules::valid_key(e)) {
+                    return Err(err(
+                        "event",
+                        "must be an event kind like track.page_view".into(),
+                    ));
+                }
+                check_window(i, window)
             }
         }
     }
@@ -148,11 +201,17 @@ pub struct Distribution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     pub buckets: Vec<Bucket>,
-    /// Profiles with any value (`property`, `stage`, `bands`), or with any tag / any event on
-    /// tagged content in the window.
-    pub with_value: u64,
+    /// Profiles with any value (`property`, `stage`, `bands`), with any tag / any event on
+    /// tagged content in the window, or first seen in the period (`new_profiles`); none for
+    /// `activity_hours`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with_value: Option<u64>,
     /// The population minus `with_value`.
-    pub missing: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing: Option<u64>,
+    /// The events the buckets count (`activity_hours`; shares are of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
 }
 
 /// `part` of `total`, 0 for an empty population.
@@ -207,8 +266,9 @@ pub fn ranked(
         kind,
         key,
         buckets: rows.into_iter().map(|(k, n)| bucket(k, n, total)).collect(),
-        with_value,
-        missing: total.saturating_sub(with_value),
+        with_value: Some(with_value),
+        missing: Some(total.saturating_sub(with_value)),
+        events: None,
     }
 }
 
@@ -223,7 +283,8 @@ mod tests {
 
     #[test]
     fn dimensions_are_checked_naming_the_field() {
-        let bad = |v: Value| dim(v).check(2).unwrap_err().field;
+        let today: NaiveDate = "2026-11-30".parse().unwrap();
+        let bad = |v: Value| dim(v).check_on(2, today).unwrap_err().field;
         assert_eq!(
             bad(json!({"kind": "property", "key": "City"})),
             "dimensions[2].key"
@@ -240,7 +301,30 @@ mod tests {
             bad(json!({"kind": "content_tags", "window": {"type": "last", "days": 0}})),
             "dimensions[2].window.days"
         );
-        assert!(dim(json!({"kind": "stage"})).check(0).is_ok());
+        assert_eq!(
+            bad(json!({"kind": "new_profiles", "from": "2026-12-01"})),
+            "dimensions[2].from"
+        );
+        assert_eq!(
+            bad(json!({"kind": "activity_hours", "event": "Page View"})),
+            "dimensions[2].event"
+        );
+        assert_eq!(
+            bad(json!({"kind": "activity_hours", "window": {"type": "last", "days": 400}})),
+            "dimensions[2].window.days"
+        );
+        assert!(dim(json!({"kind": "stage"})).check_on(0, today).is_ok());
+        assert!(dim(json!({"kind": "activity_hours"}))
+            .check_on(0, today)
+            .is_ok());
+        assert!(dim(json!({"kind": "new_profiles"}))
+            .check_on(0, today)
+            .is_ok());
+        // Without the day: formats and order.
+        let late = dim(json!({"kind": "new_profiles", "from": "2027-01-01"}));
+        assert!(late.check(0).is_ok() && late.check_on(0, today).is_err());
+        let bad_day = dim(json!({"kind": "new_profiles", "to": "2026-02-30"}));
+        assert_eq!(bad_day.check(1).unwrap_err().field, "dimensions[1].to");
         assert!(serde_json::from_value::<Dimension>(json!({"kind": "stage", "x": 1})).is_err());
     }
 
@@ -256,7 +340,7 @@ mod tests {
         let keys: Vec<&Value> = d.buckets.iter().map(|b| &b.key).collect();
         assert_eq!(keys, vec![&json!("a"), &json!("b"), &json!("c")]);
         assert_eq!(d.buckets[0].share, 3.0 / 8.0);
-        assert_eq!((d.with_value, d.missing), (5, 3));
+        assert_eq!((d.with_value, d.missing), (Some(5), Some(3)));
         assert_eq!(share(1, 0), 0.0);
     }
 

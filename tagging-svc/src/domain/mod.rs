@@ -3,10 +3,11 @@
 //! store keeps them by ([`holdings`]), and rule settling ([`settle`]): which rules match the
 //! profile's facts, what each does to its membership, when windowed and time-relative rules must
 //! be looked at again, and the chained rules that follow, round by round up to a bound; and what
-//! an analytics request asks and how its answer is shaped ([`analytics`]). The store loads, lets
-//! these decide, then writes what was decided.
+//! an analytics request asks and how its answer is shaped ([`analytics`], over time
+//! [`analytics_time`]). The store loads, lets these decide, then writes what was decided.
 
 pub mod analytics;
+pub mod analytics_time;
 pub mod holdings;
 pub mod persona;
 pub mod rule;

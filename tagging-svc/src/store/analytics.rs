@@ -1,9 +1,11 @@
 //! Analytics reads: a population (the tenant, or the profiles a condition matches) broken down
 //! by the dimensions [`crate::domain::analytics`] defines, through the `rules` crate's breakdown
 //! statements over the facts projection, in one read transaction (every dimension sees the same
-//! data). Tag names and groups come from the catalogue.
+//! data). Tag names and groups come from the catalogue; new profiles per day from
+//! `facts_first_seen`, activity by hour from the tenant's counters (`facts_activity_tenant`) or,
+//! for a condition, its profiles' (`facts_activity`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rules::sql::breakdown::{self, COUNT};
 use rules::sql::{CompileCtx, Restrict};
@@ -14,6 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::domain::analytics::{band_keys, bucket, ranked, Dimension, Distribution};
+use crate::domain::analytics_time;
 use crate::domain::At;
 use crate::store::entities::tag;
 use crate::store::segments::{self, run};
@@ -118,8 +121,9 @@ async fn dimension<Db: ConnectionTrait>(
                     .zip(counts)
                     .map(|(k, n)| bucket(k, n, total))
                     .collect(),
-                with_value: with,
-                missing: total.saturating_sub(with),
+                with_value: Some(with),
+                missing: Some(total.saturating_sub(with)),
+                events: None,
             }
         }
         Dimension::Tags { group_id } => tags(conn, ctx, group_id.as_deref(), within, total).await?,
@@ -133,6 +137,28 @@ async fn dimension<Db: ConnectionTrait>(
             }
             let any = breakdown::content_tag_interest(ctx, window, within, 0);
             ranked("content_tags", None, rows, one(conn, &any).await?, total)
+        }
+        Dimension::NewProfiles { from, to } => {
+            let (from, to) = analytics_time::period(0, from.as_deref(), to.as_deref(), ctx.today)
+                .map_err(|e| DbErr::Custom(format!("{}: {}", e.field, e.message)))?;
+            let mut counts = BTreeMap::new();
+            for r in run(conn, &breakdown::first_seen_days(ctx, from, to, within)).await? {
+                counts.insert(r.try_get::<chrono::NaiveDate>("", "day")?, count(&r)?);
+            }
+            analytics_time::new_profiles(from, to, &counts, total)
+        }
+        Dimension::ActivityHours { event, window } => {
+            let kind = event.as_deref().unwrap_or(rules::schema::EVERY_EVENT);
+            let mut rows = Vec::new();
+            for r in run(conn, &breakdown::activity_hours(ctx, kind, window, within)).await? {
+                let hour: i16 = r.try_get("", "hour")?;
+                rows.push((
+                    r.try_get("", "day")?,
+                    u8::try_from(hour).unwrap_or(u8::MAX),
+                    count(&r)?,
+                ));
+            }
+            analytics_time::activity_hours(event.as_deref(), &rows)
         }
     })
 }

@@ -43,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateScoreFacts),
             Box::new(saved::migration::CreateSavedSegments),
             Box::new(personas::migration::CreatePersonas),
+            Box::new(facts::CreateAnalyticsFacts),
         ]
     }
 }

@@ -1,17 +1,29 @@
 //! `POST /v1/analytics` on MariaDB and SQLite against a population counted by hand: cities
 //! (one profile in two), stages, score bands, tag coverage (all tags and one group's), content
-//! tag interest in two windows — for the whole tenant, for a condition and for a saved segment;
-//! another tenant's profiles and segments never count; a dimension that does not check is 400 naming its field, another
-//! tenant's tag group 404.
+//! tag interest in two windows, new profiles per day and activity by hour of the week — for the
+//! whole tenant, for a condition and for a saved segment, the time dimensions fed through the
+//! consumer (also across merges and un-merges); another tenant's profiles and segments never
+//! count; a dimension that does not check is 400 naming its field, another tenant's tag group
+//! 404.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::{test as atest, web, App};
 use chrono::Duration;
+use proto::identity::{
+    IdentityMerged, IdentityUnmerged, LinkRule, ProfileResolved, ProfileUpdated, Relations,
+    UnmergeKind,
+};
+use proto::Envelope;
 use rules::{FactValue, ProfileFacts, ScoreFold};
 use sea_orm::ConnectionTrait;
 use serde_json::{json, Value};
+use tagging_svc::clock::ManualClock;
+use tagging_svc::store::tagger::Handled;
 use test_support::auth;
-use test_support::db::Backend;
+use test_support::db::{Backend, TestDb};
 
 use crate::api::{now, req, setup};
 
@@ -235,4 +247,300 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
     db.cleanup().await;
 }
 
-test_support::on_both_backends!(breakdowns_equal_hand_counts);
+/// A channel event of `kind` at `at`, resolved to `profile` (`created` when it made it).
+fn resolved(tenant: &str, profile: &str, kind: &str, at: &str, created: bool) -> Envelope {
+    let payload = if kind == "channel.track.page_view" {
+        json!({"subject": {"anonymous_id": profile}, "kind": "page_view", "page": "/"})
+    } else {
+        json!({})
+    };
+    let event = Envelope::builder(kind, tenant, payload)
+        .occurred_at(at.parse().unwrap())
+        .build();
+    resolved_again(tenant, profile, &event, created)
+}
+
+/// A `profile.resolved` message of its own carrying `event`.
+fn resolved_again(tenant: &str, profile: &str, event: &Envelope, created: bool) -> Envelope {
+    let p = ProfileResolved {
+        profile_id: profile.into(),
+        created,
+        event: event.clone(),
+        identifiers: vec![],
+    };
+    Envelope::of(tenant, &p).build()
+}
+
+fn state(profile: &str, version: i64, city: &str) -> ProfileUpdated {
+    let fields: BTreeMap<String, Value> = [("contact.city".to_string(), json!(city))].into();
+    ProfileUpdated {
+        profile_id: profile.into(),
+        version,
+        changed: fields.keys().cloned().collect(),
+        fields,
+        relations: Relations::default(),
+        cause_event: None,
+    }
+}
+
+/// The inner channel event of a `profile.resolved` message.
+fn inner(env: &Envelope) -> Envelope {
+    env.decode::<ProfileResolved>().unwrap().event
+}
+
+/// `(day, count)` of a `new_profiles` answer's days with profiles.
+fn days_with(d: &Value) -> Vec<(String, u64)> {
+    counts(d)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.as_str().unwrap().to_string(), n))
+        .collect()
+}
+
+/// `(weekday, hour, events)` of an `activity_hours` answer's hours with events.
+fn hours_with(d: &Value) -> Vec<(u64, u64, u64)> {
+    assert_eq!(d["buckets"].as_array().unwrap().len(), 168, "{d}");
+    counts(d)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| {
+            (
+                k["weekday"].as_u64().unwrap(),
+                k["hour"].as_u64().unwrap(),
+                n,
+            )
+        })
+        .collect()
+}
+
+/// New profiles per day and activity by hour of the week, of a tenant in Asia/Shanghai, counted
+/// by hand: creation days and hours across the day boundary (17:00Z is 01:00 the next day), a
+/// profile known first by its state whose creating event arrives later, an event redelivered and
+/// carried again by another message, a condition and a saved segment (on the first-seen
+/// property), then a merge (the survivor keeps the earlier first-seen; the absorbed profile's
+/// events count for the survivor) and its un-merge (all back).
+async fn time_dimensions_equal_hand_counts(backend: Backend) {
+    const TT: &str = "t-analytics-time";
+    let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
+    let cfg = tagging_svc::Config::new(
+        platform::config::HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+        },
+        db.cfg.clone(),
+    );
+    // Noon of 2026-11-30 in Beijing.
+    let clock = ManualClock::new("2026-11-30T04:00:00Z".parse().unwrap());
+    let tagger = tagging_svc::tagger(db.conn.clone(), cfg, Arc::new(clock));
+    let handle = |env: Envelope| {
+        let tagger = tagger.clone();
+        async move { tagger.handle(&env).await.unwrap() }
+    };
+    let app = api!(db, tagger);
+    let (pa, pb, pc, pd) = ("p-a", "p-b", "p-c", "p-d");
+    let pv = "channel.track.page_view";
+    // pA: created Tuesday 2026-11-03 01:00 local, viewing twice in that hour.
+    let e1 = resolved(TT, pa, pv, "2026-11-02T17:00:00Z", true);
+    let e2 = resolved(TT, pa, pv, "2026-11-02T17:30:00Z", false);
+    // pB: created Monday 2026-11-02 23:59 local, by a subscription.
+    let e3 = resolved(TT, pb, "channel.oa.subscribe", "2026-11-02T15:59:00Z", true);
+    for e in [&e1, &e2, &e3] {
+        handle(e.clone()).await;
+    }
+    // pC: its state first (seen now, the 30th), then its creating event, Thursday the 5th 10:00.
+    handle(Envelope::of(TT, &state(pc, 1, "Hangzhou")).build()).await;
+    handle(resolved(TT, pc, pv, "2026-11-05T02:00:00Z", true)).await;
+    handle(Envelope::of(TT, &state(pa, 1, "Hangzhou")).build()).await;
+    // pD: created Friday the 6th 04:00 local.
+    handle(resolved(TT, pd, pv, "2026-11-05T20:00:00Z", true)).await;
+    handle(Envelope::of(TT, &state(pd, 1, "Shanghai")).build()).await;
+    // e2 again: the same message, and another message carrying the same event.
+    assert_eq!(handle(e2.clone()).await, Handled::Duplicate);
+    assert_eq!(
+        handle(resolved_again(TT, pa, &inner(&e2), false)).await,
+        Handled::Done(vec![])
+    );
+    // Another tenant's profile, created the same day.
+    handle(resolved(
+        "t-analytics-time-other",
+        "p-x",
+        pv,
+        "2026-11-02T17:00:00Z",
+        true,
+    ))
+    .await;
+
+    let dims = json!([
+        {"kind": "new_profiles", "from": "2026-11-01", "to": "2026-11-30"},
+        {"kind": "activity_hours", "window": {"type": "all_time"}},
+        {"kind": "activity_hours", "event": "track.page_view", "window": {"type": "all_time"}},
+        {"kind": "activity_hours", "window": {"type": "range", "from": "2026-11-03", "to": "2026-11-05"}},
+        {"kind": "new_profiles"},
+    ]);
+    let ask = |body: Value| req(Method::POST, "/v1/analytics", TT, Some(body));
+    let all = call!(&app, ask(json!({"dimensions": dims})));
+    assert_eq!(all.0, 200, "{:#}", all.1);
+    let (all, d) = (&all.1, &all.1["dimensions"]);
+    assert_eq!(all["total"], 4, "{all:#}");
+    let mut by_day = vec![
+        ("2026-11-02".to_string(), 1),
+        ("2026-11-03".to_string(), 1),
+        ("2026-11-05".to_string(), 1),
+        ("2026-11-06".to_string(), 1),
+    ];
+    assert_eq!(days_with(&d[0]), by_day);
+    assert_eq!(d[0]["buckets"].as_array().unwrap().len(), 30);
+    assert_eq!(d[0]["buckets"][2]["share"], 0.25);
+    assert_eq!(
+        (&d[0]["with_value"], &d[0]["missing"]),
+        (&json!(4), &json!(0))
+    );
+    let every = vec![(1, 23, 1), (2, 1, 2), (4, 10, 1), (5, 4, 1)];
+    assert_eq!(hours_with(&d[1]), every);
+    assert_eq!(d[1]["events"], 5);
+    assert_eq!(d[1]["buckets"][24 + 1]["share"], 0.4);
+    assert!(d[1].get("with_value").is_none(), "{:#}", d[1]);
+    assert_eq!(hours_with(&d[2]), vec![(2, 1, 2), (4, 10, 1), (5, 4, 1)]);
+    assert_eq!(d[2]["key"], "track.page_view");
+    assert_eq!(hours_with(&d[3]), vec![(2, 1, 2), (4, 10, 1)]);
+    // The last 30 days up to the 30th: the same days.
+    assert_eq!(days_with(&d[4]), by_day);
+    assert_eq!(d[4]["buckets"][0]["key"], "2026-11-01");
+
+    // A condition (Hangzhou: pA, pC) and a saved segment (first seen from the 4th: pC, pD).
+    let hangzhou = json!({"version": 1, "root": {"type": "property", "key": "contact.city",
+        "value_type": "string", "op": "eq", "value": "Hangzhou"}});
+    let shanghai = json!({"version": 1, "root": {"type": "property", "key": "contact.city",
+        "value_type": "string", "op": "eq", "value": "Shanghai"}});
+    let since_4th = json!({"version": 1, "root": {"type": "property",
+        "key": "profile.first_seen_at", "value_type": "datetime", "op": "gte",
+        "value": "2026-11-04T00:00:00Z"}});
+    let time_dims = json!([
+        {"kind": "new_profiles", "from": "2026-11-01", "to": "2026-11-30"},
+        {"kind": "activity_hours", "window": {"type": "all_time"}},
+    ]);
+    let of = |c: &Value| json!({"condition": c, "dimensions": time_dims});
+    let (_, seg) = call!(&app, ask(of(&hangzhou)));
+    assert_eq!(seg["total"], 2, "{seg:#}");
+    let d = &seg["dimensions"];
+    assert_eq!(
+        days_with(&d[0]),
+        vec![("2026-11-03".into(), 1), ("2026-11-05".into(), 1)]
+    );
+    assert_eq!(d[0]["missing"], 0);
+    assert_eq!(hours_with(&d[1]), vec![(2, 1, 2), (4, 10, 1)]);
+    let (status, saved) = call!(
+        &app,
+        req(
+            Method::POST,
+            "/v1/saved-segments",
+            TT,
+            Some(json!({"name": "new since the 4th", "condition": since_4th}))
+        )
+    );
+    assert_eq!(status, 201, "{saved}");
+    let by_id = json!({"segment_id": saved["id"], "dimensions": time_dims});
+    let (_, seg) = call!(&app, ask(by_id.clone()));
+    assert_eq!(seg["total"], 2, "{seg:#}");
+    let d = &seg["dimensions"];
+    assert_eq!(
+        days_with(&d[0]),
+        vec![("2026-11-05".into(), 1), ("2026-11-06".into(), 1)]
+    );
+    assert_eq!(hours_with(&d[1]), vec![(4, 10, 1), (5, 4, 1)]);
+
+    // pA merged into pD: pD keeps pA's earlier first-seen (the 3rd) and counts its events.
+    let m = IdentityMerged {
+        survivor: pd.into(),
+        absorbed: vec![pa.into()],
+        rule: LinkRule::Unionid,
+        evidence_event: None,
+        operator: None,
+    };
+    handle(Envelope::of(TT, &m).build()).await;
+    let (_, all) = call!(&app, ask(json!({"dimensions": time_dims})));
+    assert_eq!(all["total"], 3, "{all:#}");
+    by_day.pop();
+    assert_eq!(days_with(&all["dimensions"][0]), by_day);
+    assert_eq!(hours_with(&all["dimensions"][1]), every);
+    let (_, seg) = call!(&app, ask(of(&shanghai)));
+    assert_eq!(
+        hours_with(&seg["dimensions"][1]),
+        vec![(2, 1, 2), (5, 4, 1)]
+    );
+    assert_eq!(
+        days_with(&seg["dimensions"][0]),
+        vec![("2026-11-03".into(), 1)]
+    );
+    // The first-seen property followed: pD left the saved segment.
+    let (_, seg) = call!(&app, ask(by_id.clone()));
+    assert_eq!(seg["total"], 1, "{seg:#}");
+    assert_eq!(hours_with(&seg["dimensions"][1]), vec![(4, 10, 1)]);
+
+    // The un-merge gives pA its events and its first-seen back.
+    let moved = [&e1, &e2].iter().map(|e| inner(e).id).collect::<Vec<_>>();
+    let u = IdentityUnmerged {
+        kind: UnmergeKind::Unmerge,
+        survivor: pd.into(),
+        restored: vec![pa.into()],
+        identifiers: vec![],
+        merge_id: Some(1),
+        operator: "ops".into(),
+        reason: "wrong".into(),
+        moved_events: moved,
+        states: vec![state(pd, 2, "Shanghai"), state(pa, 2, "Hangzhou")],
+    };
+    handle(Envelope::of(TT, &u).build()).await;
+    let (_, all) = call!(&app, ask(json!({"dimensions": time_dims})));
+    assert_eq!(all["total"], 4, "{all:#}");
+    by_day.push(("2026-11-06".into(), 1));
+    assert_eq!(days_with(&all["dimensions"][0]), by_day);
+    assert_eq!(hours_with(&all["dimensions"][1]), every);
+    let (_, seg) = call!(&app, ask(of(&shanghai)));
+    assert_eq!(hours_with(&seg["dimensions"][1]), vec![(5, 4, 1)]);
+    assert_eq!(
+        days_with(&seg["dimensions"][0]),
+        vec![("2026-11-06".into(), 1)]
+    );
+    let (_, seg) = call!(&app, ask(of(&hangzhou)));
+    assert_eq!(
+        hours_with(&seg["dimensions"][1]),
+        vec![(2, 1, 2), (4, 10, 1)]
+    );
+    let (_, seg) = call!(&app, ask(by_id));
+    assert_eq!(seg["total"], 2, "{seg:#}");
+
+    // Refusals name the field.
+    for (dim, field) in [
+        (
+            json!({"kind": "new_profiles", "from": "2026-13-01"}),
+            "dimensions[1].from",
+        ),
+        (
+            json!({"kind": "new_profiles", "from": "2025-01-01", "to": "2026-11-30"}),
+            "dimensions[1].from",
+        ),
+        (
+            json!({"kind": "new_profiles", "to": "30/11/2026"}),
+            "dimensions[1].to",
+        ),
+        (
+            json!({"kind": "activity_hours", "event": "Page View"}),
+            "dimensions[1].event",
+        ),
+        (
+            json!({"kind": "activity_hours", "window": {"type": "last", "days": 0}}),
+            "dimensions[1].window.days",
+        ),
+    ] {
+        let (status, e) = call!(&app, ask(json!({"dimensions": [{"kind": "stage"}, dim]})));
+        assert_eq!(status, 400, "{e}");
+        assert_eq!(e["details"]["field"], field, "{e}");
+    }
+    db.cleanup().await;
+}
+
+test_support::on_both_backends!(
+    breakdowns_equal_hand_counts,
+    time_dimensions_equal_hand_counts
+);

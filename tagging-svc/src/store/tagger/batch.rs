@@ -151,7 +151,7 @@ impl Tagger {
     }
 
     /// Records and settles behaviour events of a tenant's profiles, each as if alone: the
-    /// profiles are locked first (in key order), the events of profiles with one event here are
+    /// profiles are locked first (in key order), when they were first seen kept, the events of profiles with one event here are
     /// recorded together (a few statements for all), a profile's several events one at a time,
     /// each right before its profile is settled. Returns each event's tag-set changes (none for
     /// an event seen before).
@@ -164,6 +164,14 @@ impl Tagger {
         let at = self.at(tenant);
         let profiles: Vec<&str> = works.iter().map(|r| r.profile_id.as_str()).collect();
         let mut first = facts::ensure_locked_many(txn, tenant, &profiles, at.now).await?;
+        // First seen: at the creating event, or at the first event of a profile new here.
+        let sightings: Vec<facts::Sighting> = works
+            .iter()
+            .zip(&profiles)
+            .filter(|(r, p)| r.created || first.contains(**p))
+            .map(|(r, p)| (*p, r.event.occurred_at))
+            .collect();
+        facts::record_first_seen(txn, tenant, &sightings, at.zone).await?;
         let evs: Vec<rules::EventFact> = works
             .iter()
             .map(|r| facts::event_fact(&r.event, at.zone))

@@ -2,7 +2,7 @@
 //! update (with the write-back's contacts and the reps' own WeCom tags), a merge, an un-merge, a
 //! lead's score or stage, or a tag command.
 
-use proto::identity::ProfileUpdated;
+use proto::identity::{ProfileUpdated, UnmergeKind};
 use proto::profile::ProfileEvent;
 use proto::tagging::{TagChanged, TagSource, TagsUnmerged};
 use proto::Envelope;
@@ -34,7 +34,10 @@ impl Tagger {
                 .collect()),
             Work::Profile(ProfileEvent::Updated(u)) => {
                 let p = u.profile_id.as_str();
-                facts::ensure_locked(txn, tenant, p, at.now).await?;
+                if facts::ensure_locked(txn, tenant, p, at.now).await? {
+                    // Known first by its state: seen now, unless its creating event says earlier.
+                    facts::record_first_seen(txn, tenant, &[(p, at.now)], at.zone).await?;
+                }
                 let Some((applied, mut out)) = self.apply_state(txn, tenant, u, &at).await? else {
                     return Ok(Vec::new());
                 };
@@ -55,6 +58,7 @@ impl Tagger {
                 facts::lock_profile(txn, tenant, &m.survivor).await?;
                 for absorbed in &m.absorbed {
                     out.extend(members::merge(txn, tenant, &m.survivor, absorbed, at.now).await?);
+                    facts::merge_first_seen(txn, tenant, &m.survivor, absorbed).await?;
                     facts::merge_profiles(txn, tenant, &m.survivor, absorbed, at.today, at.now)
                         .await?;
                     schedule::Entity::delete_many()
@@ -86,6 +90,10 @@ impl Tagger {
                         at.now,
                     )
                     .await?;
+                    // A split's new profile is first seen with the split.
+                    let new_at = (u.kind == UnmergeKind::Split).then_some(at.now);
+                    facts::unmerge_first_seen(txn, tenant, &u.survivor, restored, new_at, at.zone)
+                        .await?;
                     out.extend(members::unmerge(txn, tenant, &u.survivor, restored, at.now).await?);
                 }
                 // Both sides' states as identity derived them for the separation (the restored
