@@ -3,7 +3,8 @@
 //! few) of an analytics dimension. What this module decides:
 //!
 //! - the dimensions a report reads: every trait's, and a default set (stage, city, province,
-//!   gender, first-touch channel, tags, content-tag interest in 30 days);
+//!   gender, first-touch channel, tags, content-tag interest and activity by hour × weekday in
+//!   30 days);
 //! - the comparison of the segment with the whole tenant on each: per bucket the segment's and
 //!   the tenant's count and share, the lift (segment share ÷ tenant share) and the TGI (target
 //!   group index, lift × 100, as Chinese marketing reports it);
@@ -120,6 +121,10 @@ pub fn report_dimensions(traits: &[Trait]) -> Vec<Dimension> {
         Dimension::ContentTags {
             window: Window::Last { days: 30 },
             limit: None,
+        },
+        Dimension::ActivityHours {
+            event: None,
+            window: Window::Last { days: 30 },
         },
     ]
     .iter()
@@ -286,7 +291,8 @@ pub struct ExpectedTrait {
     pub key: Option<String>,
     pub values: Vec<Value>,
     /// Members in the trait's buckets (a member in two counts twice for a multi-valued
-    /// property), and their share of the segment.
+    /// property), and their share of the segment; for `activity_hours` ("weekday mornings"),
+    /// events in the trait's hours and their share of the segment's events.
     pub segment_count: u64,
     pub segment_share: f64,
     pub tenant_count: u64,
@@ -313,7 +319,23 @@ pub fn expected(t: &Trait, c: &Compared, seg_total: u64, ten_total: u64) -> Expe
             (n as f64 / total as f64).min(1.0)
         }
     };
-    let (ss, ts) = (share(seg, seg_total), share(ten, ten_total));
+    let (ss, ts) = if c.kind == "activity_hours" {
+        // The buckets count events: the trait's share is its hours' part of all events.
+        let of = |side: fn(&ComparedBucket) -> f64| {
+            c.buckets
+                .iter()
+                .filter(|b| t.values.contains(&b.key))
+                .map(side)
+                .sum::<f64>()
+                .min(1.0)
+        };
+        (
+            of(|b| b.segment.share),
+            of(|b| b.tenant.map_or(0.0, |s| s.share)),
+        )
+    } else {
+        (share(seg, seg_total), share(ten, ten_total))
+    };
     let lift = lift_of(ss, Some(ts));
     ExpectedTrait {
         label: t.label.clone(),
