@@ -18,46 +18,6 @@ use scrm::roles::Role;
 use serde_json::{json, Value};
 use wechat::api::{ApiBaseUrls, ApiClient};
 
-/// Runs the `scrm` binary on the data dir; its stdout.
-fn scrm(dir: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrm"))
-        .args(args)
-        .args(["--data-dir", dir])
-        .env_remove("SCRM_CONFIG")
-        .env_remove("SCRM_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scrm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An API token of a new `role` user of the test tenant.
-fn token(dir: &str, email: &str, role: &str) -> String {
-    let out = scrm(
-        dir,
-        &[
-            "user",
-            "add",
-            "--tenant",
-            common::TENANT,
-            "--email",
-            email,
-            "--role",
-            role,
-            "--token",
-        ],
-    );
-    out.lines()
-        .find_map(|l| l.strip_prefix("API token (shown only now): "))
-        .expect("a token")
-        .trim()
-        .to_string()
-}
-
 async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -115,12 +75,18 @@ async fn a_saved_segments_export_feeds_an_oa_mass_send_and_a_wecom_group_send() 
     let gw = running.url(Role::Gateway);
     let http = reqwest::Client::new();
     let apps = fake.apps().clone();
-    scrm(
+    common::scrm_cli(&[
+        "tenant",
+        "add",
+        "--id",
+        common::TENANT,
+        "--name",
+        "E2E",
+        "--data-dir",
         &dir_s,
-        &["tenant", "add", "--id", common::TENANT, "--name", "E2E"],
-    );
-    let ops = token(&dir_s, "ops@e2e.test", "operator");
-    let analyst = token(&dir_s, "analyst@e2e.test", "analyst");
+    ]);
+    let ops = common::cli_token(&dir_s, common::TENANT, "ops@e2e.test", "operator");
+    let analyst = common::cli_token(&dir_s, common::TENANT, "analyst@e2e.test", "analyst");
 
     // The people: followers of the OA who are bound (a unionid) and, for the WeCom ones, some
     // rep's contacts. `a` follows and is a rep's contact: one profile once identity merges.

@@ -17,21 +17,6 @@ use scrm::roles::Role as ProcessRole;
 use serde_json::{json, Value};
 use wechat::api::TicketKind;
 
-fn scrm(args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrm"))
-        .args(args)
-        .env_remove("SCRM_CONFIG")
-        .env_remove("SCRM_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "scrm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Polls `f` until `done` holds (15 s at most).
 async fn until<T, F, Fut>(what: &str, mut f: F, done: impl Fn(&T) -> bool) -> T
 where
@@ -96,7 +81,7 @@ async fn a_rep_signs_in_reads_the_card_tags_notes_and_moves_the_stage() {
     .await;
     let gw = running.url(ProcessRole::Gateway);
     let dir_s = dir.display().to_string();
-    scrm(&[
+    common::scrm_cli(&[
         "tenant",
         "add",
         "--id",
@@ -106,7 +91,7 @@ async fn a_rep_signs_in_reads_the_card_tags_notes_and_moves_the_stage() {
         "--data-dir",
         &dir_s,
     ]);
-    let owner = scrm(&[
+    let owner = common::scrm_cli(&[
         "user",
         "add",
         "--tenant",

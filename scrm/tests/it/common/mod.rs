@@ -72,3 +72,41 @@ pub async fn start_up(fake: &FakeHandle, extra: Option<Value>) -> (Running, Path
     .expect("scrm up starts");
     (running, dir)
 }
+
+/// Runs the `scrm` binary (without the environment's config file or data dir); its stdout.
+pub fn scrm_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scrm"))
+        .args(args)
+        .env_remove("SCRM_CONFIG")
+        .env_remove("SCRM_DATA_DIR")
+        .output()
+        .expect("the scrm binary runs");
+    assert!(
+        out.status.success(),
+        "scrm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `scrm user add … --token` on the data dir `dir`: the API token of a new `role` user.
+pub fn cli_token(dir: &str, tenant: &str, email: &str, role: &str) -> String {
+    let out = scrm_cli(&[
+        "user",
+        "add",
+        "--tenant",
+        tenant,
+        "--email",
+        email,
+        "--role",
+        role,
+        "--token",
+        "--data-dir",
+        dir,
+    ]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("API token (shown only now): "))
+        .expect("a token")
+        .trim()
+        .to_string()
+}
