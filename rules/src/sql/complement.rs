@@ -28,6 +28,14 @@ pub fn count_query(condition: &Expanded, ctx: &CompileCtx) -> SelectStatement {
     Query::select().expr_as(n, Alias::new("n")).to_owned()
 }
 
+/// Does `condition` compile to "every profile except a set" (a NOT, an OR with a negative
+/// part, a "did not do" leaf)? Such a result is dense: its first profiles in byte order are
+/// found in the first few thousand ids.
+pub fn is_negative(condition: &Expanded, ctx: &CompileCtx) -> bool {
+    let mut c = Compiler { ctx, aliases: 0 };
+    matches!(c.node(condition.root()), Set::Neg(_))
+}
+
 fn scalar(stmt: SelectStatement) -> SimpleExpr {
     SimpleExpr::SubQuery(None, Box::new(stmt.into_sub_query_statement()))
 }
@@ -74,12 +82,11 @@ impl Compiler<'_> {
             let Set::Pos(union) = union else {
                 unreachable!("all_of wraps in Pos")
             };
-            let mut members: Vec<Part> = neg.into_iter().chain([union]).collect();
-            members.sort_by_key(|p| p.rank);
-            let mut members = members.into_iter();
-            let first = members.next().expect("at least the union");
-            let rest = members.map(|p| (UnionType::Intersect, p)).collect();
-            self.chain(first, rest)
+            // The positive side first: an INTERSECT materialises its first member and probes
+            // the others, and what a broad negation leaves out is the wide side (measured: the
+            // benchmark's overlap takes 85 ms this way round, 217 ms the other).
+            let rest = neg.into_iter().map(|p| (UnionType::Intersect, p)).collect();
+            self.chain(union, rest)
         };
         let (_, neg_again) = self.split(children);
         let all_neg = self.all_of(UnionType::Intersect, neg_again, Set::Pos);

@@ -16,7 +16,7 @@ pub mod breakdown;
 mod complement;
 mod counts;
 
-pub use complement::count_query;
+pub use complement::{count_query, is_negative};
 
 use std::collections::BTreeSet;
 

@@ -16,6 +16,9 @@ use serde::Serialize;
 
 use crate::domain::At;
 
+/// Profile ids a dense preview's sample looks at first.
+const SAMPLE_WINDOW: u64 = 2_000;
+
 /// Fields shown with each profile of a preview sample.
 const SAMPLE_FIELDS: [&str; 3] = ["contact.name", "contact.nickname", "contact.city"];
 
@@ -112,11 +115,22 @@ pub async fn preview<Db: ConnectionTrait>(
         .map(|r| r.try_get_by_index(0))
         .transpose()?
         .unwrap_or(0);
-    let ids: Vec<String> = run(conn, &sql::sample_statement(&compiled, limit))
-        .await?
-        .iter()
-        .map(id_of)
-        .collect::<Result<_, _>>()?;
+    // A dense result ("everyone except …") is sampled a window of ids at a time, as a saved
+    // segment's members are: its first profiles are among the first ids, and a window keeps the
+    // set difference small.
+    let ids: Vec<String> = if limit == 0 {
+        Vec::new()
+    } else if sql::is_negative(cond, &cctx) {
+        crate::store::saved::ids_in_windows(conn, tenant, cond, at, None, limit, SAMPLE_WINDOW)
+            .await?
+            .0
+    } else {
+        run(conn, &sql::sample_statement(&compiled, limit))
+            .await?
+            .iter()
+            .map(id_of)
+            .collect::<Result<_, _>>()?
+    };
     let fields = fields_of(conn, tenant, &ids, &SAMPLE_FIELDS).await?;
     Ok(Preview {
         count: count.max(0) as u64,

@@ -63,6 +63,18 @@ pub(super) async fn members_cover_exactly_the_matching_profiles(backend: Backend
         200,
     );
     assert_eq!(all["items"], preview["sample"]);
+    // Everyone but them: counted by subtraction, sampled a window of ids at a time.
+    let not_hz = json!({"version": 1, "root": {"type": "not", "child": in_hangzhou()["root"]}});
+    let others = ok!(
+        &app,
+        Method::POST,
+        "/v1/segments/preview",
+        T,
+        Some(json!({"condition": not_hz, "sample": 3})),
+        200,
+    );
+    assert_eq!(others["count"], 15);
+    assert_eq!(ids(&others["sample"]), ["p01", "p03", "p05"]);
     assert_eq!(all["items"][1]["fields"]["contact.name"], "Name 2");
     assert_eq!(all["next"], Value::Null);
     // Chosen fields, and the tags each member carries now (an export's page).
