@@ -6,7 +6,8 @@
 //!
 //! The tenant's sums of one hour are spread over [`ACTIVITY_SHARDS`] rows and a transaction adds
 //! to one of them (picked from its first event's id), so concurrent consumers of one tenant
-//! seldom wait for each other's row locks.
+//! seldom wait for each other's row locks; it adds last, right before its commit
+//! ([`bump_tenant_activity`]), so the shared row is never held while other locks are awaited.
 
 use std::collections::BTreeMap;
 
@@ -33,25 +34,21 @@ fn shard_of(event_id: &str) -> u32 {
     u32::try_from(h % u64::from(ACTIVITY_SHARDS)).unwrap_or(0)
 }
 
-/// Counts new events into the activity rows of their profiles and the tenant's sums (a few
-/// statements whatever their number). Events without an hour count nowhere.
+/// Counts new events into the activity rows of their profiles (a few statements whatever their
+/// number). Events without an hour count nowhere. The tenant's sums are the caller's, at the end
+/// of its transaction ([`bump_tenant_activity`]).
 pub(super) async fn bump_activity<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
     fresh: &[ProfileEvent<'_>],
 ) -> Result<(), DbErr> {
     let mut mine: BTreeMap<(&str, Slot), i32> = BTreeMap::new();
-    let mut sums: BTreeMap<Slot, i64> = BTreeMap::new();
     for (p, ev) in fresh {
         let Some(hour) = ev.hour else { continue };
         for kind in [ev.kind.as_str(), EVERY_EVENT] {
             *mine.entry((p, (kind, ev.day, hour))).or_default() += 1;
-            *sums.entry((kind, ev.day, hour)).or_default() += 1;
         }
     }
-    let Some((_, first)) = fresh.first() else {
-        return Ok(());
-    };
     // Rows changing by the same number share a statement (almost always one).
     let mut by_count: BTreeMap<i32, Vec<(&str, &str, NaiveDate, u8)>> = BTreeMap::new();
     for ((p, (kind, day, hour)), n) in mine {
@@ -60,6 +57,28 @@ pub(super) async fn bump_activity<Db: ConnectionTrait>(
     for (n, rows) in by_count {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             exec(conn, &bump_activity_rows(tenant, chunk, n)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the events newly recorded in a transaction to the tenant's sums by hour, in one of the
+/// [`ACTIVITY_SHARDS`] rows of each hour. Called last, right before the commit: the shard row is
+/// the one lock two consumers of a tenant share, and a transaction that takes it last never
+/// waits for anything while holding it, so it cannot take part in a deadlock.
+pub async fn bump_tenant_activity<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    fresh: &[&rules::EventFact],
+) -> Result<(), DbErr> {
+    let Some(first) = fresh.first() else {
+        return Ok(());
+    };
+    let mut sums: BTreeMap<Slot, i64> = BTreeMap::new();
+    for ev in fresh {
+        let Some(hour) = ev.hour else { continue };
+        for kind in [ev.kind.as_str(), EVERY_EVENT] {
+            *sums.entry((kind, ev.day, hour)).or_default() += 1;
         }
     }
     let shard = shard_of(&first.event_id);

@@ -65,7 +65,8 @@ pub type ProfileEvent<'a> = (&'a str, &'a EventFact);
 pub enum Rolling {
     /// Nothing: the projection never reads them (neither bumped nor marked).
     Skip,
-    /// The activity by hour is counted (`facts_activity`, `facts_activity_tenant`), and the
+    /// The activity by hour is counted (`facts_activity`; the tenant's sums are the caller's,
+    /// last in its transaction: [`super::bump_tenant_activity`]), and the
     /// rolling counters are bumped as of `today` when the tenant's are rolled to it, else the
     /// profiles are marked for recomputation. `rolled_to` is the tenant's `facts_clock.rolled_to` when the
     /// caller knows it (it only ever moves forward, so a value read a moment ago is safe: if it

@@ -23,6 +23,7 @@ mod moves;
 mod profiles;
 mod tags;
 
+pub use activity::bump_tenant_activity;
 pub use events::*;
 pub use first_seen::*;
 pub use lead::*;

@@ -79,13 +79,20 @@ async fn two_replicas_of_each_service_apply_every_event_once() {
     let events = (PEOPLE * EVENTS_EACH) as i64;
     let deadline = Instant::now() + Duration::from_secs(240);
     let scored = "SELECT COUNT(*) FROM score_ledger WHERE voided_at IS NULL";
-    while count(&scoring, scored).await < events {
-        assert!(
-            Instant::now() < deadline,
-            "not every event was scored: {} of {events}",
-            count(&scoring, scored).await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let tagged = "SELECT COUNT(*) FROM tag_memberships";
+    // Each service works through its own queue at its own pace: wait for both to be done.
+    for (db, sql, want, what) in [
+        (&scoring, scored, events, "scored"),
+        (&tagging, tagged, PEOPLE as i64, "tagged"),
+    ] {
+        while count(db, sql).await < want {
+            assert!(
+                Instant::now() < deadline,
+                "not everything was {what}: {} of {want}",
+                count(db, sql).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     // Redeliveries and late duplicates have nothing left to do.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -102,7 +109,7 @@ async fn two_replicas_of_each_service_apply_every_event_once() {
         PEOPLE as i64
     );
     assert_eq!(
-        count(&tagging, "SELECT COUNT(*) FROM tag_memberships").await,
+        count(&tagging, tagged).await,
         PEOPLE as i64,
         "every follower tagged once"
     );

@@ -98,6 +98,9 @@ impl Tagger {
                 let (me, items) = (self.clone(), items.clone());
                 Box::pin(async move {
                     let mut changes = Vec::with_capacity(fresh.len());
+                    // Events recorded for the first time, per tenant, for its activity sums.
+                    let mut activity: std::collections::BTreeMap<&str, Vec<rules::EventFact>> =
+                        Default::default();
                     let mut k = 0;
                     while k < fresh.len() {
                         let (_, tenant, work) = &items[fresh[k]];
@@ -114,7 +117,12 @@ impl Tagger {
                             .collect();
                         if !run.is_empty() {
                             k += run.len();
-                            changes.extend(me.resolved(txn, tenant, &run).await?);
+                            let (c, recorded) = me.resolved(txn, tenant, &run).await?;
+                            changes.extend(c);
+                            activity
+                                .entry(tenant.as_str())
+                                .or_default()
+                                .extend(recorded);
                         } else {
                             k += 1;
                             changes.push(me.apply(txn, tenant, work).await?);
@@ -136,6 +144,11 @@ impl Tagger {
                     for (tenant, c) in by_tenant {
                         members::publish(txn, tenant, &c).await?;
                     }
+                    // Last: the tenant's shared activity rows (see facts::bump_tenant_activity).
+                    for (tenant, evs) in &activity {
+                        let evs: Vec<&rules::EventFact> = evs.iter().collect();
+                        facts::bump_tenant_activity(txn, tenant, &evs).await?;
+                    }
                     Ok(changes)
                 })
             },
@@ -154,13 +167,13 @@ impl Tagger {
     /// profiles are locked first (in key order), when they were first seen kept, the events of profiles with one event here are
     /// recorded together (a few statements for all), a profile's several events one at a time,
     /// each right before its profile is settled. Returns each event's tag-set changes (none for
-    /// an event seen before).
+    /// an event seen before) and the events recorded for the first time.
     pub(super) async fn resolved(
         &self,
         txn: &DatabaseTransaction,
         tenant: &str,
         works: &[&ProfileResolved],
-    ) -> Result<Vec<Vec<TagChanged>>, DbErr> {
+    ) -> Result<(Vec<Vec<TagChanged>>, Vec<rules::EventFact>), DbErr> {
         let at = self.at(tenant);
         let profiles: Vec<&str> = works.iter().map(|r| r.profile_id.as_str()).collect();
         let mut first = facts::ensure_locked_many(txn, tenant, &profiles, at.now).await?;
@@ -226,6 +239,11 @@ impl Tagger {
             };
             out.push(self.engine.settle(txn, tenant, p, trigger, &at).await?);
         }
-        Ok(out)
+        let recorded = evs
+            .into_iter()
+            .zip(new)
+            .filter_map(|(ev, n)| n.then_some(ev))
+            .collect();
+        Ok((out, recorded))
     }
 }

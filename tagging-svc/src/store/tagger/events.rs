@@ -26,12 +26,12 @@ impl Tagger {
     ) -> Result<Vec<TagChanged>, DbErr> {
         let at = self.at(tenant);
         match work {
-            Work::Profile(ProfileEvent::Resolved(r)) => Ok(self
-                .resolved(txn, tenant, &[r])
-                .await?
-                .into_iter()
-                .flatten()
-                .collect()),
+            Work::Profile(ProfileEvent::Resolved(r)) => {
+                let (changes, recorded) = self.resolved(txn, tenant, &[r]).await?;
+                let recorded: Vec<&rules::EventFact> = recorded.iter().collect();
+                facts::bump_tenant_activity(txn, tenant, &recorded).await?;
+                Ok(changes.into_iter().flatten().collect())
+            }
             Work::Profile(ProfileEvent::Updated(u)) => {
                 let p = u.profile_id.as_str();
                 if facts::ensure_locked(txn, tenant, p, at.now).await? {
