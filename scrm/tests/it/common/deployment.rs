@@ -388,6 +388,17 @@ impl Deployment {
     }
 }
 
+/// A test that fails before [`Deployment::stop`] still ends its processes (their connections,
+/// consumers and ports go with them); its databases stay for a look at what went wrong.
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
     db.execute(Statement::from_string(
         db.get_database_backend(),
