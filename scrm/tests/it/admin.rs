@@ -33,31 +33,6 @@ fn scrm(args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `scrm user add … --token`: the token it printed.
-fn user_token(dir: &str, tenant: &str, email: &str, role: &str) -> String {
-    let out = scrm(
-        &[
-            "user",
-            "add",
-            "--tenant",
-            tenant,
-            "--email",
-            email,
-            "--role",
-            role,
-            "--token",
-            "--data-dir",
-            dir,
-        ],
-        &[],
-    );
-    out.lines()
-        .find_map(|l| l.strip_prefix("API token (shown only now): "))
-        .expect("a token")
-        .trim()
-        .to_string()
-}
-
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -167,7 +142,7 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
         ],
         &[],
     );
-    let other = user_token(&dir_s, "other", "owner@other.test", "owner");
+    let other = common::cli_token(&dir_s, "other", "owner@other.test", "owner");
 
     // The matrix: every declared route × no token, a bad token, another tenant's owner, each role.
     let mut checked = 0;
@@ -235,7 +210,7 @@ async fn permission_matrix_isolation_sign_in_tokens_and_audit() {
         ],
         &[],
     );
-    let mine = user_token(&dir_s, common::TENANT, "owner@e2e.test", "owner");
+    let mine = common::cli_token(&dir_s, common::TENANT, "owner@e2e.test", "owner");
     let apps = fake.apps();
     let xml = fake.callbacks(&apps.oa).subscribe("oADMIN1");
     let r = fake
@@ -1029,7 +1004,7 @@ async fn people_tenant_trigger_tags_pages_and_the_description() {
         ],
         &[],
     );
-    let other = user_token(
+    let other = common::cli_token(
         &dir.display().to_string(),
         "other",
         "owner@other.test",
