@@ -165,3 +165,69 @@ impl MigrationTrait for CreateAnalyticsFacts {
         .await
     }
 }
+
+/// Adds `facts_profile.tag_count` and `content_day` ([`rules::schema::profile_summary_cols`])
+/// with their indexes to a projection made before they were kept, and fills them from the rows
+/// they summarise (a new projection has them from [`CreateFactsTables`]).
+pub struct ProfileSummaryFacts;
+
+impl MigrationName for ProfileSummaryFacts {
+    fn name(&self) -> &str {
+        "m20261216_000000_facts_profile_summary"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for ProfileSummaryFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use rules::schema::{FactsTable, Recount};
+        let profiles = FactsTable::FactsProfile;
+        for col in schema::profile_summary_cols() {
+            let name = col.get_column_name();
+            if !m.has_column(profiles.to_string(), name).await? {
+                m.alter_table(
+                    Table::alter()
+                        .table(profiles)
+                        .add_column(col.to_owned())
+                        .to_owned(),
+                )
+                .await?;
+            }
+        }
+        for (name, i) in schema::profile_summary_indexes() {
+            if !m.has_index(profiles.to_string(), name).await? {
+                m.create_index(i).await?;
+            }
+        }
+        let db = m.get_connection();
+        let b = db.get_database_backend();
+        db.execute(b.build(&schema::recount_tags(Recount::Everything)))
+            .await?;
+        db.execute(b.build(&schema::recount_content_day(Recount::Everything)))
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use rules::schema::{FactsCol, FactsTable};
+        for (name, _) in schema::profile_summary_indexes() {
+            m.drop_index(
+                Index::drop()
+                    .name(name)
+                    .table(FactsTable::FactsProfile)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        for col in [FactsCol::TagCount, FactsCol::ContentDay] {
+            m.alter_table(
+                Table::alter()
+                    .table(FactsTable::FactsProfile)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

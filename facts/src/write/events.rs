@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use rules::schema::{bump_daily_rows, FactsCol as C, FactsTable as T};
+use rules::schema::{
+    bump_daily_rows, recount_content_day, FactsCol as C, FactsTable as T, Recount,
+};
 use rules::EventFact;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -129,6 +131,13 @@ pub async fn record_events<Db: ConnectionTrait>(
             exec(conn, &bump_daily_rows(tenant, chunk, n)).await?;
         }
     }
+    let content_metric = rules::content_tag_metric("");
+    let content: BTreeSet<&str> = daily
+        .keys()
+        .filter(|(_, m, _)| m.starts_with(&content_metric))
+        .map(|(p, _, _)| *p)
+        .collect();
+    recount_content(conn, tenant, &content.into_iter().collect::<Vec<_>>()).await?;
     if matches!(rolling, Rolling::AsOf { .. }) {
         super::activity::bump_activity(conn, tenant, &fresh).await?;
     }
@@ -170,6 +179,19 @@ pub async fn record_events<Db: ConnectionTrait>(
         mark_dirty_many(conn, tenant, &profiles.into_iter().collect::<Vec<_>>()).await?;
     }
     Ok(new)
+}
+
+/// Recounts the latest content day of `profiles` into their `facts_profile` rows (see
+/// [`rules::schema::profile_summary_cols`]).
+pub(super) async fn recount_content<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[&str],
+) -> Result<(), DbErr> {
+    for chunk in profiles.chunks(500) {
+        exec(conn, &recount_content_day(Recount::Profiles(tenant, chunk))).await?;
+    }
+    Ok(())
 }
 
 /// Inserts the raw rows of the events not recorded before; returns which were new.

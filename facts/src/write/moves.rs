@@ -54,6 +54,7 @@ pub async fn merge_profiles<Db: ConnectionTrait>(
         set_tag(conn, tenant, survivor, &text(&r, "tag_id")?).await?;
     }
     remove_profile(conn, tenant, absorbed).await?;
+    super::events::recount_content(conn, tenant, &[survivor]).await?;
     refresh_rolling(conn, tenant, survivor, today).await
 }
 
@@ -138,6 +139,7 @@ pub async fn split_events<Db: ConnectionTrait>(
         .to_owned();
     exec(conn, &q).await?;
     drop_empty_activity(conn, tenant, survivor).await?;
+    super::events::recount_content(conn, tenant, &[survivor, restored]).await?;
     for p in [survivor, restored] {
         refresh_rolling(conn, tenant, p, today).await?;
     }

@@ -1,6 +1,7 @@
-//! The tags a profile holds, as the projection keeps them.
+//! The tags a profile holds, as the projection keeps them, and how many (`facts_profile.
+//! tag_count`, recounted by every write here: see [`rules::schema::profile_summary_cols`]).
 
-use rules::schema::{FactsCol as C, FactsTable as T};
+use rules::schema::{recount_tags, FactsCol as C, FactsTable as T, Recount};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -20,9 +21,22 @@ pub async fn set_tag<Db: ConnectionTrait>(
         .values_panic([s(tenant), s(profile), s(tag)])
         .to_owned();
     match exec(conn, &q).await {
-        Err(e) if !is_duplicate(&e) => Err(e),
-        _ => Ok(()),
+        Err(e) if !is_duplicate(&e) => return Err(e),
+        _ => {}
     }
+    recount(conn, tenant, &[profile]).await
+}
+
+/// Recounts the tags of `profiles` into their `facts_profile` rows.
+async fn recount<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[&str],
+) -> Result<(), DbErr> {
+    for chunk in profiles.chunks(500) {
+        exec(conn, &recount_tags(Recount::Profiles(tenant, chunk))).await?;
+    }
+    Ok(())
 }
 
 /// Every profile of `profiles` carries `tag` (bulk: chunked deletes and multi-row inserts).
@@ -32,7 +46,7 @@ pub async fn set_tag_many<Db: ConnectionTrait>(
     profiles: &[String],
     tag: &str,
 ) -> Result<(), DbErr> {
-    unset_tag_many(conn, tenant, profiles, tag).await?;
+    delete_tag_rows(conn, tenant, profiles, tag).await?;
     let rows = profiles
         .iter()
         .map(|p| vec![s(tenant), s(p), s(tag)])
@@ -43,11 +57,26 @@ pub async fn set_tag_many<Db: ConnectionTrait>(
         &[C::TenantId, C::ProfileId, C::TagId],
         rows,
     )
-    .await
+    .await?;
+    recount(conn, tenant, &refs(profiles)).await
+}
+
+fn refs(profiles: &[String]) -> Vec<&str> {
+    profiles.iter().map(String::as_str).collect()
 }
 
 /// No profile of `profiles` carries `tag` any more.
 pub async fn unset_tag_many<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[String],
+    tag: &str,
+) -> Result<(), DbErr> {
+    delete_tag_rows(conn, tenant, profiles, tag).await?;
+    recount(conn, tenant, &refs(profiles)).await
+}
+
+async fn delete_tag_rows<Db: ConnectionTrait>(
     conn: &Db,
     tenant: &str,
     profiles: &[String],
@@ -78,5 +107,6 @@ pub async fn unset_tag<Db: ConnectionTrait>(
         .and_where(Expr::col(C::ProfileId).eq(profile))
         .and_where(Expr::col(C::TagId).eq(tag))
         .to_owned();
-    exec(conn, &q).await.map(drop)
+    exec(conn, &q).await?;
+    recount(conn, tenant, &[profile]).await
 }

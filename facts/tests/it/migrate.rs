@@ -1,5 +1,7 @@
 //! A projection made before the analytics tables existed gets them, and `facts_event.hour`, from
-//! `CreateAnalyticsFacts`; running it where they exist already changes nothing.
+//! `CreateAnalyticsFacts`; one made before `facts_profile` summarised tags and content days
+//! gets the columns, filled from the rows, from `ProfileSummaryFacts`. Running either where
+//! they exist already changes nothing.
 
 use facts::CreateAnalyticsFacts;
 use rules::schema::{FactsCol as C, FactsTable as T};
@@ -66,4 +68,74 @@ async fn older_projections_get_the_analytics_facts(backend: Backend) {
     t.cleanup().await;
 }
 
-test_support::on_both_backends!(older_projections_get_the_analytics_facts);
+async fn older_projections_get_the_profile_summary(backend: Backend) {
+    let t = TestDb::migrated::<Migrator>(backend).await;
+    let db = &t.conn;
+    let m = SchemaManager::new(db);
+    let day: chrono::NaiveDate = "2026-11-03".parse().unwrap();
+    let mut a = rules::ProfileFacts::new("pA");
+    a.add_tag("t1")
+        .add_tag("t2")
+        .add_count("c:case_study", day, 2)
+        .add_count("c:pricing", day - chrono::Duration::days(3), 1)
+        .add_count("e:track.page_view", day + chrono::Duration::days(1), 1);
+    let mut b = rules::ProfileFacts::new("pB");
+    b.add_count("e:track.page_view", day, 1);
+    let at: chrono::DateTime<chrono::Utc> = "2026-11-04T00:00:00Z".parse().unwrap();
+    for ins in rules::schema::insert_statements("t", &[a, b], 1, at, None) {
+        db.execute(db.get_database_backend().build(&ins))
+            .await
+            .unwrap();
+    }
+    // As it was before: no summary columns (their indexes first, as SQLite requires).
+    for (name, _) in rules::schema::profile_summary_indexes() {
+        m.drop_index(
+            sea_orm::sea_query::Index::drop()
+                .name(name)
+                .table(T::FactsProfile)
+                .to_owned(),
+        )
+        .await
+        .unwrap();
+    }
+    for col in [C::TagCount, C::ContentDay] {
+        m.alter_table(
+            Table::alter()
+                .table(T::FactsProfile)
+                .drop_column(col)
+                .to_owned(),
+        )
+        .await
+        .unwrap();
+    }
+    for _ in 0..2 {
+        facts::ProfileSummaryFacts.up(&m).await.unwrap();
+    }
+    assert!(m
+        .has_index(T::FactsProfile.to_string(), "ix_facts_profile_tagged")
+        .await
+        .unwrap());
+    let rows = db
+        .query_all(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT profile_id, tag_count, content_day FROM facts_profile ORDER BY profile_id",
+        ))
+        .await
+        .unwrap();
+    let got: Vec<(i64, Option<chrono::NaiveDate>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(2, Some(day)), (0, None)]);
+    t.cleanup().await;
+}
+
+test_support::on_both_backends!(
+    older_projections_get_the_analytics_facts,
+    older_projections_get_the_profile_summary
+);

@@ -100,6 +100,34 @@ async fn record(db: &DatabaseConnection, profile: &str, env: &Envelope) -> bool 
     new
 }
 
+/// Each profile's `tag_count` and `content_day` equal what its tag rows and content buckets say.
+async fn summary_agrees(db: &DatabaseConnection) {
+    let b = db.get_database_backend();
+    let read = |sql: &str| {
+        let stmt = Statement::from_string(b, sql.to_string());
+        async move {
+            let mut out = BTreeMap::new();
+            for r in db.query_all(stmt).await.unwrap() {
+                let p: Vec<u8> = r.try_get_by_index(0).unwrap();
+                let n: i64 = r.try_get_by_index(1).unwrap();
+                let day: Option<NaiveDate> = r.try_get_by_index(2).unwrap();
+                out.insert(String::from_utf8(p).unwrap(), (n, day));
+            }
+            out
+        }
+    };
+    let kept = read("SELECT profile_id, tag_count, content_day FROM facts_profile").await;
+    let counted = read(
+        "SELECT p.profile_id, \
+           (SELECT COUNT(*) FROM facts_tag t WHERE t.tenant_id = p.tenant_id AND t.profile_id = p.profile_id), \
+           (SELECT MAX(day) FROM facts_behaviour_daily d WHERE d.tenant_id = p.tenant_id \
+              AND d.profile_id = p.profile_id AND d.metric LIKE 'c:%' AND d.cnt > 0) \
+         FROM facts_profile p",
+    )
+    .await;
+    assert_eq!(kept, counted, "kept summary vs the rows");
+}
+
 /// Evaluator on loaded facts vs compiled SQL (fresh or stale rolling) for `profiles`.
 async fn agree(
     db: &DatabaseConnection,
@@ -220,6 +248,23 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
     );
     let b_event = page_view(2, &[]);
     record(db, "pB", &b_event).await;
+    summary_agrees(db).await;
+    // Tags, one at a time and in bulk: the profiles' counts follow.
+    let txn = db.begin().await.unwrap();
+    facts::set_tag(&txn, T, "pA", "vip").await.unwrap();
+    facts::set_tag(&txn, T, "pA", "vip").await.unwrap();
+    facts::set_tag(&txn, T, "pB", "lead").await.unwrap();
+    let both = vec!["pA".to_string(), "pB".to_string()];
+    facts::set_tag_many(&txn, T, &both, "expo").await.unwrap();
+    facts::unset_tag_many(&txn, T, &both[1..], "expo")
+        .await
+        .unwrap();
+    facts::set_tag_many(&txn, T, &both[1..], "vip")
+        .await
+        .unwrap();
+    facts::unset_tag(&txn, T, "pB", "lead").await.unwrap();
+    txn.commit().await.unwrap();
+    summary_agrees(db).await;
     let three_in_30 = json!({"type": "behaviour", "event": "track.page_view", "count": {"op": "gte", "value": 3}, "window": {"type": "last", "days": 30}});
     let case_in_7 = json!({"type": "behaviour", "content_tag": "case_study", "count": {"op": "gte", "value": 2}, "window": {"type": "last", "days": 7}});
     let filtered = json!({"type": "behaviour", "event": "track.page_view", "filters": [{"key": "page", "value_type": "string", "op": "eq", "value": "/p"}], "count": {"op": "gte", "value": 4}, "window": {"type": "all_time"}});
@@ -235,6 +280,7 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
     // Current now: new events add to them directly, and SQL reads them.
     record(db, "pB", &page_view(3, &["case_study"])).await;
     record(db, "pB", &page_view(0, &["case_study"])).await;
+    summary_agrees(db).await;
     for c in [&three_in_30, &case_in_7, &filtered] {
         agree(db, backend, c.clone(), &["pA", "pB"]).await;
     }
@@ -248,6 +294,7 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
         .await
         .unwrap();
     txn.commit().await.unwrap();
+    summary_agrees(db).await;
     let f = facts::load_profile(db, T, "pA", &LoadOptions::default())
         .await
         .unwrap();
@@ -264,6 +311,7 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
         .unwrap();
     txn.commit().await.unwrap();
     assert_eq!(n, 1);
+    summary_agrees(db).await;
     let f = facts::load_profile(db, T, "pB", &LoadOptions::default())
         .await
         .unwrap();

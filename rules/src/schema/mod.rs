@@ -27,7 +27,8 @@ mod write;
 
 pub use write::{
     bump_activity_rows, bump_activity_tenant, bump_daily, bump_daily_many, bump_daily_rows,
-    delete_profile_statements, insert_statements, score_row, SCORE_COLS,
+    delete_profile_statements, insert_statements, recount_content_day, recount_tags, score_row,
+    Recount, SCORE_COLS,
 };
 
 /// The facts tables.
@@ -108,6 +109,8 @@ pub enum FactsCol {
     MergedInto,
     Hour,
     Shard,
+    TagCount,
+    ContentDay,
 }
 
 pub(crate) use FactsCol as C;
@@ -197,7 +200,10 @@ pub fn tables() -> Vec<TableCreateStatement> {
                     .date_time()
                     .not_null()
                     .to_owned(),
-            ],
+            ]
+            .into_iter()
+            .chain(profile_summary_cols())
+            .collect(),
             &[C::TenantId, C::ProfileId],
         ),
         table(
@@ -266,6 +272,34 @@ pub fn tables() -> Vec<TableCreateStatement> {
     ]
     .into_iter()
     .chain(analytics_tables())
+    .collect()
+}
+
+/// What `facts_profile` keeps about each profile's other facts, for counts over the tenant that
+/// would otherwise be a DISTINCT over millions of rows: `tag_count`, the tags it holds (rows of
+/// `facts_tag`), and `content_day`, the latest day with events on tagged content (a non-zero
+/// `c:` bucket of `facts_behaviour_daily`). The writers recount them from those rows
+/// ([`recount_tags`], [`recount_content_day`]) whenever they change them.
+pub fn profile_summary_cols() -> Vec<ColumnDef> {
+    vec![
+        ColumnDef::new(C::TagCount)
+            .integer()
+            .not_null()
+            .default(0)
+            .to_owned(),
+        ColumnDef::new(C::ContentDay).date().null().to_owned(),
+    ]
+}
+
+/// The indexes of [`profile_summary_cols`]: (index name, statement).
+pub fn profile_summary_indexes() -> Vec<(&'static str, IndexCreateStatement)> {
+    use FactsCol::*;
+    [
+        ("ix_facts_profile_tagged", &[TenantId, TagCount][..]),
+        ("ix_facts_profile_content", &[TenantId, ContentDay][..]),
+    ]
+    .into_iter()
+    .map(|(name, cols)| (name, index(name, T::FactsProfile, cols)))
     .collect()
 }
 
@@ -449,6 +483,7 @@ pub fn indexes() -> Vec<IndexCreateStatement> {
     ]
     .into_iter()
     .chain(analytics_indexes().into_iter().map(|(_, _, i)| i))
+    .chain(profile_summary_indexes().into_iter().map(|(_, i)| i))
     .collect()
 }
 

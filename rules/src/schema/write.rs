@@ -2,7 +2,9 @@
 //! tests), deleting one, and the per-event bucket upsert.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sea_query::{DeleteStatement, Expr, InsertStatement, OnConflict, Query, SimpleExpr};
+use sea_query::{
+    DeleteStatement, Expr, InsertStatement, OnConflict, Query, SimpleExpr, UpdateStatement,
+};
 
 use super::{FactsCol, FactsTable, C, T};
 use crate::facts::ProfileFacts;
@@ -60,7 +62,14 @@ pub fn insert_statements(
 ) -> Vec<InsertStatement> {
     let mut profile = Rows::new(
         T::FactsProfile,
-        &[C::TenantId, C::ProfileId, C::Version, C::UpdatedAt],
+        &[
+            C::TenantId,
+            C::ProfileId,
+            C::Version,
+            C::UpdatedAt,
+            C::TagCount,
+            C::ContentDay,
+        ],
     );
     let value_cols = [C::Pkey, C::Ord, C::Vtype, C::S, C::SFold, C::N];
     let mut property = Rows::new(
@@ -123,11 +132,19 @@ pub fn insert_statements(
     };
     for p in profiles {
         let id = || s(p.profile_id.as_str());
+        let content_day = p
+            .daily
+            .iter()
+            .filter(|(m, _)| m.starts_with(CONTENT_PREFIX))
+            .flat_map(|(_, days)| days.iter().filter(|(_, n)| **n > 0).map(|(d, _)| *d))
+            .max();
         profile.push(vec![
             s(tenant_id),
             id(),
             Expr::val(version).into(),
             Expr::val(updated_at).into(),
+            Expr::val(i32::try_from(p.tags.len()).unwrap_or(i32::MAX)).into(),
+            Expr::val(content_day).into(),
         ]);
         for (key, vs) in &p.properties {
             // A score's property is its fold's value at one instant: the fold is stored.
@@ -224,6 +241,72 @@ pub fn score_row(tenant_id: &str, profile_id: &str, model: &str, f: &ScoreFold) 
         Expr::val(f.at).into(),
         Expr::val(f.rate).into(),
     ]
+}
+
+/// The metrics of content tags (`c:<tag>`, see [`crate::facts::content_tag_metric`]) sort from
+/// here up to [`CONTENT_END`].
+const CONTENT_PREFIX: &str = "c:";
+const CONTENT_END: &str = "c;";
+
+/// Which `facts_profile` rows a recount sets.
+#[derive(Debug, Clone, Copy)]
+pub enum Recount<'a> {
+    /// These profiles of a tenant.
+    Profiles(&'a str, &'a [&'a str]),
+    /// Every row (filling the columns in a projection made before they were kept).
+    Everything,
+}
+
+/// Sets `facts_profile.tag_count` of the profiles `of` names to the rows of `facts_tag` they
+/// have.
+pub fn recount_tags(of: Recount) -> UpdateStatement {
+    let held = Query::select()
+        .expr(Expr::col((T::FactsTag, C::TagId)).count())
+        .from(T::FactsTag)
+        .and_where(Expr::col((T::FactsTag, C::TenantId)).equals((T::FactsProfile, C::TenantId)))
+        .and_where(Expr::col((T::FactsTag, C::ProfileId)).equals((T::FactsProfile, C::ProfileId)))
+        .to_owned();
+    of_profiles(of)
+        .value(
+            C::TagCount,
+            SimpleExpr::SubQuery(None, Box::new(held.into_sub_query_statement())),
+        )
+        .to_owned()
+}
+
+/// Sets `facts_profile.content_day` of the profiles `of` names to the latest day of their
+/// non-zero buckets of content metrics (null without any).
+pub fn recount_content_day(of: Recount) -> UpdateStatement {
+    let d = T::FactsBehaviourDaily;
+    let latest = Query::select()
+        .expr(Expr::col((d, C::Day)).max())
+        .from(d)
+        .and_where(Expr::col((d, C::TenantId)).equals((T::FactsProfile, C::TenantId)))
+        .and_where(Expr::col((d, C::ProfileId)).equals((T::FactsProfile, C::ProfileId)))
+        .and_where(Expr::col((d, C::Metric)).gte(CONTENT_PREFIX))
+        .and_where(Expr::col((d, C::Metric)).lt(CONTENT_END))
+        .and_where(Expr::col((d, C::Cnt)).gt(0))
+        .to_owned();
+    of_profiles(of)
+        .value(
+            C::ContentDay,
+            SimpleExpr::SubQuery(None, Box::new(latest.into_sub_query_statement())),
+        )
+        .to_owned()
+}
+
+/// `UPDATE facts_profile … WHERE` the rows `of` names.
+fn of_profiles(of: Recount) -> UpdateStatement {
+    let mut q = Query::update();
+    q.table(T::FactsProfile);
+    if let Recount::Profiles(tenant_id, profiles) = of {
+        q.and_where(Expr::col((T::FactsProfile, C::TenantId)).eq(tenant_id))
+            .and_where(
+                Expr::col((T::FactsProfile, C::ProfileId))
+                    .is_in(profiles.iter().map(|p| p.to_string())),
+            );
+    }
+    q
 }
 
 /// Deletes every facts row of one profile (its raw events' properties included); of

@@ -7,6 +7,7 @@
 //! counts once under each.
 
 use chrono::NaiveDate;
+use sea_query::extension::mysql::{IndexHintScope, MySqlSelectStatementExt};
 use sea_query::{Alias, Expr, Func, Order, Query, SelectStatement, SimpleExpr};
 
 use proto::condition::Window;
@@ -50,27 +51,56 @@ pub fn population(ctx: &CompileCtx, within: Option<&SelectStatement>) -> SelectS
     }
 }
 
-/// `(vtype, s, n, cnt)`: profiles per string or bool value of `key`, the `limit` most frequent.
+/// `(value, cnt)`: profiles per value of `key` of type `vtype` — the text (`s`) of a string, the
+/// number (`n`, 0 or 1) of a bool — the `limit` most frequent.
+///
+/// One type per statement, grouped by its own value column: for the tenant that reads the
+/// value's index range (`ix_facts_property_s` / `_n`, which hold the profile id) in value
+/// order, so each value's profiles are counted as they stream by, without a temporary table of
+/// every row.
 pub fn property_values(
     ctx: &CompileCtx,
     key: &str,
+    vtype: VType,
     within: Option<&SelectStatement>,
     limit: u64,
 ) -> SelectStatement {
     let t = T::FactsProperty;
-    of(ctx, t, within)
-        .columns([(t, C::Vtype), (t, C::S), (t, C::N)])
+    let col = match vtype {
+        VType::Str => C::S,
+        _ => C::N,
+    };
+    let mut q = of(ctx, t, within);
+    q.expr_as(Expr::col((t, col)), Alias::new(PROPERTY_VALUE))
         .expr_as(distinct_profiles(t), cnt())
         .and_where(Expr::col((t, C::Pkey)).eq(key))
-        .and_where(Expr::col((t, C::Vtype)).is_in([VType::Str.code(), VType::Bool.code()]))
-        .group_by_columns([(t, C::Vtype), (t, C::S), (t, C::N)])
+        .and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
+        .group_by_col((t, col))
         .order_by_expr(Expr::col(cnt()).into(), Order::Desc)
-        .limit(limit)
-        .to_owned()
+        .limit(limit);
+    if within.is_none() {
+        q.force_index(
+            Alias::new(match vtype {
+                VType::Str => "ix_facts_property_s",
+                _ => "ix_facts_property_n",
+            }),
+            IndexHintScope::All,
+        );
+    }
+    q
 }
 
-/// `cnt`: profiles with any value of `key` of `vtypes` (any type when empty); for a score key,
-/// with a score of that model.
+/// The column [`property_values`] names its value.
+pub const PROPERTY_VALUE: &str = "value";
+
+/// `cnt`: profiles with a value of `key` whose first value is of `vtypes` (any type when empty);
+/// for a score key, with a score of that model.
+///
+/// Every writer numbers a key's values from 0 (`ord`), so a profile with values of `key` has
+/// exactly one row at `ord` 0 and the count needs no DISTINCT (the `ix_facts_property_*`
+/// indexes hold `ord`, as a secondary index holds the primary key). A key's values share a type
+/// wherever the schema types it; an untyped custom key holding mixed types counts under its
+/// first value's type.
 pub fn with_value(
     ctx: &CompileCtx,
     key: &str,
@@ -80,16 +110,21 @@ pub fn with_value(
     if let Some(model) = score_model(key) {
         let t = T::FactsScore;
         return of(ctx, t, within)
-            .expr_as(distinct_profiles(t), cnt())
+            .expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
             .and_where(Expr::col((t, C::Pkey)).eq(model))
             .to_owned();
     }
     let t = T::FactsProperty;
     let mut q = of(ctx, t, within);
-    q.expr_as(distinct_profiles(t), cnt())
-        .and_where(Expr::col((t, C::Pkey)).eq(key));
+    q.expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
+        .and_where(Expr::col((t, C::Pkey)).eq(key))
+        .and_where(Expr::col((t, C::Ord)).eq(0));
     if !vtypes.is_empty() {
         q.and_where(Expr::col((t, C::Vtype)).is_in(vtypes.iter().map(|v| v.code())));
+    }
+    if within.is_none() {
+        // The (tenant, key) range of the value index, not every row of the tenant.
+        q.force_index(Alias::new("ix_facts_property_s"), IndexHintScope::All);
     }
     q
 }
@@ -136,18 +171,33 @@ pub fn tag_holders(
     within: Option<&SelectStatement>,
 ) -> SelectStatement {
     let t = T::FactsTag;
-    tagged(ctx, tags, within)
-        .column((t, C::TagId))
-        .group_by_col((t, C::TagId))
-        .to_owned()
+    // (tenant, tag, profile) is the primary key: a holder is one row, counted without DISTINCT
+    // along the key's own order.
+    let mut q = of(ctx, t, within);
+    q.column((t, C::TagId))
+        .expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
+        .group_by_col((t, C::TagId));
+    if let Some(tags) = tags {
+        q.and_where(Expr::col((t, C::TagId)).is_in(tags.iter().map(String::as_str)));
+    }
+    q
 }
 
-/// `cnt`: profiles holding any tag (of `tags` only, when given).
+/// `cnt`: profiles holding any tag (of `tags` only, when given); for the whole tenant, from
+/// `facts_profile.tag_count`.
 pub fn tagged(
     ctx: &CompileCtx,
     tags: Option<&[String]>,
     within: Option<&SelectStatement>,
 ) -> SelectStatement {
+    if let (None, None) = (tags, within) {
+        // The tenant: the profiles' own tag counts, not a DISTINCT over every tag row.
+        let t = T::FactsProfile;
+        return of(ctx, t, None)
+            .expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
+            .and_where(Expr::col((t, C::TagCount)).gt(0))
+            .to_owned();
+    }
     let t = T::FactsTag;
     let mut q = of(ctx, t, within);
     q.expr_as(distinct_profiles(t), cnt());
@@ -159,20 +209,47 @@ pub fn tagged(
 
 /// `(metric, cnt)`: profiles with events on content of each tag in `window` (the rolling
 /// counters when fresh, else the daily buckets), the `limit` most frequent; with `limit` 0,
-/// `cnt` alone: profiles with any.
+/// `cnt` alone: profiles with any (for the whole tenant and a window up to today, from
+/// `facts_profile.content_day`).
 pub fn content_tag_interest(
     ctx: &CompileCtx,
     window: &Window,
     within: Option<&SelectStatement>,
     limit: u64,
 ) -> SelectStatement {
+    let grouped = limit > 0;
+    if !grouped && within.is_none() {
+        // The tenant's profiles with any: their latest content day, for a window up to today.
+        let since = match window_days(window, ctx.today) {
+            None => Some(None),
+            Some((from, to)) if to == ctx.today => Some(Some(from)),
+            Some(_) => None,
+        };
+        if let Some(since) = since {
+            let t = T::FactsProfile;
+            let mut q = of(ctx, t, None);
+            q.expr_as(Expr::col((t, C::ProfileId)).count(), cnt());
+            match since {
+                Some(from) => q.and_where(Expr::col((t, C::ContentDay)).gte(from)),
+                None => q.and_where(Expr::col((t, C::ContentDay)).is_not_null()),
+            };
+            return q;
+        }
+    }
     let fresh = ctx.rolling_as_of == Some(ctx.today);
-    let (t, mut q) = match rolling_for(window).filter(|_| fresh) {
+    let (t, mut q, unique) = match rolling_for(window).filter(|_| fresh) {
         Some(r) => {
             let t = T::FactsBehaviourRolling;
+            let col = rolling_col(r);
             let mut q = of(ctx, t, within);
-            q.and_where(Expr::col((t, rolling_col(r))).gt(0));
-            (t, q)
+            q.and_where(Expr::col((t, col)).gt(0));
+            if within.is_none() {
+                // (tenant, metric, window count, profile): the content metrics' range, the
+                // non-zero counts read from the index alone.
+                q.force_index(Alias::new(rolling_index(col)), IndexHintScope::All);
+            }
+            // One row per (profile, metric): per metric, a profile is one row.
+            (t, q, grouped)
         }
         None => {
             let t = T::FactsBehaviourDaily;
@@ -181,18 +258,35 @@ pub fn content_tag_interest(
             if let Some((from, to)) = window_days(window, ctx.today) {
                 q.and_where(Expr::col((t, C::Day)).between(from, to));
             }
-            (t, q)
+            (t, q, false)
         }
     };
     metrics_of(&mut q, t, &content_tag_metric(""));
-    q.expr_as(distinct_profiles(t), cnt());
-    if limit > 0 {
+    q.expr_as(
+        if unique {
+            Expr::col((t, C::ProfileId)).count()
+        } else {
+            distinct_profiles(t)
+        },
+        cnt(),
+    );
+    if grouped {
         q.column((t, C::Metric))
             .group_by_col((t, C::Metric))
             .order_by_expr(Expr::col(cnt()).into(), Order::Desc)
             .limit(limit);
     }
     q
+}
+
+/// The index of the rolling counters on `col` (see [`crate::schema::indexes`]).
+fn rolling_index(col: C) -> &'static str {
+    match col {
+        C::Last7 => "ix_facts_rolling_7",
+        C::Last30 => "ix_facts_rolling_30",
+        C::Last90 => "ix_facts_rolling_90",
+        _ => "ix_facts_rolling_total",
+    }
 }
 
 /// `(day, cnt)`: profiles first seen on each tenant-local day from `from` to `to` (days with

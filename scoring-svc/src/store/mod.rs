@@ -43,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateTenantZones),
             Box::new(facts::CreateScoreFacts),
             Box::new(facts::CreateAnalyticsFacts),
+            Box::new(facts::ProfileSummaryFacts),
         ]
     }
 }

@@ -173,16 +173,22 @@ async fn property<Db: ConnectionTrait>(
     total: u64,
 ) -> Result<Distribution, DbErr> {
     let mut rows = Vec::new();
-    for r in run(conn, &breakdown::property_values(ctx, key, within, limit)).await? {
-        let value = match text(&r, "vtype")?.as_deref() {
-            Some("b") => {
-                let n: Option<f64> = r.try_get("", "n")?;
-                json!(n.is_some_and(|n| n != 0.0))
-            }
-            _ => json!(text(&r, "s")?.unwrap_or_default()),
-        };
-        rows.push((value, count(&r)?));
+    for vtype in [VType::Str, VType::Bool] {
+        let q = breakdown::property_values(ctx, key, vtype, within, limit);
+        for r in run(conn, &q).await? {
+            let value = match vtype {
+                VType::Str => json!(text(&r, breakdown::PROPERTY_VALUE)?.unwrap_or_default()),
+                _ => {
+                    let n: Option<f64> = r.try_get("", breakdown::PROPERTY_VALUE)?;
+                    json!(n.is_some_and(|n| n != 0.0))
+                }
+            };
+            rows.push((value, count(&r)?));
+        }
     }
+    // Two types, each its `limit` most frequent: the `limit` most frequent of both.
+    rows.sort_by(|(ka, a), (kb, b)| b.cmp(a).then_with(|| ka.to_string().cmp(&kb.to_string())));
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let types = [VType::Str, VType::Bool];
     let with = one(conn, &breakdown::with_value(ctx, key, &types, within)).await?;
     Ok(ranked(kind, Some(key.to_string()), rows, with, total))

@@ -44,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(saved::migration::CreateSavedSegments),
             Box::new(personas::migration::CreatePersonas),
             Box::new(facts::CreateAnalyticsFacts),
+            Box::new(facts::ProfileSummaryFacts),
         ]
     }
 }

@@ -86,6 +86,10 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
     let mut p4 = person("4", &["Hangzhou", "Shanghai"], None, None);
     p4.add_tag(&b);
     let p5 = person("5", &[], None, None);
+    // A bool property: counted under true and false beside no value.
+    for (p, yes) in [(&mut p1, true), (&mut p2, false), (&mut p3, true)] {
+        p.set_property("contact.subscribed", vec![FactValue::Bool(yes)]);
+    }
     seed(&db.conn, T, &[p1, p2, p3, p4, p5]).await;
     seed(
         &db.conn,
@@ -102,6 +106,7 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
         {"kind": "content_tags", "window": {"type": "last", "days": 30}},
         {"kind": "content_tags", "window": {"type": "last", "days": 90}},
         {"kind": "tags", "group_id": group_a},
+        {"kind": "property", "key": "contact.subscribed"},
     ]);
     let all = ok!(
         &app,
@@ -158,6 +163,11 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
     );
     assert_eq!(d[5]["with_value"], 3);
     assert_eq!(counts(&d[6]), vec![(json!(a), 2)]);
+    assert_eq!(counts(&d[7]), vec![(json!(true), 2), (json!(false), 1)]);
+    assert_eq!(
+        (d[7]["with_value"].as_u64(), d[7]["missing"].as_u64()),
+        (Some(3), Some(2))
+    );
 
     // A segment: the Hangzhou profiles.
     let hangzhou = json!({"version": 1, "root": {"type": "property", "key": "contact.city",
