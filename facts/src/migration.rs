@@ -6,6 +6,7 @@
 
 use platform::db::schema::{str_col, ts_col};
 use rules::schema::{self, SchemaStatement};
+use sea_orm::Statement;
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveIden)]
@@ -168,7 +169,9 @@ impl MigrationTrait for CreateAnalyticsFacts {
 
 /// Adds `facts_profile.tag_count` and `content_day` ([`rules::schema::profile_summary_cols`])
 /// with their indexes to a projection made before they were kept, and fills them from the rows
-/// they summarise (a new projection has them from [`CreateFactsTables`]).
+/// they summarise (a new projection has them from [`CreateFactsTables`]); and drops a key's
+/// repeated values from `facts_property`, which writers now store once
+/// ([`rules::FactValue::stored_distinct`]).
 pub struct ProfileSummaryFacts;
 
 impl MigrationName for ProfileSummaryFacts {
@@ -201,6 +204,20 @@ impl MigrationTrait for ProfileSummaryFacts {
         }
         let db = m.get_connection();
         let b = db.get_database_backend();
+        // The later of two rows of a key stored alike (the derived table lets MySQL read the
+        // table it deletes from).
+        db.execute(Statement::from_string(
+            b,
+            "DELETE FROM facts_property WHERE (tenant_id, profile_id, pkey, ord) IN \
+             (SELECT tenant_id, profile_id, pkey, ord FROM \
+              (SELECT p.tenant_id, p.profile_id, p.pkey, p.ord \
+               FROM facts_property p JOIN facts_property q \
+                 ON q.tenant_id = p.tenant_id AND q.profile_id = p.profile_id \
+                AND q.pkey = p.pkey AND q.ord < p.ord AND q.vtype = p.vtype \
+                AND (q.s = p.s OR (q.s IS NULL AND p.s IS NULL)) \
+                AND (q.n = p.n OR (q.n IS NULL AND p.n IS NULL))) AS dup)",
+        ))
+        .await?;
         db.execute(b.build(&schema::recount_tags(Recount::Everything)))
             .await?;
         db.execute(b.build(&schema::recount_content_day(Recount::Everything)))

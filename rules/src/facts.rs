@@ -116,6 +116,23 @@ impl FactValue {
         }
     }
 
+    /// The values of one key as they are stored: each stored value once (the first of values
+    /// stored alike — equal, or long strings cut to the same text — is kept), in order. A
+    /// key's rows then hold distinct values, so analytics count a value's profiles without
+    /// DISTINCT (conditions only ever ask whether some value matches).
+    pub fn stored_distinct(values: &[FactValue]) -> Vec<&FactValue> {
+        let mut seen: Vec<Encoded> = Vec::with_capacity(values.len());
+        let mut out = Vec::with_capacity(values.len());
+        for v in values {
+            let e = v.encode();
+            if !seen.contains(&e) {
+                seen.push(e);
+                out.push(v);
+            }
+        }
+        out
+    }
+
     /// Classifies a string the way [`FactValue::from_json`] does.
     pub fn from_text(s: &str) -> FactValue {
         if let Some(d) = parse_date(s) {

@@ -286,7 +286,8 @@ pub async fn apply_profile<Db: ConnectionTrait>(
         if !rules::valid_key(key) || is_scoring_key(key) {
             continue;
         }
-        for (ord, fv) in FactValue::from_json_multi(v).iter().enumerate() {
+        let values = FactValue::from_json_multi(v);
+        for (ord, fv) in FactValue::stored_distinct(&values).into_iter().enumerate() {
             props.push([vec![s(tenant), s(profile)], value_row(key, ord, fv)].concat());
         }
     }

@@ -87,7 +87,21 @@ async fn older_projections_get_the_profile_summary(backend: Backend) {
             .await
             .unwrap();
     }
-    // As it was before: no summary columns (their indexes first, as SQLite requires).
+    // As it was before: a value stored twice under one key, no summary columns (their indexes
+    // first, as SQLite requires).
+    for ord in [0, 1, 2] {
+        let city = if ord == 1 { "Shanghai" } else { "Hangzhou" };
+        db.execute(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "INSERT INTO facts_property (tenant_id, profile_id, pkey, ord, vtype, s, s_fold, n) \
+                 VALUES ('t', 'pA', 'contact.city', {ord}, 's', '{city}', '{}', NULL)",
+                city.to_lowercase()
+            ),
+        ))
+        .await
+        .unwrap();
+    }
     for (name, _) in rules::schema::profile_summary_indexes() {
         m.drop_index(
             sea_orm::sea_query::Index::drop()
@@ -132,6 +146,25 @@ async fn older_projections_get_the_profile_summary(backend: Backend) {
         })
         .collect();
     assert_eq!(got, vec![(2, Some(day)), (0, None)]);
+    let cities = db
+        .query_all(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT ord, s FROM facts_property WHERE pkey = 'contact.city' ORDER BY ord",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let ord: i32 = r.try_get_by_index(0).unwrap();
+            let s: Vec<u8> = r.try_get_by_index(1).unwrap();
+            (ord, String::from_utf8(s).unwrap())
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(
+        cities,
+        vec![(0, "Hangzhou".to_string()), (1, "Shanghai".to_string())],
+        "the repeated value goes, the first of it stays"
+    );
     t.cleanup().await;
 }
 

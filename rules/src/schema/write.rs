@@ -114,8 +114,8 @@ pub fn insert_statements(
     );
     let mut score = Rows::new(T::FactsScore, &SCORE_COLS);
     let values = |key: &str, values: &[crate::FactValue]| -> Vec<Vec<SimpleExpr>> {
-        values
-            .iter()
+        crate::FactValue::stored_distinct(values)
+            .into_iter()
             .enumerate()
             .map(|(ord, v)| {
                 let e = v.encode();

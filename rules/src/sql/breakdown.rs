@@ -56,8 +56,7 @@ pub fn population(ctx: &CompileCtx, within: Option<&SelectStatement>) -> SelectS
 ///
 /// One type per statement, grouped by its own value column: for the tenant that reads the
 /// value's index range (`ix_facts_property_s` / `_n`, which hold the profile id) in value
-/// order, so each value's profiles are counted as they stream by, without a temporary table of
-/// every row.
+/// order, each value's rows counted as they stream by.
 pub fn property_values(
     ctx: &CompileCtx,
     key: &str,
@@ -71,8 +70,10 @@ pub fn property_values(
         _ => C::N,
     };
     let mut q = of(ctx, t, within);
+    // A key's stored values are distinct (`FactValue::stored_distinct`): a profile is one row
+    // per value.
     q.expr_as(Expr::col((t, col)), Alias::new(PROPERTY_VALUE))
-        .expr_as(distinct_profiles(t), cnt())
+        .expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
         .and_where(Expr::col((t, C::Pkey)).eq(key))
         .and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
         .group_by_col((t, col))
@@ -129,28 +130,41 @@ pub fn with_value(
     q
 }
 
-/// `(band, cnt)`: profiles per band of the number `key` between increasing `bounds` (band 0 is
-/// `< bounds[0]`, band i is `[bounds[i-1], bounds[i])`, the last `≥` the last bound). A score
-/// key is valued at `ctx.now`.
+/// `(band, cnt, later)`: profiles per band of the number `key` between increasing `bounds`
+/// (band 0 is `< bounds[0]`, band i is `[bounds[i-1], bounds[i])`, the last `≥` the last
+/// bound). A score key is valued at `ctx.now`.
+///
+/// A profile has one score per model, and mostly one value per number property: `distinct`
+/// false counts rows, and `later` says how many of a band's rows are a profile's second or
+/// later value (`ord > 0`, always 0 for scores). Where a band has any, a profile may be in it
+/// twice, and the caller counts again with `distinct`.
 pub fn bands(
     ctx: &CompileCtx,
     key: &str,
     bounds: &[f64],
     within: Option<&SelectStatement>,
+    distinct: bool,
 ) -> SelectStatement {
-    let (t, value, mut q) = match score_model(key) {
+    let (t, value, later, mut q) = match score_model(key) {
         Some(model) => {
             let t = T::FactsScore;
             let mut q = of(ctx, t, within);
             q.and_where(Expr::col((t, C::Pkey)).eq(model));
-            (t, score_value(ctx.now), q)
+            (t, score_value(ctx.now), Expr::val(0i64).into(), q)
         }
         None => {
             let t = T::FactsProperty;
             let mut q = of(ctx, t, within);
             q.and_where(Expr::col((t, C::Pkey)).eq(key))
                 .and_where(Expr::col((t, C::Vtype)).eq(VType::Num.code()));
-            (t, Expr::col((t, C::N)).into(), q)
+            if within.is_none() {
+                q.force_index(Alias::new("ix_facts_property_n"), IndexHintScope::All);
+            }
+            let later: SimpleExpr = sea_query::CaseStatement::new()
+                .case(Expr::col((t, C::Ord)).gt(0), Expr::val(1i64))
+                .finally(Expr::val(0i64))
+                .into();
+            (t, Expr::col((t, C::N)).into(), Expr::expr(later).sum(), q)
         }
     };
     let mut case = sea_query::CaseStatement::new();
@@ -158,11 +172,23 @@ pub fn bands(
         case = case.case(Expr::expr(value.clone()).lt(*b), Expr::val(i as i64));
     }
     let band: SimpleExpr = case.finally(Expr::val(bounds.len() as i64)).into();
+    let counted = if distinct {
+        distinct_profiles(t)
+    } else {
+        Expr::col((t, C::ProfileId)).count()
+    };
     q.expr_as(band, Alias::new("band"))
-        .expr_as(distinct_profiles(t), cnt())
+        .expr_as(counted, cnt())
+        .expr_as(
+            Func::cast_as(later, Alias::new("SIGNED")),
+            Alias::new(BAND_LATER),
+        )
         .group_by_col(Alias::new("band"))
         .to_owned()
 }
+
+/// The column of [`bands`] counting later values.
+pub const BAND_LATER: &str = "later";
 
 /// `(tag_id, cnt)`: holders of each tag (of `tags` only, when given).
 pub fn tag_holders(

@@ -123,6 +123,23 @@ pub fn sample_statement(compiled: &SelectStatement, limit: u64) -> SelectStateme
         .to_owned()
 }
 
+/// The first `limit` profile ids of a compiled query, in byte order, each with the number of
+/// profiles the query selects (column [`SAMPLE_TOTAL`], a window count over the whole result):
+/// a preview's count and sample from one evaluation of the condition. No row when it selects
+/// none.
+pub fn sample_with_count(compiled: &SelectStatement, limit: u64) -> SelectStatement {
+    let mut q = sample_statement(compiled, limit);
+    q.expr_window_as(
+        Expr::col(Asterisk).count(),
+        sea_query::WindowStatement::new(),
+        Alias::new(SAMPLE_TOTAL),
+    );
+    q
+}
+
+/// The column of [`sample_with_count`] holding the result's size.
+pub const SAMPLE_TOTAL: &str = "total";
+
 /// Renders a statement with placeholders and its values.
 pub fn build(stmt: &SelectStatement, backend: Backend) -> (String, Values) {
     match backend {

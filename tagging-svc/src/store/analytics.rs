@@ -102,10 +102,18 @@ async fn dimension<Db: ConnectionTrait>(
         }
         Dimension::Bands { key, bounds } => {
             let mut counts = vec![0u64; bounds.len() + 1];
-            for r in run(conn, &breakdown::bands(ctx, key, bounds, within)).await? {
-                let band: i64 = r.try_get("", "band")?;
-                if let Some(c) = usize::try_from(band).ok().and_then(|b| counts.get_mut(b)) {
-                    *c = count(&r)?;
+            let mut twice = false;
+            for distinct in [false, true] {
+                if distinct && !twice {
+                    break;
+                }
+                for r in run(conn, &breakdown::bands(ctx, key, bounds, within, distinct)).await? {
+                    let band: i64 = r.try_get("", "band")?;
+                    if let Some(c) = usize::try_from(band).ok().and_then(|b| counts.get_mut(b)) {
+                        *c = count(&r)?;
+                    }
+                    let later: Option<i64> = r.try_get("", breakdown::BAND_LATER)?;
+                    twice |= later.unwrap_or(0) > 0;
                 }
             }
             let with = one(

@@ -108,28 +108,33 @@ pub async fn preview<Db: ConnectionTrait>(
     let started = std::time::Instant::now();
     let cctx = ctx(conn, tenant, at, Restrict::All).await?;
     let compiled = sql::compile(cond, &cctx);
-    // "Everyone except a broad set" is counted by subtraction (`rules::sql::count_query`).
-    let count = run(conn, &sql::count_query(cond, &cctx)).await?;
-    let count: i64 = count
-        .first()
-        .map(|r| r.try_get_by_index(0))
-        .transpose()?
-        .unwrap_or(0);
-    // A dense result ("everyone except …") is sampled a window of ids at a time, as a saved
-    // segment's members are: its first profiles are among the first ids, and a window keeps the
-    // set difference small.
-    let ids: Vec<String> = if limit == 0 {
-        Vec::new()
-    } else if sql::is_negative(cond, &cctx) {
-        crate::store::saved::ids_in_windows(conn, tenant, cond, at, None, limit, SAMPLE_WINDOW)
-            .await?
-            .0
+    let (count, ids) = if limit > 0 && !sql::is_negative(cond, &cctx) {
+        // A positive condition: its count and its first profiles from one evaluation.
+        let rows = run(conn, &sql::sample_with_count(&compiled, limit)).await?;
+        let count = match rows.first() {
+            Some(r) => r.try_get::<i64>("", sql::SAMPLE_TOTAL)?,
+            None => 0,
+        };
+        let ids = rows.iter().map(id_of).collect::<Result<Vec<_>, _>>()?;
+        (count, ids)
     } else {
-        run(conn, &sql::sample_statement(&compiled, limit))
-            .await?
-            .iter()
-            .map(id_of)
-            .collect::<Result<_, _>>()?
+        // "Everyone except a broad set" is counted by subtraction (`rules::sql::count_query`)
+        // and sampled a window of ids at a time, as a saved segment's members are: its first
+        // profiles are among the first ids, and a window keeps the set difference small.
+        let count = run(conn, &sql::count_query(cond, &cctx)).await?;
+        let count: i64 = count
+            .first()
+            .map(|r| r.try_get_by_index(0))
+            .transpose()?
+            .unwrap_or(0);
+        let ids = if limit == 0 {
+            Vec::new()
+        } else {
+            crate::store::saved::ids_in_windows(conn, tenant, cond, at, None, limit, SAMPLE_WINDOW)
+                .await?
+                .0
+        };
+        (count, ids)
     };
     let fields = fields_of(conn, tenant, &ids, &SAMPLE_FIELDS).await?;
     Ok(Preview {

@@ -90,6 +90,20 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
     for (p, yes) in [(&mut p1, true), (&mut p2, false), (&mut p3, true)] {
         p.set_property("contact.subscribed", vec![FactValue::Bool(yes)]);
     }
+    // Numbers: p4 has two in one band (counted once there), p2 one in each; p1 one given
+    // twice (stored once).
+    p4.set_property(
+        "contact.age",
+        vec![FactValue::Num(30.0), FactValue::Num(31.0)],
+    );
+    p2.set_property(
+        "contact.age",
+        vec![FactValue::Num(20.0), FactValue::Num(50.0)],
+    );
+    p1.set_property(
+        "contact.age",
+        vec![FactValue::Num(45.0), FactValue::Num(45.0)],
+    );
     seed(&db.conn, T, &[p1, p2, p3, p4, p5]).await;
     seed(
         &db.conn,
@@ -107,6 +121,7 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
         {"kind": "content_tags", "window": {"type": "last", "days": 90}},
         {"kind": "tags", "group_id": group_a},
         {"kind": "property", "key": "contact.subscribed"},
+        {"kind": "bands", "key": "contact.age", "bounds": [40]},
     ]);
     let all = ok!(
         &app,
@@ -166,6 +181,14 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
     assert_eq!(counts(&d[7]), vec![(json!(true), 2), (json!(false), 1)]);
     assert_eq!(
         (d[7]["with_value"].as_u64(), d[7]["missing"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(
+        counts(&d[8]),
+        vec![(json!({"to": 40.0}), 2), (json!({"from": 40.0}), 2)]
+    );
+    assert_eq!(
+        (d[8]["with_value"].as_u64(), d[8]["missing"].as_u64()),
         (Some(3), Some(2))
     );
 
