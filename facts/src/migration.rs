@@ -168,7 +168,7 @@ impl MigrationTrait for CreateAnalyticsFacts {
 }
 
 /// Adds `facts_profile.tag_count` and `content_day` ([`rules::schema::profile_summary_cols`])
-/// with their indexes to a projection made before they were kept, and fills them from the rows
+/// to a projection made before they were kept, and fills them from the rows
 /// they summarise (a new projection has them from [`CreateFactsTables`]); and drops a key's
 /// repeated values from `facts_property`, which writers now store once
 /// ([`rules::FactValue::stored_distinct`]).
@@ -197,11 +197,6 @@ impl MigrationTrait for ProfileSummaryFacts {
                 .await?;
             }
         }
-        for (name, i) in schema::profile_summary_indexes() {
-            if !m.has_index(profiles.to_string(), name).await? {
-                m.create_index(i).await?;
-            }
-        }
         let db = m.get_connection();
         let b = db.get_database_backend();
         // The later of two rows of a key stored alike (the derived table lets MySQL read the
@@ -227,15 +222,6 @@ impl MigrationTrait for ProfileSummaryFacts {
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         use rules::schema::{FactsCol, FactsTable};
-        for (name, _) in schema::profile_summary_indexes() {
-            m.drop_index(
-                Index::drop()
-                    .name(name)
-                    .table(FactsTable::FactsProfile)
-                    .to_owned(),
-            )
-            .await?;
-        }
         for col in [FactsCol::TagCount, FactsCol::ContentDay] {
             m.alter_table(
                 Table::alter()

@@ -646,6 +646,19 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if keep || reuse.is_some() {
+        // The next run measures the same facts: the backfilled tag's rows go again.
+        for sql in [
+            "UPDATE facts_profile p JOIN facts_tag f ON f.tenant_id = p.tenant_id \
+             AND f.profile_id = p.profile_id AND f.tag_id = ? SET p.tag_count = p.tag_count - 1",
+            "DELETE FROM facts_tag WHERE tag_id = ?",
+        ] {
+            db.execute(Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [tag_id.clone().into()],
+            ))
+            .await?;
+        }
         println!("\nkept database `{name}` (BENCH_DB={name} reuses it)");
     } else {
         platform::db::drop_mysql_database(&url).await?;

@@ -279,7 +279,9 @@ pub fn tables() -> Vec<TableCreateStatement> {
 /// would otherwise be a DISTINCT over millions of rows: `tag_count`, the tags it holds (rows of
 /// `facts_tag`), and `content_day`, the latest day with events on tagged content (a non-zero
 /// `c:` bucket of `facts_behaviour_daily`). The writers recount them from those rows
-/// ([`recount_tags`], [`recount_content_day`]) whenever they change them.
+/// ([`recount_tags`], [`recount_content_day`]) whenever they change them. They have no index:
+/// a count over them reads the tenant's profile rows once (as its population count does), and
+/// every tag or content event written would otherwise move an index entry as well.
 pub fn profile_summary_cols() -> Vec<ColumnDef> {
     vec![
         ColumnDef::new(C::TagCount)
@@ -289,18 +291,6 @@ pub fn profile_summary_cols() -> Vec<ColumnDef> {
             .to_owned(),
         ColumnDef::new(C::ContentDay).date().null().to_owned(),
     ]
-}
-
-/// The indexes of [`profile_summary_cols`]: (index name, statement).
-pub fn profile_summary_indexes() -> Vec<(&'static str, IndexCreateStatement)> {
-    use FactsCol::*;
-    [
-        ("ix_facts_profile_tagged", &[TenantId, TagCount][..]),
-        ("ix_facts_profile_content", &[TenantId, ContentDay][..]),
-    ]
-    .into_iter()
-    .map(|(name, cols)| (name, index(name, T::FactsProfile, cols)))
-    .collect()
 }
 
 /// `facts_event.hour`: the event's tenant-local hour, null for events recorded before it was
@@ -483,7 +473,6 @@ pub fn indexes() -> Vec<IndexCreateStatement> {
     ]
     .into_iter()
     .chain(analytics_indexes().into_iter().map(|(_, _, i)| i))
-    .chain(profile_summary_indexes().into_iter().map(|(_, i)| i))
     .collect()
 }
 
