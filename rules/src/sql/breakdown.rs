@@ -51,8 +51,9 @@ pub fn population(ctx: &CompileCtx, within: Option<&SelectStatement>) -> SelectS
     }
 }
 
-/// `(value, cnt)`: profiles per value of `key` of type `vtype` — the text (`s`) of a string, the
-/// number (`n`, 0 or 1) of a bool — the `limit` most frequent.
+/// `(value, cnt, later)`: profiles per value of `key` of type `vtype` — the text (`s`) of a
+/// string, the number (`n`, 0 or 1) of a bool — the `limit` most frequent, and how many of them
+/// hold it as a second or later value ([`LATER`]).
 ///
 /// One type per statement, grouped by its own value column: for the tenant that reads the
 /// value's index range (`ix_facts_property_s` / `_n`, which hold the profile id) in value
@@ -74,6 +75,7 @@ pub fn property_values(
     // per value.
     q.expr_as(Expr::col((t, col)), Alias::new(PROPERTY_VALUE))
         .expr_as(Expr::col((t, C::ProfileId)).count(), cnt())
+        .expr_as(later_values(t), Alias::new(LATER))
         .and_where(Expr::col((t, C::Pkey)).eq(key))
         .and_where(Expr::col((t, C::Vtype)).eq(vtype.code()))
         .group_by_col((t, col))
@@ -135,7 +137,7 @@ pub fn with_value(
 /// bound). A score key is valued at `ctx.now`.
 ///
 /// A profile has one score per model, and mostly one value per number property: `distinct`
-/// false counts rows, and `later` says how many of a band's rows are a profile's second or
+/// false counts rows, and [`LATER`] says how many of a band's rows are a profile's second or
 /// later value (`ord > 0`, always 0 for scores). Where a band has any, a profile may be in it
 /// twice, and the caller counts again with `distinct`.
 pub fn bands(
@@ -160,11 +162,7 @@ pub fn bands(
             if within.is_none() {
                 q.force_index(Alias::new("ix_facts_property_n"), IndexHintScope::All);
             }
-            let later: SimpleExpr = sea_query::CaseStatement::new()
-                .case(Expr::col((t, C::Ord)).gt(0), Expr::val(1i64))
-                .finally(Expr::val(0i64))
-                .into();
-            (t, Expr::col((t, C::N)).into(), Expr::expr(later).sum(), q)
+            (t, Expr::col((t, C::N)).into(), later_values(t), q)
         }
     };
     let mut case = sea_query::CaseStatement::new();
@@ -179,16 +177,22 @@ pub fn bands(
     };
     q.expr_as(band, Alias::new("band"))
         .expr_as(counted, cnt())
-        .expr_as(
-            Func::cast_as(later, Alias::new("SIGNED")),
-            Alias::new(BAND_LATER),
-        )
+        .expr_as(later, Alias::new(LATER))
         .group_by_col(Alias::new("band"))
         .to_owned()
 }
 
-/// The column of [`bands`] counting later values.
-pub const BAND_LATER: &str = "later";
+/// The column of [`bands`] and [`property_values`] counting a profile's later values.
+pub const LATER: &str = "later";
+
+/// How many of the rows are a profile's second or later value of their key (`ord > 0`).
+fn later_values(t: T) -> SimpleExpr {
+    let later: SimpleExpr = sea_query::CaseStatement::new()
+        .case(Expr::col((t, C::Ord)).gt(0), Expr::val(1i64))
+        .finally(Expr::val(0i64))
+        .into();
+    Func::cast_as(Expr::expr(later).sum(), Alias::new("SIGNED")).into()
+}
 
 /// `(tag_id, cnt)`: holders of each tag (of `tags` only, when given).
 pub fn tag_holders(

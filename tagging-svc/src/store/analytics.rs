@@ -42,6 +42,11 @@ fn text(r: &QueryResult, col: &str) -> Result<Option<String>, DbErr> {
         .transpose()
 }
 
+/// A row's [`breakdown::LATER`]: values it counts that are a profile's second or later.
+fn later(r: &QueryResult) -> Result<i64, DbErr> {
+    Ok(r.try_get::<Option<i64>>("", breakdown::LATER)?.unwrap_or(0))
+}
+
 async fn one<Db: ConnectionTrait>(conn: &Db, q: &SelectStatement) -> Result<u64, DbErr> {
     match run(conn, q).await?.first() {
         Some(r) => {
@@ -112,15 +117,19 @@ async fn dimension<Db: ConnectionTrait>(
                     if let Some(c) = usize::try_from(band).ok().and_then(|b| counts.get_mut(b)) {
                         *c = count(&r)?;
                     }
-                    let later: Option<i64> = r.try_get("", breakdown::BAND_LATER)?;
-                    twice |= later.unwrap_or(0) > 0;
+                    twice |= later(&r)? > 0;
                 }
             }
-            let with = one(
-                conn,
-                &breakdown::with_value(ctx, key, &[VType::Num], within),
-            )
-            .await?;
+            // Every row a first value: the bands hold each profile with a number once.
+            let with = if twice {
+                one(
+                    conn,
+                    &breakdown::with_value(ctx, key, &[VType::Num], within),
+                )
+                .await?
+            } else {
+                counts.iter().sum()
+            };
             Distribution {
                 kind: "bands",
                 key: Some(key.clone()),
@@ -181,9 +190,15 @@ async fn property<Db: ConnectionTrait>(
     total: u64,
 ) -> Result<Distribution, DbErr> {
     let mut rows = Vec::new();
+    // Whether the buckets hold every profile with a value exactly once: every value of every
+    // type came back, each the profile's first.
+    let mut whole = true;
     for vtype in [VType::Str, VType::Bool] {
         let q = breakdown::property_values(ctx, key, vtype, within, limit);
-        for r in run(conn, &q).await? {
+        let found = run(conn, &q).await?;
+        whole &= (found.len() as u64) < limit;
+        for r in found {
+            whole &= later(&r)? == 0;
             let value = match vtype {
                 VType::Str => json!(text(&r, breakdown::PROPERTY_VALUE)?.unwrap_or_default()),
                 _ => {
@@ -196,9 +211,13 @@ async fn property<Db: ConnectionTrait>(
     }
     // Two types, each its `limit` most frequent: the `limit` most frequent of both.
     rows.sort_by(|(ka, a), (kb, b)| b.cmp(a).then_with(|| ka.to_string().cmp(&kb.to_string())));
+    let with = if whole {
+        rows.iter().map(|(_, n)| n).sum()
+    } else {
+        let types = [VType::Str, VType::Bool];
+        one(conn, &breakdown::with_value(ctx, key, &types, within)).await?
+    };
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let types = [VType::Str, VType::Bool];
-    let with = one(conn, &breakdown::with_value(ctx, key, &types, within)).await?;
     Ok(ranked(kind, Some(key.to_string()), rows, with, total))
 }
 
