@@ -10,6 +10,8 @@
 //!   metrics (page views 45 % of rows).
 //! - `BENCH_DB=name` reuses a database a previous run kept (skips the load);
 //!   `BENCH_KEEP_DB=1` keeps the database instead of dropping it.
+//! - `BENCH_PARTS=a,b` measures only those parts: `previews`, `counts`, `tenant` (analytics of
+//!   the tenant), `segment` (of a segment), `backfill` (all by default).
 //! - `BENCH_BUFFER_POOL_GB=N` sets MariaDB's `innodb_buffer_pool_size` for the run (a server
 //!   setting: the measured facts in shared/perf-notes.md used 8 GB); unset, it is left alone.
 //!
@@ -460,9 +462,15 @@ async fn main() -> anyhow::Result<()> {
         "\n{:<58} {:>9} {:>9} {:>9} {:>9}",
         "preview (count + 20 samples)", "matches", "1st ms", "median ms", "max ms"
     );
+    let parts = std::env::var("BENCH_PARTS").ok();
+    let part = |name: &str| {
+        parts
+            .as_deref()
+            .is_none_or(|p| p.split(',').any(|x| x.trim() == name))
+    };
     let limits = Limits::default();
     let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    for (label, q) in queries() {
+    for (label, q) in queries().into_iter().filter(|_| part("previews")) {
         let (_, expanded) = tag_rules::validate(&db, TENANT, None, &q, &limits)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -493,7 +501,7 @@ async fn main() -> anyhow::Result<()> {
         "\n{:<58} {:>9} {:>12} {:>12}",
         "count only (median of 3)", "matches", "set ms", "subtract ms"
     );
-    for (label, q) in queries() {
+    for (label, q) in queries().into_iter().filter(|_| part("counts")) {
         let (_, expanded) = tag_rules::validate(&db, TENANT, None, &q, &limits)
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -580,7 +588,10 @@ async fn main() -> anyhow::Result<()> {
     for (who, cond) in [
         ("tenant", None),
         ("segment: page views ≥10 in 90 d", Some(&engaged)),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(_, c)| part(if c.is_some() { "segment" } else { "tenant" }))
+    {
         for (label, d) in &dims {
             let mut times = Vec::new();
             let mut total = 0;
@@ -606,6 +617,9 @@ async fn main() -> anyhow::Result<()> {
     }
 
     // Backfill of a rule over every profile, then the same rule again (nothing to change).
+    if !part("backfill") {
+        return finish(&db, keep || reuse.is_some(), &name, &url, None).await;
+    }
     let tag_id =
         scrm_tests::tagging::group_with_tag(&db, TENANT, &unique("bench-group"), "bench-engaged")
             .await
@@ -645,23 +659,37 @@ async fn main() -> anyhow::Result<()> {
             j.removed
         );
     }
-    if keep || reuse.is_some() {
-        // The next run measures the same facts: the backfilled tag's rows go again.
-        for sql in [
-            "UPDATE facts_profile p JOIN facts_tag f ON f.tenant_id = p.tenant_id \
-             AND f.profile_id = p.profile_id AND f.tag_id = ? SET p.tag_count = p.tag_count - 1",
-            "DELETE FROM facts_tag WHERE tag_id = ?",
-        ] {
-            db.execute(Statement::from_sql_and_values(
-                db.get_database_backend(),
-                sql,
-                [tag_id.clone().into()],
-            ))
-            .await?;
-        }
-        println!("\nkept database `{name}` (BENCH_DB={name} reuses it)");
-    } else {
-        platform::db::drop_mysql_database(&url).await?;
+    finish(&db, keep || reuse.is_some(), &name, &url, Some(&tag_id)).await
+}
+
+/// Keeps the database (without the backfilled tag's rows, so that the next run measures the
+/// same facts) or drops it.
+async fn finish(
+    db: &DatabaseConnection,
+    keep: bool,
+    name: &str,
+    url: &str,
+    backfilled: Option<&str>,
+) -> anyhow::Result<()> {
+    if !keep {
+        platform::db::drop_mysql_database(url).await?;
+        return Ok(());
     }
+    for sql in [
+        "UPDATE facts_profile p JOIN facts_tag f ON f.tenant_id = p.tenant_id \
+         AND f.profile_id = p.profile_id AND f.tag_id = ? SET p.tag_count = p.tag_count - 1",
+        "DELETE FROM facts_tag WHERE tag_id = ?",
+    ]
+    .into_iter()
+    .filter(|_| backfilled.is_some())
+    {
+        db.execute(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            [backfilled.unwrap_or_default().into()],
+        ))
+        .await?;
+    }
+    println!("\nkept database `{name}` (BENCH_DB={name} reuses it)");
     Ok(())
 }
