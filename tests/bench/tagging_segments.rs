@@ -11,7 +11,8 @@
 //! - `BENCH_DB=name` reuses a database a previous run kept (skips the load);
 //!   `BENCH_KEEP_DB=1` keeps the database instead of dropping it.
 //! - `BENCH_PARTS=a,b` measures only those parts: `previews`, `counts`, `tenant` (analytics of
-//!   the tenant), `segment` (of a segment), `backfill` (all by default).
+//!   the tenant), `segment` (of a segment), `saved` (a saved segment's scheduled refresh and
+//!   its kept breakdowns), `backfill` (all by default).
 //! - `BENCH_BUFFER_POOL_GB=N` sets MariaDB's `innodb_buffer_pool_size` for the run (a server
 //!   setting: the measured facts in shared/perf-notes.md used 8 GB); unset, it is left alone.
 //!
@@ -612,6 +613,52 @@ async fn main() -> anyhow::Result<()> {
                 times[0],
                 sorted[2],
                 sorted[4]
+            );
+        }
+    }
+
+    // The same segment saved: its scheduled refresh (the count and the breakdowns it keeps),
+    // then its analytics read from what was kept.
+    if part("saved") {
+        let seg = tagging_svc::store::saved::create(
+            &tagger,
+            TENANT,
+            "bench",
+            tagging_svc::store::saved::NewSegment {
+                name: Some(unique("bench-segment")),
+                condition: Some(queries()[1].1.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let t = Instant::now();
+        let n = tagging_svc::store::saved::refresh_due(&tagger, 1).await?;
+        println!(
+            "\nsaved segment `page views ≥10 in 90 d`: scheduled refresh ({n}) with its kept \
+             breakdowns: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        let seg = tagging_svc::store::saved::get(&db, TENANT, &seg.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (label, d) in &dims {
+            let mut times = Vec::new();
+            let mut answered = false;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let kept =
+                    tagging_svc::store::saved::rollup::kept(&db, &seg, std::slice::from_ref(d))
+                        .await?;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                answered = kept.is_some();
+            }
+            times.sort_by(|a, b| a.total_cmp(b));
+            println!(
+                "{:<58} {:>9} {:>9.1} ms",
+                format!("saved segment, kept: {label}"),
+                if answered { "kept" } else { "not kept" },
+                times[2]
             );
         }
     }

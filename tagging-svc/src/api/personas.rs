@@ -7,7 +7,7 @@
 //! | `POST /v1/personas` `{name, segment_id, description?, traits?: [{label?, dimension, values}], expected_response_rate?}` | 201 the persona |
 //! | `GET /v1/personas?cursor=&limit=` | the tenant's personas, in the order they were created |
 //! | `GET` / `PATCH` / `DELETE /v1/personas/{id}` | the persona; `PATCH` replaces the fields given (`expected_response_rate: null` clears it); `DELETE` 204 |
-//! | `GET /v1/personas/{id}/report?min_count=` | `{persona, segment: {id, name, members}, tenant: {profiles}, expected: [...], strongest: [...], dimensions: [{kind, key?, buckets: [{key, label?, segment: {count, share}, tenant, lift, tgi}]}], took_ms}` |
+//! | `GET /v1/personas/{id}/report?min_count=` | `{persona, segment: {id, name, members, as_of}, tenant: {profiles}, expected: [...], strongest: [...], dimensions: [{kind, key?, buckets: [{key, label?, segment: {count, share}, tenant, lift, tgi}]}], took_ms}` |
 //! | `POST /v1/personas/{id}/validate` `{response: {event?, content_tag?, from, days}, expected_rate?}` | `{response, segment, rest, tenant: {members, responders, rate, ci95}, lift, z, above_rest, expected_rate?, difference?, expected_within_ci?}` |
 //!
 //! A trait's `dimension` is an analytics dimension (`{kind: "property", key: "contact.city"}`,
@@ -145,7 +145,12 @@ async fn report(
     let dims = report_dimensions(&persona.traits);
     let at = state.tagger.at(&tenant);
     let r = segments::reader(&state.db).await?;
-    let seg = analytics::breakdown(&r, &tenant, Some(&cond), &dims, &at).await?;
+    // The segment as of its last scheduled refresh when that kept every dimension; the tenant
+    // now (its breakdowns read counters and indexes).
+    let seg = match saved::rollup::kept(&r, &s, &dims).await? {
+        Some(kept) => kept,
+        None => analytics::breakdown(&r, &tenant, Some(&cond), &dims, &at).await?,
+    };
     let ten = analytics::breakdown(&r, &tenant, None, &dims, &at).await?;
     r.commit().await?;
     let compared: Vec<Compared> = seg
@@ -164,7 +169,7 @@ async fn report(
         .collect();
     let min_count = q.min_count.unwrap_or(DEFAULT_MIN_COUNT);
     Ok(HttpResponse::Ok().json(json!({
-        "segment": {"id": s.id, "name": s.name, "members": seg.total},
+        "segment": {"id": s.id, "name": s.name, "members": seg.total, "as_of": seg.as_of},
         "tenant": {"profiles": ten.total},
         "expected": traits,
         "strongest": strongest(&compared, min_count),

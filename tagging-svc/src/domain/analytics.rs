@@ -167,6 +167,19 @@ impl Dimension {
         }
     }
 
+    /// The `kind` of its answer.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Dimension::Property { .. } => "property",
+            Dimension::Stage {} => "stage",
+            Dimension::Bands { .. } => "bands",
+            Dimension::Tags { .. } => "tags",
+            Dimension::ContentTags { .. } => "content_tags",
+            Dimension::NewProfiles { .. } => "new_profiles",
+            Dimension::ActivityHours { .. } => "activity_hours",
+        }
+    }
+
     /// The buckets a `property` / `content_tags` dimension answers.
     pub fn limit(&self) -> u32 {
         match self {
@@ -179,7 +192,7 @@ impl Dimension {
 }
 
 /// One bucket of a distribution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bucket {
     /// The value (a string, a bool), the band `{from, to}`, the tag or content-tag id.
     pub key: Value,
@@ -194,9 +207,12 @@ pub struct Bucket {
     pub share: f64,
 }
 
-/// One dimension's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One dimension's answer (also kept with a saved segment's refresh: see [`derive`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
+    /// The dimension's kind ([`Dimension::kind`]); a kept answer gets it back from its
+    /// dimension.
+    #[serde(skip_deserializing)]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -212,6 +228,46 @@ pub struct Distribution {
     /// The events the buckets count (`activity_hours`; shares are of them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<u64>,
+}
+
+/// The answers to `wanted` taken from answers kept for `kept` (a saved segment's breakdowns of
+/// its last refresh), when each can be: the same dimension, or a `property` / `content_tags`
+/// one asking for fewer buckets than were kept (its most frequent ones, `with_value`
+/// unchanged). `None` when any cannot.
+pub fn derive(
+    kept: &[Dimension],
+    answers: &[Distribution],
+    wanted: &[Dimension],
+) -> Option<Vec<Distribution>> {
+    wanted
+        .iter()
+        .map(|w| {
+            kept.iter().zip(answers).find_map(|(k, a)| {
+                let a = &Distribution {
+                    kind: k.kind(),
+                    ..a.clone()
+                };
+                let fewer = match (k, w) {
+                    _ if k == w => return Some(a.clone()),
+                    (Dimension::Property { key: kk, .. }, Dimension::Property { key: wk, .. }) => {
+                        kk == wk
+                    }
+                    (
+                        Dimension::ContentTags { window: kw, .. },
+                        Dimension::ContentTags { window: ww, .. },
+                    ) => kw == ww,
+                    _ => false,
+                };
+                // Buckets are kept most frequent first: the first `limit` are the answer.
+                let buckets_kept = a.buckets.len() < k.limit() as usize;
+                (fewer && (w.limit() <= k.limit() || buckets_kept)).then(|| {
+                    let mut d = a.clone();
+                    d.buckets.truncate(w.limit() as usize);
+                    d
+                })
+            })
+        })
+        .collect()
 }
 
 /// `part` of `total`, 0 for an empty population.
@@ -279,6 +335,44 @@ mod tests {
 
     fn dim(v: Value) -> Dimension {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn kept_answers_serve_the_same_or_fewer_buckets() {
+        let cities = dim(json!({"kind": "property", "key": "contact.city", "limit": 3}));
+        let stage = dim(json!({"kind": "stage"}));
+        let kept = vec![cities.clone(), stage.clone()];
+        let city_answer = ranked(
+            "property",
+            Some("contact.city".into()),
+            vec![(json!("A"), 5), (json!("B"), 3), (json!("C"), 1)],
+            9,
+            10,
+        );
+        let stage_answer = ranked("stage", Some("lead.stage".into()), vec![], 0, 10);
+        // As read back: the kind comes from the dimension.
+        let stored: Vec<Distribution> = serde_json::from_value(
+            serde_json::to_value(vec![&city_answer, &stage_answer]).unwrap(),
+        )
+        .unwrap();
+        assert!(stored.iter().all(|d| d.kind.is_empty()));
+        let two = dim(json!({"kind": "property", "key": "contact.city", "limit": 2}));
+        let got = derive(&kept, &stored, &[stage.clone(), two]).unwrap();
+        assert_eq!(got[0], stage_answer);
+        assert_eq!(got[1].kind, "property");
+        assert_eq!(got[1].buckets, city_answer.buckets[..2].to_vec());
+        assert_eq!(got[1].with_value, Some(9));
+        // More buckets than kept: only when every value was kept.
+        let more = dim(json!({"kind": "property", "key": "contact.city", "limit": 50}));
+        assert_eq!(derive(&kept, &stored, std::slice::from_ref(&more)), None);
+        let all = ranked("property", None, vec![(json!("A"), 5)], 5, 10);
+        assert_eq!(
+            derive(&[cities], std::slice::from_ref(&all), &[more]).unwrap()[0].buckets,
+            all.buckets
+        );
+        // A dimension not kept, or another key: nothing.
+        let other = dim(json!({"kind": "property", "key": "contact.province"}));
+        assert_eq!(derive(&kept, &stored, &[stage, other]), None);
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct Breakdown {
     /// One per dimension asked, in order.
     pub dimensions: Vec<Distribution>,
     pub took_ms: u64,
+    /// For a saved segment answered from its last scheduled refresh: that refresh's instant
+    /// (absent for an answer of the facts now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn count(r: &QueryResult) -> Result<u64, DbErr> {
@@ -78,6 +82,7 @@ pub async fn breakdown<Db: ConnectionTrait>(
         total,
         dimensions,
         took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        as_of: None,
     })
 }
 

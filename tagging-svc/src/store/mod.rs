@@ -45,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(personas::migration::CreatePersonas),
             Box::new(facts::CreateAnalyticsFacts),
             Box::new(facts::ProfileSummaryFacts),
+            Box::new(saved::migration::CreateSegmentBreakdowns),
         ]
     }
 }

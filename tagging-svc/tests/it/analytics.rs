@@ -231,7 +231,51 @@ async fn breakdowns_equal_hand_counts(backend: Backend) {
         200
     );
     assert_eq!(seg["total"], 3, "{seg:#}");
+    assert!(seg.get("as_of").is_none(), "not refreshed on schedule yet");
     ok!(&app, Method::POST, "/v1/analytics", OTHER, Some(by_id), 404);
+
+    // Its scheduled refresh keeps its breakdowns: asked what was kept (here stage, tags and the
+    // two most frequent cities), it is answered as of that refresh, as the live answer was.
+    assert_eq!(
+        tagging_svc::store::saved::refresh_due(&tagger, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    let kept_dims = json!([{"kind": "stage"}, {"kind": "tags"},
+        {"kind": "property", "key": "contact.city", "limit": 2}]);
+    let kept_body = json!({"segment_id": saved["id"], "dimensions": kept_dims});
+    let kept = ok!(
+        &app,
+        Method::POST,
+        "/v1/analytics",
+        T,
+        Some(kept_body.clone()),
+        200
+    );
+    let live_body = json!({"condition": hangzhou.clone(), "dimensions": kept_dims});
+    let live = ok!(&app, Method::POST, "/v1/analytics", T, Some(live_body), 200);
+    assert!(kept["as_of"].is_string(), "{kept:#}");
+    assert_eq!(kept["total"], live["total"]);
+    assert_eq!(kept["dimensions"], live["dimensions"], "{kept:#}\n{live:#}");
+    // A new Hangzhou customer: the kept answer stays as of the refresh; a dimension it did not
+    // keep is answered from the facts now.
+    seed(
+        &db.conn,
+        T,
+        &[person("6", &["Hangzhou"], Some("sql"), None)],
+    )
+    .await;
+    let again = ok!(&app, Method::POST, "/v1/analytics", T, Some(kept_body), 200);
+    assert_eq!(
+        (again["total"].clone(), &again["as_of"]),
+        (json!(3), &kept["as_of"])
+    );
+    let not_kept = json!({"segment_id": saved["id"], "dimensions": [{"kind": "bands",
+        "key": "score.engagement", "bounds": [50]}]});
+    let now_answer = ok!(&app, Method::POST, "/v1/analytics", T, Some(not_kept), 200);
+    assert_eq!(now_answer["total"], 4, "{now_answer:#}");
+    assert!(now_answer.get("as_of").is_none());
     let both = json!({"segment_id": saved["id"], "condition": hangzhou, "dimensions": [{"kind": "stage"}]});
     let e = ok!(&app, Method::POST, "/v1/analytics", T, Some(both), 400);
     assert_eq!(e["details"]["field"], "segment_id", "{e}");

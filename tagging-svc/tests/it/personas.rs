@@ -69,7 +69,7 @@ async fn reports_and_validations_equal_the_true_rates(backend: Backend) {
         Method::POST,
         "/v1/saved-segments",
         T,
-        Some(json!({"name": "Hangzhou", "refresh_mode": "manual",
+        Some(json!({"name": "Hangzhou",
             "condition": {"version": 1, "root": {"type": "property", "key": "contact.city",
                 "value_type": "string", "op": "eq", "value": "Hangzhou"}}})),
         201
@@ -137,6 +137,29 @@ async fn reports_and_validations_equal_the_true_rates(backend: Backend) {
     assert_eq!(s[1]["value"], "sql");
     assert_eq!(s[2]["value"], "case_study");
     assert!(s.iter().all(|x| x["lift"].as_f64().unwrap() > 1.0));
+    // After the segment's scheduled refresh the report reads its kept breakdowns (the
+    // traits' dimensions are among them): the same report, as of that refresh.
+    assert!(r["segment"]["as_of"].is_null(), "{:#}", r["segment"]);
+    tagging_svc::store::saved::refresh_due(&tagger, 10)
+        .await
+        .unwrap();
+    let kept = ok!(
+        &app,
+        Method::GET,
+        format!("/v1/personas/{id}/report"),
+        T,
+        None,
+        200
+    );
+    assert!(
+        kept["segment"]["as_of"].is_string(),
+        "{:#}",
+        kept["segment"]
+    );
+    for part in ["expected", "strongest", "dimensions", "tenant"] {
+        assert_eq!(kept[part], r[part], "{part}");
+    }
+    assert_eq!(kept["segment"]["members"], 40);
     let only_big = ok!(
         &app,
         Method::GET,

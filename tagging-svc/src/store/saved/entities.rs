@@ -74,3 +74,32 @@ pub mod size {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// A saved segment's analytics breakdowns as of its last scheduled refresh.
+pub mod breakdown {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "saved_segment_breakdowns")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub segment_id: String,
+        pub tenant_id: String,
+        /// The segment's version whose condition was broken down.
+        pub segment_version: i64,
+        /// The refresh's instant.
+        pub at: DateTimeUtc,
+        /// The segment's size then.
+        pub total: i64,
+        /// The dimensions (JSON array), in the order of `answers`.
+        pub dimensions: String,
+        /// Their answers (JSON array of distributions).
+        pub answers: String,
+        pub took_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

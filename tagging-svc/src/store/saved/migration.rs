@@ -174,3 +174,65 @@ impl MigrationTrait for CreateSavedSegments {
         Ok(())
     }
 }
+
+#[derive(DeriveIden)]
+pub enum SavedSegmentBreakdowns {
+    Table,
+    SegmentId,
+    TenantId,
+    SegmentVersion,
+    At,
+    Total,
+    Dimensions,
+    Answers,
+    TookMs,
+}
+
+/// Creates `saved_segment_breakdowns`: a saved segment's analytics breakdowns as of its last
+/// scheduled refresh (one row per segment, replaced by each).
+pub struct CreateSegmentBreakdowns;
+
+impl MigrationName for CreateSegmentBreakdowns {
+    fn name(&self) -> &str {
+        "m20261216_000001_create_saved_segment_breakdowns"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSegmentBreakdowns {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use SavedSegmentBreakdowns as B;
+        // Answers of a few hundred buckets each outgrow MySQL's 64 KiB TEXT.
+        let long = |c: B| {
+            ColumnDef::new(c)
+                .custom(Alias::new("LONGTEXT"))
+                .not_null()
+                .to_owned()
+        };
+        m.create_table(
+            Table::create()
+                .table(B::Table)
+                .if_not_exists()
+                .col(str_col(B::SegmentId, 36).primary_key())
+                .col(str_col(B::TenantId, 64))
+                .col(big(B::SegmentVersion))
+                .col(ts_col(B::At))
+                .col(big(B::Total))
+                .col(text(B::Dimensions))
+                .col(long(B::Answers))
+                .col(big(B::TookMs))
+                .to_owned(),
+        )
+        .await
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table(SavedSegmentBreakdowns::Table)
+                .if_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -6,13 +6,14 @@
 //! Here: the definitions, their checks and how the API shows them. `stored` creates, reads,
 //! changes, archives and lists them; `refresh` counts one now, records the size and claims the
 //! scheduled ones that are due (one process per segment, by a conditional UPDATE of its claim);
-//! `members` pages through the matching profiles by profile id; `entities` and `migration` are
-//! the two tables.
+//! `members` pages through the matching profiles by profile id; `rollup` keeps a scheduled
+//! refresh's analytics breakdowns; `entities` and `migration` are the tables.
 
 pub mod entities;
 mod members;
 pub mod migration;
 mod refresh;
+pub mod rollup;
 mod stored;
 
 use chrono::{DateTime, Duration, Utc};
@@ -81,7 +82,7 @@ impl SavedError {
 
 /// A new saved segment as an operator writes it (`tenant_id`, `operator` and `actor` come from
 /// the credential).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSegment {
     pub name: Option<String>,

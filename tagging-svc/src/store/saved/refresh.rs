@@ -1,6 +1,7 @@
 //! Refreshing a saved segment: its condition checked again (a rule it reads may have changed),
 //! counted now by the preview's own compiled query over the facts projection, the count kept
-//! as the segment's size and appended to its history in one transaction.
+//! as the segment's size and appended to its history in one transaction (a scheduled refresh
+//! keeps the segment's analytics breakdowns with it: [`super::rollup`]).
 //!
 //! The scheduler's side: [`claim_due`] takes the active scheduled segments whose time has come
 //! with a conditional UPDATE of their claim (`claimed_until`), so among several replicas one
@@ -18,7 +19,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::entities::{segment, size};
-use super::{get, next_due, SavedError, SizeView, ACTIVE, SCHEDULED};
+use super::{get, next_due, rollup, SavedError, SizeView, ACTIVE, SCHEDULED};
 use crate::metrics::{SAVED_SEGMENT_REFRESHES, SAVED_SEGMENT_REFRESH_SECONDS};
 use crate::store::rules::{self as tag_rules, RuleError};
 use crate::store::segments;
@@ -112,6 +113,12 @@ async fn counted(
     let r = segments::reader(&t.db).await?;
     // The preview's own count (no sample): the size is what a preview of it shows now.
     let p = segments::preview(&r, tenant, &cond, &at, 0).await?;
+    // A scheduled refresh also keeps the segment's breakdowns, of the same snapshot (an
+    // operator's refresh answers at once and leaves them to the schedule).
+    let breakdowns = match cause {
+        Cause::Scheduled => Some(rollup::compute(&r, tenant, &cond, &at).await?),
+        Cause::Manual => None,
+    };
     r.commit().await?;
     let now = at.now.trunc_subsecs(0);
     let txn = platform::db::begin_write(&t.db).await?;
@@ -158,6 +165,9 @@ async fn counted(
         .rows_affected;
     if kept == 0 && cause == Cause::Scheduled {
         release(&txn, &seg.id).await?;
+    }
+    if let Some(b) = breakdowns.filter(|_| kept == 1) {
+        rollup::store(&txn, seg, now, &b).await?;
     }
     txn.commit().await?;
     Ok(Refreshed {
