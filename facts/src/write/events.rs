@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use rules::schema::{
-    bump_daily_rows, recount_content_day, FactsCol as C, FactsTable as T, Recount,
-};
+use rules::schema::{bump_daily_rows, FactsCol as C, FactsTable as T};
 use rules::EventFact;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -137,7 +135,8 @@ pub async fn record_events<Db: ConnectionTrait>(
         .filter(|(_, m, _)| m.starts_with(&content_metric))
         .map(|(p, _, _)| *p)
         .collect();
-    recount_content(conn, tenant, &content.into_iter().collect::<Vec<_>>()).await?;
+    let content: Vec<&str> = content.into_iter().collect();
+    recount(conn, tenant, &content, Summary::ContentDay).await?;
     if matches!(rolling, Rolling::AsOf { .. }) {
         super::activity::bump_activity(conn, tenant, &fresh).await?;
     }
@@ -179,19 +178,6 @@ pub async fn record_events<Db: ConnectionTrait>(
         mark_dirty_many(conn, tenant, &profiles.into_iter().collect::<Vec<_>>()).await?;
     }
     Ok(new)
-}
-
-/// Recounts the latest content day of `profiles` into their `facts_profile` rows (see
-/// [`rules::schema::profile_summary_cols`]).
-pub(super) async fn recount_content<Db: ConnectionTrait>(
-    conn: &Db,
-    tenant: &str,
-    profiles: &[&str],
-) -> Result<(), DbErr> {
-    for chunk in profiles.chunks(500) {
-        exec(conn, &recount_content_day(Recount::Profiles(tenant, chunk))).await?;
-    }
-    Ok(())
 }
 
 /// Inserts the raw rows of the events not recorded before; returns which were new.

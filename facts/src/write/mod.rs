@@ -120,3 +120,31 @@ async fn known_keys<Db: ConnectionTrait>(
     }
     Ok(known)
 }
+
+/// Which summary column of `facts_profile` a recount sets (see
+/// [`rules::schema::profile_summary_cols`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Summary {
+    /// `tag_count`.
+    Tags,
+    /// `content_day`.
+    ContentDay,
+}
+
+/// Recounts `what` of `profiles` into their `facts_profile` rows, 500 profiles a statement.
+pub(super) async fn recount<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    profiles: &[&str],
+    what: Summary,
+) -> Result<(), DbErr> {
+    for chunk in profiles.chunks(500) {
+        let of = rules::schema::Recount::Profiles(tenant, chunk);
+        let q = match what {
+            Summary::Tags => rules::schema::recount_tags(of),
+            Summary::ContentDay => rules::schema::recount_content_day(of),
+        };
+        crate::exec(conn, &q).await?;
+    }
+    Ok(())
+}

@@ -54,7 +54,7 @@ pub async fn merge_profiles<Db: ConnectionTrait>(
         set_tag(conn, tenant, survivor, &text(&r, "tag_id")?).await?;
     }
     remove_profile(conn, tenant, absorbed).await?;
-    super::events::recount_content(conn, tenant, &[survivor]).await?;
+    recount(conn, tenant, &[survivor], Summary::ContentDay).await?;
     refresh_rolling(conn, tenant, survivor, today).await
 }
 
@@ -139,7 +139,7 @@ pub async fn split_events<Db: ConnectionTrait>(
         .to_owned();
     exec(conn, &q).await?;
     drop_empty_activity(conn, tenant, survivor).await?;
-    super::events::recount_content(conn, tenant, &[survivor, restored]).await?;
+    recount(conn, tenant, &[survivor, restored], Summary::ContentDay).await?;
     for p in [survivor, restored] {
         refresh_rolling(conn, tenant, p, today).await?;
     }

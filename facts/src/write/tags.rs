@@ -1,7 +1,7 @@
 //! The tags a profile holds, as the projection keeps them, and how many (`facts_profile.
 //! tag_count`, recounted by every write here: see [`rules::schema::profile_summary_cols`]).
 
-use rules::schema::{recount_tags, FactsCol as C, FactsTable as T, Recount};
+use rules::schema::{FactsCol as C, FactsTable as T};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
@@ -24,19 +24,7 @@ pub async fn set_tag<Db: ConnectionTrait>(
         Err(e) if !is_duplicate(&e) => return Err(e),
         _ => {}
     }
-    recount(conn, tenant, &[profile]).await
-}
-
-/// Recounts the tags of `profiles` into their `facts_profile` rows.
-async fn recount<Db: ConnectionTrait>(
-    conn: &Db,
-    tenant: &str,
-    profiles: &[&str],
-) -> Result<(), DbErr> {
-    for chunk in profiles.chunks(500) {
-        exec(conn, &recount_tags(Recount::Profiles(tenant, chunk))).await?;
-    }
-    Ok(())
+    recount(conn, tenant, &[profile], Summary::Tags).await
 }
 
 /// Every profile of `profiles` carries `tag` (bulk: chunked deletes and multi-row inserts).
@@ -58,7 +46,7 @@ pub async fn set_tag_many<Db: ConnectionTrait>(
         rows,
     )
     .await?;
-    recount(conn, tenant, &refs(profiles)).await
+    recount(conn, tenant, &refs(profiles), Summary::Tags).await
 }
 
 fn refs(profiles: &[String]) -> Vec<&str> {
@@ -73,7 +61,7 @@ pub async fn unset_tag_many<Db: ConnectionTrait>(
     tag: &str,
 ) -> Result<(), DbErr> {
     delete_tag_rows(conn, tenant, profiles, tag).await?;
-    recount(conn, tenant, &refs(profiles)).await
+    recount(conn, tenant, &refs(profiles), Summary::Tags).await
 }
 
 async fn delete_tag_rows<Db: ConnectionTrait>(
@@ -108,5 +96,5 @@ pub async fn unset_tag<Db: ConnectionTrait>(
         .and_where(Expr::col(C::TagId).eq(tag))
         .to_owned();
     exec(conn, &q).await?;
-    recount(conn, tenant, &[profile]).await
+    recount(conn, tenant, &[profile], Summary::Tags).await
 }
