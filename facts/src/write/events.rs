@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use rules::schema::{bump_daily_rows, FactsCol as C, FactsTable as T};
+use rules::schema::{bump_daily_rows, FactsCol as C, FactsTable as T, EVENT_COLS};
 use rules::EventFact;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -196,14 +196,7 @@ async fn insert_events<Db: ConnectionTrait>(
             Expr::val(ev.hour.map(i16::from)).into(),
         ]
     };
-    let cols = [
-        C::TenantId,
-        C::EventId,
-        C::ProfileId,
-        C::Kind,
-        C::Day,
-        C::Hour,
-    ];
+    let cols = EVENT_COLS;
     if let [one] = events {
         // One event: the insert itself tells a duplicate.
         return match insert_rows(conn, T::FactsEvent, &cols, vec![row(one)]).await {

@@ -97,17 +97,7 @@ pub fn insert_statements(
             C::Total,
         ],
     );
-    let mut event = Rows::new(
-        T::FactsEvent,
-        &[
-            C::TenantId,
-            C::EventId,
-            C::ProfileId,
-            C::Kind,
-            C::Day,
-            C::Hour,
-        ],
-    );
+    let mut event = Rows::new(T::FactsEvent, &EVENT_COLS);
     let mut event_prop = Rows::new(
         T::FactsEventProp,
         &[&[C::TenantId, C::EventId][..], &value_cols].concat(),
@@ -218,6 +208,16 @@ pub fn insert_statements(
     }
     out
 }
+
+/// The columns of a `facts_event` row, in the order its writers give values.
+pub const EVENT_COLS: [FactsCol; 6] = [
+    C::TenantId,
+    C::EventId,
+    C::ProfileId,
+    C::Kind,
+    C::Day,
+    C::Hour,
+];
 
 /// The columns of a `facts_score` row, in [`score_row`]'s order.
 pub const SCORE_COLS: [FactsCol; 7] = [
