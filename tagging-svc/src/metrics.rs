@@ -34,6 +34,9 @@ pub const JOB_SECONDS: &str = "scrm_tagging_job_seconds";
 pub const SAVED_SEGMENT_REFRESHES: &str = "scrm_tagging_saved_segment_refreshes_total";
 /// Duration of saved-segment refreshes, by `cause`.
 pub const SAVED_SEGMENT_REFRESH_SECONDS: &str = "scrm_tagging_saved_segment_refresh_seconds";
+/// Profiles entering or leaving real-time saved segments, by `change` (`entered`, `left`) and
+/// `by` (`engine`: a profile's change, `build`: a segment's build job).
+pub const SEGMENT_MEMBERSHIP_CHANGES: &str = "scrm_tagging_segment_membership_changes_total";
 /// WeCom write-back items settled, by `outcome` (`done`, `retry`, `failed`, `superseded`,
 /// `released`).
 pub const WECOM_SYNC_ITEMS: &str = "scrm_tagging_wecom_sync_items_total";
@@ -97,6 +100,10 @@ pub fn describe() {
         SAVED_SEGMENT_REFRESH_SECONDS,
         Unit::Seconds,
         "Duration of saved-segment refreshes, by cause"
+    );
+    metrics::describe_counter!(
+        SEGMENT_MEMBERSHIP_CHANGES,
+        "Profiles entering or leaving real-time saved segments, by change (entered, left) and by (engine, build)"
     );
     metrics::describe_counter!(
         WECOM_SYNC_ITEMS,

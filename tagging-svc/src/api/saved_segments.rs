@@ -274,7 +274,12 @@ async fn members(
     let cond = live_condition(&state, &s).await?;
     let at = state.tagger.at(&p.tenant);
     let r = segments::reader(&state.db).await?;
-    let page = saved::members(&r, &p.tenant, &cond, &at, after.as_deref(), limit, &shown).await?;
+    // A real-time segment's members as the engine keeps them, once built; else evaluated now.
+    let page = if saved::kept_members(&s) {
+        saved::kept_page(&r, &p.tenant, &s.id, after.as_deref(), limit, &shown).await?
+    } else {
+        saved::members(&r, &p.tenant, &cond, &at, after.as_deref(), limit, &shown).await?
+    };
     r.commit().await?;
     Ok(HttpResponse::Ok().json(page))
 }

@@ -2,7 +2,8 @@
 //! settling sees them ([`rule`]), a profile's memberships followed in memory by the rules the
 //! store keeps them by ([`holdings`]), and rule settling ([`settle`]): which rules match the
 //! profile's facts, what each does to its membership, when windowed and time-relative rules must
-//! be looked at again, and the chained rules that follow, round by round up to a bound; and what
+//! be looked at again, and the chained rules that follow, round by round up to a bound; the
+//! real-time saved segments the settled profile enters or leaves ([`segment`]); and what
 //! an analytics request asks and how its answer is shaped ([`analytics`], over time
 //! [`analytics_time`]). The store loads, lets these decide, then writes what was decided.
 
@@ -11,6 +12,7 @@ pub mod analytics_time;
 pub mod holdings;
 pub mod persona;
 pub mod rule;
+pub mod segment;
 pub mod settle;
 
 use chrono::{DateTime, NaiveDate, Utc};

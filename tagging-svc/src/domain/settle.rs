@@ -204,14 +204,7 @@ fn verdict(
             None => {}
         }
     }
-    let schedule = if rule.timed() {
-        match rules::next_expiry(cond, facts, &ctx) {
-            Some(day) => Schedule::At(due_at(day, at.today, at.now, at.zone)),
-            None => Schedule::Clear,
-        }
-    } else {
-        Schedule::Untouched
-    };
+    let schedule = schedule(rule, facts, at);
     Some(Verdict {
         rule_id: rule.id.clone(),
         tag_id: rule.tag_id.clone(),
@@ -220,6 +213,17 @@ fn verdict(
         changes,
         schedule,
     })
+}
+
+/// When the entry's result for the profile must be looked at again.
+pub(crate) fn schedule(rule: &RuleEntry, facts: &ProfileFacts, at: &At) -> Schedule {
+    match &rule.expanded {
+        Some(cond) if rule.timed() => match rules::next_expiry(cond, facts, &at.eval()) {
+            Some(day) => Schedule::At(due_at(day, at.today, at.now, at.zone)),
+            None => Schedule::Clear,
+        },
+        _ => Schedule::Untouched,
+    }
 }
 
 #[cfg(test)]

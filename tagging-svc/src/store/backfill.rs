@@ -4,6 +4,13 @@
 //! ones (the decision real-time settling makes per profile: [`settle::batch`]), with progress in
 //! `tagging_jobs`. A job interrupted by a restart is run again from the start (every batch is
 //! idempotent). Rules reading the tag are backfilled after it.
+//!
+//! A real-time saved segment's build (kind `segment`, the segment's id in `rule_id`) is the same
+//! walk over its kept members ([`super::saved::kept`]): matches enter, stale members leave;
+//! once done, the segment's members are read from what is kept (`members_version`). A segment
+//! no longer real-time is emptied. The scheduled refresh of a real-time segment reconciles it
+//! the same way ([`reconcile_segment`]), so members the walk added leave a window on the day
+//! of their refresh even though only the engine schedules exits per profile.
 
 use std::collections::BTreeSet;
 
@@ -17,15 +24,18 @@ use super::catalog::SINGLE;
 use super::entities::{job, membership};
 use super::members::{self, MemberError, Reason, TagInfo};
 use super::rules::{self as tag_rules, RuleEntry};
+use super::saved::{self, kept};
 use super::segments;
 use super::tagger::Tagger;
 use super::writeback;
-use crate::domain::settle;
+use crate::domain::{settle, Mode};
 
 /// Job kinds.
 pub const BACKFILL: &str = "backfill";
 /// Removes what a deleted rule set.
 pub const CLEANUP: &str = "cleanup";
+/// Fills (or empties) a saved segment's kept members.
+pub const SEGMENT: &str = "segment";
 
 /// Job states.
 pub const QUEUED: &str = "queued";
@@ -41,6 +51,9 @@ pub struct JobView {
     pub kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule_id: Option<String>,
+    /// The saved segment a `segment` job builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_id: Option<String>,
     pub status: String,
     /// Profiles to look at, and looked at so far.
     pub total: i64,
@@ -56,11 +69,16 @@ pub struct JobView {
 
 impl From<job::Model> for JobView {
     fn from(j: job::Model) -> Self {
+        let (rule_id, segment_id) = match j.kind.as_str() {
+            SEGMENT => (None, j.rule_id),
+            _ => (j.rule_id, None),
+        };
         JobView {
             id: j.id,
             tenant_id: j.tenant_id,
             kind: j.kind,
-            rule_id: j.rule_id,
+            rule_id,
+            segment_id,
             status: j.status,
             total: j.total,
             done: j.done,
@@ -205,7 +223,10 @@ pub async fn run(tagger: &Tagger, id: &str) -> Result<(), MemberError> {
     let rule_id = j.rule_id.clone().unwrap_or_default();
     tagger.engine.rules.invalidate(&tenant);
     let set = tagger.engine.rules.get(&tenant).await?;
-    let entry = set.entries.iter().find(|e| e.id == rule_id).cloned();
+    let entry = match j.kind.as_str() {
+        SEGMENT => set.segments.iter().find(|e| e.id == rule_id).cloned(),
+        _ => set.entries.iter().find(|e| e.id == rule_id).cloned(),
+    };
     let total = segments::profile_count(&tagger.db, &tenant).await? as i64;
     progress(
         tagger,
@@ -220,6 +241,12 @@ pub async fn run(tagger: &Tagger, id: &str) -> Result<(), MemberError> {
     let started = std::time::Instant::now();
     let (added, removed) = match (j.kind.as_str(), entry) {
         (BACKFILL, Some(e)) if e.live => backfill(tagger, id, &tenant, &e).await?,
+        (SEGMENT, Some(e)) if e.live => {
+            let done = build_segment(tagger, Some(id), &tenant, &e).await?;
+            kept_whole(tagger, &tenant, &e).await?;
+            done
+        }
+        (SEGMENT, _) => (0, kept::clear(&tagger.db, &tenant, &rule_id).await?),
         // A deleted, disabled or invalid rule: take back what it set.
         _ => cleanup(tagger, id, &tenant, &rule_id).await?,
     };
@@ -239,7 +266,7 @@ pub async fn run(tagger: &Tagger, id: &str) -> Result<(), MemberError> {
         .record(started.elapsed().as_secs_f64());
     tracing::info!(job_id = %id, rule_id = %rule_id, added, removed, secs = started.elapsed().as_secs_f64(), "Tagging job done");
     // Rules reading this tag may change for the profiles that changed: bring them in line too.
-    if added + removed > 0 {
+    if added + removed > 0 && j.kind != SEGMENT {
         let Some(tag_id) = set
             .entries
             .iter()
@@ -334,6 +361,102 @@ async fn backfill(
         after = Some(until);
     }
     Ok((added, removed))
+}
+
+/// Brings the kept members of the real-time segment `seg` in line with its condition, a batch of
+/// profile ids at a time (progress recorded on the job `job`, when there is one): the
+/// members that entered and left.
+async fn build_segment(
+    tagger: &Tagger,
+    job: Option<&str>,
+    tenant: &str,
+    seg: &RuleEntry,
+) -> Result<(u64, u64), DbErr> {
+    let Some(cond) = &seg.expanded else {
+        return Ok((0, 0));
+    };
+    let batch = u64::from(tagger.cfg.backfill_batch);
+    let (mut added, mut removed, mut done) = (0u64, 0u64, 0i64);
+    let mut after: Option<String> = None;
+    loop {
+        let r = segments::reader(&tagger.db).await?;
+        let ids = segments::next_ids(&r, tenant, after.as_deref(), batch).await?;
+        let Some(until) = ids.last().cloned() else {
+            break;
+        };
+        let at = tagger.at(tenant);
+        let matched = segments::matching(&r, tenant, cond, &at, after.as_deref(), &until).await?;
+        r.commit().await?;
+        let current = kept::in_range(&tagger.db, tenant, &seg.id, after.as_deref(), &until).await?;
+        let (to_add, to_remove) = settle::batch(Mode::AddRemove, &matched, &current);
+        if !to_add.is_empty() || !to_remove.is_empty() {
+            let txn = platform::db::begin_write(&tagger.db).await?;
+            kept::enter(&txn, tenant, &seg.id, &to_add, at.now, "build").await?;
+            kept::leave(&txn, tenant, &seg.id, &to_remove, "build").await?;
+            txn.commit().await?;
+        }
+        added += to_add.len() as u64;
+        removed += to_remove.len() as u64;
+        done += ids.len() as i64;
+        if let Some(job) = job {
+            progress(
+                tagger,
+                job,
+                &[
+                    (job::Column::Done, done.into()),
+                    (job::Column::Added, (added as i64).into()),
+                    (job::Column::Removed, (removed as i64).into()),
+                ],
+            )
+            .await?;
+        }
+        after = Some(until);
+    }
+    Ok((added, removed))
+}
+
+/// Records that the segment's kept members are whole for the version built (unless it changed
+/// meanwhile: the job its change started builds that one).
+async fn kept_whole(tagger: &Tagger, tenant: &str, seg: &RuleEntry) -> Result<(), DbErr> {
+    saved::entities::segment::Entity::update_many()
+        .col_expr(
+            saved::entities::segment::Column::MembersVersion,
+            Expr::value(Some(seg.version)),
+        )
+        .filter(saved::entities::segment::Column::Id.eq(seg.id.as_str()))
+        .filter(saved::entities::segment::Column::TenantId.eq(tenant))
+        .filter(saved::entities::segment::Column::Version.eq(seg.version))
+        .filter(saved::entities::segment::Column::RefreshMode.eq(saved::REALTIME))
+        .filter(saved::entities::segment::Column::Status.eq(saved::ACTIVE))
+        .exec(&tagger.db)
+        .await
+        .map(drop)
+}
+
+/// Reconciles the kept members of the real-time segment `id` at `version` with its condition
+/// (its scheduled refresh): entered and left, or `None` when the rule set does not hold that
+/// version (it changed: its build job does the work).
+pub async fn reconcile_segment(
+    tagger: &Tagger,
+    tenant: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<(u64, u64)>, DbErr> {
+    let find = |set: &tag_rules::TenantRules| {
+        set.segments
+            .iter()
+            .find(|e| e.id == id && e.version == version && e.live)
+            .cloned()
+    };
+    let mut entry = find(&*tagger.engine.rules.get(tenant).await?);
+    if entry.is_none() {
+        tagger.engine.rules.invalidate(tenant);
+        entry = find(&*tagger.engine.rules.get(tenant).await?);
+    }
+    match entry {
+        Some(e) => build_segment(tagger, None, tenant, &e).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn cleanup(

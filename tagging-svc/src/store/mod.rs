@@ -46,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateAnalyticsFacts),
             Box::new(facts::ProfileSummaryFacts),
             Box::new(saved::migration::CreateSegmentBreakdowns),
+            Box::new(saved::migration::CreateSegmentMembers),
         ]
     }
 }

@@ -6,6 +6,7 @@ mod api;
 mod analytics;
 mod leads;
 mod personas;
+mod realtime_segments;
 mod segments;
 mod tagger;
 mod wecom_sync;

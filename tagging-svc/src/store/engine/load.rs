@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use facts::LoadOptions;
+use rules::ProfileFacts;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter};
 
 use crate::domain::{At, Holdings, RuleEntry};
@@ -49,6 +50,25 @@ pub async fn holdings(
         h.hold(&m.tag_id, group.as_deref(), &m.source, &m.origin);
     }
     Ok(h)
+}
+
+/// The profile's facts holding what `want` reads: those loaded before when they cover it
+/// ([`covers`]), else loaded now (and kept in `loaded` for the next reader).
+pub async fn facts<'a>(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    loaded: &'a mut Option<(LoadOptions, ProfileFacts)>,
+    want: LoadOptions,
+) -> Result<&'a mut ProfileFacts, DbErr> {
+    let (have, facts) = match loaded.take() {
+        Some((have, facts)) if covers(&have, &want) => (have, facts),
+        _ => {
+            let facts = facts::load_profile(txn, tenant, profile, &want).await?;
+            (want, facts)
+        }
+    };
+    Ok(&mut loaded.insert((have, facts)).1)
 }
 
 /// Reads only what the candidate rules can look at: their property keys, tags, relationships,

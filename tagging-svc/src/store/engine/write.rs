@@ -1,18 +1,21 @@
 //! Writes what settling decided ([`crate::domain::settle::Decision`]), in the order it was
 //! decided: each rule's membership change through `members` (which announces it: facts
 //! projection, WeCom write-back) and each windowed or time-relative rule's next look in the
-//! schedule. Nothing here decides.
+//! schedule; then the real-time segments' entries and exits ([`segments`]). Nothing here
+//! decides.
 
 use chrono::{DateTime, Utc};
 use proto::tagging::{TagChanged, TagSource};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
 
+use crate::domain::segment::SegmentVerdict;
 use crate::domain::settle::{Action, Decision, Schedule};
 use crate::domain::At;
 use crate::store::entities::schedule;
 use crate::store::members::{self, MemberError, Reason};
 use crate::store::rules::TenantRules;
+use crate::store::saved::kept;
 
 /// Writes `decision` for the profile; returns the changes of its tag set.
 pub async fn apply(
@@ -57,6 +60,33 @@ pub async fn apply(
         }
     }
     Ok(all)
+}
+
+/// Writes what was decided for the real-time segments: entries and exits of the profile, and each
+/// timed segment's next look in the schedule (keyed by the segment's id, as a rule's is).
+pub async fn segments(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    profile: &str,
+    verdicts: &[SegmentVerdict],
+    at: &At,
+) -> Result<(), DbErr> {
+    let me = [profile.to_string()];
+    for v in verdicts {
+        match v.change {
+            Some(Action::Add) => {
+                kept::enter(txn, tenant, &v.segment_id, &me, at.now, "engine").await?
+            }
+            Some(Action::Remove) => kept::leave(txn, tenant, &v.segment_id, &me, "engine").await?,
+            None => {}
+        }
+        match v.schedule {
+            Schedule::Untouched => {}
+            Schedule::At(due) => reschedule(txn, tenant, profile, &v.segment_id, Some(due)).await?,
+            Schedule::Clear => reschedule(txn, tenant, profile, &v.segment_id, None).await?,
+        }
+    }
+    Ok(())
 }
 
 /// Sets (or clears) when the profile's result for the rule must be looked at again (one

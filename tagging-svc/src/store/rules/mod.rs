@@ -45,40 +45,66 @@ pub enum Trigger {
     All,
 }
 
-/// A tenant's rules, with the tags they set (and their groups) as of the load.
+/// A tenant's rules, with the tags they set (and their groups) as of the load, and its active
+/// real-time saved segments: each evaluated as an `add_remove` rule whose membership is the
+/// segment's own (`saved_segment_members`), not a tag (its `tag_id` is empty).
 #[derive(Debug, Clone, Default)]
 pub struct TenantRules {
     pub entries: Vec<Arc<RuleEntry>>,
     pub tags: HashMap<String, TagInfo>,
+    pub segments: Vec<Arc<RuleEntry>>,
+}
+
+/// The live entries `trigger` can change the result of.
+fn affected(entries: &[Arc<RuleEntry>], trigger: &Trigger) -> Vec<Arc<RuleEntry>> {
+    entries
+        .iter()
+        .filter(|e| e.live)
+        .filter(|e| match trigger {
+            Trigger::Event { kind, content_tags } => {
+                let tags: Vec<&str> = content_tags.iter().map(String::as_str).collect();
+                e.deps.event_may_affect(kind, &tags)
+            }
+            Trigger::State { keys, relations } => {
+                (*relations && e.deps.relations)
+                    || e.deps
+                        .properties_may_affect(keys.iter().map(String::as_str))
+            }
+            Trigger::Tags(t) => e.deps.tags.iter().any(|x| t.contains(x)),
+            Trigger::Rules(ids) => ids.contains(&e.id),
+            Trigger::All => true,
+        })
+        .cloned()
+        .collect()
 }
 
 impl TenantRules {
     /// The live rules `trigger` can change the result of.
     pub fn candidates(&self, trigger: &Trigger) -> Vec<Arc<RuleEntry>> {
-        self.entries
-            .iter()
-            .filter(|e| e.live)
-            .filter(|e| match trigger {
-                Trigger::Event { kind, content_tags } => {
-                    let tags: Vec<&str> = content_tags.iter().map(String::as_str).collect();
-                    e.deps.event_may_affect(kind, &tags)
-                }
-                Trigger::State { keys, relations } => {
-                    (*relations && e.deps.relations)
-                        || e.deps
-                            .properties_may_affect(keys.iter().map(String::as_str))
-                }
-                Trigger::Tags(t) => e.deps.tags.iter().any(|x| t.contains(x)),
-                Trigger::Rules(ids) => ids.contains(&e.id),
-                Trigger::All => true,
-            })
-            .cloned()
-            .collect()
+        affected(&self.entries, trigger)
     }
 
     /// Live rules reading any of `tags` (chained rules).
     pub fn reading_tags(&self, tags: &BTreeSet<String>) -> Vec<Arc<RuleEntry>> {
         self.candidates(&Trigger::Tags(tags.clone()))
+    }
+
+    /// The real-time segments `trigger`, or settling's changes of `tags`, can change the
+    /// membership of (each once, in load order).
+    pub fn segment_candidates(
+        &self,
+        trigger: &Trigger,
+        tags: &BTreeSet<String>,
+    ) -> Vec<Arc<RuleEntry>> {
+        let mut out = affected(&self.segments, trigger);
+        if !tags.is_empty() {
+            for e in affected(&self.segments, &Trigger::Tags(tags.clone())) {
+                if !out.iter().any(|o| o.id == e.id) {
+                    out.push(e);
+                }
+            }
+        }
+        out
     }
 }
 

@@ -107,7 +107,52 @@ pub async fn load<C: ConnectionTrait>(
             version: r.version,
         }));
     }
-    Ok(TenantRules { entries, tags })
+    let segments = realtime_segments(conn, tenant, limits, &lookup).await?;
+    Ok(TenantRules {
+        entries,
+        tags,
+        segments,
+    })
+}
+
+/// The tenant's active real-time saved segments as entries settling evaluates (a segment whose
+/// condition no longer expands is kept, not live, as an invalid rule is).
+async fn realtime_segments<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &str,
+    limits: &Limits,
+    lookup: &Docs,
+) -> Result<Vec<Arc<RuleEntry>>, DbErr> {
+    use crate::store::saved::{entities::segment, ACTIVE as LIVE, REALTIME};
+    let rows = segment::Entity::find()
+        .filter(segment::Column::TenantId.eq(tenant))
+        .filter(segment::Column::Status.eq(LIVE))
+        .filter(segment::Column::RefreshMode.eq(REALTIME))
+        .order_by_asc(segment::Column::Id)
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|s| {
+            let expanded =
+                parse_stored(&s.condition).and_then(|c| rules::expand(&c, limits, lookup).ok());
+            if expanded.is_none() {
+                tracing::warn!(segment_id = %s.id, "Real-time segment condition no longer expands; not kept");
+            }
+            Arc::new(RuleEntry {
+                live: expanded.is_some(),
+                mode: Mode::AddRemove,
+                deps: expanded
+                    .as_ref()
+                    .map(Expanded::dependencies)
+                    .unwrap_or_default(),
+                id: s.id,
+                tag_id: String::new(),
+                expanded,
+                version: s.version,
+            })
+        })
+        .collect())
 }
 
 /// Each tenant's rule set and when it was loaded.

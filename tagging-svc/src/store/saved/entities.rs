@@ -39,6 +39,9 @@ pub mod segment {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub archived_at: Option<DateTimeUtc>,
+        /// The version whose members `saved_segment_members` holds in full (a real-time
+        /// segment once its build job is done; `None` while building and when not real-time).
+        pub members_version: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -96,6 +99,29 @@ pub mod breakdown {
         /// Their answers (JSON array of distributions).
         pub answers: String,
         pub took_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A member of a real-time saved segment.
+pub mod member {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "saved_segment_members")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub segment_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub profile_id: String,
+        /// When it entered the segment.
+        pub since: DateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -114,6 +114,36 @@ pub async fn members<Db: ConnectionTrait>(
 ) -> Result<MembersPage, DbErr> {
     let first = ((limit + 1) * 8).clamp(FIRST_WINDOW, MAX_WINDOW);
     let (ids, next) = ids_in_windows(conn, tenant, cond, at, after, limit, first).await?;
+    shown_page(conn, tenant, ids, next, shown).await
+}
+
+/// A page of a real-time segment's kept members ([`super::kept`]) after `after`, shown as
+/// [`members`] shows them.
+pub async fn kept_members<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    segment: &str,
+    after: Option<&str>,
+    limit: u64,
+    shown: &Shown,
+) -> Result<MembersPage, DbErr> {
+    let mut ids = super::kept::page(conn, tenant, segment, after, limit + 1).await?;
+    let next = if ids.len() as u64 > limit {
+        ids.truncate(limit as usize);
+        ids.last().cloned()
+    } else {
+        None
+    };
+    shown_page(conn, tenant, ids, next, shown).await
+}
+
+async fn shown_page<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    ids: Vec<String>,
+    next: Option<String>,
+    shown: &Shown,
+) -> Result<MembersPage, DbErr> {
     let keys: Vec<&str> = shown.fields.iter().map(String::as_str).collect();
     let mut fields = segments::fields_of(conn, tenant, &ids, &keys).await?;
     let mut tags = if shown.tags {

@@ -1,6 +1,7 @@
 //! The saved-segment tables: `saved_segments` (a named condition of a tenant, its refresh mode,
-//! its last size and when it is due again) and `saved_segment_sizes` (its size history, one row
-//! per refresh).
+//! its last size and when it is due again), `saved_segment_sizes` (its size history, one row
+//! per refresh), `saved_segment_breakdowns` (its analytics as of its last scheduled refresh) and
+//! `saved_segment_members` (a real-time segment's members, kept by the rule engine).
 
 use platform::db::schema::{big, dt_null, id_col, index, opt_str, str_col, text, ts_col};
 use sea_orm_migration::prelude::*;
@@ -231,6 +232,96 @@ impl MigrationTrait for CreateSegmentBreakdowns {
             Table::drop()
                 .table(SavedSegmentBreakdowns::Table)
                 .if_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+#[derive(DeriveIden)]
+pub enum SavedSegmentMembers {
+    Table,
+    TenantId,
+    SegmentId,
+    ProfileId,
+    /// When the profile entered the segment.
+    Since,
+}
+
+#[derive(DeriveIden)]
+enum SavedSegmentsMembers {
+    /// `saved_segments.members_version`: the definition's version whose members
+    /// `saved_segment_members` holds in full (NULL while they are being built, and for a segment
+    /// that is not real-time).
+    MembersVersion,
+}
+
+/// Creates `saved_segment_members` (a real-time segment's members: one row per member, kept by
+/// the rule engine as profiles change and filled by the segment's build job) and adds
+/// `saved_segments.members_version`.
+pub struct CreateSegmentMembers;
+
+impl MigrationName for CreateSegmentMembers {
+    fn name(&self) -> &str {
+        "m20261217_000000_create_saved_segment_members"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateSegmentMembers {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use SavedSegmentMembers as M;
+        m.create_table(
+            Table::create()
+                .table(M::Table)
+                .if_not_exists()
+                .col(str_col(M::TenantId, 64))
+                .col(str_col(M::SegmentId, 36))
+                .col(str_col(M::ProfileId, 36))
+                .col(ts_col(M::Since))
+                .primary_key(
+                    Index::create()
+                        .col(M::TenantId)
+                        .col(M::SegmentId)
+                        .col(M::ProfileId),
+                )
+                .to_owned(),
+        )
+        .await?;
+        // A profile's segments (settling, merges).
+        index(
+            m,
+            "ix_saved_segment_members_profile",
+            M::Table,
+            vec![M::TenantId.into_iden(), M::ProfileId.into_iden()],
+            false,
+        )
+        .await?;
+        let (table, col) = (SavedSegments::Table, SavedSegmentsMembers::MembersVersion);
+        if !m.has_column(table.to_string(), col.to_string()).await? {
+            m.alter_table(
+                Table::alter()
+                    .table(table)
+                    .add_column(ColumnDef::new(col).big_integer().null())
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table(SavedSegmentMembers::Table)
+                .if_exists()
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(SavedSegments::Table)
+                .drop_column(SavedSegmentsMembers::MembersVersion)
                 .to_owned(),
         )
         .await

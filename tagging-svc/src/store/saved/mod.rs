@@ -1,15 +1,20 @@
 //! Saved segments (人群包): a tenant's named condition in the language of tag rules, kept with
-//! its owner, a refresh mode (`scheduled` every `interval_minutes`, or `manual`), its size at
-//! the last refresh and the history of those sizes. Counting, members and exports go through
-//! the same compiled SQL over the facts projection as an unsaved preview ([`super::segments`]).
+//! its owner, a refresh mode (`realtime`: its members kept as profiles change, by the rule
+//! engine; `scheduled` every `interval_minutes`; or `manual`), its size at the last refresh and
+//! the history of those sizes. Counting, members and exports go through the same compiled SQL
+//! over the facts projection as an unsaved preview ([`super::segments`]); a real-time segment's
+//! members and size are read from what the engine keeps once its build job has filled it
+//! ([`kept`]).
 //!
 //! Here: the definitions, their checks and how the API shows them. `stored` creates, reads,
 //! changes, archives and lists them; `refresh` counts one now, records the size and claims the
 //! scheduled ones that are due (one process per segment, by a conditional UPDATE of its claim);
 //! `members` pages through the matching profiles by profile id; `rollup` keeps a scheduled
-//! refresh's analytics breakdowns; `entities` and `migration` are the tables.
+//! refresh's analytics breakdowns; `kept` holds a real-time segment's members (its build job is
+//! `super::backfill`'s kind `segment`); `entities` and `migration` are the tables.
 
 pub mod entities;
+pub mod kept;
 mod members;
 pub mod migration;
 mod refresh;
@@ -24,7 +29,9 @@ use serde_json::Value;
 use super::rules::{ConditionError, RuleError};
 use entities::{segment, size};
 
-pub use members::{ids_in_windows, members, Member, MembersPage, Shown, MEMBER_FIELDS};
+pub use members::{
+    ids_in_windows, kept_members as kept_page, members, Member, MembersPage, Shown, MEMBER_FIELDS,
+};
 pub use refresh::{
     claim_due, prune_sizes, refresh, refresh_due, sizes, Cause, Refreshed, HISTORY_DAYS, LEASE,
 };
@@ -33,7 +40,10 @@ pub use stored::{archive, create, get, list, update};
 /// Statuses: in use, or archived (kept with its history, no longer refreshed).
 pub const ACTIVE: &str = "active";
 pub const ARCHIVED: &str = "archived";
-/// Refresh modes.
+/// Refresh modes: `realtime` keeps the members as profiles change (the rule engine evaluates the
+/// segment with the rules) and records its size on the schedule; `scheduled` counts the
+/// condition every interval; `manual` when an operator asks.
+pub const REALTIME: &str = "realtime";
 pub const SCHEDULED: &str = "scheduled";
 pub const MANUAL: &str = "manual";
 /// Scheduled refreshes: at most every 5 minutes, hourly unless asked, at least every 30 days.
@@ -88,7 +98,7 @@ pub struct NewSegment {
     pub name: Option<String>,
     pub description: Option<String>,
     pub condition: Option<Value>,
-    /// `scheduled` (the default) or `manual`.
+    /// `realtime`, `scheduled` (the default) or `manual`.
     pub refresh_mode: Option<String>,
     /// Minutes between scheduled refreshes (5..=43 200, default 60).
     pub interval_minutes: Option<i64>,
@@ -119,6 +129,10 @@ pub struct SegmentView {
     pub owner: String,
     pub condition: Value,
     pub refresh_mode: String,
+    /// A real-time segment's kept members: `building` until its build job has filled them for
+    /// this version (members and size are counted from the condition meanwhile), then `ready`;
+    /// null for other modes.
+    pub members: Option<&'static str>,
     pub interval_minutes: i64,
     pub status: String,
     /// Profiles matching at the last refresh; null before the first one and after the
@@ -138,7 +152,16 @@ pub struct SegmentView {
 
 impl From<segment::Model> for SegmentView {
     fn from(s: segment::Model) -> Self {
+        let members = match (
+            kept_members(&s),
+            s.refresh_mode == REALTIME && s.status == ACTIVE,
+        ) {
+            (true, _) => Some("ready"),
+            (false, true) => Some("building"),
+            _ => None,
+        };
         SegmentView {
+            members,
             condition: serde_json::from_str(&s.condition).unwrap_or(Value::Null),
             id: s.id,
             tenant_id: s.tenant_id,
@@ -190,6 +213,12 @@ impl From<size::Model> for SizeView {
     }
 }
 
+/// The segment's members are read from what the engine keeps: it is real-time, active, and its
+/// build job has filled them for this version.
+pub fn kept_members(s: &segment::Model) -> bool {
+    s.refresh_mode == REALTIME && s.status == ACTIVE && s.members_version == Some(s.version)
+}
+
 /// A name as stored: trimmed, 1..=[`MAX_NAME`] characters.
 fn name_of(name: &str) -> Result<String, SavedError> {
     let n = name.trim();
@@ -214,11 +243,12 @@ fn description_of(d: &str) -> Result<String, SavedError> {
 
 fn mode_of(mode: &str) -> Result<&'static str, SavedError> {
     match mode {
+        REALTIME => Ok(REALTIME),
         SCHEDULED => Ok(SCHEDULED),
         MANUAL => Ok(MANUAL),
         _ => Err(SavedError::field(
             "refresh_mode",
-            "must be `scheduled` or `manual`",
+            "must be `realtime`, `scheduled` or `manual`",
         )),
     }
 }
@@ -244,8 +274,9 @@ fn status_of(status: &str) -> Result<&'static str, SavedError> {
     }
 }
 
-/// When the scheduler refreshes a segment next: never when it is archived or manual; now when
-/// it was never counted (or its condition changed since); else an interval after the last count.
+/// When the scheduler refreshes a segment next (a real-time one: records its size): never when
+/// it is archived or manual; now when it was never counted (or its condition changed since);
+/// else an interval after the last count.
 pub fn next_due(
     status: &str,
     mode: &str,
@@ -253,7 +284,7 @@ pub fn next_due(
     refreshed_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    if status != ACTIVE || mode != SCHEDULED {
+    if status != ACTIVE || mode == MANUAL {
         return None;
     }
     Some(match refreshed_at {
@@ -285,6 +316,10 @@ mod tests {
             Some(at("2026-12-07T09:35:00Z"))
         );
         assert_eq!(next_due(ACTIVE, MANUAL, 60, Some(last), now), None);
+        assert_eq!(
+            next_due(ACTIVE, REALTIME, 60, Some(last), now),
+            Some(at("2026-12-07T10:30:00Z"))
+        );
         assert_eq!(next_due(ARCHIVED, SCHEDULED, 60, Some(last), now), None);
     }
 
@@ -303,6 +338,7 @@ mod tests {
             "description"
         );
         assert_eq!(mode_of("manual").unwrap(), MANUAL);
+        assert_eq!(mode_of("realtime").unwrap(), REALTIME);
         assert_eq!(field(mode_of("hourly").unwrap_err()), "refresh_mode");
         assert_eq!(interval_of(5).unwrap(), 5);
         assert_eq!(field(interval_of(4).unwrap_err()), "interval_minutes");

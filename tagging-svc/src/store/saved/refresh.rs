@@ -1,9 +1,12 @@
 //! Refreshing a saved segment: its condition checked again (a rule it reads may have changed),
 //! counted now by the preview's own compiled query over the facts projection, the count kept
 //! as the segment's size and appended to its history in one transaction (a scheduled refresh
-//! keeps the segment's analytics breakdowns with it: [`super::rollup`]).
+//! keeps the segment's analytics breakdowns with it: [`super::rollup`]). A real-time segment
+//! whose members are kept is reconciled with its condition instead, and its size is the members
+//! kept.
 //!
-//! The scheduler's side: [`claim_due`] takes the active scheduled segments whose time has come
+//! The scheduler's side: [`claim_due`] takes the active scheduled and real-time segments whose
+//! time has come
 //! with a conditional UPDATE of their claim (`claimed_until`), so among several replicas one
 //! counts each; a process that dies mid-count leaves the claim to run out after [`LEASE`], and
 //! the segment is taken again. A segment whose condition no longer validates records why
@@ -19,7 +22,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::entities::{segment, size};
-use super::{get, next_due, rollup, SavedError, SizeView, ACTIVE, SCHEDULED};
+use super::{get, kept, kept_members, next_due, rollup, SavedError, SizeView, ACTIVE, MANUAL};
 use crate::metrics::{SAVED_SEGMENT_REFRESHES, SAVED_SEGMENT_REFRESH_SECONDS};
 use crate::store::rules::{self as tag_rules, RuleError};
 use crate::store::segments;
@@ -110,9 +113,24 @@ async fn counted(
         Err(e) => return Err(e.into()),
     };
     let at = t.at(tenant);
+    let started = std::time::Instant::now();
+    // A real-time segment whose members are kept is reconciled with its condition (members a
+    // build added leave their windows here) and its size is the members kept.
+    let kept_count = if kept_members(seg) {
+        crate::store::backfill::reconcile_segment(t, tenant, &seg.id, seg.version).await?;
+        Some(kept::count(&t.db, tenant, &seg.id).await?)
+    } else {
+        None
+    };
     let r = segments::reader(&t.db).await?;
-    // The preview's own count (no sample): the size is what a preview of it shows now.
-    let p = segments::preview(&r, tenant, &cond, &at, 0).await?;
+    let (count, took_ms) = match kept_count {
+        Some(n) => (n, started.elapsed().as_millis() as u64),
+        None => {
+            // The preview's own count (no sample): the size is what a preview of it shows now.
+            let p = segments::preview(&r, tenant, &cond, &at, 0).await?;
+            (p.count, p.took_ms)
+        }
+    };
     // A scheduled refresh also keeps the segment's breakdowns, of the same snapshot (an
     // operator's refresh answers at once and leaves them to the schedule).
     let breakdowns = match cause {
@@ -127,16 +145,16 @@ async fn counted(
         tenant_id: Set(tenant.to_string()),
         segment_id: Set(seg.id.clone()),
         at: Set(now),
-        count: Set(p.count as i64),
+        count: Set(count as i64),
         cause: Set(cause.as_str().to_string()),
         actor: Set(actor.map(|a| a.chars().take(64).collect())),
         segment_version: Set(seg.version),
-        took_ms: Set(p.took_ms as i64),
+        took_ms: Set(took_ms as i64),
     }
     .insert(&txn)
     .await?;
     let mut q = segment::Entity::update_many()
-        .col_expr(segment::Column::Size, Expr::value(p.count as i64))
+        .col_expr(segment::Column::Size, Expr::value(count as i64))
         .col_expr(segment::Column::RefreshedAt, Expr::value(now))
         .col_expr(
             segment::Column::DueAt,
@@ -171,9 +189,9 @@ async fn counted(
     }
     txn.commit().await?;
     Ok(Refreshed {
-        count: p.count,
+        count,
         at: now,
-        took_ms: p.took_ms,
+        took_ms,
         segment: get(&t.db, tenant, &seg.id).await?,
     })
 }
@@ -220,7 +238,7 @@ async fn failed(t: &Tagger, seg: &segment::Model, cause: Cause, why: &str) -> Re
     Ok(())
 }
 
-/// Claims up to `limit` active scheduled segments due by `now` (of any tenant) that no other
+/// Claims up to `limit` active scheduled or real-time segments due by `now` (of any tenant) that no other
 /// process holds, for [`LEASE`]: each by a conditional UPDATE, so a segment two replicas both
 /// saw is taken by one.
 pub async fn claim_due(
@@ -236,7 +254,7 @@ pub async fn claim_due(
     let due = segment::Entity::find()
         .filter(segment::Column::DueAt.lte(now))
         .filter(segment::Column::Status.eq(ACTIVE))
-        .filter(segment::Column::RefreshMode.eq(SCHEDULED))
+        .filter(segment::Column::RefreshMode.ne(MANUAL))
         .filter(free())
         .order_by_asc(segment::Column::DueAt)
         .order_by_asc(segment::Column::Id)

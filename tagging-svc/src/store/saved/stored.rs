@@ -1,7 +1,9 @@
 //! Saved segments as operators write them: created with a validated condition, read, changed
 //! (optionally only at a given version), archived and listed. A name is unique among a tenant's
 //! active segments (a unique index on the live name); changing the condition forgets the last
-//! size and makes a scheduled segment due at once.
+//! size and makes a scheduled segment due at once. A segment that becomes real-time, or whose
+//! condition changes while it is, gets a build job filling its kept members; one that stops
+//! being real-time (archived, or another mode) gets a job emptying them.
 
 use chrono::SubsecRound;
 use sea_orm::sea_query::Expr;
@@ -14,8 +16,9 @@ use serde_json::Value;
 use super::entities::segment;
 use super::{
     description_of, interval_of, mode_of, name_of, next_due, status_of, NewSegment, SavedError,
-    SegmentPatch, SegmentView, ACTIVE, ARCHIVED, DEFAULT_INTERVAL_MINUTES, SCHEDULED,
+    SegmentPatch, SegmentView, ACTIVE, ARCHIVED, DEFAULT_INTERVAL_MINUTES, REALTIME, SCHEDULED,
 };
+use crate::store::backfill;
 use crate::store::rules as tag_rules;
 use crate::store::tagger::Tagger;
 
@@ -59,8 +62,9 @@ pub async fn create(
     let condition = condition_text(t, tenant, &condition).await?;
     let now = t.clock.now().trunc_subsecs(0);
     let actor: String = actor.chars().take(64).collect();
+    let id = uuid::Uuid::now_v7().to_string();
     segment::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
+        id: Set(id.clone()),
         tenant_id: Set(tenant.to_string()),
         live_name: Set(Some(name.clone())),
         name: Set(name),
@@ -80,10 +84,24 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         archived_at: Set(None),
+        members_version: Set(None),
     }
     .insert(&t.db)
     .await
-    .map_err(duplicate)
+    .map_err(duplicate)?;
+    let s = get(&t.db, tenant, &id).await?;
+    if s.refresh_mode == REALTIME {
+        build(t, &s, &s.owner).await?;
+    }
+    Ok(s)
+}
+
+/// Starts the job that brings the segment's kept members in line with what it is now: filled
+/// for a real-time segment, emptied for another (the rule engine sees the change at once).
+async fn build(t: &Tagger, s: &segment::Model, by: &str) -> Result<(), SavedError> {
+    t.engine.rules.invalidate(&s.tenant_id);
+    backfill::start(t, &s.tenant_id, backfill::SEGMENT, &s.id, by).await?;
+    Ok(())
 }
 
 /// The saved segment `id` of `tenant`, active or archived (another tenant's is not found, like
@@ -179,6 +197,13 @@ pub async fn update(
         ARCHIVED => row.archived_at.or(Some(now)),
         _ => None,
     };
+    // Kept members: built again when the segment becomes real-time or its condition changes,
+    // emptied when it stops being real-time, still whole otherwise.
+    let was_kept = row.refresh_mode == REALTIME && row.status == ACTIVE;
+    let kept = mode == REALTIME && status == ACTIVE;
+    let rebuild = kept && (!was_kept || recount);
+    let members_version =
+        (kept && !rebuild && row.members_version == Some(row.version)).then_some(row.version + 1);
     let cols: Vec<(segment::Column, sea_orm::Value)> = vec![
         (segment::Column::Name, name.clone().into()),
         (
@@ -203,6 +228,7 @@ pub async fn update(
             actor.chars().take(64).collect::<String>().into(),
         ),
         (segment::Column::UpdatedAt, now.into()),
+        (segment::Column::MembersVersion, members_version.into()),
     ];
     let mut q = segment::Entity::update_many()
         .filter(segment::Column::Id.eq(id))
@@ -218,7 +244,11 @@ pub async fn update(
             message: "the segment was changed meanwhile; read it again".into(),
         });
     }
-    get(&t.db, tenant, id).await
+    let s = get(&t.db, tenant, id).await?;
+    if rebuild || (was_kept && !kept) {
+        build(t, &s, actor).await?;
+    }
+    Ok(s)
 }
 
 /// Archives the saved segment `id` of `tenant`: kept with its size history, no longer

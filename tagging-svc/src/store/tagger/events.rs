@@ -12,6 +12,7 @@ use crate::domain::At;
 use crate::store::entities::schedule;
 use crate::store::members::{self, MemberError, Reason};
 use crate::store::rules::Trigger;
+use crate::store::saved::kept;
 use crate::store::work::Work;
 use crate::store::{rep_tags, writeback};
 
@@ -66,6 +67,7 @@ impl Tagger {
                         .filter(schedule::Column::ProfileId.eq(absorbed.as_str()))
                         .exec(txn)
                         .await?;
+                    kept::forget(txn, tenant, absorbed).await?;
                 }
                 out.extend(
                     self.engine
