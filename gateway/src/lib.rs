@@ -6,18 +6,20 @@
 //! Owns: the app registry (tenants' OA/MP apps, WeCom corps and WeCom agent apps with their
 //! sealed secrets), tenant write keys, SDK session tokens, the WeChat access-token keeper, and
 //! the delivery of lead notifications to reps (`lead.notify` → WeCom app messages, recorded per
-//! rep). Must not touch: services' tables (it calls their internal APIs), business rules
+//! rep), and export jobs with their files (`exports`). Must not touch: services' tables (it calls their internal APIs), business rules
 //! (identity, tags, scores; whom to notify and when is scoring-svc's).
 //!
 //! Inner shape: `api/` handlers, `domain/` pure logic (keys, session tokens, tracking validation),
 //! `store/` tables and migrations, `registry` (app lookup), `publish` (confirmed publishing with
 //! retry dedupe), `wechat_api` (calls to WeChat), `notify` (the `lead.notify` consumer: its pure
-//! decisions, its table and the reps' inbox reads).
+//! decisions, its table and the reps' inbox reads), `exports` (export jobs run in the background
+//! and their files).
 
 pub mod access;
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod exports;
 pub mod metrics;
 pub mod notify;
 pub mod publish;
@@ -108,6 +110,41 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
             },
         ));
     }
+    let exports = exports::Exports::new(
+        db.clone(),
+        Arc::new(api::admin::export_jobs::AudienceSource {
+            services: services.clone(),
+        }),
+        exports::Settings::default(),
+        deps.tasks.clone(),
+        deps.shutdown.clone(),
+    );
+    {
+        // Jobs a stopped process left, and files past their retention, every half minute.
+        let exports = exports.clone();
+        let shutdown = deps.shutdown.clone();
+        background.push(deps.tasks.spawn(
+            ROLE,
+            "gateway.exports",
+            None,
+            deps.shutdown.clone(),
+            move |beat| {
+                let (exports, shutdown) = (exports.clone(), shutdown.clone());
+                async move {
+                    loop {
+                        beat.beat();
+                        if let Err(e) = exports.pass().await {
+                            tracing::warn!(error = %e, "Export jobs pass failed");
+                        }
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                        }
+                    }
+                }
+            },
+        ));
+    }
     let state = api::GatewayState {
         cfg: Arc::new(cfg),
         registry,
@@ -118,6 +155,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         bus: deps.bus.clone(),
         access: access.clone(),
         services,
+        exports,
     };
     let health = deps.health(ROLE, Some(&db));
     let served =

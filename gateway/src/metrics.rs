@@ -32,6 +32,10 @@ pub const LOGINS: &str = "scrm_gateway_logins_total";
 pub const SIDEBAR_SIGN_INS: &str = "scrm_sidebar_sign_ins_total";
 /// Sidebar requests refused, by `reason` (`not_your_customer`).
 pub const SIDEBAR_REFUSED: &str = "scrm_sidebar_refused_total";
+/// Export jobs ended, by `outcome` (`done`, `failed`).
+pub const EXPORT_JOBS: &str = "scrm_gateway_export_jobs_total";
+/// Bytes written to export files.
+pub const EXPORT_BYTES: &str = "scrm_gateway_export_bytes_total";
 
 /// Describes every metric of the gateway, the lead notifications' included. Call once after the
 /// recorder is installed (a description given before is lost).
@@ -79,5 +83,7 @@ pub fn describe() {
         SIDEBAR_REFUSED,
         "Sidebar requests refused, by reason (not_your_customer)"
     );
+    metrics::describe_counter!(EXPORT_JOBS, "Export jobs ended, by outcome (done, failed)");
+    metrics::describe_counter!(EXPORT_BYTES, "Bytes written to export files");
     crate::notify::describe_metrics();
 }

@@ -87,8 +87,9 @@ fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) 
     }
 }
 
-/// The authenticated principal of an admin request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The authenticated principal of an admin request (kept with a background job, which reads as
+/// the principal that asked for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AdminPrincipal {
     pub tenant_id: String,
     pub user_id: String,

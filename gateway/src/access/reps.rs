@@ -19,7 +19,7 @@ pub const SIDEBAR: &str = "sidebar";
 pub const SIDEBAR_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// The WeCom member a sidebar session acts as.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RepRef {
     pub corp_id: String,
     /// The member's WeCom userid.

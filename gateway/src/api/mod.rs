@@ -36,6 +36,8 @@ pub struct GatewayState {
     pub access: crate::access::Access,
     /// The services the admin API composes.
     pub services: crate::services::Services,
+    /// Export jobs and their files.
+    pub exports: crate::exports::Exports,
 }
 
 /// All gateway routes.

@@ -44,7 +44,7 @@ impl Channel {
 }
 
 /// The apps whose CSV columns an export has, by kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Columns {
     pub oa: Vec<String>,
     pub mp: Vec<String>,

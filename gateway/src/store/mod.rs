@@ -29,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(CreateInbox),
             Box::new(crate::notify::store::CreateLeadNotifications),
             Box::new(reps::AddRepIdentities),
+            Box::new(crate::exports::store::CreateExportJobs),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! gateway's integration tests against real databases, one binary: reps signing in to the
-//! sidebar and the lead-notification records, on MariaDB and SQLite.
+//! sidebar, the lead-notification records and export jobs, on MariaDB and SQLite.
 
+mod exports;
 mod notify;
 mod reps;

@@ -5,7 +5,8 @@
 //! them, tags — and the export feeds an OA mass send (openid list per app) and a WeCom
 //! group-send task per rep exactly as WeChat's APIs take them: every recipient is reached, none
 //! is refused. A customer who unfollowed is in no list; an analyst may not export identifiers;
-//! the CSV has a column per registered app.
+//! the CSV has a column per registered app. The same exports run as background jobs give the
+//! same files.
 
 use crate::common;
 
@@ -198,7 +199,7 @@ async fn a_saved_segments_export_feeds_an_oa_mass_send_and_a_wecom_group_send() 
         },
     };
     let deadline = Instant::now() + Duration::from_secs(40);
-    let rows = loop {
+    let (rows, jsonl) = loop {
         let (s, text) = call(
             &http,
             reqwest::Method::POST,
@@ -210,7 +211,7 @@ async fn a_saved_segments_export_feeds_an_oa_mass_send_and_a_wecom_group_send() 
         assert_eq!(s, 200, "{text}");
         let rows = lines(&text);
         if rows.len() == 4 && lists(&rows) == want {
-            break rows;
+            break (rows, text);
         }
         assert!(
             Instant::now() < deadline,
@@ -296,6 +297,103 @@ async fn a_saved_segments_export_feeds_an_oa_mass_send_and_a_wecom_group_send() 
     );
     assert_eq!(csv.lines().count(), 5);
     assert!(csv.contains(&a.oa_openid) && csv.contains(&e.external_userid));
+    // The same exports as background jobs: progress while they run, then a file equal to the
+    // streamed export.
+    let jobs = format!("{audience}-jobs");
+    let mut job_ids = Vec::new();
+    for (body, streamed) in [
+        (
+            json!({"fields": ["contact.name"], "channels": ["oa", "wecom", "phone"]}),
+            &jsonl,
+        ),
+        (
+            json!({"format": "csv", "channels": ["oa", "wecom"], "tags": false}),
+            &csv,
+        ),
+    ] {
+        let (s, job) = call(&http, reqwest::Method::POST, jobs.clone(), &ops, Some(body)).await;
+        assert_eq!(s, 202, "{job}");
+        let job: Value = serde_json::from_str(&job).unwrap();
+        let job_id = job["id"].as_str().unwrap().to_string();
+        assert_eq!(job["segment_id"], seg["id"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let done = loop {
+            let (s, j) = call(
+                &http,
+                reqwest::Method::GET,
+                format!("{gw}/admin/v1/export-jobs/{job_id}"),
+                &ops,
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{j}");
+            let j: Value = serde_json::from_str(&j).unwrap();
+            if j["status"] == "done" {
+                break j;
+            }
+            assert_ne!(j["status"], "failed", "{j}");
+            assert!(Instant::now() < deadline, "the job never finished: {j}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            (
+                done["members"].as_i64(),
+                done["rows"].as_i64(),
+                done["progress"].as_f64()
+            ),
+            (Some(4), Some(4), Some(1.0)),
+            "{done}"
+        );
+        let (s, file) = call(
+            &http,
+            reqwest::Method::GET,
+            format!("{gw}/admin/v1/export-jobs/{job_id}/file"),
+            &ops,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert_eq!(&file, streamed, "the job's file is the streamed export");
+        job_ids.push(job_id);
+    }
+    let (s, list) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{gw}/admin/v1/export-jobs"),
+        &ops,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let listed: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    job_ids.reverse();
+    assert_eq!(listed, job_ids, "newest first");
+    let (s, body) = call(
+        &http,
+        reqwest::Method::GET,
+        format!("{gw}/admin/v1/export-jobs/01900000-0000-7000-8000-000000000000/file"),
+        &ops,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "{body}");
+    for (method, url) in [
+        (reqwest::Method::POST, jobs.clone()),
+        (
+            reqwest::Method::GET,
+            format!("{gw}/admin/v1/export-jobs/{}/file", job_ids[0]),
+        ),
+    ] {
+        let (s, body) = call(&http, method, url, &analyst, Some(json!({}))).await;
+        assert_eq!(s, 403, "an analyst takes no identifiers out: {body}");
+    }
+
     let (s, body) = call(
         &http,
         reqwest::Method::POST,

@@ -15,6 +15,9 @@
 //! external_userids are what WeChat's send APIs take, so the route needs an operator; the phone
 //! is masked for every role. Every export is recorded in the audit log (who took which
 //! segment, in what shape).
+//!
+//! The same export runs as a background job (`POST …/audience-jobs`, [`super::export_jobs`]):
+//! [`AudienceSource`] reads it page by page for [`crate::exports`].
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
@@ -22,7 +25,7 @@ use actix_web::{HttpRequest, HttpResponse, Route};
 use futures_util::stream;
 use platform::http::export::csv_rows;
 use platform::http::ApiError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
@@ -52,7 +55,7 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
 }
 
 /// The export's format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum Format {
     /// One JSON object per member and line (`application/x-ndjson`).
@@ -76,7 +79,7 @@ fn all_channels() -> Vec<ChannelName> {
 }
 
 /// A channel an export carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum ChannelName {
     Oa,
@@ -97,11 +100,11 @@ impl From<ChannelName> for Channel {
 }
 
 /// What an audience export carries.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AudienceRequest {
     #[serde(default)]
-    format: Format,
+    pub(super) format: Format,
     /// Field keys beside the identifiers (e.g. `contact.name`), at most 50.
     #[serde(default)]
     fields: Vec<String>,
@@ -122,7 +125,7 @@ fn bad(code: &'static str, field: &str, message: String) -> ApiError {
 }
 
 impl AudienceRequest {
-    fn shape(&self) -> Result<Shape, ApiError> {
+    pub(super) fn shape(&self) -> Result<Shape, ApiError> {
         if self.fields.len() > MAX_FIELDS {
             return Err(bad(
                 "invalid_fields",
@@ -142,21 +145,59 @@ impl AudienceRequest {
     }
 }
 
+/// How a page's members are written.
+#[derive(Debug, Clone)]
+pub(super) struct Encoding {
+    pub(super) shape: Shape,
+    pub(super) cols: Columns,
+    pub(super) format: Format,
+}
+
 /// Where the stream is.
 struct Cursor {
     services: Services,
     p: AdminPrincipal,
     members_path: String,
-    shape: Shape,
-    cols: Columns,
-    format: Format,
+    enc: Encoding,
     /// The page read and not yet written (the first one is read before answering).
     page: Option<Value>,
     done: bool,
 }
 
+/// Tagging's members path of segment `id` for `shape` (without `after`).
+pub(super) fn members_path(id: &str, shape: &Shape) -> String {
+    let mut path = format!(
+        "/v1/saved-segments/{}/members?limit={PAGE}&tags={}",
+        url_escape(id),
+        shape.tags
+    );
+    path.push_str("&fields=");
+    path.push_str(&url_escape(&shape.fields.join(",")));
+    path
+}
+
+/// The columns of a CSV export: one per registered app of the tenant, in app id order.
+pub(super) async fn columns(state: &GatewayState, tenant: &str) -> Result<Columns, ApiError> {
+    let mut cols = Columns::default();
+    let mut apps = state
+        .registry
+        .list(tenant)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    for a in apps {
+        match a.kind {
+            AppKind::Oa => cols.oa.push(a.app_id),
+            AppKind::Mp => cols.mp.push(a.app_id),
+            AppKind::Wecom => cols.corps.push(a.app_id),
+            AppKind::WecomAgent => {}
+        }
+    }
+    Ok(cols)
+}
+
 /// Tagging's page of members after `after`: `Ok(page)`, or the service's error answer.
-async fn members_page(
+pub(super) async fn members_page(
     services: &Services,
     p: &AdminPrincipal,
     base: &str,
@@ -177,23 +218,27 @@ async fn members_page(
     })
 }
 
-/// The rows of one page, encoded.
-async fn encode(c: &Cursor, page: &Value) -> Result<Bytes, std::io::Error> {
+/// The rows of one page, encoded, and how many rows they are.
+pub(super) async fn encode(
+    services: &Services,
+    p: &AdminPrincipal,
+    enc: &Encoding,
+    page: &Value,
+) -> Result<(Bytes, usize), std::io::Error> {
     let members = page["items"].as_array().cloned().unwrap_or_default();
     let mut reach: std::collections::HashMap<String, Value> = Default::default();
-    if !c.shape.channels.is_empty() && !members.is_empty() {
+    if !enc.shape.channels.is_empty() && !members.is_empty() {
         let ids: Vec<&str> = members
             .iter()
             .filter_map(|m| m["profile_id"].as_str())
             .collect();
-        let (status, v) = c
-            .services
+        let (status, v) = services
             .json(
                 Service::Identity,
                 Method::POST,
                 "/v1/profiles/reach",
                 Some(&json!({"profile_ids": ids})),
-                &c.p,
+                p,
             )
             .await
             .map_err(std::io::Error::other)?;
@@ -208,24 +253,40 @@ async fn encode(c: &Cursor, page: &Value) -> Result<Bytes, std::io::Error> {
             }
         }
     }
-    let rows = members.iter().filter_map(|m| {
-        let id = m["profile_id"].as_str().unwrap_or_default();
-        row(&c.shape, m, reach.get(id))
-    });
-    match c.format {
+    let rows: Vec<Value> = members
+        .iter()
+        .filter_map(|m| {
+            let id = m["profile_id"].as_str().unwrap_or_default();
+            row(&enc.shape, m, reach.get(id))
+        })
+        .collect();
+    let n = rows.len();
+    let bytes = match enc.format {
         Format::Jsonl => {
             let mut out = Vec::new();
-            for r in rows {
-                serde_json::to_writer(&mut out, &r).map_err(std::io::Error::other)?;
+            for r in &rows {
+                serde_json::to_writer(&mut out, r).map_err(std::io::Error::other)?;
                 out.push(b'\n');
             }
-            Ok(Bytes::from(out))
+            Bytes::from(out)
         }
         Format::Csv => {
-            let cells: Vec<Vec<String>> = rows.map(|r| csv_cells(&c.shape, &c.cols, &r)).collect();
-            csv_rows(&cells)
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| csv_cells(&enc.shape, &enc.cols, r))
+                .collect();
+            csv_rows(&cells)?
         }
-    }
+    };
+    Ok((bytes, n))
+}
+
+/// The audit summary of an audience export of segment `id`.
+pub(super) fn summary(id: &str, b: &AudienceRequest, shape: &Shape) -> Value {
+    json!({"request": {"segment_id": id, "format": format!("{:?}", b.format).to_lowercase(),
+           "fields": shape.fields, "tags": shape.tags, "channels": b.channels.iter()
+           .map(|c| format!("{c:?}").to_lowercase()).collect::<Vec<_>>(),
+           "reachable_only": shape.reachable_only}})
 }
 
 async fn audience(
@@ -237,43 +298,21 @@ async fn audience(
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let shape = b.shape()?;
-    let mut members_path = format!(
-        "/v1/saved-segments/{}/members?limit={PAGE}&tags={}",
-        url_escape(&id),
-        shape.tags
-    );
-    members_path.push_str("&fields=");
-    members_path.push_str(&url_escape(&shape.fields.join(",")));
+    let members_path = members_path(&id, &shape);
     let first = match members_page(&state.services, &p, &members_path, None).await? {
         Ok(v) => v,
         Err((status, v)) => return Ok(HttpResponse::build(status).json(v)),
     };
-    let mut cols = Columns::default();
-    if b.format == Format::Csv {
-        let mut apps = state
-            .registry
-            .list(&p.tenant_id)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        apps.sort_by(|a, b| a.app_id.cmp(&b.app_id));
-        for a in apps {
-            match a.kind {
-                AppKind::Oa => cols.oa.push(a.app_id),
-                AppKind::Mp => cols.mp.push(a.app_id),
-                AppKind::Wecom => cols.corps.push(a.app_id),
-                AppKind::WecomAgent => {}
-            }
-        }
-    }
+    let cols = match b.format {
+        Format::Csv => columns(&state, &p.tenant_id).await?,
+        Format::Jsonl => Columns::default(),
+    };
     audit(
         &state.access,
         &req,
         &p,
         StatusCode::OK,
-        json!({"request": {"segment_id": id.as_str(), "format": format!("{:?}", b.format).to_lowercase(),
-               "fields": shape.fields, "tags": shape.tags, "channels": b.channels.iter()
-               .map(|c| format!("{c:?}").to_lowercase()).collect::<Vec<_>>(),
-               "reachable_only": shape.reachable_only}}),
+        summary(&id, &b, &shape),
     )
     .await;
     let header = match b.format {
@@ -286,9 +325,11 @@ async fn audience(
         services: state.services.clone(),
         p,
         members_path,
-        shape,
-        cols,
-        format: b.format,
+        enc: Encoding {
+            shape,
+            cols,
+            format: b.format,
+        },
         page: Some(first),
         done: false,
     };
@@ -297,7 +338,9 @@ async fn audience(
             return None;
         }
         let page = c.page.take()?;
-        let chunk = encode(&c, &page).await;
+        let chunk = encode(&c.services, &c.p, &c.enc, &page)
+            .await
+            .map(|(bytes, _)| bytes);
         if chunk.is_err() {
             c.done = true;
         } else if let Some(next) = page["next"].as_str() {

@@ -20,6 +20,7 @@ mod apps;
 mod audience;
 mod auth;
 mod customers;
+pub mod export_jobs;
 mod people;
 mod proxy;
 mod triggers;
@@ -64,6 +65,7 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig) {
                     || apps::register(cfg, r, web::method(method.clone()))
                     || openapi::register(cfg, r, web::method(method.clone()))
                     || audience::register(cfg, r, web::method(method.clone()))
+                    || export_jobs::register(cfg, r, web::method(method.clone()))
                     || customers::register(cfg, r, web::method(method));
                 debug_assert!(handled, "no handler for {} {}", r.method, r.path);
             }

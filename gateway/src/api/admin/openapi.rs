@@ -42,8 +42,9 @@ const CSV_ANSWERS: &[&str] = &[
     "/admin/v1/segments/export",
     "/admin/v1/saved-segments/{id}/export",
 ];
-/// The audience export: JSON lines or CSV.
+/// The audience export and an export job's file: JSON lines or CSV.
 const AUDIENCE_PATH: &str = "/admin/v1/saved-segments/{id}/audience";
+const EXPORT_FILE_PATH: &str = "/admin/v1/export-jobs/{id}/file";
 /// The route of the viewer; its files are under it.
 pub(crate) const DOCS_PATH: &str = "/admin/v1/docs";
 
@@ -111,6 +112,7 @@ pub(crate) fn member_status_schema() -> ObjectBuilder {
     super::audience::AudienceRequest,
     super::audience::Format,
     super::audience::ChannelName,
+    crate::exports::store::JobView,
 )))]
 struct Schemas;
 
@@ -301,7 +303,7 @@ fn operation(r: &AdminRoute) -> Operation {
                         ContentBuilder::new().schema(Some(schema_ref(s))).build(),
                     );
                 }
-                (AUDIENCE_PATH, None) => {
+                (AUDIENCE_PATH | EXPORT_FILE_PATH, None) => {
                     for ct in ["application/x-ndjson", "text/csv"] {
                         ok = ok.content(
                             ct,

@@ -213,6 +213,36 @@ pub(super) fn local_doc(method: &str, path: &str) -> Option<LocalDoc> {
             (200, None),
             &[404, 409],
         ),
+        ("POST", "/admin/v1/saved-segments/{id}/audience-jobs") => doc(
+            "The audience export as a background job (the same body): its progress at \
+             `/admin/v1/export-jobs/{id}`, its file there once done",
+            Some("AudienceRequest"),
+            NoQuery,
+            (202, Some("JobView")),
+            &[404, 409],
+        ),
+        ("GET", "/admin/v1/export-jobs") => doc(
+            "The tenant's export jobs, newest first",
+            None,
+            Page,
+            (200, None),
+            &[],
+        ),
+        ("GET", "/admin/v1/export-jobs/{id}") => doc(
+            "An export job's status and progress",
+            None,
+            NoQuery,
+            (200, Some("JobView")),
+            &[],
+        ),
+        ("GET", "/admin/v1/export-jobs/{id}/file") => doc(
+            "A done export job's file (JSON lines or CSV, as asked), streamed; 409 \
+             `export_not_ready` before it is done, 410 `export_expired` after its retention",
+            None,
+            NoQuery,
+            (200, None),
+            &[409, 410],
+        ),
         ("GET", "/admin/v1/customers/{id}") => doc(
             "The 360° view of a customer, composed from the services",
             None,

@@ -145,6 +145,16 @@ pub(super) const TAGGING: &[AdminRoute] = &[
         "/admin/v1/saved-segments/{id}/audience",
         Some(Operator),
     ),
+    // The same export as a background job, its progress and its file: the same identifiers,
+    // so an operator's.
+    local(
+        "POST",
+        "/admin/v1/saved-segments/{id}/audience-jobs",
+        Some(Operator),
+    ),
+    local("GET", "/admin/v1/export-jobs", Some(Operator)),
+    local("GET", "/admin/v1/export-jobs/{id}", Some(Operator)),
+    local("GET", "/admin/v1/export-jobs/{id}/file", Some(Operator)),
     // Personas: reading, reports and validations are an analyst's, defining them an
     // operator's.
     to(
