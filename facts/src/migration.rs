@@ -234,3 +234,40 @@ impl MigrationTrait for ProfileSummaryFacts {
         Ok(())
     }
 }
+
+/// Creates `facts_stage_entry` with its index ([`rules::schema::stage_entry_table`]): the stage
+/// history tagging counts stage conversion from. Entries are kept from the first
+/// `lead.stage_changed` handled after it exists.
+pub struct CreateStageFacts;
+
+impl MigrationName for CreateStageFacts {
+    fn name(&self) -> &str {
+        "m20261217_000002_create_facts_stage_entry"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for CreateStageFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        let (table, index) = schema::stage_entry_table();
+        m.create_table(table).await?;
+        let t = rules::schema::FactsTable::FactsStageEntry;
+        if !m
+            .has_index(t.to_string(), "ix_facts_stage_entry_day")
+            .await?
+        {
+            m.create_index(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.drop_table(
+            Table::drop()
+                .table(rules::schema::FactsTable::FactsStageEntry)
+                .if_exists()
+                .to_owned(),
+        )
+        .await
+    }
+}

@@ -3,7 +3,10 @@
 //! was entered (the properties `lead.stage`, `lead.stage_entered_at`) from `lead.stage_changed`.
 //! Each keeps the newest message by its `at`, so a redelivered or reordered older one changes
 //! nothing. `profile.updated` never replaces these (they are not identity's), and a merged-away
-//! profile's go with the rest of its rows.
+//! profile's go with the rest of its rows. Every stage entry is also kept as history
+//! (`facts_stage_entry`, [`record_stage_entry`]) for stage conversion; a merged-away profile's
+//! entries stay (its profile row is gone, so populations leave them out) and count again when an
+//! un-merge restores it, as scoring's own history does.
 
 use proto::scoring::{ScoreChanged, StageChanged};
 use rules::schema::{score_row, FactsCol as C, FactsTable as T, SCORE_COLS};
@@ -102,4 +105,38 @@ pub async fn apply_stage<Db: ConnectionTrait>(
     .collect();
     insert_rows(conn, T::FactsProperty, &cols, rows).await?;
     Ok(true)
+}
+
+/// Keeps the stage entry `c` announces (scoring's history entry `c.history_id`) with its
+/// tenant-local day in `zone`; a redelivered one is the same row.
+pub async fn record_stage_entry<Db: ConnectionTrait>(
+    conn: &Db,
+    tenant: &str,
+    c: &StageChanged,
+    zone: chrono_tz::Tz,
+) -> Result<(), DbErr> {
+    let mut q = Query::insert();
+    q.into_table(T::FactsStageEntry)
+        .columns([
+            C::TenantId,
+            C::HistoryId,
+            C::ProfileId,
+            C::Stage,
+            C::EnteredAt,
+            C::Day,
+        ])
+        .values_panic([
+            s(tenant),
+            Expr::val(c.history_id).into(),
+            s(&c.profile_id),
+            s(&c.to),
+            Expr::val(c.at).into(),
+            Expr::val(crate::local_day(c.at, zone)).into(),
+        ])
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::columns([C::TenantId, C::HistoryId])
+                .update_column(C::HistoryId)
+                .to_owned(),
+        );
+    exec(conn, &q).await.map(drop)
 }

@@ -63,6 +63,9 @@ pub enum FactsTable {
     FactsActivity,
     /// [`FactsTable::FactsActivity`] summed over the tenant's profiles, spread over `shard`s.
     FactsActivityTenant,
+    /// One row per stage a lead entered (`history_id`: scoring's stage-history entry), with the
+    /// instant and its tenant-local day: the history stage conversion is counted from.
+    FactsStageEntry,
 }
 
 /// The `kind` of the activity rows that count every event.
@@ -111,6 +114,9 @@ pub enum FactsCol {
     Shard,
     TagCount,
     ContentDay,
+    HistoryId,
+    Stage,
+    EnteredAt,
 }
 
 pub(crate) use FactsCol as C;
@@ -374,6 +380,31 @@ pub fn analytics_indexes() -> Vec<(FactsTable, &'static str, IndexCreateStatemen
     .into_iter()
     .map(|(name, t, cols)| (t, name, index(name, t, cols)))
     .collect()
+}
+
+/// `facts_stage_entry` ([`FactsTable::FactsStageEntry`]), keyed by scoring's history entry (a
+/// redelivered change is one row), and its index by day and stage (the entries of a period).
+pub fn stage_entry_table() -> (TableCreateStatement, IndexCreateStatement) {
+    use FactsCol::*;
+    (
+        table(
+            T::FactsStageEntry,
+            vec![
+                bin(TenantId, width::TENANT),
+                big(HistoryId),
+                bin(ProfileId, width::UUID),
+                bin(Stage, width::KEY),
+                ColumnDef::new(EnteredAt).date_time().not_null().to_owned(),
+                ColumnDef::new(Day).date().not_null().to_owned(),
+            ],
+            &[TenantId, HistoryId],
+        ),
+        index(
+            "ix_facts_stage_entry_day",
+            T::FactsStageEntry,
+            &[TenantId, Day, Stage, ProfileId, EnteredAt],
+        ),
+    )
 }
 
 /// `facts_score`, keyed by profile then model: a profile's scores are read and replaced

@@ -337,6 +337,90 @@ pub fn first_seen_days(
         .to_owned()
 }
 
+/// Stage entries of the population on days `from..=to`: the tenant's live profiles (a merged-away
+/// profile's entries stay, its profile row does not), or those of `within`.
+fn stage_entries_in(
+    ctx: &CompileCtx,
+    alias: &Alias,
+    from: NaiveDate,
+    to: NaiveDate,
+    within: Option<&SelectStatement>,
+) -> SelectStatement {
+    let t = T::FactsStageEntry;
+    let mut q = Query::select();
+    q.from_as(t, alias.clone())
+        .and_where(Expr::col((alias.clone(), C::TenantId)).eq(ctx.tenant_id.as_str()))
+        .and_where(Expr::col((alias.clone(), C::Day)).between(from, to));
+    let population = match within {
+        Some(w) => w.clone(),
+        None => Query::select()
+            .column(C::ProfileId)
+            .from(T::FactsProfile)
+            .and_where(Expr::col(C::TenantId).eq(ctx.tenant_id.as_str()))
+            .to_owned(),
+    };
+    q.and_where(Expr::col((alias.clone(), C::ProfileId)).in_subquery(population));
+    q
+}
+
+/// `(stage, cnt)`: profiles of the population that entered each stage on days `from..=to`.
+pub fn stage_entered(
+    ctx: &CompileCtx,
+    from: NaiveDate,
+    to: NaiveDate,
+    within: Option<&SelectStatement>,
+) -> SelectStatement {
+    let e = Alias::new("e");
+    stage_entries_in(ctx, &e, from, to, within)
+        .expr_as(Expr::col((e.clone(), C::Stage)), Alias::new("stage"))
+        .expr_as(Expr::col((e.clone(), C::ProfileId)).count_distinct(), cnt())
+        .group_by_col((e, C::Stage))
+        .to_owned()
+}
+
+/// `(cnt)`: profiles of the population that entered any stage on days `from..=to`.
+pub fn stage_entered_any(
+    ctx: &CompileCtx,
+    from: NaiveDate,
+    to: NaiveDate,
+    within: Option<&SelectStatement>,
+) -> SelectStatement {
+    let e = Alias::new("e");
+    stage_entries_in(ctx, &e, from, to, within)
+        .expr_as(Expr::col((e, C::ProfileId)).count_distinct(), cnt())
+        .to_owned()
+}
+
+/// `(stage, reached, cnt)`: of the profiles of the population that entered `stage` on days
+/// `from..=to`, those that entered `reached` (another stage) after it and by the end of `to` —
+/// the conversion scoring's funnel counts from its own history.
+pub fn stage_reached(
+    ctx: &CompileCtx,
+    from: NaiveDate,
+    to: NaiveDate,
+    within: Option<&SelectStatement>,
+) -> SelectStatement {
+    let (e, l) = (Alias::new("e"), Alias::new("l"));
+    stage_entries_in(ctx, &e, from, to, within)
+        .join_as(
+            sea_query::JoinType::InnerJoin,
+            T::FactsStageEntry,
+            l.clone(),
+            Expr::col((l.clone(), C::TenantId))
+                .equals((e.clone(), C::TenantId))
+                .and(Expr::col((l.clone(), C::ProfileId)).equals((e.clone(), C::ProfileId)))
+                .and(Expr::col((l.clone(), C::EnteredAt)).gt(Expr::col((e.clone(), C::EnteredAt))))
+                .and(Expr::col((l.clone(), C::Day)).lte(to))
+                .and(Expr::col((l.clone(), C::Stage)).ne(Expr::col((e.clone(), C::Stage)))),
+        )
+        .expr_as(Expr::col((e.clone(), C::Stage)), Alias::new("stage"))
+        .expr_as(Expr::col((l.clone(), C::Stage)), Alias::new("reached"))
+        .expr_as(Expr::col((e.clone(), C::ProfileId)).count_distinct(), cnt())
+        .group_by_col((e, C::Stage))
+        .group_by_col((l, C::Stage))
+        .to_owned()
+}
+
 /// `(day, hour, cnt)`: events of `kind` ([`crate::schema::EVERY_EVENT`] for all) in each
 /// tenant-local hour of each day of `window` (hours with none have no row): the tenant's
 /// counters, or its profiles' when `within` is given.

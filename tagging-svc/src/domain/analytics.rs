@@ -11,7 +11,8 @@
 //!   (`score.engagement`, valued now) — between the given bounds;
 //! - `tags`: every tag's holders and share (tag coverage), optionally of one group;
 //! - `content_tags`: profiles with events on content of each tag in a window (interest);
-//! - `new_profiles`, `activity_hours`: over time, see [`super::analytics_time`].
+//! - `new_profiles`, `activity_hours`, `stage_conversion`: over time, see
+//!   [`super::analytics_time`].
 //!
 //! A profile with several values of a property counts once under each; `with_value` counts it
 //! once.
@@ -69,6 +70,14 @@ pub enum Dimension {
         event: Option<String>,
         #[serde(default)]
         window: Window,
+    },
+    /// Profiles that entered each stage on days `from ..= to` (the last 30 days by default) and,
+    /// of them, those that went on to enter each other stage by the end of `to`.
+    StageConversion {
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        to: Option<String>,
     },
 }
 
@@ -148,7 +157,7 @@ impl Dimension {
                 check_window(i, window)?;
                 limit(*l)
             }
-            Dimension::NewProfiles { from, to } => {
+            Dimension::NewProfiles { from, to } | Dimension::StageConversion { from, to } => {
                 // Without the tenant's day, a missing `to` stands at `from`.
                 let today = today
                     .or_else(|| from.as_deref().and_then(|f| f.parse().ok()))
@@ -177,6 +186,7 @@ impl Dimension {
             Dimension::ContentTags { .. } => "content_tags",
             Dimension::NewProfiles { .. } => "new_profiles",
             Dimension::ActivityHours { .. } => "activity_hours",
+            Dimension::StageConversion { .. } => "stage_conversion",
         }
     }
 
@@ -203,7 +213,11 @@ pub struct Bucket {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     pub count: u64,
-    /// `count` / the population.
+    /// What `share` is of when it is not the population: the profiles that entered the stage a
+    /// `stage_conversion` bucket converts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<u64>,
+    /// `count` / the population (or / `of`).
     pub share: f64,
 }
 
@@ -286,6 +300,7 @@ pub fn bucket(key: Value, count: u64, total: u64) -> Bucket {
         label: None,
         group_id: None,
         count,
+        of: None,
         share: share(count, total),
     }
 }

@@ -111,6 +111,7 @@ pub fn activity_hours(kind: Option<&str>, rows: &[(NaiveDate, u8, u64)]) -> Dist
                 label: None,
                 group_id: None,
                 count: *n,
+                of: None,
                 share: share(*n, events),
             })
         })
@@ -122,6 +123,40 @@ pub fn activity_hours(kind: Option<&str>, rows: &[(NaiveDate, u8, u64)]) -> Dist
         with_value: None,
         missing: None,
         events: Some(events),
+    }
+}
+
+/// The `stage_conversion` distribution: for each stage, a bucket `{from: stage, to: null}` of
+/// the profiles that `entered` it (share of the population), then one `{from, to}` per stage
+/// some of them `reached` after it (share of those that entered: the conversion rate, `of`
+/// them); `with_value` the profiles that entered any stage.
+pub fn stage_conversion(
+    entered: &[(String, u64)],
+    reached: &[(String, String, u64)],
+    with: u64,
+    total: u64,
+) -> Distribution {
+    let mut stages: Vec<&(String, u64)> = entered.iter().collect();
+    stages.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut buckets = Vec::new();
+    for (stage, n) in stages {
+        buckets.push(bucket(json!({"from": stage, "to": null}), *n, total));
+        let mut to: Vec<&(String, String, u64)> =
+            reached.iter().filter(|(a, _, _)| a == stage).collect();
+        to.sort_by(|a, b| a.1.cmp(&b.1));
+        for (_, b, r) in to {
+            let mut c = bucket(json!({"from": stage, "to": b}), *r, *n);
+            c.of = Some(*n);
+            buckets.push(c);
+        }
+    }
+    Distribution {
+        kind: "stage_conversion",
+        key: None,
+        buckets,
+        with_value: Some(with),
+        missing: Some(total.saturating_sub(with)),
+        events: None,
     }
 }
 

@@ -3,7 +3,8 @@
 //! statements over the facts projection, in one read transaction (every dimension sees the same
 //! data). Tag names and groups come from the catalogue; new profiles per day from
 //! `facts_first_seen`, activity by hour from the tenant's counters (`facts_activity_tenant`) or,
-//! for a condition, its profiles' (`facts_activity`).
+//! for a condition, its profiles' (`facts_activity`), stage conversion from the stage history
+//! scoring announces (`facts_stage_entry`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -168,6 +169,24 @@ async fn dimension<Db: ConnectionTrait>(
                 counts.insert(r.try_get::<chrono::NaiveDate>("", "day")?, count(&r)?);
             }
             analytics_time::new_profiles(from, to, &counts, total)
+        }
+        Dimension::StageConversion { from, to } => {
+            let (from, to) = analytics_time::period(0, from.as_deref(), to.as_deref(), ctx.today)
+                .map_err(|e| DbErr::Custom(format!("{}: {}", e.field, e.message)))?;
+            let mut entered = Vec::new();
+            for r in run(conn, &breakdown::stage_entered(ctx, from, to, within)).await? {
+                entered.push((text(&r, "stage")?.unwrap_or_default(), count(&r)?));
+            }
+            let mut reached = Vec::new();
+            for r in run(conn, &breakdown::stage_reached(ctx, from, to, within)).await? {
+                reached.push((
+                    text(&r, "stage")?.unwrap_or_default(),
+                    text(&r, "reached")?.unwrap_or_default(),
+                    count(&r)?,
+                ));
+            }
+            let with = one(conn, &breakdown::stage_entered_any(ctx, from, to, within)).await?;
+            analytics_time::stage_conversion(&entered, &reached, with, total)
         }
         Dimension::ActivityHours { event, window } => {
             let kind = event.as_deref().unwrap_or(rules::schema::EVERY_EVENT);

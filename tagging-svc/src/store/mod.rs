@@ -47,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::ProfileSummaryFacts),
             Box::new(saved::migration::CreateSegmentBreakdowns),
             Box::new(saved::migration::CreateSegmentMembers),
+            Box::new(facts::CreateStageFacts),
         ]
     }
 }

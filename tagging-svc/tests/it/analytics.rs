@@ -2,7 +2,8 @@
 //! (one profile in two), stages, score bands, tag coverage (all tags and one group's), content
 //! tag interest in two windows, new profiles per day and activity by hour of the week — for the
 //! whole tenant, for a condition and for a saved segment, the time dimensions fed through the
-//! consumer (also across merges and un-merges); another tenant's profiles and segments never
+//! consumer (also across merges and un-merges), stage conversion over a period from the stage
+//! changes scoring announces; another tenant's profiles and segments never
 //! count; a dimension that does not check is 400 naming its field, another tenant's tag group
 //! 404.
 
@@ -617,7 +618,164 @@ async fn time_dimensions_equal_hand_counts(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A stage entry scoring announces: `profile` entered `to` at `at` (history entry `id`).
+fn entered(tenant: &str, profile: &str, to: &str, at: &str, id: i64) -> Envelope {
+    let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+    let c = proto::scoring::StageChanged {
+        profile_id: profile.into(),
+        from: None,
+        to: to.into(),
+        actor_kind: proto::scoring::ActorKind::Rule,
+        actor: "auto".into(),
+        reason: "entry condition".into(),
+        history_id: id,
+        owner: None,
+        at,
+    };
+    Envelope::of(tenant, &c).occurred_at(at).build()
+}
+
+/// `(from, to, count, of)` of a `stage_conversion` answer (`to` empty for the entries).
+fn conversion(d: &Value) -> Vec<(String, String, u64, Option<u64>)> {
+    d["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["key"]["from"].as_str().unwrap().to_string(),
+                b["key"]["to"].as_str().unwrap_or_default().to_string(),
+                b["count"].as_u64().unwrap(),
+                b["of"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+async fn stage_conversion_equals_hand_counts(backend: Backend) {
+    const TS: &str = "t-analytics-stages";
+    let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
+    let cfg = tagging_svc::Config::new(
+        platform::config::HttpConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+        },
+        db.cfg.clone(),
+    );
+    // Noon of 2026-11-30 in Beijing.
+    let clock = ManualClock::new("2026-11-30T04:00:00Z".parse().unwrap());
+    let tagger = tagging_svc::tagger(db.conn.clone(), cfg, Arc::new(clock));
+    let handle = |env: Envelope| {
+        let tagger = tagger.clone();
+        async move { tagger.handle(&env).await.unwrap() }
+    };
+    let app = api!(db, tagger);
+    for (p, city) in [
+        ("p1", "Hangzhou"),
+        ("p2", "Hangzhou"),
+        ("p3", "Shanghai"),
+        ("p4", "Shanghai"),
+        ("p5", "Shanghai"),
+    ] {
+        handle(Envelope::of(TS, &state(p, 1, city)).build()).await;
+    }
+    // p1: new → mql → sql in November; p2: new → mql; p3: mql in October, sql in November;
+    // p4: new (its message delivered twice); p5: new → mql, then merged into p4.
+    let moves = [
+        ("p1", "new", "2026-11-02T02:00:00Z"),
+        ("p1", "mql", "2026-11-10T02:00:00Z"),
+        ("p1", "sql", "2026-11-20T02:00:00Z"),
+        ("p2", "new", "2026-11-05T02:00:00Z"),
+        ("p2", "mql", "2026-11-25T02:00:00Z"),
+        ("p3", "mql", "2026-10-20T02:00:00Z"),
+        ("p3", "sql", "2026-11-12T02:00:00Z"),
+        ("p4", "new", "2026-11-15T02:00:00Z"),
+        ("p5", "new", "2026-11-03T02:00:00Z"),
+        ("p5", "mql", "2026-11-04T02:00:00Z"),
+    ];
+    for (i, (p, to, at)) in moves.iter().enumerate() {
+        handle(entered(TS, p, to, at, i as i64 + 1)).await;
+    }
+    handle(entered(TS, "p4", "new", "2026-11-15T02:00:00Z", 8)).await;
+    let m = IdentityMerged {
+        survivor: "p4".into(),
+        absorbed: vec!["p5".into()],
+        rule: LinkRule::Unionid,
+        evidence_event: None,
+        operator: None,
+    };
+    handle(Envelope::of(TS, &m).build()).await;
+
+    let ask = |body: Value| req(Method::POST, "/v1/analytics", TS, Some(body));
+    let dims = json!([
+        {"kind": "stage_conversion", "from": "2026-11-01", "to": "2026-11-30"},
+        {"kind": "stage_conversion", "from": "2026-11-15"},
+    ]);
+    let (status, all) = call!(&app, ask(json!({"dimensions": dims})));
+    assert_eq!(status, 200, "{all:#}");
+    assert_eq!(all["total"], 4, "p5 was merged away: {all:#}");
+    let s = |a: &str, b: &str, n: u64, of: Option<u64>| (a.to_string(), b.to_string(), n, of);
+    assert_eq!(
+        conversion(&all["dimensions"][0]),
+        vec![
+            s("mql", "", 2, None),
+            s("mql", "sql", 1, Some(2)),
+            s("new", "", 3, None),
+            s("new", "mql", 2, Some(3)),
+            s("new", "sql", 1, Some(3)),
+            s("sql", "", 2, None),
+        ],
+        "{all:#}"
+    );
+    assert_eq!(all["dimensions"][0]["kind"], "stage_conversion");
+    assert_eq!(all["dimensions"][0]["with_value"], 4);
+    assert_eq!(
+        all["dimensions"][0]["buckets"][3]["share"],
+        json!(2.0 / 3.0)
+    );
+    // From the 15th: p4's new, p1's sql, p2's mql, and nothing after any of them.
+    assert_eq!(
+        conversion(&all["dimensions"][1]),
+        vec![
+            s("mql", "", 1, None),
+            s("new", "", 1, None),
+            s("sql", "", 1, None)
+        ]
+    );
+
+    // The Hangzhou segment: p1 and p2.
+    let hangzhou = json!({"version": 1, "root": {"type": "property", "key": "contact.city",
+        "value_type": "string", "op": "eq", "value": "Hangzhou"}});
+    let (status, seg) = call!(
+        &app,
+        ask(json!({"condition": hangzhou, "dimensions": [dims[0].clone()]}))
+    );
+    assert_eq!(status, 200, "{seg:#}");
+    assert_eq!(
+        conversion(&seg["dimensions"][0]),
+        vec![
+            s("mql", "", 2, None),
+            s("mql", "sql", 1, Some(2)),
+            s("new", "", 2, None),
+            s("new", "mql", 2, Some(2)),
+            s("new", "sql", 1, Some(2)),
+            s("sql", "", 1, None),
+        ],
+        "{seg:#}"
+    );
+    let (status, e) = call!(
+        &app,
+        ask(
+            json!({"dimensions": [{"kind": "stage_conversion", "from": "2026-12-01", "to": "2026-11-30"}]})
+        )
+    );
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["details"]["field"], "dimensions[0].from", "{e}");
+    db.cleanup().await;
+}
+
 test_support::on_both_backends!(
     breakdowns_equal_hand_counts,
-    time_dimensions_equal_hand_counts
+    time_dimensions_equal_hand_counts,
+    stage_conversion_equals_hand_counts
 );

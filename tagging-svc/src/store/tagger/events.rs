@@ -164,8 +164,12 @@ impl Tagger {
             }
             Work::Stage(c) => {
                 let p = c.profile_id.as_str();
-                if !self.holds(txn, tenant, p).await? || !facts::apply_stage(txn, tenant, c).await?
-                {
+                if !self.holds(txn, tenant, p).await? {
+                    return Ok(Vec::new());
+                }
+                // History (stage conversion) keeps every entry, an older one arriving late too.
+                facts::record_stage_entry(txn, tenant, c, at.zone).await?;
+                if !facts::apply_stage(txn, tenant, c).await? {
                     return Ok(Vec::new());
                 }
                 let keys = vec![
