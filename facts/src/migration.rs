@@ -271,3 +271,52 @@ impl MigrationTrait for CreateStageFacts {
         .await
     }
 }
+
+/// Adds `facts_profile`'s event-kind counts ([`rules::schema::KIND_COLS`]) to a projection made
+/// before they were kept and fills them from the rolling rows they count (a new projection has
+/// them from [`CreateFactsTables`]).
+pub struct KindCountFacts;
+
+impl MigrationName for KindCountFacts {
+    fn name(&self) -> &str {
+        "m20261217_000003_facts_profile_kind_counts"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for KindCountFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use rules::schema::{FactsTable, Recount};
+        let profiles = FactsTable::FactsProfile;
+        for col in schema::profile_summary_cols() {
+            let name = col.get_column_name();
+            if !m.has_column(profiles.to_string(), name).await? {
+                m.alter_table(
+                    Table::alter()
+                        .table(profiles)
+                        .add_column(col.to_owned())
+                        .to_owned(),
+                )
+                .await?;
+            }
+        }
+        let db = m.get_connection();
+        let b = db.get_database_backend();
+        db.execute(b.build(&schema::recount_kinds(Recount::Everything)))
+            .await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        for col in rules::schema::KIND_COLS {
+            m.alter_table(
+                Table::alter()
+                    .table(rules::schema::FactsTable::FactsProfile)
+                    .drop_column(col)
+                    .to_owned(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -12,9 +12,11 @@
 //! its own short transaction, so events never wait on it). Then the dirty profiles are
 //! recomputed; a profile marked by an event that committed after that is recomputed by the next
 //! call of [`roll`] (every scheduler tick), so the counters are exact again within one tick.
+//! Whatever changes a profile's rolling rows recounts its kind counts on `facts_profile`
+//! ([`rules::schema::KIND_COLS`]) in the same transaction.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rules::schema::{FactsCol as C, FactsTable as T};
+use rules::schema::{FactsCol as C, FactsTable as T, Recount};
 use sea_orm::sea_query::{Expr, Func, OnConflict, Order, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
 
@@ -153,7 +155,16 @@ pub(crate) async fn recompute_profile<Db: ConnectionTrait>(
     rebuild(conn, tenant, as_of, move || {
         Expr::col(C::ProfileId).eq(p.clone())
     })
-    .await
+    .await?;
+    recount_kinds(conn, Recount::Profiles(tenant, &[profile])).await
+}
+
+/// Recounts the kind counts of `facts_profile` ([`rules::schema::KIND_COLS`]) of the rows `of`
+/// names, after their rolling rows changed.
+async fn recount_kinds<Db: ConnectionTrait>(conn: &Db, of: Recount<'_>) -> Result<(), DbErr> {
+    exec(conn, &rules::schema::recount_kinds(of))
+        .await
+        .map(drop)
 }
 
 /// Brings the tenant's rolling counters to `today`: rebuilds them in chunks of `chunk` profiles
@@ -211,6 +222,12 @@ pub async fn roll(
                 }
             })
             .await?;
+            let range = Recount::Range {
+                tenant_id: tenant,
+                after: after.as_deref(),
+                until: &last,
+            };
+            recount_kinds(&txn, range).await?;
             txn.commit().await?;
             after = Some(last);
         }
@@ -257,8 +274,8 @@ async fn subtract_day<Db: ConnectionTrait>(
         sql,
         [tenant.into(), day.into()],
     ))
-    .await
-    .map(drop)
+    .await?;
+    recount_kinds(conn, Recount::EventsOn(tenant, day)).await
 }
 
 async fn set_clock<Db: ConnectionTrait>(

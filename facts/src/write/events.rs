@@ -173,6 +173,14 @@ pub async fn record_events<Db: ConnectionTrait>(
                 bump_rolling(conn, tenant, chunk, add).await?;
             }
         }
+        // The kind counts of the profiles whose event-kind rows were bumped.
+        let kinds: BTreeSet<&str> = adds
+            .keys()
+            .filter(|(_, m)| m.starts_with(&rules::event_metric("")))
+            .map(|(p, _)| *p)
+            .collect();
+        let kinds: Vec<&str> = kinds.into_iter().collect();
+        recount(conn, tenant, &kinds, Summary::Kinds).await?;
     } else {
         let profiles: BTreeSet<&str> = fresh.iter().map(|(p, _)| *p).collect();
         mark_dirty_many(conn, tenant, &profiles.into_iter().collect::<Vec<_>>()).await?;

@@ -116,6 +116,37 @@ async fn summary_agrees(db: &DatabaseConnection) {
             out
         }
     };
+    // Event kinds per rolling window, as the rolling rows hold them now.
+    let kinds = |sql: &str| {
+        let stmt = Statement::from_string(b, sql.to_string());
+        async move {
+            let mut out = BTreeMap::new();
+            for r in db.query_all(stmt).await.unwrap() {
+                let p: Vec<u8> = r.try_get_by_index(0).unwrap();
+                let ns: Vec<i64> = (1..5).map(|i| r.try_get_by_index(i).unwrap()).collect();
+                out.insert(String::from_utf8(p).unwrap(), ns);
+            }
+            out
+        }
+    };
+    let in_rows = |col: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM facts_behaviour_rolling r WHERE r.tenant_id = p.tenant_id \
+              AND r.profile_id = p.profile_id AND r.metric LIKE 'e:%' AND r.{col} > 0)"
+        )
+    };
+    assert_eq!(
+        kinds("SELECT profile_id, kinds7, kinds30, kinds90, kinds_total FROM facts_profile").await,
+        kinds(&format!(
+            "SELECT p.profile_id, {}, {}, {}, {} FROM facts_profile p",
+            in_rows("last7"),
+            in_rows("last30"),
+            in_rows("last90"),
+            in_rows("total")
+        ))
+        .await,
+        "kept kind counts vs the rolling rows"
+    );
     let kept = read("SELECT profile_id, tag_count, content_day FROM facts_profile").await;
     let counted = read(
         "SELECT p.profile_id, \
@@ -268,6 +299,8 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
     let three_in_30 = json!({"type": "behaviour", "event": "track.page_view", "count": {"op": "gte", "value": 3}, "window": {"type": "last", "days": 30}});
     let case_in_7 = json!({"type": "behaviour", "content_tag": "case_study", "count": {"op": "gte", "value": 2}, "window": {"type": "last", "days": 7}});
     let filtered = json!({"type": "behaviour", "event": "track.page_view", "filters": [{"key": "page", "value_type": "string", "op": "eq", "value": "/p"}], "count": {"op": "gte", "value": 4}, "window": {"type": "all_time"}});
+    let kinds_in_30 = json!({"type": "distinct", "of": "event_kinds", "count": {"op": "gte", "value": 1}, "window": {"type": "last", "days": 30}});
+    let no_kind_in_7 = json!({"type": "distinct", "of": "event_kinds", "count": {"op": "eq", "value": 0}, "window": {"type": "last", "days": 7}});
     // Before any roll the counters are not current: SQL sums the buckets.
     assert_eq!(facts::rolled_to(db, T).await.unwrap(), None);
     assert_eq!(
@@ -281,7 +314,13 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
     record(db, "pB", &page_view(3, &["case_study"])).await;
     record(db, "pB", &page_view(0, &["case_study"])).await;
     summary_agrees(db).await;
-    for c in [&three_in_30, &case_in_7, &filtered] {
+    for c in [
+        &three_in_30,
+        &case_in_7,
+        &filtered,
+        &kinds_in_30,
+        &no_kind_in_7,
+    ] {
         agree(db, backend, c.clone(), &["pA", "pB"]).await;
     }
     assert_eq!(
@@ -316,7 +355,13 @@ async fn behaviour_counted_once_rolled_merged_and_split(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(f.daily["e:track.page_view"].values().sum::<i64>(), 1);
-    for c in [&three_in_30, &case_in_7, &filtered] {
+    for c in [
+        &three_in_30,
+        &case_in_7,
+        &filtered,
+        &kinds_in_30,
+        &no_kind_in_7,
+    ] {
         agree(db, backend, c.clone(), &["pA", "pB"]).await;
     }
     // Raw events past the retention go; their counts stay in the buckets.
@@ -411,7 +456,23 @@ async fn rolling_steps_forward_like_a_rebuild(backend: Backend) {
                 .collect();
             assert_eq!(rolling_rows(db, p).await, want, "{p} on step {step}");
         }
+        // The kind counts follow the rows out of each window.
+        summary_agrees(db).await;
     }
+    let kinds7: i64 = db
+        .query_one(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT kinds7 FROM facts_profile WHERE profile_id = 'pB'".to_string(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(
+        kinds7, 0,
+        "pB's page view of 5 days ago left the 7-day window"
+    );
     t.cleanup().await;
 }
 

@@ -27,8 +27,8 @@ mod write;
 
 pub use write::{
     bump_activity_rows, bump_activity_tenant, bump_daily, bump_daily_many, bump_daily_rows,
-    delete_profile_statements, insert_statements, recount_content_day, recount_tags, score_row,
-    Recount, EVENT_COLS, SCORE_COLS,
+    delete_profile_statements, insert_statements, recount_content_day, recount_kinds, recount_tags,
+    score_row, Recount, EVENT_COLS, SCORE_COLS,
 };
 
 /// The facts tables.
@@ -114,6 +114,13 @@ pub enum FactsCol {
     Shard,
     TagCount,
     ContentDay,
+    #[iden = "kinds7"]
+    Kinds7,
+    #[iden = "kinds30"]
+    Kinds30,
+    #[iden = "kinds90"]
+    Kinds90,
+    KindsTotal,
     HistoryId,
     Stage,
     EnteredAt,
@@ -297,7 +304,23 @@ pub fn profile_summary_cols() -> Vec<ColumnDef> {
             .to_owned(),
         ColumnDef::new(C::ContentDay).date().null().to_owned(),
     ]
+    .into_iter()
+    .chain(KIND_COLS.iter().map(|c| {
+        ColumnDef::new(*c)
+            .integer()
+            .not_null()
+            .default(0)
+            .to_owned()
+    }))
+    .collect()
 }
+
+/// `facts_profile`'s counts of the event kinds a profile has events of in the last 7 / 30 / 90
+/// days and ever: its `e:` rows of `facts_behaviour_rolling` with the window's column above
+/// zero ([`recount_kinds`]; every writer of the rolling rows recounts them), so a "distinct event
+/// kinds" condition on a rolling window reads one column per profile instead of grouping
+/// millions of rolling rows.
+pub const KIND_COLS: [FactsCol; 4] = [C::Kinds7, C::Kinds30, C::Kinds90, C::KindsTotal];
 
 /// `facts_event.hour`: the event's tenant-local hour, null for events recorded before it was
 /// kept (their activity is not counted, so an un-merge has none of theirs to move).

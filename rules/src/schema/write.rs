@@ -69,6 +69,10 @@ pub fn insert_statements(
             C::UpdatedAt,
             C::TagCount,
             C::ContentDay,
+            C::Kinds7,
+            C::Kinds30,
+            C::Kinds90,
+            C::KindsTotal,
         ],
     );
     let value_cols = [C::Pkey, C::Ord, C::Vtype, C::S, C::SFold, C::N];
@@ -128,14 +132,31 @@ pub fn insert_statements(
             .filter(|(m, _)| m.starts_with(CONTENT_PREFIX))
             .flat_map(|(_, days)| days.iter().filter(|(_, n)| **n > 0).map(|(d, _)| *d))
             .max();
-        profile.push(vec![
-            s(tenant_id),
-            id(),
-            Expr::val(version).into(),
-            Expr::val(updated_at).into(),
-            Expr::val(i32::try_from(p.tags.len()).unwrap_or(i32::MAX)).into(),
-            Expr::val(content_day).into(),
-        ]);
+        // Event kinds with events in each rolling window (none without rolling rows).
+        let mut kinds = [0i32; 4];
+        if let Some(as_of) = rolling_as_of {
+            for (metric, r) in p.rolling(as_of) {
+                if metric.starts_with(EVENT_PREFIX) {
+                    for (k, n) in kinds.iter_mut().zip([r.last7, r.last30, r.last90, r.total]) {
+                        *k += i32::from(n > 0);
+                    }
+                }
+            }
+        }
+        profile.push(
+            [
+                vec![
+                    s(tenant_id),
+                    id(),
+                    Expr::val(version).into(),
+                    Expr::val(updated_at).into(),
+                    Expr::val(i32::try_from(p.tags.len()).unwrap_or(i32::MAX)).into(),
+                    Expr::val(content_day).into(),
+                ],
+                kinds.iter().map(|k| Expr::val(*k).into()).collect(),
+            ]
+            .concat(),
+        );
         for (key, vs) in &p.properties {
             // A score's property is its fold's value at one instant: the fold is stored.
             if score_model(key).is_some_and(|m| p.scores.contains_key(m)) {
@@ -247,12 +268,23 @@ pub fn score_row(tenant_id: &str, profile_id: &str, model: &str, f: &ScoreFold) 
 /// here up to [`CONTENT_END`].
 const CONTENT_PREFIX: &str = "c:";
 const CONTENT_END: &str = "c;";
+/// The metrics of event kinds (`e:<kind>`) sort from here up to [`EVENT_END`].
+const EVENT_PREFIX: &str = "e:";
+const EVENT_END: &str = "e;";
 
 /// Which `facts_profile` rows a recount sets.
 #[derive(Debug, Clone, Copy)]
 pub enum Recount<'a> {
     /// These profiles of a tenant.
     Profiles(&'a str, &'a [&'a str]),
+    /// A tenant's profiles with ids `after < id <= until` (a chunk of a rebuild).
+    Range {
+        tenant_id: &'a str,
+        after: Option<&'a str>,
+        until: &'a str,
+    },
+    /// A tenant's profiles with events of any kind on `day` (a day leaving a window).
+    EventsOn(&'a str, chrono::NaiveDate),
     /// Every row (filling the columns in a projection made before they were kept).
     Everything,
 }
@@ -295,16 +327,70 @@ pub fn recount_content_day(of: Recount) -> UpdateStatement {
         .to_owned()
 }
 
+/// Sets the kind counts of the profiles `of` names ([`crate::schema::KIND_COLS`]) to their
+/// `e:` rows of `facts_behaviour_rolling` with events in each window.
+pub fn recount_kinds(of: Recount) -> UpdateStatement {
+    let r = T::FactsBehaviourRolling;
+    let mut q = of_profiles(of);
+    for (col, window) in
+        crate::schema::KIND_COLS
+            .into_iter()
+            .zip([C::Last7, C::Last30, C::Last90, C::Total])
+    {
+        let n = Query::select()
+            .expr(Expr::col((r, C::Metric)).count())
+            .from(r)
+            .and_where(Expr::col((r, C::TenantId)).equals((T::FactsProfile, C::TenantId)))
+            .and_where(Expr::col((r, C::ProfileId)).equals((T::FactsProfile, C::ProfileId)))
+            .and_where(Expr::col((r, C::Metric)).gte(EVENT_PREFIX))
+            .and_where(Expr::col((r, C::Metric)).lt(EVENT_END))
+            .and_where(Expr::col((r, window)).gt(0))
+            .to_owned();
+        q.value(
+            col,
+            SimpleExpr::SubQuery(None, Box::new(n.into_sub_query_statement())),
+        );
+    }
+    q
+}
+
 /// `UPDATE facts_profile … WHERE` the rows `of` names.
 fn of_profiles(of: Recount) -> UpdateStatement {
     let mut q = Query::update();
     q.table(T::FactsProfile);
-    if let Recount::Profiles(tenant_id, profiles) = of {
-        q.and_where(Expr::col((T::FactsProfile, C::TenantId)).eq(tenant_id))
-            .and_where(
-                Expr::col((T::FactsProfile, C::ProfileId))
-                    .is_in(profiles.iter().map(|p| p.to_string())),
-            );
+    let (p, id) = (T::FactsProfile, || {
+        Expr::col((T::FactsProfile, C::ProfileId))
+    });
+    match of {
+        Recount::Profiles(tenant_id, profiles) => {
+            q.and_where(Expr::col((p, C::TenantId)).eq(tenant_id))
+                .and_where(id().is_in(profiles.iter().map(|p| p.to_string())));
+        }
+        Recount::Range {
+            tenant_id,
+            after,
+            until,
+        } => {
+            q.and_where(Expr::col((p, C::TenantId)).eq(tenant_id))
+                .and_where(id().lte(until));
+            if let Some(a) = after {
+                q.and_where(id().gt(a));
+            }
+        }
+        Recount::EventsOn(tenant_id, day) => {
+            let d = T::FactsBehaviourDaily;
+            let on = Query::select()
+                .column((d, C::ProfileId))
+                .from(d)
+                .and_where(Expr::col((d, C::TenantId)).eq(tenant_id))
+                .and_where(Expr::col((d, C::Day)).eq(day))
+                .and_where(Expr::col((d, C::Metric)).gte(EVENT_PREFIX))
+                .and_where(Expr::col((d, C::Metric)).lt(EVENT_END))
+                .to_owned();
+            q.and_where(Expr::col((p, C::TenantId)).eq(tenant_id))
+                .and_where(id().in_subquery(on));
+        }
+        Recount::Everything => {}
     }
     q
 }

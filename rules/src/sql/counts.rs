@@ -31,6 +31,19 @@ impl Compiler<'_> {
         let fresh = self.ctx.rolling_as_of == Some(self.ctx.today);
         let q = match distinct_source(d) {
             DistinctSource::Metrics(prefix) => match rolling_for(&d.window).filter(|_| fresh) {
+                // Event kinds: the count each profile row keeps of its rolling rows.
+                Some(r) if prefix == crate::facts::event_metric("") => {
+                    let t = T::FactsProfile;
+                    let col = match r {
+                        Rolling::Last7 => C::Kinds7,
+                        Rolling::Last30 => C::Kinds30,
+                        Rolling::Last90 => C::Kinds90,
+                        Rolling::Total => C::KindsTotal,
+                    };
+                    let mut q = self.base(t);
+                    q.and_where(count_expr(Expr::col((t, col)).into(), cmp));
+                    q
+                }
                 Some(r) => {
                     let t = T::FactsBehaviourRolling;
                     let mut q = self.base(t);

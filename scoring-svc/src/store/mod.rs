@@ -44,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateScoreFacts),
             Box::new(facts::CreateAnalyticsFacts),
             Box::new(facts::ProfileSummaryFacts),
+            Box::new(facts::KindCountFacts),
         ]
     }
 }

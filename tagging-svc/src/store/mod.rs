@@ -48,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(saved::migration::CreateSegmentBreakdowns),
             Box::new(saved::migration::CreateSegmentMembers),
             Box::new(facts::CreateStageFacts),
+            Box::new(facts::KindCountFacts),
         ]
     }
 }
