@@ -136,7 +136,6 @@ pub async fn record_events<Db: ConnectionTrait>(
         .map(|(p, _, _)| *p)
         .collect();
     let content: Vec<&str> = content.into_iter().collect();
-    recount(conn, tenant, &content, Summary::ContentDay).await?;
     if matches!(rolling, Rolling::AsOf { .. }) {
         super::activity::bump_activity(conn, tenant, &fresh).await?;
     }
@@ -145,6 +144,7 @@ pub async fn record_events<Db: ConnectionTrait>(
         rolled_to: known,
     } = rolling
     else {
+        recount(conn, tenant, &content, Summary::ContentDay).await?;
         return Ok(new);
     };
     let rolled = match known {
@@ -173,15 +173,18 @@ pub async fn record_events<Db: ConnectionTrait>(
                 bump_rolling(conn, tenant, chunk, add).await?;
             }
         }
-        // The kind counts of the profiles whose event-kind rows were bumped.
-        let kinds: BTreeSet<&str> = adds
+        // The kind counts of the profiles whose event-kind rows were bumped, with the content
+        // days of those with content events (one statement: every event has a kind).
+        let mut kinds: BTreeSet<&str> = adds
             .keys()
             .filter(|(_, m)| m.starts_with(&rules::event_metric("")))
             .map(|(p, _)| *p)
             .collect();
+        kinds.extend(content.iter().copied());
         let kinds: Vec<&str> = kinds.into_iter().collect();
-        recount(conn, tenant, &kinds, Summary::Kinds).await?;
+        recount(conn, tenant, &kinds, Summary::ContentDayAndKinds).await?;
     } else {
+        recount(conn, tenant, &content, Summary::ContentDay).await?;
         let profiles: BTreeSet<&str> = fresh.iter().map(|(p, _)| *p).collect();
         mark_dirty_many(conn, tenant, &profiles.into_iter().collect::<Vec<_>>()).await?;
     }

@@ -129,8 +129,9 @@ pub(super) enum Summary {
     Tags,
     /// `content_day`.
     ContentDay,
-    /// The event kinds with events in each rolling window (`kinds7` …).
-    Kinds,
+    /// `content_day` and the event kinds with events in each rolling window (`kinds7` …), in
+    /// one statement.
+    ContentDayAndKinds,
 }
 
 /// Recounts `what` of `profiles` into their `facts_profile` rows, 500 profiles a statement.
@@ -145,7 +146,7 @@ pub(super) async fn recount<Db: ConnectionTrait>(
         let q = match what {
             Summary::Tags => rules::schema::recount_tags(of),
             Summary::ContentDay => rules::schema::recount_content_day(of),
-            Summary::Kinds => rules::schema::recount_kinds(of),
+            Summary::ContentDayAndKinds => rules::schema::recount_content_day_and_kinds(of),
         };
         crate::exec(conn, &q).await?;
     }

@@ -27,8 +27,9 @@ mod write;
 
 pub use write::{
     bump_activity_rows, bump_activity_tenant, bump_daily, bump_daily_many, bump_daily_rows,
-    delete_profile_statements, insert_statements, recount_content_day, recount_kinds, recount_tags,
-    score_row, Recount, EVENT_COLS, SCORE_COLS,
+    delete_profile_statements, insert_statements, recount_content_day,
+    recount_content_day_and_kinds, recount_kinds, recount_tags, score_row, Recount, EVENT_COLS,
+    SCORE_COLS,
 };
 
 /// The facts tables.

@@ -306,9 +306,22 @@ pub fn recount_tags(of: Recount) -> UpdateStatement {
         .to_owned()
 }
 
+/// [`recount_content_day`] and [`recount_kinds`] in one statement.
+pub fn recount_content_day_and_kinds(of: Recount) -> UpdateStatement {
+    let mut q = recount_kinds(of);
+    q.value(C::ContentDay, latest_content_day());
+    q
+}
+
 /// Sets `facts_profile.content_day` of the profiles `of` names to the latest day of their
 /// non-zero buckets of content metrics (null without any).
 pub fn recount_content_day(of: Recount) -> UpdateStatement {
+    of_profiles(of)
+        .value(C::ContentDay, latest_content_day())
+        .to_owned()
+}
+
+fn latest_content_day() -> SimpleExpr {
     let d = T::FactsBehaviourDaily;
     let latest = Query::select()
         .expr(Expr::col((d, C::Day)).max())
@@ -319,12 +332,7 @@ pub fn recount_content_day(of: Recount) -> UpdateStatement {
         .and_where(Expr::col((d, C::Metric)).lt(CONTENT_END))
         .and_where(Expr::col((d, C::Cnt)).gt(0))
         .to_owned();
-    of_profiles(of)
-        .value(
-            C::ContentDay,
-            SimpleExpr::SubQuery(None, Box::new(latest.into_sub_query_statement())),
-        )
-        .to_owned()
+    SimpleExpr::SubQuery(None, Box::new(latest.into_sub_query_statement()))
 }
 
 /// Sets the kind counts of the profiles `of` names ([`crate::schema::KIND_COLS`]) to their
