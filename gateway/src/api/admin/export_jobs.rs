@@ -194,7 +194,12 @@ async fn create(
             segment_id: id.to_string(),
             format: format!("{:?}", b.format).to_lowercase(),
             spec: serde_json::to_string(&spec).map_err(|e| ApiError::internal(e.to_string()))?,
-            principal: serde_json::to_string(&p).map_err(|e| ApiError::internal(e.to_string()))?,
+            // Kept without the e-mail: the services read the tenant, the actor and the role.
+            principal: serde_json::to_string(&AdminPrincipal {
+                email: String::new(),
+                ..p.clone()
+            })
+            .map_err(|e| ApiError::internal(e.to_string()))?,
             total: seg["size"].as_i64(),
             created_by: p.actor(),
         },
