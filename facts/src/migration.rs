@@ -167,6 +167,25 @@ impl MigrationTrait for CreateAnalyticsFacts {
     }
 }
 
+/// Adds the summary columns of `facts_profile` ([`rules::schema::profile_summary_cols`]) that a
+/// projection made before they were kept lacks.
+async fn add_summary_cols(m: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let profiles = rules::schema::FactsTable::FactsProfile;
+    for col in schema::profile_summary_cols() {
+        let name = col.get_column_name();
+        if !m.has_column(profiles.to_string(), name).await? {
+            m.alter_table(
+                Table::alter()
+                    .table(profiles)
+                    .add_column(col.to_owned())
+                    .to_owned(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Adds `facts_profile.tag_count` and `content_day` ([`rules::schema::profile_summary_cols`])
 /// to a projection made before they were kept, and fills them from the rows
 /// they summarise (a new projection has them from [`CreateFactsTables`]); and drops a key's
@@ -183,20 +202,8 @@ impl MigrationName for ProfileSummaryFacts {
 #[async_trait::async_trait]
 impl MigrationTrait for ProfileSummaryFacts {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use rules::schema::{FactsTable, Recount};
-        let profiles = FactsTable::FactsProfile;
-        for col in schema::profile_summary_cols() {
-            let name = col.get_column_name();
-            if !m.has_column(profiles.to_string(), name).await? {
-                m.alter_table(
-                    Table::alter()
-                        .table(profiles)
-                        .add_column(col.to_owned())
-                        .to_owned(),
-                )
-                .await?;
-            }
-        }
+        use rules::schema::Recount;
+        add_summary_cols(m).await?;
         let db = m.get_connection();
         let b = db.get_database_backend();
         // The later of two rows of a key stored alike (the derived table lets MySQL read the
@@ -286,20 +293,8 @@ impl MigrationName for KindCountFacts {
 #[async_trait::async_trait]
 impl MigrationTrait for KindCountFacts {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use rules::schema::{FactsTable, Recount};
-        let profiles = FactsTable::FactsProfile;
-        for col in schema::profile_summary_cols() {
-            let name = col.get_column_name();
-            if !m.has_column(profiles.to_string(), name).await? {
-                m.alter_table(
-                    Table::alter()
-                        .table(profiles)
-                        .add_column(col.to_owned())
-                        .to_owned(),
-                )
-                .await?;
-            }
-        }
+        use rules::schema::Recount;
+        add_summary_cols(m).await?;
         let db = m.get_connection();
         let b = db.get_database_backend();
         db.execute(b.build(&schema::recount_kinds(Recount::Everything)))

@@ -310,6 +310,41 @@ async fn rule_members(
         .collect())
 }
 
+/// A batch of a job's walk over the tenant's profile ids.
+struct Batch {
+    ids: Vec<String>,
+    /// The last of them.
+    until: String,
+    /// Those the condition matches.
+    matched: BTreeSet<String>,
+    at: crate::domain::At,
+}
+
+/// The batch of profile ids after `after` with those `cond` matches among them, read in one
+/// snapshot; `None` past the last profile.
+async fn next_batch(
+    tagger: &Tagger,
+    tenant: &str,
+    cond: &rules::Expanded,
+    after: Option<&str>,
+) -> Result<Option<Batch>, DbErr> {
+    let batch = u64::from(tagger.cfg.backfill_batch);
+    let r = segments::reader(&tagger.db).await?;
+    let ids = segments::next_ids(&r, tenant, after, batch).await?;
+    let Some(until) = ids.last().cloned() else {
+        return Ok(None);
+    };
+    let at = tagger.at(tenant);
+    let matched = segments::matching(&r, tenant, cond, &at, after, &until).await?;
+    r.commit().await?;
+    Ok(Some(Batch {
+        ids,
+        until,
+        matched,
+        at,
+    }))
+}
+
 async fn backfill(
     tagger: &Tagger,
     id: &str,
@@ -322,18 +357,15 @@ async fn backfill(
     let Some(info) = members::tag_info(&tagger.db, tenant, &rule.tag_id).await? else {
         return Ok((0, 0));
     };
-    let batch = u64::from(tagger.cfg.backfill_batch);
     let (mut added, mut removed, mut done) = (0u64, 0u64, 0i64);
     let mut after: Option<String> = None;
-    loop {
-        let r = segments::reader(&tagger.db).await?;
-        let ids = segments::next_ids(&r, tenant, after.as_deref(), batch).await?;
-        let Some(until) = ids.last().cloned() else {
-            break;
-        };
-        let at = tagger.at(tenant);
-        let matched = segments::matching(&r, tenant, cond, &at, after.as_deref(), &until).await?;
-        r.commit().await?;
+    while let Some(b) = next_batch(tagger, tenant, cond, after.as_deref()).await? {
+        let Batch {
+            ids,
+            until,
+            matched,
+            ..
+        } = b;
         let current = rule_members(
             tagger,
             tenant,
@@ -375,18 +407,15 @@ async fn build_segment(
     let Some(cond) = &seg.expanded else {
         return Ok((0, 0));
     };
-    let batch = u64::from(tagger.cfg.backfill_batch);
     let (mut added, mut removed, mut done) = (0u64, 0u64, 0i64);
     let mut after: Option<String> = None;
-    loop {
-        let r = segments::reader(&tagger.db).await?;
-        let ids = segments::next_ids(&r, tenant, after.as_deref(), batch).await?;
-        let Some(until) = ids.last().cloned() else {
-            break;
-        };
-        let at = tagger.at(tenant);
-        let matched = segments::matching(&r, tenant, cond, &at, after.as_deref(), &until).await?;
-        r.commit().await?;
+    while let Some(b) = next_batch(tagger, tenant, cond, after.as_deref()).await? {
+        let Batch {
+            ids,
+            until,
+            matched,
+            at,
+        } = b;
         let current = kept::in_range(&tagger.db, tenant, &seg.id, after.as_deref(), &until).await?;
         let (to_add, to_remove) = settle::batch(Mode::AddRemove, &matched, &current);
         if !to_add.is_empty() || !to_remove.is_empty() {

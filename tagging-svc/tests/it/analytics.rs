@@ -397,8 +397,8 @@ fn hours_with(d: &Value) -> Vec<(u64, u64, u64)> {
 /// carried again by another message, a condition and a saved segment (on the first-seen
 /// property), then a merge (the survivor keeps the earlier first-seen; the absorbed profile's
 /// events count for the survivor) and its un-merge (all back).
-async fn time_dimensions_equal_hand_counts(backend: Backend) {
-    const TT: &str = "t-analytics-time";
+/// A migrated database and a tagger whose clock stands at noon of 2026-11-30 in Beijing.
+async fn at_noon(backend: Backend) -> (TestDb, tagging_svc::store::tagger::Tagger) {
     let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
     let cfg = tagging_svc::Config::new(
         platform::config::HttpConfig {
@@ -407,9 +407,14 @@ async fn time_dimensions_equal_hand_counts(backend: Backend) {
         },
         db.cfg.clone(),
     );
-    // Noon of 2026-11-30 in Beijing.
     let clock = ManualClock::new("2026-11-30T04:00:00Z".parse().unwrap());
     let tagger = tagging_svc::tagger(db.conn.clone(), cfg, Arc::new(clock));
+    (db, tagger)
+}
+
+async fn time_dimensions_equal_hand_counts(backend: Backend) {
+    const TT: &str = "t-analytics-time";
+    let (db, tagger) = at_noon(backend).await;
     let handle = |env: Envelope| {
         let tagger = tagger.clone();
         async move { tagger.handle(&env).await.unwrap() }
@@ -654,17 +659,7 @@ fn conversion(d: &Value) -> Vec<(String, String, u64, Option<u64>)> {
 
 async fn stage_conversion_equals_hand_counts(backend: Backend) {
     const TS: &str = "t-analytics-stages";
-    let db = TestDb::migrated::<tagging_svc::store::Migrator>(backend).await;
-    let cfg = tagging_svc::Config::new(
-        platform::config::HttpConfig {
-            bind: "127.0.0.1:0".parse().unwrap(),
-            workers: 1,
-        },
-        db.cfg.clone(),
-    );
-    // Noon of 2026-11-30 in Beijing.
-    let clock = ManualClock::new("2026-11-30T04:00:00Z".parse().unwrap());
-    let tagger = tagging_svc::tagger(db.conn.clone(), cfg, Arc::new(clock));
+    let (db, tagger) = at_noon(backend).await;
     let handle = |env: Envelope| {
         let tagger = tagger.clone();
         async move { tagger.handle(&env).await.unwrap() }
