@@ -26,7 +26,7 @@ pub use event::{event_fact, event_kind, local_day, local_hour};
 pub use load::{load_profile, LoadOptions};
 pub use migration::{
     CreateAnalyticsFacts, CreateFactsTables, CreateScoreFacts, CreateStageFacts, FactsClock,
-    FactsRollingDirty, KindCountFacts, ProfileSummaryFacts, TagHolderFacts,
+    FactsRollingDirty, KindCountFacts, ProfileSummaryFacts,
 };
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{

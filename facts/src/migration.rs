@@ -315,37 +315,3 @@ impl MigrationTrait for KindCountFacts {
         Ok(())
     }
 }
-
-/// Creates `facts_tag_holders` ([`rules::schema::tag_holders_table`]) in a projection made
-/// before it was kept and counts it from `facts_tag` (a new projection has it from
-/// [`CreateFactsTables`]).
-pub struct TagHolderFacts;
-
-impl MigrationName for TagHolderFacts {
-    fn name(&self) -> &str {
-        "m20261217_000004_facts_tag_holders"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for TagHolderFacts {
-    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(schema::tag_holders_table()).await?;
-        let db = m.get_connection();
-        let b = db.get_database_backend();
-        let (clear, count) = schema::count_tag_holders();
-        db.execute(b.build(&clear)).await?;
-        db.execute(b.build(&count)).await?;
-        Ok(())
-    }
-
-    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(
-            Table::drop()
-                .table(rules::schema::FactsTable::FactsTagHolders)
-                .if_exists()
-                .to_owned(),
-        )
-        .await
-    }
-}

@@ -152,16 +152,6 @@ pub async fn remove_profile<Db: ConnectionTrait>(
     tenant: &str,
     profile: &str,
 ) -> Result<(), DbErr> {
-    // Its tags lose a holder.
-    let tags = Query::select()
-        .column(C::TagId)
-        .from(T::FactsTag)
-        .and_where(Expr::col(C::TenantId).eq(tenant))
-        .and_where(Expr::col(C::ProfileId).eq(profile))
-        .to_owned();
-    for r in rows(conn, &tags).await? {
-        super::tags::holders(conn, tenant, &text(&r, "tag_id")?, profile, -1).await?;
-    }
     for stmt in rules::schema::delete_profile_statements(tenant, profile) {
         exec(conn, &stmt).await?;
     }

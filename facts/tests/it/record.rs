@@ -147,27 +147,6 @@ async fn summary_agrees(db: &DatabaseConnection) {
         .await,
         "kept kind counts vs the rolling rows"
     );
-    // Holders per tag, as kept over the shards and as the tag rows hold them.
-    let per_tag = |sql: &str| {
-        let stmt = Statement::from_string(b, sql.to_string());
-        async move {
-            let mut out = BTreeMap::new();
-            for r in db.query_all(stmt).await.unwrap() {
-                let t: Vec<u8> = r.try_get_by_index(0).unwrap();
-                let n: i64 = r.try_get_by_index(1).unwrap();
-                if n != 0 {
-                    out.insert(String::from_utf8(t).unwrap(), n);
-                }
-            }
-            out
-        }
-    };
-    assert_eq!(
-        per_tag("SELECT tag_id, CAST(SUM(cnt) AS SIGNED) FROM facts_tag_holders GROUP BY tag_id")
-            .await,
-        per_tag("SELECT tag_id, COUNT(*) FROM facts_tag GROUP BY tag_id").await,
-        "kept tag holders vs the tag rows"
-    );
     let kept = read("SELECT profile_id, tag_count, content_day FROM facts_profile").await;
     let counted = read(
         "SELECT p.profile_id, \

@@ -31,7 +31,6 @@ pub use write::{
     recount_content_day_and_kinds, recount_kinds, recount_tags, score_row, Recount, EVENT_COLS,
     SCORE_COLS,
 };
-pub use write::{bump_tag_holders, count_tag_holders};
 
 /// The facts tables.
 #[derive(sea_query::Iden, Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +64,6 @@ pub enum FactsTable {
     FactsActivity,
     /// [`FactsTable::FactsActivity`] summed over the tenant's profiles, spread over `shard`s.
     FactsActivityTenant,
-    /// Holders of each tag, spread over `shard`s (a writer adds its change to one of them, so
-    /// concurrent writers seldom wait for each other); the sum over a tag's shards is its
-    /// `facts_tag` rows.
-    FactsTagHolders,
     /// One row per stage a lead entered (`history_id`: scoring's stage-history entry), with the
     /// instant and its tenant-local day: the history stage conversion is counted from.
     FactsStageEntry,
@@ -288,7 +283,6 @@ pub fn tables() -> Vec<TableCreateStatement> {
             &[C::TenantId, C::EventId, C::Pkey, C::Ord],
         ),
         score_table(),
-        tag_holders_table(),
     ]
     .into_iter()
     .chain(analytics_tables())
@@ -410,24 +404,6 @@ pub fn analytics_indexes() -> Vec<(FactsTable, &'static str, IndexCreateStatemen
     .into_iter()
     .map(|(name, t, cols)| (t, name, index(name, t, cols)))
     .collect()
-}
-
-/// Shards of [`FactsTable::FactsTagHolders`] per tag.
-pub const TAG_HOLDER_SHARDS: u32 = 16;
-
-/// `facts_tag_holders` ([`FactsTable::FactsTagHolders`]).
-pub fn tag_holders_table() -> TableCreateStatement {
-    use FactsCol::*;
-    table(
-        T::FactsTagHolders,
-        vec![
-            bin(TenantId, width::TENANT),
-            bin(TagId, width::UUID),
-            ColumnDef::new(Shard).small_integer().not_null().to_owned(),
-            big(Cnt),
-        ],
-        &[TenantId, TagId, Shard],
-    )
 }
 
 /// `facts_stage_entry` ([`FactsTable::FactsStageEntry`]), keyed by scoring's history entry (a
@@ -586,7 +562,6 @@ pub fn drop_statements() -> Vec<TableDropStatement> {
         T::FactsFirstSeen,
         T::FactsActivity,
         T::FactsActivityTenant,
-        T::FactsTagHolders,
     ]
     .into_iter()
     .map(|t| Table::drop().table(t).if_exists().to_owned())

@@ -227,59 +227,7 @@ pub fn insert_statements(
     ] {
         rows.into_statements(&mut out);
     }
-    let mut holders: std::collections::BTreeMap<&str, i64> = Default::default();
-    for p in profiles {
-        for t in &p.tags {
-            *holders.entry(t.as_str()).or_default() += 1;
-        }
-    }
-    for (tag, n) in holders {
-        out.push(bump_tag_holders(tenant_id, tag, 0, n));
-    }
     out
-}
-
-/// Adds `delta` to the holders of `tag` in `shard` of `facts_tag_holders` (an upsert).
-pub fn bump_tag_holders(tenant_id: &str, tag: &str, shard: u32, delta: i64) -> InsertStatement {
-    Query::insert()
-        .into_table(T::FactsTagHolders)
-        .columns([C::TenantId, C::TagId, C::Shard, C::Cnt])
-        .values_panic([
-            s(tenant_id),
-            s(tag),
-            Expr::val(i16::try_from(shard).unwrap_or(0)).into(),
-            Expr::val(delta).into(),
-        ])
-        .on_conflict(
-            sea_query::OnConflict::columns([C::TenantId, C::TagId, C::Shard])
-                .value(C::Cnt, Expr::col((T::FactsTagHolders, C::Cnt)).add(delta))
-                .to_owned(),
-        )
-        .to_owned()
-}
-
-/// Counts `facts_tag_holders` again from `facts_tag` (every row: a projection made before it was
-/// kept, or loaded by other means): the delete, then the insert.
-pub fn count_tag_holders() -> (DeleteStatement, InsertStatement) {
-    let t = T::FactsTag;
-    let counts = Query::select()
-        .column(C::TenantId)
-        .column(C::TagId)
-        .expr(Expr::val(0i16))
-        .expr(Expr::col(C::ProfileId).count())
-        .from(t)
-        .group_by_col(C::TenantId)
-        .group_by_col(C::TagId)
-        .to_owned();
-    (
-        Query::delete().from_table(T::FactsTagHolders).to_owned(),
-        Query::insert()
-            .into_table(T::FactsTagHolders)
-            .columns([C::TenantId, C::TagId, C::Shard, C::Cnt])
-            .select_from(counts)
-            .expect("four columns for four")
-            .to_owned(),
-    )
 }
 
 /// The columns of a `facts_event` row, in the order its writers give values.

@@ -194,27 +194,12 @@ fn later_values(t: T) -> SimpleExpr {
     Func::cast_as(Expr::expr(later).sum(), Alias::new("SIGNED")).into()
 }
 
-/// `(tag_id, cnt)`: holders of each tag (of `tags` only, when given); for the whole tenant, from
-/// the counts the writers keep (`facts_tag_holders`).
+/// `(tag_id, cnt)`: holders of each tag (of `tags` only, when given).
 pub fn tag_holders(
     ctx: &CompileCtx,
     tags: Option<&[String]>,
     within: Option<&SelectStatement>,
 ) -> SelectStatement {
-    if within.is_none() {
-        // The tenant: the holders the writers keep per tag, summed over its shards.
-        let h = T::FactsTagHolders;
-        let sum = || Func::cast_as(Expr::col((h, C::Cnt)).sum(), Alias::new("SIGNED"));
-        let mut q = of(ctx, h, None);
-        q.column((h, C::TagId))
-            .expr_as(sum(), cnt())
-            .group_by_col((h, C::TagId))
-            .and_having(Expr::expr(sum()).gt(0));
-        if let Some(tags) = tags {
-            q.and_where(Expr::col((h, C::TagId)).is_in(tags.iter().map(String::as_str)));
-        }
-        return q;
-    }
     let t = T::FactsTag;
     // (tenant, tag, profile) is the primary key: a holder is one row, counted without DISTINCT
     // along the key's own order.

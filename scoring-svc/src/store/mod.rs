@@ -45,7 +45,6 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateAnalyticsFacts),
             Box::new(facts::ProfileSummaryFacts),
             Box::new(facts::KindCountFacts),
-            Box::new(facts::TagHolderFacts),
         ]
     }
 }

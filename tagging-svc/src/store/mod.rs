@@ -49,7 +49,6 @@ impl MigratorTrait for Migrator {
             Box::new(saved::migration::CreateSegmentMembers),
             Box::new(facts::CreateStageFacts),
             Box::new(facts::KindCountFacts),
-            Box::new(facts::TagHolderFacts),
         ]
     }
 }
