@@ -174,13 +174,20 @@ async fn add_summary_cols(m: &SchemaManager<'_>) -> Result<(), DbErr> {
     for col in schema::profile_summary_cols() {
         let name = col.get_column_name();
         if !m.has_column(profiles.to_string(), name).await? {
-            m.alter_table(
-                Table::alter()
-                    .table(profiles)
-                    .add_column(col.to_owned())
-                    .to_owned(),
-            )
-            .await?;
+            let added = m
+                .alter_table(
+                    Table::alter()
+                        .table(profiles)
+                        .add_column(col.to_owned())
+                        .to_owned(),
+                )
+                .await;
+            match added {
+                // SQLite's pooled connections can answer `has_column` from a schema read
+                // before another connection's ALTER: the column is there, which is the point.
+                Err(e) if e.to_string().to_lowercase().contains("duplicate column") => {}
+                other => other?,
+            }
         }
     }
     Ok(())
