@@ -26,16 +26,17 @@ pub use event::{event_fact, event_kind, local_day, local_hour};
 pub use load::{load_profile, LoadOptions};
 pub use migration::{
     CreateAnalyticsFacts, CreateFactsTables, CreateScoreFacts, CreateStageFacts, FactsClock,
-    FactsRollingDirty, KindCountFacts, ProfileSummaryFacts,
+    FactsRollingDirty, KindCountFacts, ProfileSummaryFacts, TagHolderFacts,
 };
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{
-    apply_profile, apply_score, apply_stage, bump_tenant_activity, ensure_locked,
+    apply_profile, apply_score, apply_stage, bump_tenant_activity, compact_tag_holders,
+    ensure_locked,
     ensure_locked_many, ensure_profile, ensure_profiles, lock_known, lock_profile,
     merge_first_seen, merge_profiles, prune_events, record_event, record_event_as_of,
     record_event_buckets, record_events, record_first_seen, record_stage_entry, remove_profile,
     set_tag, set_tag_many, split_events, unmerge_first_seen, unset_tag, unset_tag_many,
-    ProfileApplied, ProfileEvent, Rolling, Sighting,
+    ProfileApplied, ProfileEvent, Rolling, Sighting, HOLDER_LOG_BATCH,
 };
 pub use zones::{
     announce_at_start, announce_kept, record_zone, take_settings, CreateTenantZones, ZoneError,

@@ -322,3 +322,41 @@ impl MigrationTrait for KindCountFacts {
         Ok(())
     }
 }
+
+/// Creates `facts_tag_holders` and its log ([`rules::schema::FactsTable::FactsTagHolderLog`]) in
+/// a projection made before they were kept and counts the holders from `facts_tag` (a new
+/// projection has them from [`CreateFactsTables`]).
+pub struct TagHolderFacts;
+
+impl MigrationName for TagHolderFacts {
+    fn name(&self) -> &str {
+        "m20261218_000001_facts_tag_holders"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for TagHolderFacts {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        // Every analytics table is created if missing: the two new ones among them.
+        for t in schema::analytics_tables() {
+            m.create_table(t).await?;
+        }
+        let db = m.get_connection();
+        let b = db.get_database_backend();
+        let (clear, count) = schema::count_tag_holders();
+        for d in clear {
+            db.execute(b.build(&d)).await?;
+        }
+        db.execute(b.build(&count)).await?;
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use rules::schema::FactsTable as T;
+        for t in [T::FactsTagHolderLog, T::FactsTagHolders] {
+            m.drop_table(Table::drop().table(t).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -28,7 +28,7 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use rules::schema::{FactsCol as C, FactsTable as T};
 use rules::Limits;
-use sea_orm::sea_query::{InsertStatement, Query};
+use sea_orm::sea_query::{Expr, InsertStatement, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use sea_orm_migration::MigratorTrait;
 use serde_json::{json, Value};
@@ -432,8 +432,13 @@ async fn main() -> anyhow::Result<()> {
         ] {
             db.execute(b.build(&q)).await?;
         }
+        let (clear, count) = rules::schema::count_tag_holders();
+        for d in clear {
+            db.execute(b.build(&d)).await?;
+        }
+        db.execute(b.build(&count)).await?;
         println!(
-            "  profiles' tag counts and content days: {:.1} s",
+            "  profiles' tag counts and content days, tags' holders: {:.1} s",
             t4.elapsed().as_secs_f64()
         );
         let t2 = Instant::now();
@@ -537,6 +542,35 @@ async fn main() -> anyhow::Result<()> {
             counts[0], medians[0], medians[1]
         );
     }
+
+    // A scheduler pass's worth of unfolded tag-holder changes (netting zero), as the tenant's tag
+    // coverage meets them between passes; folded again at the end.
+    let b = db.get_database_backend();
+    let tags: Vec<String> = db
+        .query_all(b.build(
+            Query::select()
+                .column(C::TagId)
+                .from(T::FactsTagHolders)
+                .and_where(Expr::col(C::TenantId).eq(TENANT)),
+        ))
+        .await?
+        .iter()
+        .map(|r| r.try_get::<Vec<u8>>("", "tag_id").map(|v| String::from_utf8_lossy(&v).into()))
+        .collect::<Result<_, _>>()?;
+    if !tags.is_empty() {
+        let changes: Vec<(&str, i64)> = (0..facts::HOLDER_LOG_BATCH as usize)
+            .map(|i| (tags[(i / 2) % tags.len()].as_str(), if i % 2 == 0 { 1 } else { -1 }))
+            .collect();
+        for chunk in changes.chunks(1_000) {
+            if let Some(q) = rules::schema::log_tag_holders(TENANT, chunk) {
+                db.execute(b.build(&q)).await?;
+            }
+        }
+    }
+    println!(
+        "\ntag-holder log rows unfolded: {}",
+        scalar(&db, "SELECT COUNT(*) FROM facts_tag_holder_log").await?
+    );
 
     // Analytics of the whole tenant and of a segment, dimension by dimension.
     println!(
@@ -726,6 +760,8 @@ async fn finish(
         "UPDATE facts_profile p JOIN facts_tag f ON f.tenant_id = p.tenant_id \
          AND f.profile_id = p.profile_id AND f.tag_id = ? SET p.tag_count = p.tag_count - 1",
         "DELETE FROM facts_tag WHERE tag_id = ?",
+        "DELETE FROM facts_tag_holder_log WHERE tag_id = ?",
+        "DELETE FROM facts_tag_holders WHERE tag_id = ?",
     ]
     .into_iter()
     .filter(|_| backfilled.is_some())
@@ -737,6 +773,7 @@ async fn finish(
         ))
         .await?;
     }
+    while facts::compact_tag_holders(db, facts::HOLDER_LOG_BATCH).await? > 0 {}
     println!("\nkept database `{name}` (BENCH_DB={name} reuses it)");
     Ok(())
 }

@@ -152,6 +152,8 @@ pub async fn remove_profile<Db: ConnectionTrait>(
     tenant: &str,
     profile: &str,
 ) -> Result<(), DbErr> {
+    // Its tags lose a holder.
+    exec(conn, &rules::schema::unhold_profile_tags(tenant, profile)).await?;
     for stmt in rules::schema::delete_profile_statements(tenant, profile) {
         exec(conn, &stmt).await?;
     }

@@ -157,6 +157,43 @@ async fn summary_agrees(db: &DatabaseConnection) {
     )
     .await;
     assert_eq!(kept, counted, "kept summary vs the rows");
+    holders_agree(db).await;
+}
+
+/// Each tag's holders, kept and logged, equal its rows; and still do once the log is folded a
+/// row at a time.
+async fn holders_agree(db: &DatabaseConnection) {
+    let b = db.get_database_backend();
+    let read = |sql: &str| {
+        let stmt = Statement::from_string(b, sql.to_string());
+        async move {
+            let mut out: BTreeMap<String, i64> = BTreeMap::new();
+            for r in db.query_all(stmt).await.unwrap() {
+                let tag: Vec<u8> = r.try_get_by_index(0).unwrap();
+                let n: i64 = r.try_get_by_index(1).unwrap();
+                *out.entry(String::from_utf8(tag).unwrap()).or_default() += n;
+            }
+            out.retain(|_, n| *n != 0);
+            out
+        }
+    };
+    let held = || async {
+        let mut kept = read("SELECT tag_id, cnt FROM facts_tag_holders").await;
+        for (tag, n) in read("SELECT tag_id, cnt FROM facts_tag_holder_log").await {
+            *kept.entry(tag).or_default() += n;
+        }
+        kept.retain(|_, n| *n != 0);
+        kept
+    };
+    let rows = read("SELECT tag_id, 1 FROM facts_tag").await;
+    assert_eq!(held().await, rows, "kept and logged holders vs the tag rows");
+    while facts::compact_tag_holders(db, 1).await.unwrap() == 1 {}
+    assert_eq!(
+        read("SELECT tag_id, cnt FROM facts_tag_holder_log").await,
+        BTreeMap::new(),
+        "the log is folded"
+    );
+    assert_eq!(held().await, rows, "folded holders vs the tag rows");
 }
 
 /// Evaluator on loaded facts vs compiled SQL (fresh or stale rolling) for `profiles`.

@@ -31,6 +31,7 @@ pub use write::{
     recount_content_day_and_kinds, recount_kinds, recount_tags, score_row, Recount, EVENT_COLS,
     SCORE_COLS,
 };
+pub use write::{count_tag_holders, fold_tag_holders, log_tag_holders, unhold_profile_tags};
 
 /// The facts tables.
 #[derive(sea_query::Iden, Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,12 @@ pub enum FactsTable {
     /// One row per stage a lead entered (`history_id`: scoring's stage-history entry), with the
     /// instant and its tenant-local day: the history stage conversion is counted from.
     FactsStageEntry,
+    /// Holders of each tag, as of the last compaction of [`FactsTable::FactsTagHolderLog`].
+    FactsTagHolders,
+    /// Changes to the holders of each tag since that compaction, one row per write (`seq`
+    /// assigned by the database, `cnt` the change): insert-only, so concurrent writers never
+    /// meet on a row; a tag's holders are its `facts_tag_holders` count plus its rows here.
+    FactsTagHolderLog,
 }
 
 /// The `kind` of the activity rows that count every event.
@@ -125,6 +132,7 @@ pub enum FactsCol {
     HistoryId,
     Stage,
     EnteredAt,
+    Seq,
 }
 
 pub(crate) use FactsCol as C;
@@ -330,7 +338,7 @@ pub fn event_hour_col() -> ColumnDef {
 }
 
 /// The tables analytics read ([`FactsTable::FactsFirstSeen`], [`FactsTable::FactsActivity`],
-/// [`FactsTable::FactsActivityTenant`]).
+/// [`FactsTable::FactsActivityTenant`], [`FactsTable::FactsTagHolders`] and its log).
 pub fn analytics_tables() -> Vec<TableCreateStatement> {
     let tenant = || bin(C::TenantId, width::TENANT);
     let day = || ColumnDef::new(C::Day).date().not_null().to_owned();
@@ -380,6 +388,25 @@ pub fn analytics_tables() -> Vec<TableCreateStatement> {
             ],
             &[C::TenantId, C::Kind, C::Day, C::Hour, C::Shard],
         ),
+        table(
+            T::FactsTagHolders,
+            vec![tenant(), bin(C::TagId, width::ID), big(C::Cnt)],
+            &[C::TenantId, C::TagId],
+        ),
+        Table::create()
+            .table(T::FactsTagHolderLog)
+            .if_not_exists()
+            .col(
+                ColumnDef::new(C::Seq)
+                    .big_integer()
+                    .not_null()
+                    .auto_increment()
+                    .primary_key(),
+            )
+            .col(&mut tenant())
+            .col(&mut bin(C::TagId, width::ID))
+            .col(&mut big(C::Cnt))
+            .to_owned(),
     ]
 }
 
@@ -562,6 +589,8 @@ pub fn drop_statements() -> Vec<TableDropStatement> {
         T::FactsFirstSeen,
         T::FactsActivity,
         T::FactsActivityTenant,
+        T::FactsTagHolders,
+        T::FactsTagHolderLog,
     ]
     .into_iter()
     .map(|t| Table::drop().table(t).if_exists().to_owned())

@@ -227,7 +227,88 @@ pub fn insert_statements(
     ] {
         rows.into_statements(&mut out);
     }
+    let mut holders: std::collections::BTreeMap<&str, i64> = Default::default();
+    for p in profiles {
+        for t in &p.tags {
+            *holders.entry(t.as_str()).or_default() += 1;
+        }
+    }
+    let held: Vec<(&str, i64)> = holders.into_iter().collect();
+    out.extend(log_tag_holders(tenant_id, &held));
     out
+}
+
+/// Logs changes to tags' holders (`(tag, change)`, zero changes left out) in
+/// `facts_tag_holder_log`: `None` when nothing changed.
+pub fn log_tag_holders(tenant_id: &str, changes: &[(&str, i64)]) -> Option<InsertStatement> {
+    let mut q = Query::insert();
+    q.into_table(T::FactsTagHolderLog)
+        .columns([C::TenantId, C::TagId, C::Cnt]);
+    let mut any = false;
+    for (tag, n) in changes.iter().filter(|(_, n)| *n != 0) {
+        q.values_panic([s(tenant_id), s(*tag), Expr::val(*n).into()]);
+        any = true;
+    }
+    any.then_some(q)
+}
+
+/// Logs one holder fewer for each tag the profile holds (an `INSERT … SELECT`, run before
+/// [`delete_profile_statements`] removes its tag rows).
+pub fn unhold_profile_tags(tenant_id: &str, profile_id: &str) -> InsertStatement {
+    let held = Query::select()
+        .column(C::TenantId)
+        .column(C::TagId)
+        .expr(Expr::val(-1i64))
+        .from(T::FactsTag)
+        .and_where(Expr::col(C::TenantId).eq(tenant_id))
+        .and_where(Expr::col(C::ProfileId).eq(profile_id))
+        .to_owned();
+    Query::insert()
+        .into_table(T::FactsTagHolderLog)
+        .columns([C::TenantId, C::TagId, C::Cnt])
+        .select_from(held)
+        .expect("three columns for three")
+        .to_owned()
+}
+
+/// Adds `by` to the holders of `tag` kept in `facts_tag_holders` (an upsert): how a compaction
+/// folds the log's rows in.
+pub fn fold_tag_holders(tenant_id: &str, tag: &str, by: i64) -> InsertStatement {
+    Query::insert()
+        .into_table(T::FactsTagHolders)
+        .columns([C::TenantId, C::TagId, C::Cnt])
+        .values_panic([s(tenant_id), s(tag), Expr::val(by).into()])
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::TagId])
+                .value(C::Cnt, Expr::col((T::FactsTagHolders, C::Cnt)).add(by))
+                .to_owned(),
+        )
+        .to_owned()
+}
+
+/// Counts `facts_tag_holders` again from `facts_tag` (a projection made before it was kept, or
+/// loaded by other means): the deletes (of the counts and of their log), then the insert.
+pub fn count_tag_holders() -> ([DeleteStatement; 2], InsertStatement) {
+    let counts = Query::select()
+        .column(C::TenantId)
+        .column(C::TagId)
+        .expr(Expr::col(C::ProfileId).count())
+        .from(T::FactsTag)
+        .group_by_col(C::TenantId)
+        .group_by_col(C::TagId)
+        .to_owned();
+    (
+        [
+            Query::delete().from_table(T::FactsTagHolders).to_owned(),
+            Query::delete().from_table(T::FactsTagHolderLog).to_owned(),
+        ],
+        Query::insert()
+            .into_table(T::FactsTagHolders)
+            .columns([C::TenantId, C::TagId, C::Cnt])
+            .select_from(counts)
+            .expect("three columns for three")
+            .to_owned(),
+    )
 }
 
 /// The columns of a `facts_event` row, in the order its writers give values.

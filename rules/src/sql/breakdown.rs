@@ -194,12 +194,35 @@ fn later_values(t: T) -> SimpleExpr {
     Func::cast_as(Expr::expr(later).sum(), Alias::new("SIGNED")).into()
 }
 
-/// `(tag_id, cnt)`: holders of each tag (of `tags` only, when given).
+/// `(tag_id, cnt)`: holders of each tag (of `tags` only, when given); for the whole tenant,
+/// the counts kept in `facts_tag_holders` plus the changes logged since their last compaction.
 pub fn tag_holders(
     ctx: &CompileCtx,
     tags: Option<&[String]>,
     within: Option<&SelectStatement>,
 ) -> SelectStatement {
+    if within.is_none() {
+        let part = |t: T| {
+            let mut q = of(ctx, t, None);
+            q.column((t, C::TagId)).column((t, C::Cnt));
+            if let Some(tags) = tags {
+                q.and_where(Expr::col((t, C::TagId)).is_in(tags.iter().map(String::as_str)));
+            }
+            q
+        };
+        let both = part(T::FactsTagHolders)
+            .union(sea_query::UnionType::All, part(T::FactsTagHolderLog))
+            .to_owned();
+        let u = Alias::new("u");
+        let sum = || Func::cast_as(Expr::col((u.clone(), C::Cnt)).sum(), Alias::new("SIGNED"));
+        return Query::select()
+            .column((u.clone(), C::TagId))
+            .expr_as(sum(), cnt())
+            .from_subquery(both, u.clone())
+            .group_by_col((u.clone(), C::TagId))
+            .and_having(Expr::expr(sum()).gt(0))
+            .to_owned();
+    }
     let t = T::FactsTag;
     // (tenant, tag, profile) is the primary key: a holder is one row, counted without DISTINCT
     // along the key's own order.

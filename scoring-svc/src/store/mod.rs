@@ -45,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(facts::CreateAnalyticsFacts),
             Box::new(facts::ProfileSummaryFacts),
             Box::new(facts::KindCountFacts),
+            Box::new(facts::TagHolderFacts),
         ]
     }
 }

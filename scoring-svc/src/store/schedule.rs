@@ -73,6 +73,9 @@ impl Scheduler {
             }
         }
         r.breaches = self.breaches(now).await?;
+        // The projection's tag holders (kept by the shared facts writers; analytics read
+        // tagging's).
+        facts::compact_tag_holders(&self.scorer.db, facts::HOLDER_LOG_BATCH).await?;
         r.recomputed = jobs::step(&self.scorer, self.recompute_batch, now).await?;
         if r != TickReport::default() {
             if let Some(relay) = &self.relay {

@@ -49,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(saved::migration::CreateSegmentMembers),
             Box::new(facts::CreateStageFacts),
             Box::new(facts::KindCountFacts),
+            Box::new(facts::TagHolderFacts),
         ]
     }
 }

@@ -1,5 +1,5 @@
 //! The scheduler's pass: counters rolled for every tenant whose day changed, old events dropped,
-//! and the rules whose result may have changed by now (window exits) evaluated again.
+//! the tag holders' log folded, and the rules whose result may have changed by now (window exits) evaluated again.
 
 use std::collections::BTreeSet;
 
@@ -13,9 +13,9 @@ use crate::store::rules::Trigger;
 use super::Tagger;
 
 impl Tagger {
-    /// One scheduler pass: rolls the counters of every tenant whose day changed, then evaluates
-    /// the rules whose result may have changed by now (window exits). Returns the profiles
-    /// looked at.
+    /// One scheduler pass: rolls the counters of every tenant whose day changed, folds the tag
+    /// holders' log, then evaluates the rules whose result may have changed by now (window
+    /// exits). Returns the profiles looked at.
     pub async fn tick(&self) -> Result<usize, DbErr> {
         let now = self.clock.now();
         for tenant in facts::tenants(&self.db).await? {
@@ -28,6 +28,7 @@ impl Tagger {
                 metrics::counter!(crate::metrics::EVENTS_PRUNED).increment(pruned);
             }
         }
+        facts::compact_tag_holders(&self.db, facts::HOLDER_LOG_BATCH).await?;
         self.due(now, 500).await
     }
 
