@@ -31,8 +31,7 @@ pub use migration::{
 pub use rolling::{roll, rolled_to, tenants, RollReport};
 pub use write::{
     apply_profile, apply_score, apply_stage, bump_tenant_activity, compact_tag_holders,
-    ensure_locked,
-    ensure_locked_many, ensure_profile, ensure_profiles, lock_known, lock_profile,
+    ensure_locked, ensure_locked_many, ensure_profile, ensure_profiles, lock_known, lock_profile,
     merge_first_seen, merge_profiles, prune_events, record_event, record_event_as_of,
     record_event_buckets, record_events, record_first_seen, record_stage_entry, remove_profile,
     set_tag, set_tag_many, split_events, unmerge_first_seen, unset_tag, unset_tag_many,

@@ -79,6 +79,9 @@ pub struct FakeOptions {
     pub users: usize,
     /// Number of reps.
     pub reps: usize,
+    /// The mini-program's appid instead of the seed's (to replay vectors encrypted for a
+    /// published appid).
+    pub mp_appid: Option<String>,
 }
 
 impl Default for FakeOptions {
@@ -88,6 +91,7 @@ impl Default for FakeOptions {
             seed: 1,
             users: 24,
             reps: 4,
+            mp_appid: None,
         }
     }
 }
@@ -110,7 +114,10 @@ impl FakeWechat {
 
     /// Starts a fake with explicit options.
     pub fn start_with(options: FakeOptions) -> std::io::Result<FakeHandle> {
-        let apps = population::generate_apps(options.seed);
+        let mut apps = population::generate_apps(options.seed);
+        if let Some(appid) = &options.mp_appid {
+            apps.mp.appid.clone_from(appid);
+        }
         let population = population::generate_population(options.seed, options.users, options.reps);
         let shared = Arc::new(Shared::new(options.seed, apps, population));
         let data = web::Data::from(Arc::clone(&shared));
@@ -264,7 +271,42 @@ impl FakeHandle {
             .issue_phone_code(user, Some((country_code.to_owned(), number.to_owned())))
     }
 
+    /// The legacy phone button's `(encryptedData, iv)` for `user` in the mini-program `appid`,
+    /// watermarked now, under the session key of the user's latest login (`None` before one).
+    pub fn encrypted_phone(&self, user: &FakeUser, appid: &str) -> Option<(String, String)> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.shared.encrypted_phone(user, appid, now)
+    }
+
+    /// Like [`encrypted_phone`](Self::encrypted_phone), watermarked at `timestamp` (unix
+    /// seconds).
+    pub fn encrypted_phone_at(
+        &self,
+        user: &FakeUser,
+        appid: &str,
+        timestamp: i64,
+    ) -> Option<(String, String)> {
+        self.shared.encrypted_phone(user, appid, timestamp)
+    }
+
     // ---- steering ----------------------------------------------------------------------------
+
+    /// The session key (base64 of 16 bytes) `user`'s logins get from now on instead of a random
+    /// one (to replay published `encryptedData` vectors).
+    pub fn set_session_key(&self, user: &FakeUser, key_b64: &str) {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key_b64)
+            .ok()
+            .and_then(|k| <[u8; 16]>::try_from(k).ok())
+            .expect("a session key is base64 of 16 bytes");
+        self.shared
+            .lock()
+            .fixed_session_keys
+            .insert(user.index, key);
+    }
 
     /// Lifetime (and `expires_in`, rounded up to whole seconds) of tokens issued from now on.
     pub fn set_token_lifetime(&self, lifetime: Duration) {

@@ -36,6 +36,8 @@ pub const SIDEBAR_REFUSED: &str = "scrm_sidebar_refused_total";
 pub const EXPORT_JOBS: &str = "scrm_gateway_export_jobs_total";
 /// Bytes written to export files.
 pub const EXPORT_BYTES: &str = "scrm_gateway_export_bytes_total";
+/// Legacy `encrypted_data` phone answers refused, by `reason` (the answer's error code).
+pub const MP_LEGACY_PHONE_REFUSED: &str = "scrm_gateway_mp_legacy_phone_refused_total";
 
 /// Describes every metric of the gateway, the lead notifications' included. Call once after the
 /// recorder is installed (a description given before is lost).
@@ -62,6 +64,10 @@ pub fn describe() {
         "Event publishes that failed or ran out of their budget, by channel"
     );
     metrics::describe_counter!(TRACK_ACCEPTED, "Tracked events accepted and published");
+    metrics::describe_counter!(
+        MP_LEGACY_PHONE_REFUSED,
+        "Legacy encrypted_data phone answers refused, by reason"
+    );
     metrics::describe_counter!(
         TRACK_REJECTED,
         "Tracked events rejected within a batch, by reason"

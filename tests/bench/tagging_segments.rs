@@ -547,19 +547,29 @@ async fn main() -> anyhow::Result<()> {
     // coverage meets them between passes; folded again at the end.
     let b = db.get_database_backend();
     let tags: Vec<String> = db
-        .query_all(b.build(
-            Query::select()
-                .column(C::TagId)
-                .from(T::FactsTagHolders)
-                .and_where(Expr::col(C::TenantId).eq(TENANT)),
-        ))
+        .query_all(
+            b.build(
+                Query::select()
+                    .column(C::TagId)
+                    .from(T::FactsTagHolders)
+                    .and_where(Expr::col(C::TenantId).eq(TENANT)),
+            ),
+        )
         .await?
         .iter()
-        .map(|r| r.try_get::<Vec<u8>>("", "tag_id").map(|v| String::from_utf8_lossy(&v).into()))
+        .map(|r| {
+            r.try_get::<Vec<u8>>("", "tag_id")
+                .map(|v| String::from_utf8_lossy(&v).into())
+        })
         .collect::<Result<_, _>>()?;
     if !tags.is_empty() {
         let changes: Vec<(&str, i64)> = (0..facts::HOLDER_LOG_BATCH as usize)
-            .map(|i| (tags[(i / 2) % tags.len()].as_str(), if i % 2 == 0 { 1 } else { -1 }))
+            .map(|i| {
+                (
+                    tags[(i / 2) % tags.len()].as_str(),
+                    if i % 2 == 0 { 1 } else { -1 },
+                )
+            })
             .collect();
         for chunk in changes.chunks(1_000) {
             if let Some(q) = rules::schema::log_tag_holders(TENANT, chunk) {

@@ -161,23 +161,22 @@ pub fn decrypt_open_data(
     })
 }
 
+/// What WeChat does to hand a client `encryptedData`: `plain` (the JSON with its watermark)
+/// encrypted under the session key and `iv`, base64. For WeChat stand-ins and tests; the
+/// service itself only decrypts.
+pub fn encrypt_open_data(session_key: [u8; 16], iv: [u8; 16], plain: &str) -> String {
+    use cbc::cipher::BlockEncryptMut;
+    let sealed = cbc::Encryptor::<Aes128>::new(&session_key.into(), &iv.into())
+        .encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes());
+    STANDARD.encode(sealed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cbc::cipher::BlockEncryptMut;
-
-    type Aes128CbcEnc = cbc::Encryptor<Aes128>;
 
     fn seal(key: [u8; 16], iv: [u8; 16], plain: &str) -> String {
-        let mut buf = plain.as_bytes().to_vec();
-        let len = buf.len();
-        buf.resize(len + AES_BLOCK, 0);
-        let enc = Aes128CbcEnc::new_from_slices(&key, &iv)
-            .expect("key")
-            .encrypt_padded_mut::<Pkcs7>(&mut buf, len)
-            .expect("room for padding")
-            .to_vec();
-        STANDARD.encode(enc)
+        encrypt_open_data(key, iv, plain)
     }
 
     #[test]

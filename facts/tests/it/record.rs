@@ -186,7 +186,11 @@ async fn holders_agree(db: &DatabaseConnection) {
         kept
     };
     let rows = read("SELECT tag_id, 1 FROM facts_tag").await;
-    assert_eq!(held().await, rows, "kept and logged holders vs the tag rows");
+    assert_eq!(
+        held().await,
+        rows,
+        "kept and logged holders vs the tag rows"
+    );
     while facts::compact_tag_holders(db, 1).await.unwrap() == 1 {}
     assert_eq!(
         read("SELECT tag_id, cnt FROM facts_tag_holder_log").await,

@@ -22,6 +22,30 @@ impl Shared {
         code
     }
 
+    /// The legacy `getPhoneNumber` answer a client of `appid` gets: the user's phone JSON
+    /// (watermarked `appid` at `timestamp`) encrypted under the key of the user's latest login
+    /// and a random IV, both base64; `None` before any login.
+    pub(crate) fn encrypted_phone(
+        &self,
+        user: &FakeUser,
+        appid: &str,
+        timestamp: i64,
+    ) -> Option<(String, String)> {
+        let mut st = self.lock();
+        let key = *st.session_keys.get(&user.index)?;
+        let iv: [u8; 16] = st.rng.random();
+        let plain = json!({
+            "phoneNumber": user.phone,
+            "purePhoneNumber": user.phone,
+            "countryCode": "86",
+            "watermark": {"appid": appid, "timestamp": timestamp},
+        });
+        Some((
+            wechat::mp::encrypt_open_data(key, iv, &plain.to_string()),
+            base64::engine::general_purpose::STANDARD.encode(iv),
+        ))
+    }
+
     /// A phone code for `user`, answering `number` (country code, national number) instead of
     /// the user's own when given.
     pub(crate) fn issue_phone_code(
@@ -77,7 +101,11 @@ impl Shared {
             .users
             .get(user_index)
             .ok_or_else(|| st.error(40029))?;
-        let key: [u8; 16] = st.rng.random();
+        let key: [u8; 16] = match st.fixed_session_keys.get(&user_index) {
+            Some(k) => *k,
+            None => st.rng.random(),
+        };
+        st.session_keys.insert(user_index, key);
         let mut v = json!({
             "openid": user.mp_openid,
             "session_key": base64::engine::general_purpose::STANDARD.encode(key),

@@ -167,6 +167,10 @@ pub(crate) struct State {
     login_codes: HashMap<String, (usize, bool)>,
     phone_codes: HashMap<String, PhoneCode>,
     code2session_window: HashMap<usize, (Instant, u32)>,
+    /// The session key of each user's latest login.
+    pub(crate) session_keys: HashMap<usize, [u8; 16]>,
+    /// The session key the next logins of a user get instead of a random one.
+    pub(crate) fixed_session_keys: HashMap<usize, [u8; 16]>,
     oa_tags: BTreeMap<i64, String>,
     oa_members: BTreeMap<i64, BTreeSet<usize>>,
     follow_tags: HashMap<(usize, String), Vec<String>>,
@@ -227,6 +231,8 @@ impl Shared {
             login_codes: HashMap::new(),
             phone_codes: HashMap::new(),
             code2session_window: HashMap::new(),
+            session_keys: HashMap::new(),
+            fixed_session_keys: HashMap::new(),
             oa_tags,
             oa_members,
             follow_tags,

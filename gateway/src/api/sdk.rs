@@ -1,7 +1,9 @@
 //! The mini-program SDK endpoints: `POST /mp/{appid}/session` exchanges a `wx.login` code for the
 //! user's openid/unionid (published as an identity event) and returns a signed SDK session token;
-//! `POST /mp/{appid}/phone` exchanges a phone-button code for the verified phone number (published
-//! as a verified phone identifier). WeChat's session_key never leaves the server.
+//! `POST /mp/{appid}/phone` exchanges a phone-button code — or, from older clients, the button's
+//! `{encrypted_data, iv}`, decrypted with the session key kept at login — for the verified phone
+//! number (published as a verified phone identifier). WeChat's session_key never leaves the
+//! server.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::GatewayState;
+use crate::domain::mp_phone;
 use crate::domain::sdk_token::{self, Claims, TokenError};
 use crate::registry::{App, AppKind};
 use crate::wechat_api::WechatCallError;
@@ -131,10 +134,7 @@ async fn session(
         .await
         .map_err(wechat_error)?;
     // Kept server-side for legacy encryptedData; the client only ever sees the session token.
-    let sk_key = format!(
-        "{{{}}}:mp_session_key:{}:{}",
-        app.tenant_id, app.app_id, login.openid
-    );
+    let sk_key = session_key_key(&app.tenant_id, &app.app_id, &login.openid);
     let ttl = std::time::Duration::from_secs(state.cfg.session_ttl_secs as u64);
     if let Err(e) = state
         .cache
@@ -168,6 +168,20 @@ async fn session(
     })))
 }
 
+/// Where the session key of a user's latest login is kept (for the legacy phone path).
+fn session_key_key(tenant: &str, app: &str, openid: &str) -> String {
+    format!("{{{tenant}}}:mp_session_key:{app}:{openid}")
+}
+
+/// The phone button's answer: a code, or the legacy `encrypted_data` with its `iv`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoneBody {
+    code: Option<String>,
+    encrypted_data: Option<String>,
+    iv: Option<String>,
+}
+
 /// `+86 138****8000`-style masking for answers (full numbers are never echoed or logged).
 pub(crate) fn mask_phone(e164: &str) -> String {
     let n = e164.chars().count();
@@ -184,7 +198,7 @@ async fn phone(
     req: HttpRequest,
     path: web::Path<String>,
     rid: web::ReqData<RequestId>,
-    body: web::Json<CodeBody>,
+    body: web::Json<PhoneBody>,
 ) -> Result<HttpResponse, ApiError> {
     let appid = path.into_inner();
     let claims = session_claims(&state, &req)?.ok_or_else(|| {
@@ -200,13 +214,31 @@ async fn phone(
             format!("Authorization: the session belongs to another mini-program than `{appid}`"),
         ));
     }
-    check_code(&body.code)?;
+    let body = body.into_inner();
     let app = mp_app(&state, &appid).await?;
-    let phone = state
-        .wechat
-        .phone_number(&app, &body.code)
-        .await
-        .map_err(wechat_error)?;
+    let phone = match (body.code, body.encrypted_data, body.iv) {
+        (Some(code), None, None) => {
+            check_code(&code)?;
+            state
+                .wechat
+                .phone_number(&app, &code)
+                .await
+                .map_err(wechat_error)?
+        }
+        (None, Some(data), Some(iv)) => legacy_phone(&state, &app, &claims, &data, &iv).await?,
+        (None, Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "invalid_iv",
+                "iv: required with encrypted_data",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "code: send either the phone button's code, or encrypted_data with iv",
+            ))
+        }
+    };
     let event = MpPhoneVerified {
         app_id: app.app_id.clone(),
         openid: claims.oid.clone(),
@@ -219,6 +251,37 @@ async fn phone(
         "verified": true,
         "phone": mask_phone(&phone.e164),
     })))
+}
+
+/// The number in a legacy `encrypted_data` answer, decrypted with the session key kept at the
+/// session's login.
+async fn legacy_phone(
+    state: &GatewayState,
+    app: &App,
+    claims: &Claims,
+    data: &str,
+    iv: &str,
+) -> Result<crate::wechat_api::MpPhone, ApiError> {
+    let kept = state
+        .cache
+        .get(&session_key_key(&app.tenant_id, &app.app_id, &claims.oid))
+        .await
+        .map_err(|e| ApiError::unavailable("cache_unavailable", e.to_string()))?;
+    let session_key = kept
+        .and_then(|k| String::from_utf8(k).ok())
+        .ok_or_else(|| {
+            unauthorized(
+                "session_key_gone",
+                "Authorization: this session's key is no longer kept; log in again",
+            )
+        })?;
+    let now = Utc::now().timestamp();
+    let from = claims.exp - state.cfg.session_ttl_secs;
+    mp_phone::decide(&app.app_id, &session_key, iv, data, from, now).map_err(|e| {
+        metrics::counter!(crate::metrics::MP_LEGACY_PHONE_REFUSED, "reason" => e.code())
+            .increment(1);
+        ApiError::bad_request(e.code(), e.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -569,6 +569,138 @@ async fn mini_program_login_phone_and_tracking() {
 
 /// With RabbitMQ unreachable, callbacks get a non-200 answer within WeChat's 5 s; once it is back,
 /// the retried callbacks are accepted, and every callback answered 200 is in the queue.
+/// The published `encryptedData` vector (wechat-protocol.md §F6): its mini-program, session key,
+/// IV and ciphertext (a user-info payload watermarked in 2016).
+const F6_APPID: &str = "wx4f4bc4dec97d474b";
+const F6_SESSION_KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
+const F6_IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+const F6_ENCRYPTED_DATA: &str = "CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==";
+
+/// Older clients' phone button: `{encrypted_data, iv}` decrypted with the session key the
+/// gateway kept at login. The mini-program is the published vector's and the fake hands its
+/// session key out, so the vector itself goes through the endpoint: it decrypts and carries this
+/// app's watermark, and is refused for its 2016 watermark, outside the session. A phone answer
+/// the fake encrypts now under the same key is verified and published; one watermarked before
+/// the login, for another app, without its IV or without a session is refused with its field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_encrypted_phone_path() {
+    let fake = FakeWechat::start_with(fake_wechat::FakeOptions {
+        seed: 13,
+        mp_appid: Some(F6_APPID.to_string()),
+        ..fake_wechat::FakeOptions::default()
+    })
+    .unwrap();
+    let (running, dir) = start(&fake, None).await;
+    let mut sub = observe(&running).await;
+    let gw = gateway(&running);
+    let user = fake.population().users[0].clone();
+    fake.set_session_key(&user, F6_SESSION_KEY);
+    let http = reqwest::Client::new();
+    let phone = |body: Value, token: Option<String>| {
+        let mut r = http.post(format!("{gw}/mp/{F6_APPID}/phone")).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (data, iv) = (F6_ENCRYPTED_DATA, F6_IV);
+    let (status, _) = phone(json!({"encrypted_data": data, "iv": iv}), None).await;
+    assert_eq!(status, 401, "needs the session token");
+
+    let r = http
+        .post(format!("{gw}/mp/{F6_APPID}/session"))
+        .json(&json!({"code": fake.issue_login_code(&user)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let token = r.json::<Value>().await.unwrap()["session_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = next(&mut sub, Duration::from_secs(3)).await.expect("login");
+    login.ack().await.unwrap();
+    let t = || Some(token.clone());
+
+    // The published vector: decrypted under the kept key, this app's watermark, from 2016.
+    let (status, body) = phone(json!({"encrypted_data": data, "iv": iv}), t()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("stale_encrypted_data")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("1477314187"),
+        "{body}"
+    );
+    // Its bytes changed: no longer this session's.
+    let flipped = if &data[40..41] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &data[..40], &data[41..]);
+    let (status, body) = phone(json!({"encrypted_data": tampered, "iv": iv}), t()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("undecryptable")),
+        "{body}"
+    );
+    let (status, body) = phone(json!({"encrypted_data": data}), t()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_iv")),
+        "{body}"
+    );
+    let (status, body) = phone(json!({"code": "c", "encrypted_data": data, "iv": iv}), t()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_body")),
+        "{body}"
+    );
+
+    // A phone answer of now, of before the login, for another app.
+    let now = chrono::Utc::now().timestamp();
+    let (old, old_iv) = fake
+        .encrypted_phone_at(&user, F6_APPID, now - 3 * 86_400)
+        .unwrap();
+    let (status, body) = phone(json!({"encrypted_data": old, "iv": old_iv}), t()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("stale_encrypted_data")),
+        "{body}"
+    );
+    let (other, other_iv) = fake.encrypted_phone(&user, "wx0000000000000000").unwrap();
+    let (status, body) = phone(json!({"encrypted_data": other, "iv": other_iv}), t()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("wrong_app")),
+        "{body}"
+    );
+    assert!(
+        next(&mut sub, Duration::from_millis(300)).await.is_none(),
+        "nothing refused is published"
+    );
+    let (fresh, fresh_iv) = fake.encrypted_phone(&user, F6_APPID).unwrap();
+    let (status, body) = phone(json!({"encrypted_data": fresh, "iv": fresh_iv}), t()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["verified"], true);
+    assert!(!body.to_string().contains(&user.phone), "masked: {body}");
+    let e = next(&mut sub, Duration::from_secs(3))
+        .await
+        .expect("phone event");
+    assert_eq!(e.envelope.kind, "channel.mp.phone");
+    let p: proto::sdk::MpPhoneVerified = e.envelope.decode().unwrap();
+    assert_eq!(p.phone_e164, format!("+86{}", user.phone));
+    assert_eq!(
+        (p.app_id.as_str(), p.openid.as_str()),
+        (F6_APPID, user.mp_openid.as_str())
+    );
+    e.ack().await.unwrap();
+
+    running.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_never_answers_200_for_a_lost_callback() {
     let fake = FakeWechat::start(0, 14).unwrap();
