@@ -14,6 +14,30 @@ pub const MP_PHONE: &str = MpPhoneVerified::TYPE;
 /// Routing-key prefix of [`Tracked`] events: `channel.track.<kind>`.
 pub const TRACK_PREFIX: &str = "channel.track";
 
+/// The tracking properties a profile's source touch is read from (first and latest touch):
+/// `utm_source` → channel, `utm_medium` → media, `utm_campaign`, `utm_content`, `utm_term` →
+/// keyword, `source_levels` (a list, or `a > b > c`), and the same under `source.`. Another
+/// property named `source.*` or `source_*` is refused (it would be silently unread).
+pub const SOURCE_KEYS: [&str; 12] = [
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "source_levels",
+    "source.channel",
+    "source.media",
+    "source.campaign",
+    "source.content",
+    "source.keyword",
+    "source.levels",
+];
+
+/// Whether a tracking property looks like a source but is none of [`SOURCE_KEYS`].
+pub fn is_unread_source_key(key: &str) -> bool {
+    (key.starts_with("source.") || key.starts_with("source_")) && !SOURCE_KEYS.contains(&key)
+}
+
 /// A mini-program user logged in (`wx.login` code exchanged through `code2session`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MpSessionStarted {

@@ -256,6 +256,16 @@ pub fn validate(
                 format!("events[{index}].properties: key `{key}` must be 1–64 bytes"),
             ));
         }
+        if proto::sdk::is_unread_source_key(key) {
+            return Err(err(
+                "unread_source_key",
+                format!(
+                    "events[{index}].properties.{key}: not a source property; the source is read \
+                     from {}",
+                    proto::sdk::SOURCE_KEYS.join(", ")
+                ),
+            ));
+        }
         let scalar = |v: &Value| !v.is_object() && !v.is_array();
         let ok = match value {
             Value::Array(items) => items.len() <= 50 && items.iter().all(scalar),
@@ -347,6 +357,21 @@ mod tests {
                 .code,
             "too_many_properties"
         );
+        let e = check(json!({"type": "page_view", "properties": {"source.level1": "expo"}}))
+            .unwrap_err();
+        assert_eq!(e.code, "unread_source_key");
+        assert!(
+            e.message.contains("properties.source.level1"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("source_levels"), "{}", e.message);
+        for read in proto::sdk::SOURCE_KEYS {
+            assert!(
+                check(json!({"type": "page_view", "properties": {read: "x"}})).is_ok(),
+                "{read} is read"
+            );
+        }
         let long = "x".repeat(9000);
         assert_eq!(
             check(json!({"type": "click", "properties": {"p": long}}))

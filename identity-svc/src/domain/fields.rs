@@ -420,9 +420,9 @@ fn scalar_text(v: &Value) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A touch from tracking properties: `utm_source` → channel, `utm_medium` → media,
-/// `utm_campaign`, `utm_content`, `utm_term` → keyword, `source_levels` (list or `a > b`);
-/// `source.channel` etc. are accepted too. `None` when none is present.
+/// A touch from tracking properties ([`proto::sdk::SOURCE_KEYS`]): `utm_source` → channel,
+/// `utm_medium` → media, `utm_campaign`, `utm_content`, `utm_term` → keyword, `source_levels`
+/// (list or `a > b`); `source.channel` etc. are accepted too. `None` when none is present.
 pub fn touch_from_properties(p: &std::collections::BTreeMap<String, Value>) -> Option<Value> {
     let mut o = Map::new();
     for (field, keys) in [

@@ -143,3 +143,12 @@ fn phones_to_look_up_take_the_national_number_and_e164() {
     assert_eq!(region_of_calling_code("999"), None);
     assert_eq!(region_of_calling_code("x"), None);
 }
+
+#[test]
+fn every_source_key_the_gateway_lets_through_is_read() {
+    for key in proto::sdk::SOURCE_KEYS {
+        let p: std::collections::BTreeMap<String, Value> =
+            [(key.to_string(), json!("expo"))].into_iter().collect();
+        assert!(touch_from_properties(&p).is_some(), "{key} makes a touch");
+    }
+}
