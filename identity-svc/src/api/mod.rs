@@ -27,6 +27,7 @@
 //!
 //! Search, a rep's customers, field edits, custom fields, binding tokens and the data-quality log:
 //! see [`directory`]. Notes, their fields and errors, and how they follow merges: see [`notes`].
+//! The source registry (`/v1/sources`) touches are attributed through: see [`sources`].
 //! Each note write adds a timeline entry (`note.added`, `note.edited`, `note.deleted`, its
 //! `summary` naming the note) in the same transaction.
 //!
@@ -43,6 +44,7 @@
 mod directory;
 mod notes;
 mod reach;
+mod sources;
 use platform::http::page;
 use platform::ServiceError;
 
@@ -177,6 +179,7 @@ pub fn routes(resolver: Resolver) -> Routes {
             .configure(directory::routes)
             .configure(notes::routes)
             .configure(reach::routes)
+            .configure(sources::routes)
             .route("/v1/profiles/merge", web::post().to(post_merge))
             .route("/v1/merges/{id}/unmerge", web::post().to(post_unmerge))
             .route("/v1/profiles/{id}/split", web::post().to(post_split))

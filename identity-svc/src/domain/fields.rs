@@ -348,6 +348,9 @@ pub struct Touch {
     /// The channel hierarchy, coarse to fine (e.g. `online / wechat / oa / article`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub levels: Vec<String>,
+    /// The source registry's node the touch was attributed to (its levels are the node's path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Touch {
@@ -363,6 +366,7 @@ impl Touch {
             ("campaign", &self.campaign),
             ("content", &self.content),
             ("keyword", &self.keyword),
+            ("node", &self.node),
         ] {
             if let Some(v) = v {
                 out.insert(format!("{prefix}.{k}"), json!(v));
@@ -398,6 +402,7 @@ fn touch(raw: &Value) -> Option<Value> {
             .map(|l| l.chars().take(128).collect())
             .take(MAX_LEVELS)
             .collect(),
+        node: text("node"),
     };
     (!t.is_empty()).then(|| json!(t))
 }

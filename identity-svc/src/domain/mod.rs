@@ -5,8 +5,8 @@
 //! ([`resolution::decide`]); which identifiers still hang together when a merge is undone
 //! ([`components`]) and what an un-merge or split separates: the edges it retracts, the sides and
 //! the timeline rows that move ([`separation`]). Also what a note on a customer may say and who
-//! may change it ([`notes`]), and where a customer can be reached on each channel
-//! ([`reach`]).
+//! may change it ([`notes`]), where a customer can be reached on each channel ([`reach`]), and
+//! the source registry a touch is attributed through ([`sources`]).
 
 pub mod components;
 pub mod derive;
@@ -18,6 +18,7 @@ pub mod pii;
 pub mod reach;
 pub mod resolution;
 pub mod separation;
+pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 
 use super::extract::{normalise, Found};
 use super::fields::{self, CustomField, Kind, Rejection, EMAIL_KEYS, PHONE_KEYS};
+use super::sources::{BindingKind, Registry};
 
 /// How far a claim is trusted; a higher level wins over a lower one whatever their age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -208,7 +209,19 @@ pub struct ObserveCtx<'a> {
     pub default_region: &'a str,
     /// The tenant's custom fields.
     pub custom: &'a [CustomField],
+    /// The tenant's source registry (touches through a bound key are attributed to its node).
+    pub sources: &'a Registry,
     pub now: DateTime<Utc>,
+}
+
+/// `touch` with the levels and node of the registry's node `key` of `kind` is bound to, when it
+/// is bound.
+fn attributed(ctx: &ObserveCtx, kind: BindingKind, key: Option<&str>, mut touch: Value) -> Value {
+    if let Some(a) = key.and_then(|k| ctx.sources.resolve(kind, k)) {
+        touch["levels"] = json!(a.levels);
+        touch["node"] = json!(a.node_id);
+    }
+    touch
 }
 
 /// Observations of `env` (decoded before by [`super::extract::extract`], so payload errors do
@@ -233,7 +246,7 @@ pub fn observe(env: &Envelope, enriched: Option<&Enriched>, ctx: &ObserveCtx) ->
             tracked(&mut o, &t, at, ctx);
         }
     } else if let Ok(cb) = env.payload_as::<CallbackReceived>() {
-        callback(&mut o, &cb, at);
+        callback(&mut o, &cb, at, ctx);
     }
     if let Some(e) = enriched {
         for (field, raw) in &e.fields {
@@ -262,7 +275,7 @@ pub fn observe(env: &Envelope, enriched: Option<&Enriched>, ctx: &ObserveCtx) ->
     o
 }
 
-fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
+fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>, ctx: &ObserveCtx) {
     let app = cb.app_id.clone();
     match &cb.event.body {
         EventBody::Subscribe { scene, .. } => {
@@ -272,9 +285,10 @@ fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
                 scene: scene.clone(),
                 at,
             });
+            let v = json!({"channel": "oa", "campaign": scene});
             touch(
                 o,
-                json!({"channel": "oa", "campaign": scene}),
+                attributed(ctx, BindingKind::OaScene, scene.as_deref(), v),
                 "oa.subscribe",
                 Trust::Wechat,
                 at,
@@ -288,7 +302,12 @@ fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
         }),
         EventBody::Scan { scene, .. } => touch(
             o,
-            json!({"channel": "oa_qrcode", "campaign": scene}),
+            attributed(
+                ctx,
+                BindingKind::OaScene,
+                Some(scene),
+                json!({"channel": "oa_qrcode", "campaign": scene}),
+            ),
             "oa.scan",
             Trust::Wechat,
             at,
@@ -297,9 +316,10 @@ fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
             use ExternalContactChangeType::*;
             let change = match c.change_type {
                 AddExternalContact | AddHalfExternalContact => {
+                    let v = json!({"channel": "wecom", "campaign": c.state});
                     touch(
                         o,
-                        json!({"channel": "wecom", "campaign": c.state}),
+                        attributed(ctx, BindingKind::WecomState, c.state.as_deref(), v),
                         "wecom.add_contact",
                         Trust::Wechat,
                         at,
@@ -334,6 +354,11 @@ fn callback(o: &mut Observations, cb: &CallbackReceived, at: DateTime<Utc>) {
 fn tracked(o: &mut Observations, t: &Tracked, at: DateTime<Utc>, ctx: &ObserveCtx) {
     let source = format!("track.{}", t.kind.as_str());
     if let Some(v) = fields::touch_from_properties(&t.properties) {
+        let campaign = v
+            .get("campaign")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let v = attributed(ctx, BindingKind::UtmCampaign, campaign.as_deref(), v);
         touch(o, v, &source, Trust::Observed, at);
     }
     if t.kind != TrackKind::FormSubmit {

@@ -1,6 +1,6 @@
 //! Tables of the identity service, their migrations, the transactional resolution of one event
-//! ([`resolve`]), the reads behind the internal API ([`queries`]) and the notes reps and
-//! operators keep on customers ([`notes`]).
+//! ([`resolve`]), the reads behind the internal API ([`queries`]), the notes reps and operators
+//! keep on customers ([`notes`]) and the tenant's source registry ([`sources`]).
 
 /// Runs `$body` (an expression awaiting on `$txn`) in a transaction that takes the write lock
 /// first, committed when it succeeds, and again after a short pause while it meets a race
@@ -33,6 +33,7 @@ pub mod notes;
 pub mod queries;
 pub mod reach;
 pub mod resolve;
+pub mod sources;
 pub mod state;
 pub mod unmerge;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(migrations::ProfileStateTables),
             Box::new(migrations::FollowCorpTags),
             Box::new(migrations::CreateNotes),
+            Box::new(migrations::CreateSourceRegistry),
         ]
     }
 }

@@ -27,7 +27,7 @@ const ALICE: &str = "rep:wwNotes:alice";
 const BOB: &str = "rep:wwNotes:bob";
 const UNKNOWN: &str = "00000000-0000-7000-8000-000000000000";
 
-async fn setup(backend: Backend) -> (TestDb, Resolver) {
+pub(crate) async fn setup(backend: Backend) -> (TestDb, Resolver) {
     let t = TestDb::migrated::<identity_svc::store::Migrator>(backend).await;
     let pii = Pii::from_base64(&Pii::generate_base64()).unwrap();
     let r = Resolver::new(
@@ -39,7 +39,7 @@ async fn setup(backend: Backend) -> (TestDb, Resolver) {
     (t, r)
 }
 
-async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
+pub(crate) async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
     match r.resolve(env).await.unwrap() {
         Outcome::Resolved(res) => res,
         other => panic!("expected a resolution, got {other:?}"),
@@ -48,7 +48,7 @@ async fn resolved(r: &Resolver, env: &Envelope) -> Resolution {
 
 /// Who calls: tenant, actor, role (as the gateway signs them).
 #[derive(Debug, Clone, Copy)]
-struct As<'a>(&'a str, &'a str, Role);
+pub(crate) struct As<'a>(pub &'a str, pub &'a str, pub Role);
 
 const REP_ALICE: As = As(TENANT, ALICE, Role::Rep);
 const REP_BOB: As = As(TENANT, BOB, Role::Rep);
@@ -95,7 +95,7 @@ macro_rules! call {
 }
 
 /// A request body: a JSON value, or raw text as given.
-trait Body {
+pub(crate) trait Body {
     fn bytes(self) -> Vec<u8>;
 }
 impl Body for Value {
@@ -108,7 +108,7 @@ impl Body for &str {
         self.as_bytes().to_vec()
     }
 }
-fn body_bytes(b: impl Body) -> Vec<u8> {
+pub(crate) fn body_bytes(b: impl Body) -> Vec<u8> {
     b.bytes()
 }
 

@@ -3,10 +3,13 @@
 use super::*;
 use proto::channel::{Channel, ChannelEvent, ExternalChatChange, ExternalContactChange};
 
+static NO_SOURCES: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
+
 fn ctx() -> ObserveCtx<'static> {
     ObserveCtx {
         default_region: "CN",
         custom: &[],
+        sources: &NO_SOURCES,
         now: "2026-06-01T00:00:00Z".parse().unwrap(),
     }
 }
@@ -53,6 +56,76 @@ fn a_fresh_identifier_keeps_the_first_touch_and_the_newest_of_the_rest() {
             ("source.first", &serde_json::json!("b")),
             ("contact.city", &serde_json::json!("y"))
         ]
+    );
+}
+
+#[test]
+fn touches_through_a_bound_key_are_attributed_to_its_node() {
+    use crate::domain::sources::Node;
+    let node = |id: &str, parent: Option<&str>, name: &str| Node {
+        id: id.into(),
+        parent_id: parent.map(Into::into),
+        name: name.into(),
+        archived: false,
+    };
+    let sources = Registry::new(
+        [
+            node("n1", None, "offline"),
+            node("n2", Some("n1"), "expo"),
+            node("n3", Some("n2"), "booth 7"),
+        ],
+        [
+            (BindingKind::OaScene, "booth_7".into(), "n3".into()),
+            (BindingKind::WecomState, "booth_7".into(), "n3".into()),
+            (BindingKind::UtmCampaign, "expo26".into(), "n2".into()),
+        ],
+    );
+    let c = ObserveCtx {
+        sources: &sources,
+        ..ctx()
+    };
+    let env = cb(
+        Channel::Oa,
+        "wxA",
+        EventBody::Subscribe {
+            scene: Some("booth_7".into()),
+            ticket: None,
+        },
+    );
+    let o = observe(&env, None, &c);
+    assert_eq!(
+        o.claims[0].value,
+        json!({"channel": "oa", "campaign": "booth_7", "levels": ["offline", "expo", "booth 7"], "node": "n3"})
+    );
+    // Unbound scene: the raw key only.
+    let env = cb(
+        Channel::Oa,
+        "wxA",
+        EventBody::Subscribe {
+            scene: Some("spring".into()),
+            ticket: None,
+        },
+    );
+    assert_eq!(
+        observe(&env, None, &c).claims[0].value,
+        json!({"channel": "oa", "campaign": "spring"})
+    );
+    let t = Tracked {
+        subject: proto::sdk::Subject::default(),
+        kind: TrackKind::PageView,
+        name: None,
+        page: None,
+        content: None,
+        properties: [("utm_campaign".to_string(), json!("expo26"))]
+            .into_iter()
+            .collect(),
+        event_id: None,
+    };
+    let env = Envelope::builder(TrackKind::PageView.routing_key(), "t1", json!(t)).build();
+    let o = observe(&env, None, &c);
+    assert_eq!(
+        o.claims[0].value,
+        json!({"campaign": "expo26", "levels": ["offline", "expo"], "node": "n2"})
     );
 }
 

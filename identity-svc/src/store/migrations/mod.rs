@@ -7,10 +7,12 @@ use sea_orm_migration::prelude::*;
 mod follow_tags;
 mod notes;
 mod profile_state;
+mod sources;
 
 pub use follow_tags::FollowCorpTags;
 pub use notes::CreateNotes;
 pub use profile_state::ProfileStateTables;
+pub use sources::CreateSourceRegistry;
 
 #[derive(DeriveIden)]
 pub enum Profiles {

@@ -129,6 +129,8 @@ pub struct Resolver {
     pub(crate) tx_attempts: u32,
     /// Ask for WeChat lookups (`identity.enrich`) of the events that want one.
     pub(crate) enrich: bool,
+    /// The tenants' source registries, for the touches events make.
+    pub(crate) sources: crate::store::sources::SourceCache,
 }
 
 impl Resolver {
@@ -140,6 +142,7 @@ impl Resolver {
             policy: Arc::new(policy),
             tx_attempts: tx_attempts.max(1),
             enrich: false,
+            sources: Default::default(),
         }
     }
 

@@ -266,7 +266,9 @@ pub(super) fn proxied_success(method: &str, path: &str) -> &'static [u16] {
         | ("POST", "/admin/v1/score-models/{id}/rules")
         | ("POST", "/admin/v1/triggers")
         | ("POST", "/admin/v1/saved-segments")
-        | ("POST", "/admin/v1/personas") => &[201],
+        | ("POST", "/admin/v1/personas")
+        | ("POST", "/admin/v1/sources") => &[201],
+        ("POST", "/admin/v1/sources/{id}/bindings") => &[200, 201],
         ("POST", "/admin/v1/tag-rules/{id}/backfill")
         | ("POST", "/admin/v1/score-models/{id}/recompute") => &[202],
         ("POST", "/admin/v1/wecom/{corp_id}/corp-tags/sync") => &[200, 202],

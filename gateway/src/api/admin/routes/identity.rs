@@ -122,4 +122,41 @@ pub(super) const IDENTITY: &[AdminRoute] = &[
         Identity,
         "/v1/reps/{user_id}/customers",
     ),
+    // The source registry touches are attributed through (identity).
+    to("GET", "/admin/v1/sources", Analyst, Identity, "/v1/sources"),
+    to(
+        "POST",
+        "/admin/v1/sources",
+        Operator,
+        Identity,
+        "/v1/sources",
+    ),
+    to(
+        "GET",
+        "/admin/v1/sources/{id}",
+        Analyst,
+        Identity,
+        "/v1/sources/{id}",
+    ),
+    to(
+        "PATCH",
+        "/admin/v1/sources/{id}",
+        Operator,
+        Identity,
+        "/v1/sources/{id}",
+    ),
+    to(
+        "POST",
+        "/admin/v1/sources/{id}/bindings",
+        Operator,
+        Identity,
+        "/v1/sources/{id}/bindings",
+    ),
+    to(
+        "DELETE",
+        "/admin/v1/sources/{id}/bindings/{kind}/{value}",
+        Operator,
+        Identity,
+        "/v1/sources/{id}/bindings/{kind}/{value}",
+    ),
 ];
