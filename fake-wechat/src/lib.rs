@@ -66,7 +66,9 @@ pub use self::population::{
     FakeOaTag, FakeRep, FakeUser, Population, EPOCH, OA_SYSTEM_TAG_IDS,
 };
 use self::server::{errmsg_of, Shared};
-pub use self::server::{FakeMassSend, FakeMessage, MarkTagCall, SinkRequest};
+pub use self::server::{
+    FakeContactWay, FakeMassSend, FakeMessage, FakeQrCode, MarkTagCall, SinkRequest,
+};
 
 /// How to start the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -452,6 +454,51 @@ impl FakeHandle {
     /// `{base_url}/fake/sink`: a stand-in gateway base URL that records and answers `success`.
     pub fn sink_url(&self) -> String {
         format!("{}/fake/sink", self.base_url)
+    }
+
+    // ---- channel codes -----------------------------------------------------------------------
+
+    /// The contact-me codes made through `add_contact_way` (deleted ones flagged), in order.
+    pub fn contact_ways(&self) -> Vec<FakeContactWay> {
+        self.shared.lock().contact_ways.clone()
+    }
+
+    /// The QR codes made through `qrcode/create`, in order.
+    pub fn qrcodes(&self) -> Vec<FakeQrCode> {
+        self.shared.lock().qrcodes.clone()
+    }
+
+    /// The callback of `user` added through the live contact-me code `config_id`: its first
+    /// rep and `add_external_contact` XML with the code's `state`; `None` for no such code.
+    pub fn add_through_contact_way(
+        &self,
+        config_id: &str,
+        user: &FakeUser,
+    ) -> Option<(String, String)> {
+        let way = self
+            .contact_ways()
+            .into_iter()
+            .find(|w| w.config_id == config_id && !w.deleted)?;
+        let rep = way.users.first()?.clone();
+        let xml = self.callbacks(&self.apps().wecom).add_external_contact(
+            &rep,
+            &user.external_userid,
+            Some(&way.state),
+        );
+        Some((rep, xml))
+    }
+
+    /// The callback of `user` scanning the QR code `ticket`: `subscribe` with `qrscene_<scene>`
+    /// for a new follower, `SCAN` with the scene for one already following; `None` for no
+    /// such code.
+    pub fn scan_qrcode(&self, ticket: &str, user: &FakeUser, new_follower: bool) -> Option<String> {
+        let code = self.qrcodes().into_iter().find(|c| c.ticket == ticket)?;
+        let b = self.callbacks(&self.apps().oa);
+        Some(if new_follower {
+            b.subscribe_with_scene(&user.oa_openid, &code.scene)
+        } else {
+            b.scan(&user.oa_openid, &code.scene)
+        })
     }
 
     // ---- callbacks ---------------------------------------------------------------------------

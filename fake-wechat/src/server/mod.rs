@@ -11,9 +11,11 @@
 //! sales-rep sidebar's [`agent`] (OAuth sign-in, JS-SDK tickets) and [`messages`] (app messages),
 //! [`mass`] (OA mass sends and WeCom group-send tasks),
 //! [`steering`] (the `/fake/…` developer endpoints and what tests change or read directly) and
-//! [`send`] (`/fake/send/…`: callbacks posted to a gateway on request).
+//! [`send`] (`/fake/send/…`: callbacks posted to a gateway on request); [`codes`] (contact-me
+//! codes and OA parametric QR codes).
 
 mod agent;
+mod codes;
 mod mass;
 mod messages;
 mod miniprogram;
@@ -38,6 +40,7 @@ use wechat::api::TicketKind;
 use crate::population::{FakeApps, FakeCorpTagGroup, Population};
 
 pub(crate) use self::agent::{ticket_key, OAuthSubject};
+pub use self::codes::{FakeContactWay, FakeQrCode};
 pub use self::mass::FakeMassSend;
 pub use self::messages::FakeMessage;
 pub use self::steering::SinkRequest;
@@ -64,6 +67,11 @@ pub(crate) const ENDPOINTS: &[(&str, bool)] = &[
     ("/cgi-bin/externalcontact/mark_tag", true),
     ("/cgi-bin/externalcontact/get_corp_tag_list", true),
     ("/cgi-bin/externalcontact/add_corp_tag", true),
+    ("/cgi-bin/externalcontact/add_contact_way", true),
+    ("/cgi-bin/externalcontact/get_contact_way", true),
+    ("/cgi-bin/externalcontact/update_contact_way", true),
+    ("/cgi-bin/externalcontact/del_contact_way", true),
+    ("/cgi-bin/qrcode/create", true),
     ("/sns/jscode2session", false),
     ("/wxa/business/getuserphonenumber", true),
     ("/cgi-bin/auth/getuserinfo", false),
@@ -167,6 +175,10 @@ pub(crate) struct State {
     login_codes: HashMap<String, (usize, bool)>,
     phone_codes: HashMap<String, PhoneCode>,
     code2session_window: HashMap<usize, (Instant, u32)>,
+    /// Contact-me codes made through `add_contact_way`, in order.
+    pub(crate) contact_ways: Vec<FakeContactWay>,
+    /// QR codes made through `qrcode/create`, in order.
+    pub(crate) qrcodes: Vec<FakeQrCode>,
     /// The session key of each user's latest login.
     pub(crate) session_keys: HashMap<usize, [u8; 16]>,
     /// The session key the next logins of a user get instead of a random one.
@@ -232,6 +244,8 @@ impl Shared {
             phone_codes: HashMap::new(),
             code2session_window: HashMap::new(),
             session_keys: HashMap::new(),
+            contact_ways: Vec::new(),
+            qrcodes: Vec::new(),
             fixed_session_keys: HashMap::new(),
             oa_tags,
             oa_members,
@@ -330,6 +344,19 @@ impl Shared {
                 self.corp_tag_list(&mut st, query, &body)
             }
             "/cgi-bin/externalcontact/add_corp_tag" => self.add_corp_tags(&mut st, query, &body),
+            "/cgi-bin/externalcontact/add_contact_way" => {
+                self.add_contact_way(&mut st, query, &body)
+            }
+            "/cgi-bin/externalcontact/get_contact_way" => {
+                self.get_contact_way(&mut st, query, &body)
+            }
+            "/cgi-bin/externalcontact/update_contact_way" => {
+                self.update_contact_way(&mut st, query, &body)
+            }
+            "/cgi-bin/externalcontact/del_contact_way" => {
+                self.del_contact_way(&mut st, query, &body)
+            }
+            "/cgi-bin/qrcode/create" => self.qrcode_create(&mut st, query, &body),
             "/sns/jscode2session" => self.code2session(&mut st, query),
             "/wxa/business/getuserphonenumber" => self.phone_number(&mut st, query, &body),
             "/cgi-bin/auth/getuserinfo" => self.oauth_user_info(&mut st, query),

@@ -33,6 +33,7 @@
 mod access;
 mod agent;
 mod app;
+mod codes;
 mod error;
 mod keeper;
 mod miniprogram;
@@ -54,6 +55,10 @@ pub use self::agent::{
     Unreached, OPEN_BASE_URL,
 };
 pub use self::app::{AppCredentials, AppKind, AppRef, Auth, TokenSource, WECOM_CONTACT_AGENT};
+pub use self::codes::{
+    ContactWay, ContactWayAdded, QrCodeCreated, QrScene, MAX_CONTACT_WAY_EXPIRE, MAX_QR_EXPIRE,
+    MAX_SCENE_STR, MAX_STATE,
+};
 pub use self::error::ApiError;
 pub use self::keeper::{
     check_internal_key, KeeperOptions, KeeperTokenSource, TenantTokens, TokenGrant, TokenQuery,

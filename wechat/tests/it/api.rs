@@ -773,6 +773,107 @@ async fn wecom_contacts_and_tags() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_codes_are_made_changed_and_retired() {
+    use wechat::api::{ContactWay, QrScene};
+    let fake = start_fake(29);
+    let api = client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
+    let wecom = fake.apps().wecom.credentials();
+    let oa = fake.apps().oa.credentials();
+    let reps: Vec<String> = fake
+        .population()
+        .reps
+        .iter()
+        .map(|r| r.userid.clone())
+        .collect();
+    let way = |state: &str, users: &[String]| ContactWay {
+        kind: if users.len() == 1 { 1 } else { 2 },
+        scene: 2,
+        remark: Some("expo".into()),
+        skip_verify: true,
+        state: state.into(),
+        user: users.to_vec(),
+        is_temp: false,
+        expires_in: None,
+    };
+    let added = api
+        .wecom_add_contact_way(&wecom, &way("booth_7", &reps[..1]))
+        .await
+        .expect("contact way");
+    assert!(added.qr_code.contains(&added.config_id), "{added:?}");
+    let kept = fake.contact_ways();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].state.as_str(), &kept[0].users),
+        ("booth_7", &reps[..1].to_vec())
+    );
+    // WeChat's limits: a 31-character state, an unknown rep.
+    let long = api
+        .wecom_add_contact_way(&wecom, &way(&"s".repeat(31), &reps[..1]))
+        .await
+        .expect_err("state too long");
+    assert_eq!(long.errcode(), Some(40058), "{long:?}");
+    let stranger = api
+        .wecom_add_contact_way(&wecom, &way("x", &["nobody".to_string()]))
+        .await
+        .expect_err("unknown rep");
+    assert_eq!(stranger.errcode(), Some(60111), "{stranger:?}");
+    api.wecom_update_contact_way(&wecom, &added.config_id, &way("booth_8", &reps[1..2]))
+        .await
+        .expect("update");
+    assert_eq!(fake.contact_ways()[0].state, "booth_8");
+    let user = fake.population().users[0].clone();
+    let (rep, xml) = fake
+        .add_through_contact_way(&added.config_id, &user)
+        .expect("live code");
+    assert_eq!(rep, reps[1]);
+    assert!(
+        xml.contains("booth_8") && xml.contains(&user.external_userid),
+        "{xml}"
+    );
+    api.wecom_del_contact_way(&wecom, &added.config_id)
+        .await
+        .expect("delete");
+    assert!(fake.contact_ways()[0].deleted);
+    assert!(fake
+        .add_through_contact_way(&added.config_id, &user)
+        .is_none());
+    let gone = api
+        .wecom_del_contact_way(&wecom, &added.config_id)
+        .await
+        .expect_err("deleted");
+    assert_eq!(gone.errcode(), Some(41044), "{gone:?}");
+
+    // OA QR codes: temporary with a scene string, permanent with an id.
+    let temp = api
+        .oa_create_qrcode(&oa, &QrScene::Str("booth_7".into()), Some(86_400))
+        .await
+        .expect("temporary code");
+    assert_eq!(temp.expire_seconds, Some(86_400));
+    assert!(temp
+        .image_url()
+        .starts_with("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=gQ"));
+    let perm = api
+        .oa_create_qrcode(&oa, &QrScene::Id(42), None)
+        .await
+        .expect("permanent code");
+    assert_eq!(perm.expire_seconds, None);
+    let codes = fake.qrcodes();
+    assert_eq!(
+        (codes[0].scene.as_str(), codes[1].scene.as_str()),
+        ("booth_7", "42")
+    );
+    let xml = fake.scan_qrcode(&temp.ticket, &user, true).unwrap();
+    assert!(xml.contains("qrscene_booth_7"), "{xml}");
+    let xml = fake.scan_qrcode(&perm.ticket, &user, false).unwrap();
+    assert!(xml.contains("SCAN") && xml.contains("42"), "{xml}");
+    let bad = api
+        .oa_create_qrcode(&oa, &QrScene::Str("s".repeat(65)), None)
+        .await
+        .expect_err("scene too long");
+    assert_eq!(bad.errcode(), Some(40097), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corp_tag_library_changes_like_an_admin_would_make_them() {
     let fake = start_fake(24);
     let api = client(&fake, Arc::new(MemoryCache::new("t:", 1000)));
