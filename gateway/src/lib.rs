@@ -156,6 +156,7 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
         access: access.clone(),
         services,
         exports,
+        db: db.clone(),
     };
     let health = deps.health(ROLE, Some(&db));
     let served =

@@ -186,6 +186,45 @@ impl WechatApi {
         self.client.wecom_send_message(credentials, message).await
     }
 
+    /// Makes a channel code at WeChat: `(wechat_ref, image_url)` — a contact-me code's
+    /// `config_id` and QR image, or a QR code's ticket and `showqrcode` image.
+    pub async fn create_channel_code(
+        &self,
+        credentials: &AppCredentials,
+        code: &crate::domain::channel_code::WechatCode,
+    ) -> Result<(String, String), ApiError> {
+        use crate::domain::channel_code::WechatCode;
+        match code {
+            WechatCode::ContactWay(way) => {
+                let a = self.client.wecom_add_contact_way(credentials, way).await?;
+                Ok((a.config_id, a.qr_code))
+            }
+            WechatCode::QrCode {
+                scene,
+                expire_seconds,
+            } => {
+                let q = self
+                    .client
+                    .oa_create_qrcode(credentials, scene, *expire_seconds)
+                    .await?;
+                let image = q.image_url();
+                Ok((q.ticket, image))
+            }
+        }
+    }
+
+    /// Stops a contact-me code (`del_contact_way`). WeChat has no way to stop a QR code: a
+    /// retired one is only no longer attributed.
+    pub async fn retire_contact_way(
+        &self,
+        credentials: &AppCredentials,
+        config_id: &str,
+    ) -> Result<(), ApiError> {
+        self.client
+            .wecom_del_contact_way(credentials, config_id)
+            .await
+    }
+
     /// `code2session` for a mini-program login code.
     pub async fn code2session(&self, app: &App, code: &str) -> Result<MpLogin, WechatCallError> {
         let s = self

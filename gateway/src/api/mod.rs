@@ -38,6 +38,8 @@ pub struct GatewayState {
     pub services: crate::services::Services,
     /// Export jobs and their files.
     pub exports: crate::exports::Exports,
+    /// The gateway's database (channel codes).
+    pub db: sea_orm::DatabaseConnection,
 }
 
 /// All gateway routes.

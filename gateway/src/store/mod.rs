@@ -1,10 +1,12 @@
 //! Tables of the gateway and their migrations: the app registry (WeChat apps with sealed secrets),
 //! tenant write keys for server-side tracking, the front door's tenants, users, roles,
 //! credentials and audit log, the WeCom members reps sign in to the sidebar as, and (from
-//! `notify::store`) the reps' lead notifications with the inbox of the messages that made them.
+//! `notify::store`) the reps' lead notifications with the inbox of the messages that made them,
+//! and the channel codes operators made.
 
 pub mod access;
 pub mod apps;
+pub mod channel_codes;
 pub mod migrations;
 pub mod reps;
 pub mod write_keys;
@@ -30,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(crate::notify::store::CreateLeadNotifications),
             Box::new(reps::AddRepIdentities),
             Box::new(crate::exports::store::CreateExportJobs),
+            Box::new(channel_codes::CreateChannelCodes),
         ]
     }
 }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod audience;
+mod channel_codes;
 mod cli;
 mod common;
 mod enrichment;

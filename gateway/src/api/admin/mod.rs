@@ -19,6 +19,7 @@ pub mod routes;
 mod apps;
 mod audience;
 mod auth;
+pub mod channel_codes;
 mod customers;
 pub mod export_jobs;
 mod people;
@@ -66,6 +67,7 @@ pub(crate) fn register(cfg: &mut web::ServiceConfig) {
                     || openapi::register(cfg, r, web::method(method.clone()))
                     || audience::register(cfg, r, web::method(method.clone()))
                     || export_jobs::register(cfg, r, web::method(method.clone()))
+                    || channel_codes::register(cfg, r, web::method(method.clone()))
                     || customers::register(cfg, r, web::method(method));
                 debug_assert!(handled, "no handler for {} {}", r.method, r.path);
             }

@@ -113,6 +113,9 @@ pub(crate) fn member_status_schema() -> ObjectBuilder {
     super::audience::Format,
     super::audience::ChannelName,
     crate::exports::store::JobView,
+    crate::domain::channel_code::NewChannelCode,
+    crate::domain::channel_code::CodeKind,
+    crate::store::channel_codes::CodeView,
 )))]
 struct Schemas;
 

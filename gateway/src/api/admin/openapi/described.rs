@@ -243,6 +243,31 @@ pub(super) fn local_doc(method: &str, path: &str) -> Option<LocalDoc> {
             (200, None),
             &[409, 410],
         ),
+        ("POST", "/admin/v1/channel-codes") => doc(
+            "A channel code: a WeCom contact-me code or an OA parametric QR code, its entry key \
+             bound to a source; 422 `wechat_refused` with WeChat's errcode",
+            Some("NewChannelCode"),
+            NoQuery,
+            (201, Some("CodeView")),
+            &[404, 409, 422],
+        ),
+        ("GET", "/admin/v1/channel-codes") => {
+            doc("The tenant's channel codes", None, Page, (200, None), &[])
+        }
+        ("GET", "/admin/v1/channel-codes/{id}") => doc(
+            "A channel code",
+            None,
+            NoQuery,
+            (200, Some("CodeView")),
+            &[404],
+        ),
+        ("POST", "/admin/v1/channel-codes/{id}/retire") => doc(
+            "Retires a channel code: deleted at WeChat (contact-me codes) and its key unbound",
+            None,
+            NoQuery,
+            (200, Some("CodeView")),
+            &[404],
+        ),
         ("GET", "/admin/v1/customers/{id}") => doc(
             "The 360° view of a customer, composed from the services",
             None,

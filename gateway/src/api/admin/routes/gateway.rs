@@ -1,7 +1,7 @@
 //! Routes the gateway serves itself: the API's description, sign-in and credentials, the tenant
-//! and its people, the audit log, the app registry and write keys.
+//! and its people, the audit log, the app registry and write keys, channel codes.
 
-use proto::auth::Role::{Admin, Analyst, Owner};
+use proto::auth::Role::{Admin, Analyst, Operator, Owner};
 
 use super::{local, AdminRoute};
 
@@ -34,4 +34,13 @@ pub(super) const GATEWAY: &[AdminRoute] = &[
     local("GET", "/admin/v1/write-keys", Some(Admin)),
     local("POST", "/admin/v1/write-keys", Some(Owner)),
     local("DELETE", "/admin/v1/write-keys/{id}", Some(Owner)),
+    // Channel codes (contact-me and QR codes).
+    local("GET", "/admin/v1/channel-codes", Some(Analyst)),
+    local("POST", "/admin/v1/channel-codes", Some(Operator)),
+    local("GET", "/admin/v1/channel-codes/{id}", Some(Analyst)),
+    local(
+        "POST",
+        "/admin/v1/channel-codes/{id}/retire",
+        Some(Operator),
+    ),
 ];
