@@ -78,6 +78,23 @@ pub struct NewChannelCode {
     pub temporary: bool,
     #[serde(default)]
     pub expires_in: Option<u32>,
+    /// Tags every customer arriving through the code gets (tag ids, at most
+    /// [`MAX_TAGS`]): kept by an `add_only` tag rule per tag on the code's key.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Most default tags on one code.
+pub const MAX_TAGS: usize = 20;
+
+/// The condition of a code's default-tag rules: a first or latest touch through its key.
+pub fn arrival_condition(key: &str) -> serde_json::Value {
+    let through = |touch: &str| {
+        serde_json::json!({"type": "source", "touch": touch, "field": "campaign", "op": "eq",
+                           "value": key})
+    };
+    serde_json::json!({"version": 1, "root": {"type": "or",
+        "children": [through("first"), through("latest")]}})
 }
 
 /// Why a request was refused: the field and the reason.
@@ -118,6 +135,9 @@ pub fn plan(req: &NewChannelCode, generated: &str) -> Result<Plan, CodeFieldErro
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(refuse("name", format!("1–{MAX_NAME} characters")));
+    }
+    if req.tags.len() > MAX_TAGS || req.tags.iter().any(|t| t.trim().is_empty() || t.len() > 64) {
+        return Err(refuse("tags", format!("at most {MAX_TAGS} tag ids")));
     }
     let key = req
         .key
@@ -220,6 +240,7 @@ mod tests {
             skip_verify: None,
             temporary: false,
             expires_in: None,
+            tags: Vec::new(),
         }
     }
 
@@ -285,6 +306,9 @@ mod tests {
         assert_eq!(field(&r), "expires_in");
         r.name = " ".into();
         assert_eq!(field(&r), "name");
+        r.name = "n".into();
+        r.tags = vec![" ".into()];
+        assert_eq!(field(&r), "tags");
         let mut q = req(CodeKind::OaQrcode);
         q.reps = vec!["alice".into()];
         assert_eq!(field(&q), "reps");

@@ -36,6 +36,11 @@ pub mod code {
         pub reps: String,
         pub skip_verify: bool,
         pub temporary: bool,
+        /// The default tags (JSON list of tag ids) and the tag rules keeping them (JSON list).
+        #[sea_orm(column_type = "Text")]
+        pub tags: String,
+        #[sea_orm(column_type = "Text")]
+        pub tag_rules: String,
         pub expires_at: Option<DateTimeUtc>,
         pub created_by: String,
         pub created_at: DateTimeUtc,
@@ -63,6 +68,8 @@ enum ChannelCodes {
     Reps,
     SkipVerify,
     Temporary,
+    Tags,
+    TagRules,
     ExpiresAt,
     CreatedBy,
     CreatedAt,
@@ -98,6 +105,8 @@ impl MigrationTrait for CreateChannelCodes {
                 .col(text(C::Reps))
                 .col(ColumnDef::new(C::SkipVerify).boolean().not_null())
                 .col(ColumnDef::new(C::Temporary).boolean().not_null())
+                .col(text(C::Tags))
+                .col(text(C::TagRules))
                 .col(dt_null(C::ExpiresAt))
                 .col(str_col(C::CreatedBy, 64))
                 .col(ts_col(C::CreatedAt))
@@ -156,6 +165,10 @@ pub struct CodeView {
     pub reps: Vec<String>,
     pub skip_verify: bool,
     pub temporary: bool,
+    /// Tags every customer arriving through the code gets.
+    pub tags: Vec<String>,
+    /// The `add_only` tag rules keeping them (tagging's ids).
+    pub tag_rules: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -166,6 +179,8 @@ impl From<code::Model> for CodeView {
     fn from(c: code::Model) -> Self {
         CodeView {
             reps: serde_json::from_str(&c.reps).unwrap_or_default(),
+            tags: serde_json::from_str(&c.tags).unwrap_or_default(),
+            tag_rules: serde_json::from_str(&c.tag_rules).unwrap_or_default(),
             id: c.id,
             kind: c.kind,
             app_id: c.app_id,

@@ -70,10 +70,30 @@ async fn customers_through_a_channel_code_carry_its_source() {
         nodes.push(parent.clone().unwrap());
     }
     let booth = nodes[2].clone();
+    let (s, g) = call(
+        &http,
+        M::POST,
+        format!("{gw}/admin/v1/tag-groups"),
+        &ops,
+        Some(json!({"name": "Events", "selection": "multi"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{g}");
+    let (s, expo) = call(
+        &http,
+        M::POST,
+        format!("{gw}/admin/v1/tags"),
+        &ops,
+        Some(json!({"group_id": g["id"], "name": "expo"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{expo}");
+    let expo = expo["id"].as_str().unwrap().to_string();
     let rep = fake.population().reps[0].userid.clone();
     let codes = format!("{gw}/admin/v1/channel-codes");
     let contact_code = json!({"kind": "wecom_contact_way", "app_id": apps.wecom.appid,
-        "name": "Expo booth 7", "source_id": booth, "key": "booth_7", "reps": [rep]});
+        "name": "Expo booth 7", "source_id": booth, "key": "booth_7", "reps": [rep],
+        "tags": [expo]});
     let (s, e) = call(
         &http,
         M::POST,
@@ -93,6 +113,12 @@ async fn customers_through_a_channel_code_carry_its_source() {
     .await;
     assert_eq!(s, 201, "{code}");
     let config_id = code["wechat_ref"].as_str().unwrap().to_string();
+    assert_eq!(code["tags"], json!([expo]));
+    assert_eq!(
+        code["tag_rules"].as_array().map(Vec::len),
+        Some(1),
+        "{code}"
+    );
     assert!(
         code["image_url"].as_str().unwrap().contains(&config_id),
         "{code}"
@@ -131,6 +157,33 @@ async fn customers_through_a_channel_code_carry_its_source() {
     )
     .await;
     assert_eq!((s, &e["details"]["field"]), (400, &json!("reps")), "{e}");
+    // An unknown default tag: tagging's refusal, and no code made.
+    let (s, e) = call(
+        &http,
+        M::POST,
+        codes.clone(),
+        &ops,
+        Some(
+            json!({"kind": "wecom_contact_way", "app_id": apps.wecom.appid, "name": "x",
+            "source_id": booth, "key": "tagless", "reps": [rep], "tags": [expo, "no-such-tag"]}),
+        ),
+    )
+    .await;
+    assert!((400..500).contains(&s), "{s} {e}");
+    assert_eq!(fake.contact_ways().len(), 1, "nothing made at WeChat");
+    let (_, rules) = call(
+        &http,
+        M::GET,
+        format!("{gw}/admin/v1/tag-rules"),
+        &ops,
+        None,
+    )
+    .await;
+    assert_eq!(
+        rules["items"].as_array().map(Vec::len),
+        Some(1),
+        "the refused code's rule is gone: {rules}"
+    );
     let (_, n) = call(
         &http,
         M::GET,
@@ -186,6 +239,21 @@ async fn customers_through_a_channel_code_carry_its_source() {
     );
     assert_eq!(f["source.first.node"], json!(booth));
     assert_eq!(f["source.first.campaign"], json!("booth_7"));
+    // And the code's tag.
+    let pid = p["id"].as_str().unwrap().to_string();
+    eventually("the customer gets the code's tag", 30, || {
+        let (http, url, ops, expo) = (
+            http.clone(),
+            format!("{gw}/admin/v1/customers/{pid}/tags"),
+            ops.clone(),
+            expo.clone(),
+        );
+        async move {
+            let (_, t) = call(&http, M::GET, url, &ops, None).await;
+            t.to_string().contains(&expo).then_some(())
+        }
+    })
+    .await;
 
     // An OA QR code under its own source, scanned by a new follower.
     let (s, qr_node) = call(

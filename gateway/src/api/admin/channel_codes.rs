@@ -3,14 +3,16 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /admin/v1/channel-codes` `{kind, app_id, name, source_id?, key?, reps?, skip_verify?, temporary?, expires_in?}` | the code (201) with its `image_url` |
+//! | `POST /admin/v1/channel-codes` `{kind, app_id, name, source_id?, key?, reps?, skip_verify?, temporary?, expires_in?, tags?}` | the code (201) with its `image_url` |
 //! | `GET /admin/v1/channel-codes`, `/admin/v1/channel-codes/{id}` | the tenant's codes (paged), one code |
 //! | `POST /admin/v1/channel-codes/{id}/retire` | the code, retired |
 //!
 //! A code's entry key (the contact-me `state`, the QR scene; generated when not given) is bound
 //! in the source registry to `source_id` before WeChat is asked, so a customer arriving through
 //! it is attributed to that source from the first callback; a key bound elsewhere is identity's
-//! 409 `key_taken`, an unknown source its 404. WeChat's refusal is 422 `wechat_refused` with its
+//! 409 `key_taken`, an unknown source its 404. Each default tag is kept by an `add_only` tag rule
+//! on "first or latest touch through the key" (an unknown tag is tagging's refusal). WeChat's
+//! refusal is 422 `wechat_refused` with its
 //! `errcode` (the binding is undone); WeChat unreachable, 503. Retiring deletes a contact-me
 //! code at WeChat (WeChat cannot delete a QR code: it keeps working, unattributed) and unbinds
 //! its key. Every write is in the audit log; another tenant's code is 404.
@@ -121,6 +123,67 @@ async fn binding(
     })
 }
 
+/// Creates the `add_only` rule keeping `tag` on customers arriving through the code: its id,
+/// or tagging's refusal (an unknown tag).
+async fn tag_rule(
+    state: &GatewayState,
+    p: &AdminPrincipal,
+    tag: &str,
+    plan: &channel_code::Plan,
+) -> Result<Result<String, HttpResponse>, ApiError> {
+    let body = json!({
+        "tag_id": tag,
+        "name": format!("Channel code {}: {}", plan.key, plan.name),
+        "condition": channel_code::arrival_condition(&plan.key),
+        "mode": "add_only",
+    });
+    let (status, v) = state
+        .services
+        .json(
+            Service::Tagging,
+            Method::POST,
+            "/v1/tag-rules",
+            Some(&body),
+            p,
+        )
+        .await
+        .map_err(platform::ServiceError::from)?;
+    if !status.is_success() {
+        return Ok(Err(HttpResponse::build(status).json(v)));
+    }
+    Ok(Ok(v["rule"]["id"].as_str().unwrap_or_default().to_string()))
+}
+
+/// Takes back what a code that was not made had set up: its default-tag rules and its key's
+/// binding (best effort: what cannot be undone is logged).
+async fn undo(
+    state: &GatewayState,
+    p: &AdminPrincipal,
+    b: &NewChannelCode,
+    key: &str,
+    rules: &[String],
+) {
+    for id in rules {
+        let path = format!("/v1/tag-rules/{}", url_escape(id));
+        match state
+            .services
+            .json(Service::Tagging, Method::DELETE, &path, None, p)
+            .await
+        {
+            Ok((s, _)) if s.is_success() => {}
+            _ => tracing::warn!(rule_id = %id, "A code not made keeps its tag rule"),
+        }
+    }
+    if let Some(source) = &b.source_id {
+        if !matches!(
+            binding(state, p, Method::DELETE, source, b.kind, key).await,
+            Ok(Ok(()))
+        ) {
+            tracing::warn!(source_id = %source, "A code not made keeps its key bound");
+        }
+    }
+}
+
 /// An entry key for a code that names none: `cc_` and 12 random letters and digits.
 fn generated_key() -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -173,10 +236,24 @@ async fn create(
         )
         .with_details(json!({"field": "key"})));
     }
-    // Bound first: the first customer through the code is attributed.
+    // Bound and tagged first: the first customer through the code is attributed and tagged.
     if let Some(source) = &b.source_id {
         if let Err(refused) = binding(&state, &p, Method::POST, source, b.kind, &plan.key).await? {
             return Ok(refused);
+        }
+    }
+    let mut rules = Vec::new();
+    for tag in &b.tags {
+        match tag_rule(&state, &p, tag, &plan).await {
+            Ok(Ok(id)) => rules.push(id),
+            Ok(Err(refused)) => {
+                undo(&state, &p, &b, &plan.key, &rules).await;
+                return Ok(refused);
+            }
+            Err(e) => {
+                undo(&state, &p, &b, &plan.key, &rules).await;
+                return Err(e);
+            }
         }
     }
     let made = state
@@ -186,13 +263,7 @@ async fn create(
     let (wechat_ref, image_url) = match made {
         Ok(m) => m,
         Err(e) => {
-            if let Some(source) = &b.source_id {
-                if let Ok(Err(_)) | Err(_) =
-                    binding(&state, &p, Method::DELETE, source, b.kind, &plan.key).await
-                {
-                    tracing::warn!(source_id = %source, "A refused code's key stays bound");
-                }
-            }
+            undo(&state, &p, &b, &plan.key, &rules).await;
             return Err(wechat_error(e));
         }
     };
@@ -220,6 +291,8 @@ async fn create(
             reps: serde_json::to_string(&reps).unwrap_or_else(|_| "[]".into()),
             skip_verify,
             temporary: b.temporary,
+            tags: serde_json::to_string(&b.tags).unwrap_or_else(|_| "[]".into()),
+            tag_rules: serde_json::to_string(&rules).unwrap_or_else(|_| "[]".into()),
             expires_at: expires.map(|s| now + chrono::Duration::seconds(i64::from(s))),
             created_by: p.actor(),
             created_at: now,
