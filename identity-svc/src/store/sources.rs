@@ -4,9 +4,9 @@
 //! event does not read it from the database each time; a write here forgets the tenant's entry
 //! in this process at once, other replicas within [`CACHE_TTL`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -116,33 +116,37 @@ pub struct NodeView {
     pub archived_at: Option<DateTime<Utc>>,
 }
 
-/// The tenant's registry, loaded for resolution; shared by the resolver's clones.
-#[derive(Debug, Clone, Default)]
+/// The tenants' registries, loaded for resolution; shared by the resolver's clones.
+#[derive(Debug, Clone)]
 pub struct SourceCache {
-    loaded: Arc<Mutex<HashMap<String, (Instant, Arc<Registry>)>>>,
+    loaded: moka::future::Cache<String, Arc<Registry>>,
+}
+
+impl Default for SourceCache {
+    fn default() -> Self {
+        SourceCache {
+            loaded: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
 }
 
 impl SourceCache {
     /// The tenant's registry, from the cache while it is younger than [`CACHE_TTL`].
     pub async fn get(&self, db: &DatabaseConnection, tenant: &str) -> Result<Arc<Registry>, DbErr> {
-        if let Some((at, r)) = self.lock().get(tenant) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(Arc::clone(r));
-            }
+        if let Some(r) = self.loaded.get(tenant).await {
+            return Ok(r);
         }
         let r = Arc::new(load(db, tenant).await?);
-        self.lock()
-            .insert(tenant.to_string(), (Instant::now(), Arc::clone(&r)));
+        self.loaded.insert(tenant.to_string(), Arc::clone(&r)).await;
         Ok(r)
     }
 
     /// Reads the tenant's registry again at its next use.
-    pub fn forget(&self, tenant: &str) {
-        self.lock().remove(tenant);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<Registry>)>> {
-        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    pub async fn forget(&self, tenant: &str) {
+        self.loaded.invalidate(tenant).await;
     }
 }
 
@@ -280,7 +284,7 @@ pub async fn create(
     }
     .insert(db)
     .await?;
-    cache.forget(tenant);
+    cache.forget(tenant).await;
     get(db, tenant, &id).await
 }
 
@@ -313,7 +317,7 @@ pub async fn update(
         _ => {}
     }
     m.update(db).await?;
-    cache.forget(tenant);
+    cache.forget(tenant).await;
     get(db, tenant, id).await
 }
 
@@ -373,7 +377,7 @@ pub async fn bind(
         }
         Err(e) => return Err(e.into()),
     }
-    cache.forget(tenant);
+    cache.forget(tenant).await;
     get(db, tenant, id).await
 }
 
@@ -403,6 +407,6 @@ pub async fn unbind(
             node: id.to_string(),
         });
     }
-    cache.forget(tenant);
+    cache.forget(tenant).await;
     get(db, tenant, id).await
 }

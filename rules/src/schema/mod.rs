@@ -403,9 +403,9 @@ pub fn analytics_tables() -> Vec<TableCreateStatement> {
                     .auto_increment()
                     .primary_key(),
             )
-            .col(&mut tenant())
-            .col(&mut bin(C::TagId, width::ID))
-            .col(&mut big(C::Cnt))
+            .col(tenant())
+            .col(bin(C::TagId, width::ID))
+            .col(big(C::Cnt))
             .to_owned(),
     ]
 }
