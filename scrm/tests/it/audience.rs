@@ -19,20 +19,7 @@ use scrm::roles::Role;
 use serde_json::{json, Value};
 use wechat::api::{ApiBaseUrls, ApiClient};
 
-async fn call(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    url: String,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, String) {
-    let mut r = http.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let res = r.send().await.expect("the gateway answers");
-    (res.status().as_u16(), res.text().await.unwrap_or_default())
-}
+use crate::common::admin_call as call;
 
 /// The export's JSON lines.
 fn lines(text: &str) -> Vec<Value> {

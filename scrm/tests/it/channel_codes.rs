@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::common;
 use crate::common::leads::eventually;
 
+/// [`common::admin_call`] with the answer as JSON (null when it is none).
 async fn call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -22,13 +23,8 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut r = http.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let res = r.send().await.expect("the gateway answers");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    let (status, text) = common::admin_call(http, method, url, token, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -110,3 +110,19 @@ pub fn cli_token(dir: &str, tenant: &str, email: &str, role: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// `method url` with `token` and an optional JSON body: `(status, body text)`.
+pub async fn admin_call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, String) {
+    let mut r = http.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let res = r.send().await.expect("the gateway answers");
+    (res.status().as_u16(), res.text().await.unwrap_or_default())
+}
