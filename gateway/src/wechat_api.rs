@@ -213,6 +213,18 @@ impl WechatApi {
         }
     }
 
+    /// Tells WeChat a contact-me code's new reps, verification and remark.
+    pub async fn update_contact_way(
+        &self,
+        credentials: &AppCredentials,
+        config_id: &str,
+        way: &wechat::api::ContactWay,
+    ) -> Result<(), ApiError> {
+        self.client
+            .wecom_update_contact_way(credentials, config_id, way)
+            .await
+    }
+
     /// Stops a contact-me code (`del_contact_way`). WeChat has no way to stop a QR code: a
     /// retired one is only no longer attributed.
     pub async fn retire_contact_way(

@@ -225,6 +225,103 @@ pub fn plan(req: &NewChannelCode, generated: &str) -> Result<Plan, CodeFieldErro
     })
 }
 
+/// A change to a code (`PATCH /admin/v1/channel-codes/{id}`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeChange {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A contact-me code's reps (a single-rep code keeps exactly one).
+    #[serde(default)]
+    pub reps: Option<Vec<String>>,
+    /// A contact-me code's verification.
+    #[serde(default)]
+    pub skip_verify: Option<bool>,
+}
+
+/// A code as it stands, for [`change`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub kind: CodeKind,
+    pub name: String,
+    pub key: String,
+    pub reps: Vec<String>,
+    pub skip_verify: bool,
+}
+
+/// What a checked change leaves: the new name, reps and verification, and the contact-me code
+/// WeChat must be told of (`None`: nothing to tell it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub name: String,
+    pub reps: Vec<String>,
+    pub skip_verify: bool,
+    pub wechat: Option<ContactWay>,
+}
+
+/// Checks `edit` of the code `cur`.
+pub fn change(cur: &Current, edit: &CodeChange) -> Result<Changed, CodeFieldError> {
+    if edit.name.is_none() && edit.reps.is_none() && edit.skip_verify.is_none() {
+        return Err(refuse(
+            "name",
+            "nothing to change: name, reps or skip_verify",
+        ));
+    }
+    let name = match &edit.name {
+        Some(n) if n.trim().is_empty() || n.trim().chars().count() > MAX_NAME => {
+            return Err(refuse("name", format!("1–{MAX_NAME} characters")))
+        }
+        Some(n) => n.trim().to_string(),
+        None => cur.name.clone(),
+    };
+    if cur.kind == CodeKind::OaQrcode {
+        if edit.reps.is_some() {
+            return Err(refuse("reps", "an Official Account QR code has no reps"));
+        }
+        if edit.skip_verify.is_some() {
+            return Err(refuse("skip_verify", "only for a contact-me code"));
+        }
+        return Ok(Changed {
+            name,
+            reps: Vec::new(),
+            skip_verify: false,
+            wechat: None,
+        });
+    }
+    let reps: Vec<String> = match &edit.reps {
+        Some(r) => r.iter().map(|u| u.trim().to_string()).collect(),
+        None => cur.reps.clone(),
+    };
+    let single = cur.reps.len() == 1;
+    if reps.is_empty() || reps.len() > MAX_REPS || reps.iter().any(|r| r.is_empty() || r.len() > 64)
+    {
+        return Err(refuse("reps", format!("1–{MAX_REPS} reps' userids")));
+    }
+    if single && reps.len() != 1 {
+        return Err(refuse("reps", "a single-rep code keeps exactly one rep"));
+    }
+    let skip_verify = edit.skip_verify.unwrap_or(cur.skip_verify);
+    let wechat =
+        (reps != cur.reps || skip_verify != cur.skip_verify || name != cur.name).then(|| {
+            ContactWay {
+                kind: if single { 1 } else { 2 },
+                scene: 2,
+                remark: Some(name.chars().take(30).collect()),
+                skip_verify,
+                state: cur.key.clone(),
+                user: reps.clone(),
+                is_temp: false,
+                expires_in: None,
+            }
+        });
+    Ok(Changed {
+        name,
+        reps,
+        skip_verify,
+        wechat,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +383,56 @@ mod tests {
             panic!("a QR code")
         };
         assert_eq!(expire_seconds, Some(3_600));
+    }
+
+    #[test]
+    fn changes_keep_the_codes_shape() {
+        let cur = Current {
+            kind: CodeKind::WecomContactWay,
+            name: "Expo".into(),
+            key: "booth_7".into(),
+            reps: vec!["alice".into()],
+            skip_verify: true,
+        };
+        let c = change(
+            &cur,
+            &CodeChange {
+                reps: Some(vec!["bob".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let w = c.wechat.expect("WeChat is told");
+        assert_eq!(
+            (w.kind, w.state.as_str(), w.user.as_slice()),
+            (1, "booth_7", &["bob".to_string()][..])
+        );
+        let two = CodeChange {
+            reps: Some(vec!["a".into(), "b".into()]),
+            ..Default::default()
+        };
+        assert_eq!(change(&cur, &two).unwrap_err().field, "reps");
+        assert_eq!(
+            change(&cur, &CodeChange::default()).unwrap_err().field,
+            "name"
+        );
+        let same = CodeChange {
+            skip_verify: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(change(&cur, &same).unwrap().wechat, None);
+        let qr = Current {
+            kind: CodeKind::OaQrcode,
+            reps: Vec::new(),
+            ..cur
+        };
+        let renamed = CodeChange {
+            name: Some(" Poster ".into()),
+            ..Default::default()
+        };
+        let c = change(&qr, &renamed).unwrap();
+        assert_eq!((c.name.as_str(), c.wechat), ("Poster", None));
+        assert_eq!(change(&qr, &two).unwrap_err().field, "reps");
     }
 
     #[test]

@@ -247,6 +247,21 @@ pub async fn list(
     q.order_by_asc(code::Column::Id).limit(limit).all(db).await
 }
 
+/// Sets the code's name, reps and verification.
+pub async fn update(
+    db: &DatabaseConnection,
+    c: code::Model,
+    name: String,
+    reps: &[String],
+    skip_verify: bool,
+) -> Result<code::Model, DbErr> {
+    let mut m: code::ActiveModel = c.into();
+    m.name = Set(name);
+    m.reps = Set(serde_json::to_string(reps).unwrap_or_else(|_| "[]".into()));
+    m.skip_verify = Set(skip_verify);
+    m.update(db).await
+}
+
 /// Marks the code retired.
 pub async fn retire(
     db: &DatabaseConnection,

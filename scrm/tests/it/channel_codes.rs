@@ -306,6 +306,39 @@ async fn customers_through_a_channel_code_carry_its_source() {
         "{p}"
     );
 
+    // Another rep takes the code over: WeChat is told; a single-rep code keeps one rep.
+    let other_rep = fake.population().reps[1].userid.clone();
+    let one = format!("{codes}/{}", code["id"].as_str().unwrap());
+    let (s, c) = call(
+        &http,
+        M::PATCH,
+        one.clone(),
+        &ops,
+        Some(json!({"reps": [other_rep]})),
+    )
+    .await;
+    assert_eq!((s, &c["reps"]), (200, &json!([other_rep])), "{c}");
+    assert_eq!(fake.contact_ways()[0].users, vec![other_rep.clone()]);
+    assert_eq!(fake.contact_ways()[0].state, "booth_7", "the key stays");
+    let (s, e) = call(
+        &http,
+        M::PATCH,
+        one.clone(),
+        &ops,
+        Some(json!({"reps": [rep, other_rep]})),
+    )
+    .await;
+    assert_eq!((s, &e["details"]["field"]), (400, &json!("reps")), "{e}");
+    let (s, _) = call(
+        &http,
+        M::PATCH,
+        one.clone(),
+        &analyst,
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    assert_eq!(s, 403);
+
     // Listed for analysts; retired: deleted at WeChat, its key unbound.
     let (s, l) = call(&http, M::GET, codes.clone(), &analyst, None).await;
     assert_eq!(
@@ -318,6 +351,8 @@ async fn customers_through_a_channel_code_carry_its_source() {
     assert_eq!(s, 200, "{r}");
     assert!(r["retired_at"].is_string());
     assert!(fake.contact_ways()[0].deleted);
+    let (s, e) = call(&http, M::PATCH, one, &ops, Some(json!({"name": "again"}))).await;
+    assert_eq!((s, &e["code"]), (409, &json!("code_retired")), "{e}");
     let (_, n) = call(
         &http,
         M::GET,

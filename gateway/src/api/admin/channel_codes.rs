@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `POST /admin/v1/channel-codes` `{kind, app_id, name, source_id?, key?, reps?, skip_verify?, temporary?, expires_in?, tags?}` | the code (201) with its `image_url` |
 //! | `GET /admin/v1/channel-codes`, `/admin/v1/channel-codes/{id}` | the tenant's codes (paged), one code |
+//! | `PATCH /admin/v1/channel-codes/{id}` `{name?, reps?, skip_verify?}` | the code changed (a contact-me code's reps, verification and remark at WeChat too; a single-rep code keeps one rep); a retired one is 409 `code_retired` |
 //! | `POST /admin/v1/channel-codes/{id}/retire` | the code, retired |
 //!
 //! A code's entry key (the contact-me `state`, the QR scene; generated when not given) is bound
@@ -29,7 +30,7 @@ use super::proxy::url_escape;
 use super::routes::AdminRoute;
 use crate::access::AdminPrincipal;
 use crate::api::GatewayState;
-use crate::domain::channel_code::{self, CodeKind, NewChannelCode};
+use crate::domain::channel_code::{self, CodeChange, CodeKind, NewChannelCode};
 use crate::registry::AppKind;
 use crate::services::Service;
 use crate::store::channel_codes::{self as store, code, CodeView};
@@ -48,6 +49,10 @@ pub(super) fn register(cfg: &mut web::ServiceConfig, r: &AdminRoute, route: Rout
         }
         ("GET", "/admin/v1/channel-codes/{id}") => {
             cfg.route(r.path, route.to(get));
+            true
+        }
+        ("PATCH", "/admin/v1/channel-codes/{id}") => {
+            cfg.route(r.path, route.to(update));
             true
         }
         ("POST", "/admin/v1/channel-codes/{id}/retire") => {
@@ -344,6 +349,80 @@ async fn get(
         .map_err(storage)?
         .ok_or_else(|| not_found(&id))?;
     Ok(HttpResponse::Ok().json(CodeView::from(c)))
+}
+
+async fn update(
+    state: web::Data<GatewayState>,
+    req: HttpRequest,
+    p: AdminPrincipal,
+    id: web::Path<String>,
+    body: web::Json<CodeChange>,
+) -> Result<HttpResponse, ApiError> {
+    let c = store::get_in(&state.db, &p.tenant_id, &id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(|| not_found(&id))?;
+    if c.retired_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "code_retired",
+            format!("the channel code `{id}` is retired"),
+        ));
+    }
+    let kind = CodeKind::parse(&c.kind).ok_or_else(|| not_found(&id))?;
+    let view = CodeView::from(c.clone());
+    let cur = channel_code::Current {
+        kind,
+        name: view.name,
+        key: view.key,
+        reps: view.reps,
+        skip_verify: view.skip_verify,
+    };
+    let changed = channel_code::change(&cur, &body).map_err(|e| {
+        ApiError::bad_request("invalid_field", e.to_string())
+            .with_details(json!({"field": e.field, "reason": e.reason}))
+    })?;
+    if let Some(way) = &changed.wechat {
+        let app = state
+            .registry
+            .get(AppKind::Wecom, &c.app_id)
+            .await
+            .map_err(|e| ApiError::unavailable("registry_unavailable", e.to_string()))?;
+        let credentials = app
+            .as_deref()
+            .and_then(WechatApi::credentials)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "app_without_secret",
+                    format!("app_id: `{}` has no secret registered", c.app_id),
+                )
+            })?;
+        state
+            .wechat
+            .update_contact_way(&credentials, &c.wechat_ref, way)
+            .await
+            .map_err(wechat_error)?;
+    }
+    let c = store::update(
+        &state.db,
+        c,
+        changed.name,
+        &changed.reps,
+        changed.skip_verify,
+    )
+    .await
+    .map_err(storage)?;
+    let view = CodeView::from(c);
+    audit(
+        &state.access,
+        &req,
+        &p,
+        StatusCode::OK,
+        json!({"id": view.id, "name": view.name, "reps": view.reps, "skip_verify": view.skip_verify}),
+    )
+    .await;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 async fn retire(

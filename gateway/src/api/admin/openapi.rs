@@ -115,6 +115,7 @@ pub(crate) fn member_status_schema() -> ObjectBuilder {
     crate::exports::store::JobView,
     crate::domain::channel_code::NewChannelCode,
     crate::domain::channel_code::CodeKind,
+    crate::domain::channel_code::CodeChange,
     crate::store::channel_codes::CodeView,
 )))]
 struct Schemas;

@@ -261,6 +261,14 @@ pub(super) fn local_doc(method: &str, path: &str) -> Option<LocalDoc> {
             (200, Some("CodeView")),
             &[404],
         ),
+        ("PATCH", "/admin/v1/channel-codes/{id}") => doc(
+            "Changes a channel code's name, reps or verification (at WeChat too for a contact-me \
+             code); 409 `code_retired`",
+            Some("CodeChange"),
+            NoQuery,
+            (200, Some("CodeView")),
+            &[404, 409, 422],
+        ),
         ("POST", "/admin/v1/channel-codes/{id}/retire") => doc(
             "Retires a channel code: deleted at WeChat (contact-me codes) and its key unbound",
             None,

@@ -38,6 +38,7 @@ pub(super) const GATEWAY: &[AdminRoute] = &[
     local("GET", "/admin/v1/channel-codes", Some(Analyst)),
     local("POST", "/admin/v1/channel-codes", Some(Operator)),
     local("GET", "/admin/v1/channel-codes/{id}", Some(Analyst)),
+    local("PATCH", "/admin/v1/channel-codes/{id}", Some(Operator)),
     local(
         "POST",
         "/admin/v1/channel-codes/{id}/retire",
