@@ -153,10 +153,7 @@ async fn bind(
     body: web::Json<NewBinding>,
 ) -> Result<HttpResponse, ApiError> {
     let by = actor(&p)?;
-    let before = sources::get(&state.db, &p.tenant, &id)
-        .await
-        .map_err(ServiceError::from)?;
-    let n = sources::bind(
+    let (n, new) = sources::bind(
         &state.db,
         &state.resolver.sources,
         &p.tenant,
@@ -167,7 +164,6 @@ async fn bind(
     )
     .await
     .map_err(ServiceError::from)?;
-    let new = n.bindings.len() > before.bindings.len();
     Ok(if new {
         HttpResponse::Created().json(n)
     } else {

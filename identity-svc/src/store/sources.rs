@@ -321,7 +321,8 @@ pub async fn update(
     get(db, tenant, id).await
 }
 
-/// Binds the key `value` of `kind` to the node `id`.
+/// Binds the key `value` of `kind` to the node `id`: the node, and whether the key is new to
+/// it (`false`: it was bound to it already).
 pub async fn bind(
     db: &DatabaseConnection,
     cache: &SourceCache,
@@ -330,7 +331,7 @@ pub async fn bind(
     id: &str,
     kind: &str,
     value: &str,
-) -> Result<NodeView, SourceError> {
+) -> Result<(NodeView, bool), SourceError> {
     let (kind, value) = sources::binding(kind, value)?;
     let node = get(db, tenant, id).await?;
     if node.archived_at.is_some() {
@@ -345,7 +346,7 @@ pub async fn bind(
             .one(db)
             .await?;
     match held {
-        Some(b) if b.node_id == id => return get(db, tenant, id).await,
+        Some(b) if b.node_id == id => return Ok((node, false)),
         Some(b) => {
             return Err(SourceError::KeyTaken {
                 kind: kind.as_str(),
@@ -378,7 +379,7 @@ pub async fn bind(
         Err(e) => return Err(e.into()),
     }
     cache.forget(tenant).await;
-    get(db, tenant, id).await
+    Ok((get(db, tenant, id).await?, true))
 }
 
 /// Unbinds the key `value` of `kind` from the node `id`.
