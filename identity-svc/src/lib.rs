@@ -45,6 +45,27 @@ pub async fn run(cfg: Config, deps: Deps) -> Result<(), RoleError> {
     )
     .with_enrichment(wechat.is_some());
     let mut background = vec![relay.spawn(&deps.tasks, ROLE, &deps.shutdown)];
+    // Every tenant's source registry in memory before the first event, then kept fresh.
+    resolver
+        .sources
+        .refresh_all(&db)
+        .await
+        .map_err(|e| RoleError::Other {
+            role: ROLE,
+            message: format!("cannot read the source registries: {e}"),
+        })?;
+    {
+        let (cache, db, shutdown) = (resolver.sources.clone(), db.clone(), deps.shutdown.clone());
+        background.push(deps.tasks.spawn(
+            ROLE,
+            "identity.sources",
+            Some(store::sources::CACHE_TTL * 6),
+            deps.shutdown.clone(),
+            move |beat| {
+                store::sources::keep_fresh(cache.clone(), db.clone(), shutdown.clone(), beat)
+            },
+        ));
+    }
     {
         let enricher = consume::enrich::Enricher::new(
             resolver.clone(),

@@ -1,11 +1,11 @@
 //! The source registry's rows: nodes created, renamed and archived, entry keys bound and
 //! unbound — each checked by [`crate::domain::sources`] over the tenant's registry as loaded —
-//! and the registry loaded for resolution through a short-lived cache ([`SourceCache`]), so an
-//! event does not read it from the database each time; a write here forgets the tenant's entry
-//! in this process at once, other replicas within [`CACHE_TTL`].
+//! and every tenant's registry kept in memory for resolution ([`SourceCache`]), so an event
+//! never reads it from the database; a write here reloads its tenant at once on this replica,
+//! other replicas pick it up within [`CACHE_TTL`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::domain::sources::{self, BindingKind, Node, Registry, SourceInputError};
 
-/// How long a loaded registry is used before it is read again.
+/// How often every registry is loaded again.
 pub const CACHE_TTL: Duration = Duration::from_secs(10);
 
 pub mod node {
@@ -116,37 +116,74 @@ pub struct NodeView {
     pub archived_at: Option<DateTime<Utc>>,
 }
 
-/// The tenants' registries, loaded for resolution; shared by the resolver's clones.
-#[derive(Debug, Clone)]
+/// Every tenant's registry in memory, for resolution: an event reads it without a database
+/// round trip (a read on the event path would delay that event behind its neighbours). Loaded
+/// whole at start and every [`CACHE_TTL`] ([`Self::refresh_all`]); a write here reloads its
+/// tenant at once on this replica ([`Self::reload`]). A tenant without a registry reads as empty.
+#[derive(Debug, Clone, Default)]
 pub struct SourceCache {
-    loaded: moka::future::Cache<String, Arc<Registry>>,
-}
-
-impl Default for SourceCache {
-    fn default() -> Self {
-        SourceCache {
-            loaded: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-        }
-    }
+    loaded: Arc<RwLock<HashMap<String, Arc<Registry>>>>,
 }
 
 impl SourceCache {
-    /// The tenant's registry, from the cache while it is younger than [`CACHE_TTL`].
-    pub async fn get(&self, db: &DatabaseConnection, tenant: &str) -> Result<Arc<Registry>, DbErr> {
-        if let Some(r) = self.loaded.get(tenant).await {
-            return Ok(r);
-        }
-        let r = Arc::new(load(db, tenant).await?);
-        self.loaded.insert(tenant.to_string(), Arc::clone(&r)).await;
-        Ok(r)
+    /// The tenant's registry as last loaded.
+    pub fn get(&self, tenant: &str) -> Arc<Registry> {
+        self.read().get(tenant).cloned().unwrap_or_default()
     }
 
-    /// Reads the tenant's registry again at its next use.
-    pub async fn forget(&self, tenant: &str) {
-        self.loaded.invalidate(tenant).await;
+    /// Loads every tenant's registry again (two reads of the two tables).
+    pub async fn refresh_all<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
+        let nodes = node::Entity::find().all(db).await?;
+        let bindings = binding::Entity::find().all(db).await?;
+        let mut by_tenant: HashMap<String, (Vec<node::Model>, Vec<binding::Model>)> =
+            HashMap::new();
+        for n in nodes {
+            by_tenant.entry(n.tenant_id.clone()).or_default().0.push(n);
+        }
+        for b in bindings {
+            by_tenant.entry(b.tenant_id.clone()).or_default().1.push(b);
+        }
+        let all = by_tenant
+            .into_iter()
+            .map(|(t, (n, b))| (t, Arc::new(registry(&n, &b))))
+            .collect();
+        *self.write() = all;
+        Ok(())
+    }
+
+    /// Loads the tenant's registry again (after a write to it).
+    pub async fn reload<C: ConnectionTrait>(&self, db: &C, tenant: &str) -> Result<(), DbErr> {
+        let r = Arc::new(load(db, tenant).await?);
+        self.write().insert(tenant.to_string(), r);
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Registry>>> {
+        self.loaded.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Registry>>> {
+        self.loaded.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Refreshes `cache` from `db` every [`CACHE_TTL`] until `shutdown` (a failed pass is logged
+/// and the last registries kept).
+pub async fn keep_fresh(
+    cache: SourceCache,
+    db: DatabaseConnection,
+    shutdown: tokio_util::sync::CancellationToken,
+    beat: platform::tasks::Beat,
+) {
+    loop {
+        beat.beat();
+        if let Err(e) = cache.refresh_all(&db).await {
+            tracing::warn!(error = %e, "Source registries not reloaded; the last ones stay");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CACHE_TTL) => {}
+        }
     }
 }
 
@@ -284,7 +321,7 @@ pub async fn create(
     }
     .insert(db)
     .await?;
-    cache.forget(tenant).await;
+    cache.reload(db, tenant).await?;
     get(db, tenant, &id).await
 }
 
@@ -317,7 +354,7 @@ pub async fn update(
         _ => {}
     }
     m.update(db).await?;
-    cache.forget(tenant).await;
+    cache.reload(db, tenant).await?;
     get(db, tenant, id).await
 }
 
@@ -378,7 +415,7 @@ pub async fn bind(
         }
         Err(e) => return Err(e.into()),
     }
-    cache.forget(tenant).await;
+    cache.reload(db, tenant).await?;
     Ok((get(db, tenant, id).await?, true))
 }
 
@@ -408,6 +445,6 @@ pub async fn unbind(
             node: id.to_string(),
         });
     }
-    cache.forget(tenant).await;
+    cache.reload(db, tenant).await?;
     get(db, tenant, id).await
 }

@@ -1,6 +1,6 @@
 //! What an event needs before its transaction begins: its identifiers extracted, hashed, sealed
 //! and masked ([`Prepared`]), what it observed ([`observe`]), the tenant's custom fields for a
-//! form and source registry for an entry key, and the anchor of a personalised binding code — read outside the transaction, so a
+//! form, and the anchor of a personalised binding code — read outside the transaction, so a
 //! transaction holding a pooled connection never waits for another one.
 
 use std::sync::Arc;
@@ -38,14 +38,8 @@ impl Resolver {
             Vec::new()
         };
         // A touch through an entry key (QR scene, contact-me state, UTM campaign) is attributed
-        // through the tenant's source registry.
-        let sources = if observe::entry_code(env).is_some()
-            || env.kind.starts_with(proto::sdk::TRACK_PREFIX)
-        {
-            self.sources.get(&self.db, &env.tenant_id).await?
-        } else {
-            Arc::default()
-        };
+        // through the tenant's source registry (in memory).
+        let sources = self.sources.get(&env.tenant_id);
         let ctx = ObserveCtx {
             default_region: &policy.default_region,
             custom: &custom,
